@@ -1,0 +1,103 @@
+//! The server's configuration, from flags or the environment (the instance's systemd unit and
+//! the sandbox's compute agent both set the environment).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the image server can be told at start-up.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "HYBRIDLAB_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// S3 bucket that receives the originals and their variants.
+    #[arg(long, env = "HYBRIDLAB_BUCKET")]
+    pub bucket: String,
+
+    /// DynamoDB table that receives one metadata row per image (partition key `image_id`).
+    #[arg(long, env = "HYBRIDLAB_TABLE")]
+    pub table: String,
+
+    /// AWS region; defaults to the SDK's chain (environment, profile, instance metadata).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Endpoint of an AWS-compatible service (the local sandbox), used for S3 and DynamoDB.
+    #[arg(long, env = "HYBRIDLAB_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Bearer token that `POST /process-image` requires; none means no check.
+    #[arg(long, env = "HYBRIDLAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Largest image download, in bytes, enforced while streaming.
+    #[arg(long, env = "HYBRIDLAB_MAX_DOWNLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_download_bytes: u64,
+
+    /// Time allowed for the whole download, in milliseconds.
+    #[arg(long, env = "HYBRIDLAB_DOWNLOAD_TIMEOUT_MS", default_value_t = 20_000)]
+    pub download_timeout_ms: u64,
+
+    /// Time allowed to connect to the image host, in milliseconds.
+    #[arg(long, env = "HYBRIDLAB_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+
+    /// Largest image, in pixels, that is decoded; larger ones are refused before allocation.
+    #[arg(long, env = "HYBRIDLAB_MAX_PIXELS", default_value_t = 64_000_000)]
+    pub max_pixels: u64,
+
+    /// Requests processed at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "HYBRIDLAB_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
+
+    /// Images decoded and resized at once (CPU-bound work); defaults to the number of cores.
+    #[arg(long, env = "HYBRIDLAB_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Allow image URLs on loopback and private addresses (the local sandbox serves its test
+    /// images on loopback). Instance-metadata addresses stay refused.
+    #[arg(long, env = "HYBRIDLAB_ALLOW_PRIVATE_ADDRESSES")]
+    pub allow_private_addresses: bool,
+
+    /// Lifetime of the presigned URLs that `GET /api/images` and `GET /` hand out, in seconds.
+    #[arg(long, env = "HYBRIDLAB_PRESIGN_SECONDS", default_value_t = 900)]
+    pub presign_seconds: u64,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults above, for the given bucket and table.
+    pub fn new(bucket: impl Into<String>, table: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            bucket: bucket.into(),
+            table: table.into(),
+            region: None,
+            endpoint_url: None,
+            token: None,
+            max_download_bytes: 25 * 1024 * 1024,
+            download_timeout_ms: 20_000,
+            connect_timeout_ms: 5_000,
+            max_pixels: 64_000_000,
+            max_in_flight: 64,
+            workers: None,
+            allow_private_addresses: false,
+            presign_seconds: 900,
+        }
+    }
+
+    pub fn download_timeout(&self) -> Duration {
+        Duration::from_millis(self.download_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// The number of CPU-bound image jobs that run at once.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .filter(|&workers| workers > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}

@@ -1,0 +1,210 @@
+//! `POST /process-image` from start to end: download, decode and resize on a blocking thread,
+//! upload the original and the variants, write the row. Each stage is timed. If storing fails
+//! part-way, what was uploaded is removed and a `FAILED` row says why, so the bucket never
+//! holds objects without a row.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hybridlab_imaging::{DecodeLimits, LAB_VARIANTS, make_variants};
+use hybridlab_wire::{
+    ErrorCode, ImageRecord, ImageStatus, ORIGINAL, ProcessImageRequest, ProcessImageResponse,
+    StageTimings,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::AppState;
+use crate::download::parse_image_url;
+use crate::error::AppError;
+use crate::storage::NewObject;
+
+/// Milliseconds, with microsecond precision.
+fn ms(duration: Duration) -> f64 {
+    (duration.as_micros() as f64) / 1000.0
+}
+
+/// The current time in RFC 3339, to the millisecond.
+pub fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// The S3 key of one object of an image.
+pub fn object_key(image_id: &str, name: &str, extension: &str) -> String {
+    format!("images/{image_id}/{name}.{extension}")
+}
+
+pub(crate) async fn process_image(
+    state: &AppState,
+    request: ProcessImageRequest,
+    request_id: &str,
+) -> Result<ProcessImageResponse, AppError> {
+    let started = Instant::now();
+    let url = parse_image_url(&request.image_url)?;
+
+    let download_started = Instant::now();
+    let original = state.downloader().fetch(&url).await?;
+    let download = download_started.elapsed();
+    tracing::info!(
+        bytes = original.len(),
+        download_ms = ms(download),
+        "downloaded"
+    );
+
+    let limits = DecodeLimits {
+        max_pixels: state.config().max_pixels,
+    };
+    let processed = {
+        // Waiting here, not in the runtime's blocking pool, keeps at most `workers` images in
+        // memory decoded at once however many requests are admitted.
+        let _worker = state.acquire_worker().await?;
+        let bytes = original.clone();
+        tokio::task::spawn_blocking(move || make_variants(&bytes, &LAB_VARIANTS, limits))
+            .await
+            .map_err(AppError::internal)??
+    };
+
+    let image_id = uuid::Uuid::now_v7().to_string();
+    let mut keys = BTreeMap::new();
+    let mut objects = Vec::with_capacity(processed.variants.len() + 1);
+    let original_key = object_key(&image_id, ORIGINAL, processed.format.extension());
+    keys.insert(ORIGINAL.to_owned(), original_key.clone());
+    objects.push(NewObject {
+        key: original_key,
+        body: original.clone(),
+        content_type: processed.format.mime_type(),
+    });
+    for variant in processed.variants {
+        let key = object_key(&image_id, variant.name, "jpg");
+        keys.insert(variant.name.to_owned(), key.clone());
+        objects.push(NewObject {
+            key,
+            body: Bytes::from(variant.jpeg),
+            content_type: "image/jpeg",
+        });
+    }
+
+    let mut timings = StageTimings {
+        download: ms(download),
+        decode: ms(processed.timings.decode),
+        resize: ms(processed.timings.resize),
+        encode: ms(processed.timings.encode),
+        ..StageTimings::default()
+    };
+    let created_at = now_rfc3339();
+    let mut record = ImageRecord {
+        image_id: image_id.clone(),
+        status: ImageStatus::Completed,
+        source_url: Some(url.to_string()),
+        bucket: state.store().bucket().to_owned(),
+        keys: keys.clone(),
+        size_bytes: Some(original.len() as u64),
+        width: Some(processed.width),
+        height: Some(processed.height),
+        format: Some(processed.format.name().to_owned()),
+        created_at: created_at.clone(),
+        updated_at: created_at,
+        timings_ms: None,
+        error: None,
+        request_id: Some(request_id.to_owned()),
+    };
+
+    let s3_started = Instant::now();
+    if let Err(err) = state.store().put_objects(&image_id, objects).await {
+        timings.s3 = ms(s3_started.elapsed());
+        return Err(record_failure(state, record, timings, started, err).await);
+    }
+    timings.s3 = ms(s3_started.elapsed());
+
+    let dynamodb_started = Instant::now();
+    // The total is fixed before the row is written so the row and the answer agree; the write
+    // itself is timed separately and only reported in the answer.
+    timings.total = ms(started.elapsed());
+    record.timings_ms = Some(timings);
+    if let Err(err) = state.store().put_record(&record).await {
+        let uploaded: Vec<String> = keys.values().cloned().collect();
+        state.store().delete_objects(&uploaded).await;
+        timings.dynamodb = ms(dynamodb_started.elapsed());
+        return Err(record_failure(state, record, timings, started, err).await);
+    }
+    timings.dynamodb = ms(dynamodb_started.elapsed());
+    timings.total = ms(started.elapsed());
+
+    tracing::info!(
+        image_id = %image_id,
+        width = processed.width,
+        height = processed.height,
+        total_ms = timings.total,
+        "processed"
+    );
+    Ok(ProcessImageResponse {
+        image_id,
+        request_id: request_id.to_owned(),
+        bucket: record.bucket,
+        keys,
+        size_bytes: original.len() as u64,
+        width: processed.width,
+        height: processed.height,
+        format: processed.format.name().to_owned(),
+        timings_ms: timings,
+    })
+}
+
+/// Writes the `FAILED` row for an image whose objects could not all be stored (they have been
+/// removed already), and builds the answer. If even that row cannot be written, the log is
+/// the only record left, and says so.
+async fn record_failure(
+    state: &AppState,
+    mut record: ImageRecord,
+    mut timings: StageTimings,
+    started: Instant,
+    err: crate::storage::StorageError,
+) -> AppError {
+    tracing::error!(image_id = %record.image_id, error = %err, "storing the image failed");
+    timings.total = ms(started.elapsed());
+    record.status = ImageStatus::Failed;
+    record.keys = BTreeMap::new();
+    record.error = Some(format!("storage failed: {err}"));
+    record.timings_ms = Some(timings);
+    record.updated_at = now_rfc3339();
+    if let Err(row_err) = state.store().put_record(&record).await {
+        tracing::error!(
+            image_id = %record.image_id,
+            error = %row_err,
+            "the FAILED row could not be written either"
+        );
+    }
+    AppError::new(
+        ErrorCode::StorageFailed,
+        format!(
+            "image {} could not be stored; nothing of it was kept",
+            record.image_id
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_images_prefix_layout() {
+        assert_eq!(
+            object_key("abc", "thumbnail", "jpg"),
+            "images/abc/thumbnail.jpg"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let stamp = now_rfc3339();
+        assert!(OffsetDateTime::parse(&stamp, &Rfc3339).is_ok(), "{stamp}");
+        assert!(stamp.ends_with('Z'), "{stamp}");
+    }
+}

@@ -1,0 +1,382 @@
+//! Format detection and decoding under a pixel limit.
+//!
+//! JPEG takes one of two strict decoders: `jpeg-decoder` when the variants are at most half the
+//! original's size, because it can run the inverse DCT at 1/2, 1/4 or 1/8 scale and so never
+//! builds the full-size image; `zune-jpeg` otherwise, because it is the faster full-size decoder.
+//! Both are strict so a truncated file is an error, not a half-grey picture. PNG, GIF and WebP
+//! go through `image`. Every path reads the header and checks the pixel limit before it
+//! allocates the pixel buffer.
+
+use std::io::Cursor;
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+
+use crate::{DecodeLimits, ImagingError, Layout, Raster, VariantSpec, fit_within};
+
+/// The image formats the lab accepts, detected from the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceFormat {
+    Jpeg,
+    Png,
+    Gif,
+    WebP,
+}
+
+impl SourceFormat {
+    /// Detects the format from the file signature; `None` for anything else.
+    pub fn detect(bytes: &[u8]) -> Option<Self> {
+        match image::guess_format(bytes).ok()? {
+            ImageFormat::Jpeg => Some(Self::Jpeg),
+            ImageFormat::Png => Some(Self::Png),
+            ImageFormat::Gif => Some(Self::Gif),
+            ImageFormat::WebP => Some(Self::WebP),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name stored in the metadata row: `jpeg`, `png`, `gif` or `webp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::WebP => "webp",
+        }
+    }
+
+    /// The file extension for the stored original.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::WebP => "webp",
+        }
+    }
+
+    /// The Content-Type of the stored original.
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Gif => "image/gif",
+            Self::WebP => "image/webp",
+        }
+    }
+
+    fn image_format(self) -> ImageFormat {
+        match self {
+            Self::Jpeg => ImageFormat::Jpeg,
+            Self::Png => ImageFormat::Png,
+            Self::Gif => ImageFormat::Gif,
+            Self::WebP => ImageFormat::WebP,
+        }
+    }
+}
+
+impl std::fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Decoded pixels as stored in the file (before the EXIF orientation), possibly at a reduced
+/// DCT scale, with the full size and the orientation to apply.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub format: SourceFormat,
+    pub raster: Raster,
+    pub full_width: u32,
+    pub full_height: u32,
+    pub orientation: Orientation,
+}
+
+impl Decoded {
+    /// The full size as displayed, after the orientation.
+    pub fn oriented_size(&self) -> (u32, u32) {
+        if swaps_axes(self.orientation) {
+            (self.full_height, self.full_width)
+        } else {
+            (self.full_width, self.full_height)
+        }
+    }
+}
+
+/// True where applying `orientation` turns width into height.
+pub(crate) fn swaps_axes(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+pub(crate) fn decode(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: DecodeLimits,
+) -> Result<Decoded, ImagingError> {
+    let format = SourceFormat::detect(bytes).ok_or(ImagingError::NotAnImage)?;
+    match format {
+        SourceFormat::Jpeg => match decode_jpeg_scaled(bytes, specs, limits)? {
+            Some(decoded) => Ok(decoded),
+            None => decode_jpeg_full(bytes, limits),
+        },
+        _ => decode_with_image(bytes, format, limits),
+    }
+}
+
+fn check_pixels(
+    format: SourceFormat,
+    width: u32,
+    height: u32,
+    limits: DecodeLimits,
+) -> Result<(), ImagingError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(ImagingError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            max_pixels: limits.max_pixels,
+        });
+    }
+    if pixels == 0 {
+        return Err(corrupt(format, "the image has no pixels"));
+    }
+    Ok(())
+}
+
+fn corrupt(format: SourceFormat, reason: impl std::fmt::Display) -> ImagingError {
+    ImagingError::Corrupt {
+        format,
+        reason: reason.to_string(),
+    }
+}
+
+/// Decodes at the smallest DCT scale that still covers the largest variant, or answers `None`
+/// when no reduced scale applies (the variants are close to full size, or the colour model is
+/// one this decoder would need converting).
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: DecodeLimits,
+) -> Result<Option<Decoded>, ImagingError> {
+    let Some(largest_side) = specs.iter().map(|spec| spec.longest_side).max() else {
+        return Ok(None);
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder
+        .read_info()
+        .map_err(|err| corrupt(SourceFormat::Jpeg, err))?;
+    let Some(info) = decoder.info() else {
+        return Err(corrupt(SourceFormat::Jpeg, "no frame header"));
+    };
+    let (full_width, full_height) = (u32::from(info.width), u32::from(info.height));
+    check_pixels(SourceFormat::Jpeg, full_width, full_height, limits)?;
+    let layout = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => Layout::Gray,
+        jpeg_decoder::PixelFormat::RGB24 => Layout::Rgb,
+        _ => return Ok(None),
+    };
+    // Scale and orientation commute for the longest side, so the target in stored
+    // orientation is known before the EXIF data is read.
+    let (target_width, target_height) = fit_within(full_width, full_height, largest_side);
+    if target_width * 2 > full_width && target_height * 2 > full_height {
+        return Ok(None);
+    }
+    let requested = |side: u32| u16::try_from(side).unwrap_or(u16::MAX);
+    let (width, height) = decoder
+        .scale(requested(target_width), requested(target_height))
+        .map_err(|err| corrupt(SourceFormat::Jpeg, err))?;
+    let pixels = decoder
+        .decode()
+        .map_err(|err| corrupt(SourceFormat::Jpeg, err))?;
+    let (width, height) = (u32::from(width), u32::from(height));
+    if pixels.len() != width as usize * height as usize * layout.channels() {
+        return Err(corrupt(
+            SourceFormat::Jpeg,
+            "the decoder returned fewer pixels than the header declares",
+        ));
+    }
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    Ok(Some(Decoded {
+        format: SourceFormat::Jpeg,
+        raster: Raster {
+            width,
+            height,
+            layout,
+            pixels,
+        },
+        full_width,
+        full_height,
+        orientation,
+    }))
+}
+
+fn decode_jpeg_full(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded, ImagingError> {
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX));
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder
+        .decode_headers()
+        .map_err(|err| corrupt(SourceFormat::Jpeg, err))?;
+    let Some((width, height)) = decoder.dimensions() else {
+        return Err(corrupt(SourceFormat::Jpeg, "no frame header"));
+    };
+    // JPEG sizes are 16-bit, so these conversions cannot saturate.
+    let (width, height) = (
+        u32::try_from(width).unwrap_or(u32::MAX),
+        u32::try_from(height).unwrap_or(u32::MAX),
+    );
+    check_pixels(SourceFormat::Jpeg, width, height, limits)?;
+    let layout = match decoder.input_colorspace() {
+        Some(ColorSpace::Luma | ColorSpace::LumaA) => Layout::Gray,
+        _ => Layout::Rgb,
+    };
+    let out_colorspace = match layout {
+        Layout::Gray => ColorSpace::Luma,
+        Layout::Rgb => ColorSpace::RGB,
+    };
+    let options = decoder.options().jpeg_set_out_colorspace(out_colorspace);
+    decoder.set_options(options);
+    let pixels = decoder
+        .decode()
+        .map_err(|err| corrupt(SourceFormat::Jpeg, err))?;
+    if pixels.len() != width as usize * height as usize * layout.channels() {
+        return Err(corrupt(
+            SourceFormat::Jpeg,
+            "the decoder returned fewer pixels than the header declares",
+        ));
+    }
+    let orientation = decoder
+        .exif()
+        .and_then(|exif| Orientation::from_exif_chunk(exif))
+        .unwrap_or(Orientation::NoTransforms);
+    Ok(Decoded {
+        format: SourceFormat::Jpeg,
+        raster: Raster {
+            width,
+            height,
+            layout,
+            pixels,
+        },
+        full_width: width,
+        full_height: height,
+        orientation,
+    })
+}
+
+fn decode_with_image(
+    bytes: &[u8],
+    format: SourceFormat,
+    limits: DecodeLimits,
+) -> Result<Decoded, ImagingError> {
+    let reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut decoder = reader.into_decoder().map_err(|err| corrupt(format, err))?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(format, width, height, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(|err| corrupt(format, err))?;
+    let raster = flatten(image);
+    Ok(Decoded {
+        format,
+        raster,
+        full_width: width,
+        full_height: height,
+        orientation,
+    })
+}
+
+/// Brings any decoded image to 8-bit grey or RGB, compositing alpha onto white (a JPEG has no
+/// alpha, and black behind transparent pixels is what a naive conversion would show).
+fn flatten(image: DynamicImage) -> Raster {
+    let (width, height) = (image.width(), image.height());
+    let has_alpha = image.color().has_alpha();
+    let gray = !image.color().has_color();
+    match (gray, has_alpha) {
+        (true, false) => Raster {
+            width,
+            height,
+            layout: Layout::Gray,
+            pixels: image.into_luma8().into_raw(),
+        },
+        (true, true) => {
+            let pixels = image
+                .into_luma_alpha8()
+                .pixels()
+                .map(|pixel| over_white(pixel.0[0], pixel.0[1]))
+                .collect();
+            Raster {
+                width,
+                height,
+                layout: Layout::Gray,
+                pixels,
+            }
+        }
+        (false, false) => Raster {
+            width,
+            height,
+            layout: Layout::Rgb,
+            pixels: image.into_rgb8().into_raw(),
+        },
+        (false, true) => {
+            let rgba = image.into_rgba8();
+            let mut pixels = Vec::with_capacity(width as usize * height as usize * 3);
+            for pixel in rgba.pixels() {
+                let [r, g, b, a] = pixel.0;
+                pixels.extend_from_slice(&[over_white(r, a), over_white(g, a), over_white(b, a)]);
+            }
+            Raster {
+                width,
+                height,
+                layout: Layout::Rgb,
+                pixels,
+            }
+        }
+    }
+}
+
+/// One channel of a pixel with straight alpha `alpha`, composited over white.
+fn over_white(value: u8, alpha: u8) -> u8 {
+    let (value, alpha) = (u32::from(value), u32::from(alpha));
+    // Rounded integer form of value*a + 255*(1-a); the result is at most 255.
+    ((value * alpha + 255 * (255 - alpha) + 127) / 255) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_white_keeps_opaque_and_whitens_transparent() {
+        assert_eq!(over_white(10, 255), 10);
+        assert_eq!(over_white(10, 0), 255);
+        assert_eq!(over_white(0, 128), 127);
+    }
+
+    #[test]
+    fn detect_ignores_anything_but_the_signature() {
+        assert_eq!(
+            SourceFormat::detect(b"\x89PNG\r\n\x1a\n...."),
+            Some(SourceFormat::Png)
+        );
+        assert_eq!(
+            SourceFormat::detect(b"GIF89a......"),
+            Some(SourceFormat::Gif)
+        );
+        assert_eq!(SourceFormat::detect(b"<html>not an image</html>"), None);
+        assert_eq!(SourceFormat::detect(b""), None);
+    }
+}

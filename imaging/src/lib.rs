@@ -1,0 +1,224 @@
+//! The lab's image pipeline as plain functions: detect the format from the bytes, decode under a
+//! pixel limit (at a reduced JPEG DCT scale when the variants are much smaller), apply the EXIF
+//! orientation, resample with `fast_image_resize` and encode each variant as JPEG.
+//!
+//! No I/O and no async: the image server calls [`make_variants`] on a blocking thread, the
+//! resizer Lambda calls it inline, and the benchmark calls it in a loop.
+
+mod decode;
+mod encode;
+mod resize;
+
+use std::time::{Duration, Instant};
+
+pub use decode::SourceFormat;
+
+/// The JPEG quality of every variant.
+pub const JPEG_QUALITY: u8 = 85;
+
+/// One variant to make: its name and the longest side, in pixels, it is scaled down to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantSpec {
+    pub name: &'static str,
+    pub longest_side: u32,
+}
+
+/// The variants the lab makes: `thumbnail` (150 px), `medium` (600 px) and `large` (1200 px).
+pub const LAB_VARIANTS: [VariantSpec; 3] = [
+    VariantSpec {
+        name: "thumbnail",
+        longest_side: 150,
+    },
+    VariantSpec {
+        name: "medium",
+        longest_side: 600,
+    },
+    VariantSpec {
+        name: "large",
+        longest_side: 1200,
+    },
+];
+
+/// Decoding limits, checked against the image header before any pixel buffer is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// The most pixels (width × height) an image may have.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 64_000_000,
+        }
+    }
+}
+
+/// Why an image could not be turned into variants.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    /// The bytes are not one of the supported formats (JPEG, PNG, GIF, WebP).
+    #[error("the data is not a JPEG, PNG, GIF or WebP image")]
+    NotAnImage,
+    /// The header declares more pixels than the limit; nothing was allocated.
+    #[error(
+        "the image is {width}x{height} ({pixels} pixels), over the limit of {max_pixels} pixels"
+    )]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        max_pixels: u64,
+    },
+    /// The bytes start as an image but do not decode (truncated or corrupt).
+    #[error("the {format} image does not decode: {reason}")]
+    Corrupt {
+        format: SourceFormat,
+        reason: String,
+    },
+    /// Resampling failed; a bug rather than bad input.
+    #[error("resizing failed: {0}")]
+    Resize(String),
+    /// Encoding failed; a bug rather than bad input.
+    #[error("JPEG encoding failed: {0}")]
+    Encode(String),
+}
+
+/// One encoded variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedVariant {
+    pub name: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// JPEG bytes.
+    pub jpeg: Vec<u8>,
+}
+
+/// Time spent in each stage of [`make_variants`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineTimings {
+    pub decode: Duration,
+    pub resize: Duration,
+    pub encode: Duration,
+}
+
+/// The outcome of [`make_variants`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedImage {
+    pub format: SourceFormat,
+    /// Width of the original as displayed, after its EXIF orientation.
+    pub width: u32,
+    /// Height of the original as displayed, after its EXIF orientation.
+    pub height: u32,
+    /// In the order of the specs given.
+    pub variants: Vec<EncodedVariant>,
+    pub timings: PipelineTimings,
+}
+
+/// Detects the format of `bytes` from their signature, never from a file name.
+pub fn detect_format(bytes: &[u8]) -> Option<SourceFormat> {
+    SourceFormat::detect(bytes)
+}
+
+/// Decodes `bytes` and makes one JPEG per spec, each scaled so its longest side is the spec's
+/// (never upscaled), in the orientation the EXIF data asks for.
+pub fn make_variants(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: DecodeLimits,
+) -> Result<ProcessedImage, ImagingError> {
+    let started = Instant::now();
+    let decoded = decode::decode(bytes, specs, limits)?;
+    let decode_time = started.elapsed();
+
+    let (width, height) = decoded.oriented_size();
+    let targets: Vec<(u32, u32)> = specs
+        .iter()
+        .map(|spec| fit_within(width, height, spec.longest_side))
+        .collect();
+
+    let started = Instant::now();
+    let rasters = resize::resize_all(&decoded, &targets)?;
+    let resize_time = started.elapsed();
+
+    let started = Instant::now();
+    let mut variants = Vec::with_capacity(specs.len());
+    for (spec, raster) in specs.iter().zip(rasters) {
+        let jpeg = encode::encode_jpeg(&raster, JPEG_QUALITY)?;
+        variants.push(EncodedVariant {
+            name: spec.name,
+            width: raster.width,
+            height: raster.height,
+            jpeg,
+        });
+    }
+    let encode_time = started.elapsed();
+
+    Ok(ProcessedImage {
+        format: decoded.format,
+        width,
+        height,
+        variants,
+        timings: PipelineTimings {
+            decode: decode_time,
+            resize: resize_time,
+            encode: encode_time,
+        },
+    })
+}
+
+/// The size of a `width`×`height` image scaled so its longest side is at most `longest_side`,
+/// keeping the aspect ratio and never scaling up. Neither side goes below one pixel.
+pub fn fit_within(width: u32, height: u32, longest_side: u32) -> (u32, u32) {
+    let longest = width.max(height);
+    if longest <= longest_side || longest == 0 {
+        return (width.max(1), height.max(1));
+    }
+    let scale = f64::from(longest_side) / f64::from(longest);
+    // Rounded, so a 4000x3000 image fits 1200 as 1200x900 exactly.
+    let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, longest_side);
+    (scaled(width), scaled(height))
+}
+
+/// Pixels in one of the two layouts the pipeline works in: 8-bit grey or 8-bit RGB. Alpha is
+/// flattened onto white at decode time because every variant is a JPEG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Raster {
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub pixels: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    Gray,
+    Rgb,
+}
+
+impl Layout {
+    pub(crate) fn channels(self) -> usize {
+        match self {
+            Self::Gray => 1,
+            Self::Rgb => 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_within_scales_the_longest_side_and_keeps_the_ratio() {
+        assert_eq!(fit_within(4000, 3000, 1200), (1200, 900));
+        assert_eq!(fit_within(3000, 4000, 150), (113, 150));
+        assert_eq!(fit_within(10_000, 10, 150), (150, 1));
+    }
+
+    #[test]
+    fn fit_within_never_upscales() {
+        assert_eq!(fit_within(800, 600, 1200), (800, 600));
+        assert_eq!(fit_within(1200, 10, 1200), (1200, 10));
+    }
+}
