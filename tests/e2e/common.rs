@@ -1,0 +1,70 @@
+//! Helpers the e2e modules share.
+
+use hybridlab_ec2_server::records::from_item;
+use hybridlab_tests::server::Lab;
+use hybridlab_wire::ImageRecord;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// An HTTP client for the tests, with no proxy so loopback is reached directly.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client builds")
+}
+
+/// The answer of one `POST /process-image`.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The stable error code of an error answer.
+    pub fn error_code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("<no error code>")
+    }
+}
+
+pub async fn post_json(lab: &Lab, body: Value, token: Option<&str>) -> Answer {
+    let mut request = http()
+        .post(format!("{}/process-image", lab.server.url))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("the answer is JSON ({err}): {text}"));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn process(lab: &Lab, image_url: &str) -> Answer {
+    post_json(lab, serde_json::json!({ "image_url": image_url }), None).await
+}
+
+/// Every row of the lab's table, parsed.
+pub async fn rows(lab: &Lab) -> Vec<ImageRecord> {
+    lab.clients
+        .scan_all(&lab.table)
+        .await
+        .iter()
+        .map(|item| from_item(item).expect("rows parse"))
+        .collect()
+}
+
+/// Asserts that nothing at all was stored: no object, no row.
+pub async fn assert_nothing_stored(lab: &Lab, case: &str) {
+    assert_eq!(lab.clients.list_keys(&lab.bucket).await, Vec::<String>::new(), "{case}: objects");
+    assert!(rows(lab).await.is_empty(), "{case}: rows");
+}
