@@ -6,7 +6,11 @@
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "hybridlab", version, about = "Run the hybrid AWS image-processing lab")]
+#[command(
+    name = "hybridlab",
+    version,
+    about = "Run the hybrid AWS image-processing lab"
+)]
 struct Cli {}
 
 fn main() -> std::process::ExitCode {

@@ -65,6 +65,10 @@ pub async fn rows(lab: &Lab) -> Vec<ImageRecord> {
 
 /// Asserts that nothing at all was stored: no object, no row.
 pub async fn assert_nothing_stored(lab: &Lab, case: &str) {
-    assert_eq!(lab.clients.list_keys(&lab.bucket).await, Vec::<String>::new(), "{case}: objects");
+    assert_eq!(
+        lab.clients.list_keys(&lab.bucket).await,
+        Vec::<String>::new(),
+        "{case}: objects"
+    );
     assert!(rows(lab).await.is_empty(), "{case}: rows");
 }

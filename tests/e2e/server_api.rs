@@ -40,9 +40,11 @@ async fn the_listing_pages_through_rows_with_working_presigned_urls() {
     let lab = Lab::start().await;
     let mut ids = Vec::new();
     for index in 0..3 {
-        let url = lab
-            .images
-            .add(&format!("p{index}.jpg"), fixtures::jpeg(200 + index * 10, 100), "image/jpeg");
+        let url = lab.images.add(
+            &format!("p{index}.jpg"),
+            fixtures::jpeg(200 + index * 10, 100),
+            "image/jpeg",
+        );
         let answer = process(&lab, &url).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         ids.push(answer.body["image_id"].as_str().expect("an id").to_owned());
@@ -73,7 +75,10 @@ async fn the_listing_pages_through_rows_with_working_presigned_urls() {
 
     let item = &first.items[0];
     for name in ["original", "thumbnail", "medium", "large"] {
-        let url = item.urls.get(name).unwrap_or_else(|| panic!("a URL for {name}"));
+        let url = item
+            .urls
+            .get(name)
+            .unwrap_or_else(|| panic!("a URL for {name}"));
         assert!(url.contains("X-Amz-Signature"), "presigned: {url}");
         let response = http().get(url).send().await.expect("the URL answers");
         assert_eq!(response.status(), StatusCode::OK, "{name}");
@@ -108,7 +113,9 @@ async fn the_index_page_shows_health_and_recent_thumbnails() {
         .await
         .expect("HTML");
     assert!(empty.contains("No images yet"));
-    let url = lab.images.add("p.jpg", fixtures::jpeg(300, 300), "image/jpeg");
+    let url = lab
+        .images
+        .add("p.jpg", fixtures::jpeg(300, 300), "image/jpeg");
     let answer = process(&lab, &url).await;
     let id = answer.body["image_id"].as_str().expect("an id").to_owned();
     let page = http()
@@ -128,7 +135,8 @@ async fn the_index_page_shows_health_and_recent_thumbnails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_concurrency_limit_requests_are_refused_with_retry_after() {
     let lab = Lab::start_with(|config| config.max_in_flight = 1).await;
-    lab.images.add("photo.jpg", fixtures::jpeg(200, 100), "image/jpeg");
+    lab.images
+        .add("photo.jpg", fixtures::jpeg(200, 100), "image/jpeg");
     let slow_url = format!("{}/slow/1500/photo.jpg", lab.images.base());
     let server_url = lab.server.url.clone();
     let slow = tokio::spawn(async move {
@@ -159,7 +167,9 @@ async fn at_the_concurrency_limit_requests_are_refused_with_retry_after() {
     }
     assert!(admitted, "the slow request was admitted");
 
-    let url = lab.images.add("other.jpg", fixtures::jpeg(200, 100), "image/jpeg");
+    let url = lab
+        .images
+        .add("other.jpg", fixtures::jpeg(200, 100), "image/jpeg");
     let answer = process(&lab, &url).await;
     assert_eq!(
         (answer.status, answer.error_code()),
@@ -168,7 +178,10 @@ async fn at_the_concurrency_limit_requests_are_refused_with_retry_after() {
         answer.body
     );
     assert_eq!(
-        answer.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        answer
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
         Some("1")
     );
     assert_eq!(slow.await.expect("joins"), StatusCode::OK);

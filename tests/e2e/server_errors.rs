@@ -27,7 +27,11 @@ async fn check_cases(lab: &Lab, cases: Vec<Case>) {
         );
         let message = answer.body["message"].as_str().unwrap_or("");
         assert!(!message.is_empty(), "{}: a message says why", case.name);
-        assert!(answer.body["request_id"].is_string(), "{}: request id", case.name);
+        assert!(
+            answer.body["request_id"].is_string(),
+            "{}: request id",
+            case.name
+        );
         assert_nothing_stored(lab, case.name).await;
     }
 }
@@ -41,18 +45,41 @@ async fn bad_urls_and_bad_images_get_their_error_code_and_store_nothing() {
     })
     .await;
     let base = lab.images.base();
-    let photo = lab.images.add("photo.jpg", fixtures::jpeg(300, 200), "image/jpeg");
-    let html = lab.images.add("page.html", b"<html><body>hello</body></html>".to_vec(), "text/html");
-    let bomb = lab.images.add("bomb.png", fixtures::png_bomb(30_000, 30_000), "image/png");
-    let too_many_pixels =
-        lab.images.add("huge.jpg", fixtures::grayscale_jpeg(2100, 2000), "image/jpeg");
+    let photo = lab
+        .images
+        .add("photo.jpg", fixtures::jpeg(300, 200), "image/jpeg");
+    let html = lab.images.add(
+        "page.html",
+        b"<html><body>hello</body></html>".to_vec(),
+        "text/html",
+    );
+    let bomb = lab
+        .images
+        .add("bomb.png", fixtures::png_bomb(30_000, 30_000), "image/png");
+    let too_many_pixels = lab.images.add(
+        "huge.jpg",
+        fixtures::grayscale_jpeg(2100, 2000),
+        "image/jpeg",
+    );
     let big_jpeg = fixtures::jpeg(3000, 1300);
-    let truncated_big = lab.images.add("cut-big.jpg", fixtures::truncated(&big_jpeg, 0.5), "image/jpeg");
-    let truncated_small =
-        lab.images.add("cut-small.jpg", fixtures::truncated(&fixtures::jpeg(400, 300), 0.5), "image/jpeg");
-    let truncated_png =
-        lab.images.add("cut.png", fixtures::truncated(&fixtures::png(400, 300), 0.6), "image/png");
-    let oversized = lab.images.add("large-file.bin", vec![0u8; 3 * 1024 * 1024], "image/jpeg");
+    let truncated_big = lab.images.add(
+        "cut-big.jpg",
+        fixtures::truncated(&big_jpeg, 0.5),
+        "image/jpeg",
+    );
+    let truncated_small = lab.images.add(
+        "cut-small.jpg",
+        fixtures::truncated(&fixtures::jpeg(400, 300), 0.5),
+        "image/jpeg",
+    );
+    let truncated_png = lab.images.add(
+        "cut.png",
+        fixtures::truncated(&fixtures::png(400, 300), 0.6),
+        "image/png",
+    );
+    let oversized = lab
+        .images
+        .add("large-file.bin", vec![0u8; 3 * 1024 * 1024], "image/jpeg");
     let empty = lab.images.add("empty.jpg", Vec::new(), "image/jpeg");
 
     let case = |name, url: String, status, code| Case {
@@ -64,13 +91,36 @@ async fn bad_urls_and_bad_images_get_their_error_code_and_store_nothing() {
     check_cases(
         &lab,
         vec![
-            case("not a URL", "not a url".into(), StatusCode::BAD_REQUEST, "invalid_url"),
-            case("relative URL", "/images/photo.jpg".into(), StatusCode::BAD_REQUEST, "invalid_url"),
-            case("ftp URL", "ftp://example.com/a.jpg".into(), StatusCode::BAD_REQUEST, "invalid_url"),
-            case("file URL", "file:///etc/passwd".into(), StatusCode::BAD_REQUEST, "invalid_url"),
+            case(
+                "not a URL",
+                "not a url".into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_url",
+            ),
+            case(
+                "relative URL",
+                "/images/photo.jpg".into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_url",
+            ),
+            case(
+                "ftp URL",
+                "ftp://example.com/a.jpg".into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_url",
+            ),
+            case(
+                "file URL",
+                "file:///etc/passwd".into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_url",
+            ),
             case(
                 "credentials in URL",
-                format!("http://user:pw@127.0.0.1:{}/images/photo.jpg", lab.images.port()),
+                format!(
+                    "http://user:pw@127.0.0.1:{}/images/photo.jpg",
+                    lab.images.port()
+                ),
                 StatusCode::BAD_REQUEST,
                 "invalid_url",
             ),
@@ -98,8 +148,18 @@ async fn bad_urls_and_bad_images_get_their_error_code_and_store_nothing() {
                 StatusCode::BAD_GATEWAY,
                 "download_failed",
             ),
-            case("HTTP 404", format!("{base}/status/404"), StatusCode::BAD_GATEWAY, "download_failed"),
-            case("HTTP 500", format!("{base}/status/500"), StatusCode::BAD_GATEWAY, "download_failed"),
+            case(
+                "HTTP 404",
+                format!("{base}/status/404"),
+                StatusCode::BAD_GATEWAY,
+                "download_failed",
+            ),
+            case(
+                "HTTP 500",
+                format!("{base}/status/500"),
+                StatusCode::BAD_GATEWAY,
+                "download_failed",
+            ),
             case(
                 "nothing listening",
                 "http://127.0.0.1:1/photo.jpg".into(),
@@ -112,20 +172,60 @@ async fn bad_urls_and_bad_images_get_their_error_code_and_store_nothing() {
                 StatusCode::GATEWAY_TIMEOUT,
                 "download_timeout",
             ),
-            case("over the size cap, with a length", oversized, StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            case(
+                "over the size cap, with a length",
+                oversized,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+            ),
             case(
                 "over the size cap, no length",
                 format!("{base}/stream/{}", 3 * 1024 * 1024),
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
             ),
-            case("HTML page", html, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image"),
-            case("empty body", empty, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image"),
-            case("decompression bomb", bomb, StatusCode::UNPROCESSABLE_ENTITY, "image_too_large"),
-            case("over the pixel limit", too_many_pixels, StatusCode::UNPROCESSABLE_ENTITY, "image_too_large"),
-            case("truncated large JPEG", truncated_big, StatusCode::UNPROCESSABLE_ENTITY, "decode_failed"),
-            case("truncated small JPEG", truncated_small, StatusCode::UNPROCESSABLE_ENTITY, "decode_failed"),
-            case("truncated PNG", truncated_png, StatusCode::UNPROCESSABLE_ENTITY, "decode_failed"),
+            case(
+                "HTML page",
+                html,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_an_image",
+            ),
+            case(
+                "empty body",
+                empty,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_an_image",
+            ),
+            case(
+                "decompression bomb",
+                bomb,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "image_too_large",
+            ),
+            case(
+                "over the pixel limit",
+                too_many_pixels,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "image_too_large",
+            ),
+            case(
+                "truncated large JPEG",
+                truncated_big,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decode_failed",
+            ),
+            case(
+                "truncated small JPEG",
+                truncated_small,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decode_failed",
+            ),
+            case(
+                "truncated PNG",
+                truncated_png,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decode_failed",
+            ),
         ],
     )
     .await;
@@ -141,7 +241,9 @@ async fn bad_urls_and_bad_images_get_their_error_code_and_store_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_allow_flag_loopback_and_private_hosts_are_forbidden() {
     let lab = Lab::start_with(|config| config.allow_private_addresses = false).await;
-    let photo = lab.images.add("photo.jpg", fixtures::jpeg(300, 200), "image/jpeg");
+    let photo = lab
+        .images
+        .add("photo.jpg", fixtures::jpeg(300, 200), "image/jpeg");
     let port = lab.images.port();
     let case = |name, url: String| Case {
         name,
@@ -153,11 +255,23 @@ async fn without_the_allow_flag_loopback_and_private_hosts_are_forbidden() {
         &lab,
         vec![
             case("loopback literal", photo),
-            case("loopback by name", format!("http://localhost:{port}/images/photo.jpg")),
-            case("IPv6 loopback", format!("http://[::1]:{port}/images/photo.jpg")),
-            case("IPv4-mapped loopback", format!("http://[::ffff:127.0.0.1]:{port}/images/photo.jpg")),
+            case(
+                "loopback by name",
+                format!("http://localhost:{port}/images/photo.jpg"),
+            ),
+            case(
+                "IPv6 loopback",
+                format!("http://[::1]:{port}/images/photo.jpg"),
+            ),
+            case(
+                "IPv4-mapped loopback",
+                format!("http://[::ffff:127.0.0.1]:{port}/images/photo.jpg"),
+            ),
             case("private network", "http://10.0.0.1/photo.jpg".into()),
-            case("decimal-encoded loopback", format!("http://2130706433:{port}/images/photo.jpg")),
+            case(
+                "decimal-encoded loopback",
+                format!("http://2130706433:{port}/images/photo.jpg"),
+            ),
             case("link-local", "http://169.254.10.10/photo.jpg".into()),
         ],
     )
@@ -202,7 +316,9 @@ async fn malformed_bodies_are_invalid_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_token_is_required() {
     let lab = Lab::start_with(|config| config.token = Some("stack-token-123".into())).await;
-    let url = lab.images.add("photo.jpg", fixtures::jpeg(200, 100), "image/jpeg");
+    let url = lab
+        .images
+        .add("photo.jpg", fixtures::jpeg(200, 100), "image/jpeg");
     for token in [None, Some("wrong"), Some("stack-token-12")] {
         let answer = post_json(&lab, json!({ "image_url": url }), token).await;
         assert_eq!(
@@ -220,7 +336,9 @@ async fn a_configured_token_is_required() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_s3_refuses_a_failed_row_says_why_and_no_object_is_left() {
     let lab = Lab::start_with(|config| config.bucket = "no-such-bucket-hybridlab".into()).await;
-    let url = lab.images.add("photo.jpg", fixtures::jpeg(640, 480), "image/jpeg");
+    let url = lab
+        .images
+        .add("photo.jpg", fixtures::jpeg(640, 480), "image/jpeg");
     let answer = process(&lab, &url).await;
     assert_eq!(
         (answer.status, answer.error_code()),
@@ -229,7 +347,10 @@ async fn when_s3_refuses_a_failed_row_says_why_and_no_object_is_left() {
         answer.body
     );
     let message = answer.body["message"].as_str().unwrap_or("");
-    assert!(!message.contains("NoSuchBucket"), "5xx answers hide internals: {message}");
+    assert!(
+        !message.contains("NoSuchBucket"),
+        "5xx answers hide internals: {message}"
+    );
 
     let rows = rows(&lab).await;
     assert_eq!(rows.len(), 1);
@@ -237,14 +358,22 @@ async fn when_s3_refuses_a_failed_row_says_why_and_no_object_is_left() {
     assert_eq!(row.status, hybridlab_wire::ImageStatus::Failed);
     assert!(row.keys.is_empty());
     let reason = row.error.as_deref().unwrap_or("");
-    assert!(reason.contains("NoSuchBucket"), "the row says why: {reason}");
-    assert!(message.contains(&row.image_id), "the answer names the image: {message}");
+    assert!(
+        reason.contains("NoSuchBucket"),
+        "the row says why: {reason}"
+    );
+    assert!(
+        message.contains(&row.image_id),
+        "the answer names the image: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_dynamodb_refuses_the_uploaded_objects_are_removed() {
     let lab = Lab::start_with(|config| config.table = "no-such-table-hybridlab".into()).await;
-    let url = lab.images.add("photo.jpg", fixtures::jpeg(640, 480), "image/jpeg");
+    let url = lab
+        .images
+        .add("photo.jpg", fixtures::jpeg(640, 480), "image/jpeg");
     let answer = process(&lab, &url).await;
     assert_eq!(
         (answer.status, answer.error_code()),

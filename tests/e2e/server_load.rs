@@ -15,7 +15,9 @@ async fn two_hundred_requests_at_concurrency_32_store_exactly_two_hundred_images
     const REQUESTS: usize = 200;
     const CONCURRENCY: usize = 32;
     let lab = Lab::start().await;
-    let url = lab.images.add("photo.jpg", fixtures::jpeg(320, 240), "image/jpeg");
+    let url = lab
+        .images
+        .add("photo.jpg", fixtures::jpeg(320, 240), "image/jpeg");
     let endpoint = format!("{}/process-image", lab.server.url);
     let client = http();
 
@@ -44,7 +46,12 @@ async fn two_hundred_requests_at_concurrency_32_store_exactly_two_hundred_images
         .iter()
         .filter(|(status, _)| *status != StatusCode::OK)
         .collect();
-    assert!(failures.is_empty(), "{} failed, e.g. {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {:?}",
+        failures.len(),
+        failures.first()
+    );
     let answered_ids: BTreeSet<String> = answers
         .iter()
         .map(|(_, body)| body["image_id"].as_str().expect("an id").to_owned())
@@ -55,13 +62,26 @@ async fn two_hundred_requests_at_concurrency_32_store_exactly_two_hundred_images
     assert_eq!(rows.len(), REQUESTS);
     let row_ids: BTreeSet<String> = rows.iter().map(|row| row.image_id.clone()).collect();
     assert_eq!(row_ids, answered_ids);
-    let request_ids: BTreeSet<String> =
-        rows.iter().filter_map(|row| row.request_id.clone()).collect();
-    assert_eq!(request_ids.len(), REQUESTS, "each row carries its caller's request id");
+    let request_ids: BTreeSet<String> = rows
+        .iter()
+        .filter_map(|row| row.request_id.clone())
+        .collect();
+    assert_eq!(
+        request_ids.len(),
+        REQUESTS,
+        "each row carries its caller's request id"
+    );
 
-    let expected_keys: BTreeSet<String> =
-        rows.iter().flat_map(|row| row.keys.values().cloned()).collect();
+    let expected_keys: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|row| row.keys.values().cloned())
+        .collect();
     assert_eq!(expected_keys.len(), REQUESTS * 4);
-    let stored: BTreeSet<String> = lab.clients.list_keys(&lab.bucket).await.into_iter().collect();
+    let stored: BTreeSet<String> = lab
+        .clients
+        .list_keys(&lab.bucket)
+        .await
+        .into_iter()
+        .collect();
     assert_eq!(stored, expected_keys, "exactly the objects the rows name");
 }

@@ -52,20 +52,36 @@ async fn a_jpeg_is_stored_as_original_and_three_variants_with_a_completed_row() 
     stored.sort();
     assert_eq!(lab.clients.list_keys(&lab.bucket).await, stored);
 
-    let object = lab.clients.get_object(&lab.bucket, &response.keys["original"]).await;
+    let object = lab
+        .clients
+        .get_object(&lab.bucket, &response.keys["original"])
+        .await;
     assert_eq!(object.content_type(), Some("image/jpeg"));
     assert_eq!(
-        object.metadata().and_then(|m| m.get("image-id")).map(String::as_str),
+        object
+            .metadata()
+            .and_then(|m| m.get("image-id"))
+            .map(String::as_str),
         Some(id.as_str())
     );
     let bytes = object.body.collect().await.expect("readable").into_bytes();
-    assert_eq!(bytes.as_ref(), original.as_slice(), "the original is stored untouched");
+    assert_eq!(
+        bytes.as_ref(),
+        original.as_slice(),
+        "the original is stored untouched"
+    );
 
     for (name, side) in [("thumbnail", 150), ("medium", 600), ("large", 1200)] {
-        let object = lab.clients.get_object(&lab.bucket, &response.keys[name]).await;
+        let object = lab
+            .clients
+            .get_object(&lab.bucket, &response.keys[name])
+            .await;
         assert_eq!(object.content_type(), Some("image/jpeg"), "{name}");
         assert_eq!(
-            object.metadata().and_then(|m| m.get("image-id")).map(String::as_str),
+            object
+                .metadata()
+                .and_then(|m| m.get("image-id"))
+                .map(String::as_str),
             Some(id.as_str()),
             "{name}"
         );
@@ -89,27 +105,58 @@ async fn a_jpeg_is_stored_as_original_and_three_variants_with_a_completed_row() 
     assert_eq!(row.size_bytes, Some(original.len() as u64));
     assert_eq!((row.width, row.height), (Some(1600), Some(1200)));
     assert_eq!(row.format.as_deref(), Some("jpeg"));
-    assert!(row.timings_ms.is_some_and(|t| t.download > 0.0 && t.total > 0.0));
+    assert!(
+        row.timings_ms
+            .is_some_and(|t| t.download > 0.0 && t.total > 0.0)
+    );
     assert_eq!(row.error, None);
     assert!(row.created_at.ends_with('Z') && row.created_at.contains('T'));
 }
+
+/// An input image: its name, bytes, the format and displayed size the server must report.
+type FormatCase = (&'static str, Vec<u8>, &'static str, (u32, u32));
 
 /// Each accepted kind of input, with the format and displayed size the server must report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_supported_format_and_colour_model_makes_correct_variants() {
     let lab = Lab::start().await;
-    let cases: Vec<(&str, Vec<u8>, &str, (u32, u32))> = vec![
+    let cases: Vec<FormatCase> = vec![
         ("baseline.jpg", fixtures::jpeg(800, 600), "jpeg", (800, 600)),
-        ("progressive.jpg", fixtures::progressive_jpeg(900, 500), "jpeg", (900, 500)),
-        ("gray.jpg", fixtures::grayscale_jpeg(640, 480), "jpeg", (640, 480)),
+        (
+            "progressive.jpg",
+            fixtures::progressive_jpeg(900, 500),
+            "jpeg",
+            (900, 500),
+        ),
+        (
+            "gray.jpg",
+            fixtures::grayscale_jpeg(640, 480),
+            "jpeg",
+            (640, 480),
+        ),
         // Large enough that the decoder takes the reduced-DCT path.
         ("big.jpg", fixtures::jpeg(3000, 2000), "jpeg", (3000, 2000)),
         // Stored 400x200 with orientation 6: displayed 200x400.
-        ("rotated.jpg", fixtures::exif_rotated_jpeg(400, 200), "jpeg", (200, 400)),
-        ("rotated-big.jpg", fixtures::exif_rotated_jpeg(2800, 1400), "jpeg", (1400, 2800)),
+        (
+            "rotated.jpg",
+            fixtures::exif_rotated_jpeg(400, 200),
+            "jpeg",
+            (200, 400),
+        ),
+        (
+            "rotated-big.jpg",
+            fixtures::exif_rotated_jpeg(2800, 1400),
+            "jpeg",
+            (1400, 2800),
+        ),
         ("picture.png", fixtures::png(500, 700), "png", (500, 700)),
         ("alpha.png", fixtures::rgba_png(300, 200), "png", (300, 200)),
-        ("gray.png", fixtures::grayscale_png(256, 64), "png", (256, 64)),
+        (
+            "gray.png",
+            fixtures::grayscale_png(256, 64),
+            "png",
+            (256, 64),
+        ),
         ("picture.webp", fixtures::webp(320, 240), "webp", (320, 240)),
         ("animated.gif", fixtures::gif(120, 90), "gif", (120, 90)),
         // The extension lies: the format comes from the bytes.
@@ -133,7 +180,10 @@ async fn every_supported_format_and_colour_model_makes_correct_variants() {
             response.keys["original"]
         );
         for (variant, side) in [("thumbnail", 150), ("medium", 600), ("large", 1200)] {
-            let object = lab.clients.get_object(&lab.bucket, &response.keys[variant]).await;
+            let object = lab
+                .clients
+                .get_object(&lab.bucket, &response.keys[variant])
+                .await;
             let bytes = object.body.collect().await.expect("readable").into_bytes();
             let image = fixtures::decode(&bytes);
             assert_eq!(
@@ -147,12 +197,18 @@ async fn every_supported_format_and_colour_model_makes_correct_variants() {
                 // Sampled a tenth in, away from the edges where the fixture's noise wraps.
                 let (x, y) = (image.width() / 10, image.height() / 10);
                 let [red, green, _] = image.to_rgb8().get_pixel(x, y).0;
-                assert!(red < 70 && green > 190, "{name} {variant}: red {red}, green {green}");
+                assert!(
+                    red < 70 && green > 190,
+                    "{name} {variant}: red {red}, green {green}"
+                );
             }
             if name == "alpha.png" {
                 // The transparent left half is composited onto white, not black.
                 let pixel = image.to_rgb8().get_pixel(2, image.height() / 2).0;
-                assert!(pixel.iter().all(|&c| c > 235), "{name} {variant}: {pixel:?}");
+                assert!(
+                    pixel.iter().all(|&c| c > 235),
+                    "{name} {variant}: {pixel:?}"
+                );
             }
         }
     }

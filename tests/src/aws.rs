@@ -17,7 +17,8 @@ pub fn moto() -> &'static MotoServer {
     MOTO.get_or_init(|| {
         let install = ensure_installed(&mut |message| eprintln!("{message}"))
             .unwrap_or_else(|err| panic!("moto is needed by the tests: {err}"));
-        let log = std::env::temp_dir().join(format!("hybridlab-test-moto-{}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("hybridlab-test-moto-{}.log", std::process::id()));
         MotoServer::start(&install, 0, &log)
             .unwrap_or_else(|err| panic!("moto is needed by the tests: {err}"))
     })
@@ -42,7 +43,11 @@ pub async fn clients() -> Clients {
         .region(aws_config::Region::new(REGION))
         .endpoint_url(&endpoint)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "hybridlab-tests",
+            "testing",
+            "testing",
+            None,
+            None,
+            "hybridlab-tests",
         ))
         .load()
         .await;
@@ -140,7 +145,11 @@ impl Clients {
         items
     }
 
-    pub async fn get_object(&self, bucket: &str, key: &str) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
         self.s3
             .get_object()
             .bucket(bucket)

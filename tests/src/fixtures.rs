@@ -8,8 +8,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{
-    DynamicImage, ExtendedColorType, Frame, GrayImage, ImageEncoder, Rgb, RgbImage, Rgba,
-    RgbaImage,
+    DynamicImage, ExtendedColorType, Frame, GrayImage, ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage,
 };
 
 /// A photo-like RGB picture: gradients with a deterministic texture, so JPEGs compress as a
@@ -205,6 +204,9 @@ mod tests {
         let reader = image::ImageReader::new(Cursor::new(&bomb))
             .with_guessed_format()
             .expect("readable");
-        assert_eq!(reader.into_dimensions().expect("header parses"), (30_000, 30_000));
+        assert_eq!(
+            reader.into_dimensions().expect("header parses"),
+            (30_000, 30_000)
+        );
     }
 }

@@ -78,7 +78,9 @@ impl Drop for ImageHost {
 async fn serve_file(State(files): State<Files>, Path(name): Path<String>) -> Response {
     let file = files.lock().expect("not poisoned").get(&name).cloned();
     match file {
-        Some((bytes, content_type)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Some((bytes, content_type)) => {
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
