@@ -30,7 +30,9 @@ pub struct ProxyConfig {
 pub enum ConfigError {
     #[error("EC2_ENDPOINT is not set: it must name the image server, e.g. http://203.0.113.7:8080")]
     MissingEndpoint,
-    #[error("EC2_ENDPOINT `{0}` must be an http:// URL (this build carries no TLS stack, to keep cold starts short)")]
+    #[error(
+        "EC2_ENDPOINT `{0}` must be an http:// URL (this build carries no TLS stack, to keep cold starts short)"
+    )]
     UnsupportedEndpoint(String),
     #[error("EC2_TIMEOUT_MS `{0}` is not a positive whole number of milliseconds")]
     BadTimeout(String),
@@ -129,7 +131,9 @@ pub fn parse_event(event: &Value) -> Result<String, ProxyError> {
             let inner: Value = serde_json::from_str(&text)
                 .map_err(|err| ProxyError::BadEvent(format!("`body` is not JSON: {err}")))?;
             if inner.get("body").is_some() && inner.get("image_url").is_none() {
-                return Err(bad("`body` must hold {\"image_url\": ...}, not another body"));
+                return Err(bad(
+                    "`body` must hold {\"image_url\": ...}, not another body",
+                ));
             }
             parse_event(&inner)
         }
@@ -225,7 +229,10 @@ impl ProxyFunction {
                     message: err.to_string(),
                     request_id: Some(request_id.clone()),
                 };
-                (err.status(), serde_json::to_value(body).unwrap_or(Value::Null))
+                (
+                    err.status(),
+                    serde_json::to_value(body).unwrap_or(Value::Null),
+                )
             }
         };
         if let Value::Object(fields) = &mut body {
@@ -313,7 +320,10 @@ mod tests {
     #[test]
     fn the_event_may_be_direct_or_api_gateway_shaped() {
         let url = "https://example.com/cat.jpg";
-        assert_eq!(parse_event(&json!({"image_url": url})).ok(), Some(url.into()));
+        assert_eq!(
+            parse_event(&json!({"image_url": url})).ok(),
+            Some(url.into())
+        );
         let body = json!({"image_url": url}).to_string();
         assert_eq!(parse_event(&json!({"body": body})).ok(), Some(url.into()));
         assert_eq!(
@@ -375,7 +385,10 @@ mod tests {
             Err(ConfigError::UnsupportedEndpoint(_))
         ));
         assert!(matches!(
-            ProxyConfig::from_lookup(env(&[("EC2_ENDPOINT", "http://x"), ("EC2_TIMEOUT_MS", "0")])),
+            ProxyConfig::from_lookup(env(&[
+                ("EC2_ENDPOINT", "http://x"),
+                ("EC2_TIMEOUT_MS", "0")
+            ])),
             Err(ConfigError::BadTimeout(_))
         ));
     }
@@ -384,7 +397,10 @@ mod tests {
     fn base64_decodes_padded_and_unpadded_text() {
         assert_eq!(decode_base64("aGk=").as_deref(), Some(&b"hi"[..]));
         assert_eq!(decode_base64("aGk").as_deref(), Some(&b"hi"[..]));
-        assert_eq!(decode_base64("aGVsbG8gd29ybGQ=").as_deref(), Some(&b"hello world"[..]));
+        assert_eq!(
+            decode_base64("aGVsbG8gd29ybGQ=").as_deref(),
+            Some(&b"hello world"[..])
+        );
         assert_eq!(decode_base64("a"), None);
         assert_eq!(decode_base64("a*bc"), None);
     }

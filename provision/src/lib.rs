@@ -1,6 +1,8 @@
 //! Creates, inspects and deletes the hybridlab stack, and runs the local sandbox.
-//! So far: installing moto's server into hybridlab's own virtualenv and running it on
-//! loopback, which the sandbox and every test are built on.
+//! So far: moto installed and run by hybridlab itself, and the sandbox's compute agent that
+//! runs deployed functions and image-server instances as local processes behind one endpoint.
 
 pub mod moto;
 pub mod paths;
+pub mod sandbox;
+pub mod userdata;

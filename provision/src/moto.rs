@@ -45,7 +45,9 @@ pub enum MotoError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot run `{command}`: {source}; hybridlab needs Python 3 (set HYBRIDLAB_PYTHON to its path)")]
+    #[error(
+        "cannot run `{command}`: {source}; hybridlab needs Python 3 (set HYBRIDLAB_PYTHON to its path)"
+    )]
     Spawn {
         command: String,
         source: std::io::Error,
@@ -167,6 +169,51 @@ pub fn ensure_installed(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, M
     })?;
     progress("hybridlab: moto is installed.");
     Ok(install)
+}
+
+/// The AWS CLI (v1, from PyPI) in hybridlab's virtualenv, installed on first use; the tests
+/// use it to show that the sandbox answers the real CLI.
+pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+    let install = ensure_installed(progress)?;
+    let aws = install.venv.join("bin").join("aws");
+    let marker = install.venv.join(".hybridlab-awscli");
+    if aws.exists() && marker.exists() {
+        return Ok(aws);
+    }
+    let lock_path = cache_dir().join("moto-venv.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| MotoError::CacheDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    lock.lock().map_err(|source| MotoError::CacheDir {
+        path: lock_path,
+        source,
+    })?;
+    if aws.exists() && marker.exists() {
+        return Ok(aws);
+    }
+    progress(
+        "hybridlab: first use: installing the AWS CLI (awscli) into hybridlab's virtualenv...",
+    );
+    run(Command::new(&install.python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "awscli",
+        MOTO_REQUIREMENT,
+    ]))?;
+    fs::write(&marker, b"awscli").map_err(|source| MotoError::CacheDir {
+        path: marker.clone(),
+        source,
+    })?;
+    Ok(aws)
 }
 
 /// A running moto server on loopback. Dropping it stops the server.

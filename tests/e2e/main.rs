@@ -1,8 +1,12 @@
 //! End-to-end tests: the image server, the proxy Lambda's handler, S3 and DynamoDB on moto's
-//! server, and images served from loopback. One binary; a module per area.
+//! server, images served from loopback, and the local sandbox running the lab's functions and
+//! instances. One binary; a module per area.
 
 mod common;
 mod lambda_proxy;
+mod sandbox_cli;
+mod sandbox_ec2;
+mod sandbox_lambda;
 mod server_api;
 mod server_errors;
 mod server_load;

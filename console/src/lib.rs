@@ -1,0 +1,31 @@
+//! The `hybridlab` command line and operator console: every action is a function here that a
+//! subcommand calls (and, later, the console). So far: `hybridlab sandbox` and its controls.
+
+pub mod cli;
+mod sandbox;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command, SandboxAction};
+
+/// Runs one command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        None => {
+            eprintln!(
+                "hybridlab: the operator console is not built yet.\n\
+                 What runs today: `hybridlab sandbox` (the local AWS-compatible endpoint with\n\
+                 Lambda and EC2 compute), and the tests (`cargo test --workspace`)."
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Some(Command::Sandbox(args)) => match args.action {
+            None => runtime.block_on(sandbox::start(args.port, args.detach, args.concurrency)),
+            Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
+            Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
+        },
+    }
+}

@@ -1,0 +1,125 @@
+//! The sandbox as a long-running background service: its state file (pid and endpoint), how
+//! to tell whether it runs, and how to stop it so no process is left behind.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::paths::cache_dir;
+
+/// What a running sandbox records about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    pub pid: u32,
+    pub endpoint: String,
+    pub moto_endpoint: String,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+/// Where the sandbox keeps its state, code and logs.
+pub fn state_dir() -> PathBuf {
+    cache_dir().join("sandbox")
+}
+
+pub fn record_path() -> PathBuf {
+    state_dir().join("sandbox.json")
+}
+
+/// The log of a detached sandbox.
+pub fn log_path() -> PathBuf {
+    state_dir().join("sandbox.log")
+}
+
+pub fn write_record(record: &SandboxRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir())?;
+    let temporary = record_path().with_extension("json.partial");
+    std::fs::write(
+        &temporary,
+        serde_json::to_vec_pretty(record).unwrap_or_default(),
+    )?;
+    std::fs::rename(temporary, record_path())
+}
+
+pub fn remove_record() {
+    let _ = std::fs::remove_file(record_path());
+}
+
+pub fn read_record() -> Option<SandboxRecord> {
+    let bytes = std::fs::read(record_path()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                // A zombie is not running.
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false)
+}
+
+/// The running sandbox, if its process is alive and its edge answers.
+pub async fn running() -> Option<SandboxRecord> {
+    let record = read_record()?;
+    if !alive(record.pid) {
+        return None;
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let health = client
+        .get(format!("{}/_hybridlab/health", record.endpoint))
+        .send()
+        .await
+        .ok()?;
+    health.status().is_success().then_some(record)
+}
+
+/// Why `stop` did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("no sandbox is running")]
+    NotRunning,
+    #[error("the sandbox (pid {0}) did not stop within 15 s, even after SIGKILL")]
+    Stuck(u32),
+}
+
+/// Stops the recorded sandbox: SIGTERM, then SIGKILL if it has not exited after ten seconds.
+pub async fn stop() -> Result<SandboxRecord, StopError> {
+    let record = read_record().ok_or(StopError::NotRunning)?;
+    if !alive(record.pid) {
+        remove_record();
+        return Err(StopError::NotRunning);
+    }
+    let signal = |name: &str| {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(record.pid.to_string())
+            .status();
+    };
+    signal("TERM");
+    let started = Instant::now();
+    while alive(record.pid) {
+        if started.elapsed() > Duration::from_secs(10) {
+            signal("KILL");
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return Err(StopError::Stuck(record.pid));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A detached sandbox leads its own process group: anything of it still alive goes too.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", record.pid)])
+        .stderr(std::process::Stdio::null())
+        .status();
+    remove_record();
+    Ok(record)
+}

@@ -1,0 +1,404 @@
+//! Materialises EC2 instances: every running instance tagged `hybridlab:role=image-server`
+//! becomes a local `hybridlab-ec2-server` process, started from the binary and environment
+//! file its user-data names in S3, exactly what the real instance's bootstrap fetches. The
+//! process is restarted if it crashes, stopped when the instance stops or terminates, its
+//! output goes to its CloudWatch log group, and its address is tagged on the instance as
+//! `hybridlab:endpoint` where clients look for it. The instance's TTL is honoured too.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceStateName, Tag};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
+
+use super::logs::{LogLine, LogShipper, now_ms};
+use crate::userdata::{ServerLaunch, parse_env_file};
+
+/// The tag that marks an instance as the lab's image server.
+pub const ROLE_TAG: &str = "hybridlab:role";
+pub const ROLE_IMAGE_SERVER: &str = "image-server";
+/// The tag the sandbox sets to the address its server process listens on.
+pub const ENDPOINT_TAG: &str = "hybridlab:endpoint";
+
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+
+/// One materialised instance.
+#[derive(Debug)]
+struct ServerProcess {
+    endpoint: String,
+    /// When the instance terminates itself, as its scheduled shutdown would on AWS.
+    expires: Option<SystemTime>,
+    /// Dropping it stops the supervisor and the process.
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Settings of the EC2 host.
+#[derive(Debug, Clone)]
+pub struct Ec2Settings {
+    pub edge_endpoint: String,
+    pub state_dir: PathBuf,
+}
+
+/// Keeps local server processes in line with the instances moto says are running.
+#[derive(Debug)]
+pub struct Ec2Host {
+    ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
+    logs: LogShipper,
+    settings: Ec2Settings,
+    servers: Mutex<HashMap<String, ServerProcess>>,
+    /// Instances whose user-data is not a hybridlab launch: never looked at again.
+    foreign: Mutex<HashSet<String>>,
+}
+
+impl Ec2Host {
+    pub fn new(
+        ec2: aws_sdk_ec2::Client,
+        s3: aws_sdk_s3::Client,
+        logs: LogShipper,
+        settings: Ec2Settings,
+    ) -> Self {
+        Self {
+            ec2,
+            s3,
+            logs,
+            settings,
+            servers: Mutex::new(HashMap::new()),
+            foreign: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Instance id → endpoint of every materialised instance.
+    pub fn servers(&self) -> Vec<(String, String)> {
+        self.servers
+            .lock()
+            .map(|servers| {
+                servers
+                    .iter()
+                    .map(|(id, server)| (id.clone(), server.endpoint.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Reconciles until `stop` resolves, then stops every server.
+    pub async fn run(self: Arc<Self>, mut stop: oneshot::Receiver<()>) {
+        let mut ticker = tokio::time::interval(RECONCILE_EVERY);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = ticker.tick() => {
+                    if let Err(err) = self.reconcile().await {
+                        tracing::warn!(error = %err, "EC2 reconcile failed");
+                    }
+                }
+            }
+        }
+        if let Ok(mut servers) = self.servers.lock() {
+            servers.clear();
+        }
+    }
+
+    async fn reconcile(&self) -> Result<(), String> {
+        let output = self
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{ROLE_TAG}"))
+                    .values(ROLE_IMAGE_SERVER)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())?;
+        let mut running = Vec::new();
+        for instance in output.reservations().iter().flat_map(|r| r.instances()) {
+            let Some(id) = instance.instance_id() else {
+                continue;
+            };
+            let state = instance.state().and_then(|state| state.name());
+            if state != Some(&InstanceStateName::Running) {
+                continue;
+            }
+            let launched = instance
+                .launch_time()
+                .and_then(|time| SystemTime::try_from(*time).ok());
+            running.push((id.to_owned(), launched));
+        }
+        let running_ids: HashSet<String> = running.iter().map(|(id, _)| id.clone()).collect();
+        if let Ok(mut servers) = self.servers.lock() {
+            servers.retain(|id, _| {
+                let keep = running_ids.contains(id);
+                if !keep {
+                    tracing::info!(instance = %id, "instance no longer running: stopping its server");
+                }
+                keep
+            });
+        }
+        let now = SystemTime::now();
+        let expired: Vec<String> = self
+            .servers
+            .lock()
+            .map(|servers| {
+                servers
+                    .iter()
+                    .filter(|(_, server)| server.expires.is_some_and(|at| at <= now))
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in expired {
+            tracing::info!(instance = %id, "TTL reached: terminating the instance");
+            let _ = self
+                .ec2
+                .terminate_instances()
+                .instance_ids(&id)
+                .send()
+                .await;
+        }
+        for (id, launched) in running {
+            let known = self
+                .servers
+                .lock()
+                .map(|s| s.contains_key(&id))
+                .unwrap_or(true)
+                || self.foreign.lock().map(|f| f.contains(&id)).unwrap_or(true);
+            if known {
+                continue;
+            }
+            match self.materialize(&id, launched).await {
+                Ok(Some(server)) => {
+                    if let Ok(mut servers) = self.servers.lock() {
+                        servers.insert(id, server);
+                    }
+                }
+                Ok(None) => {
+                    if let Ok(mut foreign) = self.foreign.lock() {
+                        foreign.insert(id);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(instance = %id, error = %err, "cannot start the instance's server yet")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn launch_of(&self, id: &str) -> Result<Option<ServerLaunch>, String> {
+        let attribute = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(id)
+            .attribute(InstanceAttributeName::UserData)
+            .send()
+            .await
+            .map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())?;
+        let Some(encoded) = attribute.user_data().and_then(|value| value.value()) else {
+            return Ok(None);
+        };
+        let bytes = STANDARD
+            .decode(encoded.trim())
+            .map_err(|err| err.to_string())?;
+        Ok(ServerLaunch::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
+    async fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                format!(
+                    "s3://{bucket}/{key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&err)
+                )
+            })?;
+        Ok(object
+            .body
+            .collect()
+            .await
+            .map_err(|err| err.to_string())?
+            .into_bytes()
+            .to_vec())
+    }
+
+    async fn materialize(
+        &self,
+        id: &str,
+        launched: Option<SystemTime>,
+    ) -> Result<Option<ServerProcess>, String> {
+        let Some(launch) = self.launch_of(id).await? else {
+            return Ok(None);
+        };
+        let binary = self
+            .fetch(&launch.artifact_bucket, &launch.binary_key)
+            .await?;
+        let env_file = self.fetch(&launch.artifact_bucket, &launch.env_key).await?;
+        let environment = parse_env_file(&String::from_utf8_lossy(&env_file));
+        let dir = self.settings.state_dir.join("instances").join(id);
+        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        let path = dir.join("hybridlab-ec2-server");
+        std::fs::write(&path, &binary).map_err(|err| format!("{}: {err}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|err| format!("{}: {err}", path.display()))?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|err| err.to_string())?
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(supervise(
+            Supervised {
+                instance_id: id.to_owned(),
+                binary: path,
+                environment,
+                port,
+                edge_endpoint: self.settings.edge_endpoint.clone(),
+                launch: launch.clone(),
+            },
+            self.logs.clone(),
+            stopped,
+        ));
+        let _ = self
+            .ec2
+            .create_tags()
+            .resources(id)
+            .tags(Tag::builder().key(ENDPOINT_TAG).value(&endpoint).build())
+            .send()
+            .await;
+        tracing::info!(instance = %id, endpoint = %endpoint, "instance materialised");
+        let expires = launched.map(|at| at + Duration::from_secs(launch.ttl_seconds));
+        Ok(Some(ServerProcess {
+            endpoint,
+            expires,
+            stop: Some(stop),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct Supervised {
+    instance_id: String,
+    binary: PathBuf,
+    environment: Vec<(String, String)>,
+    port: u16,
+    edge_endpoint: String,
+    launch: ServerLaunch,
+}
+
+/// Runs the server, restarting it with a growing pause if it exits, until `stop`.
+async fn supervise(process: Supervised, logs: LogShipper, mut stop: oneshot::Receiver<()>) {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let mut command = tokio::process::Command::new(&process.binary);
+        command
+            .env_clear()
+            .envs(process.environment.iter().map(|(k, v)| (k, v)))
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HYBRIDLAB_LISTEN", format!("127.0.0.1:{}", process.port))
+            .env("HYBRIDLAB_ENDPOINT_URL", &process.edge_endpoint)
+            // The lab's test images are served on loopback in the sandbox.
+            .env("HYBRIDLAB_ALLOW_PRIVATE_ADDRESSES", "true")
+            .env("AWS_REGION", &process.launch.region)
+            .env("AWS_ACCESS_KEY_ID", "sandbox")
+            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                tracing::error!(instance = %process.instance_id, error = %err, "cannot start the server");
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            let group = process.launch.log_group.clone();
+            let stream_name = process.instance_id.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    logs.send(LogLine {
+                        group: group.clone(),
+                        stream: stream_name.clone(),
+                        timestamp_ms: now_ms(),
+                        message: line,
+                    });
+                }
+            });
+        }
+        let started = std::time::Instant::now();
+        tokio::select! {
+            _ = &mut stop => {
+                // SIGTERM first, so the server drains its requests, as systemd does.
+                if let Some(pid) = child.id() {
+                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                }
+                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                    let _ = child.kill().await;
+                }
+                return;
+            }
+            status = child.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                tracing::warn!(instance = %process.instance_id, status = %status, "the server exited; restarting it");
+                logs.send(LogLine {
+                    group: process.launch.log_group.clone(),
+                    stream: process.instance_id.clone(),
+                    timestamp_ms: now_ms(),
+                    message: format!("hybridlab sandbox: the server exited ({status}); restarting it"),
+                });
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            pause = Duration::from_millis(500);
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}

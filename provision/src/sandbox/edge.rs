@@ -1,0 +1,351 @@
+//! The sandbox's edge port: one endpoint for every AWS client. Lambda `Invoke` is answered
+//! here by running the function; everything else is forwarded to moto unchanged, and the
+//! Lambda control-plane calls that change a function are watched on their way through, so the
+//! agent keeps each function's code and replaces stale environments.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use super::code::CodeStore;
+use super::lambda_host::{
+    InvocationType, InvokeError, InvokeOutcome, InvokeRequest, LambdaHost, function_name,
+};
+
+/// Largest control-plane body the edge reads whole: a 50 MB zip, base64-encoded, in JSON.
+const MAX_CAPTURED_BODY: usize = 80 * 1024 * 1024;
+
+/// What the edge needs.
+#[derive(Clone)]
+pub struct EdgeState {
+    pub moto_endpoint: String,
+    pub client: reqwest::Client,
+    pub lambda: Arc<LambdaHost>,
+    pub code: Arc<CodeStore>,
+    pub s3: aws_sdk_s3::Client,
+    pub status: Arc<dyn Fn() -> Value + Send + Sync>,
+}
+
+/// The edge router.
+pub fn router(state: EdgeState) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        .route("/_hybridlab/health", get(health))
+        .fallback(forward)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn health(State(state): State<EdgeState>) -> axum::Json<Value> {
+    axum::Json((state.status)())
+}
+
+/// A Lambda-style JSON error: the SDKs read the code from `x-amzn-ErrorType`.
+fn lambda_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: Option<(&str, &str)>,
+) -> Response {
+    let mut body = json!({"Type": "User", "message": message});
+    if let Some((key, value)) = extra
+        && let Value::Object(fields) = &mut body
+    {
+        fields.insert(key.to_owned(), Value::String(value.to_owned()));
+    }
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(code) {
+        headers.insert("x-amzn-errortype", value);
+    }
+    response
+}
+
+async fn invoke(
+    State(state): State<EdgeState>,
+    Path(function): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let Some(invocation_type) = InvocationType::parse(header("x-amz-invocation-type")) else {
+        return lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun",
+            None,
+        );
+    };
+    if !body.is_empty() && serde_json::from_slice::<Value>(&body).is_err() {
+        return lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json",
+            None,
+        );
+    }
+    let request = InvokeRequest {
+        function,
+        payload: body,
+        invocation_type,
+        log_tail: header("x-amz-log-type") == Some("Tail"),
+    };
+    match state.lambda.invoke(request).await {
+        Ok(InvokeOutcome::Completed {
+            payload,
+            function_error,
+            log_result,
+            request_id,
+        }) => {
+            let mut response = (StatusCode::OK, payload).into_response();
+            let headers = response.headers_mut();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            headers.insert(
+                "x-amz-executed-version",
+                HeaderValue::from_static("$LATEST"),
+            );
+            if let Some(error) = function_error {
+                headers.insert("x-amz-function-error", HeaderValue::from_static(error));
+            }
+            if let Some(tail) = log_result.and_then(|tail| HeaderValue::from_str(&tail).ok()) {
+                headers.insert("x-amz-log-result", tail);
+            }
+            if let Ok(id) = HeaderValue::from_str(&request_id) {
+                headers.insert("x-amzn-requestid", id);
+            }
+            response
+        }
+        Ok(InvokeOutcome::Accepted { request_id }) => {
+            let mut response = StatusCode::ACCEPTED.into_response();
+            if let Ok(id) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert("x-amzn-requestid", id);
+            }
+            response
+        }
+        Ok(InvokeOutcome::DryRun) => StatusCode::NO_CONTENT.into_response(),
+        Err(err @ InvokeError::NotFound(_)) => lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &err.to_string(),
+            None,
+        ),
+        Err(InvokeError::Throttled { reason }) => lambda_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Rate Exceeded.",
+            Some(("Reason", reason)),
+        ),
+        Err(err @ InvokeError::InvalidRequest(_)) => lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &err.to_string(),
+            None,
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "invoke failed in the sandbox");
+            lambda_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                &err.to_string(),
+                None,
+            )
+        }
+    }
+}
+
+/// Headers that belong to one hop and are not forwarded.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "content-length"
+    )
+}
+
+/// Which function a control-plane path names, and whether the call changes it.
+fn control_plane_target(method: &Method, path: &str) -> Option<String> {
+    if method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    let rest = path
+        .strip_prefix("/2015-03-31/functions/")
+        .or_else(|| path.strip_prefix("/2017-10-31/functions/"))
+        .or_else(|| path.strip_prefix("/2019-09-30/functions/"))?;
+    let name = rest.split('/').next().filter(|name| !name.is_empty())?;
+    Some(function_name(name))
+}
+
+async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let path = parts.uri.path().to_owned();
+    let creates_function = parts.method == Method::POST && path == "/2015-03-31/functions";
+    let updates_code = parts.method == Method::PUT
+        && path.starts_with("/2015-03-31/functions/")
+        && path.ends_with("/code");
+    let changed_function = control_plane_target(&parts.method, &path);
+
+    // Bodies that carry code are read whole so the code can be kept; others stream through.
+    let (captured, upstream_body) = if creates_function || updates_code {
+        match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
+            Ok(bytes) => (Some(bytes.clone()), reqwest::Body::from(bytes)),
+            Err(err) => {
+                return lambda_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLargeException",
+                    &err.to_string(),
+                    None,
+                );
+            }
+        }
+    } else {
+        (None, reqwest::Body::wrap_stream(body.into_data_stream()))
+    };
+
+    let url = format!("{}{}", state.moto_endpoint, path_and_query);
+    let mut upstream = state
+        .client
+        .request(parts.method.clone(), &url)
+        .body(upstream_body);
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    if let Some(length) = parts.headers.get("content-length") {
+        upstream = upstream.header("content-length", length);
+    }
+    let response = match upstream.send().await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(url = %url, error = %err, "moto did not answer");
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("the sandbox's moto server did not answer: {err}"),
+            )
+                .into_response();
+        }
+    };
+
+    let status = response.status();
+    if status.is_success() {
+        if let Some(body) = &captured {
+            let function = if creates_function {
+                None
+            } else {
+                path.strip_prefix("/2015-03-31/functions/")
+                    .and_then(|rest| rest.strip_suffix("/code"))
+                    .map(function_name)
+            };
+            if let Err(err) = keep_code(&state, body, function).await {
+                tracing::warn!(error = %err, "could not keep the function's code");
+            }
+        }
+        if let Some(name) = &changed_function {
+            state.lambda.invalidate(name);
+        }
+    }
+
+    let mut builder = Response::builder().status(status);
+    for (name, value) in response.headers() {
+        if !hop_by_hop(name) || name.as_str() == "content-length" {
+            builder = builder.header(name, value);
+        }
+    }
+    builder
+        .body(Body::from_stream(response.bytes_stream()))
+        .unwrap_or_else(|err| (StatusCode::BAD_GATEWAY, err.to_string()).into_response())
+}
+
+/// Keeps the zip of a CreateFunction or UpdateFunctionCode call.
+async fn keep_code(
+    state: &EdgeState,
+    body: &Bytes,
+    function: Option<String>,
+) -> Result<(), String> {
+    let request: Value = serde_json::from_slice(body).map_err(|err| err.to_string())?;
+    let function = function
+        .or_else(|| request["FunctionName"].as_str().map(function_name))
+        .ok_or("no FunctionName")?;
+    // CreateFunction nests the code under `Code`; UpdateFunctionCode has it at the top.
+    let code = if request.get("Code").is_some() {
+        &request["Code"]
+    } else {
+        &request
+    };
+    let zip = if let Some(encoded) = code["ZipFile"].as_str() {
+        STANDARD.decode(encoded).map_err(|err| err.to_string())?
+    } else if let (Some(bucket), Some(key)) = (code["S3Bucket"].as_str(), code["S3Key"].as_str()) {
+        let object = state
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| aws_sdk_s3::error::DisplayErrorContext(&err).to_string())?;
+        object
+            .body
+            .collect()
+            .await
+            .map_err(|err| err.to_string())?
+            .into_bytes()
+            .to_vec()
+    } else {
+        return Err(
+            "the call carries no ZipFile or S3 location (container images are not run)".into(),
+        );
+    };
+    state
+        .code
+        .save(&function, &zip)
+        .map_err(|err| err.to_string())?;
+    state.lambda.invalidate(&function);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changing_calls_name_a_function_to_refresh() {
+        assert_eq!(
+            control_plane_target(&Method::PUT, "/2015-03-31/functions/proxy/configuration"),
+            Some("proxy".into())
+        );
+        assert_eq!(
+            control_plane_target(&Method::PUT, "/2017-10-31/functions/proxy/concurrency"),
+            Some("proxy".into())
+        );
+        assert_eq!(
+            control_plane_target(&Method::DELETE, "/2015-03-31/functions/proxy"),
+            Some("proxy".into())
+        );
+        assert_eq!(
+            control_plane_target(&Method::GET, "/2015-03-31/functions/proxy"),
+            None
+        );
+        assert_eq!(control_plane_target(&Method::PUT, "/my-bucket/key"), None);
+    }
+}

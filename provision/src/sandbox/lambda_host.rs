@@ -1,0 +1,885 @@
+//! Runs deployed functions as Lambda does: a pool of execution environments per function
+//! (each a `bootstrap` process with its own Runtime API), grown on demand up to the function's
+//! reserved concurrency or the sandbox's limit, a cold start for each new environment and
+//! warm reuse after, the configured timeout enforced by killing the environment, and the
+//! `START`/`END`/`REPORT` lines written to `/aws/lambda/<name>` as AWS writes them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::code::{CodeError, CodeStore};
+use super::logs::{LogLine, LogShipper, now_ms};
+use super::runtime_api::{PendingInvocation, RuntimeChannel, RuntimeResult, serve};
+
+/// Lambda gives an environment 10 s to initialise before it fails the invocation.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `LogType: Tail` returns the last 4 KB of the invocation's log.
+const TAIL_BYTES: usize = 4096;
+
+/// How the caller wants the function run (`X-Amz-Invocation-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+impl InvocationType {
+    pub fn parse(header: Option<&str>) -> Option<Self> {
+        match header {
+            None | Some("RequestResponse") => Some(Self::RequestResponse),
+            Some("Event") => Some(Self::Event),
+            Some("DryRun") => Some(Self::DryRun),
+            Some(_) => None,
+        }
+    }
+}
+
+/// One `Invoke` call.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    pub function: String,
+    pub payload: Bytes,
+    pub invocation_type: InvocationType,
+    pub log_tail: bool,
+}
+
+/// What an `Invoke` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeOutcome {
+    /// 200: the function ran; `function_error` is `X-Amz-Function-Error`.
+    Completed {
+        payload: Bytes,
+        function_error: Option<&'static str>,
+        /// Base64 of the log's last 4 KB, for `LogType: Tail`.
+        log_result: Option<String>,
+        request_id: String,
+    },
+    /// 202: queued (`Event`).
+    Accepted { request_id: String },
+    /// 204: the function exists and may be invoked (`DryRun`).
+    DryRun,
+}
+
+/// Why an `Invoke` was refused before the function ran.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("Function not found: {0}")]
+    NotFound(String),
+    #[error("Rate Exceeded.")]
+    Throttled { reason: &'static str },
+    #[error("{0}")]
+    Code(#[from] CodeError),
+    #[error("the sandbox could not start the function: {0}")]
+    Spawn(String),
+    #[error("the control plane failed: {0}")]
+    Control(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// Settings of the host, the same for every function.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    pub region: String,
+    /// What functions use as `AWS_ENDPOINT_URL`: the sandbox's edge port.
+    pub edge_endpoint: String,
+    /// The most environments that run at once, over all functions (the account limit).
+    pub concurrency_limit: usize,
+}
+
+/// A function's configuration, as the control plane has it.
+#[derive(Debug, Clone)]
+struct FunctionSpec {
+    name: String,
+    arn: String,
+    memory_mb: i32,
+    timeout: Duration,
+    environment: HashMap<String, String>,
+    handler: String,
+    reserved_concurrency: Option<usize>,
+    code_dir: PathBuf,
+}
+
+/// The function's environments: the idle ones and how many exist.
+#[derive(Debug)]
+struct FunctionPool {
+    spec: FunctionSpec,
+    idle: Mutex<Vec<Environment>>,
+    live: AtomicUsize,
+    /// Set when the function's code or configuration changed: its environments are replaced.
+    retired: AtomicBool,
+    limit: usize,
+}
+
+impl FunctionPool {
+    fn take_idle(&self) -> Option<Environment> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn try_reserve(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < self.limit).then_some(live + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn give_back(&self, environment: Environment) {
+        if self.retired.load(Ordering::Acquire) {
+            self.release();
+            return; // dropping kills it
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(environment);
+        }
+    }
+}
+
+/// One execution environment: a `bootstrap` process and its Runtime API.
+#[derive(Debug)]
+struct Environment {
+    pid: Option<u32>,
+    channel: Arc<RuntimeChannel>,
+    events: mpsc::Sender<PendingInvocation>,
+    exited: watch::Receiver<Option<String>>,
+    kill: Option<oneshot::Sender<()>>,
+    lines: mpsc::UnboundedReceiver<(i64, String)>,
+    log_stream: String,
+    spawned_at: Instant,
+    /// Until the first invocation has reported it.
+    init_pending: bool,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.server.abort();
+    }
+}
+
+/// Runs the functions the control plane knows.
+#[derive(Debug)]
+pub struct LambdaHost {
+    control: aws_sdk_lambda::Client,
+    code: Arc<CodeStore>,
+    logs: LogShipper,
+    settings: HostSettings,
+    functions: Mutex<HashMap<String, Arc<FunctionPool>>>,
+    account: Arc<Semaphore>,
+}
+
+/// The bare function name of a name, an ARN or a partial ARN, without a qualifier.
+pub fn function_name(identifier: &str) -> String {
+    let decoded = percent_decode(identifier);
+    let name = match decoded.find(":function:") {
+        Some(at) => &decoded[at + ":function:".len()..],
+        None => decoded.as_str(),
+    };
+    name.split(':').next().unwrap_or(name).to_owned()
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| text.to_owned())
+}
+
+impl LambdaHost {
+    pub fn new(
+        control: aws_sdk_lambda::Client,
+        code: Arc<CodeStore>,
+        logs: LogShipper,
+        settings: HostSettings,
+    ) -> Self {
+        Self {
+            account: Arc::new(Semaphore::new(settings.concurrency_limit)),
+            control,
+            code,
+            logs,
+            settings,
+            functions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets what the host knows of `function` after its code or configuration changed:
+    /// idle environments stop now, busy ones when they finish.
+    pub fn invalidate(&self, function: &str) {
+        let name = function_name(function);
+        let pool = self
+            .functions
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(&name));
+        if let Some(pool) = pool {
+            pool.retired.store(true, Ordering::Release);
+            let idle = pool
+                .idle
+                .lock()
+                .map(|mut idle| std::mem::take(&mut *idle))
+                .unwrap_or_default();
+            for environment in idle {
+                pool.release();
+                drop(environment);
+            }
+        }
+    }
+
+    /// Environments alive per function, for the agent's status.
+    pub fn environments(&self) -> Vec<(String, usize)> {
+        self.functions
+            .lock()
+            .map(|map| {
+                map.iter()
+                    .map(|(name, pool)| (name.clone(), pool.live.load(Ordering::Acquire)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn pool(&self, function: &str) -> Result<Arc<FunctionPool>, InvokeError> {
+        let name = function_name(function);
+        if let Some(pool) = self
+            .functions
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&name).cloned())
+        {
+            return Ok(pool);
+        }
+        let spec = self.load_spec(&name).await?;
+        let limit = spec
+            .reserved_concurrency
+            .unwrap_or(self.settings.concurrency_limit);
+        let pool = Arc::new(FunctionPool {
+            spec,
+            idle: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+            limit,
+        });
+        let mut map = self
+            .functions
+            .lock()
+            .map_err(|_| InvokeError::Control("the function table is poisoned".into()))?;
+        Ok(map.entry(name).or_insert(pool).clone())
+    }
+
+    async fn load_spec(&self, name: &str) -> Result<FunctionSpec, InvokeError> {
+        let output = self
+            .control
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|err| match err.code() {
+                Some("ResourceNotFoundException") => InvokeError::NotFound(format!(
+                    "arn:aws:lambda:{}:123456789012:function:{name}",
+                    self.settings.region
+                )),
+                _ => InvokeError::Control(
+                    aws_sdk_lambda::error::DisplayErrorContext(&err).to_string(),
+                ),
+            })?;
+        let Some(config) = output.configuration() else {
+            return Err(InvokeError::Control(
+                "GetFunction returned no configuration".into(),
+            ));
+        };
+        let mut reserved = output
+            .concurrency()
+            .and_then(|concurrency| concurrency.reserved_concurrent_executions());
+        if reserved.is_none() {
+            reserved = self
+                .control
+                .get_function_concurrency()
+                .function_name(name)
+                .send()
+                .await
+                .ok()
+                .and_then(|output| output.reserved_concurrent_executions());
+        }
+        let code_sha256 = config.code_sha256().map(str::to_owned);
+        let code_dir = self.code.unpacked(name, code_sha256.as_deref())?;
+        Ok(FunctionSpec {
+            name: name.to_owned(),
+            arn: config.function_arn().unwrap_or(name).to_owned(),
+            memory_mb: config.memory_size().unwrap_or(128),
+            timeout: Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64),
+            environment: config
+                .environment()
+                .and_then(|environment| environment.variables())
+                .cloned()
+                .unwrap_or_default(),
+            handler: config.handler().unwrap_or("bootstrap").to_owned(),
+            reserved_concurrency: reserved.map(|value| value.max(0) as usize),
+            code_dir,
+        })
+    }
+
+    /// Runs one `Invoke`.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        request: InvokeRequest,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        let pool = self.pool(&request.function).await?;
+        match request.invocation_type {
+            InvocationType::DryRun => Ok(InvokeOutcome::DryRun),
+            InvocationType::RequestResponse => {
+                self.run(&pool, request.payload, request.log_tail).await
+            }
+            InvocationType::Event => {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let host = Arc::clone(self);
+                tokio::spawn(async move {
+                    // Lambda's async queue retries throttled events for hours; a bounded minute
+                    // is enough for a lab and keeps the sandbox from piling up work.
+                    let give_up = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        match host.run(&pool, request.payload.clone(), false).await {
+                            Err(InvokeError::Throttled { .. }) if Instant::now() < give_up => {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(err) => {
+                                tracing::warn!(function = %pool.spec.name, error = %err, "an Event invocation failed");
+                                break;
+                            }
+                            Ok(_) => break,
+                        }
+                    }
+                });
+                Ok(InvokeOutcome::Accepted { request_id })
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        pool: &Arc<FunctionPool>,
+        payload: Bytes,
+        log_tail: bool,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        let Ok(_slot) = self.account.clone().try_acquire_owned() else {
+            return Err(InvokeError::Throttled {
+                reason: "ConcurrentInvocationLimitExceeded",
+            });
+        };
+        let environment = match pool.take_idle() {
+            Some(environment) => environment,
+            None => {
+                if !pool.try_reserve() {
+                    return Err(InvokeError::Throttled {
+                        reason: if pool.spec.reserved_concurrency.is_some() {
+                            "ReservedFunctionConcurrentInvocationLimitExceeded"
+                        } else {
+                            "ConcurrentInvocationLimitExceeded"
+                        },
+                    });
+                }
+                match self.spawn_environment(&pool.spec).await {
+                    Ok(environment) => environment,
+                    Err(err) => {
+                        pool.release();
+                        return Err(err);
+                    }
+                }
+            }
+        };
+        let (outcome, environment) = self.run_on(pool, environment, payload, log_tail).await;
+        match environment {
+            Some(environment) => pool.give_back(environment),
+            None => pool.release(),
+        }
+        Ok(outcome)
+    }
+
+    async fn spawn_environment(&self, spec: &FunctionSpec) -> Result<Environment, InvokeError> {
+        let (channel, events) = RuntimeChannel::new();
+        let (address, server) = serve(channel.clone())
+            .await
+            .map_err(|err| InvokeError::Spawn(err.to_string()))?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let date = time::OffsetDateTime::now_utc();
+        let log_stream = format!(
+            "{:04}/{:02}/{:02}/[$LATEST]{id}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        );
+        let log_group = format!("/aws/lambda/{}", spec.name);
+        let mut command = tokio::process::Command::new(spec.code_dir.join("bootstrap"));
+        command
+            .current_dir(&spec.code_dir)
+            .env_clear()
+            .envs(&spec.environment)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "en_US.UTF-8")
+            .env("TZ", ":UTC")
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", &log_group)
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", &log_stream)
+            .env("AWS_REGION", &self.settings.region)
+            .env("AWS_DEFAULT_REGION", &self.settings.region)
+            .env("LAMBDA_TASK_ROOT", &spec.code_dir)
+            .env("LAMBDA_RUNTIME_DIR", &spec.code_dir)
+            .env("_HANDLER", &spec.handler)
+            // The execution role's credentials on AWS; moto takes any.
+            .env("AWS_ACCESS_KEY_ID", "sandbox")
+            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
+            .env("AWS_SESSION_TOKEN", "sandbox")
+            // So the function's own SDK calls reach the sandbox, as they reach AWS on AWS.
+            .env("AWS_ENDPOINT_URL", &self.settings.edge_endpoint)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|err| {
+            InvokeError::Spawn(format!(
+                "{}: {err}",
+                spec.code_dir.join("bootstrap").display()
+            ))
+        })?;
+        let pid = child.id();
+        let (line_sender, lines) = mpsc::unbounded_channel();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sender = line_sender.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    if sender.send((now_ms(), line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let (exit_sender, exited) = watch::channel(None);
+        let (kill, kill_requested) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                _ = kill_requested => {
+                    let _ = child.kill().await;
+                    "killed".to_owned()
+                }
+            };
+            let _ = exit_sender.send(Some(status));
+        });
+        Ok(Environment {
+            pid,
+            channel,
+            events,
+            exited,
+            kill: Some(kill),
+            lines,
+            log_stream,
+            spawned_at: Instant::now(),
+            init_pending: true,
+            server,
+        })
+    }
+
+    /// Runs one invocation on `environment`; gives the environment back unless it had to die.
+    async fn run_on(
+        &self,
+        pool: &FunctionPool,
+        mut environment: Environment,
+        payload: Bytes,
+        log_tail: bool,
+    ) -> (InvokeOutcome, Option<Environment>) {
+        let spec = &pool.spec;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let group = format!("/aws/lambda/{}", spec.name);
+        let mut log: Vec<(i64, String)> = Vec::new();
+        // Whatever the environment printed between invocations belongs to no invocation.
+        let mut stray = Vec::new();
+        while let Ok(line) = environment.lines.try_recv() {
+            stray.push(line);
+        }
+
+        // A new environment first has to reach `next`; that time is its Init Duration.
+        let mut init_duration = None;
+        if environment.init_pending {
+            let failure = wait_ready(&mut environment).await;
+            while let Ok(line) = environment.lines.try_recv() {
+                stray.push(line);
+            }
+            self.ship(&group, &environment.log_stream, stray.drain(..));
+            if let Some(reason) = failure {
+                let message = format!("RequestId: {request_id} Error: {reason}");
+                let body =
+                    serde_json::json!({"errorType": "Runtime.ExitError", "errorMessage": message});
+                let mut lines = vec![(
+                    now_ms(),
+                    format!(
+                        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError",
+                        ms(environment.spawned_at.elapsed())
+                    ),
+                )];
+                lines.push((
+                    now_ms(),
+                    format!("START RequestId: {request_id} Version: $LATEST"),
+                ));
+                lines.push((now_ms(), message));
+                lines.push((now_ms(), format!("END RequestId: {request_id}")));
+                lines.push((now_ms(), format!("REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: Runtime.ExitError", spec.memory_mb)));
+                let tail = log_tail.then(|| tail_of(&lines));
+                self.ship(&group, &environment.log_stream, lines);
+                return (
+                    InvokeOutcome::Completed {
+                        payload: Bytes::from(body.to_string()),
+                        function_error: Some("Unhandled"),
+                        log_result: tail,
+                        request_id,
+                    },
+                    None,
+                );
+            }
+            let ready_at = environment
+                .channel
+                .ready_at
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .unwrap_or_else(Instant::now);
+            init_duration = Some(ready_at.duration_since(environment.spawned_at));
+            environment.init_pending = false;
+        } else {
+            self.ship(&group, &environment.log_stream, stray.drain(..));
+        }
+
+        log.push((
+            now_ms(),
+            format!("START RequestId: {request_id} Version: $LATEST"),
+        ));
+        let (result_sender, result) = oneshot::channel();
+        let (dispatched_sender, mut dispatched) = oneshot::channel();
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| (now + spec.timeout).as_millis() as u64);
+        let queued_at = Instant::now();
+        let sent = environment
+            .events
+            .send(PendingInvocation {
+                request_id: request_id.clone(),
+                payload,
+                deadline_ms,
+                function_arn: spec.arn.clone(),
+                dispatched: dispatched_sender,
+                result: result_sender,
+            })
+            .await;
+        let deadline = tokio::time::Instant::now() + spec.timeout;
+        let mut exited = environment.exited.clone();
+        enum End {
+            Result(RuntimeResult),
+            Timeout,
+            Crash(String),
+        }
+        let end = if sent.is_err() {
+            End::Crash("the runtime API is gone".into())
+        } else {
+            tokio::select! {
+                result = result => match result {
+                    Ok(result) => End::Result(result),
+                    Err(_) => End::Crash("the runtime API dropped the invocation".into()),
+                },
+                _ = tokio::time::sleep_until(deadline) => End::Timeout,
+                status = wait_exit(&mut exited) => End::Crash(status),
+            }
+        };
+        // An event the runtime never took has no dispatch time; its clock ran from the queue.
+        let started = dispatched.try_recv().unwrap_or(queued_at);
+        let duration = started.elapsed().min(spec.timeout);
+        // Let the pipes deliver what the function printed just before it answered.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        while let Ok(line) = environment.lines.try_recv() {
+            log.push(line);
+        }
+        let max_memory_mb = environment.pid.map_or(0, peak_memory_mb);
+
+        let (payload, function_error, status, keep) = match end {
+            End::Result(RuntimeResult::Response(body)) => (body, None, None, true),
+            End::Result(RuntimeResult::Error { body, error_type }) => {
+                let body = if body.is_empty() {
+                    Bytes::from(serde_json::json!({"errorType": error_type.unwrap_or_else(|| "Unknown".into()), "errorMessage": "the function reported an error"}).to_string())
+                } else {
+                    body
+                };
+                (body, Some("Unhandled"), None, true)
+            }
+            End::Timeout => {
+                let message = format!(
+                    "{} {request_id} Task timed out after {:.2} seconds",
+                    rfc3339_now(),
+                    spec.timeout.as_secs_f64()
+                );
+                log.push((now_ms(), message.clone()));
+                let body = serde_json::json!({"errorType": "Sandbox.Timedout", "errorMessage": format!("RequestId: {request_id} Error: Task timed out after {:.2} seconds", spec.timeout.as_secs_f64())});
+                (
+                    Bytes::from(body.to_string()),
+                    Some("Unhandled"),
+                    Some("timeout"),
+                    false,
+                )
+            }
+            End::Crash(status) => {
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
+                log.push((now_ms(), message.clone()));
+                let body =
+                    serde_json::json!({"errorType": "Runtime.ExitError", "errorMessage": message});
+                (
+                    Bytes::from(body.to_string()),
+                    Some("Unhandled"),
+                    Some("error"),
+                    false,
+                )
+            }
+        };
+
+        log.push((now_ms(), format!("END RequestId: {request_id}")));
+        log.push((
+            now_ms(),
+            report_line(
+                &request_id,
+                duration,
+                init_duration,
+                spec.memory_mb,
+                max_memory_mb,
+                status,
+            ),
+        ));
+        let tail = log_tail.then(|| tail_of(&log));
+        self.ship(&group, &environment.log_stream, log);
+        let outcome = InvokeOutcome::Completed {
+            payload,
+            function_error,
+            log_result: tail,
+            request_id,
+        };
+        (outcome, keep.then_some(environment))
+    }
+
+    fn ship(&self, group: &str, stream: &str, lines: impl IntoIterator<Item = (i64, String)>) {
+        self.logs
+            .send_all(lines.into_iter().map(|(timestamp_ms, message)| LogLine {
+                group: group.to_owned(),
+                stream: stream.to_owned(),
+                timestamp_ms,
+                message,
+            }));
+    }
+}
+
+/// Waits for a new environment's first `next`; the reason it will never come otherwise.
+async fn wait_ready(environment: &mut Environment) -> Option<String> {
+    let channel = environment.channel.clone();
+    let ready = async {
+        loop {
+            let notified = channel.ready.notified();
+            if channel.ready_at.lock().ok().is_some_and(|at| at.is_some()) {
+                return;
+            }
+            notified.await;
+        }
+    };
+    let mut exited = environment.exited.clone();
+    tokio::select! {
+        () = ready => None,
+        () = channel.init_failed.notified() => {
+            let detail = channel
+                .init_error
+                .lock()
+                .ok()
+                .and_then(|error| error.clone())
+                .map(|body| String::from_utf8_lossy(&body).into_owned())
+                .unwrap_or_default();
+            Some(format!("the runtime failed to initialise: {detail}"))
+        }
+        status = wait_exit(&mut exited) => Some(format!("Runtime exited with error: {status}")),
+        _ = tokio::time::sleep(INIT_TIMEOUT) => Some(format!("Init timed out after {:.2} seconds", INIT_TIMEOUT.as_secs_f64())),
+    }
+}
+
+/// Completes with the exit status once the process has ended.
+async fn wait_exit(exited: &mut watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(status) = exited.borrow().clone() {
+            return status;
+        }
+        if exited.changed().await.is_err() {
+            return "the environment is gone".into();
+        }
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The `REPORT` line, as Lambda writes it. Billed Duration is rounded up to the millisecond
+/// and, for `provided` runtimes, includes the init phase, which AWS bills for them.
+pub fn report_line(
+    request_id: &str,
+    duration: Duration,
+    init: Option<Duration>,
+    memory_mb: i32,
+    max_memory_mb: u64,
+    status: Option<&str>,
+) -> String {
+    let billed = (ms(duration) + init.map_or(0.0, ms)).ceil().max(1.0) as u64;
+    let mut line = format!(
+        "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB\t",
+        ms(duration)
+    );
+    if let Some(init) = init {
+        line.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
+    }
+    if let Some(status) = status {
+        line.push_str(&format!("Status: {status}"));
+    }
+    line
+}
+
+/// Base64 of the last 4 KB of the log, cut at a line start where possible.
+fn tail_of(lines: &[(i64, String)]) -> String {
+    let text: String = lines.iter().map(|(_, line)| format!("{line}\n")).collect();
+    let mut start = text.len().saturating_sub(TAIL_BYTES);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    STANDARD.encode(&text.as_bytes()[start..])
+}
+
+/// The peak resident memory of `pid` (VmHWM), in MB.
+fn peak_memory_mb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb.div_ceil(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_come_from_names_and_arns() {
+        assert_eq!(function_name("proxy"), "proxy");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:proxy"),
+            "proxy"
+        );
+        assert_eq!(
+            function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Aproxy%3A%24LATEST"),
+            "proxy"
+        );
+        assert_eq!(function_name("proxy:$LATEST"), "proxy");
+    }
+
+    #[test]
+    fn the_report_line_has_the_fields_aws_writes() {
+        let line = report_line(
+            "id-1",
+            Duration::from_micros(12_345),
+            Some(Duration::from_millis(40)),
+            128,
+            20,
+            None,
+        );
+        assert_eq!(
+            line,
+            "REPORT RequestId: id-1\tDuration: 12.35 ms\tBilled Duration: 53 ms\tMemory Size: 128 MB\tMax Memory Used: 20 MB\tInit Duration: 40.00 ms\t"
+        );
+        let warm = report_line(
+            "id-2",
+            Duration::from_millis(3000),
+            None,
+            256,
+            30,
+            Some("timeout"),
+        );
+        assert!(warm.ends_with("Billed Duration: 3000 ms\tMemory Size: 256 MB\tMax Memory Used: 30 MB\tStatus: timeout"), "{warm}");
+        assert!(!warm.contains("Init Duration"));
+    }
+
+    #[test]
+    fn the_tail_is_at_most_4_kb() {
+        let lines: Vec<(i64, String)> = (0..500)
+            .map(|i| (0, format!("line {i} of the log")))
+            .collect();
+        let tail = STANDARD.decode(tail_of(&lines)).expect("base64");
+        assert!(tail.len() <= TAIL_BYTES);
+        assert!(
+            String::from_utf8(tail)
+                .expect("utf-8")
+                .ends_with("line 499 of the log\n")
+        );
+    }
+
+    #[test]
+    fn invocation_types_parse_from_the_header() {
+        assert_eq!(
+            InvocationType::parse(None),
+            Some(InvocationType::RequestResponse)
+        );
+        assert_eq!(
+            InvocationType::parse(Some("Event")),
+            Some(InvocationType::Event)
+        );
+        assert_eq!(
+            InvocationType::parse(Some("DryRun")),
+            Some(InvocationType::DryRun)
+        );
+        assert_eq!(InvocationType::parse(Some("Later")), None);
+    }
+}

@@ -1,0 +1,272 @@
+//! The local sandbox: moto's server on an internal loopback port, and hybridlab's compute agent
+//! on the edge port in front of it. The agent forwards every AWS call to moto except the ones
+//! that need compute: Lambda `Invoke` runs the deployed `bootstrap` (see [`lambda_host`]), and
+//! running image-server instances become local processes (see [`ec2_host`]).
+
+pub mod code;
+pub mod control;
+pub mod ec2_host;
+pub mod edge;
+pub mod lambda_host;
+pub mod logs;
+pub mod runtime_api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::moto::{MotoError, MotoServer, ensure_installed};
+use code::CodeStore;
+use ec2_host::{Ec2Host, Ec2Settings};
+use lambda_host::{HostSettings, LambdaHost};
+use logs::LogShipper;
+
+/// The edge port AWS emulators conventionally use.
+pub const DEFAULT_EDGE_PORT: u16 = 4566;
+/// The region the sandbox answers for.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// How to run a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// 0 lets the OS choose (tests).
+    pub edge_port: u16,
+    /// Where code, instance binaries and moto's log go.
+    pub state_dir: PathBuf,
+    /// The most function environments running at once (the account's concurrency limit).
+    pub concurrency_limit: usize,
+    pub region: String,
+}
+
+impl SandboxOptions {
+    pub fn new(state_dir: PathBuf) -> Self {
+        Self {
+            edge_port: DEFAULT_EDGE_PORT,
+            state_dir,
+            concurrency_limit: 64,
+            region: DEFAULT_REGION.to_owned(),
+        }
+    }
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Moto(#[from] MotoError),
+    #[error(
+        "cannot listen on 127.0.0.1:{port}: {source}; is another sandbox or emulator running? (`hybridlab sandbox status`)"
+    )]
+    Listen { port: u16, source: std::io::Error },
+    #[error("cannot use the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Client(String),
+}
+
+/// A running sandbox. [`Sandbox::stop`] (or dropping it) stops every process it runs.
+#[derive(Debug)]
+pub struct Sandbox {
+    endpoint: String,
+    moto: MotoServer,
+    lambda: Arc<LambdaHost>,
+    ec2: Arc<Ec2Host>,
+    stop_edge: Option<oneshot::Sender<()>>,
+    stop_ec2: Option<oneshot::Sender<()>>,
+    edge: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// SDK configuration for talking straight to moto, with throwaway credentials.
+pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "sandbox",
+            "sandbox",
+            None,
+            None,
+            "hybridlab-sandbox",
+        ))
+        .load()
+        .await
+}
+
+/// An S3 client for an AWS-compatible endpoint (path-style addressing).
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+impl Sandbox {
+    /// Installs moto if needed (telling `progress`), starts it and the agent.
+    pub async fn start(
+        options: SandboxOptions,
+        progress: impl FnMut(&str) + Send + 'static,
+    ) -> Result<Self, SandboxError> {
+        let state_dir = options.state_dir.clone();
+        std::fs::create_dir_all(&state_dir).map_err(|source| SandboxError::StateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let log = state_dir.join("moto.log");
+        let moto = tokio::task::spawn_blocking(move || {
+            let mut progress = progress;
+            let install = ensure_installed(&mut progress)?;
+            MotoServer::start(&install, 0, &log)
+        })
+        .await
+        .map_err(|err| SandboxError::Client(err.to_string()))??;
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.edge_port))
+            .await
+            .map_err(|source| SandboxError::Listen {
+                port: options.edge_port,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                port: options.edge_port,
+                source,
+            })?
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+
+        let config = sdk_config(&moto.endpoint(), &options.region).await;
+        let s3 = s3_client(&config);
+        let logs = LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config));
+        let code = Arc::new(CodeStore::new(state_dir.join("code")));
+        let lambda = Arc::new(LambdaHost::new(
+            aws_sdk_lambda::Client::new(&config),
+            code.clone(),
+            logs.clone(),
+            HostSettings {
+                region: options.region.clone(),
+                edge_endpoint: endpoint.clone(),
+                concurrency_limit: options.concurrency_limit.max(1),
+            },
+        ));
+        let ec2 = Arc::new(Ec2Host::new(
+            aws_sdk_ec2::Client::new(&config),
+            s3.clone(),
+            logs,
+            Ec2Settings {
+                edge_endpoint: endpoint.clone(),
+                state_dir: state_dir.clone(),
+            },
+        ));
+        let (stop_ec2, ec2_stopped) = oneshot::channel();
+        tokio::spawn(ec2.clone().run(ec2_stopped));
+
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|err| SandboxError::Client(err.to_string()))?;
+        let status = {
+            let lambda = lambda.clone();
+            let ec2 = ec2.clone();
+            let moto_endpoint = moto.endpoint();
+            Arc::new(move || {
+                let environments: Vec<_> = lambda
+                    .environments()
+                    .into_iter()
+                    .map(|(name, count)| json!({"function": name, "environments": count}))
+                    .collect();
+                let instances: Vec<_> = ec2
+                    .servers()
+                    .into_iter()
+                    .map(|(id, endpoint)| json!({"instance_id": id, "endpoint": endpoint}))
+                    .collect();
+                json!({
+                    "status": "running",
+                    "moto": moto_endpoint,
+                    "functions": environments,
+                    "instances": instances,
+                })
+            })
+        };
+        let router = edge::router(edge::EdgeState {
+            moto_endpoint: moto.endpoint(),
+            client,
+            lambda: lambda.clone(),
+            code,
+            s3,
+            status,
+        });
+        let (stop_edge, edge_stopped) = oneshot::channel::<()>();
+        let edge = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = edge_stopped.await;
+                })
+                .await;
+        });
+        tracing::info!(endpoint = %endpoint, moto = %moto.endpoint(), "sandbox running");
+        Ok(Self {
+            endpoint,
+            moto,
+            lambda,
+            ec2,
+            stop_edge: Some(stop_edge),
+            stop_ec2: Some(stop_ec2),
+            edge: Some(edge),
+        })
+    }
+
+    /// `http://127.0.0.1:<edge port>`: the endpoint URL for every AWS client.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// moto's own endpoint, behind the agent.
+    pub fn moto_endpoint(&self) -> String {
+        self.moto.endpoint()
+    }
+
+    /// Instance id → server endpoint of the instances the sandbox runs.
+    pub fn servers(&self) -> Vec<(String, String)> {
+        self.ec2.servers()
+    }
+
+    /// Stops the edge, every function environment and server process, and moto.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop_ec2.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.stop_edge.take() {
+            let _ = stop.send(());
+        }
+        if let Some(edge) = self.edge.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), edge).await;
+        }
+        for (name, _) in self.lambda.environments() {
+            self.lambda.invalidate(&name);
+        }
+        self.moto.stop();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop_ec2.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.stop_edge.take() {
+            let _ = stop.send(());
+        }
+        self.moto.stop();
+    }
+}

@@ -1,0 +1,256 @@
+//! The sandbox runs an image-server instance as a local process, from the binary and
+//! environment file its user-data names in S3, and the whole lab works through it: the proxy
+//! function, invoked through the edge port, calls that server, which stores to the sandbox.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_lambda::primitives::Blob;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hybridlab_provision::sandbox::ec2_host::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
+use hybridlab_provision::userdata::ServerLaunch;
+use hybridlab_tests::aws::unique_name;
+use hybridlab_tests::fixtures;
+use hybridlab_tests::image_host::ImageHost;
+use hybridlab_tests::sandbox::{
+    EdgeClients, bootstrap_zip, build_binary, deploy_function, edge_clients,
+};
+use serde_json::{Value, json};
+
+/// Polls `check` every 100 ms for up to `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {
+    let output = clients
+        .ec2
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .ok()?;
+    output
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.tags())
+        .find(|tag| tag.key() == Some(ENDPOINT_TAG))
+        .and_then(|tag| tag.value().map(str::to_owned))
+}
+
+/// Stores the server binary and its environment file, then launches an instance whose
+/// user-data names them. Returns the instance id and the server's log group.
+async fn launch_server(
+    clients: &EdgeClients,
+    bucket: &str,
+    table: &str,
+    token: &str,
+) -> (String, String) {
+    let artifacts = unique_name("artifacts");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&artifacts)
+        .send()
+        .await
+        .expect("artifacts bucket");
+    let binary = std::fs::read(build_binary("hybridlab-ec2-server", "hybridlab-ec2-server"))
+        .expect("the server binary");
+    clients
+        .s3
+        .put_object()
+        .bucket(&artifacts)
+        .key("server/hybridlab-ec2-server")
+        .body(binary.into())
+        .send()
+        .await
+        .expect("binary stored");
+    let env_file = format!(
+        "HYBRIDLAB_BUCKET={bucket}\nHYBRIDLAB_TABLE={table}\nHYBRIDLAB_TOKEN={token}\nAWS_REGION=us-east-1\n"
+    );
+    clients
+        .s3
+        .put_object()
+        .bucket(&artifacts)
+        .key("server/server.env")
+        .body(env_file.into_bytes().into())
+        .send()
+        .await
+        .expect("env file stored");
+    let log_group = format!("/hybridlab/{}/ec2-server", unique_name("stack"));
+    let launch = ServerLaunch {
+        artifact_bucket: artifacts,
+        binary_key: "server/hybridlab-ec2-server".into(),
+        env_key: "server/server.env".into(),
+        log_group: log_group.clone(),
+        region: "us-east-1".into(),
+        port: 8080,
+        ttl_seconds: 7200,
+    };
+    let image = clients
+        .ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("moto lists images")
+        .images()
+        .first()
+        .and_then(|image| image.image_id().map(str::to_owned))
+        .expect("moto has an Amazon image");
+    let reservation = clients
+        .ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .user_data(STANDARD.encode(launch.render()))
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(
+                    Tag::builder()
+                        .key(ROLE_TAG)
+                        .value(ROLE_IMAGE_SERVER)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto runs the instance");
+    let instance = reservation
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id().map(str::to_owned))
+        .expect("an instance id");
+    (instance, log_group)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it() {
+    let clients = edge_clients().await;
+    let bucket = unique_name("images");
+    let table = unique_name("images");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let moto_clients = hybridlab_tests::aws::Clients {
+        endpoint: clients.endpoint.clone(),
+        s3: clients.s3.clone(),
+        dynamodb: clients.dynamodb.clone(),
+    };
+    moto_clients.create_table(&table).await;
+    let token = "sandbox-token";
+    let (instance, log_group) = launch_server(&clients, &bucket, &table, token).await;
+
+    let endpoint = eventually(Duration::from_secs(60), || {
+        endpoint_tag(&clients, &instance)
+    })
+    .await
+    .expect("the sandbox tags the instance with its server's address");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let health: Value = eventually(Duration::from_secs(30), || async {
+        let response = http.get(format!("{endpoint}/health")).send().await.ok()?;
+        response.json().await.ok()
+    })
+    .await
+    .expect("the server answers /health");
+    assert_eq!(health["bucket"], bucket.as_str());
+    assert_eq!(health["table"], table.as_str());
+
+    // The proxy function, deployed to the sandbox, calls that server.
+    let images = ImageHost::start().await;
+    let url = images.add("photo.jpg", fixtures::jpeg(640, 480), "image/jpeg");
+    let function = deploy_function(
+        &clients,
+        "proxy",
+        bootstrap_zip("hybridlab-lambda", "proxy"),
+        30,
+        &[("EC2_ENDPOINT", &endpoint), ("HYBRIDLAB_TOKEN", token)],
+    )
+    .await;
+    let output = clients
+        .lambda
+        .invoke()
+        .function_name(&function)
+        .payload(Blob::new(json!({ "image_url": url }).to_string()))
+        .send()
+        .await
+        .expect("the proxy is invoked");
+    assert_eq!(output.function_error(), None);
+    let answer: Value =
+        serde_json::from_slice(output.payload().expect("payload").as_ref()).expect("JSON");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let body: Value =
+        serde_json::from_str(answer["body"].as_str().expect("a body")).expect("JSON body");
+    assert_eq!(body["width"], 640);
+    assert_eq!(body["lambda"]["cold_start"], true);
+    let image_id = body["image_id"].as_str().expect("an id").to_owned();
+    let keys = moto_clients.list_keys(&bucket).await;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|key| key.starts_with(&format!("images/{image_id}/")))
+    );
+    assert_eq!(moto_clients.scan_all(&table).await.len(), 1);
+
+    // The server's output is in its log group, under the instance's stream.
+    let logged = eventually(Duration::from_secs(10), || async {
+        let events = clients
+            .logs
+            .filter_log_events()
+            .log_group_name(&log_group)
+            .send()
+            .await
+            .ok()?;
+        events
+            .events()
+            .iter()
+            .any(|e| e.message().is_some_and(|m| m.contains(&image_id)))
+            .then_some(())
+    })
+    .await;
+    assert!(logged.is_some(), "the server's log reaches {log_group}");
+
+    // Terminating the instance stops the process.
+    clients
+        .ec2
+        .terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .expect("terminated");
+    let stopped = eventually(Duration::from_secs(15), || async {
+        http.get(format!("{endpoint}/health"))
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(stopped.is_some(), "the server stops with its instance");
+}

@@ -1,0 +1,419 @@
+//! The sandbox runs Lambda functions as Lambda does: a `lambda_runtime` function unmodified,
+//! cold then warm starts in `REPORT` lines, throttling at the reserved concurrency, timeouts,
+//! function errors, crashes, the invocation types, and code updates.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, InvocationType, LogType};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hybridlab_tests::sandbox::{EdgeClients, bootstrap_zip, deploy_function, edge_clients};
+use serde_json::{Value, json};
+
+/// The outcome of one invocation through the SDK.
+struct Invoked {
+    status: i32,
+    function_error: Option<String>,
+    payload: Value,
+    log: String,
+}
+
+async fn invoke(clients: &EdgeClients, function: &str, event: Value) -> Invoked {
+    let output = clients
+        .lambda
+        .invoke()
+        .function_name(function)
+        .log_type(LogType::Tail)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "invoke {function}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&err)
+            )
+        });
+    let log = output
+        .log_result()
+        .map(|encoded| String::from_utf8(STANDARD.decode(encoded).expect("base64")).expect("UTF-8"))
+        .unwrap_or_default();
+    Invoked {
+        status: output.status_code(),
+        function_error: output.function_error().map(str::to_owned),
+        payload: output
+            .payload()
+            .map(|blob| serde_json::from_slice(blob.as_ref()).expect("JSON payload"))
+            .unwrap_or(Value::Null),
+        log,
+    }
+}
+
+fn test_function_zip() -> Vec<u8> {
+    bootstrap_zip("hybridlab-tests", "lab-test-function")
+}
+
+/// Every message of the function's log group, oldest first, once `wanted` appears (or after
+/// ten seconds of polling, whatever is there).
+async fn cloudwatch_messages(clients: &EdgeClients, function: &str, wanted: &str) -> Vec<String> {
+    let group = format!("/aws/lambda/{function}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut messages = Vec::new();
+        let mut pages = clients
+            .logs
+            .filter_log_events()
+            .log_group_name(&group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let Ok(page) = page else { break };
+            messages.extend(
+                page.events()
+                    .iter()
+                    .filter_map(|event| event.message().map(str::to_owned)),
+            );
+        }
+        if messages.iter().any(|m| m.contains(wanted)) || Instant::now() > deadline {
+            return messages;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_runtime_function_runs_unmodified_cold_then_warm() {
+    let clients = edge_clients().await;
+    let function = deploy_function(
+        &clients,
+        "echo",
+        test_function_zip(),
+        10,
+        &[("HYBRIDLAB_TEST_VAR", "from-config")],
+    )
+    .await;
+
+    let cold = invoke(
+        &clients,
+        &function,
+        json!({"print": "hello from the function"}),
+    )
+    .await;
+    assert_eq!(cold.status, 200);
+    assert_eq!(cold.function_error, None, "{}", cold.payload);
+    assert_eq!(cold.payload["echo"]["print"], "hello from the function");
+    assert_eq!(cold.payload["function_name"], function.as_str());
+    assert_eq!(cold.payload["test_var"], "from-config");
+    assert_eq!(cold.payload["served"], 1);
+    assert!(cold.log.contains("START RequestId: "), "{}", cold.log);
+    assert!(cold.log.contains("hello from the function"), "{}", cold.log);
+    assert!(cold.log.contains("END RequestId: "), "{}", cold.log);
+    let report = cold
+        .log
+        .lines()
+        .find(|l| l.starts_with("REPORT"))
+        .expect("a REPORT line");
+    for field in [
+        "Duration: ",
+        "Billed Duration: ",
+        "Memory Size: 128 MB",
+        "Max Memory Used: ",
+        "Init Duration: ",
+    ] {
+        assert!(report.contains(field), "{field} in {report}");
+    }
+    let request_id = cold.payload["request_id"]
+        .as_str()
+        .expect("the context's id")
+        .to_owned();
+    assert!(
+        report.contains(&request_id),
+        "the REPORT names the request: {report}"
+    );
+
+    let warm = invoke(&clients, &function, json!({})).await;
+    assert_eq!(
+        warm.payload["pid"], cold.payload["pid"],
+        "the environment is reused"
+    );
+    assert_eq!(warm.payload["served"], 2);
+    let report = warm
+        .log
+        .lines()
+        .find(|l| l.starts_with("REPORT"))
+        .expect("a REPORT line");
+    assert!(
+        !report.contains("Init Duration"),
+        "a warm start has no init: {report}"
+    );
+
+    let messages = cloudwatch_messages(&clients, &function, &request_id).await;
+    assert!(
+        messages.iter().any(|m| m == "hello from the function"),
+        "{messages:?}"
+    );
+    let reports = messages
+        .iter()
+        .filter(|m| m.starts_with("REPORT RequestId: "))
+        .count();
+    assert_eq!(reports, 2, "{messages:?}");
+    let starts = messages
+        .iter()
+        .filter(|m| m.starts_with("START RequestId: "))
+        .count();
+    assert_eq!(starts, 2, "{messages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_invocations_at_reserved_concurrency_ten_are_answered_or_throttled() {
+    let clients = edge_clients().await;
+    let function = deploy_function(&clients, "burst", test_function_zip(), 10, &[]).await;
+    clients
+        .lambda
+        .put_function_concurrency()
+        .function_name(&function)
+        .reserved_concurrent_executions(10)
+        .send()
+        .await
+        .expect("moto stores the reserved concurrency");
+
+    let calls = (0..50).map(|_| {
+        let lambda = clients.lambda.clone();
+        let function = function.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                lambda
+                    .invoke()
+                    .function_name(&function)
+                    .payload(Blob::new(r#"{"sleep_ms": 400}"#))
+                    .send(),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut answered = 0;
+    let mut throttled = 0;
+    let mut pids = std::collections::BTreeSet::new();
+    for result in results {
+        match result.expect("no invocation hangs") {
+            Ok(output) => {
+                assert_eq!(output.status_code(), 200);
+                assert_eq!(output.function_error(), None);
+                let payload: Value =
+                    serde_json::from_slice(output.payload().expect("payload").as_ref())
+                        .expect("JSON");
+                pids.insert(payload["pid"].as_u64().expect("a pid"));
+                answered += 1;
+            }
+            Err(err) => {
+                assert_eq!(err.code(), Some("TooManyRequestsException"), "{err:?}");
+                throttled += 1;
+            }
+        }
+    }
+    assert_eq!(answered + throttled, 50);
+    assert!(answered >= 10, "at least the reserved ten ran: {answered}");
+    assert!(
+        throttled > 0,
+        "fifty 400 ms calls cannot all fit in ten environments"
+    );
+    assert!(
+        pids.len() <= 10,
+        "never more environments than reserved: {}",
+        pids.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_past_its_timeout_is_killed_and_reported_as_aws_does() {
+    let clients = edge_clients().await;
+    let function = deploy_function(&clients, "slow", test_function_zip(), 1, &[]).await;
+    let first = invoke(&clients, &function, json!({})).await;
+    let started = Instant::now();
+    let timed_out = invoke(&clients, &function, json!({"sleep_ms": 5000})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "killed at the timeout, not after the sleep"
+    );
+    assert_eq!(timed_out.status, 200);
+    assert_eq!(timed_out.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(timed_out.payload["errorType"], "Sandbox.Timedout");
+    let message = timed_out.payload["errorMessage"].as_str().unwrap_or("");
+    assert!(
+        message.contains("Task timed out after 1.00 seconds"),
+        "{message}"
+    );
+    assert!(
+        timed_out.log.contains("Task timed out after 1.00 seconds"),
+        "{}",
+        timed_out.log
+    );
+    let report = timed_out
+        .log
+        .lines()
+        .find(|l| l.starts_with("REPORT"))
+        .expect("REPORT");
+    assert!(report.contains("Status: timeout"), "{report}");
+
+    // The killed environment is gone: the next invocation starts a new one.
+    let next = invoke(&clients, &function, json!({})).await;
+    assert_eq!(next.function_error, None, "{}", next.payload);
+    assert_ne!(next.payload["pid"], first.payload["pid"]);
+    assert!(
+        next.log.contains("Init Duration"),
+        "a cold start again: {}",
+        next.log
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_errors_and_crashes_are_reported_and_recovered_from() {
+    let clients = edge_clients().await;
+    let function = deploy_function(&clients, "faulty", test_function_zip(), 5, &[]).await;
+
+    let failed = invoke(&clients, &function, json!({"fail": "the image was green"})).await;
+    assert_eq!(failed.status, 200);
+    assert_eq!(failed.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(failed.payload["errorMessage"], "the image was green");
+    let survivor = invoke(&clients, &function, json!({})).await;
+    assert_eq!(survivor.function_error, None);
+    assert_eq!(
+        survivor.payload["served"], 2,
+        "a handled error keeps the environment"
+    );
+
+    let crashed = invoke(&clients, &function, json!({"exit": 3})).await;
+    assert_eq!(crashed.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(crashed.payload["errorType"], "Runtime.ExitError");
+    assert!(
+        crashed.log.contains("Runtime exited with error"),
+        "{}",
+        crashed.log
+    );
+    let recovered = invoke(&clients, &function, json!({})).await;
+    assert_eq!(recovered.function_error, None);
+    assert_eq!(
+        recovered.payload["served"], 1,
+        "a new environment after the crash"
+    );
+
+    let broken = deploy_function(
+        &clients,
+        "broken-init",
+        test_function_zip(),
+        5,
+        &[("HYBRIDLAB_TEST_FAIL_INIT", "1")],
+    )
+    .await;
+    let init_failure = invoke(&clients, &broken, json!({})).await;
+    assert_eq!(init_failure.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        init_failure.payload["errorType"], "Runtime.ExitError",
+        "{}",
+        init_failure.payload
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_and_dry_run_invocations_and_missing_functions_answer_as_lambda_does() {
+    let clients = edge_clients().await;
+    let function = deploy_function(&clients, "async", test_function_zip(), 5, &[]).await;
+
+    let dry = clients
+        .lambda
+        .invoke()
+        .function_name(&function)
+        .invocation_type(InvocationType::DryRun)
+        .send()
+        .await
+        .expect("a dry run");
+    assert_eq!(dry.status_code(), 204);
+
+    let marker = format!("event-{}", uuid::Uuid::new_v4());
+    let queued = clients
+        .lambda
+        .invoke()
+        .function_name(&function)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(json!({"print": marker}).to_string()))
+        .send()
+        .await
+        .expect("an event");
+    assert_eq!(queued.status_code(), 202);
+    let messages = cloudwatch_messages(&clients, &function, &marker).await;
+    assert!(messages.contains(&marker), "the event ran: {messages:?}");
+
+    let missing = clients
+        .lambda
+        .invoke()
+        .function_name("no-such-function-anywhere")
+        .send()
+        .await
+        .expect_err("a missing function");
+    assert_eq!(missing.code(), Some("ResourceNotFoundException"));
+    assert_eq!(
+        missing.raw_response().map(|r| r.status().as_u16()),
+        Some(404)
+    );
+
+    let not_json = clients
+        .lambda
+        .invoke()
+        .function_name(&function)
+        .payload(Blob::new("not json"))
+        .send()
+        .await
+        .expect_err("a payload that is not JSON");
+    assert_eq!(not_json.code(), Some("InvalidRequestContentException"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_update_replaces_the_environments() {
+    let clients = edge_clients().await;
+    let function = deploy_function(
+        &clients,
+        "update",
+        test_function_zip(),
+        5,
+        &[("HYBRIDLAB_TEST_VAR", "before")],
+    )
+    .await;
+    let before = invoke(&clients, &function, json!({})).await;
+    assert_eq!(before.payload["test_var"], "before");
+    clients
+        .lambda
+        .update_function_configuration()
+        .function_name(&function)
+        .environment(
+            Environment::builder()
+                .variables("HYBRIDLAB_TEST_VAR", "after")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the update is accepted");
+    let after = invoke(&clients, &function, json!({})).await;
+    assert_eq!(after.payload["test_var"], "after");
+    assert_ne!(
+        after.payload["pid"], before.payload["pid"],
+        "a new environment"
+    );
+
+    clients
+        .lambda
+        .update_function_code()
+        .function_name(&function)
+        .zip_file(Blob::new(test_function_zip()))
+        .send()
+        .await
+        .expect("the code update is accepted");
+    let replaced = invoke(&clients, &function, json!({})).await;
+    assert!(
+        replaced.log.contains("Init Duration"),
+        "new code, new environment: {}",
+        replaced.log
+    );
+}

@@ -1,0 +1,44 @@
+//! A Lambda function for the sandbox's tests, built with `lambda_runtime` like the lab's own.
+//! The event says what to do: `{"print": "text", "sleep_ms": 100, "fail": "why", "exit": 3}`;
+//! it answers with the event, its process id (warm reuse keeps it), how many invocations this
+//! environment has served, and the variables the tests set.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+static SERVED: AtomicU64 = AtomicU64::new(0);
+
+async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
+    let payload = event.payload;
+    if let Some(text) = payload.get("print").and_then(Value::as_str) {
+        println!("{text}");
+    }
+    if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(code) = payload.get("exit").and_then(Value::as_i64) {
+        std::process::exit(code as i32);
+    }
+    if let Some(reason) = payload.get("fail").and_then(Value::as_str) {
+        return Err(reason.to_owned().into());
+    }
+    Ok(json!({
+        "echo": payload,
+        "pid": std::process::id(),
+        "served": served,
+        "request_id": event.context.request_id,
+        "function_name": std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+        "test_var": std::env::var("HYBRIDLAB_TEST_VAR").ok(),
+    }))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    if std::env::var("HYBRIDLAB_TEST_FAIL_INIT").is_ok() {
+        return Err("init failed on purpose".into());
+    }
+    lambda_runtime::run(service_fn(handle)).await
+}

@@ -1,0 +1,174 @@
+//! The sandbox for the tests: one per test binary, started on a runtime of its own (each
+//! `#[tokio::test]` has a runtime that ends with the test, and the sandbox must outlive them),
+//! on an edge port the OS chooses. Also: SDK clients on the edge port, and the lab's binaries
+//! built and zipped as Lambda deployment packages.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use hybridlab_provision::sandbox::code::package_bootstrap;
+use hybridlab_provision::sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
+
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("sandbox")
+            .build()
+            .expect("a runtime for the sandbox")
+    })
+}
+
+/// The shared sandbox, started on first use.
+pub async fn sandbox() -> &'static Sandbox {
+    tokio::task::spawn_blocking(|| {
+        SANDBOX.get_or_init(|| {
+            let state_dir =
+                std::env::temp_dir().join(format!("hybridlab-test-sandbox-{}", std::process::id()));
+            let mut options = SandboxOptions::new(state_dir);
+            options.edge_port = 0;
+            std::thread::spawn(move || {
+                runtime().block_on(Sandbox::start(options, |message| eprintln!("{message}")))
+            })
+            .join()
+            .expect("the sandbox thread does not panic")
+            .unwrap_or_else(|err| panic!("the sandbox starts: {err}"))
+        })
+    })
+    .await
+    .expect("starting the sandbox does not panic")
+}
+
+/// SDK clients on the sandbox's edge port.
+#[derive(Debug, Clone)]
+pub struct EdgeClients {
+    pub endpoint: String,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+}
+
+pub async fn edge_clients() -> EdgeClients {
+    let endpoint = sandbox().await.endpoint().to_owned();
+    let config = sdk_config(&endpoint, "us-east-1").await;
+    // Throttling is what some tests count: the SDK must not retry it away.
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&config)
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    EdgeClients {
+        s3: s3_client(&config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        lambda,
+        iam: aws_sdk_iam::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        endpoint,
+    }
+}
+
+static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+/// Builds `bin` of `package` with the profile and target directory of this test binary, and
+/// returns its path. The build is shared: the workspace's dependencies are already compiled.
+pub fn build_binary(package: &str, bin: &str) -> PathBuf {
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let map = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = map.get(bin) {
+        return path.clone();
+    }
+    let exe = std::env::current_exe().expect("own path");
+    // <target>/<profile>/deps/e2e-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a target directory")
+        .to_path_buf();
+    let target_dir = profile_dir
+        .parent()
+        .expect("a target directory")
+        .to_path_buf();
+    let release = profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if release {
+        command.arg("--release");
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(status.success(), "{package}/{bin} builds");
+    let path = profile_dir.join(bin);
+    map.insert(bin.to_owned(), path.clone());
+    path
+}
+
+/// A deployment package (`bootstrap` at the root) of a workspace binary.
+pub fn bootstrap_zip(package: &str, bin: &str) -> Vec<u8> {
+    package_bootstrap(&build_binary(package, bin)).expect("the binary zips")
+}
+
+/// An execution role for test functions (moto checks that the role exists).
+pub async fn lambda_role(clients: &EdgeClients) -> String {
+    let name = crate::aws::unique_name("lambda-role");
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = clients
+        .iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(policy)
+        .send()
+        .await
+        .expect("moto creates the role");
+    role.role().map(|r| r.arn().to_owned()).expect("a role ARN")
+}
+
+/// Creates a `provided.al2023` function from `zip` and returns its name.
+pub async fn deploy_function(
+    clients: &EdgeClients,
+    prefix: &str,
+    zip: Vec<u8>,
+    timeout_seconds: i32,
+    variables: &[(&str, &str)],
+) -> String {
+    let name = crate::aws::unique_name(prefix);
+    let role = lambda_role(clients).await;
+    let environment = Environment::builder()
+        .set_variables(Some(
+            variables
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ))
+        .build();
+    clients
+        .lambda
+        .create_function()
+        .function_name(&name)
+        .runtime(Runtime::Providedal2023)
+        .architectures(Architecture::X8664)
+        .handler("bootstrap")
+        .role(role)
+        .timeout(timeout_seconds)
+        .memory_size(128)
+        .environment(environment)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .send()
+        .await
+        .expect("the sandbox creates the function");
+    name
+}
