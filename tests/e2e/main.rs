@@ -7,6 +7,7 @@ mod lambda_proxy;
 mod sandbox_cli;
 mod sandbox_ec2;
 mod sandbox_lambda;
+mod sandbox_service;
 mod server_api;
 mod server_errors;
 mod server_load;

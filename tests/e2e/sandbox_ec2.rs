@@ -236,6 +236,59 @@ async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it(
     .await;
     assert!(logged.is_some(), "the server's log reaches {log_group}");
 
+    // A crashed server is restarted by the sandbox, and the crash is logged.
+    let health_url = format!("{}/_hybridlab/health", clients.endpoint);
+    let server_pid = |status: Value| {
+        status["instances"]
+            .as_array()?
+            .iter()
+            .find(|i| i["instance_id"] == instance.as_str())
+            .and_then(|i| i["pid"].as_u64())
+            .filter(|pid| *pid != 0)
+    };
+    let first_pid = eventually(Duration::from_secs(5), || async {
+        server_pid(http.get(&health_url).send().await.ok()?.json().await.ok()?)
+    })
+    .await
+    .expect("the agent reports the server's pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first_pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let second_pid = eventually(Duration::from_secs(20), || async {
+        let pid = server_pid(http.get(&health_url).send().await.ok()?.json().await.ok()?)?;
+        let healthy = http
+            .get(format!("{endpoint}/health"))
+            .send()
+            .await
+            .ok()?
+            .status()
+            .is_success();
+        (pid != first_pid && healthy).then_some(pid)
+    })
+    .await;
+    assert!(second_pid.is_some(), "the server is back under a new pid");
+    let crash_logged = eventually(Duration::from_secs(10), || async {
+        let events = clients
+            .logs
+            .filter_log_events()
+            .log_group_name(&log_group)
+            .send()
+            .await
+            .ok()?;
+        events
+            .events()
+            .iter()
+            .any(|e| e.message().is_some_and(|m| m.contains("restarting")))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        crash_logged.is_some(),
+        "the crash is in the server's log group"
+    );
+
     // Terminating the instance stops the process.
     clients
         .ec2

@@ -417,3 +417,108 @@ async fn a_configuration_update_replaces_the_environments() {
         replaced.log
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_uploads_matching_a_notification_invoke_the_function_with_an_s3_event() {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
+        NotificationConfigurationFilter, S3KeyFilter,
+    };
+    let clients = edge_clients().await;
+    let function = deploy_function(&clients, "on-upload", test_function_zip(), 5, &[]).await;
+    let arn = clients
+        .lambda
+        .get_function()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("the function exists")
+        .configuration()
+        .and_then(|c| c.function_arn().map(str::to_owned))
+        .expect("an ARN");
+    let bucket = hybridlab_tests::aws::unique_name("uploads");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let rule = |name, value: &str| FilterRule::builder().name(name).value(value).build();
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .lambda_function_configurations(
+                    LambdaFunctionConfiguration::builder()
+                        .id("resize-uploads")
+                        .lambda_function_arn(&arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .filter(
+                            NotificationConfigurationFilter::builder()
+                                .key(
+                                    S3KeyFilter::builder()
+                                        .filter_rules(rule(FilterRuleName::Prefix, "uploads/"))
+                                        .filter_rules(rule(FilterRuleName::Suffix, ".jpg"))
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build()
+                        .expect("complete"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the notification is stored");
+
+    for key in ["uploads/a.jpg", "uploads/b.png", "other/c.jpg"] {
+        clients
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(b"bytes".to_vec().into())
+            .send()
+            .await
+            .expect("stored");
+    }
+    clients
+        .s3
+        .copy_object()
+        .bucket(&bucket)
+        .key("uploads/d.jpg")
+        .copy_source(format!("{bucket}/other/c.jpg"))
+        .send()
+        .await
+        .expect("copied");
+
+    let copy_line = format!("s3 event ObjectCreated:Copy {bucket} uploads/d.jpg");
+    let messages = cloudwatch_messages(&clients, &function, &copy_line).await;
+    let events: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with("s3 event"))
+        .collect();
+    assert!(
+        events.contains(&&format!(
+            "s3 event ObjectCreated:Put {bucket} uploads/a.jpg"
+        )),
+        "{events:?}"
+    );
+    assert!(events.contains(&&copy_line), "{events:?}");
+    // Give stray deliveries time to show up before asserting there are none.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let messages = cloudwatch_messages(&clients, &function, &copy_line).await;
+    let events: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with("s3 event"))
+        .collect();
+    assert_eq!(
+        events.len(),
+        2,
+        "only matching keys are delivered: {events:?}"
+    );
+}

@@ -18,9 +18,12 @@ pub struct SandboxRecord {
     pub started_at: String,
 }
 
-/// Where the sandbox keeps its state, code and logs.
+/// Where the sandbox keeps its state, code and logs: `$HYBRIDLAB_SANDBOX_DIR`, else
+/// `sandbox/` in the cache directory.
 pub fn state_dir() -> PathBuf {
-    cache_dir().join("sandbox")
+    std::env::var_os("HYBRIDLAB_SANDBOX_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| cache_dir().join("sandbox"), PathBuf::from)
 }
 
 pub fn record_path() -> PathBuf {

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +33,8 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 struct ServerProcess {
     endpoint: String,
+    /// The server's current process id (it changes when the supervisor restarts it).
+    pid: Arc<AtomicU32>,
     /// When the instance terminates itself, as its scheduled shutdown would on AWS.
     expires: Option<SystemTime>,
     /// Dropping it stops the supervisor and the process.
@@ -44,6 +47,15 @@ impl Drop for ServerProcess {
             let _ = stop.send(());
         }
     }
+}
+
+/// An instance the sandbox runs, as its status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MaterializedServer {
+    pub instance_id: String,
+    pub endpoint: String,
+    /// 0 while the server is being (re)started.
+    pub pid: u32,
 }
 
 /// Settings of the EC2 host.
@@ -82,14 +94,18 @@ impl Ec2Host {
         }
     }
 
-    /// Instance id → endpoint of every materialised instance.
-    pub fn servers(&self) -> Vec<(String, String)> {
+    /// Every materialised instance: its id, its server's endpoint and process id.
+    pub fn servers(&self) -> Vec<MaterializedServer> {
         self.servers
             .lock()
             .map(|servers| {
                 servers
                     .iter()
-                    .map(|(id, server)| (id.clone(), server.endpoint.clone()))
+                    .map(|(id, server)| MaterializedServer {
+                        instance_id: id.clone(),
+                        endpoint: server.endpoint.clone(),
+                        pid: server.pid.load(Ordering::Acquire),
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -270,6 +286,7 @@ impl Ec2Host {
             .port();
         let endpoint = format!("http://127.0.0.1:{port}");
         let (stop, stopped) = oneshot::channel();
+        let pid = Arc::new(AtomicU32::new(0));
         tokio::spawn(supervise(
             Supervised {
                 instance_id: id.to_owned(),
@@ -280,6 +297,7 @@ impl Ec2Host {
                 launch: launch.clone(),
             },
             self.logs.clone(),
+            pid.clone(),
             stopped,
         ));
         let _ = self
@@ -293,6 +311,7 @@ impl Ec2Host {
         let expires = launched.map(|at| at + Duration::from_secs(launch.ttl_seconds));
         Ok(Some(ServerProcess {
             endpoint,
+            pid,
             expires,
             stop: Some(stop),
         }))
@@ -310,7 +329,12 @@ struct Supervised {
 }
 
 /// Runs the server, restarting it with a growing pause if it exits, until `stop`.
-async fn supervise(process: Supervised, logs: LogShipper, mut stop: oneshot::Receiver<()>) {
+async fn supervise(
+    process: Supervised,
+    logs: LogShipper,
+    pid: Arc<AtomicU32>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut pause = Duration::from_millis(500);
     loop {
         let mut command = tokio::process::Command::new(&process.binary);
@@ -341,6 +365,7 @@ async fn supervise(process: Supervised, logs: LogShipper, mut stop: oneshot::Rec
                 continue;
             }
         };
+        pid.store(child.id().unwrap_or(0), Ordering::Release);
         for stream in [
             child
                 .stdout
@@ -382,6 +407,7 @@ async fn supervise(process: Supervised, logs: LogShipper, mut stop: oneshot::Rec
                 return;
             }
             status = child.wait() => {
+                pid.store(0, Ordering::Release);
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 tracing::warn!(instance = %process.instance_id, status = %status, "the server exited; restarting it");
                 logs.send(LogLine {

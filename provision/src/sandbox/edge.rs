@@ -19,6 +19,10 @@ use super::code::CodeStore;
 use super::lambda_host::{
     InvocationType, InvokeError, InvokeOutcome, InvokeRequest, LambdaHost, function_name,
 };
+use super::s3_events::{
+    NotificationCache, ObjectCreated, event_document, event_matches, key_matches, object_created,
+    signed_service,
+};
 
 /// Largest control-plane body the edge reads whole: a 50 MB zip, base64-encoded, in JSON.
 const MAX_CAPTURED_BODY: usize = 80 * 1024 * 1024;
@@ -31,6 +35,8 @@ pub struct EdgeState {
     pub lambda: Arc<LambdaHost>,
     pub code: Arc<CodeStore>,
     pub s3: aws_sdk_s3::Client,
+    pub notifications: Arc<NotificationCache>,
+    pub region: String,
     pub status: Arc<dyn Fn() -> Value + Send + Sync>,
 }
 
@@ -204,6 +210,21 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
         && path.starts_with("/2015-03-31/functions/")
         && path.ends_with("/code");
     let changed_function = control_plane_target(&parts.method, &path);
+    let query = parts.uri.query().unwrap_or("");
+    let is_s3 = signed_service(&parts.headers, query).as_deref() == Some("s3");
+    let created = is_s3
+        .then(|| object_created(&parts.method, &path, query, &parts.headers))
+        .flatten();
+    let notification_bucket = (is_s3
+        && parts.method == Method::PUT
+        && url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "notification"))
+    .then(|| path.trim_matches('/').to_owned());
+    let created_size = ["x-amz-decoded-content-length", "content-length"]
+        .iter()
+        .find_map(|name| parts.headers.get(*name))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap_or(0);
 
     // Bodies that carry code are read whole so the code can be kept; others stream through.
     let (captured, upstream_body) = if creates_function || updates_code {
@@ -264,6 +285,18 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
         if let Some(name) = &changed_function {
             state.lambda.invalidate(name);
         }
+        if let Some(bucket) = &notification_bucket {
+            state.notifications.forget(bucket);
+        }
+        if let Some(created) = created {
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            tokio::spawn(notify(state.clone(), created, created_size, etag));
+        }
     }
 
     let mut builder = Response::builder().status(status);
@@ -275,6 +308,44 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
     builder
         .body(Body::from_stream(response.bytes_stream()))
         .unwrap_or_else(|err| (StatusCode::BAD_GATEWAY, err.to_string()).into_response())
+}
+
+/// Invokes, asynchronously, every function the bucket's notification configuration names for
+/// this event and key.
+async fn notify(state: EdgeState, created: ObjectCreated, size: u64, etag: String) {
+    let configurations = state
+        .notifications
+        .lambda_configurations(&state.s3, &created.bucket)
+        .await;
+    for configuration in configurations {
+        if !event_matches(configuration.events(), created.event_name)
+            || !key_matches(&configuration, &created.key)
+        {
+            continue;
+        }
+        let document = event_document(
+            &created,
+            configuration.id().unwrap_or("hybridlab-notification"),
+            &state.region,
+            size,
+            &etag,
+        );
+        let request = InvokeRequest {
+            function: configuration.lambda_function_arn().to_owned(),
+            payload: Bytes::from(document.to_string()),
+            invocation_type: InvocationType::Event,
+            log_tail: false,
+        };
+        if let Err(err) = state.lambda.invoke(request).await {
+            tracing::warn!(
+                bucket = %created.bucket,
+                key = %created.key,
+                function = %configuration.lambda_function_arn(),
+                error = %err,
+                "could not deliver an S3 event notification"
+            );
+        }
+    }
 }
 
 /// Keeps the zip of a CreateFunction or UpdateFunctionCode call.

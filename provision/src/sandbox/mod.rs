@@ -1,7 +1,8 @@
 //! The local sandbox: moto's server on an internal loopback port, and hybridlab's compute agent
 //! on the edge port in front of it. The agent forwards every AWS call to moto except the ones
 //! that need compute: Lambda `Invoke` runs the deployed `bootstrap` (see [`lambda_host`]), and
-//! running image-server instances become local processes (see [`ec2_host`]).
+//! running image-server instances become local processes (see [`ec2_host`]), and S3 event
+//! notifications reach their functions (see [`s3_events`]).
 
 pub mod code;
 pub mod control;
@@ -10,6 +11,7 @@ pub mod edge;
 pub mod lambda_host;
 pub mod logs;
 pub mod runtime_api;
+pub mod s3_events;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,11 +183,7 @@ impl Sandbox {
                     .into_iter()
                     .map(|(name, count)| json!({"function": name, "environments": count}))
                     .collect();
-                let instances: Vec<_> = ec2
-                    .servers()
-                    .into_iter()
-                    .map(|(id, endpoint)| json!({"instance_id": id, "endpoint": endpoint}))
-                    .collect();
+                let instances = ec2.servers();
                 json!({
                     "status": "running",
                     "moto": moto_endpoint,
@@ -200,6 +198,8 @@ impl Sandbox {
             lambda: lambda.clone(),
             code,
             s3,
+            notifications: Arc::new(s3_events::NotificationCache::default()),
+            region: options.region.clone(),
             status,
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
@@ -232,8 +232,8 @@ impl Sandbox {
         self.moto.endpoint()
     }
 
-    /// Instance id → server endpoint of the instances the sandbox runs.
-    pub fn servers(&self) -> Vec<(String, String)> {
+    /// The instances the sandbox runs as server processes.
+    pub fn servers(&self) -> Vec<ec2_host::MaterializedServer> {
         self.ec2.servers()
     }
 

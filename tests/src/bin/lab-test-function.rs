@@ -1,5 +1,6 @@
 //! A Lambda function for the sandbox's tests, built with `lambda_runtime` like the lab's own.
 //! The event says what to do: `{"print": "text", "sleep_ms": 100, "fail": "why", "exit": 3}`;
+//! an S3 event is printed as `s3 event <name> <bucket> <key>`;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
 //! environment has served, and the variables the tests set.
 
@@ -15,6 +16,14 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let payload = event.payload;
     if let Some(text) = payload.get("print").and_then(Value::as_str) {
         println!("{text}");
+    }
+    if let Some(record) = payload.pointer("/Records/0") {
+        println!(
+            "s3 event {} {} {}",
+            record["eventName"].as_str().unwrap_or("?"),
+            record["s3"]["bucket"]["name"].as_str().unwrap_or("?"),
+            record["s3"]["object"]["key"].as_str().unwrap_or("?"),
+        );
     }
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

@@ -1,0 +1,340 @@
+//! S3 event notifications to Lambda. moto records a bucket's notification configuration but
+//! cannot run the function (it would need Docker), so the agent delivers them: it sees every
+//! object-creating call on its way through the edge, matches the bucket's Lambda
+//! configurations (events, prefix and suffix filters) and invokes the function asynchronously
+//! with the same event document AWS sends.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_sdk_s3::types::{Event, FilterRuleName, LambdaFunctionConfiguration};
+use http::{HeaderMap, Method};
+use serde_json::{Value, json};
+
+/// An object-creating request the edge forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectCreated {
+    pub bucket: String,
+    /// The key as stored (decoded).
+    pub key: String,
+    /// `ObjectCreated:Put`, `ObjectCreated:Copy` or `ObjectCreated:CompleteMultipartUpload`.
+    pub event_name: &'static str,
+}
+
+/// The AWS service a signed request is for, from its credential scope.
+pub fn signed_service<'a>(headers: &'a HeaderMap, query: &'a str) -> Option<String> {
+    let scope = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .map(str::to_owned)
+        .or_else(|| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == "X-Amz-Credential")
+                .map(|(_, value)| value.into_owned())
+        })?;
+    // AKID/date/region/service/aws4_request
+    scope.split('/').nth(3).map(str::to_owned)
+}
+
+/// Recognises the calls that create an object (path-style addressing, which the sandbox's
+/// clients use).
+pub fn object_created(
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+) -> Option<ObjectCreated> {
+    let trimmed = path.strip_prefix('/')?;
+    let (bucket, raw_key) = trimmed.split_once('/')?;
+    if bucket.is_empty() || raw_key.is_empty() {
+        return None;
+    }
+    let key = url::form_urlencoded::parse(format!("k={}", raw_key.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, key)| key.into_owned())?;
+    let parameters: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(name, _)| name.into_owned())
+        .collect();
+    let has = |name: &str| parameters.iter().any(|parameter| parameter == name);
+    let event_name = if method == Method::PUT {
+        // Sub-resources (tagging, acl, retention, ...) and multipart parts create nothing.
+        // `x-id` is the operation name the AWS SDKs add; `X-Amz-*` are presigning fields.
+        let subresource = parameters.iter().any(|name| {
+            name != "x-id" && !name.starts_with("X-Amz-") && !name.starts_with("x-amz-")
+        });
+        if subresource {
+            return None;
+        }
+        if headers.contains_key("x-amz-copy-source") {
+            "ObjectCreated:Copy"
+        } else {
+            "ObjectCreated:Put"
+        }
+    } else if method == Method::POST && has("uploadId") {
+        "ObjectCreated:CompleteMultipartUpload"
+    } else {
+        return None;
+    };
+    Some(ObjectCreated {
+        bucket: bucket.to_owned(),
+        key,
+        event_name,
+    })
+}
+
+/// True if `event_name` (`ObjectCreated:Put`) is one of `configured` (`s3:ObjectCreated:*`).
+pub fn event_matches(configured: &[Event], event_name: &str) -> bool {
+    let full = format!("s3:{event_name}");
+    configured.iter().any(|event| {
+        let pattern = event.as_str();
+        match pattern.strip_suffix('*') {
+            Some(prefix) => full.starts_with(prefix),
+            None => full == pattern,
+        }
+    })
+}
+
+/// True if `key` passes the configuration's prefix and suffix rules.
+pub fn key_matches(configuration: &LambdaFunctionConfiguration, key: &str) -> bool {
+    let rules = configuration
+        .filter()
+        .and_then(|filter| filter.key())
+        .map(|key_filter| key_filter.filter_rules())
+        .unwrap_or_default();
+    rules.iter().all(|rule| {
+        let value = rule.value().unwrap_or("");
+        match rule.name() {
+            Some(FilterRuleName::Prefix) => key.starts_with(value),
+            Some(FilterRuleName::Suffix) => key.ends_with(value),
+            _ => true,
+        }
+    })
+}
+
+/// S3 URL-encodes keys in event documents (a space becomes `+`), keeping the `/`s.
+fn event_key(key: &str) -> String {
+    key.split('/')
+        .map(|segment| url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The event document S3 sends to Lambda.
+pub fn event_document(
+    created: &ObjectCreated,
+    configuration_id: &str,
+    region: &str,
+    size: u64,
+    etag: &str,
+) -> Value {
+    let now = time::OffsetDateTime::now_utc();
+    let event_time = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let sequencer = format!("{:016X}", now.unix_timestamp_nanos() as u64);
+    json!({
+        "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": region,
+            "eventTime": event_time,
+            "eventName": created.event_name,
+            "userIdentity": {"principalId": "AWS:HYBRIDLABSANDBOX"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {
+                "x-amz-request-id": uuid::Uuid::new_v4().simple().to_string().to_uppercase(),
+                "x-amz-id-2": uuid::Uuid::new_v4().to_string(),
+            },
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": configuration_id,
+                "bucket": {
+                    "name": created.bucket,
+                    "ownerIdentity": {"principalId": "HYBRIDLABSANDBOX"},
+                    "arn": format!("arn:aws:s3:::{}", created.bucket),
+                },
+                "object": {
+                    "key": event_key(&created.key),
+                    "size": size,
+                    "eTag": etag.trim_matches('"'),
+                    "sequencer": sequencer,
+                },
+            },
+        }]
+    })
+}
+
+/// Each bucket's Lambda notification configurations, read from moto once and forgotten when
+/// the configuration changes through the edge.
+#[derive(Debug, Default)]
+pub struct NotificationCache {
+    buckets: Mutex<HashMap<String, Vec<LambdaFunctionConfiguration>>>,
+}
+
+impl NotificationCache {
+    pub fn forget(&self, bucket: &str) {
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.remove(bucket);
+        }
+    }
+
+    pub async fn lambda_configurations(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+    ) -> Vec<LambdaFunctionConfiguration> {
+        if let Some(known) = self
+            .buckets
+            .lock()
+            .ok()
+            .and_then(|b| b.get(bucket).cloned())
+        {
+            return known;
+        }
+        let configurations = s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map(|output| output.lambda_function_configurations().to_vec())
+            .unwrap_or_default();
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.insert(bucket.to_owned(), configurations.clone());
+        }
+        configurations
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::types::{FilterRule, NotificationConfigurationFilter, S3KeyFilter};
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn object_creating_calls_are_recognised() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            object_created(&Method::PUT, "/uploads/a%20b/c.jpg", "", &none),
+            Some(ObjectCreated {
+                bucket: "uploads".into(),
+                key: "a b/c.jpg".into(),
+                event_name: "ObjectCreated:Put"
+            })
+        );
+        let copy = headers(&[("x-amz-copy-source", "/src/k")]);
+        assert_eq!(
+            object_created(&Method::PUT, "/b/k", "", &copy).map(|c| c.event_name),
+            Some("ObjectCreated:Copy")
+        );
+        assert_eq!(
+            object_created(&Method::POST, "/b/k", "uploadId=abc", &none).map(|c| c.event_name),
+            Some("ObjectCreated:CompleteMultipartUpload")
+        );
+        let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F2026%2Fus-east-1%2Fs3%2Faws4_request";
+        assert!(object_created(&Method::PUT, "/b/k", presigned, &none).is_some());
+        assert!(object_created(&Method::PUT, "/b/k", "x-id=PutObject", &none).is_some());
+        assert_eq!(object_created(&Method::PUT, "/b/k", "tagging", &none), None);
+        assert_eq!(
+            object_created(&Method::PUT, "/b/k", "partNumber=1&uploadId=x", &none),
+            None
+        );
+        assert_eq!(object_created(&Method::PUT, "/b", "", &none), None);
+        assert_eq!(object_created(&Method::GET, "/b/k", "", &none), None);
+    }
+
+    #[test]
+    fn the_service_comes_from_the_credential_scope() {
+        let signed = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x",
+        )]);
+        assert_eq!(signed_service(&signed, "").as_deref(), Some("s3"));
+        assert_eq!(
+            signed_service(
+                &HeaderMap::new(),
+                "X-Amz-Credential=AKID%2F20261122%2Fus-east-1%2Fs3%2Faws4_request"
+            )
+            .as_deref(),
+            Some("s3")
+        );
+        assert_eq!(signed_service(&HeaderMap::new(), ""), None);
+    }
+
+    #[test]
+    fn events_and_filters_match_as_s3_matches_them() {
+        assert!(event_matches(
+            &[Event::from("s3:ObjectCreated:*")],
+            "ObjectCreated:Put"
+        ));
+        assert!(event_matches(
+            &[Event::from("s3:ObjectCreated:Put")],
+            "ObjectCreated:Put"
+        ));
+        assert!(!event_matches(
+            &[Event::from("s3:ObjectCreated:Copy")],
+            "ObjectCreated:Put"
+        ));
+        assert!(!event_matches(
+            &[Event::from("s3:ObjectRemoved:*")],
+            "ObjectCreated:Put"
+        ));
+
+        let configuration = LambdaFunctionConfiguration::builder()
+            .lambda_function_arn("arn:aws:lambda:us-east-1:123456789012:function:f")
+            .events(Event::from("s3:ObjectCreated:*"))
+            .filter(
+                NotificationConfigurationFilter::builder()
+                    .key(
+                        S3KeyFilter::builder()
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Prefix)
+                                    .value("uploads/")
+                                    .build(),
+                            )
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Suffix)
+                                    .value(".jpg")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .expect("complete");
+        assert!(key_matches(&configuration, "uploads/cat.jpg"));
+        assert!(!key_matches(&configuration, "uploads/cat.png"));
+        assert!(!key_matches(&configuration, "processed/cat.jpg"));
+    }
+
+    #[test]
+    fn the_event_document_has_the_aws_shape() {
+        let created = ObjectCreated {
+            bucket: "uploads".into(),
+            key: "photos/my cat.jpg".into(),
+            event_name: "ObjectCreated:Put",
+        };
+        let event = event_document(&created, "resize", "us-east-1", 1234, "\"abc\"");
+        let record = &event["Records"][0];
+        assert_eq!(record["eventSource"], "aws:s3");
+        assert_eq!(record["eventName"], "ObjectCreated:Put");
+        assert_eq!(record["s3"]["bucket"]["name"], "uploads");
+        assert_eq!(record["s3"]["bucket"]["arn"], "arn:aws:s3:::uploads");
+        assert_eq!(record["s3"]["object"]["key"], "photos/my+cat.jpg");
+        assert_eq!(record["s3"]["object"]["size"], 1234);
+        assert_eq!(record["s3"]["object"]["eTag"], "abc");
+        assert_eq!(record["s3"]["configurationId"], "resize");
+    }
+}

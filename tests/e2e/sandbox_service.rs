@@ -1,0 +1,174 @@
+//! `hybridlab sandbox --detach`, `status` and `stop`, through the real binary: the sandbox
+//! runs in the background, answers AWS calls and runs functions, and `stop` leaves no process
+//! of it behind.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_lambda::primitives::Blob;
+use hybridlab_tests::aws::unique_name;
+use hybridlab_tests::sandbox::{bootstrap_zip, build_binary};
+use serde_json::Value;
+
+/// Every live process descended from `root`, `root` included.
+fn descendants(root: u32) -> BTreeSet<u32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.first() == Some(&"Z") {
+                continue;
+            }
+            if let Some(ppid) = fields.get(1).and_then(|p| p.parse::<u32>().ok()) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = BTreeSet::from([root]);
+    loop {
+        let before = found.len();
+        for (pid, ppid) in &parents {
+            if found.contains(ppid) {
+                found.insert(*pid);
+            }
+        }
+        if found.len() == before {
+            return found;
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn hybridlab(binary: &Path, state: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary)
+        .args(args)
+        .env("HYBRIDLAB_SANDBOX_DIR", state)
+        .output()
+        .expect("hybridlab runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_sandbox_serves_until_stop_and_leaves_no_process_behind() {
+    let (binary, zip) = tokio::task::spawn_blocking(|| {
+        (
+            build_binary("hybridlab-console", "hybridlab"),
+            bootstrap_zip("hybridlab-tests", "lab-test-function"),
+        )
+    })
+    .await
+    .expect("built");
+    let state = std::env::temp_dir().join(unique_name("hybridlab-sandbox-service"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+
+    let status = hybridlab(&binary, &state, &["sandbox", "status", "--json"]);
+    assert_eq!(status.status.code(), Some(3), "not running yet");
+
+    let started = hybridlab(
+        &binary,
+        &state,
+        &["sandbox", "--detach", "--port", &port.to_string()],
+    );
+    assert!(
+        started.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&started.stdout),
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let status = hybridlab(&binary, &state, &["sandbox", "status", "--json"]);
+    assert!(status.status.success());
+    let status: Value = serde_json::from_slice(&status.stdout).expect("JSON status");
+    assert_eq!(status["running"], true);
+    let endpoint = status["endpoint"].as_str().expect("an endpoint").to_owned();
+    assert_eq!(endpoint, format!("http://127.0.0.1:{port}"));
+    let pid = status["pid"].as_u64().expect("a pid") as u32;
+
+    // It answers AWS calls and runs a function.
+    let config = hybridlab_provision::sandbox::sdk_config(&endpoint, "us-east-1").await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let role = iam
+        .create_role()
+        .role_name(unique_name("role"))
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .expect("a role")
+        .role()
+        .map(|r| r.arn().to_owned())
+        .expect("an ARN");
+    let function = unique_name("service-fn");
+    lambda
+        .create_function()
+        .function_name(&function)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("created");
+    let output = lambda
+        .invoke()
+        .function_name(&function)
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .expect("invoked");
+    assert_eq!(output.function_error(), None);
+
+    let processes = descendants(pid);
+    assert!(
+        processes.len() >= 3,
+        "the sandbox, moto and a function environment: {processes:?}"
+    );
+
+    let stopped = hybridlab(&binary, &state, &["sandbox", "stop"]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = processes.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    let status = hybridlab(&binary, &state, &["sandbox", "status"]);
+    assert_eq!(status.status.code(), Some(3), "stopped");
+    let _ = std::fs::remove_dir_all(&state);
+}
