@@ -353,6 +353,7 @@ async fn supervise(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        super::die_with_agent(&mut command);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(err) => {

@@ -458,6 +458,7 @@ impl LambdaHost {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        super::die_with_agent(&mut command);
         let mut child = command.spawn().map_err(|err| {
             InvokeError::Spawn(format!(
                 "{}: {err}",

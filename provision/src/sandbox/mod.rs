@@ -83,6 +83,21 @@ pub struct Sandbox {
     edge: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Makes the kernel kill the process `command` starts if the thread that started it exits,
+/// so function environments and server processes never outlive the agent, even when the agent
+/// is killed with SIGKILL and has no chance to stop them.
+pub(crate) fn die_with_agent(command: &mut tokio::process::Command) {
+    // SAFETY: the hook runs in the forked child before exec and only makes one prctl system
+    // call, which is async-signal-safe; it allocates nothing and touches no shared state.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// SDK configuration for talking straight to moto, with throwaway credentials.
 pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
