@@ -131,6 +131,7 @@ pub fn make_variants(
     let decoded = decode::decode(bytes, specs, limits)?;
     let decode_time = started.elapsed();
 
+    let format = decoded.format;
     let (width, height) = decoded.oriented_size();
     let targets: Vec<(u32, u32)> = specs
         .iter()
@@ -138,7 +139,7 @@ pub fn make_variants(
         .collect();
 
     let started = Instant::now();
-    let rasters = resize::resize_all(&decoded, &targets)?;
+    let rasters = resize::resize_all(decoded, &targets)?;
     let resize_time = started.elapsed();
 
     let started = Instant::now();
@@ -155,7 +156,7 @@ pub fn make_variants(
     let encode_time = started.elapsed();
 
     Ok(ProcessedImage {
-        format: decoded.format,
+        format,
         width,
         height,
         variants,

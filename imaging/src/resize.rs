@@ -13,11 +13,20 @@ use crate::decode::{Decoded, swaps_axes};
 use crate::{ImagingError, Layout, Raster};
 
 /// Makes one raster per target size (given as displayed, after orientation), in order.
+///
+/// Takes the decoded image by value: a target the size of the decoded raster (an image already
+/// within the largest variant, the common case for 1 MP uploads) gets the decoded pixels moved
+/// in rather than copied, which saves a full-size copy and its page faults.
 pub(crate) fn resize_all(
-    decoded: &Decoded,
+    decoded: Decoded,
     targets: &[(u32, u32)],
 ) -> Result<Vec<Raster>, ImagingError> {
-    let swap = swaps_axes(decoded.orientation);
+    let Decoded {
+        raster: source,
+        orientation,
+        ..
+    } = decoded;
+    let swap = swaps_axes(orientation);
     let stored_targets: Vec<(u32, u32)> = targets
         .iter()
         .map(|&(width, height)| {
@@ -37,22 +46,34 @@ pub(crate) fn resize_all(
 
     let mut resizer = Resizer::new();
     let mut made: Vec<Option<Raster>> = vec![None; targets.len()];
+    // Targets the size of the source; filled once nothing needs to read the source any more.
+    let mut source_sized = Vec::new();
     let mut previous: Option<usize> = None;
     for index in order {
         let (width, height) = stored_targets[index];
-        let source = match previous.and_then(|p| made[p].as_ref()) {
+        if width == source.width && height == source.height {
+            source_sized.push(index);
+            continue;
+        }
+        let from = match previous.and_then(|p| made[p].as_ref()) {
             Some(raster) if raster.width >= width && raster.height >= height => raster,
-            _ => &decoded.raster,
+            _ => &source,
         };
-        made[index] = Some(resize(&mut resizer, source, width, height)?);
+        made[index] = Some(resize(&mut resizer, from, width, height)?);
         previous = Some(index);
+    }
+    if let Some((&last, others)) = source_sized.split_last() {
+        for &index in others {
+            made[index] = Some(source.clone());
+        }
+        made[last] = Some(source);
     }
 
     made.into_iter()
         .map(|raster| {
             let raster =
                 raster.ok_or_else(|| ImagingError::Resize("a variant was not made".into()))?;
-            Ok(orient(raster, decoded.orientation))
+            Ok(orient(raster, orientation))
         })
         .collect()
 }
@@ -70,14 +91,15 @@ fn resize(
     width: u32,
     height: u32,
 ) -> Result<Raster, ImagingError> {
-    if source.width == width && source.height == height {
-        return Ok(source.clone());
-    }
     let pixel_type = pixel_type(source.layout);
     let source_view = ImageRef::new(source.width, source.height, &source.pixels, pixel_type)
         .map_err(|err| ImagingError::Resize(err.to_string()))?;
     let mut destination = Image::new(width, height, pixel_type);
-    // Lanczos3 is what Pillow's LANCZOS filter is, so variants match the original lab's.
+    // Lanczos3 is what Pillow's LANCZOS filter is, so variants match the original lab's. The
+    // cheaper filters were measured on one core (AVX2) and kept out: CatmullRom saves about
+    // 0.7 ms on a 1 MP upload and 1.5 ms on a 12 MP one (of ~18 and ~95 ms, which decoding and
+    // encoding dominate), for slightly softer variants; SuperSampling saves under 0.3 ms because
+    // the reduced-scale JPEG decode and the cascade keep every step's ratio at 4 or below.
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     resizer
         .resize(&source_view, &mut destination, &options)
