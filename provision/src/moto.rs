@@ -109,6 +109,26 @@ fn run(command: &mut Command) -> Result<(), MotoError> {
     })
 }
 
+/// Takes the lock that serialises changes to the virtualenv across processes; held until the
+/// returned file is dropped.
+fn lock_venv() -> Result<File, MotoError> {
+    let lock_path = cache_dir().join("moto-venv.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| MotoError::CacheDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    lock.lock().map_err(|source| MotoError::CacheDir {
+        path: lock_path,
+        source,
+    })?;
+    Ok(lock)
+}
+
 /// Installs moto into hybridlab's virtualenv unless it is there already, telling `progress`
 /// what it does. Blocks: a first install takes about a minute.
 pub fn ensure_installed(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, MotoError> {
@@ -129,20 +149,7 @@ pub fn ensure_installed(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, M
         return Ok(install);
     }
 
-    let lock_path = cache.join("moto-venv.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| MotoError::CacheDir {
-            path: lock_path.clone(),
-            source,
-        })?;
-    lock.lock().map_err(|source| MotoError::CacheDir {
-        path: lock_path,
-        source,
-    })?;
+    let _lock = lock_venv()?;
     // Another process may have finished the install while this one waited for the lock.
     if fs::read(&marker).is_ok_and(|found| found == wanted) && python.exists() {
         return Ok(install);
@@ -180,20 +187,7 @@ pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoErr
     if aws.exists() && marker.exists() {
         return Ok(aws);
     }
-    let lock_path = cache_dir().join("moto-venv.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| MotoError::CacheDir {
-            path: lock_path.clone(),
-            source,
-        })?;
-    lock.lock().map_err(|source| MotoError::CacheDir {
-        path: lock_path,
-        source,
-    })?;
+    let _lock = lock_venv()?;
     if aws.exists() && marker.exists() {
         return Ok(aws);
     }

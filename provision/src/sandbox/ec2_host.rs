@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceStateName, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
 use super::logs::{LogLine, LogShipper, now_ms};
@@ -234,29 +233,6 @@ impl Ec2Host {
         Ok(ServerLaunch::parse(&String::from_utf8_lossy(&bytes)))
     }
 
-    async fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
-        let object = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| {
-                format!(
-                    "s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&err)
-                )
-            })?;
-        Ok(object
-            .body
-            .collect()
-            .await
-            .map_err(|err| err.to_string())?
-            .into_bytes()
-            .to_vec())
-    }
-
     async fn materialize(
         &self,
         id: &str,
@@ -265,10 +241,10 @@ impl Ec2Host {
         let Some(launch) = self.launch_of(id).await? else {
             return Ok(None);
         };
-        let binary = self
-            .fetch(&launch.artifact_bucket, &launch.binary_key)
-            .await?;
-        let env_file = self.fetch(&launch.artifact_bucket, &launch.env_key).await?;
+        let binary =
+            super::fetch_object(&self.s3, &launch.artifact_bucket, &launch.binary_key).await?;
+        let env_file =
+            super::fetch_object(&self.s3, &launch.artifact_bucket, &launch.env_key).await?;
         let environment = parse_env_file(&String::from_utf8_lossy(&env_file));
         let dir = self.settings.state_dir.join("instances").join(id);
         std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
@@ -367,30 +343,20 @@ async fn supervise(
             }
         };
         pid.store(child.id().unwrap_or(0), Ordering::Release);
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ]
-        .into_iter()
-        .flatten()
+        let (line_sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        super::forward_output(&mut child, &line_sender);
+        drop(line_sender);
         {
             let logs = logs.clone();
             let group = process.launch.log_group.clone();
-            let stream_name = process.instance_id.clone();
+            let stream = process.instance_id.clone();
             tokio::spawn(async move {
-                let mut reader = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
+                while let Some((timestamp_ms, message)) = lines.recv().await {
                     logs.send(LogLine {
                         group: group.clone(),
-                        stream: stream_name.clone(),
-                        timestamp_ms: now_ms(),
-                        message: line,
+                        stream: stream.clone(),
+                        timestamp_ms,
+                        message,
                     });
                 }
             });

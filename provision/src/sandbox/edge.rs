@@ -367,21 +367,7 @@ async fn keep_code(
     let zip = if let Some(encoded) = code["ZipFile"].as_str() {
         STANDARD.decode(encoded).map_err(|err| err.to_string())?
     } else if let (Some(bucket), Some(key)) = (code["S3Bucket"].as_str(), code["S3Key"].as_str()) {
-        let object = state
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| aws_sdk_s3::error::DisplayErrorContext(&err).to_string())?;
-        object
-            .body
-            .collect()
-            .await
-            .map_err(|err| err.to_string())?
-            .into_bytes()
-            .to_vec()
+        super::fetch_object(&state.s3, bucket, key).await?
     } else {
         return Err(
             "the call carries no ZipFile or S3 location (container images are not run)".into(),

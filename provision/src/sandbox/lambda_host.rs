@@ -15,7 +15,6 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::code::{CodeError, CodeStore};
@@ -467,29 +466,7 @@ impl LambdaHost {
         })?;
         let pid = child.id();
         let (line_sender, lines) = mpsc::unbounded_channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let sender = line_sender.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
-                    if sender.send((now_ms(), line)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        super::forward_output(&mut child, &line_sender);
         let (exit_sender, exited) = watch::channel(None);
         let (kill, kill_requested) = oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -98,6 +98,62 @@ pub(crate) fn die_with_agent(command: &mut tokio::process::Command) {
     }
 }
 
+/// Sends every line `child` prints, on stdout or stderr, to `sender` with its time.
+pub(crate) fn forward_output(
+    child: &mut tokio::process::Child,
+    sender: &tokio::sync::mpsc::UnboundedSender<(i64, String)>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+    let streams: [Option<Box<dyn AsyncRead + Unpin + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if sender.send((logs::now_ms(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// The bytes of `s3://bucket/key`, or a one-line reason.
+pub(crate) async fn fetch_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, String> {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| {
+            format!(
+                "s3://{bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&err)
+            )
+        })?;
+    Ok(object
+        .body
+        .collect()
+        .await
+        .map_err(|err| format!("s3://{bucket}/{key}: {err}"))?
+        .into_bytes()
+        .to_vec())
+}
+
 /// SDK configuration for talking straight to moto, with throwaway credentials.
 pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
