@@ -58,16 +58,8 @@ pub fn to_item(record: &ImageRecord) -> Item {
         item.insert("format".into(), string(format));
     }
     if let Some(timings) = &record.timings_ms {
-        let stages = [
-            ("download", timings.download),
-            ("decode", timings.decode),
-            ("resize", timings.resize),
-            ("encode", timings.encode),
-            ("s3", timings.s3),
-            ("dynamodb", timings.dynamodb),
-            ("total", timings.total),
-        ];
-        let map = stages
+        let map = timings
+            .stages()
             .into_iter()
             .map(|(stage, ms)| (stage.to_owned(), number(format!("{ms:.3}"))))
             .collect();

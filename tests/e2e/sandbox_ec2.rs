@@ -148,18 +148,12 @@ async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it(
     let clients = edge_clients().await;
     let bucket = unique_name("images");
     let table = unique_name("images");
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
     let moto_clients = hybridlab_tests::aws::Clients {
         endpoint: clients.endpoint.clone(),
         s3: clients.s3.clone(),
         dynamodb: clients.dynamodb.clone(),
     };
+    moto_clients.create_bucket(&bucket).await;
     moto_clients.create_table(&table).await;
     let token = "sandbox-token";
     let (instance, log_group) = launch_server(&clients, &bucket, &table, token).await;
@@ -220,18 +214,8 @@ async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it(
 
     // The server's output is in its log group, under the instance's stream.
     let logged = eventually(Duration::from_secs(10), || async {
-        let events = clients
-            .logs
-            .filter_log_events()
-            .log_group_name(&log_group)
-            .send()
-            .await
-            .ok()?;
-        events
-            .events()
-            .iter()
-            .any(|e| e.message().is_some_and(|m| m.contains(&image_id)))
-            .then_some(())
+        let messages = clients.log_messages(&log_group).await;
+        messages.iter().any(|m| m.contains(&image_id)).then_some(())
     })
     .await;
     assert!(logged.is_some(), "the server's log reaches {log_group}");
@@ -270,17 +254,10 @@ async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it(
     .await;
     assert!(second_pid.is_some(), "the server is back under a new pid");
     let crash_logged = eventually(Duration::from_secs(10), || async {
-        let events = clients
-            .logs
-            .filter_log_events()
-            .log_group_name(&log_group)
-            .send()
-            .await
-            .ok()?;
-        events
-            .events()
+        let messages = clients.log_messages(&log_group).await;
+        messages
             .iter()
-            .any(|e| e.message().is_some_and(|m| m.contains("restarting")))
+            .any(|m| m.contains("restarting"))
             .then_some(())
     })
     .await;

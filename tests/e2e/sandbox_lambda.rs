@@ -60,21 +60,7 @@ async fn cloudwatch_messages(clients: &EdgeClients, function: &str, wanted: &str
     let group = format!("/aws/lambda/{function}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut messages = Vec::new();
-        let mut pages = clients
-            .logs
-            .filter_log_events()
-            .log_group_name(&group)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let Ok(page) = page else { break };
-            messages.extend(
-                page.events()
-                    .iter()
-                    .filter_map(|event| event.message().map(str::to_owned)),
-            );
-        }
+        let messages = clients.log_messages(&group).await;
         if messages.iter().any(|m| m.contains(wanted)) || Instant::now() > deadline {
             return messages;
         }

@@ -104,28 +104,24 @@ async fn the_listing_pages_through_rows_with_working_presigned_urls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_page_shows_health_and_recent_thumbnails() {
     let lab = Lab::start().await;
-    let empty = http()
-        .get(format!("{}/", lab.server.url))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("HTML");
+    let index_page = || async {
+        http()
+            .get(format!("{}/", lab.server.url))
+            .send()
+            .await
+            .expect("answers")
+            .text()
+            .await
+            .expect("HTML")
+    };
+    let empty = index_page().await;
     assert!(empty.contains("No images yet"));
     let url = lab
         .images
         .add("p.jpg", fixtures::jpeg(300, 300), "image/jpeg");
     let answer = process(&lab, &url).await;
     let id = answer.body["image_id"].as_str().expect("an id").to_owned();
-    let page = http()
-        .get(format!("{}/", lab.server.url))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("HTML");
+    let page = index_page().await;
     assert!(page.contains(&lab.bucket));
     assert!(page.contains(&format!("data-image-id=\"{id}\"")));
     assert!(page.contains("<img src=\""));

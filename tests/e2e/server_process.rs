@@ -24,14 +24,11 @@ async fn a_jpeg_is_stored_as_original_and_three_variants_with_a_completed_row() 
     assert_eq!(response.size_bytes, original.len() as u64);
     assert_eq!(response.bucket, lab.bucket);
     let timings = response.timings_ms;
-    for (stage, ms) in [
-        ("download", timings.download),
-        ("decode", timings.decode),
-        ("resize", timings.resize),
-        ("encode", timings.encode),
-        ("s3", timings.s3),
-        ("dynamodb", timings.dynamodb),
-    ] {
+    for (stage, ms) in timings
+        .stages()
+        .into_iter()
+        .filter(|(stage, _)| *stage != "total")
+    {
         assert!(ms > 0.0, "stage {stage} was timed");
         assert!(ms <= timings.total, "stage {stage} fits in the total");
     }

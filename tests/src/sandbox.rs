@@ -78,6 +78,28 @@ pub async fn edge_clients() -> EdgeClients {
     }
 }
 
+impl EdgeClients {
+    /// Every message of a CloudWatch Logs group, oldest first (empty if the group is missing).
+    pub async fn log_messages(&self, group: &str) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut pages = self
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let Ok(page) = page else { break };
+            messages.extend(
+                page.events()
+                    .iter()
+                    .filter_map(|event| event.message().map(str::to_owned)),
+            );
+        }
+        messages
+    }
+}
+
 static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
 
 /// Builds `bin` of `package` with the profile and target directory of this test binary, and

@@ -33,6 +33,21 @@ pub struct StageTimings {
     pub total: f64,
 }
 
+impl StageTimings {
+    /// Each stage with its name as it appears on the wire, `total` last.
+    pub fn stages(&self) -> [(&'static str, f64); 7] {
+        [
+            ("download", self.download),
+            ("decode", self.decode),
+            ("resize", self.resize),
+            ("encode", self.encode),
+            ("s3", self.s3),
+            ("dynamodb", self.dynamodb),
+            ("total", self.total),
+        ]
+    }
+}
+
 /// Where an image's metadata row stands in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -180,7 +180,6 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "upgrade"
             | "proxy-authorization"
             | "proxy-authenticate"
-            | "content-length"
     )
 }
 
@@ -253,9 +252,6 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
             upstream = upstream.header(name, value);
         }
     }
-    if let Some(length) = parts.headers.get("content-length") {
-        upstream = upstream.header("content-length", length);
-    }
     let response = match upstream.send().await {
         Ok(response) => response,
         Err(err) => {
@@ -301,7 +297,7 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
 
     let mut builder = Response::builder().status(status);
     for (name, value) in response.headers() {
-        if !hop_by_hop(name) || name.as_str() == "content-length" {
+        if !hop_by_hop(name) {
             builder = builder.header(name, value);
         }
     }
