@@ -11,6 +11,35 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Where the stack lives: the local sandbox unless `--aws`.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Use AWS (the standard credential chain) instead of the local sandbox.
+    #[arg(long, global = true)]
+    pub aws: bool,
+
+    /// AWS region (default: the profile's or AWS_REGION).
+    #[arg(long, global = true, requires = "aws")]
+    pub region: Option<String>,
+
+    /// AWS profile from ~/.aws/config.
+    #[arg(long, global = true, requires = "aws")]
+    pub profile: Option<String>,
+
+    /// Use this AWS-compatible endpoint as the local target instead of starting the sandbox
+    /// (a sandbox started elsewhere, or another emulator).
+    #[arg(
+        long,
+        global = true,
+        env = "HYBRIDLAB_ENDPOINT",
+        conflicts_with = "aws"
+    )]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -18,6 +47,68 @@ pub enum Command {
     /// Run the local sandbox: an AWS-compatible endpoint on loopback (moto) with Lambda and EC2
     /// compute, so the lab runs without an AWS account.
     Sandbox(SandboxArgs),
+    /// Create the lab's stack (or finish one an interrupted `up` left), then wait until the
+    /// server answers and the function is Active.
+    Up(UpArgs),
+    /// Delete every resource of a stack, found by name and tag, and sweep for leftovers.
+    /// Exits 2 if anything remains.
+    Down(DownArgs),
+    /// Every resource of the stack with its live state, the server's health, uptime and cost.
+    /// Exits 3 if there is no stack, 4 if the stack is incomplete or unhealthy.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The stack to create or complete (default: the target's only stack, or a new one).
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Print the plan (every resource, its name and settings) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The instance terminates itself after this long (e.g. 2h, 90m).
+    #[arg(long, default_value = "2h", value_parser = crate::units::parse_duration)]
+    pub ttl: std::time::Duration,
+
+    /// EC2 instance type of the image server.
+    #[arg(long, default_value = "t3.micro")]
+    pub instance_type: String,
+
+    /// Newline-delimited JSON: one object per step event, then the result.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The stack to delete (default: the target's only stack).
+    #[arg(long, conflicts_with = "all")]
+    pub stack: Option<String>,
+
+    /// Delete every hybridlab stack on the target.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Do not ask for confirmation (required on AWS when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Newline-delimited JSON: one object per step event, then the result.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this stack (default: every stack on the target).
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,11 @@
 //! The `hybridlab` command line and operator console: every action is a function here that a
-//! subcommand calls (and, later, the console). So far: `hybridlab sandbox` and its controls.
+//! subcommand calls (and, later, the console). So far: the sandbox's controls, and `up`,
+//! `down` and `status` for the lab's stack.
 
 pub mod cli;
 mod sandbox;
+mod stack;
+pub mod units;
 
 use std::process::ExitCode;
 
@@ -27,5 +30,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
             Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
         },
+        Some(Command::Up(args)) => runtime.block_on(stack::up(&cli.target, args)),
+        Some(Command::Down(args)) => runtime.block_on(stack::down(&cli.target, args)),
+        Some(Command::Status(args)) => runtime.block_on(stack::status(&cli.target, args)),
     }
 }

@@ -21,7 +21,12 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     if detach {
-        return start_detached(port, concurrency).await;
+        let record = spawn_detached(port, concurrency).await?;
+        println!(
+            "hybridlab sandbox: running at {} (pid {}).",
+            record.endpoint, record.pid
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -73,7 +78,7 @@ async fn wait_for_signal() {
     }
 }
 
-async fn start_detached(port: u16, concurrency: usize) -> anyhow::Result<ExitCode> {
+pub async fn spawn_detached(port: u16, concurrency: usize) -> anyhow::Result<SandboxRecord> {
     use std::os::unix::process::CommandExt as _;
     std::fs::create_dir_all(state_dir()).context("creating the sandbox's state directory")?;
     let log = std::fs::File::create(log_path()).context("creating the sandbox's log")?;
@@ -100,11 +105,7 @@ async fn start_detached(port: u16, concurrency: usize) -> anyhow::Result<ExitCod
     let started = Instant::now();
     loop {
         if let Some(record) = running().await {
-            println!(
-                "hybridlab sandbox: running at {} (pid {}).",
-                record.endpoint, record.pid
-            );
-            return Ok(ExitCode::SUCCESS);
+            return Ok(record);
         }
         if let Ok(Some(status)) = child.try_wait() {
             bail!(
@@ -121,6 +122,23 @@ async fn start_detached(port: u16, concurrency: usize) -> anyhow::Result<ExitCod
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The endpoint of the running sandbox; starts one in the background first if none runs, as
+/// every command on the local target does.
+pub async fn ensure_running() -> anyhow::Result<String> {
+    if let Some(record) = running().await {
+        return Ok(record.endpoint);
+    }
+    eprintln!(
+        "hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it)."
+    );
+    let record = spawn_detached(hybridlab_provision::sandbox::DEFAULT_EDGE_PORT, 64).await?;
+    eprintln!(
+        "hybridlab: sandbox running at {} (pid {}).",
+        record.endpoint, record.pid
+    );
+    Ok(record.endpoint)
 }
 
 pub async fn status(json: bool) -> anyhow::Result<ExitCode> {

@@ -1,8 +1,9 @@
 //! Creates, inspects and deletes the hybridlab stack, and runs the local sandbox.
-//! So far: moto installed and run by hybridlab itself, and the sandbox's compute agent that
-//! runs deployed functions and image-server instances as local processes behind one endpoint.
+//! The stack's resources are planned, created, inspected and swept in [`stack`]; the sandbox
+//! (moto plus hybridlab's compute agent behind one loopback endpoint) lives in [`sandbox`].
 
 pub mod moto;
 pub mod paths;
 pub mod sandbox;
+pub mod stack;
 pub mod userdata;

@@ -210,6 +210,37 @@ pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoErr
     Ok(aws)
 }
 
+/// cargo-lambda (from PyPI, with the Zig toolchain it brings) in hybridlab's virtualenv,
+/// installed on first use: it builds binaries that run on Amazon Linux. Returns the venv's
+/// `bin` directory, to put first on `PATH` so that `cargo lambda` finds it.
+pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+    let install = ensure_installed(progress)?;
+    let bin = install.venv.join("bin");
+    let marker = install.venv.join(".hybridlab-cargo-lambda");
+    if bin.join("cargo-lambda").exists() && marker.exists() {
+        return Ok(bin);
+    }
+    let _lock = lock_venv()?;
+    if bin.join("cargo-lambda").exists() && marker.exists() {
+        return Ok(bin);
+    }
+    progress("hybridlab: first use: installing cargo-lambda into hybridlab's virtualenv...");
+    run(Command::new(&install.python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "cargo-lambda",
+        MOTO_REQUIREMENT,
+    ]))?;
+    fs::write(&marker, b"cargo-lambda").map_err(|source| MotoError::CacheDir {
+        path: marker.clone(),
+        source,
+    })?;
+    Ok(bin)
+}
+
 /// A running moto server on loopback. Dropping it stops the server.
 #[derive(Debug)]
 pub struct MotoServer {

@@ -1,0 +1,195 @@
+//! The two programs a stack deploys: the image server and the proxy function's `bootstrap`.
+//! For the sandbox a plain host build does; for AWS, cargo-lambda builds them against an old
+//! glibc so they run on Amazon Linux 2023. Both are built from this workspace's sources with
+//! cargo, so a deployed stack always runs the code of the checkout.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::moto::{MotoError, ensure_cargo_lambda};
+
+/// How to get the binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactSource {
+    /// Build for this machine (the sandbox runs them here).
+    Host,
+    /// Build for Amazon Linux 2023 x86_64 with cargo-lambda.
+    AmazonLinux,
+    /// Use binaries that already exist.
+    Prebuilt { server: PathBuf, proxy: PathBuf },
+}
+
+/// Paths of the built programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifacts {
+    pub server_binary: PathBuf,
+    pub proxy_binary: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error(
+        "cannot find the hybridlab sources to build from (looked in {0}); set HYBRIDLAB_SERVER_BIN and HYBRIDLAB_PROXY_BIN to prebuilt binaries"
+    )]
+    NoWorkspace(PathBuf),
+    #[error("`{command}` failed ({status}):\n{output}")]
+    Build {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("the build did not produce {0}")]
+    Missing(PathBuf),
+    #[error(transparent)]
+    Tools(#[from] MotoError),
+}
+
+const SERVER: (&str, &str) = ("hybridlab-ec2-server", "hybridlab-ec2-server");
+const PROXY: (&str, &str) = ("hybridlab-lambda", "proxy");
+
+/// The workspace this binary was built from, if its sources are still there.
+fn workspace_root() -> Result<PathBuf, ArtifactError> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    if root.join("Cargo.toml").exists() && root.join("ec2-server").is_dir() {
+        Ok(root)
+    } else {
+        Err(ArtifactError::NoWorkspace(root))
+    }
+}
+
+/// The target directory and profile of the running executable (`<target>/<profile>/name` or
+/// `<target>/<profile>/deps/name` for a test), so the build reuses what is already compiled.
+fn own_target() -> Option<(PathBuf, String)> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    if dir.file_name()? == "deps" {
+        dir = dir.parent()?;
+    }
+    let profile = dir.file_name()?.to_str()?.to_owned();
+    let target = dir.parent()?;
+    target
+        .join("CACHEDIR.TAG")
+        .exists()
+        .then(|| (target.to_path_buf(), profile))
+}
+
+fn run(command: &mut Command) -> Result<(), ArtifactError> {
+    let rendered = format!("{command:?}");
+    let output = command.output().map_err(|source| ArtifactError::Spawn {
+        command: rendered.clone(),
+        source,
+    })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    Err(ArtifactError::Build {
+        command: rendered,
+        status: output.status.to_string(),
+        output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf, ArtifactError> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ArtifactError::Missing(path))
+    }
+}
+
+/// Builds (or finds) the server and the function, telling `progress` what it does. Blocks.
+pub fn build(
+    source: &ArtifactSource,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Artifacts, ArtifactError> {
+    match source {
+        ArtifactSource::Prebuilt { server, proxy } => Ok(Artifacts {
+            server_binary: existing(server.clone())?,
+            proxy_binary: existing(proxy.clone())?,
+        }),
+        ArtifactSource::Host => {
+            if let (Some(server), Some(proxy)) = (
+                std::env::var_os("HYBRIDLAB_SERVER_BIN"),
+                std::env::var_os("HYBRIDLAB_PROXY_BIN"),
+            ) {
+                return build(
+                    &ArtifactSource::Prebuilt {
+                        server: server.into(),
+                        proxy: proxy.into(),
+                    },
+                    progress,
+                );
+            }
+            let root = workspace_root()?;
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut command = Command::new(cargo);
+            command.current_dir(&root).args([
+                "build", "--quiet", "-p", SERVER.0, "--bin", SERVER.1, "-p", PROXY.0, "--bin",
+                PROXY.1,
+            ]);
+            let (target, profile) = match own_target() {
+                Some((target, profile)) => {
+                    command.env("CARGO_TARGET_DIR", &target);
+                    (target, profile)
+                }
+                None => (root.join("target"), "debug".to_owned()),
+            };
+            if profile == "release" {
+                command.arg("--release");
+            }
+            progress(
+                "building the image server and the proxy function for this machine (cargo build)...",
+            );
+            run(&mut command)?;
+            let dir = target.join(&profile);
+            Ok(Artifacts {
+                server_binary: existing(dir.join(SERVER.1))?,
+                proxy_binary: existing(dir.join(PROXY.1))?,
+            })
+        }
+        ArtifactSource::AmazonLinux => {
+            let root = workspace_root()?;
+            let tools = ensure_cargo_lambda(progress)?;
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut paths = vec![tools];
+            paths.extend(std::env::split_paths(&path));
+            let path = std::env::join_paths(paths).unwrap_or(path);
+            let target = root.join("target");
+            for (package, bin) in [SERVER, PROXY] {
+                progress(&format!(
+                    "building {bin} for Amazon Linux 2023 x86_64 (cargo lambda build --release; minutes on a first build)..."
+                ));
+                run(Command::new("cargo")
+                    .current_dir(&root)
+                    .env("PATH", &path)
+                    .env("CARGO_TARGET_DIR", &target)
+                    .args([
+                        "lambda",
+                        "build",
+                        "--release",
+                        "--quiet",
+                        "--target",
+                        "x86_64-unknown-linux-gnu",
+                        "-p",
+                        package,
+                        "--bin",
+                        bin,
+                    ]))?;
+            }
+            Ok(Artifacts {
+                server_binary: existing(target.join("lambda").join(SERVER.1).join("bootstrap"))?,
+                proxy_binary: existing(target.join("lambda").join(PROXY.1).join("bootstrap"))?,
+            })
+        }
+    }
+}

@@ -1,0 +1,819 @@
+//! `down`: finds every resource of a stack by its name and its tag (never only through the
+//! state file), deletes them in dependency order, and ends with a sweep that lists whatever
+//! still exists. A resource that is already gone counts as deleted, so `down` twice is harmless.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use serde::Serialize;
+
+use super::error::{StackError, code_of, is_not_found, sdk_error};
+use super::names::{IAM_PATH, NAME_PREFIX, STACK_TAG, StackId, StackNames};
+use super::progress::{Reporter, StepEvent, StepStatus};
+use super::state::StackState;
+use super::target::StackClients;
+
+/// Which stacks to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Stack(StackId),
+    /// Every hybridlab stack on the target.
+    All,
+}
+
+impl Scope {
+    fn includes(&self, id: &StackId) -> bool {
+        match self {
+            Scope::Stack(wanted) => wanted == id,
+            Scope::All => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Bucket,
+    Function,
+    Instance,
+    SecurityGroup,
+    InstanceProfile,
+    Role,
+    LogGroup,
+    Table,
+}
+
+impl ResourceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ResourceKind::Bucket => "s3 bucket",
+            ResourceKind::Function => "lambda function",
+            ResourceKind::Instance => "ec2 instance",
+            ResourceKind::SecurityGroup => "security group",
+            ResourceKind::InstanceProfile => "instance profile",
+            ResourceKind::Role => "iam role",
+            ResourceKind::LogGroup => "log group",
+            ResourceKind::Table => "dynamodb table",
+        }
+    }
+}
+
+/// A resource that belongs to a stack.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FoundResource {
+    pub kind: ResourceKind,
+    /// The name, or the id where the service has no names (instances, security groups).
+    pub id: String,
+    pub stack: StackId,
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownReport {
+    pub stacks: Vec<StackId>,
+    pub deleted: Vec<FoundResource>,
+    /// What the final sweep still found: empty when the teardown is complete.
+    pub remaining: Vec<FoundResource>,
+    pub elapsed_ms: u64,
+}
+
+/// The stack of a resource: from its name, else from its `hybridlab:stack` tag.
+fn stack_of(name: &str, tag: Option<&str>) -> Option<StackId> {
+    StackNames::stack_of(name).or_else(|| tag.and_then(|t| StackId::parse(t).ok()))
+}
+
+/// Every resource of the stacks in `scope` that exists now.
+pub async fn inventory(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let (buckets, tables, functions, log_groups, iam, ec2) = tokio::try_join!(
+        find_buckets(clients, scope),
+        find_tables(clients, scope),
+        find_functions(clients, scope),
+        find_log_groups(clients, scope),
+        find_iam(clients, scope),
+        find_ec2(clients, scope),
+    )?;
+    let mut found: Vec<FoundResource> = [buckets, tables, functions, log_groups, iam, ec2].concat();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+async fn find_buckets(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = clients
+            .s3
+            .list_buckets()
+            .set_continuation_token(token.clone());
+        if !clients.is_sandbox() {
+            request = request.bucket_region(&clients.region);
+        }
+        let page = request
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:ListAllMyBuckets", err))?;
+        for bucket in page.buckets() {
+            let Some(name) = bucket.name().filter(|n| n.starts_with(NAME_PREFIX)) else {
+                continue;
+            };
+            let mut stack = StackNames::stack_of(name);
+            if stack.is_none() {
+                let tags = clients
+                    .s3
+                    .get_bucket_tagging()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .ok();
+                let tag = tags.as_ref().and_then(|t| {
+                    t.tag_set()
+                        .iter()
+                        .find(|tag| tag.key() == STACK_TAG)
+                        .map(|tag| tag.value().to_owned())
+                });
+                stack = stack_of(name, tag.as_deref());
+            }
+            if let Some(stack) = stack.filter(|s| scope.includes(s)) {
+                found.push(FoundResource {
+                    kind: ResourceKind::Bucket,
+                    id: name.to_owned(),
+                    stack,
+                });
+            }
+        }
+        token = page.continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+async fn find_tables(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut pages = clients
+        .dynamodb
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(name) = pages.next().await {
+        let name = name.map_err(|err| sdk_error("dynamodb:ListTables", err))?;
+        if let Some(stack) = StackNames::stack_of(&name).filter(|s| scope.includes(s)) {
+            found.push(FoundResource {
+                kind: ResourceKind::Table,
+                id: name,
+                stack,
+            });
+        }
+    }
+    Ok(found)
+}
+
+async fn find_functions(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut pages = clients
+        .lambda
+        .list_functions()
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(function) = pages.next().await {
+        let function = function.map_err(|err| sdk_error("lambda:ListFunctions", err))?;
+        let Some(name) = function.function_name() else {
+            continue;
+        };
+        if let Some(stack) = StackNames::stack_of(name).filter(|s| scope.includes(s)) {
+            found.push(FoundResource {
+                kind: ResourceKind::Function,
+                id: name.to_owned(),
+                stack,
+            });
+        }
+    }
+    Ok(found)
+}
+
+async fn find_log_groups(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    for prefix in [
+        format!("/aws/lambda/{NAME_PREFIX}"),
+        "/hybridlab/".to_owned(),
+    ] {
+        let mut pages = clients
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(prefix)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(group) = pages.next().await {
+            let group = group.map_err(|err| sdk_error("logs:DescribeLogGroups", err))?;
+            let Some(name) = group.log_group_name() else {
+                continue;
+            };
+            if let Some(stack) = StackNames::stack_of(name).filter(|s| scope.includes(s)) {
+                found.push(FoundResource {
+                    kind: ResourceKind::LogGroup,
+                    id: name.to_owned(),
+                    stack,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn find_iam(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut roles = clients
+        .iam
+        .list_roles()
+        .path_prefix(IAM_PATH)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(role) = roles.next().await {
+        let role = role.map_err(|err| sdk_error("iam:ListRoles", err))?;
+        let tag = role
+            .tags()
+            .iter()
+            .find(|t| t.key() == STACK_TAG)
+            .map(|t| t.value());
+        if let Some(stack) = stack_of(role.role_name(), tag).filter(|s| scope.includes(s)) {
+            found.push(FoundResource {
+                kind: ResourceKind::Role,
+                id: role.role_name().to_owned(),
+                stack,
+            });
+        }
+    }
+    let mut profiles = clients
+        .iam
+        .list_instance_profiles()
+        .path_prefix(IAM_PATH)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(profile) = profiles.next().await {
+        let profile = profile.map_err(|err| sdk_error("iam:ListInstanceProfiles", err))?;
+        let name = profile.instance_profile_name();
+        let tag = profile
+            .tags()
+            .iter()
+            .find(|t| t.key() == STACK_TAG)
+            .map(|t| t.value());
+        if let Some(stack) = stack_of(name, tag).filter(|s| scope.includes(s)) {
+            found.push(FoundResource {
+                kind: ResourceKind::InstanceProfile,
+                id: name.to_owned(),
+                stack,
+            });
+        }
+    }
+    Ok(found)
+}
+
+fn tag_filter(scope: &Scope) -> Filter {
+    match scope {
+        Scope::Stack(id) => Filter::builder()
+            .name(format!("tag:{STACK_TAG}"))
+            .values(id.as_str())
+            .build(),
+        Scope::All => Filter::builder().name("tag-key").values(STACK_TAG).build(),
+    }
+}
+
+fn ec2_stack(tags: &[aws_sdk_ec2::types::Tag]) -> Option<StackId> {
+    tags.iter()
+        .find(|t| t.key() == Some(STACK_TAG))
+        .and_then(|t| t.value())
+        .and_then(|v| StackId::parse(v).ok())
+}
+
+async fn find_ec2(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut instances = clients
+        .ec2
+        .describe_instances()
+        .filters(tag_filter(scope))
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(
+                    ["pending", "running", "stopping", "stopped", "shutting-down"]
+                        .map(String::from)
+                        .to_vec(),
+                ))
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = instances.next().await {
+        let page = page.map_err(|err| sdk_error("ec2:DescribeInstances", err))?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            if let (Some(id), Some(stack)) = (instance.instance_id(), ec2_stack(instance.tags())) {
+                found.push(FoundResource {
+                    kind: ResourceKind::Instance,
+                    id: id.to_owned(),
+                    stack,
+                });
+            }
+        }
+    }
+    // Security groups by tag and by name: a group's name is the stack's even if its tags are not.
+    for filter in [
+        tag_filter(scope),
+        Filter::builder()
+            .name("group-name")
+            .values(format!("{NAME_PREFIX}server-*"))
+            .build(),
+    ] {
+        let groups = clients
+            .ec2
+            .describe_security_groups()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|err| sdk_error("ec2:DescribeSecurityGroups", err))?;
+        for group in groups.security_groups() {
+            let stack = group
+                .group_name()
+                .and_then(StackNames::stack_of)
+                .or_else(|| ec2_stack(group.tags()));
+            if let (Some(id), Some(stack)) = (group.group_id(), stack.filter(|s| scope.includes(s)))
+            {
+                found.push(FoundResource {
+                    kind: ResourceKind::SecurityGroup,
+                    id: id.to_owned(),
+                    stack,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes every resource of the stacks in `scope`, then sweeps.
+pub async fn down(
+    clients: &StackClients,
+    scope: &Scope,
+    reporter: Reporter,
+) -> Result<DownReport, StackError> {
+    let started = Instant::now();
+    let found = inventory(clients, scope).await?;
+    let mut stacks: BTreeSet<StackId> = found.iter().map(|r| r.stack.clone()).collect();
+    match scope {
+        Scope::Stack(id) => {
+            stacks.insert(id.clone());
+        }
+        Scope::All => stacks.extend(
+            StackState::list(&clients.state_key())
+                .into_iter()
+                .map(|s| s.stack_id),
+        ),
+    }
+    let teardown = Teardown { clients, reporter };
+
+    // Storage and the function do not depend on anything; the instance must be gone before
+    // its security group and instance profile can go; IAM and logs go last, so nothing running
+    // loses its permissions or recreates its log group while it shuts down.
+    let delete_all = |kinds: &[ResourceKind]| {
+        let targets: Vec<&FoundResource> =
+            found.iter().filter(|r| kinds.contains(&r.kind)).collect();
+        let teardown = &teardown;
+        futures::future::join_all(targets.into_iter().map(move |r| teardown.delete(r)))
+    };
+    let storage_and_function = delete_all(&[
+        ResourceKind::Bucket,
+        ResourceKind::Table,
+        ResourceKind::Function,
+    ]);
+    let compute = async {
+        let mut results = delete_all(&[ResourceKind::Instance]).await;
+        results.extend(delete_all(&[ResourceKind::SecurityGroup]).await);
+        results
+    };
+    let (first, second) = tokio::join!(storage_and_function, compute);
+    let last = delete_all(&[
+        ResourceKind::InstanceProfile,
+        ResourceKind::Role,
+        ResourceKind::LogGroup,
+    ])
+    .await;
+    let failures: Vec<StackError> = first
+        .into_iter()
+        .chain(second)
+        .chain(last)
+        .filter_map(Result::err)
+        .collect();
+
+    let remaining = inventory(clients, scope).await?;
+    if remaining.is_empty() {
+        for stack in &stacks {
+            StackState::remove(&clients.state_key(), stack);
+        }
+    } else if let Some(failure) = failures.into_iter().next() {
+        tracing::warn!(error = %failure, "teardown incomplete");
+    }
+    let deleted = found
+        .into_iter()
+        .filter(|r| !remaining.contains(r))
+        .collect();
+    Ok(DownReport {
+        stacks: stacks.into_iter().collect(),
+        deleted,
+        remaining,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+struct Teardown<'a> {
+    clients: &'a StackClients,
+    reporter: Reporter,
+}
+
+/// Whether a deletion deleted something or found it already gone.
+enum Deleted {
+    Now(String),
+    AlreadyGone,
+}
+
+impl Teardown<'_> {
+    fn report(
+        &self,
+        resource: &FoundResource,
+        status: StepStatus,
+        elapsed: Duration,
+        detail: String,
+    ) {
+        (self.reporter)(StepEvent {
+            stack: resource.stack.to_string(),
+            step: format!("delete {}", resource.kind.label()),
+            resource: resource.id.clone(),
+            status,
+            elapsed_ms: elapsed.as_millis() as u64,
+            detail,
+        });
+    }
+
+    async fn delete(&self, resource: &FoundResource) -> Result<(), StackError> {
+        let started = Instant::now();
+        self.report(resource, StepStatus::Started, Duration::ZERO, String::new());
+        let id = resource.id.as_str();
+        let work = async {
+            match resource.kind {
+                ResourceKind::Bucket => self.bucket(id).await,
+                ResourceKind::Table => self.table(id).await,
+                ResourceKind::Function => self.function(id).await,
+                ResourceKind::Instance => self.instance(id).await,
+                ResourceKind::SecurityGroup => self.security_group(id).await,
+                ResourceKind::InstanceProfile => self.instance_profile(id).await,
+                ResourceKind::Role => self.role(id).await,
+                ResourceKind::LogGroup => self.log_group(id).await,
+            }
+        };
+        match work.await {
+            Ok(Deleted::Now(detail)) => {
+                self.report(resource, StepStatus::Done, started.elapsed(), detail);
+                Ok(())
+            }
+            Ok(Deleted::AlreadyGone) => {
+                self.report(
+                    resource,
+                    StepStatus::Skipped,
+                    started.elapsed(),
+                    "already gone".into(),
+                );
+                Ok(())
+            }
+            Err(err) => {
+                self.report(
+                    resource,
+                    StepStatus::Failed,
+                    started.elapsed(),
+                    err.to_string(),
+                );
+                Err(err)
+            }
+        }
+    }
+
+    /// Deletes every object version and delete marker (and unfinished multipart upload), then
+    /// the bucket.
+    async fn bucket(&self, name: &str) -> Result<Deleted, StackError> {
+        let s3 = &self.clients.s3;
+        let mut removed = 0usize;
+        loop {
+            let page = match s3
+                .list_object_versions()
+                .bucket(name)
+                .max_keys(1000)
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
+                Err(err) => return Err(sdk_error("s3:ListBucketVersions", err)),
+            };
+            let mut identifiers = Vec::new();
+            for version in page.versions() {
+                identifiers.push((version.key(), version.version_id()));
+            }
+            for marker in page.delete_markers() {
+                identifiers.push((marker.key(), marker.version_id()));
+            }
+            if identifiers.is_empty() {
+                break;
+            }
+            let objects = identifiers
+                .into_iter()
+                .filter_map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .set_key(key.map(str::to_owned))
+                        .set_version_id(version.map(str::to_owned))
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            let count = objects.len();
+            let output = s3
+                .delete_objects()
+                .bucket(name)
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(objects))
+                        .quiet(true)
+                        .build()
+                        .map_err(|err| StackError::Invalid(format!("delete request: {err}")))?,
+                )
+                .send()
+                .await
+                .map_err(|err| sdk_error("s3:DeleteObjectVersion", err))?;
+            if let Some(error) = output.errors().first() {
+                return Err(StackError::Aws {
+                    action: "s3:DeleteObjectVersion".into(),
+                    message: format!(
+                        "{} of {name}: {}",
+                        error.key().unwrap_or_default(),
+                        error.message().unwrap_or("not deleted")
+                    ),
+                });
+            }
+            removed += count;
+        }
+        if let Ok(uploads) = s3.list_multipart_uploads().bucket(name).send().await {
+            for upload in uploads.uploads() {
+                let _ = s3
+                    .abort_multipart_upload()
+                    .bucket(name)
+                    .key(upload.key().unwrap_or_default())
+                    .upload_id(upload.upload_id().unwrap_or_default())
+                    .send()
+                    .await;
+            }
+        }
+        match s3.delete_bucket().bucket(name).send().await {
+            Ok(_) => Ok(Deleted::Now(format!(
+                "emptied ({removed} object versions) and deleted"
+            ))),
+            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(sdk_error("s3:DeleteBucket", err)),
+        }
+    }
+
+    async fn table(&self, name: &str) -> Result<Deleted, StackError> {
+        match self
+            .clients
+            .dynamodb
+            .delete_table()
+            .table_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Deleted::Now("deleted".into())),
+            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(sdk_error("dynamodb:DeleteTable", err)),
+        }
+    }
+
+    async fn function(&self, name: &str) -> Result<Deleted, StackError> {
+        match self
+            .clients
+            .lambda
+            .delete_function()
+            .function_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Deleted::Now("deleted".into())),
+            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(sdk_error("lambda:DeleteFunction", err)),
+        }
+    }
+
+    /// Terminates the instance and waits until it is terminated: its security group and
+    /// instance profile cannot go before.
+    async fn instance(&self, id: &str) -> Result<Deleted, StackError> {
+        let ec2 = &self.clients.ec2;
+        match ec2.terminate_instances().instance_ids(id).send().await {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
+            Err(err) => return Err(sdk_error("ec2:TerminateInstances", err)),
+        }
+        let patience = self.clients.patience(Duration::from_secs(600));
+        let deadline = Instant::now() + patience;
+        loop {
+            let state = ec2
+                .describe_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map_err(|err| sdk_error("ec2:DescribeInstances", err))?
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .find_map(|i| i.state().and_then(|s| s.name()).cloned());
+            if matches!(
+                state,
+                None | Some(aws_sdk_ec2::types::InstanceStateName::Terminated)
+            ) {
+                return Ok(Deleted::Now("terminated".into()));
+            }
+            if Instant::now() > deadline {
+                return Err(StackError::Timeout {
+                    what: format!("instance {id} terminating"),
+                    after: patience,
+                });
+            }
+            tokio::time::sleep(if self.clients.is_sandbox() {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            })
+            .await;
+        }
+    }
+
+    /// Deletes the group, retrying while EC2 still sees it in use (a terminated instance's
+    /// network interface lingers for a while on AWS).
+    async fn security_group(&self, id: &str) -> Result<Deleted, StackError> {
+        let patience = self.clients.patience(Duration::from_secs(300));
+        let deadline = Instant::now() + patience;
+        loop {
+            match self
+                .clients
+                .ec2
+                .delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Deleted::Now("deleted".into())),
+                Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
+                Err(err)
+                    if code_of(&err) == Some("DependencyViolation")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Err(err) => return Err(sdk_error("ec2:DeleteSecurityGroup", err)),
+            }
+        }
+    }
+
+    async fn instance_profile(&self, name: &str) -> Result<Deleted, StackError> {
+        let iam = &self.clients.iam;
+        let profile = match iam
+            .get_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+        {
+            Ok(profile) => profile,
+            Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
+            Err(err) => return Err(sdk_error("iam:GetInstanceProfile", err)),
+        };
+        for role in profile
+            .instance_profile()
+            .map(|p| p.roles())
+            .unwrap_or_default()
+        {
+            match iam
+                .remove_role_from_instance_profile()
+                .instance_profile_name(name)
+                .role_name(role.role_name())
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(sdk_error("iam:RemoveRoleFromInstanceProfile", err)),
+            }
+        }
+        match iam
+            .delete_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Deleted::Now("roles removed, deleted".into())),
+            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(sdk_error("iam:DeleteInstanceProfile", err)),
+        }
+    }
+
+    /// Deletes the role's inline policies, detaches its managed ones, leaves any instance
+    /// profile that still holds it, then deletes it.
+    async fn role(&self, name: &str) -> Result<Deleted, StackError> {
+        let iam = &self.clients.iam;
+        let inline = match iam.list_role_policies().role_name(name).send().await {
+            Ok(list) => list.policy_names().to_vec(),
+            Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
+            Err(err) => return Err(sdk_error("iam:ListRolePolicies", err)),
+        };
+        for policy in &inline {
+            match iam
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(sdk_error("iam:DeleteRolePolicy", err)),
+            }
+        }
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|err| sdk_error("iam:ListAttachedRolePolicies", err))?;
+        for policy in attached.attached_policies() {
+            let _ = iam
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(policy.policy_arn().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|err| sdk_error("iam:DetachRolePolicy", err))?;
+        }
+        if let Ok(profiles) = iam
+            .list_instance_profiles_for_role()
+            .role_name(name)
+            .send()
+            .await
+        {
+            for profile in profiles.instance_profiles() {
+                let _ = iam
+                    .remove_role_from_instance_profile()
+                    .instance_profile_name(profile.instance_profile_name())
+                    .role_name(name)
+                    .send()
+                    .await;
+            }
+        }
+        match iam.delete_role().role_name(name).send().await {
+            Ok(_) => Ok(Deleted::Now(format!(
+                "{} policies removed, deleted",
+                inline.len() + attached.attached_policies().len()
+            ))),
+            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(sdk_error("iam:DeleteRole", err)),
+        }
+    }
+
+    async fn log_group(&self, name: &str) -> Result<Deleted, StackError> {
+        match self
+            .clients
+            .logs
+            .delete_log_group()
+            .log_group_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Deleted::Now("deleted".into())),
+            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(sdk_error("logs:DeleteLogGroup", err)),
+        }
+    }
+}

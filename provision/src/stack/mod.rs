@@ -1,0 +1,26 @@
+//! The lab's stack: what it is made of ([`plan`]), bringing it up ([`up`]), looking at it
+//! ([`status`]) and tearing it down ([`down`]), on the sandbox or on AWS through one code path
+//! ([`target`]), reporting progress as events ([`progress`]).
+
+pub mod artifacts;
+pub mod cost;
+pub mod down;
+pub mod error;
+pub mod names;
+pub mod plan;
+pub mod policy;
+pub mod progress;
+pub mod state;
+pub mod status;
+pub mod target;
+pub mod up;
+
+pub use down::{DownReport, FoundResource, ResourceKind, Scope, down, inventory};
+pub use error::StackError;
+pub use names::{StackId, StackNames};
+pub use plan::{StackSettings, plan};
+pub use progress::{Reporter, Step, StepEvent, StepStatus};
+pub use state::StackState;
+pub use status::{StackStatus, list_stacks, status};
+pub use target::{StackClients, Target};
+pub use up::{UpOptions, UpReport, up};

@@ -1,0 +1,323 @@
+//! The stack described before anything is touched: its settings and, for each step of `up`,
+//! the resource it makes with its name and settings. `up --dry-run` prints this plan, and `up`
+//! creates exactly what it lists.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{StackId, StackNames};
+use super::progress::Step;
+
+/// What a user may choose about a stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackSettings {
+    pub region: String,
+    pub instance_type: String,
+    /// The instance terminates itself this long after boot.
+    pub ttl_seconds: u64,
+    pub server_port: u16,
+    pub function_memory_mb: i32,
+    pub function_timeout_seconds: i32,
+    pub log_retention_days: i32,
+    /// Who may reach the server port. The function runs outside any VPC, so on AWS it calls
+    /// the instance's public address; the bearer token guards the server.
+    pub ingress_cidr: String,
+}
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
+
+impl StackSettings {
+    pub fn new(region: impl Into<String>) -> Self {
+        Self {
+            region: region.into(),
+            instance_type: "t3.micro".into(),
+            ttl_seconds: DEFAULT_TTL.as_secs(),
+            server_port: 8080,
+            function_memory_mb: 256,
+            function_timeout_seconds: 30,
+            log_retention_days: 7,
+            ingress_cidr: "0.0.0.0/0".into(),
+        }
+    }
+}
+
+/// Object keys of the server's artifacts in the artifacts bucket.
+pub const SERVER_BINARY_KEY: &str = "server/hybridlab-ec2-server";
+pub const SERVER_ENV_KEY: &str = "server/server.env";
+
+/// One resource `up` makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedResource {
+    pub step: Step,
+    /// `s3:bucket`, `iam:role`, ...; empty for steps that make nothing in AWS.
+    pub kind: &'static str,
+    pub name: String,
+    pub settings: Vec<(&'static str, String)>,
+}
+
+/// Everything `up` will do for stack `id`, step by step.
+pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
+    let names = StackNames::new(id);
+    let tag = format!("hybridlab:stack={id}");
+    let bucket = |versioning: &str| {
+        vec![
+            ("region", settings.region.clone()),
+            ("public access", "all four blocks on".to_owned()),
+            ("encryption", "SSE-S3 (AES256)".to_owned()),
+            ("versioning", versioning.to_owned()),
+            ("tags", tag.clone()),
+        ]
+    };
+    let log_group = || {
+        vec![
+            ("retention", format!("{} days", settings.log_retention_days)),
+            ("tags", tag.clone()),
+        ]
+    };
+    let resource = |step, kind, name: &str, settings| PlannedResource {
+        step,
+        kind,
+        name: name.to_owned(),
+        settings,
+    };
+    vec![
+        resource(
+            Step::Build,
+            "",
+            "hybridlab-ec2-server, bootstrap",
+            vec![(
+                "packaging",
+                "bootstrap.zip for provided.al2023 x86_64".into(),
+            )],
+        ),
+        resource(
+            Step::ImagesBucket,
+            "s3:bucket",
+            &names.images_bucket,
+            bucket("enabled"),
+        ),
+        resource(
+            Step::ArtifactsBucket,
+            "s3:bucket",
+            &names.artifacts_bucket,
+            bucket("off"),
+        ),
+        resource(
+            Step::Table,
+            "dynamodb:table",
+            &names.table,
+            vec![
+                ("billing", "on demand (PAY_PER_REQUEST)".into()),
+                ("partition key", "image_id (S)".into()),
+                ("tags", tag.clone()),
+            ],
+        ),
+        resource(
+            Step::FunctionLogGroup,
+            "logs:log-group",
+            &names.function_log_group,
+            log_group(),
+        ),
+        resource(
+            Step::ServerLogGroup,
+            "logs:log-group",
+            &names.server_log_group,
+            log_group(),
+        ),
+        resource(
+            Step::LambdaRole,
+            "iam:role",
+            &names.lambda_role,
+            vec![
+                ("trust", "lambda.amazonaws.com".into()),
+                (
+                    "allows",
+                    format!(
+                        "logs:CreateLogStream, logs:PutLogEvents on {}",
+                        names.function_log_group
+                    ),
+                ),
+                ("tags", tag.clone()),
+            ],
+        ),
+        resource(
+            Step::ServerRole,
+            "iam:role+instance-profile",
+            &names.server_role,
+            vec![
+                ("trust", "ec2.amazonaws.com".into()),
+                (
+                    "allows",
+                    format!(
+                        "s3 objects in {} and {}/server, dynamodb rows of {}, logs of {}",
+                        names.images_bucket,
+                        names.artifacts_bucket,
+                        names.table,
+                        names.server_log_group
+                    ),
+                ),
+                ("tags", tag.clone()),
+            ],
+        ),
+        resource(
+            Step::SecurityGroup,
+            "ec2:security-group",
+            &names.security_group,
+            vec![
+                ("vpc", "the region's default VPC".into()),
+                (
+                    "ingress",
+                    format!(
+                        "tcp {} from {}",
+                        settings.server_port, settings.ingress_cidr
+                    ),
+                ),
+                ("tags", tag.clone()),
+            ],
+        ),
+        resource(
+            Step::Image,
+            "",
+            "latest Amazon Linux 2023 x86_64",
+            vec![(
+                "lookup",
+                "DescribeImages owner amazon, name al2023-ami-2023.*-kernel-*-x86_64".into(),
+            )],
+        ),
+        resource(
+            Step::ServerArtifacts,
+            "s3:object",
+            &format!("s3://{}/{SERVER_BINARY_KEY}", names.artifacts_bucket),
+            vec![(
+                "environment file",
+                format!("s3://{}/{SERVER_ENV_KEY}", names.artifacts_bucket),
+            )],
+        ),
+        resource(
+            Step::Instance,
+            "ec2:instance",
+            &names.instance,
+            vec![
+                ("type", settings.instance_type.clone()),
+                ("metadata", "IMDSv2 required".into()),
+                ("shutdown behaviour", "terminate".into()),
+                (
+                    "ttl",
+                    format!(
+                        "terminates itself after {}",
+                        human_seconds(settings.ttl_seconds)
+                    ),
+                ),
+                (
+                    "user-data",
+                    "fetch server from artifacts bucket, systemd unit".into(),
+                ),
+                ("tags", format!("{tag}, hybridlab:role=image-server")),
+            ],
+        ),
+        resource(
+            Step::ServerHealth,
+            "",
+            &format!("http://<instance>:{}/health", settings.server_port),
+            vec![],
+        ),
+        resource(
+            Step::Function,
+            "lambda:function",
+            &names.function,
+            vec![
+                ("runtime", "provided.al2023, x86_64".into()),
+                ("memory", format!("{} MB", settings.function_memory_mb)),
+                (
+                    "timeout",
+                    format!("{} s", settings.function_timeout_seconds),
+                ),
+                (
+                    "environment",
+                    "EC2_ENDPOINT, HYBRIDLAB_TOKEN (random per stack)".into(),
+                ),
+                ("tags", tag),
+            ],
+        ),
+    ]
+}
+
+/// `2h`, `90m`, `45s`.
+pub fn human_seconds(seconds: u64) -> String {
+    if seconds >= 3600 && seconds % 3600 == 0 {
+        format!("{}h", seconds / 3600)
+    } else if seconds >= 60 && seconds % 60 == 0 {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// The server's environment file (`KEY=VALUE` lines), as the instance's systemd unit loads it.
+pub fn server_env_file(names: &StackNames, settings: &StackSettings, token: &str) -> String {
+    format!(
+        "# hybridlab image server configuration\n\
+         HYBRIDLAB_BUCKET={}\n\
+         HYBRIDLAB_TABLE={}\n\
+         HYBRIDLAB_TOKEN={token}\n\
+         AWS_REGION={}\n",
+        names.images_bucket, names.table, settings.region
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_has_one_entry_per_step_in_order() {
+        let id = StackId::parse("abcd1234").expect("valid");
+        let plan = plan(&id, &StackSettings::new("eu-west-1"));
+        let steps: Vec<Step> = plan.iter().map(|r| r.step).collect();
+        assert_eq!(steps, Step::ALL.to_vec());
+        let names = StackNames::new(&id);
+        let named: Vec<&str> = plan.iter().map(|r| r.name.as_str()).collect();
+        for name in [
+            &names.images_bucket,
+            &names.table,
+            &names.function,
+            &names.lambda_role,
+        ] {
+            assert!(
+                named.contains(&name.as_str()),
+                "{name} missing from the plan"
+            );
+        }
+        // Every AWS resource carries the stack tag.
+        for resource in plan
+            .iter()
+            .filter(|r| !r.kind.is_empty() && r.kind != "s3:object")
+        {
+            assert!(
+                resource.settings.iter().any(
+                    |(key, value)| *key == "tags" && value.contains("hybridlab:stack=abcd1234")
+                ),
+                "{} is not tagged",
+                resource.name
+            );
+        }
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human_seconds(7200), "2h");
+        assert_eq!(human_seconds(5400), "90m");
+        assert_eq!(human_seconds(45), "45s");
+    }
+
+    #[test]
+    fn the_env_file_names_the_stack_resources() {
+        let id = StackId::parse("abcd1234").expect("valid");
+        let names = StackNames::new(&id);
+        let env = server_env_file(&names, &StackSettings::new("us-east-1"), "secret");
+        let parsed = crate::userdata::parse_env_file(&env);
+        assert!(parsed.contains(&("HYBRIDLAB_BUCKET".into(), names.images_bucket.clone())));
+        assert!(parsed.contains(&("HYBRIDLAB_TOKEN".into(), "secret".into())));
+    }
+}

@@ -1,0 +1,180 @@
+//! The stack's IAM documents: who may assume each role and the least each role needs. Every
+//! action is named and every resource is one of the stack's own ARNs, never `*`.
+
+use serde_json::{Value, json};
+
+use super::names::StackNames;
+
+/// Where ARNs are built: partition, region and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArnContext {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl ArnContext {
+    /// The context of `region`, for the account that owns `role_arn`
+    /// (`arn:aws:iam::123456789012:role/...`).
+    pub fn from_role_arn(role_arn: &str, region: &str) -> Option<Self> {
+        let mut parts = role_arn.split(':');
+        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        (!account.is_empty()).then(|| Self {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+
+    fn log_group(&self, group: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{group}:*",
+            self.partition, self.region, self.account
+        )
+    }
+}
+
+/// The trust policy that lets `service` (e.g. `lambda.amazonaws.com`) assume a role.
+pub fn trust_policy(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// The proxy function's role: writing its own log group, nothing else (it reaches the
+/// server over HTTP, not through AWS).
+pub fn lambda_policy(names: &StackNames, arns: &ArnContext) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "OwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [arns.log_group(&names.function_log_group)]
+        }]
+    })
+}
+
+/// The server instance's role: its artifacts, its images, its table and its log group.
+pub fn server_policy(names: &StackNames, arns: &ArnContext) -> Value {
+    let partition = &arns.partition;
+    let table = format!(
+        "arn:{partition}:dynamodb:{}:{}:table/{}",
+        arns.region, arns.account, names.table
+    );
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "FetchServerArtifacts",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [format!("arn:{partition}:s3:::{}/server/*", names.artifacts_bucket)]
+            },
+            {
+                "Sid": "StoreImages",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                "Resource": [format!("arn:{partition}:s3:::{}/images/*", names.images_bucket)]
+            },
+            {
+                "Sid": "ImageRows",
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"],
+                "Resource": [table]
+            },
+            {
+                "Sid": "OwnLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                "Resource": [arns.log_group(&names.server_log_group)]
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::names::StackId;
+
+    fn context() -> ArnContext {
+        ArnContext::from_role_arn(
+            "arn:aws:iam::123456789012:role/hybridlab/hybridlab-lambda-abcd1234",
+            "eu-west-1",
+        )
+        .expect("a role ARN")
+    }
+
+    fn strings(value: &Value) -> Vec<String> {
+        match value {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items.iter().flat_map(strings).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn role_arns_give_the_account_and_partition() {
+        let context = context();
+        assert_eq!(context.account, "123456789012");
+        assert_eq!(context.partition, "aws");
+        assert_eq!(ArnContext::from_role_arn("not-an-arn", "us-east-1"), None);
+        assert_eq!(
+            ArnContext::from_role_arn("arn:aws:s3:::bucket", "us-east-1"),
+            None
+        );
+    }
+
+    #[test]
+    fn no_policy_grants_a_wildcard_action_or_resource() {
+        let names = StackNames::new(&StackId::parse("abcd1234").expect("valid"));
+        for policy in [
+            lambda_policy(&names, &context()),
+            server_policy(&names, &context()),
+        ] {
+            let statements = policy["Statement"].as_array().expect("statements");
+            assert!(!statements.is_empty());
+            for statement in statements {
+                let actions = strings(&statement["Action"]);
+                assert!(!actions.is_empty());
+                for action in actions {
+                    assert!(!action.contains('*'), "wildcard action {action}");
+                }
+                for resource in strings(&statement["Resource"]) {
+                    assert!(resource.starts_with("arn:aws:"), "{resource}");
+                    assert!(
+                        resource.contains("abcd1234"),
+                        "{resource} is not the stack's own"
+                    );
+                    assert_ne!(resource, "*");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_function_may_write_only_its_own_log_group() {
+        let names = StackNames::new(&StackId::parse("abcd1234").expect("valid"));
+        let policy = lambda_policy(&names, &context());
+        assert_eq!(
+            strings(&policy["Statement"][0]["Resource"]),
+            vec![
+                "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/hybridlab-proxy-abcd1234:*"
+            ]
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Progress as a stream of events: each step of `up` or `down` reports that it started, then
+//! that it is done, skipped (the resource already existed, or was already gone) or failed,
+//! with its elapsed time. The command line prints them; the console draws them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The steps of `up`, in the order the plan lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Build the server binary and the function's `bootstrap`.
+    Build,
+    ImagesBucket,
+    ArtifactsBucket,
+    Table,
+    FunctionLogGroup,
+    ServerLogGroup,
+    LambdaRole,
+    ServerRole,
+    SecurityGroup,
+    /// Look up the latest Amazon Linux 2023 image.
+    Image,
+    /// Upload the server binary and its environment file.
+    ServerArtifacts,
+    /// Launch the instance and wait for its address.
+    Instance,
+    /// Wait until the server answers `/health`.
+    ServerHealth,
+    /// Create the function and wait until it is Active.
+    Function,
+}
+
+impl Step {
+    pub const ALL: [Step; 14] = [
+        Step::Build,
+        Step::ImagesBucket,
+        Step::ArtifactsBucket,
+        Step::Table,
+        Step::FunctionLogGroup,
+        Step::ServerLogGroup,
+        Step::LambdaRole,
+        Step::ServerRole,
+        Step::SecurityGroup,
+        Step::Image,
+        Step::ServerArtifacts,
+        Step::Instance,
+        Step::ServerHealth,
+        Step::Function,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Build => "build",
+            Step::ImagesBucket => "images-bucket",
+            Step::ArtifactsBucket => "artifacts-bucket",
+            Step::Table => "table",
+            Step::FunctionLogGroup => "function-log-group",
+            Step::ServerLogGroup => "server-log-group",
+            Step::LambdaRole => "lambda-role",
+            Step::ServerRole => "server-role",
+            Step::SecurityGroup => "security-group",
+            Step::Image => "image",
+            Step::ServerArtifacts => "server-artifacts",
+            Step::Instance => "instance",
+            Step::ServerHealth => "server-health",
+            Step::Function => "function",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|step| step.name() == name)
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Started,
+    /// Created, deleted, updated or looked up.
+    Done,
+    /// Nothing to do: the resource already existed (up) or was already gone (down).
+    Skipped,
+    Failed,
+}
+
+/// One event of `up` or `down`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepEvent {
+    pub stack: String,
+    /// A step of `up` (`images-bucket`) or a deletion of `down` (`delete bucket`).
+    pub step: String,
+    /// The resource the step is about, if any.
+    pub resource: String,
+    pub status: StepStatus,
+    pub elapsed_ms: u64,
+    /// What happened, or why it failed.
+    pub detail: String,
+}
+
+impl StepEvent {
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.elapsed_ms)
+    }
+}
+
+/// Receives every event, from whichever task the step runs on.
+pub type Reporter = Arc<dyn Fn(StepEvent) + Send + Sync>;
+
+/// A reporter that drops every event.
+pub fn silent() -> Reporter {
+    Arc::new(|_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_round_trip_and_are_unique() {
+        let mut names: Vec<_> = Step::ALL.iter().map(|s| s.name()).collect();
+        for step in Step::ALL {
+            assert_eq!(Step::parse(step.name()), Some(step));
+            let json = serde_json::to_string(&step).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", step.name()));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Step::ALL.len());
+        assert_eq!(Step::parse("nope"), None);
+    }
+}

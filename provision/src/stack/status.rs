@@ -1,0 +1,277 @@
+//! `status`: every resource of a stack with its live state, the server's health, the
+//! instance's uptime and TTL, and what the stack costs.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::cost::{CostEstimate, estimate};
+use super::down::{FoundResource, ResourceKind, Scope, inventory};
+use super::error::{StackError, sdk_error};
+use super::names::{StackId, StackNames};
+use super::state::StackState;
+use super::target::StackClients;
+use crate::sandbox::ec2_host::ENDPOINT_TAG;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    pub kind: ResourceKind,
+    pub name: String,
+    /// `present`, `missing`, or the service's own state (`running`, `Active`, ...).
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub state: String,
+    pub instance_type: String,
+    pub uptime_s: u64,
+    /// Until the instance terminates itself.
+    pub ttl_left_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    pub endpoint: String,
+    pub healthy: bool,
+    /// The server's `/health`, or why it did not answer.
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackStatus {
+    pub stack: StackId,
+    pub target: String,
+    pub region: String,
+    pub created_at: Option<String>,
+    pub resources: Vec<ResourceStatus>,
+    pub instance: Option<InstanceStatus>,
+    pub server: Option<ServerStatus>,
+    pub cost: CostEstimate,
+}
+
+impl StackStatus {
+    /// Whether every resource exists and the server is healthy.
+    pub fn complete(&self) -> bool {
+        self.resources.iter().all(|r| r.state != "missing")
+            && self.server.as_ref().is_some_and(|s| s.healthy)
+    }
+
+    /// Whether nothing of the stack exists.
+    pub fn gone(&self) -> bool {
+        self.resources.iter().all(|r| r.state == "missing")
+    }
+}
+
+/// Every stack on the target: those with a state file and those found by name or tag.
+pub async fn list_stacks(clients: &StackClients) -> Result<Vec<StackId>, StackError> {
+    let mut ids: Vec<StackId> = StackState::list(&clients.state_key())
+        .into_iter()
+        .map(|s| s.stack_id)
+        .collect();
+    ids.extend(
+        inventory(clients, &Scope::All)
+            .await?
+            .into_iter()
+            .map(|r| r.stack),
+    );
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus, StackError> {
+    let names = StackNames::new(id);
+    let state = StackState::load(&clients.state_key(), id);
+    let found = inventory(clients, &Scope::Stack(id.clone())).await?;
+    let present =
+        |kind: ResourceKind, name: &str| found.iter().any(|r| r.kind == kind && r.id == name);
+    let of_kind = |kind: ResourceKind| {
+        found
+            .iter()
+            .filter(|r| r.kind == kind)
+            .collect::<Vec<&FoundResource>>()
+    };
+    let mut resources: Vec<ResourceStatus> = [
+        (ResourceKind::Bucket, &names.images_bucket),
+        (ResourceKind::Bucket, &names.artifacts_bucket),
+        (ResourceKind::Table, &names.table),
+        (ResourceKind::LogGroup, &names.function_log_group),
+        (ResourceKind::LogGroup, &names.server_log_group),
+        (ResourceKind::Role, &names.lambda_role),
+        (ResourceKind::Role, &names.server_role),
+        (ResourceKind::InstanceProfile, &names.instance_profile),
+        (ResourceKind::Function, &names.function),
+    ]
+    .into_iter()
+    .map(|(kind, name)| ResourceStatus {
+        kind,
+        name: name.clone(),
+        state: if present(kind, name) {
+            "present"
+        } else {
+            "missing"
+        }
+        .into(),
+    })
+    .collect();
+    let groups = of_kind(ResourceKind::SecurityGroup);
+    resources.push(ResourceStatus {
+        kind: ResourceKind::SecurityGroup,
+        name: groups.first().map_or_else(
+            || names.security_group.clone(),
+            |g| format!("{} ({})", names.security_group, g.id),
+        ),
+        state: if groups.is_empty() {
+            "missing"
+        } else {
+            "present"
+        }
+        .into(),
+    });
+    if let Some(function) = resources
+        .iter_mut()
+        .find(|r| r.kind == ResourceKind::Function && r.state == "present")
+        && let Ok(config) = clients
+            .lambda
+            .get_function_configuration()
+            .function_name(&names.function)
+            .send()
+            .await
+    {
+        function.state = config
+            .state()
+            .map_or_else(|| "present".into(), |s| s.as_str().to_owned());
+    }
+
+    let mut instance = None;
+    let mut endpoint = None;
+    let ttl = state.as_ref().map(|s| s.settings.ttl_seconds);
+    if let Some(found) = of_kind(ResourceKind::Instance).first() {
+        let described = clients
+            .ec2
+            .describe_instances()
+            .instance_ids(&found.id)
+            .send()
+            .await
+            .map_err(|err| sdk_error("ec2:DescribeInstances", err))?;
+        if let Some(described) = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()
+        {
+            let uptime = described
+                .launch_time()
+                .and_then(|t| SystemTime::try_from(*t).ok())
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or(Duration::ZERO)
+                .as_secs();
+            instance = Some(InstanceStatus {
+                id: found.id.clone(),
+                state: described
+                    .state()
+                    .and_then(|s| s.name())
+                    .map_or("unknown", |n| n.as_str())
+                    .to_owned(),
+                instance_type: described
+                    .instance_type()
+                    .map_or("unknown", |t| t.as_str())
+                    .to_owned(),
+                uptime_s: uptime,
+                ttl_left_s: ttl.map(|ttl| ttl.saturating_sub(uptime)),
+            });
+            endpoint = if clients.is_sandbox() {
+                described
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(ENDPOINT_TAG))
+                    .and_then(|t| t.value())
+                    .map(str::to_owned)
+            } else {
+                let port = state.as_ref().map_or(8080, |s| s.settings.server_port);
+                described
+                    .public_ip_address()
+                    .map(|ip| format!("http://{ip}:{port}"))
+            };
+        }
+    }
+    resources.push(ResourceStatus {
+        kind: ResourceKind::Instance,
+        name: instance.as_ref().map_or_else(
+            || names.instance.clone(),
+            |i| format!("{} ({})", names.instance, i.id),
+        ),
+        state: instance
+            .as_ref()
+            .map_or_else(|| "missing".to_owned(), |i| i.state.clone()),
+    });
+
+    let server = match endpoint {
+        Some(endpoint) => Some(server_status(clients, endpoint).await),
+        None => None,
+    };
+    let instance_type = instance
+        .as_ref()
+        .map(|i| i.instance_type.clone())
+        .or_else(|| state.as_ref().map(|s| s.settings.instance_type.clone()))
+        .unwrap_or_else(|| "t3.micro".into());
+    let cost = match &instance {
+        Some(instance) => estimate(&instance_type, instance.uptime_s as f64),
+        None => CostEstimate {
+            per_hour_usd: 0.0,
+            so_far_usd: 0.0,
+            basis: "no instance runs; per-use services only".into(),
+        },
+    };
+    Ok(StackStatus {
+        stack: id.clone(),
+        target: clients.describe(),
+        region: clients.region.clone(),
+        created_at: state.map(|s| s.created_at),
+        resources,
+        instance,
+        server,
+        cost,
+    })
+}
+
+async fn server_status(clients: &StackClients, endpoint: String) -> ServerStatus {
+    let answer = clients
+        .http
+        .get(format!("{endpoint}/health"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    match answer {
+        Ok(response) if response.status().is_success() => match response
+            .bytes()
+            .await
+            .map_err(|err| err.to_string())
+            .and_then(|body| {
+                serde_json::from_slice::<serde_json::Value>(&body).map_err(|err| err.to_string())
+            }) {
+            Ok(health) => ServerStatus {
+                healthy: health["status"] == "ok",
+                detail: health,
+                endpoint,
+            },
+            Err(err) => ServerStatus {
+                endpoint,
+                healthy: false,
+                detail: serde_json::Value::String(err),
+            },
+        },
+        Ok(response) => ServerStatus {
+            endpoint,
+            healthy: false,
+            detail: format!("HTTP {}", response.status()).into(),
+        },
+        Err(err) => ServerStatus {
+            endpoint,
+            healthy: false,
+            detail: err.to_string().into(),
+        },
+    }
+}

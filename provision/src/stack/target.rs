@@ -1,0 +1,123 @@
+//! Where a stack lives: the local sandbox (an endpoint on loopback) or an AWS account reached
+//! through the standard credential chain. Both get the same SDK clients, so every step of
+//! `up`, `down` and `status` is one code path.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::ProvideCredentials;
+
+use super::error::StackError;
+use crate::sandbox::{DEFAULT_REGION, s3_client, sdk_config};
+
+/// Which target to talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The local sandbox, or another AWS-compatible endpoint, at this URL.
+    Sandbox { endpoint: String },
+    /// AWS itself; `None` means the credential chain's default.
+    Aws {
+        region: Option<String>,
+        profile: Option<String>,
+    },
+}
+
+/// SDK clients for every service the stack uses, all on one target.
+#[derive(Debug, Clone)]
+pub struct StackClients {
+    pub target: Target,
+    pub region: String,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    /// For the server's `/health`.
+    pub http: reqwest::Client,
+}
+
+impl StackClients {
+    /// Clients for `target`; on AWS, fails early and clearly without credentials or a region.
+    pub async fn connect(target: &Target) -> Result<Self, StackError> {
+        let config = match target {
+            Target::Sandbox { endpoint } => sdk_config(endpoint, DEFAULT_REGION).await,
+            Target::Aws { region, profile } => {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(profile) = profile {
+                    loader = loader.profile_name(profile);
+                }
+                if let Some(region) = region {
+                    loader = loader.region(aws_config::Region::new(region.clone()));
+                }
+                let config = loader.load().await;
+                let provider = config.credentials_provider().ok_or_else(|| {
+                    StackError::Credentials("no credential provider is configured".into())
+                })?;
+                provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|err| StackError::Credentials(err.to_string()))?;
+                config
+            }
+        };
+        let region = config
+            .region()
+            .map(|region| region.to_string())
+            .ok_or(StackError::NoRegion)?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|err| StackError::Invalid(format!("HTTP client: {err}")))?;
+        Ok(Self {
+            target: target.clone(),
+            region,
+            s3: s3_client(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            http,
+        })
+    }
+
+    pub fn is_sandbox(&self) -> bool {
+        matches!(self.target, Target::Sandbox { .. })
+    }
+
+    /// What the target is, for headers and state files: `sandbox` or `aws/<region>`.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Sandbox { endpoint } => format!("local sandbox ({endpoint})"),
+            Target::Aws { profile, .. } => match profile {
+                Some(profile) => format!("AWS {} (profile {profile})", self.region),
+                None => format!("AWS {}", self.region),
+            },
+        }
+    }
+
+    /// The directory name of this target's state files.
+    pub fn state_key(&self) -> String {
+        match &self.target {
+            Target::Sandbox { .. } => "sandbox".into(),
+            Target::Aws { profile, .. } => {
+                format!(
+                    "aws-{}-{}",
+                    profile.as_deref().unwrap_or("default"),
+                    self.region
+                )
+            }
+        }
+    }
+
+    /// How long to wait for things that take minutes on AWS and moments in the sandbox.
+    pub(crate) fn patience(&self, on_aws: Duration) -> Duration {
+        if self.is_sandbox() {
+            Duration::from_secs(60).min(on_aws)
+        } else {
+            on_aws
+        }
+    }
+}

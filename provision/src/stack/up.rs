@@ -1,0 +1,1302 @@
+//! `up`: creates the stack step by step, independent steps at once. Every step first looks
+//! for its resource and only creates what is missing, so running `up` again creates nothing
+//! new and finishes a stack an interrupted `up` left half-made. Every resource is tagged at
+//! creation (or, for S3, right after, before anything else is done to it).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+};
+use aws_sdk_ec2::types::{
+    Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceStateName, IpPermission, IpRange, ResourceType,
+    ShutdownBehavior, TagSpecification,
+};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tagging, VersioningConfiguration,
+};
+use base64::Engine as _;
+use sha2::Digest as _;
+
+use super::artifacts::{ArtifactSource, Artifacts, build};
+use super::error::{StackError, code_of, is_not_found, sdk_error};
+use super::names::{IAM_PATH, STACK_TAG, StackId, StackNames};
+use super::plan::{SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings, server_env_file};
+use super::policy::{ArnContext, lambda_policy, server_policy, trust_policy};
+use super::progress::{Reporter, Step, StepEvent, StepStatus};
+use super::state::{StackState, StepRecord, now_rfc3339};
+use super::target::StackClients;
+use crate::sandbox::ec2_host::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
+use crate::userdata::{ServerLaunch, parse_env_file};
+
+/// What `up` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub stack: StackId,
+    pub settings: StackSettings,
+    pub artifacts: ArtifactSource,
+    /// Stop with an error right after this step, as a crash would (fault injection).
+    pub fail_after: Option<Step>,
+}
+
+/// A stack that is up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpReport {
+    pub stack: StackId,
+    pub target: String,
+    pub names: StackNames,
+    pub function_arn: String,
+    pub server_endpoint: String,
+    pub instance_id: String,
+    /// Steps that created or changed something, and steps that found everything in place.
+    pub done: usize,
+    pub skipped: usize,
+    pub elapsed_ms: u64,
+}
+
+/// The environment variable that asks `up` to stop after a step (fault injection).
+pub const FAIL_AFTER_ENV: &str = "HYBRIDLAB_FAIL_AFTER_STEP";
+
+enum Outcome {
+    Done(String),
+    Skipped(String),
+}
+
+struct Run<'a> {
+    clients: &'a StackClients,
+    id: StackId,
+    names: StackNames,
+    settings: StackSettings,
+    state_key: String,
+    state: Mutex<StackState>,
+    reporter: Reporter,
+    fail_after: Option<Step>,
+}
+
+/// Creates whatever of the stack is missing and waits until it serves.
+pub async fn up(
+    clients: &StackClients,
+    options: UpOptions,
+    reporter: Reporter,
+) -> Result<UpReport, StackError> {
+    let started = Instant::now();
+    let state_key = clients.state_key();
+    let mut state = StackState::load(&state_key, &options.stack).unwrap_or_else(|| {
+        StackState::new(
+            options.stack.clone(),
+            clients.describe(),
+            options.settings.clone(),
+        )
+    });
+    state.settings = options.settings.clone();
+    // Recorded before anything exists, so the stack is known even if `up` dies at once.
+    state.save(&state_key)?;
+    let run = Run {
+        clients,
+        id: options.stack.clone(),
+        names: StackNames::new(&options.stack),
+        settings: options.settings.clone(),
+        state_key,
+        state: Mutex::new(state),
+        reporter,
+        fail_after: options.fail_after,
+    };
+    let names = &run.names;
+
+    let (artifacts, (), (), (), (), (), lambda_role, instance_profile, security_group, image) = tokio::try_join!(
+        run.step(Step::Build, "", run.build(&options.artifacts)),
+        run.step(
+            Step::ImagesBucket,
+            &names.images_bucket,
+            run.bucket(&names.images_bucket, true)
+        ),
+        run.step(
+            Step::ArtifactsBucket,
+            &names.artifacts_bucket,
+            run.bucket(&names.artifacts_bucket, false)
+        ),
+        run.step(Step::Table, &names.table, run.table()),
+        run.step(
+            Step::FunctionLogGroup,
+            &names.function_log_group,
+            run.log_group(&names.function_log_group)
+        ),
+        run.step(
+            Step::ServerLogGroup,
+            &names.server_log_group,
+            run.log_group(&names.server_log_group)
+        ),
+        run.step(Step::LambdaRole, &names.lambda_role, run.lambda_role()),
+        run.step(Step::ServerRole, &names.server_role, run.server_role()),
+        run.step(
+            Step::SecurityGroup,
+            &names.security_group,
+            run.security_group()
+        ),
+        run.step(Step::Image, "", run.image()),
+    )?;
+    let token = run
+        .step(
+            Step::ServerArtifacts,
+            &names.artifacts_bucket,
+            run.server_artifacts(&artifacts),
+        )
+        .await?;
+    let (instance_id, endpoint) = run
+        .step(
+            Step::Instance,
+            &names.instance,
+            run.instance(&image, &security_group, &instance_profile),
+        )
+        .await?;
+    let ((), function_arn) = tokio::try_join!(
+        run.step(Step::ServerHealth, &endpoint, run.server_health(&endpoint)),
+        run.step(
+            Step::Function,
+            &names.function,
+            run.function(&lambda_role, &artifacts, &endpoint, &token)
+        ),
+    )?;
+
+    let state = run
+        .state
+        .lock()
+        .map(|state| state.clone())
+        .map_err(|_| StackError::Invalid("the state lock was poisoned".into()))?;
+    let count = |status| state.steps.values().filter(|s| s.status == status).count();
+    Ok(UpReport {
+        stack: run.id.clone(),
+        target: clients.describe(),
+        names: run.names.clone(),
+        function_arn,
+        server_endpoint: endpoint,
+        instance_id,
+        done: count(StepStatus::Done),
+        skipped: count(StepStatus::Skipped),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// A random bearer token shared by the function and the server (244 random bits).
+fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn stack_tag_list<T>(id: &StackId, make: impl Fn(&str, &str) -> T) -> Vec<T> {
+    vec![make(STACK_TAG, id.as_str())]
+}
+
+fn invalid(context: &str) -> impl Fn(aws_sdk_s3::error::BuildError) -> StackError + '_ {
+    move |err| StackError::Invalid(format!("{context}: {err}"))
+}
+
+impl Run<'_> {
+    fn report(
+        &self,
+        step: Step,
+        resource: &str,
+        status: StepStatus,
+        elapsed: Duration,
+        detail: String,
+    ) {
+        (self.reporter)(StepEvent {
+            stack: self.id.to_string(),
+            step: step.name().to_owned(),
+            resource: resource.to_owned(),
+            status,
+            elapsed_ms: elapsed.as_millis() as u64,
+            detail,
+        });
+    }
+
+    fn record(
+        &self,
+        step: Step,
+        status: StepStatus,
+        detail: &str,
+        update: impl FnOnce(&mut StackState),
+    ) -> Result<(), StackError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| StackError::Invalid("the state lock was poisoned".into()))?;
+        state.steps.insert(
+            step.name().to_owned(),
+            StepRecord {
+                status,
+                detail: detail.to_owned(),
+                at: now_rfc3339(),
+            },
+        );
+        update(&mut state);
+        state.save(&self.state_key)
+    }
+
+    /// Runs one step: reports it, records its outcome in the state file, and stops here if
+    /// fault injection asks for it.
+    async fn step<T>(
+        &self,
+        step: Step,
+        resource: &str,
+        work: impl Future<Output = Result<(Outcome, T), StackError>>,
+    ) -> Result<T, StackError> {
+        let started = Instant::now();
+        self.report(
+            step,
+            resource,
+            StepStatus::Started,
+            Duration::ZERO,
+            String::new(),
+        );
+        match work.await {
+            Ok((outcome, value)) => {
+                let (status, detail) = match outcome {
+                    Outcome::Done(detail) => (StepStatus::Done, detail),
+                    Outcome::Skipped(detail) => (StepStatus::Skipped, detail),
+                };
+                self.record(step, status, &detail, |_| {})?;
+                self.report(step, resource, status, started.elapsed(), detail);
+                if self.fail_after == Some(step) {
+                    return Err(StackError::FaultInjected(step));
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                let detail = err.to_string();
+                let _ = self.record(step, StepStatus::Failed, &detail, |_| {});
+                self.report(
+                    step,
+                    resource,
+                    StepStatus::Failed,
+                    started.elapsed(),
+                    detail,
+                );
+                Err(err)
+            }
+        }
+    }
+
+    fn output(&self, update: impl FnOnce(&mut StackState)) -> Result<(), StackError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| StackError::Invalid("the state lock was poisoned".into()))?;
+        update(&mut state);
+        state.save(&self.state_key)
+    }
+
+    async fn build(&self, source: &ArtifactSource) -> Result<(Outcome, Artifacts), StackError> {
+        let source = source.clone();
+        let artifacts = tokio::task::spawn_blocking(move || {
+            build(&source, &mut |message| tracing::info!("{message}"))
+        })
+        .await
+        .map_err(|err| StackError::Invalid(format!("the build task failed: {err}")))??;
+        let size = |path: &std::path::Path| {
+            std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1_048_576.0)
+        };
+        let detail = format!(
+            "server {:.1} MiB, bootstrap {:.1} MiB",
+            size(&artifacts.server_binary),
+            size(&artifacts.proxy_binary)
+        );
+        Ok((Outcome::Done(detail), artifacts))
+    }
+
+    async fn bucket(&self, name: &str, versioned: bool) -> Result<(Outcome, ()), StackError> {
+        let s3 = &self.clients.s3;
+        let existed = match s3.head_bucket().bucket(name).send().await {
+            Ok(_) => true,
+            Err(err) if is_not_found(&err) => false,
+            Err(err) => {
+                return Err(match &err {
+                    aws_sdk_s3::error::SdkError::ServiceError(service)
+                        if service.raw().status().as_u16() == 403 =>
+                    {
+                        StackError::Invalid(format!(
+                            "the bucket name {name} belongs to another account; bring up a new stack (`hybridlab up` without --stack)"
+                        ))
+                    }
+                    _ => sdk_error("s3:ListBucket", err),
+                });
+            }
+        };
+        if !existed {
+            let mut create = s3.create_bucket().bucket(name);
+            if self.settings.region != "us-east-1" {
+                create = create.create_bucket_configuration(
+                    CreateBucketConfiguration::builder()
+                        .location_constraint(BucketLocationConstraint::from(
+                            self.settings.region.as_str(),
+                        ))
+                        .build(),
+                );
+            }
+            match create.send().await {
+                Ok(_) => {}
+                Err(err) if code_of(&err) == Some("BucketAlreadyOwnedByYou") => {}
+                Err(err) => return Err(sdk_error("s3:CreateBucket", err)),
+            }
+        }
+        // The tag goes first: whatever fails below, `down` finds the bucket by it.
+        let tags = stack_tag_list(&self.id, |key, value| {
+            aws_sdk_s3::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid("bucket tag"))?;
+        s3.put_bucket_tagging()
+            .bucket(name)
+            .tagging(
+                Tagging::builder()
+                    .set_tag_set(Some(tags))
+                    .build()
+                    .map_err(invalid("bucket tagging"))?,
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:PutBucketTagging", err))?;
+        s3.put_public_access_block()
+            .bucket(name)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:PutBucketPublicAccessBlock", err))?;
+        s3.put_bucket_encryption()
+            .bucket(name)
+            .server_side_encryption_configuration(
+                ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(ServerSideEncryption::Aes256)
+                                    .build()
+                                    .map_err(invalid("encryption"))?,
+                            )
+                            .build(),
+                    )
+                    .build()
+                    .map_err(invalid("encryption"))?,
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:PutEncryptionConfiguration", err))?;
+        if versioned {
+            s3.put_bucket_versioning()
+                .bucket(name)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|err| sdk_error("s3:PutBucketVersioning", err))?;
+        }
+        let settings = if versioned {
+            "private, SSE-S3, versioned"
+        } else {
+            "private, SSE-S3"
+        };
+        Ok((
+            if existed {
+                Outcome::Skipped(format!("exists; settings checked ({settings})"))
+            } else {
+                Outcome::Done(format!("created ({settings})"))
+            },
+            (),
+        ))
+    }
+
+    async fn table(&self) -> Result<(Outcome, ()), StackError> {
+        let dynamodb = &self.clients.dynamodb;
+        let name = &self.names.table;
+        match dynamodb.describe_table().table_name(name).send().await {
+            Ok(_) => return Ok((Outcome::Skipped("exists".into()), ())),
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(sdk_error("dynamodb:DescribeTable", err)),
+        }
+        let to_invalid = |err: aws_sdk_dynamodb::error::BuildError| {
+            StackError::Invalid(format!("table definition: {err}"))
+        };
+        dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("image_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(to_invalid)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("image_id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(to_invalid)?,
+            )
+            .tags(
+                aws_sdk_dynamodb::types::Tag::builder()
+                    .key(STACK_TAG)
+                    .value(self.id.as_str())
+                    .build()
+                    .map_err(to_invalid)?,
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("dynamodb:CreateTable", err))?;
+        let patience = self.clients.patience(Duration::from_secs(120));
+        let deadline = Instant::now() + patience;
+        loop {
+            let description = dynamodb
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|err| sdk_error("dynamodb:DescribeTable", err))?;
+            let status = description.table().and_then(|t| t.table_status());
+            if status == Some(&TableStatus::Active) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(StackError::Timeout {
+                    what: format!("table {name} becoming ACTIVE"),
+                    after: patience,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok((
+            Outcome::Done("created (on demand, key image_id)".into()),
+            (),
+        ))
+    }
+
+    async fn log_group(&self, name: &str) -> Result<(Outcome, ()), StackError> {
+        let logs = &self.clients.logs;
+        let existed = match logs
+            .create_log_group()
+            .log_group_name(name)
+            .tags(STACK_TAG, self.id.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => false,
+            Err(err) if code_of(&err) == Some("ResourceAlreadyExistsException") => true,
+            Err(err) => return Err(sdk_error("logs:CreateLogGroup", err)),
+        };
+        logs.put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(self.settings.log_retention_days)
+            .send()
+            .await
+            .map_err(|err| sdk_error("logs:PutRetentionPolicy", err))?;
+        let retention = format!("{} days retention", self.settings.log_retention_days);
+        Ok((
+            if existed {
+                Outcome::Skipped(format!("exists; {retention}"))
+            } else {
+                Outcome::Done(format!("created, {retention}"))
+            },
+            (),
+        ))
+    }
+
+    /// The role `name` assumable by `service`, with its inline policy; returns (existed, ARN).
+    async fn role(
+        &self,
+        name: &str,
+        service: &str,
+        policy: impl FnOnce(&ArnContext) -> serde_json::Value,
+    ) -> Result<(bool, String), StackError> {
+        let iam = &self.clients.iam;
+        let (existed, arn) = match iam.get_role().role_name(name).send().await {
+            Ok(found) => (
+                true,
+                found.role().map(|r| r.arn().to_owned()).unwrap_or_default(),
+            ),
+            Err(err) if is_not_found(&err) => {
+                let created = iam
+                    .create_role()
+                    .role_name(name)
+                    .path(IAM_PATH)
+                    .description(format!("hybridlab stack {}", self.id))
+                    .assume_role_policy_document(trust_policy(service).to_string())
+                    .tags(
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(STACK_TAG)
+                            .value(self.id.as_str())
+                            .build()
+                            .map_err(|err| StackError::Invalid(format!("role tag: {err}")))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("iam:CreateRole", err))?;
+                (
+                    false,
+                    created
+                        .role()
+                        .map(|r| r.arn().to_owned())
+                        .unwrap_or_default(),
+                )
+            }
+            Err(err) => return Err(sdk_error("iam:GetRole", err)),
+        };
+        let context = ArnContext::from_role_arn(&arn, &self.settings.region).ok_or_else(|| {
+            StackError::Invalid(format!("IAM answered an unexpected role ARN `{arn}`"))
+        })?;
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name("hybridlab-least-privilege")
+            .policy_document(policy(&context).to_string())
+            .send()
+            .await
+            .map_err(|err| sdk_error("iam:PutRolePolicy", err))?;
+        Ok((existed, arn))
+    }
+
+    async fn lambda_role(&self) -> Result<(Outcome, String), StackError> {
+        let names = &self.names;
+        let (existed, arn) = self
+            .role(&names.lambda_role, "lambda.amazonaws.com", |context| {
+                lambda_policy(names, context)
+            })
+            .await?;
+        let outcome = if existed {
+            Outcome::Skipped(format!("exists ({arn}); policy checked"))
+        } else {
+            Outcome::Done(format!("created {arn}"))
+        };
+        Ok((outcome, arn))
+    }
+
+    async fn server_role(&self) -> Result<(Outcome, String), StackError> {
+        let names = &self.names;
+        let iam = &self.clients.iam;
+        let (role_existed, _) = self
+            .role(&names.server_role, "ec2.amazonaws.com", |context| {
+                server_policy(names, context)
+            })
+            .await?;
+        let profile = &names.instance_profile;
+        let (profile_existed, roles) = match iam
+            .get_instance_profile()
+            .instance_profile_name(profile)
+            .send()
+            .await
+        {
+            Ok(found) => (
+                true,
+                found
+                    .instance_profile()
+                    .map(|p| p.roles().len())
+                    .unwrap_or_default(),
+            ),
+            Err(err) if is_not_found(&err) => {
+                iam.create_instance_profile()
+                    .instance_profile_name(profile)
+                    .path(IAM_PATH)
+                    .tags(
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(STACK_TAG)
+                            .value(self.id.as_str())
+                            .build()
+                            .map_err(|err| StackError::Invalid(format!("profile tag: {err}")))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("iam:CreateInstanceProfile", err))?;
+                (false, 0)
+            }
+            Err(err) => return Err(sdk_error("iam:GetInstanceProfile", err)),
+        };
+        if roles == 0 {
+            iam.add_role_to_instance_profile()
+                .instance_profile_name(profile)
+                .role_name(&names.server_role)
+                .send()
+                .await
+                .map_err(|err| sdk_error("iam:AddRoleToInstanceProfile", err))?;
+        }
+        let outcome = if role_existed && profile_existed && roles > 0 {
+            Outcome::Skipped("role and instance profile exist; policy checked".into())
+        } else {
+            Outcome::Done("role, policy and instance profile created".into())
+        };
+        Ok((outcome, profile.clone()))
+    }
+
+    async fn security_group(&self) -> Result<(Outcome, String), StackError> {
+        let ec2 = &self.clients.ec2;
+        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+        let vpcs = ec2
+            .describe_vpcs()
+            .filters(filter("is-default", "true"))
+            .send()
+            .await
+            .map_err(|err| sdk_error("ec2:DescribeVpcs", err))?;
+        let vpc = vpcs
+            .vpcs()
+            .first()
+            .and_then(|vpc| vpc.vpc_id())
+            .ok_or_else(|| {
+                StackError::Invalid(format!(
+                    "{} has no default VPC; create one with `aws ec2 create-default-vpc --region {}`",
+                    self.settings.region, self.settings.region
+                ))
+            })?
+            .to_owned();
+        let name = &self.names.security_group;
+        let found = ec2
+            .describe_security_groups()
+            .filters(filter("group-name", name))
+            .filters(filter("vpc-id", &vpc))
+            .send()
+            .await
+            .map_err(|err| sdk_error("ec2:DescribeSecurityGroups", err))?;
+        let existing = found
+            .security_groups()
+            .first()
+            .and_then(|group| group.group_id())
+            .map(str::to_owned);
+        let existed = existing.is_some();
+        let group_id = match existing {
+            Some(id) => id,
+            None => ec2
+                .create_security_group()
+                .group_name(name)
+                .description(format!(
+                    "hybridlab stack {}: the image server port",
+                    self.id
+                ))
+                .vpc_id(&vpc)
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::SecurityGroup)
+                        .set_tags(Some(stack_tag_list(&self.id, |k, v| {
+                            aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()
+                        })))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|err| sdk_error("ec2:CreateSecurityGroup", err))?
+                .group_id()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let port = i32::from(self.settings.server_port);
+        match ec2
+            .authorize_security_group_ingress()
+            .group_id(&group_id)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(port)
+                    .to_port(port)
+                    .ip_ranges(
+                        IpRange::builder()
+                            .cidr_ip(&self.settings.ingress_cidr)
+                            .description("hybridlab image server")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if code_of(&err) == Some("InvalidPermission.Duplicate") => {}
+            Err(err) => return Err(sdk_error("ec2:AuthorizeSecurityGroupIngress", err)),
+        }
+        let rule = format!("tcp {port} from {}", self.settings.ingress_cidr);
+        self.output(|state| state.outputs.security_group_id = Some(group_id.clone()))?;
+        Ok((
+            if existed {
+                Outcome::Skipped(format!("{group_id} exists; {rule}"))
+            } else {
+                Outcome::Done(format!("{group_id} created; {rule}"))
+            },
+            group_id,
+        ))
+    }
+
+    async fn image(&self) -> Result<(Outcome, String), StackError> {
+        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+        let images = self
+            .clients
+            .ec2
+            .describe_images()
+            .owners("amazon")
+            .filters(filter("name", "al2023-ami-2023.*-kernel-*-x86_64"))
+            .filters(filter("architecture", "x86_64"))
+            .filters(filter("state", "available"))
+            .send()
+            .await
+            .map_err(|err| sdk_error("ec2:DescribeImages", err))?;
+        let latest = images
+            .images()
+            .iter()
+            .filter(|image| image.image_id().is_some())
+            .max_by(|a, b| a.creation_date().cmp(&b.creation_date()))
+            .ok_or_else(|| StackError::NoImage {
+                region: self.settings.region.clone(),
+            })?;
+        let id = latest.image_id().unwrap_or_default().to_owned();
+        self.output(|state| state.outputs.image_id = Some(id.clone()))?;
+        Ok((
+            Outcome::Done(format!("{id} ({})", latest.name().unwrap_or("unnamed"))),
+            id,
+        ))
+    }
+
+    /// Uploads the server binary (unless the same one is there) and its environment file
+    /// (unless there is one); returns the stack's token.
+    async fn server_artifacts(
+        &self,
+        artifacts: &Artifacts,
+    ) -> Result<(Outcome, String), StackError> {
+        let s3 = &self.clients.s3;
+        let bucket = &self.names.artifacts_bucket;
+        let binary = tokio::fs::read(&artifacts.server_binary)
+            .await
+            .map_err(|err| {
+                StackError::Invalid(format!("{}: {err}", artifacts.server_binary.display()))
+            })?;
+        let digest = format!("{:x}", sha2::Sha256::digest(&binary));
+        let uploaded = s3
+            .head_object()
+            .bucket(bucket)
+            .key(SERVER_BINARY_KEY)
+            .send()
+            .await
+            .ok()
+            .and_then(|head| head.metadata().and_then(|m| m.get("sha256").cloned()));
+        let mut changed = Vec::new();
+        if uploaded.as_deref() != Some(digest.as_str()) {
+            let size = binary.len();
+            s3.put_object()
+                .bucket(bucket)
+                .key(SERVER_BINARY_KEY)
+                .content_type("application/octet-stream")
+                .metadata("sha256", &digest)
+                .body(binary.into())
+                .send()
+                .await
+                .map_err(|err| sdk_error("s3:PutObject", err))?;
+            changed.push(format!(
+                "server binary ({:.1} MiB)",
+                size as f64 / 1_048_576.0
+            ));
+        }
+        let existing_token = match s3
+            .get_object()
+            .bucket(bucket)
+            .key(SERVER_ENV_KEY)
+            .send()
+            .await
+        {
+            Ok(object) => {
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|err| StackError::Invalid(format!("reading {SERVER_ENV_KEY}: {err}")))?
+                    .into_bytes();
+                parse_env_file(&String::from_utf8_lossy(&bytes))
+                    .into_iter()
+                    .find(|(key, _)| key == "HYBRIDLAB_TOKEN")
+                    .map(|(_, value)| value)
+            }
+            Err(err) if is_not_found(&err) => None,
+            Err(err) => return Err(sdk_error("s3:GetObject", err)),
+        };
+        let token = match existing_token {
+            Some(token) => token,
+            None => {
+                let token = self
+                    .state
+                    .lock()
+                    .ok()
+                    .and_then(|state| state.outputs.token.clone())
+                    .unwrap_or_else(new_token);
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(SERVER_ENV_KEY)
+                    .content_type("text/plain")
+                    .body(
+                        server_env_file(&self.names, &self.settings, &token)
+                            .into_bytes()
+                            .into(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("s3:PutObject", err))?;
+                changed.push("environment file".to_owned());
+                token
+            }
+        };
+        self.output(|state| state.outputs.token = Some(token.clone()))?;
+        let outcome = if changed.is_empty() {
+            Outcome::Skipped("server binary and environment file are up to date".into())
+        } else {
+            Outcome::Done(format!("uploaded {}", changed.join(" and ")))
+        };
+        Ok((outcome, token))
+    }
+
+    /// The stack's running (or starting) server instance, if there is one.
+    async fn existing_instance(&self) -> Result<Option<String>, StackError> {
+        let filter = |name: &str, values: &[&str]| {
+            Filter::builder()
+                .name(name)
+                .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
+                .build()
+        };
+        let found = self
+            .clients
+            .ec2
+            .describe_instances()
+            .filters(filter(&format!("tag:{STACK_TAG}"), &[self.id.as_str()]))
+            .filters(filter(&format!("tag:{ROLE_TAG}"), &[ROLE_IMAGE_SERVER]))
+            .filters(filter("instance-state-name", &["pending", "running"]))
+            .send()
+            .await
+            .map_err(|err| sdk_error("ec2:DescribeInstances", err))?;
+        Ok(found
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| i.instance_id().map(str::to_owned)))
+    }
+
+    async fn instance(
+        &self,
+        image: &str,
+        security_group: &str,
+        instance_profile: &str,
+    ) -> Result<(Outcome, (String, String)), StackError> {
+        let existing = self.existing_instance().await?;
+        let existed = existing.is_some();
+        let instance_id = match existing {
+            Some(id) => id,
+            None => self.launch(image, security_group, instance_profile).await?,
+        };
+        self.output(|state| state.outputs.instance_id = Some(instance_id.clone()))?;
+        let endpoint = self.address_of(&instance_id).await?;
+        self.output(|state| state.outputs.server_endpoint = Some(endpoint.clone()))?;
+        Ok((
+            if existed {
+                Outcome::Skipped(format!("{instance_id} is running at {endpoint}"))
+            } else {
+                Outcome::Done(format!("{instance_id} launched, serving at {endpoint}"))
+            },
+            (instance_id, endpoint),
+        ))
+    }
+
+    async fn launch(
+        &self,
+        image: &str,
+        security_group: &str,
+        instance_profile: &str,
+    ) -> Result<String, StackError> {
+        let launch = ServerLaunch {
+            artifact_bucket: self.names.artifacts_bucket.clone(),
+            binary_key: SERVER_BINARY_KEY.into(),
+            env_key: SERVER_ENV_KEY.into(),
+            log_group: self.names.server_log_group.clone(),
+            region: self.settings.region.clone(),
+            port: self.settings.server_port,
+            ttl_seconds: self.settings.ttl_seconds,
+        };
+        let user_data = base64::engine::general_purpose::STANDARD.encode(launch.render());
+        let tags = |resource| {
+            TagSpecification::builder()
+                .resource_type(resource)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(STACK_TAG)
+                        .value(self.id.as_str())
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(ROLE_TAG)
+                        .value(ROLE_IMAGE_SERVER)
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value(&self.names.instance)
+                        .build(),
+                )
+                .build()
+        };
+        // A new instance profile takes a few seconds to reach EC2 on AWS.
+        let patience = self.clients.patience(Duration::from_secs(90));
+        let deadline = Instant::now() + patience;
+        loop {
+            let result = self
+                .clients
+                .ec2
+                .run_instances()
+                .image_id(image)
+                .instance_type(aws_sdk_ec2::types::InstanceType::from(
+                    self.settings.instance_type.as_str(),
+                ))
+                .min_count(1)
+                .max_count(1)
+                .security_group_ids(security_group)
+                .iam_instance_profile(
+                    IamInstanceProfileSpecification::builder()
+                        .name(instance_profile)
+                        .build(),
+                )
+                .metadata_options(
+                    InstanceMetadataOptionsRequest::builder()
+                        .http_tokens(HttpTokensState::Required)
+                        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                        .http_put_response_hop_limit(1)
+                        .build(),
+                )
+                .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+                .user_data(&user_data)
+                .tag_specifications(tags(ResourceType::Instance))
+                .tag_specifications(tags(ResourceType::Volume))
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    return output
+                        .instances()
+                        .first()
+                        .and_then(|i| i.instance_id())
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            StackError::Invalid("RunInstances returned no instance".into())
+                        });
+                }
+                Err(err)
+                    if code_of(&err) == Some("InvalidParameterValue")
+                        && format!("{}", aws_sdk_ec2::error::DisplayErrorContext(&err))
+                            .to_lowercase()
+                            .contains("iam instance profile")
+                        && Instant::now() < deadline =>
+                {
+                    tracing::info!("the instance profile has not reached EC2 yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                Err(err) => return Err(sdk_error("ec2:RunInstances", err)),
+            }
+        }
+    }
+
+    /// Waits until the instance runs and has an address: its public IP on AWS, the address
+    /// the sandbox tags it with locally.
+    async fn address_of(&self, instance_id: &str) -> Result<String, StackError> {
+        let patience = self.clients.patience(Duration::from_secs(300));
+        let deadline = Instant::now() + patience;
+        let pause = if self.clients.is_sandbox() {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(3)
+        };
+        loop {
+            let found = self
+                .clients
+                .ec2
+                .describe_instances()
+                .instance_ids(instance_id)
+                .send()
+                .await;
+            match found {
+                Ok(found) => {
+                    if let Some(instance) = found
+                        .reservations()
+                        .iter()
+                        .flat_map(|r| r.instances())
+                        .next()
+                    {
+                        let state = instance.state().and_then(|s| s.name()).cloned();
+                        match state {
+                            Some(InstanceStateName::Running) => {
+                                let address = if self.clients.is_sandbox() {
+                                    instance
+                                        .tags()
+                                        .iter()
+                                        .find(|tag| tag.key() == Some(ENDPOINT_TAG))
+                                        .and_then(|tag| tag.value())
+                                        .map(str::to_owned)
+                                } else {
+                                    instance.public_ip_address().map(|ip| {
+                                        format!("http://{ip}:{}", self.settings.server_port)
+                                    })
+                                };
+                                if let Some(address) = address {
+                                    return Ok(address);
+                                }
+                            }
+                            Some(
+                                InstanceStateName::ShuttingDown | InstanceStateName::Terminated,
+                            ) => {
+                                let reason = instance
+                                    .state_reason()
+                                    .and_then(|r| r.message())
+                                    .unwrap_or("no reason given");
+                                return Err(StackError::Invalid(format!(
+                                    "instance {instance_id} terminated while starting: {reason}"
+                                )));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                // Eventual consistency: a new instance may not be describable for a moment.
+                Err(err) if code_of(&err) == Some("InvalidInstanceID.NotFound") => {}
+                Err(err) => return Err(sdk_error("ec2:DescribeInstances", err)),
+            }
+            if Instant::now() > deadline {
+                let what = if self.clients.is_sandbox() {
+                    format!(
+                        "instance {instance_id} running with a server process (is the sandbox's agent running?)"
+                    )
+                } else {
+                    format!(
+                        "instance {instance_id} running with a public IP (the default subnet must assign public IPs)"
+                    )
+                };
+                return Err(StackError::Timeout {
+                    what,
+                    after: patience,
+                });
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn server_health(&self, endpoint: &str) -> Result<(Outcome, ()), StackError> {
+        let patience = self.clients.patience(Duration::from_secs(600));
+        let deadline = Instant::now() + patience;
+        let url = format!("{endpoint}/health");
+        let mut last: String;
+        loop {
+            match self.clients.http.get(&url).send().await {
+                Ok(response) if response.status().is_success() => {
+                    let health = response
+                        .bytes()
+                        .await
+                        .map_err(|err| err.to_string())
+                        .and_then(|body| {
+                            serde_json::from_slice::<hybridlab_wire::Health>(&body)
+                                .map_err(|err| err.to_string())
+                        });
+                    match health {
+                        Ok(health) if health.status == "ok" => {
+                            return Ok((
+                                Outcome::Done(format!(
+                                    "healthy: version {}, bucket {}, table {}",
+                                    health.version, health.bucket, health.table
+                                )),
+                                (),
+                            ));
+                        }
+                        Ok(health) => last = format!("status {}", health.status),
+                        Err(err) => last = format!("unreadable /health: {err}"),
+                    }
+                }
+                Ok(response) => last = format!("HTTP {}", response.status()),
+                Err(err) => last = err.to_string(),
+            }
+            if Instant::now() > deadline {
+                return Err(StackError::Timeout {
+                    what: format!(
+                        "{url} answering (last: {last}); the server's log group {} may tell why",
+                        self.names.server_log_group
+                    ),
+                    after: patience,
+                });
+            }
+            tokio::time::sleep(if self.clients.is_sandbox() {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            })
+            .await;
+        }
+    }
+
+    async fn function(
+        &self,
+        role_arn: &str,
+        artifacts: &Artifacts,
+        endpoint: &str,
+        token: &str,
+    ) -> Result<(Outcome, String), StackError> {
+        let lambda = &self.clients.lambda;
+        let name = &self.names.function;
+        let variables: HashMap<String, String> = [
+            ("EC2_ENDPOINT".to_owned(), endpoint.to_owned()),
+            ("HYBRIDLAB_TOKEN".to_owned(), token.to_owned()),
+        ]
+        .into();
+        let environment = Environment::builder()
+            .set_variables(Some(variables.clone()))
+            .build();
+        let outcome = match lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+        {
+            Ok(config) => {
+                let current = config
+                    .environment()
+                    .and_then(|e| e.variables())
+                    .cloned()
+                    .unwrap_or_default();
+                if current == variables {
+                    Outcome::Skipped("exists".into())
+                } else {
+                    lambda
+                        .update_function_configuration()
+                        .function_name(name)
+                        .environment(environment)
+                        .send()
+                        .await
+                        .map_err(|err| sdk_error("lambda:UpdateFunctionConfiguration", err))?;
+                    Outcome::Done(format!("exists; EC2_ENDPOINT set to {endpoint}"))
+                }
+            }
+            Err(err) if is_not_found(&err) => {
+                let proxy = artifacts.proxy_binary.clone();
+                let zip = tokio::task::spawn_blocking(move || {
+                    crate::sandbox::code::package_bootstrap(&proxy)
+                })
+                .await
+                .map_err(|err| StackError::Invalid(format!("packaging task: {err}")))?
+                .map_err(|err| StackError::Invalid(format!("packaging bootstrap.zip: {err}")))?;
+                self.create_function(role_arn, zip, environment).await?;
+                Outcome::Done("created".into())
+            }
+            Err(err) => return Err(sdk_error("lambda:GetFunctionConfiguration", err)),
+        };
+        let arn = self.wait_active().await?;
+        self.output(|state| state.outputs.function_arn = Some(arn.clone()))?;
+        Ok((outcome, arn))
+    }
+
+    async fn create_function(
+        &self,
+        role_arn: &str,
+        zip: Vec<u8>,
+        environment: Environment,
+    ) -> Result<(), StackError> {
+        // A new role takes a few seconds before Lambda may assume it on AWS.
+        let patience = self.clients.patience(Duration::from_secs(120));
+        let deadline = Instant::now() + patience;
+        loop {
+            let result = self
+                .clients
+                .lambda
+                .create_function()
+                .function_name(&self.names.function)
+                .runtime(Runtime::Providedal2023)
+                .architectures(Architecture::X8664)
+                .handler("bootstrap")
+                .role(role_arn)
+                .memory_size(self.settings.function_memory_mb)
+                .timeout(self.settings.function_timeout_seconds)
+                .description(format!(
+                    "hybridlab stack {}: proxy to the image server",
+                    self.id
+                ))
+                .environment(environment.clone())
+                .tags(STACK_TAG, self.id.as_str())
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.clone()))
+                        .build(),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if code_of(&err) == Some("InvalidParameterValueException")
+                        && format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&err))
+                            .contains("cannot be assumed")
+                        && Instant::now() < deadline =>
+                {
+                    tracing::info!("the execution role has not propagated yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                Err(err) if code_of(&err) == Some("ResourceConflictException") => return Ok(()),
+                Err(err) => return Err(sdk_error("lambda:CreateFunction", err)),
+            }
+        }
+    }
+
+    /// Waits until the function is Active and its last update is done; returns its ARN.
+    async fn wait_active(&self) -> Result<String, StackError> {
+        let patience = self.clients.patience(Duration::from_secs(180));
+        let deadline = Instant::now() + patience;
+        loop {
+            let config = self
+                .clients
+                .lambda
+                .get_function_configuration()
+                .function_name(&self.names.function)
+                .send()
+                .await
+                .map_err(|err| sdk_error("lambda:GetFunctionConfiguration", err))?;
+            let updating = config.last_update_status()
+                == Some(&aws_sdk_lambda::types::LastUpdateStatus::InProgress);
+            match config.state() {
+                Some(State::Active) if !updating => {
+                    return Ok(config.function_arn().unwrap_or_default().to_owned());
+                }
+                Some(State::Failed) => {
+                    return Err(StackError::Invalid(format!(
+                        "function {} failed: {}",
+                        self.names.function,
+                        config.state_reason().unwrap_or("no reason given")
+                    )));
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Err(StackError::Timeout {
+                    what: format!("function {} becoming Active", self.names.function),
+                    after: patience,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
