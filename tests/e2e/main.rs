@@ -12,3 +12,4 @@ mod server_api;
 mod server_errors;
 mod server_load;
 mod server_process;
+mod stack;

@@ -7,3 +7,4 @@ pub mod fixtures;
 pub mod image_host;
 pub mod sandbox;
 pub mod server;
+pub mod stack;

@@ -98,10 +98,19 @@ impl StackClients {
         }
     }
 
-    /// The directory name of this target's state files.
+    /// The directory name of this target's state files: `sandbox` for the default sandbox,
+    /// `sandbox-<port>` for another endpoint (a test's, say), `aws-<profile>-<region>`.
     pub fn state_key(&self) -> String {
         match &self.target {
-            Target::Sandbox { .. } => "sandbox".into(),
+            Target::Sandbox { endpoint } => {
+                let port = url::Url::parse(endpoint)
+                    .ok()
+                    .and_then(|url| url.port_or_known_default());
+                match port {
+                    Some(crate::sandbox::DEFAULT_EDGE_PORT) | None => "sandbox".into(),
+                    Some(port) => format!("sandbox-{port}"),
+                }
+            }
             Target::Aws { profile, .. } => {
                 format!(
                     "aws-{}-{}",

@@ -1,0 +1,148 @@
+//! Support for the stack tests: the `hybridlab` binary run against the test sandbox, and an
+//! independent count of what a stack left behind, made with plain SDK listings rather than
+//! the provision crate's own inventory.
+
+use std::process::{Command, Output};
+
+use aws_sdk_ec2::types::Filter;
+
+use crate::sandbox::{EdgeClients, build_binary};
+
+/// Runs `hybridlab <args> --endpoint <edge>` with its state files in the test's own place.
+pub fn hybridlab(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let binary = build_binary("hybridlab-console", "hybridlab");
+    Command::new(binary)
+        .args(args)
+        .args(["--endpoint", endpoint])
+        .env_remove("HYBRIDLAB_FAIL_AFTER_STEP")
+        .envs(envs.iter().copied())
+        .output()
+        .expect("hybridlab runs")
+}
+
+/// The JSON lines `hybridlab ... --json` printed.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+        })
+        .collect()
+}
+
+/// Every resource whose name or tag says it belongs to stack `id`, as `kind name` strings.
+pub async fn leftovers(clients: &EdgeClients, id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let buckets = clients.s3.list_buckets().send().await.expect("ListBuckets");
+    for bucket in buckets.buckets() {
+        if bucket.name().is_some_and(|n| n.contains(id)) {
+            left.push(format!("bucket {}", bucket.name().unwrap_or_default()));
+        }
+    }
+    let tables = clients
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .expect("ListTables");
+    left.extend(
+        tables
+            .table_names()
+            .iter()
+            .filter(|n| n.contains(id))
+            .map(|n| format!("table {n}")),
+    );
+    let functions = clients
+        .lambda
+        .list_functions()
+        .send()
+        .await
+        .expect("ListFunctions");
+    left.extend(
+        functions
+            .functions()
+            .iter()
+            .filter_map(|f| f.function_name())
+            .filter(|n| n.contains(id))
+            .map(|n| format!("function {n}")),
+    );
+    let groups = clients
+        .logs
+        .describe_log_groups()
+        .send()
+        .await
+        .expect("DescribeLogGroups");
+    left.extend(
+        groups
+            .log_groups()
+            .iter()
+            .filter_map(|g| g.log_group_name())
+            .filter(|n| n.contains(id))
+            .map(|n| format!("log group {n}")),
+    );
+    let roles = clients.iam.list_roles().send().await.expect("ListRoles");
+    left.extend(
+        roles
+            .roles()
+            .iter()
+            .map(|r| r.role_name())
+            .filter(|n| n.contains(id))
+            .map(|n| format!("role {n}")),
+    );
+    let profiles = clients
+        .iam
+        .list_instance_profiles()
+        .send()
+        .await
+        .expect("ListInstanceProfiles");
+    left.extend(
+        profiles
+            .instance_profiles()
+            .iter()
+            .map(|p| p.instance_profile_name())
+            .filter(|n| n.contains(id))
+            .map(|n| format!("instance profile {n}")),
+    );
+    let groups = clients
+        .ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    left.extend(
+        groups
+            .security_groups()
+            .iter()
+            .filter(|g| {
+                g.group_name().is_some_and(|n| n.contains(id))
+                    || g.tags().iter().any(|t| t.value() == Some(id))
+            })
+            .map(|g| format!("security group {}", g.group_id().unwrap_or_default())),
+    );
+    let instances = clients
+        .ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("tag:hybridlab:stack")
+                .values(id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeInstances");
+    for instance in instances.reservations().iter().flat_map(|r| r.instances()) {
+        let state = instance
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        if state != "terminated" {
+            left.push(format!(
+                "instance {} ({state})",
+                instance.instance_id().unwrap_or_default()
+            ));
+        }
+    }
+    left
+}
