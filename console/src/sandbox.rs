@@ -133,7 +133,13 @@ pub async fn ensure_running() -> anyhow::Result<String> {
     eprintln!(
         "hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it)."
     );
-    let record = spawn_detached(hybridlab_provision::sandbox::DEFAULT_EDGE_PORT, 64).await?;
+    let port = match std::env::var("HYBRIDLAB_SANDBOX_PORT") {
+        Ok(port) if !port.is_empty() => port
+            .parse()
+            .with_context(|| format!("HYBRIDLAB_SANDBOX_PORT={port} is not a port number"))?,
+        _ => hybridlab_provision::sandbox::DEFAULT_EDGE_PORT,
+    };
+    let record = spawn_detached(port, 64).await?;
     eprintln!(
         "hybridlab: sandbox running at {} (pid {}).",
         record.endpoint, record.pid

@@ -172,3 +172,48 @@ async fn a_detached_sandbox_serves_until_stop_and_leaves_no_process_behind() {
     assert_eq!(status.status.code(), Some(3), "stopped");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_the_local_target_starts_the_sandbox_itself() {
+    let binary = tokio::task::spawn_blocking(|| build_binary("hybridlab-console", "hybridlab"))
+        .await
+        .expect("built");
+    let state = std::env::temp_dir().join(unique_name("hybridlab-sandbox-auto"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let run = |args: &[&str]| {
+        Command::new(&binary)
+            .args(args)
+            .env("HYBRIDLAB_SANDBOX_DIR", &state)
+            .env("HYBRIDLAB_SANDBOX_PORT", port.to_string())
+            .env_remove("HYBRIDLAB_ENDPOINT")
+            .output()
+            .expect("hybridlab runs")
+    };
+
+    let first = run(&["status"]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(3), "no stack yet: {stderr}");
+    assert!(stderr.contains("starting one"), "{stderr}");
+    let status = run(&["sandbox", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("JSON status");
+    assert_eq!(status["running"], true);
+    assert_eq!(status["endpoint"], format!("http://127.0.0.1:{port}"));
+    let pid = status["pid"].as_u64().expect("a pid");
+
+    // The next command uses the sandbox that runs.
+    let second = run(&["status", "--json"]);
+    assert_eq!(second.status.code(), Some(3));
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("starting one"));
+    let listed: Value = serde_json::from_slice(&second.stdout).expect("JSON");
+    assert_eq!(listed["stacks"], serde_json::json!([]));
+    let again = run(&["sandbox", "status", "--json"]);
+    let again: Value = serde_json::from_slice(&again.stdout).expect("JSON status");
+    assert_eq!(again["pid"].as_u64(), Some(pid), "the same sandbox");
+
+    assert!(run(&["sandbox", "stop"]).status.success());
+    assert_eq!(run(&["sandbox", "status"]).status.code(), Some(3));
+    let _ = std::fs::remove_dir_all(&state);
+}

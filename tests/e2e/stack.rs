@@ -446,3 +446,37 @@ async fn a_bucket_with_many_object_versions_is_emptied_and_deleted() {
     );
     assert_eq!(leftovers(&clients, id.as_str()).await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_without_credentials_is_refused_with_what_to_do() {
+    let output = tokio::task::spawn_blocking(|| {
+        let binary = hybridlab_tests::sandbox::build_binary("hybridlab-console", "hybridlab");
+        let mut command = std::process::Command::new(binary);
+        command
+            .args(["status", "--aws", "--region", "eu-west-1"])
+            // Nothing to find: no files, no environment, and the instance metadata service is
+            // not asked (it would be a network call).
+            .env("AWS_CONFIG_FILE", "/nonexistent/hybridlab-test/config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/hybridlab-test/credentials")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for name in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "HYBRIDLAB_ENDPOINT",
+        ] {
+            command.env_remove(name);
+        }
+        command.output().expect("hybridlab runs")
+    })
+    .await
+    .expect("the CLI thread does not panic");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no usable AWS credentials"), "{stderr}");
+    assert!(stderr.contains("aws configure"), "{stderr}");
+}
