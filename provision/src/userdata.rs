@@ -53,13 +53,24 @@ impl ServerLaunch {
              EnvironmentFile=/etc/hybridlab/server.env\n\
              Environment=HYBRIDLAB_LISTEN=0.0.0.0:{port}\n\
              ExecStart=/opt/hybridlab/hybridlab-ec2-server\n\
+             StandardOutput=append:/var/log/hybridlab/server.log\n\
+             StandardError=append:/var/log/hybridlab/server.log\n\
              Restart=always\n\
              DynamicUser=yes\n\
              [Install]\n\
              WantedBy=multi-user.target\n\
              UNIT\n\
+             install -d /var/log/hybridlab\n\
              systemctl daemon-reload\n\
-             systemctl enable --now hybridlab.service\n",
+             systemctl enable --now hybridlab.service\n\
+             # Ship the server's log to its CloudWatch group; the server runs even if this fails.\n\
+             set +e\n\
+             dnf install -y -q amazon-cloudwatch-agent\n\
+             cat > /opt/aws/amazon-cloudwatch-agent/etc/hybridlab.json <<'AGENT'\n\
+             {{\"logs\":{{\"logs_collected\":{{\"files\":{{\"collect_list\":[{{\"file_path\":\"/var/log/hybridlab/server.log\",\"log_group_name\":\"{group}\",\"log_stream_name\":\"{{instance_id}}\"}}]}}}}}}}}\n\
+             AGENT\n\
+             /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\\n\
+               -c file:/opt/aws/amazon-cloudwatch-agent/etc/hybridlab.json\n",
             bucket = self.artifact_bucket,
             binary = self.binary_key,
             env = self.env_key,
@@ -117,6 +128,18 @@ mod tests {
         let script = launch.render();
         assert!(script.starts_with("#!/bin/bash\n"));
         assert!(script.contains("shutdown -h +120"));
+        assert!(script.contains("systemctl enable --now hybridlab.service"));
+        // The CloudWatch agent's configuration is JSON naming the server's log group.
+        let agent = script
+            .split("<<'AGENT'\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\nAGENT\n").next())
+            .expect("an agent configuration");
+        let agent: serde_json::Value = serde_json::from_str(agent).expect("JSON");
+        assert_eq!(
+            agent["logs"]["logs_collected"]["files"]["collect_list"][0]["log_group_name"],
+            "/hybridlab/ab12/ec2-server"
+        );
         assert_eq!(ServerLaunch::parse(&script), Some(launch));
         assert_eq!(ServerLaunch::parse("#!/bin/bash\necho hi\n"), None);
     }

@@ -430,7 +430,7 @@ async fn a_bucket_with_many_object_versions_is_emptied_and_deleted() {
         .await
         .expect("down");
     assert!(report.remaining.is_empty(), "{:?}", report.remaining);
-    let events = events.lock().expect("not poisoned");
+    let events = events.lock().expect("not poisoned").clone();
     let emptied = events
         .iter()
         .find(|e| {
@@ -457,7 +457,10 @@ async fn aws_without_credentials_is_refused_with_what_to_do() {
             // Nothing to find: no files, no environment, and the instance metadata service is
             // not asked (it would be a network call).
             .env("AWS_CONFIG_FILE", "/nonexistent/hybridlab-test/config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/hybridlab-test/credentials")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/hybridlab-test/credentials",
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true");
         for name in [
             "AWS_ACCESS_KEY_ID",

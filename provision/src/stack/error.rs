@@ -127,7 +127,11 @@ mod tests {
     use aws_sdk_s3::error::ErrorMetadata;
     use aws_sdk_s3::operation::create_bucket::CreateBucketError;
 
-    fn service_error(status: u16, code: &str, message: &str) -> SdkError<CreateBucketError, Response> {
+    fn service_error(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> SdkError<CreateBucketError, Response> {
         let meta = ErrorMetadata::builder().code(code).message(message).build();
         let raw = Response::new(
             status.try_into().expect("a status code"),
@@ -138,31 +142,67 @@ mod tests {
 
     #[test]
     fn a_denied_action_is_named() {
-        let err = sdk_error("s3:CreateBucket", service_error(403, "AccessDenied", "User: arn:aws:iam::1:user/student is not authorized"));
+        let err = sdk_error(
+            "s3:CreateBucket",
+            service_error(
+                403,
+                "AccessDenied",
+                "User: arn:aws:iam::1:user/student is not authorized",
+            ),
+        );
         let text = err.to_string();
         assert!(matches!(err, StackError::AccessDenied { .. }), "{err:?}");
-        assert!(text.contains("s3:CreateBucket") && text.contains("not authorized"), "{text}");
+        assert!(
+            text.contains("s3:CreateBucket") && text.contains("not authorized"),
+            "{text}"
+        );
     }
 
     #[test]
     fn quotas_and_credentials_say_what_to_do() {
-        let quota = sdk_error("s3:CreateBucket", service_error(400, "TooManyBuckets", "You have attempted to create more buckets than allowed"));
+        let quota = sdk_error(
+            "s3:CreateBucket",
+            service_error(
+                400,
+                "TooManyBuckets",
+                "You have attempted to create more buckets than allowed",
+            ),
+        );
         assert!(matches!(quota, StackError::Quota { .. }), "{quota:?}");
         assert!(quota.to_string().contains("Service Quotas"));
-        let limit = sdk_error("ec2:RunInstances", service_error(400, "VcpuLimitExceeded", "vCPU limit"));
+        let limit = sdk_error(
+            "ec2:RunInstances",
+            service_error(400, "VcpuLimitExceeded", "vCPU limit"),
+        );
         assert!(matches!(limit, StackError::Quota { .. }), "{limit:?}");
-        let expired = sdk_error("s3:CreateBucket", service_error(400, "ExpiredToken", "The provided token has expired."));
+        let expired = sdk_error(
+            "s3:CreateBucket",
+            service_error(400, "ExpiredToken", "The provided token has expired."),
+        );
         assert!(matches!(expired, StackError::Credentials(_)), "{expired:?}");
         assert!(expired.to_string().contains("aws sso login"));
     }
 
     #[test]
     fn other_errors_keep_their_code_and_not_found_is_recognised() {
-        let other = sdk_error("s3:CreateBucket", service_error(409, "BucketAlreadyExists", "taken"));
-        assert_eq!(other.to_string(), "s3:CreateBucket failed: BucketAlreadyExists: taken");
+        let other = sdk_error(
+            "s3:CreateBucket",
+            service_error(409, "BucketAlreadyExists", "taken"),
+        );
+        assert_eq!(
+            other.to_string(),
+            "s3:CreateBucket failed: BucketAlreadyExists: taken"
+        );
         assert!(is_not_found(&service_error(404, "NoSuchBucket", "")));
-        assert!(is_not_found(&service_error(400, "InvalidGroup.NotFound", "")));
+        assert!(is_not_found(&service_error(
+            400,
+            "InvalidGroup.NotFound",
+            ""
+        )));
         assert!(!is_not_found(&service_error(403, "AccessDenied", "")));
-        assert_eq!(code_of(&service_error(400, "Throttling", "")), Some("Throttling"));
+        assert_eq!(
+            code_of(&service_error(400, "Throttling", "")),
+            Some("Throttling")
+        );
     }
 }

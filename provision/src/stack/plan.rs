@@ -245,9 +245,9 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
 
 /// `2h`, `90m`, `45s`.
 pub fn human_seconds(seconds: u64) -> String {
-    if seconds >= 3600 && seconds % 3600 == 0 {
+    if seconds >= 3600 && seconds.is_multiple_of(3600) {
         format!("{}h", seconds / 3600)
-    } else if seconds >= 60 && seconds % 60 == 0 {
+    } else if seconds >= 60 && seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else {
         format!("{seconds}s")
