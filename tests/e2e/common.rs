@@ -1,5 +1,7 @@
 //! Helpers the e2e modules share.
 
+use std::time::{Duration, Instant};
+
 use hybridlab_ec2_server::records::from_item;
 use hybridlab_tests::server::Lab;
 use hybridlab_wire::ImageRecord;
@@ -71,4 +73,22 @@ pub async fn assert_nothing_stored(lab: &Lab, case: &str) {
         "{case}: objects"
     );
     assert!(rows(lab).await.is_empty(), "{case}: rows");
+}
+
+/// Polls `check` every 100 ms for up to `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

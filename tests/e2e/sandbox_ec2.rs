@@ -2,8 +2,9 @@
 //! environment file its user-data names in S3, and the whole lab works through it: the proxy
 //! function, invoked through the edge port, calls that server, which stores to the sandbox.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::eventually;
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
@@ -17,24 +18,6 @@ use hybridlab_tests::sandbox::{
     EdgeClients, bootstrap_zip, build_binary, deploy_function, edge_clients,
 };
 use serde_json::{Value, json};
-
-/// Polls `check` every 100 ms for up to `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {
     let output = clients

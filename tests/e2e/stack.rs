@@ -4,8 +4,9 @@
 //! bucket with many object versions is emptied and deleted.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::eventually;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::LogType;
@@ -52,23 +53,6 @@ fn step_events<'a>(lines: &'a [Value], status: &str) -> Vec<&'a str> {
         .filter(|line| line["type"] == "step" && line["event"]["status"] == status)
         .filter_map(|line| line["event"]["step"].as_str())
         .collect()
-}
-
-async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Invokes the stack's function with a JPEG served on loopback and checks the image and its

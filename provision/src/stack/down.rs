@@ -663,12 +663,7 @@ impl Teardown<'_> {
                     after: patience,
                 });
             }
-            tokio::time::sleep(if self.clients.is_sandbox() {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(5)
-            })
-            .await;
+            tokio::time::sleep(self.clients.poll_pause(Duration::from_secs(5))).await;
         }
     }
 

@@ -121,6 +121,16 @@ impl StackClients {
         }
     }
 
+    /// The pause between polls: short on the sandbox, where things happen at once, `on_aws`
+    /// on AWS, where they take seconds and every call counts against rate limits.
+    pub(crate) fn poll_pause(&self, on_aws: Duration) -> Duration {
+        if self.is_sandbox() {
+            Duration::from_millis(200)
+        } else {
+            on_aws
+        }
+    }
+
     /// How long to wait for things that take minutes on AWS and moments in the sandbox.
     pub(crate) fn patience(&self, on_aws: Duration) -> Duration {
         if self.is_sandbox() {

@@ -1022,11 +1022,7 @@ impl Run<'_> {
     async fn address_of(&self, instance_id: &str) -> Result<String, StackError> {
         let patience = self.clients.patience(Duration::from_secs(300));
         let deadline = Instant::now() + patience;
-        let pause = if self.clients.is_sandbox() {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(3)
-        };
+        let pause = self.clients.poll_pause(Duration::from_secs(3));
         loop {
             let found = self
                 .clients
@@ -1142,12 +1138,7 @@ impl Run<'_> {
                     after: patience,
                 });
             }
-            tokio::time::sleep(if self.clients.is_sandbox() {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(5)
-            })
-            .await;
+            tokio::time::sleep(self.clients.poll_pause(Duration::from_secs(5))).await;
         }
     }
 
