@@ -56,6 +56,26 @@ pub enum Command {
     /// Every resource of the stack with its live state, the server's health, uptime and cost.
     /// Exits 3 if there is no stack, 4 if the stack is incomplete or unhealthy.
     Status(StatusArgs),
+    /// Invoke the stack's function once and show the answer with its timing breakdown: the
+    /// client round trip, Lambda's duration and billed duration, cold or warm, and the image
+    /// server's stages.
+    Invoke(crate::invoke::InvokeArgs),
+    /// Invoke the function many times, closed loop (-c) or open loop (--rate), and report
+    /// latency percentiles, throughput, errors, cold starts and cost.
+    Bench(crate::bench::command::BenchArgs),
+    /// Turn run files of `bench --out` into a Markdown report with SVG plots.
+    Report(crate::report::ReportArgs),
+    /// The function's and the server's log groups, merged in time order, like `aws logs tail`.
+    Logs(crate::logs::LogsArgs),
+    /// Look at the stack's images bucket: list, download, presign, versions.
+    S3(crate::s3::S3Args),
+    /// Look at the stack's metadata table: scan with a filter, get one row.
+    Db(crate::db::DbArgs),
+    /// Print a shell completion script (e.g. `hybridlab completions bash > ~/.local/share/bash-completion/completions/hybridlab`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,16 @@
 //! subcommand calls (and, later, the console). So far: the sandbox's controls, and `up`,
 //! `down` and `status` for the lab's stack.
 
+pub mod bench;
 pub mod cli;
+pub mod db;
+pub mod invoke;
+pub mod lab;
+pub mod lambda_log;
+pub mod logs;
+pub mod output;
+pub mod report;
+pub mod s3;
 mod sandbox;
 mod stack;
 pub mod units;
@@ -33,5 +42,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Up(args)) => runtime.block_on(stack::up(&cli.target, args)),
         Some(Command::Down(args)) => runtime.block_on(stack::down(&cli.target, args)),
         Some(Command::Status(args)) => runtime.block_on(stack::status(&cli.target, args)),
+        Some(Command::Invoke(args)) => runtime.block_on(invoke::run(&cli.target, args)),
+        Some(Command::Bench(args)) => runtime.block_on(bench::command::run(&cli.target, args)),
+        Some(Command::Report(args)) => report::run(args),
+        Some(Command::Logs(args)) => runtime.block_on(logs::run(&cli.target, args)),
+        Some(Command::S3(args)) => runtime.block_on(s3::run(&cli.target, args)),
+        Some(Command::Db(args)) => runtime.block_on(db::run(&cli.target, args)),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

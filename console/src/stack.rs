@@ -39,7 +39,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Target> {
     Ok(Target::Sandbox { endpoint })
 }
 
-async fn connect(args: &TargetArgs) -> anyhow::Result<StackClients> {
+pub async fn connect(args: &TargetArgs) -> anyhow::Result<StackClients> {
     let target = resolve_target(args).await?;
     Ok(StackClients::connect(&target).await?)
 }

@@ -2,6 +2,10 @@
 //! server, images served from loopback, and the local sandbox running the lab's functions and
 //! instances. One binary; a module per area.
 
+mod cli_bench;
+mod cli_data;
+mod cli_logs;
+mod cli_report;
 mod common;
 mod lambda_proxy;
 mod sandbox_cli;

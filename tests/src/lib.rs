@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod fixtures;
 pub mod image_host;
+pub mod lab;
 pub mod sandbox;
 pub mod server;
 pub mod stack;

@@ -42,10 +42,10 @@ pub enum StackError {
 }
 
 /// The raw response type of every SDK client.
-pub(crate) type Response = aws_sdk_s3::config::http::HttpResponse;
+pub type Response = aws_sdk_s3::config::http::HttpResponse;
 
 /// The error code of an SDK error (`NoSuchBucket`, `AccessDenied`, ...), if the service sent one.
-pub(crate) fn code_of<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Option<&str> {
+pub fn code_of<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().code(),
         _ => None,
@@ -53,7 +53,7 @@ pub(crate) fn code_of<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> O
 }
 
 /// Whether `err` says the resource does not exist.
-pub(crate) fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
+pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
     match err {
         SdkError::ServiceError(service) => {
             service.raw().status().as_u16() == 404
@@ -67,7 +67,7 @@ pub(crate) fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, Response>)
 }
 
 /// Classifies an SDK error of `action` (an IAM action name such as `s3:CreateBucket`).
-pub(crate) fn sdk_error<E>(action: &str, err: SdkError<E, Response>) -> StackError
+pub fn sdk_error<E>(action: &str, err: SdkError<E, Response>) -> StackError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

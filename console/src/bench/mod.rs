@@ -1,0 +1,7 @@
+//! The benchmark engine: closed or open loop invocations of a function, every one recorded as
+//! a [`model::Sample`], summarised into HdrHistograms ([`stats`]), saved as a run file.
+
+pub mod command;
+pub mod engine;
+pub mod model;
+pub mod stats;

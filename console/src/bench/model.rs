@@ -1,0 +1,231 @@
+//! What a benchmark run is made of and how it is saved: its configuration, one [`Sample`] per
+//! invocation, and the summary computed from the samples. `hybridlab bench --out` writes a
+//! [`RunFile`]; `hybridlab report` and the console read it back.
+
+use std::collections::BTreeMap;
+
+use hybridlab_wire::StageTimings;
+use serde::{Deserialize, Serialize};
+
+/// The `format` field of a run file; bumped when the shape changes incompatibly.
+pub const RUN_FILE_FORMAT: &str = "hybridlab-bench/1";
+
+/// How an invocation ended, by the kinds a student needs to tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The function answered and, for the proxy, the image server answered 2xx.
+    Ok,
+    /// Lambda refused the invocation (429 TooManyRequestsException): concurrency exhausted.
+    Throttled,
+    /// The function itself failed (`X-Amz-Function-Error`, not a timeout).
+    FunctionError,
+    /// The function ran out of time (`Status: timeout` in its REPORT line).
+    Timeout,
+    /// The proxy answered, but with the image server's (or its own) error status.
+    Ec2Error,
+    /// The request never got an answer from Lambda: connection, SDK or service error.
+    ClientError,
+}
+
+impl Outcome {
+    pub const ALL: [Self; 6] = [
+        Self::Ok,
+        Self::Throttled,
+        Self::FunctionError,
+        Self::Timeout,
+        Self::Ec2Error,
+        Self::ClientError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Throttled => "throttled",
+            Self::FunctionError => "function_error",
+            Self::Timeout => "timeout",
+            Self::Ec2Error => "ec2_error",
+            Self::ClientError => "client_error",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One invocation as the engine saw it. Times are microseconds since the run started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Order of issue, from 0.
+    pub seq: u64,
+    /// When the invocation was meant to be sent: the schedule's time in an open loop, the
+    /// send time in a closed loop.
+    pub intended_us: u64,
+    /// When it was actually sent.
+    pub sent_us: u64,
+    /// When the answer was complete.
+    pub done_us: u64,
+    pub outcome: Outcome,
+    /// From the REPORT line of the log tail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<crate::lambda_log::Report>,
+    /// The image server's stage timings, from the proxy's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_ms: Option<StageTimings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Sample {
+    /// The latency the client saw, from the intended send time: coordinated omission
+    /// corrected, as wrk2 measures it (in a closed loop the two times are equal).
+    pub fn latency_us(&self) -> u64 {
+        self.done_us.saturating_sub(self.intended_us)
+    }
+
+    /// The round trip alone, from the actual send time.
+    pub fn service_us(&self) -> u64 {
+        self.done_us.saturating_sub(self.sent_us)
+    }
+
+    pub fn cold_start(&self) -> bool {
+        self.lambda
+            .as_ref()
+            .is_some_and(|report| report.cold_start())
+    }
+}
+
+/// How invocations are issued.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoadShape {
+    /// `concurrency` workers, each sending its next invocation when the last one answered.
+    Closed { concurrency: usize },
+    /// Invocations sent on a fixed schedule of `rate` per second whatever the answers do,
+    /// with at most `max_in_flight` outstanding (later ones wait, and their wait counts).
+    Open { rate: f64, max_in_flight: usize },
+}
+
+impl LoadShape {
+    /// The concurrency a run is plotted against: the workers of a closed loop, the cap of an
+    /// open one.
+    pub fn concurrency(&self) -> usize {
+        match *self {
+            Self::Closed { concurrency } => concurrency,
+            Self::Open { max_in_flight, .. } => max_in_flight,
+        }
+    }
+}
+
+/// What a run was asked to do, and against what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// A name for plots and tables (`c=8`, `before`, the file name...).
+    pub label: String,
+    /// `local sandbox (...)` or `AWS <region>`.
+    pub target: String,
+    pub stack: Option<String>,
+    pub function: String,
+    pub shape: LoadShape,
+    /// Stop after this many measured invocations...
+    pub requests: Option<u64>,
+    /// ...or after this many seconds, whichever comes first.
+    pub duration_s: Option<f64>,
+    /// Invocations sent and discarded before measuring.
+    pub warmup: u64,
+    /// The payloads, cycled through in order (an image URL becomes `{"image_url": ...}`).
+    pub payloads: usize,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+/// Percentiles and the histogram of one measure, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureSummary {
+    /// `client`, `lambda_duration`, `init_duration`, `ec2_total`, `ec2_download`, ...
+    pub name: String,
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub stdev_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub histogram: HistogramExport,
+}
+
+/// The raw histogram: HdrHistogram with 3 significant digits over microseconds, as
+/// `[value_us, count]` pairs of every non-empty bucket, and in the standard HdrHistogram V2
+/// compressed encoding (base64) that HdrHistogram's own tools read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramExport {
+    pub unit: String,
+    pub significant_digits: u8,
+    pub buckets: Vec<[u64; 2]>,
+    pub hdr_v2_deflate_base64: String,
+}
+
+/// What the invocations would cost on AWS Lambda (x86_64) at list prices, free tier ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    pub requests: u64,
+    pub gb_seconds: f64,
+    pub compute_usd: f64,
+    pub requests_usd: f64,
+    pub total_usd: f64,
+    /// The prices used, so a reader can check them.
+    pub basis: String,
+}
+
+/// The numbers of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Measured invocations (warm-up excluded).
+    pub invocations: u64,
+    pub ok: u64,
+    /// Count per outcome other than `ok`, by its name.
+    pub errors: BTreeMap<Outcome, u64>,
+    /// From the first intended send to the last answer.
+    pub elapsed_s: f64,
+    /// Answered invocations per second, errors included.
+    pub throughput_per_s: f64,
+    pub cold_starts: u64,
+    pub measures: Vec<MeasureSummary>,
+    pub cost: CostEstimate,
+}
+
+impl RunSummary {
+    pub fn measure(&self, name: &str) -> Option<&MeasureSummary> {
+        self.measures.iter().find(|measure| measure.name == name)
+    }
+}
+
+/// One run: what it was asked, what it saw, and what that adds up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub config: RunConfig,
+    pub summary: RunSummary,
+    /// Every measured invocation, in order of issue.
+    pub samples: Vec<Sample>,
+}
+
+/// What `hybridlab bench --out` writes: one run, or one per level of a `--sweep`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFile {
+    pub format: String,
+    pub runs: Vec<Run>,
+}
+
+impl RunFile {
+    pub fn new(runs: Vec<Run>) -> Self {
+        Self {
+            format: RUN_FILE_FORMAT.to_owned(),
+            runs,
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! One invocation of a Lambda function, measured and classified: the engine under `invoke`,
+//! `bench` and the console. [`invoke_once`] never fails: every way an invocation can end is
+//! an [`Outcome`], with the REPORT line of its log tail and the image server's timings when
+//! the function is the lab's proxy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use aws_sdk_lambda::error::{DisplayErrorContext, SdkError};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::LogType;
+use bytes::Bytes;
+use clap::Args;
+use hybridlab_wire::{ProxyResponse, StageTimings};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::bench::model::Outcome;
+use crate::cli::TargetArgs;
+use crate::lambda_log::{Report, decode_tail, report_of_tail};
+use crate::output::{Tone, paint, stdout_colour};
+
+/// Exit code of `invoke` when the invocation ran but did not succeed.
+pub const EXIT_INVOCATION_FAILED: u8 = 5;
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The image URL the lab's function processes: sends `{"image_url": URL}`.
+    #[arg(long, conflicts_with = "payload")]
+    pub url: Option<String>,
+
+    /// A JSON file sent as the event as it is (`-` reads standard input).
+    #[arg(long)]
+    pub payload: Option<PathBuf>,
+
+    /// The stack whose function to invoke (default: the target's only stack).
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Invoke this function instead of the stack's proxy (any function on the target).
+    #[arg(long, conflicts_with = "stack")]
+    pub function: Option<String>,
+
+    /// Machine-readable output: the answer, the timings and the log tail as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The event for an image URL, after checking it is an absolute http(s) URL.
+pub fn url_payload(url: &str) -> anyhow::Result<Bytes> {
+    let parsed = url::Url::parse(url.trim()).with_context(|| {
+        format!("`{url}` is not a URL; give an absolute one like https://example.com/cat.jpg")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        bail!(
+            "`{url}` is not an http(s) URL with a host; give one like https://example.com/cat.jpg"
+        );
+    }
+    Ok(Bytes::from(
+        json!({"image_url": parsed.as_str()}).to_string(),
+    ))
+}
+
+/// A payload file's bytes, after checking they are JSON (Lambda takes nothing else).
+pub fn file_payload(path: &std::path::Path) -> anyhow::Result<Bytes> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut buffer = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)
+            .context("reading the payload from standard input")?;
+        buffer
+    } else {
+        std::fs::read(path)
+            .with_context(|| format!("cannot read the payload file {}", path.display()))?
+    };
+    serde_json::from_slice::<Value>(&bytes).map_err(|err| {
+        anyhow::anyhow!(
+            "the payload {} is not JSON ({err}); Lambda events are JSON documents",
+            path.display()
+        )
+    })?;
+    Ok(Bytes::from(bytes))
+}
+
+/// How one invocation went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invocation {
+    pub outcome: Outcome,
+    /// From the call to the complete answer.
+    pub round_trip_ms: f64,
+    /// Lambda's HTTP status (200 when the function ran, 429 throttled, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_error: Option<String>,
+    /// The function's answer, as JSON when it is JSON, else as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+    /// The proxy's answer body (the image server's JSON), when the function is the proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ec2_ms: Option<StageTimings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the function answered, reduced to what classification needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub function_error: Option<String>,
+    pub payload: Value,
+    pub report: Option<Report>,
+}
+
+/// The outcome of an answered invocation, the proxy's body and the server's stage timings.
+pub fn classify(answer: &Answer) -> (Outcome, Option<Value>, Option<StageTimings>) {
+    let timed_out = answer
+        .report
+        .as_ref()
+        .and_then(|report| report.status.as_deref())
+        == Some("timeout");
+    if timed_out {
+        return (Outcome::Timeout, None, None);
+    }
+    if answer.function_error.is_some() {
+        return (Outcome::FunctionError, None, None);
+    }
+    // The lab's proxy answers in the API Gateway shape; any other function's answer is
+    // its own business and counts as success.
+    let Ok(proxy) = serde_json::from_value::<ProxyResponse>(answer.payload.clone()) else {
+        return (Outcome::Ok, None, None);
+    };
+    let body = proxy.body_json().ok();
+    let timings = body
+        .as_ref()
+        .and_then(|body| body.get("timings_ms"))
+        .and_then(|timings| serde_json::from_value::<StageTimings>(timings.clone()).ok());
+    let outcome = if (200..300).contains(&proxy.status_code) {
+        Outcome::Ok
+    } else {
+        Outcome::Ec2Error
+    };
+    (outcome, body, timings)
+}
+
+/// Invokes `function` with `payload` and its log tail, and says how it went.
+pub async fn invoke_once(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: Bytes,
+) -> Invocation {
+    let started = Instant::now();
+    let result = client
+        .invoke()
+        .function_name(function)
+        .log_type(LogType::Tail)
+        .payload(Blob::new(payload))
+        .send()
+        .await;
+    let round_trip_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(output) => {
+            let log_tail = output.log_result().and_then(decode_tail);
+            let report = log_tail.as_deref().and_then(report_of_tail);
+            let raw = output
+                .payload()
+                .map(|blob| blob.as_ref())
+                .unwrap_or_default();
+            let payload = serde_json::from_slice::<Value>(raw)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into_owned()));
+            let answer = Answer {
+                function_error: output.function_error().map(str::to_owned),
+                payload,
+                report,
+            };
+            let (outcome, body, ec2_ms) = classify(&answer);
+            let error = match outcome {
+                Outcome::Ok => None,
+                _ => Some(error_text(&answer.payload, body.as_ref())),
+            };
+            Invocation {
+                outcome,
+                round_trip_ms,
+                status_code: Some(output.status_code()),
+                function_error: answer.function_error,
+                response: Some(answer.payload),
+                body,
+                report: answer.report,
+                ec2_ms,
+                log_tail,
+                error,
+            }
+        }
+        Err(err) => {
+            let (outcome, status_code, error) = classify_sdk_error(&err);
+            Invocation {
+                outcome,
+                round_trip_ms,
+                status_code,
+                function_error: None,
+                response: None,
+                body: None,
+                report: None,
+                ec2_ms: None,
+                log_tail: None,
+                error: Some(error),
+            }
+        }
+    }
+}
+
+/// The short reason of a failed answer: the proxy's error code and message, or Lambda's
+/// `errorType: errorMessage`.
+fn error_text(payload: &Value, body: Option<&Value>) -> String {
+    if let Some(body) = body {
+        let code = body["error"].as_str().unwrap_or("error");
+        let message = body["message"].as_str().unwrap_or_default();
+        return format!("{code}: {message}");
+    }
+    match (
+        payload["errorType"].as_str(),
+        payload["errorMessage"].as_str(),
+    ) {
+        (Some(kind), Some(message)) => format!("{kind}: {message}"),
+        _ => payload.to_string(),
+    }
+}
+
+fn classify_sdk_error<E>(
+    err: &SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+) -> (Outcome, Option<i32>, String)
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let status = i32::from(service.raw().status().as_u16());
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or_default();
+            let outcome = if status == 429 || code == "TooManyRequestsException" {
+                Outcome::Throttled
+            } else {
+                Outcome::ClientError
+            };
+            (outcome, Some(status), format!("{code}: {message}"))
+        }
+        other => (
+            Outcome::ClientError,
+            None,
+            format!("{}", DisplayErrorContext(other)),
+        ),
+    }
+}
+
+/// What to invoke: a function name, and the stack it belongs to if any.
+pub struct Aim {
+    pub clients: hybridlab_provision::stack::StackClients,
+    /// A Lambda client that never retries: a throttled or failed invocation is measured and
+    /// counted as what it was, not hidden behind the SDK's retries and their back-off.
+    pub lambda: aws_sdk_lambda::Client,
+    pub function: String,
+    pub stack: Option<String>,
+}
+
+fn without_retries(client: &aws_sdk_lambda::Client) -> aws_sdk_lambda::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+/// The function `--function` names, or the proxy of the stack `--stack` names. A stack's
+/// function is checked to exist so "not deployed" is said plainly.
+pub async fn aim(
+    target: &TargetArgs,
+    stack: Option<&str>,
+    function: Option<&str>,
+) -> anyhow::Result<Aim> {
+    if let Some(function) = function {
+        let clients = crate::stack::connect(target).await?;
+        return Ok(Aim {
+            lambda: without_retries(&clients.lambda),
+            clients,
+            function: function.to_owned(),
+            stack: None,
+        });
+    }
+    let lab = crate::lab::Lab::open(target, stack).await?;
+    lab.clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&lab.names.function)
+        .send()
+        .await
+        .map_err(|err| {
+            lab.explain(
+                "lambda:GetFunctionConfiguration",
+                &format!("the function {}", lab.names.function),
+                err,
+            )
+        })?;
+    Ok(Aim {
+        lambda: without_retries(&lab.clients.lambda),
+        function: lab.names.function.clone(),
+        stack: Some(lab.stack.to_string()),
+        clients: lab.clients,
+    })
+}
+
+pub async fn run(target: &TargetArgs, args: InvokeArgs) -> anyhow::Result<ExitCode> {
+    let payload = match (&args.url, &args.payload) {
+        (Some(url), _) => url_payload(url)?,
+        (None, Some(path)) => file_payload(path)?,
+        (None, None) => bail!(
+            "nothing to send: give --url https://.../image.jpg (the lab's function) or --payload FILE"
+        ),
+    };
+    let aim = aim(target, args.stack.as_deref(), args.function.as_deref()).await?;
+    let invocation = invoke_once(&aim.lambda, &aim.function, payload).await;
+    if invocation.outcome == Outcome::ClientError
+        && invocation
+            .status_code
+            .is_none_or(|status| status >= 500 || status == 404)
+    {
+        // Nothing ran: that is an error of the command, not a result to print.
+        bail!(
+            "invoking {} on {} failed: {}",
+            aim.function,
+            aim.clients.describe(),
+            invocation.error.as_deref().unwrap_or("no answer")
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({"function": aim.function, "stack": aim.stack, "target": aim.clients.describe(), "invocation": invocation})
+        );
+    } else {
+        print_invocation(&aim.function, &invocation);
+    }
+    Ok(if invocation.outcome == Outcome::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVOCATION_FAILED)
+    })
+}
+
+fn print_invocation(function: &str, invocation: &Invocation) {
+    let colour = stdout_colour();
+    let tone = if invocation.outcome == Outcome::Ok {
+        Tone::Good
+    } else {
+        Tone::Bad
+    };
+    println!(
+        "{} {function}: {}{}",
+        paint(invocation.outcome.as_str(), tone, colour),
+        invocation
+            .status_code
+            .map(|status| format!("HTTP {status}"))
+            .unwrap_or_default(),
+        invocation
+            .error
+            .as_deref()
+            .map(|error| format!(" ({error})"))
+            .unwrap_or_default()
+    );
+    let shown = invocation.body.as_ref().or(invocation.response.as_ref());
+    if let Some(shown) = shown {
+        let text = serde_json::to_string_pretty(shown).unwrap_or_else(|_| shown.to_string());
+        println!("{}", paint("response:", Tone::Dim, colour));
+        for line in text.lines() {
+            println!("  {line}");
+        }
+    }
+    println!("{}", paint("timings:", Tone::Dim, colour));
+    println!("  client round trip   {:>9.2} ms", invocation.round_trip_ms);
+    if let Some(report) = &invocation.report {
+        println!("  lambda duration     {:>9.2} ms", report.duration_ms);
+        println!(
+            "  billed duration     {:>9.0} ms",
+            report.billed_duration_ms
+        );
+        match report.init_duration_ms {
+            Some(init) => println!(
+                "  init duration       {init:>9.2} ms  ({})",
+                paint("cold start", Tone::Warn, colour)
+            ),
+            None => println!("  start               {:>9}", "warm"),
+        }
+        println!(
+            "  memory              {:>6} MB of {} MB",
+            report.max_memory_used_mb, report.memory_size_mb
+        );
+    } else {
+        println!("  lambda              (no REPORT line in the log tail)");
+    }
+    if let Some(timings) = &invocation.ec2_ms {
+        for (stage, ms) in timings.stages() {
+            println!("  ec2 {stage:<15} {ms:>9.2} ms");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: Option<&str>) -> Report {
+        Report {
+            request_id: "r".into(),
+            duration_ms: 10.0,
+            billed_duration_ms: 10.0,
+            memory_size_mb: 256,
+            max_memory_used_mb: 20,
+            init_duration_ms: None,
+            status: status.map(str::to_owned),
+        }
+    }
+
+    fn proxy(status: u16, body: Value) -> Value {
+        json!({"statusCode": status, "headers": {}, "body": body.to_string()})
+    }
+
+    #[test]
+    fn a_proxy_success_carries_the_servers_timings() {
+        let body = json!({"image_id": "i", "timings_ms": {"download": 1.0, "decode": 2.0, "resize": 3.0, "encode": 4.0, "s3": 5.0, "dynamodb": 6.0, "total": 21.0}});
+        let answer = Answer {
+            function_error: None,
+            payload: proxy(200, body),
+            report: Some(report(None)),
+        };
+        let (outcome, body, timings) = classify(&answer);
+        assert_eq!(outcome, Outcome::Ok);
+        assert_eq!(body.expect("a body")["image_id"], "i");
+        assert_eq!(timings.expect("timings").total, 21.0);
+    }
+
+    #[test]
+    fn failures_are_told_apart() {
+        let ec2 = Answer {
+            function_error: None,
+            payload: proxy(502, json!({"error": "ec2_unreachable", "message": "down"})),
+            report: Some(report(None)),
+        };
+        assert_eq!(classify(&ec2).0, Outcome::Ec2Error);
+        assert_eq!(
+            error_text(&ec2.payload, classify(&ec2).1.as_ref()),
+            "ec2_unreachable: down"
+        );
+        let unhandled = Answer {
+            function_error: Some("Unhandled".into()),
+            payload: json!({"errorType": "Runtime.ExitError", "errorMessage": "exit 3"}),
+            report: Some(report(Some("error"))),
+        };
+        assert_eq!(classify(&unhandled).0, Outcome::FunctionError);
+        assert_eq!(
+            error_text(&unhandled.payload, None),
+            "Runtime.ExitError: exit 3"
+        );
+        let timeout = Answer {
+            function_error: Some("Unhandled".into()),
+            payload: json!({"errorType": "Sandbox.Timedout"}),
+            report: Some(report(Some("timeout"))),
+        };
+        assert_eq!(classify(&timeout).0, Outcome::Timeout);
+        let other_function = Answer {
+            function_error: None,
+            payload: json!({"pid": 3}),
+            report: None,
+        };
+        assert_eq!(classify(&other_function).0, Outcome::Ok);
+    }
+
+    #[test]
+    fn urls_are_checked_before_anything_is_sent() {
+        let payload = url_payload("https://example.com/a.jpg").expect("a good URL");
+        let event: Value = serde_json::from_slice(&payload).expect("JSON");
+        assert_eq!(event["image_url"], "https://example.com/a.jpg");
+        assert!(url_payload("cat.jpg").is_err());
+        assert!(url_payload("ftp://example.com/a.jpg").is_err());
+        assert!(url_payload("http://").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! The deployed lab a data command talks to: the target's clients and the stack whose
+//! function, buckets, table and log groups it means. Resolving it turns the common mistakes
+//! (no stack, an unknown stack, a stack that is not deployed, an endpoint that does not
+//! answer, expired credentials) into one line that says what to do.
+
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, bail};
+use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use hybridlab_provision::stack::error::{Response, is_not_found, sdk_error};
+use hybridlab_provision::stack::{StackClients, StackId, StackNames, StackState, Target};
+
+use crate::cli::TargetArgs;
+
+/// A stack on a target, with the names of all its resources.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub clients: StackClients,
+    pub stack: StackId,
+    pub names: StackNames,
+}
+
+impl Lab {
+    /// The stack `named`, or the target's only stack. Does not check that the stack is
+    /// complete: each command reports the resource it needs and does not find.
+    pub async fn open(target: &TargetArgs, named: Option<&str>) -> anyhow::Result<Self> {
+        let clients = crate::stack::connect(target).await?;
+        Self::on(clients, named).await
+    }
+
+    /// Like [`Lab::open`] on clients already connected (the console keeps one set).
+    pub async fn on(clients: StackClients, named: Option<&str>) -> anyhow::Result<Self> {
+        let known = known_stacks(&clients).await?;
+        let stack = match named {
+            Some(name) => {
+                let id = StackId::parse(name)?;
+                if !known.contains(&id) {
+                    bail!(
+                        "no stack `{id}` on {}{}; create it with `hybridlab up --stack {id}`",
+                        clients.describe(),
+                        listing(&known)
+                    );
+                }
+                id
+            }
+            None => match known.len() {
+                0 => bail!(
+                    "no hybridlab stack on {}; create one with `hybridlab up`",
+                    clients.describe()
+                ),
+                1 => known
+                    .iter()
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("empty"))?,
+                _ => bail!(
+                    "{} has several stacks{}; name one with --stack",
+                    clients.describe(),
+                    listing(&known)
+                ),
+            },
+        };
+        let names = StackNames::new(&stack);
+        Ok(Self {
+            clients,
+            stack,
+            names,
+        })
+    }
+
+    /// An SDK error of `action` as a line a student can act on. `resource` names what a
+    /// "not found" means (`the function hybridlab-proxy-x`), so the advice can be to deploy.
+    pub fn explain<E>(
+        &self,
+        action: &str,
+        resource: &str,
+        err: SdkError<E, Response>,
+    ) -> anyhow::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        explain(&self.clients, Some(&self.stack), action, resource, err)
+    }
+}
+
+/// See [`Lab::explain`].
+pub fn explain<E>(
+    clients: &StackClients,
+    stack: Option<&StackId>,
+    action: &str,
+    resource: &str,
+    err: SdkError<E, Response>,
+) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if let (true, Some(stack)) = (is_not_found(&err), stack) {
+        return anyhow!(
+            "stack `{stack}` is not deployed on {}: {resource} does not exist; run `hybridlab up --stack {stack}`",
+            clients.describe()
+        );
+    }
+    if matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    ) {
+        let cause = root_cause(&err);
+        let what = match &clients.target {
+            Target::Sandbox { endpoint } => format!(
+                "cannot reach the endpoint {endpoint} ({cause}); start the sandbox with `hybridlab sandbox --detach` or fix --endpoint"
+            ),
+            Target::Aws { .. } => format!(
+                "cannot reach AWS in {} ({cause}); check the network and --region",
+                clients.region
+            ),
+        };
+        return anyhow!("{action}: {what}");
+    }
+    anyhow::Error::new(sdk_error(action, err))
+}
+
+/// The innermost error's message ("Connection refused (os error 111)"), which is the part a
+/// person can act on; the SDK's own chain repeats itself in debug form.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if text.is_empty() {
+        DisplayErrorContext(err).to_string()
+    } else {
+        text
+    }
+}
+
+/// Every stack the target knows: state files and the functions named like the lab's proxy.
+async fn known_stacks(clients: &StackClients) -> anyhow::Result<BTreeSet<StackId>> {
+    let mut known: BTreeSet<StackId> = StackState::list(&clients.state_key())
+        .into_iter()
+        .map(|state| state.stack_id)
+        .collect();
+    let mut pages = clients.lambda.list_functions().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| {
+            explain(
+                clients,
+                None,
+                "lambda:ListFunctions",
+                "the function list",
+                err,
+            )
+        })?;
+        known.extend(
+            page.functions()
+                .iter()
+                .filter_map(|function| function.function_name())
+                .filter(|name| name.starts_with("hybridlab-proxy-"))
+                .filter_map(StackNames::stack_of),
+        );
+    }
+    Ok(known)
+}
+
+fn listing(known: &BTreeSet<StackId>) -> String {
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (stacks there: {})",
+            known
+                .iter()
+                .map(StackId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
