@@ -35,6 +35,17 @@ pub struct InvokeArgs {
     #[arg(long)]
     pub payload: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub aim: AimArgs,
+
+    /// Machine-readable output: the answer, the timings and the log tail as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which function to invoke: the proxy of a stack, or any function by name.
+#[derive(Debug, Clone, Args)]
+pub struct AimArgs {
     /// The stack whose function to invoke (default: the target's only stack).
     #[arg(long)]
     pub stack: Option<String>,
@@ -42,10 +53,6 @@ pub struct InvokeArgs {
     /// Invoke this function instead of the stack's proxy (any function on the target).
     #[arg(long, conflicts_with = "stack")]
     pub function: Option<String>,
-
-    /// Machine-readable output: the answer, the timings and the log tail as one JSON object.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The event for an image URL, after checking it is an absolute http(s) URL.
@@ -165,53 +172,78 @@ pub async fn invoke_once(
         .await;
     let round_trip_ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {
-        Ok(output) => {
-            let log_tail = output.log_result().and_then(decode_tail);
-            let report = log_tail.as_deref().and_then(report_of_tail);
-            let raw = output
+        Ok(output) => answered(
+            output.status_code(),
+            output.function_error(),
+            output.log_result(),
+            output
                 .payload()
                 .map(|blob| blob.as_ref())
-                .unwrap_or_default();
-            let payload = serde_json::from_slice::<Value>(raw)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into_owned()));
-            let answer = Answer {
-                function_error: output.function_error().map(str::to_owned),
-                payload,
-                report,
-            };
-            let (outcome, body, ec2_ms) = classify(&answer);
-            let error = match outcome {
-                Outcome::Ok => None,
-                _ => Some(error_text(&answer.payload, body.as_ref())),
-            };
-            Invocation {
-                outcome,
-                round_trip_ms,
-                status_code: Some(output.status_code()),
-                function_error: answer.function_error,
-                response: Some(answer.payload),
-                body,
-                report: answer.report,
-                ec2_ms,
-                log_tail,
-                error,
-            }
-        }
+                .unwrap_or_default(),
+            round_trip_ms,
+        ),
         Err(err) => {
             let (outcome, status_code, error) = classify_sdk_error(&err);
-            Invocation {
-                outcome,
-                round_trip_ms,
-                status_code,
-                function_error: None,
-                response: None,
-                body: None,
-                report: None,
-                ec2_ms: None,
-                log_tail: None,
-                error: Some(error),
-            }
+            unanswered(outcome, status_code, error, round_trip_ms)
         }
+    }
+}
+
+/// An invocation Lambda answered (the function ran, or failed in it): its log tail, REPORT
+/// line, answer and outcome. `log_result` is the base64 tail, `raw` the answer's bytes.
+pub fn answered(
+    status_code: i32,
+    function_error: Option<&str>,
+    log_result: Option<&str>,
+    raw: &[u8],
+    round_trip_ms: f64,
+) -> Invocation {
+    let log_tail = log_result.and_then(decode_tail);
+    let report = log_tail.as_deref().and_then(report_of_tail);
+    let payload = serde_json::from_slice::<Value>(raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into_owned()));
+    let answer = Answer {
+        function_error: function_error.map(str::to_owned),
+        payload,
+        report,
+    };
+    let (outcome, body, ec2_ms) = classify(&answer);
+    let error = match outcome {
+        Outcome::Ok => None,
+        _ => Some(error_text(&answer.payload, body.as_ref())),
+    };
+    Invocation {
+        outcome,
+        round_trip_ms,
+        status_code: Some(status_code),
+        function_error: answer.function_error,
+        response: Some(answer.payload),
+        body,
+        report: answer.report,
+        ec2_ms,
+        log_tail,
+        error,
+    }
+}
+
+/// An invocation Lambda refused or never answered.
+pub fn unanswered(
+    outcome: Outcome,
+    status_code: Option<i32>,
+    error: String,
+    round_trip_ms: f64,
+) -> Invocation {
+    Invocation {
+        outcome,
+        round_trip_ms,
+        status_code,
+        function_error: None,
+        response: None,
+        body: None,
+        report: None,
+        ec2_ms: None,
+        log_tail: None,
+        error: Some(error),
     }
 }
 
@@ -279,12 +311,8 @@ fn without_retries(client: &aws_sdk_lambda::Client) -> aws_sdk_lambda::Client {
 
 /// The function `--function` names, or the proxy of the stack `--stack` names. A stack's
 /// function is checked to exist so "not deployed" is said plainly.
-pub async fn aim(
-    target: &TargetArgs,
-    stack: Option<&str>,
-    function: Option<&str>,
-) -> anyhow::Result<Aim> {
-    if let Some(function) = function {
+pub async fn aim(target: &TargetArgs, args: &AimArgs) -> anyhow::Result<Aim> {
+    if let Some(function) = &args.function {
         let clients = crate::stack::connect(target).await?;
         return Ok(Aim {
             lambda: without_retries(&clients.lambda),
@@ -293,7 +321,7 @@ pub async fn aim(
             stack: None,
         });
     }
-    let lab = crate::lab::Lab::open(target, stack).await?;
+    let lab = crate::lab::Lab::open(target, args.stack.as_deref()).await?;
     lab.clients
         .lambda
         .get_function_configuration()
@@ -323,7 +351,7 @@ pub async fn run(target: &TargetArgs, args: InvokeArgs) -> anyhow::Result<ExitCo
             "nothing to send: give --url https://.../image.jpg (the lab's function) or --payload FILE"
         ),
     };
-    let aim = aim(target, args.stack.as_deref(), args.function.as_deref()).await?;
+    let aim = aim(target, &args.aim).await?;
     let invocation = invoke_once(&aim.lambda, &aim.function, payload).await;
     if invocation.outcome == Outcome::ClientError
         && invocation

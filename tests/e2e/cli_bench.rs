@@ -10,18 +10,12 @@ use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::lab::lab_stack;
 use hybridlab_tests::sandbox::{bootstrap_zip, deploy_function, edge_clients};
-use hybridlab_tests::stack::hybridlab;
+use hybridlab_tests::stack::hybridlab_async;
 use serde_json::Value;
 
-async fn run_cli(endpoint: &str, args: Vec<String>, envs: Vec<(String, String)>) -> Output {
-    let endpoint = endpoint.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        hybridlab(&endpoint, &args, &envs)
-    })
-    .await
-    .expect("the CLI thread does not panic")
+async fn run_cli(endpoint: &str, args: Vec<String>, envs: Vec<(&str, &str)>) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    hybridlab_async(endpoint, &args, &envs).await
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -366,7 +360,11 @@ async fn bench_counts_throttles_and_function_errors_apart() {
     assert!(throttled > 0, "{}", run["summary"]);
     assert!(ok > 0, "{}", run["summary"]);
     assert_eq!(throttled + ok, 12);
-    assert!(run["summary"]["cold_starts"].as_u64().expect("cold starts") >= 1);
+    assert!(
+        run["summary"]["cold_starts"].as_u64().expect("cold starts") >= 1,
+        "{}",
+        run["summary"]
+    );
 
     let failing = dir.join("fail.json");
     std::fs::write(&failing, r#"{"fail": "on purpose"}"#).expect("writes");

@@ -17,30 +17,13 @@ use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::lab::{LabStack, lab_stack};
 use hybridlab_tests::sandbox::{EdgeClients, build_binary, edge_clients};
-use hybridlab_tests::stack::{hybridlab, json_lines};
+use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines};
 use serde_json::{Value, json};
 
 use crate::common::eventually;
 
 /// How long the sandbox may take to ship an invocation's lines to CloudWatch Logs.
 const SHIPPED_WITHIN: Duration = Duration::from_secs(30);
-
-/// Runs `hybridlab <args> --endpoint <edge>` off the async runtime.
-async fn run_cli(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let endpoint = endpoint.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let envs: Vec<(String, String)> = envs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        hybridlab(&endpoint, &args, &envs)
-    })
-    .await
-    .expect("the CLI thread does not panic")
-}
 
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -20,24 +20,8 @@ use hybridlab_provision::stack::{
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::sandbox::{EdgeClients, edge_clients};
-use hybridlab_tests::stack::{hybridlab, json_lines, leftovers};
+use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines, leftovers};
 use serde_json::{Value, json};
-
-async fn run_cli(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let endpoint = endpoint.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let envs: Vec<(String, String)> = envs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        hybridlab(&endpoint, &args, &envs)
-    })
-    .await
-    .expect("the CLI thread does not panic")
-}
 
 fn result_of(lines: &[Value]) -> &Value {
     lines

@@ -20,6 +20,24 @@ pub fn hybridlab(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output
         .expect("hybridlab runs")
 }
 
+/// [`hybridlab`] from async code: the binary runs on a blocking thread, so the test's runtime
+/// keeps serving meanwhile (an image host, a shared sandbox).
+pub async fn hybridlab_async(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let endpoint = endpoint.to_owned();
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        hybridlab(&endpoint, &args, &envs)
+    })
+    .await
+    .expect("the CLI thread does not panic")
+}
+
 /// The JSON lines `hybridlab ... --json` printed.
 pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use clap::Args;
 use serde_json::json;
 
-use super::engine::{self, BenchPlan, LambdaInvoker, Progress};
+use super::engine::{self, BenchPlan, Progress};
 use super::model::{LoadShape, Outcome, Run, RunConfig, RunFile, RunSummary, Sample};
+use super::signed::SignedInvoker;
 use super::stats::summarize;
 use crate::cli::TargetArgs;
-use crate::invoke::{aim, file_payload, url_payload};
+use crate::invoke::{AimArgs, aim, file_payload, url_payload};
 use crate::output::{Tone, paint, stderr_is_terminal, stdout_colour};
 
 /// Exit code when the run completed but some invocations failed.
@@ -72,13 +73,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub payload: Option<PathBuf>,
 
-    /// The stack whose function to invoke (default: the target's only stack).
-    #[arg(long)]
-    pub stack: Option<String>,
-
-    /// Invoke this function instead of the stack's proxy.
-    #[arg(long, conflicts_with = "stack")]
-    pub function: Option<String>,
+    #[command(flatten)]
+    pub aim: AimArgs,
 
     /// Write the run (config, summary, raw histograms, every sample) as JSON.
     #[arg(long)]
@@ -184,11 +180,8 @@ fn now_rfc3339() -> String {
 pub async fn run(target: &TargetArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let payloads = payloads(&args)?;
     let plans = plans(&args, payloads)?;
-    let aim = aim(target, args.stack.as_deref(), args.function.as_deref()).await?;
-    let invoker = LambdaInvoker {
-        client: aim.lambda.clone(),
-        function: Arc::from(aim.function.as_str()),
-    };
+    let aim = aim(target, &args.aim).await?;
+    let invoker = SignedInvoker::new(&aim.clients.config, &aim.function)?;
     let mut runs = Vec::new();
     for (label, plan) in plans {
         let progress = Arc::new(Progress::default());

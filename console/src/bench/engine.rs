@@ -61,21 +61,6 @@ pub trait Invoke: Clone + Send + Sync + 'static {
     fn invoke(&self, payload: Bytes) -> impl Future<Output = Invocation> + Send;
 }
 
-/// Invokes a Lambda function through the SDK.
-#[derive(Debug, Clone)]
-pub struct LambdaInvoker {
-    pub client: aws_sdk_lambda::Client,
-    pub function: Arc<str>,
-}
-
-impl Invoke for LambdaInvoker {
-    fn invoke(&self, payload: Bytes) -> impl Future<Output = Invocation> + Send {
-        let client = self.client.clone();
-        let function = self.function.clone();
-        async move { crate::invoke::invoke_once(&client, &function, payload).await }
-    }
-}
-
 fn micros(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_micros() as u64
 }

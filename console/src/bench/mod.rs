@@ -4,4 +4,5 @@
 pub mod command;
 pub mod engine;
 pub mod model;
+pub mod signed;
 pub mod stats;

@@ -35,6 +35,9 @@ pub struct StackClients {
     pub lambda: aws_sdk_lambda::Client,
     /// For the server's `/health`.
     pub http: reqwest::Client,
+    /// What the clients were built from: endpoint, region and credentials provider, for
+    /// callers that sign their own requests (the benchmark engine).
+    pub config: aws_config::SdkConfig,
 }
 
 impl StackClients {
@@ -80,6 +83,7 @@ impl StackClients {
             ec2: aws_sdk_ec2::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             http,
+            config,
         })
     }
 
