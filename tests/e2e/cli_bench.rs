@@ -355,11 +355,26 @@ async fn bench_counts_throttles_and_function_errors_apart() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("throttled"), "{text}");
     let run = &read_json(&run_file)["runs"][0];
-    let throttled = run["summary"]["errors"]["throttled"].as_u64().unwrap_or(0);
-    let ok = run["summary"]["ok"].as_u64().expect("ok");
-    assert!(throttled > 0, "{}", run["summary"]);
-    assert!(ok > 0, "{}", run["summary"]);
-    assert_eq!(throttled + ok, 12);
+    let summary = &run["summary"];
+    let throttled = summary["errors"]["throttled"].as_u64().unwrap_or(0);
+    let ok = summary["ok"].as_u64().expect("ok");
+    assert!(throttled > 0, "{summary}");
+    assert!(ok > 0, "{summary}");
+    // Every invocation is counted under exactly one kind, and the counts are the samples'.
+    let counted: u64 = ok
+        + summary["errors"]
+            .as_object()
+            .expect("errors by kind")
+            .values()
+            .map(|n| n.as_u64().expect("a count"))
+            .sum::<u64>();
+    assert_eq!(counted, 12, "{summary}");
+    let samples = run["samples"].as_array().expect("samples");
+    let throttled_samples = samples
+        .iter()
+        .filter(|s| s["outcome"] == "throttled")
+        .count();
+    assert_eq!(throttled_samples as u64, throttled);
     assert!(
         run["summary"]["cold_starts"].as_u64().expect("cold starts") >= 1,
         "{}",
