@@ -113,7 +113,14 @@ pub fn unpack(zip: &[u8], tree: &Path) -> Result<(), CodeError> {
     if archive.index_for_name("bootstrap").is_none() {
         return Err(CodeError::NoBootstrap);
     }
-    let staging = tree.with_extension(format!("partial-{}", std::process::id()));
+    // Unique per call: concurrent first invocations of a new function unpack at once, and a
+    // staging directory they shared would be emptied under one by the other.
+    static UNPACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let staging = tree.with_extension(format!(
+        "partial-{}-{}",
+        std::process::id(),
+        UNPACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let io = |source| CodeError::Io {
         path: staging.clone(),
         source,
@@ -206,6 +213,27 @@ mod tests {
             store.unpacked("other", None),
             Err(CodeError::Unknown(_))
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn first_invocations_at_once_unpack_the_same_code_without_tripping_on_each_other() {
+        let dir = std::env::temp_dir().join(format!("hybridlab-code-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let binary = dir.join("fake-binary");
+        std::fs::write(&binary, vec![b'x'; 4 * 1024 * 1024]).expect("written");
+        let zip = package_bootstrap(&binary).expect("packs");
+        let store = CodeStore::new(dir.join("store"));
+        let sha = store.save("fn", &zip).expect("saved");
+        std::thread::scope(|scope| {
+            let unpacks: Vec<_> = (0..6)
+                .map(|_| scope.spawn(|| store.unpacked("fn", Some(&sha))))
+                .collect();
+            for unpack in unpacks {
+                let tree = unpack.join().expect("no panic").expect("unpacks");
+                assert!(tree.join("bootstrap").exists());
+            }
+        });
         let _ = std::fs::remove_dir_all(&dir);
     }
 

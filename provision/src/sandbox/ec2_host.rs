@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::oneshot;
 
-use super::logs::{LogLine, LogShipper, now_ms};
+use super::logs::{LogLine, LogShipper, LogStream, now_ms};
 use crate::userdata::{ServerLaunch, parse_env_file};
 
 /// The tag that marks an instance as the lab's image server.
@@ -344,20 +344,15 @@ async fn supervise(
         };
         pid.store(child.id().unwrap_or(0), Ordering::Release);
         let (line_sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        super::forward_output(&mut child, &line_sender);
+        // The server's lines need no flush handshake: nothing waits for them.
+        let _output = super::output::forward_output(&mut child, &line_sender);
         drop(line_sender);
         {
             let logs = logs.clone();
-            let group = process.launch.log_group.clone();
-            let stream = process.instance_id.clone();
+            let stream = LogStream::new(&process.launch.log_group, &process.instance_id);
             tokio::spawn(async move {
-                while let Some((timestamp_ms, message)) = lines.recv().await {
-                    logs.send(LogLine {
-                        group: group.clone(),
-                        stream: stream.clone(),
-                        timestamp_ms,
-                        message,
-                    });
+                while let Some(line) = lines.recv().await {
+                    logs.send_batch(&stream, vec![line]);
                 }
             });
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -79,9 +79,11 @@ fn lambda_error(
 async fn invoke(
     State(state): State<EdgeState>,
     Path(function): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
+    // The request whole rather than a `HeaderMap` extractor, which would copy the headers.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let Some(invocation_type) = InvocationType::parse(header("x-amz-invocation-type")) else {
         return lambda_error(
@@ -91,7 +93,19 @@ async fn invoke(
             None,
         );
     };
-    if !body.is_empty() && serde_json::from_slice::<Value>(&body).is_err() {
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(err) => {
+            return lambda_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                &format!("could not read the request body: {err}"),
+                None,
+            );
+        }
+    };
+    // Only the syntax matters here: nothing is built from the document.
+    if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         return lambda_error(
             StatusCode::BAD_REQUEST,
             "InvalidRequestContentException",

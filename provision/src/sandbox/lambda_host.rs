@@ -18,13 +18,18 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::code::{CodeError, CodeStore};
-use super::logs::{LogLine, LogShipper, now_ms};
+use super::logs::{LogShipper, LogStream, now_ms};
+use super::output::{Output, forward_output};
 use super::runtime_api::{PendingInvocation, RuntimeChannel, RuntimeResult, serve};
 
 /// Lambda gives an environment 10 s to initialise before it fails the invocation.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `LogType: Tail` returns the last 4 KB of the invocation's log.
 const TAIL_BYTES: usize = 4096;
+/// How long the host waits for the function's last lines to come through its pipes. The wait
+/// is exact (see [`Output::settled`]) and normally takes microseconds; this only bounds it if
+/// the reader tasks cannot keep up.
+const OUTPUT_SETTLE_LIMIT: Duration = Duration::from_millis(100);
 
 /// How the caller wants the function run (`X-Amz-Invocation-Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +107,7 @@ pub struct HostSettings {
 #[derive(Debug, Clone)]
 struct FunctionSpec {
     name: String,
-    arn: String,
+    arn: Arc<str>,
     memory_mb: i32,
     timeout: Duration,
     environment: HashMap<String, String>,
@@ -153,13 +158,14 @@ impl FunctionPool {
 /// One execution environment: a `bootstrap` process and its Runtime API.
 #[derive(Debug)]
 struct Environment {
-    pid: Option<u32>,
     channel: Arc<RuntimeChannel>,
     events: mpsc::Sender<PendingInvocation>,
     exited: watch::Receiver<Option<String>>,
     kill: Option<oneshot::Sender<()>>,
     lines: mpsc::UnboundedReceiver<(i64, String)>,
-    log_stream: String,
+    output: Output,
+    log: LogStream,
+    memory: PeakMemory,
     spawned_at: Instant,
     /// Until the first invocation has reported it.
     init_pending: bool,
@@ -188,6 +194,10 @@ pub struct LambdaHost {
 
 /// The bare function name of a name, an ARN or a partial ARN, without a qualifier.
 pub fn function_name(identifier: &str) -> String {
+    // Invoke calls name the function on every call; most names are plain.
+    if !identifier.contains(['%', '+', ':']) {
+        return identifier.to_owned();
+    }
     let decoded = percent_decode(identifier);
     let name = match decoded.find(":function:") {
         Some(at) => &decoded[at + ":function:".len()..],
@@ -321,7 +331,7 @@ impl LambdaHost {
         let code_dir = self.code.unpacked(name, code_sha256.as_deref())?;
         Ok(FunctionSpec {
             name: name.to_owned(),
-            arn: config.function_arn().unwrap_or(name).to_owned(),
+            arn: config.function_arn().unwrap_or(name).into(),
             memory_mb: config.memory_size().unwrap_or(128),
             timeout: Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64),
             environment: config
@@ -466,7 +476,7 @@ impl LambdaHost {
         })?;
         let pid = child.id();
         let (line_sender, lines) = mpsc::unbounded_channel();
-        super::forward_output(&mut child, &line_sender);
+        let output = forward_output(&mut child, &line_sender);
         let (exit_sender, exited) = watch::channel(None);
         let (kill, kill_requested) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -480,13 +490,14 @@ impl LambdaHost {
             let _ = exit_sender.send(Some(status));
         });
         Ok(Environment {
-            pid,
             channel,
             events,
             exited,
             kill: Some(kill),
             lines,
-            log_stream,
+            output,
+            log: LogStream::new(&log_group, &log_stream),
+            memory: PeakMemory::open(pid),
             spawned_at: Instant::now(),
             init_pending: true,
             server,
@@ -503,8 +514,6 @@ impl LambdaHost {
     ) -> (InvokeOutcome, Option<Environment>) {
         let spec = &pool.spec;
         let request_id = uuid::Uuid::new_v4().to_string();
-        let group = format!("/aws/lambda/{}", spec.name);
-        let mut log: Vec<(i64, String)> = Vec::new();
         // Whatever the environment printed between invocations belongs to no invocation.
         let mut stray = Vec::new();
         while let Ok(line) = environment.lines.try_recv() {
@@ -515,10 +524,12 @@ impl LambdaHost {
         let mut init_duration = None;
         if environment.init_pending {
             let failure = wait_ready(&mut environment).await;
+            // What init printed comes before START, as on AWS.
+            environment.output.settled(OUTPUT_SETTLE_LIMIT).await;
             while let Ok(line) = environment.lines.try_recv() {
                 stray.push(line);
             }
-            self.ship(&group, &environment.log_stream, stray.drain(..));
+            self.logs.send_batch(&environment.log, stray);
             if let Some(reason) = failure {
                 let message = format!("RequestId: {request_id} Error: {reason}");
                 let body =
@@ -538,7 +549,7 @@ impl LambdaHost {
                 lines.push((now_ms(), format!("END RequestId: {request_id}")));
                 lines.push((now_ms(), format!("REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: Runtime.ExitError", spec.memory_mb)));
                 let tail = log_tail.then(|| tail_of(&lines));
-                self.ship(&group, &environment.log_stream, lines);
+                self.logs.send_batch(&environment.log, lines);
                 return (
                     InvokeOutcome::Completed {
                         payload: Bytes::from(body.to_string()),
@@ -559,9 +570,11 @@ impl LambdaHost {
             init_duration = Some(ready_at.duration_since(environment.spawned_at));
             environment.init_pending = false;
         } else {
-            self.ship(&group, &environment.log_stream, stray.drain(..));
+            self.logs.send_batch(&environment.log, stray);
         }
 
+        // START, whatever the function prints, END and REPORT: usually four lines or fewer.
+        let mut log: Vec<(i64, String)> = Vec::with_capacity(4);
         log.push((
             now_ms(),
             format!("START RequestId: {request_id} Version: $LATEST"),
@@ -605,12 +618,15 @@ impl LambdaHost {
         // An event the runtime never took has no dispatch time; its clock ran from the queue.
         let started = dispatched.try_recv().unwrap_or(queued_at);
         let duration = started.elapsed().min(spec.timeout);
-        // Let the pipes deliver what the function printed just before it answered.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // The function printed its lines before it answered (or before it timed out or died):
+        // they are in its pipes now, and the handshake waits until they have been read.
+        if !environment.output.settled(OUTPUT_SETTLE_LIMIT).await {
+            tracing::debug!(function = %spec.name, "the function's last lines were late");
+        }
         while let Ok(line) = environment.lines.try_recv() {
             log.push(line);
         }
-        let max_memory_mb = environment.pid.map_or(0, peak_memory_mb);
+        let max_memory_mb = environment.memory.peak_mb();
 
         let (payload, function_error, status, keep) = match end {
             End::Result(RuntimeResult::Response(body)) => (body, None, None, true),
@@ -652,9 +668,10 @@ impl LambdaHost {
             }
         };
 
-        log.push((now_ms(), format!("END RequestId: {request_id}")));
+        let now = now_ms();
+        log.push((now, format!("END RequestId: {request_id}")));
         log.push((
-            now_ms(),
+            now,
             report_line(
                 &request_id,
                 duration,
@@ -665,7 +682,7 @@ impl LambdaHost {
             ),
         ));
         let tail = log_tail.then(|| tail_of(&log));
-        self.ship(&group, &environment.log_stream, log);
+        self.logs.send_batch(&environment.log, log);
         let outcome = InvokeOutcome::Completed {
             payload,
             function_error,
@@ -673,16 +690,6 @@ impl LambdaHost {
             request_id,
         };
         (outcome, keep.then_some(environment))
-    }
-
-    fn ship(&self, group: &str, stream: &str, lines: impl IntoIterator<Item = (i64, String)>) {
-        self.logs
-            .send_all(lines.into_iter().map(|(timestamp_ms, message)| LogLine {
-                group: group.to_owned(),
-                stream: stream.to_owned(),
-                timestamp_ms,
-                message,
-            }));
     }
 }
 
@@ -748,23 +755,31 @@ pub fn report_line(
     max_memory_mb: u64,
     status: Option<&str>,
 ) -> String {
+    use std::fmt::Write as _;
     let billed = (ms(duration) + init.map_or(0.0, ms)).ceil().max(1.0) as u64;
-    let mut line = format!(
+    let mut line = String::with_capacity(200);
+    let _ = write!(
+        line,
         "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB\t",
         ms(duration)
     );
     if let Some(init) = init {
-        line.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
+        let _ = write!(line, "Init Duration: {:.2} ms\t", ms(init));
     }
     if let Some(status) = status {
-        line.push_str(&format!("Status: {status}"));
+        let _ = write!(line, "Status: {status}");
     }
     line
 }
 
-/// Base64 of the last 4 KB of the log, cut at a line start where possible.
+/// Base64 of the last 4 KB of the log, each line ended by a newline.
 fn tail_of(lines: &[(i64, String)]) -> String {
-    let text: String = lines.iter().map(|(_, line)| format!("{line}\n")).collect();
+    let length: usize = lines.iter().map(|(_, line)| line.len() + 1).sum();
+    let mut text = String::with_capacity(length);
+    for (_, line) in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
     let mut start = text.len().saturating_sub(TAIL_BYTES);
     while !text.is_char_boundary(start) {
         start += 1;
@@ -772,18 +787,63 @@ fn tail_of(lines: &[(i64, String)]) -> String {
     STANDARD.encode(&text.as_bytes()[start..])
 }
 
-/// The peak resident memory of `pid` (VmHWM), in MB.
-fn peak_memory_mb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// The peak resident memory of an environment's process (`VmHWM`), which is what Lambda's
+/// Max Memory Used reports: the environment's high-water mark, exact at each REPORT.
+/// `/proc/<pid>/status` stays open and is read with `pread` at offset 0, which makes procfs
+/// render it afresh: reading it by name cost an `open`, a `statx` and a `close` on top, about
+/// as much as rendering it, on every invocation. The open file keeps naming this process even
+/// after it exits (reads then fail), never one that reuses its id.
+#[derive(Debug)]
+struct PeakMemory {
+    status: Option<std::fs::File>,
+    buffer: Vec<u8>,
+}
+
+impl PeakMemory {
+    fn open(pid: Option<u32>) -> Self {
+        Self {
+            status: pid.and_then(|pid| std::fs::File::open(format!("/proc/{pid}/status")).ok()),
+            buffer: vec![0; 4096],
+        }
+    }
+
+    /// `VmHWM` in MB, rounded up; 0 if it cannot be read.
+    fn peak_mb(&mut self) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let Some(status) = &self.status else {
+            return 0;
+        };
+        let mut filled = 0;
+        loop {
+            if filled == self.buffer.len() {
+                self.buffer.resize(filled * 2, 0);
+            }
+            match status.read_at(&mut self.buffer[filled..], filled as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => filled += read,
+            }
+            if let Some(kb) = vm_hwm_kb(&self.buffer[..filled]) {
+                return kb.div_ceil(1024);
+            }
+        }
+        0
+    }
+}
+
+/// The `VmHWM:` value of a `/proc/<pid>/status` text, in kB, once its line is complete.
+fn vm_hwm_kb(status: &[u8]) -> Option<u64> {
+    const FIELD: &[u8] = b"\nVmHWM:";
+    let at = status
+        .windows(FIELD.len())
+        .position(|window| window == FIELD)?;
+    let rest = &status[at + FIELD.len()..];
+    let end = rest.iter().position(|&byte| byte == b'\n')?;
+    std::str::from_utf8(&rest[..end])
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
         .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb.div_ceil(1024))
 }
 
 #[cfg(test)]
@@ -841,6 +901,37 @@ mod tests {
             String::from_utf8(tail)
                 .expect("utf-8")
                 .ends_with("line 499 of the log\n")
+        );
+    }
+
+    #[test]
+    fn the_peak_memory_is_read_again_at_each_call() {
+        let by_name = |pid: u32| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+            vm_hwm_kb(status.as_bytes()).expect("a VmHWM line")
+        };
+        let pid = std::process::id();
+        let mut memory = PeakMemory::open(Some(pid));
+        let before = memory.peak_mb();
+        assert!(before > 0);
+        assert!(before <= by_name(pid).div_ceil(1024), "the mark only grows");
+        // Touch 64 MB more than the process ever had: the high-water mark must follow.
+        let grown = vec![1u8; (before as usize + 64) * 1024 * 1024];
+        let after = memory.peak_mb();
+        assert!(after >= before + 64, "{before} MB, then {after} MB");
+        assert!(after <= by_name(pid).div_ceil(1024));
+        drop(grown);
+        assert_eq!(PeakMemory::open(None).peak_mb(), 0);
+    }
+
+    #[test]
+    fn the_high_water_mark_comes_from_its_own_line() {
+        let status = b"Name:\tbootstrap\nVmPeak:\t 9000 kB\nVmHWM:\t    2049 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(vm_hwm_kb(status), Some(2049));
+        assert_eq!(
+            vm_hwm_kb(b"Name:\tx\nVmHWM:\t  20"),
+            None,
+            "an unfinished line"
         );
     }
 

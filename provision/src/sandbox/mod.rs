@@ -10,6 +10,7 @@ pub mod ec2_host;
 pub mod edge;
 pub mod lambda_host;
 pub mod logs;
+mod output;
 pub mod runtime_api;
 pub mod s3_events;
 
@@ -94,35 +95,6 @@ pub(crate) fn die_with_agent(command: &mut tokio::process::Command) {
         command.pre_exec(|| {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
                 .map_err(std::io::Error::from)
-        });
-    }
-}
-
-/// Sends every line `child` prints, on stdout or stderr, to `sender` with its time.
-pub(crate) fn forward_output(
-    child: &mut tokio::process::Child,
-    sender: &tokio::sync::mpsc::UnboundedSender<(i64, String)>,
-) {
-    use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-    let streams: [Option<Box<dyn AsyncRead + Unpin + Send>>; 2] = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
-    ];
-    for stream in streams.into_iter().flatten() {
-        let sender = sender.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if sender.send((logs::now_ms(), line)).is_err() {
-                    break;
-                }
-            }
         });
     }
 }

@@ -22,7 +22,7 @@ pub struct PendingInvocation {
     pub payload: Bytes,
     /// Milliseconds since the Unix epoch by which the function must answer.
     pub deadline_ms: u64,
-    pub function_arn: String,
+    pub function_arn: Arc<str>,
     /// Told the instant the runtime takes the event, which is when its Duration starts.
     pub dispatched: oneshot::Sender<Instant>,
     pub result: oneshot::Sender<RuntimeResult>,

@@ -29,7 +29,7 @@ pub struct Artifacts {
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     #[error(
-        "cannot find the hybridlab sources to build from (looked in {0}); set HYBRIDLAB_SERVER_BIN and HYBRIDLAB_PROXY_BIN to prebuilt binaries"
+        "cannot find the hybridlab sources to build from (looked at and above {0}); run from the checkout, set HYBRIDLAB_SOURCE_DIR to it, or set HYBRIDLAB_SERVER_BIN and HYBRIDLAB_PROXY_BIN to prebuilt binaries"
     )]
     NoWorkspace(PathBuf),
     #[error("`{command}` failed ({status}):\n{output}")]
@@ -52,17 +52,50 @@ pub enum ArtifactError {
 const SERVER: (&str, &str) = ("hybridlab-ec2-server", "hybridlab-ec2-server");
 const PROXY: (&str, &str) = ("hybridlab-lambda", "proxy");
 
-/// The workspace this binary was built from, if its sources are still there.
+/// Where the sources to build from are. Places known at run time come first: the compiled-in
+/// manifest directory is only a last resort, because a target directory shared between two
+/// checkouts (CI keeps one under the home cache) hands out binaries that name whichever
+/// checkout compiled them last, and building from that one would deploy someone else's code.
 fn workspace_root() -> Result<PathBuf, ArtifactError> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    if root.join("Cargo.toml").exists() && root.join("ec2-server").is_dir() {
-        Ok(root)
-    } else {
-        Err(ArtifactError::NoWorkspace(root))
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("HYBRIDLAB_SOURCE_DIR") {
+        candidates.push(PathBuf::from(dir));
     }
+    // Cargo sets it for `cargo run` and `cargo test`, and what they start inherits it.
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        candidates.push(PathBuf::from(dir));
+    }
+    if let Ok(dir) = std::env::current_dir() {
+        candidates.push(dir);
+    }
+    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    find_workspace(&candidates).ok_or_else(|| {
+        ArtifactError::NoWorkspace(
+            candidates
+                .iter()
+                .map(|dir| dir.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+                .into(),
+        )
+    })
+}
+
+/// The first hybridlab workspace found at or above one of `candidates`, in their order.
+fn find_workspace(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates.iter().find_map(|start| {
+        start
+            .ancestors()
+            .find(|dir| is_workspace(dir))
+            .map(Path::to_path_buf)
+    })
+}
+
+fn is_workspace(dir: &Path) -> bool {
+    dir.join("ec2-server").join("Cargo.toml").is_file()
+        && dir.join("lambda").join("Cargo.toml").is_file()
+        && std::fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|manifest| manifest.contains("[workspace]"))
 }
 
 /// The target directory and profile of the running executable (`<target>/<profile>/name` or
@@ -191,5 +224,44 @@ pub fn build(
                 proxy_binary: existing(target.join("lambda").join(PROXY.1).join("bootstrap"))?,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_candidate_inside_a_workspace_wins() {
+        let base = std::env::temp_dir().join(format!("hybridlab-ws-{}", uuid::Uuid::new_v4()));
+        let make = |name: &str| {
+            let root = base.join(name);
+            for member in ["ec2-server", "lambda"] {
+                std::fs::create_dir_all(root.join(member)).expect("dir");
+                std::fs::write(root.join(member).join("Cargo.toml"), "[package]").expect("write");
+            }
+            std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = []\n").expect("write");
+            root
+        };
+        let (current, stale) = (make("current"), make("stale"));
+        let elsewhere = base.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).expect("dir");
+        let nested = current.join("tests").join("src");
+        std::fs::create_dir_all(&nested).expect("dir");
+
+        assert_eq!(
+            find_workspace(&[elsewhere.clone(), nested, stale.clone()]),
+            Some(current.clone()),
+            "a directory inside a checkout finds its root, before a later candidate"
+        );
+        assert_eq!(find_workspace(&[stale.clone(), current]), Some(stale));
+        assert_eq!(find_workspace(&[elsewhere]), None);
+
+        // A member's manifest alone is not a workspace.
+        let member_only = base.join("member");
+        std::fs::create_dir_all(member_only.join("ec2-server")).expect("dir");
+        std::fs::write(member_only.join("Cargo.toml"), "[package]").expect("write");
+        assert!(!is_workspace(&member_only));
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
