@@ -270,22 +270,28 @@ fn classify_sdk_error<E>(
 where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match err {
-        SdkError::ServiceError(service) => {
-            let status = i32::from(service.raw().status().as_u16());
-            let code = service.err().code().unwrap_or("Unknown");
-            let message = service.err().message().unwrap_or_default();
-            let outcome = if status == 429 || code == "TooManyRequestsException" {
+    match hybridlab_provision::stack::error::service_fault(err) {
+        Some(fault) => {
+            let outcome = if fault.status == 429 || fault.code == "TooManyRequestsException" {
                 Outcome::Throttled
             } else {
                 Outcome::ClientError
             };
-            (outcome, Some(status), format!("{code}: {message}"))
+            let code = if fault.code.is_empty() {
+                "Unknown"
+            } else {
+                &fault.code
+            };
+            (
+                outcome,
+                Some(i32::from(fault.status)),
+                format!("{code}: {}", fault.message),
+            )
         }
-        other => (
+        None => (
             Outcome::ClientError,
             None,
-            format!("{}", DisplayErrorContext(other)),
+            format!("{}", DisplayErrorContext(err)),
         ),
     }
 }
@@ -309,37 +315,41 @@ fn without_retries(client: &aws_sdk_lambda::Client) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::from_conf(config)
 }
 
-/// The function `--function` names, or the proxy of the stack `--stack` names. A stack's
-/// function is checked to exist so "not deployed" is said plainly.
+/// The function `--function` names, or the proxy of the stack `--stack` names. The function is
+/// looked up first, so a function that does not exist, a stack that is not deployed or refused
+/// credentials are said in one line before anything is invoked or measured.
 pub async fn aim(target: &TargetArgs, args: &AimArgs) -> anyhow::Result<Aim> {
-    if let Some(function) = &args.function {
-        let clients = crate::stack::connect(target).await?;
-        return Ok(Aim {
-            lambda: without_retries(&clients.lambda),
-            clients,
-            function: function.to_owned(),
-            stack: None,
-        });
-    }
-    let lab = crate::lab::Lab::open(target, args.stack.as_deref()).await?;
-    lab.clients
+    let (clients, function, stack) = match &args.function {
+        Some(function) => (
+            crate::stack::connect(target).await?,
+            function.to_owned(),
+            None,
+        ),
+        None => {
+            let lab = crate::lab::Lab::open(target, args.stack.as_deref()).await?;
+            (lab.clients, lab.names.function, Some(lab.stack))
+        }
+    };
+    clients
         .lambda
         .get_function_configuration()
-        .function_name(&lab.names.function)
+        .function_name(&function)
         .send()
         .await
         .map_err(|err| {
-            lab.explain(
+            crate::lab::explain(
+                &clients,
+                stack.as_ref(),
                 "lambda:GetFunctionConfiguration",
-                &format!("the function {}", lab.names.function),
+                &format!("the function {function}"),
                 err,
             )
         })?;
     Ok(Aim {
-        lambda: without_retries(&lab.clients.lambda),
-        function: lab.names.function.clone(),
-        stack: Some(lab.stack.to_string()),
-        clients: lab.clients,
+        lambda: without_retries(&clients.lambda),
+        function,
+        stack: stack.map(|stack| stack.to_string()),
+        clients,
     })
 }
 

@@ -254,12 +254,24 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto on `127.0.0.1:port` (0 lets the OS choose), logging to `log`.
     pub fn start(install: &MotoInstall, port: u16, log: &Path) -> Result<Self, MotoError> {
+        Self::start_with_env(install, port, log, &[])
+    }
+
+    /// [`Self::start`] with extra environment for moto, such as its own settings
+    /// (`INITIAL_NO_AUTH_ACTION_COUNT=0` makes it check every request's credentials).
+    pub fn start_with_env(
+        install: &MotoInstall,
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, MotoError> {
         let log_file = File::create(log).map_err(|source| MotoError::CacheDir {
             path: log.to_path_buf(),
             source,
         })?;
         let mut child = Command::new(&install.python)
             .args(["-c", LAUNCHER, "127.0.0.1", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))

@@ -360,16 +360,16 @@ async fn bench_counts_throttles_and_function_errors_apart() {
     let ok = summary["ok"].as_u64().expect("ok");
     assert!(throttled > 0, "{summary}");
     assert!(ok > 0, "{summary}");
-    // Every invocation is counted under exactly one kind, and the counts are the samples'.
-    let counted: u64 = ok
-        + summary["errors"]
-            .as_object()
-            .expect("errors by kind")
-            .values()
-            .map(|n| n.as_u64().expect("a count"))
-            .sum::<u64>();
-    assert_eq!(counted, 12, "{summary}");
+    // A 300 ms function under a concurrency of 2 either runs or is throttled: anything else
+    // is a fault of the sandbox or the engine (two cold starts unpacking the new function's
+    // code at once once failed one of them), so its recorded error is shown.
     let samples = run["samples"].as_array().expect("samples");
+    let odd: Vec<&Value> = samples
+        .iter()
+        .filter(|s| s["outcome"] != "ok" && s["outcome"] != "throttled")
+        .collect();
+    assert!(odd.is_empty(), "neither ran nor throttled: {odd:?}");
+    assert_eq!(ok + throttled, 12, "{summary}");
     let throttled_samples = samples
         .iter()
         .filter(|s| s["outcome"] == "throttled")
@@ -486,6 +486,50 @@ async fn bad_input_is_one_line_and_a_non_zero_exit() {
     let line = refusal(&output);
     assert!(line.contains("cannot reach"), "{line}");
     assert!(line.contains("hybridlab sandbox"), "{line}");
+}
+
+/// Credentials the service refuses (expired, revoked, another account's) stop every command with
+/// one line that says what to do. moto checks credentials only when told to, so this test has
+/// its own moto that does: it refuses the sandbox's made-up keys as AWS refuses a stale token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_one_line_that_says_what_to_do() {
+    let moto = tokio::task::spawn_blocking(|| {
+        let install = hybridlab_provision::moto::ensure_installed(&mut |m| eprintln!("{m}"))
+            .expect("moto installs");
+        let log = tempdir("auth").join("moto.log");
+        hybridlab_provision::moto::MotoServer::start_with_env(
+            &install,
+            0,
+            &log,
+            &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")],
+        )
+        .expect("moto starts")
+    })
+    .await
+    .expect("no panic");
+    let endpoint = moto.endpoint();
+    let url = "http://example.com/a.jpg";
+    let commands: [&[&str]; 7] = [
+        &["invoke", "--function", "f", "--url", url],
+        &["bench", "--function", "f", "--url", url, "-n", "2"],
+        &["s3", "ls", "--stack", "abcd1234"],
+        &["db", "scan", "--stack", "abcd1234"],
+        &["logs", "--stack", "abcd1234"],
+        &["status"],
+        &["down", "--stack", "abcd1234"],
+    ];
+    for args in commands {
+        let output = hybridlab_async(&endpoint, args, &[]).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        let line = refusal(&output);
+        // Which service refuses first varies for commands that ask several at once, and each
+        // names the refusal its own way (InvalidClientTokenId, S3's InvalidAccessKeyId, EC2's
+        // AuthFailure).
+        assert!(
+            line.contains("credentials were refused") && line.contains("aws sso login"),
+            "{args:?}: {line}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,20 +210,21 @@ impl SignedInvoker {
 }
 
 /// The outcome and message of an error answer: `x-amzn-ErrorType` (`Code:` and more) and the
-/// JSON body's `message`/`Message`.
+/// JSON body's `message`/`Message`, or the `<Code>` and `<Message>` of an XML body (moto
+/// answers refused credentials in XML whatever the protocol).
 pub fn refusal(status: u16, error_type: Option<&str>, body: &[u8]) -> (Outcome, String) {
-    let code = error_type
-        .and_then(|value| value.split(':').next())
-        .unwrap_or("Unknown")
-        .to_owned();
-    let message = serde_json::from_slice::<serde_json::Value>(body)
+    let json_message = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|json| {
             json.get("message")
                 .or_else(|| json.get("Message"))
                 .and_then(|m| m.as_str().map(str::to_owned))
-        })
-        .unwrap_or_default();
+        });
+    let (code, message) = match error_type.and_then(|value| value.split(':').next()) {
+        Some(code) => (code.to_owned(), json_message.unwrap_or_default()),
+        None => hybridlab_provision::stack::error::xml_error(body)
+            .unwrap_or_else(|| ("Unknown".to_owned(), json_message.unwrap_or_default())),
+    };
     let outcome = if status == 429 || code == "TooManyRequestsException" {
         Outcome::Throttled
     } else {
@@ -275,5 +276,15 @@ mod tests {
         assert_eq!(outcome, Outcome::ClientError);
         assert_eq!(message, "ResourceNotFoundException: Function not found: f");
         assert_eq!(refusal(500, None, b"oops").1, "Unknown: ");
+        let (outcome, message) = refusal(
+            403,
+            None,
+            b"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>",
+        );
+        assert_eq!(outcome, Outcome::ClientError);
+        assert_eq!(
+            message,
+            "InvalidClientTokenId: The security token included in the request is invalid."
+        );
     }
 }

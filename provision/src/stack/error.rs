@@ -14,6 +14,10 @@ pub enum StackError {
         "no usable AWS credentials ({0}); run `aws configure` or `aws sso login`, or pass --profile"
     )]
     Credentials(String),
+    #[error(
+        "the AWS credentials were refused ({0}): they are expired, revoked or not for this account; run `aws sso login` or `aws configure`, or pass another --profile"
+    )]
+    CredentialsRefused(String),
     #[error("no AWS region is configured; pass --region or set AWS_REGION")]
     NoRegion,
     #[error("access denied to {action}: {message}; the caller's IAM policy must allow it")]
@@ -66,33 +70,92 @@ pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> boo
     }
 }
 
-/// Classifies an SDK error of `action` (an IAM action name such as `s3:CreateBucket`).
-pub fn sdk_error<E>(action: &str, err: SdkError<E, Response>) -> StackError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let code = code_of(&err).unwrap_or_default().to_owned();
-    let message = match &err {
-        SdkError::ServiceError(service) => service
-            .err()
-            .message()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{}", DisplayErrorContext(&err))),
-        _ => format!("{}", DisplayErrorContext(&err)),
+/// What a service answered to a failed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFault {
+    pub status: u16,
+    /// Empty when the answer carried none.
+    pub code: String,
+    pub message: String,
+}
+
+/// The status, code and message of a service's error answer, or `None` if there was no answer.
+/// The code is the SDK's, or, when the body was not in the protocol's format, the `<Code>` of
+/// an XML error body: moto answers a JSON-protocol service's refused credentials in XML, and a
+/// proxy in front of AWS may answer in anything.
+pub fn service_fault<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Option<ServiceFault> {
+    let SdkError::ServiceError(service) = err else {
+        return None;
     };
-    let credentials = matches!(
-        code.as_str(),
+    let status = service.raw().status().as_u16();
+    let parsed = (service.err().code(), service.err().message());
+    let (code, message) = match parsed {
+        (Some(code), message) => (code.to_owned(), message.unwrap_or_default().to_owned()),
+        (None, _) => service
+            .raw()
+            .body()
+            .bytes()
+            .and_then(xml_error)
+            .unwrap_or_default(),
+    };
+    Some(ServiceFault {
+        status,
+        code,
+        message,
+    })
+}
+
+/// The `<Code>` and `<Message>` of an XML error body (`<Error>` or `<ErrorResponse>`).
+pub fn xml_error(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_owned())
+    };
+    let code = element("Code").filter(|code| !code.is_empty())?;
+    Some((code, element("Message").unwrap_or_default()))
+}
+
+/// Whether a service error code means the caller's credentials were refused.
+pub fn is_credentials_refused(code: &str) -> bool {
+    matches!(
+        code,
         "ExpiredToken"
             | "ExpiredTokenException"
             | "InvalidClientTokenId"
             | "UnrecognizedClientException"
             | "SignatureDoesNotMatch"
             | "InvalidAccessKeyId"
+            | "InvalidSignatureException"
             | "AuthFailure"
-    ) || matches!(err, SdkError::ConstructionFailure(_))
-        && message.contains("credentials");
-    if credentials {
-        return StackError::Credentials(format!("{action}: {code} {message}"));
+    )
+}
+
+/// Classifies an SDK error of `action` (an IAM action name such as `s3:CreateBucket`).
+pub fn sdk_error<E>(action: &str, err: SdkError<E, Response>) -> StackError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let Some(fault) = service_fault(&err) else {
+        // No answer: the request could not be built (no credentials) or sent.
+        let message = format!("{}", DisplayErrorContext(&err));
+        if matches!(err, SdkError::ConstructionFailure(_)) && message.contains("credentials") {
+            return StackError::Credentials(format!("{action}: {message}"));
+        }
+        return StackError::Aws {
+            action: action.to_owned(),
+            message,
+        };
+    };
+    let ServiceFault {
+        status,
+        code,
+        message,
+    } = fault;
+    if is_credentials_refused(&code) {
+        return StackError::CredentialsRefused(format!("{action}: {code}: {message}"));
     }
     if code.contains("AccessDenied")
         || code == "UnauthorizedOperation"
@@ -110,10 +173,10 @@ where
             message,
         };
     }
-    let message = if code.is_empty() {
-        message
-    } else {
-        format!("{code}: {message}")
+    let message = match (code.is_empty(), message.is_empty()) {
+        (true, _) => format!("HTTP {status} without an error code"),
+        (false, true) => code,
+        (false, false) => format!("{code}: {message}"),
     };
     StackError::Aws {
         action: action.to_owned(),
@@ -138,6 +201,50 @@ mod tests {
             aws_smithy_types::body::SdkBody::empty(),
         );
         SdkError::service_error(CreateBucketError::generic(meta), raw)
+    }
+
+    /// An answer the SDK could not parse: no code in its metadata, only the raw body.
+    fn unparsed_error(status: u16, body: &str) -> SdkError<CreateBucketError, Response> {
+        let raw = Response::new(
+            status.try_into().expect("a status code"),
+            aws_smithy_types::body::SdkBody::from(body.to_owned()),
+        );
+        SdkError::service_error(
+            CreateBucketError::generic(ErrorMetadata::builder().build()),
+            raw,
+        )
+    }
+
+    #[test]
+    fn refused_credentials_are_recognised_in_an_xml_body_the_sdk_did_not_parse() {
+        // What moto answers a JSON-protocol service (Lambda, DynamoDB) when it checks credentials.
+        let refused = sdk_error(
+            "lambda:ListFunctions",
+            unparsed_error(
+                403,
+                "<?xml version=\"1.0\"?>\n<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>",
+            ),
+        );
+        assert!(
+            matches!(refused, StackError::CredentialsRefused(_)),
+            "{refused:?}"
+        );
+        let text = refused.to_string();
+        assert!(
+            text.contains("InvalidClientTokenId")
+                && text.contains("aws sso login")
+                && !text.contains('\n'),
+            "{text}"
+        );
+        // Nothing to read at all: the status says what little is known, on one line.
+        let bare = sdk_error(
+            "lambda:ListFunctions",
+            unparsed_error(403, "<html>no</html>"),
+        );
+        assert_eq!(
+            bare.to_string(),
+            "lambda:ListFunctions failed: HTTP 403 without an error code"
+        );
     }
 
     #[test]
@@ -179,7 +286,10 @@ mod tests {
             "s3:CreateBucket",
             service_error(400, "ExpiredToken", "The provided token has expired."),
         );
-        assert!(matches!(expired, StackError::Credentials(_)), "{expired:?}");
+        assert!(
+            matches!(expired, StackError::CredentialsRefused(_)),
+            "{expired:?}"
+        );
         assert!(expired.to_string().contains("aws sso login"));
     }
 

@@ -320,16 +320,19 @@ impl Run<'_> {
             Ok(_) => true,
             Err(err) if is_not_found(&err) => false,
             Err(err) => {
-                return Err(match &err {
-                    aws_sdk_s3::error::SdkError::ServiceError(service)
-                        if service.raw().status().as_u16() == 403 =>
-                    {
-                        StackError::Invalid(format!(
-                            "the bucket name {name} belongs to another account; bring up a new stack (`hybridlab up` without --stack)"
-                        ))
-                    }
-                    _ => sdk_error("s3:ListBucket", err),
-                });
+                let forbidden = matches!(&err, aws_sdk_s3::error::SdkError::ServiceError(service)
+                        if service.raw().status().as_u16() == 403);
+                if !forbidden {
+                    return Err(sdk_error("s3:ListBucket", err));
+                }
+                // A HEAD answer has no body to say why. Listing one's own buckets tells refused
+                // credentials (which fail it too, with a code) from a name someone else owns.
+                if let Err(err) = s3.list_buckets().max_buckets(1).send().await {
+                    return Err(sdk_error("s3:ListAllMyBuckets", err));
+                }
+                return Err(StackError::Invalid(format!(
+                    "the bucket name {name} belongs to another account; bring up a new stack (`hybridlab up` without --stack)"
+                )));
             }
         };
         if !existed {
