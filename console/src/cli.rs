@@ -14,6 +14,11 @@ pub struct Cli {
 
     #[command(flatten)]
     pub target: TargetArgs,
+
+    /// The stack the console selects first (with no subcommand; each subcommand has its own
+    /// --stack).
+    #[arg(long, value_name = "ID")]
+    pub stack: Option<String>,
 }
 
 /// Where the stack lives: the local sandbox unless `--aws`.

@@ -1,6 +1,6 @@
 //! The `hybridlab` command line and operator console: every action is a function here that a
-//! subcommand calls (and, later, the console). So far: the sandbox's controls, and `up`,
-//! `down` and `status` for the lab's stack.
+//! subcommand calls and the console (`tui`) reuses: the sandbox's controls, `up`, `down`,
+//! `status`, `invoke`, `bench`, `report`, `logs`, `s3` and `db`.
 
 pub mod bench;
 pub mod cli;
@@ -14,6 +14,7 @@ pub mod report;
 pub mod s3;
 mod sandbox;
 mod stack;
+pub mod tui;
 pub mod units;
 
 use std::process::ExitCode;
@@ -26,14 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        None => {
-            eprintln!(
-                "hybridlab: the operator console is not built yet.\n\
-                 What runs today: `hybridlab sandbox` (the local AWS-compatible endpoint with\n\
-                 Lambda and EC2 compute), and the tests (`cargo test --workspace`)."
-            );
-            Ok(ExitCode::FAILURE)
-        }
+        None => runtime.block_on(tui::run(&cli.target, cli.stack)),
         Some(Command::Sandbox(args)) => match args.action {
             None => runtime.block_on(sandbox::start(args.port, args.detach, args.concurrency)),
             Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),

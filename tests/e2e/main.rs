@@ -7,6 +7,7 @@ mod cli_data;
 mod cli_logs;
 mod cli_report;
 mod common;
+mod console;
 mod lambda_proxy;
 mod sandbox_cli;
 mod sandbox_ec2;

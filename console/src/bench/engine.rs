@@ -54,6 +54,8 @@ pub struct Progress {
     pub warming: AtomicBool,
     /// Set to stop issuing; invocations in flight still finish and are recorded.
     pub stop: AtomicBool,
+    /// Receives a copy of each measured sample as it completes (the console plots them live).
+    pub live: Option<tokio::sync::mpsc::UnboundedSender<Sample>>,
 }
 
 /// Anything that can perform one invocation: the SDK in real use, a closure in tests.
@@ -113,6 +115,9 @@ fn record(progress: &Progress, sample: &Sample) {
     progress.done.fetch_add(1, Ordering::Relaxed);
     if sample.outcome != Outcome::Ok {
         progress.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(live) = &progress.live {
+        let _ = live.send(sample.clone());
     }
 }
 

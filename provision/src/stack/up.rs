@@ -110,7 +110,21 @@ pub async fn up(
     };
     let names = &run.names;
 
-    let (artifacts, (), (), (), (), (), lambda_role, instance_profile, security_group, image) = tokio::try_join!(
+    // Every step of a wave runs to its end even when one fails: a request already sent may
+    // still create its resource, and it must be in the state file when `up` returns, not
+    // appear behind it (`down` would still find it by name and tag, but later).
+    let (
+        artifacts,
+        images_bucket,
+        artifacts_bucket,
+        table,
+        function_log_group,
+        server_log_group,
+        lambda_role,
+        instance_profile,
+        security_group,
+        image,
+    ) = tokio::join!(
         run.step(Step::Build, "", run.build(&options.artifacts)),
         run.step(
             Step::ImagesBucket,
@@ -141,7 +155,15 @@ pub async fn up(
             run.security_group()
         ),
         run.step(Step::Image, "", run.image()),
-    )?;
+    );
+    let artifacts = artifacts?;
+    images_bucket?;
+    artifacts_bucket?;
+    table?;
+    function_log_group?;
+    server_log_group?;
+    let (lambda_role, instance_profile, security_group, image) =
+        (lambda_role?, instance_profile?, security_group?, image?);
     let token = run
         .step(
             Step::ServerArtifacts,
@@ -156,14 +178,16 @@ pub async fn up(
             run.instance(&image, &security_group, &instance_profile),
         )
         .await?;
-    let ((), function_arn) = tokio::try_join!(
+    let (server_health, function_arn) = tokio::join!(
         run.step(Step::ServerHealth, &endpoint, run.server_health(&endpoint)),
         run.step(
             Step::Function,
             &names.function,
             run.function(&lambda_role, &artifacts, &endpoint, &token)
         ),
-    )?;
+    );
+    server_health?;
+    let function_arn = function_arn?;
 
     let state = run
         .state

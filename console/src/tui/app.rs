@@ -1,0 +1,583 @@
+//! The console's state and what each key does to it. Plain data and functions: the event loop
+//! feeds keys and background results in, the view draws whatever is here, and tests drive both
+//! without a terminal or a network.
+
+use hdrhistogram::Histogram;
+use hybridlab_provision::stack::StackStatus;
+
+use crate::bench::model::{Outcome, Sample};
+use crate::bench::stats::new_histogram;
+
+/// The console's views, in the order of their number keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Stack,
+    Invoke,
+    Logs,
+    S3,
+    Db,
+}
+
+impl Tab {
+    pub const ALL: [Self; 5] = [Self::Stack, Self::Invoke, Self::Logs, Self::S3, Self::Db];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Stack => "Stack",
+            Self::Invoke => "Invoke",
+            Self::Logs => "Logs",
+            Self::S3 => "S3",
+            Self::Db => "DynamoDB",
+        }
+    }
+
+    /// The tab a `:` command names (`:stack`, `:invoke`, `:logs`, `:s3`, `:db`).
+    pub fn from_command(command: &str) -> Option<Self> {
+        match command.trim().to_ascii_lowercase().as_str() {
+            "stack" | "st" => Some(Self::Stack),
+            "invoke" | "inv" | "bench" => Some(Self::Invoke),
+            "logs" | "log" => Some(Self::Logs),
+            "s3" => Some(Self::S3),
+            "db" | "dynamodb" | "ddb" => Some(Self::Db),
+            _ => None,
+        }
+    }
+}
+
+/// A key, reduced to what the console distinguishes (the event loop translates crossterm's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Char(char),
+    Enter,
+    Esc,
+    Backspace,
+    Up,
+    Down,
+    Tab,
+    CtrlC,
+}
+
+/// Work the event loop must start in the background: nothing here touches the network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    RefreshStacks,
+    /// A burst against the proxy of `stack` (the one selected in the Stack view, if any).
+    StartBurst {
+        settings: BurstSettings,
+        stack: Option<String>,
+    },
+    StopBurst,
+    Quit,
+}
+
+/// How the status line reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Error,
+}
+
+/// What a background task reports back.
+#[derive(Debug)]
+pub enum Update {
+    /// The target's stacks and each one's resources.
+    Stacks(Result<Vec<StackStatus>, String>),
+    /// The function a burst invokes, once it is resolved.
+    BurstStarted {
+        function: String,
+    },
+    Sample(Box<Sample>),
+    BurstDone {
+        error: Option<String>,
+    },
+}
+
+/// A burst's shape, set from the keyboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstSettings {
+    pub invocations: u64,
+    pub concurrency: usize,
+    /// The image URL sent to the lab's proxy function.
+    pub image_url: String,
+}
+
+/// One burst as it runs: everything the Invoke view plots.
+#[derive(Debug, Clone)]
+pub struct LiveRun {
+    pub settings: BurstSettings,
+    pub function: Option<String>,
+    /// Client latency of every invocation, in microseconds.
+    pub latency: Histogram<u64>,
+    pub counts: [u64; Outcome::ALL.len()],
+    pub cold_starts: u64,
+    /// Completed invocations in each second since the start.
+    pub per_second: Vec<u64>,
+    pub samples: Vec<Sample>,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+impl LiveRun {
+    pub fn new(settings: BurstSettings) -> Self {
+        Self {
+            settings,
+            function: None,
+            latency: new_histogram(),
+            counts: [0; Outcome::ALL.len()],
+            cold_starts: 0,
+            per_second: Vec::new(),
+            samples: Vec::new(),
+            finished: false,
+            error: None,
+        }
+    }
+
+    pub fn record(&mut self, sample: Sample) {
+        let _ = self.latency.record(sample.latency_us().max(1));
+        if let Some(at) = Outcome::ALL.iter().position(|o| *o == sample.outcome) {
+            self.counts[at] += 1;
+        }
+        if sample
+            .lambda
+            .as_ref()
+            .is_some_and(|report| report.init_duration_ms.is_some())
+        {
+            self.cold_starts += 1;
+        }
+        let second = (sample.done_us / 1_000_000) as usize;
+        if self.per_second.len() <= second {
+            self.per_second.resize(second + 1, 0);
+        }
+        self.per_second[second] += 1;
+        self.samples.push(sample);
+    }
+
+    pub fn done(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        Outcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |at| self.counts[at])
+    }
+
+    /// Invocations a second over the run so far.
+    pub fn throughput(&self) -> f64 {
+        let elapsed_us = self.samples.iter().map(|s| s.done_us).max().unwrap_or(0);
+        if elapsed_us == 0 {
+            return 0.0;
+        }
+        self.done() as f64 / (elapsed_us as f64 / 1e6)
+    }
+}
+
+/// The Invoke view's state.
+#[derive(Debug, Clone)]
+pub struct InvokePane {
+    pub settings: BurstSettings,
+    /// Set while the image URL is being typed.
+    pub editing_url: Option<String>,
+    pub current: Option<LiveRun>,
+    /// The run before, kept for comparison.
+    pub previous: Option<LiveRun>,
+}
+
+impl InvokePane {
+    pub fn running(&self) -> bool {
+        self.current.as_ref().is_some_and(|run| !run.finished)
+    }
+}
+
+/// The Stack view's state.
+#[derive(Debug, Clone, Default)]
+pub struct StackPane {
+    pub stacks: Vec<StackStatus>,
+    pub selected: usize,
+    pub loading: bool,
+    /// The stack to select once the list is read (`hybridlab --stack ID`).
+    pub preferred: Option<String>,
+}
+
+/// Everything the console shows.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The target, always in the header: `LOCAL SANDBOX (http://...)` or `AWS <region>`.
+    pub target: String,
+    pub on_aws: bool,
+    pub tab: Tab,
+    pub stack: StackPane,
+    pub invoke: InvokePane,
+    pub status: Option<(Severity, String)>,
+    pub help: bool,
+    /// The `:` command being typed.
+    pub command: Option<String>,
+    pub quit: bool,
+}
+
+/// The limits the keyboard can set a burst to.
+const MAX_INVOCATIONS: u64 = 1_000_000;
+const MAX_CONCURRENCY: usize = 256;
+
+impl App {
+    pub fn new(target: String, on_aws: bool, image_url: String) -> Self {
+        Self {
+            target,
+            on_aws,
+            tab: Tab::Stack,
+            stack: StackPane::default(),
+            invoke: InvokePane {
+                settings: BurstSettings {
+                    invocations: 100,
+                    concurrency: 4,
+                    image_url,
+                },
+                editing_url: None,
+                current: None,
+                previous: None,
+            },
+            status: None,
+            help: false,
+            command: None,
+            quit: false,
+        }
+    }
+
+    fn say(&mut self, severity: Severity, text: impl Into<String>) {
+        self.status = Some((severity, text.into()));
+    }
+
+    /// What `key` does; the action, if any, is for the event loop to start.
+    pub fn on_key(&mut self, key: Key) -> Option<Action> {
+        if key == Key::CtrlC {
+            return self.request_quit();
+        }
+        if let Some(line) = self.command.as_mut() {
+            match key {
+                Key::Char(c) => line.push(c),
+                Key::Backspace => {
+                    line.pop();
+                }
+                Key::Esc => self.command = None,
+                Key::Enter => {
+                    let line = self.command.take().unwrap_or_default();
+                    return self.run_command(&line);
+                }
+                _ => {}
+            }
+            return None;
+        }
+        if let Some(url) = self.invoke.editing_url.as_mut() {
+            match key {
+                Key::Char(c) => url.push(c),
+                Key::Backspace => {
+                    url.pop();
+                }
+                Key::Esc => self.invoke.editing_url = None,
+                Key::Enter => {
+                    let url = self.invoke.editing_url.take().unwrap_or_default();
+                    self.invoke.settings.image_url = url.trim().to_owned();
+                    self.say(Severity::Info, "image URL set");
+                }
+                _ => {}
+            }
+            return None;
+        }
+        if self.help {
+            if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
+                self.help = false;
+            }
+            return None;
+        }
+        match key {
+            Key::Char('q') => return self.request_quit(),
+            Key::Char('?') => self.help = true,
+            Key::Char(':') => self.command = Some(String::new()),
+            Key::Char(digit @ '1'..='5') => {
+                self.tab = Tab::ALL[digit as usize - '1' as usize];
+            }
+            Key::Tab => {
+                let at = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                self.tab = Tab::ALL[(at + 1) % Tab::ALL.len()];
+            }
+            _ => return self.on_tab_key(key),
+        }
+        None
+    }
+
+    fn on_tab_key(&mut self, key: Key) -> Option<Action> {
+        match (self.tab, key) {
+            (Tab::Stack, Key::Char('r')) => {
+                self.stack.loading = true;
+                Some(Action::RefreshStacks)
+            }
+            (Tab::Stack, Key::Up) => {
+                self.stack.selected = self.stack.selected.saturating_sub(1);
+                None
+            }
+            (Tab::Stack, Key::Down) => {
+                let last = self.stack.stacks.len().saturating_sub(1);
+                self.stack.selected = (self.stack.selected + 1).min(last);
+                None
+            }
+            (Tab::Invoke, Key::Char('+')) => {
+                let n = &mut self.invoke.settings.invocations;
+                *n = (*n * 10).min(MAX_INVOCATIONS);
+                None
+            }
+            (Tab::Invoke, Key::Char('-')) => {
+                let n = &mut self.invoke.settings.invocations;
+                *n = (*n / 10).max(1);
+                None
+            }
+            (Tab::Invoke, Key::Char(']')) => {
+                let c = &mut self.invoke.settings.concurrency;
+                *c = (*c * 2).min(MAX_CONCURRENCY);
+                None
+            }
+            (Tab::Invoke, Key::Char('[')) => {
+                let c = &mut self.invoke.settings.concurrency;
+                *c = (*c / 2).max(1);
+                None
+            }
+            (Tab::Invoke, Key::Char('e')) => {
+                self.invoke.editing_url = Some(self.invoke.settings.image_url.clone());
+                None
+            }
+            (Tab::Invoke, Key::Char('i')) => self.start_burst(1, 1),
+            (Tab::Invoke, Key::Enter | Key::Char('b')) => {
+                let settings = &self.invoke.settings;
+                self.start_burst(settings.invocations, settings.concurrency)
+            }
+            (Tab::Invoke, Key::Char('x')) if self.invoke.running() => {
+                self.say(Severity::Info, "stopping: invocations in flight finish");
+                Some(Action::StopBurst)
+            }
+            _ => None,
+        }
+    }
+
+    fn start_burst(&mut self, invocations: u64, concurrency: usize) -> Option<Action> {
+        if self.invoke.running() {
+            self.say(
+                Severity::Error,
+                "a burst is running; wait for it or stop it with x",
+            );
+            return None;
+        }
+        if self.invoke.settings.image_url.is_empty() {
+            self.say(
+                Severity::Error,
+                "no image URL: press e and type one (http://... or https://...)",
+            );
+            return None;
+        }
+        let settings = BurstSettings {
+            invocations,
+            concurrency,
+            image_url: self.invoke.settings.image_url.clone(),
+        };
+        if let Some(finished) = self.invoke.current.take() {
+            self.invoke.previous = Some(finished);
+        }
+        self.invoke.current = Some(LiveRun::new(settings.clone()));
+        self.status = None;
+        let stack = self
+            .stack
+            .stacks
+            .get(self.stack.selected)
+            .map(|status| status.stack.to_string());
+        Some(Action::StartBurst { settings, stack })
+    }
+
+    fn run_command(&mut self, line: &str) -> Option<Action> {
+        let line = line.trim();
+        if matches!(line, "q" | "quit") {
+            return self.request_quit();
+        }
+        match Tab::from_command(line) {
+            Some(tab) => self.tab = tab,
+            None => self.say(
+                Severity::Error,
+                format!("unknown command :{line}; try :stack :invoke :logs :s3 :db :quit"),
+            ),
+        }
+        None
+    }
+
+    fn request_quit(&mut self) -> Option<Action> {
+        self.quit = true;
+        Some(Action::Quit)
+    }
+
+    /// Folds a background result into the state.
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::Stacks(Ok(stacks)) => {
+                self.stack.stacks = stacks;
+                if let Some(preferred) = self.stack.preferred.take() {
+                    match self
+                        .stack
+                        .stacks
+                        .iter()
+                        .position(|s| s.stack.as_str() == preferred)
+                    {
+                        Some(at) => self.stack.selected = at,
+                        None => self.say(
+                            Severity::Error,
+                            format!("no stack `{preferred}` on this target; press r to read again"),
+                        ),
+                    }
+                }
+                self.stack.selected = self
+                    .stack
+                    .selected
+                    .min(self.stack.stacks.len().saturating_sub(1));
+                self.stack.loading = false;
+            }
+            Update::Stacks(Err(err)) => {
+                self.stack.loading = false;
+                self.say(Severity::Error, err);
+            }
+            Update::BurstStarted { function } => {
+                if let Some(run) = self.invoke.current.as_mut() {
+                    run.function = Some(function);
+                }
+            }
+            Update::Sample(sample) => {
+                if let Some(run) = self.invoke.current.as_mut() {
+                    run.record(*sample);
+                }
+            }
+            Update::BurstDone { error } => {
+                if let Some(run) = self.invoke.current.as_mut() {
+                    run.finished = true;
+                    run.error = error.clone();
+                }
+                match error {
+                    Some(err) => self.say(Severity::Error, err),
+                    None => self.say(Severity::Info, "burst finished"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App::new(
+            "LOCAL SANDBOX (http://127.0.0.1:4566)".into(),
+            false,
+            "http://127.0.0.1:8000/cat.jpg".into(),
+        )
+    }
+
+    fn sample(seq: u64, latency_us: u64, outcome: Outcome) -> Sample {
+        Sample {
+            seq,
+            intended_us: seq * 1000,
+            sent_us: seq * 1000,
+            done_us: seq * 1000 + latency_us,
+            outcome,
+            lambda: None,
+            ec2_ms: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn number_keys_tab_and_commands_switch_views() {
+        let mut app = app();
+        app.on_key(Key::Char('2'));
+        assert_eq!(app.tab, Tab::Invoke);
+        app.on_key(Key::Tab);
+        assert_eq!(app.tab, Tab::Logs);
+        for c in ":db".chars() {
+            app.on_key(Key::Char(c));
+        }
+        assert_eq!(app.on_key(Key::Enter), None);
+        assert_eq!(app.tab, Tab::Db);
+        for c in ":nope".chars() {
+            app.on_key(Key::Char(c));
+        }
+        app.on_key(Key::Enter);
+        assert!(matches!(&app.status, Some((Severity::Error, text)) if text.contains(":nope")));
+        assert_eq!(app.on_key(Key::Char('q')), Some(Action::Quit));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn help_swallows_keys_until_closed() {
+        let mut app = app();
+        app.on_key(Key::Char('?'));
+        assert!(app.help);
+        app.on_key(Key::Char('2'));
+        assert_eq!(app.tab, Tab::Stack, "keys do not leak through the help");
+        app.on_key(Key::Esc);
+        assert!(!app.help);
+    }
+
+    #[test]
+    fn a_burst_is_shaped_from_the_keyboard_and_keeps_the_previous_run() {
+        let mut app = app();
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Char('+'));
+        app.on_key(Key::Char(']'));
+        let Some(Action::StartBurst { settings, stack }) = app.on_key(Key::Enter) else {
+            panic!("Enter starts a burst");
+        };
+        assert_eq!((settings.invocations, settings.concurrency), (1000, 8));
+        assert_eq!(
+            stack, None,
+            "no stack read yet: the target's only one is used"
+        );
+        assert_eq!(app.on_key(Key::Enter), None, "one burst at a time");
+        app.apply(Update::Sample(Box::new(sample(0, 2000, Outcome::Ok))));
+        app.apply(Update::Sample(Box::new(sample(
+            1,
+            4000,
+            Outcome::Throttled,
+        ))));
+        app.apply(Update::BurstDone { error: None });
+        let first = app.invoke.current.clone().expect("a run");
+        assert_eq!(first.done(), 2);
+        assert_eq!(first.count(Outcome::Throttled), 1);
+        assert!(matches!(
+            app.on_key(Key::Char('i')),
+            Some(Action::StartBurst { settings, .. }) if settings.invocations == 1
+        ));
+        assert_eq!(app.invoke.previous.as_ref().map(LiveRun::done), Some(2));
+    }
+
+    #[test]
+    fn the_url_is_edited_in_place_and_an_empty_one_is_refused() {
+        let mut app = app();
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Char('e'));
+        for _ in 0..100 {
+            app.on_key(Key::Backspace);
+        }
+        app.on_key(Key::Char('q'));
+        assert!(!app.quit, "q is typed into the URL, not a quit");
+        app.on_key(Key::Backspace);
+        app.on_key(Key::Enter);
+        assert_eq!(app.invoke.settings.image_url, "");
+        assert_eq!(app.on_key(Key::Enter), None);
+        assert!(matches!(&app.status, Some((Severity::Error, text)) if text.contains("image URL")));
+    }
+
+    #[test]
+    fn throughput_counts_completions_over_elapsed_time() {
+        let mut run = LiveRun::new(app().invoke.settings);
+        for seq in 0..10 {
+            run.record(sample(seq * 100, 1000, Outcome::Ok));
+        }
+        // The last completes at 900 ms + 1 ms: ten in 0.901 s.
+        assert!((run.throughput() - 10.0 / 0.901).abs() < 1e-6);
+        assert_eq!(run.per_second, vec![10]);
+    }
+}

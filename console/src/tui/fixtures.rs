@@ -1,0 +1,136 @@
+//! Recorded console states for the rendering tests: a deployed stack, and a burst under way
+//! beside a finished one. Deterministic, so every snapshot draws the same.
+
+use hybridlab_provision::stack::cost::CostEstimate;
+use hybridlab_provision::stack::status::{InstanceStatus, ResourceStatus, ServerStatus};
+use hybridlab_provision::stack::{ResourceKind, StackId, StackStatus};
+
+use super::app::{App, BurstSettings, LiveRun, Tab, Update};
+use crate::bench::model::{Outcome, Sample};
+use crate::lambda_log::Report;
+
+fn app() -> App {
+    App::new(
+        "LOCAL SANDBOX (http://127.0.0.1:4566)".into(),
+        false,
+        "http://127.0.0.1:8000/cat.jpg".into(),
+    )
+}
+
+fn stack_status() -> StackStatus {
+    let resource = |kind, name: &str, state: &str| ResourceStatus {
+        kind,
+        name: name.to_owned(),
+        state: state.to_owned(),
+    };
+    StackStatus {
+        stack: StackId::parse("k3x9q2ma").expect("a valid id"),
+        target: "local sandbox (http://127.0.0.1:4566)".into(),
+        region: "us-east-1".into(),
+        created_at: Some("2026-11-23T10:00:00Z".into()),
+        resources: vec![
+            resource(ResourceKind::Bucket, "hybridlab-images-k3x9q2ma", "present"),
+            resource(
+                ResourceKind::Bucket,
+                "hybridlab-artifacts-k3x9q2ma",
+                "present",
+            ),
+            resource(ResourceKind::Table, "hybridlab-images-k3x9q2ma", "ACTIVE"),
+            resource(ResourceKind::Function, "hybridlab-proxy-k3x9q2ma", "Active"),
+            resource(ResourceKind::Instance, "i-0a1b2c3d4e5f", "running"),
+            resource(
+                ResourceKind::LogGroup,
+                "/hybridlab/k3x9q2ma/ec2-server",
+                "missing",
+            ),
+        ],
+        instance: Some(InstanceStatus {
+            id: "i-0a1b2c3d4e5f".into(),
+            state: "running".into(),
+            instance_type: "t3.micro".into(),
+            uptime_s: 1_930,
+            ttl_left_s: Some(5_270),
+        }),
+        server: Some(ServerStatus {
+            endpoint: "http://127.0.0.1:40123".into(),
+            healthy: true,
+            detail: serde_json::json!({"status": "ok"}),
+        }),
+        cost: CostEstimate {
+            per_hour_usd: 0.0104,
+            so_far_usd: 0.0056,
+            basis: "t3.micro on-demand us-east-1".into(),
+        },
+    }
+}
+
+pub fn app_with_stack() -> App {
+    let mut app = app();
+    let mut second = stack_status();
+    second.stack = StackId::parse("zz81pp0c").expect("a valid id");
+    second
+        .resources
+        .iter_mut()
+        .for_each(|r| r.state = "missing".into());
+    second.instance = None;
+    second.server = None;
+    app.apply(Update::Stacks(Ok(vec![stack_status(), second])));
+    app
+}
+
+/// A sample `seq` of a run: latencies spread from 2 to about 40 ms, every 50th a throttle,
+/// the first four cold.
+fn sample(seq: u64, scale: u64) -> Sample {
+    let latency_us = 2_000 + (seq * 7_919 % 97) * 300 * scale / 10;
+    let outcome = if seq % 50 == 49 {
+        Outcome::Throttled
+    } else {
+        Outcome::Ok
+    };
+    Sample {
+        seq,
+        intended_us: seq * 400,
+        sent_us: seq * 400,
+        done_us: seq * 400 + latency_us,
+        outcome,
+        lambda: (outcome == Outcome::Ok).then(|| Report {
+            request_id: format!("req-{seq}"),
+            duration_ms: latency_us as f64 / 1000.0 - 0.5,
+            billed_duration_ms: (latency_us / 1000 + 1) as f64,
+            memory_size_mb: 128,
+            max_memory_used_mb: 21,
+            init_duration_ms: (seq < 4).then_some(1.5),
+            status: None,
+        }),
+        ec2_ms: None,
+        error: None,
+    }
+}
+
+pub fn app_with_bursts() -> App {
+    let mut app = app();
+    app.tab = Tab::Invoke;
+    let settings = BurstSettings {
+        invocations: 5_000,
+        concurrency: 8,
+        image_url: "http://127.0.0.1:8000/cat.jpg".into(),
+    };
+    let mut previous = LiveRun::new(BurstSettings {
+        invocations: 1_000,
+        ..settings.clone()
+    });
+    for seq in 0..1_000 {
+        previous.record(sample(seq, 12));
+    }
+    previous.finished = true;
+    previous.function = Some("hybridlab-proxy-k3x9q2ma".into());
+    app.invoke.settings = settings.clone();
+    let mut current = LiveRun::new(settings);
+    current.function = Some("hybridlab-proxy-k3x9q2ma".into());
+    for seq in 0..3_000 {
+        current.record(sample(seq, 10));
+    }
+    app.invoke.previous = Some(previous);
+    app.invoke.current = Some(current);
+    app
+}

@@ -1,0 +1,226 @@
+//! The operator console: `hybridlab` with no subcommand. A ratatui screen over the same
+//! library the subcommands use; every AWS call runs in a task and reports back through a
+//! channel, so the screen keeps redrawing (20 times a second) whatever the network does.
+
+pub mod app;
+#[cfg(test)]
+mod fixtures;
+pub mod view;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use futures::StreamExt as _;
+use hybridlab_provision::stack::{StackClients, Target, list_stacks, status};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use self::app::{Action, App, BurstSettings, Key, Update};
+use self::view::Palette;
+use crate::bench::engine::{self, BenchPlan, Progress};
+use crate::bench::model::LoadShape;
+use crate::bench::signed::SignedInvoker;
+use crate::cli::TargetArgs;
+
+/// One frame every 50 ms at least: 20 a second while anything changes.
+const FRAME: Duration = Duration::from_millis(50);
+/// How often the Stack view reads the stacks again by itself.
+const STACK_REFRESH: Duration = Duration::from_secs(15);
+
+/// Runs the console until the user quits. The terminal is restored on every way out,
+/// a panic included (`ratatui::init` installs the hook).
+pub async fn run(target: &TargetArgs, stack: Option<String>) -> anyhow::Result<ExitCode> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the console needs a terminal; in scripts use the subcommands (`hybridlab --help`), each with --json"
+        );
+    }
+    let clients = crate::stack::connect(target).await?;
+    let (header, on_aws) = match &clients.target {
+        Target::Sandbox { endpoint } => (format!("LOCAL SANDBOX ({endpoint})"), false),
+        Target::Aws { .. } => (clients.describe().to_uppercase(), true),
+    };
+    let image_url = std::env::var("HYBRIDLAB_IMAGE_URL").unwrap_or_default();
+    let mut app = App::new(header, on_aws, image_url);
+    app.stack.preferred = stack;
+    let palette = Palette::new(std::env::var_os("NO_COLOR").is_none());
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, &mut app, clients, palette).await;
+    ratatui::restore();
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    clients: StackClients,
+    palette: Palette,
+) -> anyhow::Result<()> {
+    let (updates_sender, mut updates) = unbounded_channel();
+    let mut events = EventStream::new();
+    let mut frame = tokio::time::interval(FRAME);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut refresh = tokio::time::interval(STACK_REFRESH);
+    let mut burst: Option<Arc<Progress>> = None;
+    loop {
+        terminal
+            .draw(|frame| view::draw(frame, app, palette))
+            .context("drawing the console")?;
+        tokio::select! {
+            _ = frame.tick() => {}
+            _ = refresh.tick() => {
+                app.stack.loading = true;
+                spawn_refresh(&clients, &updates_sender);
+            }
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    let action = translate(key).and_then(|key| app.on_key(key));
+                    match action {
+                        Some(Action::Quit) => break,
+                        Some(Action::RefreshStacks) => spawn_refresh(&clients, &updates_sender),
+                        Some(Action::StartBurst { settings, stack }) => {
+                            let progress = Arc::new(Progress {
+                                live: Some(sample_forwarder(&updates_sender)),
+                                ..Progress::default()
+                            });
+                            burst = Some(progress.clone());
+                            tokio::spawn(run_burst(
+                                clients.clone(),
+                                stack,
+                                settings,
+                                progress,
+                                updates_sender.clone(),
+                            ));
+                        }
+                        Some(Action::StopBurst) => {
+                            if let Some(progress) = &burst {
+                                progress.stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err).context("reading the terminal"),
+                None => break,
+            },
+            Some(update) = updates.recv() => {
+                app.apply(update);
+                // Samples come by the thousand a second: fold in all that wait, draw once.
+                while let Ok(update) = updates.try_recv() {
+                    app.apply(update);
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+    }
+    if let Some(progress) = burst {
+        progress.stop.store(true, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// The console's key for a terminal key press, if it uses it.
+fn translate(key: KeyEvent) -> Option<Key> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return matches!(key.code, KeyCode::Char('c')).then_some(Key::CtrlC);
+    }
+    Some(match key.code {
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Backspace => Key::Backspace,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Tab => Key::Tab,
+        _ => return None,
+    })
+}
+
+fn spawn_refresh(clients: &StackClients, updates: &UnboundedSender<Update>) {
+    let clients = clients.clone();
+    let updates = updates.clone();
+    tokio::spawn(async move {
+        let _ = updates.send(Update::Stacks(read_stacks(&clients).await));
+    });
+}
+
+/// Every stack on the target with the state of each resource.
+async fn read_stacks(
+    clients: &StackClients,
+) -> Result<Vec<hybridlab_provision::stack::StackStatus>, String> {
+    let ids = list_stacks(clients)
+        .await
+        .map_err(|err| format!("reading the stacks: {err}"))?;
+    let mut stacks = Vec::with_capacity(ids.len());
+    for id in ids {
+        stacks.push(
+            status(clients, &id)
+                .await
+                .map_err(|err| format!("reading stack {id}: {err}"))?,
+        );
+    }
+    Ok(stacks)
+}
+
+/// A sender the engine feeds samples into, forwarding each to the console as an update.
+fn sample_forwarder(
+    updates: &UnboundedSender<Update>,
+) -> UnboundedSender<crate::bench::model::Sample> {
+    let (sender, mut samples) = unbounded_channel();
+    let updates = updates.clone();
+    tokio::spawn(async move {
+        while let Some(sample) = samples.recv().await {
+            if updates.send(Update::Sample(Box::new(sample))).is_err() {
+                break;
+            }
+        }
+    });
+    sender
+}
+
+/// One burst against the stack's proxy function, with the bench's engine and invoker.
+async fn run_burst(
+    clients: StackClients,
+    stack: Option<String>,
+    settings: BurstSettings,
+    progress: Arc<Progress>,
+    updates: UnboundedSender<Update>,
+) {
+    let error = burst(clients, stack, settings, progress, &updates)
+        .await
+        .err()
+        .map(|err| format!("{err:#}"));
+    let _ = updates.send(Update::BurstDone { error });
+}
+
+async fn burst(
+    clients: StackClients,
+    stack: Option<String>,
+    settings: BurstSettings,
+    progress: Arc<Progress>,
+    updates: &UnboundedSender<Update>,
+) -> anyhow::Result<()> {
+    let payload = crate::invoke::url_payload(&settings.image_url)?;
+    let lab = crate::lab::Lab::on(clients, stack.as_deref()).await?;
+    let function = lab.names.function.clone();
+    let invoker = SignedInvoker::new(&lab.clients.config, &function)?;
+    let _ = updates.send(Update::BurstStarted { function });
+    let plan = BenchPlan {
+        shape: LoadShape::Closed {
+            concurrency: settings.concurrency,
+        },
+        requests: Some(settings.invocations),
+        duration: None,
+        warmup: 0,
+        payloads: vec![payload],
+    };
+    engine::run(invoker, &plan, progress).await;
+    Ok(())
+}

@@ -1,0 +1,571 @@
+//! Draws the console from its state: header with the target, tabs, the current view, the
+//! status line and the help. Nothing here reads a clock or the network, so a recorded state
+//! always draws the same screen (the snapshot tests rely on it).
+
+use hdrhistogram::Histogram;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Bar, BarChart, BarGroup, Block, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Wrap,
+};
+
+use super::app::{App, LiveRun, Severity, Tab};
+use crate::bench::model::Outcome;
+
+/// Styles, or none at all under `NO_COLOR`.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    colour: bool,
+}
+
+impl Palette {
+    pub fn new(colour: bool) -> Self {
+        Self { colour }
+    }
+
+    fn fg(self, color: Color) -> Style {
+        if self.colour {
+            Style::default().fg(color)
+        } else {
+            Style::default()
+        }
+    }
+
+    fn bold(self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+
+    fn selected(self) -> Style {
+        if self.colour {
+            Style::default().fg(Color::Black).bg(Color::Cyan)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED)
+        }
+    }
+}
+
+/// The key map, as `?` shows it and the README lists it.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "1-5, Tab",
+        "switch view (Stack, Invoke, Logs, S3, DynamoDB)",
+    ),
+    (
+        ":stack :invoke :logs :s3 :db",
+        "switch view by name; :q quits",
+    ),
+    ("?", "this help; Esc closes it"),
+    ("q, Ctrl-C", "quit"),
+    ("Stack: r", "read the stacks again"),
+    ("Stack: Up/Down", "select a stack"),
+    (
+        "Invoke: Enter or b",
+        "fire a burst of N invocations at concurrency C",
+    ),
+    ("Invoke: i", "fire one invocation"),
+    ("Invoke: + / -", "N ten times more / less"),
+    ("Invoke: ] / [", "C twice more / half"),
+    (
+        "Invoke: e",
+        "edit the image URL (Enter sets it, Esc cancels)",
+    ),
+    ("Invoke: x", "stop the burst; invocations in flight finish"),
+];
+
+pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
+    let [header, tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_header(frame, header, app, palette);
+    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    let titles = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(at, tab)| format!("{} {}", at + 1, tab.title()));
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(palette.selected()),
+        tabs,
+    );
+    match app.tab {
+        Tab::Stack => draw_stack(frame, body, app, palette),
+        Tab::Invoke => draw_invoke(frame, body, app, palette),
+        Tab::Logs => draw_elsewhere(frame, body, "Logs", "hybridlab logs all -f"),
+        Tab::S3 => draw_elsewhere(frame, body, "S3", "hybridlab s3 ls"),
+        Tab::Db => draw_elsewhere(frame, body, "DynamoDB", "hybridlab db scan"),
+    }
+    draw_status(frame, status, app, palette);
+    if app.help {
+        draw_help(frame, body, palette);
+    }
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+    let target_style = if app.on_aws {
+        palette.fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        palette.fg(Color::Green).add_modifier(Modifier::BOLD)
+    };
+    let line = Line::from(vec![
+        Span::styled(" hybridlab ", palette.bold()),
+        Span::styled(app.target.clone(), target_style),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    let hint = Line::from("? help  q quit ").right_aligned();
+    frame.render_widget(Paragraph::new(hint), area);
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+    let line = if let Some(command) = &app.command {
+        Line::from(format!(":{command}"))
+    } else if let Some(url) = &app.invoke.editing_url {
+        Line::from(format!("image URL: {url}"))
+    } else if let Some((severity, text)) = &app.status {
+        let style = match severity {
+            Severity::Error => palette.fg(Color::Red),
+            Severity::Info => palette.fg(Color::Cyan),
+        };
+        Line::styled(text.clone(), style)
+    } else {
+        Line::from("")
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, palette: Palette) {
+    let width = area.width.min(78);
+    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let rows = KEYS
+        .iter()
+        .map(|(key, what)| Row::new([Cell::from(*key).style(palette.bold()), Cell::from(*what)]));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Table::new(rows, [Constraint::Length(28), Constraint::Min(10)])
+            .block(Block::bordered().title(" keys ")),
+        popup,
+    );
+}
+
+fn draw_elsewhere(frame: &mut Frame, area: Rect, view: &str, command: &str) {
+    let text = format!(
+        "The {view} view is not in the console yet. The same data, from a shell: `{command}` (see `hybridlab --help`)."
+    );
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(format!(" {view} "))),
+        area,
+    );
+}
+
+fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+    let pane = &app.stack;
+    if pane.stacks.is_empty() {
+        let text = if pane.loading {
+            "reading the target's stacks..."
+        } else {
+            "no hybridlab stack on this target. Create one with `hybridlab up` (then press r)."
+        };
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: true })
+                .block(Block::bordered().title(" stacks ")),
+            area,
+        );
+        return;
+    }
+    let [list, detail] =
+        Layout::horizontal([Constraint::Length(24), Constraint::Min(0)]).areas(area);
+    let rows = pane.stacks.iter().enumerate().map(|(at, stack)| {
+        let state = if stack.complete() {
+            "up"
+        } else if stack.gone() {
+            "gone"
+        } else {
+            "partial"
+        };
+        let row = Row::new([stack.stack.to_string(), state.to_owned()]);
+        if at == pane.selected {
+            row.style(palette.selected())
+        } else {
+            row
+        }
+    });
+    frame.render_widget(
+        Table::new(rows, [Constraint::Length(10), Constraint::Min(4)])
+            .block(Block::bordered().title(" stacks ")),
+        list,
+    );
+    let Some(stack) = pane.stacks.get(pane.selected) else {
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{}  ", stack.stack), palette.bold()),
+        Span::raw(format!(
+            "region {}  created {}",
+            stack.region,
+            stack.created_at.as_deref().unwrap_or("?")
+        )),
+    ])];
+    if let Some(instance) = &stack.instance {
+        let ttl = instance
+            .ttl_left_s
+            .map(|s| human_duration(std::time::Duration::from_secs(s)))
+            .unwrap_or_else(|| "none".to_owned());
+        lines.push(Line::from(format!(
+            "instance {} {} {}  up {}  TTL left {ttl}",
+            instance.id,
+            instance.instance_type,
+            instance.state,
+            human_duration(std::time::Duration::from_secs(instance.uptime_s)),
+        )));
+    }
+    if let Some(server) = &stack.server {
+        let (text, colour) = if server.healthy {
+            ("healthy", Color::Green)
+        } else {
+            ("not answering", Color::Red)
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!("server {} ", server.endpoint)),
+            Span::styled(text, palette.fg(colour)),
+        ]));
+    }
+    lines.push(Line::from(format!(
+        "cost ${:.4}/h, ${:.4} so far ({})",
+        stack.cost.per_hour_usd, stack.cost.so_far_usd, stack.cost.basis
+    )));
+    let [summary, resources] = Layout::vertical([
+        Constraint::Length(lines.len() as u16 + 2),
+        Constraint::Min(0),
+    ])
+    .areas(detail);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" stack ")),
+        summary,
+    );
+    let rows = stack.resources.iter().map(|resource| {
+        let colour = if resource.state == "missing" {
+            Color::Red
+        } else {
+            Color::Green
+        };
+        Row::new([
+            Cell::from(resource.kind.label()),
+            Cell::from(resource.name.clone()),
+            Cell::from(resource.state.clone()).style(palette.fg(colour)),
+        ])
+    });
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(16),
+                Constraint::Min(20),
+                Constraint::Length(10),
+            ],
+        )
+        .header(Row::new(["kind", "name", "state"]).style(palette.bold()))
+        .block(Block::bordered().title(" resources ")),
+        resources,
+    );
+}
+
+fn draw_invoke(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+    let pane = &app.invoke;
+    let [settings, middle, bottom] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Min(8),
+        Constraint::Length(5),
+    ])
+    .areas(area);
+    let state = match &pane.current {
+        Some(run) if !run.finished => format!(
+            "running {}/{} on {}",
+            run.done(),
+            run.settings.invocations,
+            run.function.as_deref().unwrap_or("...")
+        ),
+        Some(_) => "finished; Enter fires again".to_owned(),
+        None => "Enter fires a burst, i one invocation".to_owned(),
+    };
+    let text = vec![
+        Line::from(vec![
+            Span::styled(
+                format!(
+                    "next: N {}  C {}   ",
+                    pane.settings.invocations, pane.settings.concurrency
+                ),
+                palette.bold(),
+            ),
+            Span::raw(state),
+        ]),
+        Line::from(format!("image {}", pane.settings.image_url)),
+    ];
+    frame.render_widget(
+        Paragraph::new(text).block(Block::bordered().title(" burst ")),
+        settings,
+    );
+
+    let [chart, table] =
+        Layout::horizontal([Constraint::Min(30), Constraint::Length(40)]).areas(middle);
+    match &pane.current {
+        Some(run) if !run.latency.is_empty() => {
+            let bar_count = usize::from(chart.width.saturating_sub(2) / 7).clamp(1, 12);
+            let bars: Vec<Bar> = latency_bars(&run.latency, bar_count)
+                .into_iter()
+                .map(|(label, count)| Bar::default().value(count).label(Line::from(label)))
+                .collect();
+            frame.render_widget(
+                BarChart::default()
+                    .block(Block::bordered().title(" client latency (ms, upper bound) "))
+                    .bar_width(6)
+                    .bar_gap(1)
+                    .bar_style(palette.fg(Color::Cyan))
+                    .data(BarGroup::default().bars(&bars)),
+                chart,
+            );
+        }
+        _ => frame.render_widget(
+            Paragraph::new("no invocation yet").block(Block::bordered().title(" client latency ")),
+            chart,
+        ),
+    }
+    frame.render_widget(
+        percentile_table(pane.current.as_ref(), pane.previous.as_ref(), palette),
+        table,
+    );
+
+    let [spark, counts] =
+        Layout::horizontal([Constraint::Min(20), Constraint::Length(40)]).areas(bottom);
+    let per_second: &[u64] = pane
+        .current
+        .as_ref()
+        .map_or(&[], |run| run.per_second.as_slice());
+    let throughput = pane.current.as_ref().map_or(0.0, LiveRun::throughput);
+    frame.render_widget(
+        Sparkline::default()
+            .block(Block::bordered().title(format!(" invocations/s, now {throughput:.0}/s ")))
+            .style(palette.fg(Color::Green))
+            .data(per_second),
+        spark,
+    );
+    let text: Vec<Line> = match &pane.current {
+        Some(run) => vec![
+            Line::from(format!(
+                "ok {}  throttled {}  fn error {}",
+                run.count(Outcome::Ok),
+                run.count(Outcome::Throttled),
+                run.count(Outcome::FunctionError)
+            )),
+            Line::from(format!(
+                "timeout {}  ec2 error {}  client {}",
+                run.count(Outcome::Timeout),
+                run.count(Outcome::Ec2Error),
+                run.count(Outcome::ClientError)
+            )),
+            Line::from(format!(
+                "cold {}  warm {}",
+                run.cold_starts,
+                run.done().saturating_sub(run.cold_starts)
+            )),
+        ],
+        None => vec![],
+    };
+    frame.render_widget(
+        Paragraph::new(text).block(Block::bordered().title(" outcomes ")),
+        counts,
+    );
+}
+
+/// Client-latency percentiles of the run, and of the previous one beside it.
+fn percentile_table<'a>(
+    current: Option<&LiveRun>,
+    previous: Option<&LiveRun>,
+    palette: Palette,
+) -> Table<'a> {
+    let quantiles = [
+        ("p50", 0.50),
+        ("p90", 0.90),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+        ("max", 1.0),
+    ];
+    let value = |run: Option<&LiveRun>, q: f64| -> String {
+        match run {
+            Some(run) if !run.latency.is_empty() => {
+                format!("{:.2}", run.latency.value_at_quantile(q) as f64 / 1000.0)
+            }
+            _ => "-".to_owned(),
+        }
+    };
+    let rows: Vec<Row> = quantiles
+        .iter()
+        .map(|(name, q)| Row::new([(*name).to_owned(), value(current, *q), value(previous, *q)]))
+        .collect();
+    Table::new(
+        rows,
+        [
+            Constraint::Length(7),
+            Constraint::Length(12),
+            Constraint::Length(12),
+        ],
+    )
+    .header(Row::new(["ms", "this run", "previous"]).style(palette.bold()))
+    .block(Block::bordered().title(" percentiles "))
+}
+
+/// The latency distribution in `bars` buckets of equal width on a log scale between the
+/// smallest and largest value: each bar is labelled with its upper bound in milliseconds.
+pub fn latency_bars(histogram: &Histogram<u64>, bars: usize) -> Vec<(String, u64)> {
+    if histogram.is_empty() || bars == 0 {
+        return Vec::new();
+    }
+    let low = histogram.min().max(1) as f64;
+    let high = (histogram.max().max(1) as f64).max(low);
+    let ratio = (high / low).powf(1.0 / bars as f64);
+    let mut result = Vec::with_capacity(bars);
+    let mut below = 0u64;
+    for at in 1..=bars {
+        let bound = if at == bars {
+            histogram.max()
+        } else {
+            (low * ratio.powi(at as i32)).round() as u64
+        };
+        let up_to = histogram.count_between(0, bound);
+        result.push((format_ms(bound), up_to.saturating_sub(below)));
+        below = below.max(up_to);
+    }
+    result
+}
+
+/// `1h05m`, `12m03s`, `45s`.
+fn human_duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+fn format_ms(us: u64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::bench::stats::new_histogram;
+    use crate::tui::fixtures;
+
+    /// The screen `app` draws at `width` x `height`, as text.
+    fn screen(app: &App, width: u16, height: u16) -> TestBackend {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+        terminal
+            .draw(|frame| draw(frame, app, Palette::new(true)))
+            .expect("draws");
+        terminal.backend().clone()
+    }
+
+    #[test]
+    fn stack_view_at_80x24() {
+        insta::assert_snapshot!(screen(&fixtures::app_with_stack(), 80, 24));
+    }
+
+    #[test]
+    fn stack_view_without_stacks() {
+        let mut app = fixtures::app_with_stack();
+        app.stack.stacks.clear();
+        insta::assert_snapshot!(screen(&app, 80, 24));
+    }
+
+    #[test]
+    fn invoke_view_during_a_burst_with_a_previous_run_at_80x24() {
+        insta::assert_snapshot!(screen(&fixtures::app_with_bursts(), 80, 24));
+    }
+
+    #[test]
+    fn invoke_view_scales_up_to_160x48() {
+        insta::assert_snapshot!(screen(&fixtures::app_with_bursts(), 160, 48));
+    }
+
+    #[test]
+    fn help_over_the_invoke_view() {
+        let mut app = fixtures::app_with_bursts();
+        app.help = true;
+        insta::assert_snapshot!(screen(&app, 80, 24));
+    }
+
+    #[test]
+    fn views_not_built_yet_say_where_the_data_is() {
+        let mut app = fixtures::app_with_stack();
+        for (tab, command) in [
+            (Tab::Logs, "hybridlab logs"),
+            (Tab::S3, "hybridlab s3 ls"),
+            (Tab::Db, "hybridlab db scan"),
+        ] {
+            app.tab = tab;
+            // Wide enough that the command is not wrapped.
+            let text = format!("{:?}", screen(&app, 200, 24).buffer());
+            assert!(text.contains(command), "{tab:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_tiny_terminal_draws_without_panicking() {
+        for (width, height) in [(1, 1), (20, 5), (40, 10)] {
+            screen(&fixtures::app_with_bursts(), width, height);
+            let mut app = fixtures::app_with_stack();
+            app.help = true;
+            screen(&app, width, height);
+        }
+    }
+
+    #[test]
+    fn the_bars_hold_every_recorded_value_once() {
+        let mut histogram = new_histogram();
+        for us in [900, 1000, 1100, 2000, 5000, 5000, 9000, 40_000] {
+            histogram.record(us).expect("in range");
+        }
+        let bars = latency_bars(&histogram, 6);
+        assert_eq!(bars.len(), 6);
+        assert_eq!(bars.iter().map(|(_, n)| n).sum::<u64>(), 8);
+        assert_eq!(bars.last().map(|(label, _)| label.as_str()), Some("40.0"));
+        assert!(bars[0].1 >= 1, "the smallest value is in the first bar");
+        assert!(latency_bars(&new_histogram(), 6).is_empty());
+    }
+
+    #[test]
+    fn one_value_makes_bars_without_dividing_by_zero() {
+        let mut histogram = new_histogram();
+        histogram.record(3000).expect("in range");
+        let bars = latency_bars(&histogram, 4);
+        assert_eq!(bars.iter().map(|(_, n)| n).sum::<u64>(), 1);
+    }
+}

@@ -1,0 +1,217 @@
+//! The operator console, driven as a person drives it: the real `hybridlab` binary in a
+//! pseudo-terminal against the sandbox's lab stack, keys typed, and the screen (rebuilt from
+//! the terminal's output by a VT100 parser) checked for what the views must show.
+
+use std::io::{Read as _, Write as _};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hybridlab_tests::fixtures;
+use hybridlab_tests::image_host::ImageHost;
+use hybridlab_tests::lab::lab_stack;
+use hybridlab_tests::sandbox::build_binary;
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+const ROWS: u16 = 30;
+const COLS: u16 = 100;
+
+/// The console in a pseudo-terminal: keys in, the parsed screen out.
+struct Console {
+    screen: Arc<Mutex<vt100::Parser>>,
+    keys: Box<dyn std::io::Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Console {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let binary = build_binary("hybridlab-console", "hybridlab");
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pseudo-terminal");
+        let mut command = CommandBuilder::new(binary);
+        command.args(args);
+        command.env("TERM", "xterm-256color");
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let child = pair
+            .slave
+            .spawn_command(command)
+            .expect("the console starts");
+        drop(pair.slave);
+        let size = |n: u16| std::num::NonZeroU16::new(n).expect("a terminal size");
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(size(ROWS), size(COLS), 0)));
+        let mut output = pair
+            .master
+            .try_clone_reader()
+            .expect("the terminal's output");
+        let parser = screen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read @ 1..) = output.read(&mut buffer) {
+                parser
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .process(&buffer[..read]);
+            }
+        });
+        let keys = pair.master.take_writer().expect("the terminal's input");
+        // The master must outlive the child; it is closed with the writer at the end.
+        std::mem::forget(pair.master);
+        Self {
+            screen,
+            keys,
+            child,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.screen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .screen()
+            .contents()
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        self.keys.write_all(keys.as_bytes()).expect("keys typed");
+        self.keys.flush().expect("keys sent");
+    }
+
+    /// Waits until the screen shows every one of `wanted`, and returns it.
+    fn wait_for(&self, wanted: &[&str], within: Duration) -> String {
+        self.wait_until(&format!("{wanted:?}"), within, |text| {
+            wanted.iter().all(|w| text.contains(w))
+        })
+    }
+
+    /// Waits until `done` holds for the screen, and returns it; fails saying `what` if it
+    /// never does.
+    fn wait_until(&self, what: &str, within: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.text();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The two values (this run, previous) of a percentile row of the Invoke view; `-` is `None`.
+fn percentile_row(screen: &str, name: &str) -> [Option<f64>; 2] {
+    let label = format!("{name} ");
+    let line = screen
+        .lines()
+        .find(|line| line.contains(&label))
+        .unwrap_or_else(|| panic!("a {name} row:\n{screen}"));
+    let after = &line[line.find(&label).map_or(0, |at| at + label.len())..];
+    let mut values = after
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|word| !word.is_empty())
+        .map(|word| word.parse::<f64>().ok());
+    [values.next().flatten(), values.next().flatten()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_fires_a_burst_and_plots_it_then_quits_leaving_the_terminal_restored() {
+    let lab = lab_stack().await;
+    let host = ImageHost::start().await;
+    let url = host.add("console.jpg", fixtures::jpeg(800, 600), "image/jpeg");
+    let endpoint = lab.endpoint.clone();
+    let stack = lab.stack.clone();
+    // The console blocks on its terminal; it runs on a blocking thread while this runtime
+    // keeps serving the image host.
+    tokio::task::spawn_blocking(move || {
+        let mut console = Console::start(
+            &["--endpoint", &endpoint, "--stack", &stack],
+            &[("HYBRIDLAB_IMAGE_URL", &url)],
+        );
+        // The Stack view reads the stacks by itself and selects the one asked for.
+        let text = console.wait_for(
+            &["LOCAL SANDBOX", &stack, "resources", "lambda function"],
+            Duration::from_secs(60),
+        );
+        assert!(text.contains("1 Stack"), "{text}");
+
+        // A burst of 10 at concurrency 4: `-` takes N from 100 down to 10.
+        console.type_keys("2-");
+        console.wait_for(&["next: N 10  C 4"], Duration::from_secs(10));
+        console.type_keys("\r");
+        let text = console.wait_for(&["ok 10", "burst finished"], Duration::from_secs(120));
+        for wanted in [
+            "client latency",
+            "p50",
+            "p99.9",
+            "this run",
+            "invocations/s",
+            "cold",
+        ] {
+            assert!(text.contains(wanted), "`{wanted}` on the screen:\n{text}");
+        }
+        let [this_run, previous] = percentile_row(&text, "p50");
+        assert!(this_run.is_some_and(|ms| ms > 0.0), "{text}");
+        assert_eq!(previous, None, "no previous run yet:\n{text}");
+
+        // A second burst keeps the first beside it for comparison.
+        console.type_keys("\r");
+        let text = console.wait_until(
+            "a finished second run beside the first",
+            Duration::from_secs(120),
+            |text| {
+                let [this_run, previous] = percentile_row(text, "p50");
+                text.contains("burst finished") && this_run.is_some() && previous.is_some()
+            },
+        );
+        assert!(text.contains("ok 10"), "{text}");
+
+        // The help lists the keys; q quits and the terminal leaves the alternate screen.
+        console.type_keys("?");
+        console.wait_for(&["keys", "fire a burst"], Duration::from_secs(10));
+        // Esc alone: an Esc and a key in one read is Alt+key to a terminal.
+        console.type_keys("\x1b");
+        console.wait_until("the help closed", Duration::from_secs(10), |text| {
+            !text.contains("fire a burst")
+        });
+        console.type_keys("q");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = console.child.try_wait().expect("the child's state") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the console did not quit on q");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let parser = console.screen.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(
+            !parser.screen().alternate_screen(),
+            "the terminal is back on its main screen"
+        );
+    })
+    .await
+    .expect("the console test does not panic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_the_console_says_to_use_the_subcommands() {
+    let lab = lab_stack().await;
+    let output = hybridlab_tests::stack::hybridlab_async(&lab.endpoint, &[], &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("needs a terminal") && stderr.contains("--json"),
+        "{stderr}"
+    );
+}
