@@ -23,7 +23,7 @@ struct Console {
 }
 
 impl Console {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+    fn start(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let binary = build_binary("hybridlab-console", "hybridlab");
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -36,6 +36,7 @@ impl Console {
         let mut command = CommandBuilder::new(binary);
         command.args(args);
         command.env("TERM", "xterm-256color");
+        command.cwd(dir);
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -133,7 +134,10 @@ async fn the_console_fires_a_burst_and_plots_it_then_quits_leaving_the_terminal_
     // The console blocks on its terminal; it runs on a blocking thread while this runtime
     // keeps serving the image host.
     tokio::task::spawn_blocking(move || {
+        let dir = std::env::temp_dir().join(format!("hybridlab-console-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a working directory");
         let mut console = Console::start(
+            &dir,
             &["--endpoint", &endpoint, "--stack", &stack],
             &[("HYBRIDLAB_IMAGE_URL", &url)],
         );
@@ -174,6 +178,21 @@ async fn the_console_fires_a_burst_and_plots_it_then_quits_leaving_the_terminal_
             },
         );
         assert!(text.contains("ok 10"), "{text}");
+
+        // s saves the finished burst where `hybridlab report` reads it.
+        console.type_keys("s");
+        let text = console.wait_for(&["saved hybridlab-run-"], Duration::from_secs(10));
+        let saved: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .expect("the working directory")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        assert_eq!(saved.len(), 1, "{saved:?}\n{text}");
+        let file: hybridlab_console::bench::model::RunFile =
+            serde_json::from_slice(&std::fs::read(&saved[0]).expect("readable"))
+                .expect("a run file");
+        assert_eq!(file.runs[0].samples.len(), 10);
+        assert_eq!(file.runs[0].summary.ok, 10);
+        let _ = std::fs::remove_dir_all(&dir);
 
         // The help lists the keys; q quits and the terminal leaves the alternate screen.
         console.type_keys("?");

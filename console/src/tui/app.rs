@@ -5,8 +5,8 @@
 use hdrhistogram::Histogram;
 use hybridlab_provision::stack::StackStatus;
 
-use crate::bench::model::{Outcome, Sample};
-use crate::bench::stats::new_histogram;
+use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
+use crate::bench::stats::{new_histogram, summarize};
 
 /// The console's views, in the order of their number keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,11 @@ pub enum Action {
         stack: Option<String>,
     },
     StopBurst,
+    /// Write `file` to `path` (a new file: nothing is overwritten).
+    SaveRun {
+        path: String,
+        file: Box<RunFile>,
+    },
     Quit,
 }
 
@@ -85,6 +90,9 @@ pub enum Update {
     /// The function a burst invokes, once it is resolved.
     BurstStarted {
         function: String,
+        stack: String,
+        /// RFC 3339.
+        started_at: String,
     },
     Sample(Box<Sample>),
     BurstDone {
@@ -106,6 +114,9 @@ pub struct BurstSettings {
 pub struct LiveRun {
     pub settings: BurstSettings,
     pub function: Option<String>,
+    pub stack: Option<String>,
+    /// RFC 3339, once the burst has started.
+    pub started_at: Option<String>,
     /// Client latency of every invocation, in microseconds.
     pub latency: Histogram<u64>,
     pub counts: [u64; Outcome::ALL.len()],
@@ -122,6 +133,8 @@ impl LiveRun {
         Self {
             settings,
             function: None,
+            stack: None,
+            started_at: None,
             latency: new_histogram(),
             counts: [0; Outcome::ALL.len()],
             cold_starts: 0,
@@ -161,6 +174,30 @@ impl LiveRun {
             .iter()
             .position(|o| *o == outcome)
             .map_or(0, |at| self.counts[at])
+    }
+
+    /// The run as `hybridlab bench --out` writes it, for `hybridlab report`.
+    pub fn to_run(&self, target: &str) -> Run {
+        let mut samples = self.samples.clone();
+        samples.sort_by_key(|sample| sample.seq);
+        Run {
+            config: RunConfig {
+                label: format!("console c={}", self.settings.concurrency),
+                target: target.to_owned(),
+                stack: self.stack.clone(),
+                function: self.function.clone().unwrap_or_default(),
+                shape: LoadShape::Closed {
+                    concurrency: self.settings.concurrency,
+                },
+                requests: Some(self.settings.invocations),
+                duration_s: None,
+                warmup: 0,
+                payloads: 1,
+                started_at: self.started_at.clone().unwrap_or_default(),
+            },
+            summary: summarize(&samples),
+            samples,
+        }
     }
 
     /// Invocations a second over the run so far.
@@ -350,11 +387,41 @@ impl App {
                 let settings = &self.invoke.settings;
                 self.start_burst(settings.invocations, settings.concurrency)
             }
+            (Tab::Invoke, Key::Char('s')) => self.save_run(),
             (Tab::Invoke, Key::Char('x')) if self.invoke.running() => {
                 self.say(Severity::Info, "stopping: invocations in flight finish");
                 Some(Action::StopBurst)
             }
             _ => None,
+        }
+    }
+
+    fn save_run(&mut self) -> Option<Action> {
+        let Some(run) = self.invoke.current.as_ref().filter(|run| run.finished) else {
+            self.say(Severity::Error, "no finished burst to save yet");
+            return None;
+        };
+        // `2026-11-23T14:16:05Z` names the file `hybridlab-run-20261123T141605Z.json`.
+        let stamp: String = run
+            .started_at
+            .as_deref()
+            .unwrap_or("unstarted")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let path = format!("hybridlab-run-{stamp}.json");
+        let file = Box::new(RunFile::new(vec![run.to_run(&self.target)]));
+        Some(Action::SaveRun { path, file })
+    }
+
+    /// What the event loop says once it has tried to save a run.
+    pub fn saved(&mut self, path: &str, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.say(
+                Severity::Info,
+                format!("saved {path}; `hybridlab report {path} --out report` makes the report"),
+            ),
+            Err(err) => self.say(Severity::Error, format!("cannot save {path}: {err}")),
         }
     }
 
@@ -440,9 +507,15 @@ impl App {
                 self.stack.loading = false;
                 self.say(Severity::Error, err);
             }
-            Update::BurstStarted { function } => {
+            Update::BurstStarted {
+                function,
+                stack,
+                started_at,
+            } => {
                 if let Some(run) = self.invoke.current.as_mut() {
                     run.function = Some(function);
+                    run.stack = Some(stack);
+                    run.started_at = Some(started_at);
                 }
             }
             Update::Sample(sample) => {
@@ -551,6 +624,44 @@ mod tests {
             Some(Action::StartBurst { settings, .. }) if settings.invocations == 1
         ));
         assert_eq!(app.invoke.previous.as_ref().map(LiveRun::done), Some(2));
+    }
+
+    #[test]
+    fn a_finished_burst_saves_as_a_run_file_for_the_report() {
+        let mut app = app();
+        app.on_key(Key::Char('2'));
+        assert_eq!(app.on_key(Key::Char('s')), None, "nothing to save yet");
+        app.on_key(Key::Enter);
+        app.apply(Update::BurstStarted {
+            function: "hybridlab-proxy-k3x9q2ma".into(),
+            stack: "k3x9q2ma".into(),
+            started_at: "2026-11-23T14:16:05Z".into(),
+        });
+        // Completion order differs from issue order; the file keeps the order of issue.
+        app.apply(Update::Sample(Box::new(sample(1, 2000, Outcome::Ok))));
+        app.apply(Update::Sample(Box::new(sample(
+            0,
+            9000,
+            Outcome::Throttled,
+        ))));
+        assert_eq!(app.on_key(Key::Char('s')), None, "still running");
+        app.apply(Update::BurstDone { error: None });
+        let Some(Action::SaveRun { path, file }) = app.on_key(Key::Char('s')) else {
+            panic!("s saves a finished run");
+        };
+        assert_eq!(path, "hybridlab-run-20261123T141605Z.json");
+        let run = &file.runs[0];
+        assert_eq!(
+            run.samples.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        assert_eq!(run.summary.ok, 1);
+        assert_eq!(run.config.stack.as_deref(), Some("k3x9q2ma"));
+        assert_eq!(run.config.function, "hybridlab-proxy-k3x9q2ma");
+        app.saved(&path, Ok(()));
+        assert!(
+            matches!(&app.status, Some((Severity::Info, text)) if text.contains("hybridlab report"))
+        );
     }
 
     #[test]

@@ -96,6 +96,10 @@ async fn event_loop(
                                 updates_sender.clone(),
                             ));
                         }
+                        Some(Action::SaveRun { path, file }) => {
+                            let result = save_run(&path, &file);
+                            app.saved(&path, result);
+                        }
                         Some(Action::StopBurst) => {
                             if let Some(progress) = &burst {
                                 progress.stop.store(true, Ordering::Relaxed);
@@ -124,6 +128,18 @@ async fn event_loop(
         progress.stop.store(true, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Writes a run file where `hybridlab report` reads it; never over an existing file. Small
+/// and local, so it is done on the loop's own time.
+fn save_run(path: &str, file: &crate::bench::model::RunFile) -> Result<(), String> {
+    let json = serde_json::to_vec_pretty(file).map_err(|err| err.to_string())?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|err| err.to_string())?;
+    std::io::Write::write_all(&mut out, &json).map_err(|err| err.to_string())
 }
 
 /// The console's key for a terminal key press, if it uses it.
@@ -211,7 +227,14 @@ async fn burst(
     let lab = crate::lab::Lab::on(clients, stack.as_deref()).await?;
     let function = lab.names.function.clone();
     let invoker = SignedInvoker::new(&lab.clients.config, &function)?;
-    let _ = updates.send(Update::BurstStarted { function });
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let _ = updates.send(Update::BurstStarted {
+        function,
+        stack: lab.stack.to_string(),
+        started_at,
+    });
     let plan = BenchPlan {
         shape: LoadShape::Closed {
             concurrency: settings.concurrency,

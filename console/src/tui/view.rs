@@ -72,6 +72,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "edit the image URL (Enter sets it, Esc cancels)",
     ),
     ("Invoke: x", "stop the burst; invocations in flight finish"),
+    (
+        "Invoke: s",
+        "save the finished burst for `hybridlab report`",
+    ),
 ];
 
 pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
