@@ -345,6 +345,10 @@ impl App {
 
     fn on_tab_key(&mut self, key: Key) -> Option<Action> {
         match (self.tab, key) {
+            (Tab::Stack, Key::Char('r')) if self.stack.loading => {
+                self.say(Severity::Info, "already reading the stacks");
+                None
+            }
             (Tab::Stack, Key::Char('r')) => {
                 self.stack.loading = true;
                 Some(Action::RefreshStacks)
@@ -581,6 +585,21 @@ mod tests {
         assert!(matches!(&app.status, Some((Severity::Error, text)) if text.contains(":nope")));
         assert_eq!(app.on_key(Key::Char('q')), Some(Action::Quit));
         assert!(app.quit);
+    }
+
+    #[test]
+    fn one_read_of_the_stacks_at_a_time() {
+        let mut app = app();
+        assert_eq!(app.on_key(Key::Char('r')), Some(Action::RefreshStacks));
+        assert_eq!(
+            app.on_key(Key::Char('r')),
+            None,
+            "the first is still reading"
+        );
+        app.apply(Update::Stacks(Ok(Vec::new())));
+        assert_eq!(app.on_key(Key::Char('r')), Some(Action::RefreshStacks));
+        app.apply(Update::Stacks(Err("reading the stacks: refused".into())));
+        assert!(!app.stack.loading, "a failed read ends the reading too");
     }
 
     #[test]

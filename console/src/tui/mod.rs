@@ -18,6 +18,7 @@ use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyM
 use futures::StreamExt as _;
 use hybridlab_provision::stack::{StackClients, Target, list_stacks, status};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
 
 use self::app::{Action, App, BurstSettings, Key, Update};
 use self::view::Palette;
@@ -73,8 +74,11 @@ async fn event_loop(
         tokio::select! {
             _ = frame.tick() => {}
             _ = refresh.tick() => {
-                app.stack.loading = true;
-                spawn_refresh(&clients, &updates_sender);
+                // A slow target must not pile reads up: one at a time.
+                if !app.stack.loading {
+                    app.stack.loading = true;
+                    spawn_refresh(&clients, &updates_sender);
+                }
             }
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
@@ -83,8 +87,9 @@ async fn event_loop(
                         Some(Action::Quit) => break,
                         Some(Action::RefreshStacks) => spawn_refresh(&clients, &updates_sender),
                         Some(Action::StartBurst { settings, stack }) => {
+                            let (live, finished) = burst_forwarder(&updates_sender);
                             let progress = Arc::new(Progress {
-                                live: Some(sample_forwarder(&updates_sender)),
+                                live: Some(live),
                                 ..Progress::default()
                             });
                             burst = Some(progress.clone());
@@ -93,6 +98,7 @@ async fn event_loop(
                                 stack,
                                 settings,
                                 progress,
+                                finished,
                                 updates_sender.clone(),
                             ));
                         }
@@ -185,35 +191,55 @@ async fn read_stacks(
     Ok(stacks)
 }
 
-/// A sender the engine feeds samples into, forwarding each to the console as an update.
-fn sample_forwarder(
-    updates: &UnboundedSender<Update>,
-) -> UnboundedSender<crate::bench::model::Sample> {
-    let (sender, mut samples) = unbounded_channel();
-    let updates = updates.clone();
-    tokio::spawn(async move {
-        while let Some(sample) = samples.recv().await {
-            if updates.send(Update::Sample(Box::new(sample))).is_err() {
-                break;
-            }
-        }
-    });
-    sender
-}
-
-/// One burst against the stack's proxy function, with the bench's engine and invoker.
+/// One burst against the stack's proxy function, with the bench's engine and invoker. Its
+/// samples and its end reach the console through one task, in that order, so a run saved the
+/// moment it is reported finished holds every sample.
 async fn run_burst(
     clients: StackClients,
     stack: Option<String>,
     settings: BurstSettings,
     progress: Arc<Progress>,
+    finished: oneshot::Sender<Option<String>>,
     updates: UnboundedSender<Update>,
 ) {
     let error = burst(clients, stack, settings, progress, &updates)
         .await
         .err()
         .map(|err| format!("{err:#}"));
-    let _ = updates.send(Update::BurstDone { error });
+    let _ = finished.send(error);
+}
+
+/// A sender the engine feeds samples into and the sender of the burst's end: the task
+/// between them forwards each sample to the console, then, once the burst has ended and every
+/// sample sent before that is forwarded, the end.
+fn burst_forwarder(
+    updates: &UnboundedSender<Update>,
+) -> (
+    UnboundedSender<crate::bench::model::Sample>,
+    oneshot::Sender<Option<String>>,
+) {
+    let (sender, mut samples) = unbounded_channel();
+    let (finished, mut ended) = oneshot::channel::<Option<String>>();
+    let updates = updates.clone();
+    tokio::spawn(async move {
+        let error = loop {
+            tokio::select! {
+                biased;
+                Some(sample) = samples.recv() => {
+                    let _ = updates.send(Update::Sample(Box::new(sample)));
+                }
+                ended = &mut ended => {
+                    break ended.unwrap_or_else(|_| Some("the burst stopped unexpectedly".into()));
+                }
+            }
+        };
+        // The engine sent every sample before the burst ended.
+        while let Ok(sample) = samples.try_recv() {
+            let _ = updates.send(Update::Sample(Box::new(sample)));
+        }
+        let _ = updates.send(Update::BurstDone { error });
+    });
+    (sender, finished)
 }
 
 async fn burst(
@@ -246,4 +272,43 @@ async fn burst(
     };
     engine::run(invoker, &plan, progress).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::model::{Outcome, Sample};
+
+    #[tokio::test]
+    async fn a_burst_ends_after_its_last_sample_reached_the_console() {
+        let (updates, mut received) = unbounded_channel();
+        let (live, finished) = burst_forwarder(&updates);
+        for seq in 0..500 {
+            live.send(Sample {
+                seq,
+                intended_us: 0,
+                sent_us: 0,
+                done_us: 1,
+                outcome: Outcome::Ok,
+                lambda: None,
+                ec2_ms: None,
+                error: None,
+            })
+            .expect("the forwarder listens");
+        }
+        // The end comes at once, before the forwarder has had a turn.
+        finished.send(None).expect("the forwarder listens");
+        let mut samples = 0;
+        loop {
+            match received.recv().await.expect("updates until the end") {
+                Update::Sample(_) => samples += 1,
+                Update::BurstDone { error } => {
+                    assert_eq!(error, None);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(samples, 500, "every sample before the end");
+    }
 }
