@@ -330,20 +330,46 @@ fn draw_invoke(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
         Layout::horizontal([Constraint::Min(30), Constraint::Length(40)]).areas(middle);
     match &pane.current {
         Some(run) if !run.latency.is_empty() => {
-            let bar_count = usize::from(chart.width.saturating_sub(2) / 7).clamp(1, 12);
-            let bars: Vec<Bar> = latency_bars(&run.latency, bar_count)
-                .into_iter()
-                .map(|(label, count)| Bar::default().value(count).label(Line::from(label)))
+            let previous = pane.previous.as_ref().filter(|p| !p.latency.is_empty());
+            let runs: Vec<&Histogram<u64>> = std::iter::once(&run.latency)
+                .chain(previous.map(|p| &p.latency))
                 .collect();
-            frame.render_widget(
-                BarChart::default()
-                    .block(Block::bordered().title(" client latency (ms, upper bound) "))
-                    .bar_width(6)
-                    .bar_gap(1)
-                    .bar_style(palette.fg(Color::Cyan))
-                    .data(BarGroup::default().bars(&bars)),
-                chart,
-            );
+            let low = runs.iter().map(|h| h.min()).min().unwrap_or(1);
+            let high = runs.iter().map(|h| h.max()).max().unwrap_or(1);
+            let groups = usize::from(chart.width.saturating_sub(2) / 7).clamp(1, 12);
+            let bounds = log_bounds(low, high, groups);
+            let counts: Vec<Vec<u64>> = runs.iter().map(|h| bucket_counts(h, &bounds)).collect();
+            let styles = [palette.fg(Color::Cyan), palette.fg(Color::DarkGray)];
+            let mut chart_widget = BarChart::default()
+                .bar_width(if previous.is_some() { 3 } else { 6 })
+                .bar_gap(0)
+                .group_gap(1)
+                .block(Block::bordered().title(if previous.is_some() {
+                    " latency ms: this run | previous "
+                } else {
+                    " client latency, ms (upper bound) "
+                }));
+            for (at, bound) in bounds.iter().enumerate() {
+                let bars: Vec<Bar> = counts
+                    .iter()
+                    .zip(styles)
+                    .map(|(counts, style)| {
+                        let bar = Bar::default().value(counts[at]).style(style);
+                        // Three columns cannot hold a count; the pair is read by height.
+                        if previous.is_some() {
+                            bar.text_value(String::new())
+                        } else {
+                            bar
+                        }
+                    })
+                    .collect();
+                chart_widget = chart_widget.data(
+                    BarGroup::default()
+                        .label(Line::from(format_ms(*bound)))
+                        .bars(&bars),
+                );
+            }
+            frame.render_widget(chart_widget, chart);
         }
         _ => frame.render_widget(
             Paragraph::new("no invocation yet").block(Block::bordered().title(" client latency ")),
@@ -434,28 +460,37 @@ fn percentile_table<'a>(
     .block(Block::bordered().title(" percentiles "))
 }
 
-/// The latency distribution in `bars` buckets of equal width on a log scale between the
-/// smallest and largest value: each bar is labelled with its upper bound in milliseconds.
-pub fn latency_bars(histogram: &Histogram<u64>, bars: usize) -> Vec<(String, u64)> {
-    if histogram.is_empty() || bars == 0 {
-        return Vec::new();
-    }
-    let low = histogram.min().max(1) as f64;
-    let high = (histogram.max().max(1) as f64).max(low);
-    let ratio = (high / low).powf(1.0 / bars as f64);
-    let mut result = Vec::with_capacity(bars);
+/// The upper bounds of `buckets` buckets of equal width on a log scale from `low` to `high`
+/// (microseconds); the last bound is `high`, so every value in the range has a bucket.
+pub fn log_bounds(low: u64, high: u64, buckets: usize) -> Vec<u64> {
+    let buckets = buckets.max(1);
+    let low_f = low.max(1) as f64;
+    let high = high.max(low);
+    let ratio = (high.max(1) as f64 / low_f).powf(1.0 / buckets as f64);
+    (1..=buckets)
+        .map(|at| {
+            if at == buckets {
+                high
+            } else {
+                (low_f * ratio.powi(at as i32)).round() as u64
+            }
+        })
+        .collect()
+}
+
+/// How many values of `histogram` fall in each bucket, a bucket ending at its bound and
+/// starting after the previous one.
+pub fn bucket_counts(histogram: &Histogram<u64>, bounds: &[u64]) -> Vec<u64> {
     let mut below = 0u64;
-    for at in 1..=bars {
-        let bound = if at == bars {
-            histogram.max()
-        } else {
-            (low * ratio.powi(at as i32)).round() as u64
-        };
-        let up_to = histogram.count_between(0, bound);
-        result.push((format_ms(bound), up_to.saturating_sub(below)));
-        below = below.max(up_to);
-    }
-    result
+    bounds
+        .iter()
+        .map(|&bound| {
+            let up_to = histogram.count_between(0, bound);
+            let count = up_to.saturating_sub(below);
+            below = below.max(up_to);
+            count
+        })
+        .collect()
 }
 
 /// `1h05m`, `12m03s`, `45s`.
@@ -552,24 +587,36 @@ mod tests {
     }
 
     #[test]
-    fn the_bars_hold_every_recorded_value_once() {
+    fn the_buckets_hold_every_recorded_value_once() {
         let mut histogram = new_histogram();
         for us in [900, 1000, 1100, 2000, 5000, 5000, 9000, 40_000] {
             histogram.record(us).expect("in range");
         }
-        let bars = latency_bars(&histogram, 6);
-        assert_eq!(bars.len(), 6);
-        assert_eq!(bars.iter().map(|(_, n)| n).sum::<u64>(), 8);
-        assert_eq!(bars.last().map(|(label, _)| label.as_str()), Some("40.0"));
-        assert!(bars[0].1 >= 1, "the smallest value is in the first bar");
-        assert!(latency_bars(&new_histogram(), 6).is_empty());
+        let bounds = log_bounds(histogram.min(), histogram.max(), 6);
+        assert_eq!(bounds.len(), 6);
+        assert!(
+            bounds.windows(2).all(|pair| pair[0] < pair[1]),
+            "{bounds:?}"
+        );
+        assert_eq!(format_ms(bounds[5]), "40.0");
+        let counts = bucket_counts(&histogram, &bounds);
+        assert_eq!(counts.iter().sum::<u64>(), 8);
+        assert!(counts[0] >= 1, "the smallest value is in the first bucket");
+        // A second run on the same bounds, as the chart draws them side by side: values
+        // beyond the last bound are not counted, the rest are, once.
+        let mut other = new_histogram();
+        for us in [950, 3000, 60_000] {
+            other.record(us).expect("in range");
+        }
+        assert_eq!(bucket_counts(&other, &bounds).iter().sum::<u64>(), 2);
     }
 
     #[test]
-    fn one_value_makes_bars_without_dividing_by_zero() {
+    fn one_value_makes_buckets_without_dividing_by_zero() {
         let mut histogram = new_histogram();
         histogram.record(3000).expect("in range");
-        let bars = latency_bars(&histogram, 4);
-        assert_eq!(bars.iter().map(|(_, n)| n).sum::<u64>(), 1);
+        let bounds = log_bounds(histogram.min(), histogram.max(), 4);
+        assert_eq!(bucket_counts(&histogram, &bounds).iter().sum::<u64>(), 1);
+        assert_eq!(log_bounds(0, 0, 0).len(), 1);
     }
 }
