@@ -104,9 +104,27 @@ pub enum Update {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurstSettings {
     pub invocations: u64,
+    /// Workers of a closed loop, or the cap on invocations in flight of an open one.
     pub concurrency: usize,
+    /// Invocations a second of an open loop (latency counted from each one's intended send
+    /// time); `None` is a closed loop.
+    pub rate: Option<f64>,
     /// The image URL sent to the lab's proxy function.
     pub image_url: String,
+}
+
+impl BurstSettings {
+    pub fn shape(&self) -> LoadShape {
+        match self.rate {
+            Some(rate) => LoadShape::Open {
+                rate,
+                max_in_flight: self.concurrency,
+            },
+            None => LoadShape::Closed {
+                concurrency: self.concurrency,
+            },
+        }
+    }
 }
 
 /// One burst as it runs: everything the Invoke view plots.
@@ -182,13 +200,14 @@ impl LiveRun {
         samples.sort_by_key(|sample| sample.seq);
         Run {
             config: RunConfig {
-                label: format!("console c={}", self.settings.concurrency),
+                label: match self.settings.rate {
+                    Some(rate) => format!("console {rate}/s"),
+                    None => format!("console c={}", self.settings.concurrency),
+                },
                 target: target.to_owned(),
                 stack: self.stack.clone(),
                 function: self.function.clone().unwrap_or_default(),
-                shape: LoadShape::Closed {
-                    concurrency: self.settings.concurrency,
-                },
+                shape: self.settings.shape(),
                 requests: Some(self.settings.invocations),
                 duration_s: None,
                 warmup: 0,
@@ -256,6 +275,10 @@ pub struct App {
 /// The limits the keyboard can set a burst to.
 const MAX_INVOCATIONS: u64 = 1_000_000;
 const MAX_CONCURRENCY: usize = 256;
+/// An open loop starts at this rate (invocations a second) and stays between the bounds.
+const DEFAULT_RATE: f64 = 10.0;
+const MIN_RATE: f64 = 0.5;
+const MAX_RATE: f64 = 20_000.0;
 
 impl App {
     pub fn new(target: String, on_aws: bool, image_url: String) -> Self {
@@ -268,6 +291,7 @@ impl App {
                 settings: BurstSettings {
                     invocations: 100,
                     concurrency: 4,
+                    rate: None,
                     image_url,
                 },
                 editing_url: None,
@@ -386,10 +410,28 @@ impl App {
                 self.invoke.editing_url = Some(self.invoke.settings.image_url.clone());
                 None
             }
-            (Tab::Invoke, Key::Char('i')) => self.start_burst(1, 1),
+            (Tab::Invoke, Key::Char('o')) => {
+                let rate = &mut self.invoke.settings.rate;
+                *rate = match rate {
+                    Some(_) => None,
+                    None => Some(DEFAULT_RATE),
+                };
+                None
+            }
+            (Tab::Invoke, Key::Char('>')) => {
+                let rate = &mut self.invoke.settings.rate;
+                *rate = Some(rate.map_or(DEFAULT_RATE, |r| (r * 2.0).min(MAX_RATE)));
+                None
+            }
+            (Tab::Invoke, Key::Char('<')) => {
+                let rate = &mut self.invoke.settings.rate;
+                *rate = Some(rate.map_or(DEFAULT_RATE, |r| (r / 2.0).max(MIN_RATE)));
+                None
+            }
+            (Tab::Invoke, Key::Char('i')) => self.start_burst(1, 1, None),
             (Tab::Invoke, Key::Enter | Key::Char('b')) => {
                 let settings = &self.invoke.settings;
-                self.start_burst(settings.invocations, settings.concurrency)
+                self.start_burst(settings.invocations, settings.concurrency, settings.rate)
             }
             (Tab::Invoke, Key::Char('s')) => self.save_run(),
             (Tab::Invoke, Key::Char('x')) if self.invoke.running() => {
@@ -429,7 +471,12 @@ impl App {
         }
     }
 
-    fn start_burst(&mut self, invocations: u64, concurrency: usize) -> Option<Action> {
+    fn start_burst(
+        &mut self,
+        invocations: u64,
+        concurrency: usize,
+        rate: Option<f64>,
+    ) -> Option<Action> {
         if self.invoke.running() {
             self.say(
                 Severity::Error,
@@ -447,6 +494,7 @@ impl App {
         let settings = BurstSettings {
             invocations,
             concurrency,
+            rate,
             image_url: self.invoke.settings.image_url.clone(),
         };
         if let Some(finished) = self.invoke.current.take() {
@@ -600,6 +648,37 @@ mod tests {
         assert_eq!(app.on_key(Key::Char('r')), Some(Action::RefreshStacks));
         app.apply(Update::Stacks(Err("reading the stacks: refused".into())));
         assert!(!app.stack.loading, "a failed read ends the reading too");
+    }
+
+    #[test]
+    fn an_open_loop_is_set_from_the_keyboard() {
+        let mut app = app();
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Char('o'));
+        app.on_key(Key::Char('>'));
+        app.on_key(Key::Char('>'));
+        app.on_key(Key::Char('<'));
+        assert_eq!(app.invoke.settings.rate, Some(20.0));
+        let Some(Action::StartBurst { settings, .. }) = app.on_key(Key::Enter) else {
+            panic!("Enter starts a burst");
+        };
+        assert_eq!(
+            settings.shape(),
+            LoadShape::Open {
+                rate: 20.0,
+                max_in_flight: 4
+            }
+        );
+        app.apply(Update::BurstDone { error: None });
+        app.on_key(Key::Char('o'));
+        assert_eq!(
+            app.invoke.settings.shape(),
+            LoadShape::Closed { concurrency: 4 }
+        );
+        for _ in 0..20 {
+            app.on_key(Key::Char('<'));
+        }
+        assert_eq!(app.invoke.settings.rate, Some(MIN_RATE));
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub fn app_with_bursts() -> App {
     let settings = BurstSettings {
         invocations: 5_000,
         concurrency: 8,
+        rate: None,
         image_url: "http://127.0.0.1:8000/cat.jpg".into(),
     };
     let mut previous = LiveRun::new(BurstSettings {

@@ -23,7 +23,6 @@ use tokio::sync::oneshot;
 use self::app::{Action, App, BurstSettings, Key, Update};
 use self::view::Palette;
 use crate::bench::engine::{self, BenchPlan, Progress};
-use crate::bench::model::LoadShape;
 use crate::bench::signed::SignedInvoker;
 use crate::cli::TargetArgs;
 
@@ -262,9 +261,7 @@ async fn burst(
         started_at,
     });
     let plan = BenchPlan {
-        shape: LoadShape::Closed {
-            concurrency: settings.concurrency,
-        },
+        shape: settings.shape(),
         requests: Some(settings.invocations),
         duration: None,
         warmup: 0,

@@ -68,6 +68,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Invoke: + / -", "N ten times more / less"),
     ("Invoke: ] / [", "C twice more / half"),
     (
+        "Invoke: o, > / <",
+        "open loop at a rate on/off, rate twice / half",
+    ),
+    (
         "Invoke: e",
         "edit the image URL (Enter sets it, Esc cancels)",
     ),
@@ -311,10 +315,16 @@ fn draw_invoke(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
     let text = vec![
         Line::from(vec![
             Span::styled(
-                format!(
-                    "next: N {}  C {}   ",
-                    pane.settings.invocations, pane.settings.concurrency
-                ),
+                match pane.settings.rate {
+                    Some(rate) => format!(
+                        "next: N {}  {rate}/s open loop, at most {} in flight   ",
+                        pane.settings.invocations, pane.settings.concurrency
+                    ),
+                    None => format!(
+                        "next: N {}  C {}   ",
+                        pane.settings.invocations, pane.settings.concurrency
+                    ),
+                },
                 palette.bold(),
             ),
             Span::raw(state),
