@@ -272,11 +272,7 @@ where
 {
     match hybridlab_provision::stack::error::service_fault(err) {
         Some(fault) => {
-            let outcome = if fault.status == 429 || fault.code == "TooManyRequestsException" {
-                Outcome::Throttled
-            } else {
-                Outcome::ClientError
-            };
+            let outcome = Outcome::of_refusal(fault.status, &fault.code);
             let code = if fault.code.is_empty() {
                 "Unknown"
             } else {

@@ -45,9 +45,7 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
         pid: std::process::id(),
         endpoint: sandbox.endpoint().to_owned(),
         moto_endpoint: sandbox.moto_endpoint(),
-        started_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        started_at: hybridlab_provision::stack::state::now_rfc3339(),
     };
     write_record(&record).context("writing the sandbox's state file")?;
     println!("hybridlab sandbox: listening on {}", record.endpoint);

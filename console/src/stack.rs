@@ -371,10 +371,7 @@ pub async fn status(target: &TargetArgs, args: StatusArgs) -> anyhow::Result<Exi
         Some(name) => vec![StackId::parse(name)?],
         None => stack::list_stacks(&clients).await?,
     };
-    let mut statuses = Vec::new();
-    for id in &stacks {
-        statuses.push(stack::status(&clients, id).await?);
-    }
+    let statuses = stack::statuses(&clients, &stacks).await?;
     let present: Vec<&StackStatus> = statuses.iter().filter(|s| !s.gone()).collect();
     if args.json {
         println!(

@@ -171,12 +171,6 @@ fn plans(args: &BenchArgs, payloads: Vec<Bytes>) -> anyhow::Result<Vec<(String, 
     Ok(vec![(label, plan(shape))])
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 pub async fn run(target: &TargetArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let payloads = payloads(&args)?;
     let plans = plans(&args, payloads)?;
@@ -200,7 +194,7 @@ pub async fn run(target: &TargetArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             duration_s: plan.duration.map(|d| d.as_secs_f64()),
             warmup: plan.warmup,
             payloads: plan.payloads.len(),
-            started_at: now_rfc3339(),
+            started_at: hybridlab_provision::stack::state::now_rfc3339(),
         };
         let stop = progress.clone();
         let samples = tokio::select! {

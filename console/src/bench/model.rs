@@ -38,6 +38,16 @@ impl Outcome {
         Self::ClientError,
     ];
 
+    /// The outcome of an invocation Lambda refused with `status` and error `code`: a throttle
+    /// (429, TooManyRequestsException), or an error on the caller's side of the function.
+    pub fn of_refusal(status: u16, code: &str) -> Self {
+        if status == 429 || code == "TooManyRequestsException" {
+            Self::Throttled
+        } else {
+            Self::ClientError
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",

@@ -225,12 +225,10 @@ pub fn refusal(status: u16, error_type: Option<&str>, body: &[u8]) -> (Outcome, 
         None => hybridlab_provision::stack::error::xml_error(body)
             .unwrap_or_else(|| ("Unknown".to_owned(), json_message.unwrap_or_default())),
     };
-    let outcome = if status == 429 || code == "TooManyRequestsException" {
-        Outcome::Throttled
-    } else {
-        Outcome::ClientError
-    };
-    (outcome, format!("{code}: {message}"))
+    (
+        Outcome::of_refusal(status, &code),
+        format!("{code}: {message}"),
+    )
 }
 
 impl Invoke for SignedInvoker {

@@ -7,6 +7,7 @@ use hybridlab_provision::stack::StackStatus;
 
 use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
 use crate::bench::stats::{new_histogram, summarize};
+use crate::lambda_log::Report;
 
 /// The console's views, in the order of their number keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +142,9 @@ pub struct LiveRun {
     pub cold_starts: u64,
     /// Completed invocations in each second since the start.
     pub per_second: Vec<u64>,
+    /// When the latest invocation completed, from the start: the throughput is read every
+    /// frame, and scanning a million samples for it each time would cost the frame.
+    pub last_done_us: u64,
     pub samples: Vec<Sample>,
     pub finished: bool,
     pub error: Option<String>,
@@ -157,6 +161,7 @@ impl LiveRun {
             counts: [0; Outcome::ALL.len()],
             cold_starts: 0,
             per_second: Vec::new(),
+            last_done_us: 0,
             samples: Vec::new(),
             finished: false,
             error: None,
@@ -168,13 +173,10 @@ impl LiveRun {
         if let Some(at) = Outcome::ALL.iter().position(|o| *o == sample.outcome) {
             self.counts[at] += 1;
         }
-        if sample
-            .lambda
-            .as_ref()
-            .is_some_and(|report| report.init_duration_ms.is_some())
-        {
+        if sample.lambda.as_ref().is_some_and(Report::cold_start) {
             self.cold_starts += 1;
         }
+        self.last_done_us = self.last_done_us.max(sample.done_us);
         let second = (sample.done_us / 1_000_000) as usize;
         if self.per_second.len() <= second {
             self.per_second.resize(second + 1, 0);
@@ -221,11 +223,10 @@ impl LiveRun {
 
     /// Invocations a second over the run so far.
     pub fn throughput(&self) -> f64 {
-        let elapsed_us = self.samples.iter().map(|s| s.done_us).max().unwrap_or(0);
-        if elapsed_us == 0 {
+        if self.last_done_us == 0 {
             return 0.0;
         }
-        self.done() as f64 / (elapsed_us as f64 / 1e6)
+        self.done() as f64 / (self.last_done_us as f64 / 1e6)
     }
 }
 

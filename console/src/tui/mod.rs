@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures::StreamExt as _;
-use hybridlab_provision::stack::{StackClients, Target, list_stacks, status};
+use hybridlab_provision::stack::{StackClients, Target, list_stacks, statuses};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
@@ -168,26 +168,19 @@ fn spawn_refresh(clients: &StackClients, updates: &UnboundedSender<Update>) {
     let clients = clients.clone();
     let updates = updates.clone();
     tokio::spawn(async move {
-        let _ = updates.send(Update::Stacks(read_stacks(&clients).await));
+        let stacks = read_stacks(&clients)
+            .await
+            .map_err(|err| format!("reading the stacks: {err}"));
+        let _ = updates.send(Update::Stacks(stacks));
     });
 }
 
 /// Every stack on the target with the state of each resource.
 async fn read_stacks(
     clients: &StackClients,
-) -> Result<Vec<hybridlab_provision::stack::StackStatus>, String> {
-    let ids = list_stacks(clients)
-        .await
-        .map_err(|err| format!("reading the stacks: {err}"))?;
-    let mut stacks = Vec::with_capacity(ids.len());
-    for id in ids {
-        stacks.push(
-            status(clients, &id)
-                .await
-                .map_err(|err| format!("reading stack {id}: {err}"))?,
-        );
-    }
-    Ok(stacks)
+) -> Result<Vec<hybridlab_provision::stack::StackStatus>, hybridlab_provision::stack::StackError> {
+    let ids = list_stacks(clients).await?;
+    statuses(clients, &ids).await
 }
 
 /// One burst against the stack's proxy function, with the bench's engine and invoker. Its
@@ -252,9 +245,7 @@ async fn burst(
     let lab = crate::lab::Lab::on(clients, stack.as_deref()).await?;
     let function = lab.names.function.clone();
     let invoker = SignedInvoker::new(&lab.clients.config, &function)?;
-    let started_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let started_at = hybridlab_provision::stack::state::now_rfc3339();
     let _ = updates.send(Update::BurstStarted {
         function,
         stack: lab.stack.to_string(),

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::oneshot;
 
-use super::logs::{LogLine, LogShipper, LogStream, now_ms};
+use super::logs::{LogShipper, LogStream, now_ms};
 use crate::userdata::{ServerLaunch, parse_env_file};
 
 /// The tag that marks an instance as the lab's image server.
@@ -347,9 +347,10 @@ async fn supervise(
         // The server's lines need no flush handshake: nothing waits for them.
         let _output = super::output::forward_output(&mut child, &line_sender);
         drop(line_sender);
+        let stream = LogStream::new(&process.launch.log_group, &process.instance_id);
         {
             let logs = logs.clone();
-            let stream = LogStream::new(&process.launch.log_group, &process.instance_id);
+            let stream = stream.clone();
             tokio::spawn(async move {
                 while let Some(line) = lines.recv().await {
                     logs.send_batch(&stream, vec![line]);
@@ -372,12 +373,10 @@ async fn supervise(
                 pid.store(0, Ordering::Release);
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 tracing::warn!(instance = %process.instance_id, status = %status, "the server exited; restarting it");
-                logs.send(LogLine {
-                    group: process.launch.log_group.clone(),
-                    stream: process.instance_id.clone(),
-                    timestamp_ms: now_ms(),
-                    message: format!("hybridlab sandbox: the server exited ({status}); restarting it"),
-                });
+                logs.send_batch(&stream, vec![(
+                    now_ms(),
+                    format!("hybridlab sandbox: the server exited ({status}); restarting it"),
+                )]);
             }
         }
         if started.elapsed() > Duration::from_secs(30) {

@@ -641,7 +641,7 @@ impl LambdaHost {
             End::Timeout => {
                 let message = format!(
                     "{} {request_id} Task timed out after {:.2} seconds",
-                    rfc3339_now(),
+                    crate::stack::state::now_rfc3339(),
                     spec.timeout.as_secs_f64()
                 );
                 log.push((now_ms(), message.clone()));
@@ -737,12 +737,6 @@ async fn wait_exit(exited: &mut watch::Receiver<Option<String>>) -> String {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-fn rfc3339_now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// The `REPORT` line, as Lambda writes it. Billed Duration is rounded up to the millisecond

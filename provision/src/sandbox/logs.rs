@@ -36,15 +36,6 @@ pub fn now_ms() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// One line for one stream of one group.
-#[derive(Debug, Clone)]
-pub struct LogLine {
-    pub group: String,
-    pub stream: String,
-    pub timestamp_ms: i64,
-    pub message: String,
-}
-
 /// A log group and one of its streams; cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogStream {
@@ -80,13 +71,6 @@ impl LogShipper {
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(ship(client, receiver));
         Self { sender }
-    }
-
-    pub fn send(&self, line: LogLine) {
-        self.send_batch(
-            &LogStream::new(&line.group, &line.stream),
-            vec![(line.timestamp_ms, line.message)],
-        );
     }
 
     /// Queues `lines` for `stream`, in their order.

@@ -21,6 +21,6 @@ pub use names::{StackId, StackNames};
 pub use plan::{StackSettings, plan};
 pub use progress::{Reporter, Step, StepEvent, StepStatus};
 pub use state::StackState;
-pub use status::{StackStatus, list_stacks, status};
+pub use status::{StackStatus, list_stacks, status, statuses};
 pub use target::{StackClients, Target};
 pub use up::{UpOptions, UpReport, up};

@@ -43,7 +43,8 @@ pub struct StackState {
     pub outputs: StackOutputs,
 }
 
-pub(crate) fn now_rfc3339() -> String {
+/// The time now in RFC 3339, as every timestamp the lab writes is.
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

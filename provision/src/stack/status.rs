@@ -81,6 +81,18 @@ pub async fn list_stacks(clients: &StackClients) -> Result<Vec<StackId>, StackEr
     Ok(ids)
 }
 
+/// The status of each of `ids`, in order.
+pub async fn statuses(
+    clients: &StackClients,
+    ids: &[StackId],
+) -> Result<Vec<StackStatus>, StackError> {
+    let mut statuses = Vec::with_capacity(ids.len());
+    for id in ids {
+        statuses.push(status(clients, id).await?);
+    }
+    Ok(statuses)
+}
+
 pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus, StackError> {
     let names = StackNames::new(id);
     let state = StackState::load(&clients.state_key(), id);
