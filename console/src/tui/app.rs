@@ -5,6 +5,8 @@
 use hdrhistogram::Histogram;
 use hybridlab_provision::stack::StackStatus;
 
+use super::db_pane::{DbPane, DbRequest, DbUpdate};
+use super::s3_pane::{S3Pane, S3Request, S3Update};
 use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
 use crate::bench::stats::{new_histogram, summarize};
 use crate::lambda_log::Report;
@@ -73,6 +75,15 @@ pub enum Action {
         path: String,
         file: Box<RunFile>,
     },
+    /// A read for the S3 view.
+    S3(S3Request),
+    /// A read for the DynamoDB view.
+    Db(DbRequest),
+    /// Switch to the S3 view on the objects under `prefix` of the images bucket (a view
+    /// asks; the app does it, it is not for the event loop).
+    ShowObjects {
+        prefix: String,
+    },
     Quit,
 }
 
@@ -99,6 +110,8 @@ pub enum Update {
     BurstDone {
         error: Option<String>,
     },
+    S3(S3Update),
+    Db(DbUpdate),
 }
 
 /// A burst's shape, set from the keyboard.
@@ -266,6 +279,8 @@ pub struct App {
     pub tab: Tab,
     pub stack: StackPane,
     pub invoke: InvokePane,
+    pub s3: S3Pane,
+    pub db: DbPane,
     pub status: Option<(Severity, String)>,
     pub help: bool,
     /// The `:` command being typed.
@@ -299,6 +314,8 @@ impl App {
                 current: None,
                 previous: None,
             },
+            s3: S3Pane::default(),
+            db: DbPane::default(),
             status: None,
             help: false,
             command: None,
@@ -357,15 +374,49 @@ impl App {
             Key::Char('?') => self.help = true,
             Key::Char(':') => self.command = Some(String::new()),
             Key::Char(digit @ '1'..='5') => {
-                self.tab = Tab::ALL[digit as usize - '1' as usize];
+                return self.show(Tab::ALL[digit as usize - '1' as usize]);
             }
             Key::Tab => {
                 let at = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
-                self.tab = Tab::ALL[(at + 1) % Tab::ALL.len()];
+                return self.show(Tab::ALL[(at + 1) % Tab::ALL.len()]);
             }
-            _ => return self.on_tab_key(key),
+            _ => {
+                let action = self.on_tab_key(key);
+                return self.follow(action);
+            }
         }
         None
+    }
+
+    /// The stack selected in the Stack view, which the other views show.
+    pub fn selected_stack(&self) -> Option<String> {
+        self.stack
+            .stacks
+            .get(self.stack.selected)
+            .map(|status| status.stack.to_string())
+    }
+
+    /// Switches to `tab`; the view may want to read something for it.
+    fn show(&mut self, tab: Tab) -> Option<Action> {
+        self.tab = tab;
+        let stack = self.selected_stack();
+        match tab {
+            Tab::S3 => self.s3.on_enter(stack.as_deref()),
+            Tab::Db => self.db.on_enter(stack.as_deref()),
+            Tab::Stack | Tab::Invoke | Tab::Logs => None,
+        }
+    }
+
+    /// Carries out what a view asked of the app itself; the rest is for the event loop.
+    fn follow(&mut self, action: Option<Action>) -> Option<Action> {
+        match action {
+            Some(Action::ShowObjects { prefix }) => {
+                self.tab = Tab::S3;
+                let stack = self.selected_stack();
+                self.s3.show_prefix(stack.as_deref(), &prefix)
+            }
+            other => other,
+        }
     }
 
     fn on_tab_key(&mut self, key: Key) -> Option<Action> {
@@ -439,6 +490,8 @@ impl App {
                 self.say(Severity::Info, "stopping: invocations in flight finish");
                 Some(Action::StopBurst)
             }
+            (Tab::S3, key) => self.s3.on_key(key, &mut self.status),
+            (Tab::Db, key) => self.db.on_key(key, &mut self.status),
             _ => None,
         }
     }
@@ -503,11 +556,7 @@ impl App {
         }
         self.invoke.current = Some(LiveRun::new(settings.clone()));
         self.status = None;
-        let stack = self
-            .stack
-            .stacks
-            .get(self.stack.selected)
-            .map(|status| status.stack.to_string());
+        let stack = self.selected_stack();
         Some(Action::StartBurst { settings, stack })
     }
 
@@ -517,7 +566,7 @@ impl App {
             return self.request_quit();
         }
         match Tab::from_command(line) {
-            Some(tab) => self.tab = tab,
+            Some(tab) => return self.show(tab),
             None => self.say(
                 Severity::Error,
                 format!("unknown command :{line}; try :stack :invoke :logs :s3 :db :quit"),
@@ -586,6 +635,8 @@ impl App {
                     None => self.say(Severity::Info, "burst finished"),
                 }
             }
+            Update::S3(update) => self.s3.apply(update, &mut self.status),
+            Update::Db(update) => self.db.apply(update, &mut self.status),
         }
     }
 }

@@ -3,8 +3,10 @@
 //! channel, so the screen keeps redrawing (20 times a second) whatever the network does.
 
 pub mod app;
+pub mod db_pane;
 #[cfg(test)]
 mod fixtures;
+pub mod s3_pane;
 pub mod view;
 
 use std::io::IsTerminal as _;
@@ -16,7 +18,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures::StreamExt as _;
-use hybridlab_provision::stack::{StackClients, Target, list_stacks, statuses};
+use hybridlab_provision::stack::{
+    StackClients, StackId, StackNames, Target, list_stacks, statuses,
+};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
@@ -25,6 +29,7 @@ use self::view::Palette;
 use crate::bench::engine::{self, BenchPlan, Progress};
 use crate::bench::signed::SignedInvoker;
 use crate::cli::TargetArgs;
+use crate::lab::Lab;
 
 /// One frame every 50 ms at least: 20 a second while anything changes.
 const FRAME: Duration = Duration::from_millis(50);
@@ -110,7 +115,22 @@ async fn event_loop(
                                 progress.stop.store(true, Ordering::Relaxed);
                             }
                         }
-                        None => {}
+                        Some(Action::S3(request)) => {
+                            let (clients, updates) = (clients.clone(), updates_sender.clone());
+                            tokio::spawn(async move {
+                                let update = s3_pane::serve(clients, request).await;
+                                let _ = updates.send(Update::S3(update));
+                            });
+                        }
+                        Some(Action::Db(request)) => {
+                            let (clients, updates) = (clients.clone(), updates_sender.clone());
+                            tokio::spawn(async move {
+                                let update = db_pane::serve(clients, request).await;
+                                let _ = updates.send(Update::Db(update));
+                            });
+                        }
+                        // The app carries these out itself.
+                        Some(Action::ShowObjects { .. }) | None => {}
                     }
                 }
                 Some(Ok(_)) => {}
@@ -173,6 +193,22 @@ fn spawn_refresh(clients: &StackClients, updates: &UnboundedSender<Update>) {
             .map_err(|err| format!("reading the stacks: {err}"));
         let _ = updates.send(Update::Stacks(stacks));
     });
+}
+
+/// The lab of `stack` (a stack the Stack view has read, so its names are known without
+/// asking the target), or the target's only stack when none is named.
+pub async fn lab_for(clients: StackClients, stack: Option<&str>) -> anyhow::Result<Lab> {
+    match stack {
+        Some(name) => {
+            let stack = StackId::parse(name)?;
+            Ok(Lab {
+                names: StackNames::new(&stack),
+                clients,
+                stack,
+            })
+        }
+        None => Lab::on(clients, None).await,
+    }
 }
 
 /// Every stack on the target with the state of each resource.
@@ -242,7 +278,7 @@ async fn burst(
     updates: &UnboundedSender<Update>,
 ) -> anyhow::Result<()> {
     let payload = crate::invoke::url_payload(&settings.image_url)?;
-    let lab = crate::lab::Lab::on(clients, stack.as_deref()).await?;
+    let lab = Lab::on(clients, stack.as_deref()).await?;
     let function = lab.names.function.clone();
     let invoker = SignedInvoker::new(&lab.clients.config, &function)?;
     let started_at = hybridlab_provision::stack::state::now_rfc3339();

@@ -25,7 +25,7 @@ impl Palette {
         Self { colour }
     }
 
-    fn fg(self, color: Color) -> Style {
+    pub fn fg(self, color: Color) -> Style {
         if self.colour {
             Style::default().fg(color)
         } else {
@@ -33,11 +33,11 @@ impl Palette {
         }
     }
 
-    fn bold(self) -> Style {
+    pub fn bold(self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
     }
 
-    fn selected(self) -> Style {
+    pub fn selected(self) -> Style {
         if self.colour {
             Style::default().fg(Color::Black).bg(Color::Cyan)
         } else {
@@ -106,8 +106,8 @@ pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
         Tab::Stack => draw_stack(frame, body, app, palette),
         Tab::Invoke => draw_invoke(frame, body, app, palette),
         Tab::Logs => draw_elsewhere(frame, body, "Logs", "hybridlab logs all -f"),
-        Tab::S3 => draw_elsewhere(frame, body, "S3", "hybridlab s3 ls"),
-        Tab::Db => draw_elsewhere(frame, body, "DynamoDB", "hybridlab db scan"),
+        Tab::S3 => super::s3_pane::draw(frame, body, &app.s3, palette),
+        Tab::Db => super::db_pane::draw(frame, body, &app.db, palette),
     }
     draw_status(frame, status, app, palette);
     if app.help {
@@ -574,11 +574,7 @@ mod tests {
     #[test]
     fn views_not_built_yet_say_where_the_data_is() {
         let mut app = fixtures::app_with_stack();
-        for (tab, command) in [
-            (Tab::Logs, "hybridlab logs"),
-            (Tab::S3, "hybridlab s3 ls"),
-            (Tab::Db, "hybridlab db scan"),
-        ] {
+        for (tab, command) in [(Tab::Logs, "hybridlab logs")] {
             app.tab = tab;
             // Wide enough that the command is not wrapped.
             let text = format!("{:?}", screen(&app, 200, 24).buffer());
