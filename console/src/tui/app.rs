@@ -84,6 +84,9 @@ pub enum Action {
     ShowObjects {
         prefix: String,
     },
+    /// Put `text` on the terminal's clipboard (OSC 52; terminals that do not allow it
+    /// ignore it, so the view also shows the text).
+    Copy(String),
     Quit,
 }
 

@@ -129,6 +129,7 @@ async fn event_loop(
                                 let _ = updates.send(Update::Db(update));
                             });
                         }
+                        Some(Action::Copy(text)) => copy_to_clipboard(&text),
                         // The app carries these out itself.
                         Some(Action::ShowObjects { .. }) | None => {}
                     }
@@ -165,6 +166,16 @@ fn save_run(path: &str, file: &crate::bench::model::RunFile) -> Result<(), Strin
         .open(path)
         .map_err(|err| err.to_string())?;
     std::io::Write::write_all(&mut out, &json).map_err(|err| err.to_string())
+}
+
+/// Asks the terminal to put `text` on the clipboard with an OSC 52 sequence. Terminals that
+/// do not support it ignore it; nothing to report either way, the terminal does not answer.
+fn copy_to_clipboard(text: &str) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, format!("\x1b]52;c;{encoded}\x07").as_bytes());
+    let _ = std::io::Write::flush(&mut out);
 }
 
 /// The console's key for a terminal key press, if it uses it.
