@@ -114,6 +114,21 @@ fn fail_after_from_env() -> anyhow::Result<Option<Step>> {
     }
 }
 
+/// What `up` does to `stack` by default: the server and the function built for this machine
+/// on the sandbox, for Amazon Linux on AWS.
+pub fn up_options(clients: &StackClients, stack: StackId) -> UpOptions {
+    UpOptions {
+        stack,
+        settings: StackSettings::new(clients.region.clone()),
+        artifacts: if clients.is_sandbox() {
+            ArtifactSource::Host
+        } else {
+            ArtifactSource::AmazonLinux
+        },
+        fail_after: None,
+    }
+}
+
 pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let clients = connect(target).await?;
     let known: Vec<StackId> = StackState::list(&clients.state_key())
@@ -124,9 +139,11 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         Some(stack) => stack,
         None => StackId::generate(),
     };
-    let mut settings = StackSettings::new(clients.region.clone());
-    settings.ttl_seconds = args.ttl.as_secs().max(60);
-    settings.instance_type = args.instance_type.clone();
+    let mut options = up_options(&clients, stack.clone());
+    options.settings.ttl_seconds = args.ttl.as_secs().max(60);
+    options.settings.instance_type = args.instance_type.clone();
+    options.fail_after = fail_after_from_env()?;
+    let settings = options.settings.clone();
 
     if args.dry_run {
         let plan = stack::plan(&stack, &settings);
@@ -163,16 +180,6 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         println!("Bringing up stack {stack} on {}...", clients.describe());
     }
-    let options = UpOptions {
-        stack: stack.clone(),
-        settings,
-        artifacts: if clients.is_sandbox() {
-            ArtifactSource::Host
-        } else {
-            ArtifactSource::AmazonLinux
-        },
-        fail_after: fail_after_from_env()?,
-    };
     match stack::up(&clients, options, printer(args.json)).await {
         Ok(report) => {
             if args.json {

@@ -3,10 +3,12 @@
 //! without a terminal or a network.
 
 use hdrhistogram::Histogram;
-use hybridlab_provision::stack::StackStatus;
+use hybridlab_provision::stack::{StackStatus, StepEvent};
 
 use super::db_pane::{DbPane, DbRequest, DbUpdate};
+use super::logs_pane::{LogsPane, LogsUpdate};
 use super::s3_pane::{S3Pane, S3Request, S3Update};
+use super::spool::{SampleSpool, SharedSpool};
 use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
 use crate::bench::stats::{new_histogram, summarize};
 use crate::lambda_log::Report;
@@ -64,16 +66,32 @@ pub enum Key {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     RefreshStacks,
+    /// Bring up `stack`, or a new stack when `None`.
+    Up {
+        stack: Option<String>,
+    },
+    /// Tear `stack` down.
+    Down {
+        stack: String,
+    },
     /// A burst against the proxy of `stack` (the one selected in the Stack view, if any).
     StartBurst {
         settings: BurstSettings,
         stack: Option<String>,
     },
     StopBurst,
-    /// Write `file` to `path` (a new file: nothing is overwritten).
+    /// Write the run of `config` and `samples` to `path` (a new file: nothing is
+    /// overwritten), as [`saved_run`] makes it.
     SaveRun {
         path: String,
-        file: Box<RunFile>,
+        config: Box<RunConfig>,
+        samples: SharedSpool,
+    },
+    /// Follow the logs of `stack` (the target's only one if `None`), replacing any reader
+    /// already running; its answers carry `generation`.
+    FollowLogs {
+        stack: Option<String>,
+        generation: u64,
     },
     /// A read for the S3 view.
     S3(S3Request),
@@ -102,6 +120,10 @@ pub enum Severity {
 pub enum Update {
     /// The target's stacks and each one's resources.
     Stacks(Result<Vec<StackStatus>, String>),
+    /// A step of the `up` or `down` under way.
+    Step(StepEvent),
+    /// The `up` or `down` under way has ended: what it made of the stack, or why it failed.
+    OperationDone(Result<String, String>),
     /// The function a burst invokes, once it is resolved.
     BurstStarted {
         function: String,
@@ -113,6 +135,12 @@ pub enum Update {
     BurstDone {
         error: Option<String>,
     },
+    /// How saving a run to `path` went.
+    Saved {
+        path: String,
+        result: Result<(), String>,
+    },
+    Logs(LogsUpdate),
     S3(S3Update),
     Db(DbUpdate),
 }
@@ -161,7 +189,8 @@ pub struct LiveRun {
     /// When the latest invocation completed, from the start: the throughput is read every
     /// frame, and scanning a million samples for it each time would cost the frame.
     pub last_done_us: u64,
-    pub samples: Vec<Sample>,
+    /// Every sample, on disk: the view draws from the aggregates above.
+    pub samples: SharedSpool,
     pub finished: bool,
     pub error: Option<String>,
 }
@@ -178,7 +207,7 @@ impl LiveRun {
             cold_starts: 0,
             per_second: Vec::new(),
             last_done_us: 0,
-            samples: Vec::new(),
+            samples: SharedSpool::default(),
             finished: false,
             error: None,
         }
@@ -198,7 +227,7 @@ impl LiveRun {
             self.per_second.resize(second + 1, 0);
         }
         self.per_second[second] += 1;
-        self.samples.push(sample);
+        self.samples.with(|spool| spool.push(&sample));
     }
 
     pub fn done(&self) -> u64 {
@@ -212,28 +241,22 @@ impl LiveRun {
             .map_or(0, |at| self.counts[at])
     }
 
-    /// The run as `hybridlab bench --out` writes it, for `hybridlab report`.
-    pub fn to_run(&self, target: &str) -> Run {
-        let mut samples = self.samples.clone();
-        samples.sort_by_key(|sample| sample.seq);
-        Run {
-            config: RunConfig {
-                label: match self.settings.rate {
-                    Some(rate) => format!("console {rate}/s"),
-                    None => format!("console c={}", self.settings.concurrency),
-                },
-                target: target.to_owned(),
-                stack: self.stack.clone(),
-                function: self.function.clone().unwrap_or_default(),
-                shape: self.settings.shape(),
-                requests: Some(self.settings.invocations),
-                duration_s: None,
-                warmup: 0,
-                payloads: 1,
-                started_at: self.started_at.clone().unwrap_or_default(),
+    /// How the run was made, as `hybridlab bench --out` records it.
+    pub fn config(&self, target: &str) -> RunConfig {
+        RunConfig {
+            label: match self.settings.rate {
+                Some(rate) => format!("console {rate}/s"),
+                None => format!("console c={}", self.settings.concurrency),
             },
-            summary: summarize(&samples),
-            samples,
+            target: target.to_owned(),
+            stack: self.stack.clone(),
+            function: self.function.clone().unwrap_or_default(),
+            shape: self.settings.shape(),
+            requests: Some(self.settings.invocations),
+            duration_s: None,
+            warmup: 0,
+            payloads: 1,
+            started_at: self.started_at.clone().unwrap_or_default(),
         }
     }
 
@@ -244,6 +267,19 @@ impl LiveRun {
         }
         self.done() as f64 / (self.last_done_us as f64 / 1e6)
     }
+}
+
+/// The run file of a console burst, as `hybridlab bench --out` writes it for `hybridlab
+/// report`: the samples in order of issue and their summary. Reads the spool: for a large
+/// run, not on the event loop.
+pub fn saved_run(config: RunConfig, samples: &SharedSpool) -> Result<RunFile, String> {
+    let mut samples = samples.with(SampleSpool::read_all)?;
+    samples.sort_by_key(|sample| sample.seq);
+    Ok(RunFile::new(vec![Run {
+        config,
+        summary: summarize(&samples),
+        samples,
+    }]))
 }
 
 /// The Invoke view's state.
@@ -271,6 +307,80 @@ pub struct StackPane {
     pub loading: bool,
     /// The stack to select once the list is read (`hybridlab --stack ID`).
     pub preferred: Option<String>,
+    /// The `up` or `down` under way, or the last one until dismissed.
+    pub operation: Option<Operation>,
+}
+
+impl StackPane {
+    fn busy(&self) -> bool {
+        self.operation
+            .as_ref()
+            .is_some_and(|op| op.outcome.is_none())
+    }
+
+    /// Stacks that still have something to pay for.
+    pub fn live(&self) -> Vec<String> {
+        self.stacks
+            .iter()
+            .filter(|status| !status.gone())
+            .map(|status| status.stack.to_string())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    Up,
+    Down,
+}
+
+/// An `up` or a `down` as its steps report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub kind: OperationKind,
+    /// Empty for a new stack until its first step names it.
+    pub stack: String,
+    /// The latest event of each step, in the order the steps started.
+    pub steps: Vec<StepEvent>,
+    /// What it ended with: a summary, or the error.
+    pub outcome: Option<Result<String, String>>,
+}
+
+impl Operation {
+    fn new(kind: OperationKind, stack: Option<String>) -> Self {
+        Self {
+            kind,
+            stack: stack.unwrap_or_default(),
+            steps: Vec::new(),
+            outcome: None,
+        }
+    }
+
+    pub fn record(&mut self, event: StepEvent) {
+        if self.stack.is_empty() {
+            self.stack = event.stack.clone();
+        }
+        let same = |e: &StepEvent| e.step == event.step && e.resource == event.resource;
+        match self.steps.iter_mut().find(|e| same(e)) {
+            Some(latest) => *latest = event,
+            None => self.steps.push(event),
+        }
+    }
+}
+
+/// A question the console waits on before doing something that costs or destroys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Confirm {
+    /// Tear `stack` down. On AWS the stack id must be typed; on the sandbox `y` will do.
+    Down {
+        stack: String,
+        typed: String,
+        then_quit: bool,
+    },
+    /// Bring a stack up on AWS, where it is billed.
+    Up { stack: Option<String> },
+    /// Quit while stacks are live on AWS.
+    Quit { live: Vec<String> },
 }
 
 /// Everything the console shows.
@@ -282,12 +392,17 @@ pub struct App {
     pub tab: Tab,
     pub stack: StackPane,
     pub invoke: InvokePane,
+    pub logs: LogsPane,
     pub s3: S3Pane,
     pub db: DbPane,
     pub status: Option<(Severity, String)>,
     pub help: bool,
     /// The `:` command being typed.
     pub command: Option<String>,
+    /// The question asked, if any: every key answers it.
+    pub confirm: Option<Confirm>,
+    /// Quit once the teardown under way has succeeded.
+    pub quit_after_down: bool,
     pub quit: bool,
 }
 
@@ -317,11 +432,14 @@ impl App {
                 current: None,
                 previous: None,
             },
+            logs: LogsPane::default(),
             s3: S3Pane::default(),
             db: DbPane::default(),
             status: None,
             help: false,
             command: None,
+            confirm: None,
+            quit_after_down: false,
             quit: false,
         }
     }
@@ -333,7 +451,16 @@ impl App {
     /// What `key` does; the action, if any, is for the event loop to start.
     pub fn on_key(&mut self, key: Key) -> Option<Action> {
         if key == Key::CtrlC {
+            // A second Ctrl-C quits whatever the question.
+            if matches!(self.confirm, Some(Confirm::Quit { .. })) {
+                self.quit = true;
+                return Some(Action::Quit);
+            }
+            self.confirm = None;
             return self.request_quit();
+        }
+        if let Some(confirm) = self.confirm.take() {
+            return self.answer(confirm, key);
         }
         if let Some(line) = self.command.as_mut() {
             match key {
@@ -365,6 +492,10 @@ impl App {
                 _ => {}
             }
             return None;
+        }
+        if self.tab == Tab::Logs && self.logs.typing() {
+            let stack = self.selected_stack();
+            return self.logs.on_key(key, stack.as_deref(), &mut self.status);
         }
         if self.help {
             if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
@@ -406,7 +537,8 @@ impl App {
         match tab {
             Tab::S3 => self.s3.on_enter(stack.as_deref()),
             Tab::Db => self.db.on_enter(stack.as_deref()),
-            Tab::Stack | Tab::Invoke | Tab::Logs => None,
+            Tab::Logs => self.logs.on_enter(stack.as_deref()),
+            Tab::Stack | Tab::Invoke => None,
         }
     }
 
@@ -431,6 +563,19 @@ impl App {
             (Tab::Stack, Key::Char('r')) => {
                 self.stack.loading = true;
                 Some(Action::RefreshStacks)
+            }
+            (Tab::Stack, Key::Char('u')) => self.ask_up(self.selected_stack()),
+            (Tab::Stack, Key::Char('n')) => self.ask_up(None),
+            (Tab::Stack, Key::Char('d')) => match self.selected_stack() {
+                Some(stack) => self.ask_down(stack, false),
+                None => {
+                    self.say(Severity::Error, "no stack to tear down; r reads the stacks");
+                    None
+                }
+            },
+            (Tab::Stack, Key::Esc) if !self.stack.busy() => {
+                self.stack.operation = None;
+                None
             }
             (Tab::Stack, Key::Up) => {
                 self.stack.selected = self.stack.selected.saturating_sub(1);
@@ -493,6 +638,10 @@ impl App {
                 self.say(Severity::Info, "stopping: invocations in flight finish");
                 Some(Action::StopBurst)
             }
+            (Tab::Logs, key) => {
+                let stack = self.selected_stack();
+                self.logs.on_key(key, stack.as_deref(), &mut self.status)
+            }
             (Tab::S3, key) => self.s3.on_key(key, &mut self.status),
             (Tab::Db, key) => self.db.on_key(key, &mut self.status),
             _ => None,
@@ -513,8 +662,13 @@ impl App {
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
         let path = format!("hybridlab-run-{stamp}.json");
-        let file = Box::new(RunFile::new(vec![run.to_run(&self.target)]));
-        Some(Action::SaveRun { path, file })
+        let action = Action::SaveRun {
+            config: Box::new(run.config(&self.target)),
+            samples: run.samples.clone(),
+            path: path.clone(),
+        };
+        self.say(Severity::Info, format!("saving {path}..."));
+        Some(action)
     }
 
     /// What the event loop says once it has tried to save a run.
@@ -579,12 +733,117 @@ impl App {
     }
 
     fn request_quit(&mut self) -> Option<Action> {
+        let live = self.stack.live();
+        if self.on_aws && !live.is_empty() {
+            self.confirm = Some(Confirm::Quit { live });
+            return None;
+        }
         self.quit = true;
         Some(Action::Quit)
     }
 
-    /// Folds a background result into the state.
-    pub fn apply(&mut self, update: Update) {
+    fn ask_up(&mut self, stack: Option<String>) -> Option<Action> {
+        if self.stack.busy() {
+            self.say(Severity::Error, "an up or down is under way; wait for it");
+            return None;
+        }
+        if self.on_aws {
+            self.confirm = Some(Confirm::Up { stack });
+            return None;
+        }
+        self.start_up(stack)
+    }
+
+    fn start_up(&mut self, stack: Option<String>) -> Option<Action> {
+        self.stack.operation = Some(Operation::new(OperationKind::Up, stack.clone()));
+        self.tab = Tab::Stack;
+        Some(Action::Up { stack })
+    }
+
+    fn ask_down(&mut self, stack: String, then_quit: bool) -> Option<Action> {
+        if self.stack.busy() {
+            self.say(Severity::Error, "an up or down is under way; wait for it");
+            return None;
+        }
+        self.confirm = Some(Confirm::Down {
+            stack,
+            typed: String::new(),
+            then_quit,
+        });
+        None
+    }
+
+    fn start_down(&mut self, stack: String, then_quit: bool) -> Option<Action> {
+        self.stack.operation = Some(Operation::new(OperationKind::Down, Some(stack.clone())));
+        self.quit_after_down = then_quit;
+        self.tab = Tab::Stack;
+        Some(Action::Down { stack })
+    }
+
+    /// What `key` does to the question asked; the question stays while it is unanswered.
+    fn answer(&mut self, confirm: Confirm, key: Key) -> Option<Action> {
+        match confirm {
+            Confirm::Down {
+                stack,
+                mut typed,
+                then_quit,
+            } => {
+                if !self.on_aws {
+                    return match key {
+                        Key::Char('y') | Key::Enter => self.start_down(stack, then_quit),
+                        _ => {
+                            self.say(Severity::Info, "not torn down");
+                            None
+                        }
+                    };
+                }
+                match key {
+                    Key::Enter if typed == stack => return self.start_down(stack, then_quit),
+                    Key::Enter => self.say(
+                        Severity::Error,
+                        format!("type the stack id `{stack}` exactly, or Esc"),
+                    ),
+                    Key::Esc => {
+                        self.say(Severity::Info, "not torn down");
+                        return None;
+                    }
+                    Key::Char(c) => typed.push(c),
+                    Key::Backspace => {
+                        typed.pop();
+                    }
+                    _ => {}
+                }
+                self.confirm = Some(Confirm::Down {
+                    stack,
+                    typed,
+                    then_quit,
+                });
+                None
+            }
+            Confirm::Up { stack } => match key {
+                Key::Char('y') => self.start_up(stack),
+                _ => {
+                    self.say(Severity::Info, "nothing created");
+                    None
+                }
+            },
+            Confirm::Quit { live } => match key {
+                Key::Char('d') => match live.first() {
+                    Some(stack) => self.ask_down(stack.clone(), true),
+                    None => None,
+                },
+                Key::Char('q') => {
+                    self.quit = true;
+                    Some(Action::Quit)
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// Folds a background result into the state; what follows from it, if anything, is for
+    /// the event loop to start.
+    pub fn apply(&mut self, update: Update) -> Option<Action> {
         match update {
             Update::Stacks(Ok(stacks)) => {
                 self.stack.stacks = stacks;
@@ -612,6 +871,27 @@ impl App {
                 self.stack.loading = false;
                 self.say(Severity::Error, err);
             }
+            Update::Step(event) => {
+                if let Some(operation) = self.stack.operation.as_mut() {
+                    operation.record(event);
+                }
+            }
+            Update::OperationDone(outcome) => {
+                let Some(operation) = self.stack.operation.as_mut() else {
+                    return None;
+                };
+                let down = operation.kind == OperationKind::Down;
+                match &outcome {
+                    Ok(summary) => self.status = Some((Severity::Info, summary.clone())),
+                    Err(err) => self.status = Some((Severity::Error, err.clone())),
+                }
+                if down && outcome.is_ok() && self.quit_after_down {
+                    self.quit = true;
+                }
+                operation.outcome = Some(outcome);
+                self.stack.loading = true;
+                return Some(Action::RefreshStacks);
+            }
             Update::BurstStarted {
                 function,
                 stack,
@@ -638,9 +918,12 @@ impl App {
                     None => self.say(Severity::Info, "burst finished"),
                 }
             }
+            Update::Saved { path, result } => self.saved(&path, result),
+            Update::Logs(update) => self.logs.apply(update, &mut self.status),
             Update::S3(update) => self.s3.apply(update, &mut self.status),
             Update::Db(update) => self.db.apply(update, &mut self.status),
         }
+        None
     }
 }
 
@@ -799,10 +1082,16 @@ mod tests {
         ))));
         assert_eq!(app.on_key(Key::Char('s')), None, "still running");
         app.apply(Update::BurstDone { error: None });
-        let Some(Action::SaveRun { path, file }) = app.on_key(Key::Char('s')) else {
+        let Some(Action::SaveRun {
+            path,
+            config,
+            samples,
+        }) = app.on_key(Key::Char('s'))
+        else {
             panic!("s saves a finished run");
         };
         assert_eq!(path, "hybridlab-run-20261123T141605Z.json");
+        let file = saved_run(*config, &samples).expect("the samples read back");
         let run = &file.runs[0];
         assert_eq!(
             run.samples.iter().map(|s| s.seq).collect::<Vec<_>>(),
@@ -832,6 +1121,96 @@ mod tests {
         assert_eq!(app.invoke.settings.image_url, "");
         assert_eq!(app.on_key(Key::Enter), None);
         assert!(matches!(&app.status, Some((Severity::Error, text)) if text.contains("image URL")));
+    }
+
+    #[test]
+    fn tearing_down_asks_first_and_on_aws_wants_the_stack_id() {
+        let mut app = super::super::fixtures::app_with_stack();
+        assert_eq!(app.on_key(Key::Char('d')), None, "a question first");
+        assert_eq!(app.on_key(Key::Char('n')), None, "n keeps the stack");
+        assert_eq!(app.confirm, None);
+        app.on_key(Key::Char('d'));
+        assert_eq!(
+            app.on_key(Key::Char('y')),
+            Some(Action::Down {
+                stack: "k3x9q2ma".into()
+            })
+        );
+        assert_eq!(app.on_key(Key::Char('d')), None);
+        assert!(
+            matches!(&app.status, Some((Severity::Error, text)) if text.contains("under way")),
+            "one operation at a time"
+        );
+        app.apply(Update::OperationDone(Ok(
+            "stack k3x9q2ma is torn down".into()
+        )));
+
+        let mut app = super::super::fixtures::app_with_stack();
+        app.on_aws = true;
+        app.on_key(Key::Char('d'));
+        assert_eq!(app.on_key(Key::Char('y')), None, "y is typed, not a yes");
+        assert_eq!(app.on_key(Key::Enter), None, "`y` is not the stack id");
+        app.on_key(Key::Backspace);
+        for c in "k3x9q2ma".chars() {
+            app.on_key(Key::Char(c));
+        }
+        assert_eq!(
+            app.on_key(Key::Enter),
+            Some(Action::Down {
+                stack: "k3x9q2ma".into()
+            })
+        );
+    }
+
+    #[test]
+    fn quitting_with_a_live_stack_on_aws_offers_to_tear_it_down() {
+        let mut app = super::super::fixtures::app_with_stack();
+        app.on_aws = true;
+        assert_eq!(app.on_key(Key::Char('q')), None);
+        assert!(!app.quit);
+        assert!(matches!(&app.confirm, Some(Confirm::Quit { live }) if live == &["k3x9q2ma"]));
+        app.on_key(Key::Char('d'));
+        for c in "k3x9q2ma".chars() {
+            app.on_key(Key::Char(c));
+        }
+        assert!(matches!(app.on_key(Key::Enter), Some(Action::Down { .. })));
+        assert!(!app.quit, "not before the stack is gone");
+        assert_eq!(
+            app.apply(Update::OperationDone(Err("1 resource remains".into()))),
+            Some(Action::RefreshStacks)
+        );
+        assert!(!app.quit, "a failed teardown keeps the console open");
+        app.stack.operation = None;
+        app.on_key(Key::Char('q'));
+        app.on_key(Key::Char('d'));
+        for c in "k3x9q2ma".chars() {
+            app.on_key(Key::Char(c));
+        }
+        app.on_key(Key::Enter);
+        app.apply(Update::OperationDone(Ok("torn down".into())));
+        assert!(app.quit);
+
+        // q in the question quits anyway; on the sandbox nothing is asked.
+        let mut app = super::super::fixtures::app_with_stack();
+        app.on_aws = true;
+        app.on_key(Key::Char('q'));
+        assert_eq!(app.on_key(Key::Char('q')), Some(Action::Quit));
+        let mut app = super::super::fixtures::app_with_stack();
+        assert_eq!(app.on_key(Key::Char('q')), Some(Action::Quit));
+    }
+
+    #[test]
+    fn an_up_records_the_latest_event_of_each_step() {
+        let app = super::super::fixtures::app_bringing_up_a_stack();
+        let operation = app.stack.operation.expect("an up under way");
+        assert_eq!(operation.kind, OperationKind::Up);
+        assert_eq!(operation.stack, "q7w2e9rt", "named by its first step");
+        let steps: Vec<_> = operation.steps.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(
+            steps,
+            ["artifacts", "images-bucket", "table", "lambda-role"]
+        );
+        assert_eq!(operation.outcome, None);
     }
 
     #[test]

@@ -135,3 +135,52 @@ pub fn app_with_bursts() -> App {
     app.invoke.current = Some(current);
     app
 }
+
+/// An `up` of a new stack under way beside the stacks already there: a few steps done, one
+/// found in place, two running.
+pub fn app_bringing_up_a_stack() -> App {
+    use hybridlab_provision::stack::{StepEvent, StepStatus};
+
+    let mut app = app_with_stack();
+    app.on_key(super::app::Key::Char('n'));
+    let event = |step: &str, resource: &str, status, elapsed_ms| StepEvent {
+        stack: "q7w2e9rt".into(),
+        step: step.into(),
+        resource: resource.into(),
+        status,
+        elapsed_ms,
+        detail: String::new(),
+    };
+    for event in [
+        event("artifacts", "", StepStatus::Started, 0),
+        event(
+            "images-bucket",
+            "hybridlab-images-q7w2e9rt",
+            StepStatus::Started,
+            0,
+        ),
+        event(
+            "images-bucket",
+            "hybridlab-images-q7w2e9rt",
+            StepStatus::Done,
+            210,
+        ),
+        event("table", "hybridlab-images-q7w2e9rt", StepStatus::Started, 0),
+        event(
+            "table",
+            "hybridlab-images-q7w2e9rt",
+            StepStatus::Skipped,
+            35,
+        ),
+        event(
+            "lambda-role",
+            "hybridlab-lambda-q7w2e9rt",
+            StepStatus::Started,
+            0,
+        ),
+        event("artifacts", "", StepStatus::Done, 1_840),
+    ] {
+        app.apply(Update::Step(event));
+    }
+    app
+}

@@ -6,7 +6,9 @@ pub mod app;
 pub mod db_pane;
 #[cfg(test)]
 mod fixtures;
+pub mod logs_pane;
 pub mod s3_pane;
+pub mod spool;
 pub mod view;
 
 use std::io::IsTerminal as _;
@@ -19,20 +21,25 @@ use anyhow::{Context as _, bail};
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures::StreamExt as _;
 use hybridlab_provision::stack::{
-    StackClients, StackId, StackNames, Target, list_stacks, statuses,
+    Reporter, Scope, StackClients, StackId, StackNames, Target, list_stacks, statuses,
 };
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
 use self::app::{Action, App, BurstSettings, Key, Update};
+use self::logs_pane::LogsUpdate;
 use self::view::Palette;
 use crate::bench::engine::{self, BenchPlan, Progress};
 use crate::bench::signed::SignedInvoker;
 use crate::cli::TargetArgs;
 use crate::lab::Lab;
+use crate::logs::entry::LogSource;
+use crate::logs::tail::{LogTail, POLL_EVERY, TailOptions};
 
 /// One frame every 50 ms at least: 20 a second while anything changes.
 const FRAME: Duration = Duration::from_millis(50);
+/// How far back the Logs view starts.
+const LOGS_SINCE: Duration = Duration::from_secs(600);
 /// How often the Stack view reads the stacks again by itself.
 const STACK_REFRESH: Duration = Duration::from_secs(15);
 
@@ -66,11 +73,16 @@ async fn event_loop(
     palette: Palette,
 ) -> anyhow::Result<()> {
     let (updates_sender, mut updates) = unbounded_channel();
+    let mut runner = Runner {
+        clients,
+        updates: updates_sender,
+        burst: None,
+        log_reader: None,
+    };
     let mut events = EventStream::new();
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut refresh = tokio::time::interval(STACK_REFRESH);
-    let mut burst: Option<Arc<Progress>> = None;
     loop {
         terminal
             .draw(|frame| view::draw(frame, app, palette))
@@ -81,57 +93,13 @@ async fn event_loop(
                 // A slow target must not pile reads up: one at a time.
                 if !app.stack.loading {
                     app.stack.loading = true;
-                    spawn_refresh(&clients, &updates_sender);
+                    runner.start(Action::RefreshStacks);
                 }
             }
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
-                    let action = translate(key).and_then(|key| app.on_key(key));
-                    match action {
-                        Some(Action::Quit) => break,
-                        Some(Action::RefreshStacks) => spawn_refresh(&clients, &updates_sender),
-                        Some(Action::StartBurst { settings, stack }) => {
-                            let (live, finished) = burst_forwarder(&updates_sender);
-                            let progress = Arc::new(Progress {
-                                live: Some(live),
-                                ..Progress::default()
-                            });
-                            burst = Some(progress.clone());
-                            tokio::spawn(run_burst(
-                                clients.clone(),
-                                stack,
-                                settings,
-                                progress,
-                                finished,
-                                updates_sender.clone(),
-                            ));
-                        }
-                        Some(Action::SaveRun { path, file }) => {
-                            let result = save_run(&path, &file);
-                            app.saved(&path, result);
-                        }
-                        Some(Action::StopBurst) => {
-                            if let Some(progress) = &burst {
-                                progress.stop.store(true, Ordering::Relaxed);
-                            }
-                        }
-                        Some(Action::S3(request)) => {
-                            let (clients, updates) = (clients.clone(), updates_sender.clone());
-                            tokio::spawn(async move {
-                                let update = s3_pane::serve(clients, request).await;
-                                let _ = updates.send(Update::S3(update));
-                            });
-                        }
-                        Some(Action::Db(request)) => {
-                            let (clients, updates) = (clients.clone(), updates_sender.clone());
-                            tokio::spawn(async move {
-                                let update = db_pane::serve(clients, request).await;
-                                let _ = updates.send(Update::Db(update));
-                            });
-                        }
-                        Some(Action::Copy(text)) => copy_to_clipboard(&text),
-                        // The app carries these out itself.
-                        Some(Action::ShowObjects { .. }) | None => {}
+                    if let Some(action) = translate(key).and_then(|key| app.on_key(key)) {
+                        runner.start(action);
                     }
                 }
                 Some(Ok(_)) => {}
@@ -139,10 +107,13 @@ async fn event_loop(
                 None => break,
             },
             Some(update) = updates.recv() => {
-                app.apply(update);
                 // Samples come by the thousand a second: fold in all that wait, draw once.
-                while let Ok(update) = updates.try_recv() {
-                    app.apply(update);
+                let mut next = Some(update);
+                while let Some(update) = next {
+                    if let Some(action) = app.apply(update) {
+                        runner.start(action);
+                    }
+                    next = updates.try_recv().ok();
                 }
             }
         }
@@ -150,14 +121,219 @@ async fn event_loop(
             break;
         }
     }
-    if let Some(progress) = burst {
-        progress.stop.store(true, Ordering::Relaxed);
+    runner.stop();
+    Ok(())
+}
+
+/// Starts what the console asks for, each in a task of its own that reports back through
+/// `updates`.
+struct Runner {
+    clients: StackClients,
+    updates: UnboundedSender<Update>,
+    burst: Option<Arc<Progress>>,
+    log_reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Runner {
+    fn start(&mut self, action: Action) {
+        let (clients, updates) = (self.clients.clone(), self.updates.clone());
+        match action {
+            Action::RefreshStacks => spawn_refresh(&clients, &updates),
+            Action::Up { stack } => {
+                tokio::spawn(async move {
+                    let outcome = bring_up(&clients, stack, step_reporter(&updates)).await;
+                    operation_done(&updates, outcome);
+                });
+            }
+            Action::Down { stack } => {
+                tokio::spawn(async move {
+                    let outcome = tear_down(&clients, &stack, step_reporter(&updates)).await;
+                    operation_done(&updates, outcome);
+                });
+            }
+            Action::StartBurst { settings, stack } => {
+                let (live, finished) = burst_forwarder(&updates);
+                let progress = Arc::new(Progress {
+                    live: Some(live),
+                    ..Progress::default()
+                });
+                self.burst = Some(progress.clone());
+                tokio::spawn(run_burst(
+                    clients, stack, settings, progress, finished, updates,
+                ));
+            }
+            Action::StopBurst => {
+                if let Some(progress) = &self.burst {
+                    progress.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Action::SaveRun {
+                path,
+                config,
+                samples,
+            } => {
+                // A million samples take a second or two to read back and write.
+                tokio::task::spawn_blocking(move || {
+                    let result =
+                        app::saved_run(*config, &samples).and_then(|file| save_run(&path, &file));
+                    let _ = updates.send(Update::Saved { path, result });
+                });
+            }
+            Action::FollowLogs { stack, generation } => {
+                if let Some(reader) = self.log_reader.take() {
+                    reader.abort();
+                }
+                self.log_reader = Some(tokio::spawn(follow_logs(
+                    clients, stack, generation, updates,
+                )));
+            }
+            Action::S3(request) => {
+                tokio::spawn(async move {
+                    let update = s3_pane::serve(clients, request).await;
+                    let _ = updates.send(Update::S3(update));
+                });
+            }
+            Action::Db(request) => {
+                tokio::spawn(async move {
+                    let update = db_pane::serve(clients, request).await;
+                    let _ = updates.send(Update::Db(update));
+                });
+            }
+            Action::Copy(text) => copy_to_clipboard(&text),
+            // The app carries these out itself; the loop ends on `app.quit`.
+            Action::ShowObjects { .. } | Action::Quit => {}
+        }
+    }
+
+    fn stop(self) {
+        if let Some(progress) = self.burst {
+            progress.stop.store(true, Ordering::Relaxed);
+        }
+        if let Some(reader) = self.log_reader {
+            reader.abort();
+        }
+    }
+}
+
+/// Reports each step of an `up` or a `down` to the console as it happens.
+fn step_reporter(updates: &UnboundedSender<Update>) -> Reporter {
+    let updates = updates.clone();
+    Arc::new(move |event| {
+        let _ = updates.send(Update::Step(event));
+    })
+}
+
+fn operation_done(updates: &UnboundedSender<Update>, outcome: anyhow::Result<String>) {
+    let outcome = outcome.map_err(|err| format!("{err:#}"));
+    let _ = updates.send(Update::OperationDone(outcome));
+}
+
+async fn bring_up(
+    clients: &StackClients,
+    stack: Option<String>,
+    reporter: Reporter,
+) -> anyhow::Result<String> {
+    let stack = match stack {
+        Some(name) => StackId::parse(&name)?,
+        None => StackId::generate(),
+    };
+    let options = crate::stack::up_options(clients, stack.clone());
+    match hybridlab_provision::stack::up(clients, options, reporter).await {
+        Ok(report) => Ok(format!(
+            "stack {} is up in {:.1}s: {} steps done, {} already in place",
+            report.stack,
+            report.elapsed_ms as f64 / 1000.0,
+            report.done,
+            report.skipped
+        )),
+        Err(err) => Err(anyhow::Error::new(err).context(format!(
+            "stack {stack} is incomplete; u finishes it, d removes it"
+        ))),
+    }
+}
+
+async fn tear_down(
+    clients: &StackClients,
+    stack: &str,
+    reporter: Reporter,
+) -> anyhow::Result<String> {
+    let scope = Scope::Stack(StackId::parse(stack)?);
+    let report = hybridlab_provision::stack::down(clients, &scope, reporter).await?;
+    if !report.remaining.is_empty() {
+        bail!(
+            "stack {stack}: {} resources remain ({}); d tries again",
+            report.remaining.len(),
+            report
+                .remaining
+                .iter()
+                .map(|r| format!("{} {}", r.kind.label(), r.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(format!(
+        "stack {stack} is torn down: {} resources deleted in {:.1}s, nothing left",
+        report.deleted.len(),
+        report.elapsed_ms as f64 / 1000.0
+    ))
+}
+
+/// Reads the logs of `stack` until aborted, as `hybridlab logs all -f --since 10m` does,
+/// and sends every batch to the console.
+async fn follow_logs(
+    clients: StackClients,
+    stack: Option<String>,
+    generation: u64,
+    updates: UnboundedSender<Update>,
+) {
+    let send = |update| {
+        let _ = updates.send(Update::Logs(update));
+    };
+    let error = read_logs(clients, stack, generation, &send)
+        .await
+        .err()
+        .map(|err| format!("{err:#}"));
+    send(LogsUpdate::Ended { generation, error });
+}
+
+async fn read_logs(
+    clients: StackClients,
+    stack: Option<String>,
+    generation: u64,
+    send: &impl Fn(LogsUpdate),
+) -> anyhow::Result<()> {
+    let lab = lab_for(clients, stack.as_deref()).await?;
+    let options = TailOptions {
+        sources: vec![LogSource::Lambda, LogSource::Ec2],
+        since: LOGS_SINCE,
+        filter: None,
+        follow: true,
+        poll_every: POLL_EVERY,
+        // As in `hybridlab logs`: moto has no usable StartLiveTail.
+        live_tail: !lab.clients.is_sandbox(),
+    };
+    let mut tail = LogTail::open(&lab, options).await?;
+    send(LogsUpdate::Opened {
+        generation,
+        stack: lab.stack.to_string(),
+        groups: tail.groups().iter().map(|g| g.name.clone()).collect(),
+    });
+    while let Some(entries) = tail.next_batch().await? {
+        for text in tail.take_notices() {
+            send(LogsUpdate::Notice { generation, text });
+        }
+        if !entries.is_empty() {
+            send(LogsUpdate::Entries {
+                generation,
+                entries,
+                mode: tail.mode(),
+            });
+        }
     }
     Ok(())
 }
 
-/// Writes a run file where `hybridlab report` reads it; never over an existing file. Small
-/// and local, so it is done on the loop's own time.
+/// Writes a run file where `hybridlab report` reads it; never over an existing file.
 fn save_run(path: &str, file: &crate::bench::model::RunFile) -> Result<(), String> {
     let json = serde_json::to_vec_pretty(file).map_err(|err| err.to_string())?;
     let mut out = std::fs::OpenOptions::new()

@@ -11,7 +11,7 @@ use ratatui::widgets::{
     Bar, BarChart, BarGroup, Block, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Wrap,
 };
 
-use super::app::{App, LiveRun, Severity, Tab};
+use super::app::{App, Confirm, LiveRun, Operation, OperationKind, Severity, Tab};
 use crate::bench::model::Outcome;
 
 /// Styles, or none at all under `NO_COLOR`.
@@ -60,6 +60,13 @@ pub const KEYS: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
     ("Stack: r", "read the stacks again"),
     ("Stack: Up/Down", "select a stack"),
+    ("Stack: n", "bring up a new stack, with live progress"),
+    (
+        "Stack: u",
+        "bring up the selected stack again (finishes a partial one)",
+    ),
+    ("Stack: d", "tear the selected stack down (asks first)"),
+    ("Stack: Esc", "put away the last up or down's steps"),
     (
         "Invoke: Enter or b",
         "fire a burst of N invocations at concurrency C",
@@ -79,6 +86,22 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "Invoke: s",
         "save the finished burst for `hybridlab report`",
+    ),
+    (
+        "Logs: / (Enter, Esc)",
+        "filter the lines as you type; c clears",
+    ),
+    (
+        "Logs: space or p",
+        "pause / resume; new lines are held back",
+    ),
+    (
+        "Logs: Up/Down, Enter",
+        "select a line; Enter shows its invocation's lines",
+    ),
+    (
+        "Logs: Esc, r",
+        "follow the newest again; read the logs again",
     ),
 ];
 
@@ -105,14 +128,90 @@ pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
     match app.tab {
         Tab::Stack => draw_stack(frame, body, app, palette),
         Tab::Invoke => draw_invoke(frame, body, app, palette),
-        Tab::Logs => draw_elsewhere(frame, body, "Logs", "hybridlab logs all -f"),
+        Tab::Logs => super::logs_pane::draw(frame, body, &app.logs, palette),
         Tab::S3 => super::s3_pane::draw(frame, body, &app.s3, palette),
         Tab::Db => super::db_pane::draw(frame, body, &app.db, palette),
     }
     draw_status(frame, status, app, palette);
     if app.help {
-        draw_help(frame, body, palette);
+        draw_help(frame, body, app.tab, palette);
     }
+    if let Some(confirm) = &app.confirm {
+        draw_confirm(frame, body, confirm, app.on_aws, palette);
+    }
+}
+
+/// The keys `?` shows over `tab`: the ones that work everywhere and that view's own.
+pub fn keys_for(tab: Tab) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    let prefix = format!("{}: ", tab.title());
+    KEYS.iter().filter(move |(key, _)| {
+        let own_view = Tab::ALL
+            .iter()
+            .any(|t| key.starts_with(&format!("{}: ", t.title())));
+        !own_view || key.starts_with(&prefix)
+    })
+}
+
+/// A box of `width` x `height` at most, in the middle of `area`.
+fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+fn draw_confirm(frame: &mut Frame, area: Rect, confirm: &Confirm, on_aws: bool, palette: Palette) {
+    let warn = palette.fg(Color::Red).add_modifier(Modifier::BOLD);
+    let lines = match confirm {
+        Confirm::Down { stack, typed, .. } if on_aws => vec![
+            Line::styled(format!("Tear down stack {stack} on AWS?"), warn),
+            Line::from("Every resource of it is deleted: buckets and their objects, table,"),
+            Line::from("function, instance, roles, log groups."),
+            Line::from(format!(
+                "Type the stack id `{stack}` and Enter; Esc keeps it."
+            )),
+            Line::from(format!("> {typed}")),
+        ],
+        Confirm::Down { stack, .. } => vec![
+            Line::styled(format!("Tear down stack {stack}?"), warn),
+            Line::from("Every resource of it is deleted, objects and rows included."),
+            Line::from("y tears it down; any other key keeps it."),
+        ],
+        Confirm::Up { stack } => vec![
+            Line::styled(
+                match stack {
+                    Some(stack) => format!("Bring up stack {stack} on AWS?"),
+                    None => "Bring up a new stack on AWS?".to_owned(),
+                },
+                warn,
+            ),
+            Line::from("It is billed while it exists (its instance stops itself after 2 h)."),
+            Line::from("y brings it up; any other key does nothing."),
+        ],
+        Confirm::Quit { live } => vec![
+            Line::styled(
+                format!("Stacks still live on AWS: {}", live.join(", ")),
+                warn,
+            ),
+            Line::from("They are billed until torn down."),
+            Line::from(format!(
+                "d tears down {} and quits; q quits anyway; Esc stays.",
+                live.first().map_or("", String::as_str)
+            )),
+        ],
+    };
+    let popup = centred(area, 76, lines.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" confirm ")),
+        popup,
+    );
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
@@ -147,45 +246,38 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, palette: Palette) {
-    let width = area.width.min(78);
-    let height = (KEYS.len() as u16 + 2).min(area.height);
-    let popup = Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    };
-    let rows = KEYS
+fn draw_help(frame: &mut Frame, area: Rect, tab: Tab, palette: Palette) {
+    let keys: Vec<_> = keys_for(tab).collect();
+    let popup = centred(area, 78, keys.len() as u16 + 2);
+    let rows = keys
         .iter()
         .map(|(key, what)| Row::new([Cell::from(*key).style(palette.bold()), Cell::from(*what)]));
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Table::new(rows, [Constraint::Length(28), Constraint::Min(10)])
-            .block(Block::bordered().title(" keys ")),
+            .block(Block::bordered().title(format!(" keys: everywhere and in {} ", tab.title()))),
         popup,
     );
 }
 
-fn draw_elsewhere(frame: &mut Frame, area: Rect, view: &str, command: &str) {
-    let text = format!(
-        "The {view} view is not in the console yet. The same data, from a shell: `{command}` (see `hybridlab --help`)."
-    );
-    frame.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(format!(" {view} "))),
-        area,
-    );
-}
-
 fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+    let area = match &app.stack.operation {
+        Some(operation) => {
+            let wanted = operation.steps.len() as u16 + 3;
+            let height = wanted.clamp(5, (area.height / 2).max(5));
+            let [stacks, steps] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(height)]).areas(area);
+            draw_operation(frame, steps, operation, palette);
+            stacks
+        }
+        None => area,
+    };
     let pane = &app.stack;
     if pane.stacks.is_empty() {
         let text = if pane.loading {
             "reading the target's stacks..."
         } else {
-            "no hybridlab stack on this target. Create one with `hybridlab up` (then press r)."
+            "no hybridlab stack on this target: n brings one up (or `hybridlab up` in a shell, then r)."
         };
         frame.render_widget(
             Paragraph::new(text)
@@ -291,6 +383,74 @@ fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
         .header(Row::new(["kind", "name", "state"]).style(palette.bold()))
         .block(Block::bordered().title(" resources ")),
         resources,
+    );
+}
+
+/// The steps of an `up` or `down`, the latest at the bottom, with how each went.
+fn draw_operation(frame: &mut Frame, area: Rect, operation: &Operation, palette: Palette) {
+    use hybridlab_provision::stack::StepStatus;
+    let verb = match operation.kind {
+        OperationKind::Up => "up",
+        OperationKind::Down => "down",
+    };
+    let count = |status: StepStatus| {
+        operation
+            .steps
+            .iter()
+            .filter(|e| e.status == status)
+            .count()
+    };
+    let (state, style) = match &operation.outcome {
+        None => ("under way".to_owned(), palette.fg(Color::Yellow)),
+        Some(Ok(_)) => (
+            "done; Esc puts this away".to_owned(),
+            palette.fg(Color::Green),
+        ),
+        Some(Err(_)) => (
+            "FAILED; see the status line".to_owned(),
+            palette.fg(Color::Red),
+        ),
+    };
+    let title = Line::from(vec![
+        Span::styled(format!(" {verb} {} ", operation.stack), palette.bold()),
+        Span::styled(format!("{state} "), style),
+    ]);
+    let mut lines = vec![Line::from(format!(
+        "{} done, {} already in place, {} running, {} failed",
+        count(StepStatus::Done),
+        count(StepStatus::Skipped),
+        count(StepStatus::Started),
+        count(StepStatus::Failed)
+    ))];
+    let rows = usize::from(area.height.saturating_sub(3));
+    let first = operation.steps.len().saturating_sub(rows);
+    lines.extend(operation.steps[first..].iter().map(|event| {
+        let (mark, colour) = match event.status {
+            StepStatus::Started => ("..", Color::Yellow),
+            StepStatus::Done => ("ok", Color::Green),
+            StepStatus::Skipped => ("==", Color::DarkGray),
+            StepStatus::Failed => ("!!", Color::Red),
+        };
+        let took = match event.status {
+            StepStatus::Started => String::new(),
+            _ => format!(" {:.2}s", event.elapsed().as_secs_f64()),
+        };
+        Line::from(vec![
+            Span::styled(format!("{mark} "), palette.fg(colour)),
+            Span::raw(format!("{:<20} {}{took}", event.step, event.resource)),
+            Span::styled(
+                if event.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", event.detail)
+                },
+                palette.fg(Color::DarkGray),
+            ),
+        ])
+    }));
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(title)),
+        area,
     );
 }
 
@@ -531,6 +691,7 @@ mod tests {
 
     use super::*;
     use crate::bench::stats::new_histogram;
+    use crate::tui::app::Key;
     use crate::tui::fixtures;
 
     /// The screen `app` draws at `width` x `height`, as text.
@@ -572,14 +733,33 @@ mod tests {
     }
 
     #[test]
-    fn views_not_built_yet_say_where_the_data_is() {
+    fn stack_view_while_a_new_stack_comes_up() {
+        insta::assert_snapshot!(screen(&fixtures::app_bringing_up_a_stack(), 80, 24));
+    }
+
+    #[test]
+    fn tearing_down_on_aws_asks_for_the_stack_id() {
         let mut app = fixtures::app_with_stack();
-        for (tab, command) in [(Tab::Logs, "hybridlab logs")] {
-            app.tab = tab;
-            // Wide enough that the command is not wrapped.
-            let text = format!("{:?}", screen(&app, 200, 24).buffer());
-            assert!(text.contains(command), "{tab:?}: {text}");
+        app.on_aws = true;
+        app.target = "AWS ACCOUNT 123456789012 EU-WEST-1".into();
+        app.on_key(Key::Char('d'));
+        for c in "k3x9".chars() {
+            app.on_key(Key::Char(c));
         }
+        insta::assert_snapshot!(screen(&app, 80, 24));
+    }
+
+    #[test]
+    fn logs_view_with_two_invocations_at_80x24() {
+        let mut app = fixtures::app_with_stack();
+        app.tab = Tab::Logs;
+        app.logs = crate::tui::logs_pane::tests::pane_with_lines();
+        insta::assert_snapshot!(screen(&app, 80, 24));
+        // One invocation's lines, selected from the keyboard, at a larger size.
+        for key in [Key::Up, Key::Up, Key::Up, Key::Enter] {
+            app.on_key(key);
+        }
+        insta::assert_snapshot!(screen(&app, 120, 30));
     }
 
     #[test]
