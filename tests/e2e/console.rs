@@ -234,3 +234,103 @@ async fn without_a_terminal_the_console_says_to_use_the_subcommands() {
         "{stderr}"
     );
 }
+
+/// The stack id in `stack <id> is up`, as the console's status line says it.
+fn stack_brought_up(screen: &str) -> Option<String> {
+    screen.match_indices("stack ").find_map(|(at, _)| {
+        let (id, rest) = screen[at + "stack ".len()..].split_once(' ')?;
+        rest.starts_with("is up").then(|| id.to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_brings_a_stack_up_invokes_it_reads_its_logs_and_tears_it_down() {
+    let clients = hybridlab_tests::sandbox::edge_clients().await;
+    let host = ImageHost::start().await;
+    let url = host.add("lifecycle.jpg", fixtures::jpeg(640, 480), "image/jpeg");
+    let endpoint = clients.endpoint.clone();
+    let stack = tokio::task::spawn_blocking(move || {
+        let dir = std::env::temp_dir().join(format!("hybridlab-console-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a working directory");
+        let mut console = Console::start(
+            &dir,
+            &["--endpoint", &endpoint],
+            &[("HYBRIDLAB_IMAGE_URL", &url)],
+        );
+        console.wait_for(&["LOCAL SANDBOX", "1 Stack"], Duration::from_secs(60));
+
+        // n brings up a new stack, its steps listed as they happen.
+        console.type_keys("n");
+        let text = console.wait_until("the new stack up", Duration::from_secs(240), |text| {
+            stack_brought_up(text).is_some()
+        });
+        let stack = stack_brought_up(&text).expect("the new stack's id");
+        let every_step = format!(
+            "{} done, 0 already in place, 0 running, 0 failed",
+            hybridlab_provision::stack::Step::ALL.len()
+        );
+        for wanted in [&every_step, "ok function", "done; Esc puts this away"] {
+            assert!(text.contains(wanted), "`{wanted}` on the screen:\n{text}");
+        }
+        // The Stack view selects it once the stacks are read again.
+        console.wait_for(
+            &[&format!("{stack}  region"), "healthy"],
+            Duration::from_secs(60),
+        );
+
+        // A burst against it: N 10 at concurrency 4.
+        console.type_keys("2-");
+        console.wait_for(&["next: N 10  C 4"], Duration::from_secs(10));
+        console.type_keys("\r");
+        let text = console.wait_for(&["ok 10", "burst finished"], Duration::from_secs(120));
+        assert!(
+            text.contains(&format!("hybridlab-proxy-{stack}")) || text.contains("p50"),
+            "{text}"
+        );
+        let [this_run, _] = percentile_row(&text, "p50");
+        assert!(this_run.is_some_and(|ms| ms > 0.0), "{text}");
+
+        // Its logs: the function's REPORT lines and the server's lines, merged.
+        console.type_keys("3");
+        let text = console.wait_for(
+            &[&format!("logs of {stack}"), "REPORT", "lambda", "ec2"],
+            Duration::from_secs(60),
+        );
+        assert!(
+            text.contains("duration"),
+            "REPORT lines as their fields:\n{text}"
+        );
+
+        // d asks, y tears it down.
+        console.type_keys("1d");
+        console.wait_for(
+            &[&format!("Tear down stack {stack}?")],
+            Duration::from_secs(10),
+        );
+        console.type_keys("y");
+        let text = console.wait_for(
+            &[&format!("stack {stack} is torn down"), "nothing left"],
+            Duration::from_secs(120),
+        );
+        assert!(text.contains("down "), "the teardown's steps:\n{text}");
+        console.type_keys("q");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while console
+            .child
+            .try_wait()
+            .expect("the child's state")
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "the console did not quit on q");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        stack
+    })
+    .await
+    .expect("the console test does not panic");
+
+    // Checked apart from the console: nothing of the stack is left on the sandbox.
+    let left = hybridlab_tests::stack::leftovers(&clients, &stack).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

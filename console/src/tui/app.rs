@@ -888,6 +888,10 @@ impl App {
                 if down && outcome.is_ok() && self.quit_after_down {
                     self.quit = true;
                 }
+                if !down && !operation.stack.is_empty() {
+                    // The stack just brought up is the one to look at next.
+                    self.stack.preferred = Some(operation.stack.clone());
+                }
                 operation.outcome = Some(outcome);
                 self.stack.loading = true;
                 return Some(Action::RefreshStacks);
