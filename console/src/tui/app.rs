@@ -56,6 +56,8 @@ pub enum Key {
     Backspace,
     Up,
     Down,
+    Left,
+    Right,
     Tab,
     CtrlC,
 }
@@ -95,6 +97,26 @@ pub enum Action {
 pub enum Severity {
     Info,
     Error,
+}
+
+/// A read a view waits for, as the view draws it: nothing asked yet, under way, its answer,
+/// or the line that says why it failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Loading<T> {
+    #[default]
+    Idle,
+    Loading,
+    Loaded(T),
+    Error(String),
+}
+
+impl<T> Loading<T> {
+    pub fn loaded(&self) -> Option<&T> {
+        match self {
+            Self::Loaded(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 /// What a background task reports back.
@@ -366,6 +388,10 @@ impl App {
             }
             return None;
         }
+        // The DynamoDB filter is typed like the URL above: every key goes to it.
+        if self.tab == Tab::Db && self.db.typing() {
+            return self.db.on_key(key, &mut self.status);
+        }
         if self.help {
             if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
                 self.help = false;
@@ -583,8 +609,9 @@ impl App {
         Some(Action::Quit)
     }
 
-    /// Folds a background result into the state.
-    pub fn apply(&mut self, update: Update) {
+    /// Folds a background result into the state. A view may answer with an action: the S3
+    /// view puts a presigned URL on the clipboard once it is signed.
+    pub fn apply(&mut self, update: Update) -> Option<Action> {
         match update {
             Update::Stacks(Ok(stacks)) => {
                 self.stack.stacks = stacks;
@@ -638,9 +665,10 @@ impl App {
                     None => self.say(Severity::Info, "burst finished"),
                 }
             }
-            Update::S3(update) => self.s3.apply(update, &mut self.status),
+            Update::S3(update) => return self.s3.apply(update, &mut self.status),
             Update::Db(update) => self.db.apply(update, &mut self.status),
         }
+        None
     }
 }
 
@@ -679,7 +707,8 @@ mod tests {
         for c in ":db".chars() {
             app.on_key(Key::Char(c));
         }
-        assert_eq!(app.on_key(Key::Enter), None);
+        // The DynamoDB view reads its table when shown.
+        assert!(matches!(app.on_key(Key::Enter), Some(Action::Db(_))));
         assert_eq!(app.tab, Tab::Db);
         for c in ":nope".chars() {
             app.on_key(Key::Char(c));

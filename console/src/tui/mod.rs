@@ -139,10 +139,14 @@ async fn event_loop(
                 None => break,
             },
             Some(update) = updates.recv() => {
-                app.apply(update);
+                if let Some(Action::Copy(text)) = app.apply(update) {
+                    copy_to_clipboard(&text);
+                }
                 // Samples come by the thousand a second: fold in all that wait, draw once.
                 while let Ok(update) = updates.try_recv() {
-                    app.apply(update);
+                    if let Some(Action::Copy(text)) = app.apply(update) {
+                        copy_to_clipboard(&text);
+                    }
                 }
             }
         }
@@ -190,6 +194,8 @@ fn translate(key: KeyEvent) -> Option<Key> {
         KeyCode::Backspace => Key::Backspace,
         KeyCode::Up => Key::Up,
         KeyCode::Down => Key::Down,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
         KeyCode::Tab => Key::Tab,
         _ => return None,
     })

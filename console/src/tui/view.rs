@@ -33,6 +33,11 @@ impl Palette {
         }
     }
 
+    /// Whether colours are drawn at all (the S3 view's image preview is nothing but colour).
+    pub fn colour(self) -> bool {
+        self.colour
+    }
+
     pub fn bold(self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
     }
@@ -80,7 +85,35 @@ pub const KEYS: &[(&str, &str)] = &[
         "Invoke: s",
         "save the finished burst for `hybridlab report`",
     ),
+    (
+        "S3: Up/Down",
+        "select a folder or an object (its detail reads)",
+    ),
+    ("S3: Enter, Backspace", "open the folder / go up a level"),
+    ("S3: b, r", "the other bucket (images/artifacts); reread"),
+    ("S3: v", "the object's versions and delete markers"),
+    ("S3: c or y", "copy a presigned GET URL (15 minutes)"),
+    ("S3: p, Esc", "preview the image (up to 8 MiB); close it"),
+    ("DynamoDB: Up/Down", "select a row (its JSON shows)"),
+    ("DynamoDB: n/Right, p/Left", "next / previous page of rows"),
+    ("DynamoDB: r", "read the page again"),
+    ("DynamoDB: /", "filter NAME=VALUE, e.g. status=FAILED"),
+    (
+        "DynamoDB: Enter, Esc",
+        "apply the filter (empty clears) / cancel it",
+    ),
+    ("DynamoDB: o or Enter", "the row's objects in the S3 view"),
 ];
+
+/// The keys `?` lists over `tab`: the global ones and that view's (all of them do not fit 24
+/// rows; the README lists every one).
+pub fn keys_for(tab: Tab) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    KEYS.iter()
+        .filter(move |(key, _)| match key.split_once(": ") {
+            Some((view, _)) => view == tab.title(),
+            None => true,
+        })
+}
 
 pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
     let [header, tabs, body, status] = Layout::vertical([
@@ -111,7 +144,7 @@ pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
     }
     draw_status(frame, status, app, palette);
     if app.help {
-        draw_help(frame, body, palette);
+        draw_help(frame, body, app.tab, palette);
     }
 }
 
@@ -147,17 +180,16 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, palette: Palette) {
+fn draw_help(frame: &mut Frame, area: Rect, tab: Tab, palette: Palette) {
     let width = area.width.min(78);
-    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let height = (keys_for(tab).count() as u16 + 2).min(area.height);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
         width,
         height,
     };
-    let rows = KEYS
-        .iter()
+    let rows = keys_for(tab)
         .map(|(key, what)| Row::new([Cell::from(*key).style(palette.bold()), Cell::from(*what)]));
     frame.render_widget(Clear, popup);
     frame.render_widget(
