@@ -74,9 +74,11 @@ type Status = Option<(Severity, String)>;
 
 impl DbPane {
     /// Called when the view is shown; `stack` is the one selected in the Stack view. The
-    /// first page is read the first time and when the stack changed.
+    /// first page is read the first time, after a failed read and when the stack changed.
     pub fn on_enter(&mut self, stack: Option<&str>) -> Option<Action> {
-        if self.stack.as_deref() == stack && self.page != Loading::Idle {
+        // A failed read is tried again on the way in; anything else stays as it was left.
+        let kept = !matches!(self.page, Loading::Idle | Loading::Error(_));
+        if self.stack.as_deref() == stack && kept {
             return None;
         }
         self.stack = stack.map(str::to_owned);
@@ -681,6 +683,10 @@ mod tests {
         );
         assert!(matches!(pane.page, Loading::Error(_)));
         assert!(matches!(&status, Some((Severity::Error, text)) if text.contains("hybridlab up")));
+        assert!(
+            pane.on_enter(None).is_some(),
+            "coming back after a failure reads again"
+        );
     }
 
     #[test]

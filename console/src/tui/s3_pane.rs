@@ -206,9 +206,12 @@ type Status = Option<(Severity, String)>;
 
 impl S3Pane {
     /// Called when the view is shown; `stack` is the one selected in the Stack view. The
-    /// listing is read the first time and when the stack changed; otherwise it stays as left.
+    /// listing is read the first time, after a failed read and when the stack changed;
+    /// otherwise it stays as left.
     pub fn on_enter(&mut self, stack: Option<&str>) -> Option<Action> {
-        if self.stack.as_deref() == stack && self.listing != Loading::Idle {
+        // A failed read is tried again on the way in; anything else stays as it was left.
+        let kept = !matches!(self.listing, Loading::Idle | Loading::Error(_));
+        if self.stack.as_deref() == stack && kept {
             return None;
         }
         self.stack = stack.map(str::to_owned);
@@ -1285,6 +1288,26 @@ mod tests {
         ];
         app.apply(Update::S3(listed(list.seq, entries, Some("token-2"))));
         insta::assert_snapshot!(screen(&app, 80, 24, true));
+    }
+
+    #[test]
+    fn the_preview_is_drawn_in_true_colour_half_blocks() {
+        let backend = screen(&app_with_a_preview(), 80, 24, true);
+        let buffer = backend.buffer();
+        let cell = buffer
+            .content()
+            .iter()
+            .find(|cell| cell.symbol() == "▀")
+            .expect("a half block");
+        // The first cell is the image's top left: red above and below.
+        assert_eq!(cell.fg, Color::Rgb(255, 0, 0));
+        assert_eq!(cell.bg, Color::Rgb(255, 0, 0));
+        let last = buffer
+            .content()
+            .iter()
+            .rfind(|cell| cell.symbol() == "▀")
+            .expect("a half block");
+        assert_eq!(last.fg, Color::Rgb(255, 255, 255), "bottom right is white");
     }
 
     #[test]
