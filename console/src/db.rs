@@ -172,14 +172,14 @@ async fn scan(
 }
 
 /// The text of an attribute that is a string or a number.
-fn scalar<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(crate) fn scalar<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     match item.get(name)? {
         AttributeValue::S(text) | AttributeValue::N(text) => Some(text),
         _ => None,
     }
 }
 
-fn status_tone(status: &str) -> Tone {
+pub(crate) fn status_tone(status: &str) -> Tone {
     match status {
         "COMPLETED" => Tone::Good,
         "FAILED" => Tone::Bad,
@@ -308,6 +308,7 @@ mod tests {
             scanned: 7,
             pages: 2,
             complete: false,
+            resume: None,
         };
         let filters = [parse_filter("status=FAILED").expect("valid")];
         let text = render_scan("t", &filters, &outcome, false);

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::cli::TargetArgs;
 use crate::lab::Lab;
 use crate::output::{Tone, stdout_colour};
+use hybridlab_provision::stack::StackNames;
 use print::{Align, Cell, Table, emit, emit_json};
 
 /// Exit code when the key (or the version) is not in the bucket.
@@ -61,6 +62,24 @@ pub enum BucketChoice {
     Images,
     /// The server binary and its environment file.
     Artifacts,
+}
+
+impl BucketChoice {
+    /// The bucket's name in the stack `names` belong to.
+    pub fn name(self, names: &StackNames) -> &str {
+        match self {
+            Self::Images => &names.images_bucket,
+            Self::Artifacts => &names.artifacts_bucket,
+        }
+    }
+
+    /// The other one of the stack's two buckets.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Images => Self::Artifacts,
+            Self::Artifacts => Self::Images,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,10 +139,7 @@ pub async fn run(target: &TargetArgs, args: S3Args) -> anyhow::Result<ExitCode> 
         );
     }
     let lab = Lab::open(target, args.stack.as_deref()).await?;
-    let bucket = match args.bucket {
-        BucketChoice::Images => lab.names.images_bucket.clone(),
-        BucketChoice::Artifacts => lab.names.artifacts_bucket.clone(),
-    };
+    let bucket = args.bucket.name(&lab.names).to_owned();
     let outcome = match args.action {
         S3Action::Ls { prefix } => {
             list(&lab, &bucket, prefix.as_deref().unwrap_or(""), args.json).await?
@@ -204,12 +220,12 @@ fn is_missing_object(code: Option<&str>) -> bool {
 }
 
 /// RFC 3339, or empty when S3 sent no time.
-fn timestamp(time: Option<&DateTime>) -> String {
+pub(crate) fn timestamp(time: Option<&DateTime>) -> String {
     time.and_then(|time| time.fmt(DateTimeFormat::DateTime).ok())
         .unwrap_or_default()
 }
 
-fn the_bucket(bucket: &str) -> String {
+pub(crate) fn the_bucket(bucket: &str) -> String {
     format!("the bucket {bucket}")
 }
 
@@ -221,6 +237,22 @@ pub struct ListedObject {
     pub last_modified: String,
     pub etag: String,
     pub storage_class: String,
+}
+
+impl ListedObject {
+    /// An object as ListObjectsV2 describes it.
+    pub fn from_listing(object: &aws_sdk_s3::types::Object) -> Self {
+        Self {
+            key: object.key().unwrap_or_default().to_owned(),
+            size: object.size().unwrap_or(0),
+            last_modified: timestamp(object.last_modified()),
+            etag: object.e_tag().unwrap_or_default().to_owned(),
+            storage_class: object
+                .storage_class()
+                .map(|class| class.as_str().to_owned())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 async fn list(lab: &Lab, bucket: &str, prefix: &str, json: bool) -> anyhow::Result<Found> {
@@ -235,18 +267,7 @@ async fn list(lab: &Lab, bucket: &str, prefix: &str, json: bool) -> anyhow::Resu
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| lab.explain("s3:ListBucket", &the_bucket(bucket), err))?;
-        objects.extend(page.contents().iter().map(|object| {
-            ListedObject {
-                key: object.key().unwrap_or_default().to_owned(),
-                size: object.size().unwrap_or(0),
-                last_modified: timestamp(object.last_modified()),
-                etag: object.e_tag().unwrap_or_default().to_owned(),
-                storage_class: object
-                    .storage_class()
-                    .map(|class| class.as_str().to_owned())
-                    .unwrap_or_default(),
-            }
-        }));
+        objects.extend(page.contents().iter().map(ListedObject::from_listing));
     }
     let total_bytes: i64 = objects.iter().map(|object| object.size).sum();
     if json {
@@ -462,30 +483,20 @@ async fn presign(
     if let Some(missing) = look_for(lab, bucket, key).await? {
         return Ok(Found::No(missing));
     }
-    let config = PresigningConfig::expires_in(expires)
-        .map_err(|err| anyhow::anyhow!("--expires {expires:?}: {err}"))?;
-    let request = lab
-        .clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .presigned(config)
-        .await
-        .map_err(|err| lab.explain("s3:GetObject (presign)", &the_bucket(bucket), err))?;
+    let url = presigned_get(lab, bucket, key, expires).await?;
     let expires_at = DateTime::from(SystemTime::now() + expires);
     if json {
         emit_json(&json!({
             "stack": lab.stack,
             "bucket": bucket,
             "key": key,
-            "url": request.uri(),
+            "url": url,
             "expires_in_s": expires.as_secs(),
             "expires_at": timestamp(Some(&expires_at)),
         }))?;
     } else {
         // The URL alone on stdout, so `curl "$(hybridlab s3 presign KEY)"` works.
-        emit(&format!("{}\n", request.uri()))?;
+        emit(&format!("{url}\n"))?;
         eprintln!(
             "valid until {} ({}s)",
             timestamp(Some(&expires_at)),
@@ -495,9 +506,31 @@ async fn presign(
     Ok(Found::Yes)
 }
 
+/// A GET URL of `key` that works for `expires` without credentials. Local arithmetic on the
+/// credentials: it does not check that the object exists ([`look_for`] does).
+pub(crate) async fn presigned_get(
+    lab: &Lab,
+    bucket: &str,
+    key: &str,
+    expires: Duration,
+) -> anyhow::Result<String> {
+    let config = PresigningConfig::expires_in(expires)
+        .map_err(|err| anyhow::anyhow!("expiry {expires:?}: {err}"))?;
+    let request = lab
+        .clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(config)
+        .await
+        .map_err(|err| lab.explain("s3:GetObject (presign)", &the_bucket(bucket), err))?;
+    Ok(request.uri().to_owned())
+}
+
 /// `None` if `key` is in `bucket`, else the line that says it is not. HeadObject answers a
 /// bare 404 both for a missing key and a missing bucket, so a 404 asks about the bucket too.
-async fn look_for(lab: &Lab, bucket: &str, key: &str) -> anyhow::Result<Option<String>> {
+pub(crate) async fn look_for(lab: &Lab, bucket: &str, key: &str) -> anyhow::Result<Option<String>> {
     let err = match lab
         .clients
         .s3
@@ -544,7 +577,7 @@ pub enum VersionKind {
 }
 
 impl VersionKind {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Object => "object",
             Self::DeleteMarker => "delete marker",
@@ -564,6 +597,32 @@ pub fn newest_first(mut versions: Vec<KeyVersion>) -> Vec<KeyVersion> {
 }
 
 async fn versions(lab: &Lab, bucket: &str, key: &str, json: bool) -> anyhow::Result<Found> {
+    let found = key_versions(lab, bucket, key).await?;
+    if found.is_empty() {
+        return Ok(Found::No(format!(
+            "no version or delete marker of `{key}` in s3://{bucket}; `hybridlab s3 ls {}` lists the keys there",
+            parent_prefix(key)
+        )));
+    }
+    if json {
+        emit_json(&json!({
+            "stack": lab.stack,
+            "bucket": bucket,
+            "key": key,
+            "versions": found,
+        }))?;
+    } else {
+        emit(&render_versions(bucket, key, &found, stdout_colour()))?;
+    }
+    Ok(Found::Yes)
+}
+
+/// Every version and delete marker of `key` (of that key only), newest first.
+pub(crate) async fn key_versions(
+    lab: &Lab,
+    bucket: &str,
+    key: &str,
+) -> anyhow::Result<Vec<KeyVersion>> {
     let mut found = Vec::new();
     let mut key_marker: Option<String> = None;
     let mut version_marker: Option<String> = None;
@@ -616,24 +675,7 @@ async fn versions(lab: &Lab, bucket: &str, key: &str, json: bool) -> anyhow::Res
             break;
         }
     }
-    if found.is_empty() {
-        return Ok(Found::No(format!(
-            "no version or delete marker of `{key}` in s3://{bucket}; `hybridlab s3 ls {}` lists the keys there",
-            parent_prefix(key)
-        )));
-    }
-    let found = newest_first(found);
-    if json {
-        emit_json(&json!({
-            "stack": lab.stack,
-            "bucket": bucket,
-            "key": key,
-            "versions": found,
-        }))?;
-    } else {
-        emit(&render_versions(bucket, key, &found, stdout_colour()))?;
-    }
-    Ok(Found::Yes)
+    Ok(newest_first(found))
 }
 
 /// The human table of a key's versions.

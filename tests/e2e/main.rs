@@ -8,6 +8,7 @@ mod cli_logs;
 mod cli_report;
 mod common;
 mod console;
+mod console_panes;
 mod lambda_proxy;
 mod sandbox_cli;
 mod sandbox_ec2;

@@ -26,17 +26,35 @@ pub struct ScanOutcome {
     pub pages: u32,
     /// Whether `items` holds every matching row: the table ended and nothing was cut off.
     pub complete: bool,
+    /// Where a scan for the rows after these starts: the last page's LastEvaluatedKey when
+    /// every row of that page was kept; `None` at the end of the table, or when rows were cut
+    /// off (resuming there would skip them).
+    pub resume: Option<Item>,
 }
 
 /// Fetches pages with `fetch(start_key, rows_still_wanted)` until `limit` rows (all of them
 /// if `None`) or the end of the table.
-pub async fn scan_up_to<E, F, Fut>(limit: Option<usize>, mut fetch: F) -> Result<ScanOutcome, E>
+pub async fn scan_up_to<E, F, Fut>(limit: Option<usize>, fetch: F) -> Result<ScanOutcome, E>
+where
+    F: FnMut(Option<Item>, Option<usize>) -> Fut,
+    Fut: Future<Output = Result<ScanPage, E>>,
+{
+    scan_from(None, limit, fetch).await
+}
+
+/// Like [`scan_up_to`], starting at `start` (an earlier outcome's `resume`): how the console
+/// pages through the table a screenful at a time.
+pub async fn scan_from<E, F, Fut>(
+    start: Option<Item>,
+    limit: Option<usize>,
+    mut fetch: F,
+) -> Result<ScanOutcome, E>
 where
     F: FnMut(Option<Item>, Option<usize>) -> Fut,
     Fut: Future<Output = Result<ScanPage, E>>,
 {
     let mut outcome = ScanOutcome::default();
-    let mut start = None;
+    let mut start = start;
     loop {
         let wanted = limit.map(|limit| limit.saturating_sub(outcome.items.len()));
         let page = fetch(start.take(), wanted).await?;
@@ -51,7 +69,10 @@ where
                 outcome.complete = !cut_off;
                 return Ok(outcome);
             }
-            Some(_) if full => return Ok(outcome),
+            Some(key) if full => {
+                outcome.resume = (!cut_off).then_some(key);
+                return Ok(outcome);
+            }
             Some(key) => start = Some(key),
         }
     }
@@ -134,6 +155,28 @@ mod tests {
         let (cut, _) = run(&[2, 3], Some(4)).await;
         assert_eq!(cut.items.len(), 4);
         assert!(!cut.complete);
+    }
+
+    #[tokio::test]
+    async fn a_scan_resumes_where_a_full_one_stopped_unless_rows_were_cut_off() {
+        let (full, _) = run(&[2, 2, 2], Some(4)).await;
+        assert_eq!(full.resume, Some(row(4)));
+        let (cut, _) = run(&[2, 3, 2], Some(4)).await;
+        assert_eq!(
+            cut.resume, None,
+            "row 4 was cut off: resuming would skip it"
+        );
+        let (ended, _) = run(&[2], Some(4)).await;
+        assert_eq!(ended.resume, None);
+        let mut starts = Vec::new();
+        let from = scan_from(Some(row(4)), Some(1), |start, _| {
+            starts.push(start);
+            async { Ok::<_, Infallible>(ScanPage::default()) }
+        })
+        .await
+        .expect("infallible");
+        assert!(from.complete);
+        assert_eq!(starts, [Some(row(4))]);
     }
 
     #[tokio::test]

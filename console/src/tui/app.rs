@@ -58,6 +58,8 @@ pub enum Key {
     Backspace,
     Up,
     Down,
+    Left,
+    Right,
     Tab,
     CtrlC,
 }
@@ -113,6 +115,26 @@ pub enum Action {
 pub enum Severity {
     Info,
     Error,
+}
+
+/// A read a view waits for, as the view draws it: nothing asked yet, under way, its answer,
+/// or the line that says why it failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Loading<T> {
+    #[default]
+    Idle,
+    Loading,
+    Loaded(T),
+    Error(String),
+}
+
+impl<T> Loading<T> {
+    pub fn loaded(&self) -> Option<&T> {
+        match self {
+            Self::Loaded(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 /// What a background task reports back.
@@ -493,9 +515,14 @@ impl App {
             }
             return None;
         }
+        // The filters of the Logs and DynamoDB views are typed like the URL above: every
+        // key goes to them.
         if self.tab == Tab::Logs && self.logs.typing() {
             let stack = self.selected_stack();
             return self.logs.on_key(key, stack.as_deref(), &mut self.status);
+        }
+        if self.tab == Tab::Db && self.db.typing() {
+            return self.db.on_key(key, &mut self.status);
         }
         if self.help {
             if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
@@ -842,7 +869,8 @@ impl App {
     }
 
     /// Folds a background result into the state; what follows from it, if anything, is for
-    /// the event loop to start.
+    /// the event loop to start (the S3 view puts a presigned URL on the clipboard once it is
+    /// signed; a finished `up` reads the stacks again).
     pub fn apply(&mut self, update: Update) -> Option<Action> {
         match update {
             Update::Stacks(Ok(stacks)) => {
@@ -924,7 +952,7 @@ impl App {
             }
             Update::Saved { path, result } => self.saved(&path, result),
             Update::Logs(update) => self.logs.apply(update, &mut self.status),
-            Update::S3(update) => self.s3.apply(update, &mut self.status),
+            Update::S3(update) => return self.s3.apply(update, &mut self.status),
             Update::Db(update) => self.db.apply(update, &mut self.status),
         }
         None
@@ -966,7 +994,8 @@ mod tests {
         for c in ":db".chars() {
             app.on_key(Key::Char(c));
         }
-        assert_eq!(app.on_key(Key::Enter), None);
+        // The DynamoDB view reads its table when shown.
+        assert!(matches!(app.on_key(Key::Enter), Some(Action::Db(_))));
         assert_eq!(app.tab, Tab::Db);
         for c in ":nope".chars() {
             app.on_key(Key::Char(c));

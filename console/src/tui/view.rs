@@ -33,6 +33,11 @@ impl Palette {
         }
     }
 
+    /// Whether colours are drawn at all (the S3 view's image preview is nothing but colour).
+    pub fn colour(self) -> bool {
+        self.colour
+    }
+
     pub fn bold(self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
     }
@@ -103,7 +108,35 @@ pub const KEYS: &[(&str, &str)] = &[
         "Logs: Esc, r",
         "follow the newest again; read the logs again",
     ),
+    (
+        "S3: Up/Down",
+        "select a folder or an object (its detail reads)",
+    ),
+    ("S3: Enter, Backspace", "open the folder / go up a level"),
+    ("S3: b, r", "the other bucket (images/artifacts); reread"),
+    ("S3: v", "the object's versions and delete markers"),
+    ("S3: c or y", "copy a presigned GET URL (15 minutes)"),
+    ("S3: p, Esc", "preview the image (up to 8 MiB); close it"),
+    ("DynamoDB: Up/Down", "select a row (its JSON shows)"),
+    ("DynamoDB: n/Right, p/Left", "next / previous page of rows"),
+    ("DynamoDB: r", "read the page again"),
+    ("DynamoDB: /", "filter NAME=VALUE, e.g. status=FAILED"),
+    (
+        "DynamoDB: Enter, Esc",
+        "apply the filter (empty clears) / cancel it",
+    ),
+    ("DynamoDB: o or Enter", "the row's objects in the S3 view"),
 ];
+
+/// The keys `?` lists over `tab`: the global ones and that view's (all of them do not fit 24
+/// rows; the README lists every one).
+pub fn keys_for(tab: Tab) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    KEYS.iter()
+        .filter(move |(key, _)| match key.split_once(": ") {
+            Some((view, _)) => view == tab.title(),
+            None => true,
+        })
+}
 
 pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
     let [header, tabs, body, status] = Layout::vertical([
@@ -139,17 +172,6 @@ pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
     if let Some(confirm) = &app.confirm {
         draw_confirm(frame, body, confirm, app.on_aws, palette);
     }
-}
-
-/// The keys `?` shows over `tab`: the ones that work everywhere and that view's own.
-pub fn keys_for(tab: Tab) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
-    let prefix = format!("{}: ", tab.title());
-    KEYS.iter().filter(move |(key, _)| {
-        let own_view = Tab::ALL
-            .iter()
-            .any(|t| key.starts_with(&format!("{}: ", t.title())));
-        !own_view || key.starts_with(&prefix)
-    })
 }
 
 /// A box of `width` x `height` at most, in the middle of `area`.
