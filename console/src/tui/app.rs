@@ -905,9 +905,7 @@ impl App {
                 }
             }
             Update::OperationDone(outcome) => {
-                let Some(operation) = self.stack.operation.as_mut() else {
-                    return None;
-                };
+                let operation = self.stack.operation.as_mut()?;
                 let down = operation.kind == OperationKind::Down;
                 match &outcome {
                     Ok(summary) => self.status = Some((Severity::Info, summary.clone())),
