@@ -785,6 +785,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_key_as_the_help_does() {
+        let readme = include_str!("../../../README.md");
+        for (key, what) in KEYS {
+            let row = format!("| {key} | {what} |");
+            assert!(readme.contains(&row), "README.md lacks the row `{row}`");
+        }
+    }
+
+    #[test]
     fn a_tiny_terminal_draws_without_panicking() {
         for (width, height) in [(1, 1), (20, 5), (40, 10)] {
             screen(&fixtures::app_with_bursts(), width, height);
