@@ -17,7 +17,10 @@ use crate::cli::TargetArgs;
 use crate::lab::Lab;
 use crate::output::{Tone, stdout_colour};
 use crate::s3::print::{Align, Cell, Table, emit, emit_json};
-use filter::{AttributeFilter, filter_expression, parse_filter};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::scan::ScanError;
+use filter::{AttributeFilter, FilterExpression, filter_expression, parse_filter};
+use hybridlab_provision::stack::error::Response;
 use paging::{ScanOutcome, ScanPage, scan_up_to};
 use typed_json::{Item, item_to_plain_json, item_to_typed_json};
 
@@ -124,28 +127,8 @@ async fn scan(
     let table = &lab.names.table;
     let expression = filter_expression(filters);
     let outcome = scan_up_to(limit, |start, wanted| {
-        let mut request = lab
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .set_limit(page_limit(page_size, wanted, expression.is_some()));
-        if let Some(expression) = &expression {
-            request = request
-                .filter_expression(&expression.expression)
-                .set_expression_attribute_names(Some(expression.names.clone()))
-                .set_expression_attribute_values(Some(expression.values.clone()));
-        }
-        async move {
-            let output = request.send().await?;
-            Ok(ScanPage {
-                items: output.items.unwrap_or_default(),
-                scanned: u64::try_from(output.scanned_count).unwrap_or(0),
-                // Some emulators answer an empty map at the end instead of none.
-                last_key: output.last_evaluated_key.filter(|key| !key.is_empty()),
-            })
-        }
+        let limit = page_limit(page_size, wanted, expression.is_some());
+        scan_page(lab, expression.as_ref(), start, limit)
     })
     .await
     .map_err(|err| lab.explain("dynamodb:Scan", &format!("the table {table}"), err))?;
@@ -169,6 +152,36 @@ async fn scan(
     } else {
         emit(&render_scan(table, filters, &outcome, stdout_colour()))
     }
+}
+
+/// One `Scan` request of the stack's table from `start` (the first page if `None`): at most
+/// `limit` items evaluated, those kept that match `expression`.
+pub(crate) async fn scan_page(
+    lab: &Lab,
+    expression: Option<&FilterExpression>,
+    start: Option<Item>,
+    limit: Option<i32>,
+) -> Result<ScanPage, SdkError<ScanError, Response>> {
+    let mut request = lab
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&lab.names.table)
+        .set_exclusive_start_key(start)
+        .set_limit(limit);
+    if let Some(expression) = expression {
+        request = request
+            .filter_expression(&expression.expression)
+            .set_expression_attribute_names(Some(expression.names.clone()))
+            .set_expression_attribute_values(Some(expression.values.clone()));
+    }
+    let output = request.send().await?;
+    Ok(ScanPage {
+        items: output.items.unwrap_or_default(),
+        scanned: u64::try_from(output.scanned_count).unwrap_or(0),
+        // Some emulators answer an empty map at the end instead of none.
+        last_key: output.last_evaluated_key.filter(|key| !key.is_empty()),
+    })
 }
 
 /// The text of an attribute that is a string or a number.

@@ -760,7 +760,14 @@ impl App {
     }
 
     fn request_quit(&mut self) -> Option<Action> {
-        let live = self.stack.live();
+        let mut live = self.stack.live();
+        // An up under way on AWS is a stack being paid for, read or not yet.
+        if let Some(operation) = self.stack.operation.as_ref().filter(|_| self.stack.busy())
+            && !operation.stack.is_empty()
+            && !live.contains(&operation.stack)
+        {
+            live.push(operation.stack.clone());
+        }
         if self.on_aws && !live.is_empty() {
             self.confirm = Some(Confirm::Quit { live });
             return None;
@@ -1228,6 +1235,24 @@ mod tests {
         assert_eq!(app.on_key(Key::Char('q')), Some(Action::Quit));
         let mut app = super::super::fixtures::app_with_stack();
         assert_eq!(app.on_key(Key::Char('q')), Some(Action::Quit));
+    }
+
+    #[test]
+    fn quitting_during_an_up_on_aws_asks_even_before_the_stack_is_read() {
+        let mut app = app();
+        app.on_aws = true;
+        app.on_key(Key::Char('n'));
+        assert_eq!(app.on_key(Key::Char('y')), Some(Action::Up { stack: None }));
+        app.apply(Update::Step(StepEvent {
+            stack: "q7w2e9rt".into(),
+            step: "images-bucket".into(),
+            resource: "hybridlab-images-q7w2e9rt".into(),
+            status: hybridlab_provision::stack::StepStatus::Started,
+            elapsed_ms: 0,
+            detail: String::new(),
+        }));
+        assert_eq!(app.on_key(Key::Char('q')), None);
+        assert!(matches!(&app.confirm, Some(Confirm::Quit { live }) if live == &["q7w2e9rt"]));
     }
 
     #[test]

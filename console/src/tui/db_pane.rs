@@ -16,7 +16,7 @@ use super::app::{Action, Key, Loading, Severity};
 use super::s3_pane::human_bytes;
 use super::view::Palette;
 use crate::db::filter::{AttributeFilter, filter_expression, parse_filter};
-use crate::db::paging::{ScanPage, scan_from};
+use crate::db::paging::scan_from;
 use crate::db::typed_json::{Item, item_to_plain_json};
 use crate::db::{scalar, status_tone};
 use crate::output::Tone;
@@ -255,28 +255,7 @@ async fn read_page(
         // Limit is what is still wanted, filter or not: a page then never holds more rows
         // than fit, so none is cut off and the next page starts right after the last shown.
         let limit = wanted.map(|wanted| i32::try_from(wanted).unwrap_or(i32::MAX).max(1));
-        let mut request = lab
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .set_limit(limit);
-        if let Some(expression) = &expression {
-            request = request
-                .filter_expression(&expression.expression)
-                .set_expression_attribute_names(Some(expression.names.clone()))
-                .set_expression_attribute_values(Some(expression.values.clone()));
-        }
-        async move {
-            let output = request.send().await?;
-            Ok(ScanPage {
-                items: output.items.unwrap_or_default(),
-                scanned: u64::try_from(output.scanned_count).unwrap_or(0),
-                // Some emulators answer an empty map at the end instead of none.
-                last_key: output.last_evaluated_key.filter(|key| !key.is_empty()),
-            })
-        }
+        crate::db::scan_page(lab, expression.as_ref(), start, limit)
     })
     .await
     .map_err(|err| lab.explain("dynamodb:Scan", &format!("the table {table}"), err))?;
