@@ -326,8 +326,11 @@ fn print_status(status: &StackStatus) {
         println!("  created {created}");
     }
     for resource in &status.resources {
+        let age = resource
+            .age_s
+            .map_or_else(|| "-".to_owned(), crate::units::human_duration);
         println!(
-            "  {:<18} {:<12} {}",
+            "  {:<18} {:<12} {age:>7}  {}",
             resource.kind.label(),
             resource.state,
             resource.name

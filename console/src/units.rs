@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+/// `1h05m`, `12m03s`, `45s`: a duration of `seconds` as the console and `status` print it.
+pub fn human_duration(seconds: u64) -> String {
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
 /// Parses `1h30m`, `90m`, `45s`, `2h`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -185,6 +185,16 @@ async fn the_stack_comes_up_once_serves_the_lab_and_goes_down_leaving_nothing() 
         resources.iter().all(|r| r["state"] != "missing"),
         "{resources:?}"
     );
+    // Every resource but the security group (EC2 keeps no creation time for one) has an
+    // age, and the stack was made within this test.
+    for resource in resources {
+        let age = resource["age_s"].as_u64();
+        if resource["kind"] == "security-group" {
+            assert_eq!(age, None, "{resource}");
+        } else {
+            assert!(age.is_some_and(|s| s < 3600), "{resource}");
+        }
+    }
     assert!(
         stack["cost"]["per_hour_usd"]
             .as_f64()

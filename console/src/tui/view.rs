@@ -13,6 +13,7 @@ use ratatui::widgets::{
 
 use super::app::{App, Confirm, LiveRun, Operation, OperationKind, Severity, Tab};
 use crate::bench::model::Outcome;
+use crate::units::human_duration;
 
 /// Styles, or none at all under `NO_COLOR`.
 #[derive(Debug, Clone, Copy)]
@@ -345,14 +346,14 @@ fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
     if let Some(instance) = &stack.instance {
         let ttl = instance
             .ttl_left_s
-            .map(|s| human_duration(std::time::Duration::from_secs(s)))
+            .map(human_duration)
             .unwrap_or_else(|| "none".to_owned());
         lines.push(Line::from(format!(
             "instance {} {} {}  up {}  TTL left {ttl}",
             instance.id,
             instance.instance_type,
             instance.state,
-            human_duration(std::time::Duration::from_secs(instance.uptime_s)),
+            human_duration(instance.uptime_s),
         )));
     }
     if let Some(server) = &stack.server {
@@ -391,6 +392,11 @@ fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
             Cell::from(resource.kind.label()),
             Cell::from(resource.name.clone()),
             Cell::from(resource.state.clone()).style(palette.fg(colour)),
+            Cell::from(
+                resource
+                    .age_s
+                    .map_or_else(|| "-".to_owned(), human_duration),
+            ),
         ])
     });
     frame.render_widget(
@@ -400,9 +406,10 @@ fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
                 Constraint::Length(16),
                 Constraint::Min(20),
                 Constraint::Length(10),
+                Constraint::Length(7),
             ],
         )
-        .header(Row::new(["kind", "name", "state"]).style(palette.bold()))
+        .header(Row::new(["kind", "name", "state", "age"]).style(palette.bold()))
         .block(Block::bordered().title(" resources ")),
         resources,
     );
@@ -683,16 +690,6 @@ pub fn bucket_counts(histogram: &Histogram<u64>, bounds: &[u64]) -> Vec<u64> {
             count
         })
         .collect()
-}
-
-/// `1h05m`, `12m03s`, `45s`.
-fn human_duration(duration: std::time::Duration) -> String {
-    let seconds = duration.as_secs();
-    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s:02}s"),
-        (h, m, _) => format!("{h}h{m:02}m"),
-    }
 }
 
 fn format_ms(us: u64) -> String {

@@ -67,6 +67,10 @@ pub struct FoundResource {
     /// The name, or the id where the service has no names (instances, security groups).
     pub id: String,
     pub stack: StackId,
+    /// When the service says it was made, in Unix seconds (a function's last deployment;
+    /// security groups have no such time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_s: Option<i64>,
 }
 
 /// What `down` did.
@@ -147,6 +151,7 @@ async fn find_buckets(
                     kind: ResourceKind::Bucket,
                     id: name.to_owned(),
                     stack,
+                    created_s: bucket.creation_date().map(|date| date.secs()),
                 });
             }
         }
@@ -171,10 +176,20 @@ async fn find_tables(
     while let Some(name) = pages.next().await {
         let name = name.map_err(|err| sdk_error("dynamodb:ListTables", err))?;
         if let Some(stack) = StackNames::stack_of(&name).filter(|s| scope.includes(s)) {
+            // ListTables gives names only; the age is worth one more read of the lab's tables.
+            let created_s = clients
+                .dynamodb
+                .describe_table()
+                .table_name(&name)
+                .send()
+                .await
+                .ok()
+                .and_then(|output| Some(output.table?.creation_date_time?.secs()));
             found.push(FoundResource {
                 kind: ResourceKind::Table,
                 id: name,
                 stack,
+                created_s,
             });
         }
     }
@@ -202,6 +217,7 @@ async fn find_functions(
                 kind: ResourceKind::Function,
                 id: name.to_owned(),
                 stack,
+                created_s: function.last_modified().and_then(lambda_timestamp_s),
             });
         }
     }
@@ -234,6 +250,7 @@ async fn find_log_groups(
                     kind: ResourceKind::LogGroup,
                     id: name.to_owned(),
                     stack,
+                    created_s: group.creation_time().map(|ms| ms / 1000),
                 });
             }
         }
@@ -262,6 +279,7 @@ async fn find_iam(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundReso
                 kind: ResourceKind::Role,
                 id: role.role_name().to_owned(),
                 stack,
+                created_s: Some(role.create_date().secs()),
             });
         }
     }
@@ -285,10 +303,25 @@ async fn find_iam(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundReso
                 kind: ResourceKind::InstanceProfile,
                 id: name.to_owned(),
                 stack,
+                created_s: Some(profile.create_date().secs()),
             });
         }
     }
     Ok(found)
+}
+
+/// Unix seconds of Lambda's `LastModified`: `2026-11-29T18:00:00.000+0000` from AWS, which is
+/// not quite RFC 3339 (its offset has no colon), or RFC 3339 proper (moto's `...Z`).
+fn lambda_timestamp_s(text: &str) -> Option<i64> {
+    let rfc3339 = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(time::OffsetDateTime::unix_timestamp)
+    };
+    rfc3339(text).or_else(|| {
+        let (local, offset) = text.split_at(text.len().checked_sub(5)?);
+        rfc3339(&format!("{local}{}:{}", offset.get(..3)?, offset.get(3..)?))
+    })
 }
 
 fn tag_filter(scope: &Scope) -> Filter {
@@ -334,6 +367,7 @@ async fn find_ec2(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundReso
                     kind: ResourceKind::Instance,
                     id: id.to_owned(),
                     stack,
+                    created_s: instance.launch_time().map(|time| time.secs()),
                 });
             }
         }
@@ -364,6 +398,7 @@ async fn find_ec2(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundReso
                     kind: ResourceKind::SecurityGroup,
                     id: id.to_owned(),
                     stack,
+                    created_s: None,
                 });
             }
         }
@@ -810,5 +845,28 @@ impl Teardown<'_> {
             Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
             Err(err) => Err(sdk_error("logs:DeleteLogGroup", err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_last_modified_reads_with_its_colonless_offset() {
+        assert_eq!(
+            lambda_timestamp_s("2026-11-29T18:00:00.000+0000"),
+            Some(1_795_975_200)
+        );
+        assert_eq!(
+            lambda_timestamp_s("2026-11-29T19:30:00.000+0130"),
+            Some(1_795_975_200)
+        );
+        assert_eq!(
+            lambda_timestamp_s("2026-11-29T18:00:00.123456000Z"),
+            Some(1_795_975_200)
+        );
+        assert_eq!(lambda_timestamp_s("yesterday"), None);
+        assert_eq!(lambda_timestamp_s(""), None);
     }
 }

@@ -19,6 +19,9 @@ pub struct ResourceStatus {
     pub name: String,
     /// `present`, `missing`, or the service's own state (`running`, `Active`, ...).
     pub state: String,
+    /// Seconds since the service made it (a function: since its last deployment); `None`
+    /// when missing or when the service keeps no such time (security groups).
+    pub age_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +102,14 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
     let found = inventory(clients, &Scope::Stack(id.clone())).await?;
     let present =
         |kind: ResourceKind, name: &str| found.iter().any(|r| r.kind == kind && r.id == name);
+    let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
+    let age = |kind: ResourceKind, id: &str| {
+        found
+            .iter()
+            .find(|r| r.kind == kind && r.id == id)
+            .and_then(|r| r.created_s)
+            .and_then(|created| u64::try_from(now_s - created).ok())
+    };
     let of_kind = |kind: ResourceKind| {
         found
             .iter()
@@ -126,6 +137,7 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
             "missing"
         }
         .into(),
+        age_s: age(kind, name),
     })
     .collect();
     let groups = of_kind(ResourceKind::SecurityGroup);
@@ -141,6 +153,7 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
             "present"
         }
         .into(),
+        age_s: None,
     });
     if let Some(function) = resources
         .iter_mut()
@@ -218,6 +231,7 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
         state: instance
             .as_ref()
             .map_or_else(|| "missing".to_owned(), |i| i.state.clone()),
+        age_s: instance.as_ref().map(|i| i.uptime_s),
     });
 
     let server = match endpoint {
