@@ -921,6 +921,8 @@ impl App {
                 if down && outcome.is_ok() && self.quit_after_down {
                     self.quit = true;
                 }
+                // A failed teardown keeps the console open, and a later one does not quit it.
+                self.quit_after_down = false;
                 if !down && !operation.stack.is_empty() {
                     // The stack just brought up is the one to look at next.
                     self.stack.preferred = Some(operation.stack.clone());
@@ -1218,6 +1220,7 @@ mod tests {
             Some(Action::RefreshStacks)
         );
         assert!(!app.quit, "a failed teardown keeps the console open");
+        assert!(!app.quit_after_down, "nor does a later one quit it");
         app.stack.operation = None;
         app.on_key(Key::Char('q'));
         app.on_key(Key::Char('d'));
