@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hybridlab_provision::moto::{ensure_aws_cli, venv_dir};
+use hybridlab_tests::procfs::ProcStat;
 use hybridlab_tests::sandbox::{bootstrap_zip, build_binary, deploy_function, edge_clients};
 use serde_json::Value;
 
@@ -49,16 +50,6 @@ with ThreadPoolExecutor(threads) as pool:
 print(json.dumps({"elapsed_s": elapsed, "samples": [[t, d] for t, d in results]}))
 "#;
 
-/// utime + stime in ticks, and whether the process has exited (is a zombie).
-fn cpu_ticks(pid: u32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.rfind(')')?;
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let zombie = fields.first() == Some(&"Z");
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some((ticks, zombie))
-}
-
 /// Runs `command` to completion; its standard output and its own CPU seconds.
 fn run_measured(command: &mut Command) -> (String, f64) {
     let mut child = command
@@ -77,12 +68,12 @@ fn run_measured(command: &mut Command) -> (String, f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ticks = 0;
     while Instant::now() < deadline {
-        match cpu_ticks(pid) {
-            Some((now, true)) => {
-                ticks = now;
+        match ProcStat::of(pid) {
+            Some(stat) if stat.zombie() => {
+                ticks = stat.cpu_ticks;
                 break;
             }
-            Some((now, false)) => ticks = now,
+            Some(stat) => ticks = stat.cpu_ticks,
             None => break,
         }
         std::thread::sleep(Duration::from_millis(1));

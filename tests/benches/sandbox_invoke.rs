@@ -27,6 +27,7 @@ use aws_sdk_lambda::types::LogType;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
+use hybridlab_tests::procfs::{self, ProcStat};
 use hybridlab_tests::sandbox::{EdgeClients, bootstrap_zip, deploy_function, edge_clients};
 
 /// Linux reports process times in USER_HZ ticks, 100 per second on every x86-64 kernel.
@@ -57,19 +58,6 @@ fn decode_log(encoded: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// The command name and utime + stime (ticks) of a `/proc/.../stat` file, and its parent.
-fn stat_of(path: &str) -> Option<(String, u32, u64)> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat[open + 1..close].to_owned();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let parent = fields.get(1)?.parse().ok()?;
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some((name, parent, ticks))
-}
-
 /// CPU ticks spent so far, by who spent them.
 #[derive(Debug, Clone, Copy, Default)]
 struct CpuTicks {
@@ -90,38 +78,27 @@ impl CpuTicks {
         if let Ok(threads) = std::fs::read_dir("/proc/self/task") {
             for thread in threads.flatten() {
                 let path = format!("{}/stat", thread.path().display());
-                if let Some((name, _, spent)) = stat_of(&path) {
-                    if name == "sandbox" {
-                        ticks.agent += spent;
+                if let Some(stat) = ProcStat::read(&path) {
+                    if stat.name == "sandbox" {
+                        ticks.agent += stat.cpu_ticks;
                     } else {
-                        ticks.client += spent;
+                        ticks.client += stat.cpu_ticks;
                     }
                 }
             }
         }
         // Every descendant: the function environments and moto.
-        let mut children: HashMap<u32, Vec<(u32, String, u64)>> = HashMap::new();
-        if let Ok(processes) = std::fs::read_dir("/proc") {
-            for process in processes.flatten() {
-                let Some(pid) = process
-                    .file_name()
-                    .to_str()
-                    .and_then(|name| name.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                if let Some((name, parent, spent)) = stat_of(&format!("/proc/{pid}/stat")) {
-                    children.entry(parent).or_default().push((pid, name, spent));
-                }
-            }
+        let mut children: HashMap<u32, Vec<(u32, ProcStat)>> = HashMap::new();
+        for (pid, stat) in procfs::processes() {
+            children.entry(stat.parent).or_default().push((pid, stat));
         }
         let mut stack = vec![own];
         while let Some(parent) = stack.pop() {
-            for (pid, name, spent) in children.remove(&parent).unwrap_or_default() {
-                if name == "bootstrap" {
-                    ticks.functions += spent;
+            for (pid, stat) in children.remove(&parent).unwrap_or_default() {
+                if stat.name == "bootstrap" {
+                    ticks.functions += stat.cpu_ticks;
                 } else {
-                    ticks.moto += spent;
+                    ticks.moto += stat.cpu_ticks;
                 }
                 stack.push(pid);
             }

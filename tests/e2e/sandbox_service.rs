@@ -9,36 +9,17 @@ use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use hybridlab_tests::aws::unique_name;
+use hybridlab_tests::procfs::{self, alive};
 use hybridlab_tests::sandbox::{bootstrap_zip, build_binary};
 use serde_json::Value;
 
 /// Every live process descended from `root`, `root` included.
 fn descendants(root: u32) -> BTreeSet<u32> {
-    let mut parents = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if fields.first() == Some(&"Z") {
-                continue;
-            }
-            if let Some(ppid) = fields.get(1).and_then(|p| p.parse::<u32>().ok()) {
-                parents.push((pid, ppid));
-            }
-        }
-    }
+    let parents: Vec<(u32, u32)> = procfs::processes()
+        .into_iter()
+        .filter(|(_, stat)| !stat.zombie())
+        .map(|(pid, stat)| (pid, stat.parent))
+        .collect();
     let mut found = BTreeSet::from([root]);
     loop {
         let before = found.len();
@@ -51,16 +32,6 @@ fn descendants(root: u32) -> BTreeSet<u32> {
             return found;
         }
     }
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 fn hybridlab(binary: &Path, state: &Path, args: &[&str]) -> std::process::Output {

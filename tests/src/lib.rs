@@ -6,6 +6,7 @@ pub mod aws;
 pub mod fixtures;
 pub mod image_host;
 pub mod lab;
+pub mod procfs;
 pub mod sandbox;
 pub mod server;
 pub mod stack;

@@ -142,6 +142,8 @@ impl<T> Loading<T> {
 pub enum Update {
     /// The target's stacks and each one's resources.
     Stacks(Result<Vec<StackStatus>, String>),
+    /// The AWS account the credentials belong to, for the header; or why it is unknown.
+    Account(Result<String, String>),
     /// A step of the `up` or `down` under way.
     Step(StepEvent),
     /// The `up` or `down` under way has ended: what it made of the stack, or why it failed.
@@ -906,6 +908,10 @@ impl App {
                 self.stack.loading = false;
                 self.say(Severity::Error, err);
             }
+            Update::Account(Ok(account)) => {
+                self.target = format!("{} ACCOUNT {account}", self.target);
+            }
+            Update::Account(Err(err)) => self.say(Severity::Error, err),
             Update::Step(event) => {
                 if let Some(operation) = self.stack.operation.as_mut() {
                     operation.record(event);
@@ -1256,6 +1262,17 @@ mod tests {
         }));
         assert_eq!(app.on_key(Key::Char('q')), None);
         assert!(matches!(&app.confirm, Some(Confirm::Quit { live }) if live == &["q7w2e9rt"]));
+    }
+
+    #[test]
+    fn the_header_names_the_aws_account_once_known_and_says_when_it_cannot() {
+        let mut app = App::new("AWS EU-WEST-1".into(), true, String::new());
+        app.apply(Update::Account(Ok("123456789012".into())));
+        assert_eq!(app.target, "AWS EU-WEST-1 ACCOUNT 123456789012");
+        app.apply(Update::Account(Err(
+            "cannot tell which AWS account this is".into(),
+        )));
+        assert!(matches!(&app.status, Some((Severity::Error, text)) if text.contains("account")));
     }
 
     #[test]

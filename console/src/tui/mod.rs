@@ -83,6 +83,9 @@ async fn event_loop(
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut refresh = tokio::time::interval(STACK_REFRESH);
+    if !runner.clients.is_sandbox() {
+        spawn_account_lookup(&runner.clients, &runner.updates);
+    }
     loop {
         terminal
             .draw(|frame| view::draw(frame, app, palette))
@@ -381,6 +384,26 @@ fn spawn_refresh(clients: &StackClients, updates: &UnboundedSender<Update>) {
             .await
             .map_err(|err| format!("reading the stacks: {err}"));
         let _ = updates.send(Update::Stacks(stacks));
+    });
+}
+
+/// Finds which AWS account the credentials are for (STS GetCallerIdentity), so the header
+/// can say it: a student with several accounts must see which one is paying.
+fn spawn_account_lookup(clients: &StackClients, updates: &UnboundedSender<Update>) {
+    let sts = aws_sdk_sts::Client::new(&clients.config);
+    let updates = updates.clone();
+    tokio::spawn(async move {
+        let account = match sts.get_caller_identity().send().await {
+            Ok(identity) => identity
+                .account()
+                .map(str::to_owned)
+                .ok_or_else(|| "AWS did not say which account these credentials are for".into()),
+            Err(err) => Err(format!(
+                "cannot tell which AWS account this is ({}); check the credentials: `aws sts get-caller-identity`",
+                aws_sdk_sts::error::DisplayErrorContext(&err)
+            )),
+        };
+        let _ = updates.send(Update::Account(account));
     });
 }
 

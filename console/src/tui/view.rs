@@ -710,7 +710,7 @@ mod tests {
 
     use super::*;
     use crate::bench::stats::new_histogram;
-    use crate::tui::app::Key;
+    use crate::tui::app::{Key, Update};
     use crate::tui::fixtures;
 
     /// The screen `app` draws at `width` x `height`, as text.
@@ -760,7 +760,8 @@ mod tests {
     fn tearing_down_on_aws_asks_for_the_stack_id() {
         let mut app = fixtures::app_with_stack();
         app.on_aws = true;
-        app.target = "AWS ACCOUNT 123456789012 EU-WEST-1".into();
+        app.target = "AWS EU-WEST-1".into();
+        app.apply(Update::Account(Ok("123456789012".into())));
         app.on_key(Key::Char('d'));
         for c in "k3x9".chars() {
             app.on_key(Key::Char(c));
