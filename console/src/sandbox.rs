@@ -122,6 +122,25 @@ pub async fn spawn_detached(port: u16, concurrency: usize) -> anyhow::Result<San
     }
 }
 
+/// The port a sandbox started by a command listens on: `$HYBRIDLAB_SANDBOX_PORT`, or 4566.
+fn sandbox_port() -> anyhow::Result<u16> {
+    match std::env::var("HYBRIDLAB_SANDBOX_PORT") {
+        Ok(port) if !port.is_empty() => port
+            .parse()
+            .with_context(|| format!("HYBRIDLAB_SANDBOX_PORT={port} is not a port number")),
+        _ => Ok(hybridlab_provision::sandbox::DEFAULT_EDGE_PORT),
+    }
+}
+
+/// The sandbox's endpoint without starting one: the running sandbox's, else the one a
+/// command would start (for what only needs the name of the target, like a dry run).
+pub async fn endpoint_without_starting() -> anyhow::Result<String> {
+    if let Some(record) = running().await {
+        return Ok(record.endpoint);
+    }
+    Ok(format!("http://127.0.0.1:{}", sandbox_port()?))
+}
+
 /// The endpoint of the running sandbox; starts one in the background first if none runs, as
 /// every command on the local target does.
 pub async fn ensure_running() -> anyhow::Result<String> {
@@ -131,13 +150,7 @@ pub async fn ensure_running() -> anyhow::Result<String> {
     eprintln!(
         "hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it)."
     );
-    let port = match std::env::var("HYBRIDLAB_SANDBOX_PORT") {
-        Ok(port) if !port.is_empty() => port
-            .parse()
-            .with_context(|| format!("HYBRIDLAB_SANDBOX_PORT={port} is not a port number"))?,
-        _ => hybridlab_provision::sandbox::DEFAULT_EDGE_PORT,
-    };
-    let record = spawn_detached(port, 64).await?;
+    let record = spawn_detached(sandbox_port()?, 64).await?;
     eprintln!(
         "hybridlab: sandbox running at {} (pid {}).",
         record.endpoint, record.pid

@@ -130,7 +130,13 @@ pub fn up_options(clients: &StackClients, stack: StackId) -> UpOptions {
 }
 
 pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
-    let clients = connect(target).await?;
+    // A dry run only names the target: the local sandbox need not be started for it.
+    let clients = if args.dry_run && !target.aws && target.endpoint.is_none() {
+        let endpoint = crate::sandbox::endpoint_without_starting().await?;
+        StackClients::connect(&Target::Sandbox { endpoint }).await?
+    } else {
+        connect(target).await?
+    };
     let known: Vec<StackId> = StackState::list(&clients.state_key())
         .into_iter()
         .map(|s| s.stack_id)

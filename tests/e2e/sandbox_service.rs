@@ -61,6 +61,32 @@ async fn a_detached_sandbox_serves_until_stop_and_leaves_no_process_behind() {
     let status = hybridlab(&binary, &state, &["sandbox", "status", "--json"]);
     assert_eq!(status.status.code(), Some(3), "not running yet");
 
+    // A dry run plans for the sandbox without starting it.
+    let plan = Command::new(&binary)
+        .args(["up", "--dry-run", "--json"])
+        .env("HYBRIDLAB_SANDBOX_DIR", &state)
+        .env("HYBRIDLAB_SANDBOX_PORT", port.to_string())
+        .output()
+        .expect("hybridlab runs");
+    assert!(plan.status.success(), "{plan:?}");
+    let plan: Value = serde_json::from_slice(&plan.stdout).expect("the plan as JSON");
+    assert_eq!(
+        plan["target"],
+        format!("local sandbox (http://127.0.0.1:{port})")
+    );
+    assert!(
+        plan["plan"]
+            .as_array()
+            .is_some_and(|steps| steps.len() >= 14),
+        "{plan}"
+    );
+    let status = hybridlab(&binary, &state, &["sandbox", "status", "--json"]);
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "still not running after a dry run"
+    );
+
     let started = hybridlab(
         &binary,
         &state,
