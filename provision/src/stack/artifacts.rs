@@ -206,6 +206,9 @@ pub fn build(
                     .current_dir(&root)
                     .env("PATH", &path)
                     .env("CARGO_TARGET_DIR", &target)
+                    // Without symbols the proxy's package is 2.5 MB instead of 13 (measured):
+                    // less to upload and to load at each cold start.
+                    .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
                     .args([
                         "lambda",
                         "build",
