@@ -185,6 +185,9 @@ impl Sandbox {
             })?
             .port();
         let endpoint = format!("http://127.0.0.1:{port}");
+        // A new sandbox is empty: the stacks recorded for this port, or for sandboxes that
+        // no longer answer, are gone.
+        crate::stack::state::forget_gone_sandbox_stacks(port);
 
         let config = sdk_config(&moto.endpoint(), &options.region).await;
         let s3 = s3_client(&config);

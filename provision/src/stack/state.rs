@@ -55,6 +55,39 @@ pub fn stacks_dir(state_key: &str) -> PathBuf {
     cache_dir().join("stacks").join(state_key)
 }
 
+/// Forgets the stacks of sandboxes that are gone. A sandbox holds everything in memory
+/// (moto's state; its instances and functions are its own processes), so when it stops its
+/// stacks are gone too, and their state files would only make `status` and the console list
+/// stacks that no longer exist. A sandbox starting on `own_port` calls this: the files of its
+/// own port are an earlier sandbox's, and those of a port nobody listens on are a stopped one's.
+pub fn forget_gone_sandbox_stacks(own_port: u16) {
+    forget_gone_sandbox_stacks_in(&cache_dir().join("stacks"), own_port, |port| {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
+            .is_ok()
+    });
+}
+
+/// [`forget_gone_sandbox_stacks`] in `stacks` (the directory of every target's state
+/// directory), with `listening` telling whether a sandbox answers on a port.
+fn forget_gone_sandbox_stacks_in(stacks: &Path, own_port: u16, listening: impl Fn(u16) -> bool) {
+    let Ok(entries) = std::fs::read_dir(stacks) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(port) = name
+            .to_str()
+            .and_then(super::target::sandbox_port_of_state_key)
+        else {
+            continue;
+        };
+        if port == own_port || !listening(port) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl StackState {
     pub fn new(stack_id: StackId, target: String, settings: StackSettings) -> Self {
         Self {
@@ -125,4 +158,48 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stacks_of_stopped_sandboxes_and_of_this_port_are_forgotten() {
+        let stacks =
+            std::env::temp_dir().join(format!("hybridlab-stacks-{}", uuid::Uuid::new_v4()));
+        for key in [
+            "sandbox",
+            "sandbox-40001",
+            "sandbox-40002",
+            "sandbox-40003",
+            "aws-default-eu-west-1",
+        ] {
+            std::fs::create_dir_all(stacks.join(key)).expect("a state directory");
+            std::fs::write(stacks.join(key).join("k3x9q2ma.json"), "{}").expect("a state file");
+        }
+        // 4566 (`sandbox`) and 40002 answer; this sandbox starts on 40003.
+        forget_gone_sandbox_stacks_in(&stacks, 40003, |port| matches!(port, 4566 | 40002));
+        let mut left: Vec<String> = std::fs::read_dir(&stacks)
+            .expect("the directory")
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["aws-default-eu-west-1", "sandbox", "sandbox-40002"]);
+        let _ = std::fs::remove_dir_all(&stacks);
+    }
+
+    #[test]
+    fn sandbox_state_keys_round_trip_and_aws_ones_are_not_sandboxes() {
+        use crate::stack::target::{sandbox_port_of_state_key, sandbox_state_key};
+        for port in [4566, 40123] {
+            assert_eq!(
+                sandbox_port_of_state_key(&sandbox_state_key(port)),
+                Some(port)
+            );
+        }
+        assert_eq!(sandbox_port_of_state_key("aws-default-eu-west-1"), None);
+        assert_eq!(sandbox_port_of_state_key("sandbox-x"), None);
+    }
 }

@@ -110,10 +110,7 @@ impl StackClients {
                 let port = url::Url::parse(endpoint)
                     .ok()
                     .and_then(|url| url.port_or_known_default());
-                match port {
-                    Some(crate::sandbox::DEFAULT_EDGE_PORT) | None => "sandbox".into(),
-                    Some(port) => format!("sandbox-{port}"),
-                }
+                sandbox_state_key(port.unwrap_or(crate::sandbox::DEFAULT_EDGE_PORT))
             }
             Target::Aws { profile, .. } => {
                 format!(
@@ -142,5 +139,23 @@ impl StackClients {
         } else {
             on_aws
         }
+    }
+}
+
+/// The state directory name of the sandbox on `port`: `sandbox` for the default port,
+/// `sandbox-<port>` for another.
+pub fn sandbox_state_key(port: u16) -> String {
+    if port == crate::sandbox::DEFAULT_EDGE_PORT {
+        "sandbox".into()
+    } else {
+        format!("sandbox-{port}")
+    }
+}
+
+/// The port of a sandbox's state directory name; `None` for an AWS target's.
+pub fn sandbox_port_of_state_key(key: &str) -> Option<u16> {
+    match key {
+        "sandbox" => Some(crate::sandbox::DEFAULT_EDGE_PORT),
+        _ => key.strip_prefix("sandbox-")?.parse().ok(),
     }
 }
