@@ -60,6 +60,10 @@ pub enum Key {
     Down,
     Left,
     Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
     Tab,
     CtrlC,
 }

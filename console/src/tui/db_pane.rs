@@ -51,6 +51,8 @@ pub struct DbPane {
     pub starts: Vec<Option<Item>>,
     pub page: Loading<DbPage>,
     pub selected: usize,
+    /// Lines of the selected row's JSON scrolled past (J and K).
+    pub json_scroll: u16,
     last_seq: u64,
 }
 
@@ -101,13 +103,18 @@ impl DbPane {
             return self.on_filter_key(key, status);
         }
         match key {
-            Key::Up => {
-                self.selected = self.selected.saturating_sub(1);
+            Key::Up | Key::Down | Key::PageUp | Key::PageDown | Key::Home | Key::End => {
+                let rows = self.page.loaded().map_or(0, |page| page.rows.len());
+                self.selected = moved(self.selected, rows, key);
+                self.json_scroll = 0;
                 None
             }
-            Key::Down => {
-                let rows = self.page.loaded().map_or(0, |page| page.rows.len());
-                self.selected = (self.selected + 1).min(rows.saturating_sub(1));
+            Key::Char('J') => {
+                self.json_scroll = self.json_scroll.saturating_add(1);
+                None
+            }
+            Key::Char('K') => {
+                self.json_scroll = self.json_scroll.saturating_sub(1);
                 None
             }
             Key::Char('n') | Key::Right => {
@@ -224,6 +231,23 @@ impl DbPane {
     }
 }
 
+/// Rows a page key moves the selection by.
+const PAGE_STEP: usize = 10;
+
+/// The selection after `key` (Up, Down, PageUp, PageDown, Home, End) in a list of `len`.
+pub fn moved(selected: usize, len: usize, key: Key) -> usize {
+    let last = len.saturating_sub(1);
+    match key {
+        Key::Up => selected.saturating_sub(1),
+        Key::Down => (selected + 1).min(last),
+        Key::PageUp => selected.saturating_sub(PAGE_STEP),
+        Key::PageDown => (selected + PAGE_STEP).min(last),
+        Key::Home => 0,
+        Key::End => last,
+        _ => selected,
+    }
+}
+
 /// Where the server puts the objects of an image (ec2-server's `object_key`).
 pub fn objects_prefix(image_id: &str) -> String {
     format!("images/{image_id}/")
@@ -332,7 +356,8 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
     frame.render_widget(
         Paragraph::new(json)
             .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" row (o: its objects in S3) ")),
+            .scroll((pane.json_scroll, 0))
+            .block(Block::bordered().title(" row (o: its objects in S3; J/K scroll) ")),
         json_area,
     );
 }
@@ -546,6 +571,21 @@ mod tests {
         }));
         app.on_key(Key::Down);
         app
+    }
+
+    #[test]
+    fn page_keys_move_ten_rows_and_stay_in_the_list() {
+        assert_eq!(moved(0, 50, Key::PageDown), 10);
+        assert_eq!(moved(45, 50, Key::PageDown), 49);
+        assert_eq!(moved(5, 50, Key::PageUp), 0);
+        assert_eq!(moved(7, 50, Key::End), 49);
+        assert_eq!(moved(7, 50, Key::Home), 0);
+        assert_eq!(
+            moved(0, 0, Key::End),
+            0,
+            "an empty page has nothing to select"
+        );
+        assert_eq!(moved(3, 50, Key::Char('x')), 3);
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::logs::entry::{LogEntry, LogSource};
 use crate::logs::render::{clock, report_summary};
 use crate::logs::tail::TailMode;
 
+/// Lines a page key moves the selection by.
+const PAGE_STEP: usize = 10;
+
 /// Lines kept; the oldest go first. Ten thousand lines of a lab's logs are a few megabytes.
 pub const MAX_LINES: usize = 20_000;
 
@@ -147,7 +150,24 @@ impl LogsPane {
             }
             Key::Up => self.selected = self.step_back(),
             Key::Down => self.selected = self.step_forward(),
-            Key::Esc => self.selected = None,
+            Key::PageUp => {
+                for _ in 0..PAGE_STEP {
+                    self.selected = self.step_back();
+                }
+            }
+            Key::PageDown => {
+                for _ in 0..PAGE_STEP {
+                    self.selected = self.step_forward();
+                }
+            }
+            Key::Home => {
+                self.selected = self
+                    .entries
+                    .iter()
+                    .find(|(number, entry)| self.shown(*number, entry))
+                    .map(|(number, _)| *number);
+            }
+            Key::Esc | Key::End => self.selected = None,
             Key::Enter => match self.selected_entry().and_then(request_id) {
                 Some(id) => {
                     *status = Some((
@@ -499,6 +519,24 @@ pub(crate) mod tests {
         assert_eq!(shown, [4, 5, 6, 7], "the four lines of that invocation");
         pane.on_key(Key::Char('c'), None, &mut status);
         assert_eq!(pane.window(100).len(), 8);
+    }
+
+    #[test]
+    fn page_keys_and_home_move_through_the_shown_lines() {
+        let mut pane = pane_with_lines();
+        let mut status = None;
+        pane.on_key(Key::Home, None, &mut status);
+        assert_eq!(pane.selected, Some(0), "the oldest line");
+        pane.on_key(Key::PageDown, None, &mut status);
+        assert_eq!(pane.selected, None, "past the newest: following again");
+        pane.on_key(Key::PageUp, None, &mut status);
+        assert_eq!(
+            pane.selected,
+            Some(0),
+            "ten up from the newest of eight is the oldest"
+        );
+        pane.on_key(Key::End, None, &mut status);
+        assert_eq!(pane.selected, None);
     }
 
     #[test]

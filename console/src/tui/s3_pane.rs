@@ -255,6 +255,15 @@ impl S3Pane {
                 }
                 self.load_more(status)
             }
+            Key::PageUp | Key::PageDown | Key::Home | Key::End => {
+                let entries = self.listing.loaded()?.entries.len();
+                let selected = super::db_pane::moved(self.selected, entries, key);
+                if selected == self.selected {
+                    return None;
+                }
+                self.selected = selected;
+                self.selection_changed()
+            }
             Key::Enter => match self.selected_entry()?.clone() {
                 Entry::Folder(prefix) => Some(self.open(prefix)),
                 Entry::Object(object) => {

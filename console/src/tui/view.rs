@@ -110,8 +110,16 @@ pub const KEYS: &[(&str, &str)] = &[
         "follow the newest again; read the logs again",
     ),
     (
+        "Logs: PgUp/PgDn, Home/End",
+        "ten lines up / down; the oldest / follow",
+    ),
+    (
         "S3: Up/Down",
         "select a folder or an object (its detail reads)",
+    ),
+    (
+        "S3: PgUp/PgDn, Home/End",
+        "ten entries up / down; the first / last read",
     ),
     ("S3: Enter, Backspace", "open the folder / go up a level"),
     ("S3: b, r", "the other bucket (images/artifacts); reread"),
@@ -119,6 +127,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("S3: c or y", "copy a presigned GET URL (15 minutes)"),
     ("S3: p, Esc", "preview the image (up to 8 MiB); close it"),
     ("DynamoDB: Up/Down", "select a row (its JSON shows)"),
+    (
+        "DynamoDB: PgUp/PgDn, Home/End",
+        "ten rows up / down; the first / last",
+    ),
+    ("DynamoDB: J / K", "scroll the row's JSON down / up"),
     ("DynamoDB: n/Right, p/Left", "next / previous page of rows"),
     ("DynamoDB: r", "read the page again"),
     ("DynamoDB: /", "filter NAME=VALUE, e.g. status=FAILED"),
