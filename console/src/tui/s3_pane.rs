@@ -692,9 +692,12 @@ pub fn decode_preview(bytes: &[u8]) -> Result<Preview, String> {
     limits.max_image_height = Some(PREVIEW_MAX_SIDE);
     limits.max_alloc = Some(PREVIEW_MAX_ALLOC);
     reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|err| format!("cannot decode it: {err}"))?;
+    let cannot = |err: image::ImageError| format!("cannot decode it: {err}");
+    let mut decoder = reader.into_decoder().map_err(cannot)?;
+    // A phone's photo is stored sideways with an EXIF orientation: shown as it is seen.
+    let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(cannot)?;
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(cannot)?;
+    image.apply_orientation(orientation);
     let (source_width, source_height) = (image.width(), image.height());
     let small = if source_width > PREVIEW_WIDTH || source_height > PREVIEW_HEIGHT {
         image.thumbnail(PREVIEW_WIDTH, PREVIEW_HEIGHT)
@@ -1614,6 +1617,23 @@ mod tests {
         );
         let err = decode_preview(b"hello, not an image").expect_err("text");
         assert!(err.contains("not an image"), "{err}");
+    }
+
+    #[test]
+    fn a_photo_stored_sideways_previews_upright() {
+        let mut jpeg = Vec::new();
+        image::RgbImage::from_pixel(40, 20, image::Rgb([200, 10, 10]))
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .expect("encodes");
+        // An APP1 segment right after SOI: EXIF, big-endian TIFF, one IFD entry
+        // Orientation (0x0112) = 6, "rotate 90 clockwise to display".
+        let exif: &[u8] = &[
+            0xFF, 0xE1, 0x00, 0x22, b'E', b'x', b'i', b'f', 0, 0, b'M', b'M', 0x00, 0x2A, 0, 0, 0,
+            8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0,
+        ];
+        jpeg.splice(2..2, exif.iter().copied());
+        let preview = decode_preview(&jpeg).expect("decodes");
+        assert_eq!((preview.source_width, preview.source_height), (20, 40));
     }
 
     #[test]
