@@ -301,6 +301,26 @@ async fn the_console_brings_a_stack_up_invokes_it_reads_its_logs_and_tears_it_do
             "REPORT lines as their fields:\n{text}"
         );
 
+        // Its table: ten rows of the burst, COMPLETED; o opens the selected row's objects.
+        console.type_keys("5");
+        console.wait_for(
+            &[
+                &format!("hybridlab-images-{stack}"),
+                "COMPLETED",
+                "\"image_id\"",
+            ],
+            Duration::from_secs(30),
+        );
+        console.type_keys("o");
+        let text = console.wait_for(
+            &["thumbnail.jpg", "medium.jpg", "large.jpg", "original.jpg"],
+            Duration::from_secs(30),
+        );
+        assert!(text.contains("images bucket"), "the S3 view:\n{text}");
+        // The object's detail: its type and the image id the server stores as metadata.
+        console.type_keys("\x1b[B");
+        console.wait_for(&["image/jpeg", "image-id"], Duration::from_secs(30));
+
         // d asks, y tears it down.
         console.type_keys("1d");
         console.wait_for(
@@ -308,8 +328,9 @@ async fn the_console_brings_a_stack_up_invokes_it_reads_its_logs_and_tears_it_do
             Duration::from_secs(10),
         );
         console.type_keys("y");
+        // The step panel stays; the status line may have moved on by the time it is read.
         let text = console.wait_for(
-            &[&format!("stack {stack} is torn down"), "nothing left"],
+            &[&format!("down {stack} done"), "0 running, 0 failed"],
             Duration::from_secs(120),
         );
         assert!(text.contains("down "), "the teardown's steps:\n{text}");

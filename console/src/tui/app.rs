@@ -928,6 +928,9 @@ impl App {
                     Ok(summary) => self.status = Some((Severity::Info, summary.clone())),
                     Err(err) => self.status = Some((Severity::Error, err.clone())),
                 }
+                if down && outcome.is_ok() {
+                    self.logs.forget(&operation.stack);
+                }
                 if down && outcome.is_ok() && self.quit_after_down {
                     self.quit = true;
                 }

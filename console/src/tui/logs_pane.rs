@@ -98,6 +98,16 @@ impl LogsPane {
         })
     }
 
+    /// Stops showing `stack`'s logs once it is torn down: its groups are gone, so what its
+    /// reader says from now on (that they are missing) is not news.
+    pub fn forget(&mut self, stack: &str) {
+        if self.stack.as_deref() == Some(stack) {
+            self.generation += 1;
+            self.reading = false;
+            self.clear();
+        }
+    }
+
     fn clear(&mut self) {
         self.entries.clear();
         self.stack = None;
@@ -596,6 +606,29 @@ pub(crate) mod tests {
         );
         assert_eq!(pane.len(), MAX_LINES);
         assert_eq!(pane.window(1)[0].1.message, (MAX_LINES + 4).to_string());
+    }
+
+    #[test]
+    fn a_torn_down_stack_is_forgotten_and_its_reader_no_longer_heard() {
+        let mut pane = pane_with_lines();
+        let mut status = None;
+        let generation = pane.generation;
+        pane.forget("zz81pp0c");
+        assert_eq!(pane.len(), 8, "another stack's teardown changes nothing");
+        pane.forget("k3x9q2ma");
+        assert!(pane.is_empty() && !pane.reading);
+        pane.apply(
+            LogsUpdate::Ended {
+                generation,
+                error: Some("the log group is missing".into()),
+            },
+            &mut status,
+        );
+        assert_eq!(status, None, "the old reader's error is not shown");
+        assert!(matches!(
+            pane.on_enter(Some("k3x9q2ma")),
+            Some(Action::FollowLogs { .. })
+        ));
     }
 
     #[test]
