@@ -465,21 +465,11 @@ fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::tui::app::{App, Tab, Update};
     use crate::tui::fixtures;
     use crate::tui::s3_pane::S3Read;
-
-    fn screen(app: &App, width: u16, height: u16) -> TestBackend {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
-        terminal
-            .draw(|frame| crate::tui::view::draw(frame, app, Palette::new(true)))
-            .expect("draws");
-        terminal.backend().clone()
-    }
 
     fn request(action: Option<Action>) -> DbRequest {
         match action {
@@ -590,14 +580,14 @@ mod tests {
 
     #[test]
     fn a_page_of_rows_with_the_selected_rows_json_at_80x24() {
-        insta::assert_snapshot!(screen(&app_with_rows(), 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&app_with_rows(), 80, 24, true));
     }
 
     #[test]
     fn a_page_of_rows_beside_the_json_at_160x48() {
         let mut app = app_with_rows();
         app.on_key(Key::Up);
-        insta::assert_snapshot!(screen(&app, 160, 48));
+        insta::assert_snapshot!(fixtures::screen(&app, 160, 48, true));
     }
 
     #[test]
@@ -607,18 +597,18 @@ mod tests {
         for c in "status=FAI".chars() {
             app.on_key(Key::Char(c));
         }
-        insta::assert_snapshot!(screen(&app, 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&app, 80, 24, true));
     }
 
     #[test]
     fn a_tiny_terminal_draws_without_panicking() {
         let mut app = app_with_rows();
         for (width, height) in [(1, 1), (10, 4), (20, 5), (40, 10), (80, 6)] {
-            screen(&app, width, height);
+            fixtures::screen(&app, width, height, true);
         }
         app.on_key(Key::Char('/'));
         for (width, height) in [(1, 1), (20, 5), (80, 4)] {
-            screen(&app, width, height);
+            fixtures::screen(&app, width, height, true);
         }
     }
 

@@ -5,9 +5,22 @@ use hybridlab_provision::stack::cost::CostEstimate;
 use hybridlab_provision::stack::status::{InstanceStatus, ResourceStatus, ServerStatus};
 use hybridlab_provision::stack::{ResourceKind, StackId, StackStatus};
 
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
 use super::app::{App, BurstSettings, LiveRun, Tab, Update};
+use super::view::{Palette, draw};
 use crate::bench::model::{Outcome, Sample};
 use crate::lambda_log::Report;
+
+/// The screen `app` draws at `width` x `height`, in colour or as under `NO_COLOR`.
+pub fn screen(app: &App, width: u16, height: u16, colour: bool) -> TestBackend {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal
+        .draw(|frame| draw(frame, app, Palette::new(colour)))
+        .expect("draws");
+    terminal.backend().clone()
+}
 
 fn app() -> App {
     App::new(

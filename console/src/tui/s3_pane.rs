@@ -1073,22 +1073,12 @@ fn draw_lower(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::tui::app::{App, Tab, Update};
     use crate::tui::fixtures;
 
     const IMAGE_ID: &str = "0190a0b0-0000-7000-8000-000000000001";
-
-    fn screen(app: &App, width: u16, height: u16, colour: bool) -> TestBackend {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
-        terminal
-            .draw(|frame| crate::tui::view::draw(frame, app, Palette::new(colour)))
-            .expect("draws");
-        terminal.backend().clone()
-    }
 
     fn request(action: Option<Action>) -> S3Request {
         match action {
@@ -1245,17 +1235,17 @@ mod tests {
 
     #[test]
     fn an_objects_detail_versions_and_url_at_80x24() {
-        insta::assert_snapshot!(screen(&app_on_an_image(), 80, 24, true));
+        insta::assert_snapshot!(fixtures::screen(&app_on_an_image(), 80, 24, true));
     }
 
     #[test]
     fn an_objects_detail_versions_and_url_at_160x48() {
-        insta::assert_snapshot!(screen(&app_on_an_image(), 160, 48, true));
+        insta::assert_snapshot!(fixtures::screen(&app_on_an_image(), 160, 48, true));
     }
 
     #[test]
     fn a_copied_url_at_80x24() {
-        insta::assert_snapshot!(screen(&app_with_a_url(), 80, 24, true));
+        insta::assert_snapshot!(fixtures::screen(&app_with_a_url(), 80, 24, true));
     }
 
     #[test]
@@ -1266,7 +1256,7 @@ mod tests {
             app.help = true;
             // 24 rows less the header, tabs and status line.
             assert!(crate::tui::view::keys_for(tab).count() + 2 <= 21, "{tab:?}");
-            let text = format!("{:?}", screen(&app, 80, 24, true).buffer());
+            let text = format!("{:?}", fixtures::screen(&app, 80, 24, true).buffer());
             assert!(text.contains(key), "{tab:?}: {text}");
             assert!(!text.contains("Invoke: i"), "{tab:?}: only its keys");
         }
@@ -1281,12 +1271,12 @@ mod tests {
 
     #[test]
     fn a_preview_at_80x24() {
-        insta::assert_snapshot!(screen(&app_with_a_preview(), 80, 24, true));
+        insta::assert_snapshot!(fixtures::screen(&app_with_a_preview(), 80, 24, true));
     }
 
     #[test]
     fn a_preview_at_120x40() {
-        insta::assert_snapshot!(screen(&app_with_a_preview(), 120, 40, true));
+        insta::assert_snapshot!(fixtures::screen(&app_with_a_preview(), 120, 40, true));
     }
 
     #[test]
@@ -1299,12 +1289,12 @@ mod tests {
             Entry::Folder("uploads/".into()),
         ];
         app.apply(Update::S3(listed(list.seq, entries, Some("token-2"))));
-        insta::assert_snapshot!(screen(&app, 80, 24, true));
+        insta::assert_snapshot!(fixtures::screen(&app, 80, 24, true));
     }
 
     #[test]
     fn the_preview_is_drawn_in_true_colour_half_blocks() {
-        let backend = screen(&app_with_a_preview(), 80, 24, true);
+        let backend = fixtures::screen(&app_with_a_preview(), 80, 24, true);
         let buffer = backend.buffer();
         let cell = buffer
             .content()
@@ -1326,7 +1316,7 @@ mod tests {
     fn without_colour_the_preview_says_it_needs_colour() {
         let text = format!(
             "{:?}",
-            screen(&app_with_a_preview(), 120, 40, false).buffer()
+            fixtures::screen(&app_with_a_preview(), 120, 40, false).buffer()
         );
         assert!(text.contains("NO_COLOR"), "{text}");
         assert!(!text.contains('▀'));
@@ -1336,7 +1326,7 @@ mod tests {
     fn a_tiny_terminal_draws_without_panicking() {
         for app in [app_on_an_image(), app_with_a_preview(), app_with_a_url()] {
             for (width, height) in [(1, 1), (10, 4), (20, 5), (40, 10), (80, 6)] {
-                screen(&app, width, height, true);
+                fixtures::screen(&app, width, height, true);
             }
         }
     }

@@ -718,55 +718,54 @@ fn format_ms(us: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::bench::stats::new_histogram;
     use crate::tui::app::{Key, Update};
     use crate::tui::fixtures;
 
-    /// The screen `app` draws at `width` x `height`, as text.
-    fn screen(app: &App, width: u16, height: u16) -> TestBackend {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
-        terminal
-            .draw(|frame| draw(frame, app, Palette::new(true)))
-            .expect("draws");
-        terminal.backend().clone()
-    }
-
     #[test]
     fn stack_view_at_80x24() {
-        insta::assert_snapshot!(screen(&fixtures::app_with_stack(), 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&fixtures::app_with_stack(), 80, 24, true));
     }
 
     #[test]
     fn stack_view_without_stacks() {
         let mut app = fixtures::app_with_stack();
         app.stack.stacks.clear();
-        insta::assert_snapshot!(screen(&app, 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&app, 80, 24, true));
     }
 
     #[test]
     fn invoke_view_during_a_burst_with_a_previous_run_at_80x24() {
-        insta::assert_snapshot!(screen(&fixtures::app_with_bursts(), 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&fixtures::app_with_bursts(), 80, 24, true));
     }
 
     #[test]
     fn invoke_view_scales_up_to_160x48() {
-        insta::assert_snapshot!(screen(&fixtures::app_with_bursts(), 160, 48));
+        insta::assert_snapshot!(fixtures::screen(
+            &fixtures::app_with_bursts(),
+            160,
+            48,
+            true
+        ));
     }
 
     #[test]
     fn help_over_the_invoke_view() {
         let mut app = fixtures::app_with_bursts();
         app.help = true;
-        insta::assert_snapshot!(screen(&app, 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&app, 80, 24, true));
     }
 
     #[test]
     fn stack_view_while_a_new_stack_comes_up() {
-        insta::assert_snapshot!(screen(&fixtures::app_bringing_up_a_stack(), 80, 24));
+        insta::assert_snapshot!(fixtures::screen(
+            &fixtures::app_bringing_up_a_stack(),
+            80,
+            24,
+            true
+        ));
     }
 
     #[test]
@@ -779,7 +778,7 @@ mod tests {
         for c in "k3x9".chars() {
             app.on_key(Key::Char(c));
         }
-        insta::assert_snapshot!(screen(&app, 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&app, 80, 24, true));
     }
 
     #[test]
@@ -787,12 +786,12 @@ mod tests {
         let mut app = fixtures::app_with_stack();
         app.tab = Tab::Logs;
         app.logs = crate::tui::logs_pane::tests::pane_with_lines();
-        insta::assert_snapshot!(screen(&app, 80, 24));
+        insta::assert_snapshot!(fixtures::screen(&app, 80, 24, true));
         // One invocation's lines, selected from the keyboard, at a larger size.
         for key in [Key::Up, Key::Up, Key::Up, Key::Enter] {
             app.on_key(key);
         }
-        insta::assert_snapshot!(screen(&app, 120, 30));
+        insta::assert_snapshot!(fixtures::screen(&app, 120, 30, true));
     }
 
     #[test]
@@ -807,10 +806,10 @@ mod tests {
     #[test]
     fn a_tiny_terminal_draws_without_panicking() {
         for (width, height) in [(1, 1), (20, 5), (40, 10)] {
-            screen(&fixtures::app_with_bursts(), width, height);
+            fixtures::screen(&fixtures::app_with_bursts(), width, height, true);
             let mut app = fixtures::app_with_stack();
             app.help = true;
-            screen(&app, width, height);
+            fixtures::screen(&app, width, height, true);
         }
     }
 
