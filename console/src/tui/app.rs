@@ -68,6 +68,32 @@ pub enum Key {
     CtrlC,
 }
 
+/// What a key did to a line being typed (a `:` command, the image URL, a filter, a stack id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typed {
+    /// The line changed, or the key means nothing to it.
+    Edited,
+    /// Enter: the line is done.
+    Submitted,
+    /// Esc: the line is dropped.
+    Cancelled,
+}
+
+/// Types `key` into `line`: a character is added, Backspace takes the last one off; Enter and
+/// Esc leave the line to the caller to use or drop.
+pub fn type_into(line: &mut String, key: Key) -> Typed {
+    match key {
+        Key::Char(c) => line.push(c),
+        Key::Backspace => {
+            line.pop();
+        }
+        Key::Enter => return Typed::Submitted,
+        Key::Esc => return Typed::Cancelled,
+        _ => {}
+    }
+    Typed::Edited
+}
+
 /// Work the event loop must start in the background: nothing here touches the network.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -491,33 +517,25 @@ impl App {
             return self.answer(confirm, key);
         }
         if let Some(line) = self.command.as_mut() {
-            match key {
-                Key::Char(c) => line.push(c),
-                Key::Backspace => {
-                    line.pop();
-                }
-                Key::Esc => self.command = None,
-                Key::Enter => {
+            match type_into(line, key) {
+                Typed::Edited => {}
+                Typed::Cancelled => self.command = None,
+                Typed::Submitted => {
                     let line = self.command.take().unwrap_or_default();
                     return self.run_command(&line);
                 }
-                _ => {}
             }
             return None;
         }
         if let Some(url) = self.invoke.editing_url.as_mut() {
-            match key {
-                Key::Char(c) => url.push(c),
-                Key::Backspace => {
-                    url.pop();
-                }
-                Key::Esc => self.invoke.editing_url = None,
-                Key::Enter => {
+            match type_into(url, key) {
+                Typed::Edited => {}
+                Typed::Cancelled => self.invoke.editing_url = None,
+                Typed::Submitted => {
                     let url = self.invoke.editing_url.take().unwrap_or_default();
                     self.invoke.settings.image_url = url.trim().to_owned();
                     self.say(Severity::Info, "image URL set");
                 }
-                _ => {}
             }
             return None;
         }
@@ -837,21 +855,19 @@ impl App {
                         }
                     };
                 }
-                match key {
-                    Key::Enter if typed == stack => return self.start_down(stack, then_quit),
-                    Key::Enter => self.say(
+                match type_into(&mut typed, key) {
+                    Typed::Edited => {}
+                    Typed::Submitted if typed == stack => {
+                        return self.start_down(stack, then_quit);
+                    }
+                    Typed::Submitted => self.say(
                         Severity::Error,
                         format!("type the stack id `{stack}` exactly, or Esc"),
                     ),
-                    Key::Esc => {
+                    Typed::Cancelled => {
                         self.say(Severity::Info, "not torn down");
                         return None;
                     }
-                    Key::Char(c) => typed.push(c),
-                    Key::Backspace => {
-                        typed.pop();
-                    }
-                    _ => {}
                 }
                 self.confirm = Some(Confirm::Down {
                     stack,

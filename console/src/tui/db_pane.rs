@@ -12,7 +12,7 @@ use ratatui::style::Color;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::app::{Action, Key, Loading, Severity};
+use super::app::{Action, Key, Loading, Severity, Typed, type_into};
 use super::s3_pane::human_bytes;
 use super::view::Palette;
 use crate::db::filter::{AttributeFilter, filter_expression, parse_filter};
@@ -165,13 +165,10 @@ impl DbPane {
 
     fn on_filter_key(&mut self, key: Key, status: &mut Status) -> Option<Action> {
         let line = self.typing.as_mut()?;
-        match key {
-            Key::Char(c) => line.push(c),
-            Key::Backspace => {
-                line.pop();
-            }
-            Key::Esc => self.typing = None,
-            Key::Enter => {
+        match type_into(line, key) {
+            Typed::Edited => {}
+            Typed::Cancelled => self.typing = None,
+            Typed::Submitted => {
                 let text = line.trim().to_owned();
                 if text.is_empty() {
                     self.typing = None;
@@ -190,7 +187,6 @@ impl DbPane {
                     Err(err) => *status = Some((Severity::Error, err.replace("--filter ", ""))),
                 }
             }
-            _ => {}
         }
         None
     }

@@ -12,7 +12,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use super::app::{Action, Key, Severity};
+use super::app::{Action, Key, Severity, Typed, type_into};
 use super::view::Palette;
 use crate::logs::entry::{LogEntry, LogSource};
 use crate::logs::render::{clock, report_summary};
@@ -128,17 +128,13 @@ impl LogsPane {
         status: &mut Option<(Severity, String)>,
     ) -> Option<Action> {
         if let Some(typed) = self.typing_filter.as_mut() {
-            match key {
-                Key::Char(c) => typed.push(c),
-                Key::Backspace => {
-                    typed.pop();
-                }
-                Key::Esc => self.typing_filter = None,
-                Key::Enter => {
+            match type_into(typed, key) {
+                Typed::Edited => {}
+                Typed::Cancelled => self.typing_filter = None,
+                Typed::Submitted => {
                     self.filter = self.typing_filter.take().unwrap_or_default();
                     self.selected = None;
                 }
-                _ => {}
             }
             return None;
         }
