@@ -67,8 +67,8 @@ pub struct FoundResource {
     /// The name, or the id where the service has no names (instances, security groups).
     pub id: String,
     pub stack: StackId,
-    /// When the service says it was made, in Unix seconds (a function's last deployment;
-    /// security groups have no such time).
+    /// When the service says it was made, in Unix seconds, where the listing tells it (a
+    /// function's last deployment; not for tables or security groups).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_s: Option<i64>,
 }
@@ -176,20 +176,12 @@ async fn find_tables(
     while let Some(name) = pages.next().await {
         let name = name.map_err(|err| sdk_error("dynamodb:ListTables", err))?;
         if let Some(stack) = StackNames::stack_of(&name).filter(|s| scope.includes(s)) {
-            // ListTables gives names only; the age is worth one more read of the lab's tables.
-            let created_s = clients
-                .dynamodb
-                .describe_table()
-                .table_name(&name)
-                .send()
-                .await
-                .ok()
-                .and_then(|output| Some(output.table?.creation_date_time?.secs()));
             found.push(FoundResource {
                 kind: ResourceKind::Table,
                 id: name,
                 stack,
-                created_s,
+                // ListTables gives names only; `status` reads the table's age itself.
+                created_s: None,
             });
         }
     }

@@ -155,6 +155,23 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
         .into(),
         age_s: None,
     });
+    // Only the stack's own status needs the table's age, which ListTables does not give: read
+    // here, not in the inventory that `down` and the listing of stacks also use.
+    if let Some(table) = resources
+        .iter_mut()
+        .find(|r| r.kind == ResourceKind::Table && r.state == "present")
+        && let Ok(described) = clients
+            .dynamodb
+            .describe_table()
+            .table_name(&names.table)
+            .send()
+            .await
+    {
+        table.age_s = described
+            .table()
+            .and_then(|t| t.creation_date_time())
+            .and_then(|created| u64::try_from(now_s - created.secs()).ok());
+    }
     if let Some(function) = resources
         .iter_mut()
         .find(|r| r.kind == ResourceKind::Function && r.state == "present")
