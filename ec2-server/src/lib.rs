@@ -7,7 +7,6 @@ pub mod download;
 pub mod error;
 pub mod page;
 mod process;
-pub mod records;
 pub mod storage;
 
 use std::future::Future;

@@ -145,6 +145,10 @@ mod tests {
                 timings_ms: None,
                 error: Some("\"quoted\" & <b>".into()),
                 request_id: None,
+                original_bucket: None,
+                original_filename: None,
+                uploaded_at: None,
+                history: Vec::new(),
             },
             urls: BTreeMap::from([("thumbnail".into(), "http://x/?a=1&b=\"2\"".into())]),
         };

@@ -113,6 +113,10 @@ pub(crate) async fn process_image(
         timings_ms: None,
         error: None,
         request_id: Some(request_id.to_owned()),
+        original_bucket: None,
+        original_filename: None,
+        uploaded_at: None,
+        history: Vec::new(),
     };
 
     let s3_started = Instant::now();

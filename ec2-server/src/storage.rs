@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use hybridlab_wire::ImageRecord;
 
-use crate::records::{self, RecordError};
+use hybridlab_wire::item::{self as records, RecordError};
 
 /// The most rows `recent_records` reads to find the newest; a lab table stays far below it.
 pub const RECENT_SCAN_LIMIT: usize = 1_000;

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use hybridlab_ec2_server::records::from_item;
 use hybridlab_tests::server::Lab;
 use hybridlab_wire::ImageRecord;
+use hybridlab_wire::item::from_item;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "dynamodb")]
+pub mod item;
+
 /// The names of the resized variants every path makes, with the longest side of each in pixels.
 pub const VARIANT_SIDES: [(&str, u32); 3] = [("thumbnail", 150), ("medium", 600), ("large", 1200)];
 
@@ -133,6 +136,37 @@ pub struct ImageRecord {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The bucket of `keys["original"]` where it is not `bucket`: the event-driven pipeline
+    /// keeps uploads in their own bucket and writes the variants to `bucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_bucket: Option<String>,
+    /// The name of the uploaded file, for rows made by an upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_filename: Option<String>,
+    /// RFC 3339: when the upload was accepted, for rows made by an upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<String>,
+    /// Every status the row has had, oldest first (the pipeline appends to it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<StatusChange>,
+}
+
+impl ImageRecord {
+    /// The bucket that holds the object stored under key name `name` of [`Self::keys`].
+    pub fn bucket_of(&self, name: &str) -> &str {
+        match (&self.original_bucket, name == ORIGINAL) {
+            (Some(bucket), true) => bucket,
+            _ => &self.bucket,
+        }
+    }
+}
+
+/// One step of a row's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: ImageStatus,
+    /// RFC 3339.
+    pub at: String,
 }
 
 /// One row of `GET /api/images`, with short-lived presigned URLs of its objects.

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use hybridlab_wire::{ImageRecord, ImageStatus, StageTimings};
+
+use crate::{ImageRecord, ImageStatus, StageTimings, StatusChange};
 
 /// An item as the SDK takes and returns it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -71,7 +72,28 @@ pub fn to_item(record: &ImageRecord) -> Item {
     if let Some(request_id) = &record.request_id {
         item.insert("request_id".into(), string(request_id));
     }
+    if let Some(bucket) = &record.original_bucket {
+        item.insert("original_bucket".into(), string(bucket));
+    }
+    if let Some(filename) = &record.original_filename {
+        item.insert("original_filename".into(), string(filename));
+    }
+    if let Some(at) = &record.uploaded_at {
+        item.insert("uploaded_at".into(), string(at));
+    }
+    if !record.history.is_empty() {
+        let history = record.history.iter().map(status_change).collect();
+        item.insert("history".into(), AttributeValue::L(history));
+    }
     item
+}
+
+/// One entry of the `history` list, as [`to_item`] writes it and the pipeline appends it.
+pub fn status_change(change: &StatusChange) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("status".to_owned(), string(change.status.as_str())),
+        ("at".to_owned(), string(&change.at)),
+    ]))
 }
 
 /// Reads an item back. Attributes this version does not know are ignored, so rows written by
@@ -153,6 +175,30 @@ pub fn from_item(item: &Item) -> Result<ImageRecord, RecordError> {
         }
         Some(_) => return Err(fail("timings_ms", "is not a map")),
     };
+    let history = match item.get("history") {
+        None => Vec::new(),
+        Some(AttributeValue::L(entries)) => entries
+            .iter()
+            .map(|entry| {
+                let AttributeValue::M(map) = entry else {
+                    return Err(fail("history", "holds an entry that is not a map"));
+                };
+                let field = |name| match map.get(name) {
+                    Some(AttributeValue::S(value)) => Ok(value.clone()),
+                    _ => Err(fail(
+                        "history",
+                        "holds an entry without its status and time",
+                    )),
+                };
+                Ok(StatusChange {
+                    status: ImageStatus::parse(&field("status")?)
+                        .ok_or_else(|| fail("history", "holds an unknown status"))?,
+                    at: field("at")?,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(fail("history", "is not a list")),
+    };
 
     Ok(ImageRecord {
         status,
@@ -168,6 +214,10 @@ pub fn from_item(item: &Item) -> Result<ImageRecord, RecordError> {
         timings_ms,
         error: text("error")?,
         request_id: text("request_id")?,
+        original_bucket: text("original_bucket")?,
+        original_filename: text("original_filename")?,
+        uploaded_at: text("uploaded_at")?,
+        history,
         image_id,
     })
 }
@@ -203,6 +253,10 @@ mod tests {
             }),
             error: None,
             request_id: Some("req-1".into()),
+            original_bucket: None,
+            original_filename: None,
+            uploaded_at: None,
+            history: Vec::new(),
         }
     }
 
@@ -210,6 +264,30 @@ mod tests {
     fn a_record_survives_the_round_trip_through_an_item() {
         let record = completed();
         assert_eq!(from_item(&to_item(&record)), Ok(record));
+    }
+
+    #[test]
+    fn an_uploaded_record_with_its_history_survives_the_round_trip() {
+        let record = ImageRecord {
+            original_bucket: Some("uploads".into()),
+            original_filename: Some("cat photo.jpg".into()),
+            uploaded_at: Some("2026-11-22T10:00:00Z".into()),
+            history: vec![
+                StatusChange {
+                    status: ImageStatus::Pending,
+                    at: "2026-11-22T10:00:00Z".into(),
+                },
+                StatusChange {
+                    status: ImageStatus::Processing,
+                    at: "2026-11-22T10:00:01Z".into(),
+                },
+            ],
+            ..completed()
+        };
+        assert_eq!(from_item(&to_item(&record)), Ok(record.clone()));
+        assert_eq!(record.bucket_of("original"), "uploads");
+        assert_eq!(record.bucket_of("thumbnail"), "images");
+        assert_eq!(completed().bucket_of("original"), "images");
     }
 
     #[test]
@@ -228,7 +306,15 @@ mod tests {
             ..completed()
         };
         let item = to_item(&record);
-        for absent in ["source_url", "size_bytes", "width", "timings_ms", "keys"] {
+        for absent in [
+            "source_url",
+            "size_bytes",
+            "width",
+            "timings_ms",
+            "keys",
+            "original_bucket",
+            "history",
+        ] {
             assert!(!item.contains_key(absent), "{absent} must be left out");
         }
         assert_eq!(from_item(&item), Ok(record));
