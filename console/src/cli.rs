@@ -101,9 +101,21 @@ pub struct UpArgs {
     #[arg(long, default_value = "t3.micro")]
     pub instance_type: String,
 
+    /// Optional parts of the lab. `pipeline`: uploads and processed buckets and the resizer
+    /// function that an upload's S3 event runs. A stack keeps them until `down`.
+    #[arg(long = "with", value_enum, value_delimiter = ',')]
+    pub with: Vec<StackPart>,
+
     /// Newline-delimited JSON: one object per step event, then the result.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An optional part of a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackPart {
+    /// The event-driven variant: upload, S3-triggered resizer, status tracking.
+    Pipeline,
 }
 
 #[derive(Debug, Args)]

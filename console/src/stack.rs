@@ -148,6 +148,9 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut options = up_options(&clients, stack.clone());
     options.settings.ttl_seconds = args.ttl.as_secs().max(60);
     options.settings.instance_type = args.instance_type.clone();
+    // As `up` itself does: a stack made with the pipeline keeps it.
+    options.settings.pipeline = args.with.contains(&crate::cli::StackPart::Pipeline)
+        || StackState::load(&clients.state_key(), &stack).is_some_and(|s| s.settings.pipeline);
     options.fail_after = fail_after_from_env()?;
     let settings = options.settings.clone();
 
@@ -195,7 +198,7 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 println!(
-                    "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  images:   s3://{}\n  table:    {}\nTear it down with `hybridlab down{}`.",
+                    "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  images:   s3://{}\n  table:    {}{}\nTear it down with `hybridlab down{}`.",
                     report.stack,
                     report.elapsed_ms as f64 / 1000.0,
                     report.done,
@@ -204,6 +207,17 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                     report.server_endpoint,
                     report.names.images_bucket,
                     report.names.table,
+                    if report.resizer_arn.is_some() {
+                        format!(
+                            "\n  uploads:  s3://{} (POST {}/upload, or a presigned PUT from POST /api/uploads)\n  variants: s3://{}, made by {}",
+                            report.names.uploads_bucket,
+                            report.server_endpoint,
+                            report.names.processed_bucket,
+                            report.names.resizer
+                        )
+                    } else {
+                        String::new()
+                    },
                     if clients.is_sandbox() {
                         String::new()
                     } else {

@@ -1,4 +1,5 @@
-//! The two programs a stack deploys: the image server and the proxy function's `bootstrap`.
+//! The programs a stack deploys: the image server, the proxy function's `bootstrap` and, with
+//! the pipeline, the resizer function's.
 //! For the sandbox a plain host build does; for AWS, cargo-lambda builds them against an old
 //! glibc so they run on Amazon Linux 2023. Both are built from this workspace's sources with
 //! cargo, so a deployed stack always runs the code of the checkout.
@@ -16,7 +17,12 @@ pub enum ArtifactSource {
     /// Build for Amazon Linux 2023 x86_64 with cargo-lambda.
     AmazonLinux,
     /// Use binaries that already exist.
-    Prebuilt { server: PathBuf, proxy: PathBuf },
+    Prebuilt {
+        server: PathBuf,
+        proxy: PathBuf,
+        /// Needed only by a stack with the pipeline.
+        resizer: Option<PathBuf>,
+    },
 }
 
 /// Paths of the built programs.
@@ -24,6 +30,8 @@ pub enum ArtifactSource {
 pub struct Artifacts {
     pub server_binary: PathBuf,
     pub proxy_binary: PathBuf,
+    /// Built only when the stack has the pipeline.
+    pub resizer_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +53,20 @@ pub enum ArtifactError {
     },
     #[error("the build did not produce {0}")]
     Missing(PathBuf),
+    #[error(
+        "the pipeline needs the resizer function: set HYBRIDLAB_RESIZER_BIN beside HYBRIDLAB_SERVER_BIN and HYBRIDLAB_PROXY_BIN, or unset them to build from the sources"
+    )]
+    NoResizer,
     #[error(transparent)]
     Tools(#[from] MotoError),
 }
 
 const SERVER: (&str, &str) = ("hybridlab-ec2-server", "hybridlab-ec2-server");
 const PROXY: (&str, &str) = ("hybridlab-lambda", "proxy");
+const RESIZER: (&str, &str) = ("hybridlab-lambda", "resizer");
+/// The resizer's dependencies (the SDK, the image code) sit behind this feature, so the proxy
+/// is built without them.
+const RESIZER_FEATURE: &str = "hybridlab-lambda/resizer";
 
 /// Where the sources to build from are. Places known at run time come first: the compiled-in
 /// manifest directory is only a last resort, because a target directory shared between two
@@ -140,28 +156,38 @@ fn existing(path: PathBuf) -> Result<PathBuf, ArtifactError> {
     }
 }
 
-/// Builds (or finds) the server and the function, telling `progress` what it does. Blocks.
+/// Builds (or finds) the server and the functions (the resizer only `with_resizer`), telling
+/// `progress` what it does. Blocks.
 pub fn build(
     source: &ArtifactSource,
+    with_resizer: bool,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Artifacts, ArtifactError> {
     match source {
-        ArtifactSource::Prebuilt { server, proxy } => Ok(Artifacts {
+        ArtifactSource::Prebuilt {
+            server,
+            proxy,
+            resizer,
+        } => Ok(Artifacts {
             server_binary: existing(server.clone())?,
             proxy_binary: existing(proxy.clone())?,
+            resizer_binary: match (with_resizer, resizer) {
+                (false, _) => None,
+                (true, Some(resizer)) => Some(existing(resizer.clone())?),
+                (true, None) => return Err(ArtifactError::NoResizer),
+            },
         }),
         ArtifactSource::Host => {
             if let (Some(server), Some(proxy)) = (
                 std::env::var_os("HYBRIDLAB_SERVER_BIN"),
                 std::env::var_os("HYBRIDLAB_PROXY_BIN"),
             ) {
-                return build(
-                    &ArtifactSource::Prebuilt {
-                        server: server.into(),
-                        proxy: proxy.into(),
-                    },
-                    progress,
-                );
+                let prebuilt = ArtifactSource::Prebuilt {
+                    server: server.into(),
+                    proxy: proxy.into(),
+                    resizer: std::env::var_os("HYBRIDLAB_RESIZER_BIN").map(PathBuf::from),
+                };
+                return build(&prebuilt, with_resizer, progress);
             }
             let root = workspace_root()?;
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -170,6 +196,9 @@ pub fn build(
                 "build", "--quiet", "-p", SERVER.0, "--bin", SERVER.1, "-p", PROXY.0, "--bin",
                 PROXY.1,
             ]);
+            if with_resizer {
+                command.args(["--bin", RESIZER.1, "--features", RESIZER_FEATURE]);
+            }
             let (target, profile) = match own_target() {
                 Some((target, profile)) => {
                     command.env("CARGO_TARGET_DIR", &target);
@@ -180,14 +209,19 @@ pub fn build(
             if profile == "release" {
                 command.arg("--release");
             }
-            progress(
-                "building the image server and the proxy function for this machine (cargo build)...",
-            );
+            progress(if with_resizer {
+                "building the image server and the proxy and resizer functions for this machine (cargo build)..."
+            } else {
+                "building the image server and the proxy function for this machine (cargo build)..."
+            });
             run(&mut command)?;
             let dir = target.join(&profile);
             Ok(Artifacts {
                 server_binary: existing(dir.join(SERVER.1))?,
                 proxy_binary: existing(dir.join(PROXY.1))?,
+                resizer_binary: with_resizer
+                    .then(|| existing(dir.join(RESIZER.1)))
+                    .transpose()?,
             })
         }
         ArtifactSource::AmazonLinux => {
@@ -198,11 +232,16 @@ pub fn build(
             paths.extend(std::env::split_paths(&path));
             let path = std::env::join_paths(paths).unwrap_or(path);
             let target = root.join("target");
-            for (package, bin) in [SERVER, PROXY] {
+            let mut programs = vec![(SERVER, None), (PROXY, None)];
+            if with_resizer {
+                programs.push((RESIZER, Some(RESIZER_FEATURE)));
+            }
+            for ((package, bin), feature) in programs {
                 progress(&format!(
                     "building {bin} for Amazon Linux 2023 x86_64 (cargo lambda build --release; minutes on a first build)..."
                 ));
-                run(Command::new("cargo")
+                let mut command = Command::new("cargo");
+                command
                     .current_dir(&root)
                     .env("PATH", &path)
                     .env("CARGO_TARGET_DIR", &target)
@@ -220,11 +259,17 @@ pub fn build(
                         package,
                         "--bin",
                         bin,
-                    ]))?;
+                    ]);
+                if let Some(feature) = feature {
+                    command.args(["--features", feature]);
+                }
+                run(&mut command)?;
             }
+            let built = |bin: &str| existing(target.join("lambda").join(bin).join("bootstrap"));
             Ok(Artifacts {
-                server_binary: existing(target.join("lambda").join(SERVER.1).join("bootstrap"))?,
-                proxy_binary: existing(target.join("lambda").join(PROXY.1).join("bootstrap"))?,
+                server_binary: built(SERVER.1)?,
+                proxy_binary: built(PROXY.1)?,
+                resizer_binary: with_resizer.then(|| built(RESIZER.1)).transpose()?,
             })
         }
     }

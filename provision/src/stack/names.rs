@@ -80,11 +80,19 @@ pub struct StackNames {
     pub instance_profile: String,
     pub security_group: String,
     pub instance: String,
+    /// The event-driven pipeline (`up --with pipeline`): uploads land in `uploads_bucket`, whose
+    /// notification runs `resizer`, which writes the variants to `processed_bucket`.
+    pub uploads_bucket: String,
+    pub processed_bucket: String,
+    pub resizer: String,
+    pub resizer_log_group: String,
+    pub resizer_role: String,
 }
 
 impl StackNames {
     pub fn new(id: &StackId) -> Self {
         let function = format!("{NAME_PREFIX}proxy-{id}");
+        let resizer = format!("{NAME_PREFIX}resizer-{id}");
         Self {
             images_bucket: format!("{NAME_PREFIX}images-{id}"),
             artifacts_bucket: format!("{NAME_PREFIX}artifacts-{id}"),
@@ -97,6 +105,11 @@ impl StackNames {
             instance_profile: format!("{NAME_PREFIX}server-{id}"),
             security_group: format!("{NAME_PREFIX}server-{id}"),
             instance: format!("{NAME_PREFIX}server-{id}"),
+            uploads_bucket: format!("{NAME_PREFIX}uploads-{id}"),
+            processed_bucket: format!("{NAME_PREFIX}processed-{id}"),
+            resizer_log_group: format!("/aws/lambda/{resizer}"),
+            resizer_role: resizer.clone(),
+            resizer,
         }
     }
 
@@ -118,7 +131,7 @@ impl StackNames {
         names.all().contains(&name).then_some(id)
     }
 
-    fn all(&self) -> [&str; 11] {
+    fn all(&self) -> [&str; 16] {
         [
             &self.images_bucket,
             &self.artifacts_bucket,
@@ -131,6 +144,11 @@ impl StackNames {
             &self.instance_profile,
             &self.security_group,
             &self.instance,
+            &self.uploads_bucket,
+            &self.processed_bucket,
+            &self.resizer,
+            &self.resizer_log_group,
+            &self.resizer_role,
         ]
     }
 }

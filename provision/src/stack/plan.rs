@@ -23,6 +23,11 @@ pub struct StackSettings {
     /// Who may reach the server port. The function runs outside any VPC, so on AWS it calls
     /// the instance's public address; the bearer token guards the server.
     pub ingress_cidr: String,
+    /// The event-driven pipeline (`up --with pipeline`): uploads and processed buckets, the
+    /// resizer function and the notification that runs it. Stacks recorded before it existed
+    /// read as without.
+    #[serde(default)]
+    pub pipeline: bool,
 }
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
@@ -38,6 +43,7 @@ impl StackSettings {
             function_timeout_seconds: 30,
             log_retention_days: 7,
             ingress_cidr: "0.0.0.0/0".into(),
+            pipeline: false,
         }
     }
 }
@@ -81,11 +87,15 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
         name: name.to_owned(),
         settings,
     };
-    vec![
+    let mut resources = vec![
         resource(
             Step::Build,
             "",
-            "hybridlab-ec2-server, bootstrap",
+            if settings.pipeline {
+                "hybridlab-ec2-server, bootstrap (proxy), bootstrap (resizer)"
+            } else {
+                "hybridlab-ec2-server, bootstrap"
+            },
             vec![(
                 "packaging",
                 "bootstrap.zip for provided.al2023 x86_64".into(),
@@ -237,11 +247,117 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
                     "environment",
                     "EC2_ENDPOINT, HYBRIDLAB_TOKEN (random per stack)".into(),
                 ),
-                ("tags", tag),
+                ("tags", tag.clone()),
             ],
         ),
+    ];
+    if settings.pipeline {
+        resources.extend(pipeline_plan(&names, settings, &tag));
+        resources.sort_by_key(|resource| resource.step);
+    }
+    resources
+}
+
+/// The resources `--with pipeline` adds.
+fn pipeline_plan(names: &StackNames, settings: &StackSettings, tag: &str) -> Vec<PlannedResource> {
+    let bucket = |step, name: &str, purpose: &str| PlannedResource {
+        step,
+        kind: "s3:bucket",
+        name: name.to_owned(),
+        settings: vec![
+            ("purpose", purpose.to_owned()),
+            ("region", settings.region.clone()),
+            ("public access", "all four blocks on".to_owned()),
+            ("encryption", "SSE-S3 (AES256)".to_owned()),
+            ("versioning", "enabled".to_owned()),
+            ("tags", tag.to_owned()),
+        ],
+    };
+    vec![
+        bucket(
+            Step::UploadsBucket,
+            &names.uploads_bucket,
+            "uploads (uploads/<image_id>/...), whose notification runs the resizer",
+        ),
+        bucket(
+            Step::ProcessedBucket,
+            &names.processed_bucket,
+            "the resizer's variants (images/<image_id>/...); no notification",
+        ),
+        PlannedResource {
+            step: Step::ResizerLogGroup,
+            kind: "logs:log-group",
+            name: names.resizer_log_group.clone(),
+            settings: vec![
+                ("retention", format!("{} days", settings.log_retention_days)),
+                ("tags", tag.to_owned()),
+            ],
+        },
+        PlannedResource {
+            step: Step::ResizerRole,
+            kind: "iam:role",
+            name: names.resizer_role.clone(),
+            settings: vec![
+                ("trust", "lambda.amazonaws.com".into()),
+                (
+                    "allows",
+                    format!(
+                        "read {}/uploads/*, write {}/images/*, update rows of {}, logs of {}",
+                        names.uploads_bucket,
+                        names.processed_bucket,
+                        names.table,
+                        names.resizer_log_group
+                    ),
+                ),
+                ("tags", tag.to_owned()),
+            ],
+        },
+        PlannedResource {
+            step: Step::Resizer,
+            kind: "lambda:function",
+            name: names.resizer.clone(),
+            settings: vec![
+                ("runtime", "provided.al2023, x86_64".into()),
+                ("memory", format!("{} MB", RESIZER_MEMORY_MB)),
+                ("timeout", format!("{} s", RESIZER_TIMEOUT_SECONDS)),
+                (
+                    "environment",
+                    "HYBRIDLAB_TABLE, HYBRIDLAB_PROCESSED_BUCKET".into(),
+                ),
+                ("tags", tag.to_owned()),
+            ],
+        },
+        PlannedResource {
+            step: Step::ResizerTrigger,
+            kind: "s3:notification",
+            name: names.uploads_bucket.clone(),
+            settings: vec![
+                (
+                    "permission",
+                    format!(
+                        "lambda:InvokeFunction for s3.amazonaws.com from {} (this account)",
+                        names.uploads_bucket
+                    ),
+                ),
+                (
+                    "notification",
+                    format!(
+                        "s3:ObjectCreated:* with prefix {UPLOADS_PREFIX} to {}",
+                        names.resizer
+                    ),
+                ),
+            ],
+        },
     ]
 }
+
+/// The key prefix of uploads, and the only prefix whose new objects run the resizer.
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+/// The resizer decodes a 12-megapixel photo and encodes three variants; Lambda gives CPU in
+/// proportion to memory, and 1024 MB is a little over half a vCPU.
+pub const RESIZER_MEMORY_MB: i32 = 1024;
+pub const RESIZER_TIMEOUT_SECONDS: i32 = 60;
 
 /// `2h`, `90m`, `45s`.
 pub fn human_seconds(seconds: u64) -> String {
@@ -256,14 +372,21 @@ pub fn human_seconds(seconds: u64) -> String {
 
 /// The server's environment file (`KEY=VALUE` lines), as the instance's systemd unit loads it.
 pub fn server_env_file(names: &StackNames, settings: &StackSettings, token: &str) -> String {
-    format!(
+    let mut env = format!(
         "# hybridlab image server configuration\n\
          HYBRIDLAB_BUCKET={}\n\
          HYBRIDLAB_TABLE={}\n\
          HYBRIDLAB_TOKEN={token}\n\
          AWS_REGION={}\n",
         names.images_bucket, names.table, settings.region
-    )
+    );
+    if settings.pipeline {
+        env.push_str(&format!(
+            "HYBRIDLAB_UPLOADS_BUCKET={}\nHYBRIDLAB_PROCESSED_BUCKET={}\n",
+            names.uploads_bucket, names.processed_bucket
+        ));
+    }
+    env
 }
 
 #[cfg(test)]
@@ -275,6 +398,15 @@ mod tests {
         let id = StackId::parse("abcd1234").expect("valid");
         let plan = plan(&id, &StackSettings::new("eu-west-1"));
         let steps: Vec<Step> = plan.iter().map(|r| r.step).collect();
+        assert_eq!(steps, Step::of_stack(false));
+        let with_pipeline = super::plan(
+            &id,
+            &StackSettings {
+                pipeline: true,
+                ..StackSettings::new("eu-west-1")
+            },
+        );
+        let steps: Vec<Step> = with_pipeline.iter().map(|r| r.step).collect();
         assert_eq!(steps, Step::ALL.to_vec());
         let names = StackNames::new(&id);
         let named: Vec<&str> = plan.iter().map(|r| r.name.as_str()).collect();
@@ -290,9 +422,9 @@ mod tests {
             );
         }
         // Every AWS resource carries the stack tag.
-        for resource in plan
+        for resource in with_pipeline
             .iter()
-            .filter(|r| !r.kind.is_empty() && r.kind != "s3:object")
+            .filter(|r| !r.kind.is_empty() && r.kind != "s3:object" && r.kind != "s3:notification")
         {
             assert!(
                 resource.settings.iter().any(
@@ -319,5 +451,19 @@ mod tests {
         let parsed = crate::userdata::parse_env_file(&env);
         assert!(parsed.contains(&("HYBRIDLAB_BUCKET".into(), names.images_bucket.clone())));
         assert!(parsed.contains(&("HYBRIDLAB_TOKEN".into(), "secret".into())));
+        assert!(!env.contains("HYBRIDLAB_UPLOADS_BUCKET"));
+        let settings = StackSettings {
+            pipeline: true,
+            ..StackSettings::new("us-east-1")
+        };
+        let parsed = crate::userdata::parse_env_file(&server_env_file(&names, &settings, "s"));
+        assert!(parsed.contains(&(
+            "HYBRIDLAB_UPLOADS_BUCKET".into(),
+            names.uploads_bucket.clone()
+        )));
+        assert!(parsed.contains(&(
+            "HYBRIDLAB_PROCESSED_BUCKET".into(),
+            names.processed_bucket.clone()
+        )));
     }
 }

@@ -68,14 +68,23 @@ pub fn lambda_policy(names: &StackNames, arns: &ArnContext) -> Value {
     })
 }
 
-/// The server instance's role: its artifacts, its images, its table and its log group.
-pub fn server_policy(names: &StackNames, arns: &ArnContext) -> Value {
+fn table_arn(names: &StackNames, arns: &ArnContext) -> String {
+    format!(
+        "arn:{}:dynamodb:{}:{}:table/{}",
+        arns.partition, arns.region, arns.account, names.table
+    )
+}
+
+fn objects_arn(arns: &ArnContext, bucket: &str, prefix: &str) -> String {
+    format!("arn:{}:s3:::{bucket}/{prefix}*", arns.partition)
+}
+
+/// The server instance's role: its artifacts, its images, its table and its log group; with
+/// the pipeline also the uploads it accepts (and presigns) and the variants it links to.
+pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> Value {
     let partition = &arns.partition;
-    let table = format!(
-        "arn:{partition}:dynamodb:{}:{}:table/{}",
-        arns.region, arns.account, names.table
-    );
-    json!({
+    let table = table_arn(names, arns);
+    let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -101,6 +110,60 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext) -> Value {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                 "Resource": [arns.log_group(&names.server_log_group)]
+            }
+        ]
+    });
+    if pipeline {
+        if let Some(statements) = policy["Statement"].as_array_mut() {
+            statements.extend([
+                json!({
+                    "Sid": "AcceptUploads",
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObject", "s3:GetObject"],
+                    "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
+                }),
+                json!({
+                    "Sid": "LinkVariants",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [objects_arn(arns, &names.processed_bucket, "images/")]
+                }),
+            ]);
+        }
+    }
+    policy
+}
+
+/// The resizer function's role: read the uploads, write (and clean up) the variants, move
+/// rows through their statuses, write its own log group. It cannot list, cannot touch the
+/// uploads it reads, and cannot create or delete rows.
+pub fn resizer_policy(names: &StackNames, arns: &ArnContext) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadUploads",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
+            },
+            {
+                "Sid": "WriteVariants",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": [objects_arn(arns, &names.processed_bucket, "images/")]
+            },
+            {
+                "Sid": "RowStatus",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                "Resource": [table_arn(names, arns)]
+            },
+            {
+                "Sid": "OwnLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [arns.log_group(&names.resizer_log_group)]
             }
         ]
     })
@@ -144,7 +207,9 @@ mod tests {
         let names = StackNames::new(&StackId::parse("abcd1234").expect("valid"));
         for policy in [
             lambda_policy(&names, &context()),
-            server_policy(&names, &context()),
+            server_policy(&names, &context(), false),
+            server_policy(&names, &context(), true),
+            resizer_policy(&names, &context()),
         ] {
             let statements = policy["Statement"].as_array().expect("statements");
             assert!(!statements.is_empty());
@@ -164,6 +229,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_resizer_cannot_write_where_it_is_triggered() {
+        let names = StackNames::new(&StackId::parse("abcd1234").expect("valid"));
+        let policy = resizer_policy(&names, &context());
+        let writes: Vec<String> = policy["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .filter(|statement| strings(&statement["Action"]).contains(&"s3:PutObject".into()))
+            .flat_map(|statement| strings(&statement["Resource"]))
+            .collect();
+        assert_eq!(
+            writes,
+            vec!["arn:aws:s3:::hybridlab-processed-abcd1234/images/*"]
+        );
+        // Without the pipeline the server is granted nothing of its buckets.
+        let plain = server_policy(&names, &context(), false).to_string();
+        assert!(!plain.contains(&names.uploads_bucket));
+        assert!(
+            server_policy(&names, &context(), true)
+                .to_string()
+                .contains(&names.uploads_bucket)
+        );
     }
 
     #[test]

@@ -15,11 +15,16 @@ pub enum Step {
     Build,
     ImagesBucket,
     ArtifactsBucket,
+    /// The pipeline's buckets (`--with pipeline`): where uploads land, where variants go.
+    UploadsBucket,
+    ProcessedBucket,
     Table,
     FunctionLogGroup,
     ServerLogGroup,
+    ResizerLogGroup,
     LambdaRole,
     ServerRole,
+    ResizerRole,
     SecurityGroup,
     /// Look up the latest Amazon Linux 2023 image.
     Image,
@@ -31,31 +36,68 @@ pub enum Step {
     ServerHealth,
     /// Create the function and wait until it is Active.
     Function,
+    /// Create the resizer function and wait until it is Active.
+    Resizer,
+    /// Allow S3 to invoke the resizer, then point the uploads bucket's notification at it.
+    ResizerTrigger,
 }
 
 impl Step {
-    pub const ALL: [Step; 14] = [
+    pub const ALL: [Step; 20] = [
         Step::Build,
         Step::ImagesBucket,
         Step::ArtifactsBucket,
+        Step::UploadsBucket,
+        Step::ProcessedBucket,
         Step::Table,
         Step::FunctionLogGroup,
         Step::ServerLogGroup,
+        Step::ResizerLogGroup,
         Step::LambdaRole,
         Step::ServerRole,
+        Step::ResizerRole,
         Step::SecurityGroup,
         Step::Image,
         Step::ServerArtifacts,
         Step::Instance,
         Step::ServerHealth,
         Step::Function,
+        Step::Resizer,
+        Step::ResizerTrigger,
     ];
+
+    /// True for the steps only a stack with the event-driven pipeline has.
+    pub fn is_pipeline(self) -> bool {
+        matches!(
+            self,
+            Step::UploadsBucket
+                | Step::ProcessedBucket
+                | Step::ResizerLogGroup
+                | Step::ResizerRole
+                | Step::Resizer
+                | Step::ResizerTrigger
+        )
+    }
+
+    /// The steps of a stack, with or without the pipeline, in order.
+    pub fn of_stack(pipeline: bool) -> Vec<Step> {
+        Self::ALL
+            .into_iter()
+            .filter(|step| pipeline || !step.is_pipeline())
+            .collect()
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Step::Build => "build",
             Step::ImagesBucket => "images-bucket",
             Step::ArtifactsBucket => "artifacts-bucket",
+            Step::UploadsBucket => "uploads-bucket",
+            Step::ProcessedBucket => "processed-bucket",
+            Step::ResizerLogGroup => "resizer-log-group",
+            Step::ResizerRole => "resizer-role",
+            Step::Resizer => "resizer",
+            Step::ResizerTrigger => "resizer-trigger",
             Step::Table => "table",
             Step::FunctionLogGroup => "function-log-group",
             Step::ServerLogGroup => "server-log-group",

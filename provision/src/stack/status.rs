@@ -116,7 +116,7 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
             .filter(|r| r.kind == kind)
             .collect::<Vec<&FoundResource>>()
     };
-    let mut resources: Vec<ResourceStatus> = [
+    let mut expected = vec![
         (ResourceKind::Bucket, &names.images_bucket),
         (ResourceKind::Bucket, &names.artifacts_bucket),
         (ResourceKind::Table, &names.table),
@@ -126,20 +126,35 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
         (ResourceKind::Role, &names.server_role),
         (ResourceKind::InstanceProfile, &names.instance_profile),
         (ResourceKind::Function, &names.function),
-    ]
-    .into_iter()
-    .map(|(kind, name)| ResourceStatus {
-        kind,
-        name: name.clone(),
-        state: if present(kind, name) {
-            "present"
-        } else {
-            "missing"
-        }
-        .into(),
-        age_s: age(kind, name),
-    })
-    .collect();
+    ];
+    let pipeline = [
+        (ResourceKind::Bucket, &names.uploads_bucket),
+        (ResourceKind::Bucket, &names.processed_bucket),
+        (ResourceKind::LogGroup, &names.resizer_log_group),
+        (ResourceKind::Role, &names.resizer_role),
+        (ResourceKind::Function, &names.resizer),
+    ];
+    // The pipeline's resources are expected where the stack was made with it, and shown
+    // wherever one of them exists (a stack whose state file is lost still lists them).
+    let with_pipeline = state.as_ref().is_some_and(|s| s.settings.pipeline)
+        || pipeline.iter().any(|(kind, name)| present(*kind, name));
+    if with_pipeline {
+        expected.extend(pipeline);
+    }
+    let mut resources: Vec<ResourceStatus> = expected
+        .into_iter()
+        .map(|(kind, name)| ResourceStatus {
+            kind,
+            name: name.clone(),
+            state: if present(kind, name) {
+                "present"
+            } else {
+                "missing"
+            }
+            .into(),
+            age_s: age(kind, name),
+        })
+        .collect();
     let groups = of_kind(ResourceKind::SecurityGroup);
     resources.push(ResourceStatus {
         kind: ResourceKind::SecurityGroup,
@@ -172,19 +187,21 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
             .and_then(|t| t.creation_date_time())
             .and_then(|created| u64::try_from(now_s - created.secs()).ok());
     }
-    if let Some(function) = resources
+    for function in resources
         .iter_mut()
-        .find(|r| r.kind == ResourceKind::Function && r.state == "present")
-        && let Ok(config) = clients
+        .filter(|r| r.kind == ResourceKind::Function && r.state == "present")
+    {
+        if let Ok(config) = clients
             .lambda
             .get_function_configuration()
-            .function_name(&names.function)
+            .function_name(&function.name)
             .send()
             .await
-    {
-        function.state = config
-            .state()
-            .map_or_else(|| "present".into(), |s| s.as_str().to_owned());
+        {
+            function.state = config
+                .state()
+                .map_or_else(|| "present".into(), |s| s.as_str().to_owned());
+        }
     }
 
     let mut instance = None;

@@ -18,9 +18,11 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tagging, VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Event, FilterRule,
+    FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
+    NotificationConfigurationFilter, PublicAccessBlockConfiguration, S3KeyFilter,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tagging, VersioningConfiguration,
 };
 use base64::Engine as _;
 use sha2::Digest as _;
@@ -28,8 +30,11 @@ use sha2::Digest as _;
 use super::artifacts::{ArtifactSource, Artifacts, build};
 use super::error::{StackError, code_of, is_not_found, sdk_error};
 use super::names::{IAM_PATH, STACK_TAG, StackId, StackNames};
-use super::plan::{SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings, server_env_file};
-use super::policy::{ArnContext, lambda_policy, server_policy, trust_policy};
+use super::plan::{
+    RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings,
+    UPLOADS_PREFIX, server_env_file,
+};
+use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
 use super::progress::{Reporter, Step, StepEvent, StepStatus};
 use super::state::{StackState, StepRecord, now_rfc3339};
 use super::target::StackClients;
@@ -53,6 +58,9 @@ pub struct UpReport {
     pub target: String,
     pub names: StackNames,
     pub function_arn: String,
+    /// The resizer function, for a stack with the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resizer_arn: Option<String>,
     pub server_endpoint: String,
     pub instance_id: String,
     /// Steps that created or changed something, and steps that found everything in place.
@@ -63,6 +71,21 @@ pub struct UpReport {
 
 /// The environment variable that asks `up` to stop after a step (fault injection).
 pub const FAIL_AFTER_ENV: &str = "HYBRIDLAB_FAIL_AFTER_STEP";
+
+/// The statement id of the resizer's invoke permission and the id of the notification that
+/// uses it, so `up` recognises its own.
+const RESIZER_PERMISSION_ID: &str = "hybridlab-uploads-notification";
+const RESIZER_NOTIFICATION_ID: &str = "hybridlab-resizer";
+
+/// A function `up` deploys.
+struct FunctionSpec<'a> {
+    name: &'a str,
+    description: String,
+    binary: &'a std::path::Path,
+    variables: HashMap<String, String>,
+    memory_mb: i32,
+    timeout_seconds: i32,
+}
 
 enum Outcome {
     Done(String),
@@ -95,14 +118,20 @@ pub async fn up(
             options.settings.clone(),
         )
     });
-    state.settings = options.settings.clone();
+    // A stack keeps its pipeline when `up` runs again without `--with pipeline`: dropping it
+    // is `down`'s work, not a side effect of a flag left out.
+    let settings = StackSettings {
+        pipeline: options.settings.pipeline || state.settings.pipeline,
+        ..options.settings.clone()
+    };
+    state.settings = settings.clone();
     // Recorded before anything exists, so the stack is known even if `up` dies at once.
     state.save(&state_key)?;
     let run = Run {
         clients,
         id: options.stack.clone(),
         names: StackNames::new(&options.stack),
-        settings: options.settings.clone(),
+        settings,
         state_key,
         state: Mutex::new(state),
         reporter,
@@ -124,6 +153,7 @@ pub async fn up(
         instance_profile,
         security_group,
         image,
+        pipeline_wave,
     ) = tokio::join!(
         run.step(Step::Build, "", run.build(&options.artifacts)),
         run.step(
@@ -155,6 +185,7 @@ pub async fn up(
             run.security_group()
         ),
         run.step(Step::Image, "", run.image()),
+        run.pipeline_wave(),
     );
     let artifacts = artifacts?;
     images_bucket?;
@@ -164,30 +195,58 @@ pub async fn up(
     server_log_group?;
     let (lambda_role, instance_profile, security_group, image) =
         (lambda_role?, instance_profile?, security_group?, image?);
-    let token = run
-        .step(
-            Step::ServerArtifacts,
-            &names.artifacts_bucket,
-            run.server_artifacts(&artifacts),
-        )
-        .await?;
-    let (instance_id, endpoint) = run
-        .step(
-            Step::Instance,
-            &names.instance,
-            run.instance(&image, &security_group, &instance_profile),
-        )
-        .await?;
-    let (server_health, function_arn) = tokio::join!(
-        run.step(Step::ServerHealth, &endpoint, run.server_health(&endpoint)),
+    let resizer_role = pipeline_wave?;
+
+    // The server and the proxy on one side, the resizer and its trigger on the other: neither
+    // waits for the other.
+    let server_side = async {
+        let (token, replace_instance) = run
+            .step(
+                Step::ServerArtifacts,
+                &names.artifacts_bucket,
+                run.server_artifacts(&artifacts),
+            )
+            .await?;
+        let (instance_id, endpoint) = run
+            .step(
+                Step::Instance,
+                &names.instance,
+                run.instance(&image, &security_group, &instance_profile, replace_instance),
+            )
+            .await?;
+        let (server_health, function_arn) = tokio::join!(
+            run.step(Step::ServerHealth, &endpoint, run.server_health(&endpoint)),
+            run.step(
+                Step::Function,
+                &names.function,
+                run.function(&lambda_role, &artifacts, &endpoint, &token)
+            ),
+        );
+        server_health?;
+        Ok::<_, StackError>((instance_id, endpoint, function_arn?))
+    };
+    let resizer_side = async {
+        let Some(resizer_role) = &resizer_role else {
+            return Ok(None);
+        };
+        let resizer_arn = run
+            .step(
+                Step::Resizer,
+                &names.resizer,
+                run.resizer(resizer_role, &artifacts),
+            )
+            .await?;
         run.step(
-            Step::Function,
-            &names.function,
-            run.function(&lambda_role, &artifacts, &endpoint, &token)
-        ),
-    );
-    server_health?;
-    let function_arn = function_arn?;
+            Step::ResizerTrigger,
+            &names.uploads_bucket,
+            run.resizer_trigger(resizer_role, &resizer_arn),
+        )
+        .await?;
+        Ok::<_, StackError>(Some(resizer_arn))
+    };
+    let (server_side, resizer_side) = tokio::join!(server_side, resizer_side);
+    let (instance_id, endpoint, function_arn) = server_side?;
+    let resizer_arn = resizer_side?;
 
     let state = run
         .state
@@ -200,6 +259,7 @@ pub async fn up(
         target: clients.describe(),
         names: run.names.clone(),
         function_arn,
+        resizer_arn,
         server_endpoint: endpoint,
         instance_id,
         done: count(StepStatus::Done),
@@ -322,19 +382,25 @@ impl Run<'_> {
 
     async fn build(&self, source: &ArtifactSource) -> Result<(Outcome, Artifacts), StackError> {
         let source = source.clone();
+        let with_resizer = self.settings.pipeline;
         let artifacts = tokio::task::spawn_blocking(move || {
-            build(&source, &mut |message| tracing::info!("{message}"))
+            build(&source, with_resizer, &mut |message| {
+                tracing::info!("{message}")
+            })
         })
         .await
         .map_err(|err| StackError::Invalid(format!("the build task failed: {err}")))??;
         let size = |path: &std::path::Path| {
             std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1_048_576.0)
         };
-        let detail = format!(
+        let mut detail = format!(
             "server {:.1} MiB, bootstrap {:.1} MiB",
             size(&artifacts.server_binary),
             size(&artifacts.proxy_binary)
         );
+        if let Some(resizer) = &artifacts.resizer_binary {
+            detail.push_str(&format!(", resizer {:.1} MiB", size(resizer)));
+        }
         Ok((Outcome::Done(detail), artifacts))
     }
 
@@ -626,7 +692,7 @@ impl Run<'_> {
         let iam = &self.clients.iam;
         let (role_existed, _) = self
             .role(&names.server_role, "ec2.amazonaws.com", |context| {
-                server_policy(names, context)
+                server_policy(names, context, self.settings.pipeline)
             })
             .await?;
         let profile = &names.instance_profile;
@@ -802,11 +868,12 @@ impl Run<'_> {
     }
 
     /// Uploads the server binary (unless the same one is there) and its environment file
-    /// (unless there is one); returns the stack's token.
+    /// (unless it says the same); returns the stack's token and whether a running instance
+    /// must make way for one that reads the new file.
     async fn server_artifacts(
         &self,
         artifacts: &Artifacts,
-    ) -> Result<(Outcome, String), StackError> {
+    ) -> Result<(Outcome, (String, bool)), StackError> {
         let s3 = &self.clients.s3;
         let bucket = &self.names.artifacts_bucket;
         let binary = tokio::fs::read(&artifacts.server_binary)
@@ -854,46 +921,52 @@ impl Run<'_> {
                     .await
                     .map_err(|err| StackError::Invalid(format!("reading {SERVER_ENV_KEY}: {err}")))?
                     .into_bytes();
-                parse_env_file(&String::from_utf8_lossy(&bytes))
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                parse_env_file(&text)
                     .into_iter()
                     .find(|(key, _)| key == "HYBRIDLAB_TOKEN")
-                    .map(|(_, value)| value)
+                    .map(|(_, token)| (text, token))
             }
             Err(err) if is_not_found(&err) => None,
             Err(err) => return Err(sdk_error("s3:GetObject", err)),
         };
-        let token = match existing_token {
-            Some(token) => token,
-            None => {
-                let token = self
-                    .state
-                    .lock()
-                    .ok()
-                    .and_then(|state| state.outputs.token.clone())
-                    .unwrap_or_else(new_token);
-                s3.put_object()
-                    .bucket(bucket)
-                    .key(SERVER_ENV_KEY)
-                    .content_type("text/plain")
-                    .body(
-                        server_env_file(&self.names, &self.settings, &token)
-                            .into_bytes()
-                            .into(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|err| sdk_error("s3:PutObject", err))?;
-                changed.push("environment file".to_owned());
-                token
-            }
+        let token = match &existing_token {
+            Some((_, token)) => token.clone(),
+            None => self
+                .state
+                .lock()
+                .ok()
+                .and_then(|state| state.outputs.token.clone())
+                .unwrap_or_else(new_token),
         };
+        // The file is rewritten when the stack's settings change what it says (adding the
+        // pipeline, say), keeping the token the function already holds.
+        let wanted = server_env_file(&self.names, &self.settings, &token);
+        let env_changed = match &existing_token {
+            Some((text, _)) => *text != wanted,
+            None => true,
+        };
+        if env_changed {
+            s3.put_object()
+                .bucket(bucket)
+                .key(SERVER_ENV_KEY)
+                .content_type("text/plain")
+                .body(wanted.into_bytes().into())
+                .send()
+                .await
+                .map_err(|err| sdk_error("s3:PutObject", err))?;
+            changed.push("environment file".to_owned());
+        }
         self.output(|state| state.outputs.token = Some(token.clone()))?;
         let outcome = if changed.is_empty() {
             Outcome::Skipped("server binary and environment file are up to date".into())
         } else {
             Outcome::Done(format!("uploaded {}", changed.join(" and ")))
         };
-        Ok((outcome, token))
+        // Only a change of an existing file asks for a new instance: a first upload is read
+        // by the instance about to be launched.
+        let replace_instance = env_changed && existing_token.is_some();
+        Ok((outcome, (token, replace_instance)))
     }
 
     /// The stack's running (or starting) server instance, if there is one.
@@ -926,8 +999,21 @@ impl Run<'_> {
         image: &str,
         security_group: &str,
         instance_profile: &str,
+        replace: bool,
     ) -> Result<(Outcome, (String, String)), StackError> {
-        let existing = self.existing_instance().await?;
+        let mut existing = self.existing_instance().await?;
+        let mut replaced = None;
+        if let (true, Some(old)) = (replace, &existing) {
+            // The instance reads its configuration once, at boot.
+            self.clients
+                .ec2
+                .terminate_instances()
+                .instance_ids(old)
+                .send()
+                .await
+                .map_err(|err| sdk_error("ec2:TerminateInstances", err))?;
+            replaced = existing.take();
+        }
         let existed = existing.is_some();
         let instance_id = match existing {
             Some(id) => id,
@@ -937,10 +1023,14 @@ impl Run<'_> {
         let endpoint = self.address_of(&instance_id).await?;
         self.output(|state| state.outputs.server_endpoint = Some(endpoint.clone()))?;
         Ok((
-            if existed {
-                Outcome::Skipped(format!("{instance_id} is running at {endpoint}"))
-            } else {
-                Outcome::Done(format!("{instance_id} launched, serving at {endpoint}"))
+            match replaced {
+                Some(old) => Outcome::Done(format!(
+                    "{instance_id} launched in place of {old} (its configuration changed), serving at {endpoint}"
+                )),
+                None if existed => {
+                    Outcome::Skipped(format!("{instance_id} is running at {endpoint}"))
+                }
+                None => Outcome::Done(format!("{instance_id} launched, serving at {endpoint}")),
             },
             (instance_id, endpoint),
         ))
@@ -1176,19 +1266,206 @@ impl Run<'_> {
         endpoint: &str,
         token: &str,
     ) -> Result<(Outcome, String), StackError> {
+        let spec = FunctionSpec {
+            name: &self.names.function,
+            description: format!("hybridlab stack {}: proxy to the image server", self.id),
+            binary: &artifacts.proxy_binary,
+            variables: [
+                ("EC2_ENDPOINT".to_owned(), endpoint.to_owned()),
+                ("HYBRIDLAB_TOKEN".to_owned(), token.to_owned()),
+            ]
+            .into(),
+            memory_mb: self.settings.function_memory_mb,
+            timeout_seconds: self.settings.function_timeout_seconds,
+        };
+        let (outcome, arn) = self.deploy_function(role_arn, &spec).await?;
+        self.output(|state| state.outputs.function_arn = Some(arn.clone()))?;
+        Ok((outcome, arn))
+    }
+
+    /// The first wave's pipeline steps (buckets, log group, role), run only for a stack with
+    /// the pipeline; returns the resizer's role ARN then.
+    async fn pipeline_wave(&self) -> Result<Option<String>, StackError> {
+        if !self.settings.pipeline {
+            return Ok(None);
+        }
+        let names = &self.names;
+        let (uploads, processed, log_group, role) = tokio::join!(
+            self.step(
+                Step::UploadsBucket,
+                &names.uploads_bucket,
+                self.bucket(&names.uploads_bucket, true)
+            ),
+            self.step(
+                Step::ProcessedBucket,
+                &names.processed_bucket,
+                self.bucket(&names.processed_bucket, true)
+            ),
+            self.step(
+                Step::ResizerLogGroup,
+                &names.resizer_log_group,
+                self.log_group(&names.resizer_log_group)
+            ),
+            self.step(Step::ResizerRole, &names.resizer_role, self.resizer_role()),
+        );
+        uploads?;
+        processed?;
+        log_group?;
+        role.map(Some)
+    }
+
+    async fn resizer_role(&self) -> Result<(Outcome, String), StackError> {
+        let names = &self.names;
+        let (existed, arn) = self
+            .role(&names.resizer_role, "lambda.amazonaws.com", |context| {
+                resizer_policy(names, context)
+            })
+            .await?;
+        let outcome = if existed {
+            Outcome::Skipped(format!("exists ({arn}); policy checked"))
+        } else {
+            Outcome::Done(format!("created {arn}"))
+        };
+        Ok((outcome, arn))
+    }
+
+    async fn resizer(
+        &self,
+        role_arn: &str,
+        artifacts: &Artifacts,
+    ) -> Result<(Outcome, String), StackError> {
+        let binary = artifacts.resizer_binary.as_ref().ok_or_else(|| {
+            StackError::Invalid("the build made no resizer for a stack with the pipeline".into())
+        })?;
+        let spec = FunctionSpec {
+            name: &self.names.resizer,
+            description: format!(
+                "hybridlab stack {}: makes the variants of each upload",
+                self.id
+            ),
+            binary,
+            variables: [
+                ("HYBRIDLAB_TABLE".to_owned(), self.names.table.clone()),
+                (
+                    "HYBRIDLAB_PROCESSED_BUCKET".to_owned(),
+                    self.names.processed_bucket.clone(),
+                ),
+            ]
+            .into(),
+            memory_mb: RESIZER_MEMORY_MB,
+            timeout_seconds: RESIZER_TIMEOUT_SECONDS,
+        };
+        self.deploy_function(role_arn, &spec).await
+    }
+
+    /// Lets S3 invoke the resizer for this account's uploads bucket, then points the bucket's
+    /// notification at it: in this order, because S3 checks that it may invoke the function
+    /// when the notification is set.
+    async fn resizer_trigger(
+        &self,
+        role_arn: &str,
+        resizer_arn: &str,
+    ) -> Result<(Outcome, ()), StackError> {
+        let context =
+            ArnContext::from_role_arn(role_arn, &self.settings.region).ok_or_else(|| {
+                StackError::Invalid(format!("IAM answered an unexpected role ARN `{role_arn}`"))
+            })?;
+        let bucket = &self.names.uploads_bucket;
+        let mut changed = Vec::new();
+        match self
+            .clients
+            .lambda
+            .add_permission()
+            .function_name(&self.names.resizer)
+            .statement_id(RESIZER_PERMISSION_ID)
+            .action("lambda:InvokeFunction")
+            .principal("s3.amazonaws.com")
+            .source_arn(format!("arn:{}:s3:::{bucket}", context.partition))
+            // A bucket name can pass to another account once deleted: the account pins it.
+            .source_account(&context.account)
+            .send()
+            .await
+        {
+            Ok(_) => changed.push("invoke permission for S3"),
+            Err(err) if code_of(&err) == Some("ResourceConflictException") => {}
+            Err(err) => return Err(sdk_error("lambda:AddPermission", err)),
+        }
+        let wanted = LambdaFunctionConfiguration::builder()
+            .id(RESIZER_NOTIFICATION_ID)
+            .lambda_function_arn(resizer_arn)
+            .events(Event::from("s3:ObjectCreated:*"))
+            .filter(
+                NotificationConfigurationFilter::builder()
+                    .key(
+                        S3KeyFilter::builder()
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Prefix)
+                                    .value(UPLOADS_PREFIX)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .map_err(invalid("bucket notification"))?;
+        let current = self
+            .clients
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:GetBucketNotificationConfiguration", err))?;
+        let in_place = current
+            .lambda_function_configurations()
+            .iter()
+            .any(|found| {
+                found.lambda_function_arn() == resizer_arn
+                    && found.events() == wanted.events()
+                    && found.filter() == wanted.filter()
+            });
+        if !in_place {
+            self.clients
+                .s3
+                .put_bucket_notification_configuration()
+                .bucket(bucket)
+                .notification_configuration(
+                    NotificationConfiguration::builder()
+                        .lambda_function_configurations(wanted)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|err| sdk_error("s3:PutBucketNotificationConfiguration", err))?;
+            changed.push("notification");
+        }
+        let what = format!("s3:ObjectCreated:* under {UPLOADS_PREFIX} runs the resizer");
+        Ok((
+            if changed.is_empty() {
+                Outcome::Skipped(format!("in place: {what}"))
+            } else {
+                Outcome::Done(format!("{} set: {what}", changed.join(" and ")))
+            },
+            (),
+        ))
+    }
+
+    /// Creates the function `spec` describes, or brings the environment of an existing one in
+    /// line; waits until it is Active and returns its ARN.
+    async fn deploy_function(
+        &self,
+        role_arn: &str,
+        spec: &FunctionSpec<'_>,
+    ) -> Result<(Outcome, String), StackError> {
         let lambda = &self.clients.lambda;
-        let name = &self.names.function;
-        let variables: HashMap<String, String> = [
-            ("EC2_ENDPOINT".to_owned(), endpoint.to_owned()),
-            ("HYBRIDLAB_TOKEN".to_owned(), token.to_owned()),
-        ]
-        .into();
         let environment = Environment::builder()
-            .set_variables(Some(variables.clone()))
+            .set_variables(Some(spec.variables.clone()))
             .build();
         let outcome = match lambda
             .get_function_configuration()
-            .function_name(name)
+            .function_name(spec.name)
             .send()
             .await
         {
@@ -1198,40 +1475,51 @@ impl Run<'_> {
                     .and_then(|e| e.variables())
                     .cloned()
                     .unwrap_or_default();
-                if current == variables {
+                if current == spec.variables {
                     Outcome::Skipped("exists".into())
                 } else {
                     lambda
                         .update_function_configuration()
-                        .function_name(name)
+                        .function_name(spec.name)
                         .environment(environment)
                         .send()
                         .await
                         .map_err(|err| sdk_error("lambda:UpdateFunctionConfiguration", err))?;
-                    Outcome::Done(format!("exists; EC2_ENDPOINT set to {endpoint}"))
+                    let mut changed: Vec<&str> = spec
+                        .variables
+                        .iter()
+                        .filter(|(key, value)| current.get(*key) != Some(value))
+                        .map(|(key, _)| key.as_str())
+                        .collect();
+                    changed.sort_unstable();
+                    Outcome::Done(format!(
+                        "exists; environment updated ({})",
+                        changed.join(", ")
+                    ))
                 }
             }
             Err(err) if is_not_found(&err) => {
-                let proxy = artifacts.proxy_binary.clone();
+                let binary = spec.binary.to_path_buf();
                 let zip = tokio::task::spawn_blocking(move || {
-                    crate::sandbox::code::package_bootstrap(&proxy)
+                    crate::sandbox::code::package_bootstrap(&binary)
                 })
                 .await
                 .map_err(|err| StackError::Invalid(format!("packaging task: {err}")))?
                 .map_err(|err| StackError::Invalid(format!("packaging bootstrap.zip: {err}")))?;
-                self.create_function(role_arn, zip, environment).await?;
+                self.create_function(role_arn, spec, zip, environment)
+                    .await?;
                 Outcome::Done("created".into())
             }
             Err(err) => return Err(sdk_error("lambda:GetFunctionConfiguration", err)),
         };
-        let arn = self.wait_active().await?;
-        self.output(|state| state.outputs.function_arn = Some(arn.clone()))?;
+        let arn = self.wait_active(spec.name).await?;
         Ok((outcome, arn))
     }
 
     async fn create_function(
         &self,
         role_arn: &str,
+        spec: &FunctionSpec<'_>,
         zip: Vec<u8>,
         environment: Environment,
     ) -> Result<(), StackError> {
@@ -1243,17 +1531,14 @@ impl Run<'_> {
                 .clients
                 .lambda
                 .create_function()
-                .function_name(&self.names.function)
+                .function_name(spec.name)
                 .runtime(Runtime::Providedal2023)
                 .architectures(Architecture::X8664)
                 .handler("bootstrap")
                 .role(role_arn)
-                .memory_size(self.settings.function_memory_mb)
-                .timeout(self.settings.function_timeout_seconds)
-                .description(format!(
-                    "hybridlab stack {}: proxy to the image server",
-                    self.id
-                ))
+                .memory_size(spec.memory_mb)
+                .timeout(spec.timeout_seconds)
+                .description(&spec.description)
                 .environment(environment.clone())
                 .tags(STACK_TAG, self.id.as_str())
                 .code(
@@ -1280,8 +1565,8 @@ impl Run<'_> {
         }
     }
 
-    /// Waits until the function is Active and its last update is done; returns its ARN.
-    async fn wait_active(&self) -> Result<String, StackError> {
+    /// Waits until function `name` is Active and its last update is done; returns its ARN.
+    async fn wait_active(&self, name: &str) -> Result<String, StackError> {
         let patience = self.clients.patience(Duration::from_secs(180));
         let deadline = Instant::now() + patience;
         loop {
@@ -1289,7 +1574,7 @@ impl Run<'_> {
                 .clients
                 .lambda
                 .get_function_configuration()
-                .function_name(&self.names.function)
+                .function_name(name)
                 .send()
                 .await
                 .map_err(|err| sdk_error("lambda:GetFunctionConfiguration", err))?;
@@ -1301,8 +1586,7 @@ impl Run<'_> {
                 }
                 Some(State::Failed) => {
                     return Err(StackError::Invalid(format!(
-                        "function {} failed: {}",
-                        self.names.function,
+                        "function {name} failed: {}",
                         config.state_reason().unwrap_or("no reason given")
                     )));
                 }
@@ -1310,7 +1594,7 @@ impl Run<'_> {
             }
             if Instant::now() > deadline {
                 return Err(StackError::Timeout {
-                    what: format!("function {} becoming Active", self.names.function),
+                    what: format!("function {name} becoming Active"),
                     after: patience,
                 });
             }

@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Build once outside the timings, as a second `up` would find it built.
     let artifacts = tokio::task::spawn_blocking(|| {
-        hybridlab_provision::stack::artifacts::build(&ArtifactSource::Host, &mut |m| {
+        hybridlab_provision::stack::artifacts::build(&ArtifactSource::Host, false, &mut |m| {
             eprintln!("{m}")
         })
     })
@@ -53,6 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = ArtifactSource::Prebuilt {
         server: artifacts.server_binary.clone(),
         proxy: artifacts.proxy_binary.clone(),
+        resizer: None,
     };
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len()) / 1_048_576;
     eprintln!(
