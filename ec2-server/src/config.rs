@@ -150,7 +150,39 @@ impl ServerConfig {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ServerConfig,
+    }
+
+    #[test]
+    fn the_pipeline_flags_parse_and_the_upload_cap_defaults_to_25_mib() {
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--uploads-bucket=uploads",
+            "--processed-bucket=processed",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.config.uploads_bucket.as_deref(), Some("uploads"));
+        assert_eq!(cli.config.processed_bucket.as_deref(), Some("processed"));
+        assert_eq!(cli.config.max_upload_bytes, 25 * 1024 * 1024);
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--max-upload-bytes=1000",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.config.max_upload_bytes, 1000);
+        assert_eq!(cli.config.pipeline(), Ok(None));
+    }
 
     #[test]
     fn the_pipeline_needs_both_buckets_or_neither() {
