@@ -63,6 +63,29 @@ pub struct ServerConfig {
     /// Lifetime of the presigned URLs that `GET /api/images` and `GET /` hand out, in seconds.
     #[arg(long, env = "HYBRIDLAB_PRESIGN_SECONDS", default_value_t = 900)]
     pub presign_seconds: u64,
+
+    /// Bucket that takes uploads for the event-driven pipeline (`POST /upload`,
+    /// `POST /api/uploads`); give it with `--processed-bucket`, or neither when the stack has
+    /// no pipeline.
+    #[arg(long, env = "HYBRIDLAB_UPLOADS_BUCKET")]
+    pub uploads_bucket: Option<String>,
+
+    /// Bucket the pipeline's resizer writes the variants of uploads to.
+    #[arg(long, env = "HYBRIDLAB_PROCESSED_BUCKET")]
+    pub processed_bucket: Option<String>,
+
+    /// Largest upload, in bytes, enforced while the file streams in.
+    #[arg(long, env = "HYBRIDLAB_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+}
+
+/// The two buckets of the event-driven pipeline, when it is deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineBuckets {
+    /// Where originals are uploaded.
+    pub uploads: String,
+    /// Where the resizer writes variants; the rows' `bucket`.
+    pub processed: String,
 }
 
 impl ServerConfig {
@@ -83,6 +106,29 @@ impl ServerConfig {
             workers: None,
             allow_private_addresses: false,
             presign_seconds: 900,
+            uploads_bucket: None,
+            processed_bucket: None,
+            max_upload_bytes: 25 * 1024 * 1024,
+        }
+    }
+
+    /// The pipeline's buckets: both or neither must be given, since uploads without a resizer
+    /// to read them (or the reverse) would sit `PENDING` forever.
+    pub fn pipeline(&self) -> Result<Option<PipelineBuckets>, String> {
+        let given = |bucket: &Option<String>| bucket.clone().filter(|name| !name.is_empty());
+        match (given(&self.uploads_bucket), given(&self.processed_bucket)) {
+            (Some(uploads), Some(processed)) => Ok(Some(PipelineBuckets { uploads, processed })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(
+                "--uploads-bucket (HYBRIDLAB_UPLOADS_BUCKET) is set but --processed-bucket \
+                 (HYBRIDLAB_PROCESSED_BUCKET) is not; the pipeline needs both, or neither"
+                    .into(),
+            ),
+            (None, Some(_)) => Err(
+                "--processed-bucket (HYBRIDLAB_PROCESSED_BUCKET) is set but --uploads-bucket \
+                 (HYBRIDLAB_UPLOADS_BUCKET) is not; the pipeline needs both, or neither"
+                    .into(),
+            ),
         }
     }
 
@@ -99,5 +145,62 @@ impl ServerConfig {
         self.workers
             .filter(|&workers| workers > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ServerConfig,
+    }
+
+    #[test]
+    fn the_pipeline_flags_parse_and_the_upload_cap_defaults_to_25_mib() {
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--uploads-bucket=uploads",
+            "--processed-bucket=processed",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.config.uploads_bucket.as_deref(), Some("uploads"));
+        assert_eq!(cli.config.processed_bucket.as_deref(), Some("processed"));
+        assert_eq!(cli.config.max_upload_bytes, 25 * 1024 * 1024);
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--max-upload-bytes=1000",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.config.max_upload_bytes, 1000);
+        assert_eq!(cli.config.pipeline(), Ok(None));
+    }
+
+    #[test]
+    fn the_pipeline_needs_both_buckets_or_neither() {
+        let mut config = ServerConfig::new("images", "table");
+        assert_eq!(config.pipeline(), Ok(None));
+        config.uploads_bucket = Some("uploads".into());
+        let err = config.pipeline().expect_err("half a pipeline");
+        assert!(err.contains("--processed-bucket"), "{err}");
+        config.processed_bucket = Some("processed".into());
+        assert_eq!(
+            config.pipeline(),
+            Ok(Some(PipelineBuckets {
+                uploads: "uploads".into(),
+                processed: "processed".into()
+            }))
+        );
+        config.uploads_bucket = None;
+        let err = config.pipeline().expect_err("half a pipeline");
+        assert!(err.contains("--uploads-bucket"), "{err}");
     }
 }

@@ -57,7 +57,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidRequest | ErrorCode::InvalidUrl => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::ForbiddenAddress => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::NotFound | ErrorCode::PipelineNotDeployed => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::ImageTooLarge | ErrorCode::DecodeFailed => StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,5 +1,6 @@
 //! The lab's image server, the program that runs on the EC2 instance: `POST /process-image`
-//! downloads an image, makes its variants, stores them in S3 and a row in DynamoDB.
+//! downloads an image, makes its variants, stores them in S3 and a row in DynamoDB; `POST
+//! /upload` and `POST /api/uploads` feed the event-driven pipeline; `/` is the gallery.
 //! [`app`] builds the router from an [`AppState`]; [`serve`] runs it until shut down.
 
 pub mod config;
@@ -8,30 +9,34 @@ pub mod error;
 pub mod page;
 mod process;
 pub mod storage;
+pub mod upload;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Request, header};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hybridlab_wire::{
-    ErrorCode, Health, ImageListItem, ImageListPage, ImageRecord, ProcessImageRequest,
+    ErrorCode, Health, ImageListItem, ImageListPage, ImageRecord, ImageStatus, ORIGINAL,
+    PresignUploadRequest, ProcessImageRequest,
 };
+use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Instrument;
 
-pub use config::ServerConfig;
+pub use config::{PipelineBuckets, ServerConfig};
 use download::{AddressPolicy, Downloader};
 use error::AppError;
-pub use process::{now_rfc3339, object_key};
+pub use process::{new_image_id, now_rfc3339, object_key};
 use storage::ImageStore;
 
 /// The header that carries the caller's request id, echoed on every answer.
@@ -39,6 +44,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Largest request body accepted: a JSON object naming a URL needs far less.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What `POST /upload` accepts beyond the file's own cap: the multipart boundaries and headers.
+pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 
 /// Rows per page of `GET /api/images` when the caller does not say, and the most it may ask.
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -65,6 +73,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     config: ServerConfig,
+    /// The event-driven pipeline's buckets, when the stack has one.
+    pipeline: Option<PipelineBuckets>,
     store: ImageStore,
     downloader: Downloader,
     started: Instant,
@@ -92,6 +102,12 @@ impl AppState {
                 "max-download-bytes must be at least 1".into(),
             ));
         }
+        if config.max_upload_bytes == 0 {
+            return Err(BuildError::Config(
+                "max-upload-bytes must be at least 1".into(),
+            ));
+        }
+        let pipeline = config.pipeline().map_err(BuildError::Config)?;
         let downloader = Downloader::new(
             AddressPolicy {
                 allow_private: config.allow_private_addresses,
@@ -106,6 +122,7 @@ impl AppState {
                 admission: Arc::new(Semaphore::new(config.max_in_flight)),
                 workers: Semaphore::new(config.worker_count()),
                 config,
+                pipeline,
                 store,
                 downloader,
                 started: Instant::now(),
@@ -143,6 +160,16 @@ impl AppState {
 
     pub(crate) fn downloader(&self) -> &Downloader {
         &self.inner.downloader
+    }
+
+    /// The pipeline's buckets, or the error that says how to deploy it.
+    fn pipeline(&self) -> Result<&PipelineBuckets, AppError> {
+        self.inner.pipeline.as_ref().ok_or_else(|| {
+            AppError::new(
+                ErrorCode::PipelineNotDeployed,
+                "this stack has no upload pipeline; deploy it with `hybridlab up --with pipeline`",
+            )
+        })
     }
 
     fn admit(&self) -> Result<OwnedSemaphorePermit, AppError> {
@@ -183,18 +210,31 @@ impl AppState {
             region: self.inner.config.region.clone(),
             in_flight: max.saturating_sub(self.inner.admission.available_permits()),
             max_in_flight: max,
+            uploads_bucket: self.inner.pipeline.as_ref().map(|p| p.uploads.clone()),
+            processed_bucket: self.inner.pipeline.as_ref().map(|p| p.processed.clone()),
         }
     }
 
-    fn presign_expiry(&self) -> Duration {
+    pub(crate) fn presign_expiry(&self) -> Duration {
         Duration::from_secs(self.inner.config.presign_seconds.max(1))
     }
 
-    /// A listing row with a presigned URL for each of its objects.
+    /// A listing row with a presigned URL for each of its objects, in the bucket that holds
+    /// it. While the pipeline has not finished a row, only the original can exist.
     async fn with_urls(&self, record: ImageRecord) -> Result<ImageListItem, AppError> {
+        let unfinished = matches!(
+            record.status,
+            ImageStatus::Pending | ImageStatus::Processing
+        );
         let mut urls = std::collections::BTreeMap::new();
         for (name, key) in &record.keys {
-            let url = self.store().presign_get(key, self.presign_expiry()).await?;
+            if unfinished && name != ORIGINAL {
+                continue;
+            }
+            let url = self
+                .store()
+                .presign_get(record.bucket_of(name), key, self.presign_expiry())
+                .await?;
             urls.insert(name.clone(), url);
         }
         Ok(ImageListItem { record, urls })
@@ -218,11 +258,21 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    // The file's own cap is enforced while it streams; this only stops a body far beyond it.
+    let upload_limit = usize::try_from(state.config().max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(MULTIPART_OVERHEAD_BYTES);
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
         .route("/process-image", post(process_image))
+        .route(
+            "/upload",
+            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/uploads", post(presign_upload))
         .route("/api/images", get(list_images))
+        .route("/api/images/{image_id}", get(get_image))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(trace)
@@ -332,20 +382,87 @@ async fn process_image(
     }
     .instrument(span.clone())
     .await;
+    respond(StatusCode::OK, outcome, &request_id, &span)
+}
 
+/// The answer of a request that writes: the JSON with `status`, or the error (logged in
+/// `span`), and the request id header either way.
+fn respond<T: Serialize>(
+    status: StatusCode,
+    outcome: Result<T, AppError>,
+    request_id: &str,
+    span: &tracing::Span,
+) -> Response {
     let mut response = match outcome {
-        Ok(answer) => Json(answer).into_response(),
+        Ok(answer) => (status, Json(answer)).into_response(),
         Err(err) => {
             span.in_scope(|| {
                 tracing::warn!(error = err.code.as_str(), message = %err.message, "request failed");
             });
-            err.with_request_id(&request_id).into_response()
+            err.with_request_id(request_id).into_response()
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// `POST /upload`: a multipart form with the file in field `file`.
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let request_id = request_id(&headers, None);
+    let span = tracing::info_span!("upload", request_id = %request_id);
+    let outcome = async {
+        authorize(state.config().token.as_deref(), &headers)?;
+        let pipeline = state.pipeline()?;
+        let _admitted = state.admit()?;
+        let multipart = multipart.map_err(|rejection| {
+            AppError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the body must be multipart/form-data with the image in a `file` field: \
+                     {rejection}"
+                ),
+            )
+        })?;
+        let file = upload::read_file_field(multipart, state.config().max_upload_bytes).await?;
+        upload::store_upload(&state, pipeline, file, &request_id).await
+    }
+    .instrument(span.clone())
+    .await;
+    respond(StatusCode::ACCEPTED, outcome, &request_id, &span)
+}
+
+/// `POST /api/uploads`: a presigned PUT for the browser to send the file to S3 itself.
+async fn presign_upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PresignUploadRequest>, JsonRejection>,
+) -> Response {
+    let request_id = request_id(&headers, None);
+    let span = tracing::info_span!("presign_upload", request_id = %request_id);
+    let outcome = async {
+        authorize(state.config().token.as_deref(), &headers)?;
+        let pipeline = state.pipeline()?;
+        let Json(request) = body.map_err(|rejection| {
+            AppError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the body must be JSON like {{\"filename\": \"cat.jpg\", \
+                     \"content_type\": \"image/jpeg\", \"size_bytes\": 1234}}: {rejection}"
+                ),
+            )
+        })?;
+        let _admitted = state.admit()?;
+        upload::presign_upload(&state, pipeline, request, &request_id).await
+    }
+    .instrument(span.clone())
+    .await;
+    respond(StatusCode::CREATED, outcome, &request_id, &span)
 }
 
 /// Query of `GET /api/images`.
@@ -377,6 +494,25 @@ async fn list_images(
         items.push(state.with_urls(record).await?);
     }
     Ok(Json(ImageListPage { items, next_cursor }))
+}
+
+/// Ids are UUIDs; anything much longer cannot be a row, and is not worth a request.
+const MAX_IMAGE_ID_CHARS: usize = 128;
+
+async fn get_image(
+    State(state): State<AppState>,
+    Path(image_id): Path<String>,
+) -> Result<Json<ImageListItem>, AppError> {
+    let missing = || AppError::new(ErrorCode::NotFound, format!("no image {image_id}"));
+    if image_id.len() > MAX_IMAGE_ID_CHARS {
+        return Err(missing());
+    }
+    let record = state
+        .store()
+        .get_record(&image_id)
+        .await?
+        .ok_or_else(missing)?;
+    Ok(Json(state.with_urls(record).await?))
 }
 
 async fn index(State(state): State<AppState>) -> Result<Html<String>, AppError> {

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         address = %listener.local_addr().unwrap_or(listen),
         bucket = %health.bucket,
         table = %health.table,
+        uploads_bucket = health.uploads_bucket.as_deref().unwrap_or("none"),
         version = %health.version,
         "image server listening"
     );

@@ -1,5 +1,6 @@
-//! The HTML of `GET /`: the server's health and its most recent images with their thumbnails.
-//! A pure function of the data, so it is tested without a server.
+//! The HTML of `GET /`, the gallery: the server's health, an upload form, and the most recent
+//! images with their status, thumbnail and links to every object. A pure function of the data,
+//! so it is tested without a server; a small inline script keeps it current in the browser.
 
 use std::fmt::Write as _;
 
@@ -21,9 +22,12 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
-/// Renders the index page.
+/// Renders the gallery: the health table, the upload form when the pipeline is deployed, and
+/// the `recent` images as cards. The inline script re-renders the cards from `GET /api/images`
+/// every 2 s with the same structure, so a browser test reads the same hooks either way:
+/// `.card[data-image-id][data-status]`, `img.thumbnail`, `a.variant[data-variant]`, `.error`.
 pub fn render_index(health: &Health, recent: &[ImageListItem]) -> String {
-    let mut html = String::with_capacity(4096 + recent.len() * 512);
+    let mut html = String::with_capacity(8192 + recent.len() * 1024);
     html.push_str(concat!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
@@ -31,80 +35,279 @@ pub fn render_index(health: &Health, recent: &[ImageListItem]) -> String {
         "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}",
         "table.health td{padding:.1rem .8rem .1rem 0}",
         ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:1rem}",
-        ".card{border:1px solid #ddd;border-radius:6px;padding:.5rem;font-size:.8rem}",
+        ".card{border:1px solid #ddd;border-radius:6px;padding:.5rem;font-size:.8rem;",
+        "overflow-wrap:anywhere}",
         ".card img{display:block;max-width:150px;max-height:150px;margin:auto}",
-        ".status{font-weight:bold}.COMPLETED{color:#17803d}.FAILED{color:#b3261e}",
+        ".no-thumbnail{height:60px;display:flex;align-items:center;justify-content:center;",
+        "color:#888}",
+        ".status{font-weight:bold}.COMPLETED{color:#17803d}.FAILED,.error{color:#b3261e}",
         ".PENDING,.PROCESSING{color:#8a6100}",
+        "#upload-form{margin:1rem 0;display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}",
         "</style></head><body>\n<h1>hybridlab image server</h1>\n"
     ));
-    let _ = writeln!(
+    let _ = write!(
         html,
         "<table class=\"health\"><tr><td>status</td><td id=\"health-status\">{}</td></tr>\
          <tr><td>version</td><td>{}</td></tr>\
          <tr><td>uptime</td><td>{:.0} s</td></tr>\
          <tr><td>bucket</td><td>{}</td></tr>\
-         <tr><td>table</td><td>{}</td></tr>\
-         <tr><td>in flight</td><td>{} of {}</td></tr></table>",
+         <tr><td>table</td><td>{}</td></tr>",
         escape(&health.status),
         escape(&health.version),
         health.uptime_s,
         escape(&health.bucket),
         escape(&health.table),
-        health.in_flight,
-        health.max_in_flight,
     );
-    let _ = writeln!(html, "<h2>Recent images ({})</h2>", recent.len());
-    if recent.is_empty() {
-        html.push_str(
-            "<p class=\"empty\">No images yet. POST one to <code>/process-image</code>.</p>\n",
+    if let (Some(uploads), Some(processed)) = (&health.uploads_bucket, &health.processed_bucket) {
+        let _ = write!(
+            html,
+            "<tr><td>uploads bucket</td><td>{}</td></tr>\
+             <tr><td>processed bucket</td><td>{}</td></tr>",
+            escape(uploads),
+            escape(processed),
         );
-    } else {
-        html.push_str("<div class=\"grid\">\n");
-        for item in recent {
-            let record = &item.record;
-            let status = record.status.as_str();
-            let _ = write!(
-                html,
-                "<div class=\"card\" data-image-id=\"{}\">",
-                escape(&record.image_id)
-            );
-            match item.urls.get("thumbnail") {
-                Some(url) => {
-                    let _ = write!(
-                        html,
-                        "<img src=\"{}\" alt=\"thumbnail of {}\" loading=\"lazy\">",
-                        escape(url),
-                        escape(&record.image_id)
-                    );
-                }
-                None => html.push_str("<div class=\"no-thumbnail\">no thumbnail</div>"),
-            }
-            let _ = write!(
-                html,
-                "<div class=\"status {status}\">{status}</div><div>{}</div>",
-                escape(&record.image_id)
-            );
-            if let (Some(width), Some(height)) = (record.width, record.height) {
-                let _ = write!(html, "<div>{width}×{height}</div>");
-            }
-            let links: Vec<String> = item
-                .urls
-                .iter()
-                .map(|(name, url)| format!("<a href=\"{}\">{}</a>", escape(url), escape(name)))
-                .collect();
-            if !links.is_empty() {
-                let _ = write!(html, "<div>{}</div>", links.join(" · "));
-            }
-            if let Some(error) = &record.error {
-                let _ = write!(html, "<div class=\"error\">{}</div>", escape(error));
-            }
-            html.push_str("</div>\n");
-        }
-        html.push_str("</div>\n");
     }
-    html.push_str("</body></html>\n");
+    let _ = writeln!(
+        html,
+        "<tr><td>in flight</td><td>{} of {}</td></tr></table>",
+        health.in_flight, health.max_in_flight,
+    );
+
+    if health.uploads_bucket.is_some() {
+        html.push_str(concat!(
+            "<form id=\"upload-form\"><input type=\"file\" id=\"upload-file\" name=\"file\" ",
+            "accept=\"image/*\" required>",
+            "<input type=\"password\" id=\"upload-token\" placeholder=\"token, if the stack has one\" ",
+            "autocomplete=\"off\"><button type=\"submit\">Upload</button>",
+            "<span id=\"upload-result\" role=\"status\"></span></form>\n"
+        ));
+    } else {
+        html.push_str(
+            "<p class=\"no-pipeline\">Uploads need the event-driven pipeline: deploy with \
+             <code>hybridlab up --with pipeline</code>.</p>\n",
+        );
+    }
+
+    let _ = writeln!(
+        html,
+        "<h2>Recent images (<span id=\"image-count\">{}</span>) \
+         <small id=\"refresh-status\" role=\"status\"></small></h2>",
+        recent.len()
+    );
+    let _ = writeln!(
+        html,
+        "<p class=\"empty\" id=\"no-images\"{}>No images yet. Upload one, or POST one to \
+         <code>/process-image</code>.</p>",
+        if recent.is_empty() { "" } else { " hidden" }
+    );
+    html.push_str("<div class=\"grid\" id=\"images\">\n");
+    for item in recent {
+        render_card(&mut html, item);
+    }
+    html.push_str("</div>\n<script>\n");
+    html.push_str(&SCRIPT.replace("__INDEX_IMAGES__", &crate::INDEX_IMAGES.to_string()));
+    html.push_str("</script>\n</body></html>\n");
     html
 }
+
+/// What a card calls the image: the uploaded file's name, else the URL it came from.
+fn label(item: &ImageListItem) -> &str {
+    let record = &item.record;
+    record
+        .original_filename
+        .as_deref()
+        .or(record.source_url.as_deref())
+        .unwrap_or(&record.image_id)
+}
+
+/// One card; the script's `card()` builds the same structure.
+fn render_card(html: &mut String, item: &ImageListItem) {
+    let record = &item.record;
+    let status = record.status.as_str();
+    let _ = write!(
+        html,
+        "<div class=\"card\" data-image-id=\"{}\" data-status=\"{status}\" data-updated=\"{}\">",
+        escape(&record.image_id),
+        escape(&record.updated_at),
+    );
+    match item.urls.get("thumbnail") {
+        Some(url) => {
+            let _ = write!(
+                html,
+                "<img class=\"thumbnail\" src=\"{}\" alt=\"thumbnail of {}\" loading=\"lazy\">",
+                escape(url),
+                escape(label(item))
+            );
+        }
+        None => html.push_str("<div class=\"no-thumbnail\">no thumbnail</div>"),
+    }
+    let _ = write!(
+        html,
+        "<div class=\"status {status}\">{status}</div><div class=\"name\">{}</div>\
+         <div class=\"id\">{}</div>",
+        escape(label(item)),
+        escape(&record.image_id)
+    );
+    if let (Some(width), Some(height)) = (record.width, record.height) {
+        let _ = write!(html, "<div class=\"size\">{width}×{height}</div>");
+    }
+    let links: Vec<String> = item
+        .urls
+        .iter()
+        .map(|(name, url)| {
+            format!(
+                "<a class=\"variant\" data-variant=\"{}\" href=\"{}\">{}</a>",
+                escape(name),
+                escape(url),
+                escape(name)
+            )
+        })
+        .collect();
+    if !links.is_empty() {
+        let _ = write!(html, "<div class=\"links\">{}</div>", links.join(" · "));
+    }
+    if let Some(error) = &record.error {
+        let _ = write!(html, "<div class=\"error\">{}</div>", escape(error));
+    }
+    html.push_str("</div>\n");
+}
+
+/// The gallery's script: polls the listing and rebuilds only the cards whose row changed
+/// (presigned URLs differ on every poll, so rebuilding all would reload every thumbnail), and
+/// sends the upload form. Data only ever reaches the page through `textContent` and
+/// attributes, never as markup.
+const SCRIPT: &str = r#"(() => {
+  const LIMIT = __INDEX_IMAGES__;
+  const POLL_MS = 2000;
+  // Presigned links expire; cards are rebuilt with fresh ones well before.
+  const REBUILD_MS = 60000;
+  const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED'];
+  const grid = document.getElementById('images');
+  const empty = document.getElementById('no-images');
+  const count = document.getElementById('image-count');
+  const refreshStatus = document.getElementById('refresh-status');
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const safeUrl = (url) => typeof url === 'string' && /^https?:\/\//i.test(url);
+  const label = (item) => item.original_filename || item.source_url || item.image_id;
+  for (const node of grid.querySelectorAll('.card')) node.dataset.rendered = String(Date.now());
+
+  function card(item) {
+    const status = STATUSES.includes(item.status) ? item.status : 'UNKNOWN';
+    const urls = item.urls || {};
+    const node = el('div', 'card');
+    node.dataset.imageId = item.image_id;
+    node.dataset.status = status;
+    node.dataset.updated = item.updated_at;
+    node.dataset.rendered = String(Date.now());
+    if (safeUrl(urls.thumbnail)) {
+      const img = el('img', 'thumbnail');
+      img.src = urls.thumbnail;
+      img.alt = 'thumbnail of ' + label(item);
+      img.loading = 'lazy';
+      node.append(img);
+    } else {
+      node.append(el('div', 'no-thumbnail', 'no thumbnail'));
+    }
+    node.append(el('div', 'status ' + status, status));
+    node.append(el('div', 'name', label(item)));
+    node.append(el('div', 'id', item.image_id));
+    if (item.width && item.height) node.append(el('div', 'size', item.width + '\u00d7' + item.height));
+    const names = Object.keys(urls).filter((name) => safeUrl(urls[name])).sort();
+    if (names.length) {
+      const links = el('div', 'links');
+      names.forEach((name, index) => {
+        if (index) links.append(' \u00b7 ');
+        const link = el('a', 'variant', name);
+        link.href = urls[name];
+        link.dataset.variant = name;
+        links.append(link);
+      });
+      node.append(links);
+    }
+    if (item.error) node.append(el('div', 'error', item.error));
+    return node;
+  }
+
+  async function recent() {
+    let items = [];
+    let cursor = null;
+    for (let page = 0; page < 10; page++) {
+      const query = '/api/images?limit=100' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
+      const response = await fetch(query, { cache: 'no-store' });
+      if (!response.ok) throw new Error('GET /api/images answered ' + response.status);
+      const body = await response.json();
+      items = items.concat(body.items || []);
+      cursor = body.next_cursor;
+      if (!cursor) break;
+    }
+    items.sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+    return items.slice(0, LIMIT);
+  }
+
+  function render(items) {
+    const existing = new Map();
+    for (const node of grid.querySelectorAll('.card')) existing.set(node.dataset.imageId, node);
+    const now = Date.now();
+    const cards = items.map((item) => {
+      const old = existing.get(item.image_id);
+      const fresh = old && old.dataset.status === item.status && old.dataset.updated === item.updated_at
+        && now - Number(old.dataset.rendered || 0) < REBUILD_MS;
+      return fresh ? old : card(item);
+    });
+    grid.replaceChildren(...cards);
+    count.textContent = String(items.length);
+    empty.hidden = items.length > 0;
+  }
+
+  async function refresh() {
+    try {
+      render(await recent());
+      refreshStatus.textContent = '';
+      document.body.dataset.refreshedAt = String(Date.now());
+    } catch (err) {
+      refreshStatus.textContent = 'not refreshing: ' + err.message;
+    }
+  }
+  setInterval(refresh, POLL_MS);
+
+  const form = document.getElementById('upload-form');
+  if (form) {
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const result = document.getElementById('upload-result');
+      const input = document.getElementById('upload-file');
+      if (!input.files.length) {
+        result.textContent = 'choose a file first';
+        return;
+      }
+      const data = new FormData();
+      data.append('file', input.files[0]);
+      const headers = {};
+      const token = document.getElementById('upload-token').value;
+      if (token) headers['Authorization'] = 'Bearer ' + token;
+      result.textContent = 'uploading\u2026';
+      try {
+        const response = await fetch('/upload', { method: 'POST', body: data, headers });
+        const body = await response.json().catch(() => ({}));
+        if (response.ok) {
+          result.textContent = 'uploaded ' + body.image_id + ': ' + body.status;
+          form.reset();
+          refresh();
+        } else {
+          result.textContent = 'refused: ' + (body.error || response.status) + (body.message ? ' \u2014 ' + body.message : '');
+        }
+      } catch (err) {
+        result.textContent = 'upload failed: ' + err.message;
+      }
+    });
+  }
+})();
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -124,6 +327,8 @@ mod tests {
             region: None,
             in_flight: 0,
             max_in_flight: 64,
+            uploads_bucket: None,
+            processed_bucket: None,
         }
     }
 
@@ -153,7 +358,12 @@ mod tests {
             urls: BTreeMap::from([("thumbnail".into(), "http://x/?a=1&b=\"2\"".into())]),
         };
         let html = render_index(&health(), &[item]);
-        assert!(!html.contains("<script>"));
+        assert!(!html.contains("<script>alert"));
+        assert_eq!(
+            html.matches("<script>").count(),
+            1,
+            "only the page's own script"
+        );
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("&quot;quoted&quot; &amp; &lt;b&gt;"));
         assert!(html.contains("src=\"http://x/?a=1&amp;b=&quot;2&quot;\""));
@@ -165,5 +375,111 @@ mod tests {
         let html = render_index(&health(), &[]);
         assert!(html.contains("No images yet"));
         assert!(html.contains("images-bucket"));
+    }
+
+    fn uploaded(status: ImageStatus, filename: &str) -> ImageListItem {
+        ImageListItem {
+            record: ImageRecord {
+                image_id: "0199-up".into(),
+                status,
+                source_url: None,
+                bucket: "processed".into(),
+                keys: BTreeMap::from([
+                    ("original".into(), "uploads/0199-up/cat.jpg".into()),
+                    ("thumbnail".into(), "images/0199-up/thumbnail.jpg".into()),
+                ]),
+                size_bytes: Some(1234),
+                width: Some(640),
+                height: Some(480),
+                format: None,
+                created_at: "2026-01-01T00:00:00Z".into(),
+                updated_at: "2026-01-01T00:00:05Z".into(),
+                timings_ms: None,
+                error: (status == ImageStatus::Failed).then(|| "not an image <img>".into()),
+                request_id: None,
+                original_bucket: Some("uploads".into()),
+                original_filename: Some(filename.into()),
+                uploaded_at: Some("2026-01-01T00:00:00Z".into()),
+                history: Vec::new(),
+            },
+            urls: BTreeMap::from([
+                (
+                    "original".into(),
+                    "http://s3/uploads/o?X-Amz-Signature=1".into(),
+                ),
+                (
+                    "thumbnail".into(),
+                    "http://s3/processed/t?X-Amz-Signature=2".into(),
+                ),
+            ]),
+        }
+    }
+
+    fn pipeline_health() -> Health {
+        Health {
+            uploads_bucket: Some("uploads".into()),
+            processed_bucket: Some("processed".into()),
+            ..health()
+        }
+    }
+
+    #[test]
+    fn cards_carry_the_hooks_a_browser_test_reads() {
+        let html = render_index(
+            &pipeline_health(),
+            &[uploaded(ImageStatus::Completed, "cat.jpg")],
+        );
+        assert!(html.contains(
+            "<div class=\"card\" data-image-id=\"0199-up\" data-status=\"COMPLETED\" \
+             data-updated=\"2026-01-01T00:00:05Z\">"
+        ));
+        assert!(
+            html.contains(
+                "<img class=\"thumbnail\" src=\"http://s3/processed/t?X-Amz-Signature=2\""
+            )
+        );
+        assert!(html.contains(
+            "<a class=\"variant\" data-variant=\"original\" href=\"http://s3/uploads/o?X-Amz-Signature=1\">original</a>"
+        ));
+        assert!(html.contains("data-variant=\"thumbnail\""));
+        assert!(html.contains("<div class=\"name\">cat.jpg</div>"));
+        assert!(html.contains("<div class=\"status COMPLETED\">COMPLETED</div>"));
+        assert!(html.contains("640×480"));
+        assert!(html.contains("<p class=\"empty\" id=\"no-images\" hidden>"));
+    }
+
+    #[test]
+    fn a_failed_upload_shows_its_error_and_an_odd_filename_is_escaped() {
+        let html = render_index(
+            &pipeline_health(),
+            &[uploaded(ImageStatus::Failed, "<b>\"x\"</b>.jpg")],
+        );
+        assert!(html.contains("data-status=\"FAILED\""));
+        assert!(html.contains("<div class=\"error\">not an image &lt;img&gt;</div>"));
+        assert!(html.contains("&lt;b&gt;&quot;x&quot;&lt;/b&gt;.jpg"));
+        assert!(!html.contains("<b>\"x\""));
+    }
+
+    #[test]
+    fn the_upload_form_appears_only_with_the_pipeline() {
+        let with = render_index(&pipeline_health(), &[]);
+        assert!(with.contains("<form id=\"upload-form\">"));
+        assert!(with.contains("id=\"upload-file\""));
+        assert!(with.contains("id=\"upload-token\""));
+        assert!(with.contains("uploads bucket"));
+        let without = render_index(&health(), &[]);
+        assert!(!without.contains("upload-form\">"));
+        assert!(without.contains("hybridlab up --with pipeline"));
+    }
+
+    #[test]
+    fn the_script_polls_the_listing_and_writes_data_only_as_text() {
+        let html = render_index(&health(), &[]);
+        assert!(html.contains("fetch(query"));
+        assert!(html.contains("/api/images?limit=100"));
+        assert!(html.contains("const POLL_MS = 2000;"));
+        assert!(html.contains(&format!("const LIMIT = {};", crate::INDEX_IMAGES)));
+        assert!(!html.contains("innerHTML"));
+        assert!(!html.contains("__INDEX_IMAGES__"));
     }
 }

@@ -35,6 +35,11 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
+/// A new image id: a UUIDv7, so ids sort by creation time. Every path that makes a row uses it.
+pub fn new_image_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// The S3 key of one object of an image.
 pub fn object_key(image_id: &str, name: &str, extension: &str) -> String {
     format!("images/{image_id}/{name}.{extension}")
@@ -70,7 +75,7 @@ pub(crate) async fn process_image(
             .map_err(AppError::internal)??
     };
 
-    let image_id = uuid::Uuid::now_v7().to_string();
+    let image_id = new_image_id();
     let mut keys = BTreeMap::new();
     let mut objects = Vec::with_capacity(processed.variants.len() + 1);
     let original_key = object_key(&image_id, ORIGINAL, processed.format.extension());
@@ -133,7 +138,10 @@ pub(crate) async fn process_image(
     record.timings_ms = Some(timings);
     if let Err(err) = state.store().put_record(&record).await {
         let uploaded: Vec<String> = keys.values().cloned().collect();
-        state.store().delete_objects(&uploaded).await;
+        state
+            .store()
+            .delete_objects(state.store().bucket(), &uploaded)
+            .await;
         timings.dynamodb = ms(dynamodb_started.elapsed());
         return Err(record_failure(state, record, timings, started, err).await);
     }

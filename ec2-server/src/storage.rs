@@ -1,6 +1,8 @@
 //! The server's only contact with AWS: S3 objects and DynamoDB rows, in a few named functions.
-//! Uploads are all-or-nothing: if one object fails, the others are removed again.
+//! Uploads are all-or-nothing: if one object fails, the others are removed again. The
+//! pipeline's uploads go to their own bucket, so the functions they use name the bucket.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use hybridlab_wire::ImageRecord;
+use hybridlab_wire::{ImageRecord, ImageStatus, StatusChange};
 
 use hybridlab_wire::item::{self as records, RecordError};
 
@@ -28,6 +30,10 @@ pub enum StorageError {
     Presign { key: String, detail: String },
     #[error("DynamoDB PutItem {image_id}: {detail}")]
     PutItem { image_id: String, detail: String },
+    #[error("DynamoDB UpdateItem {image_id}: {detail}")]
+    UpdateItem { image_id: String, detail: String },
+    #[error("DynamoDB GetItem {image_id}: {detail}")]
+    GetItem { image_id: String, detail: String },
     #[error("DynamoDB Scan: {detail}")]
     Scan { detail: String },
     #[error("the listing cursor is not one this server issued")]
@@ -107,7 +113,7 @@ impl ImageStore {
                 .bucket(&self.bucket)
                 .key(&object.key)
                 .content_type(object.content_type)
-                .metadata("image-id", image_id)
+                .metadata(IMAGE_ID_METADATA, image_id)
                 .body(ByteStream::from(object.body))
                 .send()
                 .await;
@@ -129,7 +135,7 @@ impl ImageStore {
         match first_error {
             None => Ok(()),
             Some(err) => {
-                self.delete_objects(&stored).await;
+                self.delete_objects(&self.bucket, &stored).await;
                 Err(err)
             }
         }
@@ -137,15 +143,9 @@ impl ImageStore {
 
     /// Deletes `keys`, logging (not returning) failures: this runs while another error is
     /// already being reported, and a failure here is what the log is for.
-    pub async fn delete_objects(&self, keys: &[String]) {
+    pub async fn delete_objects(&self, bucket: &str, keys: &[String]) {
         let deletes = keys.iter().map(|key| async move {
-            let result = self
-                .s3
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await;
+            let result = self.s3.delete_object().bucket(bucket).key(key).send().await;
             if let Err(err) = result {
                 let err = StorageError::DeleteObject {
                     key: key.clone(),
@@ -236,8 +236,14 @@ impl ImageStore {
         Ok(rows)
     }
 
-    /// A presigned GET URL for `key`, valid for `expires`. Computed locally: no request.
-    pub async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, StorageError> {
+    /// A presigned GET URL for `key` in `bucket`, valid for `expires`. Computed locally: no
+    /// request.
+    pub async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires: Duration,
+    ) -> Result<String, StorageError> {
         let presign_error = |detail: String| StorageError::Presign {
             key: key.to_owned(),
             detail,
@@ -247,13 +253,161 @@ impl ImageStore {
         let request = self
             .s3
             .get_object()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .key(key)
             .presigned(config)
             .await
             .map_err(|err| presign_error(describe_sdk_error(&err)))?;
         Ok(request.uri().to_owned())
     }
+
+    /// A presigned PUT URL for an upload of `key` to `bucket`. The Content-Type and the
+    /// `image-id` metadata are signed headers, so the object can only arrive with them; the
+    /// answer lists them for the caller to send.
+    pub async fn presign_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        image_id: &str,
+        expires: Duration,
+    ) -> Result<PresignedUpload, StorageError> {
+        let presign_error = |detail: String| StorageError::Presign {
+            key: key.to_owned(),
+            detail,
+        };
+        let config =
+            PresigningConfig::expires_in(expires).map_err(|err| presign_error(err.to_string()))?;
+        let request = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .metadata(IMAGE_ID_METADATA, image_id)
+            .presigned(config)
+            .await
+            .map_err(|err| presign_error(describe_sdk_error(&err)))?;
+        let headers = request
+            .headers()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect();
+        Ok(PresignedUpload {
+            url: request.uri().to_owned(),
+            headers,
+        })
+    }
+
+    /// Stores an uploaded original in `bucket` with metadata `image-id`, which is how the
+    /// pipeline's resizer finds the row.
+    pub async fn put_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        image_id: &str,
+    ) -> Result<(), StorageError> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .metadata(IMAGE_ID_METADATA, image_id)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|err| StorageError::PutObject {
+                key: key.to_owned(),
+                detail: describe_sdk_error(&err),
+            })?;
+        Ok(())
+    }
+
+    /// Writes the row of a new image, refusing to replace one with the same id.
+    pub async fn create_record(&self, record: &ImageRecord) -> Result<(), StorageError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(records::to_item(record)))
+            .condition_expression("attribute_not_exists(image_id)")
+            .send()
+            .await
+            .map_err(|err| StorageError::PutItem {
+                image_id: record.image_id.clone(),
+                detail: describe_sdk_error(&err),
+            })?;
+        Ok(())
+    }
+
+    /// Marks an upload's row `FAILED` with `reason` and drops its keys (the object was not
+    /// stored), only while it is still `PENDING`: a resizer that got further wins.
+    pub async fn mark_upload_failed(
+        &self,
+        image_id: &str,
+        reason: &str,
+        at: &str,
+    ) -> Result<(), StorageError> {
+        let change = StatusChange {
+            status: ImageStatus::Failed,
+            at: at.to_owned(),
+        };
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("image_id", AttributeValue::S(image_id.to_owned()))
+            .update_expression(
+                "SET #status = :failed, #error = :reason, updated_at = :at, \
+                 history = list_append(if_not_exists(history, :empty), :change) REMOVE #keys",
+            )
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_names("#keys", "keys")
+            .expression_attribute_values(":failed", AttributeValue::S("FAILED".into()))
+            .expression_attribute_values(":pending", AttributeValue::S("PENDING".into()))
+            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+            .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":change",
+                AttributeValue::L(vec![records::status_change(&change)]),
+            )
+            .send()
+            .await
+            .map_err(|err| StorageError::UpdateItem {
+                image_id: image_id.to_owned(),
+                detail: describe_sdk_error(&err),
+            })?;
+        Ok(())
+    }
+
+    /// The row of `image_id`, if there is one.
+    pub async fn get_record(&self, image_id: &str) -> Result<Option<ImageRecord>, StorageError> {
+        let output = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("image_id", AttributeValue::S(image_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StorageError::GetItem {
+                image_id: image_id.to_owned(),
+                detail: describe_sdk_error(&err),
+            })?;
+        Ok(output.item().map(records::from_item).transpose()?)
+    }
+}
+
+/// The user metadata every stored original carries: `x-amz-meta-image-id` on the wire.
+pub const IMAGE_ID_METADATA: &str = "image-id";
+
+/// A presigned PUT and the headers (lower-case names) that must be sent with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedUpload {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
 }
 
 fn decode_cursor(

@@ -18,4 +18,5 @@ mod server_api;
 mod server_errors;
 mod server_load;
 mod server_process;
+mod server_upload;
 mod stack;

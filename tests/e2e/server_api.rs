@@ -124,7 +124,7 @@ async fn the_index_page_shows_health_and_recent_thumbnails() {
     let page = index_page().await;
     assert!(page.contains(&lab.bucket));
     assert!(page.contains(&format!("data-image-id=\"{id}\"")));
-    assert!(page.contains("<img src=\""));
+    assert!(page.contains("<img class=\"thumbnail\" src=\""));
     assert!(page.contains(&format!("images/{id}/thumbnail.jpg")));
 }
 

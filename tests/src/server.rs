@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use hybridlab_ec2_server::{AppState, ServerConfig, serve};
+use hybridlab_ec2_server::{AppState, PipelineBuckets, ServerConfig, serve};
 use tokio::sync::oneshot;
 
 use crate::aws::{Clients, clients, unique_name};
@@ -15,6 +15,8 @@ pub struct Lab {
     pub clients: Clients,
     pub bucket: String,
     pub table: String,
+    /// The event-driven pipeline's buckets, for a lab started with one.
+    pub pipeline: Option<PipelineBuckets>,
     pub images: ImageHost,
     pub server: RunningServer,
 }
@@ -27,6 +29,16 @@ impl Lab {
 
     /// A lab whose server configuration `adjust` may change first.
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_inner(false, adjust).await
+    }
+
+    /// A lab with the event-driven pipeline's uploads and processed buckets too (created, and
+    /// set in the configuration before `adjust` sees it).
+    pub async fn start_with_pipeline(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_inner(true, adjust).await
+    }
+
+    async fn start_inner(with_pipeline: bool, adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let clients = clients().await;
         let bucket = unique_name("images");
         let table = unique_name("images");
@@ -36,15 +48,32 @@ impl Lab {
         let mut config = ServerConfig::new(&bucket, &table);
         config.allow_private_addresses = true;
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        if with_pipeline {
+            let uploads = unique_name("uploads");
+            let processed = unique_name("processed");
+            clients.create_bucket(&uploads).await;
+            clients.create_bucket(&processed).await;
+            config.uploads_bucket = Some(uploads);
+            config.processed_bucket = Some(processed);
+        }
         adjust(&mut config);
+        let pipeline = config.pipeline().expect("a valid pipeline configuration");
         let server = RunningServer::start(config, &clients).await;
         Self {
             clients,
             bucket,
             table,
+            pipeline,
             images,
             server,
         }
+    }
+
+    /// The pipeline's buckets of a lab started with [`Lab::start_with_pipeline`].
+    pub fn pipeline(&self) -> &PipelineBuckets {
+        self.pipeline
+            .as_ref()
+            .expect("a lab started with start_with_pipeline")
     }
 }
 

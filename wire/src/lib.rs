@@ -200,6 +200,56 @@ pub struct Health {
     /// Requests being processed now, and the most that are admitted at once.
     pub in_flight: usize,
     pub max_in_flight: usize,
+    /// The bucket that takes uploads, when the event-driven pipeline is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploads_bucket: Option<String>,
+    /// The bucket the pipeline's resizer writes variants to, when the pipeline is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_bucket: Option<String>,
+}
+
+/// The answer of a successful `POST /upload`: the original is stored and its row is `PENDING`
+/// until the pipeline's resizer picks it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadResponse {
+    pub image_id: String,
+    pub status: ImageStatus,
+    /// The uploads bucket, which holds the original.
+    pub bucket: String,
+    /// The original's key in `bucket`.
+    pub key: String,
+    pub size_bytes: u64,
+    /// Where the row can be followed: `/api/images/<image_id>`.
+    pub status_url: String,
+}
+
+/// The body of `POST /api/uploads`: the file the browser is about to PUT to S3 itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignUploadRequest {
+    pub filename: String,
+    /// Sent as the object's Content-Type; `application/octet-stream` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The size the caller declares; checked against the cap and stored in the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+/// The answer of `POST /api/uploads`: a presigned PUT URL and the headers that must go with it
+/// (they are part of the signature). The row stays `PENDING` until the object arrives and the
+/// pipeline processes it; a URL never used leaves a `PENDING` row and no object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignUploadResponse {
+    pub image_id: String,
+    pub upload_url: String,
+    /// Always `PUT`.
+    pub method: String,
+    /// Header name (lower case) and value to send with the PUT, exactly.
+    pub headers: BTreeMap<String, String>,
+    pub key: String,
+    pub bucket: String,
+    pub expires_in_s: u64,
+    pub status_url: String,
 }
 
 /// The stable error codes of the image server and the proxy Lambda. Clients match on these,
@@ -239,6 +289,8 @@ pub enum ErrorCode {
     Ec2Timeout,
     /// The image server answered something that is not the lab's JSON.
     Ec2BadResponse,
+    /// The event-driven pipeline (uploads bucket, processed bucket) is not part of this stack.
+    PipelineNotDeployed,
     /// A bug or an unexpected failure; details are in the server's log, not the answer.
     Internal,
 }
@@ -263,6 +315,7 @@ impl ErrorCode {
             Self::Ec2Unreachable => "ec2_unreachable",
             Self::Ec2Timeout => "ec2_timeout",
             Self::Ec2BadResponse => "ec2_bad_response",
+            Self::PipelineNotDeployed => "pipeline_not_deployed",
             Self::Internal => "internal",
         }
     }
@@ -325,6 +378,7 @@ mod tests {
             ErrorCode::TooLarge,
             ErrorCode::ImageTooLarge,
             ErrorCode::Ec2Timeout,
+            ErrorCode::PipelineNotDeployed,
         ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

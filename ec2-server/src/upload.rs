@@ -1,0 +1,471 @@
+//! Uploads into the event-driven pipeline: `POST /upload` takes the file itself, `POST
+//! /api/uploads` hands out a presigned PUT so the browser sends it to S3 directly. Either way
+//! the `PENDING` row is written first and the original then lands in the uploads bucket with
+//! metadata `image-id`, which is how the pipeline's resizer finds the row. The server does not
+//! judge the bytes (the resizer does); it enforces the size cap and refuses empty files.
+
+use axum::extract::Multipart;
+use axum::extract::multipart::MultipartError;
+use axum::http::StatusCode;
+use bytes::{Bytes, BytesMut};
+use hybridlab_wire::{
+    ErrorCode, ImageRecord, ImageStatus, ORIGINAL, PresignUploadRequest, PresignUploadResponse,
+    StatusChange, UploadResponse,
+};
+
+use crate::AppState;
+use crate::config::PipelineBuckets;
+use crate::error::AppError;
+use crate::process::{new_image_id, now_rfc3339};
+use crate::storage::StorageError;
+
+/// The multipart field that carries the file.
+pub const FILE_FIELD: &str = "file";
+
+/// Longest original filename kept in the row, in characters (common file systems' limit).
+pub const MAX_FILENAME_CHARS: usize = 255;
+
+/// Longest name part of an object key's file name, before its extension.
+const MAX_SAFE_STEM: usize = 80;
+
+/// Longest extension kept in an object key's file name.
+const MAX_EXTENSION: usize = 10;
+
+/// The Content-Type of uploads that do not say, or say something unusable.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// A file name that is safe as the last part of an S3 key and still recognisable: only ASCII
+/// letters, digits, `-`, `_` and one `.` before a short extension, at most 80 + 11 characters,
+/// never a `/` or `..`. Anything else becomes `_`; a name with nothing left becomes `original`
+/// with the extension.
+pub fn safe_filename(name: &str) -> String {
+    // Browsers and curl send a bare name, but some clients send a whole path.
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let (stem, extension) = match base.rsplit_once('.') {
+        Some((stem, extension))
+            if (1..=MAX_EXTENSION).contains(&extension.len())
+                && extension.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            (stem, Some(extension.to_ascii_lowercase()))
+        }
+        _ => (base, None),
+    };
+    let mut safe = String::with_capacity(stem.len().min(MAX_SAFE_STEM));
+    for c in stem.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        };
+        // Runs of replaced characters read as one gap.
+        if !(c == '_' && safe.ends_with('_')) {
+            safe.push(c);
+        }
+    }
+    let mut safe = safe.trim_matches(['_', '-']).to_owned();
+    safe.truncate(MAX_SAFE_STEM);
+    let safe = safe.trim_end_matches(['_', '-']);
+    let stem = if safe.is_empty() { ORIGINAL } else { safe };
+    match extension {
+        Some(extension) => format!("{stem}.{extension}"),
+        None => stem.to_owned(),
+    }
+}
+
+/// The original filename as the row keeps it: as given, without control characters, at most
+/// [`MAX_FILENAME_CHARS`] characters.
+pub fn bounded_filename(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME_CHARS)
+        .collect()
+}
+
+/// The key of an uploaded original in the uploads bucket.
+pub fn upload_key(image_id: &str, safe_filename: &str) -> String {
+    format!("uploads/{image_id}/{safe_filename}")
+}
+
+/// Where a row can be followed.
+pub fn status_url(image_id: &str) -> String {
+    format!("/api/images/{image_id}")
+}
+
+/// `value` if it is a plain MIME type (`type/subtype`, optional parameters, printable ASCII),
+/// which is what S3 stores and a signed header can carry.
+pub fn valid_content_type(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let (kind, subtype) = essence.split_once('/')?;
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+    };
+    let printable = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    (value.len() <= 127 && printable && token(kind) && token(subtype)).then_some(value)
+}
+
+/// The row an upload starts with.
+fn pending_record(
+    image_id: &str,
+    pipeline: &PipelineBuckets,
+    key: &str,
+    filename: &str,
+    size_bytes: Option<u64>,
+    request_id: &str,
+) -> ImageRecord {
+    let now = now_rfc3339();
+    ImageRecord {
+        image_id: image_id.to_owned(),
+        status: ImageStatus::Pending,
+        source_url: None,
+        bucket: pipeline.processed.clone(),
+        keys: [(ORIGINAL.to_owned(), key.to_owned())].into(),
+        size_bytes,
+        width: None,
+        height: None,
+        format: None,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        timings_ms: None,
+        error: None,
+        request_id: Some(request_id.to_owned()),
+        original_bucket: Some(pipeline.uploads.clone()),
+        original_filename: Some(bounded_filename(filename)),
+        uploaded_at: Some(now.clone()),
+        history: vec![StatusChange {
+            status: ImageStatus::Pending,
+            at: now,
+        }],
+    }
+}
+
+fn too_large(cap: u64) -> AppError {
+    AppError::new(
+        ErrorCode::TooLarge,
+        format!("the file is larger than the upload limit of {cap} bytes"),
+    )
+}
+
+fn multipart_error(err: MultipartError) -> AppError {
+    let code = if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorCode::TooLarge
+    } else {
+        ErrorCode::InvalidRequest
+    };
+    AppError::new(
+        code,
+        format!("the multipart body could not be read: {}", err.body_text()),
+    )
+}
+
+/// The file of a `POST /upload`, read into memory.
+#[derive(Debug)]
+pub(crate) struct ReceivedFile {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Bytes,
+}
+
+/// Reads the one `file` field, counting bytes as they arrive: a body that lies about its
+/// length, or has none, is cut off at `cap` all the same. Other fields are skipped.
+pub(crate) async fn read_file_field(
+    mut multipart: Multipart,
+    cap: u64,
+) -> Result<ReceivedFile, AppError> {
+    let mut received = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some(FILE_FIELD) {
+            continue;
+        }
+        if received.is_some() {
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
+                "send one `file` field per upload",
+            ));
+        }
+        let Some(filename) = field.file_name().map(str::to_owned) else {
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
+                "the `file` field must be a file, with a filename",
+            ));
+        };
+        let content_type = field
+            .content_type()
+            .and_then(valid_content_type)
+            .unwrap_or(DEFAULT_CONTENT_TYPE)
+            .to_owned();
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if (bytes.len() + chunk.len()) as u64 > cap {
+                return Err(too_large(cap));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        received = Some(ReceivedFile {
+            filename,
+            content_type,
+            bytes: bytes.freeze(),
+        });
+    }
+    let file = received.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::InvalidRequest,
+            "the body must be multipart/form-data with a `file` field holding the image",
+        )
+    })?;
+    if file.bytes.is_empty() {
+        return Err(AppError::new(
+            ErrorCode::InvalidRequest,
+            "the file is empty",
+        ));
+    }
+    Ok(file)
+}
+
+/// Writes the `PENDING` row, then the original. If the original cannot be stored the row is
+/// marked `FAILED` with the reason, so no row waits for an object that will never come.
+pub(crate) async fn store_upload(
+    state: &AppState,
+    pipeline: &PipelineBuckets,
+    file: ReceivedFile,
+    request_id: &str,
+) -> Result<UploadResponse, AppError> {
+    let image_id = new_image_id();
+    let key = upload_key(&image_id, &safe_filename(&file.filename));
+    let size_bytes = file.bytes.len() as u64;
+    let record = pending_record(
+        &image_id,
+        pipeline,
+        &key,
+        &file.filename,
+        Some(size_bytes),
+        request_id,
+    );
+    state.store().create_record(&record).await?;
+    let stored = state
+        .store()
+        .put_upload(
+            &pipeline.uploads,
+            &key,
+            file.bytes,
+            &file.content_type,
+            &image_id,
+        )
+        .await;
+    if let Err(err) = stored {
+        return Err(record_upload_failure(state, pipeline, &image_id, &key, err).await);
+    }
+    tracing::info!(image_id = %image_id, key = %key, size_bytes, "upload stored");
+    Ok(UploadResponse {
+        status_url: status_url(&image_id),
+        image_id,
+        status: ImageStatus::Pending,
+        bucket: pipeline.uploads.clone(),
+        key,
+        size_bytes,
+    })
+}
+
+/// Marks the row of an upload whose original could not be stored `FAILED`, and builds the
+/// answer. The object is deleted too: a timed-out PUT may still have landed.
+async fn record_upload_failure(
+    state: &AppState,
+    pipeline: &PipelineBuckets,
+    image_id: &str,
+    key: &str,
+    err: StorageError,
+) -> AppError {
+    tracing::error!(image_id = %image_id, error = %err, "storing the upload failed");
+    state
+        .store()
+        .delete_objects(&pipeline.uploads, &[key.to_owned()])
+        .await;
+    let reason = format!("storage failed: {err}");
+    if let Err(row_err) = state
+        .store()
+        .mark_upload_failed(image_id, &reason, &now_rfc3339())
+        .await
+    {
+        tracing::error!(
+            image_id = %image_id,
+            error = %row_err,
+            "the row could not be marked FAILED"
+        );
+    }
+    AppError::new(
+        ErrorCode::StorageFailed,
+        format!("upload {image_id} could not be stored; its row is marked FAILED"),
+    )
+}
+
+/// Checks the declared upload, writes its `PENDING` row and presigns the PUT. The row stays
+/// `PENDING` until the object arrives and the resizer takes it.
+pub(crate) async fn presign_upload(
+    state: &AppState,
+    pipeline: &PipelineBuckets,
+    request: PresignUploadRequest,
+    request_id: &str,
+) -> Result<PresignUploadResponse, AppError> {
+    if request.filename.trim().is_empty() {
+        return Err(AppError::new(
+            ErrorCode::InvalidRequest,
+            "`filename` must name the file to upload",
+        ));
+    }
+    let content_type = match request.content_type.as_deref() {
+        None => DEFAULT_CONTENT_TYPE,
+        Some(given) => valid_content_type(given).ok_or_else(|| {
+            AppError::new(
+                ErrorCode::InvalidRequest,
+                "`content_type` must be a MIME type like `image/jpeg`",
+            )
+        })?,
+    };
+    let cap = state.config().max_upload_bytes;
+    match request.size_bytes {
+        Some(0) => {
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
+                "the file is empty",
+            ));
+        }
+        Some(size) if size > cap => return Err(too_large(cap)),
+        _ => {}
+    }
+
+    let image_id = new_image_id();
+    let key = upload_key(&image_id, &safe_filename(&request.filename));
+    let expires = state.presign_expiry();
+    // Presigning is a local computation; done before the row so a failure leaves nothing.
+    let presigned = state
+        .store()
+        .presign_upload(&pipeline.uploads, &key, content_type, &image_id, expires)
+        .await?;
+    let record = pending_record(
+        &image_id,
+        pipeline,
+        &key,
+        &request.filename,
+        request.size_bytes,
+        request_id,
+    );
+    state.store().create_record(&record).await?;
+    tracing::info!(image_id = %image_id, key = %key, "upload presigned");
+    Ok(PresignUploadResponse {
+        status_url: status_url(&image_id),
+        image_id,
+        upload_url: presigned.url,
+        method: "PUT".into(),
+        headers: presigned.headers,
+        key,
+        bucket: pipeline.uploads.clone(),
+        expires_in_s: expires.as_secs(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_name_is_kept() {
+        assert_eq!(safe_filename("cat.jpg"), "cat.jpg");
+        assert_eq!(safe_filename("My-Photo_2.PNG"), "My-Photo_2.png");
+    }
+
+    #[test]
+    fn paths_and_dot_dots_are_cut_away() {
+        assert_eq!(safe_filename("../../x"), "x");
+        assert_eq!(safe_filename("../../etc/passwd"), "passwd");
+        assert_eq!(safe_filename("..\\..\\windows\\cat.gif"), "cat.gif");
+        assert_eq!(safe_filename(".."), ORIGINAL);
+        assert_eq!(safe_filename("../.."), ORIGINAL);
+        assert_eq!(safe_filename("a..b.jpg"), "a_b.jpg");
+        assert_eq!(safe_filename("dir/"), ORIGINAL);
+        for name in ["../../x", "..", "a/../b.png", "....jpg", "x/..\\.."] {
+            let safe = safe_filename(name);
+            assert!(
+                !safe.contains('/') && !safe.contains(".."),
+                "{name} -> {safe}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_characters_become_one_underscore() {
+        assert_eq!(
+            safe_filename("holiday photo (1).jpeg"),
+            "holiday_photo_1.jpeg"
+        );
+        assert_eq!(safe_filename("café au lait.png"), "caf_au_lait.png");
+        assert_eq!(safe_filename("a%2Fb?c=d.jpg"), "a_2Fb_c_d.jpg");
+        assert_eq!(safe_filename("<script>.webp"), "script.webp");
+    }
+
+    #[test]
+    fn a_name_with_nothing_safe_left_falls_back_to_original() {
+        assert_eq!(safe_filename("фото.JPG"), "original.jpg");
+        assert_eq!(safe_filename("写真"), "original");
+        assert_eq!(safe_filename(""), "original");
+        assert_eq!(safe_filename(".jpg"), "original.jpg");
+        assert_eq!(safe_filename("🐈.gif"), "original.gif");
+    }
+
+    #[test]
+    fn an_odd_extension_is_part_of_the_name() {
+        assert_eq!(safe_filename("notes.tar gz"), "notes_tar_gz");
+        assert_eq!(safe_filename("x.verylongextension"), "x_verylongextension");
+    }
+
+    #[test]
+    fn very_long_names_are_bounded_and_keep_their_extension() {
+        let long = format!("{}.jpg", "a".repeat(5_000));
+        let safe = safe_filename(&long);
+        assert_eq!(safe, format!("{}.jpg", "a".repeat(MAX_SAFE_STEM)));
+        let unicode = "é".repeat(10_000);
+        assert_eq!(safe_filename(&unicode), ORIGINAL);
+        let mixed = format!("{}{}", "b".repeat(MAX_SAFE_STEM - 1), "_______c");
+        assert_eq!(safe_filename(&mixed), "b".repeat(MAX_SAFE_STEM - 1));
+    }
+
+    #[test]
+    fn the_original_filename_is_kept_as_given_but_bounded() {
+        assert_eq!(bounded_filename("../../x y.jpg"), "../../x y.jpg");
+        assert_eq!(bounded_filename("фото.jpg"), "фото.jpg");
+        assert_eq!(bounded_filename("a\nb\u{0}c"), "abc");
+        let long = "ж".repeat(1_000);
+        assert_eq!(bounded_filename(&long).chars().count(), MAX_FILENAME_CHARS);
+    }
+
+    #[test]
+    fn keys_live_under_the_uploads_prefix() {
+        assert_eq!(upload_key("id1", "cat.jpg"), "uploads/id1/cat.jpg");
+        assert_eq!(status_url("id1"), "/api/images/id1");
+    }
+
+    #[test]
+    fn only_plain_mime_types_pass() {
+        assert_eq!(valid_content_type("image/jpeg"), Some("image/jpeg"));
+        assert_eq!(
+            valid_content_type("image/svg+xml; charset=utf-8"),
+            Some("image/svg+xml; charset=utf-8")
+        );
+        for bad in [
+            "",
+            "jpeg",
+            "image/",
+            "/jpeg",
+            "image/jpeg\r\nx: y",
+            "imäge/jpeg",
+        ] {
+            assert_eq!(valid_content_type(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            valid_content_type(&format!("image/{}", "x".repeat(200))),
+            None
+        );
+    }
+}
