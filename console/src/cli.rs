@@ -67,7 +67,7 @@ pub enum Command {
     Invoke(crate::invoke::InvokeArgs),
     /// Invoke the function many times, closed loop (-c) or open loop (--rate), and report
     /// latency percentiles, throughput, errors, cold starts and cost.
-    Bench(crate::bench::command::BenchArgs),
+    Bench(Box<crate::bench::command::BenchArgs>),
     /// Turn run files of `bench --out` into a Markdown report with SVG plots.
     Report(crate::report::ReportArgs),
     /// The function's and the server's log groups, merged in time order, like `aws logs tail`.
@@ -76,6 +76,9 @@ pub enum Command {
     S3(crate::s3::S3Args),
     /// Look at the stack's metadata table: scan with a filter, get one row.
     Db(crate::db::DbArgs),
+    /// Upload images into the event-driven pipeline (`up --with pipeline`) and follow each row
+    /// through PENDING and PROCESSING to COMPLETED or FAILED. Exits 5 if any ends FAILED.
+    Upload(crate::upload::UploadArgs),
     /// Print a shell completion script (e.g. `hybridlab completions bash > ~/.local/share/bash-completion/completions/hybridlab`).
     Completions {
         #[arg(value_enum)]

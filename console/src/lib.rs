@@ -16,6 +16,7 @@ mod sandbox;
 mod stack;
 pub mod tui;
 pub mod units;
+pub mod upload;
 
 use std::process::ExitCode;
 
@@ -37,11 +38,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Down(args)) => runtime.block_on(stack::down(&cli.target, args)),
         Some(Command::Status(args)) => runtime.block_on(stack::status(&cli.target, args)),
         Some(Command::Invoke(args)) => runtime.block_on(invoke::run(&cli.target, args)),
-        Some(Command::Bench(args)) => runtime.block_on(bench::command::run(&cli.target, args)),
+        Some(Command::Bench(args)) => runtime.block_on(bench::command::run(&cli.target, *args)),
         Some(Command::Report(args)) => report::run(args),
         Some(Command::Logs(args)) => runtime.block_on(logs::run(&cli.target, args)),
         Some(Command::S3(args)) => runtime.block_on(s3::run(&cli.target, args)),
         Some(Command::Db(args)) => runtime.block_on(db::run(&cli.target, args)),
+        Some(Command::Upload(args)) => runtime.block_on(upload::run(&cli.target, args)),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());

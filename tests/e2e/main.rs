@@ -10,6 +10,7 @@ mod common;
 mod console;
 mod console_panes;
 mod lambda_proxy;
+mod pipeline;
 mod sandbox_cli;
 mod sandbox_ec2;
 mod sandbox_lambda;

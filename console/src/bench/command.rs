@@ -73,6 +73,19 @@ pub struct BenchArgs {
     #[arg(long)]
     pub payload: Option<PathBuf>,
 
+    /// Drive the event-driven pipeline instead of the function: upload this file -n times at
+    /// concurrency -c and measure each image from upload to COMPLETED (`up --with pipeline`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "urls", "payload", "rate", "sweep", "duration", "csv"])]
+    pub upload: Option<PathBuf>,
+
+    /// With --upload: how the file reaches the uploads bucket.
+    #[arg(long, value_enum, default_value_t = crate::upload::UploadPath::Presigned, requires = "upload")]
+    pub via: crate::upload::UploadPath,
+
+    /// With --upload: how long one image may take to reach its final status.
+    #[arg(long, default_value = "120s", value_parser = crate::units::parse_duration, requires = "upload")]
+    pub upload_timeout: Duration,
+
     #[command(flatten)]
     pub aim: AimArgs,
 
@@ -172,6 +185,22 @@ fn plans(args: &BenchArgs, payloads: Vec<Bytes>) -> anyhow::Result<Vec<(String, 
 }
 
 pub async fn run(target: &TargetArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.upload {
+        if args.aim.function.is_some() {
+            bail!("--upload drives the stack's pipeline; it takes --stack, not --function");
+        }
+        let bench = super::uploads::UploadBench {
+            file,
+            via: args.via,
+            uploads: args.requests.unwrap_or(100),
+            concurrency: args.concurrency,
+            stack: args.aim.stack.as_deref(),
+            timeout: args.upload_timeout,
+            out: args.out.as_ref(),
+            json: args.json,
+        };
+        return super::uploads::run(target, bench).await;
+    }
     let payloads = payloads(&args)?;
     let plans = plans(&args, payloads)?;
     let aim = aim(target, &args.aim).await?;
@@ -474,7 +503,7 @@ mod tests {
             Ok(crate::cli::Cli {
                 command: Some(crate::cli::Command::Bench(args)),
                 ..
-            }) => args,
+            }) => *args,
             other => panic!("not a bench command line: {other:?}"),
         }
     }

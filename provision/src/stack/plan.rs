@@ -277,7 +277,7 @@ fn pipeline_plan(names: &StackNames, settings: &StackSettings, tag: &str) -> Vec
         bucket(
             Step::UploadsBucket,
             &names.uploads_bucket,
-            "uploads (uploads/<image_id>/...), whose notification runs the resizer",
+            "uploads (uploads/<image_id>/...), whose notification runs the resizer; CORS lets a browser PUT with a presigned URL",
         ),
         bucket(
             Step::ProcessedBucket,

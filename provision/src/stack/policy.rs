@@ -113,23 +113,21 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> V
             }
         ]
     });
-    if pipeline {
-        if let Some(statements) = policy["Statement"].as_array_mut() {
-            statements.extend([
-                json!({
-                    "Sid": "AcceptUploads",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:GetObject"],
-                    "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
-                }),
-                json!({
-                    "Sid": "LinkVariants",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject"],
-                    "Resource": [objects_arn(arns, &names.processed_bucket, "images/")]
-                }),
-            ]);
-        }
+    if pipeline && let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.extend([
+            json!({
+                "Sid": "AcceptUploads",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
+            }),
+            json!({
+                "Sid": "LinkVariants",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [objects_arn(arns, &names.processed_bucket, "images/")]
+            }),
+        ]);
     }
     policy
 }

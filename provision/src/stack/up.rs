@@ -18,11 +18,11 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Event, FilterRule,
-    FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
-    NotificationConfigurationFilter, PublicAccessBlockConfiguration, S3KeyFilter,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Tagging, VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CorsConfiguration, CorsRule,
+    CreateBucketConfiguration, Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration,
+    NotificationConfiguration, NotificationConfigurationFilter, PublicAccessBlockConfiguration,
+    S3KeyFilter, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tagging, VersioningConfiguration,
 };
 use base64::Engine as _;
 use sha2::Digest as _;
@@ -1291,11 +1291,11 @@ impl Run<'_> {
         }
         let names = &self.names;
         let (uploads, processed, log_group, role) = tokio::join!(
-            self.step(
-                Step::UploadsBucket,
-                &names.uploads_bucket,
-                self.bucket(&names.uploads_bucket, true)
-            ),
+            self.step(Step::UploadsBucket, &names.uploads_bucket, async {
+                let made = self.bucket(&names.uploads_bucket, true).await?;
+                self.uploads_cors().await?;
+                Ok(made)
+            }),
             self.step(
                 Step::ProcessedBucket,
                 &names.processed_bucket,
@@ -1312,6 +1312,34 @@ impl Run<'_> {
         processed?;
         log_group?;
         role.map(Some)
+    }
+
+    /// Lets the gallery page, served by the instance, PUT straight to the uploads bucket with
+    /// a presigned URL. Any origin: the URL itself is the authorisation, and the instance's
+    /// address is not known yet.
+    async fn uploads_cors(&self) -> Result<(), StackError> {
+        let rule = CorsRule::builder()
+            .allowed_methods("PUT")
+            .allowed_origins("*")
+            .allowed_headers("content-type")
+            .allowed_headers("x-amz-meta-image-id")
+            .max_age_seconds(3000)
+            .build()
+            .map_err(invalid("CORS rule"))?;
+        self.clients
+            .s3
+            .put_bucket_cors()
+            .bucket(&self.names.uploads_bucket)
+            .cors_configuration(
+                CorsConfiguration::builder()
+                    .cors_rules(rule)
+                    .build()
+                    .map_err(invalid("CORS configuration"))?,
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:PutBucketCors", err))?;
+        Ok(())
     }
 
     async fn resizer_role(&self) -> Result<(Outcome, String), StackError> {
