@@ -536,3 +536,86 @@ async fn each_record_of_an_event_is_processed_on_its_own() {
     assert_eq!(pipeline.row(&good).await.status, ImageStatus::Completed);
     assert_eq!(pipeline.processed_keys().await, jpeg_keys(&good));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processing_row_is_taken_over_only_once_its_lease_has_ended() {
+    let pipeline = Pipeline::start("", None).await;
+    let (id, key) = pipeline
+        .upload("crashed.jpg", fixtures::jpeg(320, 240), true)
+        .await;
+    // An earlier attempt took the row and crashed; `until` is its lease in Unix seconds.
+    let crashed_attempt = |until: &str| {
+        pipeline
+            .clients
+            .dynamodb
+            .update_item()
+            .table_name(&pipeline.table)
+            .key("image_id", AttributeValue::S(id.clone()))
+            .update_expression(
+                "SET #status = :processing, processing_until = :until, \
+                 #history = list_append(#history, :change)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#history", "history")
+            .expression_attribute_values(":processing", AttributeValue::S("PROCESSING".into()))
+            .expression_attribute_values(":until", AttributeValue::N(until.into()))
+            .expression_attribute_values(
+                ":change",
+                AttributeValue::L(vec![hybridlab_wire::item::status_change(&StatusChange {
+                    status: ImageStatus::Processing,
+                    at: UPLOADED_AT.into(),
+                })]),
+            )
+            .send()
+    };
+
+    // Far in the future: still held, so the event is a duplicate and writes nothing.
+    crashed_attempt("99999999999")
+        .await
+        .expect("moto updates the row");
+    let event = pipeline.event(&pipeline.uploads, &key);
+    let summary = pipeline.handle(event.clone()).await;
+    assert_eq!(summary.outcome, Outcome::Duplicate, "{summary:?}");
+    assert_eq!(pipeline.processed_keys().await, Vec::<String>::new());
+
+    // Ended: Lambda's retry takes the row over and finishes it.
+    pipeline
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(&pipeline.table)
+        .key("image_id", AttributeValue::S(id.clone()))
+        .update_expression("SET processing_until = :past")
+        .expression_attribute_values(":past", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .expect("moto updates the row");
+    let summary = pipeline.handle(event).await;
+    assert_eq!(summary.outcome, Outcome::Completed, "{summary:?}");
+    let row = pipeline.row(&id).await;
+    assert_eq!(
+        statuses(&row),
+        [
+            ImageStatus::Pending,
+            ImageStatus::Processing,
+            ImageStatus::Processing,
+            ImageStatus::Completed
+        ]
+    );
+    let item = pipeline
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&pipeline.table)
+        .key("image_id", AttributeValue::S(id.clone()))
+        .send()
+        .await
+        .expect("moto reads the row")
+        .item
+        .expect("the row exists");
+    assert!(
+        !item.contains_key("processing_until"),
+        "the lease ends with the row"
+    );
+    assert_eq!(pipeline.processed_keys().await, jpeg_keys(&id));
+}
