@@ -1,8 +1,12 @@
-//! JPEG encoding with `jpeg-encoder` (AVX2 where the CPU has it), 4:2:0 below quality 90.
+//! JPEG encoding with `jpeg-encoder` (AVX2 where the CPU has it), 4:2:0 below quality 90; PNG
+//! and lossless WebP with the `image` crate's encoders.
 
+use image::codecs::png::PngEncoder;
+use image::codecs::webp::WebPEncoder;
+use image::{ExtendedColorType, ImageEncoder};
 use jpeg_encoder::{ColorType, Encoder};
 
-use crate::{ImagingError, Layout, Raster};
+use crate::{ExtraFormat, ImagingError, Layout, Raster};
 
 pub(crate) fn encode_jpeg(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError> {
     let width = u16::try_from(raster.width)
@@ -19,4 +23,28 @@ pub(crate) fn encode_jpeg(raster: &Raster, quality: u8) -> Result<Vec<u8>, Imagi
         .encode(&raster.pixels, width, height, color)
         .map_err(|err| ImagingError::Encode(err.to_string()))?;
     Ok(jpeg)
+}
+
+pub(crate) fn encode_extra(raster: &Raster, format: ExtraFormat) -> Result<Vec<u8>, ImagingError> {
+    let color = match raster.layout {
+        Layout::Gray => ExtendedColorType::L8,
+        Layout::Rgb => ExtendedColorType::Rgb8,
+    };
+    let mut out = Vec::new();
+    let encoded = match format {
+        ExtraFormat::Png => PngEncoder::new(&mut out).write_image(
+            &raster.pixels,
+            raster.width,
+            raster.height,
+            color,
+        ),
+        ExtraFormat::WebP => WebPEncoder::new_lossless(&mut out).write_image(
+            &raster.pixels,
+            raster.width,
+            raster.height,
+            color,
+        ),
+    };
+    encoded.map_err(|err| ImagingError::Encode(format!("{}: {err}", format.name())))?;
+    Ok(out)
 }

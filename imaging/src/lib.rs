@@ -1,6 +1,7 @@
 //! The lab's image pipeline as plain functions: detect the format from the bytes, decode under a
 //! pixel limit (at a reduced JPEG DCT scale when the variants are much smaller), apply the EXIF
-//! orientation, resample with `fast_image_resize` and encode each variant as JPEG.
+//! orientation, resample with `fast_image_resize` and encode each variant as JPEG, and on
+//! request also as PNG or lossless WebP.
 //!
 //! No I/O and no async: the image server calls [`make_variants`] on a blocking thread, the
 //! resizer Lambda calls it inline, and the benchmark calls it in a loop.
@@ -80,8 +81,42 @@ pub enum ImagingError {
     #[error("resizing failed: {0}")]
     Resize(String),
     /// Encoding failed; a bug rather than bad input.
-    #[error("JPEG encoding failed: {0}")]
+    #[error("encoding failed: {0}")]
     Encode(String),
+}
+
+/// A format a variant can be converted to besides its JPEG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExtraFormat {
+    /// Lossless WebP (the only WebP the `image` crate encodes).
+    WebP,
+    Png,
+}
+
+impl ExtraFormat {
+    /// The name used in configuration and as the file extension: `webp`, `png`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebP => "webp",
+            Self::Png => "png",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Self::WebP => "image/webp",
+            Self::Png => "image/png",
+        }
+    }
+
+    /// Parses [`Self::name`], ignoring case; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "webp" => Some(Self::WebP),
+            "png" => Some(Self::Png),
+            _ => None,
+        }
+    }
 }
 
 /// One encoded variant.
@@ -92,6 +127,8 @@ pub struct EncodedVariant {
     pub height: u32,
     /// JPEG bytes.
     pub jpeg: Vec<u8>,
+    /// The same pixels in each extra format asked for, in the order asked.
+    pub extra: Vec<(ExtraFormat, Vec<u8>)>,
 }
 
 /// Time spent in each stage of [`make_variants`].
@@ -127,6 +164,17 @@ pub fn make_variants(
     specs: &[VariantSpec],
     limits: DecodeLimits,
 ) -> Result<ProcessedImage, ImagingError> {
+    make_variants_in(bytes, specs, limits, &[])
+}
+
+/// [`make_variants`], also encoding each variant in every format of `extra`, from the same
+/// pixels rather than from its JPEG. The encode timing covers every format.
+pub fn make_variants_in(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: DecodeLimits,
+    extra: &[ExtraFormat],
+) -> Result<ProcessedImage, ImagingError> {
     let started = Instant::now();
     let decoded = decode::decode(bytes, specs, limits)?;
     let decode_time = started.elapsed();
@@ -146,11 +194,16 @@ pub fn make_variants(
     let mut variants = Vec::with_capacity(specs.len());
     for (spec, raster) in specs.iter().zip(rasters) {
         let jpeg = encode::encode_jpeg(&raster, JPEG_QUALITY)?;
+        let extra = extra
+            .iter()
+            .map(|&format| Ok((format, encode::encode_extra(&raster, format)?)))
+            .collect::<Result<_, ImagingError>>()?;
         variants.push(EncodedVariant {
             name: spec.name,
             width: raster.width,
             height: raster.height,
             jpeg,
+            extra,
         });
     }
     let encode_time = started.elapsed();

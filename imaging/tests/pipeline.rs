@@ -4,7 +4,8 @@
 use std::io::Cursor;
 
 use hybridlab_imaging::{
-    DecodeLimits, ImagingError, LAB_VARIANTS, ProcessedImage, SourceFormat, make_variants,
+    DecodeLimits, ExtraFormat, ImagingError, LAB_VARIANTS, ProcessedImage, SourceFormat,
+    make_variants, make_variants_in,
 };
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -449,4 +450,36 @@ fn random_bytes_are_not_an_image() {
         make_variants(b"", &LAB_VARIANTS, DecodeLimits::default()),
         Err(ImagingError::NotAnImage)
     ));
+}
+
+#[test]
+fn extra_formats_hold_the_same_pixels_as_lossless_png_and_webp() {
+    let processed = make_variants_in(
+        &rgb_jpeg(1600, 1200),
+        &LAB_VARIANTS,
+        DecodeLimits::default(),
+        &[ExtraFormat::WebP, ExtraFormat::Png],
+    )
+    .expect("make_variants_in");
+    for variant in &processed.variants {
+        let formats: Vec<ExtraFormat> = variant.extra.iter().map(|(format, _)| *format).collect();
+        assert_eq!(
+            formats,
+            [ExtraFormat::WebP, ExtraFormat::Png],
+            "{}",
+            variant.name
+        );
+        let webp =
+            image::load_from_memory_with_format(&variant.extra[0].1, image::ImageFormat::WebP)
+                .expect("the WebP decodes");
+        let png = image::load_from_memory_with_format(&variant.extra[1].1, image::ImageFormat::Png)
+            .expect("the PNG decodes");
+        assert_eq!(
+            (webp.width(), webp.height()),
+            (variant.width, variant.height)
+        );
+        // Both are lossless encodings of one raster.
+        assert_eq!(webp.to_rgb8(), png.to_rgb8(), "{}", variant.name);
+    }
+    assert!(process(&rgb_jpeg(64, 48)).variants[0].extra.is_empty());
 }

@@ -1,4 +1,4 @@
-//! End-to-end tests: the image server, the proxy Lambda's handler, S3 and DynamoDB on moto's
+//! End-to-end tests: the image server, the proxy and resizer Lambdas' handlers, S3 and DynamoDB on moto's
 //! server, images served from loopback, and the local sandbox running the lab's functions and
 //! instances. One binary; a module per area.
 
@@ -11,6 +11,7 @@ mod console;
 mod console_panes;
 mod lambda_proxy;
 mod pipeline;
+mod resizer;
 mod sandbox_cli;
 mod sandbox_ec2;
 mod sandbox_lambda;

@@ -59,12 +59,7 @@ pub fn to_item(record: &ImageRecord) -> Item {
         item.insert("format".into(), string(format));
     }
     if let Some(timings) = &record.timings_ms {
-        let map = timings
-            .stages()
-            .into_iter()
-            .map(|(stage, ms)| (stage.to_owned(), number(format!("{ms:.3}"))))
-            .collect();
-        item.insert("timings_ms".into(), AttributeValue::M(map));
+        item.insert("timings_ms".into(), stage_timings(timings));
     }
     if let Some(error) = &record.error {
         item.insert("error".into(), string(error));
@@ -94,6 +89,18 @@ pub fn status_change(change: &StatusChange) -> AttributeValue {
         ("status".to_owned(), string(change.status.as_str())),
         ("at".to_owned(), string(&change.at)),
     ]))
+}
+
+/// The `timings_ms` map, as [`to_item`] writes it and the pipeline sets it: milliseconds per
+/// stage, to the microsecond.
+pub fn stage_timings(timings: &StageTimings) -> AttributeValue {
+    AttributeValue::M(
+        timings
+            .stages()
+            .into_iter()
+            .map(|(stage, ms)| (stage.to_owned(), number(format!("{ms:.3}"))))
+            .collect(),
+    )
 }
 
 /// Reads an item back. Attributes this version does not know are ignored, so rows written by

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "dynamodb")]
 pub mod item;
+#[cfg(feature = "dynamodb")]
+pub mod transition;
 
 /// The names of the resized variants every path makes, with the longest side of each in pixels.
 pub const VARIANT_SIDES: [(&str, u32); 3] = [("thumbnail", 150), ("medium", 600), ("large", 1200)];
