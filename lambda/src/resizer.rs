@@ -456,7 +456,13 @@ impl Resizer {
         let row = match self
             .update(
                 &id,
-                transition::start_processing(&at, now_s, lease_until(now_s, deadline_ms)),
+                transition::start_processing(
+                    &at,
+                    now_s,
+                    lease_until(now_s, deadline_ms),
+                    bucket,
+                    key,
+                ),
             )
             .return_values(ReturnValue::AllNew)
             .send()
@@ -470,8 +476,9 @@ impl Resizer {
                     .is_conditional_check_failed_exception()
                 {
                     true => Ended::Duplicate(
-                        "the row is not PENDING: another attempt has it, it is done, or it \
-                         does not exist"
+                        "no PENDING row has this object as its original: another attempt has \
+                         it, it is done, it does not exist, or the metadata names another \
+                         image's row"
                             .into(),
                     ),
                     false => Ended::Retry(format!("setting PROCESSING failed: {reason}")),

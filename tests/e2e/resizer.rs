@@ -619,3 +619,32 @@ async fn a_processing_row_is_taken_over_only_once_its_lease_has_ended() {
     );
     assert_eq!(pipeline.processed_keys().await, jpeg_keys(&id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_naming_another_images_id_cannot_take_its_row() {
+    let pipeline = Pipeline::start("", None).await;
+    let (victim, _) = pipeline
+        .upload("victim.jpg", fixtures::jpeg(640, 480), false)
+        .await;
+    let before = pipeline.row(&victim).await;
+    // Another object in the uploads bucket whose metadata claims the victim's id.
+    let forged_key = format!("uploads/{}/forged.jpg", uuid::Uuid::new_v4());
+    pipeline
+        .clients
+        .s3
+        .put_object()
+        .bucket(&pipeline.uploads)
+        .key(&forged_key)
+        .metadata("image-id", &victim)
+        .body(ByteStream::from(fixtures::jpeg(320, 240)))
+        .send()
+        .await
+        .expect("moto stores the object");
+
+    let summary = pipeline
+        .handle(pipeline.event(&pipeline.uploads, &forged_key))
+        .await;
+    assert_eq!(summary.outcome, Outcome::Duplicate, "{summary:?}");
+    assert_eq!(pipeline.row(&victim).await, before, "the row is untouched");
+    assert_eq!(pipeline.processed_keys().await, Vec::<String>::new());
+}

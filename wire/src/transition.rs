@@ -82,16 +82,32 @@ fn base(to: ImageStatus, at: &str) -> ConditionalUpdate {
 /// PENDING to PROCESSING, at `at` (RFC 3339), holding a lease until `lease_until` (Unix
 /// seconds). Also takes over a PROCESSING row whose lease ended before `now` (Unix seconds):
 /// that attempt crashed or timed out, and this is Lambda's retry. A missing row fails the
-/// condition rather than being created.
-pub fn start_processing(at: &str, now: i64, lease_until: i64) -> ConditionalUpdate {
+/// condition rather than being created, and so does a row whose original is not the object
+/// `bucket`/`key` the event is about: an object uploaded with another image's id in its
+/// metadata cannot take that image's row.
+pub fn start_processing(
+    at: &str,
+    now: i64,
+    lease_until: i64,
+    bucket: &str,
+    key: &str,
+) -> ConditionalUpdate {
     let mut update = base(ImageStatus::Processing, at);
     update
         .update_expression
         .push_str(", #processing_until = :lease_until");
-    update
-        .names
-        .insert("#image_id".to_owned(), "image_id".to_owned());
+    update.names.extend(
+        [
+            ("#image_id", "image_id"),
+            ("#keys", "keys"),
+            ("#original", crate::ORIGINAL),
+            ("#original_bucket", "original_bucket"),
+        ]
+        .map(|(placeholder, name)| (placeholder.to_owned(), name.to_owned())),
+    );
     update.values.extend([
+        (":bucket".to_owned(), string(bucket)),
+        (":key".to_owned(), string(key)),
         (":pending".to_owned(), status(ImageStatus::Pending)),
         (":processing".to_owned(), status(ImageStatus::Processing)),
         (":now".to_owned(), AttributeValue::N(now.to_string())),
@@ -100,8 +116,9 @@ pub fn start_processing(at: &str, now: i64, lease_until: i64) -> ConditionalUpda
             AttributeValue::N(lease_until.to_string()),
         ),
     ]);
-    update.condition_expression = "attribute_exists(#image_id) AND (#status = :pending \
-         OR (#status = :processing AND #processing_until < :now))"
+    update.condition_expression = "attribute_exists(#image_id) \
+         AND #original_bucket = :bucket AND #keys.#original = :key \
+         AND (#status = :pending OR (#status = :processing AND #processing_until < :now))"
         .to_owned();
     update
 }
@@ -226,14 +243,29 @@ mod tests {
 
     #[test]
     fn processing_starts_from_pending_or_an_expired_lease_only() {
-        let update = start_processing("2026-11-22T10:00:01Z", 1_000, 1_900);
+        let update = start_processing(
+            "2026-11-22T10:00:01Z",
+            1_000,
+            1_900,
+            "uploads",
+            "uploads/x/cat.jpg",
+        );
         assert_placeholders_match(&update);
         assert_eq!(
             update.condition_expression,
-            "attribute_exists(#image_id) AND (#status = :pending \
-             OR (#status = :processing AND #processing_until < :now))"
+            "attribute_exists(#image_id) \
+             AND #original_bucket = :bucket AND #keys.#original = :key \
+             AND (#status = :pending OR (#status = :processing AND #processing_until < :now))"
         );
         assert_eq!(update.values[":now"], AttributeValue::N("1000".into()));
+        assert_eq!(
+            update.values[":key"],
+            AttributeValue::S("uploads/x/cat.jpg".into())
+        );
+        assert_eq!(
+            update.values[":bucket"],
+            AttributeValue::S("uploads".into())
+        );
         assert_eq!(
             update.values[":lease_until"],
             AttributeValue::N("1900".into())

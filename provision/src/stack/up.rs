@@ -1400,23 +1400,49 @@ impl Run<'_> {
             })?;
         let bucket = &self.names.uploads_bucket;
         let mut changed = Vec::new();
-        match self
+        // The function's resource policy names the statement once it exists (moto, unlike
+        // Lambda, accepts the same statement id twice, so adding blindly is no test).
+        let granted = match self
             .clients
             .lambda
-            .add_permission()
+            .get_policy()
             .function_name(&self.names.resizer)
-            .statement_id(RESIZER_PERMISSION_ID)
-            .action("lambda:InvokeFunction")
-            .principal("s3.amazonaws.com")
-            .source_arn(format!("arn:{}:s3:::{bucket}", context.partition))
-            // A bucket name can pass to another account once deleted: the account pins it.
-            .source_account(&context.account)
             .send()
             .await
         {
-            Ok(_) => changed.push("invoke permission for S3"),
-            Err(err) if code_of(&err) == Some("ResourceConflictException") => {}
-            Err(err) => return Err(sdk_error("lambda:AddPermission", err)),
+            Ok(policy) => policy
+                .policy()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+                .and_then(|policy| {
+                    policy["Statement"].as_array().map(|statements| {
+                        statements
+                            .iter()
+                            .any(|statement| statement["Sid"] == RESIZER_PERMISSION_ID)
+                    })
+                })
+                .unwrap_or(false),
+            Err(err) if is_not_found(&err) => false,
+            Err(err) => return Err(sdk_error("lambda:GetPolicy", err)),
+        };
+        if !granted {
+            match self
+                .clients
+                .lambda
+                .add_permission()
+                .function_name(&self.names.resizer)
+                .statement_id(RESIZER_PERMISSION_ID)
+                .action("lambda:InvokeFunction")
+                .principal("s3.amazonaws.com")
+                .source_arn(format!("arn:{}:s3:::{bucket}", context.partition))
+                // A bucket name can pass to another account once deleted: the account pins it.
+                .source_account(&context.account)
+                .send()
+                .await
+            {
+                Ok(_) => changed.push("invoke permission for S3"),
+                Err(err) if code_of(&err) == Some("ResourceConflictException") => {}
+                Err(err) => return Err(sdk_error("lambda:AddPermission", err)),
+            }
         }
         let wanted = LambdaFunctionConfiguration::builder()
             .id(RESIZER_NOTIFICATION_ID)
@@ -1438,21 +1464,25 @@ impl Run<'_> {
             )
             .build()
             .map_err(invalid("bucket notification"))?;
-        let current = self
+        // Only to tell "in place" from "set": whatever keeps it from being read, the put below
+        // either succeeds or reports the real problem. (moto answers a bucket without any
+        // configuration with an empty body the SDK cannot parse.)
+        let in_place = self
             .clients
             .s3
             .get_bucket_notification_configuration()
             .bucket(bucket)
             .send()
             .await
-            .map_err(|err| sdk_error("s3:GetBucketNotificationConfiguration", err))?;
-        let in_place = current
-            .lambda_function_configurations()
-            .iter()
-            .any(|found| {
-                found.lambda_function_arn() == resizer_arn
-                    && found.events() == wanted.events()
-                    && found.filter() == wanted.filter()
+            .is_ok_and(|current| {
+                current
+                    .lambda_function_configurations()
+                    .iter()
+                    .any(|found| {
+                        found.lambda_function_arn() == resizer_arn
+                            && found.events() == wanted.events()
+                            && found.filter() == wanted.filter()
+                    })
             });
         if !in_place {
             self.clients
