@@ -62,6 +62,10 @@ pub enum BucketChoice {
     Images,
     /// The server binary and its environment file.
     Artifacts,
+    /// The pipeline's uploads (`up --with pipeline`).
+    Uploads,
+    /// The variants the pipeline's resizer made.
+    Processed,
 }
 
 impl BucketChoice {
@@ -70,15 +74,42 @@ impl BucketChoice {
         match self {
             Self::Images => &names.images_bucket,
             Self::Artifacts => &names.artifacts_bucket,
+            Self::Uploads => &names.uploads_bucket,
+            Self::Processed => &names.processed_bucket,
         }
     }
 
-    /// The other one of the stack's two buckets.
-    pub fn other(self) -> Self {
+    /// The short name people use for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Images => "images",
+            Self::Artifacts => "artifacts",
+            Self::Uploads => "uploads",
+            Self::Processed => "processed",
+        }
+    }
+
+    /// The next of the stack's buckets, in the order above, round again after the last.
+    pub fn next(self) -> Self {
         match self {
             Self::Images => Self::Artifacts,
-            Self::Artifacts => Self::Images,
+            Self::Artifacts => Self::Uploads,
+            Self::Uploads => Self::Processed,
+            Self::Processed => Self::Images,
         }
+    }
+
+    /// Which of its stack's buckets `bucket` is (a row's `bucket` attribute, say).
+    pub fn of_bucket(bucket: &str) -> Option<Self> {
+        let names = StackNames::new(&StackNames::stack_of(bucket)?);
+        [
+            Self::Images,
+            Self::Artifacts,
+            Self::Uploads,
+            Self::Processed,
+        ]
+        .into_iter()
+        .find(|choice| choice.name(&names) == bucket)
     }
 }
 
@@ -724,6 +755,20 @@ mod tests {
     use aws_sdk_s3::operation::get_object::GetObjectError;
     use hybridlab_provision::stack::error::Response;
     use hybridlab_provision::stack::{StackClients, StackId, StackNames, Target};
+
+    #[test]
+    fn a_bucket_name_tells_which_of_its_stacks_buckets_it_is() {
+        let names = StackNames::new(&StackId::parse("k3x9q2ma").expect("an id"));
+        for choice in [
+            BucketChoice::Images,
+            BucketChoice::Artifacts,
+            BucketChoice::Uploads,
+            BucketChoice::Processed,
+        ] {
+            assert_eq!(BucketChoice::of_bucket(choice.name(&names)), Some(choice));
+        }
+        assert_eq!(BucketChoice::of_bucket("someone-elses-bucket"), None);
+    }
 
     #[test]
     fn expiry_is_between_one_second_and_seven_days() {

@@ -83,8 +83,9 @@ fn at(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()
 }
 
-/// From the row's history: milliseconds from PENDING to PROCESSING, and from PROCESSING to
-/// the final status (the last PROCESSING, should a retry have taken the row over).
+/// From the row's history: milliseconds from PENDING to the first PROCESSING (until the event
+/// started the resizer), and from the last PROCESSING (a retry may have taken the row over)
+/// to the final status.
 pub fn stage_split(row: &ImageRecord) -> (Option<f64>, Option<f64>) {
     let when = |wanted: &[ImageStatus], last: bool| {
         let mut matching = row
@@ -99,12 +100,16 @@ pub fn stage_split(row: &ImageRecord) -> (Option<f64>, Option<f64>) {
         change.and_then(|change| at(&change.at))
     };
     let pending = when(&[ImageStatus::Pending], false);
-    let processing = when(&[ImageStatus::Processing], true);
+    let first_processing = when(&[ImageStatus::Processing], false);
+    let last_processing = when(&[ImageStatus::Processing], true);
     let finished = when(&[ImageStatus::Completed, ImageStatus::Failed], true);
     let span = |from: Option<OffsetDateTime>, to: Option<OffsetDateTime>| {
         Some(((to? - from?).as_seconds_f64() * 1000.0).max(0.0))
     };
-    (span(pending, processing), span(processing, finished))
+    (
+        span(pending, first_processing),
+        span(last_processing, finished),
+    )
 }
 
 /// Percentiles of each measure over `samples` (those that have it).
@@ -380,7 +385,8 @@ mod tests {
         assert!((trigger.expect("trigger") - 250.0).abs() < 1e-6);
         assert!((processing.expect("processing") - 650.0).abs() < 1e-6);
 
-        // A retry took the row over: the processing span starts at the last PROCESSING.
+        // A retry took the row over: the trigger ends at the first PROCESSING, the processing
+        // span starts at the last.
         let retried = row(&[
             (ImageStatus::Pending, "2026-11-29T10:00:00Z"),
             (ImageStatus::Processing, "2026-11-29T10:00:01Z"),

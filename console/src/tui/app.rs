@@ -129,9 +129,10 @@ pub enum Action {
     S3(S3Request),
     /// A read for the DynamoDB view.
     Db(DbRequest),
-    /// Switch to the S3 view on the objects under `prefix` of the images bucket (a view
-    /// asks; the app does it, it is not for the event loop).
+    /// Switch to the S3 view on the objects under `prefix` of `bucket` (a view asks; the app
+    /// does it, it is not for the event loop).
     ShowObjects {
+        bucket: crate::s3::BucketChoice,
         prefix: String,
     },
     /// Put `text` on the terminal's clipboard (OSC 52; terminals that do not allow it
@@ -548,6 +549,9 @@ impl App {
         if self.tab == Tab::Db && self.db.typing() {
             return self.db.on_key(key, &mut self.status);
         }
+        if self.tab == Tab::S3 && self.s3.typing() {
+            return self.s3.on_key(key, &mut self.status);
+        }
         if self.help {
             if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
                 self.help = false;
@@ -596,10 +600,10 @@ impl App {
     /// Carries out what a view asked of the app itself; the rest is for the event loop.
     fn follow(&mut self, action: Option<Action>) -> Option<Action> {
         match action {
-            Some(Action::ShowObjects { prefix }) => {
+            Some(Action::ShowObjects { bucket, prefix }) => {
                 self.tab = Tab::S3;
                 let stack = self.selected_stack();
-                self.s3.show_prefix(stack.as_deref(), &prefix)
+                self.s3.show_prefix(stack.as_deref(), bucket, &prefix)
             }
             other => other,
         }

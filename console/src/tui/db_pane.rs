@@ -20,6 +20,7 @@ use crate::db::paging::scan_from;
 use crate::db::typed_json::{Item, item_to_plain_json};
 use crate::db::{scalar, status_tone};
 use crate::output::Tone;
+use crate::s3::BucketChoice;
 use hybridlab_provision::stack::{StackClients, StackId, StackNames};
 
 /// Rows a page shows (and a Scan request evaluates at most).
@@ -150,12 +151,20 @@ impl DbPane {
                 None
             }
             Key::Char('o') | Key::Enter => {
-                let Some(image_id) = self.selected_row().and_then(|row| scalar(row, "image_id"))
+                let row_of_selection = self.selected_row();
+                let Some(image_id) = row_of_selection.and_then(|row| scalar(row, "image_id"))
                 else {
                     *status = Some((Severity::Error, "no row selected".into()));
                     return None;
                 };
+                // A row of the pipeline names its processed bucket; the lab's own rows (and
+                // rows of an older version, without the attribute) live in the images bucket.
+                let bucket = row_of_selection
+                    .and_then(|row| scalar(row, "bucket"))
+                    .and_then(BucketChoice::of_bucket)
+                    .unwrap_or(BucketChoice::Images);
                 Some(Action::ShowObjects {
+                    bucket,
                     prefix: objects_prefix(image_id),
                 })
             }
@@ -759,6 +768,22 @@ mod tests {
                 continuation: None
             }
         );
+        assert_eq!(list.bucket, BucketChoice::Images);
+
+        // A row of the pipeline: its variants are in the processed bucket.
+        let mut app = fixtures::app_with_stack();
+        let first = request(app.on_key(Key::Char('5')));
+        let mut uploaded = row(7, "COMPLETED");
+        uploaded.insert("bucket".into(), text("hybridlab-processed-k3x9q2ma"));
+        app.apply(Update::Db(DbUpdate {
+            seq: first.seq,
+            page: Ok(page(vec![uploaded], None)),
+        }));
+        let Some(Action::S3(list)) = app.on_key(Key::Char('o')) else {
+            panic!("o lists the row's objects");
+        };
+        assert_eq!(list.bucket, BucketChoice::Processed);
+
         let mut pane = DbPane::default();
         let mut status = None;
         assert_eq!(pane.on_key(Key::Enter, &mut status), None, "no row");

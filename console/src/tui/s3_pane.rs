@@ -1,5 +1,6 @@
 //! The S3 view: the selected stack's buckets browsed by prefix, an object's size, type,
-//! metadata and versions, a presigned URL to copy, and a preview of an image.
+//! metadata and versions, a presigned URL to copy, a preview of an image, and a local file
+//! uploaded into the event-driven pipeline.
 //!
 //! Keys change the state and name the read they need ([`S3Request`]); [`serve`] does the read
 //! in a task and its answer ([`S3Update`]) comes back through [`S3Pane::apply`]. Every request
@@ -18,7 +19,7 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::app::{Action, Key, Loading, Severity};
+use super::app::{Action, Key, Loading, Severity, Typed, type_into};
 use super::view::Palette;
 use crate::lab::Lab;
 use crate::s3::{
@@ -126,6 +127,8 @@ pub struct S3Pane {
     /// HeadObject of the selected object.
     pub detail: Loading<ObjectDetail>,
     pub lower: Lower,
+    /// The path of a local file to upload, while it is typed.
+    pub upload_path: Option<String>,
     last_seq: u64,
     /// The number the listing's answers must carry.
     listing_seq: u64,
@@ -144,6 +147,7 @@ impl Default for S3Pane {
             selected: 0,
             detail: Loading::Idle,
             lower: Lower::Nothing,
+            upload_path: None,
             last_seq: 0,
             listing_seq: 0,
             object_seq: 0,
@@ -180,6 +184,11 @@ pub enum S3Read {
     Preview {
         key: String,
     },
+    /// Upload the local file `path` into the stack's pipeline (a presigned PUT, as the
+    /// gallery's browser does).
+    Upload {
+        path: String,
+    },
 }
 
 /// The answer to an [`S3Request`]: its `seq` and what came back (or the line saying why not).
@@ -200,6 +209,7 @@ pub enum S3Answer {
     Versions(Result<Vec<KeyVersion>, String>),
     Presigned(Result<String, String>),
     Preview(Result<Preview, String>),
+    Uploaded(Result<crate::upload::Accepted, String>),
 }
 
 type Status = Option<(Severity, String)>;
@@ -219,10 +229,15 @@ impl S3Pane {
         Some(self.open(String::new()))
     }
 
-    /// Shows the objects under `prefix` of the images bucket (the DynamoDB view's jump).
-    pub fn show_prefix(&mut self, stack: Option<&str>, prefix: &str) -> Option<Action> {
+    /// Shows the objects under `prefix` of `bucket` (the DynamoDB view's jump).
+    pub fn show_prefix(
+        &mut self,
+        stack: Option<&str>,
+        bucket: BucketChoice,
+        prefix: &str,
+    ) -> Option<Action> {
         self.stack = stack.map(str::to_owned);
-        self.bucket = BucketChoice::Images;
+        self.bucket = bucket;
         Some(self.open(prefix.to_owned()))
     }
 
@@ -238,8 +253,48 @@ impl S3Pane {
         }
     }
 
+    /// Whether a path is being typed (every key goes to it).
+    pub fn typing(&self) -> bool {
+        self.upload_path.is_some()
+    }
+
+    fn on_path_key(&mut self, key: Key, status: &mut Status) -> Option<Action> {
+        let line = self.upload_path.as_mut()?;
+        match type_into(line, key) {
+            Typed::Edited => None,
+            Typed::Cancelled => {
+                self.upload_path = None;
+                None
+            }
+            Typed::Submitted => {
+                let path = self.upload_path.take().unwrap_or_default();
+                let path = path.trim();
+                if path.is_empty() {
+                    return None;
+                }
+                *status = Some((Severity::Info, format!("uploading {path}...")));
+                let seq = self.fresh_seq();
+                Some(Action::S3(S3Request {
+                    seq,
+                    stack: self.stack.clone(),
+                    bucket: BucketChoice::Uploads,
+                    read: S3Read::Upload {
+                        path: path.to_owned(),
+                    },
+                }))
+            }
+        }
+    }
+
     pub fn on_key(&mut self, key: Key, status: &mut Status) -> Option<Action> {
+        if self.typing() {
+            return self.on_path_key(key, status);
+        }
         match key {
+            Key::Char('u') => {
+                self.upload_path = Some(String::new());
+                None
+            }
             Key::Up => {
                 if self.selected == 0 {
                     return None;
@@ -280,7 +335,7 @@ impl S3Pane {
                 Some(self.open(parent))
             }
             Key::Char('b') => {
-                self.bucket = self.bucket.other();
+                self.bucket = self.bucket.next();
                 Some(self.open(String::new()))
             }
             Key::Char('r') => Some(self.open(self.prefix.clone())),
@@ -345,6 +400,20 @@ impl S3Pane {
                     (Err(err), true) => *status = Some((Severity::Error, err)),
                 }
             }
+            // An upload is the user's own act: its answer is always heard, and shows where
+            // the original landed.
+            S3Answer::Uploaded(Ok(accepted)) => {
+                *status = Some((
+                    Severity::Info,
+                    format!(
+                        "uploaded as image {}: PENDING until the resizer takes it; the DynamoDB view follows it",
+                        accepted.image_id
+                    ),
+                ));
+                self.bucket = BucketChoice::Uploads;
+                return Some(self.open(format!("uploads/{}/", accepted.image_id)));
+            }
+            S3Answer::Uploaded(Err(err)) => *status = Some((Severity::Error, err)),
             _ if seq != self.object_seq => {}
             S3Answer::Head(result) => {
                 self.detail = loaded(result, status);
@@ -542,8 +611,31 @@ pub async fn serve(clients: StackClients, request: S3Request) -> S3Update {
         S3Read::Preview { key } => {
             S3Answer::Preview(on(&lab, |lab| preview(lab, bucket, key)).await)
         }
+        S3Read::Upload { path } => S3Answer::Uploaded(on(&lab, |lab| upload(lab, path)).await),
     };
     S3Update { seq, answer }
+}
+
+/// Uploads the local file at `path` into `lab`'s pipeline.
+async fn upload(lab: &Lab, path: String) -> anyhow::Result<crate::upload::Accepted> {
+    let path = std::path::PathBuf::from(path);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let filename = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("upload")
+        .to_owned();
+    let uploader = crate::upload::Uploader::for_lab(lab).await?;
+    uploader
+        .upload(
+            crate::upload::UploadPath::Presigned,
+            &filename,
+            crate::upload::content_type_of(&path),
+            bytes,
+        )
+        .await
 }
 
 /// `read` on the lab, or the lab's own failure; the error as the status line shows it.
@@ -761,6 +853,24 @@ pub fn half_blocks(preview: &Preview, columns: u16, rows: u16) -> Vec<Vec<HalfBl
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
+    let area = match &pane.upload_path {
+        Some(line) => {
+            let [prompt, rest] =
+                Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::raw(line.clone()),
+                    Span::styled("_", palette.selected()),
+                ]))
+                .block(Block::bordered().title(
+                    " upload a local file into the pipeline: its path; Enter sends, Esc cancels ",
+                )),
+                prompt,
+            );
+            rest
+        }
+        None => area,
+    };
     let [list, side] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Min(0)]).areas(area);
     draw_listing(frame, list, pane, palette);
@@ -785,10 +895,7 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
 }
 
 fn draw_listing(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
-    let bucket = match pane.bucket {
-        BucketChoice::Images => "images",
-        BucketChoice::Artifacts => "artifacts",
-    };
+    let bucket = pane.bucket.label();
     let title = format!(
         " {bucket} bucket: /{} ",
         end_of(&pane.prefix, usize::from(area.width.saturating_sub(21)))
@@ -799,7 +906,7 @@ fn draw_listing(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) 
         other => {
             let text = match other {
                 Loading::Loading => "reading the listing...".to_owned(),
-                Loading::Error(err) => format!("{err}\n\nr reads again, b the other bucket."),
+                Loading::Error(err) => format!("{err}\n\nr reads again, b the next bucket."),
                 _ => "no listing yet: r reads it".to_owned(),
             };
             frame.render_widget(
@@ -948,7 +1055,7 @@ fn draw_lower(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
                     "p  preview the image",
                 ]
             } else {
-                vec!["b  the other bucket", "r  read again", "?  every key"]
+                vec!["b  the next bucket", "r  read again", "?  every key"]
             };
             let hint: Vec<Line> = hint.into_iter().map(Line::from).collect();
             frame.render_widget(Paragraph::new(hint).block(Block::bordered()), area);
@@ -1139,7 +1246,10 @@ mod tests {
         assert_eq!(app.tab, Tab::S3);
         assert_eq!(first.stack.as_deref(), Some("k3x9q2ma"));
         let prefix = format!("images/{IMAGE_ID}/");
-        let list = request(app.s3.show_prefix(Some("k3x9q2ma"), &prefix));
+        let list = request(
+            app.s3
+                .show_prefix(Some("k3x9q2ma"), BucketChoice::Images, &prefix),
+        );
         app.apply(Update::S3(listed(list.seq, image_objects(), None)));
         for _ in 0..3 {
             app.on_key(Key::Down);
@@ -1332,6 +1442,63 @@ mod tests {
     }
 
     #[test]
+    fn u_uploads_a_typed_path_and_then_shows_where_the_original_landed() {
+        let mut pane = S3Pane::default();
+        let mut status = None;
+        request(pane.on_enter(Some("k3x9q2ma")));
+        assert_eq!(pane.on_key(Key::Char('u'), &mut status), None);
+        assert!(pane.typing());
+        for key in "cat.jpg".chars() {
+            assert_eq!(pane.on_key(Key::Char(key), &mut status), None);
+        }
+        // `b` is typed, not a bucket change, while the path is being typed.
+        pane.on_key(Key::Char('b'), &mut status);
+        pane.on_key(Key::Backspace, &mut status);
+        let upload = request(pane.on_key(Key::Enter, &mut status));
+        assert!(!pane.typing());
+        assert_eq!(
+            upload.read,
+            S3Read::Upload {
+                path: "cat.jpg".into()
+            }
+        );
+        assert_eq!(upload.stack.as_deref(), Some("k3x9q2ma"));
+
+        let listing = request(pane.apply(
+            S3Update {
+                seq: upload.seq,
+                answer: S3Answer::Uploaded(Ok(crate::upload::Accepted {
+                    image_id: IMAGE_ID.into(),
+                    bucket: "hybridlab-uploads-k3x9q2ma".into(),
+                    key: format!("uploads/{IMAGE_ID}/cat.jpg"),
+                })),
+            },
+            &mut status,
+        ));
+        assert_eq!(listing.bucket, BucketChoice::Uploads);
+        assert!(
+            matches!(listing.read, S3Read::List { ref prefix, .. } if *prefix == format!("uploads/{IMAGE_ID}/"))
+        );
+        assert!(matches!(&status, Some((Severity::Info, text)) if text.contains("PENDING")));
+
+        // A refusal is said, and Esc or an empty path sends nothing.
+        pane.apply(
+            S3Update {
+                seq: 999,
+                answer: S3Answer::Uploaded(Err("stack `k3x9q2ma` has no upload pipeline".into())),
+            },
+            &mut status,
+        );
+        assert!(matches!(&status, Some((Severity::Error, text)) if text.contains("pipeline")));
+        pane.on_key(Key::Char('u'), &mut status);
+        pane.on_key(Key::Char('x'), &mut status);
+        assert_eq!(pane.on_key(Key::Esc, &mut status), None);
+        assert!(!pane.typing());
+        pane.on_key(Key::Char('u'), &mut status);
+        assert_eq!(pane.on_key(Key::Enter, &mut status), None);
+    }
+
+    #[test]
     fn folders_open_with_enter_and_close_with_backspace() {
         let mut pane = S3Pane::default();
         let mut status = None;
@@ -1372,8 +1539,20 @@ mod tests {
         assert_eq!(pane.prefix, "");
         assert_eq!(pane.on_key(Key::Backspace, &mut status), None);
         assert!(matches!(&status, Some((Severity::Info, text)) if text.contains("top")));
-        let other = request(pane.on_key(Key::Char('b'), &mut status));
-        assert_eq!(other.bucket, BucketChoice::Artifacts);
+        let mut cycled = Vec::new();
+        for _ in 0..4 {
+            cycled.push(request(pane.on_key(Key::Char('b'), &mut status)).bucket);
+        }
+        assert_eq!(
+            cycled,
+            [
+                BucketChoice::Artifacts,
+                BucketChoice::Uploads,
+                BucketChoice::Processed,
+                BucketChoice::Images
+            ]
+        );
+        request(pane.on_key(Key::Char('b'), &mut status));
         let again = request(pane.on_enter(Some("zz81pp0c")));
         assert_eq!(
             again.bucket,

@@ -122,10 +122,17 @@ pub const KEYS: &[(&str, &str)] = &[
         "ten entries up / down; the first / last read",
     ),
     ("S3: Enter, Backspace", "open the folder / go up a level"),
-    ("S3: b, r", "the other bucket (images/artifacts); reread"),
+    (
+        "S3: b, r",
+        "the next bucket (images, artifacts, uploads, processed); reread",
+    ),
     ("S3: v", "the object's versions and delete markers"),
     ("S3: c or y", "copy a presigned GET URL (15 minutes)"),
     ("S3: p, Esc", "preview the image (up to 8 MiB); close it"),
+    (
+        "S3: u",
+        "upload a local file into the pipeline (type its path)",
+    ),
     ("DynamoDB: Up/Down", "select a row (its JSON shows)"),
     (
         "DynamoDB: PgUp/PgDn, Home/End",
