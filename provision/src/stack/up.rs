@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -185,7 +186,7 @@ pub async fn up(
             run.security_group()
         ),
         run.step(Step::Image, "", run.image()),
-        run.pipeline_wave(),
+        Box::pin(run.pipeline_wave()),
     );
     let artifacts = artifacts?;
     images_bucket?;
@@ -244,7 +245,7 @@ pub async fn up(
         .await?;
         Ok::<_, StackError>(Some(resizer_arn))
     };
-    let (server_side, resizer_side) = tokio::join!(server_side, resizer_side);
+    let (server_side, resizer_side) = tokio::join!(Box::pin(server_side), Box::pin(resizer_side));
     let (instance_id, endpoint, function_arn) = server_side?;
     let resizer_arn = resizer_side?;
 
@@ -328,8 +329,19 @@ impl Run<'_> {
     }
 
     /// Runs one step: reports it, records its outcome in the state file, and stops here if
-    /// fault injection asks for it.
-    async fn step<T>(
+    /// fault injection asks for it. The step lives on the heap: `up` awaits a dozen of them
+    /// at once, and held inline their SDK futures made `up`'s own future large enough to
+    /// overflow a 2 MiB thread stack in a debug build.
+    fn step<'a, T: Send + 'a>(
+        &'a self,
+        step: Step,
+        resource: &'a str,
+        work: impl Future<Output = Result<(Outcome, T), StackError>> + Send + 'a,
+    ) -> Pin<Box<dyn Future<Output = Result<T, StackError>> + Send + 'a>> {
+        Box::pin(self.run_step(step, resource, work))
+    }
+
+    async fn run_step<T>(
         &self,
         step: Step,
         resource: &str,
