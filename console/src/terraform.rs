@@ -35,8 +35,11 @@ fn known_stacks() -> Vec<StackId> {
     stacks
 }
 
+/// `NAME=value` pairs: Terraform variables or environment variables.
+type Pairs = Vec<(String, String)>;
+
 /// The variables and environment that point the module at the target.
-fn target_inputs(clients: &StackClients, id: &StackId) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn target_inputs(clients: &StackClients, id: &StackId) -> (Pairs, Pairs) {
     let mut vars = vec![
         ("stack_id".to_owned(), id.to_string()),
         ("region".to_owned(), clients.region.clone()),
@@ -58,7 +61,7 @@ fn target_inputs(clients: &StackClients, id: &StackId) -> (Vec<(String, String)>
     (vars, env)
 }
 
-fn terraform_in(dir: &Path, env: Vec<(String, String)>) -> anyhow::Result<Terraform> {
+fn terraform_in(dir: &Path, env: Pairs) -> anyhow::Result<Terraform> {
     let mut terraform = Terraform::new(dir)?;
     terraform.env = env;
     Ok(terraform)
@@ -96,11 +99,19 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(outputs) => {
             if args.json {
-                println!("{}", json!({"type": "result", "ok": true, "stack": id, "outputs": outputs}));
+                println!(
+                    "{}",
+                    json!({"type": "result", "ok": true, "stack": id, "outputs": outputs})
+                );
             } else {
                 println!("Stack {id} is up (Terraform).");
                 for (name, value) in &outputs {
-                    println!("  {name:<17} {}", value.as_str().map_or_else(|| value.to_string(), str::to_owned));
+                    println!(
+                        "  {name:<17} {}",
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned)
+                    );
                 }
                 println!("Tear it down with `hybridlab down --via terraform --stack {id}`.");
             }
@@ -108,7 +119,10 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
         Err(err) => {
             if args.json {
-                println!("{}", json!({"type": "result", "ok": false, "stack": id, "error": format!("{err:#}")}));
+                println!(
+                    "{}",
+                    json!({"type": "result", "ok": false, "stack": id, "error": format!("{err:#}")})
+                );
             }
             Err(err)
         }
@@ -135,7 +149,9 @@ async fn apply(
     let pipeline = settings.pipeline;
     let stage_dir = dir.to_path_buf();
     let staged = tokio::task::spawn_blocking(move || {
-        let artifacts = build(&source, pipeline, &mut |message| tracing::info!("{message}"))?;
+        let artifacts = build(&source, pipeline, &mut |message| {
+            tracing::info!("{message}")
+        })?;
         anyhow::Ok(stage_programs(&artifacts, &stage_dir)?)
     })
     .await
@@ -164,7 +180,11 @@ pub async fn down(target: &TargetArgs, args: DownArgs) -> anyhow::Result<ExitCod
             [only] => only.clone(),
             several => bail!(
                 "several stacks were made with Terraform ({}); name one with --stack",
-                several.iter().map(StackId::as_str).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(StackId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
     };
@@ -179,12 +199,17 @@ pub async fn down(target: &TargetArgs, args: DownArgs) -> anyhow::Result<ExitCod
     let (vars, env) = target_inputs(&clients, &id);
     let terraform = terraform_in(&dir, env)?;
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    terraform.destroy(&vars, id.as_str(), &printer(args.json)).await?;
+    terraform
+        .destroy(&vars, id.as_str(), &printer(args.json))
+        .await?;
     std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     if args.json {
         println!("{}", json!({"type": "result", "ok": true, "stack": id}));
     } else {
-        println!("Stack {id} is destroyed (Terraform); its state in {} is removed.", dir.display());
+        println!(
+            "Stack {id} is destroyed (Terraform); its state in {} is removed.",
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

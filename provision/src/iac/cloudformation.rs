@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::stack::describe::{Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, StackDescription};
+use crate::stack::describe::{
+    Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, StackDescription,
+};
 use crate::stack::names::{StackId, StackNames};
 use crate::stack::plan::StackSettings;
 use crate::stack::policy::ArnContext;
@@ -391,8 +393,10 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             "Description": "Key of the resizer function's bootstrap.zip in CodeBucket"
         });
         outputs["UploadsBucket"] = json!({"Description": "Uploads; new objects under uploads/ run the resizer", "Value": {"Ref": "UploadsBucket"}});
-        outputs["ProcessedBucket"] = json!({"Description": "The resizer's variants", "Value": {"Ref": "ProcessedBucket"}});
-        outputs["ResizerName"] = json!({"Description": "The resizer function", "Value": {"Ref": "ResizerFunction"}});
+        outputs["ProcessedBucket"] =
+            json!({"Description": "The resizer's variants", "Value": {"Ref": "ProcessedBucket"}});
+        outputs["ResizerName"] =
+            json!({"Description": "The resizer function", "Value": {"Ref": "ResizerFunction"}});
         let _ = pipeline;
     }
     json!({
@@ -411,7 +415,11 @@ fn description_text(pipeline: bool) -> String {
          aws s3 cp proxy.zip s3://CODE_BUCKET/hybridlab/proxy.zip{}. Then: aws cloudformation deploy --template-file hybridlab.json \
          --stack-name hybridlab --capabilities CAPABILITY_NAMED_IAM --parameter-overrides CodeBucket=CODE_BUCKET ServerToken=$(openssl rand -hex 32). \
          Empty the buckets before deleting the stack.",
-        if pipeline { " with the event-driven pipeline" } else { "" },
+        if pipeline {
+            " with the event-driven pipeline"
+        } else {
+            ""
+        },
         if pipeline { " --with pipeline" } else { "" },
         if pipeline {
             "; aws s3 cp resizer.zip s3://CODE_BUCKET/hybridlab/resizer.zip"

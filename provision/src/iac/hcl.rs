@@ -289,7 +289,10 @@ mod tests {
                         }))],
                     ),
                 ),
-                attr("tags", Expr::Object(vec![("hybridlab:stack".into(), raw("local.id"))])),
+                attr(
+                    "tags",
+                    Expr::Object(vec![("hybridlab:stack".into(), raw("local.id"))]),
+                ),
             ],
         )]);
         assert_eq!(
@@ -315,7 +318,10 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_but_interpolations_kept() {
-        assert_eq!(quote("a \"b\" ${local.id}\n"), "\"a \\\"b\\\" ${local.id}\\n\"");
+        assert_eq!(
+            quote("a \"b\" ${local.id}\n"),
+            "\"a \\\"b\\\" ${local.id}\\n\""
+        );
         assert_eq!(key("hybridlab:stack"), "\"hybridlab:stack\"");
         assert_eq!(key("Name"), "Name");
     }

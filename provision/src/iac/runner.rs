@@ -40,28 +40,41 @@ pub fn find_terraform() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The lines of Terraform's output that say why it failed: its `Error:` paragraphs.
+/// What Terraform's output says about why it failed: each `Error:` with the paragraph that
+/// explains it, on one line (the boxes of a coloured terminal's output are dropped).
 pub fn error_summary(output: &str) -> String {
-    let errors: Vec<String> = output
-        .split("\n\n")
-        .map(|paragraph| {
-            paragraph
-                .lines()
-                .map(|line| line.trim_start_matches(['│', '╷', '╵', ' ']).trim())
-                .filter(|line| !line.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
+    let mut paragraphs: Vec<String> = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in output.lines() {
+        let line = line.trim_start_matches(['│', '╷', '╵', ' ']).trim();
+        if line.is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(current.join(" "));
+                current.clear();
+            }
+        } else {
+            current.push(line);
+        }
+    }
+    if !current.is_empty() {
+        paragraphs.push(current.join(" "));
+    }
+    let errors: Vec<String> = paragraphs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, paragraph)| {
+            let summary = paragraph.strip_prefix("Error: ")?;
+            Some(match paragraphs.get(i + 1) {
+                Some(detail) if !detail.starts_with("Error: ") => format!("{summary}: {detail}"),
+                _ => summary.to_owned(),
+            })
         })
-        .filter(|paragraph| paragraph.starts_with("Error:"))
         .collect();
     if errors.is_empty() {
-        output
-            .lines()
-            .rev()
-            .find(|line| !line.trim().is_empty())
-            .unwrap_or("no output")
-            .trim()
-            .to_owned()
+        paragraphs
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "no output".to_owned())
     } else {
         errors.join("; ")
     }
@@ -100,7 +113,12 @@ pub fn event_of(line: &Value, stack: &str) -> Option<StepEvent> {
         "apply_start" => Some(event(StepStatus::Started, "", 0, action.to_owned())),
         "apply_complete" => {
             let id = hook["id_value"].as_str().unwrap_or_default();
-            Some(event(StepStatus::Done, id, elapsed_ms, format!("{action}d")))
+            Some(event(
+                StepStatus::Done,
+                id,
+                elapsed_ms,
+                format!("{action}d"),
+            ))
         }
         "apply_errored" => Some(event(
             StepStatus::Failed,
@@ -172,9 +190,7 @@ impl Terraform {
 
     /// `terraform init`; a provider that cannot be installed is its own error.
     pub async fn init(&self) -> Result<(), TerraformError> {
-        let output = self
-            .output(&["init", "-input=false", "-no-color"])
-            .await?;
+        let output = self.output(&["init", "-input=false", "-no-color"]).await?;
         if output.status.success() {
             return Ok(());
         }
@@ -226,7 +242,10 @@ impl Terraform {
             "-input=false".into(),
             "-json".into(),
         ];
-        args.extend(vars.iter().map(|(key, value)| format!("-var={key}={value}")));
+        args.extend(
+            vars.iter()
+                .map(|(key, value)| format!("-var={key}={value}")),
+        );
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let io = |source| TerraformError::Io {
             dir: self.dir.clone(),
@@ -309,8 +328,18 @@ mod tests {
             "id_key": "id", "id_value": "hybridlab-images-ab12cd34", "elapsed_seconds": 2}});
         let event = event_of(&done, "ab12cd34").expect("an event");
         assert_eq!(
-            (event.status, event.resource.as_str(), event.elapsed_ms, event.detail.as_str()),
-            (StepStatus::Done, "hybridlab-images-ab12cd34", 2000, "created")
+            (
+                event.status,
+                event.resource.as_str(),
+                event.elapsed_ms,
+                event.detail.as_str()
+            ),
+            (
+                StepStatus::Done,
+                "hybridlab-images-ab12cd34",
+                2000,
+                "created"
+            )
         );
         let errored = json!({"type": "apply_errored", "hook": {
             "resource": {"addr": "aws_instance.server"}, "action": "create", "elapsed_seconds": 1}});
@@ -329,15 +358,25 @@ mod tests {
 
     #[test]
     fn init_errors_are_summarised_and_provider_failures_recognised() {
-        let output = "Initializing provider plugins...\n- Finding hashicorp/aws versions matching \">= 5.0\"...\n\n\
-            ╷\n│ Error: Failed to query available provider packages\n│ \n│ Could not retrieve the list of available versions for provider hashicorp/aws: could not connect to registry.terraform.io\n╵\n\n";
-        assert!(is_provider_failure(output));
-        let summary = error_summary(output);
-        assert!(
-            summary.starts_with("Error: Failed to query available provider packages"),
-            "{summary}"
-        );
-        assert!(summary.contains("could not connect to registry.terraform.io"));
+        // As `terraform init -no-color` prints it, and as a terminal shows it (boxed).
+        let plain = "- Finding hashicorp/aws versions matching \">= 5.0.0\"...\n\n\
+            Error: Failed to query available provider packages\n\n\
+            Could not retrieve the list of available versions for provider hashicorp/aws:\n\
+            could not connect to registry.terraform.io: no such host\n\n\
+            To see which modules are currently depending on hashicorp/aws, run:\n    terraform providers\n";
+        let boxed = "- Finding hashicorp/aws versions matching \">= 5.0.0\"...\n\n\
+            ╷\n│ Error: Failed to query available provider packages\n│ \n\
+            │ Could not retrieve the list of available versions for provider hashicorp/aws:\n\
+            │ could not connect to registry.terraform.io: no such host\n╵\n";
+        for output in [plain, boxed] {
+            assert!(is_provider_failure(output));
+            assert_eq!(
+                error_summary(output),
+                "Failed to query available provider packages: Could not retrieve the list of \
+                 available versions for provider hashicorp/aws: could not connect to \
+                 registry.terraform.io: no such host"
+            );
+        }
         assert!(!is_provider_failure("Error: Invalid reference"));
     }
 }

@@ -246,7 +246,10 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
             attr("memory_size", memory),
             attr("timeout", timeout),
             attr("filename", raw(package)),
-            attr("source_code_hash", raw(format!("filebase64sha256({package})"))),
+            attr(
+                "source_code_hash",
+                raw(format!("filebase64sha256({package})")),
+            ),
             tags(),
             Item::Blank,
             block(
@@ -540,13 +543,17 @@ fn main_tf(stack: &StackDescription) -> String {
         vec![
             attr("ami", raw("data.aws_ami.al2023.id")),
             attr("instance_type", raw("var.instance_type")),
-            attr("iam_instance_profile", raw("aws_iam_instance_profile.server.name")),
+            attr(
+                "iam_instance_profile",
+                raw("aws_iam_instance_profile.server.name"),
+            ),
             attr(
                 "vpc_security_group_ids",
                 Expr::List(vec![raw("aws_security_group.server.id")]),
             ),
             Item::Comment(
-                "The instance shuts itself down when its TTL ends; shutting down terminates it.".into(),
+                "The instance shuts itself down when its TTL ends; shutting down terminates it."
+                    .into(),
             ),
             attr("instance_initiated_shutdown_behavior", string("terminate")),
             attr("user_data_replace_on_change", raw("true")),
@@ -589,7 +596,10 @@ fn main_tf(stack: &StackDescription) -> String {
                 attr("statement_id", string(trigger.permission_id)),
                 attr("action", string("lambda:InvokeFunction")),
                 attr("principal", string("s3.amazonaws.com")),
-                attr("function_name", raw("aws_lambda_function.resizer.function_name")),
+                attr(
+                    "function_name",
+                    raw("aws_lambda_function.resizer.function_name"),
+                ),
                 attr("source_arn", raw("aws_s3_bucket.uploads.arn")),
                 Item::Comment(
                     "A deleted bucket's name can pass to another account: the account pins it."
@@ -612,13 +622,19 @@ fn main_tf(stack: &StackDescription) -> String {
                     &[],
                     vec![
                         attr("id", string(trigger.notification_id)),
-                        attr("lambda_function_arn", raw("aws_lambda_function.resizer.arn")),
+                        attr(
+                            "lambda_function_arn",
+                            raw("aws_lambda_function.resizer.arn"),
+                        ),
                         attr("events", Expr::List(vec![string(trigger.event)])),
                         attr("filter_prefix", string(trigger.prefix)),
                     ],
                 ),
                 Item::Blank,
-                Item::Comment("S3 checks that it may invoke the function when the notification is set.".into()),
+                Item::Comment(
+                    "S3 checks that it may invoke the function when the notification is set."
+                        .into(),
+                ),
                 depends_on(&["aws_lambda_permission.uploads"]),
             ],
         ));
@@ -672,7 +688,9 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
             vec![
                 attr(
                     "description",
-                    string("The stack id every name ends in; null for a random one (`hybridlab up --via terraform` passes its own)."),
+                    string(
+                        "The stack id every name ends in; null for a random one (`hybridlab up --via terraform` passes its own).",
+                    ),
                 ),
                 attr("type", raw("string")),
                 attr("default", raw("null")),
@@ -683,7 +701,9 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
                     vec![
                         attr(
                             "condition",
-                            raw("var.stack_id == null || can(regex(\"^[a-z0-9]{4,16}$\", var.stack_id))"),
+                            raw(
+                                "var.stack_id == null || can(regex(\"^[a-z0-9]{4,16}$\", var.stack_id))",
+                            ),
                         ),
                         attr(
                             "error_message",
@@ -892,7 +912,10 @@ pub fn tfvars(
         attr("proxy_package", string(proxy_package.display().to_string())),
     ];
     if let Some(resizer) = resizer_package {
-        items.push(attr("resizer_package", string(resizer.display().to_string())));
+        items.push(attr(
+            "resizer_package",
+            string(resizer.display().to_string()),
+        ));
     }
     if let Some(endpoint) = endpoint {
         items.push(attr("aws_endpoint_url", string(endpoint)));

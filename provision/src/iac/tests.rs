@@ -144,11 +144,9 @@ fn terraform_declares(pipeline: bool) -> BTreeSet<(String, String)> {
 }
 
 fn cfn_template(pipeline: bool) -> Value {
-    let text = cloudformation::template_text(
-        &settings(pipeline),
-        &StackId::parse(ID).expect("valid"),
-    )
-    .replace("${StackSuffix}", ID);
+    let text =
+        cloudformation::template_text(&settings(pipeline), &StackId::parse(ID).expect("valid"))
+            .replace("${StackSuffix}", ID);
     serde_json::from_str(&text).expect("the template is JSON")
 }
 
@@ -169,7 +167,12 @@ fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
     let profile_roles: Vec<String> = resources
         .values()
         .filter(|r| r["Type"] == "AWS::IAM::InstanceProfile")
-        .flat_map(|r| r["Properties"]["Roles"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| {
+            r["Properties"]["Roles"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|role| role["Ref"].as_str().map(str::to_owned))
         .collect();
     let mut declared = BTreeSet::new();
@@ -184,10 +187,9 @@ fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
             }
             "AWS::DynamoDB::Table" => Some(("dynamodb:table", cfn_string(&p["TableName"]))),
             "AWS::Logs::LogGroup" => Some(("logs:log-group", cfn_string(&p["LogGroupName"]))),
-            "AWS::IAM::Role" if profile_roles.contains(id) => Some((
-                "iam:role+instance-profile",
-                cfn_string(&p["RoleName"]),
-            )),
+            "AWS::IAM::Role" if profile_roles.contains(id) => {
+                Some(("iam:role+instance-profile", cfn_string(&p["RoleName"])))
+            }
             "AWS::IAM::Role" => Some(("iam:role", cfn_string(&p["RoleName"]))),
             "AWS::EC2::SecurityGroup" => Some(("ec2:security-group", cfn_string(&p["GroupName"]))),
             "AWS::EC2::Instance" => {
@@ -214,7 +216,11 @@ fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
 fn the_plan_terraform_and_cloudformation_declare_the_same_resources() {
     for pipeline in [false, true] {
         let planned = planned(pipeline);
-        assert_eq!(terraform_declares(pipeline), planned, "Terraform, pipeline={pipeline}");
+        assert_eq!(
+            terraform_declares(pipeline),
+            planned,
+            "Terraform, pipeline={pipeline}"
+        );
         let without_object: BTreeSet<_> = planned
             .iter()
             .filter(|(kind, _)| kind != "s3:object")
@@ -274,7 +280,9 @@ fn every_bucket_is_private_encrypted_and_versioned_as_up_makes_it() {
                 "aws_s3_bucket_server_side_encryption_configuration",
             ] {
                 assert!(
-                    resources.iter().any(|r| r.kind == kind && r.label == *label),
+                    resources
+                        .iter()
+                        .any(|r| r.kind == kind && r.label == *label),
                     "{kind} for {label}"
                 );
             }
@@ -290,10 +298,13 @@ fn every_bucket_is_private_encrypted_and_versioned_as_up_makes_it() {
                 continue;
             }
             let p = &resource["Properties"];
-            assert_eq!(p["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
             assert_eq!(
-                p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-                    ["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+                p["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
+                true
+            );
+            assert_eq!(
+                p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                    ["SSEAlgorithm"],
                 "AES256"
             );
             assert_eq!(
@@ -339,8 +350,8 @@ fn no_exported_policy_grants_a_wildcard_action_or_foreign_resource() {
         }
         // The template's one extra statement names one object of the code bucket.
         let template = cfn_template(pipeline);
-        let server = &template["Resources"]["ServerRole"]["Properties"]["Policies"][0]
-            ["PolicyDocument"]["Statement"];
+        let server = &template["Resources"]["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"];
         let fetch = server
             .as_array()
             .expect("statements")
@@ -362,7 +373,10 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
     assert!(main.contains("\"/hybridlab/${local.id}/ec2-server\""));
     assert!(main.contains("http_tokens                 = \"required\""));
     assert!(main.contains("instance_initiated_shutdown_behavior = \"terminate\""));
-    assert!(main.contains("shutdown -h +120"), "the TTL is in the user-data");
+    assert!(
+        main.contains("shutdown -h +120"),
+        "the TTL is in the user-data"
+    );
     let outputs = module_file(true, "outputs.tf");
     for output in [
         "function_name",
@@ -380,11 +394,27 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
     }
     assert!(!module_file(false, "outputs.tf").contains("uploads_bucket"));
     let variables = module_file(true, "variables.tf");
-    for variable in ["aws_endpoint_url", "server_binary", "proxy_package", "resizer_package", "stack_id"] {
-        assert!(variables.contains(&format!("variable \"{variable}\"")), "{variable}");
+    for variable in [
+        "aws_endpoint_url",
+        "server_binary",
+        "proxy_package",
+        "resizer_package",
+        "stack_id",
+    ] {
+        assert!(
+            variables.contains(&format!("variable \"{variable}\"")),
+            "{variable}"
+        );
     }
     let template = cfn_template(true);
-    for output in ["FunctionName", "ServerUrl", "ImagesBucket", "Table", "UploadsBucket", "ProcessedBucket"] {
+    for output in [
+        "FunctionName",
+        "ServerUrl",
+        "ImagesBucket",
+        "Table",
+        "UploadsBucket",
+        "ProcessedBucket",
+    ] {
         assert!(template["Outputs"][output].is_object(), "{output}");
     }
     assert_eq!(template["Parameters"]["StackSuffix"]["Default"], ID);

@@ -252,7 +252,9 @@ impl StackDescription {
             resizer: Function {
                 step: Step::Resizer,
                 name: names.resizer.clone(),
-                description: format!("hybridlab stack {stack_id}: makes the variants of each upload"),
+                description: format!(
+                    "hybridlab stack {stack_id}: makes the variants of each upload"
+                ),
                 program: Program::Resizer,
                 role: names.resizer_role.clone(),
                 log_group: names.resizer_log_group.clone(),
@@ -473,7 +475,8 @@ mod tests {
             pipeline: true,
             ..StackSettings::new("eu-west-1")
         };
-        let with = StackDescription::new(StackNames::new(&id), id.as_str(), &settings, &arns(), "t");
+        let with =
+            StackDescription::new(StackNames::new(&id), id.as_str(), &settings, &arns(), "t");
         let pipeline = with.pipeline.as_ref().expect("a pipeline");
         assert_eq!(pipeline.uploads_bucket.cors, Some(uploads_cors()));
         assert_eq!(pipeline.trigger.prefix, "uploads/");

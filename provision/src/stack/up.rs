@@ -75,7 +75,6 @@ pub struct UpReport {
 /// The environment variable that asks `up` to stop after a step (fault injection).
 pub const FAIL_AFTER_ENV: &str = "HYBRIDLAB_FAIL_AFTER_STEP";
 
-
 /// A function `up` deploys.
 struct FunctionSpec<'a> {
     name: &'a str,
@@ -1317,9 +1316,15 @@ impl Run<'_> {
     async fn uploads_cors(&self) -> Result<(), StackError> {
         let wanted = uploads_cors();
         let rule = CorsRule::builder()
-            .set_allowed_methods(Some(wanted.methods.iter().map(|m| (*m).to_owned()).collect()))
-            .set_allowed_origins(Some(wanted.origins.iter().map(|o| (*o).to_owned()).collect()))
-            .set_allowed_headers(Some(wanted.headers.iter().map(|h| (*h).to_owned()).collect()))
+            .set_allowed_methods(Some(
+                wanted.methods.iter().map(|m| (*m).to_owned()).collect(),
+            ))
+            .set_allowed_origins(Some(
+                wanted.origins.iter().map(|o| (*o).to_owned()).collect(),
+            ))
+            .set_allowed_headers(Some(
+                wanted.headers.iter().map(|h| (*h).to_owned()).collect(),
+            ))
             .max_age_seconds(wanted.max_age_seconds)
             .build()
             .map_err(invalid("CORS rule"))?;
