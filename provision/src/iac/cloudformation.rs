@@ -386,7 +386,7 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             "Description": "The latest Amazon Linux 2023 x86_64 image"
         }
     });
-    if let Some(pipeline) = &stack.pipeline {
+    if stack.pipeline.is_some() {
         parameters["ResizerPackageKey"] = json!({
             "Type": "String",
             "Default": "hybridlab/resizer.zip",
@@ -397,7 +397,6 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             json!({"Description": "The resizer's variants", "Value": {"Ref": "ProcessedBucket"}});
         outputs["ResizerName"] =
             json!({"Description": "The resizer function", "Value": {"Ref": "ResizerFunction"}});
-        let _ = pipeline;
     }
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",

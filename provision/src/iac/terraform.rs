@@ -5,6 +5,7 @@
 
 use super::hcl::{Block, Expr, Item, attr, block, file, from_json, raw, string};
 use super::{ExportFile, resources_note};
+use crate::sandbox::ec2_host::ENDPOINT_TAG;
 use crate::stack::describe::{
     Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, Role, StackDescription,
 };
@@ -363,7 +364,7 @@ fn main_tf(stack: &StackDescription) -> String {
                 attr(
                     "server_url",
                     raw(format!(
-                        "local.emulated ? lookup(data.aws_instance.server.tags, \"hybridlab:endpoint\", \"\") : \"http://${{aws_instance.server.public_ip}}:{}\"",
+                        "local.emulated ? lookup(data.aws_instance.server.tags, \"{ENDPOINT_TAG}\", \"\") : \"http://${{aws_instance.server.public_ip}}:{}\"",
                         stack.security_group.port
                     )),
                 ),
