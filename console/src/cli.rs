@@ -79,6 +79,9 @@ pub enum Command {
     /// Upload images into the event-driven pipeline (`up --with pipeline`) and follow each row
     /// through PENDING and PROCESSING to COMPLETED or FAILED. Exits 5 if any ends FAILED.
     Upload(crate::upload::UploadArgs),
+    /// Write the stack as a Terraform module or a CloudFormation template, equivalent to what
+    /// `up` creates.
+    Export(crate::export::ExportArgs),
     /// Print a shell completion script (e.g. `hybridlab completions bash > ~/.local/share/bash-completion/completions/hybridlab`).
     Completions {
         #[arg(value_enum)]
@@ -112,6 +115,18 @@ pub struct UpArgs {
     /// Newline-delimited JSON: one object per step event, then the result.
     #[arg(long)]
     pub json: bool,
+
+    /// Create the stack with another tool: `terraform` applies the exported module
+    /// (`hybridlab export terraform`) and streams its progress as the steps.
+    #[arg(long, value_enum, conflicts_with = "dry_run")]
+    pub via: Option<Via>,
+}
+
+/// A tool that creates the stack instead of hybridlab's own calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// `terraform init` and `terraform apply` (or `destroy`) on the exported module.
+    Terraform,
 }
 
 /// An optional part of a stack.
@@ -138,6 +153,10 @@ pub struct DownArgs {
     /// Newline-delimited JSON: one object per step event, then the result.
     #[arg(long)]
     pub json: bool,
+
+    /// Delete a stack `up --via terraform` made with `terraform destroy`.
+    #[arg(long, value_enum, conflicts_with = "all")]
+    pub via: Option<Via>,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,11 @@
 //! The `hybridlab` command line and operator console: every action is a function here that a
 //! subcommand calls and the console (`tui`) reuses: the sandbox's controls, `up`, `down`,
-//! `status`, `invoke`, `bench`, `report`, `logs`, `s3` and `db`.
+//! `status`, `invoke`, `bench`, `report`, `logs`, `s3`, `db` and `export`.
 
 pub mod bench;
 pub mod cli;
 pub mod db;
+pub mod export;
 pub mod invoke;
 pub mod lab;
 pub mod lambda_log;
@@ -14,6 +15,7 @@ pub mod report;
 pub mod s3;
 mod sandbox;
 mod stack;
+mod terraform;
 pub mod tui;
 pub mod units;
 pub mod upload;
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::S3(args)) => runtime.block_on(s3::run(&cli.target, args)),
         Some(Command::Db(args)) => runtime.block_on(db::run(&cli.target, args)),
         Some(Command::Upload(args)) => runtime.block_on(upload::run(&cli.target, args)),
+        Some(Command::Export(args)) => runtime.block_on(export::run(&cli.target, args)),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());

@@ -69,7 +69,7 @@ fn chosen_stack(
 }
 
 /// Prints events as lines (or JSON lines), with the time since the command started.
-fn printer(json: bool) -> Reporter {
+pub fn printer(json: bool) -> Reporter {
     let started = Instant::now();
     Arc::new(move |event: StepEvent| {
         let mut out = std::io::stdout().lock();
@@ -130,6 +130,9 @@ pub fn up_options(clients: &StackClients, stack: StackId) -> UpOptions {
 }
 
 pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
+    if args.via == Some(crate::cli::Via::Terraform) {
+        return crate::terraform::up(target, args).await;
+    }
     // A dry run only names the target: the local sandbox need not be started for it.
     let clients = if args.dry_run && !target.aws && target.endpoint.is_none() {
         let endpoint = crate::sandbox::endpoint_without_starting().await?;
@@ -273,6 +276,9 @@ fn confirm(clients: &StackClients, scope: &Scope) -> anyhow::Result<()> {
 }
 
 pub async fn down(target: &TargetArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
+    if args.via == Some(crate::cli::Via::Terraform) {
+        return crate::terraform::down(target, args).await;
+    }
     let clients = connect(target).await?;
     let scope = if args.all {
         Scope::All

@@ -210,6 +210,37 @@ pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoErr
     Ok(aws)
 }
 
+/// cfn-lint (from PyPI) in hybridlab's virtualenv, installed on first use: it checks the
+/// exported CloudFormation template against the resource specifications. Returns its path.
+pub fn ensure_cfn_lint(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+    let install = ensure_installed(progress)?;
+    let cfn_lint = install.venv.join("bin").join("cfn-lint");
+    let marker = install.venv.join(".hybridlab-cfn-lint");
+    if cfn_lint.exists() && marker.exists() {
+        return Ok(cfn_lint);
+    }
+    let _lock = lock_venv()?;
+    if cfn_lint.exists() && marker.exists() {
+        return Ok(cfn_lint);
+    }
+    progress("hybridlab: first use: installing cfn-lint into hybridlab's virtualenv...");
+    run(Command::new(&install.python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "cfn-lint>=1,<2",
+        MOTO_REQUIREMENT,
+    ]))?;
+    fs::write(&marker, b"cfn-lint").map_err(|source| MotoError::CacheDir {
+        path: marker.clone(),
+        source,
+    })?;
+    progress("hybridlab: cfn-lint is installed.");
+    Ok(cfn_lint)
+}
+
 /// cargo-lambda (from PyPI, with the Zig toolchain it brings) in hybridlab's virtualenv,
 /// installed on first use: it builds binaries that run on Amazon Linux. Returns the venv's
 /// `bin` directory, to put first on `PATH` so that `cargo lambda` finds it.

@@ -27,6 +27,23 @@ const MARKER: &str = "# hybridlab:";
 impl ServerLaunch {
     /// The user-data script.
     pub fn render(&self) -> String {
+        self.script(&format!(
+            "aws s3 cp --region {region} s3://{bucket}/{env} /etc/hybridlab/server.env\n",
+            region = self.region,
+            bucket = self.artifact_bucket,
+            env = self.env_key,
+        ))
+    }
+
+    /// The user-data script with the environment file written inline instead of fetched:
+    /// for a CloudFormation stack, which cannot put an object in the bucket it creates.
+    pub fn render_with_env(&self, env_file: &str) -> String {
+        self.script(&format!(
+            "cat > /etc/hybridlab/server.env <<'ENV'\n{env_file}ENV\nchmod 600 /etc/hybridlab/server.env\n"
+        ))
+    }
+
+    fn script(&self, write_env: &str) -> String {
         let ttl_minutes = self.ttl_seconds.div_ceil(60).max(1);
         format!(
             "#!/bin/bash\n\
@@ -43,7 +60,7 @@ impl ServerLaunch {
              shutdown -h +{ttl_minutes} 'hybridlab TTL reached' || true\n\
              install -d /opt/hybridlab /etc/hybridlab\n\
              aws s3 cp --region {region} s3://{bucket}/{binary} /opt/hybridlab/hybridlab-ec2-server\n\
-             aws s3 cp --region {region} s3://{bucket}/{env} /etc/hybridlab/server.env\n\
+             {write_env}\
              chmod 755 /opt/hybridlab/hybridlab-ec2-server\n\
              cat > /etc/systemd/system/hybridlab.service <<'UNIT'\n\
              [Unit]\n\

@@ -41,7 +41,7 @@ fn step_events<'a>(lines: &'a [Value], status: &str) -> Vec<&'a str> {
 
 /// Invokes the stack's function with a JPEG served on loopback and checks the image and its
 /// row landed, and that both log groups got lines.
-async fn invoke_end_to_end(clients: &EdgeClients, names: &StackNames) {
+pub(crate) async fn invoke_end_to_end(clients: &EdgeClients, names: &StackNames) {
     let host = ImageHost::start().await;
     let url = host.add("stack.jpg", fixtures::jpeg(1600, 1000), "image/jpeg");
     let answer = clients

@@ -1,9 +1,10 @@
-//! The lab's stack: what it is made of ([`plan`]), bringing it up ([`up`]), looking at it
-//! ([`status`]) and tearing it down ([`down`]), on the sandbox or on AWS through one code path
-//! ([`target`]), reporting progress as events ([`progress`]).
+//! The lab's stack: what it is made of ([`describe`], [`plan`]), bringing it up ([`up`]),
+//! looking at it ([`status`]) and tearing it down ([`down`]), on the sandbox or on AWS through
+//! one code path ([`target`]), reporting progress as events ([`progress`]).
 
 pub mod artifacts;
 pub mod cost;
+pub mod describe;
 pub mod down;
 pub mod error;
 pub mod names;

@@ -91,6 +91,13 @@ pub struct StackNames {
 
 impl StackNames {
     pub fn new(id: &StackId) -> Self {
+        Self::with_suffix(id.as_str())
+    }
+
+    /// The names with `id` standing for the stack id, unchecked: the exports put an
+    /// interpolation there (`${local.id}` in Terraform, `${StackSuffix}` in CloudFormation)
+    /// that becomes a stack id when the stack is created.
+    pub(crate) fn with_suffix(id: &str) -> Self {
         let function = format!("{NAME_PREFIX}proxy-{id}");
         let resizer = format!("{NAME_PREFIX}resizer-{id}");
         Self {

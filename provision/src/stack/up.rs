@@ -29,6 +29,9 @@ use base64::Engine as _;
 use sha2::Digest as _;
 
 use super::artifacts::{ArtifactSource, Artifacts, build};
+use super::describe::{
+    RESIZER_NOTIFICATION_ID, RESIZER_PERMISSION_ID, ROLE_POLICY_NAME, UPLOAD_EVENT, uploads_cors,
+};
 use super::error::{StackError, code_of, is_not_found, sdk_error};
 use super::names::{IAM_PATH, STACK_TAG, StackId, StackNames};
 use super::plan::{
@@ -72,11 +75,6 @@ pub struct UpReport {
 
 /// The environment variable that asks `up` to stop after a step (fault injection).
 pub const FAIL_AFTER_ENV: &str = "HYBRIDLAB_FAIL_AFTER_STEP";
-
-/// The statement id of the resizer's invoke permission and the id of the notification that
-/// uses it, so `up` recognises its own.
-const RESIZER_PERMISSION_ID: &str = "hybridlab-uploads-notification";
-const RESIZER_NOTIFICATION_ID: &str = "hybridlab-resizer";
 
 /// A function `up` deploys.
 struct FunctionSpec<'a> {
@@ -676,7 +674,7 @@ impl Run<'_> {
         })?;
         iam.put_role_policy()
             .role_name(name)
-            .policy_name("hybridlab-least-privilege")
+            .policy_name(ROLE_POLICY_NAME)
             .policy_document(policy(&context).to_string())
             .send()
             .await
@@ -1326,16 +1324,20 @@ impl Run<'_> {
         role.map(Some)
     }
 
-    /// Lets the gallery page, served by the instance, PUT straight to the uploads bucket with
-    /// a presigned URL. Any origin: the URL itself is the authorisation, and the instance's
-    /// address is not known yet.
+    /// Sets the uploads bucket's CORS rule ([`uploads_cors`]).
     async fn uploads_cors(&self) -> Result<(), StackError> {
+        let wanted = uploads_cors();
         let rule = CorsRule::builder()
-            .allowed_methods("PUT")
-            .allowed_origins("*")
-            .allowed_headers("content-type")
-            .allowed_headers("x-amz-meta-image-id")
-            .max_age_seconds(3000)
+            .set_allowed_methods(Some(
+                wanted.methods.iter().map(|m| (*m).to_owned()).collect(),
+            ))
+            .set_allowed_origins(Some(
+                wanted.origins.iter().map(|o| (*o).to_owned()).collect(),
+            ))
+            .set_allowed_headers(Some(
+                wanted.headers.iter().map(|h| (*h).to_owned()).collect(),
+            ))
+            .max_age_seconds(wanted.max_age_seconds)
             .build()
             .map_err(invalid("CORS rule"))?;
         self.clients
@@ -1459,7 +1461,7 @@ impl Run<'_> {
         let wanted = LambdaFunctionConfiguration::builder()
             .id(RESIZER_NOTIFICATION_ID)
             .lambda_function_arn(resizer_arn)
-            .events(Event::from("s3:ObjectCreated:*"))
+            .events(Event::from(UPLOAD_EVENT))
             .filter(
                 NotificationConfigurationFilter::builder()
                     .key(

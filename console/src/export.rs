@@ -1,0 +1,203 @@
+//! `hybridlab export terraform|cloudformation`: the stack `up` would create, written as a
+//! Terraform module or a CloudFormation template. Files are written atomically (a temporary
+//! file renamed into place) and never over existing ones unless `--force`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use hybridlab_provision::iac::{ExportFile, cloudformation, stage_programs, terraform};
+use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
+use hybridlab_provision::stack::{StackId, StackSettings};
+use serde_json::json;
+
+use crate::cli::{StackPart, TargetArgs};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportFormat {
+    /// A Terraform module: main.tf, variables.tf, outputs.tf and a README.md in --out.
+    /// The region is `--aws --region R`'s (default us-east-1).
+    Terraform {
+        /// The module's directory (made if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Build the programs for Amazon Linux 2023 (cargo-lambda) into DIR/build and write
+        /// terraform.tfvars naming them.
+        #[arg(long)]
+        build: bool,
+        #[command(flatten)]
+        stack: ExportStack,
+    },
+    /// One CloudFormation template (JSON) with the same resources and outputs.
+    Cloudformation {
+        /// The template's file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        stack: ExportStack,
+    },
+}
+
+/// What the exported stack is made with, as for `up`.
+#[derive(Debug, Args)]
+pub struct ExportStack {
+    /// The instance terminates itself after this long (e.g. 2h, 90m).
+    #[arg(long, default_value = "2h", value_parser = crate::units::parse_duration)]
+    pub ttl: std::time::Duration,
+
+    /// EC2 instance type of the image server (the default of a variable or parameter).
+    #[arg(long, default_value = "t3.micro")]
+    pub instance_type: String,
+
+    /// Optional parts of the lab, as `up --with`.
+    #[arg(long = "with", value_enum, value_delimiter = ',')]
+    pub with: Vec<StackPart>,
+
+    /// Replace files that already exist.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ExportStack {
+    fn settings(&self, target: &TargetArgs) -> StackSettings {
+        let region = target
+            .region
+            .clone()
+            .unwrap_or_else(|| hybridlab_provision::sandbox::DEFAULT_REGION.to_owned());
+        StackSettings {
+            ttl_seconds: self.ttl.as_secs().max(60),
+            instance_type: self.instance_type.clone(),
+            pipeline: self.with.contains(&StackPart::Pipeline),
+            ..StackSettings::new(region)
+        }
+    }
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so a reader never sees half
+/// a file.
+pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let temporary = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = std::fs::File::create(&temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot move the new file to {}", path.display())
+    })
+}
+
+/// Writes the module's files into `dir`, refusing to replace any unless `force`.
+pub fn write_module(dir: &Path, files: &[ExportFile], force: bool) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let paths: Vec<PathBuf> = files.iter().map(|file| dir.join(file.name)).collect();
+    if !force {
+        let existing: Vec<String> = paths
+            .iter()
+            .filter(|path| path.exists())
+            .map(|path| path.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            bail!(
+                "{} already exist{}; pass --force to replace {}",
+                existing.join(", "),
+                if existing.len() == 1 { "s" } else { "" },
+                if existing.len() == 1 { "it" } else { "them" }
+            );
+        }
+    }
+    for (file, path) in files.iter().zip(&paths) {
+        write_atomically(path, &file.text)?;
+    }
+    Ok(paths)
+}
+
+pub async fn run(target: &TargetArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let (written, json) = match args.format {
+        ExportFormat::Terraform { out, build, stack } => {
+            let settings = stack.settings(target);
+            let mut written = write_module(&out, &terraform::module(&settings), stack.force)?;
+            if build {
+                written.push(build_programs(&out, settings.pipeline, stack.force).await?);
+            }
+            (written, stack.json)
+        }
+        ExportFormat::Cloudformation { out, stack } => {
+            let settings = stack.settings(target);
+            if out.exists() && !stack.force {
+                bail!(
+                    "{} already exists; pass --force to replace it",
+                    out.display()
+                );
+            }
+            let text = cloudformation::template_text(&settings, &StackId::generate());
+            write_atomically(&out, &text)?;
+            (vec![out], stack.json)
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"type": "result", "ok": true, "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
+        );
+    } else {
+        for path in &written {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the programs for Amazon Linux, stages them under `dir/build` and writes
+/// `terraform.tfvars` naming them.
+async fn build_programs(dir: &Path, pipeline: bool, force: bool) -> anyhow::Result<PathBuf> {
+    let tfvars = dir.join("terraform.tfvars");
+    if tfvars.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to replace it",
+            tfvars.display()
+        );
+    }
+    let dir_owned = dir.to_path_buf();
+    let staged = tokio::task::spawn_blocking(move || {
+        let artifacts = build(&ArtifactSource::AmazonLinux, pipeline, &mut |message| {
+            eprintln!("{message}")
+        })?;
+        anyhow::Ok(stage_programs(&artifacts, &dir_owned)?)
+    })
+    .await
+    .context("the build task failed")??;
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    write_atomically(
+        &tfvars,
+        &terraform::tfvars(
+            &absolute(&staged.server_binary),
+            &absolute(&staged.proxy_package),
+            staged.resizer_package.as_deref().map(absolute).as_deref(),
+            None,
+        ),
+    )?;
+    Ok(tfvars)
+}

@@ -1,0 +1,436 @@
+//! The stack as one CloudFormation template (JSON), rendered from the [`StackDescription`]
+//! with `${StackSuffix}` (a parameter) where a stack id goes. The programs come from a bucket
+//! the user fills first (parameters), since a template cannot upload into the buckets it makes.
+
+use serde_json::{Map, Value, json};
+
+use crate::stack::describe::{
+    Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, StackDescription,
+};
+use crate::stack::names::{StackId, StackNames};
+use crate::stack::plan::StackSettings;
+use crate::stack::policy::ArnContext;
+
+const SUFFIX: &str = "${StackSuffix}";
+
+/// The description with CloudFormation's pseudo parameters in the ARN context and parameters
+/// in place of the stack id and the token.
+pub fn description(settings: &StackSettings) -> StackDescription {
+    let arns = ArnContext {
+        partition: "${AWS::Partition}".into(),
+        region: "${AWS::Region}".into(),
+        account: "${AWS::AccountId}".into(),
+    };
+    let settings = StackSettings {
+        region: "${AWS::Region}".into(),
+        ..settings.clone()
+    };
+    StackDescription::new(
+        StackNames::with_suffix(SUFFIX),
+        SUFFIX,
+        &settings,
+        &arns,
+        "${ServerToken}",
+    )
+}
+
+/// Every string with `${` becomes an `Fn::Sub`, so names, ARNs and scripts take the
+/// parameters' and pseudo parameters' values.
+fn sub(value: &Value) -> Value {
+    match value {
+        Value::String(text) if text.contains("${") => json!({"Fn::Sub": text}),
+        Value::Array(items) => Value::Array(items.iter().map(sub).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), sub(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn text(value: &str) -> Value {
+    sub(&Value::String(value.to_owned()))
+}
+
+/// A resource's logical id from its purpose, e.g. `ImagesBucket`.
+fn bucket_id(bucket: &Bucket, names: &StackNames) -> &'static str {
+    match bucket.name.as_str() {
+        n if n == names.images_bucket => "ImagesBucket",
+        n if n == names.artifacts_bucket => "ArtifactsBucket",
+        n if n == names.uploads_bucket => "UploadsBucket",
+        _ => "ProcessedBucket",
+    }
+}
+
+fn log_group_id(name: &str, names: &StackNames) -> &'static str {
+    match name {
+        n if n == names.function_log_group => "FunctionLogGroup",
+        n if n == names.server_log_group => "ServerLogGroup",
+        _ => "ResizerLogGroup",
+    }
+}
+
+fn role_id(name: &str, names: &StackNames) -> &'static str {
+    match name {
+        n if n == names.lambda_role => "LambdaRole",
+        n if n == names.server_role => "ServerRole",
+        _ => "ResizerRole",
+    }
+}
+
+fn function_id(function: &Function) -> &'static str {
+    match function.program {
+        Program::Proxy => "ProxyFunction",
+        Program::Resizer => "ResizerFunction",
+    }
+}
+
+fn tags(stack: &StackDescription) -> Value {
+    json!([{"Key": stack.stack_tag.0, "Value": text(&stack.stack_tag.1)}])
+}
+
+fn bucket(stack: &StackDescription, bucket: &Bucket) -> Value {
+    let mut properties = json!({
+        "BucketName": text(&bucket.name),
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": true,
+            "BlockPublicPolicy": true,
+            "IgnorePublicAcls": true,
+            "RestrictPublicBuckets": true
+        },
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+            ]
+        },
+        "Tags": tags(stack)
+    });
+    if bucket.versioned {
+        properties["VersioningConfiguration"] = json!({"Status": "Enabled"});
+    }
+    if let Some(cors) = &bucket.cors {
+        properties["CorsConfiguration"] = json!({
+            "CorsRules": [{
+                "AllowedMethods": cors.methods,
+                "AllowedOrigins": cors.origins,
+                "AllowedHeaders": cors.headers,
+                "MaxAge": cors.max_age_seconds
+            }]
+        });
+    }
+    let mut resource = json!({"Type": "AWS::S3::Bucket", "Properties": properties});
+    if let Some(pipeline) = &stack.pipeline
+        && pipeline.trigger.bucket == bucket.name
+    {
+        let trigger = &pipeline.trigger;
+        resource["Properties"]["NotificationConfiguration"] = json!({
+            "LambdaConfigurations": [{
+                "Event": trigger.event,
+                "Function": {"Fn::GetAtt": ["ResizerFunction", "Arn"]},
+                "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": trigger.prefix}]}}
+            }]
+        });
+        // S3 checks that it may invoke the function when the notification is set.
+        resource["DependsOn"] = json!(["UploadsPermission"]);
+    }
+    resource
+}
+
+fn function(stack: &StackDescription, function: &Function) -> Value {
+    let names = &stack.names;
+    let variables: Map<String, Value> = function
+        .environment
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                EnvValue::Literal(value) => text(value),
+                EnvValue::ServerUrl => json!({"Fn::Sub": format!(
+                    "http://${{ServerInstance.PublicIp}}:{}",
+                    stack.security_group.port
+                )}),
+                EnvValue::Token => json!({"Ref": "ServerToken"}),
+            };
+            ((*key).to_owned(), value)
+        })
+        .collect();
+    let key = match function.program {
+        Program::Proxy => "ProxyPackageKey",
+        Program::Resizer => "ResizerPackageKey",
+    };
+    json!({
+        "Type": "AWS::Lambda::Function",
+        // The log group exists (with its retention) before Lambda would make its own.
+        "DependsOn": [log_group_id(&function.log_group, names)],
+        "Properties": {
+            "FunctionName": text(&function.name),
+            "Description": text(&function.description),
+            "Role": {"Fn::GetAtt": [role_id(&function.role, names), "Arn"]},
+            "Runtime": "provided.al2023",
+            "Architectures": ["x86_64"],
+            "Handler": "bootstrap",
+            "MemorySize": function.memory_mb,
+            "Timeout": function.timeout_seconds,
+            "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": key}},
+            "Environment": {"Variables": variables},
+            "Tags": tags(stack)
+        }
+    })
+}
+
+/// The template for a stack with `settings`; `suffix` is the default of the `StackSuffix`
+/// parameter (a fresh stack id at export).
+pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
+    let stack = description(settings);
+    let names = &stack.names;
+    let mut resources = Map::new();
+    for b in stack.buckets() {
+        resources.insert(bucket_id(b, names).into(), bucket(&stack, b));
+    }
+    resources.insert(
+        "ImagesTable".into(),
+        json!({
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "TableName": text(&stack.table.name),
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": stack.table.partition_key, "AttributeType": "S"}
+                ],
+                "KeySchema": [{"AttributeName": stack.table.partition_key, "KeyType": "HASH"}],
+                "Tags": tags(&stack)
+            }
+        }),
+    );
+    for group in stack.log_groups() {
+        resources.insert(
+            log_group_id(&group.name, names).into(),
+            json!({
+                "Type": "AWS::Logs::LogGroup",
+                "DeletionPolicy": "Delete",
+                "UpdateReplacePolicy": "Delete",
+                "Properties": {
+                    "LogGroupName": text(&group.name),
+                    "RetentionInDays": group.retention_days,
+                    "Tags": tags(&stack)
+                }
+            }),
+        );
+    }
+    for role in stack.roles() {
+        let mut policy = role.policy.clone();
+        if role.name == names.server_role
+            && let Some(statements) = policy["Statement"].as_array_mut()
+        {
+            // CloudFormation cannot put the binary into the stack's artifacts bucket, so the
+            // instance fetches it from the code bucket: that one object, nothing else.
+            statements.push(json!({
+                "Sid": "FetchServerBinary",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": ["arn:${AWS::Partition}:s3:::${CodeBucket}/${ServerBinaryKey}"]
+            }));
+        }
+        resources.insert(
+            role_id(&role.name, names).into(),
+            json!({
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": text(&role.name),
+                    "Path": role.path,
+                    "AssumeRolePolicyDocument": role.trust,
+                    "Policies": [{"PolicyName": ROLE_POLICY_NAME, "PolicyDocument": sub(&policy)}],
+                    "Tags": tags(&stack)
+                }
+            }),
+        );
+    }
+    resources.insert(
+        "ServerInstanceProfile".into(),
+        json!({
+            "Type": "AWS::IAM::InstanceProfile",
+            "Properties": {
+                "InstanceProfileName": text(&stack.instance_profile.name),
+                "Path": stack.server_role.path,
+                "Roles": [{"Ref": "ServerRole"}]
+            }
+        }),
+    );
+    let sg = &stack.security_group;
+    resources.insert(
+        "ServerSecurityGroup".into(),
+        json!({
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupName": text(&sg.name),
+                "GroupDescription": text(&sg.description),
+                "SecurityGroupIngress": [{
+                    "Description": "hybridlab image server",
+                    "IpProtocol": "tcp",
+                    "FromPort": sg.port,
+                    "ToPort": sg.port,
+                    "CidrIp": {"Ref": "IngressCidr"}
+                }],
+                "Tags": tags(&stack)
+            }
+        }),
+    );
+    let launch = crate::userdata::ServerLaunch {
+        artifact_bucket: "${CodeBucket}".into(),
+        binary_key: "${ServerBinaryKey}".into(),
+        ..stack.instance.launch.clone()
+    };
+    let user_data = launch.render_with_env(&stack.server_artifacts.env_file);
+    let mut instance_tags = tags(&stack);
+    if let Some(list) = instance_tags.as_array_mut() {
+        list.extend(
+            stack
+                .instance
+                .extra_tags
+                .iter()
+                .map(|(key, value)| json!({"Key": key, "Value": text(value)})),
+        );
+    }
+    resources.insert(
+        "ServerInstance".into(),
+        json!({
+            "Type": "AWS::EC2::Instance",
+            "DependsOn": ["ServerLogGroup"],
+            "Properties": {
+                "ImageId": {"Ref": "ImageId"},
+                "InstanceType": {"Ref": "InstanceType"},
+                "IamInstanceProfile": {"Ref": "ServerInstanceProfile"},
+                "SecurityGroupIds": [{"Fn::GetAtt": ["ServerSecurityGroup", "GroupId"]}],
+                // The instance shuts itself down when its TTL ends; shutting down terminates it.
+                "InstanceInitiatedShutdownBehavior": "terminate",
+                "MetadataOptions": {
+                    "HttpEndpoint": "enabled",
+                    "HttpTokens": "required",
+                    "HttpPutResponseHopLimit": 1
+                },
+                "UserData": {"Fn::Base64": text(&user_data)},
+                "Tags": instance_tags
+            }
+        }),
+    );
+    for f in stack.functions() {
+        resources.insert(function_id(f).into(), function(&stack, f));
+    }
+    if let Some(pipeline) = &stack.pipeline {
+        let trigger = &pipeline.trigger;
+        resources.insert(
+            "UploadsPermission".into(),
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": {"Ref": "ResizerFunction"},
+                    "Principal": "s3.amazonaws.com",
+                    // The name, not a reference: the bucket's notification needs this first.
+                    "SourceArn": text(&format!("arn:${{AWS::Partition}}:s3:::{}", trigger.bucket)),
+                    // A deleted bucket's name can pass to another account: the account pins it.
+                    "SourceAccount": {"Ref": "AWS::AccountId"}
+                }
+            }),
+        );
+    }
+
+    let mut outputs = json!({
+        "StackId": {"Description": "The stack id (`hybridlab status --stack ...`)", "Value": {"Ref": "StackSuffix"}},
+        "FunctionName": {"Description": "The proxy function", "Value": {"Ref": "ProxyFunction"}},
+        "ServerUrl": {"Description": "The image server's URL", "Value": {"Fn::Sub": format!("http://${{ServerInstance.PublicIp}}:{}", sg.port)}},
+        "ImagesBucket": {"Description": "Originals and variants", "Value": {"Ref": "ImagesBucket"}},
+        "ArtifactsBucket": {"Description": "The stack's artifacts bucket", "Value": {"Ref": "ArtifactsBucket"}},
+        "Table": {"Description": "The images' metadata table", "Value": {"Ref": "ImagesTable"}},
+        "InstanceId": {"Description": "The image server's instance", "Value": {"Ref": "ServerInstance"}}
+    });
+    let mut parameters = json!({
+        "StackSuffix": {
+            "Type": "String",
+            "Description": "The stack id every name ends in: 4 to 16 lowercase letters and digits",
+            "Default": suffix.as_str(),
+            "AllowedPattern": "^[a-z0-9]{4,16}$"
+        },
+        "CodeBucket": {
+            "Type": "String",
+            "Description": "An existing bucket in this region holding the programs (see the template's Description)"
+        },
+        "ServerBinaryKey": {
+            "Type": "String",
+            "Default": "hybridlab/hybridlab-ec2-server",
+            "Description": "Key of hybridlab-ec2-server (Amazon Linux 2023 x86_64) in CodeBucket"
+        },
+        "ProxyPackageKey": {
+            "Type": "String",
+            "Default": "hybridlab/proxy.zip",
+            "Description": "Key of the proxy function's bootstrap.zip in CodeBucket"
+        },
+        "ServerToken": {
+            "Type": "String",
+            "NoEcho": true,
+            "MinLength": 32,
+            "AllowedPattern": "^[A-Za-z0-9]+$",
+            "Description": "The bearer token the function sends and the server checks (e.g. `openssl rand -hex 32`)"
+        },
+        "InstanceType": {
+            "Type": "String",
+            "Default": settings.instance_type,
+            "Description": "EC2 instance type of the image server"
+        },
+        "IngressCidr": {
+            "Type": "String",
+            "Default": settings.ingress_cidr,
+            "Description": "Who may reach the server port (the function calls the public address; the token guards the server)"
+        },
+        "ImageId": {
+            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            "Default": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+            "Description": "The latest Amazon Linux 2023 x86_64 image"
+        }
+    });
+    if stack.pipeline.is_some() {
+        parameters["ResizerPackageKey"] = json!({
+            "Type": "String",
+            "Default": "hybridlab/resizer.zip",
+            "Description": "Key of the resizer function's bootstrap.zip in CodeBucket"
+        });
+        outputs["UploadsBucket"] = json!({"Description": "Uploads; new objects under uploads/ run the resizer", "Value": {"Ref": "UploadsBucket"}});
+        outputs["ProcessedBucket"] =
+            json!({"Description": "The resizer's variants", "Value": {"Ref": "ProcessedBucket"}});
+        outputs["ResizerName"] =
+            json!({"Description": "The resizer function", "Value": {"Ref": "ResizerFunction"}});
+    }
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": description_text(settings.pipeline),
+        "Parameters": parameters,
+        "Resources": resources,
+        "Outputs": outputs
+    })
+}
+
+fn description_text(pipeline: bool) -> String {
+    format!(
+        "The hybridlab stack{}, as `hybridlab up{}` creates it (generated by `hybridlab export cloudformation`). \
+         Copy the programs first: aws s3 cp hybridlab-ec2-server s3://CODE_BUCKET/hybridlab/hybridlab-ec2-server; \
+         aws s3 cp proxy.zip s3://CODE_BUCKET/hybridlab/proxy.zip{}. Then: aws cloudformation deploy --template-file hybridlab.json \
+         --stack-name hybridlab --capabilities CAPABILITY_NAMED_IAM --parameter-overrides CodeBucket=CODE_BUCKET ServerToken=$(openssl rand -hex 32). \
+         Empty the buckets before deleting the stack.",
+        if pipeline {
+            " with the event-driven pipeline"
+        } else {
+            ""
+        },
+        if pipeline { " --with pipeline" } else { "" },
+        if pipeline {
+            "; aws s3 cp resizer.zip s3://CODE_BUCKET/hybridlab/resizer.zip"
+        } else {
+            ""
+        },
+    )
+}
+
+/// The template as the file `hybridlab export cloudformation` writes.
+pub fn template_text(settings: &StackSettings, suffix: &StackId) -> String {
+    let mut text = serde_json::to_string_pretty(&template(settings, suffix)).unwrap_or_default();
+    text.push('\n');
+    text
+}

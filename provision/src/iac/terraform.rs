@@ -1,0 +1,927 @@
+//! The stack as a Terraform module (`main.tf`, `variables.tf`, `outputs.tf`, `README.md`),
+//! rendered from the [`StackDescription`] with `${local.id}`, a `random_id`, where a stack id
+//! goes. The programs come in as file paths (variables) and go up as `aws_s3_object`s and
+//! Lambda packages, so `terraform apply` deploys the same code `hybridlab up` would.
+
+use super::hcl::{Block, Expr, Item, attr, block, file, from_json, raw, string};
+use super::{ExportFile, resources_note};
+use crate::sandbox::ec2_host::ENDPOINT_TAG;
+use crate::stack::describe::{
+    Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, Role, StackDescription,
+};
+use crate::stack::names::StackNames;
+use crate::stack::plan::StackSettings;
+use crate::stack::policy::ArnContext;
+
+/// The stack id inside the module: 8 lowercase hex digits, a valid [`StackId`] (4 random
+/// bytes), so every name has the shape `hybridlab up` gives it.
+///
+/// [`StackId`]: crate::stack::names::StackId
+const ID: &str = "${local.id}";
+
+/// The Terraform label of a bucket, log group, role or function, from what it is for.
+fn bucket_label(bucket: &Bucket, names: &StackNames) -> &'static str {
+    match bucket.name.as_str() {
+        n if n == names.images_bucket => "images",
+        n if n == names.artifacts_bucket => "artifacts",
+        n if n == names.uploads_bucket => "uploads",
+        _ => "processed",
+    }
+}
+
+fn log_group_label(name: &str, names: &StackNames) -> &'static str {
+    match name {
+        n if n == names.function_log_group => "function",
+        n if n == names.server_log_group => "server",
+        _ => "resizer",
+    }
+}
+
+fn role_label(name: &str, names: &StackNames) -> &'static str {
+    match name {
+        n if n == names.lambda_role => "lambda",
+        n if n == names.server_role => "server",
+        _ => "resizer",
+    }
+}
+
+fn function_label(function: &Function) -> &'static str {
+    match function.program {
+        Program::Proxy => "proxy",
+        Program::Resizer => "resizer",
+    }
+}
+
+fn tags() -> Item {
+    attr("tags", raw("local.tags"))
+}
+
+fn resource(kind: &str, label: &str, body: Vec<Item>) -> Block {
+    Block::new("resource", &[kind, label], body)
+}
+
+fn jsonencode(value: &serde_json::Value) -> Expr {
+    Expr::Call("jsonencode", vec![from_json(value)])
+}
+
+fn depends_on(references: &[&str]) -> Item {
+    attr(
+        "depends_on",
+        Expr::List(references.iter().map(|r| raw(*r)).collect()),
+    )
+}
+
+/// The description with Terraform's interpolations in place of the stack id, the ARN
+/// context, the region and the token.
+pub fn description(settings: &StackSettings) -> StackDescription {
+    let arns = ArnContext {
+        partition: "${data.aws_partition.current.partition}".into(),
+        region: "${var.region}".into(),
+        account: "${data.aws_caller_identity.current.account_id}".into(),
+    };
+    let settings = StackSettings {
+        region: "${var.region}".into(),
+        ..settings.clone()
+    };
+    StackDescription::new(
+        StackNames::with_suffix(ID),
+        ID,
+        &settings,
+        &arns,
+        "${random_password.token.result}",
+    )
+}
+
+fn bucket_blocks(bucket: &Bucket, names: &StackNames) -> Vec<Block> {
+    let label = bucket_label(bucket, names);
+    let id = format!("aws_s3_bucket.{label}.id");
+    let mut blocks = vec![
+        resource(
+            "aws_s3_bucket",
+            label,
+            vec![
+                attr("bucket", string(&bucket.name)),
+                // `hybridlab down` empties a bucket (every version) before deleting it; so
+                // does `terraform destroy` with this.
+                attr("force_destroy", raw("true")),
+                tags(),
+            ],
+        ),
+        resource(
+            "aws_s3_bucket_public_access_block",
+            label,
+            vec![
+                attr("bucket", raw(&id)),
+                attr("block_public_acls", raw("true")),
+                attr("block_public_policy", raw("true")),
+                attr("ignore_public_acls", raw("true")),
+                attr("restrict_public_buckets", raw("true")),
+            ],
+        ),
+        resource(
+            "aws_s3_bucket_server_side_encryption_configuration",
+            label,
+            vec![
+                attr("bucket", raw(&id)),
+                Item::Blank,
+                block(
+                    "rule",
+                    &[],
+                    vec![block(
+                        "apply_server_side_encryption_by_default",
+                        &[],
+                        vec![attr("sse_algorithm", string("AES256"))],
+                    )],
+                ),
+            ],
+        ),
+    ];
+    if bucket.versioned {
+        blocks.push(resource(
+            "aws_s3_bucket_versioning",
+            label,
+            vec![
+                attr("bucket", raw(&id)),
+                Item::Blank,
+                block(
+                    "versioning_configuration",
+                    &[],
+                    vec![attr("status", string("Enabled"))],
+                ),
+            ],
+        ));
+    }
+    if let Some(cors) = &bucket.cors {
+        let list = |items: &[&str]| Expr::List(items.iter().map(|i| string(*i)).collect());
+        blocks.push(resource(
+            "aws_s3_bucket_cors_configuration",
+            label,
+            vec![
+                attr("bucket", raw(&id)),
+                Item::Blank,
+                Item::Comment(
+                    "The gallery page PUTs here with a presigned URL; the URL is the authorisation."
+                        .into(),
+                ),
+                block(
+                    "cors_rule",
+                    &[],
+                    vec![
+                        attr("allowed_methods", list(&cors.methods)),
+                        attr("allowed_origins", list(&cors.origins)),
+                        attr("allowed_headers", list(&cors.headers)),
+                        attr("max_age_seconds", raw(cors.max_age_seconds.to_string())),
+                    ],
+                ),
+            ],
+        ));
+    }
+    blocks
+}
+
+fn role_blocks(role: &Role, names: &StackNames) -> Vec<Block> {
+    let label = role_label(&role.name, names);
+    vec![
+        resource(
+            "aws_iam_role",
+            label,
+            vec![
+                attr("name", string(&role.name)),
+                attr("path", string(role.path)),
+                attr("assume_role_policy", jsonencode(&role.trust)),
+                tags(),
+            ],
+        ),
+        resource(
+            "aws_iam_role_policy",
+            label,
+            vec![
+                attr("name", string(ROLE_POLICY_NAME)),
+                attr("role", raw(format!("aws_iam_role.{label}.id"))),
+                attr("policy", jsonencode(&role.policy)),
+            ],
+        ),
+    ]
+}
+
+fn function_block(function: &Function, names: &StackNames) -> Block {
+    let label = function_label(function);
+    let package = match function.program {
+        Program::Proxy => "var.proxy_package",
+        Program::Resizer => "var.resizer_package",
+    };
+    let role = role_label(&function.role, names);
+    let log_group = log_group_label(&function.log_group, names);
+    let variables = function
+        .environment
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                EnvValue::Literal(text) => string(text),
+                EnvValue::ServerUrl => raw("local.server_url"),
+                EnvValue::Token => raw("random_password.token.result"),
+            };
+            ((*key).to_owned(), value)
+        })
+        .collect();
+    let (memory, timeout) = match function.program {
+        Program::Proxy => (
+            raw("var.function_memory_mb"),
+            raw("var.function_timeout_seconds"),
+        ),
+        Program::Resizer => (
+            raw(function.memory_mb.to_string()),
+            raw(function.timeout_seconds.to_string()),
+        ),
+    };
+    resource(
+        "aws_lambda_function",
+        label,
+        vec![
+            attr("function_name", string(&function.name)),
+            attr("description", string(&function.description)),
+            attr("role", raw(format!("aws_iam_role.{role}.arn"))),
+            attr("runtime", string("provided.al2023")),
+            attr("architectures", Expr::List(vec![string("x86_64")])),
+            attr("handler", string("bootstrap")),
+            attr("memory_size", memory),
+            attr("timeout", timeout),
+            attr("filename", raw(package)),
+            attr(
+                "source_code_hash",
+                raw(format!("filebase64sha256({package})")),
+            ),
+            tags(),
+            Item::Blank,
+            block(
+                "environment",
+                &[],
+                vec![attr("variables", Expr::Object(variables))],
+            ),
+            Item::Blank,
+            // The log group exists (with its retention) before Lambda would make its own.
+            depends_on(&[
+                &format!("aws_cloudwatch_log_group.{log_group}"),
+                &format!("aws_iam_role_policy.{role}"),
+            ]),
+        ],
+    )
+}
+
+fn main_tf(stack: &StackDescription) -> String {
+    let names = &stack.names;
+    let mut blocks = vec![
+        Block::new(
+            "terraform",
+            &[],
+            vec![
+                attr("required_version", string(">= 1.5")),
+                Item::Blank,
+                block(
+                    "required_providers",
+                    &[],
+                    vec![
+                        attr(
+                            "aws",
+                            Expr::Object(vec![
+                                ("source".into(), string("hashicorp/aws")),
+                                ("version".into(), string(">= 5.0, < 7.0")),
+                            ]),
+                        ),
+                        attr(
+                            "random",
+                            Expr::Object(vec![
+                                ("source".into(), string("hashicorp/random")),
+                                ("version".into(), string(">= 3.5")),
+                            ]),
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        Block::new(
+            "provider",
+            &["aws"],
+            vec![
+                attr("region", raw("var.region")),
+                Item::Blank,
+                Item::Comment(
+                    "With aws_endpoint_url set (the hybridlab sandbox, another emulator), every service\n\
+                     is reached at that one URL, without the checks an emulator cannot answer."
+                        .into(),
+                ),
+                attr("skip_credentials_validation", raw("local.emulated")),
+                attr("skip_metadata_api_check", raw("local.emulated")),
+                attr("s3_use_path_style", raw("local.emulated")),
+                Item::Blank,
+                block(
+                    "endpoints",
+                    &[],
+                    ["dynamodb", "ec2", "iam", "lambda", "logs", "s3", "sts"]
+                        .into_iter()
+                        .map(|service| attr(service, raw("var.aws_endpoint_url")))
+                        .collect(),
+                ),
+            ],
+        ),
+        Block::new(
+            "resource",
+            &["random_id", "stack"],
+            vec![attr("byte_length", raw("4"))],
+        ),
+        Block::new(
+            "resource",
+            &["random_password", "token"],
+            vec![
+                Item::Comment(
+                    "The bearer token the function sends and the server checks, as `up` makes one."
+                        .into(),
+                ),
+                attr("length", raw("64")),
+                attr("special", raw("false")),
+            ],
+        ),
+        Block::new(
+            "locals",
+            &[],
+            vec![
+                Item::Comment(
+                    "Lowercase hex of 4 random bytes: a valid hybridlab stack id, so `hybridlab status`\n\
+                     and `hybridlab down` know the stack too."
+                        .into(),
+                ),
+                attr("id", raw("coalesce(var.stack_id, random_id.stack.hex)")),
+                attr("emulated", raw("var.aws_endpoint_url != null")),
+                attr(
+                    "tags",
+                    Expr::Object(vec![(stack.stack_tag.0.to_owned(), raw("local.id"))]),
+                ),
+                Item::Comment(
+                    "On AWS the function calls the instance's public address; the sandbox runs the\n\
+                     server on loopback and names its address in a tag."
+                        .into(),
+                ),
+                attr(
+                    "server_url",
+                    raw(format!(
+                        "local.emulated ? lookup(data.aws_instance.server.tags, \"{ENDPOINT_TAG}\", \"\") : \"http://${{aws_instance.server.public_ip}}:{}\"",
+                        stack.security_group.port
+                    )),
+                ),
+            ],
+        ),
+        Block::new("data", &["aws_partition", "current"], vec![]),
+        Block::new("data", &["aws_caller_identity", "current"], vec![]),
+        Block::new(
+            "data",
+            &["aws_vpc", "default"],
+            vec![attr("default", raw("true"))],
+        ),
+        Block::new(
+            "data",
+            &["aws_ami", "al2023"],
+            vec![
+                attr("most_recent", raw("true")),
+                attr("owners", Expr::List(vec![string("amazon")])),
+                Item::Blank,
+                block(
+                    "filter",
+                    &[],
+                    vec![
+                        attr("name", string("name")),
+                        attr(
+                            "values",
+                            Expr::List(vec![string(stack.instance.image_name_pattern)]),
+                        ),
+                    ],
+                ),
+                Item::Blank,
+                block(
+                    "filter",
+                    &[],
+                    vec![
+                        attr("name", string("architecture")),
+                        attr("values", Expr::List(vec![string("x86_64")])),
+                    ],
+                ),
+            ],
+        ),
+    ];
+    for bucket in stack.buckets() {
+        blocks.extend(bucket_blocks(bucket, names));
+    }
+    blocks.push(resource(
+        "aws_dynamodb_table",
+        "images",
+        vec![
+            attr("name", string(&stack.table.name)),
+            attr("billing_mode", string("PAY_PER_REQUEST")),
+            attr("hash_key", string(stack.table.partition_key)),
+            tags(),
+            Item::Blank,
+            block(
+                "attribute",
+                &[],
+                vec![
+                    attr("name", string(stack.table.partition_key)),
+                    attr("type", string("S")),
+                ],
+            ),
+        ],
+    ));
+    for group in stack.log_groups() {
+        blocks.push(resource(
+            "aws_cloudwatch_log_group",
+            log_group_label(&group.name, names),
+            vec![
+                attr("name", string(&group.name)),
+                attr("retention_in_days", raw("var.log_retention_days")),
+                tags(),
+            ],
+        ));
+    }
+    for role in stack.roles() {
+        blocks.extend(role_blocks(role, names));
+    }
+    blocks.push(resource(
+        "aws_iam_instance_profile",
+        "server",
+        vec![
+            attr("name", string(&stack.instance_profile.name)),
+            attr("path", string(stack.server_role.path)),
+            attr("role", raw("aws_iam_role.server.name")),
+            tags(),
+        ],
+    ));
+    let sg = &stack.security_group;
+    blocks.push(resource(
+        "aws_security_group",
+        "server",
+        vec![
+            attr("name", string(&sg.name)),
+            attr("description", string(&sg.description)),
+            attr("vpc_id", raw("data.aws_vpc.default.id")),
+            tags(),
+            Item::Blank,
+            block(
+                "ingress",
+                &[],
+                vec![
+                    attr("description", string("hybridlab image server")),
+                    attr("protocol", string("tcp")),
+                    attr("from_port", raw(sg.port.to_string())),
+                    attr("to_port", raw(sg.port.to_string())),
+                    attr("cidr_blocks", Expr::List(vec![raw("var.ingress_cidr")])),
+                ],
+            ),
+            Item::Blank,
+            Item::Comment(
+                "EC2 gives a new group this rule; Terraform removes it unless it is declared. The\n\
+                 instance needs it to fetch the server from S3."
+                    .into(),
+            ),
+            block(
+                "egress",
+                &[],
+                vec![
+                    attr("protocol", string("-1")),
+                    attr("from_port", raw("0")),
+                    attr("to_port", raw("0")),
+                    attr("cidr_blocks", Expr::List(vec![string("0.0.0.0/0")])),
+                ],
+            ),
+        ],
+    ));
+    let artifacts = &stack.server_artifacts;
+    blocks.push(resource(
+        "aws_s3_object",
+        "server_binary",
+        vec![
+            attr("bucket", raw("aws_s3_bucket.artifacts.id")),
+            attr("key", string(artifacts.binary_key)),
+            attr("source", raw("var.server_binary")),
+            attr("source_hash", raw("filemd5(var.server_binary)")),
+            attr("content_type", string("application/octet-stream")),
+            Item::Blank,
+            depends_on(&[
+                "aws_s3_bucket_public_access_block.artifacts",
+                "aws_s3_bucket_server_side_encryption_configuration.artifacts",
+            ]),
+        ],
+    ));
+    blocks.push(resource(
+        "aws_s3_object",
+        "server_env",
+        vec![
+            attr("bucket", raw("aws_s3_bucket.artifacts.id")),
+            attr("key", string(artifacts.env_key)),
+            attr("content", Expr::Heredoc(artifacts.env_file.clone())),
+            attr("content_type", string("text/plain")),
+            Item::Blank,
+            depends_on(&[
+                "aws_s3_bucket_public_access_block.artifacts",
+                "aws_s3_bucket_server_side_encryption_configuration.artifacts",
+            ]),
+        ],
+    ));
+    let instance = &stack.instance;
+    let instance_tags = Expr::Call(
+        "merge",
+        vec![
+            raw("local.tags"),
+            Expr::Object(
+                instance
+                    .extra_tags
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), string(value)))
+                    .collect(),
+            ),
+        ],
+    );
+    blocks.push(resource(
+        "aws_instance",
+        "server",
+        vec![
+            attr("ami", raw("data.aws_ami.al2023.id")),
+            attr("instance_type", raw("var.instance_type")),
+            attr(
+                "iam_instance_profile",
+                raw("aws_iam_instance_profile.server.name"),
+            ),
+            attr(
+                "vpc_security_group_ids",
+                Expr::List(vec![raw("aws_security_group.server.id")]),
+            ),
+            Item::Comment(
+                "The instance shuts itself down when its TTL ends; shutting down terminates it."
+                    .into(),
+            ),
+            attr("instance_initiated_shutdown_behavior", string("terminate")),
+            attr("user_data_replace_on_change", raw("true")),
+            attr("user_data", Expr::Heredoc(instance.launch.render())),
+            attr("tags", instance_tags.clone()),
+            attr("volume_tags", instance_tags),
+            Item::Blank,
+            block(
+                "metadata_options",
+                &[],
+                vec![
+                    attr("http_endpoint", string("enabled")),
+                    attr("http_tokens", string("required")),
+                    attr("http_put_response_hop_limit", raw("1")),
+                ],
+            ),
+            Item::Blank,
+            depends_on(&[
+                "aws_s3_object.server_binary",
+                "aws_s3_object.server_env",
+                "aws_iam_role_policy.server",
+                "aws_cloudwatch_log_group.server",
+            ]),
+        ],
+    ));
+    blocks.push(Block::new(
+        "data",
+        &["aws_instance", "server"],
+        vec![attr("instance_id", raw("aws_instance.server.id"))],
+    ));
+    for function in stack.functions() {
+        blocks.push(function_block(function, names));
+    }
+    if let Some(pipeline) = &stack.pipeline {
+        let trigger = &pipeline.trigger;
+        blocks.push(resource(
+            "aws_lambda_permission",
+            "uploads",
+            vec![
+                attr("statement_id", string(trigger.permission_id)),
+                attr("action", string("lambda:InvokeFunction")),
+                attr("principal", string("s3.amazonaws.com")),
+                attr(
+                    "function_name",
+                    raw("aws_lambda_function.resizer.function_name"),
+                ),
+                attr("source_arn", raw("aws_s3_bucket.uploads.arn")),
+                Item::Comment(
+                    "A deleted bucket's name can pass to another account: the account pins it."
+                        .into(),
+                ),
+                attr(
+                    "source_account",
+                    raw("data.aws_caller_identity.current.account_id"),
+                ),
+            ],
+        ));
+        blocks.push(resource(
+            "aws_s3_bucket_notification",
+            "uploads",
+            vec![
+                attr("bucket", raw("aws_s3_bucket.uploads.id")),
+                Item::Blank,
+                block(
+                    "lambda_function",
+                    &[],
+                    vec![
+                        attr("id", string(trigger.notification_id)),
+                        attr(
+                            "lambda_function_arn",
+                            raw("aws_lambda_function.resizer.arn"),
+                        ),
+                        attr("events", Expr::List(vec![string(trigger.event)])),
+                        attr("filter_prefix", string(trigger.prefix)),
+                    ],
+                ),
+                Item::Blank,
+                Item::Comment(
+                    "S3 checks that it may invoke the function when the notification is set."
+                        .into(),
+                ),
+                depends_on(&["aws_lambda_permission.uploads"]),
+            ],
+        ));
+    }
+    let mut text = format!(
+        "# The hybridlab stack{}, as `hybridlab up{}` creates it. Generated by\n# `hybridlab export terraform`; {}\n\n",
+        if stack.pipeline.is_some() {
+            " with the event-driven pipeline"
+        } else {
+            ""
+        },
+        if stack.pipeline.is_some() {
+            " --with pipeline"
+        } else {
+            ""
+        },
+        resources_note()
+    );
+    text.push_str(&file(&blocks));
+    text
+}
+
+fn variable(name: &str, kind: &str, description: &str, default: Option<Expr>) -> Block {
+    let mut body = vec![
+        attr("description", string(description)),
+        attr("type", raw(kind)),
+    ];
+    if let Some(default) = default {
+        body.push(attr("default", default));
+    }
+    Block::new("variable", &[name], body)
+}
+
+fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
+    let mut blocks = vec![
+        variable(
+            "region",
+            "string",
+            "AWS region of the stack.",
+            Some(string(&settings.region)),
+        ),
+        variable(
+            "aws_endpoint_url",
+            "string",
+            "An AWS-compatible endpoint for every service (the hybridlab sandbox: `hybridlab sandbox status`); null for AWS itself.",
+            Some(raw("null")),
+        ),
+        Block::new(
+            "variable",
+            &["stack_id"],
+            vec![
+                attr(
+                    "description",
+                    string(
+                        "The stack id every name ends in; null for a random one (`hybridlab up --via terraform` passes its own).",
+                    ),
+                ),
+                attr("type", raw("string")),
+                attr("default", raw("null")),
+                Item::Blank,
+                block(
+                    "validation",
+                    &[],
+                    vec![
+                        attr(
+                            "condition",
+                            raw(
+                                "var.stack_id == null || can(regex(\"^[a-z0-9]{4,16}$\", var.stack_id))",
+                            ),
+                        ),
+                        attr(
+                            "error_message",
+                            string("A stack id is 4 to 16 lowercase letters and digits."),
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        variable(
+            "server_binary",
+            "string",
+            "Path of the hybridlab-ec2-server binary built for Amazon Linux 2023 x86_64 (`hybridlab export terraform --build` builds it).",
+            None,
+        ),
+        variable(
+            "proxy_package",
+            "string",
+            "Path of the proxy function's bootstrap.zip (provided.al2023, x86_64).",
+            None,
+        ),
+        variable(
+            "instance_type",
+            "string",
+            "EC2 instance type of the image server.",
+            Some(string(&settings.instance_type)),
+        ),
+        variable(
+            "ingress_cidr",
+            "string",
+            "Who may reach the server port. The function runs outside any VPC and calls the public address; the bearer token guards the server.",
+            Some(string(&settings.ingress_cidr)),
+        ),
+        variable(
+            "function_memory_mb",
+            "number",
+            "Memory of the proxy function.",
+            Some(raw(settings.function_memory_mb.to_string())),
+        ),
+        variable(
+            "function_timeout_seconds",
+            "number",
+            "Timeout of the proxy function.",
+            Some(raw(settings.function_timeout_seconds.to_string())),
+        ),
+        variable(
+            "log_retention_days",
+            "number",
+            "Retention of every log group.",
+            Some(raw(settings.log_retention_days.to_string())),
+        ),
+    ];
+    if stack.pipeline.is_some() {
+        blocks.insert(
+            5,
+            variable(
+                "resizer_package",
+                "string",
+                "Path of the resizer function's bootstrap.zip (provided.al2023, x86_64).",
+                None,
+            ),
+        );
+    }
+    format!(
+        "# The server's port ({}) and the instance's TTL ({} s) are written into its user-data at\n# export: `hybridlab export terraform --ttl ...` changes the TTL.\n\n{}",
+        settings.server_port,
+        settings.ttl_seconds,
+        file(&blocks)
+    )
+}
+
+fn output(name: &str, description: &str, value: Expr) -> Block {
+    Block::new(
+        "output",
+        &[name],
+        vec![
+            attr("description", string(description)),
+            attr("value", value),
+        ],
+    )
+}
+
+fn outputs_tf(stack: &StackDescription) -> String {
+    let mut blocks = vec![
+        output(
+            "stack_id",
+            "The stack id (`hybridlab status --stack ...`).",
+            raw("local.id"),
+        ),
+        output(
+            "function_name",
+            "The proxy function (`aws lambda invoke --function-name ...`).",
+            raw("aws_lambda_function.proxy.function_name"),
+        ),
+        output(
+            "server_url",
+            "The image server's URL.",
+            raw("local.server_url"),
+        ),
+        output(
+            "images_bucket",
+            "Where the server stores originals and variants.",
+            raw("aws_s3_bucket.images.bucket"),
+        ),
+        output(
+            "artifacts_bucket",
+            "Where the server binary and its environment file are.",
+            raw("aws_s3_bucket.artifacts.bucket"),
+        ),
+        output(
+            "table",
+            "The images' metadata table.",
+            raw("aws_dynamodb_table.images.name"),
+        ),
+        output(
+            "instance_id",
+            "The image server's instance.",
+            raw("aws_instance.server.id"),
+        ),
+    ];
+    if stack.pipeline.is_some() {
+        blocks.extend([
+            output(
+                "uploads_bucket",
+                "Where uploads land; new objects under uploads/ run the resizer.",
+                raw("aws_s3_bucket.uploads.bucket"),
+            ),
+            output(
+                "processed_bucket",
+                "Where the resizer writes the variants.",
+                raw("aws_s3_bucket.processed.bucket"),
+            ),
+            output(
+                "resizer_name",
+                "The resizer function.",
+                raw("aws_lambda_function.resizer.function_name"),
+            ),
+        ]);
+    }
+    file(&blocks)
+}
+
+fn readme(settings: &StackSettings) -> String {
+    let pipeline = settings.pipeline;
+    format!(
+        "# hybridlab stack as a Terraform module\n\n\
+         Generated by `hybridlab export terraform{flag}`: the same resources `hybridlab up{flag}` creates \
+         (buckets with versioning, SSE-S3 and public-access blocks, the table, log groups with retention, \
+         least-privilege roles, the security group, the instance with its user-data and TTL, the function{extra}). \
+         Names end in a `random_id` (8 hex digits), a valid hybridlab stack id: `hybridlab status` and \
+         `hybridlab down --stack <id>` see the stack too.\n\n\
+         ## Programs\n\n\
+         The module uploads the programs, it does not build them. Either export with `--build` (cargo-lambda \
+         builds them for Amazon Linux 2023 and `terraform.tfvars` points at them), or set the variables \
+         `server_binary`, `proxy_package`{resizer_var} in `terraform.tfvars` yourself.\n\n\
+         ## Apply\n\n\
+         ```sh\n\
+         terraform init\n\
+         terraform apply\n\
+         aws lambda invoke --function-name \"$(terraform output -raw function_name)\" \\\n  \
+         --cli-binary-format raw-in-base64-out --payload '{{\"image_url\":\"https://...\"}}' out.json\n\
+         terraform destroy\n\
+         ```\n\n\
+         `hybridlab up --via terraform` does the same and shows Terraform's progress as `up`'s steps; \
+         `hybridlab down --via terraform` destroys.\n\n\
+         ## The hybridlab sandbox\n\n\
+         Set `aws_endpoint_url` to the sandbox's endpoint (`hybridlab sandbox status`) and use any \
+         credentials (`AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`).\n\n\
+         ## Providers without the registry\n\n\
+         `terraform init` needs `hashicorp/aws` and `hashicorp/random`. Without access to \
+         registry.terraform.io, point Terraform at a local plugin mirror in `~/.terraformrc`:\n\n\
+         ```hcl\n\
+         provider_installation {{\n  filesystem_mirror {{\n    path    = \"/opt/tf-plugins\"\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }}\n}}\n\
+         ```\n",
+        flag = if pipeline { " --with pipeline" } else { "" },
+        extra = if pipeline {
+            ", and the pipeline's uploads and processed buckets, resizer function, S3 notification and invoke permission"
+        } else {
+            ""
+        },
+        resizer_var = if pipeline { ", `resizer_package`" } else { "" },
+    )
+}
+
+/// The module's files for a stack with `settings` (its region and sizes become the
+/// variables' defaults).
+pub fn module(settings: &StackSettings) -> Vec<ExportFile> {
+    let stack = description(settings);
+    vec![
+        ExportFile::new("main.tf", main_tf(&stack)),
+        ExportFile::new("variables.tf", variables_tf(&stack, settings)),
+        ExportFile::new("outputs.tf", outputs_tf(&stack)),
+        ExportFile::new("README.md", readme(settings)),
+    ]
+}
+
+/// `terraform.tfvars` naming the built programs.
+pub fn tfvars(
+    server_binary: &std::path::Path,
+    proxy_package: &std::path::Path,
+    resizer_package: Option<&std::path::Path>,
+    endpoint: Option<&str>,
+) -> String {
+    let mut items = vec![
+        attr("server_binary", string(server_binary.display().to_string())),
+        attr("proxy_package", string(proxy_package.display().to_string())),
+    ];
+    if let Some(resizer) = resizer_package {
+        items.push(attr(
+            "resizer_package",
+            string(resizer.display().to_string()),
+        ));
+    }
+    if let Some(endpoint) = endpoint {
+        items.push(attr("aws_endpoint_url", string(endpoint)));
+    }
+    let mut out = String::new();
+    super::hcl::write_items(&mut out, &items);
+    out
+}

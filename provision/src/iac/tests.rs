@@ -1,0 +1,448 @@
+//! The exports against the plan: the same resources, named alike, with the same settings.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{cloudformation, terraform};
+use crate::stack::names::StackId;
+use crate::stack::plan::{StackSettings, plan};
+
+const ID: &str = "abcd1234";
+
+fn settings(pipeline: bool) -> StackSettings {
+    StackSettings {
+        pipeline,
+        ..StackSettings::new("eu-west-1")
+    }
+}
+
+/// `(kind, name)` of every AWS resource the plan lists, for stack [`ID`].
+fn planned(pipeline: bool) -> BTreeSet<(String, String)> {
+    let id = StackId::parse(ID).expect("valid");
+    plan(&id, &settings(pipeline))
+        .into_iter()
+        .filter(|r| !r.kind.is_empty())
+        .map(|r| (r.kind.to_owned(), r.name))
+        .collect()
+}
+
+/// One top-level `resource "type" "label" { ... }` of a rendered module, with its one-line
+/// attributes (`key = value`, unquoted) at the first level.
+#[derive(Debug)]
+struct TfResource {
+    kind: String,
+    label: String,
+    body: String,
+}
+
+impl TfResource {
+    fn attr(&self, key: &str) -> Option<String> {
+        self.body.lines().find_map(|line| {
+            let line = line.strip_prefix("  ")?;
+            if line.starts_with(' ') {
+                return None;
+            }
+            let (name, value) = line.split_once('=')?;
+            (name.trim() == key).then(|| value.trim().trim_matches('"').to_owned())
+        })
+    }
+}
+
+fn tf_resources(main: &str) -> Vec<TfResource> {
+    let mut resources = Vec::new();
+    let mut lines = main.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("resource \"") else {
+            continue;
+        };
+        let mut parts = rest.split('"');
+        let kind = parts.next().unwrap_or_default().to_owned();
+        let label = parts.nth(1).unwrap_or_default().to_owned();
+        let body: Vec<&str> = lines.by_ref().take_while(|line| *line != "}").collect();
+        resources.push(TfResource {
+            kind,
+            label,
+            body: body.join("\n"),
+        });
+    }
+    resources
+}
+
+fn module_file(pipeline: bool, name: &str) -> String {
+    terraform::module(&settings(pipeline))
+        .into_iter()
+        .find(|file| file.name == name)
+        .map(|file| file.text)
+        .unwrap_or_else(|| panic!("{name} is exported"))
+}
+
+/// The Terraform module's resources in the plan's terms, its `${local.id}` read as [`ID`].
+fn terraform_declares(pipeline: bool) -> BTreeSet<(String, String)> {
+    let main = module_file(pipeline, "main.tf").replace("${local.id}", ID);
+    let resources = tf_resources(&main);
+    let bucket_of = |reference: &str| {
+        let label = reference
+            .trim_start_matches("aws_s3_bucket.")
+            .trim_end_matches(".id");
+        resources
+            .iter()
+            .find(|r| r.kind == "aws_s3_bucket" && r.label == label)
+            .and_then(|r| r.attr("bucket"))
+            .unwrap_or_else(|| panic!("bucket {reference}"))
+    };
+    let profiles: Vec<String> = resources
+        .iter()
+        .filter(|r| r.kind == "aws_iam_instance_profile")
+        .filter_map(|r| r.attr("name"))
+        .collect();
+    let mut declared = BTreeSet::new();
+    for resource in &resources {
+        let entry = match resource.kind.as_str() {
+            "aws_s3_bucket" => Some(("s3:bucket", resource.attr("bucket"))),
+            "aws_dynamodb_table" => Some(("dynamodb:table", resource.attr("name"))),
+            "aws_cloudwatch_log_group" => Some(("logs:log-group", resource.attr("name"))),
+            "aws_iam_role" => {
+                let name = resource.attr("name").expect("a role name");
+                if profiles.contains(&name) {
+                    Some(("iam:role+instance-profile", Some(name)))
+                } else {
+                    Some(("iam:role", Some(name)))
+                }
+            }
+            "aws_security_group" => Some(("ec2:security-group", resource.attr("name"))),
+            "aws_s3_object" if resource.label == "server_binary" => Some((
+                "s3:object",
+                Some(format!(
+                    "s3://{}/{}",
+                    bucket_of(&resource.attr("bucket").expect("a bucket")),
+                    resource.attr("key").expect("a key")
+                )),
+            )),
+            "aws_instance" => {
+                let name = resource
+                    .body
+                    .lines()
+                    .find_map(|line| line.trim().strip_prefix("Name"))
+                    .map(|rest| rest.trim().trim_start_matches('=').trim().trim_matches('"'))
+                    .expect("a Name tag")
+                    .to_owned();
+                Some(("ec2:instance", Some(name)))
+            }
+            "aws_lambda_function" => Some(("lambda:function", resource.attr("function_name"))),
+            "aws_s3_bucket_notification" => Some((
+                "s3:notification",
+                Some(bucket_of(&resource.attr("bucket").expect("a bucket"))),
+            )),
+            _ => None,
+        };
+        if let Some((kind, name)) = entry {
+            declared.insert((kind.to_owned(), name.expect("a name")));
+        }
+    }
+    declared
+}
+
+fn cfn_template(pipeline: bool) -> Value {
+    let text =
+        cloudformation::template_text(&settings(pipeline), &StackId::parse(ID).expect("valid"))
+            .replace("${StackSuffix}", ID);
+    serde_json::from_str(&text).expect("the template is JSON")
+}
+
+/// A property that is a string or an `Fn::Sub` of one.
+fn cfn_string(value: &Value) -> String {
+    value
+        .as_str()
+        .or_else(|| value["Fn::Sub"].as_str())
+        .unwrap_or_else(|| panic!("a string: {value}"))
+        .to_owned()
+}
+
+/// The template's resources in the plan's terms. The server binary is no resource of the
+/// template (it names the binary's S3 location in parameters), so `s3:object` is left out.
+fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
+    let template = cfn_template(pipeline);
+    let resources = template["Resources"].as_object().expect("resources");
+    let profile_roles: Vec<String> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::IAM::InstanceProfile")
+        .flat_map(|r| {
+            r["Properties"]["Roles"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|role| role["Ref"].as_str().map(str::to_owned))
+        .collect();
+    let mut declared = BTreeSet::new();
+    for (id, resource) in resources {
+        let p = &resource["Properties"];
+        let entry = match resource["Type"].as_str().unwrap_or_default() {
+            "AWS::S3::Bucket" => {
+                if p.get("NotificationConfiguration").is_some() {
+                    declared.insert(("s3:notification".to_owned(), cfn_string(&p["BucketName"])));
+                }
+                Some(("s3:bucket", cfn_string(&p["BucketName"])))
+            }
+            "AWS::DynamoDB::Table" => Some(("dynamodb:table", cfn_string(&p["TableName"]))),
+            "AWS::Logs::LogGroup" => Some(("logs:log-group", cfn_string(&p["LogGroupName"]))),
+            "AWS::IAM::Role" if profile_roles.contains(id) => {
+                Some(("iam:role+instance-profile", cfn_string(&p["RoleName"])))
+            }
+            "AWS::IAM::Role" => Some(("iam:role", cfn_string(&p["RoleName"]))),
+            "AWS::EC2::SecurityGroup" => Some(("ec2:security-group", cfn_string(&p["GroupName"]))),
+            "AWS::EC2::Instance" => {
+                let name = p["Tags"]
+                    .as_array()
+                    .expect("tags")
+                    .iter()
+                    .find(|tag| tag["Key"] == "Name")
+                    .map(|tag| cfn_string(&tag["Value"]))
+                    .expect("a Name tag");
+                Some(("ec2:instance", name))
+            }
+            "AWS::Lambda::Function" => Some(("lambda:function", cfn_string(&p["FunctionName"]))),
+            _ => None,
+        };
+        if let Some((kind, name)) = entry {
+            declared.insert((kind.to_owned(), name));
+        }
+    }
+    declared
+}
+
+#[test]
+fn the_plan_terraform_and_cloudformation_declare_the_same_resources() {
+    for pipeline in [false, true] {
+        let planned = planned(pipeline);
+        assert_eq!(
+            terraform_declares(pipeline),
+            planned,
+            "Terraform, pipeline={pipeline}"
+        );
+        let without_object: BTreeSet<_> = planned
+            .iter()
+            .filter(|(kind, _)| kind != "s3:object")
+            .cloned()
+            .collect();
+        assert_eq!(
+            cloudformation_declares(pipeline),
+            without_object,
+            "CloudFormation, pipeline={pipeline}"
+        );
+    }
+}
+
+#[test]
+fn pipeline_resources_appear_only_with_the_pipeline() {
+    let plain = module_file(false, "main.tf");
+    let with = module_file(true, "main.tf");
+    for marker in [
+        "aws_lambda_permission",
+        "aws_s3_bucket_notification",
+        "hybridlab-uploads-",
+        "hybridlab-resizer-",
+        "aws_s3_bucket_cors_configuration",
+    ] {
+        assert!(!plain.contains(marker), "{marker} without the pipeline");
+        assert!(with.contains(marker), "{marker} missing with the pipeline");
+    }
+    let plain = cfn_template(false).to_string();
+    let with = cfn_template(true);
+    assert!(!plain.contains("ResizerFunction") && !plain.contains("UploadsPermission"));
+    let permission = &with["Resources"]["UploadsPermission"]["Properties"];
+    assert_eq!(permission["Principal"], "s3.amazonaws.com");
+    assert_eq!(permission["SourceAccount"]["Ref"], "AWS::AccountId");
+    let notification =
+        &with["Resources"]["UploadsBucket"]["Properties"]["NotificationConfiguration"];
+    assert_eq!(
+        notification["LambdaConfigurations"][0]["Filter"]["S3Key"]["Rules"][0]["Value"],
+        "uploads/"
+    );
+    assert!(with["Resources"]["UploadsBucket"]["Properties"]["CorsConfiguration"].is_object());
+}
+
+#[test]
+fn every_bucket_is_private_encrypted_and_versioned_as_up_makes_it() {
+    for pipeline in [false, true] {
+        let main = module_file(pipeline, "main.tf");
+        let resources = tf_resources(&main);
+        let buckets: Vec<&str> = resources
+            .iter()
+            .filter(|r| r.kind == "aws_s3_bucket")
+            .map(|r| r.label.as_str())
+            .collect();
+        assert_eq!(buckets.len(), if pipeline { 4 } else { 2 });
+        for label in &buckets {
+            for kind in [
+                "aws_s3_bucket_public_access_block",
+                "aws_s3_bucket_server_side_encryption_configuration",
+            ] {
+                assert!(
+                    resources
+                        .iter()
+                        .any(|r| r.kind == kind && r.label == *label),
+                    "{kind} for {label}"
+                );
+            }
+            // As `up`: every bucket but the artifacts one keeps versions.
+            let versioned = resources
+                .iter()
+                .any(|r| r.kind == "aws_s3_bucket_versioning" && r.label == *label);
+            assert_eq!(versioned, *label != "artifacts", "{label}");
+        }
+        let template = cfn_template(pipeline);
+        for (id, resource) in template["Resources"].as_object().expect("resources") {
+            if resource["Type"] != "AWS::S3::Bucket" {
+                continue;
+            }
+            let p = &resource["Properties"];
+            assert_eq!(
+                p["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
+                true
+            );
+            assert_eq!(
+                p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                    ["SSEAlgorithm"],
+                "AES256"
+            );
+            assert_eq!(
+                p.get("VersioningConfiguration").is_some(),
+                id != "ArtifactsBucket",
+                "{id}"
+            );
+        }
+    }
+}
+
+/// Every string of a JSON value.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(map) => map.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn no_exported_policy_grants_a_wildcard_action_or_foreign_resource() {
+    for pipeline in [false, true] {
+        for stack in [
+            terraform::description(&settings(pipeline)),
+            cloudformation::description(&settings(pipeline)),
+        ] {
+            for role in stack.roles() {
+                for statement in role.policy["Statement"].as_array().expect("statements") {
+                    for action in strings(&statement["Action"]) {
+                        assert!(!action.contains('*'), "{}: {action}", role.name);
+                    }
+                    for resource in strings(&statement["Resource"]) {
+                        assert!(resource.starts_with("arn:${"), "{resource}");
+                        assert!(
+                            resource.contains("${local.id}") || resource.contains("${StackSuffix}"),
+                            "{resource} is not the stack's own"
+                        );
+                    }
+                }
+            }
+        }
+        // The template's one extra statement names one object of the code bucket.
+        let template = cfn_template(pipeline);
+        let server = &template["Resources"]["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"];
+        let fetch = server
+            .as_array()
+            .expect("statements")
+            .iter()
+            .find(|s| s["Sid"] == "FetchServerBinary")
+            .expect("the code bucket statement");
+        assert_eq!(
+            fetch["Resource"][0]["Fn::Sub"],
+            "arn:${AWS::Partition}:s3:::${CodeBucket}/${ServerBinaryKey}"
+        );
+    }
+}
+
+#[test]
+fn names_use_the_suffix_and_outputs_name_what_students_need() {
+    let main = module_file(true, "main.tf");
+    assert!(main.contains("resource \"random_id\" \"stack\""));
+    assert!(main.contains("\"hybridlab-images-${local.id}\""));
+    assert!(main.contains("\"/hybridlab/${local.id}/ec2-server\""));
+    assert!(main.contains("http_tokens                 = \"required\""));
+    assert!(main.contains("instance_initiated_shutdown_behavior = \"terminate\""));
+    assert!(
+        main.contains("shutdown -h +120"),
+        "the TTL is in the user-data"
+    );
+    let outputs = module_file(true, "outputs.tf");
+    for output in [
+        "function_name",
+        "server_url",
+        "images_bucket",
+        "artifacts_bucket",
+        "table",
+        "uploads_bucket",
+        "processed_bucket",
+    ] {
+        assert!(
+            outputs.contains(&format!("output \"{output}\"")),
+            "{output}"
+        );
+    }
+    assert!(!module_file(false, "outputs.tf").contains("uploads_bucket"));
+    let variables = module_file(true, "variables.tf");
+    for variable in [
+        "aws_endpoint_url",
+        "server_binary",
+        "proxy_package",
+        "resizer_package",
+        "stack_id",
+    ] {
+        assert!(
+            variables.contains(&format!("variable \"{variable}\"")),
+            "{variable}"
+        );
+    }
+    let template = cfn_template(true);
+    for output in [
+        "FunctionName",
+        "ServerUrl",
+        "ImagesBucket",
+        "Table",
+        "UploadsBucket",
+        "ProcessedBucket",
+    ] {
+        assert!(template["Outputs"][output].is_object(), "{output}");
+    }
+    assert_eq!(template["Parameters"]["StackSuffix"]["Default"], ID);
+    // The instance's script names the stack's own resources.
+    let user_data = cfn_string(
+        &template["Resources"]["ServerInstance"]["Properties"]["UserData"]["Fn::Base64"],
+    );
+    assert!(user_data.contains(&format!("HYBRIDLAB_BUCKET=hybridlab-images-{ID}")));
+    assert!(user_data.contains("HYBRIDLAB_TOKEN=${ServerToken}"));
+}
+
+#[test]
+fn literal_text_has_no_stray_interpolation() {
+    // The user-data and the env file are pasted into HCL heredocs and `Fn::Sub` strings: only
+    // the interpolations the exports put there may look like one.
+    let plain = crate::stack::describe::StackDescription::new(
+        crate::stack::names::StackNames::new(&StackId::parse(ID).expect("valid")),
+        ID,
+        &settings(true),
+        &crate::stack::policy::ArnContext {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "1".into(),
+        },
+        "token",
+    );
+    let script = plain.instance.launch.render();
+    for text in [script.as_str(), plain.server_artifacts.env_file.as_str()] {
+        assert!(!text.contains("${") && !text.contains("%{"), "{text}");
+    }
+}

@@ -1,0 +1,485 @@
+//! The stack as typed resources with every setting `up` gives them, built from the stack's
+//! names and settings: the Terraform module and the CloudFormation template are rendered from
+//! it, and a test holds it, them and the [`plan`](super::plan) to the same set of resources.
+//! Nothing here touches AWS; ARNs and names may carry a target's interpolations.
+
+use serde_json::Value;
+
+use super::names::{IAM_PATH, STACK_TAG, StackNames};
+use super::plan::{
+    RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings,
+    UPLOADS_PREFIX, server_env_file,
+};
+use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
+use super::progress::Step;
+use crate::sandbox::ec2_host::{ROLE_IMAGE_SERVER, ROLE_TAG};
+use crate::userdata::ServerLaunch;
+
+/// The statement id of the resizer's invoke permission and the id of the notification that
+/// uses it, so `up` recognises its own.
+pub const RESIZER_PERMISSION_ID: &str = "hybridlab-uploads-notification";
+pub const RESIZER_NOTIFICATION_ID: &str = "hybridlab-resizer";
+/// The event that runs the resizer.
+pub const UPLOAD_EVENT: &str = "s3:ObjectCreated:*";
+/// The name of each role's one inline policy.
+pub const ROLE_POLICY_NAME: &str = "hybridlab-least-privilege";
+
+/// The uploads bucket's CORS rule: the gallery page, served by the instance, PUTs straight
+/// to the bucket with a presigned URL. Any origin: the URL itself is the authorisation, and the
+/// instance's address is not known when the bucket is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsRule {
+    pub methods: Vec<&'static str>,
+    pub origins: Vec<&'static str>,
+    pub headers: Vec<&'static str>,
+    pub max_age_seconds: i32,
+}
+
+pub fn uploads_cors() -> CorsRule {
+    CorsRule {
+        methods: vec!["PUT"],
+        origins: vec!["*"],
+        headers: vec!["content-type", "x-amz-meta-image-id"],
+        max_age_seconds: 3000,
+    }
+}
+
+/// A private, SSE-S3 encrypted bucket with all four public-access blocks on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub step: Step,
+    pub name: String,
+    pub versioned: bool,
+    pub cors: Option<CorsRule>,
+}
+
+/// The images' metadata table: on demand, keyed by `image_id` (a string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: String,
+    pub partition_key: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogGroup {
+    pub step: Step,
+    pub name: String,
+    pub retention_days: i32,
+}
+
+/// A role under [`IAM_PATH`] that `service` assumes, with one inline least-privilege policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub step: Step,
+    pub name: String,
+    pub path: &'static str,
+    pub service: &'static str,
+    pub trust: Value,
+    pub policy: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceProfile {
+    pub name: String,
+    pub role: String,
+}
+
+/// The server's security group in the default VPC: one TCP port open to one CIDR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: String,
+    pub port: u16,
+    pub cidr: String,
+}
+
+/// The server binary and its environment file in the artifacts bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerArtifacts {
+    pub bucket: String,
+    pub binary_key: &'static str,
+    pub env_key: &'static str,
+    /// The file's text; the token is the target's own secret (see [`StackDescription::new`]).
+    pub env_file: String,
+}
+
+/// The image server's instance: IMDSv2 only, terminated (not stopped) when it shuts itself
+/// down at the end of its TTL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub name: String,
+    pub instance_type: String,
+    pub launch: ServerLaunch,
+    /// `Name` and the role tag, beside the stack tag.
+    pub extra_tags: Vec<(&'static str, String)>,
+    /// The AMI's name pattern: the latest Amazon Linux 2023 for x86_64.
+    pub image_name_pattern: &'static str,
+}
+
+/// Where a function's environment variable gets its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(String),
+    /// The server's URL, known once the instance runs.
+    ServerUrl,
+    /// The stack's bearer token, shared with the server.
+    Token,
+}
+
+/// Which program a function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Proxy,
+    Resizer,
+}
+
+/// A `provided.al2023` x86_64 function whose `bootstrap` is one of the lab's programs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub step: Step,
+    pub name: String,
+    pub description: String,
+    pub program: Program,
+    pub role: String,
+    pub log_group: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub environment: Vec<(&'static str, EnvValue)>,
+}
+
+/// S3 may invoke the resizer for the uploads bucket of this account, and the bucket's
+/// notification runs it for each new object under [`UPLOADS_PREFIX`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub bucket: String,
+    pub function: String,
+    pub permission_id: &'static str,
+    pub notification_id: &'static str,
+    pub event: &'static str,
+    pub prefix: &'static str,
+}
+
+/// What `--with pipeline` adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub uploads_bucket: Bucket,
+    pub processed_bucket: Bucket,
+    pub resizer_log_group: LogGroup,
+    pub resizer_role: Role,
+    pub resizer: Function,
+    pub trigger: Trigger,
+}
+
+/// Every resource of one stack with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackDescription {
+    pub names: StackNames,
+    /// The stack tag's value: the stack id, or the target's interpolation of it.
+    pub stack_tag: (&'static str, String),
+    pub images_bucket: Bucket,
+    pub artifacts_bucket: Bucket,
+    pub table: Table,
+    pub function_log_group: LogGroup,
+    pub server_log_group: LogGroup,
+    pub lambda_role: Role,
+    pub server_role: Role,
+    pub instance_profile: InstanceProfile,
+    pub security_group: SecurityGroup,
+    pub server_artifacts: ServerArtifacts,
+    pub instance: Instance,
+    pub function: Function,
+    pub pipeline: Option<Pipeline>,
+}
+
+/// One resource as the comparison between the plan and the exports sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl StackDescription {
+    /// The stack whose names end in `names`' suffix, with `settings`; ARNs are built in
+    /// `arns` and the server's token is `token` (each may be a target's interpolation).
+    pub fn new(
+        names: StackNames,
+        stack_id: &str,
+        settings: &StackSettings,
+        arns: &ArnContext,
+        token: &str,
+    ) -> Self {
+        let bucket = |step, name: &str, versioned| Bucket {
+            step,
+            name: name.to_owned(),
+            versioned,
+            cors: None,
+        };
+        let log_group = |step, name: &str| LogGroup {
+            step,
+            name: name.to_owned(),
+            retention_days: settings.log_retention_days,
+        };
+        let role = |step, name: &str, service, policy| Role {
+            step,
+            name: name.to_owned(),
+            path: IAM_PATH,
+            service,
+            trust: trust_policy(service),
+            policy,
+        };
+        let launch = ServerLaunch {
+            artifact_bucket: names.artifacts_bucket.clone(),
+            binary_key: SERVER_BINARY_KEY.into(),
+            env_key: SERVER_ENV_KEY.into(),
+            log_group: names.server_log_group.clone(),
+            region: settings.region.clone(),
+            port: settings.server_port,
+            ttl_seconds: settings.ttl_seconds,
+        };
+        let pipeline = settings.pipeline.then(|| Pipeline {
+            uploads_bucket: Bucket {
+                cors: Some(uploads_cors()),
+                ..bucket(Step::UploadsBucket, &names.uploads_bucket, true)
+            },
+            processed_bucket: bucket(Step::ProcessedBucket, &names.processed_bucket, true),
+            resizer_log_group: log_group(Step::ResizerLogGroup, &names.resizer_log_group),
+            resizer_role: role(
+                Step::ResizerRole,
+                &names.resizer_role,
+                "lambda.amazonaws.com",
+                resizer_policy(&names, arns),
+            ),
+            resizer: Function {
+                step: Step::Resizer,
+                name: names.resizer.clone(),
+                description: format!(
+                    "hybridlab stack {stack_id}: makes the variants of each upload"
+                ),
+                program: Program::Resizer,
+                role: names.resizer_role.clone(),
+                log_group: names.resizer_log_group.clone(),
+                memory_mb: RESIZER_MEMORY_MB,
+                timeout_seconds: RESIZER_TIMEOUT_SECONDS,
+                environment: vec![
+                    ("HYBRIDLAB_TABLE", EnvValue::Literal(names.table.clone())),
+                    (
+                        "HYBRIDLAB_PROCESSED_BUCKET",
+                        EnvValue::Literal(names.processed_bucket.clone()),
+                    ),
+                ],
+            },
+            trigger: Trigger {
+                bucket: names.uploads_bucket.clone(),
+                function: names.resizer.clone(),
+                permission_id: RESIZER_PERMISSION_ID,
+                notification_id: RESIZER_NOTIFICATION_ID,
+                event: UPLOAD_EVENT,
+                prefix: UPLOADS_PREFIX,
+            },
+        });
+        Self {
+            stack_tag: (STACK_TAG, stack_id.to_owned()),
+            images_bucket: bucket(Step::ImagesBucket, &names.images_bucket, true),
+            artifacts_bucket: bucket(Step::ArtifactsBucket, &names.artifacts_bucket, false),
+            table: Table {
+                name: names.table.clone(),
+                partition_key: "image_id",
+            },
+            function_log_group: log_group(Step::FunctionLogGroup, &names.function_log_group),
+            server_log_group: log_group(Step::ServerLogGroup, &names.server_log_group),
+            lambda_role: role(
+                Step::LambdaRole,
+                &names.lambda_role,
+                "lambda.amazonaws.com",
+                lambda_policy(&names, arns),
+            ),
+            server_role: role(
+                Step::ServerRole,
+                &names.server_role,
+                "ec2.amazonaws.com",
+                server_policy(&names, arns, settings.pipeline),
+            ),
+            instance_profile: InstanceProfile {
+                name: names.instance_profile.clone(),
+                role: names.server_role.clone(),
+            },
+            security_group: SecurityGroup {
+                name: names.security_group.clone(),
+                description: format!("hybridlab stack {stack_id}: the image server port"),
+                port: settings.server_port,
+                cidr: settings.ingress_cidr.clone(),
+            },
+            server_artifacts: ServerArtifacts {
+                bucket: names.artifacts_bucket.clone(),
+                binary_key: SERVER_BINARY_KEY,
+                env_key: SERVER_ENV_KEY,
+                env_file: server_env_file(&names, settings, token),
+            },
+            instance: Instance {
+                name: names.instance.clone(),
+                instance_type: settings.instance_type.clone(),
+                launch,
+                extra_tags: vec![
+                    ("Name", names.instance.clone()),
+                    (ROLE_TAG, ROLE_IMAGE_SERVER.to_owned()),
+                ],
+                image_name_pattern: "al2023-ami-2023.*-kernel-*-x86_64",
+            },
+            function: Function {
+                step: Step::Function,
+                name: names.function.clone(),
+                description: format!("hybridlab stack {stack_id}: proxy to the image server"),
+                program: Program::Proxy,
+                role: names.lambda_role.clone(),
+                log_group: names.function_log_group.clone(),
+                memory_mb: settings.function_memory_mb,
+                timeout_seconds: settings.function_timeout_seconds,
+                environment: vec![
+                    ("EC2_ENDPOINT", EnvValue::ServerUrl),
+                    ("HYBRIDLAB_TOKEN", EnvValue::Token),
+                ],
+            },
+            pipeline,
+            names,
+        }
+    }
+
+    /// Every bucket, in plan order.
+    pub fn buckets(&self) -> Vec<&Bucket> {
+        let mut buckets = vec![&self.images_bucket, &self.artifacts_bucket];
+        if let Some(pipeline) = &self.pipeline {
+            buckets.extend([&pipeline.uploads_bucket, &pipeline.processed_bucket]);
+        }
+        buckets
+    }
+
+    pub fn log_groups(&self) -> Vec<&LogGroup> {
+        let mut groups = vec![&self.function_log_group, &self.server_log_group];
+        if let Some(pipeline) = &self.pipeline {
+            groups.push(&pipeline.resizer_log_group);
+        }
+        groups
+    }
+
+    pub fn roles(&self) -> Vec<&Role> {
+        let mut roles = vec![&self.lambda_role, &self.server_role];
+        if let Some(pipeline) = &self.pipeline {
+            roles.push(&pipeline.resizer_role);
+        }
+        roles
+    }
+
+    pub fn functions(&self) -> Vec<&Function> {
+        let mut functions = vec![&self.function];
+        if let Some(pipeline) = &self.pipeline {
+            functions.push(&pipeline.resizer);
+        }
+        functions
+    }
+
+    /// The AWS resources the stack is made of, as `(kind, name)` in the kinds the plan uses
+    /// (the plan lists a role and its instance profile as one `iam:role+instance-profile`).
+    pub fn resource_keys(&self) -> Vec<ResourceKey> {
+        let key = |kind, name: &str| ResourceKey {
+            kind,
+            name: name.to_owned(),
+        };
+        let mut keys: Vec<ResourceKey> = Vec::new();
+        keys.extend(self.buckets().iter().map(|b| key("s3:bucket", &b.name)));
+        keys.push(key("dynamodb:table", &self.table.name));
+        keys.extend(
+            self.log_groups()
+                .iter()
+                .map(|g| key("logs:log-group", &g.name)),
+        );
+        keys.extend(self.roles().iter().map(|r| {
+            if r.name == self.server_role.name {
+                key("iam:role+instance-profile", &r.name)
+            } else {
+                key("iam:role", &r.name)
+            }
+        }));
+        keys.push(key("ec2:security-group", &self.security_group.name));
+        keys.push(key(
+            "s3:object",
+            &format!(
+                "s3://{}/{}",
+                self.server_artifacts.bucket, self.server_artifacts.binary_key
+            ),
+        ));
+        keys.push(key("ec2:instance", &self.instance.name));
+        keys.extend(
+            self.functions()
+                .iter()
+                .map(|f| key("lambda:function", &f.name)),
+        );
+        if let Some(pipeline) = &self.pipeline {
+            keys.push(key("s3:notification", &pipeline.trigger.bucket));
+        }
+        keys.sort();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::names::StackId;
+    use crate::stack::plan::plan;
+
+    fn arns() -> ArnContext {
+        ArnContext {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+        }
+    }
+
+    #[test]
+    fn the_description_declares_what_the_plan_lists() {
+        let id = StackId::parse("abcd1234").expect("valid");
+        for pipeline in [false, true] {
+            let settings = StackSettings {
+                pipeline,
+                ..StackSettings::new("eu-west-1")
+            };
+            let description =
+                StackDescription::new(StackNames::new(&id), id.as_str(), &settings, &arns(), "t");
+            let mut planned: Vec<ResourceKey> = plan(&id, &settings)
+                .into_iter()
+                .filter(|r| !r.kind.is_empty())
+                .map(|r| ResourceKey {
+                    kind: r.kind,
+                    name: r.name,
+                })
+                .collect();
+            planned.sort();
+            assert_eq!(description.resource_keys(), planned, "pipeline={pipeline}");
+        }
+    }
+
+    #[test]
+    fn only_the_pipeline_has_the_uploads_bucket_and_its_cors() {
+        let id = StackId::parse("abcd1234").expect("valid");
+        let plain = StackDescription::new(
+            StackNames::new(&id),
+            id.as_str(),
+            &StackSettings::new("eu-west-1"),
+            &arns(),
+            "t",
+        );
+        assert!(plain.pipeline.is_none());
+        assert!(plain.buckets().iter().all(|b| b.cors.is_none()));
+        assert!(!plain.server_artifacts.env_file.contains("UPLOADS"));
+        let settings = StackSettings {
+            pipeline: true,
+            ..StackSettings::new("eu-west-1")
+        };
+        let with =
+            StackDescription::new(StackNames::new(&id), id.as_str(), &settings, &arns(), "t");
+        let pipeline = with.pipeline.as_ref().expect("a pipeline");
+        assert_eq!(pipeline.uploads_bucket.cors, Some(uploads_cors()));
+        assert_eq!(pipeline.trigger.prefix, "uploads/");
+        assert!(with.images_bucket.versioned && !with.artifacts_bucket.versioned);
+    }
+}

@@ -1,0 +1,339 @@
+//! Infrastructure as code through the `hybridlab` binary: `export terraform|cloudformation`
+//! writes the files and will not overwrite them unasked; cfn-lint passes on both templates;
+//! `terraform fmt` and (where the providers can be installed) `terraform validate` pass on
+//! both modules; `up --via terraform` fails clearly without terraform or its providers and
+//! leaves nothing behind, and where Terraform can run, applies, serves and destroys.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hybridlab_provision::iac::runner::{error_summary, find_terraform, is_provider_failure};
+use hybridlab_provision::moto::ensure_cfn_lint;
+use hybridlab_provision::stack::{StackId, StackNames};
+use hybridlab_tests::sandbox::edge_clients;
+use hybridlab_tests::stack::{hybridlab, hybridlab_async, json_lines, leftovers};
+
+/// A directory of its own for one test, removed when dropped (even when the test fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "hybridlab-iac-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `hybridlab export ...`; the endpoint is not used by export but the helper passes one.
+fn export(args: &[&str]) -> Output {
+    hybridlab("http://127.0.0.1:9", args, &[])
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn exported_module(dir: &Path, pipeline: bool) -> PathBuf {
+    let out = dir.join(if pipeline { "pipeline" } else { "plain" });
+    let mut args = vec!["export", "terraform", "--out", out.to_str().expect("UTF-8")];
+    if pipeline {
+        args.extend(["--with", "pipeline"]);
+    }
+    let output = export(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    out
+}
+
+#[test]
+fn export_writes_the_files_and_refuses_to_overwrite_them_unasked() {
+    let scratch = Scratch::new("export");
+    let module = scratch.0.join("module");
+    let module_arg = module.to_str().expect("UTF-8");
+    let first = export(&["export", "terraform", "--out", module_arg, "--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let result = &json_lines(&first)[0];
+    assert_eq!(result["ok"], true);
+    for file in ["main.tf", "variables.tf", "outputs.tf", "README.md"] {
+        let path = module.join(file);
+        assert!(path.is_file(), "{file} written");
+        assert!(
+            result["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .any(|f| f == path.to_str().expect("UTF-8")),
+            "{file} reported"
+        );
+    }
+    let main = std::fs::read_to_string(module.join("main.tf")).expect("main.tf");
+    std::fs::write(module.join("main.tf"), "# edited by hand\n").expect("edit");
+
+    let again = export(&[
+        "export",
+        "terraform",
+        "--out",
+        module_arg,
+        "--with",
+        "pipeline",
+    ]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+    assert_eq!(
+        std::fs::read_to_string(module.join("main.tf")).expect("main.tf"),
+        "# edited by hand\n",
+        "a refused export changes nothing"
+    );
+    let forced = export(&[
+        "export",
+        "terraform",
+        "--out",
+        module_arg,
+        "--with",
+        "pipeline",
+        "--force",
+    ]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let replaced = std::fs::read_to_string(module.join("main.tf")).expect("main.tf");
+    assert!(
+        replaced.contains("aws_s3_bucket_notification")
+            && !main.contains("aws_s3_bucket_notification")
+    );
+    // No temporary file is left beside the written ones.
+    let names: Vec<String> = std::fs::read_dir(&module)
+        .expect("the module")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.ends_with(".tmp")),
+        "{names:?}"
+    );
+
+    let template = scratch.0.join("stack.json");
+    let template_arg = template.to_str().expect("UTF-8");
+    let written = export(&["export", "cloudformation", "--out", template_arg]);
+    assert!(written.status.success(), "{}", stderr(&written));
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&template).expect("the template")).expect("JSON");
+    assert!(parsed["Resources"]["ProxyFunction"].is_object());
+    let refused = export(&["export", "cloudformation", "--out", template_arg]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("already exists; pass --force"));
+}
+
+#[test]
+fn cfn_lint_passes_on_both_templates() {
+    let cfn_lint =
+        ensure_cfn_lint(&mut |message| eprintln!("{message}")).expect("cfn-lint installs");
+    let scratch = Scratch::new("cfn");
+    for pipeline in [false, true] {
+        let template = scratch.0.join(format!("stack-{pipeline}.json"));
+        let mut args = vec![
+            "export",
+            "cloudformation",
+            "--out",
+            template.to_str().expect("UTF-8"),
+        ];
+        if pipeline {
+            args.extend(["--with", "pipeline"]);
+        }
+        let output = export(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let lint = Command::new(&cfn_lint)
+            .arg(&template)
+            .output()
+            .expect("cfn-lint runs");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
+        eprintln!(
+            "cfn-lint (pipeline={pipeline}): exit {:?} {report}",
+            lint.status.code()
+        );
+        assert!(
+            lint.status.success(),
+            "cfn-lint (pipeline={pipeline}):\n{report}"
+        );
+    }
+}
+
+/// A plugin mirror to install the providers from: `HYBRIDLAB_TF_PLUGIN_MIRROR`, else
+/// `/opt/tf-plugins` if it exists.
+fn plugin_mirror() -> Option<PathBuf> {
+    std::env::var_os("HYBRIDLAB_TF_PLUGIN_MIRROR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/opt/tf-plugins")))
+        .filter(|dir| dir.is_dir())
+}
+
+fn terraform_in(dir: &Path, cli_config: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new("terraform");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("TF_IN_AUTOMATION", "1");
+    if let Some(config) = cli_config {
+        command.env("TF_CLI_CONFIG_FILE", config);
+    }
+    command.output().expect("terraform runs")
+}
+
+#[test]
+fn terraform_fmt_passes_and_validate_passes_where_the_providers_install() {
+    if find_terraform().is_none() {
+        eprintln!(
+            "skipped: terraform is not on PATH, so neither `terraform fmt` nor `terraform validate` can run"
+        );
+        return;
+    }
+    let scratch = Scratch::new("terraform");
+    let modules = [
+        exported_module(&scratch.0, false),
+        exported_module(&scratch.0, true),
+    ];
+    for module in &modules {
+        let fmt = terraform_in(module, None, &["fmt", "-check", "-diff", "-no-color"]);
+        assert!(
+            fmt.status.success(),
+            "terraform fmt -check on {}:\n{}",
+            module.display(),
+            String::from_utf8_lossy(&fmt.stdout)
+        );
+    }
+    eprintln!("terraform fmt -check: both modules are formatted");
+
+    // Providers come from a local mirror if there is one, else as the user's configuration says.
+    let config = plugin_mirror().map(|mirror| {
+        let path = scratch.0.join("terraformrc");
+        std::fs::write(
+            &path,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
+                mirror.display()
+            ),
+        )
+        .expect("a CLI configuration");
+        path
+    });
+    for module in &modules {
+        let init = terraform_in(
+            module,
+            config.as_deref(),
+            &["init", "-backend=false", "-input=false", "-no-color"],
+        );
+        if !init.status.success() {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&init.stderr),
+                String::from_utf8_lossy(&init.stdout)
+            );
+            assert!(
+                is_provider_failure(&text),
+                "terraform init failed otherwise:\n{text}"
+            );
+            eprintln!(
+                "skipped: terraform validate: the providers could not be installed (mirror: {}): {}",
+                plugin_mirror().map_or_else(|| "none".to_owned(), |m| m.display().to_string()),
+                error_summary(&text)
+            );
+            return;
+        }
+        let validate = terraform_in(module, config.as_deref(), &["validate", "-no-color"]);
+        assert!(
+            validate.status.success(),
+            "terraform validate on {}:\n{}{}",
+            module.display(),
+            String::from_utf8_lossy(&validate.stdout),
+            String::from_utf8_lossy(&validate.stderr)
+        );
+    }
+}
+
+#[test]
+fn up_via_terraform_without_terraform_says_how_to_get_it() {
+    let output = Command::new(hybridlab_tests::sandbox::build_binary(
+        "hybridlab-console",
+        "hybridlab",
+    ))
+    .args([
+        "up",
+        "--via",
+        "terraform",
+        "--endpoint",
+        "http://127.0.0.1:9",
+    ])
+    .env("PATH", "/nonexistent")
+    .output()
+    .expect("hybridlab runs");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("terraform is not installed"), "{message}");
+    assert!(
+        message.contains("https://developer.hashicorp.com/terraform/install"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
+    if find_terraform().is_none() {
+        eprintln!("skipped: terraform is not on PATH (the error without it has its own test)");
+        return;
+    }
+    let clients = edge_clients().await;
+    let cache = Scratch::new("cache");
+    let cache_dir = cache.0.to_str().expect("UTF-8").to_owned();
+    let id = StackId::generate().to_string();
+    let envs = [("HYBRIDLAB_CACHE_DIR", cache_dir.as_str())];
+    let up = hybridlab_async(
+        &clients.endpoint,
+        &["up", "--via", "terraform", "--stack", &id, "--json"],
+        &envs,
+    )
+    .await;
+    let state_dir = cache.0.join("terraform").join(&id);
+    if !up.status.success() {
+        let message = stderr(&up);
+        eprintln!("up --via terraform: {message}");
+        assert!(
+            message.contains("the AWS provider could not be installed")
+                && message.contains("plugin mirror")
+                && message.contains("registry.terraform.io"),
+            "{message}"
+        );
+        let lines = json_lines(&up);
+        assert_eq!(lines.last().map(|l| l["ok"].clone()), Some(false.into()));
+        assert!(!state_dir.exists(), "the module directory is removed");
+        assert_eq!(leftovers(&clients, &id).await, Vec::<String>::new());
+        return;
+    }
+    // Terraform and its providers are here: the stack serves, then is destroyed completely.
+    let names = StackNames::new(&StackId::parse(&id).expect("valid"));
+    crate::stack::invoke_end_to_end(&clients, &names).await;
+    let down = hybridlab_async(
+        &clients.endpoint,
+        &["down", "--via", "terraform", "--stack", &id],
+        &envs,
+    )
+    .await;
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(!state_dir.exists());
+    assert_eq!(leftovers(&clients, &id).await, Vec::<String>::new());
+}
