@@ -33,6 +33,11 @@ pub enum ExportFormat {
         /// terraform.tfvars naming them.
         #[arg(long)]
         build: bool,
+        /// Without the hashicorp/random provider (a plugin mirror that only has
+        /// hashicorp/aws): the stack id and the token are variables, chosen now and written
+        /// to terraform.tfvars.
+        #[arg(long)]
+        no_random: bool,
         #[command(flatten)]
         stack: ExportStack,
     },
@@ -136,11 +141,40 @@ pub fn write_module(dir: &Path, files: &[ExportFile], force: bool) -> anyhow::Re
 
 pub async fn run(target: &TargetArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let (written, json) = match args.format {
-        ExportFormat::Terraform { out, build, stack } => {
+        ExportFormat::Terraform {
+            out,
+            build,
+            no_random,
+            stack,
+        } => {
             let settings = stack.settings(target);
-            let mut written = write_module(&out, &terraform::module(&settings), stack.force)?;
+            let identity = if no_random {
+                terraform::Identity::Given
+            } else {
+                terraform::Identity::Random
+            };
+            let tfvars = out.join("terraform.tfvars");
+            if (build || no_random) && tfvars.exists() && !stack.force {
+                bail!(
+                    "{} already exists; pass --force to replace it",
+                    tfvars.display()
+                );
+            }
+            let mut written =
+                write_module(&out, &terraform::module(&settings, identity), stack.force)?;
+            let mut values = String::new();
+            if no_random {
+                values.push_str(&terraform::identity_tfvars(
+                    StackId::generate().as_str(),
+                    &hybridlab_provision::stack::up::new_token(),
+                ));
+            }
             if build {
-                written.push(build_programs(&out, settings.pipeline, stack.force).await?);
+                values.push_str(&build_programs(&out, settings.pipeline).await?);
+            }
+            if !values.is_empty() {
+                write_private(&tfvars, &values)?;
+                written.push(tfvars);
             }
             (written, stack.json)
         }
@@ -170,16 +204,9 @@ pub async fn run(target: &TargetArgs, args: ExportArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the programs for Amazon Linux, stages them under `dir/build` and writes
-/// `terraform.tfvars` naming them.
-async fn build_programs(dir: &Path, pipeline: bool, force: bool) -> anyhow::Result<PathBuf> {
-    let tfvars = dir.join("terraform.tfvars");
-    if tfvars.exists() && !force {
-        bail!(
-            "{} already exists; pass --force to replace it",
-            tfvars.display()
-        );
-    }
+/// Builds the programs for Amazon Linux, stages them under `dir/build` and returns the
+/// `terraform.tfvars` lines naming them.
+async fn build_programs(dir: &Path, pipeline: bool) -> anyhow::Result<String> {
     let dir_owned = dir.to_path_buf();
     let staged = tokio::task::spawn_blocking(move || {
         let artifacts = build(&ArtifactSource::AmazonLinux, pipeline, &mut |message| {
@@ -190,14 +217,23 @@ async fn build_programs(dir: &Path, pipeline: bool, force: bool) -> anyhow::Resu
     .await
     .context("the build task failed")??;
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    write_atomically(
-        &tfvars,
-        &terraform::tfvars(
-            &absolute(&staged.server_binary),
-            &absolute(&staged.proxy_package),
-            staged.resizer_package.as_deref().map(absolute).as_deref(),
-            None,
-        ),
-    )?;
-    Ok(tfvars)
+    Ok(terraform::tfvars(
+        &absolute(&staged.server_binary),
+        &absolute(&staged.proxy_package),
+        staged.resizer_package.as_deref().map(absolute).as_deref(),
+        None,
+    ))
+}
+
+/// Writes `text` atomically and readable by its owner only: terraform.tfvars may hold the
+/// stack's bearer token.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_atomically(path, text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use hybridlab_provision::stack::{StackClients, StackId, StackSettings, Target};
 use serde_json::json;
 
 use crate::cli::{DownArgs, StackPart, TargetArgs, UpArgs};
-use crate::export::{write_atomically, write_module};
+use crate::export::{write_module, write_private};
 use crate::stack::{connect, printer};
 
 /// Where the module and the Terraform state of stack `id` live.
@@ -136,7 +136,18 @@ async fn apply(
     dir: &Path,
     json: bool,
 ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    write_module(dir, &terraform::module(settings), true)?;
+    // Only hashicorp/aws: the stack id is this stack's, the token is made here (or kept from
+    // the last apply, which the running server and function share).
+    write_module(
+        dir,
+        &terraform::module(settings, terraform::Identity::Given),
+        true,
+    )?;
+    let tfvars_path = dir.join("terraform.tfvars");
+    let token = std::fs::read_to_string(&tfvars_path)
+        .ok()
+        .and_then(|text| terraform::token_in_tfvars(&text))
+        .unwrap_or_else(hybridlab_provision::stack::up::new_token);
     let (vars, env) = target_inputs(clients, id);
     let terraform = terraform_in(dir, env)?;
     // Providers first: it fails fast where they cannot be installed, before a long build.
@@ -156,15 +167,14 @@ async fn apply(
     })
     .await
     .context("the build task failed")??;
-    write_atomically(
-        &dir.join("terraform.tfvars"),
-        &terraform::tfvars(
-            &staged.server_binary,
-            &staged.proxy_package,
-            staged.resizer_package.as_deref(),
-            None,
-        ),
-    )?;
+    let mut values = terraform::identity_tfvars(id.as_str(), &token);
+    values.push_str(&terraform::tfvars(
+        &staged.server_binary,
+        &staged.proxy_package,
+        staged.resizer_package.as_deref(),
+        None,
+    ));
+    write_private(&tfvars_path, &values)?;
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     terraform.apply(&vars, id.as_str(), &printer(json)).await?;
     Ok(terraform.outputs().await?)

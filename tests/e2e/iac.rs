@@ -42,11 +42,18 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn exported_module(dir: &Path, pipeline: bool) -> PathBuf {
-    let out = dir.join(if pipeline { "pipeline" } else { "plain" });
+fn exported_module(dir: &Path, pipeline: bool, no_random: bool) -> PathBuf {
+    let out = dir.join(format!(
+        "{}-{}",
+        if pipeline { "pipeline" } else { "plain" },
+        if no_random { "given" } else { "random" }
+    ));
     let mut args = vec!["export", "terraform", "--out", out.to_str().expect("UTF-8")];
     if pipeline {
         args.extend(["--with", "pipeline"]);
+    }
+    if no_random {
+        args.push("--no-random");
     }
     let output = export(&args);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -203,11 +210,17 @@ fn terraform_fmt_passes_and_validate_passes_where_the_providers_install() {
         return;
     }
     let scratch = Scratch::new("terraform");
-    let modules = [
-        exported_module(&scratch.0, false),
-        exported_module(&scratch.0, true),
+    // Each module alone, and those without the random provider separately: a mirror may hold
+    // hashicorp/aws only (this machine's does), and they must still be validated.
+    let random = [
+        exported_module(&scratch.0, false, false),
+        exported_module(&scratch.0, true, false),
     ];
-    for module in &modules {
+    let given = [
+        exported_module(&scratch.0, false, true),
+        exported_module(&scratch.0, true, true),
+    ];
+    for module in random.iter().chain(&given) {
         let fmt = terraform_in(module, None, &["fmt", "-check", "-diff", "-no-color"]);
         assert!(
             fmt.status.success(),
@@ -216,11 +229,25 @@ fn terraform_fmt_passes_and_validate_passes_where_the_providers_install() {
             String::from_utf8_lossy(&fmt.stdout)
         );
     }
-    eprintln!("terraform fmt -check: both modules are formatted");
+    eprintln!("terraform fmt -check: all four modules are formatted");
+    let tfvars = std::fs::read_to_string(given[0].join("terraform.tfvars")).expect("tfvars");
+    assert!(tfvars.contains("stack_id") && tfvars.contains("server_token"));
 
-    // Providers come from a local mirror if there is one, else as the user's configuration says.
-    let config = plugin_mirror().map(|mirror| {
-        let path = scratch.0.join("terraformrc");
+    let config = mirror_config(&scratch.0);
+    for (kind, modules) in [("with random", &random), ("without random", &given)] {
+        for module in modules {
+            if validated(module, config.as_deref(), kind) {
+                eprintln!("terraform validate ({kind}): {} is valid", module.display());
+            }
+        }
+    }
+}
+
+/// A Terraform CLI configuration that installs providers from the local mirror, if there
+/// is one (otherwise Terraform's own configuration decides).
+fn mirror_config(dir: &Path) -> Option<PathBuf> {
+    plugin_mirror().map(|mirror| {
+        let path = dir.join("terraformrc");
         std::fs::write(
             &path,
             format!(
@@ -230,39 +257,44 @@ fn terraform_fmt_passes_and_validate_passes_where_the_providers_install() {
         )
         .expect("a CLI configuration");
         path
-    });
-    for module in &modules {
-        let init = terraform_in(
-            module,
-            config.as_deref(),
-            &["init", "-backend=false", "-input=false", "-no-color"],
+    })
+}
+
+/// `terraform init` and `validate` on `module`: true once validated, false (with the reason
+/// printed) when its providers cannot be installed here; any other failure fails the test.
+fn validated(module: &Path, config: Option<&Path>, kind: &str) -> bool {
+    let init = terraform_in(
+        module,
+        config,
+        &["init", "-backend=false", "-input=false", "-no-color"],
+    );
+    if !init.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&init.stderr),
+            String::from_utf8_lossy(&init.stdout)
         );
-        if !init.status.success() {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&init.stderr),
-                String::from_utf8_lossy(&init.stdout)
-            );
-            assert!(
-                is_provider_failure(&text),
-                "terraform init failed otherwise:\n{text}"
-            );
-            eprintln!(
-                "skipped: terraform validate: the providers could not be installed (mirror: {}): {}",
-                plugin_mirror().map_or_else(|| "none".to_owned(), |m| m.display().to_string()),
-                error_summary(&text)
-            );
-            return;
-        }
-        let validate = terraform_in(module, config.as_deref(), &["validate", "-no-color"]);
         assert!(
-            validate.status.success(),
-            "terraform validate on {}:\n{}{}",
-            module.display(),
-            String::from_utf8_lossy(&validate.stdout),
-            String::from_utf8_lossy(&validate.stderr)
+            is_provider_failure(&text),
+            "terraform init failed otherwise:\n{text}"
         );
+        eprintln!(
+            "skipped: terraform validate ({kind}) of {}: the providers could not be installed (mirror: {}): {}",
+            module.display(),
+            plugin_mirror().map_or_else(|| "none".to_owned(), |m| m.display().to_string()),
+            error_summary(&text)
+        );
+        return false;
     }
+    let validate = terraform_in(module, config, &["validate", "-no-color"]);
+    assert!(
+        validate.status.success(),
+        "terraform validate on {}:\n{}{}",
+        module.display(),
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    true
 }
 
 #[test]
@@ -301,7 +333,15 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
     let cache = Scratch::new("cache");
     let cache_dir = cache.0.to_str().expect("UTF-8").to_owned();
     let id = StackId::generate().to_string();
-    let envs = [("HYBRIDLAB_CACHE_DIR", cache_dir.as_str())];
+    let mut envs = vec![("HYBRIDLAB_CACHE_DIR", cache_dir.as_str())];
+    // The local mirror, where there is one, as a user would configure it.
+    let config = mirror_config(&cache.0);
+    let config_arg = config
+        .as_ref()
+        .map(|path| path.to_str().expect("UTF-8").to_owned());
+    if let Some(config) = &config_arg {
+        envs.push(("TF_CLI_CONFIG_FILE", config.as_str()));
+    }
     let up = hybridlab_async(
         &clients.endpoint,
         &["up", "--via", "terraform", "--stack", &id, "--json"],
@@ -336,4 +376,7 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
     assert!(down.status.success(), "{}", stderr(&down));
     assert!(!state_dir.exists());
     assert_eq!(leftovers(&clients, &id).await, Vec::<String>::new());
+    eprintln!(
+        "up --via terraform: stack {id} applied on the sandbox, invoked end to end, destroyed, nothing left"
+    );
 }

@@ -88,8 +88,20 @@ pub fn description(settings: &StackSettings) -> StackDescription {
         ID,
         &settings,
         &arns,
-        "${random_password.token.result}",
+        "${local.token}",
     )
+}
+
+/// Where the module's stack id and bearer token come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// `random_id` and `random_password` (the `hashicorp/random` provider) make them: the
+    /// module applies as it is.
+    Random,
+    /// The variables `stack_id` and `server_token` give them, so `hashicorp/aws` is the only
+    /// provider: for a plugin mirror without `hashicorp/random`, and for
+    /// `hybridlab up --via terraform`, which has its own stack id.
+    Given,
 }
 
 fn bucket_blocks(bucket: &Bucket, names: &StackNames) -> Vec<Block> {
@@ -219,7 +231,7 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
             let value = match value {
                 EnvValue::Literal(text) => string(text),
                 EnvValue::ServerUrl => raw("local.server_url"),
-                EnvValue::Token => raw("random_password.token.result"),
+                EnvValue::Token => raw("local.token"),
             };
             ((*key).to_owned(), value)
         })
@@ -268,7 +280,7 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
     )
 }
 
-fn main_tf(stack: &StackDescription) -> String {
+fn main_tf(stack: &StackDescription, identity: Identity) -> String {
     let names = &stack.names;
     let mut blocks = vec![
         Block::new(
@@ -288,14 +300,18 @@ fn main_tf(stack: &StackDescription) -> String {
                                 ("version".into(), string(">= 5.0, < 7.0")),
                             ]),
                         ),
+                    ]
+                    .into_iter()
+                    .chain((identity == Identity::Random).then(|| {
                         attr(
                             "random",
                             Expr::Object(vec![
                                 ("source".into(), string("hashicorp/random")),
                                 ("version".into(), string(">= 3.5")),
                             ]),
-                        ),
-                    ],
+                        )
+                    }))
+                    .collect(),
                 ),
             ],
         ),
@@ -324,33 +340,48 @@ fn main_tf(stack: &StackDescription) -> String {
                 ),
             ],
         ),
-        Block::new(
-            "resource",
-            &["random_id", "stack"],
-            vec![attr("byte_length", raw("4"))],
+    ];
+    let (id_comment, id, token) = match identity {
+        Identity::Random => {
+            blocks.push(Block::new(
+                "resource",
+                &["random_id", "stack"],
+                vec![attr("byte_length", raw("4"))],
+            ));
+            blocks.push(Block::new(
+                "resource",
+                &["random_password", "token"],
+                vec![
+                    Item::Comment(
+                        "The bearer token the function sends and the server checks, as `up` makes one."
+                            .into(),
+                    ),
+                    attr("length", raw("64")),
+                    attr("special", raw("false")),
+                ],
+            ));
+            (
+                "Lowercase hex of 4 random bytes: a valid hybridlab stack id, so `hybridlab status`\n\
+                 and `hybridlab down` know the stack too.",
+                "coalesce(var.stack_id, random_id.stack.hex)",
+                "random_password.token.result",
+            )
+        }
+        Identity::Given => (
+            "The stack id and the token are variables (see terraform.tfvars), so the module needs\n\
+             no provider but hashicorp/aws.",
+            "var.stack_id",
+            "var.server_token",
         ),
-        Block::new(
-            "resource",
-            &["random_password", "token"],
-            vec![
-                Item::Comment(
-                    "The bearer token the function sends and the server checks, as `up` makes one."
-                        .into(),
-                ),
-                attr("length", raw("64")),
-                attr("special", raw("false")),
-            ],
-        ),
+    };
+    blocks.extend([
         Block::new(
             "locals",
             &[],
             vec![
-                Item::Comment(
-                    "Lowercase hex of 4 random bytes: a valid hybridlab stack id, so `hybridlab status`\n\
-                     and `hybridlab down` know the stack too."
-                        .into(),
-                ),
-                attr("id", raw("coalesce(var.stack_id, random_id.stack.hex)")),
+                Item::Comment(id_comment.into()),
+                attr("id", raw(id)),
+                attr("token", raw(token)),
                 attr("emulated", raw("var.aws_endpoint_url != null")),
                 attr(
                     "tags",
@@ -406,7 +437,7 @@ fn main_tf(stack: &StackDescription) -> String {
                 ),
             ],
         ),
-    ];
+    ]);
     for bucket in stack.buckets() {
         blocks.extend(bucket_blocks(bucket, names));
     }
@@ -669,7 +700,7 @@ fn variable(name: &str, kind: &str, description: &str, default: Option<Expr>) ->
     Block::new("variable", &[name], body)
 }
 
-fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
+fn variables_tf(stack: &StackDescription, settings: &StackSettings, identity: Identity) -> String {
     let mut blocks = vec![
         variable(
             "region",
@@ -690,11 +721,17 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
                 attr(
                     "description",
                     string(
-                        "The stack id every name ends in; null for a random one (`hybridlab up --via terraform` passes its own).",
+                        match identity {
+                            Identity::Random => "The stack id every name ends in; null for a random one (`hybridlab up --via terraform` passes its own).",
+                            Identity::Given => "The stack id every name ends in: 4 to 16 lowercase letters and digits (terraform.tfvars has one).",
+                        },
                     ),
                 ),
                 attr("type", raw("string")),
-                attr("default", raw("null")),
+            ]
+            .into_iter()
+            .chain((identity == Identity::Random).then(|| attr("default", raw("null"))))
+            .chain([
                 Item::Blank,
                 block(
                     "validation",
@@ -712,7 +749,8 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
                         ),
                     ],
                 ),
-            ],
+            ])
+            .collect(),
         ),
         variable(
             "server_binary",
@@ -765,6 +803,35 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings) -> String {
                 "string",
                 "Path of the resizer function's bootstrap.zip (provided.al2023, x86_64).",
                 None,
+            ),
+        );
+    }
+    if identity == Identity::Given {
+        blocks.insert(
+            3,
+            Block::new(
+                "variable",
+                &["server_token"],
+                vec![
+                    attr(
+                        "description",
+                        string("The bearer token the function sends and the server checks (terraform.tfvars has one)."),
+                    ),
+                    attr("type", raw("string")),
+                    attr("sensitive", raw("true")),
+                    Item::Blank,
+                    block(
+                        "validation",
+                        &[],
+                        vec![
+                            attr("condition", raw("length(var.server_token) >= 32")),
+                            attr(
+                                "error_message",
+                                string("The token is at least 32 characters, as `up` makes one."),
+                            ),
+                        ],
+                    ),
+                ],
             ),
         );
     }
@@ -847,15 +914,27 @@ fn outputs_tf(stack: &StackDescription) -> String {
     file(&blocks)
 }
 
-fn readme(settings: &StackSettings) -> String {
+fn readme(settings: &StackSettings, identity: Identity) -> String {
     let pipeline = settings.pipeline;
+    let (names_note, providers) = match identity {
+        Identity::Random => (
+            "Names end in a `random_id` (8 hex digits), a valid hybridlab stack id: `hybridlab status` and \
+             `hybridlab down --stack <id>` see the stack too.",
+            "`hashicorp/aws` and `hashicorp/random`",
+        ),
+        Identity::Given => (
+            "Names end in the variable `stack_id` and the bearer token is the variable `server_token`; \
+             `terraform.tfvars` has both, chosen at export (keep it private: it holds the token). \
+             `hybridlab status` and `hybridlab down --stack <id>` see the stack too.",
+            "`hashicorp/aws` (only)",
+        ),
+    };
     format!(
         "# hybridlab stack as a Terraform module\n\n\
          Generated by `hybridlab export terraform{flag}`: the same resources `hybridlab up{flag}` creates \
          (buckets with versioning, SSE-S3 and public-access blocks, the table, log groups with retention, \
          least-privilege roles, the security group, the instance with its user-data and TTL, the function{extra}). \
-         Names end in a `random_id` (8 hex digits), a valid hybridlab stack id: `hybridlab status` and \
-         `hybridlab down --stack <id>` see the stack too.\n\n\
+         {names_note}\n\n\
          ## Programs\n\n\
          The module uploads the programs, it does not build them. Either export with `--build` (cargo-lambda \
          builds them for Amazon Linux 2023 and `terraform.tfvars` points at them), or set the variables \
@@ -874,7 +953,7 @@ fn readme(settings: &StackSettings) -> String {
          Set `aws_endpoint_url` to the sandbox's endpoint (`hybridlab sandbox status`) and use any \
          credentials (`AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`).\n\n\
          ## Providers without the registry\n\n\
-         `terraform init` needs `hashicorp/aws` and `hashicorp/random`. Without access to \
+         `terraform init` needs {providers}. Without access to \
          registry.terraform.io, point Terraform at a local plugin mirror in `~/.terraformrc`:\n\n\
          ```hcl\n\
          provider_installation {{\n  filesystem_mirror {{\n    path    = \"/opt/tf-plugins\"\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }}\n}}\n\
@@ -890,15 +969,40 @@ fn readme(settings: &StackSettings) -> String {
 }
 
 /// The module's files for a stack with `settings` (its region and sizes become the
-/// variables' defaults).
-pub fn module(settings: &StackSettings) -> Vec<ExportFile> {
+/// variables' defaults), its stack id and token made as `identity` says.
+pub fn module(settings: &StackSettings, identity: Identity) -> Vec<ExportFile> {
     let stack = description(settings);
     vec![
-        ExportFile::new("main.tf", main_tf(&stack)),
-        ExportFile::new("variables.tf", variables_tf(&stack, settings)),
+        ExportFile::new("main.tf", main_tf(&stack, identity)),
+        ExportFile::new("variables.tf", variables_tf(&stack, settings, identity)),
         ExportFile::new("outputs.tf", outputs_tf(&stack)),
-        ExportFile::new("README.md", readme(settings)),
+        ExportFile::new("README.md", readme(settings, identity)),
     ]
+}
+
+/// The `terraform.tfvars` lines that give an [`Identity::Given`] module its stack id and
+/// token.
+pub fn identity_tfvars(stack_id: &str, token: &str) -> String {
+    let mut out = String::new();
+    super::hcl::write_items(
+        &mut out,
+        &[
+            attr("stack_id", string(stack_id)),
+            attr("server_token", string(token)),
+        ],
+    );
+    out
+}
+
+/// The token an existing `terraform.tfvars` gives, so a module applied again keeps the one
+/// its server and function already share.
+pub fn token_in_tfvars(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        (name.trim() == "server_token")
+            .then(|| value.trim().trim_matches('"').to_owned())
+            .filter(|token| !token.is_empty())
+    })
 }
 
 /// `terraform.tfvars` naming the built programs.

@@ -70,7 +70,7 @@ fn tf_resources(main: &str) -> Vec<TfResource> {
 }
 
 fn module_file(pipeline: bool, name: &str) -> String {
-    terraform::module(&settings(pipeline))
+    terraform::module(&settings(pipeline), terraform::Identity::Random)
         .into_iter()
         .find(|file| file.name == name)
         .map(|file| file.text)
@@ -445,4 +445,50 @@ fn literal_text_has_no_stray_interpolation() {
     for text in [script.as_str(), plain.server_artifacts.env_file.as_str()] {
         assert!(!text.contains("${") && !text.contains("%{"), "{text}");
     }
+}
+
+#[test]
+fn a_module_with_a_given_identity_needs_only_the_aws_provider() {
+    for pipeline in [false, true] {
+        let files = terraform::module(&settings(pipeline), terraform::Identity::Given);
+        let text = |name: &str| {
+            files
+                .iter()
+                .find(|file| file.name == name)
+                .map(|file| file.text.clone())
+                .expect("the file")
+        };
+        let (main, variables) = (text("main.tf"), text("variables.tf"));
+        assert!(
+            !main.contains("random"),
+            "no random provider or resource:\n{main}"
+        );
+        let id = main
+            .lines()
+            .find(|line| line.trim_start().starts_with("id ") && line.contains('='))
+            .expect("local.id");
+        assert_eq!(id.split('=').nth(1).map(str::trim), Some("var.stack_id"));
+        assert!(main.contains("var.server_token"));
+        assert!(variables.contains("variable \"server_token\""));
+        assert!(
+            variables
+                .lines()
+                .any(|line| line.trim_start().starts_with("sensitive") && line.ends_with("true")),
+            "{variables}"
+        );
+        // No default: the module cannot be applied without its identity.
+        let stack_id = variables
+            .split("variable \"stack_id\"")
+            .nth(1)
+            .and_then(|rest| rest.split("variable ").next())
+            .expect("the stack_id variable");
+        assert!(!stack_id.contains("default"), "{stack_id}");
+    }
+    let tfvars = terraform::identity_tfvars("k3x9q2ma", "t0ken");
+    assert_eq!(
+        terraform::token_in_tfvars(&tfvars).as_deref(),
+        Some("t0ken")
+    );
+    assert!(tfvars.contains("stack_id"));
+    assert_eq!(terraform::token_in_tfvars("proxy_package = \"x\"\n"), None);
 }

@@ -268,7 +268,7 @@ pub async fn up(
 }
 
 /// A random bearer token shared by the function and the server (244 random bits).
-fn new_token() -> String {
+pub fn new_token() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
