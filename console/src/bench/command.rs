@@ -300,7 +300,15 @@ async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress
         let line = if progress.warming.load(Ordering::Relaxed) {
             format!("{label}: warming up")
         } else {
-            progress_line(&label, done, failed, total, started.elapsed(), terminal)
+            progress_line(
+                &label,
+                "invocations",
+                done,
+                failed,
+                total,
+                started.elapsed(),
+                terminal,
+            )
         };
         if terminal {
             eprint!("\r\x1b[2K{line}");
@@ -311,9 +319,11 @@ async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress
     }
 }
 
-/// `c=8 [#########.........] 450/1000  903/s  2 failed`.
+/// `c=8 [#########.........] 450/1000  903/s  2 failed`; piped, the count names `unit`
+/// (`450/1000 invocations`).
 pub fn progress_line(
     label: &str,
+    unit: &str,
     done: u64,
     failed: u64,
     total: Option<u64>,
@@ -331,8 +341,8 @@ pub fn progress_line(
                 ".".repeat(WIDTH as usize - filled)
             )
         }
-        Some(total) => format!("{done}/{total} invocations"),
-        None => format!("{done} invocations"),
+        Some(total) => format!("{done}/{total} {unit}"),
+        None => format!("{done} {unit}"),
     };
     format!("{label} {count}  {rate:.0}/s  {failed} failed")
 }
@@ -571,12 +581,28 @@ mod tests {
 
     #[test]
     fn the_progress_line_has_a_bar_only_on_a_terminal() {
-        let line = progress_line("c=8", 450, 2, Some(1000), Duration::from_secs(1), true);
+        let line = progress_line(
+            "c=8",
+            "invocations",
+            450,
+            2,
+            Some(1000),
+            Duration::from_secs(1),
+            true,
+        );
         assert_eq!(
             line,
             "c=8 [##########..............] 450/1000  450/s  2 failed"
         );
-        let plain = progress_line("c=8", 450, 2, Some(1000), Duration::from_secs(1), false);
+        let plain = progress_line(
+            "c=8",
+            "invocations",
+            450,
+            2,
+            Some(1000),
+            Duration::from_secs(1),
+            false,
+        );
         assert_eq!(plain, "c=8 450/1000 invocations  450/s  2 failed");
     }
 }

@@ -283,7 +283,8 @@ async fn show_progress(total: u64, done: Arc<AtomicU64>) {
     loop {
         ticker.tick().await;
         let line = super::command::progress_line(
-            "uploads",
+            "pipeline",
+            "images",
             done.load(Ordering::Relaxed),
             0,
             Some(total),
