@@ -178,98 +178,87 @@ pub fn ensure_installed(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, M
     Ok(install)
 }
 
-/// The AWS CLI (v1, from PyPI) in hybridlab's virtualenv, installed on first use; the tests
-/// use it to show that the sandbox answers the real CLI.
-pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+/// A command-line tool from PyPI that hybridlab installs into its virtualenv on first use.
+struct PipTool {
+    /// What the progress message calls it.
+    name: &'static str,
+    /// The pip requirement.
+    requirement: &'static str,
+    /// The executable it puts in the venv's `bin`.
+    executable: &'static str,
+}
+
+/// Installs `tool` into hybridlab's virtualenv unless it is there (moto first, and moto's
+/// pinned version kept: the tools share the venv); returns the path of its executable. A
+/// marker file written after pip succeeds tells a finished install from an interrupted one.
+fn ensure_pip_tool(tool: &PipTool, progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
     let install = ensure_installed(progress)?;
-    let aws = install.venv.join("bin").join("aws");
-    let marker = install.venv.join(".hybridlab-awscli");
-    if aws.exists() && marker.exists() {
-        return Ok(aws);
+    let executable = install.venv.join("bin").join(tool.executable);
+    let marker = install.venv.join(format!(".hybridlab-{}", tool.executable));
+    if executable.exists() && marker.exists() {
+        return Ok(executable);
     }
     let _lock = lock_venv()?;
-    if aws.exists() && marker.exists() {
-        return Ok(aws);
+    if executable.exists() && marker.exists() {
+        return Ok(executable);
     }
-    progress(
-        "hybridlab: first use: installing the AWS CLI (awscli) into hybridlab's virtualenv...",
-    );
+    progress(&format!(
+        "hybridlab: first use: installing {} into hybridlab's virtualenv...",
+        tool.name
+    ));
     run(Command::new(&install.python).args([
         "-m",
         "pip",
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "awscli",
+        tool.requirement,
         MOTO_REQUIREMENT,
     ]))?;
-    fs::write(&marker, b"awscli").map_err(|source| MotoError::CacheDir {
+    fs::write(&marker, tool.requirement).map_err(|source| MotoError::CacheDir {
         path: marker.clone(),
         source,
     })?;
-    Ok(aws)
+    progress(&format!("hybridlab: {} is installed.", tool.name));
+    Ok(executable)
+}
+
+/// The AWS CLI (v1, from PyPI) in hybridlab's virtualenv, installed on first use; the tests
+/// use it to show that the sandbox answers the real CLI.
+pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+    let tool = PipTool {
+        name: "the AWS CLI (awscli)",
+        requirement: "awscli",
+        executable: "aws",
+    };
+    ensure_pip_tool(&tool, progress)
 }
 
 /// cfn-lint (from PyPI) in hybridlab's virtualenv, installed on first use: it checks the
 /// exported CloudFormation template against the resource specifications. Returns its path.
 pub fn ensure_cfn_lint(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
-    let install = ensure_installed(progress)?;
-    let cfn_lint = install.venv.join("bin").join("cfn-lint");
-    let marker = install.venv.join(".hybridlab-cfn-lint");
-    if cfn_lint.exists() && marker.exists() {
-        return Ok(cfn_lint);
-    }
-    let _lock = lock_venv()?;
-    if cfn_lint.exists() && marker.exists() {
-        return Ok(cfn_lint);
-    }
-    progress("hybridlab: first use: installing cfn-lint into hybridlab's virtualenv...");
-    run(Command::new(&install.python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "cfn-lint>=1,<2",
-        MOTO_REQUIREMENT,
-    ]))?;
-    fs::write(&marker, b"cfn-lint").map_err(|source| MotoError::CacheDir {
-        path: marker.clone(),
-        source,
-    })?;
-    progress("hybridlab: cfn-lint is installed.");
-    Ok(cfn_lint)
+    let tool = PipTool {
+        name: "cfn-lint",
+        requirement: "cfn-lint>=1,<2",
+        executable: "cfn-lint",
+    };
+    ensure_pip_tool(&tool, progress)
 }
 
 /// cargo-lambda (from PyPI, with the Zig toolchain it brings) in hybridlab's virtualenv,
 /// installed on first use: it builds binaries that run on Amazon Linux. Returns the venv's
 /// `bin` directory, to put first on `PATH` so that `cargo lambda` finds it.
 pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
-    let install = ensure_installed(progress)?;
-    let bin = install.venv.join("bin");
-    let marker = install.venv.join(".hybridlab-cargo-lambda");
-    if bin.join("cargo-lambda").exists() && marker.exists() {
-        return Ok(bin);
-    }
-    let _lock = lock_venv()?;
-    if bin.join("cargo-lambda").exists() && marker.exists() {
-        return Ok(bin);
-    }
-    progress("hybridlab: first use: installing cargo-lambda into hybridlab's virtualenv...");
-    run(Command::new(&install.python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "cargo-lambda",
-        MOTO_REQUIREMENT,
-    ]))?;
-    fs::write(&marker, b"cargo-lambda").map_err(|source| MotoError::CacheDir {
-        path: marker.clone(),
-        source,
-    })?;
-    Ok(bin)
+    let tool = PipTool {
+        name: "cargo-lambda",
+        requirement: "cargo-lambda",
+        executable: "cargo-lambda",
+    };
+    let executable = ensure_pip_tool(&tool, progress)?;
+    Ok(executable
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(executable))
 }
 
 /// A running moto server on loopback. Dropping it stops the server.

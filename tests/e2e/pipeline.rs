@@ -17,22 +17,7 @@ use hybridlab_wire::{ImageRecord, ImageStatus};
 use serde_json::Value;
 
 use crate::common::eventually;
-
-fn result_of(lines: &[Value]) -> &Value {
-    lines
-        .iter()
-        .rev()
-        .find(|line| line["type"] == "result")
-        .expect("a result line")
-}
-
-fn events<'a>(lines: &'a [Value], status: &str) -> Vec<&'a Value> {
-    lines
-        .iter()
-        .filter(|line| line["type"] == "step" && line["event"]["status"] == status)
-        .map(|line| &line["event"])
-        .collect()
-}
+use crate::stack::{result_of, step_events};
 
 async fn keys_under(clients: &EdgeClients, bucket: &str, prefix: &str) -> Vec<String> {
     let listed = clients
@@ -123,10 +108,7 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
     );
     let lines = json_lines(&added);
     assert_eq!(result_of(&lines)["ok"], true);
-    let done: Vec<&str> = events(&lines, "done")
-        .iter()
-        .filter_map(|event| event["step"].as_str())
-        .collect();
+    let done = step_events(&lines, "done");
     for step in Step::ALL.into_iter().filter(|step| step.is_pipeline()) {
         assert!(
             done.contains(&step.name()),
@@ -134,9 +116,10 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
             step.name()
         );
     }
-    let instance = events(&lines, "done")
-        .into_iter()
-        .find(|event| event["step"] == "instance")
+    let instance = lines
+        .iter()
+        .map(|line| &line["event"])
+        .find(|event| event["step"] == "instance" && event["status"] == "done")
         .expect("the instance step changed something");
     assert!(
         instance["detail"]
@@ -148,17 +131,14 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
     let again = run_cli(&endpoint, &["up", "--json", "--stack", &id], &[]).await;
     assert!(again.status.success());
     let lines = json_lines(&again);
-    let changed: Vec<&str> = events(&lines, "done")
-        .iter()
-        .filter_map(|event| event["step"].as_str())
-        .collect();
+    let changed = step_events(&lines, "done");
     for step in &changed {
         assert!(
             ["build", "image", "server-health"].contains(step),
             "the third up changed {step}"
         );
     }
-    assert_eq!(events(&lines, "skipped").len(), Step::ALL.len() - 3);
+    assert_eq!(step_events(&lines, "skipped").len(), Step::ALL.len() - 3);
 
     // Uploads through both paths, and a file that is not an image.
     let picture = dir.join("diagram.png");

@@ -23,7 +23,7 @@ use hybridlab_tests::sandbox::{EdgeClients, edge_clients};
 use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines, leftovers};
 use serde_json::{Value, json};
 
-fn result_of(lines: &[Value]) -> &Value {
+pub(crate) fn result_of(lines: &[Value]) -> &Value {
     lines
         .iter()
         .rev()
@@ -31,7 +31,7 @@ fn result_of(lines: &[Value]) -> &Value {
         .expect("a result line")
 }
 
-fn step_events<'a>(lines: &'a [Value], status: &str) -> Vec<&'a str> {
+pub(crate) fn step_events<'a>(lines: &'a [Value], status: &str) -> Vec<&'a str> {
     lines
         .iter()
         .filter(|line| line["type"] == "step" && line["event"]["status"] == status)

@@ -98,9 +98,11 @@ pub fn type_into(line: &mut String, key: Key) -> Typed {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     RefreshStacks,
-    /// Bring up `stack`, or a new stack when `None`.
+    /// Bring up `stack`, or a new stack when `None`; `pipeline` adds the event-driven
+    /// variant (a stack that has it keeps it either way).
     Up {
         stack: Option<String>,
+        pipeline: bool,
     },
     /// Tear `stack` down.
     Down {
@@ -433,7 +435,10 @@ pub enum Confirm {
         then_quit: bool,
     },
     /// Bring a stack up on AWS, where it is billed.
-    Up { stack: Option<String> },
+    Up {
+        stack: Option<String>,
+        pipeline: bool,
+    },
     /// Quit while stacks are live on AWS.
     Quit { live: Vec<String> },
 }
@@ -619,8 +624,9 @@ impl App {
                 self.stack.loading = true;
                 Some(Action::RefreshStacks)
             }
-            (Tab::Stack, Key::Char('u')) => self.ask_up(self.selected_stack()),
-            (Tab::Stack, Key::Char('n')) => self.ask_up(None),
+            (Tab::Stack, Key::Char('u')) => self.ask_up(self.selected_stack(), false),
+            (Tab::Stack, Key::Char('n')) => self.ask_up(None, false),
+            (Tab::Stack, Key::Char('N')) => self.ask_up(None, true),
             (Tab::Stack, Key::Char('d')) => match self.selected_stack() {
                 Some(stack) => self.ask_down(stack, false),
                 None => {
@@ -804,22 +810,22 @@ impl App {
         Some(Action::Quit)
     }
 
-    fn ask_up(&mut self, stack: Option<String>) -> Option<Action> {
+    fn ask_up(&mut self, stack: Option<String>, pipeline: bool) -> Option<Action> {
         if self.stack.busy() {
             self.say(Severity::Error, "an up or down is under way; wait for it");
             return None;
         }
         if self.on_aws {
-            self.confirm = Some(Confirm::Up { stack });
+            self.confirm = Some(Confirm::Up { stack, pipeline });
             return None;
         }
-        self.start_up(stack)
+        self.start_up(stack, pipeline)
     }
 
-    fn start_up(&mut self, stack: Option<String>) -> Option<Action> {
+    fn start_up(&mut self, stack: Option<String>, pipeline: bool) -> Option<Action> {
         self.stack.operation = Some(Operation::new(OperationKind::Up, stack.clone()));
         self.tab = Tab::Stack;
-        Some(Action::Up { stack })
+        Some(Action::Up { stack, pipeline })
     }
 
     fn ask_down(&mut self, stack: String, then_quit: bool) -> Option<Action> {
@@ -880,8 +886,8 @@ impl App {
                 });
                 None
             }
-            Confirm::Up { stack } => match key {
-                Key::Char('y') => self.start_up(stack),
+            Confirm::Up { stack, pipeline } => match key {
+                Key::Char('y') => self.start_up(stack, pipeline),
                 _ => {
                     self.say(Severity::Info, "nothing created");
                     None
@@ -1274,11 +1280,40 @@ mod tests {
     }
 
     #[test]
+    fn shift_n_brings_up_a_new_stack_with_the_pipeline() {
+        let mut sandbox = app();
+        assert_eq!(
+            sandbox.on_key(Key::Char('N')),
+            Some(Action::Up {
+                stack: None,
+                pipeline: true
+            })
+        );
+        // On AWS it asks first, and says what it will make.
+        let mut aws = app();
+        aws.on_aws = true;
+        assert_eq!(aws.on_key(Key::Char('N')), None);
+        assert_eq!(
+            aws.on_key(Key::Char('y')),
+            Some(Action::Up {
+                stack: None,
+                pipeline: true
+            })
+        );
+    }
+
+    #[test]
     fn quitting_during_an_up_on_aws_asks_even_before_the_stack_is_read() {
         let mut app = app();
         app.on_aws = true;
         app.on_key(Key::Char('n'));
-        assert_eq!(app.on_key(Key::Char('y')), Some(Action::Up { stack: None }));
+        assert_eq!(
+            app.on_key(Key::Char('y')),
+            Some(Action::Up {
+                stack: None,
+                pipeline: false
+            })
+        );
         app.apply(Update::Step(StepEvent {
             stack: "q7w2e9rt".into(),
             step: "images-bucket".into(),

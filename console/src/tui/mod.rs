@@ -142,9 +142,10 @@ impl Runner {
         let (clients, updates) = (self.clients.clone(), self.updates.clone());
         match action {
             Action::RefreshStacks => spawn_refresh(&clients, &updates),
-            Action::Up { stack } => {
+            Action::Up { stack, pipeline } => {
                 tokio::spawn(async move {
-                    let outcome = bring_up(&clients, stack, step_reporter(&updates)).await;
+                    let outcome =
+                        bring_up(&clients, stack, pipeline, step_reporter(&updates)).await;
                     operation_done(&updates, outcome);
                 });
             }
@@ -234,13 +235,15 @@ fn operation_done(updates: &UnboundedSender<Update>, outcome: anyhow::Result<Str
 async fn bring_up(
     clients: &StackClients,
     stack: Option<String>,
+    pipeline: bool,
     reporter: Reporter,
 ) -> anyhow::Result<String> {
     let stack = match stack {
         Some(name) => StackId::parse(&name)?,
         None => StackId::generate(),
     };
-    let options = crate::stack::up_options(clients, stack.clone());
+    let mut options = crate::stack::up_options(clients, stack.clone());
+    options.settings.pipeline = pipeline;
     match hybridlab_provision::stack::up(clients, options, reporter).await {
         Ok(report) => Ok(format!(
             "stack {} is up in {:.1}s: {} steps done, {} already in place",

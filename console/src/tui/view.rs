@@ -68,6 +68,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Stack: Up/Down", "select a stack"),
     ("Stack: n", "bring up a new stack, with live progress"),
     (
+        "Stack: N",
+        "bring up a new stack with the event-driven pipeline",
+    ),
+    (
         "Stack: u",
         "bring up the selected stack again (finishes a partial one)",
     ),
@@ -224,11 +228,12 @@ fn draw_confirm(frame: &mut Frame, area: Rect, confirm: &Confirm, on_aws: bool, 
             Line::from("Every resource of it is deleted, objects and rows included."),
             Line::from("y tears it down; any other key keeps it."),
         ],
-        Confirm::Up { stack } => vec![
+        Confirm::Up { stack, pipeline } => vec![
             Line::styled(
-                match stack {
-                    Some(stack) => format!("Bring up stack {stack} on AWS?"),
-                    None => "Bring up a new stack on AWS?".to_owned(),
+                match (stack, pipeline) {
+                    (Some(stack), _) => format!("Bring up stack {stack} on AWS?"),
+                    (None, true) => "Bring up a new stack with the pipeline on AWS?".to_owned(),
+                    (None, false) => "Bring up a new stack on AWS?".to_owned(),
                 },
                 warn,
             ),
