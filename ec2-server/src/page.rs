@@ -174,8 +174,8 @@ fn render_card(html: &mut String, item: &ImageListItem) {
 
 /// The gallery's script: polls the listing and rebuilds only the cards whose row changed
 /// (presigned URLs differ on every poll, so rebuilding all would reload every thumbnail), and
-/// sends the upload form. Data only ever reaches the page through `textContent` and
-/// attributes, never as markup.
+/// sends the upload form's file straight to S3 with a presigned PUT. Data only ever reaches
+/// the page through `textContent` and attributes, never as markup.
 const SCRIPT: &str = r#"(() => {
   const LIMIT = __INDEX_IMAGES__;
   const POLL_MS = 2000;
@@ -285,21 +285,35 @@ const SCRIPT: &str = r#"(() => {
         result.textContent = 'choose a file first';
         return;
       }
-      const data = new FormData();
-      data.append('file', input.files[0]);
-      const headers = {};
+      const file = input.files[0];
+      const headers = { 'Content-Type': 'application/json' };
       const token = document.getElementById('upload-token').value;
       if (token) headers['Authorization'] = 'Bearer ' + token;
       result.textContent = 'uploading\u2026';
       try {
-        const response = await fetch('/upload', { method: 'POST', body: data, headers });
-        const body = await response.json().catch(() => ({}));
-        if (response.ok) {
-          result.textContent = 'uploaded ' + body.image_id + ': ' + body.status;
+        // The file goes straight to S3 with a presigned PUT; the server only writes the row
+        // and signs the URL (and the headers the PUT must carry).
+        const ticket = await fetch('/api/uploads', {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({
+            filename: file.name,
+            content_type: file.type || 'application/octet-stream',
+            size_bytes: file.size,
+          }),
+        });
+        const body = await ticket.json().catch(() => ({}));
+        if (!ticket.ok) {
+          result.textContent = 'refused: ' + (body.error || ticket.status) + (body.message ? ' \u2014 ' + body.message : '');
+          return;
+        }
+        const stored = await fetch(body.upload_url, { method: body.method, headers: body.headers, body: file });
+        if (stored.ok) {
+          result.textContent = 'uploaded ' + body.image_id + ': PENDING';
           form.reset();
           refresh();
         } else {
-          result.textContent = 'refused: ' + (body.error || response.status) + (body.message ? ' \u2014 ' + body.message : '');
+          result.textContent = 'S3 refused the upload: HTTP ' + stored.status;
         }
       } catch (err) {
         result.textContent = 'upload failed: ' + err.message;

@@ -374,6 +374,82 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
         seen.is_some(),
         "the page showed the new upload COMPLETED without a reload"
     );
+
+    // The page's own upload form: the browser asks the server for a presigned URL and PUTs
+    // the file straight to S3 (across origins, so the uploads bucket's CORS rule is needed).
+    let picked = dir.join("picked in the browser.jpg");
+    std::fs::write(&picked, fixtures::jpeg(640, 480)).expect("write");
+    session
+        .choose_file("#upload-file", &picked)
+        .await
+        .expect("the file input takes the file");
+    // The stack's token, which a student reads from `hybridlab status` or the function.
+    let token = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .expect("GetFunctionConfiguration")
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get("HYBRIDLAB_TOKEN").cloned())
+        .expect("the stack's token");
+    assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+    session
+        .run(&format!(
+            "document.getElementById('upload-token').value = '{token}'; \
+             document.getElementById('upload-form').requestSubmit(); return true;"
+        ))
+        .await
+        .expect("the form submits");
+    let said = eventually(Duration::from_secs(20), || async {
+        let text = session
+            .run("return document.getElementById('upload-result').textContent;")
+            .await
+            .ok()?;
+        let text = text.as_str()?.to_owned();
+        (text.starts_with("uploaded ") || text.contains("refused") || text.contains("failed"))
+            .then_some(text)
+    })
+    .await
+    .expect("the form says how the upload went");
+    let browser_id = said
+        .strip_prefix("uploaded ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("the upload went through: {said}"))
+        .to_owned();
+    let shown = eventually(Duration::from_secs(20), || async {
+        let cards = session.run(read_cards).await.ok()?;
+        cards.as_array()?.iter().find_map(|card| {
+            (card["id"] == browser_id.as_str()
+                && card["status"] == "COMPLETED"
+                && card["thumbnail"].as_i64().is_some_and(|w| w > 0))
+            .then_some(())
+        })
+    })
+    .await;
+    assert!(
+        shown.is_some(),
+        "the browser's upload {browser_id} COMPLETED on the page"
+    );
+    let row = clients
+        .dynamodb
+        .get_item()
+        .table_name(&names.table)
+        .key(
+            "image_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(browser_id.clone()),
+        )
+        .send()
+        .await
+        .expect("GetItem");
+    let row = hybridlab_wire::item::from_item(row.item().expect("the row")).expect("a record");
+    assert_eq!(
+        row.original_filename.as_deref(),
+        Some("picked in the browser.jpg")
+    );
+    assert_eq!(row.status, ImageStatus::Completed);
     session.close().await;
 
     // Status lists the pipeline's resources; down removes them all.

@@ -215,6 +215,39 @@ impl Session<'_> {
             .await
     }
 
+    /// Chooses the local file `path` in the `<input type="file">` that `selector` finds, as a
+    /// person picking it would.
+    pub async fn choose_file(
+        &self,
+        selector: &str,
+        path: &std::path::Path,
+    ) -> Result<(), BrowserError> {
+        let found = self
+            .driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element", self.id),
+                Some(json!({"using": "css selector", "value": selector})),
+            )
+            .await?;
+        // WebDriver names an element under this fixed key.
+        let element = found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .ok_or_else(|| BrowserError::WebDriver {
+                command: format!("find {selector}"),
+                message: format!("no element in {found}"),
+            })?
+            .to_owned();
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element/{element}/value", self.id),
+                Some(json!({"text": path.display().to_string()})),
+            )
+            .await
+            .map(drop)
+    }
+
     /// The window as a PNG.
     pub async fn screenshot(&self) -> Result<Vec<u8>, BrowserError> {
         use base64::Engine as _;
