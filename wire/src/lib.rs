@@ -1,6 +1,7 @@
 //! Wire types of the lab: what the image server answers, what the proxy Lambda returns, and the
-//! metadata row every path writes. Serde only, so the Lambda stays light; the image server,
-//! the Lambda functions and the command line all read and write these same shapes.
+//! metadata row every path writes. Serde only by default, so the proxy stays light; feature
+//! `dynamodb` adds the row as a DynamoDB item (`item`) and the pipeline's status changes
+//! (`transition`).
 
 use std::collections::BTreeMap;
 
