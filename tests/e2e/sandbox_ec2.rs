@@ -266,4 +266,13 @@ async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it(
     })
     .await;
     assert!(stopped.is_some(), "the server stops with its instance");
+    // ...and its disk goes with it: the sandbox's copy of the server binary is removed.
+    let disk = hybridlab_tests::sandbox::state_dir()
+        .join("instances")
+        .join(&instance);
+    let removed = eventually(Duration::from_secs(15), || async {
+        (!disk.exists()).then_some(())
+    })
+    .await;
+    assert!(removed.is_some(), "{} is removed", disk.display());
 }

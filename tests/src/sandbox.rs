@@ -26,13 +26,42 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// The prefix of the test sandboxes' state directories, followed by the test process's id.
+const STATE_DIR_PREFIX: &str = "hybridlab-test-sandbox-";
+
+/// Removes the state directories of test sandboxes whose process has ended. The sandbox is
+/// a static that is never dropped, so its directory (moto's log, function code, instance
+/// binaries: up to a GB after a full run) outlives the test binary; the next run clears it.
+fn remove_dead_sandbox_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(STATE_DIR_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !crate::procfs::alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Where this test process's sandbox keeps its state (function code, instances' binaries).
+pub fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("{STATE_DIR_PREFIX}{}", std::process::id()))
+}
+
 /// The shared sandbox, started on first use.
 pub async fn sandbox() -> &'static Sandbox {
     tokio::task::spawn_blocking(|| {
         SANDBOX.get_or_init(|| {
-            let state_dir =
-                std::env::temp_dir().join(format!("hybridlab-test-sandbox-{}", std::process::id()));
-            let mut options = SandboxOptions::new(state_dir);
+            remove_dead_sandbox_dirs();
+            let mut options = SandboxOptions::new(state_dir());
             options.edge_port = 0;
             std::thread::spawn(move || {
                 runtime().block_on(Sandbox::start(options, |message| eprintln!("{message}")))
@@ -193,4 +222,27 @@ pub async fn deploy_function(
         .await
         .expect("the sandbox creates the function");
     name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_directories_of_ended_test_processes_are_removed() {
+        let temp = std::env::temp_dir();
+        // No process has this id (Linux pids stop at 2^22).
+        let dead = temp.join(format!("{STATE_DIR_PREFIX}99999999"));
+        let own = temp.join(format!("{STATE_DIR_PREFIX}{}", std::process::id()));
+        let other = temp.join(format!("{STATE_DIR_PREFIX}not-a-pid"));
+        for dir in [&dead, &own, &other] {
+            std::fs::create_dir_all(dir.join("instances")).expect("a directory");
+        }
+        remove_dead_sandbox_dirs();
+        assert!(!dead.exists(), "an ended process's directory is removed");
+        assert!(own.exists(), "this process's directory stays");
+        assert!(other.exists(), "a name without a pid is not ours to remove");
+        let _ = std::fs::remove_dir_all(&own);
+        let _ = std::fs::remove_dir_all(&other);
+    }
 }

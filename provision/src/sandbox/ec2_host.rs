@@ -123,8 +123,24 @@ impl Ec2Host {
                 }
             }
         }
-        if let Ok(mut servers) = self.servers.lock() {
-            servers.clear();
+        let ids: Vec<String> = self
+            .servers
+            .lock()
+            .map(|mut servers| servers.drain().map(|(id, _)| id).collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.forget_disk(&id);
+        }
+    }
+
+    /// Removes the directory instance `id` ran from (unlinking the binary of a server still
+    /// shutting down is fine: the process keeps its open file).
+    fn forget_disk(&self, id: &str) {
+        let dir = self.settings.state_dir.join("instances").join(id);
+        if let Err(err) = std::fs::remove_dir_all(&dir)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(instance = %id, error = %err, "cannot remove the instance's directory");
         }
     }
 
@@ -156,14 +172,21 @@ impl Ec2Host {
             running.push((id.to_owned(), launched));
         }
         let running_ids: HashSet<String> = running.iter().map(|(id, _)| id.clone()).collect();
+        let mut stopped = Vec::new();
         if let Ok(mut servers) = self.servers.lock() {
             servers.retain(|id, _| {
                 let keep = running_ids.contains(id);
                 if !keep {
                     tracing::info!(instance = %id, "instance no longer running: stopping its server");
+                    stopped.push(id.clone());
                 }
                 keep
             });
+        }
+        // A terminated instance's disk goes with it: its copy of the server binary (tens of
+        // MB each) would otherwise pile up for as long as the sandbox lives.
+        for id in stopped {
+            self.forget_disk(&id);
         }
         let now = SystemTime::now();
         let expired: Vec<String> = self
