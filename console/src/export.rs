@@ -170,6 +170,10 @@ pub async fn run(target: &TargetArgs, args: ExportArgs) -> anyhow::Result<ExitCo
                 ));
             }
             if build {
+                // A blank line between the groups: `terraform fmt` aligns each group alone.
+                if !values.is_empty() {
+                    values.push('\n');
+                }
                 values.push_str(&build_programs(&out, settings.pipeline).await?);
             }
             if !values.is_empty() {

@@ -168,6 +168,8 @@ async fn apply(
     .await
     .context("the build task failed")??;
     let mut values = terraform::identity_tfvars(id.as_str(), &token);
+    // A blank line between the groups: `terraform fmt` aligns each group alone.
+    values.push('\n');
     values.push_str(&terraform::tfvars(
         &staged.server_binary,
         &staged.proxy_package,
