@@ -17,7 +17,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 #[derive(Debug, thiserror::Error)]
 pub enum BrowserError {
     #[error(
-        "installing Debian's chromium and chromium-driver failed ({0}); install them with `apt-get install chromium chromium-driver` (as root) and run the test again"
+        "installing Debian's chromium and chromium-driver failed ({0}); install them with `sudo apt-get install chromium chromium-driver` and run the test again"
     )]
     Install(String),
     #[error("chromedriver did not start: {0}")]
@@ -40,8 +40,21 @@ pub fn ensure_installed() -> Result<(), BrowserError> {
     eprintln!(
         "hybridlab tests: installing Debian's chromium and chromium-driver for the browser tests (apt-get, about 120 MB, once)..."
     );
+    // apt needs root: as another user, sudo without a password prompt (CI runners allow it).
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
     let apt = |args: &[&str]| -> Result<(), BrowserError> {
-        let output = Command::new("apt-get")
+        let mut command = if as_root {
+            Command::new("apt-get")
+        } else {
+            // sudo drops the environment, so the frontend is set through env.
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            sudo
+        };
+        let output = command
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null())
