@@ -72,6 +72,31 @@ pub fn content_type_of(path: &Path) -> &'static str {
     }
 }
 
+/// A local file to upload: its name as the row keeps it, its Content-Type and its bytes.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    pub filename: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl LocalFile {
+    pub async fn read(path: &Path) -> anyhow::Result<Self> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Self {
+            filename: path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("upload")
+                .to_owned(),
+            content_type: content_type_of(path),
+            bytes,
+        })
+    }
+}
+
 /// An upload accepted: the row is PENDING from here on.
 #[derive(Debug, Clone, Serialize)]
 pub struct Accepted {
@@ -262,17 +287,14 @@ impl Uploader {
     ) -> anyhow::Result<(ImageRecord, Instant)> {
         let deadline = Instant::now() + timeout;
         loop {
-            let row = self.row(image_id).await?;
-            if let Some(row) = row
-                && matches!(row.status, ImageStatus::Completed | ImageStatus::Failed)
-            {
-                return Ok((row, Instant::now()));
-            }
+            let status = match self.row(image_id).await? {
+                Some(row) if matches!(row.status, ImageStatus::Completed | ImageStatus::Failed) => {
+                    return Ok((row, Instant::now()));
+                }
+                Some(row) => row.status.to_string(),
+                None => "no row".to_owned(),
+            };
             if Instant::now() > deadline {
-                let status = self
-                    .row(image_id)
-                    .await?
-                    .map_or("no row".to_owned(), |row| row.status.to_string());
                 bail!(
                     "image {image_id} is still {status} after {}s; `hybridlab logs` shows the resizer's log",
                     timeout.as_secs()
@@ -329,17 +351,10 @@ pub async fn run(target: &TargetArgs, args: UploadArgs) -> anyhow::Result<ExitCo
     let uploader = Uploader::for_lab(&lab).await?;
     let mut failed = 0;
     for path in &args.files {
-        let bytes = tokio::fs::read(path)
-            .await
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let filename = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("upload")
-            .to_owned();
+        let file = LocalFile::read(path).await?;
         let started = Instant::now();
         let accepted = uploader
-            .upload(args.via, &filename, content_type_of(path), bytes)
+            .upload(args.via, &file.filename, file.content_type, file.bytes)
             .await
             .with_context(|| format!("uploading {}", path.display()))?;
         let (row, to_final_ms) = if args.no_wait {

@@ -5,7 +5,7 @@
 //! time the S3 event took to start the resizer (`trigger`: PENDING to PROCESSING) and the
 //! resizer's work (`processing`: PROCESSING to the final status).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +23,7 @@ use super::stats::{new_histogram, summarize_measure};
 use crate::cli::TargetArgs;
 use crate::lab::Lab;
 use crate::output::{Tone, paint, stderr_is_terminal, stdout_colour};
-use crate::upload::{UploadPath, Uploader, content_type_of};
+use crate::upload::{LocalFile, UploadPath, Uploader};
 
 /// The measures of an upload run, in the order they are shown.
 pub const UPLOAD_MEASURES: [&str; 4] = ["to_final", "upload", "trigger", "processing"];
@@ -126,22 +126,20 @@ pub fn summarize_uploads(samples: &[UploadSample]) -> Vec<MeasureSummary> {
         .collect()
 }
 
-/// Uploads `bytes` as `filename` as many times and as concurrently as `bench` says, and
-/// follows each to its end.
+/// Uploads `file` as many times and as concurrently as `bench` says, and follows each to its
+/// end.
 async fn drive(
     uploader: &Uploader,
     bench: &UploadBench<'_>,
-    filename: &str,
-    bytes: &[u8],
+    file: &LocalFile,
     done: &AtomicU64,
 ) -> Vec<UploadSample> {
-    let content_type = content_type_of(Path::new(filename));
     let (via, timeout) = (bench.via, bench.timeout);
     futures::stream::iter(0..bench.uploads)
         .map(|_| async move {
             let started = Instant::now();
             let sample = match uploader
-                .upload(via, filename, content_type, bytes.to_vec())
+                .upload(via, &file.filename, file.content_type, file.bytes.clone())
                 .await
             {
                 Err(err) => UploadSample {
@@ -207,15 +205,7 @@ pub async fn run(target: &TargetArgs, bench: UploadBench<'_>) -> anyhow::Result<
     if bench.uploads == 0 || bench.concurrency == 0 {
         bail!("-n and -c must be at least 1");
     }
-    let bytes = tokio::fs::read(bench.file)
-        .await
-        .with_context(|| format!("cannot read {}", bench.file.display()))?;
-    let filename = bench
-        .file
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("upload")
-        .to_owned();
+    let file = LocalFile::read(bench.file).await?;
     let lab = Lab::open(target, bench.stack).await?;
     let uploader = Uploader::for_lab(&lab).await?;
 
@@ -223,7 +213,7 @@ pub async fn run(target: &TargetArgs, bench: UploadBench<'_>) -> anyhow::Result<
     let display = tokio::spawn(show_progress(bench.uploads, done.clone()));
     let started = Instant::now();
     let samples = tokio::select! {
-        samples = drive(&uploader, &bench, &filename, &bytes, &done) => samples,
+        samples = drive(&uploader, &bench, &file, &done) => samples,
         _ = tokio::signal::ctrl_c() => bail!("interrupted; nothing was saved"),
     };
     let elapsed = started.elapsed().as_secs_f64();
@@ -237,7 +227,7 @@ pub async fn run(target: &TargetArgs, bench: UploadBench<'_>) -> anyhow::Result<
         target: lab.clients.describe(),
         stack: lab.stack.to_string(),
         file: bench.file.display().to_string(),
-        file_bytes: bytes.len() as u64,
+        file_bytes: file.bytes.len() as u64,
         via: format!("{:?}", bench.via).to_lowercase(),
         uploads: bench.uploads,
         concurrency: bench.concurrency,

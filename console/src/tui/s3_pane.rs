@@ -618,22 +618,14 @@ pub async fn serve(clients: StackClients, request: S3Request) -> S3Update {
 
 /// Uploads the local file at `path` into `lab`'s pipeline.
 async fn upload(lab: &Lab, path: String) -> anyhow::Result<crate::upload::Accepted> {
-    let path = std::path::PathBuf::from(path);
-    let bytes = tokio::fs::read(&path)
-        .await
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let filename = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("upload")
-        .to_owned();
+    let file = crate::upload::LocalFile::read(std::path::Path::new(&path)).await?;
     let uploader = crate::upload::Uploader::for_lab(lab).await?;
     uploader
         .upload(
             crate::upload::UploadPath::Presigned,
-            &filename,
-            crate::upload::content_type_of(&path),
-            bytes,
+            &file.filename,
+            file.content_type,
+            file.bytes,
         )
         .await
 }

@@ -176,7 +176,11 @@ pub async fn up(
             &names.server_log_group,
             run.log_group(&names.server_log_group)
         ),
-        run.step(Step::LambdaRole, &names.lambda_role, run.lambda_role()),
+        run.step(
+            Step::LambdaRole,
+            &names.lambda_role,
+            run.function_role(&names.lambda_role, |arns| lambda_policy(names, arns))
+        ),
         run.step(Step::ServerRole, &names.server_role, run.server_role()),
         run.step(
             Step::SecurityGroup,
@@ -682,13 +686,13 @@ impl Run<'_> {
         Ok((existed, arn))
     }
 
-    async fn lambda_role(&self) -> Result<(Outcome, String), StackError> {
-        let names = &self.names;
-        let (existed, arn) = self
-            .role(&names.lambda_role, "lambda.amazonaws.com", |context| {
-                lambda_policy(names, context)
-            })
-            .await?;
+    /// A Lambda execution role `name` with `policy`, as a step's outcome and the role's ARN.
+    async fn function_role(
+        &self,
+        name: &str,
+        policy: impl FnOnce(&ArnContext) -> serde_json::Value,
+    ) -> Result<(Outcome, String), StackError> {
+        let (existed, arn) = self.role(name, "lambda.amazonaws.com", policy).await?;
         let outcome = if existed {
             Outcome::Skipped(format!("exists ({arn}); policy checked"))
         } else {
@@ -1316,7 +1320,11 @@ impl Run<'_> {
                 &names.resizer_log_group,
                 self.log_group(&names.resizer_log_group)
             ),
-            self.step(Step::ResizerRole, &names.resizer_role, self.resizer_role()),
+            self.step(
+                Step::ResizerRole,
+                &names.resizer_role,
+                self.function_role(&names.resizer_role, |arns| resizer_policy(names, arns))
+            ),
         );
         uploads?;
         processed?;
@@ -1354,21 +1362,6 @@ impl Run<'_> {
             .await
             .map_err(|err| sdk_error("s3:PutBucketCors", err))?;
         Ok(())
-    }
-
-    async fn resizer_role(&self) -> Result<(Outcome, String), StackError> {
-        let names = &self.names;
-        let (existed, arn) = self
-            .role(&names.resizer_role, "lambda.amazonaws.com", |context| {
-                resizer_policy(names, context)
-            })
-            .await?;
-        let outcome = if existed {
-            Outcome::Skipped(format!("exists ({arn}); policy checked"))
-        } else {
-            Outcome::Done(format!("created {arn}"))
-        };
-        Ok((outcome, arn))
     }
 
     async fn resizer(
