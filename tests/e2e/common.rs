@@ -1,5 +1,6 @@
 //! Helpers the e2e modules share.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hybridlab_tests::server::Lab;
@@ -90,5 +91,42 @@ where
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks the lab's three variants among `keys`, in `bucket`: each a JPEG with the image's id
+/// as metadata, scaled from a `source` (width, height) image to fit its longest side. The
+/// server's and the resizer's outputs must agree, so both are checked by this one function.
+pub async fn assert_variants(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: &BTreeMap<String, String>,
+    image_id: &str,
+    source: (u32, u32),
+) {
+    for (name, side) in [("thumbnail", 150), ("medium", 600), ("large", 1200)] {
+        let object = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&keys[name])
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("the {name} variant exists: {err}"));
+        assert_eq!(object.content_type(), Some("image/jpeg"), "{name}");
+        assert_eq!(
+            object
+                .metadata()
+                .and_then(|m| m.get("image-id"))
+                .map(String::as_str),
+            Some(image_id),
+            "{name}"
+        );
+        let bytes = object.body.collect().await.expect("readable").into_bytes();
+        let variant = hybridlab_tests::fixtures::decode(&bytes);
+        assert_eq!(
+            (variant.width(), variant.height()),
+            hybridlab_imaging::fit_within(source.0, source.1, side),
+            "{name}"
+        );
     }
 }

@@ -9,14 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use hybridlab_provision::stack::{StackId, StackNames, Step};
-use hybridlab_tests::browser::Driver;
+use hybridlab_tests::browser::{Driver, Session};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::sandbox::{EdgeClients, edge_clients};
 use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines, leftovers};
 use hybridlab_wire::{ImageRecord, ImageStatus};
 use serde_json::Value;
 
-use crate::common::eventually;
+use crate::common::{assert_variants, eventually};
 use crate::stack::{result_of, step_events};
 
 async fn keys_under(clients: &EdgeClients, bucket: &str, prefix: &str) -> Vec<String> {
@@ -63,6 +63,49 @@ async fn upload(
 
 fn row_of(outcome: &Value) -> ImageRecord {
     serde_json::from_value(outcome["row"].clone()).expect("the row as the wire type")
+}
+
+/// Each card of the gallery as the browser shows it: id, status, the thumbnail's decoded width
+/// (-1 while loading, null without one), the variants linked and the error shown.
+const READ_CARDS: &str = "return [...document.querySelectorAll('[data-image-id]')].map(card => {
+    const img = card.querySelector('img.thumbnail');
+    return {id: card.dataset.imageId, status: card.dataset.status,
+            thumbnail: img ? (img.complete ? img.naturalWidth : -1) : null,
+            variants: [...card.querySelectorAll('a.variant')].map(a => a.dataset.variant),
+            error: (card.querySelector('.error') || {}).textContent || null};
+});";
+
+/// Whether the page comes to show image `id` COMPLETED with its thumbnail loaded, by itself
+/// (no reload), within 20 s.
+async fn shown_completed(session: &Session<'_>, id: &str) -> bool {
+    eventually(Duration::from_secs(20), || async {
+        let cards = session.run(READ_CARDS).await.ok()?;
+        cards.as_array()?.iter().find_map(|card| {
+            (card["id"] == id
+                && card["status"] == "COMPLETED"
+                && card["thumbnail"].as_i64().is_some_and(|w| w > 0))
+            .then_some(())
+        })
+    })
+    .await
+    .is_some()
+}
+
+/// The row of image `id` as it is now.
+async fn row_in(clients: &EdgeClients, table: &str, id: &str) -> ImageRecord {
+    let found = clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key(
+            "image_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem");
+    hybridlab_wire::item::from_item(found.item().expect("the row")).expect("a record")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,20 +224,16 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
         for name in ["thumbnail", "medium", "large"] {
             let key = &row.keys[name];
             assert!(variants.contains(key), "{name}: {key} in {variants:?}");
-            let object = clients
-                .s3
-                .get_object()
-                .bucket(&names.processed_bucket)
-                .key(key)
-                .send()
-                .await
-                .expect("the variant exists");
-            assert_eq!(object.content_type(), Some("image/jpeg"));
-            assert_eq!(
-                object.metadata().and_then(|m| m.get("image-id")),
-                Some(&row.image_id)
-            );
         }
+        let source = (row.width.expect("a width"), row.height.expect("a height"));
+        assert_variants(
+            &clients.s3,
+            &names.processed_bucket,
+            &row.keys,
+            &row.image_id,
+            source,
+        )
+        .await;
         completed.push(row);
     }
     assert_eq!(
@@ -267,18 +306,7 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
     assert_eq!(count, 4, "no invocation after the four: {lines:#?}");
     let after = keys_under(&clients, &names.processed_bucket, "images/").await;
     assert_eq!(before, after, "the duplicate event wrote variants");
-    let row = clients
-        .dynamodb
-        .get_item()
-        .table_name(&names.table)
-        .key(
-            "image_id",
-            aws_sdk_dynamodb::types::AttributeValue::S(first.image_id.clone()),
-        )
-        .send()
-        .await
-        .expect("GetItem");
-    let row = hybridlab_wire::item::from_item(row.item().expect("the row")).expect("a record");
+    let row = row_in(&clients, &names.table, &first.image_id).await;
     assert_eq!(
         statuses(&row),
         statuses(first),
@@ -294,20 +322,13 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
         .goto(&format!("{server}/"))
         .await
         .expect("the gallery loads");
-    let read_cards = "return [...document.querySelectorAll('[data-image-id]')].map(card => {
-        const img = card.querySelector('img.thumbnail');
-        return {id: card.dataset.imageId, status: card.dataset.status,
-                thumbnail: img ? (img.complete ? img.naturalWidth : -1) : null,
-                variants: [...card.querySelectorAll('a.variant')].map(a => a.dataset.variant),
-                error: (card.querySelector('.error') || {}).textContent || null};
-    });";
     let expected: BTreeSet<String> = completed
         .iter()
         .chain([&failed])
         .map(|row| row.image_id.clone())
         .collect();
     let cards = eventually(Duration::from_secs(20), || async {
-        let cards = session.run(read_cards).await.ok()?;
+        let cards = session.run(READ_CARDS).await.ok()?;
         let ready = cards.as_array()?.iter().filter(|card| {
             card["status"] == "FAILED" || card["thumbnail"].as_i64().is_some_and(|w| w > 0)
         });
@@ -360,18 +381,8 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
     let (code, late) = upload(&endpoint, &id, "presigned", &[&late]).await;
     assert_eq!(code, Some(0));
     let late_id = row_of(&late[0]).image_id;
-    let seen = eventually(Duration::from_secs(20), || async {
-        let cards = session.run(read_cards).await.ok()?;
-        cards.as_array()?.iter().find_map(|card| {
-            (card["id"] == late_id.as_str()
-                && card["status"] == "COMPLETED"
-                && card["thumbnail"].as_i64().is_some_and(|w| w > 0))
-            .then_some(())
-        })
-    })
-    .await;
     assert!(
-        seen.is_some(),
+        shown_completed(&session, &late_id).await,
         "the page showed the new upload COMPLETED without a reload"
     );
 
@@ -419,32 +430,11 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
         .and_then(|rest| rest.split(':').next())
         .unwrap_or_else(|| panic!("the upload went through: {said}"))
         .to_owned();
-    let shown = eventually(Duration::from_secs(20), || async {
-        let cards = session.run(read_cards).await.ok()?;
-        cards.as_array()?.iter().find_map(|card| {
-            (card["id"] == browser_id.as_str()
-                && card["status"] == "COMPLETED"
-                && card["thumbnail"].as_i64().is_some_and(|w| w > 0))
-            .then_some(())
-        })
-    })
-    .await;
     assert!(
-        shown.is_some(),
+        shown_completed(&session, &browser_id).await,
         "the browser's upload {browser_id} COMPLETED on the page"
     );
-    let row = clients
-        .dynamodb
-        .get_item()
-        .table_name(&names.table)
-        .key(
-            "image_id",
-            aws_sdk_dynamodb::types::AttributeValue::S(browser_id.clone()),
-        )
-        .send()
-        .await
-        .expect("GetItem");
-    let row = hybridlab_wire::item::from_item(row.item().expect("the row")).expect("a record");
+    let row = row_in(&clients, &names.table, &browser_id).await;
     assert_eq!(
         row.original_filename.as_deref(),
         Some("picked in the browser.jpg")

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::common::assert_variants;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use hybridlab_imaging::fit_within;
@@ -219,29 +220,17 @@ async fn a_jpeg_upload_goes_pending_processing_completed_with_three_variants() {
     }
 
     assert_eq!(pipeline.processed_keys().await, jpeg_keys(&id));
-    for (name, side) in [("thumbnail", 150), ("medium", 600), ("large", 1200)] {
+    for name in ["thumbnail", "medium", "large"] {
         assert_eq!(row.keys[name], format!("images/{id}/{name}.jpg"));
-        let object = pipeline
-            .clients
-            .get_object(&pipeline.processed, &row.keys[name])
-            .await;
-        assert_eq!(object.content_type(), Some("image/jpeg"), "{name}");
-        assert_eq!(
-            object
-                .metadata()
-                .and_then(|m| m.get("image-id"))
-                .map(String::as_str),
-            Some(id.as_str()),
-            "{name}"
-        );
-        let bytes = object.body.collect().await.expect("readable").into_bytes();
-        let image = fixtures::decode(&bytes);
-        assert_eq!(
-            (image.width(), image.height()),
-            fit_within(1600, 1200, side),
-            "{name}"
-        );
     }
+    assert_variants(
+        &pipeline.clients.s3,
+        &pipeline.processed,
+        &row.keys,
+        &id,
+        (1600, 1200),
+    )
+    .await;
     assert_eq!(
         pipeline.clients.list_keys(&pipeline.uploads).await,
         [key],

@@ -6,7 +6,7 @@ use hybridlab_tests::server::Lab;
 use hybridlab_wire::{ImageStatus, ProcessImageResponse};
 use reqwest::StatusCode;
 
-use crate::common::{process, rows};
+use crate::common::{assert_variants, process, rows};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jpeg_is_stored_as_original_and_three_variants_with_a_completed_row() {
@@ -68,28 +68,14 @@ async fn a_jpeg_is_stored_as_original_and_three_variants_with_a_completed_row() 
         "the original is stored untouched"
     );
 
-    for (name, side) in [("thumbnail", 150), ("medium", 600), ("large", 1200)] {
-        let object = lab
-            .clients
-            .get_object(&lab.bucket, &response.keys[name])
-            .await;
-        assert_eq!(object.content_type(), Some("image/jpeg"), "{name}");
-        assert_eq!(
-            object
-                .metadata()
-                .and_then(|m| m.get("image-id"))
-                .map(String::as_str),
-            Some(id.as_str()),
-            "{name}"
-        );
-        let bytes = object.body.collect().await.expect("readable").into_bytes();
-        let variant = fixtures::decode(&bytes);
-        assert_eq!(
-            (variant.width(), variant.height()),
-            fit_within(1600, 1200, side),
-            "{name}"
-        );
-    }
+    assert_variants(
+        &lab.clients.s3,
+        &lab.bucket,
+        &response.keys,
+        id,
+        (1600, 1200),
+    )
+    .await;
 
     let rows = rows(&lab).await;
     assert_eq!(rows.len(), 1);
