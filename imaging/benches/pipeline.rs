@@ -1,10 +1,11 @@
-//! Benchmark of the image pipeline (`make_variants` with the lab's three variants).
+//! Benchmark of the image pipeline (`make_variants_using` with the lab's three variants).
 //!
 //! A plain harness, no criterion: it generates its inputs in code (photo-like pictures: smooth
 //! gradients, low-frequency shapes, fine texture and deterministic noise, so the JPEGs have
-//! realistic sizes), warms up, then calls `make_variants` in a loop for at most a fixed time per
-//! input and prints the iteration count, mean, p50, p99 and min in milliseconds, the stage split
-//! (decode / resize / encode, from `PipelineTimings`) and a Markdown table for BENCHMARKS.md.
+//! realistic sizes), warms up, then runs the pipeline in a loop, with each JPEG codec the build
+//! has, for at most a fixed time per input. It prints the iteration count, mean, p50, p99 and
+//! min in milliseconds, the stage split (decode / resize / encode, from `PipelineTimings`) and a
+//! Markdown table for BENCHMARKS.md.
 //!
 //! The targets are for one core, so pin it:
 //!
@@ -21,7 +22,9 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use hybridlab_imaging::{DecodeLimits, LAB_VARIANTS, PipelineTimings, make_variants};
+use hybridlab_imaging::{
+    DecodeLimits, JpegCodec, LAB_VARIANTS, PipelineTimings, make_variants_using,
+};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
@@ -143,22 +146,28 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-fn run_once(bytes: &[u8]) -> (Duration, PipelineTimings) {
+fn run_once(codec: JpegCodec, bytes: &[u8]) -> (Duration, PipelineTimings) {
     let started = Instant::now();
-    let processed = make_variants(black_box(bytes), &LAB_VARIANTS, DecodeLimits::default())
-        .expect("the benchmark input must process");
+    let processed = make_variants_using(
+        codec,
+        black_box(bytes),
+        &LAB_VARIANTS,
+        DecodeLimits::default(),
+        &[],
+    )
+    .expect("the benchmark input must process");
     let elapsed = started.elapsed();
     black_box(&processed.variants);
     (elapsed, processed.timings)
 }
 
-fn measure(bytes: &[u8], budget: Duration) -> Stats {
+fn measure(codec: JpegCodec, bytes: &[u8], budget: Duration) -> Stats {
     let warm_up_started = Instant::now();
     let mut calls = 0;
     while calls < WARMUP_MAX_CALLS
         && (calls < WARMUP_CALLS || warm_up_started.elapsed() < WARMUP_TIME)
     {
-        run_once(bytes);
+        run_once(codec, bytes);
         calls += 1;
     }
 
@@ -167,7 +176,7 @@ fn measure(bytes: &[u8], budget: Duration) -> Stats {
     let started = Instant::now();
     // At least one measured call even when a single call is over the budget.
     while totals.is_empty() || (started.elapsed() < budget && totals.len() < MAX_ITERATIONS) {
-        let (elapsed, timings) = run_once(bytes);
+        let (elapsed, timings) = run_once(codec, bytes);
         totals.push(elapsed);
         stages.decode += timings.decode;
         stages.resize += timings.resize;
@@ -253,43 +262,55 @@ fn main() {
     }
     println!();
 
+    let codecs = JpegCodec::available();
+    println!(
+        "JPEG codecs in this build: {} (the first is the pipeline's)\n",
+        codecs
+            .iter()
+            .map(|codec| codec.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut results = Vec::new();
     for input in &inputs {
-        let stats = measure(&input.bytes, budget);
-        println!("{}", input.name);
-        println!(
-            "  iterations {:>6}   mean {:>8.2} ms   p50 {:>8.2} ms   p99 {:>8.2} ms   min {:>8.2} ms",
-            stats.iterations, stats.mean, stats.p50, stats.p99, stats.min
-        );
-        println!(
-            "  stages (mean)      decode {:>6.2} ms   resize {:>6.2} ms   encode {:>6.2} ms",
-            stats.decode, stats.resize, stats.encode
-        );
-        if let Some(target) = input.target_ms {
-            let verdict = if stats.mean <= target {
-                "met"
-            } else {
-                "MISSED"
-            };
-            println!("  target ≤ {target:.0} ms (mean, one core): {verdict}");
+        for &codec in &codecs {
+            let stats = measure(codec, &input.bytes, budget);
+            println!("{}, {}", input.name, codec.name());
+            println!(
+                "  iterations {:>6}   mean {:>8.2} ms   p50 {:>8.2} ms   p99 {:>8.2} ms   min {:>8.2} ms",
+                stats.iterations, stats.mean, stats.p50, stats.p99, stats.min
+            );
+            println!(
+                "  stages (mean)      decode {:>6.2} ms   resize {:>6.2} ms   encode {:>6.2} ms",
+                stats.decode, stats.resize, stats.encode
+            );
+            if let Some(target) = input.target_ms {
+                let verdict = if stats.mean <= target {
+                    "met"
+                } else {
+                    "MISSED"
+                };
+                println!("  target ≤ {target:.0} ms (mean, one core): {verdict}");
+            }
+            println!();
+            results.push((input, codec, stats));
         }
-        println!();
-        results.push(stats);
     }
 
     println!(
-        "| input | size | iterations | mean ms | p50 ms | p99 ms | min ms | decode ms | resize ms | encode ms | target |"
+        "| input | JPEG codec | size | iterations | mean ms | p50 ms | p99 ms | min ms | decode ms | resize ms | encode ms | target |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-    for (input, stats) in inputs.iter().zip(&results) {
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (input, codec, stats) in &results {
         let target = match input.target_ms {
             Some(target) if stats.mean <= target => format!("≤ {target:.0} ms: met"),
             Some(target) => format!("≤ {target:.0} ms: missed"),
             None => "none".to_string(),
         };
         println!(
-            "| {} | {} KiB | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} KiB | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
             input.name,
+            codec.name(),
             input.bytes.len() / 1024,
             stats.iterations,
             stats.mean,

@@ -1,10 +1,11 @@
 //! Format detection and decoding under a pixel limit.
 //!
-//! JPEG takes one of two strict decoders: `jpeg-decoder` when the variants are at most half the
-//! original's size, because it can run the inverse DCT at 1/2, 1/4 or 1/8 scale and so never
+//! JPEG goes to libjpeg-turbo when the build has it (`turbo.rs`). Otherwise, and for CMYK, it
+//! takes one of two strict pure-Rust decoders: `jpeg-decoder` when the variants are at most half
+//! the original's size, because it can run the inverse DCT at 1/2, 1/4 or 1/8 scale and so never
 //! builds the full-size image; `zune-jpeg` otherwise, because it is the faster full-size decoder.
-//! Both are strict so a truncated file is an error, not a half-grey picture. PNG, GIF and WebP
-//! go through `image`. Every path reads the header and checks the pixel limit before it
+//! All three are strict so a truncated file is an error, not a half-grey picture. PNG, GIF and
+//! WebP go through `image`. Every path reads the header and checks the pixel limit before it
 //! allocates the pixel buffer.
 
 use std::io::Cursor;
@@ -15,7 +16,7 @@ use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 
-use crate::{DecodeLimits, ImagingError, Layout, Raster, VariantSpec, fit_within};
+use crate::{DecodeLimits, ImagingError, JpegCodec, Layout, Raster, VariantSpec, fit_within};
 
 /// The image formats the lab accepts, detected from the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,18 +122,24 @@ pub(crate) fn decode(
     bytes: &[u8],
     specs: &[VariantSpec],
     limits: DecodeLimits,
+    codec: JpegCodec,
 ) -> Result<Decoded, ImagingError> {
     let format = SourceFormat::detect(bytes).ok_or(ImagingError::NotAnImage)?;
-    match format {
-        SourceFormat::Jpeg => match decode_jpeg_scaled(bytes, specs, limits)? {
-            Some(decoded) => Ok(decoded),
-            None => decode_jpeg_full(bytes, limits),
-        },
-        _ => decode_with_image(bytes, format, limits),
+    if format != SourceFormat::Jpeg {
+        return decode_with_image(bytes, format, limits);
+    }
+    if codec == JpegCodec::LibjpegTurbo
+        && let Some(decoded) = crate::turbo::decode_jpeg(bytes, specs, limits)?
+    {
+        return Ok(decoded);
+    }
+    match decode_jpeg_scaled(bytes, specs, limits)? {
+        Some(decoded) => Ok(decoded),
+        None => decode_jpeg_full(bytes, limits),
     }
 }
 
-fn check_pixels(
+pub(crate) fn check_pixels(
     format: SourceFormat,
     width: u32,
     height: u32,
@@ -153,7 +160,7 @@ fn check_pixels(
     Ok(())
 }
 
-fn corrupt(format: SourceFormat, reason: impl std::fmt::Display) -> ImagingError {
+pub(crate) fn corrupt(format: SourceFormat, reason: impl std::fmt::Display) -> ImagingError {
     ImagingError::Corrupt {
         format,
         reason: reason.to_string(),

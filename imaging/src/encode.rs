@@ -1,14 +1,21 @@
-//! JPEG encoding with `jpeg-encoder` (AVX2 where the CPU has it), 4:2:0 below quality 90; PNG
-//! and lossless WebP with the `image` crate's encoders.
+//! JPEG encoding with libjpeg-turbo when the build has it, else `jpeg-encoder` (AVX2 where the
+//! CPU has it), 4:2:0 either way; PNG and lossless WebP with the `image` crate's encoders.
 
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use jpeg_encoder::{ColorType, Encoder};
 
-use crate::{ExtraFormat, ImagingError, Layout, Raster};
+use crate::{ExtraFormat, ImagingError, JpegCodec, Layout, Raster};
 
-pub(crate) fn encode_jpeg(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError> {
+pub(crate) fn encode_jpeg(
+    raster: &Raster,
+    quality: u8,
+    codec: JpegCodec,
+) -> Result<Vec<u8>, ImagingError> {
+    if codec == JpegCodec::LibjpegTurbo {
+        return crate::turbo::encode_jpeg(raster, quality);
+    }
     let width = u16::try_from(raster.width)
         .map_err(|_| ImagingError::Encode(format!("width {} is over 65535", raster.width)))?;
     let height = u16::try_from(raster.height)

@@ -1,7 +1,8 @@
 //! The lab's image pipeline as plain functions: detect the format from the bytes, decode under a
 //! pixel limit (at a reduced JPEG DCT scale when the variants are much smaller), apply the EXIF
 //! orientation, resample with `fast_image_resize` and encode each variant as JPEG, and on
-//! request also as PNG or lossless WebP.
+//! request also as PNG or lossless WebP. JPEG goes through libjpeg-turbo's SIMD code when the
+//! build could link it ([`JpegCodec::preferred`]), else through pure-Rust codecs.
 //!
 //! No I/O and no async: the image server calls [`make_variants`] on a blocking thread, the
 //! resizer Lambda calls it inline, and the benchmark calls it in a loop.
@@ -9,6 +10,7 @@
 mod decode;
 mod encode;
 mod resize;
+mod turbo;
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,45 @@ pub use decode::SourceFormat;
 
 /// The JPEG quality of every variant.
 pub const JPEG_QUALITY: u8 = 85;
+
+/// The codec JPEG is decoded and encoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JpegCodec {
+    /// libjpeg-turbo with its SIMD code, linked at build time when it could be had (see the
+    /// `hybridlab-turbojpeg` crate). About twice as fast as the pure-Rust codecs here.
+    LibjpegTurbo,
+    /// `jpeg-decoder` for reduced-scale decoding, `zune-jpeg` for full size, `jpeg-encoder`.
+    /// Also used for CMYK JPEGs whatever the choice.
+    PureRust,
+}
+
+impl JpegCodec {
+    /// libjpeg-turbo when this build has it, else the pure-Rust codecs.
+    pub fn preferred() -> Self {
+        if hybridlab_turbojpeg::AVAILABLE {
+            Self::LibjpegTurbo
+        } else {
+            Self::PureRust
+        }
+    }
+
+    /// Every codec this build can run, preferred first.
+    pub fn available() -> Vec<Self> {
+        let mut codecs = vec![Self::PureRust];
+        if hybridlab_turbojpeg::AVAILABLE {
+            codecs.insert(0, Self::LibjpegTurbo);
+        }
+        codecs
+    }
+
+    /// `libjpeg-turbo` or `pure-rust`, as reported by the server's health check.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LibjpegTurbo => "libjpeg-turbo",
+            Self::PureRust => "pure-rust",
+        }
+    }
+}
 
 /// One variant to make: its name and the longest side, in pixels, it is scaled down to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +216,19 @@ pub fn make_variants_in(
     limits: DecodeLimits,
     extra: &[ExtraFormat],
 ) -> Result<ProcessedImage, ImagingError> {
+    make_variants_using(JpegCodec::preferred(), bytes, specs, limits, extra)
+}
+
+/// [`make_variants_in`] with a chosen JPEG codec, for comparing them.
+pub fn make_variants_using(
+    codec: JpegCodec,
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: DecodeLimits,
+    extra: &[ExtraFormat],
+) -> Result<ProcessedImage, ImagingError> {
     let started = Instant::now();
-    let decoded = decode::decode(bytes, specs, limits)?;
+    let decoded = decode::decode(bytes, specs, limits, codec)?;
     let decode_time = started.elapsed();
 
     let format = decoded.format;
@@ -193,7 +245,7 @@ pub fn make_variants_in(
     let started = Instant::now();
     let mut variants = Vec::with_capacity(specs.len());
     for (spec, raster) in specs.iter().zip(rasters) {
-        let jpeg = encode::encode_jpeg(&raster, JPEG_QUALITY)?;
+        let jpeg = encode::encode_jpeg(&raster, JPEG_QUALITY, codec)?;
         let extra = extra
             .iter()
             .map(|&format| Ok((format, encode::encode_extra(&raster, format)?)))

@@ -4,8 +4,8 @@
 use std::io::Cursor;
 
 use hybridlab_imaging::{
-    DecodeLimits, ExtraFormat, ImagingError, LAB_VARIANTS, ProcessedImage, SourceFormat,
-    make_variants, make_variants_in,
+    DecodeLimits, ExtraFormat, ImagingError, JpegCodec, LAB_VARIANTS, ProcessedImage, SourceFormat,
+    make_variants, make_variants_in, make_variants_using,
 };
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -50,8 +50,50 @@ fn png_from(pixels: &[u8], width: u32, height: u32, color: ExtendedColorType) ->
     out
 }
 
+/// Runs the pipeline with every JPEG codec this build has, checks that they agree (format,
+/// sizes, and pixels within JPEG noise) and returns the preferred codec's result, which is
+/// what `make_variants` gives.
 fn process(bytes: &[u8]) -> ProcessedImage {
-    make_variants(bytes, &LAB_VARIANTS, DecodeLimits::default()).expect("make_variants")
+    let preferred =
+        make_variants(bytes, &LAB_VARIANTS, DecodeLimits::default()).expect("make_variants");
+    for codec in JpegCodec::available() {
+        let other = make_variants_using(codec, bytes, &LAB_VARIANTS, DecodeLimits::default(), &[])
+            .unwrap_or_else(|err| panic!("{}: {err}", codec.name()));
+        assert_eq!(
+            (other.format, other.width, other.height),
+            (preferred.format, preferred.width, preferred.height),
+            "{}",
+            codec.name()
+        );
+        for (ours, theirs) in preferred.variants.iter().zip(&other.variants) {
+            let (a, b) = (decode_variant(&ours.jpeg), decode_variant(&theirs.jpeg));
+            assert_eq!(
+                (a.width(), a.height(), a.color()),
+                (b.width(), b.height(), b.color()),
+                "{} {}",
+                codec.name(),
+                ours.name
+            );
+            let difference = mean_absolute_difference(a.as_bytes(), b.as_bytes());
+            assert!(
+                difference < 4.0,
+                "{} {}: the codecs' variants differ by {difference:.2} levels on average",
+                codec.name(),
+                ours.name
+            );
+        }
+    }
+    preferred
+}
+
+fn mean_absolute_difference(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let total: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    total as f64 / a.len().max(1) as f64
 }
 
 /// The variants' sizes in the order of `LAB_VARIANTS` (thumbnail, medium, large), after
@@ -319,8 +361,12 @@ fn truncated_jpegs_are_corrupt() {
         let jpeg = rgb_jpeg(width, height);
         // Sanity: the whole file is fine.
         process(&jpeg);
-        for keep in [jpeg.len() / 2, jpeg.len() - 64] {
-            let result = make_variants(&jpeg[..keep], &LAB_VARIANTS, DecodeLimits::default());
+        for (codec, keep) in JpegCodec::available()
+            .into_iter()
+            .flat_map(|codec| [(codec, jpeg.len() / 2), (codec, jpeg.len() - 64)])
+        {
+            let limits = DecodeLimits::default();
+            let result = make_variants_using(codec, &jpeg[..keep], &LAB_VARIANTS, limits, &[]);
             assert!(
                 matches!(
                     result,
@@ -329,7 +375,8 @@ fn truncated_jpegs_are_corrupt() {
                         ..
                     })
                 ),
-                "{width}x{height} cut to {keep} of {} bytes: {result:?}",
+                "{} {width}x{height} cut to {keep} of {} bytes: {result:?}",
+                codec.name(),
                 jpeg.len()
             );
         }
@@ -395,37 +442,74 @@ fn a_png_declaring_too_many_pixels_is_refused_before_decoding() {
 #[test]
 fn the_pixel_limit_is_the_callers() {
     let jpeg = rgb_jpeg(400, 300);
-    let result = make_variants(
-        &jpeg,
-        &LAB_VARIANTS,
-        DecodeLimits {
-            max_pixels: 100_000,
-        },
-    );
-    assert!(
-        matches!(
-            result,
-            Err(ImagingError::TooManyPixels {
-                width: 400,
-                height: 300,
-                pixels: 120_000,
-                max_pixels: 100_000,
-            })
-        ),
-        "{result:?}"
-    );
     let big = rgb_jpeg(2400, 1800);
-    let result = make_variants(
-        &big,
-        &LAB_VARIANTS,
-        DecodeLimits {
+    for codec in JpegCodec::available() {
+        let limits = DecodeLimits {
+            max_pixels: 100_000,
+        };
+        let result = make_variants_using(codec, &jpeg, &LAB_VARIANTS, limits, &[]);
+        assert!(
+            matches!(
+                result,
+                Err(ImagingError::TooManyPixels {
+                    width: 400,
+                    height: 300,
+                    pixels: 120_000,
+                    max_pixels: 100_000,
+                })
+            ),
+            "{}: {result:?}",
+            codec.name()
+        );
+        let limits = DecodeLimits {
             max_pixels: 1_000_000,
-        },
-    );
-    assert!(
-        matches!(result, Err(ImagingError::TooManyPixels { .. })),
-        "{result:?}"
-    );
+        };
+        let result = make_variants_using(codec, &big, &LAB_VARIANTS, limits, &[]);
+        assert!(
+            matches!(result, Err(ImagingError::TooManyPixels { .. })),
+            "{}: {result:?}",
+            codec.name()
+        );
+    }
+}
+
+#[test]
+fn cmyk_jpegs_come_out_as_rgb_with_either_codec() {
+    // Ink amounts, as jpeg-encoder takes them: cyan on the left half, black on the right.
+    let (width, height) = (1600u16, 1200u16);
+    let mut cmyk = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
+    for _y in 0..height {
+        for x in 0..width {
+            let ink = if x >= width / 2 {
+                [0, 0, 0, 255]
+            } else {
+                [255, 0, 0, 0]
+            };
+            cmyk.extend_from_slice(&ink);
+        }
+    }
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 90)
+        .encode(&cmyk, width, height, jpeg_encoder::ColorType::Cmyk)
+        .expect("encoding a CMYK JPEG");
+    let processed = process(&jpeg);
+    assert_eq!((processed.width, processed.height), (1600, 1200));
+    for variant in &processed.variants {
+        let rgb = decode_variant(&variant.jpeg).to_rgb8();
+        let (w, h) = (rgb.width(), rgb.height());
+        let left = rgb.get_pixel(w / 4, h / 2).0;
+        let right = rgb.get_pixel(w * 3 / 4, h / 2).0;
+        assert!(
+            left[0] < 60 && left[1] > 190 && left[2] > 190,
+            "{}: the left half should be cyan, got {left:?}",
+            variant.name
+        );
+        assert!(
+            right.iter().all(|&channel| channel < 60),
+            "{}: the right half should be black, got {right:?}",
+            variant.name
+        );
+    }
 }
 
 #[test]
