@@ -212,6 +212,7 @@ impl AppState {
             max_in_flight: max,
             uploads_bucket: self.inner.pipeline.as_ref().map(|p| p.uploads.clone()),
             processed_bucket: self.inner.pipeline.as_ref().map(|p| p.processed.clone()),
+            jpeg_codec: Some(hybridlab_imaging::JpegCodec::preferred().name().into()),
         }
     }
 

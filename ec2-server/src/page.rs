@@ -67,6 +67,13 @@ pub fn render_index(health: &Health, recent: &[ImageListItem]) -> String {
             escape(processed),
         );
     }
+    if let Some(codec) = &health.jpeg_codec {
+        let _ = write!(
+            html,
+            "<tr><td>JPEG codec</td><td>{}</td></tr>",
+            escape(codec)
+        );
+    }
     let _ = writeln!(
         html,
         "<tr><td>in flight</td><td>{} of {}</td></tr></table>",
@@ -343,7 +350,19 @@ mod tests {
             max_in_flight: 64,
             uploads_bucket: None,
             processed_bucket: None,
+            jpeg_codec: Some("libjpeg-turbo".into()),
         }
+    }
+
+    #[test]
+    fn the_page_names_the_jpeg_codec_when_the_server_reports_it() {
+        let html = render_index(&health(), &[]);
+        assert!(html.contains("<tr><td>JPEG codec</td><td>libjpeg-turbo</td></tr>"));
+        let older = Health {
+            jpeg_codec: None,
+            ..health()
+        };
+        assert!(!render_index(&older, &[]).contains("JPEG codec"));
     }
 
     #[test]

@@ -25,6 +25,10 @@ async fn health_reports_the_configuration() {
     assert_eq!(health.table, lab.table);
     assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(health.in_flight, 0);
+    assert_eq!(
+        health.jpeg_codec.as_deref(),
+        Some(hybridlab_imaging::JpegCodec::preferred().name())
+    );
     let missing = http()
         .get(format!("{}/nowhere", lab.server.url))
         .send()

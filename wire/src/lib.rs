@@ -209,6 +209,10 @@ pub struct Health {
     /// The bucket the pipeline's resizer writes variants to, when the pipeline is deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed_bucket: Option<String>,
+    /// `libjpeg-turbo` or `pure-rust`: the JPEG codec the server was built with, which about
+    /// halves or doubles its CPU per image. Absent from servers older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg_codec: Option<String>,
 }
 
 /// The answer of a successful `POST /upload`: the original is stored and its row is `PENDING`
