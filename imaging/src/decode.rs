@@ -1,7 +1,7 @@
 //! Format detection and decoding under a pixel limit.
 //!
-//! JPEG goes to libjpeg-turbo when the build has it (`turbo.rs`). Otherwise, and for CMYK, it
-//! takes one of two strict pure-Rust decoders: `jpeg-decoder` when the variants are at most half
+//! JPEG goes to libjpeg-turbo when the build has it (`turbo.rs`). Otherwise, for CMYK, and for a
+//! file libjpeg-turbo stops at, it takes one of two strict pure-Rust decoders: `jpeg-decoder` when the variants are at most half
 //! the original's size, because it can run the inverse DCT at 1/2, 1/4 or 1/8 scale and so never
 //! builds the full-size image; `zune-jpeg` otherwise, because it is the faster full-size decoder.
 //! All three are strict so a truncated file is an error, not a half-grey picture. PNG, GIF and
@@ -128,10 +128,16 @@ pub(crate) fn decode(
     if format != SourceFormat::Jpeg {
         return decode_with_image(bytes, format, limits);
     }
-    if codec == JpegCodec::LibjpegTurbo
-        && let Some(decoded) = crate::turbo::decode_jpeg(bytes, specs, limits)?
-    {
-        return Ok(decoded);
+    if codec == JpegCodec::LibjpegTurbo {
+        match crate::turbo::decode_jpeg(bytes, specs, limits) {
+            Ok(Some(decoded)) => return Ok(decoded),
+            Ok(None) => {}
+            // libjpeg-turbo is asked to stop at its warnings, some of which are harmless
+            // (stray bytes before a marker); the pure-Rust decoders get the last word, so a
+            // file is refused only when they refuse it too.
+            Err(ImagingError::Corrupt { .. }) => {}
+            Err(other) => return Err(other),
+        }
     }
     match decode_jpeg_scaled(bytes, specs, limits)? {
         Some(decoded) => Ok(decoded),

@@ -23,7 +23,8 @@ pub const JPEG_QUALITY: u8 = 85;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JpegCodec {
     /// libjpeg-turbo with its SIMD code, linked at build time when it could be had (see the
-    /// `hybridlab-turbojpeg` crate). About twice as fast as the pure-Rust codecs here.
+    /// `hybridlab-turbojpeg` crate). About 1.7 times as fast as the pure-Rust codecs on this
+    /// project's machines (BENCHMARKS.md).
     LibjpegTurbo,
     /// `jpeg-decoder` for reduced-scale decoding, `zune-jpeg` for full size, `jpeg-encoder`.
     /// Also used for CMYK JPEGs whatever the choice.

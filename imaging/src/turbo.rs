@@ -79,7 +79,7 @@ fn jpeg_corrupt(err: TurboError) -> ImagingError {
 
 /// The TIFF data of the first `APP1` segment that starts `Exif\0\0`, looked for among the
 /// segments before the first scan.
-pub(crate) fn exif_segment(jpeg: &[u8]) -> Option<&[u8]> {
+fn exif_segment(jpeg: &[u8]) -> Option<&[u8]> {
     const SOI: u8 = 0xD8;
     const SOS: u8 = 0xDA;
     const EOI: u8 = 0xD9;

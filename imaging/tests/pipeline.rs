@@ -384,6 +384,40 @@ fn truncated_jpegs_are_corrupt() {
 }
 
 #[test]
+fn a_file_libjpeg_turbo_stops_at_gets_the_pure_rust_verdict() {
+    // Two stray bytes between segments: libjpeg-turbo stops at its warning "2 extraneous bytes
+    // before marker 0xdb"; then the pure-Rust decoders decide, as before libjpeg-turbo came in.
+    // jpeg-decoder (the reduced-scale route) skips them, zune-jpeg in strict mode refuses.
+    let with_stray_bytes = |width, height| {
+        let mut jpeg = rgb_jpeg(width, height);
+        let dqt = jpeg
+            .windows(2)
+            .position(|pair| pair == [0xFF, 0xDB])
+            .expect("a quantization table");
+        jpeg.splice(dqt..dqt, [0x00, 0x00]);
+        jpeg
+    };
+    let processed = process(&with_stray_bytes(2400, 1800));
+    assert_eq!((processed.width, processed.height), (2400, 1800));
+
+    let full_size = with_stray_bytes(640, 480);
+    for codec in JpegCodec::available() {
+        let result = make_variants_using(
+            codec,
+            &full_size,
+            &LAB_VARIANTS,
+            DecodeLimits::default(),
+            &[],
+        );
+        assert!(
+            matches!(&result, Err(ImagingError::Corrupt { reason, .. }) if reason.contains("strict")),
+            "{}: {result:?}",
+            codec.name()
+        );
+    }
+}
+
+#[test]
 fn truncated_png_is_corrupt() {
     let png = png_from(&rgb_pixels(300, 200), 300, 200, ExtendedColorType::Rgb8);
     let result = make_variants(

@@ -411,6 +411,18 @@ mod tests {
             decode(truncated, &header, ScalingFactor::ONE, PixelFormat::Gray),
             Err(TurboError::Library(_))
         ));
+        // Warnings are errors too, even a harmless one such as stray bytes between segments.
+        let mut stray = jpeg.clone();
+        let dqt = stray
+            .windows(2)
+            .position(|pair| pair == [0xFF, 0xDB])
+            .expect("a quantization table");
+        stray.splice(dqt..dqt, [0, 0]);
+        let refused = decode(&stray, &header, ScalingFactor::ONE, PixelFormat::Gray);
+        assert!(
+            matches!(&refused, Err(TurboError::Library(message)) if message.contains("extraneous")),
+            "{refused:?}"
+        );
     }
 
     #[test]
