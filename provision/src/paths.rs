@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// `$HYBRIDLAB_CACHE_DIR`, else `$XDG_CACHE_HOME/hybridlab`, else `~/.cache/hybridlab`, else a
 /// directory under the system's temporary directory (a user with no home still gets one).
+/// `imaging/turbojpeg/build.rs` repeats this rule; change both together.
 pub fn cache_dir() -> PathBuf {
     if let Some(dir) = non_empty_env("HYBRIDLAB_CACHE_DIR") {
         return PathBuf::from(dir);
