@@ -99,18 +99,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// The instance terminates itself after this long (e.g. 2h, 90m).
-    #[arg(long, default_value = "2h", value_parser = crate::units::parse_duration)]
-    pub ttl: std::time::Duration,
-
-    /// EC2 instance type of the image server.
-    #[arg(long, default_value = "t3.micro")]
-    pub instance_type: String,
-
-    /// Optional parts of the lab. `pipeline`: uploads and processed buckets and the resizer
-    /// function that an upload's S3 event runs. A stack keeps them until `down`.
-    #[arg(long = "with", value_enum, value_delimiter = ',')]
-    pub with: Vec<StackPart>,
+    #[command(flatten)]
+    pub shape: StackShape,
 
     /// Newline-delimited JSON: one object per step event, then the result.
     #[arg(long)]
@@ -120,6 +110,37 @@ pub struct UpArgs {
     /// (`hybridlab export terraform`) and streams its progress as the steps.
     #[arg(long, value_enum, conflicts_with = "dry_run")]
     pub via: Option<Via>,
+}
+
+/// What a stack is made with: the choices `up` and the exports share.
+#[derive(Debug, Args)]
+pub struct StackShape {
+    /// The instance terminates itself after this long (e.g. 2h, 90m).
+    #[arg(long, default_value = "2h", value_parser = crate::units::parse_duration)]
+    pub ttl: std::time::Duration,
+
+    /// EC2 instance type of the image server (in an export, its variable's or parameter's
+    /// default).
+    #[arg(long, default_value = "t3.micro")]
+    pub instance_type: String,
+
+    /// Optional parts of the lab. `pipeline`: uploads and processed buckets and the resizer
+    /// function that an upload's S3 event runs. A stack keeps them until `down`.
+    #[arg(long = "with", value_enum, value_delimiter = ',')]
+    pub with: Vec<StackPart>,
+}
+
+impl StackShape {
+    /// The settings of a stack in `region` made with these choices, the rest at their
+    /// defaults. The TTL is at least a minute.
+    pub fn settings(&self, region: String) -> hybridlab_provision::stack::StackSettings {
+        hybridlab_provision::stack::StackSettings {
+            ttl_seconds: self.ttl.as_secs().max(60),
+            instance_type: self.instance_type.clone(),
+            pipeline: self.with.contains(&StackPart::Pipeline),
+            ..hybridlab_provision::stack::StackSettings::new(region)
+        }
+    }
 }
 
 /// A tool that creates the stack instead of hybridlab's own calls.

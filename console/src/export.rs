@@ -13,7 +13,7 @@ use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
 use hybridlab_provision::stack::{StackId, StackSettings};
 use serde_json::json;
 
-use crate::cli::{StackPart, TargetArgs};
+use crate::cli::{StackShape, TargetArgs};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -54,17 +54,8 @@ pub enum ExportFormat {
 /// What the exported stack is made with, as for `up`.
 #[derive(Debug, Args)]
 pub struct ExportStack {
-    /// The instance terminates itself after this long (e.g. 2h, 90m).
-    #[arg(long, default_value = "2h", value_parser = crate::units::parse_duration)]
-    pub ttl: std::time::Duration,
-
-    /// EC2 instance type of the image server (the default of a variable or parameter).
-    #[arg(long, default_value = "t3.micro")]
-    pub instance_type: String,
-
-    /// Optional parts of the lab, as `up --with`.
-    #[arg(long = "with", value_enum, value_delimiter = ',')]
-    pub with: Vec<StackPart>,
+    #[command(flatten)]
+    pub shape: StackShape,
 
     /// Replace files that already exist.
     #[arg(long)]
@@ -81,12 +72,7 @@ impl ExportStack {
             .region
             .clone()
             .unwrap_or_else(|| hybridlab_provision::sandbox::DEFAULT_REGION.to_owned());
-        StackSettings {
-            ttl_seconds: self.ttl.as_secs().max(60),
-            instance_type: self.instance_type.clone(),
-            pipeline: self.with.contains(&StackPart::Pipeline),
-            ..StackSettings::new(region)
-        }
+        self.shape.settings(region)
     }
 }
 

@@ -149,11 +149,10 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         None => StackId::generate(),
     };
     let mut options = up_options(&clients, stack.clone());
-    options.settings.ttl_seconds = args.ttl.as_secs().max(60);
-    options.settings.instance_type = args.instance_type.clone();
+    options.settings = args.shape.settings(clients.region.clone());
     // As `up` itself does: a stack made with the pipeline keeps it.
-    options.settings.pipeline = args.with.contains(&crate::cli::StackPart::Pipeline)
-        || StackState::load(&clients.state_key(), &stack).is_some_and(|s| s.settings.pipeline);
+    options.settings.pipeline |=
+        StackState::load(&clients.state_key(), &stack).is_some_and(|s| s.settings.pipeline);
     options.fail_after = fail_after_from_env()?;
     let settings = options.settings.clone();
 

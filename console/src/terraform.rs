@@ -13,7 +13,7 @@ use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
 use hybridlab_provision::stack::{StackClients, StackId, StackSettings, Target};
 use serde_json::json;
 
-use crate::cli::{DownArgs, StackPart, TargetArgs, UpArgs};
+use crate::cli::{DownArgs, TargetArgs, UpArgs};
 use crate::export::{write_module, write_private};
 use crate::stack::{connect, printer};
 
@@ -76,12 +76,7 @@ pub async fn up(target: &TargetArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         Some(name) => StackId::parse(name)?,
         None => StackId::generate(),
     };
-    let settings = StackSettings {
-        ttl_seconds: args.ttl.as_secs().max(60),
-        instance_type: args.instance_type.clone(),
-        pipeline: args.with.contains(&StackPart::Pipeline),
-        ..StackSettings::new(clients.region.clone())
-    };
+    let settings = args.shape.settings(clients.region.clone());
     let dir = stack_dir(&id);
     let fresh = !dir.join("terraform.tfstate").exists();
     if !args.json {
