@@ -154,12 +154,14 @@ async fn closed_loop<I: Invoke>(
     });
     // The workers are polled by this task rather than spawned: at thousands of invocations a
     // second, one task driving them all costs less than the wake-ups of many.
-    let mut all = Vec::new();
+    let mut finished = Vec::with_capacity(concurrency);
     let mut workers: FuturesUnordered<_> = workers.collect();
     while let Some(samples) = workers.next().await {
-        all.extend(samples);
+        finished.push(samples);
     }
-    all
+    // Joined only now: copying hundreds of thousands of samples while other workers still
+    // wait for answers would delay their completion times, and so their latencies.
+    finished.concat()
 }
 
 async fn open_loop<I: Invoke>(
@@ -178,7 +180,19 @@ async fn open_loop<I: Invoke>(
     let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let start = Instant::now();
     let mut in_flight = tokio::task::JoinSet::new();
-    let mut samples = Vec::new();
+    // Reserved once, up to a million: a growing vector copied between two sends would delay
+    // the second.
+    let scheduled = [
+        plan.requests,
+        plan.duration
+            .map(|duration| (duration.as_secs_f64() * rate).ceil() as u64),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(0);
+    const MOST_RESERVED: u64 = 1_000_000;
+    let mut samples = Vec::with_capacity(scheduled.min(MOST_RESERVED) as usize);
     let mut seq = 0u64;
     loop {
         let due = interval.mul_f64(seq as f64);

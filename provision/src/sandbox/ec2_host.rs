@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use tokio::sync::oneshot;
 
 use super::logs::{LogShipper, LogStream, now_ms};
+use super::spawner::Spawner;
 use crate::userdata::{ServerLaunch, parse_env_file};
 
 /// The tag that marks an instance as the lab's image server.
@@ -70,6 +71,7 @@ pub struct Ec2Host {
     ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
     logs: LogShipper,
+    spawner: Spawner,
     settings: Ec2Settings,
     servers: Mutex<HashMap<String, ServerProcess>>,
     /// Instances whose user-data is not a hybridlab launch: never looked at again.
@@ -77,16 +79,18 @@ pub struct Ec2Host {
 }
 
 impl Ec2Host {
-    pub fn new(
+    pub(crate) fn new(
         ec2: aws_sdk_ec2::Client,
         s3: aws_sdk_s3::Client,
         logs: LogShipper,
+        spawner: Spawner,
         settings: Ec2Settings,
     ) -> Self {
         Self {
             ec2,
             s3,
             logs,
+            spawner,
             settings,
             servers: Mutex::new(HashMap::new()),
             foreign: Mutex::new(HashSet::new()),
@@ -296,6 +300,7 @@ impl Ec2Host {
                 launch: launch.clone(),
             },
             self.logs.clone(),
+            self.spawner.clone(),
             pid.clone(),
             stopped,
         ));
@@ -331,6 +336,7 @@ struct Supervised {
 async fn supervise(
     process: Supervised,
     logs: LogShipper,
+    spawner: Spawner,
     pid: Arc<AtomicU32>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -352,8 +358,7 @@ async fn supervise(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        super::die_with_agent(&mut command);
-        let mut child = match command.spawn() {
+        let mut child = match spawner.spawn(command).await {
             Ok(child) => child,
             Err(err) => {
                 tracing::error!(instance = %process.instance_id, error = %err, "cannot start the server");

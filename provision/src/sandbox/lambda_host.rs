@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use super::code::{CodeError, CodeStore};
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::output::{Output, forward_output};
 use super::runtime_api::{PendingInvocation, RuntimeChannel, RuntimeResult, serve};
+use super::spawner::Spawner;
 
 /// Lambda gives an environment 10 s to initialise before it fails the invocation.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,8 +188,14 @@ pub struct LambdaHost {
     control: aws_sdk_lambda::Client,
     code: Arc<CodeStore>,
     logs: LogShipper,
+    spawner: Spawner,
     settings: HostSettings,
     functions: Mutex<HashMap<String, Arc<FunctionPool>>>,
+    /// Held while a function's configuration is read and its code unpacked, so a burst of
+    /// first invocations does that once rather than once each.
+    loading: tokio::sync::Mutex<()>,
+    /// Counts [`LambdaHost::invalidate`] calls: a configuration read before one is stale.
+    invalidations: AtomicU64,
     account: Arc<Semaphore>,
 }
 
@@ -214,10 +221,11 @@ fn percent_decode(text: &str) -> String {
 }
 
 impl LambdaHost {
-    pub fn new(
+    pub(crate) fn new(
         control: aws_sdk_lambda::Client,
         code: Arc<CodeStore>,
         logs: LogShipper,
+        spawner: Spawner,
         settings: HostSettings,
     ) -> Self {
         Self {
@@ -225,8 +233,11 @@ impl LambdaHost {
             control,
             code,
             logs,
+            spawner,
             settings,
             functions: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
+            invalidations: AtomicU64::new(0),
         }
     }
 
@@ -234,6 +245,7 @@ impl LambdaHost {
     /// idle environments stop now, busy ones when they finish.
     pub fn invalidate(&self, function: &str) {
         let name = function_name(function);
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         let pool = self
             .functions
             .lock()
@@ -267,30 +279,42 @@ impl LambdaHost {
 
     async fn pool(&self, function: &str) -> Result<Arc<FunctionPool>, InvokeError> {
         let name = function_name(function);
-        if let Some(pool) = self
-            .functions
-            .lock()
-            .ok()
-            .and_then(|map| map.get(&name).cloned())
-        {
+        let known = |name: &str| {
+            self.functions
+                .lock()
+                .ok()
+                .and_then(|map| map.get(name).cloned())
+        };
+        if let Some(pool) = known(&name) {
             return Ok(pool);
         }
-        let spec = self.load_spec(&name).await?;
-        let limit = spec
-            .reserved_concurrency
-            .unwrap_or(self.settings.concurrency_limit);
-        let pool = Arc::new(FunctionPool {
-            spec,
-            idle: Mutex::new(Vec::new()),
-            live: AtomicUsize::new(0),
-            retired: AtomicBool::new(false),
-            limit,
-        });
-        let mut map = self
-            .functions
-            .lock()
-            .map_err(|_| InvokeError::Control("the function table is poisoned".into()))?;
-        Ok(map.entry(name).or_insert(pool).clone())
+        let _loading = self.loading.lock().await;
+        loop {
+            // Loaded meanwhile by the invocation that held the lock.
+            if let Some(pool) = known(&name) {
+                return Ok(pool);
+            }
+            let invalidations = self.invalidations.load(Ordering::Acquire);
+            let spec = self.load_spec(&name).await?;
+            let limit = spec
+                .reserved_concurrency
+                .unwrap_or(self.settings.concurrency_limit);
+            let pool = Arc::new(FunctionPool {
+                spec,
+                idle: Mutex::new(Vec::new()),
+                live: AtomicUsize::new(0),
+                retired: AtomicBool::new(false),
+                limit,
+            });
+            let mut map = self
+                .functions
+                .lock()
+                .map_err(|_| InvokeError::Control("the function table is poisoned".into()))?;
+            // The code or configuration changed while it was read: read it again.
+            if self.invalidations.load(Ordering::Acquire) == invalidations {
+                return Ok(map.entry(name).or_insert(pool).clone());
+            }
+        }
     }
 
     async fn load_spec(&self, name: &str) -> Result<FunctionSpec, InvokeError> {
@@ -328,7 +352,13 @@ impl LambdaHost {
                 .and_then(|output| output.reserved_concurrent_executions());
         }
         let code_sha256 = config.code_sha256().map(str::to_owned);
-        let code_dir = self.code.unpacked(name, code_sha256.as_deref())?;
+        // Unpacking tens of megabytes would hold a runtime worker, and with it every other
+        // invocation the worker would have taken meanwhile.
+        let (code, function) = (self.code.clone(), name.to_owned());
+        let code_dir =
+            tokio::task::spawn_blocking(move || code.unpacked(&function, code_sha256.as_deref()))
+                .await
+                .map_err(|err| InvokeError::Spawn(format!("unpacking the code failed: {err}")))??;
         Ok(FunctionSpec {
             name: name.to_owned(),
             arn: config.function_arn().unwrap_or(name).into(),
@@ -467,8 +497,9 @@ impl LambdaHost {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        super::die_with_agent(&mut command);
-        let mut child = command.spawn().map_err(|err| {
+        // On its own thread: see `Spawner` for why.
+        let spawned = self.spawner.spawn(command).await;
+        let mut child = spawned.map_err(|err| {
             InvokeError::Spawn(format!(
                 "{}: {err}",
                 spec.code_dir.join("bootstrap").display()

@@ -1,15 +1,18 @@
 //! Ships log lines to CloudWatch Logs (moto), batched: one background task collects lines per
-//! stream and flushes them in rounds, so a burst of invocations costs a handful of
-//! `PutLogEvents` calls rather than one each.
+//! stream and ships each stream's lines in one `PutLogEvents` call, so a burst of invocations
+//! costs a handful of calls rather than one each.
 //!
 //! moto spends about 5 ms of CPU on any call before it looks at the events, then about 13 µs
-//! an event (moto 5.2, measured with single-event and 5,000-event calls). A round makes one
-//! call per stream with lines, and Lambda writes one stream per execution environment, so at a
-//! fixed quarter-second cadence 64 busy environments would cost 256 calls, well over a core of
-//! moto, a second. Rounds are therefore paced by the calls they make: at most
-//! [`CALLS_PER_SECOND`] on average, never more often than every [`FLUSH_EVERY`]. A quiet
-//! sandbox ships within a quarter second; a busy one ships in bigger, less frequent batches
-//! (with 16 busy streams every 1.6 s, with 64 every 6.4 s; CloudWatch itself is seconds late).
+//! an event (moto 5.2, measured with single-event and 5,000-event calls). Lambda writes one
+//! stream per execution environment, so calls are rationed: at most [`CALLS_PER_SECOND`] on
+//! average (about 5% of a core of moto), with a small allowance for bursts. A quiet sandbox
+//! ships within a tick (a tenth of a second); a busy one ships each stream in turn, the one
+//! with the oldest waiting line first, one call a tick (with 16 busy streams each ships every
+//! 1.6 s, with 64 every 6.4 s; CloudWatch itself is seconds late).
+//!
+//! One call a tick, rather than every stream at once every few seconds, spreads moto's work
+//! evenly: shipped in rounds, each round's second of moto busy on a whole core halved the
+//! throughput of a 2-core sandbox under load for that second.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +20,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
-const FLUSH_EVERY: Duration = Duration::from_millis(250);
-/// The average rate of `PutLogEvents` calls the shipper keeps to under load: about 5% of a
-/// core of moto.
+/// The average rate of `PutLogEvents` calls the shipper keeps to under load.
 const CALLS_PER_SECOND: u32 = 10;
+/// How often the shipper looks for lines to ship: one call's worth of allowance.
+const TICK: Duration = Duration::from_millis(1000 / CALLS_PER_SECOND as u64);
+/// Calls a quiet shipper may save up, and make at once when lines come.
+const BURST_CALLS: u32 = 10;
 /// PutLogEvents takes at most 10,000 events a call...
 const MAX_BATCH: usize = 10_000;
 /// ...of at most 1 MiB, counting each event's message in UTF-8 plus 26 bytes.
@@ -90,22 +94,57 @@ async fn ship(
     mut receiver: mpsc::UnboundedReceiver<Batch>,
 ) {
     let mut known = Known::default();
-    let mut pending: HashMap<LogStream, Vec<(i64, String)>> = HashMap::new();
-    let mut next_round = Instant::now() + FLUSH_EVERY;
+    let mut pending = Pending::default();
+    let mut allowance = BURST_CALLS;
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             batch = receiver.recv() => match batch {
-                Some(batch) => pending.entry(batch.stream).or_default().extend(batch.lines),
+                Some(batch) => pending.add(batch),
                 None => {
-                    flush(&client, &mut pending, &mut known).await;
+                    while let Some((stream, events)) = pending.take_oldest() {
+                        ship_stream(&client, &stream, events, &mut known).await;
+                    }
                     return;
                 }
             },
-            () = tokio::time::sleep_until(next_round) => {
-                let calls = flush(&client, &mut pending, &mut known).await;
-                next_round = Instant::now() + FLUSH_EVERY.max(Duration::from_secs(1) * calls / CALLS_PER_SECOND);
+            _ = ticks.tick() => {
+                allowance = (allowance + 1).min(BURST_CALLS);
+                while allowance > 0 {
+                    let Some((stream, events)) = pending.take_oldest() else {
+                        break;
+                    };
+                    let calls = ship_stream(&client, &stream, events, &mut known).await;
+                    allowance = allowance.saturating_sub(calls);
+                }
             }
         }
+    }
+}
+
+/// Lines waiting to be shipped, per stream.
+#[derive(Debug, Default)]
+struct Pending {
+    streams: HashMap<LogStream, Vec<(i64, String)>>,
+}
+
+impl Pending {
+    fn add(&mut self, batch: Batch) {
+        self.streams
+            .entry(batch.stream)
+            .or_default()
+            .extend(batch.lines);
+    }
+
+    /// The stream whose first waiting line is the oldest, with its lines.
+    fn take_oldest(&mut self) -> Option<(LogStream, Vec<(i64, String)>)> {
+        let oldest = self
+            .streams
+            .iter()
+            .min_by_key(|(_, lines)| lines.first().map_or(i64::MAX, |(at, _)| *at))
+            .map(|(stream, _)| stream.clone())?;
+        self.streams.remove_entry(&oldest)
     }
 }
 
@@ -116,70 +155,110 @@ struct Known {
     streams: std::collections::HashSet<LogStream>,
 }
 
-/// Ships everything pending; returns how many `PutLogEvents` calls that took.
-async fn flush(
+/// Ships `events` to `key`'s stream, making the group and stream first if need be; returns
+/// how many `PutLogEvents` calls that took.
+async fn ship_stream(
     client: &aws_sdk_cloudwatchlogs::Client,
-    pending: &mut HashMap<LogStream, Vec<(i64, String)>>,
+    key: &LogStream,
+    mut events: Vec<(i64, String)>,
     known: &mut Known,
 ) -> u32 {
     let mut calls = 0;
-    for (key, mut events) in std::mem::take(pending) {
-        let (group, stream) = (&*key.group, &*key.stream);
-        if !known.groups.contains(group) {
-            // Already existing is fine: moto makes /aws/lambda/<name> with the function.
-            let _ = client.create_log_group().log_group_name(group).send().await;
-            known.groups.insert(key.group.clone());
-        }
-        if !known.streams.contains(&key) {
-            let _ = client
-                .create_log_stream()
-                .log_group_name(group)
-                .log_stream_name(stream)
-                .send()
-                .await;
-            known.streams.insert(key.clone());
-        }
-        // CloudWatch wants each batch in time order; lines of one source come in order.
-        if !events.is_sorted_by_key(|(timestamp, _)| *timestamp) {
-            events.sort_by_key(|(timestamp, _)| *timestamp);
-        }
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            let mut batch = Vec::new();
-            let mut bytes = 0;
-            while let Some((_, message)) = events.peek() {
-                let size = message.len() + EVENT_OVERHEAD;
-                if batch.len() == MAX_BATCH || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES)
-                {
-                    break;
-                }
-                bytes += size;
-                if let Some((timestamp, message)) = events.next()
-                    && let Ok(event) = InputLogEvent::builder()
-                        .timestamp(timestamp)
-                        .message(message)
-                        .build()
-                {
-                    batch.push(event);
-                }
+    let (group, stream) = (&*key.group, &*key.stream);
+    if !known.groups.contains(group) {
+        // Already existing is fine: moto makes /aws/lambda/<name> with the function.
+        let _ = client.create_log_group().log_group_name(group).send().await;
+        known.groups.insert(key.group.clone());
+    }
+    if !known.streams.contains(key) {
+        let _ = client
+            .create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await;
+        known.streams.insert(key.clone());
+    }
+    // CloudWatch wants each batch in time order; lines of one source come in order.
+    if !events.is_sorted_by_key(|(timestamp, _)| *timestamp) {
+        events.sort_by_key(|(timestamp, _)| *timestamp);
+    }
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some((_, message)) = events.peek() {
+            let size = message.len() + EVENT_OVERHEAD;
+            if batch.len() == MAX_BATCH || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES) {
+                break;
             }
-            calls += 1;
-            let result = client
-                .put_log_events()
-                .log_group_name(group)
-                .log_stream_name(stream)
-                .set_log_events(Some(batch))
-                .send()
-                .await;
-            if let Err(err) = result {
-                tracing::warn!(
-                    group = %group,
-                    stream = %stream,
-                    error = %aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&err),
-                    "could not ship log lines"
-                );
+            bytes += size;
+            if let Some((timestamp, message)) = events.next()
+                && let Ok(event) = InputLogEvent::builder()
+                    .timestamp(timestamp)
+                    .message(message)
+                    .build()
+            {
+                batch.push(event);
             }
+        }
+        calls += 1;
+        let result = client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(batch))
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(
+                group = %group,
+                stream = %stream,
+                error = %aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&err),
+                "could not ship log lines"
+            );
         }
     }
     calls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(stream: &str, lines: &[(i64, &str)]) -> Batch {
+        Batch {
+            stream: LogStream::new("/aws/lambda/f", stream),
+            lines: lines
+                .iter()
+                .map(|(at, text)| (*at, (*text).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_stream_that_has_waited_longest_ships_first_with_all_its_lines() {
+        let mut pending = Pending::default();
+        pending.add(batch("b", &[(20, "b1")]));
+        pending.add(batch("a", &[(10, "a1")]));
+        pending.add(batch("c", &[(30, "c1")]));
+        pending.add(batch("b", &[(40, "b2")]));
+        let order: Vec<(String, Vec<String>)> = std::iter::from_fn(|| pending.take_oldest())
+            .map(|(stream, lines)| {
+                (
+                    stream.stream.to_string(),
+                    lines.into_iter().map(|(_, text)| text).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("a".to_owned(), vec!["a1".to_owned()]),
+                ("b".to_owned(), vec!["b1".to_owned(), "b2".to_owned()]),
+                ("c".to_owned(), vec!["c1".to_owned()]),
+            ]
+        );
+        assert!(pending.take_oldest().is_none());
+    }
 }

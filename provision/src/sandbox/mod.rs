@@ -13,6 +13,7 @@ pub mod logs;
 mod output;
 pub mod runtime_api;
 pub mod s3_events;
+mod spawner;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use code::CodeStore;
 use ec2_host::{Ec2Host, Ec2Settings};
 use lambda_host::{HostSettings, LambdaHost};
 use logs::LogShipper;
+use spawner::Spawner;
 
 /// The edge port AWS emulators conventionally use.
 pub const DEFAULT_EDGE_PORT: u16 = 4566;
@@ -82,21 +84,6 @@ pub struct Sandbox {
     stop_edge: Option<oneshot::Sender<()>>,
     stop_ec2: Option<oneshot::Sender<()>>,
     edge: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// Makes the kernel kill the process `command` starts if the thread that started it exits,
-/// so function environments and server processes never outlive the agent, even when the agent
-/// is killed with SIGKILL and has no chance to stop them.
-pub(crate) fn die_with_agent(command: &mut tokio::process::Command) {
-    // SAFETY: the hook runs in the forked child before exec and only makes one prctl system
-    // call, which is async-signal-safe; it allocates nothing and touches no shared state.
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(std::io::Error::from)
-        });
-    }
 }
 
 /// The bytes of `s3://bucket/key`, or a one-line reason.
@@ -192,11 +179,17 @@ impl Sandbox {
         let config = sdk_config(&moto.endpoint(), &options.region).await;
         let s3 = s3_client(&config);
         let logs = LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config));
+        let spawner = Spawner::start().map_err(|err| {
+            SandboxError::Client(format!(
+                "cannot start the thread that starts processes: {err}"
+            ))
+        })?;
         let code = Arc::new(CodeStore::new(state_dir.join("code")));
         let lambda = Arc::new(LambdaHost::new(
             aws_sdk_lambda::Client::new(&config),
             code.clone(),
             logs.clone(),
+            spawner.clone(),
             HostSettings {
                 region: options.region.clone(),
                 edge_endpoint: endpoint.clone(),
@@ -207,6 +200,7 @@ impl Sandbox {
             aws_sdk_ec2::Client::new(&config),
             s3.clone(),
             logs,
+            spawner,
             Ec2Settings {
                 edge_endpoint: endpoint.clone(),
                 state_dir: state_dir.clone(),
