@@ -191,9 +191,10 @@ pub struct LambdaHost {
     spawner: Spawner,
     settings: HostSettings,
     functions: Mutex<HashMap<String, Arc<FunctionPool>>>,
-    /// Held while a function's configuration is read and its code unpacked, so a burst of
-    /// first invocations does that once rather than once each.
-    loading: tokio::sync::Mutex<()>,
+    /// Per function, held while its configuration is read and its code unpacked, so a burst
+    /// of first invocations does that once rather than once each (and other functions' first
+    /// invocations do not wait for it).
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Counts [`LambdaHost::invalidate`] calls: a configuration read before one is stale.
     invalidations: AtomicU64,
     account: Arc<Semaphore>,
@@ -236,7 +237,7 @@ impl LambdaHost {
             spawner,
             settings,
             functions: Mutex::new(HashMap::new()),
-            loading: tokio::sync::Mutex::new(()),
+            loading: Mutex::new(HashMap::new()),
             invalidations: AtomicU64::new(0),
         }
     }
@@ -288,7 +289,14 @@ impl LambdaHost {
         if let Some(pool) = known(&name) {
             return Ok(pool);
         }
-        let _loading = self.loading.lock().await;
+        let gate = self
+            .loading
+            .lock()
+            .map_err(|_| InvokeError::Control("the function table is poisoned".into()))?
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        let _loading = gate.lock().await;
         loop {
             // Loaded meanwhile by the invocation that held the lock.
             if let Some(pool) = known(&name) {
