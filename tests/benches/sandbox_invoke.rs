@@ -73,13 +73,14 @@ impl CpuTicks {
     fn now() -> Self {
         let mut ticks = Self::default();
         let own = std::process::id();
-        // This process: the sandbox's runtime threads (named `sandbox` by the tests' helper) are
-        // the agent, the rest (the main thread is `sandbox_invoke-...`) is the client.
+        // This process: the sandbox's runtime threads (named `sandbox` by the tests' helper) and
+        // the threads that fork its processes (`sandbox-spawn`) are the agent, the rest (the
+        // main thread is `sandbox_invoke-...`) is the client.
         if let Ok(threads) = std::fs::read_dir("/proc/self/task") {
             for thread in threads.flatten() {
                 let path = format!("{}/stat", thread.path().display());
                 if let Some(stat) = ProcStat::read(&path) {
-                    if stat.name == "sandbox" {
+                    if stat.name == "sandbox" || stat.name == "sandbox-spawn" {
                         ticks.agent += stat.cpu_ticks;
                     } else {
                         ticks.client += stat.cpu_ticks;

@@ -40,6 +40,7 @@ impl Spawner {
             let runtime = tokio::runtime::Handle::current();
             let incoming = incoming.clone();
             std::thread::Builder::new()
+                // `sandbox_invoke` counts this name's CPU time as the agent's.
                 .name("sandbox-spawn".into())
                 .spawn(move || {
                     // tokio's `Command::spawn` registers the child with the runtime's reaper.
