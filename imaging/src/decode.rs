@@ -1,12 +1,12 @@
 //! Format detection and decoding under a pixel limit.
 //!
 //! JPEG goes to libjpeg-turbo when the build has it (`turbo.rs`). Otherwise, for CMYK, and for a
-//! file libjpeg-turbo stops at, it takes one of two strict pure-Rust decoders: `jpeg-decoder` when the variants are at most half
-//! the original's size, because it can run the inverse DCT at 1/2, 1/4 or 1/8 scale and so never
-//! builds the full-size image; `zune-jpeg` otherwise, because it is the faster full-size decoder.
-//! All three are strict so a truncated file is an error, not a half-grey picture. PNG, GIF and
-//! WebP go through `image`. Every path reads the header and checks the pixel limit before it
-//! allocates the pixel buffer.
+//! file libjpeg-turbo stops at, it takes one of two strict pure-Rust decoders: `jpeg-decoder`
+//! when the variants are at most half the original's size, because it can run the inverse DCT
+//! at 1/2, 1/4 or 1/8 scale and so never builds the full-size image; `zune-jpeg` otherwise,
+//! because it is the faster full-size decoder. All three are strict so a truncated file is an
+//! error, not a half-grey picture. PNG, GIF and WebP go through `image`. Every path reads the
+//! header and checks the pixel limit before it allocates the pixel buffer.
 
 use std::io::Cursor;
 
