@@ -9,11 +9,11 @@
 use std::time::{Duration, Instant};
 
 use hybridlab_console::bench::model::{Outcome, Sample};
-use hybridlab_console::lambda_log::Report;
 use hybridlab_console::logs::entry::{LogEntry, LogGroup, LogSource};
 use hybridlab_console::tui::app::{App, Key, Tab, Update};
 use hybridlab_console::tui::view::{self, Palette};
 use hybridlab_wire::StageTimings;
+use hybridlab_wire::report::Report;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -45,6 +45,7 @@ fn sample(seq: u64) -> Sample {
             max_memory_used_mb: 24,
             init_duration_ms: (seq < 8).then_some(41.2),
             status: None,
+            error_type: None,
         }),
         ec2_ms: ok.then_some(StageTimings {
             download: 1.2,

@@ -198,7 +198,7 @@ pub struct SandboxArgs {
     pub action: Option<SandboxAction>,
 
     /// Edge port every AWS client talks to.
-    #[arg(long, env = "HYBRIDLAB_SANDBOX_PORT", default_value_t = hybridlab_provision::sandbox::DEFAULT_EDGE_PORT)]
+    #[arg(long, env = "HYBRIDLAB_SANDBOX_PORT", default_value_t = hybridlab_wire::sandbox::DEFAULT_EDGE_PORT)]
     pub port: u16,
 
     /// Run in the background; `hybridlab sandbox stop` stops it.

@@ -265,12 +265,7 @@ pub fn render_scan(
 
 async fn get(lab: &Lab, image_id: &str) -> anyhow::Result<Option<Item>> {
     let table = &lab.names.table;
-    let answer = lab
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name(table)
-        .key("image_id", AttributeValue::S(image_id.to_owned()))
+    let answer = hybridlab_wire::item::get_row(&lab.clients.dynamodb, table, image_id)
         .send()
         .await
         .map_err(|err| lab.explain("dynamodb:GetItem", &format!("the table {table}"), err))?;

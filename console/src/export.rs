@@ -71,7 +71,7 @@ impl ExportStack {
         let region = target
             .region
             .clone()
-            .unwrap_or_else(|| hybridlab_provision::sandbox::DEFAULT_REGION.to_owned());
+            .unwrap_or_else(|| hybridlab_wire::sandbox::DEFAULT_REGION.to_owned());
         self.shape.settings(region)
     }
 }

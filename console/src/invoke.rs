@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::bench::model::Outcome;
 use crate::cli::TargetArgs;
-use crate::lambda_log::{Report, decode_tail, report_of_tail};
 use crate::output::{Tone, paint, stdout_colour};
+use hybridlab_wire::report::{Report, decode_tail, report_of_tail};
 
 /// Exit code of `invoke` when the invocation ran but did not succeed.
 pub const EXIT_INVOCATION_FAILED: u8 = 5;
@@ -457,6 +457,7 @@ mod tests {
             max_memory_used_mb: 20,
             init_duration_ms: None,
             status: status.map(str::to_owned),
+            error_type: None,
         }
     }
 

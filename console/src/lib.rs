@@ -8,7 +8,6 @@ pub mod db;
 pub mod export;
 pub mod invoke;
 pub mod lab;
-pub mod lambda_log;
 pub mod logs;
 pub mod output;
 pub mod report;

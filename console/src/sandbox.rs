@@ -45,7 +45,7 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
         pid: std::process::id(),
         endpoint: sandbox.endpoint().to_owned(),
         moto_endpoint: sandbox.moto_endpoint(),
-        started_at: hybridlab_provision::stack::state::now_rfc3339(),
+        started_at: hybridlab_wire::now_rfc3339(),
     };
     write_record(&record).context("writing the sandbox's state file")?;
     println!("hybridlab sandbox: listening on {}", record.endpoint);
@@ -128,7 +128,7 @@ fn sandbox_port() -> anyhow::Result<u16> {
         Ok(port) if !port.is_empty() => port
             .parse()
             .with_context(|| format!("HYBRIDLAB_SANDBOX_PORT={port} is not a port number")),
-        _ => Ok(hybridlab_provision::sandbox::DEFAULT_EDGE_PORT),
+        _ => Ok(hybridlab_wire::sandbox::DEFAULT_EDGE_PORT),
     }
 }
 

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Args;
 use hybridlab_wire::item::from_item;
 use hybridlab_wire::{
@@ -261,12 +260,7 @@ impl Uploader {
 
     /// The row of `image_id` as it is now (a strongly consistent read).
     pub async fn row(&self, image_id: &str) -> anyhow::Result<Option<ImageRecord>> {
-        let found = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("image_id", AttributeValue::S(image_id.to_owned()))
-            .consistent_read(true)
+        let found = hybridlab_wire::item::get_row(&self.dynamodb, &self.table, image_id)
             .send()
             .await
             .with_context(|| format!("dynamodb:GetItem {image_id} in {}", self.table))?;

@@ -36,7 +36,7 @@ use tracing::Instrument;
 pub use config::{PipelineBuckets, ServerConfig};
 use download::{AddressPolicy, Downloader};
 use error::AppError;
-pub use process::{new_image_id, now_rfc3339, object_key};
+pub use process::new_image_id;
 use storage::ImageStore;
 
 /// The header that carries the caller's request id, echoed on every answer.

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hybridlab_imaging::{DecodeLimits, LAB_VARIANTS, make_variants};
+use hybridlab_wire::keys::variant_key;
 use hybridlab_wire::{
     ErrorCode, ImageRecord, ImageStatus, ORIGINAL, ProcessImageRequest, ProcessImageResponse,
-    StageTimings,
+    StageTimings, now_rfc3339,
 };
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
 use crate::download::parse_image_url;
@@ -25,24 +24,9 @@ fn ms(duration: Duration) -> f64 {
     (duration.as_micros() as f64) / 1000.0
 }
 
-/// The current time in RFC 3339, to the millisecond.
-pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
-}
-
 /// A new image id: a UUIDv7, so ids sort by creation time. Every path that makes a row uses it.
 pub fn new_image_id() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-/// The S3 key of one object of an image.
-pub fn object_key(image_id: &str, name: &str, extension: &str) -> String {
-    format!("images/{image_id}/{name}.{extension}")
 }
 
 pub(crate) async fn process_image(
@@ -78,7 +62,7 @@ pub(crate) async fn process_image(
     let image_id = new_image_id();
     let mut keys = BTreeMap::new();
     let mut objects = Vec::with_capacity(processed.variants.len() + 1);
-    let original_key = object_key(&image_id, ORIGINAL, processed.format.extension());
+    let original_key = variant_key(&image_id, ORIGINAL, processed.format.extension());
     keys.insert(ORIGINAL.to_owned(), original_key.clone());
     objects.push(NewObject {
         key: original_key,
@@ -86,7 +70,7 @@ pub(crate) async fn process_image(
         content_type: processed.format.mime_type(),
     });
     for variant in processed.variants {
-        let key = object_key(&image_id, variant.name, "jpg");
+        let key = variant_key(&image_id, variant.name, "jpg");
         keys.insert(variant.name.to_owned(), key.clone());
         objects.push(NewObject {
             key,
@@ -199,24 +183,4 @@ async fn record_failure(
             record.image_id
         ),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_follow_the_images_prefix_layout() {
-        assert_eq!(
-            object_key("abc", "thumbnail", "jpg"),
-            "images/abc/thumbnail.jpg"
-        );
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let stamp = now_rfc3339();
-        assert!(OffsetDateTime::parse(&stamp, &Rfc3339).is_ok(), "{stamp}");
-        assert!(stamp.ends_with('Z'), "{stamp}");
-    }
 }

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use hybridlab_wire::sdk_error::describe_sdk_error;
 use hybridlab_wire::{ImageRecord, ImageStatus, StatusChange};
 
 use hybridlab_wire::item::{self as records, RecordError};
@@ -40,23 +40,6 @@ pub enum StorageError {
     BadCursor,
     #[error(transparent)]
     BadRow(#[from] RecordError),
-}
-
-/// `Code: message` for a service error, the full cause chain for anything else (timeouts,
-/// connection failures), never the bare "service error" of `SdkError`'s Display.
-pub fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("UnknownError"),
-            service.message().unwrap_or("no message")
-        ),
-        None => DisplayErrorContext(err).to_string(),
-    }
 }
 
 /// One object to upload.
@@ -384,12 +367,7 @@ impl ImageStore {
 
     /// The row of `image_id`, if there is one.
     pub async fn get_record(&self, image_id: &str) -> Result<Option<ImageRecord>, StorageError> {
-        let output = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("image_id", AttributeValue::S(image_id.to_owned()))
-            .consistent_read(true)
+        let output = hybridlab_wire::item::get_row(&self.dynamodb, &self.table, image_id)
             .send()
             .await
             .map_err(|err| StorageError::GetItem {

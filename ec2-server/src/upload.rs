@@ -16,8 +16,10 @@ use hybridlab_wire::{
 use crate::AppState;
 use crate::config::PipelineBuckets;
 use crate::error::AppError;
-use crate::process::{new_image_id, now_rfc3339};
+use crate::process::new_image_id;
 use crate::storage::StorageError;
+use hybridlab_wire::keys::upload_key;
+use hybridlab_wire::now_rfc3339;
 
 /// The multipart field that carries the file.
 pub const FILE_FIELD: &str = "file";
@@ -79,11 +81,6 @@ pub fn bounded_filename(name: &str) -> String {
         .filter(|c| !c.is_control())
         .take(MAX_FILENAME_CHARS)
         .collect()
-}
-
-/// The key of an uploaded original in the uploads bucket.
-pub fn upload_key(image_id: &str, safe_filename: &str) -> String {
-    format!("uploads/{image_id}/{safe_filename}")
 }
 
 /// Where a row can be followed.

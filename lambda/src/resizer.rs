@@ -13,16 +13,17 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use hybridlab_imaging::{DecodeLimits, ExtraFormat, LAB_VARIANTS, make_variants_in};
+use hybridlab_wire::keys::{image_id_of_upload_key, variant_key};
+use hybridlab_wire::sdk_error::describe_sdk_error;
 use hybridlab_wire::transition::{self, Completion, ConditionalUpdate};
 use hybridlab_wire::{ImageStatus, ORIGINAL, StageTimings};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The decoding limit when `HYBRIDLAB_MAX_PIXELS` is unset: the image server's default.
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
@@ -218,20 +219,6 @@ pub fn decode_event_key(key: &str) -> String {
         .into_owned()
 }
 
-/// The image id in an upload key `uploads/<image_id>/<filename>`.
-pub fn image_id_from_key(key: &str) -> Option<&str> {
-    let mut parts = key.splitn(3, '/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("uploads"), Some(id), Some(name)) if !id.is_empty() && !name.is_empty() => Some(id),
-        _ => None,
-    }
-}
-
-/// The processed bucket's key of one variant: `images/<image_id>/<variant>.<extension>`.
-pub fn variant_key(image_id: &str, variant: &str, extension: &str) -> String {
-    format!("images/{image_id}/{variant}.{extension}")
-}
-
 /// The end of an attempt's lease, in Unix seconds: the invocation's deadline (the attempt
 /// cannot run past it, and Lambda retries only after it), or [`FALLBACK_LEASE`] from `now`
 /// when the invocation has none.
@@ -252,30 +239,7 @@ fn ms(duration: Duration) -> f64 {
 /// The current time in RFC 3339, to the millisecond, and in Unix seconds.
 fn now() -> (String, i64) {
     let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    let text = now
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string());
-    (text, now.unix_timestamp())
-}
-
-/// An SDK error as one line: the service's code and message, or the dispatch failure's chain
-/// (an `SdkError`'s own Display says only "service error").
-fn describe<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("unknown error"),
-            service.message().unwrap_or("no message")
-        ),
-        None => DisplayErrorContext(err).to_string(),
-    }
+    (hybridlab_wire::rfc3339(now), now.unix_timestamp())
 }
 
 /// How one record ended, before it is summarised.
@@ -433,7 +397,7 @@ impl Resizer {
         let head = match self.s3.head_object().bucket(bucket).key(key).send().await {
             Ok(head) => head,
             Err(err) => {
-                let reason = describe(&err);
+                let reason = describe_sdk_error(&err);
                 return match err.into_service_error().is_not_found() {
                     true => Ended::Skipped("the object no longer exists".into()),
                     false => Ended::Retry(format!("HeadObject failed: {reason}")),
@@ -470,7 +434,7 @@ impl Resizer {
         {
             Ok(output) => output.attributes.unwrap_or_default(),
             Err(err) => {
-                let reason = describe(&err);
+                let reason = describe_sdk_error(&err);
                 return match err
                     .into_service_error()
                     .is_conditional_check_failed_exception()
@@ -579,7 +543,7 @@ impl Resizer {
                 Ended::Completed(keys)
             }
             Err(err) => {
-                let reason = describe(&err);
+                let reason = describe_sdk_error(&err);
                 match err
                     .into_service_error()
                     .is_conditional_check_failed_exception()
@@ -598,22 +562,19 @@ impl Resizer {
     /// An object without the `image-id` metadata: if its key names a PENDING row, that row can
     /// never complete, so it is marked FAILED; anything else is not the resizer's.
     async fn without_metadata(&self, key: &str, image_id: &mut Option<String>) -> Ended {
-        let Some(id) = image_id_from_key(key) else {
+        let Some(id) = image_id_of_upload_key(key) else {
             return Ended::Skipped(
                 "the object has no image-id metadata and its key is not uploads/<id>/...".into(),
             );
         };
-        let row = match self
-            .dynamodb
-            .get_item()
-            .table_name(&self.config.table)
-            .key("image_id", AttributeValue::S(id.to_owned()))
-            .consistent_read(true)
+        let row = match hybridlab_wire::item::get_row(&self.dynamodb, &self.config.table, id)
             .send()
             .await
         {
             Ok(output) => output.item,
-            Err(err) => return Ended::Retry(format!("GetItem failed: {}", describe(&err))),
+            Err(err) => {
+                return Ended::Retry(format!("GetItem failed: {}", describe_sdk_error(&err)));
+            }
         };
         let pending = matches!(
             row.as_ref().and_then(|row| row.get("status")),
@@ -635,7 +596,7 @@ impl Resizer {
         let output = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(output) => output,
             Err(err) => {
-                let reason = describe(&err);
+                let reason = describe_sdk_error(&err);
                 return Err(match err.into_service_error().is_no_such_key() {
                     true => Ended::Failed("the object was deleted before it was read".into()),
                     false => Ended::Retry(format!("GetObject failed: {reason}")),
@@ -673,7 +634,7 @@ impl Resizer {
         let Some(err) = results.iter().find_map(|result| result.as_ref().err()) else {
             return Ok(());
         };
-        let reason = format!("storing the variants failed: {}", describe(err));
+        let reason = format!("storing the variants failed: {}", describe_sdk_error(err));
         self.delete_variants(image_id, &keys).await;
         Err(reason)
     }
@@ -699,7 +660,7 @@ impl Resizer {
             .send()
             .await
         {
-            tracing::error!(image_id, error = %describe(&err), keys = ?keys, "variants of a failed image were left behind");
+            tracing::error!(image_id, error = %describe_sdk_error(&err), keys = ?keys, "variants of a failed image were left behind");
         }
     }
 
@@ -713,7 +674,7 @@ impl Resizer {
         {
             Ok(_) => Ended::Failed(reason),
             Err(err) => {
-                let error = describe(&err);
+                let error = describe_sdk_error(&err);
                 match err
                     .into_service_error()
                     .is_conditional_check_failed_exception()
@@ -841,15 +802,6 @@ mod tests {
             decode_event_key("uploads/abc/%C3%A9t%C3%A9.png"),
             "uploads/abc/été.png"
         );
-    }
-
-    #[test]
-    fn the_image_id_is_the_second_segment_of_an_upload_key() {
-        assert_eq!(image_id_from_key("uploads/abc/cat.jpg"), Some("abc"));
-        assert_eq!(image_id_from_key("uploads/abc/dir/cat.jpg"), Some("abc"));
-        assert_eq!(image_id_from_key("uploads/abc/"), None);
-        assert_eq!(image_id_from_key("uploads//cat.jpg"), None);
-        assert_eq!(image_id_from_key("images/abc/large.jpg"), None);
     }
 
     #[test]

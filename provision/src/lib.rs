@@ -7,4 +7,3 @@ pub mod moto;
 pub mod paths;
 pub mod sandbox;
 pub mod stack;
-pub mod userdata;

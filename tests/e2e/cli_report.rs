@@ -7,9 +7,9 @@ use std::process::{Command, Output};
 
 use hybridlab_console::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
 use hybridlab_console::bench::stats;
-use hybridlab_console::lambda_log::Report;
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::sandbox::build_binary;
+use hybridlab_wire::report::Report;
 
 /// A folder of the test's own, removed when dropped (also when the test fails).
 struct TempDir(PathBuf);
@@ -64,6 +64,7 @@ fn run_at(label: &str, concurrency: usize, count: u64, slowdown: f64) -> Run {
                     max_memory_used_mb: 41,
                     init_duration_ms: cold.then_some(160.0),
                     status: None,
+                    error_type: None,
                 }),
                 ec2_ms: None,
                 error: None,

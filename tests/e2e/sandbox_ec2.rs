@@ -9,14 +9,14 @@ use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hybridlab_provision::sandbox::ec2_host::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
-use hybridlab_provision::userdata::ServerLaunch;
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::sandbox::{
     EdgeClients, bootstrap_zip, build_binary, deploy_function, edge_clients,
 };
+use hybridlab_wire::launch::ServerLaunch;
+use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 use serde_json::{Value, json};
 
 async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {

@@ -19,6 +19,23 @@ pub struct RecordError {
     pub problem: &'static str,
 }
 
+/// The table's partition key: every row is keyed by its image id.
+pub const KEY_ATTRIBUTE: &str = "image_id";
+
+/// The request that reads the row of `image_id`, strongly consistent (a row the caller or the
+/// pipeline just wrote must be seen); callers send it and map the error their own way.
+pub fn get_row(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    image_id: &str,
+) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+    client
+        .get_item()
+        .table_name(table)
+        .key(KEY_ATTRIBUTE, string(image_id))
+        .consistent_read(true)
+}
+
 fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }

@@ -1,5 +1,7 @@
-//! Wire types of the lab: what the image server answers, what the proxy Lambda returns, and the
-//! metadata row every path writes. Serde only by default, so the proxy stays light; feature
+//! Every contract two of the lab's programs share, written and read in one place: the wire
+//! types (what the server answers, what the proxy returns, the metadata row), the object
+//! [`keys`], the [`tags`], the instance's [`launch`] description, Lambda's [`report`] line
+//! and the [`sandbox`]'s defaults. Serde only by default, so the proxy stays light; feature
 //! `dynamodb` adds the row as a DynamoDB item (`item`) and the pipeline's status changes
 //! (`transition`).
 
@@ -9,6 +11,13 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "dynamodb")]
 pub mod item;
+pub mod keys;
+pub mod launch;
+pub mod report;
+pub mod sandbox;
+#[cfg(feature = "dynamodb")]
+pub mod sdk_error;
+pub mod tags;
 #[cfg(feature = "dynamodb")]
 pub mod transition;
 
@@ -17,6 +26,20 @@ pub const VARIANT_SIDES: [(&str, u32); 3] = [("thumbnail", 150), ("medium", 600)
 
 /// The object key name under which the untouched original is stored, beside the variants.
 pub const ORIGINAL: &str = "original";
+
+/// The time now in RFC 3339, to the millisecond, as every timestamp the lab writes is.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// `at` in RFC 3339, to the millisecond.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    let at = at
+        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
 
 /// The body of `POST /process-image`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,6 +399,15 @@ impl ProxyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let stamp = now_rfc3339();
+        let parsed =
+            time::OffsetDateTime::parse(&stamp, &time::format_description::well_known::Rfc3339);
+        assert!(parsed.is_ok(), "{stamp}");
+        assert!(stamp.ends_with('Z'), "{stamp}");
+    }
 
     #[test]
     fn error_codes_serialize_as_their_wire_strings() {

@@ -223,7 +223,7 @@ pub async fn run(target: &TargetArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             duration_s: plan.duration.map(|d| d.as_secs_f64()),
             warmup: plan.warmup,
             payloads: plan.payloads.len(),
-            started_at: hybridlab_provision::stack::state::now_rfc3339(),
+            started_at: hybridlab_wire::now_rfc3339(),
         };
         let stop = progress.clone();
         let samples = tokio::select! {

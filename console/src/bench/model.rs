@@ -81,7 +81,7 @@ pub struct Sample {
     pub outcome: Outcome,
     /// From the REPORT line of the log tail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<crate::lambda_log::Report>,
+    pub lambda: Option<hybridlab_wire::report::Report>,
     /// The image server's stage timings, from the proxy's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ec2_ms: Option<StageTimings>,

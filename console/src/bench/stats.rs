@@ -178,7 +178,7 @@ pub fn summarize(samples: &[Sample]) -> RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lambda_log::Report;
+    use hybridlab_wire::report::Report;
 
     fn sample(seq: u64, latency_us: u64, duration_ms: f64, cold: bool) -> Sample {
         Sample {
@@ -195,6 +195,7 @@ mod tests {
                 max_memory_used_mb: 30,
                 init_duration_ms: cold.then_some(120.0),
                 status: None,
+                error_type: None,
             }),
             ec2_ms: None,
             error: None,

@@ -6,7 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use aws_sdk_cloudwatchlogs::types::{FilteredLogEvent, LiveTailSessionLogEvent};
 use serde::Serialize;
 
-use crate::lambda_log::Report;
+use hybridlab_wire::report::Report;
 
 /// The half of the lab a log group belongs to. The order is the tie-break between events
 /// with the same timestamp: the function's lines before the server's.

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::entry::{LogEntry, LogSource};
-use crate::lambda_log::Report;
 use crate::output::{Tone, paint};
+use hybridlab_wire::report::Report;
 
 /// Width of the source column: the longest label.
 const SOURCE_WIDTH: usize = 6;

@@ -3,7 +3,7 @@
 
 use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
 use crate::bench::stats;
-use crate::lambda_log::Report;
+use hybridlab_wire::report::Report;
 
 /// One successful invocation `latency_us` long whose function ran `duration_ms`, a cold
 /// start (with a 150 ms Init Duration) if `cold`.
@@ -22,6 +22,7 @@ pub fn sample(seq: u64, latency_us: u64, duration_ms: f64, cold: bool) -> Sample
             max_memory_used_mb: 40,
             init_duration_ms: cold.then_some(150.0),
             status: None,
+            error_type: None,
         }),
         ec2_ms: None,
         error: None,

@@ -11,7 +11,7 @@ use super::s3_pane::{S3Pane, S3Request, S3Update};
 use super::spool::{SampleSpool, SharedSpool};
 use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
 use crate::bench::stats::{new_histogram, summarize};
-use crate::lambda_log::Report;
+use hybridlab_wire::report::Report;
 
 /// The console's views, in the order of their number keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

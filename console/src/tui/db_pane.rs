@@ -165,7 +165,7 @@ impl DbPane {
                     .unwrap_or(BucketChoice::Images);
                 Some(Action::ShowObjects {
                     bucket,
-                    prefix: objects_prefix(image_id),
+                    prefix: hybridlab_wire::keys::image_prefix(image_id),
                 })
             }
             _ => None,
@@ -251,11 +251,6 @@ pub fn moved(selected: usize, len: usize, key: Key) -> usize {
         Key::End => last,
         _ => selected,
     }
-}
-
-/// Where the server puts the objects of an image (ec2-server's `object_key`).
-pub fn objects_prefix(image_id: &str) -> String {
-    format!("images/{image_id}/")
 }
 
 /// Does the network half of `request`.
@@ -522,7 +517,13 @@ mod tests {
                     [("original", "original.jpg"), ("thumbnail", "thumbnail.jpg")]
                         .into_iter()
                         .map(|(name, file)| {
-                            (name.to_owned(), text(&format!("images/{image_id}/{file}")))
+                            (
+                                name.to_owned(),
+                                text(&format!(
+                                    "{}{file}",
+                                    hybridlab_wire::keys::image_prefix(&image_id)
+                                )),
+                            )
                         })
                         .collect(),
                 ),
@@ -792,7 +793,7 @@ mod tests {
 
     #[test]
     fn the_objects_prefix_matches_the_servers_keys() {
-        assert_eq!(objects_prefix("abc"), "images/abc/");
+        assert_eq!(hybridlab_wire::keys::image_prefix("abc"), "images/abc/");
         assert_eq!(
             short_time("2026-11-23T10:01:05.120Z"),
             "2026-11-23 10:01:05"

@@ -11,7 +11,7 @@ use ratatui::backend::TestBackend;
 use super::app::{App, BurstSettings, LiveRun, Tab, Update};
 use super::view::{Palette, draw};
 use crate::bench::model::{Outcome, Sample};
-use crate::lambda_log::Report;
+use hybridlab_wire::report::Report;
 
 /// The screen `app` draws at `width` x `height`, in colour or as under `NO_COLOR`.
 pub fn screen(app: &App, width: u16, height: u16, colour: bool) -> TestBackend {
@@ -116,6 +116,7 @@ fn sample(seq: u64, scale: u64) -> Sample {
             max_memory_used_mb: 21,
             init_duration_ms: (seq < 4).then_some(1.5),
             status: None,
+            error_type: None,
         }),
         ec2_ms: None,
         error: None,

@@ -500,7 +500,7 @@ async fn burst(
     let lab = Lab::on(clients, stack.as_deref()).await?;
     let function = lab.names.function.clone();
     let invoker = SignedInvoker::new(&lab.clients.config, &function)?;
-    let started_at = hybridlab_provision::stack::state::now_rfc3339();
+    let started_at = hybridlab_wire::now_rfc3339();
     let _ = updates.send(Update::BurstStarted {
         function,
         stack: lab.stack.to_string(),

@@ -273,7 +273,7 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             }
         }),
     );
-    let launch = crate::userdata::ServerLaunch {
+    let launch = hybridlab_wire::launch::ServerLaunch {
         artifact_bucket: "${CodeBucket}".into(),
         binary_key: "${ServerBinaryKey}".into(),
         ..stack.instance.launch.clone()

@@ -5,13 +5,13 @@
 
 use super::hcl::{Block, Expr, Item, attr, block, file, from_json, raw, string};
 use super::{ExportFile, resources_note};
-use crate::sandbox::ec2_host::ENDPOINT_TAG;
 use crate::stack::describe::{
     Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, Role, StackDescription,
 };
 use crate::stack::names::StackNames;
 use crate::stack::plan::StackSettings;
 use crate::stack::policy::ArnContext;
+use hybridlab_wire::tags::ENDPOINT_TAG;
 
 /// The stack id inside the module: 8 lowercase hex digits, a valid [`StackId`] (4 random
 /// bytes), so every name has the shape `hybridlab up` gives it.

@@ -19,13 +19,8 @@ use tokio::sync::oneshot;
 
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::spawner::Spawner;
-use crate::userdata::{ServerLaunch, parse_env_file};
-
-/// The tag that marks an instance as the lab's image server.
-pub const ROLE_TAG: &str = "hybridlab:role";
-pub const ROLE_IMAGE_SERVER: &str = "image-server";
-/// The tag the sandbox sets to the address its server process listens on.
-pub const ENDPOINT_TAG: &str = "hybridlab:endpoint";
+use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
+use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 

@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use hybridlab_wire::report::{Report, encode_tail};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::code::{CodeError, CodeStore};
@@ -25,8 +24,6 @@ use super::spawner::Spawner;
 
 /// Lambda gives an environment 10 s to initialise before it fails the invocation.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// `LogType: Tail` returns the last 4 KB of the invocation's log.
-const TAIL_BYTES: usize = 4096;
 /// How long the host waits for the function's last lines to come through its pipes. The wait
 /// is exact (see [`Output::settled`]) and normally takes microseconds; this only bounds it if
 /// the reader tasks cannot keep up.
@@ -586,7 +583,10 @@ impl LambdaHost {
                 ));
                 lines.push((now_ms(), message));
                 lines.push((now_ms(), format!("END RequestId: {request_id}")));
-                lines.push((now_ms(), format!("REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: Runtime.ExitError", spec.memory_mb)));
+                lines.push((
+                    now_ms(),
+                    Report::init_failed(&request_id, memory_mb(spec.memory_mb)).line(),
+                ));
                 let tail = log_tail.then(|| tail_of(&lines));
                 self.logs.send_batch(&environment.log, lines);
                 return (
@@ -680,7 +680,7 @@ impl LambdaHost {
             End::Timeout => {
                 let message = format!(
                     "{} {request_id} Task timed out after {:.2} seconds",
-                    crate::stack::state::now_rfc3339(),
+                    hybridlab_wire::now_rfc3339(),
                     spec.timeout.as_secs_f64()
                 );
                 log.push((now_ms(), message.clone()));
@@ -711,14 +711,15 @@ impl LambdaHost {
         log.push((now, format!("END RequestId: {request_id}")));
         log.push((
             now,
-            report_line(
+            Report::measured(
                 &request_id,
                 duration,
                 init_duration,
-                spec.memory_mb,
-                max_memory_mb,
-                status,
-            ),
+                memory_mb(spec.memory_mb),
+                u32::try_from(max_memory_mb).unwrap_or(u32::MAX),
+            )
+            .with_status(status)
+            .line(),
         ));
         let tail = log_tail.then(|| tail_of(&log));
         self.logs.send_batch(&environment.log, log);
@@ -778,46 +779,14 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// The `REPORT` line, as Lambda writes it. Billed Duration is rounded up to the millisecond
-/// and, for `provided` runtimes, includes the init phase, which AWS bills for them.
-pub fn report_line(
-    request_id: &str,
-    duration: Duration,
-    init: Option<Duration>,
-    memory_mb: i32,
-    max_memory_mb: u64,
-    status: Option<&str>,
-) -> String {
-    use std::fmt::Write as _;
-    let billed = (ms(duration) + init.map_or(0.0, ms)).ceil().max(1.0) as u64;
-    let mut line = String::with_capacity(200);
-    let _ = write!(
-        line,
-        "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB\t",
-        ms(duration)
-    );
-    if let Some(init) = init {
-        let _ = write!(line, "Init Duration: {:.2} ms\t", ms(init));
-    }
-    if let Some(status) = status {
-        let _ = write!(line, "Status: {status}");
-    }
-    line
+/// The function's configured memory as the REPORT line states it.
+fn memory_mb(configured: i32) -> u32 {
+    u32::try_from(configured).unwrap_or_default()
 }
 
-/// Base64 of the last 4 KB of the log, each line ended by a newline.
+/// The `LogResult` of the invocation whose log is `lines`.
 fn tail_of(lines: &[(i64, String)]) -> String {
-    let length: usize = lines.iter().map(|(_, line)| line.len() + 1).sum();
-    let mut text = String::with_capacity(length);
-    for (_, line) in lines {
-        text.push_str(line);
-        text.push('\n');
-    }
-    let mut start = text.len().saturating_sub(TAIL_BYTES);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    STANDARD.encode(&text.as_bytes()[start..])
+    encode_tail(lines.iter().map(|(_, line)| line.as_str()))
 }
 
 /// The peak resident memory of an environment's process (`VmHWM`), which is what Lambda's
@@ -895,46 +864,6 @@ mod tests {
             "proxy"
         );
         assert_eq!(function_name("proxy:$LATEST"), "proxy");
-    }
-
-    #[test]
-    fn the_report_line_has_the_fields_aws_writes() {
-        let line = report_line(
-            "id-1",
-            Duration::from_micros(12_345),
-            Some(Duration::from_millis(40)),
-            128,
-            20,
-            None,
-        );
-        assert_eq!(
-            line,
-            "REPORT RequestId: id-1\tDuration: 12.35 ms\tBilled Duration: 53 ms\tMemory Size: 128 MB\tMax Memory Used: 20 MB\tInit Duration: 40.00 ms\t"
-        );
-        let warm = report_line(
-            "id-2",
-            Duration::from_millis(3000),
-            None,
-            256,
-            30,
-            Some("timeout"),
-        );
-        assert!(warm.ends_with("Billed Duration: 3000 ms\tMemory Size: 256 MB\tMax Memory Used: 30 MB\tStatus: timeout"), "{warm}");
-        assert!(!warm.contains("Init Duration"));
-    }
-
-    #[test]
-    fn the_tail_is_at_most_4_kb() {
-        let lines: Vec<(i64, String)> = (0..500)
-            .map(|i| (0, format!("line {i} of the log")))
-            .collect();
-        let tail = STANDARD.decode(tail_of(&lines)).expect("base64");
-        assert!(tail.len() <= TAIL_BYTES);
-        assert!(
-            String::from_utf8(tail)
-                .expect("utf-8")
-                .ends_with("line 499 of the log\n")
-        );
     }
 
     #[test]

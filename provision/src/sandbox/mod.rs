@@ -24,14 +24,12 @@ use tokio::sync::oneshot;
 use crate::moto::{MotoError, MotoServer, ensure_installed};
 use code::CodeStore;
 use ec2_host::{Ec2Host, Ec2Settings};
+use hybridlab_wire::sandbox::{
+    DEFAULT_EDGE_PORT, DEFAULT_REGION, OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY,
+};
 use lambda_host::{HostSettings, LambdaHost};
 use logs::LogShipper;
 use spawner::Spawner;
-
-/// The edge port AWS emulators conventionally use.
-pub const DEFAULT_EDGE_PORT: u16 = 4566;
-/// The region the sandbox answers for.
-pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// How to run a sandbox.
 #[derive(Debug, Clone)]
@@ -119,8 +117,8 @@ pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "sandbox",
-            "sandbox",
+            OPERATOR_ACCESS_KEY_ID,
+            OPERATOR_SECRET_ACCESS_KEY,
             None,
             None,
             "hybridlab-sandbox",

@@ -129,9 +129,7 @@ pub fn event_document(
     etag: &str,
 ) -> Value {
     let now = time::OffsetDateTime::now_utc();
-    let event_time = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let event_time = hybridlab_wire::rfc3339(now);
     let sequencer = format!("{:016X}", now.unix_timestamp_nanos() as u64);
     json!({
         "Records": [{

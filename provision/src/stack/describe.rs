@@ -5,15 +5,15 @@
 
 use serde_json::Value;
 
-use super::names::{IAM_PATH, STACK_TAG, StackNames};
+use super::names::{IAM_PATH, StackNames};
 use super::plan::{
     RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings,
     UPLOADS_PREFIX, server_env_file,
 };
 use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
 use super::progress::Step;
-use crate::sandbox::ec2_host::{ROLE_IMAGE_SERVER, ROLE_TAG};
-use crate::userdata::ServerLaunch;
+use hybridlab_wire::launch::ServerLaunch;
+use hybridlab_wire::tags::{ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
 
 /// The statement id of the resizer's invoke permission and the id of the notification that
 /// uses it, so `up` recognises its own.

@@ -10,10 +10,11 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 
 use super::error::{StackError, code_of, is_not_found, sdk_error};
-use super::names::{IAM_PATH, NAME_PREFIX, STACK_TAG, StackId, StackNames};
+use super::names::{IAM_PATH, NAME_PREFIX, StackId, StackNames};
 use super::progress::{Reporter, StepEvent, StepStatus};
 use super::state::StackState;
 use super::target::StackClients;
+use hybridlab_wire::tags::STACK_TAG;
 
 /// Which stacks to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

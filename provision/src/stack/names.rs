@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-/// The tag on every resource of a stack; its value is the stack id.
-pub const STACK_TAG: &str = "hybridlab:stack";
 /// The prefix of every resource name.
 pub const NAME_PREFIX: &str = "hybridlab-";
 /// IAM path of the stack's roles and instance profile.

@@ -448,7 +448,7 @@ mod tests {
         let id = StackId::parse("abcd1234").expect("valid");
         let names = StackNames::new(&id);
         let env = server_env_file(&names, &StackSettings::new("us-east-1"), "secret");
-        let parsed = crate::userdata::parse_env_file(&env);
+        let parsed = hybridlab_wire::launch::parse_env_file(&env);
         assert!(parsed.contains(&("HYBRIDLAB_BUCKET".into(), names.images_bucket.clone())));
         assert!(parsed.contains(&("HYBRIDLAB_TOKEN".into(), "secret".into())));
         assert!(!env.contains("HYBRIDLAB_UPLOADS_BUCKET"));
@@ -456,7 +456,8 @@ mod tests {
             pipeline: true,
             ..StackSettings::new("us-east-1")
         };
-        let parsed = crate::userdata::parse_env_file(&server_env_file(&names, &settings, "s"));
+        let parsed =
+            hybridlab_wire::launch::parse_env_file(&server_env_file(&names, &settings, "s"));
         assert!(parsed.contains(&(
             "HYBRIDLAB_UPLOADS_BUCKET".into(),
             names.uploads_bucket.clone()

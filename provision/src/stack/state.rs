@@ -43,13 +43,6 @@ pub struct StackState {
     pub outputs: StackOutputs,
 }
 
-/// The time now in RFC 3339, as every timestamp the lab writes is.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// Where the state files of one target live.
 pub fn stacks_dir(state_key: &str) -> PathBuf {
     cache_dir().join("stacks").join(state_key)
@@ -94,7 +87,7 @@ impl StackState {
             stack_id,
             target,
             settings,
-            created_at: now_rfc3339(),
+            created_at: hybridlab_wire::now_rfc3339(),
             steps: BTreeMap::new(),
             outputs: StackOutputs::default(),
         }

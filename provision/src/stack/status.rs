@@ -11,7 +11,7 @@ use super::error::{StackError, sdk_error};
 use super::names::{StackId, StackNames};
 use super::state::StackState;
 use super::target::StackClients;
-use crate::sandbox::ec2_host::ENDPOINT_TAG;
+use hybridlab_wire::tags::ENDPOINT_TAG;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceStatus {

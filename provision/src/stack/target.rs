@@ -8,7 +8,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::ProvideCredentials;
 
 use super::error::StackError;
-use crate::sandbox::{DEFAULT_REGION, s3_client, sdk_config};
+use crate::sandbox::{s3_client, sdk_config};
+use hybridlab_wire::sandbox::{DEFAULT_EDGE_PORT, DEFAULT_REGION};
 
 /// Which target to talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl StackClients {
                 let port = url::Url::parse(endpoint)
                     .ok()
                     .and_then(|url| url.port_or_known_default());
-                sandbox_state_key(port.unwrap_or(crate::sandbox::DEFAULT_EDGE_PORT))
+                sandbox_state_key(port.unwrap_or(DEFAULT_EDGE_PORT))
             }
             Target::Aws { profile, .. } => {
                 format!(
@@ -145,7 +146,7 @@ impl StackClients {
 /// The state directory name of the sandbox on `port`: `sandbox` for the default port,
 /// `sandbox-<port>` for another.
 pub fn sandbox_state_key(port: u16) -> String {
-    if port == crate::sandbox::DEFAULT_EDGE_PORT {
+    if port == DEFAULT_EDGE_PORT {
         "sandbox".into()
     } else {
         format!("sandbox-{port}")
@@ -155,7 +156,7 @@ pub fn sandbox_state_key(port: u16) -> String {
 /// The port of a sandbox's state directory name; `None` for an AWS target's.
 pub fn sandbox_port_of_state_key(key: &str) -> Option<u16> {
     match key {
-        "sandbox" => Some(crate::sandbox::DEFAULT_EDGE_PORT),
+        "sandbox" => Some(DEFAULT_EDGE_PORT),
         _ => key.strip_prefix("sandbox-")?.parse().ok(),
     }
 }

@@ -33,17 +33,18 @@ use super::describe::{
     RESIZER_NOTIFICATION_ID, RESIZER_PERMISSION_ID, ROLE_POLICY_NAME, UPLOAD_EVENT, uploads_cors,
 };
 use super::error::{StackError, code_of, is_not_found, sdk_error};
-use super::names::{IAM_PATH, STACK_TAG, StackId, StackNames};
+use super::names::{IAM_PATH, StackId, StackNames};
 use super::plan::{
     RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings,
     UPLOADS_PREFIX, server_env_file,
 };
 use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
 use super::progress::{Reporter, Step, StepEvent, StepStatus};
-use super::state::{StackState, StepRecord, now_rfc3339};
+use super::state::{StackState, StepRecord};
 use super::target::StackClients;
-use crate::sandbox::ec2_host::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
-use crate::userdata::{ServerLaunch, parse_env_file};
+use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
+use hybridlab_wire::now_rfc3339;
+use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone)]
