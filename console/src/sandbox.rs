@@ -4,10 +4,11 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use hybridlab_provision::sandbox::control::{
+use hybridlab_provision::stack::state::forget_gone_sandbox_stacks;
+use hybridlab_sandbox::control::{
     self, SandboxRecord, log_path, remove_record, running, state_dir, write_record,
 };
-use hybridlab_provision::sandbox::{Sandbox, SandboxOptions};
+use hybridlab_sandbox::{Sandbox, SandboxOptions};
 
 /// How long a detached start may take: a first start installs moto.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -41,6 +42,9 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
         .await
         .context("starting the sandbox")?;
+    // A new sandbox is empty: the stacks recorded for its port, or for sandboxes that no
+    // longer answer, are gone.
+    forget_gone_sandbox_stacks(sandbox.port());
     let record = SandboxRecord {
         pid: std::process::id(),
         endpoint: sandbox.endpoint().to_owned(),

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use hybridlab_provision::iac::runner::Terraform;
 use hybridlab_provision::iac::{stage_programs, terraform};
-use hybridlab_provision::paths::cache_dir;
 use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
 use hybridlab_provision::stack::{StackClients, StackId, StackSettings, Target};
+use hybridlab_tools::cache_dir;
 use serde_json::json;
 
 use crate::cli::{DownArgs, TargetArgs, UpArgs};

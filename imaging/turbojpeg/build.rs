@@ -180,7 +180,7 @@ fn run(command: &mut Command) -> Result<(), String> {
     Err(format!("{command:?} failed: {last_line}"))
 }
 
-/// The project's cache, by the same rule as `hybridlab_provision::paths::cache_dir`, which a
+/// The project's cache, by the same rule as `hybridlab_tools::cache_dir`, which a
 /// build script cannot call without building the AWS SDK first.
 fn cache_dir() -> PathBuf {
     let non_empty = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());

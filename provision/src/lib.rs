@@ -1,9 +1,6 @@
-//! Creates, inspects and deletes the hybridlab stack, runs the local sandbox, and exports the
-//! stack as Terraform and CloudFormation ([`iac`]). The stack lives in [`stack`]; the sandbox
-//! (moto plus hybridlab's compute agent behind one loopback endpoint) in [`sandbox`].
+//! The lab's stack on AWS or the sandbox alike: creates, inspects and deletes it ([`stack`]),
+//! and exports it as Terraform and CloudFormation ([`iac`]). The same SDK calls serve both
+//! targets; the sandbox itself is the `hybridlab-sandbox` crate.
 
 pub mod iac;
-pub mod moto;
-pub mod paths;
-pub mod sandbox;
 pub mod stack;

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hybridlab_provision::moto::{ensure_aws_cli, venv_dir};
 use hybridlab_tests::procfs::ProcStat;
 use hybridlab_tests::sandbox::{bootstrap_zip, build_binary, deploy_function, edge_clients};
+use hybridlab_tools::{ensure_aws_cli, venv_dir};
 use serde_json::Value;
 
 /// Linux reports process times in USER_HZ ticks, 100 per second on every x86-64 kernel.

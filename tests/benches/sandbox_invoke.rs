@@ -352,7 +352,7 @@ async fn engine_levels(clients: &EdgeClients, noop: &str, invocations: usize) {
     use hybridlab_console::bench::engine::Invoke as _;
     use hybridlab_console::bench::model::Outcome;
     use hybridlab_console::bench::signed::SignedInvoker;
-    let config = hybridlab_provision::sandbox::sdk_config(&clients.endpoint, "us-east-1").await;
+    let config = hybridlab_sandbox::sdk_config(&clients.endpoint, "us-east-1").await;
     let invoker = SignedInvoker::new(&config, noop).expect("the engine's invoker");
     for concurrency in [16usize, 32, 64] {
         let invoker = invoker.clone();

@@ -494,10 +494,10 @@ async fn bad_input_is_one_line_and_a_non_zero_exit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_are_one_line_that_says_what_to_do() {
     let moto = tokio::task::spawn_blocking(|| {
-        let install = hybridlab_provision::moto::ensure_installed(&mut |m| eprintln!("{m}"))
-            .expect("moto installs");
+        let install =
+            hybridlab_tools::ensure_moto(&mut |m| eprintln!("{m}")).expect("moto installs");
         let log = tempdir("auth").join("moto.log");
-        hybridlab_provision::moto::MotoServer::start_with_env(
+        hybridlab_sandbox::moto::MotoServer::start_with_env(
             &install,
             0,
             &log,

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hybridlab_provision::iac::runner::{error_summary, find_terraform, is_provider_failure};
-use hybridlab_provision::moto::ensure_cfn_lint;
 use hybridlab_provision::stack::{StackId, StackNames};
 use hybridlab_tests::sandbox::edge_clients;
 use hybridlab_tests::stack::{hybridlab, hybridlab_async, json_lines, leftovers};
+use hybridlab_tools::ensure_cfn_lint;
 
 /// A directory of its own for one test, removed when dropped (even when the test fails).
 struct Scratch(PathBuf);

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use hybridlab_imaging::fit_within;
 use hybridlab_lambda::resizer::{Outcome, RecordSummary, Resizer, ResizerConfig, S3Event};
-use hybridlab_provision::sandbox::s3_events::{ObjectCreated, event_document};
+use hybridlab_sandbox::s3_events::{ObjectCreated, event_document};
 use hybridlab_tests::aws::{Clients, REGION, clients, unique_name};
 use hybridlab_tests::fixtures;
 use hybridlab_wire::item::{from_item, to_item};

@@ -7,9 +7,9 @@ use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hybridlab_provision::moto::ensure_aws_cli;
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::sandbox::{bootstrap_zip, sandbox};
+use hybridlab_tools::ensure_aws_cli;
 use serde_json::Value;
 
 struct AwsCli {

@@ -107,7 +107,7 @@ async fn a_detached_sandbox_serves_until_stop_and_leaves_no_process_behind() {
     let pid = status["pid"].as_u64().expect("a pid") as u32;
 
     // It answers AWS calls and runs a function.
-    let config = hybridlab_provision::sandbox::sdk_config(&endpoint, "us-east-1").await;
+    let config = hybridlab_sandbox::sdk_config(&endpoint, "us-east-1").await;
     let iam = aws_sdk_iam::Client::new(&config);
     let lambda = aws_sdk_lambda::Client::new(&config);
     let role = iam

@@ -8,14 +8,15 @@ use std::sync::OnceLock;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use hybridlab_provision::moto::{MotoServer, ensure_installed};
+use hybridlab_sandbox::moto::MotoServer;
+use hybridlab_tools::ensure_moto;
 
 static MOTO: OnceLock<MotoServer> = OnceLock::new();
 
 /// The shared moto server, installed and started on first use.
 pub fn moto() -> &'static MotoServer {
     MOTO.get_or_init(|| {
-        let install = ensure_installed(&mut |message| eprintln!("{message}"))
+        let install = ensure_moto(&mut |message| eprintln!("{message}"))
             .unwrap_or_else(|err| panic!("moto is needed by the tests: {err}"));
         let log =
             std::env::temp_dir().join(format!("hybridlab-test-moto-{}.log", std::process::id()));

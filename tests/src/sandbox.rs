@@ -9,8 +9,8 @@ use std::sync::{Mutex, OnceLock};
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
-use hybridlab_provision::sandbox::code::package_bootstrap;
-use hybridlab_provision::sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
+use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
+use hybridlab_wire::package::package_bootstrap;
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
@@ -63,12 +63,15 @@ pub async fn sandbox() -> &'static Sandbox {
             remove_dead_sandbox_dirs();
             let mut options = SandboxOptions::new(state_dir());
             options.edge_port = 0;
-            std::thread::spawn(move || {
+            let sandbox = std::thread::spawn(move || {
                 runtime().block_on(Sandbox::start(options, |message| eprintln!("{message}")))
             })
             .join()
             .expect("the sandbox thread does not panic")
-            .unwrap_or_else(|err| panic!("the sandbox starts: {err}"))
+            .unwrap_or_else(|err| panic!("the sandbox starts: {err}"));
+            // As `hybridlab sandbox` does: stacks recorded for this port are an old sandbox's.
+            hybridlab_provision::stack::state::forget_gone_sandbox_stacks(sandbox.port());
+            sandbox
         })
     })
     .await

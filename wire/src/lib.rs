@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub mod item;
 pub mod keys;
 pub mod launch;
+#[cfg(feature = "package")]
+pub mod package;
 pub mod report;
 pub mod sandbox;
 #[cfg(feature = "dynamodb")]

@@ -60,7 +60,7 @@ pub fn stage_programs(
         .map_err(|err| fail(&server_binary, err.to_string()))?;
     let package = |binary: &std::path::Path, name: &str| {
         let path = build.join(name);
-        let zip = crate::sandbox::code::package_bootstrap(binary)
+        let zip = hybridlab_wire::package::package_bootstrap(binary)
             .map_err(|err| fail(&path, err.to_string()))?;
         std::fs::write(&path, zip).map_err(|err| fail(&path, err.to_string()))?;
         Ok::<_, StageError>(path)

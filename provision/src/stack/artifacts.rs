@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::moto::{MotoError, ensure_cargo_lambda};
+use hybridlab_tools::{ToolError, ensure_cargo_lambda};
 
 /// How to get the binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub enum ArtifactError {
     )]
     NoResizer,
     #[error(transparent)]
-    Tools(#[from] MotoError),
+    Tools(#[from] ToolError),
 }
 
 const SERVER: (&str, &str) = ("hybridlab-ec2-server", "hybridlab-ec2-server");

@@ -11,7 +11,7 @@ use super::error::StackError;
 use super::names::StackId;
 use super::plan::StackSettings;
 use super::progress::StepStatus;
-use crate::paths::cache_dir;
+use hybridlab_tools::cache_dir;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {

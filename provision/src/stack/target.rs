@@ -8,8 +8,9 @@ use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::ProvideCredentials;
 
 use super::error::StackError;
-use crate::sandbox::{s3_client, sdk_config};
-use hybridlab_wire::sandbox::{DEFAULT_EDGE_PORT, DEFAULT_REGION};
+use hybridlab_wire::sandbox::{
+    DEFAULT_EDGE_PORT, DEFAULT_REGION, OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY,
+};
 
 /// Which target to talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,20 @@ impl StackClients {
     /// Clients for `target`; on AWS, fails early and clearly without credentials or a region.
     pub async fn connect(target: &Target) -> Result<Self, StackError> {
         let config = match target {
-            Target::Sandbox { endpoint } => sdk_config(endpoint, DEFAULT_REGION).await,
+            Target::Sandbox { endpoint } => {
+                aws_config::defaults(BehaviorVersion::latest())
+                    .region(aws_config::Region::new(DEFAULT_REGION))
+                    .endpoint_url(endpoint)
+                    .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                        OPERATOR_ACCESS_KEY_ID,
+                        OPERATOR_SECRET_ACCESS_KEY,
+                        None,
+                        None,
+                        "hybridlab-sandbox",
+                    ))
+                    .load()
+                    .await
+            }
             Target::Aws { region, profile } => {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest());
                 if let Some(profile) = profile {
@@ -77,7 +91,13 @@ impl StackClients {
         Ok(Self {
             target: target.clone(),
             region,
-            s3: s3_client(&config),
+            // Path-style addressing: an emulator's endpoint has no bucket subdomains, and AWS
+            // answers both.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),

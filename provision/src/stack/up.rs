@@ -1567,7 +1567,7 @@ impl Run<'_> {
             Err(err) if is_not_found(&err) => {
                 let binary = spec.binary.to_path_buf();
                 let zip = tokio::task::spawn_blocking(move || {
-                    crate::sandbox::code::package_bootstrap(&binary)
+                    hybridlab_wire::package::package_bootstrap(&binary)
                 })
                 .await
                 .map_err(|err| StackError::Invalid(format!("packaging task: {err}")))?

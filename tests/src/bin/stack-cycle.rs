@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use hybridlab_provision::sandbox::{Sandbox, SandboxOptions};
 use hybridlab_provision::stack::artifacts::ArtifactSource;
 use hybridlab_provision::stack::progress::silent;
 use hybridlab_provision::stack::{
     Scope, StackClients, StackId, StackSettings, Target, UpOptions, down, up,
 };
+use hybridlab_sandbox::{Sandbox, SandboxOptions};
 
 fn summary(samples: &mut [Duration]) -> String {
     samples.sort();
@@ -38,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = SandboxOptions::new(state_dir.clone());
     options.edge_port = 0;
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}")).await?;
+    hybridlab_provision::stack::state::forget_gone_sandbox_stacks(sandbox.port());
     let clients = StackClients::connect(&Target::Sandbox {
         endpoint: sandbox.endpoint().to_owned(),
     })

@@ -1,45 +1,38 @@
-//! moto's server, installed and run by hybridlab itself.
-//!
-//! [`ensure_installed`] creates a virtualenv under the cache directory and pip-installs
-//! `moto[server]` into it on first use, under a file lock so concurrent callers install once.
-//! [`MotoServer::start`] runs it on a loopback port chosen by the OS, through a small launcher
-//! that exits when its standard input closes: moto never outlives the process that started
-//! it, even when that process is killed.
+//! Where hybridlab keeps what it installs and remembers, and the Python tools it installs
+//! there on first use (a virtualenv under the cache directory holding `moto[server]`, the AWS
+//! CLI, cfn-lint and cargo-lambda), so no set-up step is ever done by hand.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use crate::paths::cache_dir;
+use std::process::Command;
 
 /// The moto release line hybridlab is written against (server mode, no Docker).
 pub const MOTO_REQUIREMENT: &str = "moto[server]>=5.1,<5.3";
 
-/// How long moto may take to import and bind its port.
-const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// `$HYBRIDLAB_CACHE_DIR`, else `$XDG_CACHE_HOME/hybridlab`, else `~/.cache/hybridlab`, else a
+/// directory under the system's temporary directory (a user with no home still gets one).
+/// `imaging/turbojpeg/build.rs` repeats this rule (a build script cannot depend on this
+/// crate); change both together.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = non_empty_env("HYBRIDLAB_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = non_empty_env("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("hybridlab");
+    }
+    if let Some(home) = non_empty_env("HOME") {
+        return PathBuf::from(home).join(".cache").join("hybridlab");
+    }
+    std::env::temp_dir().join("hybridlab-cache")
+}
 
-/// The launcher: starts moto's threaded server on the given address, prints the bound port,
-/// then waits for standard input to close and exits at once.
-const LAUNCHER: &str = r#"
-import os, sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-sys.stdout.write("PORT %d\n" % port)
-sys.stdout.flush()
-try:
-    sys.stdin.read()
-finally:
-    os._exit(0)
-"#;
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
 
-/// Why moto could not be installed or started.
+/// Why a tool could not be installed.
 #[derive(Debug, thiserror::Error)]
-pub enum MotoError {
+pub enum ToolError {
     #[error("cannot use the cache directory {path}: {source}")]
     CacheDir {
         path: PathBuf,
@@ -58,8 +51,6 @@ pub enum MotoError {
         status: String,
         output: String,
     },
-    #[error("moto's server did not start: {0}; its log is {1}")]
-    Start(String, PathBuf),
 }
 
 /// A Python with moto installed.
@@ -81,9 +72,9 @@ fn base_python() -> String {
         .unwrap_or_else(|| "python3".to_owned())
 }
 
-fn run(command: &mut Command) -> Result<(), MotoError> {
+fn run(command: &mut Command) -> Result<(), ToolError> {
     let rendered = format!("{command:?}");
-    let output = command.output().map_err(|source| MotoError::Spawn {
+    let output = command.output().map_err(|source| ToolError::Spawn {
         command: rendered.clone(),
         source,
     })?;
@@ -102,7 +93,7 @@ fn run(command: &mut Command) -> Result<(), MotoError> {
         .rev()
         .collect::<Vec<_>>()
         .join("\n");
-    Err(MotoError::Install {
+    Err(ToolError::Install {
         command: rendered,
         status: output.status.to_string(),
         output: tail,
@@ -111,18 +102,18 @@ fn run(command: &mut Command) -> Result<(), MotoError> {
 
 /// Takes the lock that serialises changes to the virtualenv across processes; held until the
 /// returned file is dropped.
-fn lock_venv() -> Result<File, MotoError> {
+fn lock_venv() -> Result<File, ToolError> {
     let lock_path = cache_dir().join("moto-venv.lock");
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|source| MotoError::CacheDir {
+        .map_err(|source| ToolError::CacheDir {
             path: lock_path.clone(),
             source,
         })?;
-    lock.lock().map_err(|source| MotoError::CacheDir {
+    lock.lock().map_err(|source| ToolError::CacheDir {
         path: lock_path,
         source,
     })?;
@@ -131,10 +122,10 @@ fn lock_venv() -> Result<File, MotoError> {
 
 /// Installs moto into hybridlab's virtualenv unless it is there already, telling `progress`
 /// what it does. Blocks: a first install takes about a minute.
-pub fn ensure_installed(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, MotoError> {
+pub fn ensure_moto(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, ToolError> {
     let venv = venv_dir();
     let cache = cache_dir();
-    fs::create_dir_all(&cache).map_err(|source| MotoError::CacheDir {
+    fs::create_dir_all(&cache).map_err(|source| ToolError::CacheDir {
         path: cache.clone(),
         source,
     })?;
@@ -170,7 +161,7 @@ pub fn ensure_installed(progress: &mut dyn FnMut(&str)) -> Result<MotoInstall, M
         "--disable-pip-version-check",
         MOTO_REQUIREMENT,
     ]))?;
-    fs::write(&marker, wanted).map_err(|source| MotoError::CacheDir {
+    fs::write(&marker, wanted).map_err(|source| ToolError::CacheDir {
         path: marker.clone(),
         source,
     })?;
@@ -191,8 +182,8 @@ struct PipTool {
 /// Installs `tool` into hybridlab's virtualenv unless it is there (moto first, and moto's
 /// pinned version kept: the tools share the venv); returns the path of its executable. A
 /// marker file written after pip succeeds tells a finished install from an interrupted one.
-fn ensure_pip_tool(tool: &PipTool, progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
-    let install = ensure_installed(progress)?;
+fn ensure_pip_tool(tool: &PipTool, progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ToolError> {
+    let install = ensure_moto(progress)?;
     let executable = install.venv.join("bin").join(tool.executable);
     let marker = install.venv.join(format!(".hybridlab-{}", tool.executable));
     if executable.exists() && marker.exists() {
@@ -215,7 +206,7 @@ fn ensure_pip_tool(tool: &PipTool, progress: &mut dyn FnMut(&str)) -> Result<Pat
         tool.requirement,
         MOTO_REQUIREMENT,
     ]))?;
-    fs::write(&marker, tool.requirement).map_err(|source| MotoError::CacheDir {
+    fs::write(&marker, tool.requirement).map_err(|source| ToolError::CacheDir {
         path: marker.clone(),
         source,
     })?;
@@ -225,7 +216,7 @@ fn ensure_pip_tool(tool: &PipTool, progress: &mut dyn FnMut(&str)) -> Result<Pat
 
 /// The AWS CLI (v1, from PyPI) in hybridlab's virtualenv, installed on first use; the tests
 /// use it to show that the sandbox answers the real CLI.
-pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ToolError> {
     let tool = PipTool {
         name: "the AWS CLI (awscli)",
         requirement: "awscli",
@@ -236,7 +227,7 @@ pub fn ensure_aws_cli(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoErr
 
 /// cfn-lint (from PyPI) in hybridlab's virtualenv, installed on first use: it checks the
 /// exported CloudFormation template against the resource specifications. Returns its path.
-pub fn ensure_cfn_lint(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+pub fn ensure_cfn_lint(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ToolError> {
     let tool = PipTool {
         name: "cfn-lint",
         requirement: "cfn-lint>=1,<2",
@@ -248,7 +239,7 @@ pub fn ensure_cfn_lint(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoEr
 /// cargo-lambda (from PyPI, with the Zig toolchain it brings) in hybridlab's virtualenv,
 /// installed on first use: it builds binaries that run on Amazon Linux. Returns the venv's
 /// `bin` directory, to put first on `PATH` so that `cargo lambda` finds it.
-pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, MotoError> {
+pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ToolError> {
     let tool = PipTool {
         name: "cargo-lambda",
         requirement: "cargo-lambda",
@@ -259,105 +250,4 @@ pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, Mo
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or(executable))
-}
-
-/// A running moto server on loopback. Dropping it stops the server.
-#[derive(Debug)]
-pub struct MotoServer {
-    child: Child,
-    /// Held open: moto's launcher exits when it closes.
-    stdin: Option<ChildStdin>,
-    port: u16,
-    log: PathBuf,
-}
-
-impl MotoServer {
-    /// Starts moto on `127.0.0.1:port` (0 lets the OS choose), logging to `log`.
-    pub fn start(install: &MotoInstall, port: u16, log: &Path) -> Result<Self, MotoError> {
-        Self::start_with_env(install, port, log, &[])
-    }
-
-    /// [`Self::start`] with extra environment for moto, such as its own settings
-    /// (`INITIAL_NO_AUTH_ACTION_COUNT=0` makes it check every request's credentials).
-    pub fn start_with_env(
-        install: &MotoInstall,
-        port: u16,
-        log: &Path,
-        env: &[(&str, &str)],
-    ) -> Result<Self, MotoError> {
-        let log_file = File::create(log).map_err(|source| MotoError::CacheDir {
-            path: log.to_path_buf(),
-            source,
-        })?;
-        let mut child = Command::new(&install.python)
-            .args(["-c", LAUNCHER, "127.0.0.1", &port.to_string()])
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .map_err(|source| MotoError::Spawn {
-                command: format!("{} -c <launcher>", install.python.display()),
-                source,
-            })?;
-        let stdin = child.stdin.take();
-        let Some(stdout) = child.stdout.take() else {
-            return Err(MotoError::Start("no stdout pipe".into(), log.to_path_buf()));
-        };
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let result = BufReader::new(stdout).read_line(&mut line).map(|_| line);
-            let _ = sender.send(result);
-        });
-        let port = match receiver.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) => line
-                .trim()
-                .strip_prefix("PORT ")
-                .and_then(|port| port.parse::<u16>().ok()),
-            _ => None,
-        };
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MotoError::Start(
-                "it printed no port".into(),
-                log.to_path_buf(),
-            ));
-        };
-        Ok(Self {
-            child,
-            stdin,
-            port,
-            log: log.to_path_buf(),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `http://127.0.0.1:<port>`, the endpoint URL for every AWS client.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
-    /// Stops the server and waits for it to exit.
-    pub fn stop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.flush();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

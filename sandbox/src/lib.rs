@@ -1,8 +1,11 @@
-//! The local sandbox: moto's server on an internal loopback port, and hybridlab's compute agent
-//! on the edge port in front of it. The agent forwards every AWS call to moto except the ones
-//! that need compute: Lambda `Invoke` runs the deployed `bootstrap` (see [`lambda_host`]), and
-//! running image-server instances become local processes (see [`ec2_host`]), and S3 event
-//! notifications reach their functions (see [`s3_events`]).
+//! The local sandbox, AWS on loopback: moto's server on an internal port, and hybridlab's
+//! compute agent on the edge port in front of it, which runs what AWS would run as local
+//! processes. It knows nothing of stacks: whoever starts it forgets dead stacks' state.
+//!
+//! The agent forwards every AWS call to moto except the ones that need compute: Lambda
+//! `Invoke` runs the deployed `bootstrap` (see [`lambda_host`]), running image-server
+//! instances become local processes (see [`ec2_host`]), and S3 event notifications reach
+//! their functions (see [`s3_events`]).
 
 pub mod code;
 pub mod control;
@@ -10,6 +13,7 @@ pub mod ec2_host;
 pub mod edge;
 pub mod lambda_host;
 pub mod logs;
+pub mod moto;
 mod output;
 pub mod runtime_api;
 pub mod s3_events;
@@ -21,9 +25,10 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::moto::{MotoError, MotoServer, ensure_installed};
+use crate::moto::{MotoError, MotoServer};
 use code::CodeStore;
 use ec2_host::{Ec2Host, Ec2Settings};
+use hybridlab_tools::ensure_moto;
 use hybridlab_wire::sandbox::{
     DEFAULT_EDGE_PORT, DEFAULT_REGION, OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY,
 };
@@ -76,6 +81,7 @@ pub enum SandboxError {
 #[derive(Debug)]
 pub struct Sandbox {
     endpoint: String,
+    port: u16,
     moto: MotoServer,
     lambda: Arc<LambdaHost>,
     ec2: Arc<Ec2Host>,
@@ -111,7 +117,8 @@ pub(crate) async fn fetch_object(
         .to_vec())
 }
 
-/// SDK configuration for talking straight to moto, with throwaway credentials.
+/// SDK configuration for talking straight to moto (or the edge), with the sandbox's throwaway
+/// operator credentials.
 pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
@@ -150,7 +157,7 @@ impl Sandbox {
         let log = state_dir.join("moto.log");
         let moto = tokio::task::spawn_blocking(move || {
             let mut progress = progress;
-            let install = ensure_installed(&mut progress)?;
+            let install = ensure_moto(&mut progress).map_err(MotoError::from)?;
             MotoServer::start(&install, 0, &log)
         })
         .await
@@ -170,9 +177,6 @@ impl Sandbox {
             })?
             .port();
         let endpoint = format!("http://127.0.0.1:{port}");
-        // A new sandbox is empty: the stacks recorded for this port, or for sandboxes that
-        // no longer answer, are gone.
-        crate::stack::state::forget_gone_sandbox_stacks(port);
 
         let config = sdk_config(&moto.endpoint(), &options.region).await;
         let s3 = s3_client(&config);
@@ -251,6 +255,7 @@ impl Sandbox {
         tracing::info!(endpoint = %endpoint, moto = %moto.endpoint(), "sandbox running");
         Ok(Self {
             endpoint,
+            port,
             moto,
             lambda,
             ec2,
@@ -263,6 +268,11 @@ impl Sandbox {
     /// `http://127.0.0.1:<edge port>`: the endpoint URL for every AWS client.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The edge port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// moto's own endpoint, behind the agent.

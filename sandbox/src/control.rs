@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::paths::cache_dir;
+use hybridlab_tools::cache_dir;
 
 /// What a running sandbox records about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

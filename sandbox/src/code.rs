@@ -154,35 +154,10 @@ pub fn unpack(zip: &[u8], tree: &Path) -> Result<(), CodeError> {
     }
 }
 
-/// Builds a deployment package holding `bootstrap` (mode 755) from the executable at `binary`.
-pub fn package_bootstrap(binary: &Path) -> Result<Vec<u8>, CodeError> {
-    let bytes = std::fs::read(binary).map_err(|source| CodeError::Io {
-        path: binary.to_path_buf(),
-        source,
-    })?;
-    let mut out = Cursor::new(Vec::new());
-    {
-        let mut writer = zip::ZipWriter::new(&mut out);
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .unix_permissions(0o755);
-        writer
-            .start_file("bootstrap", options)
-            .map_err(|err| CodeError::BadZip(err.to_string()))?;
-        std::io::Write::write_all(&mut writer, &bytes).map_err(|source| CodeError::Io {
-            path: binary.to_path_buf(),
-            source,
-        })?;
-        writer
-            .finish()
-            .map_err(|err| CodeError::BadZip(err.to_string()))?;
-    }
-    Ok(out.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hybridlab_wire::package::package_bootstrap;
 
     #[test]
     fn a_packaged_bootstrap_unpacks_executable() {

@@ -1,0 +1,153 @@
+//! moto's server, run by the sandbox behind its agent.
+//!
+//! [`MotoServer::start`] runs it (installed by `hybridlab_tools::ensure_moto`) on a loopback
+//! port chosen by the OS, through a small launcher that exits when its standard input closes:
+//! moto never outlives the process that started it, even when that process is killed.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use hybridlab_tools::MotoInstall;
+
+/// How long moto may take to import and bind its port.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The launcher: starts moto's threaded server on the given address, prints the bound port,
+/// then waits for standard input to close and exits at once.
+const LAUNCHER: &str = r#"
+import os, sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+sys.stdout.write("PORT %d\n" % port)
+sys.stdout.flush()
+try:
+    sys.stdin.read()
+finally:
+    os._exit(0)
+"#;
+
+/// Why moto could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum MotoError {
+    #[error(transparent)]
+    Install(#[from] hybridlab_tools::ToolError),
+    #[error("cannot write moto's log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("moto's server did not start: {0}; its log is {1}")]
+    Start(String, PathBuf),
+}
+
+/// A running moto server on loopback. Dropping it stops the server.
+#[derive(Debug)]
+pub struct MotoServer {
+    child: Child,
+    /// Held open: moto's launcher exits when it closes.
+    stdin: Option<ChildStdin>,
+    port: u16,
+    log: PathBuf,
+}
+
+impl MotoServer {
+    /// Starts moto on `127.0.0.1:port` (0 lets the OS choose), logging to `log`.
+    pub fn start(install: &MotoInstall, port: u16, log: &Path) -> Result<Self, MotoError> {
+        Self::start_with_env(install, port, log, &[])
+    }
+
+    /// [`Self::start`] with extra environment for moto, such as its own settings
+    /// (`INITIAL_NO_AUTH_ACTION_COUNT=0` makes it check every request's credentials).
+    pub fn start_with_env(
+        install: &MotoInstall,
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, MotoError> {
+        let log_file = File::create(log).map_err(|source| MotoError::Log {
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let mut child = Command::new(&install.python)
+            .args(["-c", LAUNCHER, "127.0.0.1", &port.to_string()])
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .map_err(|source| MotoError::Spawn {
+                command: format!("{} -c <launcher>", install.python.display()),
+                source,
+            })?;
+        let stdin = child.stdin.take();
+        let Some(stdout) = child.stdout.take() else {
+            return Err(MotoError::Start("no stdout pipe".into(), log.to_path_buf()));
+        };
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let result = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+            let _ = sender.send(result);
+        });
+        let port = match receiver.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) => line
+                .trim()
+                .strip_prefix("PORT ")
+                .and_then(|port| port.parse::<u16>().ok()),
+            _ => None,
+        };
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(MotoError::Start(
+                "it printed no port".into(),
+                log.to_path_buf(),
+            ));
+        };
+        Ok(Self {
+            child,
+            stdin,
+            port,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`, the endpoint URL for every AWS client.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Stops the server and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
