@@ -11,112 +11,13 @@
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 
+use crate::decoded::{Decoded, SourceFormat, check_pixels, corrupt};
 use crate::{DecodeLimits, ImagingError, JpegCodec, Layout, Raster, VariantSpec, fit_within};
-
-/// The image formats the lab accepts, detected from the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceFormat {
-    Jpeg,
-    Png,
-    Gif,
-    WebP,
-}
-
-impl SourceFormat {
-    /// Detects the format from the file signature; `None` for anything else.
-    pub fn detect(bytes: &[u8]) -> Option<Self> {
-        match image::guess_format(bytes).ok()? {
-            ImageFormat::Jpeg => Some(Self::Jpeg),
-            ImageFormat::Png => Some(Self::Png),
-            ImageFormat::Gif => Some(Self::Gif),
-            ImageFormat::WebP => Some(Self::WebP),
-            _ => None,
-        }
-    }
-
-    /// The lower-case name stored in the metadata row: `jpeg`, `png`, `gif` or `webp`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpeg",
-            Self::Png => "png",
-            Self::Gif => "gif",
-            Self::WebP => "webp",
-        }
-    }
-
-    /// The file extension for the stored original.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            Self::Png => "png",
-            Self::Gif => "gif",
-            Self::WebP => "webp",
-        }
-    }
-
-    /// The Content-Type of the stored original.
-    pub fn mime_type(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Gif => "image/gif",
-            Self::WebP => "image/webp",
-        }
-    }
-
-    fn image_format(self) -> ImageFormat {
-        match self {
-            Self::Jpeg => ImageFormat::Jpeg,
-            Self::Png => ImageFormat::Png,
-            Self::Gif => ImageFormat::Gif,
-            Self::WebP => ImageFormat::WebP,
-        }
-    }
-}
-
-impl std::fmt::Display for SourceFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Decoded pixels as stored in the file (before the EXIF orientation), possibly at a reduced
-/// DCT scale, with the full size and the orientation to apply.
-#[derive(Debug)]
-pub(crate) struct Decoded {
-    pub format: SourceFormat,
-    pub raster: Raster,
-    pub full_width: u32,
-    pub full_height: u32,
-    pub orientation: Orientation,
-}
-
-impl Decoded {
-    /// The full size as displayed, after the orientation.
-    pub fn oriented_size(&self) -> (u32, u32) {
-        if swaps_axes(self.orientation) {
-            (self.full_height, self.full_width)
-        } else {
-            (self.full_width, self.full_height)
-        }
-    }
-}
-
-/// True where applying `orientation` turns width into height.
-pub(crate) fn swaps_axes(orientation: Orientation) -> bool {
-    matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    )
-}
 
 pub(crate) fn decode(
     bytes: &[u8],
@@ -142,34 +43,6 @@ pub(crate) fn decode(
     match decode_jpeg_scaled(bytes, specs, limits)? {
         Some(decoded) => Ok(decoded),
         None => decode_jpeg_full(bytes, limits),
-    }
-}
-
-pub(crate) fn check_pixels(
-    format: SourceFormat,
-    width: u32,
-    height: u32,
-    limits: DecodeLimits,
-) -> Result<(), ImagingError> {
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(ImagingError::TooManyPixels {
-            width,
-            height,
-            pixels,
-            max_pixels: limits.max_pixels,
-        });
-    }
-    if pixels == 0 {
-        return Err(corrupt(format, "the image has no pixels"));
-    }
-    Ok(())
-}
-
-pub(crate) fn corrupt(format: SourceFormat, reason: impl std::fmt::Display) -> ImagingError {
-    ImagingError::Corrupt {
-        format,
-        reason: reason.to_string(),
     }
 }
 

@@ -1,20 +1,22 @@
-//! The lab's image pipeline as plain functions: detect the format from the bytes, decode under a
-//! pixel limit (at a reduced JPEG DCT scale when the variants are much smaller), apply the EXIF
-//! orientation, resample with `fast_image_resize` and encode each variant as JPEG, and on
-//! request also as PNG or lossless WebP. JPEG goes through libjpeg-turbo's SIMD code when the
-//! build could link it ([`JpegCodec::preferred`]), else through pure-Rust codecs.
+//! The lab's image pipeline as plain functions, no I/O and no async: detect the format, decode
+//! under a pixel limit, apply the EXIF orientation, resize, and encode each variant. The server,
+//! the resizer Lambda and the benchmark all call [`make_variants`].
 //!
-//! No I/O and no async: the image server calls [`make_variants`] on a blocking thread, the
-//! resizer Lambda calls it inline, and the benchmark calls it in a loop.
+//! Decoding uses a reduced JPEG DCT scale when the variants are much smaller; resampling is
+//! `fast_image_resize`; variants are JPEG, and on request also PNG or lossless WebP. JPEG goes
+//! through libjpeg-turbo's SIMD code when the build could link it ([`JpegCodec::preferred`]),
+//! else through pure-Rust codecs. The server calls it on a blocking thread, the resizer
+//! inline.
 
 mod decode;
+mod decoded;
 mod encode;
 mod resize;
 mod turbo;
 
 use std::time::{Duration, Instant};
 
-pub use decode::SourceFormat;
+pub use decoded::SourceFormat;
 
 /// The JPEG quality of every variant.
 pub const JPEG_QUALITY: u8 = 85;

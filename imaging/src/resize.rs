@@ -9,7 +9,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use crate::decode::{Decoded, swaps_axes};
+use crate::decoded::{Decoded, swaps_axes};
 use crate::{ImagingError, Layout, Raster};
 
 /// Makes one raster per target size (given as displayed, after orientation), in order.

@@ -7,7 +7,7 @@ use hybridlab_turbojpeg::{
 };
 use image::metadata::Orientation;
 
-use crate::decode::{Decoded, SourceFormat, check_pixels, corrupt};
+use crate::decoded::{Decoded, SourceFormat, check_pixels, corrupt};
 use crate::{DecodeLimits, ImagingError, Layout, Raster, VariantSpec, fit_within};
 
 /// Decodes a JPEG, or answers `None` for colour models the pure-Rust route converts better
