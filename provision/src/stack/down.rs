@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 
-use super::error::{StackError, code_of, is_not_found, sdk_error};
+use super::error::{Response, StackError, code_of, is_not_found, sdk_error};
 use super::names::{IAM_PATH, NAME_PREFIX, StackId, StackNames};
 use super::progress::{Reporter, StepEvent, StepStatus};
 use super::state::StackState;
@@ -484,6 +485,38 @@ enum Deleted {
     AlreadyGone,
 }
 
+/// The answer of a call on a resource that may already be gone (an earlier `down`, the TTL,
+/// a person in the console): `None` when AWS says it does not exist, the answer otherwise,
+/// and any other refusal as the error of `action`.
+fn unless_gone<T, E>(
+    action: &str,
+    answer: Result<T, SdkError<E, Response>>,
+) -> Result<Option<T>, StackError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match answer {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if is_not_found(&err) => Ok(None),
+        Err(err) => Err(sdk_error(action, err)),
+    }
+}
+
+/// A deletion's outcome: `done` when the call deleted, already gone when AWS did not find it.
+fn deleted<T, E>(
+    action: &str,
+    answer: Result<T, SdkError<E, Response>>,
+    done: &str,
+) -> Result<Deleted, StackError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    Ok(match unless_gone(action, answer)? {
+        Some(_) => Deleted::Now(done.to_owned()),
+        None => Deleted::AlreadyGone,
+    })
+}
+
 impl Teardown<'_> {
     fn report(
         &self,
@@ -550,16 +583,14 @@ impl Teardown<'_> {
         let s3 = &self.clients.s3;
         let mut removed = 0usize;
         loop {
-            let page = match s3
+            let listing = s3
                 .list_object_versions()
                 .bucket(name)
                 .max_keys(1000)
                 .send()
-                .await
-            {
-                Ok(page) => page,
-                Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
-                Err(err) => return Err(sdk_error("s3:ListBucketVersions", err)),
+                .await;
+            let Some(page) = unless_gone("s3:ListBucketVersions", listing)? else {
+                return Ok(Deleted::AlreadyGone);
             };
             let mut identifiers = Vec::new();
             for version in page.versions() {
@@ -618,53 +649,42 @@ impl Teardown<'_> {
                     .await;
             }
         }
-        match s3.delete_bucket().bucket(name).send().await {
-            Ok(_) => Ok(Deleted::Now(format!(
-                "emptied ({removed} object versions) and deleted"
-            ))),
-            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(sdk_error("s3:DeleteBucket", err)),
-        }
+        deleted(
+            "s3:DeleteBucket",
+            s3.delete_bucket().bucket(name).send().await,
+            &format!("emptied ({removed} object versions) and deleted"),
+        )
     }
 
     async fn table(&self, name: &str) -> Result<Deleted, StackError> {
-        match self
+        let answer = self
             .clients
             .dynamodb
             .delete_table()
             .table_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(Deleted::Now("deleted".into())),
-            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(sdk_error("dynamodb:DeleteTable", err)),
-        }
+            .await;
+        deleted("dynamodb:DeleteTable", answer, "deleted")
     }
 
     async fn function(&self, name: &str) -> Result<Deleted, StackError> {
-        match self
+        let answer = self
             .clients
             .lambda
             .delete_function()
             .function_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(Deleted::Now("deleted".into())),
-            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(sdk_error("lambda:DeleteFunction", err)),
-        }
+            .await;
+        deleted("lambda:DeleteFunction", answer, "deleted")
     }
 
     /// Terminates the instance and waits until it is terminated: its security group and
     /// instance profile cannot go before.
     async fn instance(&self, id: &str) -> Result<Deleted, StackError> {
         let ec2 = &self.clients.ec2;
-        match ec2.terminate_instances().instance_ids(id).send().await {
-            Ok(_) => {}
-            Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
-            Err(err) => return Err(sdk_error("ec2:TerminateInstances", err)),
+        let answer = ec2.terminate_instances().instance_ids(id).send().await;
+        if unless_gone("ec2:TerminateInstances", answer)?.is_none() {
+            return Ok(Deleted::AlreadyGone);
         }
         let patience = self.clients.patience(Duration::from_secs(600));
         let deadline = Instant::now() + patience;
@@ -724,66 +744,56 @@ impl Teardown<'_> {
 
     async fn instance_profile(&self, name: &str) -> Result<Deleted, StackError> {
         let iam = &self.clients.iam;
-        let profile = match iam
+        let answer = iam
             .get_instance_profile()
             .instance_profile_name(name)
             .send()
-            .await
-        {
-            Ok(profile) => profile,
-            Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
-            Err(err) => return Err(sdk_error("iam:GetInstanceProfile", err)),
+            .await;
+        let Some(profile) = unless_gone("iam:GetInstanceProfile", answer)? else {
+            return Ok(Deleted::AlreadyGone);
         };
         for role in profile
             .instance_profile()
             .map(|p| p.roles())
             .unwrap_or_default()
         {
-            match iam
+            let answer = iam
                 .remove_role_from_instance_profile()
                 .instance_profile_name(name)
                 .role_name(role.role_name())
                 .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(err) if is_not_found(&err) => {}
-                Err(err) => return Err(sdk_error("iam:RemoveRoleFromInstanceProfile", err)),
-            }
+                .await;
+            unless_gone("iam:RemoveRoleFromInstanceProfile", answer)?;
         }
-        match iam
+        let answer = iam
             .delete_instance_profile()
             .instance_profile_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(Deleted::Now("roles removed, deleted".into())),
-            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(sdk_error("iam:DeleteInstanceProfile", err)),
-        }
+            .await;
+        deleted(
+            "iam:DeleteInstanceProfile",
+            answer,
+            "roles removed, deleted",
+        )
     }
 
     /// Deletes the role's inline policies, detaches its managed ones, leaves any instance
     /// profile that still holds it, then deletes it.
     async fn role(&self, name: &str) -> Result<Deleted, StackError> {
         let iam = &self.clients.iam;
-        let inline = match iam.list_role_policies().role_name(name).send().await {
-            Ok(list) => list.policy_names().to_vec(),
-            Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
-            Err(err) => return Err(sdk_error("iam:ListRolePolicies", err)),
+        let answer = iam.list_role_policies().role_name(name).send().await;
+        let Some(inline) = unless_gone("iam:ListRolePolicies", answer)? else {
+            return Ok(Deleted::AlreadyGone);
         };
+        let inline = inline.policy_names().to_vec();
         for policy in &inline {
-            match iam
+            let answer = iam
                 .delete_role_policy()
                 .role_name(name)
                 .policy_name(policy)
                 .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(err) if is_not_found(&err) => {}
-                Err(err) => return Err(sdk_error("iam:DeleteRolePolicy", err)),
-            }
+                .await;
+            unless_gone("iam:DeleteRolePolicy", answer)?;
         }
         let attached = iam
             .list_attached_role_policies()
@@ -815,29 +825,25 @@ impl Teardown<'_> {
                     .await;
             }
         }
-        match iam.delete_role().role_name(name).send().await {
-            Ok(_) => Ok(Deleted::Now(format!(
+        deleted(
+            "iam:DeleteRole",
+            iam.delete_role().role_name(name).send().await,
+            &format!(
                 "{} policies removed, deleted",
                 inline.len() + attached.attached_policies().len()
-            ))),
-            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(sdk_error("iam:DeleteRole", err)),
-        }
+            ),
+        )
     }
 
     async fn log_group(&self, name: &str) -> Result<Deleted, StackError> {
-        match self
+        let answer = self
             .clients
             .logs
             .delete_log_group()
             .log_group_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(Deleted::Now("deleted".into())),
-            Err(err) if is_not_found(&err) => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(sdk_error("logs:DeleteLogGroup", err)),
-        }
+            .await;
+        deleted("logs:DeleteLogGroup", answer, "deleted")
     }
 }
 
