@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::lab::lab_stack;
-use hybridlab_tests::sandbox::build_binary;
+use hybridlab_tests::sandbox::{build_binary, lab_programs_env};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 const ROWS: u16 = 30;
@@ -37,6 +37,10 @@ impl Console {
         command.args(args);
         command.env("TERM", "xterm-256color");
         command.cwd(dir);
+        // A stack the console brings up deploys the programs the test binary built.
+        for (key, value) in lab_programs_env() {
+            command.env(key, value);
+        }
         for (key, value) in envs {
             command.env(key, value);
         }

@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::LogType;
 use futures::StreamExt as _;
-use hybridlab_provision::stack::artifacts::ArtifactSource;
 use hybridlab_provision::stack::progress::silent;
 use hybridlab_provision::stack::{
     Scope, StackClients, StackError, StackId, StackNames, StackSettings, Step, StepEvent,
@@ -304,7 +303,7 @@ fn options(id: &StackId, fail_after: Step) -> UpOptions {
             pipeline: true,
             ..StackSettings::new("us-east-1")
         },
-        artifacts: ArtifactSource::Host,
+        artifacts: hybridlab_tests::sandbox::lab_programs(),
         fail_after: Some(fail_after),
     }
 }

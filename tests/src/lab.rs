@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use hybridlab_provision::stack::artifacts::ArtifactSource;
 use hybridlab_provision::stack::progress::silent;
 use hybridlab_provision::stack::{
     StackClients, StackId, StackNames, StackSettings, Target, UpOptions, up,
@@ -51,7 +50,7 @@ fn deploy(endpoint: String) -> LabStack {
         let options = UpOptions {
             stack: stack.clone(),
             settings: StackSettings::new("us-east-1"),
-            artifacts: ArtifactSource::Host,
+            artifacts: crate::sandbox::lab_programs(),
             fail_after: None,
         };
         up(&clients, options, silent())

@@ -3,9 +3,8 @@
 //! on an edge port the OS chooses. Also: SDK clients on the edge port, and the lab's binaries
 //! built and zipped as Lambda deployment packages.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
@@ -132,16 +131,29 @@ impl EdgeClients {
     }
 }
 
-static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+/// The directory the workspace's programs were built into, once per test process.
+static BUILT: OnceLock<PathBuf> = OnceLock::new();
 
-/// Builds `bin` of `package` with the profile and target directory of this test binary, and
-/// returns its path. The build is shared: the workspace's dependencies are already compiled.
+/// Builds the workspace's programs once and returns the path of `bin` (a binary of
+/// `package`), built with the profile and target directory of this test binary.
+///
+/// One `cargo build --workspace --bins` with the test targets selected too: Cargo then
+/// resolves features exactly as `cargo test --workspace` (or `cargo bench`) did, for every
+/// member with dev-dependencies on, so the build reuses every library the test build compiled
+/// and only links the binaries. A `cargo build -p <package> --bin <bin>` resolves features for
+/// that package alone, and so compiled the AWS SDK crates a second time with other features.
 pub fn build_binary(package: &str, bin: &str) -> PathBuf {
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    let map = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = map.get(bin) {
-        return path.clone();
-    }
+    let profile_dir = BUILT.get_or_init(build_workspace_binaries);
+    let path = profile_dir.join(bin);
+    assert!(
+        path.exists(),
+        "{package}/{bin} was not built into {}",
+        profile_dir.display()
+    );
+    path
+}
+
+fn build_workspace_binaries() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     // <target>/<profile>/deps/e2e-<hash>
     let profile_dir = exe
@@ -159,16 +171,46 @@ pub fn build_binary(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
     command
-        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .env("CARGO_TARGET_DIR", &target_dir);
     if release {
-        command.arg("--release");
+        // `cargo bench` built the benches in release: select them, not the tests.
+        command.args(["--benches", "--release"]);
+    } else {
+        command.arg("--tests");
     }
     let status = command.status().expect("cargo runs");
-    assert!(status.success(), "{package}/{bin} builds");
-    let path = profile_dir.join(bin);
-    map.insert(bin.to_owned(), path.clone());
-    path
+    assert!(status.success(), "the workspace's programs build");
+    profile_dir
+}
+
+/// The image server and the functions as `up` deploys them, from the one build of the test
+/// binary (see [`build_binary`]), for the tests that bring a stack up in-process.
+pub fn lab_programs() -> hybridlab_provision::stack::artifacts::ArtifactSource {
+    hybridlab_provision::stack::artifacts::ArtifactSource::Prebuilt {
+        server: build_binary("hybridlab-ec2-server", "hybridlab-ec2-server"),
+        proxy: build_binary("hybridlab-lambda", "proxy"),
+        resizer: Some(build_binary("hybridlab-lambda", "resizer")),
+    }
+}
+
+/// The same programs for a `hybridlab` process that brings a stack up: the variables `up`
+/// takes prebuilt programs from instead of building them itself.
+pub fn lab_programs_env() -> [(&'static str, PathBuf); 3] {
+    [
+        (
+            "HYBRIDLAB_SERVER_BIN",
+            build_binary("hybridlab-ec2-server", "hybridlab-ec2-server"),
+        ),
+        (
+            "HYBRIDLAB_PROXY_BIN",
+            build_binary("hybridlab-lambda", "proxy"),
+        ),
+        (
+            "HYBRIDLAB_RESIZER_BIN",
+            build_binary("hybridlab-lambda", "resizer"),
+        ),
+    ]
 }
 
 /// A deployment package (`bootstrap` at the root) of a workspace binary.

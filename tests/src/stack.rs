@@ -6,15 +6,17 @@ use std::process::{Command, Output};
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::sandbox::{EdgeClients, build_binary};
+use crate::sandbox::{EdgeClients, build_binary, lab_programs_env};
 
-/// Runs `hybridlab <args> --endpoint <edge>` with its state files in the test's own place.
+/// Runs `hybridlab <args> --endpoint <edge>` with its state files in the test's own place,
+/// deploying the programs the test binary built (an `up` builds nothing of its own).
 pub fn hybridlab(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
     let binary = build_binary("hybridlab-console", "hybridlab");
     Command::new(binary)
         .args(args)
         .args(["--endpoint", endpoint])
         .env_remove("HYBRIDLAB_FAIL_AFTER_STEP")
+        .envs(lab_programs_env())
         .envs(envs.iter().copied())
         .output()
         .expect("hybridlab runs")
