@@ -14,6 +14,7 @@ mod lambda_proxy;
 mod pipeline;
 mod resizer;
 mod sandbox_cli;
+mod sandbox_dynamodb;
 mod sandbox_ec2;
 mod sandbox_lambda;
 mod sandbox_service;
