@@ -1,6 +1,7 @@
-//! The lab's image server, the program that runs on the EC2 instance: `POST /process-image`
-//! downloads an image, makes its variants, stores them in S3 and a row in DynamoDB; `POST
-//! /upload` and `POST /api/uploads` feed the event-driven pipeline; `/` is the gallery.
+//! The lab's image server, the program on the EC2 instance: `POST /process-image` downloads an
+//! image, makes its variants, stores them in S3 and a row in DynamoDB; the upload routes feed
+//! the event-driven pipeline; `/` is the gallery.
+//!
 //! [`app`] builds the router from an [`AppState`]; [`serve`] runs it until shut down.
 
 pub mod config;

@@ -1,7 +1,6 @@
-//! What hybridlab's end-to-end tests share: moto's server (started once per test binary),
-//! SDK clients pointed at it, images generated in code, a loopback host that serves them, and
-//! the image server running in-process on a free port, the local sandbox, and a headless
-//! Chromium for the page tests.
+//! What hybridlab's end-to-end tests share: moto and the sandbox (one per test binary), SDK
+//! clients pointed at them, the workspace's programs built once, images generated in code,
+//! loopback hosts that serve them, the image server in-process, and a headless Chromium.
 
 pub mod aws;
 pub mod browser;

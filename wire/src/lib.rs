@@ -1,9 +1,10 @@
 //! Every contract two of the lab's programs share, written and read in one place: the wire
 //! types (what the server answers, what the proxy returns, the metadata row), the object
-//! [`keys`], the [`tags`], the instance's [`launch`] description, Lambda's [`report`] line
-//! and the [`sandbox`]'s defaults. Serde only by default, so the proxy stays light; feature
-//! `dynamodb` adds the row as a DynamoDB item (`item`) and the pipeline's status changes
-//! (`transition`).
+//! [`keys`], the [`tags`], the [`launch`] description, Lambda's [`report`] line, the [`sandbox`].
+//!
+//! Serde only by default, so the proxy stays light; feature `dynamodb` adds the row as a
+//! DynamoDB item (`item`), the row read, the SDK error line and the pipeline's status changes
+//! (`transition`); feature `package` the Lambda deployment package.
 
 use std::collections::BTreeMap;
 
