@@ -1,11 +1,8 @@
 //! DynamoDB through the sandbox's edge keeps DynamoDB's promise that the pipeline's status
 //! changes rely on: conditional writes racing on one item are atomic, so exactly one passes.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
-use hybridlab_tests::aws::unique_name;
+use aws_sdk_dynamodb::types::AttributeValue;
+use hybridlab_tests::aws::{create_image_table, unique_name};
 use hybridlab_tests::sandbox::edge_clients;
 
 /// Items raced on.
@@ -18,27 +15,7 @@ async fn racing_conditional_updates_on_one_item_let_exactly_one_through() {
     let clients = edge_clients().await;
     let dynamodb = clients.dynamodb;
     let table = unique_name("race");
-    dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("image_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("complete definition"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("image_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("complete key"),
-        )
-        .send()
-        .await
-        .expect("the table is created");
+    create_image_table(&dynamodb, &table).await;
 
     let take = |id: String, taker: String| {
         let dynamodb = dynamodb.clone();
@@ -81,9 +58,17 @@ async fn racing_conditional_updates_on_one_item_let_exactly_one_through() {
             let code = refused
                 .as_service_error()
                 .map(|err| err.is_conditional_check_failed_exception());
-            assert_eq!(code, Some(true), "a loser is refused by its condition: {refused:?}");
+            assert_eq!(
+                code,
+                Some(true),
+                "a loser is refused by its condition: {refused:?}"
+            );
         }
-        assert_eq!(passed.len(), 1, "item {id}: exactly one conditional update passes");
+        assert_eq!(
+            passed.len(),
+            1,
+            "item {id}: exactly one conditional update passes"
+        );
         let winner = format!("racer-{}", passed[0]);
         let row = dynamodb
             .get_item()

@@ -83,27 +83,7 @@ impl Clients {
 
     /// A table shaped as the stack's: on-demand, partition key `image_id`.
     pub async fn create_table(&self, name: &str) {
-        self.dynamodb
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("image_id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("complete definition"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("image_id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("complete key"),
-            )
-            .send()
-            .await
-            .expect("moto creates the table");
+        create_image_table(&self.dynamodb, name).await;
     }
 
     /// Every key in `bucket`, sorted.
@@ -159,4 +139,29 @@ impl Clients {
             .await
             .unwrap_or_else(|err| panic!("s3://{bucket}/{key} exists: {err:?}"))
     }
+}
+
+/// A table shaped as the stack's on `dynamodb`: on-demand, partition key `image_id`.
+pub async fn create_image_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("image_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("complete definition"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("image_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("complete key"),
+        )
+        .send()
+        .await
+        .expect("moto creates the table");
 }
