@@ -5,52 +5,17 @@
 use hdrhistogram::Histogram;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Color, Modifier};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
     Bar, BarChart, BarGroup, Block, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Wrap,
 };
 
-use super::app::{App, Confirm, LiveRun, Operation, OperationKind, Severity, Tab};
-use crate::bench::model::Outcome;
-use crate::units::human_duration;
-
-/// Styles, or none at all under `NO_COLOR`.
-#[derive(Debug, Clone, Copy)]
-pub struct Palette {
-    colour: bool,
-}
-
-impl Palette {
-    pub fn new(colour: bool) -> Self {
-        Self { colour }
-    }
-
-    pub fn fg(self, color: Color) -> Style {
-        if self.colour {
-            Style::default().fg(color)
-        } else {
-            Style::default()
-        }
-    }
-
-    /// Whether colours are drawn at all (the S3 view's image preview is nothing but colour).
-    pub fn colour(self) -> bool {
-        self.colour
-    }
-
-    pub fn bold(self) -> Style {
-        Style::default().add_modifier(Modifier::BOLD)
-    }
-
-    pub fn selected(self) -> Style {
-        if self.colour {
-            Style::default().fg(Color::Black).bg(Color::Cyan)
-        } else {
-            Style::default().add_modifier(Modifier::REVERSED)
-        }
-    }
-}
+use super::action::Severity;
+use super::app::{App, Confirm, LiveRun, Operation, OperationKind, Tab};
+use super::palette::Palette;
+use crate::lab::units::human_duration;
+use hybridlab_bench::model::Outcome;
 
 /// The key map, as `?` shows it and the README lists it.
 pub const KEYS: &[(&str, &str)] = &[
@@ -732,9 +697,9 @@ fn format_ms(us: u64) -> String {
 mod tests {
 
     use super::*;
-    use crate::bench::stats::new_histogram;
-    use crate::tui::app::{Key, Update};
+    use crate::tui::action::{Key, Update};
     use crate::tui::fixtures;
+    use hybridlab_bench::stats::new_histogram;
 
     #[test]
     fn stack_view_at_80x24() {

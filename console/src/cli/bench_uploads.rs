@@ -1,0 +1,422 @@
+//! `hybridlab bench --upload FILE`: the event-driven path under load. Each of N uploads goes
+//! through [`Uploader`] at a fixed concurrency, and is followed until its row is COMPLETED or
+//! FAILED. Measured per image: the whole span from the start of the upload until the final
+//! status was read (`to_final`), the upload itself, and from the row's own history the
+//! time the S3 event took to start the resizer (`trigger`: PENDING to PROCESSING) and the
+//! resizer's work (`processing`: PROCESSING to the final status).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
+use hybridlab_wire::{ImageRecord, ImageStatus};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::output::{paint, stderr_is_terminal, stdout_colour};
+use crate::lab::Lab;
+use crate::lab::target::TargetChoice;
+use crate::lab::tone::Tone;
+use crate::lab::upload::{LocalFile, UploadPath, Uploader};
+use hybridlab_bench::model::MeasureSummary;
+use hybridlab_bench::stats::{new_histogram, summarize_measure};
+
+/// The measures of an upload run, in the order they are shown.
+pub const UPLOAD_MEASURES: [&str; 4] = ["to_final", "upload", "trigger", "processing"];
+
+/// How often each image's row is read while waiting for its final status. The measured span
+/// is late by up to this much, which is why `trigger` and `processing` come from the row.
+pub const POLL_PAUSE: Duration = Duration::from_millis(25);
+
+/// One uploaded image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadSample {
+    pub image_id: Option<String>,
+    /// `COMPLETED`, `FAILED`, or `error` when the upload or the wait itself failed.
+    pub outcome: String,
+    pub to_final_ms: Option<f64>,
+    pub upload_ms: Option<f64>,
+    pub trigger_ms: Option<f64>,
+    pub processing_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl UploadSample {
+    fn value_ms(&self, measure: &str) -> Option<f64> {
+        match measure {
+            "to_final" => self.to_final_ms,
+            "upload" => self.upload_ms,
+            "trigger" => self.trigger_ms,
+            "processing" => self.processing_ms,
+            _ => None,
+        }
+    }
+}
+
+/// The run as `--out` writes it and `--json` prints it (without the samples).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRun {
+    pub target: String,
+    pub stack: String,
+    pub file: String,
+    pub file_bytes: u64,
+    pub via: String,
+    pub uploads: u64,
+    pub concurrency: usize,
+    pub completed: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub elapsed_s: f64,
+    /// Images that reached their final status per second of the run.
+    pub images_per_s: f64,
+    pub measures: Vec<MeasureSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub samples: Vec<UploadSample>,
+}
+
+fn at(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// From the row's history: milliseconds from PENDING to the first PROCESSING (until the event
+/// started the resizer), and from the last PROCESSING (a retry may have taken the row over)
+/// to the final status.
+pub fn stage_split(row: &ImageRecord) -> (Option<f64>, Option<f64>) {
+    let when = |wanted: &[ImageStatus], last: bool| {
+        let mut matching = row
+            .history
+            .iter()
+            .filter(|change| wanted.contains(&change.status));
+        let change = if last {
+            matching.next_back()
+        } else {
+            matching.next()
+        };
+        change.and_then(|change| at(&change.at))
+    };
+    let pending = when(&[ImageStatus::Pending], false);
+    let first_processing = when(&[ImageStatus::Processing], false);
+    let last_processing = when(&[ImageStatus::Processing], true);
+    let finished = when(&[ImageStatus::Completed, ImageStatus::Failed], true);
+    let span = |from: Option<OffsetDateTime>, to: Option<OffsetDateTime>| {
+        Some(((to? - from?).as_seconds_f64() * 1000.0).max(0.0))
+    };
+    (
+        span(pending, first_processing),
+        span(last_processing, finished),
+    )
+}
+
+/// Percentiles of each measure over `samples` (those that have it).
+pub fn summarize_uploads(samples: &[UploadSample]) -> Vec<MeasureSummary> {
+    UPLOAD_MEASURES
+        .iter()
+        .filter_map(|measure| {
+            let mut histogram = new_histogram();
+            for value in samples.iter().filter_map(|s| s.value_ms(measure)) {
+                let _ = histogram.record((value * 1000.0).round().max(0.0) as u64);
+            }
+            summarize_measure(measure, &histogram)
+        })
+        .collect()
+}
+
+/// Uploads `file` as many times and as concurrently as `bench` says, and follows each to its
+/// end.
+async fn drive(
+    uploader: &Uploader,
+    bench: &UploadBench<'_>,
+    file: &LocalFile,
+    done: &AtomicU64,
+) -> Vec<UploadSample> {
+    let (via, timeout) = (bench.via, bench.timeout);
+    futures::stream::iter(0..bench.uploads)
+        .map(|_| async move {
+            let started = Instant::now();
+            let sample = match uploader
+                .upload(via, &file.filename, file.content_type, file.bytes.clone())
+                .await
+            {
+                Err(err) => UploadSample {
+                    image_id: None,
+                    outcome: "error".into(),
+                    to_final_ms: None,
+                    upload_ms: None,
+                    trigger_ms: None,
+                    processing_ms: None,
+                    error: Some(format!("{err:#}")),
+                },
+                Ok(accepted) => {
+                    let upload_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    match uploader
+                        .wait_final(&accepted.image_id, timeout, POLL_PAUSE)
+                        .await
+                    {
+                        Ok((row, seen)) => {
+                            let (trigger_ms, processing_ms) = stage_split(&row);
+                            UploadSample {
+                                image_id: Some(accepted.image_id),
+                                outcome: row.status.to_string(),
+                                to_final_ms: Some((seen - started).as_secs_f64() * 1000.0),
+                                upload_ms: Some(upload_ms),
+                                trigger_ms,
+                                processing_ms,
+                                error: row.error,
+                            }
+                        }
+                        Err(err) => UploadSample {
+                            image_id: Some(accepted.image_id),
+                            outcome: "error".into(),
+                            to_final_ms: None,
+                            upload_ms: Some(upload_ms),
+                            trigger_ms: None,
+                            processing_ms: None,
+                            error: Some(format!("{err:#}")),
+                        },
+                    }
+                }
+            };
+            done.fetch_add(1, Ordering::Relaxed);
+            sample
+        })
+        .buffer_unordered(bench.concurrency)
+        .collect()
+        .await
+}
+
+/// What `bench --upload` needs from the command line.
+pub struct UploadBench<'a> {
+    pub file: &'a PathBuf,
+    pub via: UploadPath,
+    pub uploads: u64,
+    pub concurrency: usize,
+    pub stack: Option<&'a str>,
+    pub timeout: Duration,
+    pub out: Option<&'a PathBuf>,
+    pub json: bool,
+}
+
+pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Result<ExitCode> {
+    if bench.uploads == 0 || bench.concurrency == 0 {
+        bail!("-n and -c must be at least 1");
+    }
+    let file = LocalFile::read(bench.file).await?;
+    let lab = Lab::open(target, bench.stack).await?;
+    let uploader = Uploader::for_lab(&lab).await?;
+
+    let done = Arc::new(AtomicU64::new(0));
+    let display = tokio::spawn(show_progress(bench.uploads, done.clone()));
+    let started = Instant::now();
+    let samples = tokio::select! {
+        samples = drive(&uploader, &bench, &file, &done) => samples,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; nothing was saved"),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    display.abort();
+    if stderr_is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+    let count = |outcome: &str| samples.iter().filter(|s| s.outcome == outcome).count() as u64;
+    let finished = count("COMPLETED") + count("FAILED");
+    let mut run = UploadRun {
+        target: lab.clients.describe(),
+        stack: lab.stack.to_string(),
+        file: bench.file.display().to_string(),
+        file_bytes: file.bytes.len() as u64,
+        via: format!("{:?}", bench.via).to_lowercase(),
+        uploads: bench.uploads,
+        concurrency: bench.concurrency,
+        completed: count("COMPLETED"),
+        failed: count("FAILED"),
+        errors: count("error"),
+        elapsed_s: elapsed,
+        images_per_s: finished as f64 / elapsed.max(f64::EPSILON),
+        measures: summarize_uploads(&samples),
+        samples,
+    };
+    if let Some(path) = bench.out {
+        let text = serde_json::to_string_pretty(&run)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let first_error = run.samples.iter().find_map(|s| s.error.clone());
+    run.samples.clear();
+    if bench.json {
+        println!("{}", serde_json::to_string(&run)?);
+    } else {
+        print_run(&run, first_error.as_deref());
+        if let Some(path) = bench.out {
+            println!("Wrote the run to {}.", path.display());
+        }
+    }
+    Ok(if run.completed == run.uploads {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::bench::EXIT_SOME_FAILED)
+    })
+}
+
+async fn show_progress(total: u64, done: Arc<AtomicU64>) {
+    let terminal = stderr_is_terminal();
+    let every = if terminal {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(5)
+    };
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let line = super::bench::progress_line(
+            "pipeline",
+            "images",
+            done.load(Ordering::Relaxed),
+            0,
+            Some(total),
+            started.elapsed(),
+            terminal,
+        );
+        if terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn print_run(run: &UploadRun, first_error: Option<&str>) {
+    let colour = stdout_colour();
+    println!(
+        "{} {} uploads of {} ({} bytes) via {}, concurrency {}, stack {} on {}",
+        paint("pipeline", Tone::Accent, colour),
+        run.uploads,
+        run.file,
+        run.file_bytes,
+        run.via,
+        run.concurrency,
+        run.stack,
+        run.target
+    );
+    println!(
+        "  {:.2}s: {:.1} images/s, {} COMPLETED, {} FAILED, {} errors",
+        run.elapsed_s, run.images_per_s, run.completed, run.failed, run.errors
+    );
+    if let Some(error) = first_error {
+        println!("  {} {error}", paint("first failure:", Tone::Bad, colour));
+    }
+    println!(
+        "  {:<11} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "ms", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for measure in &run.measures {
+        println!(
+            "  {:<11} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            measure.name,
+            measure.count,
+            measure.p50_ms,
+            measure.p90_ms,
+            measure.p99_ms,
+            measure.p999_ms,
+            measure.max_ms
+        );
+    }
+    println!(
+        "  to_final: upload start to the final status read (rows polled every {} ms); trigger: PENDING to PROCESSING; processing: PROCESSING to the final status (both from the row's history)",
+        POLL_PAUSE.as_millis()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hybridlab_wire::StatusChange;
+
+    fn row(history: &[(ImageStatus, &str)]) -> ImageRecord {
+        ImageRecord {
+            image_id: "i".into(),
+            status: history.last().map_or(ImageStatus::Pending, |(s, _)| *s),
+            source_url: None,
+            bucket: "b".into(),
+            keys: Default::default(),
+            size_bytes: None,
+            width: None,
+            height: None,
+            format: None,
+            created_at: "2026-11-29T10:00:00Z".into(),
+            updated_at: "2026-11-29T10:00:00Z".into(),
+            timings_ms: None,
+            error: None,
+            request_id: None,
+            original_bucket: None,
+            original_filename: None,
+            uploaded_at: None,
+            history: history
+                .iter()
+                .map(|(status, at)| StatusChange {
+                    status: *status,
+                    at: (*at).into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_history_splits_into_trigger_and_processing() {
+        let done = row(&[
+            (ImageStatus::Pending, "2026-11-29T10:00:00.100Z"),
+            (ImageStatus::Processing, "2026-11-29T10:00:00.350Z"),
+            (ImageStatus::Completed, "2026-11-29T10:00:01.000Z"),
+        ]);
+        let (trigger, processing) = stage_split(&done);
+        assert!((trigger.expect("trigger") - 250.0).abs() < 1e-6);
+        assert!((processing.expect("processing") - 650.0).abs() < 1e-6);
+
+        // A retry took the row over: the trigger ends at the first PROCESSING, the processing
+        // span starts at the last.
+        let retried = row(&[
+            (ImageStatus::Pending, "2026-11-29T10:00:00Z"),
+            (ImageStatus::Processing, "2026-11-29T10:00:01Z"),
+            (ImageStatus::Processing, "2026-11-29T10:01:01Z"),
+            (ImageStatus::Failed, "2026-11-29T10:01:02Z"),
+        ]);
+        let (trigger, processing) = stage_split(&retried);
+        assert_eq!(trigger, Some(1000.0));
+        assert_eq!(processing, Some(1000.0));
+
+        // A row that never left PENDING has neither span.
+        assert_eq!(
+            stage_split(&row(&[(ImageStatus::Pending, "2026-11-29T10:00:00Z")])),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn each_measure_counts_only_the_samples_that_have_it() {
+        let sample = |to_final: Option<f64>, trigger: Option<f64>| UploadSample {
+            image_id: None,
+            outcome: "COMPLETED".into(),
+            to_final_ms: to_final,
+            upload_ms: Some(5.0),
+            trigger_ms: trigger,
+            processing_ms: None,
+            error: None,
+        };
+        let measures = summarize_uploads(&[
+            sample(Some(100.0), Some(10.0)),
+            sample(Some(300.0), None),
+            sample(None, Some(30.0)),
+        ]);
+        let names: Vec<&str> = measures.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["to_final", "upload", "trigger"]);
+        assert_eq!(measures[0].count, 2);
+        assert!((measures[0].max_ms - 300.0).abs() < 0.5);
+        assert_eq!(measures[1].count, 3);
+        assert_eq!(measures[2].count, 2);
+    }
+}
