@@ -346,7 +346,7 @@ async fn sdk_levels(clients: &EdgeClients, noop: &str, invocations: usize) {
     }
 }
 
-/// `hybridlab bench`'s own invoker (SigV4-signed HTTP, `console/src/bench/signed.rs`), which
+/// `hybridlab bench`'s own invoker (SigV4-signed HTTP, `bench/src/signed.rs`), which
 /// is what the benchmark engine drives the sandbox with.
 async fn engine_levels(clients: &EdgeClients, noop: &str, invocations: usize) {
     use hybridlab_bench::engine::Invoke as _;

@@ -114,7 +114,9 @@ impl TargetArgs {
         } else if let Some(endpoint) = &self.endpoint {
             TargetChoice::Endpoint(endpoint.clone())
         } else {
-            TargetChoice::LocalSandbox
+            TargetChoice::LocalSandbox {
+                say: |line| eprintln!("{line}"),
+            }
         }
     }
 }

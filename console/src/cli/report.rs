@@ -1,4 +1,5 @@
-//! `hybridlab report`: the report on run files of `hybridlab bench --out`, written to a folder, and what was written, printed.
+//! `hybridlab report`: the report on run files of `hybridlab bench --out` (built by
+//! `hybridlab_bench::report`) written to a folder, and what was written, printed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

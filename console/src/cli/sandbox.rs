@@ -19,7 +19,7 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     if detach {
-        let record = spawn_detached(port, concurrency).await?;
+        let record = spawn_detached(port, concurrency, |line| eprintln!("{line}")).await?;
         println!(
             "hybridlab sandbox: running at {} (pid {}).",
             record.endpoint, record.pid

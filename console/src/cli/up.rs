@@ -19,7 +19,7 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
         return super::terraform::up(target, args).await;
     }
     // A dry run only names the target: the local sandbox need not be started for it.
-    let clients = if args.dry_run && *target == TargetChoice::LocalSandbox {
+    let clients = if args.dry_run && matches!(target, TargetChoice::LocalSandbox { .. }) {
         let endpoint = endpoint_without_starting().await?;
         StackClients::connect(&Target::Sandbox { endpoint }).await?
     } else {

@@ -1,6 +1,6 @@
 //! The local sandbox as the lab needs it: its endpoint, with or without starting it, and a
 //! detached start (the sandbox's own process is `hybridlab sandbox`). Starting one in the
-//! background says so on standard error, as every command on the local target did.
+//! background is said through the [`Say`] the caller gives.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -8,10 +8,20 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use hybridlab_provision::sandbox::control::{SandboxRecord, log_path, running, state_dir};
 
+/// Where the lab's few words about starting the sandbox go (the command line prints them on
+/// standard error): a start takes seconds, minutes the first time, and must not be silent.
+pub type Say = fn(&str);
+
 /// How long a detached start may take: a first start installs moto.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub async fn spawn_detached(port: u16, concurrency: usize) -> anyhow::Result<SandboxRecord> {
+/// Starts `hybridlab sandbox` in the background and waits until it answers; `say` is told
+/// where its log goes while it starts.
+pub async fn spawn_detached(
+    port: u16,
+    concurrency: usize,
+    say: Say,
+) -> anyhow::Result<SandboxRecord> {
     use std::os::unix::process::CommandExt as _;
     std::fs::create_dir_all(state_dir()).context("creating the sandbox's state directory")?;
     let log = std::fs::File::create(log_path()).context("creating the sandbox's log")?;
@@ -31,10 +41,10 @@ pub async fn spawn_detached(port: u16, concurrency: usize) -> anyhow::Result<San
         .process_group(0)
         .spawn()
         .context("starting the sandbox in the background")?;
-    eprintln!(
+    say(&format!(
         "hybridlab sandbox: starting in the background (log: {})...",
         log_path().display()
-    );
+    ));
     let started = Instant::now();
     loop {
         if let Some(record) = running().await {
@@ -78,17 +88,15 @@ pub async fn endpoint_without_starting() -> anyhow::Result<String> {
 
 /// The endpoint of the running sandbox; starts one in the background first if none runs, as
 /// every command on the local target does.
-pub async fn ensure_running() -> anyhow::Result<String> {
+pub async fn ensure_running(say: Say) -> anyhow::Result<String> {
     if let Some(record) = running().await {
         return Ok(record.endpoint);
     }
-    eprintln!(
-        "hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it)."
-    );
-    let record = spawn_detached(sandbox_port()?, 64).await?;
-    eprintln!(
+    say("hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it).");
+    let record = spawn_detached(sandbox_port()?, 64, say).await?;
+    say(&format!(
         "hybridlab: sandbox running at {} (pid {}).",
         record.endpoint, record.pid
-    );
+    ));
     Ok(record.endpoint)
 }

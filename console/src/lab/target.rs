@@ -4,6 +4,8 @@
 
 use hybridlab_provision::stack::{StackClients, Target};
 
+use super::sandbox::Say;
+
 /// Where the stack lives, as the user chose it (the command line's `--aws`, `--region`,
 /// `--profile` and `--endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +17,8 @@ pub enum TargetChoice {
     },
     /// An AWS-compatible endpoint started elsewhere (another sandbox, another emulator).
     Endpoint(String),
-    /// The local sandbox, started when a command needs it.
-    LocalSandbox,
+    /// The local sandbox, started when a command needs it; `say` hears that it starts.
+    LocalSandbox { say: Say },
 }
 
 impl TargetChoice {
@@ -39,8 +41,8 @@ pub async fn resolve_target(choice: &TargetChoice) -> anyhow::Result<Target> {
         TargetChoice::Endpoint(endpoint) => Target::Sandbox {
             endpoint: endpoint.clone(),
         },
-        TargetChoice::LocalSandbox => Target::Sandbox {
-            endpoint: super::sandbox::ensure_running().await?,
+        TargetChoice::LocalSandbox { say } => Target::Sandbox {
+            endpoint: super::sandbox::ensure_running(*say).await?,
         },
     })
 }
