@@ -5,12 +5,13 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use hybridlab_provision::stack::{self, Scope, StackClients, StackId};
+use hybridlab_provision::stack::{self, Scope, StackClients};
 use serde_json::json;
 
 use super::DownArgs;
 use super::steps::printer;
 use crate::lab::choose_stack;
+use crate::lab::stack::down_summary;
 use crate::lab::target::{TargetChoice, connect};
 
 /// Exit code of `down` when the sweep still finds resources.
@@ -84,32 +85,7 @@ pub async fn down(target: &TargetChoice, args: DownArgs) -> anyhow::Result<ExitC
             json!({"type": "result", "ok": report.remaining.is_empty(), "report": report})
         );
     } else {
-        println!(
-            "Deleted {} resources of {} in {:.1}s.",
-            report.deleted.len(),
-            report
-                .stacks
-                .iter()
-                .map(StackId::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            report.elapsed_ms as f64 / 1000.0
-        );
-        if report.remaining.is_empty() {
-            println!("Sweep: nothing tagged or named for the stack remains.");
-        } else {
-            println!(
-                "Sweep: these still exist; run `hybridlab down` again or delete them by hand:"
-            );
-            for resource in &report.remaining {
-                println!(
-                    "  {:<18} {}  (stack {})",
-                    resource.kind.label(),
-                    resource.id,
-                    resource.stack
-                );
-            }
-        }
+        print!("{}", down_summary(&report));
     }
     Ok(if report.remaining.is_empty() {
         ExitCode::SUCCESS

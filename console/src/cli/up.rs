@@ -11,7 +11,7 @@ use super::UpArgs;
 use super::steps::printer;
 use crate::lab::choose_stack;
 use crate::lab::sandbox::endpoint_without_starting;
-use crate::lab::stack::{NextStep, fail_after_from_env, up_incomplete, up_options};
+use crate::lab::stack::{NextStep, fail_after_from_env, up_incomplete, up_options, up_summary};
 use crate::lab::target::{TargetChoice, connect};
 
 pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -84,33 +84,7 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
                     json!({"type": "result", "ok": true, "report": report})
                 );
             } else {
-                println!(
-                    "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  images:   s3://{}\n  table:    {}{}\nTear it down with `hybridlab down{}`.",
-                    report.stack,
-                    report.elapsed_ms as f64 / 1000.0,
-                    report.done,
-                    report.skipped,
-                    report.names.function,
-                    report.server_endpoint,
-                    report.names.images_bucket,
-                    report.names.table,
-                    if report.resizer_arn.is_some() {
-                        format!(
-                            "\n  uploads:  s3://{} (POST {}/upload, or a presigned PUT from POST /api/uploads)\n  variants: s3://{}, made by {}",
-                            report.names.uploads_bucket,
-                            report.server_endpoint,
-                            report.names.processed_bucket,
-                            report.names.resizer
-                        )
-                    } else {
-                        String::new()
-                    },
-                    if clients.is_sandbox() {
-                        String::new()
-                    } else {
-                        format!(" --aws --stack {}", report.stack)
-                    },
-                );
+                println!("{}", up_summary(&report, clients.is_sandbox()));
             }
             Ok(ExitCode::SUCCESS)
         }

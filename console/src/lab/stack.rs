@@ -1,6 +1,6 @@
 //! The stack's life as lab actions: the options `up` takes by default, bringing a stack up and
-//! tearing it down, reading every stack's status, and the messages their results are told in,
-//! written once here for the command line and the console.
+//! tearing it down, reading every stack's status, and every message an `up` or a `down` ends
+//! with (the command line's and the console's), written here once.
 
 use anyhow::{Context as _, bail};
 use hybridlab_provision::stack::artifacts::ArtifactSource;
@@ -59,6 +59,38 @@ pub fn up_done(report: &UpReport) -> String {
     )
 }
 
+/// What an `up` made, resource by resource, and how to tear it down (`on_sandbox`: no
+/// `--aws` flags in the advice), as `hybridlab up` prints it.
+pub fn up_summary(report: &UpReport, on_sandbox: bool) -> String {
+    format!(
+        "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  images:   s3://{}\n  table:    {}{}\nTear it down with `hybridlab down{}`.",
+        report.stack,
+        report.elapsed_ms as f64 / 1000.0,
+        report.done,
+        report.skipped,
+        report.names.function,
+        report.server_endpoint,
+        report.names.images_bucket,
+        report.names.table,
+        if report.resizer_arn.is_some() {
+            format!(
+                "\n  uploads:  s3://{} (POST {}/upload, or a presigned PUT from POST /api/uploads)\n  variants: s3://{}, made by {}",
+                report.names.uploads_bucket,
+                report.server_endpoint,
+                report.names.processed_bucket,
+                report.names.resizer
+            )
+        } else {
+            String::new()
+        },
+        if on_sandbox {
+            String::new()
+        } else {
+            format!(" --aws --stack {}", report.stack)
+        },
+    )
+}
+
 /// What an `up` that stopped half-way left, and how to finish or remove it.
 pub fn up_incomplete(stack: &StackId, next: NextStep) -> String {
     match next {
@@ -88,6 +120,38 @@ pub fn down_done(stack: &str, report: &DownReport) -> Result<String, String> {
         report.deleted.len(),
         report.elapsed_ms as f64 / 1000.0
     ))
+}
+
+/// What a `down` deleted and what its sweep still finds, as `hybridlab down` prints it (one
+/// line each, every line ended).
+pub fn down_summary(report: &DownReport) -> String {
+    let mut text = format!(
+        "Deleted {} resources of {} in {:.1}s.\n",
+        report.deleted.len(),
+        report
+            .stacks
+            .iter()
+            .map(StackId::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        report.elapsed_ms as f64 / 1000.0
+    );
+    if report.remaining.is_empty() {
+        text.push_str("Sweep: nothing tagged or named for the stack remains.\n");
+    } else {
+        text.push_str(
+            "Sweep: these still exist; run `hybridlab down` again or delete them by hand:\n",
+        );
+        for resource in &report.remaining {
+            text.push_str(&format!(
+                "  {:<18} {}  (stack {})\n",
+                resource.kind.label(),
+                resource.id,
+                resource.stack
+            ));
+        }
+    }
+    text
 }
 
 /// Brings `stack` up (a new stack when `None`), with the pipeline if `pipeline`, and says how

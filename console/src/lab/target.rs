@@ -8,7 +8,7 @@ use super::sandbox::Say;
 
 /// Where the stack lives, as the user chose it (the command line's `--aws`, `--region`,
 /// `--profile` and `--endpoint`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TargetChoice {
     /// AWS with the standard credential chain.
     Aws {

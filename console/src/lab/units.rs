@@ -1,4 +1,5 @@
-//! Durations as people type them: `2h`, `90m`, `1h30m`, `45s`.
+//! Quantities as people read and type them: durations (`2h`, `90m`, `1h30m`, `45s`) and sizes
+//! (`12.3 KiB`).
 
 use std::time::Duration;
 
@@ -50,6 +51,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// `512 B`, `12.3 KiB`, `4.0 MiB`.
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,18 +86,4 @@ mod tests {
             assert!(!err.is_empty());
         }
     }
-}
-/// `512 B`, `12.3 KiB`, `4.0 MiB`.
-pub fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
