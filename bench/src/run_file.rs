@@ -1,11 +1,12 @@
-//! Saving a run file, the one way every face of hybridlab writes one (`hybridlab bench --out`
-//! and the console's `s`): pretty JSON written to a temporary file beside the target and
-//! renamed over it, so a reader never sees half a file and an interrupted save leaves none.
+//! Saving a run file, the one way every face of hybridlab writes one (`hybridlab bench --out`,
+//! `bench --upload --out` and the console's `s`): pretty JSON written to a temporary file
+//! beside the target and renamed over it, so a reader never sees half a file and an
+//! interrupted save leaves none.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::model::RunFile;
+use serde::Serialize;
 
 /// Why a run file could not be saved.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +20,9 @@ pub enum SaveError {
     },
 }
 
-/// Writes `file` to `path` as pretty JSON, replacing what was there only once the whole new
-/// file is on disk.
-pub fn save(path: &Path, file: &RunFile) -> Result<(), SaveError> {
+/// Writes `file` (a [`RunFile`](crate::model::RunFile), or `bench --upload`'s run) to `path` as pretty JSON, replacing
+/// what was there only once the whole new file is on disk.
+pub fn save(path: &Path, file: &impl Serialize) -> Result<(), SaveError> {
     let write_error = |cause| SaveError::Write {
         path: path.to_owned(),
         cause,
@@ -49,6 +50,7 @@ pub fn save(path: &Path, file: &RunFile) -> Result<(), SaveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RunFile;
     use crate::report::fixtures::run_at;
     use crate::report::input::read_run_file;
 

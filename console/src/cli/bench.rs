@@ -84,8 +84,8 @@ pub struct BenchArgs {
     pub upload: Option<PathBuf>,
 
     /// With --upload: how the file reaches the uploads bucket.
-    #[arg(long, value_enum, default_value_t = crate::lab::upload::UploadPath::Presigned, requires = "upload")]
-    pub via: crate::lab::upload::UploadPath,
+    #[arg(long, value_enum, default_value_t = super::upload::UploadVia::Presigned, requires = "upload")]
+    pub via: super::upload::UploadVia,
 
     /// With --upload: how long one image may take to reach its final status.
     #[arg(long, default_value = "120s", value_parser = crate::lab::units::parse_duration, requires = "upload")]
@@ -196,7 +196,7 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
         }
         let bench = super::bench_uploads::UploadBench {
             file,
-            via: args.via,
+            via: args.via.into(),
             uploads: args.requests.unwrap_or(100),
             concurrency: args.concurrency,
             stack: args.aim.stack.as_deref(),

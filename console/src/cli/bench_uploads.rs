@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use futures::StreamExt as _;
 use hybridlab_wire::{ImageRecord, ImageStatus};
 use serde::{Deserialize, Serialize};
@@ -241,8 +241,7 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
         samples,
     };
     if let Some(path) = bench.out {
-        let text = serde_json::to_string_pretty(&run)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        hybridlab_bench::run_file::save(path, &run)?;
     }
     let first_error = run.samples.iter().find_map(|s| s.error.clone());
     run.samples.clear();

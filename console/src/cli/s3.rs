@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, bail};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::DateTime;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
@@ -44,12 +44,37 @@ pub struct S3Args {
     pub stack: Option<String>,
 
     /// Which of the stack's buckets.
-    #[arg(long, global = true, value_enum, default_value_t = BucketChoice::Images)]
-    pub bucket: BucketChoice,
+    #[arg(long, global = true, value_enum, default_value_t = BucketArg::Images)]
+    pub bucket: BucketArg,
 
     /// Print one JSON document on standard output instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// `--bucket`: one of the stack's buckets; no other bucket can be named, so the command cannot
+/// wander off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BucketArg {
+    /// The images and their variants (versioned).
+    Images,
+    /// The server binary and its environment file.
+    Artifacts,
+    /// The pipeline's uploads (`up --with pipeline`).
+    Uploads,
+    /// The variants the pipeline's resizer made.
+    Processed,
+}
+
+impl From<BucketArg> for BucketChoice {
+    fn from(bucket: BucketArg) -> Self {
+        match bucket {
+            BucketArg::Images => Self::Images,
+            BucketArg::Artifacts => Self::Artifacts,
+            BucketArg::Uploads => Self::Uploads,
+            BucketArg::Processed => Self::Processed,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +134,7 @@ pub async fn run(target: &TargetChoice, args: S3Args) -> anyhow::Result<ExitCode
         );
     }
     let lab = Lab::open(target, args.stack.as_deref()).await?;
-    let bucket = args.bucket.name(&lab.names).to_owned();
+    let bucket = BucketChoice::from(args.bucket).name(&lab.names).to_owned();
     let outcome = match args.action {
         S3Action::Ls { prefix } => {
             list(&lab, &bucket, prefix.as_deref().unwrap_or(""), args.json).await?

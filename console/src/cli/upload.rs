@@ -27,8 +27,8 @@ pub struct UploadArgs {
 
     /// `presigned`: a PUT straight to S3 with the URL `POST /api/uploads` issues, as a browser
     /// does; `server`: a multipart `POST /upload` through the image server.
-    #[arg(long, value_enum, default_value_t = UploadPath::Presigned)]
-    pub via: UploadPath,
+    #[arg(long, value_enum, default_value_t = UploadVia::Presigned)]
+    pub via: UploadVia,
 
     /// Return once uploaded, without waiting for the resizer.
     #[arg(long)]
@@ -41,6 +41,22 @@ pub struct UploadArgs {
     /// One JSON object per file.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--via`: how an image reaches the uploads bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UploadVia {
+    Presigned,
+    Server,
+}
+
+impl From<UploadVia> for UploadPath {
+    fn from(via: UploadVia) -> Self {
+        match via {
+            UploadVia::Presigned => Self::Presigned,
+            UploadVia::Server => Self::Server,
+        }
+    }
 }
 
 /// What `hybridlab upload` reports per file.
@@ -66,7 +82,12 @@ pub async fn run(target: &TargetChoice, args: UploadArgs) -> anyhow::Result<Exit
         let file = LocalFile::read(path).await?;
         let started = Instant::now();
         let accepted = uploader
-            .upload(args.via, &file.filename, file.content_type, file.bytes)
+            .upload(
+                args.via.into(),
+                &file.filename,
+                file.content_type,
+                file.bytes,
+            )
             .await
             .with_context(|| format!("uploading {}", path.display()))?;
         let (row, to_final_ms) = if args.no_wait {
@@ -85,7 +106,7 @@ pub async fn run(target: &TargetChoice, args: UploadArgs) -> anyhow::Result<Exit
         }
         let outcome = FileOutcome {
             file: path.display().to_string(),
-            via: args.via,
+            via: args.via.into(),
             accepted,
             row,
             to_final_ms,

@@ -7,8 +7,6 @@
 //! mistakes (no stack, an unknown stack, a stack that is not deployed, an endpoint that does
 //! not answer, expired credentials) into one line that says what to do.
 
-use std::collections::BTreeSet;
-
 pub mod db;
 pub mod invoke;
 pub mod logs;
@@ -19,6 +17,8 @@ pub mod target;
 pub mod tone;
 pub mod units;
 pub mod upload;
+
+use std::collections::BTreeSet;
 
 use anyhow::{anyhow, bail};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

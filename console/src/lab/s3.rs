@@ -11,7 +11,6 @@ use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-use clap::ValueEnum;
 use hybridlab_provision::stack::{StackClients, StackNames};
 use serde::Serialize;
 
@@ -23,7 +22,7 @@ use super::upload::{Accepted, LocalFile, UploadPath, Uploader};
 pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The stack's buckets; no other bucket can be named, so the command cannot wander off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BucketChoice {
     /// The images and their variants (versioned).
     Images,

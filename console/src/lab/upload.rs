@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::Lab;
 
 /// How an image reaches the uploads bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadPath {
     Presigned,

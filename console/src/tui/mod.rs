@@ -9,11 +9,13 @@ pub mod app;
 pub mod db_pane;
 #[cfg(test)]
 mod fixtures;
+pub mod invoke_view;
 pub mod logs_pane;
 pub mod palette;
 mod runner;
 pub mod s3_pane;
 pub mod spool;
+pub mod stack_view;
 pub mod view;
 
 use std::io::IsTerminal as _;
