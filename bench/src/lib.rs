@@ -10,3 +10,4 @@ pub mod run_file;
 pub mod samples_csv;
 pub mod signed;
 pub mod stats;
+pub mod uploads;
