@@ -8,10 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use hybridlab_console::bench::model::{Outcome, Sample};
-use hybridlab_console::logs::entry::{LogEntry, LogGroup, LogSource};
-use hybridlab_console::tui::app::{App, Key, Tab, Update};
-use hybridlab_console::tui::view::{self, Palette};
+use hybridlab_bench::model::{Outcome, Sample};
+use hybridlab_console::lab::logs::entry::{LogEntry, LogGroup, LogSource};
+use hybridlab_console::tui::action::{Key, Update};
+use hybridlab_console::tui::app::{App, Tab};
+use hybridlab_console::tui::palette::Palette;
+use hybridlab_console::tui::view;
 use hybridlab_wire::StageTimings;
 use hybridlab_wire::report::Report;
 use ratatui::Terminal;

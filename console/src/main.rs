@@ -5,7 +5,7 @@ use hybridlab_console::cli::Cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match hybridlab_console::run(cli) {
+    match hybridlab_console::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hybridlab: {err:#}");

@@ -346,12 +346,12 @@ async fn sdk_levels(clients: &EdgeClients, noop: &str, invocations: usize) {
     }
 }
 
-/// `hybridlab bench`'s own invoker (SigV4-signed HTTP, `console/src/bench/signed.rs`), which
+/// `hybridlab bench`'s own invoker (SigV4-signed HTTP, `bench/src/signed.rs`), which
 /// is what the benchmark engine drives the sandbox with.
 async fn engine_levels(clients: &EdgeClients, noop: &str, invocations: usize) {
-    use hybridlab_console::bench::engine::Invoke as _;
-    use hybridlab_console::bench::model::Outcome;
-    use hybridlab_console::bench::signed::SignedInvoker;
+    use hybridlab_bench::engine::Invoke as _;
+    use hybridlab_bench::model::Outcome;
+    use hybridlab_bench::signed::SignedInvoker;
     let config = hybridlab_sandbox::sdk_config(&clients.endpoint, "us-east-1").await;
     let invoker = SignedInvoker::new(&config, noop).expect("the engine's invoker");
     for concurrency in [16usize, 32, 64] {

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hybridlab_console::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
-use hybridlab_console::bench::stats;
+use hybridlab_bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
+use hybridlab_bench::stats;
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::sandbox::build_binary;
 use hybridlab_wire::report::Report;

@@ -191,7 +191,7 @@ async fn the_console_fires_a_burst_and_plots_it_then_quits_leaving_the_terminal_
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
             .collect();
         assert_eq!(saved.len(), 1, "{saved:?}\n{text}");
-        let file: hybridlab_console::bench::model::RunFile =
+        let file: hybridlab_bench::model::RunFile =
             serde_json::from_slice(&std::fs::read(&saved[0]).expect("readable"))
                 .expect("a run file");
         assert_eq!(file.runs[0].samples.len(), 10);

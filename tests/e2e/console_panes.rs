@@ -1,4 +1,4 @@
-//! The reads behind the console's S3 and DynamoDB views (`s3_pane::serve`, `db_pane::serve`)
+//! The reads behind the console's S3 and DynamoDB views (`lab::s3::serve`, `lab::db::serve`)
 //! against the shared stack on the sandbox: objects and rows put with plain SDK calls under an
 //! image id or a test run of this test's own, then read back as the views read them.
 
@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
-use hybridlab_console::db::filter::parse_filter;
-use hybridlab_console::s3::{BucketChoice, VersionKind};
-use hybridlab_console::tui::db_pane::{self, DbRequest, PAGE_ROWS};
-use hybridlab_console::tui::s3_pane::{self, Entry, S3Answer, S3Read, S3Request};
+use hybridlab_console::lab::db::filter::parse_filter;
+use hybridlab_console::lab::db::{self, DbRequest, PAGE_ROWS};
+use hybridlab_console::lab::s3::{
+    self, BucketChoice, Entry, S3Answer, S3Read, S3Request, VersionKind,
+};
 use hybridlab_provision::stack::{StackClients, Target};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::lab::lab_stack;
@@ -33,7 +34,7 @@ async fn put(clients: &EdgeClients, bucket: &str, key: &str, body: Vec<u8>, kind
 }
 
 async fn s3_read(clients: &StackClients, stack: &str, read: S3Read) -> S3Answer {
-    let update = s3_pane::serve(
+    let update = s3::serve(
         clients.clone(),
         S3Request {
             seq: 7,
@@ -282,7 +283,7 @@ async fn the_dynamodb_view_pages_a_filtered_scan_without_losing_or_repeating_row
     }
     let filter = Some(parse_filter(&format!("test_run={run}")).expect("a filter"));
     let read = |start| {
-        db_pane::serve(
+        db::serve(
             clients.clone(),
             DbRequest {
                 seq: 3,

@@ -5,12 +5,13 @@
 use hdrhistogram::Histogram;
 use hybridlab_provision::stack::{StackStatus, StepEvent};
 
-use super::db_pane::{DbPane, DbRequest, DbUpdate};
-use super::logs_pane::{LogsPane, LogsUpdate};
-use super::s3_pane::{S3Pane, S3Request, S3Update};
+use super::action::{Action, BurstSettings, Key, Severity, Typed, Update, type_into};
+use super::db_pane::DbPane;
+use super::logs_pane::LogsPane;
+use super::s3_pane::S3Pane;
 use super::spool::{SampleSpool, SharedSpool};
-use crate::bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, Sample};
-use crate::bench::stats::{new_histogram, summarize};
+use hybridlab_bench::model::{Outcome, Run, RunConfig, RunFile, Sample};
+use hybridlab_bench::stats::{new_histogram, summarize};
 use hybridlab_wire::report::Report;
 
 /// The console's views, in the order of their number keys.
@@ -45,186 +46,6 @@ impl Tab {
             "s3" => Some(Self::S3),
             "db" | "dynamodb" | "ddb" => Some(Self::Db),
             _ => None,
-        }
-    }
-}
-
-/// A key, reduced to what the console distinguishes (the event loop translates crossterm's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
-    Char(char),
-    Enter,
-    Esc,
-    Backspace,
-    Up,
-    Down,
-    Left,
-    Right,
-    PageUp,
-    PageDown,
-    Home,
-    End,
-    Tab,
-    CtrlC,
-}
-
-/// What a key did to a line being typed (a `:` command, the image URL, a filter, a stack id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Typed {
-    /// The line changed, or the key means nothing to it.
-    Edited,
-    /// Enter: the line is done.
-    Submitted,
-    /// Esc: the line is dropped.
-    Cancelled,
-}
-
-/// Types `key` into `line`: a character is added, Backspace takes the last one off; Enter and
-/// Esc leave the line to the caller to use or drop.
-pub fn type_into(line: &mut String, key: Key) -> Typed {
-    match key {
-        Key::Char(c) => line.push(c),
-        Key::Backspace => {
-            line.pop();
-        }
-        Key::Enter => return Typed::Submitted,
-        Key::Esc => return Typed::Cancelled,
-        _ => {}
-    }
-    Typed::Edited
-}
-
-/// Work the event loop must start in the background: nothing here touches the network.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    RefreshStacks,
-    /// Bring up `stack`, or a new stack when `None`; `pipeline` adds the event-driven
-    /// variant (a stack that has it keeps it either way).
-    Up {
-        stack: Option<String>,
-        pipeline: bool,
-    },
-    /// Tear `stack` down.
-    Down {
-        stack: String,
-    },
-    /// A burst against the proxy of `stack` (the one selected in the Stack view, if any).
-    StartBurst {
-        settings: BurstSettings,
-        stack: Option<String>,
-    },
-    StopBurst,
-    /// Write the run of `config` and `samples` to `path` (a new file: nothing is
-    /// overwritten), as [`saved_run`] makes it.
-    SaveRun {
-        path: String,
-        config: Box<RunConfig>,
-        samples: SharedSpool,
-    },
-    /// Follow the logs of `stack` (the target's only one if `None`), replacing any reader
-    /// already running; its answers carry `generation`.
-    FollowLogs {
-        stack: Option<String>,
-        generation: u64,
-    },
-    /// A read for the S3 view.
-    S3(S3Request),
-    /// A read for the DynamoDB view.
-    Db(DbRequest),
-    /// Switch to the S3 view on the objects under `prefix` of `bucket` (a view asks; the app
-    /// does it, it is not for the event loop).
-    ShowObjects {
-        bucket: crate::s3::BucketChoice,
-        prefix: String,
-    },
-    /// Put `text` on the terminal's clipboard (OSC 52; terminals that do not allow it
-    /// ignore it, so the view also shows the text).
-    Copy(String),
-    Quit,
-}
-
-/// How the status line reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Info,
-    Error,
-}
-
-/// A read a view waits for, as the view draws it: nothing asked yet, under way, its answer,
-/// or the line that says why it failed.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum Loading<T> {
-    #[default]
-    Idle,
-    Loading,
-    Loaded(T),
-    Error(String),
-}
-
-impl<T> Loading<T> {
-    pub fn loaded(&self) -> Option<&T> {
-        match self {
-            Self::Loaded(value) => Some(value),
-            _ => None,
-        }
-    }
-}
-
-/// What a background task reports back.
-#[derive(Debug)]
-pub enum Update {
-    /// The target's stacks and each one's resources.
-    Stacks(Result<Vec<StackStatus>, String>),
-    /// The AWS account the credentials belong to, for the header; or why it is unknown.
-    Account(Result<String, String>),
-    /// A step of the `up` or `down` under way.
-    Step(StepEvent),
-    /// The `up` or `down` under way has ended: what it made of the stack, or why it failed.
-    OperationDone(Result<String, String>),
-    /// The function a burst invokes, once it is resolved.
-    BurstStarted {
-        function: String,
-        stack: String,
-        /// RFC 3339.
-        started_at: String,
-    },
-    Sample(Box<Sample>),
-    BurstDone {
-        error: Option<String>,
-    },
-    /// How saving a run to `path` went.
-    Saved {
-        path: String,
-        result: Result<(), String>,
-    },
-    Logs(LogsUpdate),
-    S3(S3Update),
-    Db(DbUpdate),
-}
-
-/// A burst's shape, set from the keyboard.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BurstSettings {
-    pub invocations: u64,
-    /// Workers of a closed loop, or the cap on invocations in flight of an open one.
-    pub concurrency: usize,
-    /// Invocations a second of an open loop (latency counted from each one's intended send
-    /// time); `None` is a closed loop.
-    pub rate: Option<f64>,
-    /// The image URL sent to the lab's proxy function.
-    pub image_url: String,
-}
-
-impl BurstSettings {
-    pub fn shape(&self) -> LoadShape {
-        match self.rate {
-            Some(rate) => LoadShape::Open {
-                rate,
-                max_in_flight: self.concurrency,
-            },
-            None => LoadShape::Closed {
-                concurrency: self.concurrency,
-            },
         }
     }
 }
@@ -1008,6 +829,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hybridlab_bench::model::LoadShape;
 
     fn app() -> App {
         App::new(

@@ -1,42 +1,28 @@
 //! The DynamoDB view: the selected stack's table as rows, paged and filtered, the selected row
 //! as pretty JSON, and a jump from a row to its objects in the S3 view.
 //!
-//! A page is one `scan_from` of [`PAGE_ROWS`] rows; the view keeps the start key of every
+//! A page is one `scan_from` of `lab::db::PAGE_ROWS` rows; the view keeps the start key of every
 //! page up to the one shown, so it can go back without reading from the top. Each request
 //! carries a sequence number and only the latest one's answer is kept.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::app::{Action, Key, Loading, Severity, Typed, type_into};
-use super::s3_pane::human_bytes;
-use super::view::Palette;
-use crate::db::filter::{AttributeFilter, filter_expression, parse_filter};
-use crate::db::paging::scan_from;
-use crate::db::typed_json::{Item, item_to_plain_json};
-use crate::db::{scalar, status_tone};
-use crate::output::Tone;
-use crate::s3::BucketChoice;
-use hybridlab_provision::stack::{StackClients, StackId, StackNames};
+use super::action::{Action, Key, Loading, Severity, Typed, moved, type_into};
+use super::palette::Palette;
+use crate::lab::db::filter::{AttributeFilter, parse_filter};
+use crate::lab::db::typed_json::{Item, item_to_plain_json};
+use crate::lab::db::{DbPage, DbRequest, DbUpdate, number, scalar, status_tone};
+use crate::lab::s3::BucketChoice;
+use crate::lab::tone::Tone;
+use crate::lab::units::human_bytes;
+use hybridlab_provision::stack::{StackId, StackNames};
 
-/// Rows a page shows (and a Scan request evaluates at most).
-pub const PAGE_ROWS: usize = 50;
 /// From this width the row's JSON sits beside the table rather than under it.
 const SIDE_BY_SIDE: u16 = 140;
-
-/// One page of rows.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DbPage {
-    pub rows: Vec<Item>,
-    /// The start key of the next page; `None` on the last.
-    pub next: Option<Item>,
-    /// Items DynamoDB read for the page, before the filter.
-    pub scanned: u64,
-}
 
 /// What the DynamoDB view shows.
 #[derive(Debug, Clone, Default)]
@@ -55,22 +41,6 @@ pub struct DbPane {
     /// Lines of the selected row's JSON scrolled past (J and K).
     pub json_scroll: u16,
     last_seq: u64,
-}
-
-/// A read the DynamoDB view needs from the network: one page of the table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DbRequest {
-    pub seq: u64,
-    pub stack: Option<String>,
-    pub filter: Option<AttributeFilter>,
-    pub start: Option<Item>,
-}
-
-/// The answer to a [`DbRequest`].
-#[derive(Debug)]
-pub struct DbUpdate {
-    pub seq: u64,
-    pub page: Result<DbPage, String>,
 }
 
 type Status = Option<(Severity, String)>;
@@ -236,60 +206,6 @@ impl DbPane {
     }
 }
 
-/// Rows a page key moves the selection by.
-const PAGE_STEP: usize = 10;
-
-/// The selection after `key` (Up, Down, PageUp, PageDown, Home, End) in a list of `len`.
-pub fn moved(selected: usize, len: usize, key: Key) -> usize {
-    let last = len.saturating_sub(1);
-    match key {
-        Key::Up => selected.saturating_sub(1),
-        Key::Down => (selected + 1).min(last),
-        Key::PageUp => selected.saturating_sub(PAGE_STEP),
-        Key::PageDown => (selected + PAGE_STEP).min(last),
-        Key::Home => 0,
-        Key::End => last,
-        _ => selected,
-    }
-}
-
-/// Does the network half of `request`.
-pub async fn serve(clients: StackClients, request: DbRequest) -> DbUpdate {
-    let page = match super::lab_for(clients, request.stack.as_deref()).await {
-        Ok(lab) => read_page(&lab, request.filter, request.start)
-            .await
-            .map_err(|err| format!("{err:#}")),
-        Err(err) => Err(format!("{err:#}")),
-    };
-    DbUpdate {
-        seq: request.seq,
-        page,
-    }
-}
-
-async fn read_page(
-    lab: &crate::lab::Lab,
-    filter: Option<AttributeFilter>,
-    start: Option<Item>,
-) -> anyhow::Result<DbPage> {
-    let table = &lab.names.table;
-    let filters: Vec<AttributeFilter> = filter.into_iter().collect();
-    let expression = filter_expression(&filters);
-    let outcome = scan_from(start, Some(PAGE_ROWS), |start, wanted| {
-        // Limit is what is still wanted, filter or not: a page then never holds more rows
-        // than fit, so none is cut off and the next page starts right after the last shown.
-        let limit = wanted.map(|wanted| i32::try_from(wanted).unwrap_or(i32::MAX).max(1));
-        crate::db::scan_page(lab, expression.as_ref(), start, limit)
-    })
-    .await
-    .map_err(|err| lab.explain("dynamodb:Scan", &format!("the table {table}"), err))?;
-    Ok(DbPage {
-        rows: outcome.items,
-        next: outcome.resume,
-        scanned: outcome.scanned,
-    })
-}
-
 fn tone_colour(tone: Tone) -> Color {
     match tone {
         Tone::Good => Color::Green,
@@ -310,9 +226,9 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 fn size_text(row: &Item) -> String {
-    match row.get("size_bytes") {
-        Some(AttributeValue::N(n)) => n.parse::<i64>().map_or_else(|_| n.clone(), human_bytes),
-        _ => "-".to_owned(),
+    match number(row, "size_bytes") {
+        Some(n) => n.parse::<i64>().map_or_else(|_| n.to_owned(), human_bytes),
+        None => "-".to_owned(),
     }
 }
 
@@ -467,9 +383,12 @@ fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
 mod tests {
 
     use super::*;
-    use crate::tui::app::{App, Tab, Update};
+    use crate::lab::db::typed_json::item_from_typed_json;
+    use crate::lab::s3::S3Read;
+    use crate::tui::action::Update;
+    use crate::tui::app::{App, Tab};
     use crate::tui::fixtures;
-    use crate::tui::s3_pane::S3Read;
+    use serde_json::{Map, Value, json};
 
     fn request(action: Option<Action>) -> DbRequest {
         match action {
@@ -478,18 +397,23 @@ mod tests {
         }
     }
 
-    fn text(value: &str) -> AttributeValue {
-        AttributeValue::S(value.into())
+    // Rows are written in DynamoDB's typed JSON: the console never names the SDK's types.
+    fn text(value: &str) -> Value {
+        json!({ "S": value })
     }
 
-    fn number(value: u64) -> AttributeValue {
-        AttributeValue::N(value.to_string())
+    fn number(value: u64) -> Value {
+        json!({ "N": value.to_string() })
+    }
+
+    fn item(attributes: Map<String, Value>) -> Item {
+        item_from_typed_json(&Value::Object(attributes)).expect("a row in typed JSON")
     }
 
     /// A row as ec2-server writes it.
     fn row(at: u32, status: &str) -> Item {
         let image_id = format!("0190a0b0-0000-7000-8000-{at:012}");
-        let mut item = Item::from([
+        let mut item = Map::from_iter([
             ("image_id".to_owned(), text(&image_id)),
             ("status".to_owned(), text(status)),
             ("bucket".to_owned(), text("hybridlab-images-k3x9q2ma")),
@@ -513,7 +437,7 @@ mod tests {
             item.insert("format".into(), text("jpeg"));
             item.insert(
                 "keys".into(),
-                AttributeValue::M(
+                json!({ "M": (
                     [("original", "original.jpg"), ("thumbnail", "thumbnail.jpg")]
                         .into_iter()
                         .map(|(name, file)| {
@@ -525,13 +449,13 @@ mod tests {
                                 )),
                             )
                         })
-                        .collect(),
-                ),
+                        .collect::<Map<String, Value>>()
+                ) }),
             );
         } else if status == "FAILED" {
             item.insert("error".into(), text("the image URL answered 404 Not Found"));
         }
-        item
+        super::tests::item(item)
     }
 
     fn page(rows: Vec<Item>, next: Option<Item>) -> DbPage {
@@ -543,10 +467,10 @@ mod tests {
     }
 
     fn start_key(at: u32) -> Item {
-        Item::from([(
+        item(Map::from_iter([(
             "image_id".to_owned(),
             text(&format!("0190a0b0-0000-7000-8000-{at:012}")),
-        )])
+        )]))
     }
 
     /// The DynamoDB view on its first page, the second row selected.
@@ -775,7 +699,10 @@ mod tests {
         let mut app = fixtures::app_with_stack();
         let first = request(app.on_key(Key::Char('5')));
         let mut uploaded = row(7, "COMPLETED");
-        uploaded.insert("bucket".into(), text("hybridlab-processed-k3x9q2ma"));
+        uploaded.extend(item(Map::from_iter([(
+            "bucket".to_owned(),
+            text("hybridlab-processed-k3x9q2ma"),
+        )])));
         app.apply(Update::Db(DbUpdate {
             seq: first.seq,
             page: Ok(page(vec![uploaded], None)),

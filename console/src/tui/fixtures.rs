@@ -8,9 +8,11 @@ use hybridlab_provision::stack::{ResourceKind, StackId, StackStatus};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{App, BurstSettings, LiveRun, Tab, Update};
-use super::view::{Palette, draw};
-use crate::bench::model::{Outcome, Sample};
+use super::action::{BurstSettings, Update};
+use super::app::{App, LiveRun, Tab};
+use super::palette::Palette;
+use super::view::draw;
+use hybridlab_bench::model::{Outcome, Sample};
 use hybridlab_wire::report::Report;
 
 /// The screen `app` draws at `width` x `height`, in colour or as under `NO_COLOR`.
@@ -158,7 +160,7 @@ pub fn app_bringing_up_a_stack() -> App {
     use hybridlab_provision::stack::{StepEvent, StepStatus};
 
     let mut app = app_with_stack();
-    app.on_key(super::app::Key::Char('n'));
+    app.on_key(super::action::Key::Char('n'));
     let event = |step: &str, resource: &str, status, elapsed_ms| StepEvent {
         stack: "q7w2e9rt".into(),
         step: step.into(),

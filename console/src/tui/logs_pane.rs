@@ -1,7 +1,7 @@
 //! The Logs view: the selected stack's two log groups merged in time order and followed,
 //! coloured by source, filtered as you type, paused and resumed, and narrowed to one
 //! invocation's lines by its request id (the proxy passes it on to the server, so both halves
-//! log it). The reading is `hybridlab logs -f`'s [`LogTail`](crate::logs::tail::LogTail),
+//! log it). The reading is `hybridlab logs -f`'s [`LogTail`](crate::lab::logs::tail::LogTail),
 //! run by the event loop; this module holds what was read and draws it.
 
 use std::collections::VecDeque;
@@ -12,41 +12,16 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use super::app::{Action, Key, Severity, Typed, type_into};
-use super::view::Palette;
-use crate::logs::entry::{LogEntry, LogSource};
-use crate::logs::render::{clock, report_summary};
-use crate::logs::tail::TailMode;
+use super::action::{Action, Key, LogsUpdate, Severity, Typed, type_into};
+use super::palette::Palette;
+use crate::lab::logs::entry::{LogEntry, LogSource, clock, report_summary};
+use crate::lab::logs::tail::TailMode;
 
 /// Lines a page key moves the selection by.
 const PAGE_STEP: usize = 10;
 
 /// Lines kept; the oldest go first. Ten thousand lines of a lab's logs are a few megabytes.
 pub const MAX_LINES: usize = 20_000;
-
-/// What the log reader reports back, tagged with the follow it belongs to so that lines of
-/// a stack the user has moved away from are dropped.
-#[derive(Debug)]
-pub enum LogsUpdate {
-    /// The groups are found and the backlog is being read.
-    Opened {
-        generation: u64,
-        stack: String,
-        groups: Vec<String>,
-    },
-    Entries {
-        generation: u64,
-        entries: Vec<LogEntry>,
-        mode: TailMode,
-    },
-    /// Something worth saying that is not a log line (the tail changed how it reads).
-    Notice { generation: u64, text: String },
-    /// The reading stopped: with an error, or because it was asked to.
-    Ended {
-        generation: u64,
-        error: Option<String>,
-    },
-}
 
 /// The Logs view's state.
 #[derive(Debug, Clone, Default)]
@@ -433,7 +408,7 @@ fn entry_line(entry: &LogEntry, palette: Palette) -> Line<'static> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::logs::entry::LogGroup;
+    use crate::lab::logs::entry::LogGroup;
 
     fn entry(source: LogSource, at_ms: i64, message: &str) -> LogEntry {
         let group = LogGroup {

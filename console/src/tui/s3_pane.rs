@@ -2,104 +2,27 @@
 //! metadata and versions, a presigned URL to copy, a preview of an image, and a local file
 //! uploaded into the event-driven pipeline.
 //!
-//! Keys change the state and name the read they need ([`S3Request`]); [`serve`] does the read
-//! in a task and its answer ([`S3Update`]) comes back through [`S3Pane::apply`]. Every request
+//! Keys change the state and name the read they need ([`S3Request`]); `lab::s3::serve` does
+//! the read in a task and its answer ([`S3Update`]) comes back through [`S3Pane::apply`]. Every request
 //! carries the sequence number of what it was for (the listing, or the selected object), so an
 //! answer that arrives after the user moved on is dropped.
 
-use std::collections::BTreeMap;
-use std::io::Cursor;
-use std::time::Duration;
-
-use anyhow::{Context as _, anyhow, bail};
-use aws_sdk_s3::error::SdkError;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::app::{Action, Key, Loading, Severity, Typed, type_into};
-use super::view::Palette;
-use crate::lab::Lab;
-use crate::s3::{
-    BucketChoice, KeyVersion, ListedObject, VersionKind, key_versions, look_for, presigned_get,
-    the_bucket, timestamp,
+use super::action::{Action, Key, Loading, Severity, Typed, moved, type_into};
+use super::palette::Palette;
+use crate::lab::s3::{
+    BucketChoice, Entry, KeyVersion, ListedObject, ListingPage, ObjectDetail, PREVIEW_MAX_BYTES,
+    Preview, S3Answer, S3Read, S3Request, S3Update, VersionKind, too_big,
 };
-use hybridlab_provision::stack::StackClients;
+use crate::lab::units::human_bytes;
 
-/// Keys asked for per ListObjectsV2 call; the next ones load when the selection reaches the end.
-const LIST_PAGE: i32 = 200;
 /// Entries of one listing kept in memory; past this, narrow the prefix.
 pub const MAX_LISTED: usize = 5_000;
-/// The largest object the preview downloads.
-pub const PREVIEW_MAX_BYTES: i64 = 8 * 1024 * 1024;
-/// The decoder refuses images wider or taller than this (a small file can claim a huge size).
-const PREVIEW_MAX_SIDE: u32 = 16_384;
-/// Memory the decoder may take for one image.
-const PREVIEW_MAX_ALLOC: u64 = 512 * 1024 * 1024;
-/// The decoded image is kept this small (pixels; a cell shows two, one above the other).
-pub const PREVIEW_WIDTH: u32 = 160;
-pub const PREVIEW_HEIGHT: u32 = 96;
-/// How long a copied URL works.
-const URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
-
-/// One line of a listing: a common prefix (a folder) or an object.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Entry {
-    /// The whole prefix, ending in `/`.
-    Folder(String),
-    Object(ListedObject),
-}
-
-impl Entry {
-    pub fn key(&self) -> &str {
-        match self {
-            Self::Folder(prefix) => prefix,
-            Self::Object(object) => &object.key,
-        }
-    }
-}
-
-/// One ListObjectsV2 page.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ListingPage {
-    pub entries: Vec<Entry>,
-    /// The continuation token of the next page, if the listing goes on.
-    pub next: Option<String>,
-}
-
-/// What HeadObject says of an object.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ObjectDetail {
-    pub size: Option<i64>,
-    pub content_type: Option<String>,
-    /// RFC 3339.
-    pub last_modified: String,
-    pub etag: Option<String>,
-    pub version_id: Option<String>,
-    /// User metadata (`image-id` on the server's objects).
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// A decoded image, scaled down to at most [`PREVIEW_WIDTH`] x [`PREVIEW_HEIGHT`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Preview {
-    /// The image's own size.
-    pub source_width: u32,
-    pub source_height: u32,
-    pub width: u32,
-    pub height: u32,
-    /// Row by row, `width * height` RGB pixels.
-    pub pixels: Vec<[u8; 3]>,
-}
-
-impl Preview {
-    fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
-        let at = (y as usize) * (self.width as usize) + x as usize;
-        self.pixels.get(at).copied().unwrap_or([0, 0, 0])
-    }
-}
 
 /// What the panel under the object's detail shows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -153,63 +76,6 @@ impl Default for S3Pane {
             object_seq: 0,
         }
     }
-}
-
-/// A read the S3 view needs from the network. `seq` comes back with the answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct S3Request {
-    pub seq: u64,
-    pub stack: Option<String>,
-    pub bucket: BucketChoice,
-    pub read: S3Read,
-}
-
-/// What an [`S3Request`] reads.
-#[derive(Debug, Clone, PartialEq)]
-pub enum S3Read {
-    /// One page of the keys and common prefixes under `prefix`.
-    List {
-        prefix: String,
-        continuation: Option<String>,
-    },
-    Head {
-        key: String,
-    },
-    Versions {
-        key: String,
-    },
-    Presign {
-        key: String,
-    },
-    Preview {
-        key: String,
-    },
-    /// Upload the local file `path` into the stack's pipeline (a presigned PUT, as the
-    /// gallery's browser does).
-    Upload {
-        path: String,
-    },
-}
-
-/// The answer to an [`S3Request`]: its `seq` and what came back (or the line saying why not).
-#[derive(Debug)]
-pub struct S3Update {
-    pub seq: u64,
-    pub answer: S3Answer,
-}
-
-#[derive(Debug)]
-pub enum S3Answer {
-    Listed {
-        /// A further page of a listing, appended; otherwise the listing's first.
-        more: bool,
-        page: Result<ListingPage, String>,
-    },
-    Head(Result<ObjectDetail, String>),
-    Versions(Result<Vec<KeyVersion>, String>),
-    Presigned(Result<String, String>),
-    Preview(Result<Preview, String>),
-    Uploaded(Result<crate::upload::Accepted, String>),
 }
 
 type Status = Option<(Severity, String)>;
@@ -312,7 +178,7 @@ impl S3Pane {
             }
             Key::PageUp | Key::PageDown | Key::Home | Key::End => {
                 let entries = self.listing.loaded()?.entries.len();
-                let selected = super::db_pane::moved(self.selected, entries, key);
+                let selected = moved(self.selected, entries, key);
                 if selected == self.selected {
                     return None;
                 }
@@ -548,254 +414,6 @@ fn loaded<T>(result: Result<T, String>, status: &mut Status) -> Loading<T> {
 pub fn parent_of(prefix: &str) -> &str {
     let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
     trimmed.rfind('/').map_or("", |slash| &prefix[..=slash])
-}
-
-fn too_big(key: &str, size: i64) -> String {
-    format!(
-        "{key} is {}, more than the preview reads ({}); `hybridlab s3 get {key}` downloads it",
-        human_bytes(size),
-        human_bytes(PREVIEW_MAX_BYTES)
-    )
-}
-
-/// `512 B`, `12.3 KiB`, `4.0 MiB`.
-pub fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Does the network half of `request`.
-pub async fn serve(clients: StackClients, request: S3Request) -> S3Update {
-    let S3Request {
-        seq,
-        stack,
-        bucket,
-        read,
-    } = request;
-    let lab = super::lab_for(clients, stack.as_deref()).await;
-    let answer = match read {
-        S3Read::List {
-            prefix,
-            continuation,
-        } => {
-            let more = continuation.is_some();
-            let page = match &lab {
-                Ok(lab) => list_page(lab, bucket, &prefix, continuation).await,
-                Err(err) => Err(anyhow!("{err:#}")),
-            };
-            S3Answer::Listed {
-                more,
-                page: page.map_err(|err| format!("{err:#}")),
-            }
-        }
-        S3Read::Head { key } => S3Answer::Head(on(&lab, |lab| head(lab, bucket, key)).await),
-        S3Read::Versions { key } => S3Answer::Versions(
-            on(&lab, |lab| async move {
-                let bucket = bucket.name(&lab.names);
-                key_versions(lab, bucket, &key).await
-            })
-            .await,
-        ),
-        S3Read::Presign { key } => {
-            S3Answer::Presigned(on(&lab, |lab| presign(lab, bucket, key)).await)
-        }
-        S3Read::Preview { key } => {
-            S3Answer::Preview(on(&lab, |lab| preview(lab, bucket, key)).await)
-        }
-        S3Read::Upload { path } => S3Answer::Uploaded(on(&lab, |lab| upload(lab, path)).await),
-    };
-    S3Update { seq, answer }
-}
-
-/// Uploads the local file at `path` into `lab`'s pipeline.
-async fn upload(lab: &Lab, path: String) -> anyhow::Result<crate::upload::Accepted> {
-    let file = crate::upload::LocalFile::read(std::path::Path::new(&path)).await?;
-    let uploader = crate::upload::Uploader::for_lab(lab).await?;
-    uploader
-        .upload(
-            crate::upload::UploadPath::Presigned,
-            &file.filename,
-            file.content_type,
-            file.bytes,
-        )
-        .await
-}
-
-/// `read` on the lab, or the lab's own failure; the error as the status line shows it.
-async fn on<'a, T, F, Fut>(lab: &'a anyhow::Result<Lab>, read: F) -> Result<T, String>
-where
-    F: FnOnce(&'a Lab) -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    match lab {
-        Ok(lab) => read(lab).await.map_err(|err| format!("{err:#}")),
-        Err(err) => Err(format!("{err:#}")),
-    }
-}
-
-async fn list_page(
-    lab: &Lab,
-    bucket: BucketChoice,
-    prefix: &str,
-    continuation: Option<String>,
-) -> anyhow::Result<ListingPage> {
-    let bucket = bucket.name(&lab.names);
-    let page = lab
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .delimiter("/")
-        .max_keys(LIST_PAGE)
-        .set_continuation_token(continuation)
-        .send()
-        .await
-        .map_err(|err| lab.explain("s3:ListBucket", &the_bucket(bucket), err))?;
-    let folders = page
-        .common_prefixes()
-        .iter()
-        .filter_map(|common| common.prefix())
-        .map(|prefix| Entry::Folder(prefix.to_owned()));
-    let objects = page
-        .contents()
-        .iter()
-        .map(ListedObject::from_listing)
-        // A console-made "folder" is an empty object named like the prefix: not an entry.
-        .filter(|object| object.key != prefix)
-        .map(Entry::Object);
-    let mut entries: Vec<Entry> = folders.chain(objects).collect();
-    // S3's own order, so a later page continues this one.
-    entries.sort_by(|a, b| a.key().cmp(b.key()));
-    let next = page
-        .is_truncated()
-        .unwrap_or(false)
-        .then(|| page.next_continuation_token().map(str::to_owned))
-        .flatten();
-    Ok(ListingPage { entries, next })
-}
-
-async fn head(lab: &Lab, bucket: BucketChoice, key: String) -> anyhow::Result<ObjectDetail> {
-    let bucket = bucket.name(&lab.names);
-    let head = match lab
-        .clients
-        .s3
-        .head_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-    {
-        Ok(head) => head,
-        // HeadObject has no body to name the error: a 404 is all it says of a missing key.
-        Err(err) if matches!(&err, SdkError::ServiceError(service) if service.err().is_not_found()) =>
-        {
-            bail!("{key} is not in s3://{bucket} any more; press r to read the listing again")
-        }
-        Err(err) => return Err(lab.explain("s3:GetObject", &the_bucket(bucket), err)),
-    };
-    Ok(ObjectDetail {
-        size: head.content_length(),
-        content_type: head.content_type().map(str::to_owned),
-        last_modified: timestamp(head.last_modified()),
-        etag: head.e_tag().map(str::to_owned),
-        version_id: head.version_id().map(str::to_owned),
-        metadata: head
-            .metadata()
-            .map(|metadata| {
-                metadata
-                    .iter()
-                    .map(|(name, value)| (name.clone(), value.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
-}
-
-async fn presign(lab: &Lab, bucket: BucketChoice, key: String) -> anyhow::Result<String> {
-    let bucket = bucket.name(&lab.names);
-    // Presigning is local arithmetic; look first so a URL is never handed out for nothing.
-    if let Some(missing) = look_for(lab, bucket, &key).await? {
-        bail!("{missing}");
-    }
-    presigned_get(lab, bucket, &key, URL_LIFETIME).await
-}
-
-async fn preview(lab: &Lab, bucket: BucketChoice, key: String) -> anyhow::Result<Preview> {
-    let bucket = bucket.name(&lab.names);
-    let object = lab
-        .clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-        .map_err(|err| lab.explain("s3:GetObject", &the_bucket(bucket), err))?;
-    if let Some(size) = object.content_length()
-        && size > PREVIEW_MAX_BYTES
-    {
-        bail!("{}", too_big(&key, size));
-    }
-    let mut bytes = Vec::new();
-    let mut body = object.body;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.with_context(|| format!("downloading {key} broke off; press p again"))?;
-        // The object may have been replaced by a larger one since it was listed.
-        if (bytes.len() + chunk.len()) as i64 > PREVIEW_MAX_BYTES {
-            bail!("{}", too_big(&key, (bytes.len() + chunk.len()) as i64));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    // Decoding takes a CPU for a while: off the executor's threads.
-    tokio::task::spawn_blocking(move || decode_preview(&bytes))
-        .await
-        .context("the preview's decoder stopped")?
-        .map_err(|err| anyhow!("{key}: {err}"))
-}
-
-/// Decodes an image (within limits) and scales it down to fit the preview's pixels.
-pub fn decode_preview(bytes: &[u8]) -> Result<Preview, String> {
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|err| err.to_string())?;
-    if reader.format().is_none() {
-        return Err("not an image the preview reads (JPEG, PNG, GIF or WebP)".into());
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(PREVIEW_MAX_SIDE);
-    limits.max_image_height = Some(PREVIEW_MAX_SIDE);
-    limits.max_alloc = Some(PREVIEW_MAX_ALLOC);
-    reader.limits(limits);
-    let cannot = |err: image::ImageError| format!("cannot decode it: {err}");
-    let mut decoder = reader.into_decoder().map_err(cannot)?;
-    // A phone's photo is stored sideways with an EXIF orientation: shown as it is seen.
-    let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(cannot)?;
-    let mut image = image::DynamicImage::from_decoder(decoder).map_err(cannot)?;
-    image.apply_orientation(orientation);
-    let (source_width, source_height) = (image.width(), image.height());
-    let small = if source_width > PREVIEW_WIDTH || source_height > PREVIEW_HEIGHT {
-        image.thumbnail(PREVIEW_WIDTH, PREVIEW_HEIGHT)
-    } else {
-        image
-    }
-    .to_rgb8();
-    Ok(Preview {
-        source_width,
-        source_height,
-        width: small.width(),
-        height: small.height(),
-        pixels: small.pixels().map(|pixel| pixel.0).collect(),
-    })
 }
 
 /// One terminal cell of a preview: the upper pixel (drawn as `▀`'s foreground) and the lower
@@ -1174,7 +792,12 @@ fn draw_lower(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
 mod tests {
 
     use super::*;
-    use crate::tui::app::{App, Tab, Update};
+    use std::collections::BTreeMap;
+    use std::io::Cursor;
+
+    use crate::lab::s3::{PREVIEW_HEIGHT, PREVIEW_WIDTH, decode_preview};
+    use crate::tui::action::Update;
+    use crate::tui::app::{App, Tab};
     use crate::tui::fixtures;
 
     const IMAGE_ID: &str = "0190a0b0-0000-7000-8000-000000000001";
@@ -1459,7 +1082,7 @@ mod tests {
         let listing = request(pane.apply(
             S3Update {
                 seq: upload.seq,
-                answer: S3Answer::Uploaded(Ok(crate::upload::Accepted {
+                answer: S3Answer::Uploaded(Ok(crate::lab::upload::Accepted {
                     image_id: IMAGE_ID.into(),
                     bucket: "hybridlab-uploads-k3x9q2ma".into(),
                     key: format!("uploads/{IMAGE_ID}/cat.jpg"),

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Seek as _, SeekFrom, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::bench::model::Sample;
+use hybridlab_bench::model::Sample;
 
 /// The samples of one burst.
 #[derive(Debug, Default)]
@@ -96,7 +96,7 @@ impl PartialEq for SharedSpool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::model::Outcome;
+    use hybridlab_bench::model::Outcome;
 
     #[test]
     fn samples_come_back_whole_and_in_order_and_more_can_follow() {

@@ -1,0 +1,479 @@
+//! The report's figures as SVG: the client latency percentile distribution of every run on
+//! one plot, percentiles and throughput against concurrency for sweeps, and cold against warm
+//! invocations of each run. Each figure is a file name, a caption and the SVG text.
+
+use super::analysis::{self, ColdWarm, NINES_SHOWN, Spread, Sweep};
+use super::input::LabeledRun;
+use super::svg::{Axis, BoxChart, BoxGroup, BoxStats, LineChart, LineStyle, Series, Tick};
+
+/// One plot of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// Relative to the report's folder.
+    pub file_name: String,
+    pub caption: String,
+    pub svg: String,
+}
+
+/// Every figure of a report; a figure that would be empty is `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    pub latency_distribution: Option<Figure>,
+    pub sweep_latency: Option<Figure>,
+    pub sweep_throughput: Option<Figure>,
+    /// One per run, in the report's order; `None` for a run without cold starts.
+    pub cold_warm: Vec<Option<Figure>>,
+}
+
+impl Figures {
+    pub fn all(&self) -> impl Iterator<Item = &Figure> {
+        [
+            &self.latency_distribution,
+            &self.sweep_latency,
+            &self.sweep_throughput,
+        ]
+        .into_iter()
+        .chain(&self.cold_warm)
+        .flatten()
+    }
+}
+
+/// The figures of `runs`, whose sweeps are `sweeps` and whose cold/warm splits are
+/// `cold_warm` (one per run).
+pub fn figures(runs: &[LabeledRun], sweeps: &[Sweep], cold_warm: &[ColdWarm]) -> Figures {
+    Figures {
+        latency_distribution: latency_distribution(runs),
+        sweep_latency: sweep_latency(sweeps),
+        sweep_throughput: sweep_throughput(sweeps),
+        cold_warm: runs
+            .iter()
+            .zip(cold_warm)
+            .enumerate()
+            .map(|(index, (run, split))| cold_warm_figure(index, &run.label, split))
+            .collect(),
+    }
+}
+
+/// The percentile axis of HdrHistogram's plots: 0 % to 99.99 %, each nine as wide as the last.
+fn percentile_axis() -> Axis {
+    let ticks = [
+        (0.0, "0%"),
+        (1.0, "90%"),
+        (2.0, "99%"),
+        (3.0, "99.9%"),
+        (4.0, "99.99%"),
+    ]
+    .into_iter()
+    .map(|(nines, label)| Tick::new(nines, label))
+    .collect();
+    Axis::linear_with_ticks(
+        "percentile (log scale of 1 / (1 - p))",
+        0.0,
+        NINES_SHOWN,
+        ticks,
+    )
+}
+
+fn highest(values: impl IntoIterator<Item = f64>) -> f64 {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
+}
+
+fn latency_distribution(runs: &[LabeledRun]) -> Option<Figure> {
+    let series: Vec<Series> = runs
+        .iter()
+        .filter_map(|labeled| {
+            let histogram = analysis::client_histogram(&labeled.run);
+            let points = analysis::percentile_distribution(&histogram);
+            (!points.is_empty()).then(|| (labeled.label.clone(), points))
+        })
+        .enumerate()
+        .map(|(index, (name, points))| Series {
+            name,
+            points,
+            markers: false,
+            style: LineStyle::nth(index),
+        })
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    let top = highest(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|&(_, ms)| ms)),
+    );
+    let chart = LineChart {
+        title: "Client latency by percentile".to_owned(),
+        x: percentile_axis(),
+        y: Axis::linear("client latency (ms)", 0.0, top),
+        series,
+    };
+    Some(Figure {
+        file_name: "latency-distribution.svg".to_owned(),
+        caption: "Client latency by percentile".to_owned(),
+        svg: chart.to_svg(),
+    })
+}
+
+/// The concurrency axis of sweeps: logarithmic (levels usually double), a tick per level.
+fn concurrency_axis(sweeps: &[Sweep]) -> Axis {
+    let mut levels: Vec<usize> = sweeps
+        .iter()
+        .flat_map(|sweep| sweep.points.iter().map(|p| p.concurrency.max(1)))
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let low = levels.first().copied().unwrap_or(1) as f64;
+    let high = levels.last().copied().unwrap_or(2) as f64;
+    let ticks = levels
+        .iter()
+        .map(|&level| Tick::new(level as f64, level.to_string()))
+        .collect();
+    // A margin either side, so the first and last points are not drawn on the frame.
+    const PADDING: f64 = 1.25;
+    Axis::log(
+        "concurrency (log scale)",
+        low / PADDING,
+        high * PADDING,
+        ticks,
+    )
+}
+
+fn series_name(sweep: &Sweep, what: &str) -> String {
+    match &sweep.name {
+        Some(name) => format!("{name}: {what}"),
+        None => what.to_owned(),
+    }
+}
+
+/// One number of a sweep point, such as its p99.
+type PointValue = fn(&analysis::SweepPoint) -> f64;
+
+fn sweep_latency(sweeps: &[Sweep]) -> Option<Figure> {
+    if sweeps.is_empty() {
+        return None;
+    }
+    let pickers: [(&str, PointValue); 3] = [
+        ("p50", |p| p.p50_ms),
+        ("p90", |p| p.p90_ms),
+        ("p99", |p| p.p99_ms),
+    ];
+    let series: Vec<Series> = sweeps
+        .iter()
+        .enumerate()
+        .flat_map(|(sweep_index, sweep)| {
+            // A colour per percentile, a dash pattern per sweep: p99 before and after
+            // share a colour.
+            pickers
+                .iter()
+                .enumerate()
+                .map(move |(percentile_index, &(what, pick))| Series {
+                    name: series_name(sweep, what),
+                    points: sweep
+                        .points
+                        .iter()
+                        .map(|p| (p.concurrency as f64, pick(p)))
+                        .collect(),
+                    markers: true,
+                    style: LineStyle {
+                        colour: percentile_index,
+                        dash: sweep_index,
+                    },
+                })
+        })
+        .collect();
+    let top = highest(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|&(_, ms)| ms)),
+    );
+    let chart = LineChart {
+        title: "Client latency percentiles against concurrency".to_owned(),
+        x: concurrency_axis(sweeps),
+        y: Axis::linear("client latency (ms)", 0.0, top),
+        series,
+    };
+    Some(Figure {
+        file_name: "sweep-latency.svg".to_owned(),
+        caption: "Client latency p50, p90 and p99 against concurrency".to_owned(),
+        svg: chart.to_svg(),
+    })
+}
+
+fn sweep_throughput(sweeps: &[Sweep]) -> Option<Figure> {
+    if sweeps.is_empty() {
+        return None;
+    }
+    let series: Vec<Series> = sweeps
+        .iter()
+        .enumerate()
+        .map(|(index, sweep)| Series {
+            name: series_name(sweep, "throughput"),
+            points: sweep
+                .points
+                .iter()
+                .map(|p| (p.concurrency as f64, p.throughput_per_s))
+                .collect(),
+            markers: true,
+            style: LineStyle::nth(index),
+        })
+        .collect();
+    let top = highest(series.iter().flat_map(|s| s.points.iter().map(|&(_, t)| t)));
+    let chart = LineChart {
+        title: "Throughput against concurrency".to_owned(),
+        x: concurrency_axis(sweeps),
+        y: Axis::linear("invocations per second", 0.0, top),
+        series,
+    };
+    Some(Figure {
+        file_name: "sweep-throughput.svg".to_owned(),
+        caption: "Throughput against concurrency".to_owned(),
+        svg: chart.to_svg(),
+    })
+}
+
+fn box_stats(spread: &Spread) -> BoxStats {
+    BoxStats {
+        count: spread.count,
+        min: spread.min_ms,
+        p25: spread.p25_ms,
+        p50: spread.p50_ms,
+        p75: spread.p75_ms,
+        max: spread.max_ms,
+    }
+}
+
+/// A y axis for values from `low` to `high` ms: logarithmic when they span more than
+/// `LOG_SPAN` times (a 150 ms cold start next to 3 ms warm calls would flatten the warm
+/// boxes on a linear scale), linear from 0 otherwise.
+fn latency_axis(low: f64, high: f64) -> Axis {
+    const LOG_SPAN: f64 = 20.0;
+    if low > 0.0 && high / low > LOG_SPAN {
+        Axis::log_decades("milliseconds (log scale)", low, high)
+    } else {
+        Axis::linear("milliseconds", 0.0, high)
+    }
+}
+
+/// File names of per-run figures: the run's position keeps them unique, the label readable.
+fn slug(label: &str) -> String {
+    let mut slug = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_matches('-').chars().take(40).collect()
+}
+
+fn cold_warm_figure(index: usize, label: &str, split: &ColdWarm) -> Option<Figure> {
+    if !split.has_cold_starts() {
+        return None;
+    }
+    let group = |name: &str, cold: Option<Spread>, warm: Option<Spread>| BoxGroup {
+        name: name.to_owned(),
+        boxes: vec![cold.as_ref().map(box_stats), warm.as_ref().map(box_stats)],
+    };
+    let groups = vec![
+        group("client latency", split.cold_client, split.warm_client),
+        group("Lambda duration", split.cold_duration, split.warm_duration),
+        group("Init Duration", split.init_duration, None),
+    ];
+    let present = || groups.iter().flat_map(|g| g.boxes.iter().flatten());
+    let low = present().map(|b| b.min).fold(f64::INFINITY, f64::min);
+    let high = highest(present().map(|b| b.max));
+    let chart = BoxChart {
+        title: format!("Cold and warm invocations: {label}"),
+        y: latency_axis(low, high),
+        series: vec!["cold start".to_owned(), "warm".to_owned()],
+        groups,
+    };
+    let stem = slug(label);
+    let file_name = if stem.is_empty() {
+        format!("cold-warm-{}.svg", index + 1)
+    } else {
+        format!("cold-warm-{}-{stem}.svg", index + 1)
+    };
+    Some(Figure {
+        file_name,
+        caption: format!("Cold against warm invocations of {label}"),
+        svg: chart.to_svg(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::model::{Run, RunFile};
+    use crate::report::fixtures::{run_at, run_of, sample};
+    use crate::report::input::label_runs;
+
+    fn figures_of(files: Vec<(&str, Vec<Run>)>) -> Figures {
+        let runs = label_runs(
+            files
+                .into_iter()
+                .map(|(name, runs)| (PathBuf::from(name), RunFile::new(runs)))
+                .collect(),
+        );
+        let sweeps = analysis::sweeps(&runs);
+        let splits: Vec<ColdWarm> = runs.iter().map(|r| analysis::cold_warm(&r.run)).collect();
+        figures(&runs, &sweeps, &splits)
+    }
+
+    fn series_names(svg: &str) -> Vec<String> {
+        let document = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        document
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("series"))
+            .filter_map(|n| n.attribute("data-name").map(str::to_owned))
+            .collect()
+    }
+
+    fn texts(svg: &str) -> Vec<String> {
+        let document = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        document
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn the_distribution_plot_has_one_line_per_run_and_a_percentile_axis() {
+        let figures = figures_of(vec![
+            ("before.json", vec![run_at("c=1", 1, 50)]),
+            ("after.json", vec![run_at("c=1", 1, 50)]),
+        ]);
+        let figure = figures.latency_distribution.expect("a distribution plot");
+        assert_eq!(series_names(&figure.svg), ["before: c=1", "after: c=1"]);
+        let labels = texts(&figure.svg);
+        for tick in ["0%", "90%", "99%", "99.9%", "99.99%"] {
+            assert!(labels.iter().any(|t| t == tick), "{tick} in {labels:?}");
+        }
+        assert!(labels.iter().any(|t| t == "client latency (ms)"));
+        // Every series has its point at 0 and at 99.99 %.
+        let document = roxmltree::Document::parse(&figure.svg).expect("well-formed SVG");
+        for polyline in document
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+        {
+            let points = polyline.attribute("points").unwrap_or_default();
+            assert_eq!(points.split(' ').count(), 201);
+        }
+    }
+
+    #[test]
+    fn sweep_plots_appear_only_with_two_concurrency_levels() {
+        let single = figures_of(vec![("run.json", vec![run_at("c=8", 8, 30)])]);
+        assert!(single.sweep_latency.is_none());
+        assert!(single.sweep_throughput.is_none());
+
+        let sweep = figures_of(vec![(
+            "sweep.json",
+            vec![
+                run_at("c=1", 1, 30),
+                run_at("c=2", 2, 30),
+                run_at("c=4", 4, 30),
+            ],
+        )]);
+        let latency = sweep.sweep_latency.expect("a sweep latency plot");
+        assert_eq!(series_names(&latency.svg), ["p50", "p90", "p99"]);
+        let labels = texts(&latency.svg);
+        for level in ["1", "2", "4"] {
+            assert!(labels.iter().any(|t| t == level), "{level} in {labels:?}");
+        }
+        let throughput = sweep.sweep_throughput.expect("a throughput plot");
+        assert_eq!(series_names(&throughput.svg), ["throughput"]);
+    }
+
+    #[test]
+    fn two_sweep_files_give_lines_named_by_file() {
+        let figures = figures_of(vec![
+            (
+                "before.json",
+                vec![run_at("c=1", 1, 30), run_at("c=2", 2, 30)],
+            ),
+            (
+                "after.json",
+                vec![run_at("c=1", 1, 30), run_at("c=2", 2, 30)],
+            ),
+        ]);
+        let latency = figures.sweep_latency.expect("a sweep plot");
+        assert_eq!(
+            series_names(&latency.svg),
+            [
+                "before: p50",
+                "before: p90",
+                "before: p99",
+                "after: p50",
+                "after: p90",
+                "after: p99"
+            ]
+        );
+        // p99 before and after: one colour, solid against dashed.
+        let document = roxmltree::Document::parse(&latency.svg).expect("well-formed SVG");
+        let stroke_of = |name: &str| {
+            document
+                .descendants()
+                .find(|n| n.attribute("data-name") == Some(name))
+                .and_then(|n| n.children().find(|c| c.has_tag_name("polyline")))
+                .map(|line| (line.attribute("stroke"), line.attribute("stroke-dasharray")))
+        };
+        let (before, after) = (stroke_of("before: p99"), stroke_of("after: p99"));
+        assert_eq!(before.map(|s| s.0), after.map(|s| s.0));
+        assert_eq!(before.map(|s| s.1), Some(None));
+        assert_eq!(after.map(|s| s.1), Some(Some("8 4")));
+    }
+
+    #[test]
+    fn cold_warm_plots_only_for_runs_with_cold_starts() {
+        let warm = run_of(
+            "warm/only",
+            1,
+            (0..10).map(|i| sample(i, 1_000, 0.8, false)).collect(),
+        );
+        let figures = figures_of(vec![("a.json", vec![run_at("c=2", 2, 40), warm])]);
+        assert_eq!(figures.cold_warm.len(), 2);
+        assert!(figures.cold_warm[1].is_none());
+        let figure = figures.cold_warm[0].as_ref().expect("a cold/warm plot");
+        assert_eq!(figure.file_name, "cold-warm-1-c-2.svg");
+        let document = roxmltree::Document::parse(&figure.svg).expect("well-formed SVG");
+        let boxes: Vec<(&str, &str)> = document
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("box"))
+            .filter_map(|n| Some((n.attribute("data-group")?, n.attribute("data-series")?)))
+            .collect();
+        assert_eq!(
+            boxes,
+            [
+                ("client latency", "cold start"),
+                ("client latency", "warm"),
+                ("Lambda duration", "cold start"),
+                ("Lambda duration", "warm"),
+                ("Init Duration", "cold start"),
+            ]
+        );
+        // 150 ms cold starts next to ~5 ms warm calls: a log axis.
+        assert!(
+            texts(&figure.svg)
+                .iter()
+                .any(|t| t == "milliseconds (log scale)")
+        );
+        // Distribution, the two sweep plots (concurrency 2 and 1) and one cold/warm plot.
+        assert_eq!(figures.all().count(), 4);
+    }
+
+    #[test]
+    fn slugs_are_safe_file_names() {
+        assert_eq!(slug("before: c=8"), "before-c-8");
+        assert_eq!(slug("///"), "");
+        assert_eq!(slug("Ünïcode run"), "n-code-run");
+    }
+}

@@ -1,0 +1,529 @@
+//! `hybridlab bench`: parse the load, run the engine (`hybridlab_bench`) with a progress
+//! display, print the summary (or its JSON), and save the run (the run file, and CSV).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use clap::Args;
+use serde_json::json;
+
+use super::invoke::AimArgs;
+use super::output::{paint, stderr_is_terminal, stdout_colour};
+use crate::lab::invoke::aim;
+use crate::lab::target::TargetChoice;
+use crate::lab::tone::Tone;
+use hybridlab_bench::engine::{self, BenchPlan, Progress};
+use hybridlab_bench::invocation::{file_payload, url_payload};
+use hybridlab_bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, RunSummary};
+use hybridlab_bench::run_file;
+use hybridlab_bench::samples_csv::write_csv;
+use hybridlab_bench::signed::SignedInvoker;
+use hybridlab_bench::stats::summarize;
+
+/// Exit code when the run completed but some invocations failed.
+pub const EXIT_SOME_FAILED: u8 = 5;
+
+/// Default cap on outstanding invocations of an open loop.
+const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every invocation succeeded; 5 the run completed with failed invocations (see the error counts); 1 the run could not be made."
+)]
+pub struct BenchArgs {
+    /// Measured invocations (default 100 unless --duration is given).
+    #[arg(short = 'n', long)]
+    pub requests: Option<u64>,
+
+    /// Invocations in flight at once (closed loop).
+    #[arg(short = 'c', long, default_value_t = 1, conflicts_with = "sweep")]
+    pub concurrency: usize,
+
+    /// Open loop: send this many invocations per second whatever the answers do, and measure
+    /// latency from each one's scheduled time (coordinated omission corrected).
+    #[arg(long, conflicts_with = "sweep")]
+    pub rate: Option<f64>,
+
+    /// With --rate: the most invocations outstanding; later ones wait, and the wait counts.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT, requires = "rate")]
+    pub max_in_flight: usize,
+
+    /// Stop starting invocations after this long (e.g. 30s, 2m).
+    #[arg(long, value_parser = crate::lab::units::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Invocations sent first and not measured (they take the cold starts).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+
+    /// One closed-loop run per concurrency level, e.g. 1,2,4,8,16,32,64.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Option<Vec<usize>>,
+
+    /// The image URL to process (the lab's function).
+    #[arg(long, conflicts_with_all = ["urls", "payload"])]
+    pub url: Option<String>,
+
+    /// A file of image URLs, one per line, used in turn.
+    #[arg(long, conflicts_with = "payload")]
+    pub urls: Option<PathBuf>,
+
+    /// A JSON event sent as it is (for --function).
+    #[arg(long)]
+    pub payload: Option<PathBuf>,
+
+    /// Drive the event-driven pipeline instead of the function: upload this file -n times at
+    /// concurrency -c and measure each image from upload to COMPLETED (`up --with pipeline`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "urls", "payload", "rate", "sweep", "duration", "csv"])]
+    pub upload: Option<PathBuf>,
+
+    /// With --upload: how the file reaches the uploads bucket.
+    #[arg(long, value_enum, default_value_t = super::upload::UploadVia::Presigned, requires = "upload")]
+    pub via: super::upload::UploadVia,
+
+    /// With --upload: how long one image may take to reach its final status.
+    #[arg(long, default_value = "120s", value_parser = crate::lab::units::parse_duration, requires = "upload")]
+    pub upload_timeout: Duration,
+
+    #[command(flatten)]
+    pub aim: AimArgs,
+
+    /// Write the run (config, summary, raw histograms, every sample) as JSON.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Write every sample as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+
+    /// A label for the run in reports (default: the load, e.g. `c=8`).
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Print the summary as JSON (the run file without its samples).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The events a run sends, from the flags.
+fn payloads(args: &BenchArgs) -> anyhow::Result<Vec<Bytes>> {
+    if let Some(url) = &args.url {
+        return Ok(vec![url_payload(url)?]);
+    }
+    if let Some(path) = &args.urls {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the URL list {}", path.display()))?;
+        let urls: Vec<Bytes> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .enumerate()
+            .map(|(number, url)| {
+                url_payload(url).with_context(|| format!("{} line {}", path.display(), number + 1))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if urls.is_empty() {
+            bail!("{} has no URLs (one per line)", path.display());
+        }
+        return Ok(urls);
+    }
+    if let Some(path) = &args.payload {
+        return Ok(vec![file_payload(path)?]);
+    }
+    bail!("nothing to send: give --url, --urls FILE, or --payload FILE (with --function)")
+}
+
+/// The runs the flags ask for: one, or one per sweep level.
+fn plans(args: &BenchArgs, payloads: Vec<Bytes>) -> anyhow::Result<Vec<(String, BenchPlan)>> {
+    let requests = match (args.requests, args.duration) {
+        (None, None) => Some(100),
+        (requests, _) => requests,
+    };
+    if requests == Some(0) {
+        bail!("-n must be at least 1");
+    }
+    let plan = |shape: LoadShape| BenchPlan {
+        shape,
+        requests,
+        duration: args.duration,
+        warmup: args.warmup,
+        payloads: payloads.clone(),
+    };
+    if let Some(levels) = &args.sweep {
+        if levels.is_empty() || levels.contains(&0) {
+            bail!("--sweep takes concurrency levels of at least 1, e.g. 1,2,4,8");
+        }
+        return Ok(levels
+            .iter()
+            .map(|&concurrency| {
+                (
+                    format!("c={concurrency}"),
+                    plan(LoadShape::Closed { concurrency }),
+                )
+            })
+            .collect());
+    }
+    let shape = match args.rate {
+        Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+            bail!("--rate must be a positive number of invocations per second")
+        }
+        Some(rate) => LoadShape::Open {
+            rate,
+            max_in_flight: args.max_in_flight.max(1),
+        },
+        None if args.concurrency == 0 => bail!("-c must be at least 1"),
+        None => LoadShape::Closed {
+            concurrency: args.concurrency,
+        },
+    };
+    let label = args.label.clone().unwrap_or_else(|| match shape {
+        LoadShape::Closed { concurrency } => format!("c={concurrency}"),
+        LoadShape::Open { rate, .. } => format!("rate={rate}/s"),
+    });
+    Ok(vec![(label, plan(shape))])
+}
+
+pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.upload {
+        if args.aim.function.is_some() {
+            bail!("--upload drives the stack's pipeline; it takes --stack, not --function");
+        }
+        let bench = super::bench_uploads::UploadBench {
+            file,
+            via: args.via.into(),
+            uploads: args.requests.unwrap_or(100),
+            concurrency: args.concurrency,
+            stack: args.aim.stack.as_deref(),
+            timeout: args.upload_timeout,
+            out: args.out.as_ref(),
+            json: args.json,
+        };
+        return super::bench_uploads::run(target, bench).await;
+    }
+    let payloads = payloads(&args)?;
+    let plans = plans(&args, payloads)?;
+    let aim = aim(
+        target,
+        args.aim.stack.as_deref(),
+        args.aim.function.as_deref(),
+    )
+    .await?;
+    let invoker = SignedInvoker::new(&aim.clients.config, &aim.function)?;
+    let mut runs = Vec::new();
+    for (label, plan) in plans {
+        let progress = Arc::new(Progress::default());
+        let display = tokio::spawn(show_progress(
+            label.clone(),
+            plan.requests,
+            progress.clone(),
+        ));
+        let config = RunConfig {
+            label,
+            target: aim.clients.describe(),
+            stack: aim.stack.clone(),
+            function: aim.function.clone(),
+            shape: plan.shape,
+            requests: plan.requests,
+            duration_s: plan.duration.map(|d| d.as_secs_f64()),
+            warmup: plan.warmup,
+            payloads: plan.payloads.len(),
+            started_at: hybridlab_wire::now_rfc3339(),
+        };
+        let stop = progress.clone();
+        let samples = tokio::select! {
+            samples = engine::run(invoker.clone(), &plan, progress.clone()) => samples,
+            _ = tokio::signal::ctrl_c() => {
+                stop.stop.store(true, Ordering::Relaxed);
+                bail!("interrupted; nothing was saved")
+            }
+        };
+        display.abort();
+        if stderr_is_terminal() {
+            eprint!("\r\x1b[2K");
+        }
+        let summary = summarize(&samples);
+        runs.push(Run {
+            config,
+            summary,
+            samples,
+        });
+    }
+    let file = RunFile::new(runs);
+    if let Some(path) = &args.out {
+        run_file::save(path, &file)?;
+    }
+    if let Some(path) = &args.csv {
+        write_csv(path, &file.runs)?;
+    }
+    if args.json {
+        let runs: Vec<_> = file
+            .runs
+            .iter()
+            .map(|run| json!({"config": run.config, "summary": run.summary}))
+            .collect();
+        println!("{}", json!({"format": file.format, "runs": runs}));
+    } else {
+        for run in &file.runs {
+            print_run(run);
+        }
+        if file.runs.len() > 1 {
+            print_sweep(&file.runs);
+        }
+        for (what, path) in [("run", &args.out), ("samples", &args.csv)] {
+            if let Some(path) = path {
+                println!("Wrote the {what} to {}.", path.display());
+            }
+        }
+    }
+    let all_ok = file
+        .runs
+        .iter()
+        .all(|run| run.summary.ok == run.summary.invocations);
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SOME_FAILED)
+    })
+}
+
+/// A bar redrawn on a terminal; a plain line every few seconds otherwise.
+async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress>) {
+    let terminal = stderr_is_terminal();
+    let started = Instant::now();
+    let every = if terminal {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(5)
+    };
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let done = progress.done.load(Ordering::Relaxed);
+        let failed = progress.failed.load(Ordering::Relaxed);
+        let line = if progress.warming.load(Ordering::Relaxed) {
+            format!("{label}: warming up")
+        } else {
+            progress_line(
+                &label,
+                "invocations",
+                done,
+                failed,
+                total,
+                started.elapsed(),
+                terminal,
+            )
+        };
+        if terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// `c=8 [#########.........] 450/1000  903/s  2 failed`; piped, the count names `unit`
+/// (`450/1000 invocations`).
+pub fn progress_line(
+    label: &str,
+    unit: &str,
+    done: u64,
+    failed: u64,
+    total: Option<u64>,
+    elapsed: Duration,
+    bar: bool,
+) -> String {
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+    let count = match total {
+        Some(total) if bar => {
+            const WIDTH: u64 = 24;
+            let filled = (done.min(total) * WIDTH / total.max(1)) as usize;
+            format!(
+                "[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                ".".repeat(WIDTH as usize - filled)
+            )
+        }
+        Some(total) => format!("{done}/{total} {unit}"),
+        None => format!("{done} {unit}"),
+    };
+    format!("{label} {count}  {rate:.0}/s  {failed} failed")
+}
+
+fn print_run(run: &Run) {
+    let colour = stdout_colour();
+    let summary: &RunSummary = &run.summary;
+    let shape = match run.config.shape {
+        LoadShape::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
+        LoadShape::Open {
+            rate,
+            max_in_flight,
+        } => format!("open loop, {rate}/s, at most {max_in_flight} in flight"),
+    };
+    println!(
+        "{} {} on {} ({shape})",
+        paint(&run.config.label, Tone::Accent, colour),
+        run.config.function,
+        run.config.target
+    );
+    println!(
+        "  {} invocations in {:.2}s: {:.1}/s, {} ok, {} cold starts",
+        summary.invocations,
+        summary.elapsed_s,
+        summary.throughput_per_s,
+        summary.ok,
+        summary.cold_starts
+    );
+    if !summary.errors.is_empty() {
+        let errors: Vec<String> = Outcome::ALL
+            .iter()
+            .filter_map(|outcome| {
+                summary
+                    .errors
+                    .get(outcome)
+                    .map(|count| format!("{outcome} {count}"))
+            })
+            .collect();
+        println!(
+            "  {} {}",
+            paint("errors:", Tone::Bad, colour),
+            errors.join(", ")
+        );
+        if let Some(example) = run.samples.iter().find_map(|s| s.error.as_deref()) {
+            println!("  first error: {example}");
+        }
+    }
+    println!(
+        "  {:<16} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "ms", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
+    );
+    for measure in &summary.measures {
+        println!(
+            "  {:<16} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            measure.name,
+            measure.count,
+            measure.p50_ms,
+            measure.p90_ms,
+            measure.p99_ms,
+            measure.p999_ms,
+            measure.max_ms,
+            measure.mean_ms
+        );
+    }
+    println!(
+        "  cost on AWS: ${:.6} ({:.3} GB-s, {} requests)",
+        summary.cost.total_usd, summary.cost.gb_seconds, summary.cost.requests
+    );
+}
+
+fn print_sweep(runs: &[Run]) {
+    println!("\nThroughput and client latency against concurrency:");
+    println!(
+        "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "concurrency", "inv/s", "p50 ms", "p90 ms", "p99 ms", "errors"
+    );
+    for run in runs {
+        let client = run.summary.measure("client");
+        let p = |f: fn(&hybridlab_bench::model::MeasureSummary) -> f64| {
+            client.map(f).unwrap_or(f64::NAN)
+        };
+        println!(
+            "  {:>11} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            run.config.shape.concurrency(),
+            run.summary.throughput_per_s,
+            p(|m| m.p50_ms),
+            p(|m| m.p90_ms),
+            p(|m| m.p99_ms),
+            run.summary.invocations - run.summary.ok
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn args(line: &[&str]) -> BenchArgs {
+        let mut full = vec!["hybridlab", "bench"];
+        full.extend_from_slice(line);
+        match crate::cli::Cli::try_parse_from(full) {
+            Ok(crate::cli::Cli {
+                command: Some(crate::cli::Command::Bench(args)),
+                ..
+            }) => *args,
+            other => panic!("not a bench command line: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_flags_make_closed_open_and_sweep_plans() {
+        let one = plans(
+            &args(&["-n", "50", "-c", "8", "--url", "http://x/a.jpg"]),
+            vec![],
+        )
+        .expect("a plan");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, "c=8");
+        assert_eq!(one[0].1.shape, LoadShape::Closed { concurrency: 8 });
+        assert_eq!(one[0].1.requests, Some(50));
+
+        let open = plans(
+            &args(&["--rate", "200", "--duration", "10s", "--url", "http://x/a"]),
+            vec![],
+        )
+        .expect("a plan");
+        assert_eq!(
+            open[0].1.shape,
+            LoadShape::Open {
+                rate: 200.0,
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT
+            }
+        );
+        assert_eq!(open[0].1.requests, None, "a duration alone sets no count");
+
+        let sweep =
+            plans(&args(&["--sweep", "1,2,4", "--url", "http://x/a"]), vec![]).expect("plans");
+        let labels: Vec<&str> = sweep.iter().map(|(label, _)| label.as_str()).collect();
+        assert_eq!(labels, ["c=1", "c=2", "c=4"]);
+        assert_eq!(sweep[0].1.requests, Some(100), "the default count");
+
+        assert!(plans(&args(&["--rate", "0", "--url", "http://x/a"]), vec![]).is_err());
+        assert!(plans(&args(&["--sweep", "1,0", "--url", "http://x/a"]), vec![]).is_err());
+        assert!(plans(&args(&["-n", "0", "--url", "http://x/a"]), vec![]).is_err());
+    }
+
+    #[test]
+    fn the_progress_line_has_a_bar_only_on_a_terminal() {
+        let line = progress_line(
+            "c=8",
+            "invocations",
+            450,
+            2,
+            Some(1000),
+            Duration::from_secs(1),
+            true,
+        );
+        assert_eq!(
+            line,
+            "c=8 [##########..............] 450/1000  450/s  2 failed"
+        );
+        let plain = progress_line(
+            "c=8",
+            "invocations",
+            450,
+            2,
+            Some(1000),
+            Duration::from_secs(1),
+            false,
+        );
+        assert_eq!(plain, "c=8 450/1000 invocations  450/s  2 failed");
+    }
+}

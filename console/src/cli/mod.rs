@@ -1,0 +1,297 @@
+//! The command line: its shape (clap's [`Cli`] and every subcommand's arguments), one file per
+//! subcommand that runs a lab action and prints its result, and the exit codes. [`run`] is
+//! the whole of it: the console (`tui`) starts when no subcommand is given.
+
+pub mod bench;
+pub mod bench_uploads;
+pub mod db;
+pub mod down;
+pub mod export;
+pub mod invoke;
+pub mod logs;
+pub mod output;
+pub mod report;
+pub mod s3;
+pub mod sandbox;
+pub mod status;
+pub mod steps;
+pub mod table;
+pub mod terraform;
+pub mod up;
+pub mod upload;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::lab::target::TargetChoice;
+
+/// Runs one command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let target = cli.target.choice();
+    match cli.command {
+        None => runtime.block_on(crate::tui::run(&target, cli.stack)),
+        Some(Command::Sandbox(args)) => match args.action {
+            None => runtime.block_on(sandbox::start(args.port, args.detach, args.concurrency)),
+            Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
+            Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
+        },
+        Some(Command::Up(args)) => runtime.block_on(up::up(&target, args)),
+        Some(Command::Down(args)) => runtime.block_on(down::down(&target, args)),
+        Some(Command::Status(args)) => runtime.block_on(status::status(&target, args)),
+        Some(Command::Invoke(args)) => runtime.block_on(invoke::run(&target, args)),
+        Some(Command::Bench(args)) => runtime.block_on(bench::run(&target, *args)),
+        Some(Command::Report(args)) => report::run(args),
+        Some(Command::Logs(args)) => runtime.block_on(logs::run(&target, args)),
+        Some(Command::S3(args)) => runtime.block_on(s3::run(&target, args)),
+        Some(Command::Db(args)) => runtime.block_on(db::run(&target, args)),
+        Some(Command::Upload(args)) => runtime.block_on(upload::run(&target, args)),
+        Some(Command::Export(args)) => runtime.block_on(export::run(&target, args)),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hybridlab",
+    version,
+    about = "Run the hybrid AWS image-processing lab from one terminal"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The stack the console selects first (with no subcommand; each subcommand has its own
+    /// --stack).
+    #[arg(long, value_name = "ID")]
+    pub stack: Option<String>,
+}
+
+/// Where the stack lives: the local sandbox unless `--aws`.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Use AWS (the standard credential chain) instead of the local sandbox.
+    #[arg(long, global = true)]
+    pub aws: bool,
+
+    /// AWS region (default: the profile's or AWS_REGION).
+    #[arg(long, global = true, requires = "aws")]
+    pub region: Option<String>,
+
+    /// AWS profile from ~/.aws/config.
+    #[arg(long, global = true, requires = "aws")]
+    pub profile: Option<String>,
+
+    /// Use this AWS-compatible endpoint as the local target instead of starting the sandbox
+    /// (a sandbox started elsewhere, or another emulator).
+    #[arg(
+        long,
+        global = true,
+        env = "HYBRIDLAB_ENDPOINT",
+        conflicts_with = "aws"
+    )]
+    pub endpoint: Option<String>,
+}
+
+impl TargetArgs {
+    /// The target these flags choose.
+    pub fn choice(&self) -> TargetChoice {
+        if self.aws {
+            TargetChoice::Aws {
+                region: self.region.clone(),
+                profile: self.profile.clone(),
+            }
+        } else if let Some(endpoint) = &self.endpoint {
+            TargetChoice::Endpoint(endpoint.clone())
+        } else {
+            TargetChoice::LocalSandbox {
+                say: |line| eprintln!("{line}"),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the local sandbox: an AWS-compatible endpoint on loopback (moto) with Lambda and EC2
+    /// compute, so the lab runs without an AWS account.
+    Sandbox(SandboxArgs),
+    /// Create the lab's stack (or finish one an interrupted `up` left), then wait until the
+    /// server answers and the function is Active.
+    Up(UpArgs),
+    /// Delete every resource of a stack, found by name and tag, and sweep for leftovers.
+    /// Exits 2 if anything remains.
+    Down(DownArgs),
+    /// Every resource of the stack with its live state, the server's health, uptime and cost.
+    /// Exits 3 if there is no stack, 4 if the stack is incomplete or unhealthy.
+    Status(StatusArgs),
+    /// Invoke the stack's function once and show the answer with its timing breakdown: the
+    /// client round trip, Lambda's duration and billed duration, cold or warm, and the image
+    /// server's stages.
+    Invoke(invoke::InvokeArgs),
+    /// Invoke the function many times, closed loop (-c) or open loop (--rate), and report
+    /// latency percentiles, throughput, errors, cold starts and cost.
+    Bench(Box<bench::BenchArgs>),
+    /// Turn run files of `bench --out` into a Markdown report with SVG plots.
+    Report(report::ReportArgs),
+    /// The function's and the server's log groups, merged in time order, like `aws logs tail`.
+    Logs(logs::LogsArgs),
+    /// Look at the stack's images bucket: list, download, presign, versions.
+    S3(s3::S3Args),
+    /// Look at the stack's metadata table: scan with a filter, get one row.
+    Db(db::DbArgs),
+    /// Upload images into the event-driven pipeline (`up --with pipeline`) and follow each row
+    /// through PENDING and PROCESSING to COMPLETED or FAILED. Exits 5 if any ends FAILED.
+    Upload(upload::UploadArgs),
+    /// Write the stack as a Terraform module or a CloudFormation template, equivalent to what
+    /// `up` creates.
+    Export(export::ExportArgs),
+    /// Print a shell completion script (e.g. `hybridlab completions bash > ~/.local/share/bash-completion/completions/hybridlab`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The stack to create or complete (default: the target's only stack, or a new one).
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Print the plan (every resource, its name and settings) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub shape: StackShape,
+
+    /// Newline-delimited JSON: one object per step event, then the result.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Create the stack with another tool: `terraform` applies the exported module
+    /// (`hybridlab export terraform`) and streams its progress as the steps.
+    #[arg(long, value_enum, conflicts_with = "dry_run")]
+    pub via: Option<Via>,
+}
+
+/// What a stack is made with: the choices `up` and the exports share.
+#[derive(Debug, Args)]
+pub struct StackShape {
+    /// The instance terminates itself after this long (e.g. 2h, 90m).
+    #[arg(long, default_value = "2h", value_parser = crate::lab::units::parse_duration)]
+    pub ttl: std::time::Duration,
+
+    /// EC2 instance type of the image server (in an export, its variable's or parameter's
+    /// default).
+    #[arg(long, default_value = "t3.micro")]
+    pub instance_type: String,
+
+    /// Optional parts of the lab. `pipeline`: uploads and processed buckets and the resizer
+    /// function that an upload's S3 event runs. A stack keeps them until `down`.
+    #[arg(long = "with", value_enum, value_delimiter = ',')]
+    pub with: Vec<StackPart>,
+}
+
+impl StackShape {
+    /// The settings of a stack in `region` made with these choices, the rest at their
+    /// defaults. The TTL is at least a minute.
+    pub fn settings(&self, region: String) -> hybridlab_provision::stack::StackSettings {
+        hybridlab_provision::stack::StackSettings {
+            ttl_seconds: self.ttl.as_secs().max(60),
+            instance_type: self.instance_type.clone(),
+            pipeline: self.with.contains(&StackPart::Pipeline),
+            ..hybridlab_provision::stack::StackSettings::new(region)
+        }
+    }
+}
+
+/// A tool that creates the stack instead of hybridlab's own calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// `terraform init` and `terraform apply` (or `destroy`) on the exported module.
+    Terraform,
+}
+
+/// An optional part of a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackPart {
+    /// The event-driven variant: upload, S3-triggered resizer, status tracking.
+    Pipeline,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The stack to delete (default: the target's only stack).
+    #[arg(long, conflicts_with = "all")]
+    pub stack: Option<String>,
+
+    /// Delete every hybridlab stack on the target.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Do not ask for confirmation (required on AWS when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Newline-delimited JSON: one object per step event, then the result.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Delete a stack `up --via terraform` made with `terraform destroy`.
+    #[arg(long, value_enum, conflicts_with = "all")]
+    pub via: Option<Via>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this stack (default: every stack on the target).
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub action: Option<SandboxAction>,
+
+    /// Edge port every AWS client talks to.
+    #[arg(long, env = "HYBRIDLAB_SANDBOX_PORT", default_value_t = hybridlab_wire::sandbox::DEFAULT_EDGE_PORT)]
+    pub port: u16,
+
+    /// Run in the background; `hybridlab sandbox stop` stops it.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// The most function environments running at once (the account's concurrency limit).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxAction {
+    /// Say whether a sandbox runs, where, and what it runs.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running sandbox and everything it started.
+    Stop,
+}

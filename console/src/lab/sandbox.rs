@@ -1,0 +1,102 @@
+//! The local sandbox as the lab needs it: its endpoint, with or without starting it, and a
+//! detached start (the sandbox's own process is `hybridlab sandbox`). Starting one in the
+//! background is said through the [`Say`] the caller gives.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hybridlab_sandbox::control::{SandboxRecord, log_path, running, state_dir};
+
+/// Where the lab's few words about starting the sandbox go (the command line prints them on
+/// standard error): a start takes seconds, minutes the first time, and must not be silent.
+pub type Say = fn(&str);
+
+/// How long a detached start may take: a first start installs moto.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Starts `hybridlab sandbox` in the background and waits until it answers; `say` is told
+/// where its log goes while it starts.
+pub async fn spawn_detached(
+    port: u16,
+    concurrency: usize,
+    say: Say,
+) -> anyhow::Result<SandboxRecord> {
+    use std::os::unix::process::CommandExt as _;
+    std::fs::create_dir_all(state_dir()).context("creating the sandbox's state directory")?;
+    let log = std::fs::File::create(log_path()).context("creating the sandbox's log")?;
+    let exe = std::env::current_exe().context("finding the hybridlab binary")?;
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "sandbox",
+            "--port",
+            &port.to_string(),
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("sharing the log")?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C in this terminal does not reach it.
+        .process_group(0)
+        .spawn()
+        .context("starting the sandbox in the background")?;
+    say(&format!(
+        "hybridlab sandbox: starting in the background (log: {})...",
+        log_path().display()
+    ));
+    let started = Instant::now();
+    loop {
+        if let Some(record) = running().await {
+            return Ok(record);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "the sandbox exited ({status}) before it was ready; see {}",
+                log_path().display()
+            );
+        }
+        if started.elapsed() > DETACH_TIMEOUT {
+            let _ = child.kill();
+            bail!(
+                "the sandbox was not ready after {DETACH_TIMEOUT:?}; see {}",
+                log_path().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The port a sandbox started by a command listens on: `$HYBRIDLAB_SANDBOX_PORT`, or 4566.
+fn sandbox_port() -> anyhow::Result<u16> {
+    match std::env::var("HYBRIDLAB_SANDBOX_PORT") {
+        Ok(port) if !port.is_empty() => port
+            .parse()
+            .with_context(|| format!("HYBRIDLAB_SANDBOX_PORT={port} is not a port number")),
+        _ => Ok(hybridlab_wire::sandbox::DEFAULT_EDGE_PORT),
+    }
+}
+
+/// The sandbox's endpoint without starting one: the running sandbox's, else the one a
+/// command would start (for what only needs the name of the target, like a dry run).
+pub async fn endpoint_without_starting() -> anyhow::Result<String> {
+    if let Some(record) = running().await {
+        return Ok(record.endpoint);
+    }
+    Ok(format!("http://127.0.0.1:{}", sandbox_port()?))
+}
+
+/// The endpoint of the running sandbox; starts one in the background first if none runs, as
+/// every command on the local target does.
+pub async fn ensure_running(say: Say) -> anyhow::Result<String> {
+    if let Some(record) = running().await {
+        return Ok(record.endpoint);
+    }
+    say("hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it).");
+    let record = spawn_detached(sandbox_port()?, 64, say).await?;
+    say(&format!(
+        "hybridlab: sandbox running at {} (pid {}).",
+        record.endpoint, record.pid
+    ));
+    Ok(record.endpoint)
+}

@@ -1,0 +1,54 @@
+//! The target a command runs against, resolved once from the command line: AWS with a region
+//! and profile, an endpoint given, or the local sandbox (started if it is not running), and
+//! the clients every lab action then shares.
+
+use hybridlab_provision::stack::{StackClients, Target};
+
+use super::sandbox::Say;
+
+/// Where the stack lives, as the user chose it (the command line's `--aws`, `--region`,
+/// `--profile` and `--endpoint`).
+#[derive(Debug, Clone)]
+pub enum TargetChoice {
+    /// AWS with the standard credential chain.
+    Aws {
+        region: Option<String>,
+        profile: Option<String>,
+    },
+    /// An AWS-compatible endpoint started elsewhere (another sandbox, another emulator).
+    Endpoint(String),
+    /// The local sandbox, started when a command needs it; `say` hears that it starts.
+    LocalSandbox { say: Say },
+}
+
+impl TargetChoice {
+    /// The AWS region chosen with `--region`, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Self::Aws { region, .. } => region.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The target `choice` names; the local sandbox is started if needed.
+pub async fn resolve_target(choice: &TargetChoice) -> anyhow::Result<Target> {
+    Ok(match choice {
+        TargetChoice::Aws { region, profile } => Target::Aws {
+            region: region.clone(),
+            profile: profile.clone(),
+        },
+        TargetChoice::Endpoint(endpoint) => Target::Sandbox {
+            endpoint: endpoint.clone(),
+        },
+        TargetChoice::LocalSandbox { say } => Target::Sandbox {
+            endpoint: super::sandbox::ensure_running(*say).await?,
+        },
+    })
+}
+
+/// The clients of the target `choice` names.
+pub async fn connect(choice: &TargetChoice) -> anyhow::Result<StackClients> {
+    let target = resolve_target(choice).await?;
+    Ok(StackClients::connect(&target).await?)
+}

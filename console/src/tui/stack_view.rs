@@ -1,0 +1,212 @@
+//! The Stack view: every stack on the target with the state of each resource, and the steps
+//! of an `up` or a `down` under way.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Color;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+
+use super::app::{App, Operation, OperationKind};
+use super::palette::Palette;
+use crate::lab::units::human_duration;
+
+pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+    let area = match &app.stack.operation {
+        Some(operation) => {
+            let wanted = operation.steps.len() as u16 + 3;
+            let height = wanted.clamp(5, (area.height / 2).max(5));
+            let [stacks, steps] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(height)]).areas(area);
+            draw_operation(frame, steps, operation, palette);
+            stacks
+        }
+        None => area,
+    };
+    let pane = &app.stack;
+    if pane.stacks.is_empty() {
+        let text = if pane.loading {
+            "reading the target's stacks..."
+        } else {
+            "no hybridlab stack on this target: n brings one up (or `hybridlab up` in a shell, then r)."
+        };
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: true })
+                .block(Block::bordered().title(" stacks ")),
+            area,
+        );
+        return;
+    }
+    let [list, detail] =
+        Layout::horizontal([Constraint::Length(24), Constraint::Min(0)]).areas(area);
+    let rows = pane.stacks.iter().enumerate().map(|(at, stack)| {
+        let state = if stack.complete() {
+            "up"
+        } else if stack.gone() {
+            "gone"
+        } else {
+            "partial"
+        };
+        let row = Row::new([stack.stack.to_string(), state.to_owned()]);
+        if at == pane.selected {
+            row.style(palette.selected())
+        } else {
+            row
+        }
+    });
+    frame.render_widget(
+        Table::new(rows, [Constraint::Length(10), Constraint::Min(4)])
+            .block(Block::bordered().title(" stacks ")),
+        list,
+    );
+    let Some(stack) = pane.stacks.get(pane.selected) else {
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{}  ", stack.stack), palette.bold()),
+        Span::raw(format!(
+            "region {}  created {}",
+            stack.region,
+            stack.created_at.as_deref().unwrap_or("?")
+        )),
+    ])];
+    if let Some(instance) = &stack.instance {
+        let ttl = instance
+            .ttl_left_s
+            .map(human_duration)
+            .unwrap_or_else(|| "none".to_owned());
+        lines.push(Line::from(format!(
+            "instance {} {} {}  up {}  TTL left {ttl}",
+            instance.id,
+            instance.instance_type,
+            instance.state,
+            human_duration(instance.uptime_s),
+        )));
+    }
+    if let Some(server) = &stack.server {
+        let (text, colour) = if server.healthy {
+            ("healthy", Color::Green)
+        } else {
+            ("not answering", Color::Red)
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!("server {} ", server.endpoint)),
+            Span::styled(text, palette.fg(colour)),
+        ]));
+    }
+    lines.push(Line::from(format!(
+        "cost ${:.4}/h, ${:.4} so far ({})",
+        stack.cost.per_hour_usd, stack.cost.so_far_usd, stack.cost.basis
+    )));
+    let [summary, resources] = Layout::vertical([
+        Constraint::Length(lines.len() as u16 + 2),
+        Constraint::Min(0),
+    ])
+    .areas(detail);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" stack ")),
+        summary,
+    );
+    let rows = stack.resources.iter().map(|resource| {
+        let colour = if resource.state == "missing" {
+            Color::Red
+        } else {
+            Color::Green
+        };
+        Row::new([
+            Cell::from(resource.kind.label()),
+            Cell::from(resource.name.clone()),
+            Cell::from(resource.state.clone()).style(palette.fg(colour)),
+            Cell::from(
+                resource
+                    .age_s
+                    .map_or_else(|| "-".to_owned(), human_duration),
+            ),
+        ])
+    });
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(16),
+                Constraint::Min(20),
+                Constraint::Length(10),
+                Constraint::Length(7),
+            ],
+        )
+        .header(Row::new(["kind", "name", "state", "age"]).style(palette.bold()))
+        .block(Block::bordered().title(" resources ")),
+        resources,
+    );
+}
+
+/// The steps of an `up` or `down`, the latest at the bottom, with how each went.
+fn draw_operation(frame: &mut Frame, area: Rect, operation: &Operation, palette: Palette) {
+    use hybridlab_provision::stack::StepStatus;
+    let verb = match operation.kind {
+        OperationKind::Up => "up",
+        OperationKind::Down => "down",
+    };
+    let count = |status: StepStatus| {
+        operation
+            .steps
+            .iter()
+            .filter(|e| e.status == status)
+            .count()
+    };
+    let (state, style) = match &operation.outcome {
+        None => ("under way".to_owned(), palette.fg(Color::Yellow)),
+        Some(Ok(_)) => (
+            "done; Esc puts this away".to_owned(),
+            palette.fg(Color::Green),
+        ),
+        Some(Err(_)) => (
+            "FAILED; see the status line".to_owned(),
+            palette.fg(Color::Red),
+        ),
+    };
+    let title = Line::from(vec![
+        Span::styled(format!(" {verb} {} ", operation.stack), palette.bold()),
+        Span::styled(format!("{state} "), style),
+    ]);
+    let mut lines = vec![Line::from(format!(
+        "{} done, {} already in place, {} running, {} failed",
+        count(StepStatus::Done),
+        count(StepStatus::Skipped),
+        count(StepStatus::Started),
+        count(StepStatus::Failed)
+    ))];
+    let rows = usize::from(area.height.saturating_sub(3));
+    let first = operation.steps.len().saturating_sub(rows);
+    lines.extend(operation.steps[first..].iter().map(|event| {
+        let (mark, colour) = match event.status {
+            StepStatus::Started => ("..", Color::Yellow),
+            StepStatus::Done => ("ok", Color::Green),
+            StepStatus::Skipped => ("==", Color::DarkGray),
+            StepStatus::Failed => ("!!", Color::Red),
+        };
+        let took = match event.status {
+            StepStatus::Started => String::new(),
+            _ => format!(" {:.2}s", event.elapsed().as_secs_f64()),
+        };
+        Line::from(vec![
+            Span::styled(format!("{mark} "), palette.fg(colour)),
+            Span::raw(format!("{:<20} {}{took}", event.step, event.resource)),
+            Span::styled(
+                if event.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", event.detail)
+                },
+                palette.fg(Color::DarkGray),
+            ),
+        ])
+    }));
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(title)),
+        area,
+    );
+}
