@@ -14,6 +14,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
+use hybridlab_wire::error_body::xml_error;
 
 use crate::engine::Invoke;
 use crate::invocation::{Invocation, answered, unanswered};
@@ -229,21 +230,6 @@ pub fn refusal(status: u16, error_type: Option<&str>, body: &[u8]) -> (Outcome, 
         Outcome::of_refusal(status, &code),
         format!("{code}: {message}"),
     )
-}
-
-/// The `<Code>` and `<Message>` of an XML error body. The same reading as
-/// `hybridlab_provision::stack::error::xml_error`, kept here so the engine does not build the
-/// provisioner and its SDK crates; it belongs in `hybridlab_wire` beside the SDK error line.
-fn xml_error(body: &[u8]) -> Option<(String, String)> {
-    let text = std::str::from_utf8(body).ok()?;
-    let element = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = start + text[start..].find(&format!("</{name}>"))?;
-        Some(text[start..end].trim().to_owned())
-    };
-    let code = element("Code").filter(|code| !code.is_empty())?;
-    Some((code, element("Message").unwrap_or_default()))
 }
 
 impl Invoke for SignedInvoker {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod error_body;
 #[cfg(feature = "dynamodb")]
 pub mod item;
 pub mod keys;

@@ -26,9 +26,6 @@ use hybridlab_bench::samples_csv::write_csv;
 use hybridlab_bench::signed::SignedInvoker;
 use hybridlab_bench::stats::summarize;
 
-/// Exit code when the run completed but some invocations failed.
-pub const EXIT_SOME_FAILED: u8 = 5;
-
 /// Default cap on outstanding invocations of an open loop.
 const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
@@ -288,7 +285,7 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_SOME_FAILED)
+        ExitCode::from(super::bench_uploads::EXIT_SOME_FAILED)
     })
 }
 
@@ -310,7 +307,7 @@ async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress
         let line = if progress.warming.load(Ordering::Relaxed) {
             format!("{label}: warming up")
         } else {
-            progress_line(
+            super::output::progress_line(
                 &label,
                 "invocations",
                 done,
@@ -327,34 +324,6 @@ async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress
         }
         let _ = std::io::stderr().flush();
     }
-}
-
-/// `c=8 [#########.........] 450/1000  903/s  2 failed`; piped, the count names `unit`
-/// (`450/1000 invocations`).
-pub fn progress_line(
-    label: &str,
-    unit: &str,
-    done: u64,
-    failed: u64,
-    total: Option<u64>,
-    elapsed: Duration,
-    bar: bool,
-) -> String {
-    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
-    let count = match total {
-        Some(total) if bar => {
-            const WIDTH: u64 = 24;
-            let filled = (done.min(total) * WIDTH / total.max(1)) as usize;
-            format!(
-                "[{}{}] {done}/{total}",
-                "#".repeat(filled),
-                ".".repeat(WIDTH as usize - filled)
-            )
-        }
-        Some(total) => format!("{done}/{total} {unit}"),
-        None => format!("{done} {unit}"),
-    };
-    format!("{label} {count}  {rate:.0}/s  {failed} failed")
 }
 
 fn print_run(run: &Run) {
@@ -498,32 +467,5 @@ mod tests {
         assert!(plans(&args(&["--rate", "0", "--url", "http://x/a"]), vec![]).is_err());
         assert!(plans(&args(&["--sweep", "1,0", "--url", "http://x/a"]), vec![]).is_err());
         assert!(plans(&args(&["-n", "0", "--url", "http://x/a"]), vec![]).is_err());
-    }
-
-    #[test]
-    fn the_progress_line_has_a_bar_only_on_a_terminal() {
-        let line = progress_line(
-            "c=8",
-            "invocations",
-            450,
-            2,
-            Some(1000),
-            Duration::from_secs(1),
-            true,
-        );
-        assert_eq!(
-            line,
-            "c=8 [##########..............] 450/1000  450/s  2 failed"
-        );
-        let plain = progress_line(
-            "c=8",
-            "invocations",
-            450,
-            2,
-            Some(1000),
-            Duration::from_secs(1),
-            false,
-        );
-        assert_eq!(plain, "c=8 450/1000 invocations  450/s  2 failed");
     }
 }

@@ -19,6 +19,10 @@ use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
 use crate::lab::upload::{LocalFile, UploadPath, Uploader};
 
+/// Exit code of `bench` and `bench --upload` when the run completed but some invocations or
+/// uploads failed.
+pub const EXIT_SOME_FAILED: u8 = 5;
+
 /// The stack's pipeline as the bench drives it: the lab's [`Uploader`] with one file.
 struct LabPipeline<'a> {
     uploader: &'a Uploader,
@@ -122,7 +126,7 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
     Ok(if run.completed == run.uploads {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(super::bench::EXIT_SOME_FAILED)
+        ExitCode::from(EXIT_SOME_FAILED)
     })
 }
 
@@ -138,7 +142,7 @@ async fn show_progress(total: u64, done: Arc<AtomicU64>) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let line = super::bench::progress_line(
+        let line = super::output::progress_line(
             "pipeline",
             "images",
             done.load(Ordering::Relaxed),

@@ -2,6 +2,7 @@
 //! value but empty, per no-color.org), and whether a progress bar may redraw a line.
 
 use std::io::IsTerminal as _;
+use std::time::Duration;
 
 use crate::lab::tone::Tone;
 
@@ -38,9 +39,64 @@ pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
+/// `c=8 [#########.........] 450/1000  903/s  2 failed`; piped, the count names `unit`
+/// (`450/1000 invocations`).
+pub fn progress_line(
+    label: &str,
+    unit: &str,
+    done: u64,
+    failed: u64,
+    total: Option<u64>,
+    elapsed: Duration,
+    bar: bool,
+) -> String {
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+    let count = match total {
+        Some(total) if bar => {
+            const WIDTH: u64 = 24;
+            let filled = (done.min(total) * WIDTH / total.max(1)) as usize;
+            format!(
+                "[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                ".".repeat(WIDTH as usize - filled)
+            )
+        }
+        Some(total) => format!("{done}/{total} {unit}"),
+        None => format!("{done} {unit}"),
+    };
+    format!("{label} {count}  {rate:.0}/s  {failed} failed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_line_has_a_bar_only_on_a_terminal() {
+        let line = progress_line(
+            "c=8",
+            "invocations",
+            450,
+            2,
+            Some(1000),
+            Duration::from_secs(1),
+            true,
+        );
+        assert_eq!(
+            line,
+            "c=8 [##########..............] 450/1000  450/s  2 failed"
+        );
+        let plain = progress_line(
+            "c=8",
+            "invocations",
+            450,
+            2,
+            Some(1000),
+            Duration::from_secs(1),
+            false,
+        );
+        assert_eq!(plain, "c=8 450/1000 invocations  450/s  2 failed");
+    }
 
     #[test]
     fn no_color_with_a_value_or_no_terminal_means_plain_text() {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use hybridlab_wire::error_body::xml_error;
+
 use super::artifacts::ArtifactError;
 use super::progress::Step;
 
@@ -103,19 +105,6 @@ pub fn service_fault<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Op
         code,
         message,
     })
-}
-
-/// The `<Code>` and `<Message>` of an XML error body (`<Error>` or `<ErrorResponse>`).
-pub fn xml_error(body: &[u8]) -> Option<(String, String)> {
-    let text = std::str::from_utf8(body).ok()?;
-    let element = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = start + text[start..].find(&format!("</{name}>"))?;
-        Some(text[start..end].trim().to_owned())
-    };
-    let code = element("Code").filter(|code| !code.is_empty())?;
-    Some((code, element("Message").unwrap_or_default()))
 }
 
 /// Whether a service error code means the caller's credentials were refused.
