@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -38,6 +38,26 @@ pub struct EdgeState {
     pub notifications: Arc<NotificationCache>,
     pub region: String,
     pub status: Arc<dyn Fn() -> Value + Send + Sync>,
+    /// Held while a DynamoDB write is with moto: see [`is_dynamodb_write`].
+    pub dynamodb_writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
+/// condition included, so of two conditional updates racing on one item exactly one passes
+/// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html).
+/// moto's threaded server checks the condition and writes in separate steps, and both racers
+/// can pass; the edge therefore hands moto one write at a time.
+fn is_dynamodb_write(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-target")
+        .and_then(|target| target.to_str().ok())
+        .and_then(|target| target.strip_prefix("DynamoDB_20120810."))
+        .is_some_and(|operation| {
+            matches!(
+                operation,
+                "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
+            )
+        })
 }
 
 /// The edge router.
@@ -266,7 +286,15 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
             upstream = upstream.header(name, value);
         }
     }
-    let response = match upstream.send().await {
+    // moto has applied a write once it answers: the lock is held until the answer arrives.
+    let write_turn = if is_dynamodb_write(&parts.headers) {
+        Some(state.dynamodb_writes.clone().lock_owned().await)
+    } else {
+        None
+    };
+    let sent = upstream.send().await;
+    drop(write_turn);
+    let response = match sent {
         Ok(response) => response,
         Err(err) => {
             tracing::error!(url = %url, error = %err, "moto did not answer");
@@ -394,6 +422,33 @@ async fn keep_code(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamodb_writes_are_told_from_reads_and_other_services() {
+        let target = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "x-amz-target",
+                HeaderValue::from_str(value).expect("a value"),
+            );
+            headers
+        };
+        for write in [
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "BatchWriteItem",
+            "TransactWriteItems",
+        ] {
+            assert!(is_dynamodb_write(&target(&format!(
+                "DynamoDB_20120810.{write}"
+            ))));
+        }
+        assert!(!is_dynamodb_write(&target("DynamoDB_20120810.GetItem")));
+        assert!(!is_dynamodb_write(&target("DynamoDB_20120810.Query")));
+        assert!(!is_dynamodb_write(&target("Logs_20140328.PutLogEvents")));
+        assert!(!is_dynamodb_write(&HeaderMap::new()));
+    }
 
     #[test]
     fn only_changing_calls_name_a_function_to_refresh() {

@@ -243,6 +243,7 @@ impl Sandbox {
             notifications: Arc::new(s3_events::NotificationCache::default()),
             region: options.region.clone(),
             status,
+            dynamodb_writes: Arc::default(),
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
         let edge = tokio::spawn(async move {
