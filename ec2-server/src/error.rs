@@ -114,10 +114,17 @@ impl From<ImagingError> for AppError {
     fn from(err: ImagingError) -> Self {
         match err {
             ImagingError::NotAnImage => Self::new(ErrorCode::NotAnImage, err.to_string()),
-            ImagingError::TooManyPixels { .. } => {
+            ImagingError::TooManyPixels { .. }
+            | ImagingError::FrameTooLarge { .. }
+            | ImagingError::TooMuchMemory { .. }
+            | ImagingError::DecoderLimit { .. } => {
                 Self::new(ErrorCode::ImageTooLarge, err.to_string())
             }
-            ImagingError::Corrupt { .. } => Self::new(ErrorCode::DecodeFailed, err.to_string()),
+            // A scan bomb is refused as a file that does not decode: the limit is final, no
+            // other decoder gets a try.
+            ImagingError::Corrupt { .. } | ImagingError::TooManyScans { .. } => {
+                Self::new(ErrorCode::DecodeFailed, err.to_string())
+            }
             ImagingError::Resize(_) | ImagingError::Encode(_) => Self::internal(err),
         }
     }

@@ -48,6 +48,7 @@ pub(crate) async fn process_image(
 
     let limits = DecodeLimits {
         max_pixels: state.config().max_pixels,
+        ..DecodeLimits::default()
     };
     let processed = {
         // Waiting here, not in the runtime's blocking pool, keeps at most `workers` images in

@@ -474,6 +474,7 @@ impl Resizer {
 
         let limits = DecodeLimits {
             max_pixels: self.config.max_pixels,
+            ..DecodeLimits::default()
         };
         // Inline rather than on a blocking thread: an invocation has one event and nothing
         // else to do meanwhile.
