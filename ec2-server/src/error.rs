@@ -60,7 +60,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound | ErrorCode::PipelineNotDeployed => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::ImageTooLarge | ErrorCode::DecodeFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::ImageTooLarge | ErrorCode::DecodeFailed | ErrorCode::DecodeTimeout => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ErrorCode::DownloadFailed | ErrorCode::StorageFailed | ErrorCode::Ec2Unreachable => {
             StatusCode::BAD_GATEWAY
         }
