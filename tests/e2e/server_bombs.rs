@@ -207,7 +207,13 @@ async fn a_jpeg_of_fifty_thousand_scans_is_refused_as_decode_failed_within_secon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_134_megapixel_gif_frame_on_a_1x1_screen_is_refused_as_image_too_large() {
     let lab = BombLab::start(&[("HYBRIDLAB_DECODE_MEMORY_MIB", "560")]).await;
-    let gif = hostile_images::gif_with_oversized_frame((1, 1), (65_535, 2_048));
+    let gif =
+        on_blocking(|| hostile_images::gif_with_oversized_frame((1, 1), (65_535, 2_048))).await;
+    assert!(
+        gif.len() < 25 * MIB as usize,
+        "under the download cap: {}",
+        gif.len()
+    );
     let url = lab.images.add("frame.gif", gif, "image/gif");
 
     let (status, body) = lab.process(&url, "gif-frame").await;

@@ -44,10 +44,13 @@ pub fn scan_bomb_jpeg(scans: usize) -> Vec<u8> {
     bomb
 }
 
-/// A GIF with a `screen` logical screen whose one frame declares `frame`: the `image` crate
-/// checks the screen, then allocates the frame's own size (4 bytes a pixel). The frame's LZW
-/// data is a clear code and an end code.
+/// A GIF with a `screen` logical screen and one frame of `frame` size, every pixel of it
+/// coded (one colour, so the LZW data stays small: about 100 KB for 134 megapixels). The
+/// `image` crate checks the screen, then allocates the frame's own size (4 bytes a pixel) and
+/// decodes into it.
 pub fn gif_with_oversized_frame(screen: (u16, u16), frame: (u16, u16)) -> Vec<u8> {
+    use std::io::Read as _;
+
     let mut gif = b"GIF89a".to_vec();
     gif.extend(screen.0.to_le_bytes());
     gif.extend(screen.1.to_le_bytes());
@@ -57,7 +60,22 @@ pub fn gif_with_oversized_frame(screen: (u16, u16), frame: (u16, u16)) -> Vec<u8
     gif.extend([0, 0, 0, 0]);
     gif.extend(frame.0.to_le_bytes());
     gif.extend(frame.1.to_le_bytes());
-    gif.extend([0, 2, 2, 0x4C, 0x01, 0, 0x3B]);
+    gif.push(0);
+    const MIN_CODE_SIZE: u8 = 2;
+    let pixels = u64::from(frame.0) * u64::from(frame.1);
+    let mut lzw = Vec::new();
+    let mut encoder = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, MIN_CODE_SIZE);
+    encoder
+        .into_stream(&mut lzw)
+        .encode_all(std::io::BufReader::new(std::io::repeat(0).take(pixels)))
+        .status
+        .expect("LZW-encodes");
+    gif.push(MIN_CODE_SIZE);
+    for block in lzw.chunks(255) {
+        gif.push(block.len() as u8);
+        gif.extend_from_slice(block);
+    }
+    gif.extend([0, 0x3B]);
     gif
 }
 
@@ -72,4 +90,34 @@ pub fn png_16bit_rgba(width: u32, height: u32) -> Vec<u8> {
         .write_image(&pixels, width, height, ExtendedColorType::Rgba16)
         .expect("encodes");
     png
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oversized_frame_gif_is_a_real_gif_whose_frame_decodes() {
+        // A small one of the same construction: decoders read the frame's pixels, so the
+        // large one would really be decoded into its own buffer without the frame check.
+        let gif = gif_with_oversized_frame((1, 1), (300, 200));
+        use image::AnimationDecoder as _;
+
+        let decoder =
+            image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&gif)).expect("a GIF header");
+        let first = decoder
+            .into_frames()
+            .next()
+            .expect("a frame")
+            .expect("the frame decodes");
+        assert_eq!(first.buffer().dimensions(), (1, 1));
+    }
+
+    #[test]
+    fn the_scan_bomb_is_mostly_repeated_scans_and_small() {
+        let bomb = scan_bomb_jpeg(5_000);
+        let scans = bomb.windows(2).filter(|pair| pair == &[0xFF, 0xDA]).count();
+        assert_eq!(scans, 5_000);
+        assert!(bomb.len() < 5_000 * 512, "{} bytes", bomb.len());
+    }
 }
