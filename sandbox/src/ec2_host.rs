@@ -497,3 +497,123 @@ async fn supervise(
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for the server: listens where `HYBRIDLAB_LISTEN` says, without
+    /// `SO_REUSEADDR`, and exits with an error when it cannot, as the server does.
+    const STAND_IN: &str = r#"
+import os, socket
+host, port = os.environ["HYBRIDLAB_LISTEN"].rsplit(":", 1)
+server = socket.socket()
+server.bind((host, int(port)))
+server.listen()
+while True:
+    connection, _ = server.accept()
+    connection.close()
+"#;
+
+    /// The Python the sandbox already needs for moto, by absolute path: servers run with a
+    /// fixed `PATH`.
+    fn python() -> PathBuf {
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .map(|dir| dir.join("python3"))
+            .find(|candidate| candidate.is_file())
+            .expect("python3 on PATH (the sandbox needs it for moto)")
+    }
+
+    /// Another process holds the port the server was given: the server fails to bind, and
+    /// the supervisor starts it again on another port and publishes that one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_whose_port_was_taken_moves_to_another() {
+        let dir = std::env::temp_dir().join(format!(
+            "hybridlab-port-move-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let binary = dir.join("stand-in");
+        std::fs::write(
+            &binary,
+            format!(
+                "#!/bin/sh\nexec {} -c '{}'\n",
+                python().display(),
+                STAND_IN.replace('\'', "\"")
+            ),
+        )
+        .expect("the stand-in is written");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+                .expect("executable");
+        }
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let taken_port = squatter.local_addr().expect("bound").port();
+
+        // Nothing answers at this address: the log lines and the tag are dropped.
+        let config = crate::sdk_config("http://127.0.0.1:1", "us-east-1").await;
+        let endpoint = Arc::new(Mutex::new(endpoint_of(taken_port)));
+        let pid = Arc::new(AtomicU32::new(0));
+        let (stop, stopped) = oneshot::channel();
+        let supervisor = tokio::spawn(supervise(
+            Supervised {
+                instance_id: "i-0123456789abcdef0".into(),
+                binary,
+                environment: Vec::new(),
+                port: taken_port,
+                edge_endpoint: "http://127.0.0.1:1".into(),
+                launch: ServerLaunch {
+                    artifact_bucket: "artifacts".into(),
+                    binary_key: "server".into(),
+                    env_key: "server.env".into(),
+                    log_group: "/hybridlab/test/ec2-server".into(),
+                    region: "us-east-1".into(),
+                    port: 8080,
+                    ttl_seconds: 3600,
+                },
+            },
+            Supervision {
+                logs: LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config)),
+                spawner: Spawner::start().expect("spawning threads"),
+                ec2: aws_sdk_ec2::Client::new(&config),
+                pid: pid.clone(),
+                endpoint: endpoint.clone(),
+            },
+            stopped,
+        ));
+
+        let current = || endpoint.lock().map(|e| e.clone()).unwrap_or_default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let moved = loop {
+            let now = current();
+            let port = now
+                .rsplit(':')
+                .next()
+                .and_then(|port| port.parse::<u16>().ok())
+                .unwrap_or(taken_port);
+            if port != taken_port && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break Some(port);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let server_pid = pid.load(Ordering::Acquire);
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), supervisor).await;
+        drop(squatter);
+        let _ = std::fs::remove_dir_all(&dir);
+        let moved = moved.expect("the server moved to a port of its own within 30 s");
+        assert_ne!(moved, taken_port);
+        assert!(server_pid > 0);
+        let alive = std::fs::read_to_string(format!("/proc/{server_pid}/stat"))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().chars().next()? != 'Z'))
+            .unwrap_or(false);
+        assert!(!alive, "the stopped server's process is gone");
+    }
+}
