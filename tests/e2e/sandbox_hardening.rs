@@ -468,3 +468,108 @@ async fn every_unreachable_image_host_gets_the_same_answer() {
         "could not connect to the image host"
     );
 }
+
+/// The page of a site that is not the developer's, served on loopback under the name
+/// `attacker.test` (the browser is told to resolve it there, as a rebinding attacker's DNS
+/// would): a form that POSTs an event to the function's Invoke route as soon as it loads.
+async fn attacker_page(invoke_url: String) -> (u16, tokio::task::JoinHandle<()>) {
+    let page = format!(
+        r#"<!doctype html><html><body>
+<form id="f" method="POST" enctype="text/plain" action="{invoke_url}">
+<input name='{{"print": "run by a web page", "x": "' value='"}}'>
+</form>
+<script>document.getElementById("f").submit();</script>
+</body></html>"#
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, task)
+}
+
+/// The same two attacks from a real browser: a page on another site submits a form to the
+/// Invoke route, and a page whose name resolves to loopback opens the edge as its own origin.
+/// Chromium sends what it sends; the sandbox refuses both, and the function never ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_on_another_site_cannot_invoke_a_function() {
+    use hybridlab_tests::browser::Driver;
+    let clients = edge_clients().await;
+    let port = edge_port(&clients);
+    let function = deploy_function(
+        &clients,
+        "browser-target",
+        bootstrap_zip("hybridlab-tests", "lab-test-function"),
+        10,
+        &[],
+    )
+    .await;
+    let invoke_url = format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        clients.endpoint
+    );
+    let (page_port, page_task) = attacker_page(invoke_url).await;
+    let driver = Driver::start().await.expect("chromium and chromedriver");
+    let session = driver
+        .session_with_args(&["--host-resolver-rules=MAP attacker.test 127.0.0.1"])
+        .await
+        .expect("a browser window");
+
+    // The form posts itself; the browser then shows the edge's answer.
+    session
+        .goto(&format!("http://attacker.test:{page_port}/"))
+        .await
+        .expect("the page loads");
+    let shown = eventually(Duration::from_secs(20), || async {
+        let text = session
+            .run("return document.body ? document.body.innerText : ''")
+            .await
+            .ok()?;
+        let text = text.as_str()?.to_owned();
+        text.contains("refuses").then_some(text)
+    })
+    .await;
+    // A rebound name: the page's own origin is the edge port.
+    session
+        .goto(&format!("http://attacker.test:{port}/_hybridlab/health"))
+        .await
+        .expect("the browser navigates");
+    let rebound = session
+        .run("return document.body ? document.body.innerText : ''")
+        .await
+        .expect("the page's text");
+    session.close().await;
+    drop(driver);
+    page_task.abort();
+
+    let shown = shown.expect("the form's POST was answered with the sandbox's refusal");
+    assert!(
+        shown.contains(&format!("origin `http://attacker.test:{page_port}`")),
+        "{shown}"
+    );
+    let rebound = rebound.as_str().unwrap_or_default();
+    assert!(
+        rebound.contains(&format!("host `attacker.test:{port}`")),
+        "{rebound}"
+    );
+    let (error, payload, _) = invoke(&clients, &function, json!({})).await;
+    assert_eq!(error, None, "{payload}");
+    assert_eq!(payload["served"], 1, "the page's POST never ran: {payload}");
+    clients
+        .lambda
+        .delete_function()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("the test function is deleted");
+}
