@@ -2,6 +2,11 @@
 //! resolution (so a name cannot smuggle in a private address), every redirect target checked
 //! again, at most three redirects, timeouts, and a size cap enforced on the bytes as they
 //! arrive rather than on a Content-Length the remote side chooses.
+//!
+//! A caller must not be able to use the server as a port scanner: every failure before a host
+//! has answered with an HTTP response (refused, timed out, reset, no such name, not HTTP) is
+//! the one [`DownloadError::Connect`], whose message says only that; what happened is in the
+//! server's log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -43,7 +48,11 @@ struct Refused {
     private_kind: bool,
 }
 
-/// Maps IPv4-mapped and NAT64-embedded IPv6 addresses to the IPv4 address they reach.
+/// Maps the IPv6 addresses that carry an IPv4 address in their last 32 bits to the IPv4
+/// address they reach: IPv4-mapped `::ffff:0:0/96`, IPv4-translated `::ffff:0:0:0/96`
+/// (RFC 2765), the deprecated IPv4-compatible `::/96` (RFC 4291 2.5.5.1; a host that still
+/// routes them reaches the IPv4 address) and the well-known NAT64 prefix `64:ff9b::/96`
+/// (RFC 6052), through which a NAT64 gateway reaches that IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -51,11 +60,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let segments = v6.segments();
-            // 64:ff9b::/96, the well-known NAT64 prefix, embeds an IPv4 address.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let embedded = || {
                 let [a, b] = segments[6].to_be_bytes();
                 let [c, d] = segments[7].to_be_bytes();
-                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+                IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+            };
+            // `::` and `::1` are IPv6's own unspecified and loopback addresses, not
+            // IPv4-compatible ones.
+            let compatible = segments[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
+            let translated = segments[..6] == [0, 0, 0, 0, 0xffff, 0];
+            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            if compatible || translated || nat64 {
+                return embedded();
             }
             IpAddr::V6(v6)
         }
@@ -119,6 +135,19 @@ fn classify(ip: IpAddr) -> Option<Refused> {
             } else if first == 0x2002 {
                 // 6to4 embeds an IPv4 address that could be anything; refuse rather than parse.
                 never("a 6to4 address")
+            } else if first == 0x2001 && v6.segments()[1] == 0 {
+                // Teredo (2001::/32, RFC 4380) embeds a server and an obfuscated client IPv4
+                // address, and a relay delivers to the client's: refused rather than decoded,
+                // as no image host is reached through Teredo.
+                never("a Teredo address")
+            } else if first == 0x64 && v6.segments()[1] == 0xff9b && v6.segments()[2] == 1 {
+                // 64:ff9b:1::/48 (RFC 8215) is NAT64 for a network's own use, where the IPv4
+                // address may sit anywhere after the prefix and is local by definition.
+                never("a local-use NAT64 address")
+            } else if first == 0x64 && v6.segments()[1] == 0xff9b {
+                // The rest of 64:ff9b::/32 is neither the well-known prefix (mapped to IPv4
+                // by `canonical`) nor allocated.
+                never("a reserved NAT64 address")
             } else {
                 None
             }
@@ -139,13 +168,17 @@ pub enum DownloadError {
     },
     #[error("the image is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// The host answered, but its body did not arrive in time.
     #[error("the download did not finish within {0:?}")]
     Timeout(Duration),
     #[error("more than {MAX_REDIRECTS} redirects")]
     TooManyRedirects,
     #[error("the image host answered HTTP {0}")]
     Status(u16),
-    #[error("the image host could not be reached: {0}")]
+    /// Every failure to get an HTTP answer: the field is the detail for the server's log, and
+    /// is never shown to the caller, to whom refused, timed-out and reset connections (open,
+    /// closed and filtered ports) must look alike.
+    #[error("could not connect to the image host")]
     Connect(String),
     #[error("the image host sent an empty body")]
     Empty,
@@ -277,7 +310,7 @@ impl Downloader {
             .get(url.clone())
             .send()
             .await
-            .map_err(|err| self.classify(err))?;
+            .map_err(|err| self.before_answer(url, err))?;
         let status = response.status();
         if !status.is_success() {
             return Err(DownloadError::Status(status.as_u16()));
@@ -295,7 +328,11 @@ impl Downloader {
             .unwrap_or(64 * 1024)
             .min(self.max_bytes);
         let mut body = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
-        while let Some(chunk) = response.chunk().await.map_err(|err| self.classify(err))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| self.during_body(url, err))?
+        {
             if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
                 return Err(DownloadError::TooLarge {
                     limit: self.max_bytes,
@@ -309,49 +346,79 @@ impl Downloader {
         Ok(body.freeze())
     }
 
-    /// Turns a reqwest error into the reason a person can act on, finding our own errors
-    /// (raised in the resolver or the redirect policy) inside its source chain.
-    fn classify(&self, err: reqwest::Error) -> DownloadError {
-        if err.is_timeout() {
-            return DownloadError::Timeout(self.timeout);
-        }
+    /// The error of a request that got no HTTP answer. Our own refusals (raised in the
+    /// resolver or the redirect policy) are found in reqwest's source chain and kept, since
+    /// they say what the caller did wrong; everything else is one [`DownloadError::Connect`],
+    /// its cause logged here.
+    fn before_answer(&self, url: &Url, err: reqwest::Error) -> DownloadError {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
         while let Some(current) = source {
             if let Some(own) = current.downcast_ref::<DownloadError>() {
-                return match own {
+                match own {
                     DownloadError::Forbidden {
                         host,
                         address,
                         reason,
-                    } => DownloadError::Forbidden {
-                        host: host.clone(),
-                        address: *address,
-                        reason,
-                    },
-                    DownloadError::TooManyRedirects => DownloadError::TooManyRedirects,
-                    DownloadError::InvalidUrl(message) => {
-                        DownloadError::InvalidUrl(message.clone())
+                    } => {
+                        return DownloadError::Forbidden {
+                            host: host.clone(),
+                            address: *address,
+                            reason,
+                        };
                     }
-                    other => DownloadError::Connect(other.to_string()),
-                };
-            }
-            if let Some(io) = current.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::TimedOut
-            {
-                return DownloadError::Timeout(self.timeout);
+                    DownloadError::TooManyRedirects => return DownloadError::TooManyRedirects,
+                    DownloadError::InvalidUrl(message) => {
+                        return DownloadError::InvalidUrl(message.clone());
+                    }
+                    _ => {}
+                }
             }
             source = current.source();
         }
         if err.is_redirect() {
             return DownloadError::TooManyRedirects;
         }
-        // The chain's innermost message is the useful one ("connection refused", "dns error").
-        let mut innermost: &(dyn std::error::Error + 'static) = &err;
-        while let Some(next) = innermost.source() {
-            innermost = next;
-        }
-        DownloadError::Connect(innermost.to_string())
+        unreachable_host(url, &err)
     }
+
+    /// The error of a body that stopped arriving: the host answered, so saying it was slow
+    /// tells the caller nothing a status code did not.
+    fn during_body(&self, url: &Url, err: reqwest::Error) -> DownloadError {
+        let timed_out = err.is_timeout()
+            || chain(&err).any(|current| {
+                current
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            });
+        if timed_out {
+            return DownloadError::Timeout(self.timeout);
+        }
+        unreachable_host(url, &err)
+    }
+}
+
+/// `err` and its sources, outermost first.
+fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |current| current.source())
+}
+
+/// Logs why `url`'s host gave no answer and returns the error the caller sees, which says
+/// nothing of it.
+fn unreachable_host(url: &Url, err: &reqwest::Error) -> DownloadError {
+    // The chain's innermost message is the useful one ("connection refused", "dns error").
+    let detail = chain(err)
+        .last()
+        .map_or_else(|| err.to_string(), ToString::to_string);
+    tracing::warn!(
+        host = url.host_str().unwrap_or(""),
+        port = url.port_or_known_default().unwrap_or(0),
+        timeout = err.is_timeout(),
+        detail = %detail,
+        "the image host could not be reached"
+    );
+    DownloadError::Connect(detail)
 }
 
 #[cfg(test)]
@@ -418,6 +485,199 @@ mod tests {
         assert!(SANDBOX.refusal(ip("fd00:ec2::254")).is_some());
         assert!(SANDBOX.refusal(ip("::ffff:169.254.169.254")).is_some());
         assert!(SANDBOX.refusal(ip("0.0.0.0")).is_some());
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_an_ipv4_address_are_judged_by_it() {
+        for (address, embedded) in [
+            // IPv4-compatible ::/96
+            ("::127.0.0.1", "127.0.0.1"),
+            ("::a9fe:a9fe", "169.254.169.254"),
+            ("::10.0.0.1", "10.0.0.1"),
+            // IPv4-translated ::ffff:0:0:0/96
+            ("::ffff:0:127.0.0.1", "127.0.0.1"),
+            // the well-known NAT64 prefix 64:ff9b::/96
+            ("64:ff9b::127.0.0.1", "127.0.0.1"),
+            ("64:ff9b::192.168.0.1", "192.168.0.1"),
+            ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ] {
+            assert_eq!(
+                STRICT.refusal(ip(address)),
+                STRICT.refusal(ip(embedded)),
+                "{address} is judged as {embedded}"
+            );
+            assert!(STRICT.refusal(ip(address)).is_some(), "{address}");
+        }
+        // The metadata address stays refused in the sandbox, whatever its form.
+        for address in ["::a9fe:a9fe", "64:ff9b::a9fe:a9fe", "::ffff:0:a9fe:a9fe"] {
+            assert_eq!(
+                SANDBOX.refusal(ip(address)),
+                Some("an instance-metadata address"),
+                "{address}"
+            );
+        }
+        // A public IPv4 address behind these prefixes is as public as itself.
+        for address in ["::8.8.8.8", "64:ff9b::8.8.8.8", "::ffff:0:8.8.8.8"] {
+            assert_eq!(STRICT.refusal(ip(address)), None, "{address}");
+        }
+        // `::1` and `::` keep their IPv6 meaning.
+        assert_eq!(STRICT.refusal(ip("::1")), Some("a loopback address"));
+        assert_eq!(SANDBOX.refusal(ip("::1")), None);
+        assert_eq!(STRICT.refusal(ip("::")), Some("an unspecified address"));
+    }
+
+    #[test]
+    fn tunnelling_and_local_nat64_ranges_are_refused_outright() {
+        for (address, reason) in [
+            // Teredo 2001::/32: server 65.54.227.120, client 127.0.0.1 obfuscated and public.
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", "a Teredo address"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "a Teredo address"),
+            ("2001::1", "a Teredo address"),
+            // 6to4 2002::/16, embedding 127.0.0.1 and a public address.
+            ("2002:7f00:1::1", "a 6to4 address"),
+            ("2002:808:808::1", "a 6to4 address"),
+            // local-use NAT64 64:ff9b:1::/48, with the IPv4 address at /48 and at /96.
+            ("64:ff9b:1:7f00:1::", "a local-use NAT64 address"),
+            ("64:ff9b:1::808:808", "a local-use NAT64 address"),
+            ("64:ff9b:2::1", "a reserved NAT64 address"),
+        ] {
+            assert_eq!(STRICT.refusal(ip(address)), Some(reason), "{address}");
+            assert_eq!(
+                SANDBOX.refusal(ip(address)),
+                Some(reason),
+                "{address} in the sandbox"
+            );
+        }
+        // Neighbours of these ranges are ordinary public addresses.
+        for address in [
+            "2001:4860:4860::8888",
+            "2001:db9::1",
+            "2003::1",
+            "64:ff9a::1",
+        ] {
+            assert_eq!(STRICT.refusal(ip(address)), None, "{address}");
+        }
+    }
+
+    type Behaviour = fn(tokio::net::TcpStream) -> futures::future::BoxFuture<'static, ()>;
+
+    /// A host on loopback that does one thing to every connection, for `connections` of them.
+    async fn hostile_host(
+        connections: usize,
+        behave: Behaviour,
+    ) -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let task = tokio::spawn(async move {
+            for _ in 0..connections {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(behave(stream));
+            }
+        });
+        (port, task)
+    }
+
+    fn downloader() -> Downloader {
+        Downloader::new(
+            SANDBOX,
+            1024 * 1024,
+            Duration::from_millis(800),
+            Duration::from_millis(800),
+        )
+        .expect("a client")
+    }
+
+    async fn fetch(downloader: &Downloader, url: &str) -> Result<Bytes, DownloadError> {
+        let url = parse_image_url(url).expect("a URL");
+        tokio::time::timeout(Duration::from_secs(10), downloader.fetch(&url))
+            .await
+            .expect("every download ends within its own timeouts")
+    }
+
+    /// A closed port, a port that resets, one that never answers, one that speaks another
+    /// protocol and a name that does not resolve all answer the same words: a caller learns
+    /// nothing of which ports are open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_failure_to_reach_a_host_reads_the_same() {
+        use tokio::io::AsyncWriteExt;
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+            listener.local_addr().expect("bound").port()
+        };
+        let (reset, reset_task) = hostile_host(1, |stream| {
+            Box::pin(async move {
+                // SO_LINGER 0: closing sends RST rather than FIN.
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            })
+        })
+        .await;
+        let (silent, silent_task) = hostile_host(1, |stream| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                drop(stream);
+            })
+        })
+        .await;
+        let (ssh, ssh_task) = hostile_host(1, |mut stream| {
+            Box::pin(async move {
+                let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+                let _ = stream.shutdown().await;
+            })
+        })
+        .await;
+        let downloader = downloader();
+        let mut messages = Vec::new();
+        for (case, url) in [
+            ("closed", format!("http://127.0.0.1:{closed}/a.jpg")),
+            ("reset", format!("http://127.0.0.1:{reset}/a.jpg")),
+            ("silent", format!("http://127.0.0.1:{silent}/a.jpg")),
+            ("another protocol", format!("http://127.0.0.1:{ssh}/a.jpg")),
+            (
+                "no such name",
+                "http://no-such-host.invalid/a.jpg".to_owned(),
+            ),
+        ] {
+            match fetch(&downloader, &url).await {
+                Err(err @ DownloadError::Connect(_)) => messages.push((case, err.to_string())),
+                other => panic!("{case}: {other:?}"),
+            }
+        }
+        for (case, message) in &messages {
+            assert_eq!(message, "could not connect to the image host", "{case}");
+        }
+        for task in [reset_task, silent_task, ssh_task] {
+            task.abort();
+        }
+    }
+
+    /// A host that answered but whose body stalls is a timeout, which says no more than the
+    /// status line it sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_that_stalls_is_a_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (port, task) = hostile_host(1, |mut stream| {
+            Box::pin(async move {
+                // The request first: hyper takes an answer sent before it as an error.
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: 1000\r\n\r\n\xff\xd8")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            })
+        })
+        .await;
+        let result = fetch(&downloader(), &format!("http://127.0.0.1:{port}/a.jpg")).await;
+        assert!(
+            matches!(result, Err(DownloadError::Timeout(_))),
+            "{result:?}"
+        );
+        task.abort();
     }
 
     #[test]

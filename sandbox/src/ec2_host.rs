@@ -1,7 +1,8 @@
 //! Materialises EC2 instances: every running instance tagged `hybridlab:role=image-server`
 //! becomes a local `hybridlab-ec2-server` process, started from the binary and environment
 //! file its user-data names in S3, exactly what the real instance's bootstrap fetches. The
-//! process is restarted if it crashes, stopped when the instance stops or terminates, its
+//! process is restarted if it crashes (on another port if another process took its own),
+//! stopped with every process it started when the instance stops or terminates, its
 //! output goes to its CloudWatch log group, and its address is tagged on the instance as
 //! `hybridlab:endpoint` where clients look for it. The instance's TTL is honoured too.
 
@@ -18,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use tokio::sync::oneshot;
 
 use super::logs::{LogShipper, LogStream, now_ms};
-use super::spawner::Spawner;
+use super::spawner::{ProcessGroup, Spawner};
 use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 
@@ -27,7 +28,8 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 /// One materialised instance.
 #[derive(Debug)]
 struct ServerProcess {
-    endpoint: String,
+    /// Changes if the server has to move to another port (see [`supervise`]).
+    endpoint: Arc<Mutex<String>>,
     /// The server's current process id (it changes when the supervisor restarts it).
     pid: Arc<AtomicU32>,
     /// When the instance terminates itself, as its scheduled shutdown would on AWS.
@@ -101,7 +103,11 @@ impl Ec2Host {
                     .iter()
                     .map(|(id, server)| MaterializedServer {
                         instance_id: id.clone(),
-                        endpoint: server.endpoint.clone(),
+                        endpoint: server
+                            .endpoint
+                            .lock()
+                            .map(|endpoint| endpoint.clone())
+                            .unwrap_or_default(),
                         pid: server.pid.load(Ordering::Acquire),
                     })
                     .collect()
@@ -278,13 +284,12 @@ impl Ec2Host {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|err| err.to_string())?
-            .port();
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let port = unused_port().map_err(|err| err.to_string())?;
+        let endpoint = endpoint_of(port);
+        let shared_endpoint = Arc::new(Mutex::new(endpoint.clone()));
         let (stop, stopped) = oneshot::channel();
         let pid = Arc::new(AtomicU32::new(0));
+        tag_endpoint(&self.ec2, id, &endpoint).await;
         tokio::spawn(supervise(
             Supervised {
                 instance_id: id.to_owned(),
@@ -294,27 +299,70 @@ impl Ec2Host {
                 edge_endpoint: self.settings.edge_endpoint.clone(),
                 launch: launch.clone(),
             },
-            self.logs.clone(),
-            self.spawner.clone(),
-            pid.clone(),
+            Supervision {
+                logs: self.logs.clone(),
+                spawner: self.spawner.clone(),
+                ec2: self.ec2.clone(),
+                pid: pid.clone(),
+                endpoint: shared_endpoint.clone(),
+            },
             stopped,
         ));
-        let _ = self
-            .ec2
-            .create_tags()
-            .resources(id)
-            .tags(Tag::builder().key(ENDPOINT_TAG).value(&endpoint).build())
-            .send()
-            .await;
         tracing::info!(instance = %id, endpoint = %endpoint, "instance materialised");
         let expires = launched.map(|at| at + Duration::from_secs(launch.ttl_seconds));
         Ok(Some(ServerProcess {
-            endpoint,
+            endpoint: shared_endpoint,
             pid,
             expires,
             stop: Some(stop),
         }))
     }
+}
+
+fn endpoint_of(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A loopback port nothing listens on at this instant. The server binds it itself (an address
+/// is all it can be told), so another process may take it first; [`supervise`] then moves the
+/// server to another port.
+fn unused_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Whether some other process listens on `port`, once the server meant to has exited. (The
+/// standard library sets `SO_REUSEADDR`, so connections in TIME_WAIT do not count.)
+fn taken(port: u16) -> bool {
+    matches!(
+        std::net::TcpListener::bind(("127.0.0.1", port)),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse
+    )
+}
+
+/// Tags the instance with the address clients reach its server at.
+async fn tag_endpoint(ec2: &aws_sdk_ec2::Client, id: &str, endpoint: &str) {
+    if let Err(err) = ec2
+        .create_tags()
+        .resources(id)
+        .tags(Tag::builder().key(ENDPOINT_TAG).value(endpoint).build())
+        .send()
+        .await
+    {
+        tracing::warn!(instance = %id, error = %aws_sdk_ec2::error::DisplayErrorContext(&err), "cannot tag the instance's endpoint");
+    }
+}
+
+/// What [`supervise`] shares with the host.
+#[derive(Debug)]
+struct Supervision {
+    logs: LogShipper,
+    spawner: Spawner,
+    ec2: aws_sdk_ec2::Client,
+    /// The server's current process id, 0 while it is being (re)started.
+    pid: Arc<AtomicU32>,
+    endpoint: Arc<Mutex<String>>,
 }
 
 #[derive(Debug)]
@@ -327,14 +375,21 @@ struct Supervised {
     launch: ServerLaunch,
 }
 
-/// Runs the server, restarting it with a growing pause if it exits, until `stop`.
+/// Runs the server, restarting it with a growing pause if it exits, until `stop`. A server
+/// that exits because another process took its port between [`unused_port`] and its own bind
+/// is restarted at once on a new port, and the instance's endpoint tag follows.
 async fn supervise(
-    process: Supervised,
-    logs: LogShipper,
-    spawner: Spawner,
-    pid: Arc<AtomicU32>,
+    mut process: Supervised,
+    supervision: Supervision,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let Supervision {
+        logs,
+        spawner,
+        ec2,
+        pid,
+        endpoint,
+    } = supervision;
     let mut pause = Duration::from_millis(500);
     loop {
         let mut command = tokio::process::Command::new(&process.binary);
@@ -366,6 +421,7 @@ async fn supervise(
             }
         };
         pid.store(child.id().unwrap_or(0), Ordering::Release);
+        let group = ProcessGroup::of(&child);
         let (line_sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
         // The server's lines need no flush handshake: nothing waits for them.
         let _output = super::output::forward_output(&mut child, &line_sender);
@@ -383,16 +439,24 @@ async fn supervise(
         let started = std::time::Instant::now();
         tokio::select! {
             _ = &mut stop => {
-                // SIGTERM first, so the server drains its requests, as systemd does.
-                if let Some(pid) = child.id() {
-                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                // SIGTERM first, so the server drains its requests, then SIGKILL, to every
+                // process of the unit, as systemd stops one (KillMode=control-group:
+                // https://www.freedesktop.org/software/systemd/man/latest/systemd.kill.html).
+                if let Some(group) = &group {
+                    group.terminate();
                 }
                 if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
                     let _ = child.kill().await;
                 }
+                if let Some(group) = &group {
+                    group.reap();
+                }
                 return;
             }
             status = child.wait() => {
+                if let Some(group) = &group {
+                    group.reap();
+                }
                 pid.store(0, Ordering::Release);
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 tracing::warn!(instance = %process.instance_id, status = %status, "the server exited; restarting it");
@@ -400,6 +464,27 @@ async fn supervise(
                     now_ms(),
                     format!("hybridlab sandbox: the server exited ({status}); restarting it"),
                 )]);
+            }
+        }
+        if taken(process.port) {
+            match unused_port() {
+                Ok(port) => {
+                    let moved = endpoint_of(port);
+                    tracing::warn!(instance = %process.instance_id, taken = process.port, endpoint = %moved, "another process took the server's port: moving it");
+                    logs.send_batch(&stream, vec![(
+                        now_ms(),
+                        format!("hybridlab sandbox: port {} was taken by another process; the server moves to {moved}", process.port),
+                    )]);
+                    process.port = port;
+                    if let Ok(mut endpoint) = endpoint.lock() {
+                        endpoint.clone_from(&moved);
+                    }
+                    tag_endpoint(&ec2, &process.instance_id, &moved).await;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(instance = %process.instance_id, error = %err, "no loopback port is free");
+                }
             }
         }
         if started.elapsed() > Duration::from_secs(30) {
@@ -410,5 +495,125 @@ async fn supervise(
             _ = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for the server: listens where `HYBRIDLAB_LISTEN` says, without
+    /// `SO_REUSEADDR`, and exits with an error when it cannot, as the server does.
+    const STAND_IN: &str = r#"
+import os, socket
+host, port = os.environ["HYBRIDLAB_LISTEN"].rsplit(":", 1)
+server = socket.socket()
+server.bind((host, int(port)))
+server.listen()
+while True:
+    connection, _ = server.accept()
+    connection.close()
+"#;
+
+    /// The Python the sandbox already needs for moto, by absolute path: servers run with a
+    /// fixed `PATH`.
+    fn python() -> PathBuf {
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .map(|dir| dir.join("python3"))
+            .find(|candidate| candidate.is_file())
+            .expect("python3 on PATH (the sandbox needs it for moto)")
+    }
+
+    /// Another process holds the port the server was given: the server fails to bind, and
+    /// the supervisor starts it again on another port and publishes that one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_whose_port_was_taken_moves_to_another() {
+        let dir = std::env::temp_dir().join(format!(
+            "hybridlab-port-move-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let binary = dir.join("stand-in");
+        std::fs::write(
+            &binary,
+            format!(
+                "#!/bin/sh\nexec {} -c '{}'\n",
+                python().display(),
+                STAND_IN.replace('\'', "\"")
+            ),
+        )
+        .expect("the stand-in is written");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+                .expect("executable");
+        }
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let taken_port = squatter.local_addr().expect("bound").port();
+
+        // Nothing answers at this address: the log lines and the tag are dropped.
+        let config = crate::sdk_config("http://127.0.0.1:1", "us-east-1").await;
+        let endpoint = Arc::new(Mutex::new(endpoint_of(taken_port)));
+        let pid = Arc::new(AtomicU32::new(0));
+        let (stop, stopped) = oneshot::channel();
+        let supervisor = tokio::spawn(supervise(
+            Supervised {
+                instance_id: "i-0123456789abcdef0".into(),
+                binary,
+                environment: Vec::new(),
+                port: taken_port,
+                edge_endpoint: "http://127.0.0.1:1".into(),
+                launch: ServerLaunch {
+                    artifact_bucket: "artifacts".into(),
+                    binary_key: "server".into(),
+                    env_key: "server.env".into(),
+                    log_group: "/hybridlab/test/ec2-server".into(),
+                    region: "us-east-1".into(),
+                    port: 8080,
+                    ttl_seconds: 3600,
+                },
+            },
+            Supervision {
+                logs: LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config)),
+                spawner: Spawner::start().expect("spawning threads"),
+                ec2: aws_sdk_ec2::Client::new(&config),
+                pid: pid.clone(),
+                endpoint: endpoint.clone(),
+            },
+            stopped,
+        ));
+
+        let current = || endpoint.lock().map(|e| e.clone()).unwrap_or_default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let moved = loop {
+            let now = current();
+            let port = now
+                .rsplit(':')
+                .next()
+                .and_then(|port| port.parse::<u16>().ok())
+                .unwrap_or(taken_port);
+            if port != taken_port && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break Some(port);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let server_pid = pid.load(Ordering::Acquire);
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), supervisor).await;
+        drop(squatter);
+        let _ = std::fs::remove_dir_all(&dir);
+        let moved = moved.expect("the server moved to a port of its own within 30 s");
+        assert_ne!(moved, taken_port);
+        assert!(server_pid > 0);
+        let alive = std::fs::read_to_string(format!("/proc/{server_pid}/stat"))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().chars().next()? != 'Z'))
+            .unwrap_or(false);
+        assert!(!alive, "the stopped server's process is gone");
     }
 }

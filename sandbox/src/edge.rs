@@ -1,7 +1,8 @@
 //! The sandbox's edge port: one endpoint for every AWS client. Lambda `Invoke` is answered
 //! here by running the function; everything else is forwarded to moto unchanged, and the
 //! Lambda control-plane calls that change a function are watched on their way through, so the
-//! agent keeps each function's code and replaces stale environments.
+//! agent keeps each function's code and replaces stale environments. Requests from web pages
+//! are refused before any of that (see [`super::web_guard`]).
 
 use std::sync::Arc;
 
@@ -67,6 +68,10 @@ pub fn router(state: EdgeState) -> Router {
         .route("/_hybridlab/health", get(health))
         .fallback(forward)
         .layer(DefaultBodyLimit::disable())
+        // Outermost, so nothing a web page sends reaches a handler or moto.
+        .layer(axum::middleware::from_fn(
+            super::web_guard::refuse_web_pages,
+        ))
         .with_state(state)
 }
 

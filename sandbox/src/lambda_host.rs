@@ -1,8 +1,9 @@
 //! Runs deployed functions as Lambda does: a pool of execution environments per function
 //! (each a `bootstrap` process with its own Runtime API), grown on demand up to the function's
 //! reserved concurrency or the sandbox's limit, a cold start for each new environment and
-//! warm reuse after, the configured timeout enforced by killing the environment, and the
-//! `START`/`END`/`REPORT` lines written to `/aws/lambda/<name>` as AWS writes them.
+//! warm reuse after, the configured timeout enforced by killing the environment (its
+//! `bootstrap` and every process it started), and the `START`/`END`/`REPORT` lines written to
+//! `/aws/lambda/<name>` as AWS writes them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use super::code::{CodeError, CodeStore};
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::output::{Output, forward_output};
 use super::runtime_api::{PendingInvocation, RuntimeChannel, RuntimeResult, serve};
-use super::spawner::Spawner;
+use super::spawner::{ProcessGroup, Spawner};
 
 /// Lambda gives an environment 10 s to initialise before it fails the invocation.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,10 +169,16 @@ struct Environment {
     /// Until the first invocation has reported it.
     init_pending: bool,
     server: tokio::task::JoinHandle<()>,
+    /// The `bootstrap`'s process group, killed here as well as by the task that waits for the
+    /// process: that task may never run again if the runtime is shutting down.
+    group: Option<ProcessGroup>,
 }
 
 impl Drop for Environment {
     fn drop(&mut self) {
+        if let Some(group) = &self.group {
+            group.kill();
+        }
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
         }
@@ -511,18 +518,28 @@ impl LambdaHost {
             ))
         })?;
         let pid = child.id();
+        let group = ProcessGroup::of(&child);
         let (line_sender, lines) = mpsc::unbounded_channel();
         let output = forward_output(&mut child, &line_sender);
         let (exit_sender, exited) = watch::channel(None);
         let (kill, kill_requested) = oneshot::channel::<()>();
+        let watched = group.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
                 _ = kill_requested => {
+                    if let Some(group) = &watched {
+                        group.kill();
+                    }
                     let _ = child.kill().await;
                     "killed".to_owned()
                 }
             };
+            // Whatever the function started ends with its environment (a timeout, a crash,
+            // a code update), as everything in a destroyed Lambda environment does.
+            if let Some(group) = &watched {
+                group.reap();
+            }
             let _ = exit_sender.send(Some(status));
         });
         Ok(Environment {
@@ -537,6 +554,7 @@ impl LambdaHost {
             spawned_at: Instant::now(),
             init_pending: true,
             server,
+            group,
         })
     }
 

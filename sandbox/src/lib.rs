@@ -18,6 +18,7 @@ mod output;
 pub mod runtime_api;
 pub mod s3_events;
 mod spawner;
+pub mod web_guard;
 
 use std::path::PathBuf;
 use std::sync::Arc;

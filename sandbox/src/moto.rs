@@ -16,15 +16,77 @@ use hybridlab_tools::MotoInstall;
 /// How long moto may take to import and bind its port.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The launcher: starts moto's threaded server on the given address, prints the bound port,
-/// then waits for standard input to close and exits at once.
+/// The launcher: serves moto's application on the given address, as moto's own
+/// `ThreadedMotoServer` does, prints the bound port, then waits for standard input to close
+/// and exits at once.
+///
+/// moto's port is on loopback but not behind the edge, and a web page can send blind "simple"
+/// requests to every port of 127.0.0.1 (a form POST, which EC2's query API and S3's POST
+/// upload accept, unsigned as moto takes them) or rebind its own name to it. Through moto
+/// alone a page could then launch an instance the sandbox would run. The application is
+/// therefore wrapped in the edge's own rules (see `web_guard.rs`): a loopback Host, and no
+/// browser request from another origin.
 const LAUNCHER: &str = r#"
-import os, sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-sys.stdout.write("PORT %d\n" % port)
+import ipaddress, os, sys, threading
+from urllib.parse import urlsplit
+from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+
+def loopback_name(name):
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        name = name.rstrip(".").lower()
+        return name == "localhost" or name.endswith(".localhost")
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+def loopback_host(host):
+    host = host.strip()
+    if host.startswith("["):
+        inside, _, rest = host[1:].partition("]")
+        return (rest == "" or (rest[:1] == ":" and rest[1:].isdigit())) and loopback_name(inside)
+    name, colon, port = host.rpartition(":")
+    if not colon:
+        return loopback_name(host)
+    return port.isdigit() and loopback_name(name)
+
+def loopback_origin(origin):
+    try:
+        parts = urlsplit(origin.strip())
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and loopback_name(parts.hostname)
+    except ValueError:
+        return False
+
+def refusal(environ):
+    host = environ.get("HTTP_HOST")
+    if not host or not loopback_host(host):
+        return "the hybridlab sandbox refuses requests for host %r: only loopback names and addresses reach it" % host
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None:
+        if not loopback_origin(origin):
+            return "the hybridlab sandbox refuses browser requests from origin %r" % origin
+        return None
+    if environ.get("HTTP_SEC_FETCH_SITE", "").strip() == "cross-site" and not loopback_origin(environ.get("HTTP_REFERER", "")):
+        return "the hybridlab sandbox refuses cross-site browser requests"
+    return None
+
+def guarded(app):
+    def application(environ, start_response):
+        reason = refusal(environ)
+        if reason is None:
+            return app(environ, start_response)
+        sys.stderr.write("refused: %s\n" % reason)
+        start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+        return [(reason + "\n").encode()]
+    return application
+
+server = make_server(sys.argv[1], int(sys.argv[2]),
+                     guarded(DomainDispatcherApplication(create_backend_app)), True,
+                     request_handler=MotoRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+sys.stdout.write("PORT %d\n" % server.server_address[1])
 sys.stdout.flush()
 try:
     sys.stdin.read()

@@ -98,6 +98,11 @@ pub async fn serve(
             post(error),
         )
         .route("/2018-06-01/runtime/init/error", post(init_error))
+        // A page that found the port could otherwise answer an invocation in the function's
+        // place.
+        .layer(axum::middleware::from_fn(
+            super::web_guard::refuse_web_pages,
+        ))
         .with_state(channel);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -10,8 +10,16 @@
 //! tables and waits for the child's `exec`: milliseconds that, on a runtime worker, held up
 //! every invocation that worker would have served, so that a burst of first invocations
 //! queued behind each other's cold starts instead of getting one environment each, as on AWS.
+//!
+//! Each child also leads a process group of its own, and [`ProcessGroup`] signals the whole
+//! group: what a function or a server starts (a `sleep`, a shell pipeline) ends with it, as it
+//! does on AWS when an execution environment is destroyed or systemd stops a unit
+//! (`KillMode=control-group`). The parent-death signal reaches the child only, so a grandchild
+//! still outlives an agent killed with SIGKILL; a process that leaves the group (`setsid`)
+//! escapes both.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use tokio::process::{Child, Command};
@@ -60,9 +68,10 @@ impl Spawner {
         Ok(Self { requests })
     }
 
-    /// Starts `command` with the parent-death signal set.
+    /// Starts `command` with the parent-death signal set, leading a process group of its own.
     pub(crate) async fn spawn(&self, mut command: Command) -> io::Result<Child> {
         die_with_agent(&mut command);
+        command.process_group(0);
         let (reply, child) = oneshot::channel();
         let gone = || io::Error::other("the sandbox's spawning threads have stopped");
         self.requests.send((command, reply)).map_err(|_| gone())?;
@@ -80,6 +89,53 @@ fn die_with_agent(command: &mut Command) {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
                 .map_err(io::Error::from)
         });
+    }
+}
+
+/// The process group a spawned child leads: the child and whatever it started.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessGroup {
+    leader: rustix::process::Pid,
+    /// Set once the leader has been waited for and the group killed: the id may then be
+    /// reused by an unrelated group and is never signalled again.
+    ended: Arc<AtomicBool>,
+}
+
+impl ProcessGroup {
+    /// The group `child` leads (it was started by [`Spawner::spawn`]); `None` once it has
+    /// been waited for.
+    pub(crate) fn of(child: &Child) -> Option<Self> {
+        let pid = i32::try_from(child.id()?).ok()?;
+        Some(Self {
+            leader: rustix::process::Pid::from_raw(pid)?,
+            ended: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Asks every process of the group to stop (SIGTERM), as systemd does first.
+    pub(crate) fn terminate(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
+    /// Kills every process of the group.
+    pub(crate) fn kill(&self) {
+        self.signal(rustix::process::Signal::KILL);
+    }
+
+    /// Kills what the leader left behind, once the leader has been waited for. The members
+    /// still alive keep the group's id in use until then, so the signal cannot reach another
+    /// group.
+    pub(crate) fn reap(&self) {
+        self.kill();
+        self.ended.store(true, Ordering::Release);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        if self.ended.load(Ordering::Acquire) {
+            return;
+        }
+        // ESRCH: every member has ended already.
+        let _ = rustix::process::kill_process_group(self.leader, signal);
     }
 }
 
@@ -119,5 +175,54 @@ mod tests {
             .expect("a status");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9), "{status}");
+    }
+
+    /// The process with this id, unless it has ended (a zombie has).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(state != 'Z')
+            })
+            .unwrap_or(false)
+    }
+
+    /// Killing a child's group kills what the child started, which killing the child alone
+    /// leaves running.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killing_the_group_kills_the_childs_children() {
+        use tokio::io::AsyncBufReadExt;
+        let spawner = Spawner::start().expect("a thread");
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "sleep 300 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = spawner.spawn(command).await.expect("sh starts");
+        let group = ProcessGroup::of(&child).expect("a group");
+        let stdout = child.stdout.take().expect("a pipe");
+        let mut line = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .expect("the grandchild's id");
+        let grandchild: u32 = line.trim().parse().expect("a pid");
+        assert!(running(grandchild), "sleep runs");
+        group.kill();
+        child.wait().await.expect("sh ends");
+        group.reap();
+        // The grandchild was re-parented when sh died; its new parent reaps it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while running(grandchild) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let survived = running(grandchild);
+        if survived {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &grandchild.to_string()])
+                .status();
+        }
+        assert!(!survived, "the child's own child died with its group");
     }
 }

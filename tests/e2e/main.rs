@@ -16,6 +16,7 @@ mod resizer;
 mod sandbox_cli;
 mod sandbox_dynamodb;
 mod sandbox_ec2;
+mod sandbox_hardening;
 mod sandbox_lambda;
 mod sandbox_service;
 mod server_api;

@@ -169,14 +169,24 @@ impl Driver {
 
     /// A new headless Chromium window.
     pub async fn session(&self) -> Result<Session<'_>, BrowserError> {
+        self.session_with_args(&[]).await
+    }
+
+    /// A new headless Chromium window with more command-line switches (such as
+    /// `--host-resolver-rules`, which gives a page a name of its own on loopback).
+    pub async fn session_with_args(&self, extra: &[&str]) -> Result<Session<'_>, BrowserError> {
+        // Root has no user namespace sandbox here; the pages are the test's own.
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+        ];
+        args.extend_from_slice(extra);
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                // Root has no user namespace sandbox here; the pages are the test's own.
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1000"]
-            }
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
         }}});
         let value = self
             .call(reqwest::Method::POST, "/session", Some(capabilities))

@@ -1,5 +1,6 @@
 //! A Lambda function for the sandbox's tests, built with `lambda_runtime` like the lab's own.
-//! The event says what to do: `{"print": "text", "sleep_ms": 100, "fail": "why", "exit": 3}`;
+//! The event says what to do: `{"print": "text", "sleep_ms": 100, "fail": "why", "exit": 3}`,
+//! and `{"spawn_sleep": 300}` starts a `sleep 300` of its own and prints `spawned <pid>`;
 //! an S3 event is printed as `s3 event <name> <bucket> <key>`;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
 //! environment has served, and the variables the tests set.
@@ -24,6 +25,13 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             record["s3"]["bucket"]["name"].as_str().unwrap_or("?"),
             record["s3"]["object"]["key"].as_str().unwrap_or("?"),
         );
+    }
+    if let Some(seconds) = payload.get("spawn_sleep").and_then(Value::as_u64) {
+        // Not waited for: the test checks that it ends with the environment.
+        let child = std::process::Command::new("sleep")
+            .arg(seconds.to_string())
+            .spawn()?;
+        println!("spawned {}", child.id());
     }
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
