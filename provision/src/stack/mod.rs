@@ -19,7 +19,7 @@ pub mod up;
 pub use down::{DownReport, FoundResource, ResourceKind, Scope, down, inventory};
 pub use error::StackError;
 pub use names::{StackId, StackNames};
-pub use plan::{StackSettings, plan};
+pub use plan::{CpuCredits, StackSettings, plan};
 pub use progress::{Reporter, Step, StepEvent, StepStatus};
 pub use state::StackState;
 pub use status::{StackStatus, list_stacks, status, statuses};
