@@ -9,7 +9,7 @@ use crate::stack::describe::{
 };
 use crate::stack::names::{StackId, StackNames};
 use crate::stack::plan::StackSettings;
-use crate::stack::policy::ArnContext;
+use crate::stack::policy::{ArnContext, FETCH_SERVER_ARTIFACTS};
 
 const SUFFIX: &str = "${StackSuffix}";
 /// The server's token: its variable in the environment file, and the logical id of the
@@ -227,7 +227,9 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             && let Some(statements) = policy["Statement"].as_array_mut()
         {
             // CloudFormation cannot put the binary into the stack's artifacts bucket, so the
-            // instance fetches it from the code bucket: that one object, nothing else.
+            // instance fetches it from the code bucket: that one object, nothing else; and
+            // nothing of the artifacts bucket, which it does not read.
+            statements.retain(|statement| statement["Sid"] != FETCH_SERVER_ARTIFACTS);
             statements.push(json!({
                 "Sid": "FetchServerBinary",
                 "Effect": "Allow",

@@ -1,8 +1,10 @@
 //! The lab's stack: what it is made of ([`describe`], [`plan`]), bringing it up ([`up`]),
 //! looking at it ([`status`]) and tearing it down ([`down`]), on the sandbox or on AWS through
-//! one code path ([`target`]), reporting progress as events ([`progress`]).
+//! one code path ([`target`]), reporting progress as events ([`progress`]); every AWS call of
+//! its programs, against which the roles' policies are audited ([`calls`]).
 
 pub mod artifacts;
+pub mod calls;
 pub mod cost;
 pub mod describe;
 pub mod down;

@@ -359,7 +359,7 @@ fn pipeline_plan(names: &StackNames, settings: &StackSettings, tag: &str) -> Vec
                 (
                     "allows",
                     format!(
-                        "read {}/uploads/*, write {}/images/*, update rows of {}, logs of {}",
+                        "read (and list) {}/uploads/*, write {}/images/*, update rows of {}, logs of {}",
                         names.uploads_bucket,
                         names.processed_bucket,
                         names.table,
