@@ -26,3 +26,4 @@ mod server_load;
 mod server_process;
 mod server_upload;
 mod stack;
+mod stack_hardening;

@@ -1,6 +1,7 @@
 //! What hybridlab's end-to-end tests share: moto and the sandbox (one per test binary), SDK
 //! clients pointed at them, the workspace's programs built once, images generated in code,
-//! loopback hosts that serve them, the image server in-process, and a headless Chromium.
+//! loopback hosts that serve them, a recording proxy in front of the sandbox, the image server
+//! in-process, and a headless Chromium.
 
 pub mod aws;
 pub mod browser;
@@ -13,3 +14,4 @@ pub mod sandbox;
 pub mod server;
 pub mod server_process;
 pub mod stack;
+pub mod tap;

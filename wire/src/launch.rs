@@ -1,6 +1,7 @@
 //! The image server's launch description, carried in the instance's user-data. On AWS the
 //! script runs: it fetches the server binary and its environment file from the artifacts
-//! bucket, installs a systemd unit and schedules the self-termination. The sandbox's agent
+//! bucket, installs a systemd unit and schedules the self-termination (a deadline on disk and a
+//! systemd timer, so a reboot or a stop and start does not reset it). The sandbox's agent
 //! reads the same `# hybridlab:` lines and starts the same binary with the same environment
 //! file, so both targets run the server from one description.
 
@@ -18,33 +19,88 @@ pub struct ServerLaunch {
     pub log_group: String,
     pub region: String,
     pub port: u16,
-    /// The instance shuts itself down (and so terminates) after this many seconds.
+    /// The instance shuts itself down (and so terminates) this many seconds after its first
+    /// boot; the deadline is an absolute time written at that boot.
     pub ttl_seconds: u64,
 }
 
 const MARKER: &str = "# hybridlab:";
 
+/// Where the first boot writes the TTL's deadline (`YYYY-MM-DD HH:MM:SS UTC`), and the timer
+/// that powers the instance off then. Both live on the root volume, unlike `shutdown -h +N`,
+/// whose schedule is in `/run` and so is lost by a reboot.
+pub const TTL_DEADLINE_FILE: &str = "/etc/hybridlab/ttl-deadline";
+pub const TTL_TIMER_UNIT: &str = "hybridlab-ttl.timer";
+pub const TTL_SERVICE_UNIT: &str = "hybridlab-ttl.service";
+
 impl ServerLaunch {
     /// The user-data script.
     pub fn render(&self) -> String {
+        // umask 077: the file holds the token; `aws s3 cp` would make it 0644.
         self.script(&format!(
-            "aws s3 cp --region {region} s3://{bucket}/{env} /etc/hybridlab/server.env\n",
+            "(umask 077 && aws s3 cp --region {region} s3://{bucket}/{env} /etc/hybridlab/server.env)\n",
             region = self.region,
             bucket = self.artifact_bucket,
             env = self.env_key,
         ))
     }
 
-    /// The user-data script with the environment file written inline instead of fetched:
-    /// for a CloudFormation stack, which cannot put an object in the bucket it creates.
-    pub fn render_with_env(&self, env_file: &str) -> String {
-        self.script(&format!(
-            "cat > /etc/hybridlab/server.env <<'ENV'\n{env_file}ENV\nchmod 600 /etc/hybridlab/server.env\n"
-        ))
+    /// The user-data script with the environment file written inline instead of fetched (for
+    /// a CloudFormation stack, which cannot put an object in the bucket it creates), and each
+    /// `(variable, secret id)` of `secrets` appended from AWS Secrets Manager at boot. So
+    /// `env_file` must hold no secret: user-data is readable by any process on the instance
+    /// through the instance metadata service.
+    pub fn render_with_env(&self, env_file: &str, secrets: &[(&str, &str)]) -> String {
+        let mut write_env =
+            format!("(umask 077 && cat > /etc/hybridlab/server.env) <<'ENV'\n{env_file}ENV\n");
+        for (variable, secret_id) in secrets {
+            // An assignment of its own, so `set -e` stops the script if the fetch fails.
+            write_env.push_str(&format!(
+                "secret=$(aws secretsmanager get-secret-value --region {region} --secret-id '{secret_id}' --query SecretString --output text)\n\
+                 printf '%s=%s\\n' '{variable}' \"$secret\" >> /etc/hybridlab/server.env\n\
+                 unset secret\n",
+                region = self.region,
+            ));
+        }
+        self.script(&write_env)
+    }
+
+    /// The TTL: the deadline (first boot + `ttl_seconds`) is written once to
+    /// [`TTL_DEADLINE_FILE`] and becomes a timer's absolute `OnCalendar=`. With
+    /// `Persistent=true` systemd keeps a stamp on disk of the timer's start, so after a boot
+    /// past the deadline the timer fires at once; powering off terminates the instance (its
+    /// shutdown behaviour is `terminate`).
+    fn ttl_script(&self) -> String {
+        format!(
+            "install -d /etc/hybridlab\n\
+             if [ ! -s {TTL_DEADLINE_FILE} ]; then\n\
+             \x20 date -u -d '+{ttl} seconds' '+%Y-%m-%d %H:%M:%S UTC' > {TTL_DEADLINE_FILE}\n\
+             fi\n\
+             deadline=$(cat {TTL_DEADLINE_FILE})\n\
+             cat > /etc/systemd/system/{TTL_SERVICE_UNIT} <<'UNIT'\n\
+             [Unit]\n\
+             Description=hybridlab TTL reached: power off (the instance terminates)\n\
+             [Service]\n\
+             Type=oneshot\n\
+             ExecStart=/usr/bin/systemctl poweroff\n\
+             UNIT\n\
+             cat > /etc/systemd/system/{TTL_TIMER_UNIT} <<UNIT\n\
+             [Unit]\n\
+             Description=hybridlab TTL deadline\n\
+             [Timer]\n\
+             OnCalendar=$deadline\n\
+             Persistent=true\n\
+             AccuracySec=1s\n\
+             [Install]\n\
+             WantedBy=timers.target\n\
+             UNIT\n\
+             systemctl daemon-reload\n\
+             systemctl enable --now {TTL_TIMER_UNIT}\n",
+            ttl = self.ttl_seconds,
+        )
     }
 
     fn script(&self, write_env: &str) -> String {
-        let ttl_minutes = self.ttl_seconds.div_ceil(60).max(1);
         format!(
             "#!/bin/bash\n\
              # hybridlab image server bootstrap (Amazon Linux 2023)\n\
@@ -56,8 +112,9 @@ impl ServerLaunch {
              {MARKER}port={port}\n\
              {MARKER}ttl-seconds={ttl}\n\
              set -euo pipefail\n\
-             # Stop billing even if nobody tears the stack down: shutdown terminates this instance.\n\
-             shutdown -h +{ttl_minutes} 'hybridlab TTL reached' || true\n\
+             # Stop billing even if nobody tears the stack down: the TTL powers this instance off,\n\
+             # which terminates it; first, so nothing below can keep it from being set.\n\
+             {ttl_script}\
              install -d /opt/hybridlab /etc/hybridlab\n\
              aws s3 cp --region {region} s3://{bucket}/{binary} /opt/hybridlab/hybridlab-ec2-server\n\
              {write_env}\
@@ -95,6 +152,7 @@ impl ServerLaunch {
             region = self.region,
             port = self.port,
             ttl = self.ttl_seconds,
+            ttl_script = self.ttl_script(),
         )
     }
 
@@ -144,7 +202,11 @@ mod tests {
         };
         let script = launch.render();
         assert!(script.starts_with("#!/bin/bash\n"));
-        assert!(script.contains("shutdown -h +120"));
+        assert!(
+            !script.contains("shutdown -h"),
+            "a schedule in /run does not survive a reboot"
+        );
+        assert!(script.contains("systemctl enable --now hybridlab-ttl.timer"));
         assert!(script.contains("systemctl enable --now hybridlab.service"));
         // The CloudWatch agent's configuration is JSON naming the server's log group.
         let agent = script
@@ -159,6 +221,198 @@ mod tests {
         );
         assert_eq!(ServerLaunch::parse(&script), Some(launch));
         assert_eq!(ServerLaunch::parse("#!/bin/bash\necho hi\n"), None);
+    }
+
+    fn launch(ttl_seconds: u64) -> ServerLaunch {
+        ServerLaunch {
+            artifact_bucket: "hybridlab-artifacts-ab12".into(),
+            binary_key: "server/hybridlab-ec2-server".into(),
+            env_key: "server/server.env".into(),
+            log_group: "/hybridlab/ab12/ec2-server".into(),
+            region: "eu-west-1".into(),
+            port: 8080,
+            ttl_seconds,
+        }
+    }
+
+    /// A scratch directory removed when dropped, even if the test fails.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+            let dir = std::env::temp_dir().join(format!(
+                "hybridlab-wire-{name}-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).expect("a scratch directory");
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn bash(script: &str) -> std::process::Output {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .output()
+            .expect("bash runs")
+    }
+
+    /// Runs the script's TTL part with its paths under `root` and `systemctl` recorded.
+    fn run_ttl_part(launch: &ServerLaunch, root: &std::path::Path) -> String {
+        let root = root.display();
+        let part = launch
+            .ttl_script()
+            .replace("/etc/", &format!("{root}/etc/"))
+            .replace("\nsystemctl ", &format!("\necho >> {root}/systemctl "));
+        let output = bash(&format!(
+            "install -d {root}/etc/systemd/system\n{part}cat {root}/systemctl"
+        ));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    #[test]
+    fn the_ttl_is_an_absolute_deadline_on_disk_with_a_persistent_timer() {
+        let scratch = Scratch::new("ttl");
+        let root = &scratch.0;
+        let launch = launch(7200);
+        let calls = run_ttl_part(&launch, root);
+        assert!(calls.contains("daemon-reload"), "{calls}");
+        assert!(
+            calls.contains("enable --now hybridlab-ttl.timer"),
+            "{calls}"
+        );
+
+        let read = |path: &str| {
+            std::fs::read_to_string(root.join(path.trim_start_matches('/')))
+                .unwrap_or_else(|err| panic!("{path}: {err}"))
+        };
+        let deadline = read(TTL_DEADLINE_FILE).trim().to_owned();
+        let epoch = |text: &str| -> i64 {
+            let out = bash(&format!("date -u -d '{text}' +%s"));
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("`{text}` is a date"))
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .expect("after 1970");
+        let due = epoch(&deadline);
+        assert!(
+            (due - (now + 7200)).abs() < 120,
+            "deadline {deadline} is not two hours from now"
+        );
+        let timer = read(&format!("/etc/systemd/system/{TTL_TIMER_UNIT}"));
+        assert!(
+            timer.contains(&format!("OnCalendar={deadline}\n")),
+            "an absolute calendar time: {timer}"
+        );
+        assert!(timer.contains("Persistent=true\n"), "{timer}");
+        let service = read(&format!("/etc/systemd/system/{TTL_SERVICE_UNIT}"));
+        assert!(service.contains("ExecStart=/usr/bin/systemctl poweroff"));
+
+        // The script again (cloud-init run twice, a rebuilt unit): the deadline stays.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let again = launch.clone();
+        run_ttl_part(
+            &ServerLaunch {
+                ttl_seconds: 60,
+                ..again
+            },
+            root,
+        );
+        assert_eq!(read(TTL_DEADLINE_FILE).trim(), deadline);
+
+        // systemd itself reads the units as a timer with a date, where it is installed.
+        let system = root.join("etc/systemd/system");
+        match std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(system.join(TTL_TIMER_UNIT))
+            .output()
+        {
+            Ok(verify) => assert!(
+                verify.status.success(),
+                "systemd-analyze verify: {}",
+                String::from_utf8_lossy(&verify.stderr)
+            ),
+            Err(err) => eprintln!("skipped: systemd-analyze verify ({err})"),
+        }
+    }
+
+    #[test]
+    fn every_script_is_valid_bash_and_writes_the_env_file_private() {
+        let launch = launch(7200);
+        let plain = launch.render();
+        let inline = launch.render_with_env(
+            "HYBRIDLAB_BUCKET=b\n",
+            &[(
+                "HYBRIDLAB_TOKEN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+            )],
+        );
+        for script in [&plain, &inline] {
+            let check = std::process::Command::new("bash")
+                .args(["-n", "-c", script])
+                .output()
+                .expect("bash runs");
+            assert!(
+                check.status.success(),
+                "{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            assert!(script.contains("(umask 077 && "), "{script}");
+        }
+        // The secret is fetched at boot, never written into the user-data.
+        assert!(inline.contains(
+            "secret=$(aws secretsmanager get-secret-value --region eu-west-1 --secret-id 'arn:aws:secretsmanager:eu-west-1:1:secret:t'"
+        ));
+        assert!(inline.contains("printf '%s=%s\\n' 'HYBRIDLAB_TOKEN' \"$secret\""));
+    }
+
+    #[test]
+    fn the_inline_env_file_is_written_0600_and_the_secret_appended() {
+        let scratch = Scratch::new("env");
+        let root = scratch.0.display();
+        let script = launch(60).render_with_env(
+            "HYBRIDLAB_BUCKET=b\n",
+            &[("HYBRIDLAB_TOKEN", "the-secret-id")],
+        );
+        let write_env = script
+            .lines()
+            .skip_while(|line| !line.starts_with("(umask 077 && cat"))
+            .take_while(|line| !line.starts_with("chmod 755"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("/etc/", &format!("{root}/etc/"))
+            // The CLI as the instance's would answer.
+            .replace("aws secretsmanager get-secret-value", "printf s3cr3t; :");
+        let output = bash(&format!(
+            "umask 022\ninstall -d {root}/etc/hybridlab\n{write_env}\nstat -c %a {root}/etc/hybridlab/server.env\ncat {root}/etc/hybridlab/server.env"
+        ));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "600\nHYBRIDLAB_BUCKET=b\nHYBRIDLAB_TOKEN=s3cr3t\n"
+        );
     }
 
     #[test]

@@ -198,6 +198,11 @@ pub struct StackShape {
     #[arg(long, default_value = "t3.micro")]
     pub instance_type: String,
 
+    /// How a burstable (T family) instance pays for bursts: `standard` is throttled at the
+    /// baseline and never billed extra; `unlimited` bursts and bills surplus credits.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub cpu_credits: CpuCreditsArg,
+
     /// Optional parts of the lab. `pipeline`: uploads and processed buckets and the resizer
     /// function that an upload's S3 event runs. A stack keeps them until `down`.
     #[arg(long = "with", value_enum, value_delimiter = ',')]
@@ -212,9 +217,20 @@ impl StackShape {
             ttl_seconds: self.ttl.as_secs().max(60),
             instance_type: self.instance_type.clone(),
             pipeline: self.with.contains(&StackPart::Pipeline),
+            cpu_credits: match self.cpu_credits {
+                CpuCreditsArg::Standard => hybridlab_provision::stack::CpuCredits::Standard,
+                CpuCreditsArg::Unlimited => hybridlab_provision::stack::CpuCredits::Unlimited,
+            },
             ..hybridlab_provision::stack::StackSettings::new(region)
         }
     }
+}
+
+/// `--cpu-credits`: EC2's credit options of a burstable instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CpuCreditsArg {
+    Standard,
+    Unlimited,
 }
 
 /// A tool that creates the stack instead of hybridlab's own calls.

@@ -9,9 +9,15 @@ use crate::stack::describe::{
 };
 use crate::stack::names::{StackId, StackNames};
 use crate::stack::plan::StackSettings;
-use crate::stack::policy::ArnContext;
+use crate::stack::policy::{ArnContext, FETCH_SERVER_ARTIFACTS};
 
 const SUFFIX: &str = "${StackSuffix}";
+/// The server's token: its variable in the environment file, and the logical id of the
+/// secret that holds it.
+const TOKEN_VARIABLE: &str = "HYBRIDLAB_TOKEN";
+const TOKEN_SECRET: &str = "ServerTokenSecret";
+/// The condition that the `InstanceType` parameter is a burstable type.
+const BURSTABLE: &str = "BurstableInstance";
 
 /// The description with CloudFormation's pseudo parameters in the ARN context and parameters
 /// in place of the stack id and the token.
@@ -221,12 +227,21 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             && let Some(statements) = policy["Statement"].as_array_mut()
         {
             // CloudFormation cannot put the binary into the stack's artifacts bucket, so the
-            // instance fetches it from the code bucket: that one object, nothing else.
+            // instance fetches it from the code bucket: that one object, nothing else; and
+            // nothing of the artifacts bucket, which it does not read.
+            statements.retain(|statement| statement["Sid"] != FETCH_SERVER_ARTIFACTS);
             statements.push(json!({
                 "Sid": "FetchServerBinary",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
                 "Resource": ["arn:${AWS::Partition}:s3:::${CodeBucket}/${ServerBinaryKey}"]
+            }));
+            // The token comes from its secret at boot, not from the user-data (see below).
+            statements.push(json!({
+                "Sid": "ReadServerToken",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [{"Ref": TOKEN_SECRET}]
             }));
         }
         resources.insert(
@@ -278,7 +293,31 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
         binary_key: "${ServerBinaryKey}".into(),
         ..stack.instance.launch.clone()
     };
-    let user_data = launch.render_with_env(&stack.server_artifacts.env_file);
+    // User-data is readable by any process on the instance through the metadata service, so
+    // it carries the environment file without the token; the token is a Secrets Manager
+    // secret only the server's role may read, fetched at boot into a 0600 file.
+    let env_file: String = stack
+        .server_artifacts
+        .env_file
+        .lines()
+        .filter(|line| !line.starts_with(&format!("{TOKEN_VARIABLE}=")))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let secret = format!("${{{TOKEN_SECRET}}}");
+    let user_data = launch.render_with_env(&env_file, &[(TOKEN_VARIABLE, &secret)]);
+    resources.insert(
+        TOKEN_SECRET.into(),
+        json!({
+            "Type": "AWS::SecretsManager::Secret",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "Description": text(&format!("hybridlab stack {SUFFIX}: the image server's bearer token")),
+                "SecretString": {"Ref": "ServerToken"},
+                "Tags": tags(&stack)
+            }
+        }),
+    );
     let mut instance_tags = tags(&stack);
     if let Some(list) = instance_tags.as_array_mut() {
         list.extend(
@@ -301,6 +340,12 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
                 "SecurityGroupIds": [{"Fn::GetAtt": ["ServerSecurityGroup", "GroupId"]}],
                 // The instance shuts itself down when its TTL ends; shutting down terminates it.
                 "InstanceInitiatedShutdownBehavior": "terminate",
+                // Without one a T3 runs `unlimited`; EC2 refuses one for other types.
+                "CreditSpecification": {"Fn::If": [
+                    BURSTABLE,
+                    {"CPUCredits": {"Ref": "CpuCredits"}},
+                    {"Ref": "AWS::NoValue"}
+                ]},
                 "MetadataOptions": {
                     "HttpEndpoint": "enabled",
                     "HttpTokens": "required",
@@ -375,6 +420,12 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             "Default": settings.instance_type,
             "Description": "EC2 instance type of the image server"
         },
+        "CpuCredits": {
+            "Type": "String",
+            "Default": stack.instance.cpu_credits.as_str(),
+            "AllowedValues": ["standard", "unlimited"],
+            "Description": "CPU credits of a burstable (T family) instance: standard is throttled at the baseline and never billed extra; unlimited bills surplus credits"
+        },
         "IngressCidr": {
             "Type": "String",
             "Default": settings.ingress_cidr,
@@ -398,10 +449,18 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
         outputs["ResizerName"] =
             json!({"Description": "The resizer function", "Value": {"Ref": "ResizerFunction"}});
     }
+    // A burstable type's family is what comes before the dot: t2, t3, t3a, t4g.
+    let family = json!({"Fn::Select": [0, {"Fn::Split": [".", {"Ref": "InstanceType"}]}]});
+    let families: Vec<Value> = ["t2", "t3", "t3a", "t4g"]
+        .iter()
+        .map(|name| json!({"Fn::Equals": [family, name]}))
+        .collect();
+    let conditions = json!({ BURSTABLE: {"Fn::Or": families} });
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": description_text(settings.pipeline),
         "Parameters": parameters,
+        "Conditions": conditions,
         "Resources": resources,
         "Outputs": outputs
     })

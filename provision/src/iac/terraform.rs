@@ -589,6 +589,28 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
             ),
             attr("instance_initiated_shutdown_behavior", string("terminate")),
             attr("user_data_replace_on_change", raw("true")),
+            Item::Blank,
+            Item::Comment(
+                "Without one a T3 runs `unlimited`; EC2 refuses one for a type that is not burstable."
+                    .into(),
+            ),
+            block(
+                "dynamic",
+                &["credit_specification"],
+                vec![
+                    attr(
+                        "for_each",
+                        raw("can(regex(\"^t(2|3|3a|4g)\\\\.\", var.instance_type)) ? [var.cpu_credits] : []"),
+                    ),
+                    Item::Blank,
+                    block(
+                        "content",
+                        &[],
+                        vec![attr("cpu_credits", raw("credit_specification.value"))],
+                    ),
+                ],
+            ),
+            Item::Blank,
             attr("user_data", Expr::Heredoc(instance.launch.render())),
             attr("tags", instance_tags.clone()),
             attr("volume_tags", instance_tags),
@@ -769,6 +791,30 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings, identity: Id
             "string",
             "EC2 instance type of the image server.",
             Some(string(&settings.instance_type)),
+        ),
+        Block::new(
+            "variable",
+            &["cpu_credits"],
+            vec![
+                attr(
+                    "description",
+                    string("CPU credits of a burstable (T family) instance: standard is throttled at the baseline and never billed extra; unlimited bills surplus credits."),
+                ),
+                attr("type", raw("string")),
+                attr("default", string(stack.instance.cpu_credits.as_str())),
+                Item::Blank,
+                block(
+                    "validation",
+                    &[],
+                    vec![
+                        attr(
+                            "condition",
+                            raw("contains([\"standard\", \"unlimited\"], var.cpu_credits)"),
+                        ),
+                        attr("error_message", string("cpu_credits is standard or unlimited.")),
+                    ],
+                ),
+            ],
         ),
         variable(
             "ingress_cidr",

@@ -374,7 +374,8 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
     assert!(main.contains("http_tokens                 = \"required\""));
     assert!(main.contains("instance_initiated_shutdown_behavior = \"terminate\""));
     assert!(
-        main.contains("shutdown -h +120"),
+        main.contains("systemctl enable --now hybridlab-ttl.timer")
+            && main.contains("'+7200 seconds'"),
         "the TTL is in the user-data"
     );
     let outputs = module_file(true, "outputs.tf");
@@ -423,7 +424,129 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
         &template["Resources"]["ServerInstance"]["Properties"]["UserData"]["Fn::Base64"],
     );
     assert!(user_data.contains(&format!("HYBRIDLAB_BUCKET=hybridlab-images-{ID}")));
-    assert!(user_data.contains("HYBRIDLAB_TOKEN=${ServerToken}"));
+}
+
+#[test]
+fn the_cloudformation_user_data_carries_no_token_and_the_role_reads_only_its_secret() {
+    for pipeline in [false, true] {
+        let template = cfn_template(pipeline);
+        let resources = &template["Resources"];
+        let user_data =
+            cfn_string(&resources["ServerInstance"]["Properties"]["UserData"]["Fn::Base64"]);
+        // Neither the parameter nor a token line is written into the script.
+        assert!(!user_data.contains("${ServerToken}"), "{user_data}");
+        assert!(!user_data.contains("\nHYBRIDLAB_TOKEN="), "{user_data}");
+        assert!(
+            user_data.contains("--secret-id '${ServerTokenSecret}'"),
+            "{user_data}"
+        );
+        assert!(user_data.contains("(umask 077 && cat > /etc/hybridlab/server.env)"));
+        let secret = &resources["ServerTokenSecret"];
+        assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+        assert_eq!(secret["Properties"]["SecretString"]["Ref"], "ServerToken");
+        let statements =
+            resources["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .expect("statements");
+        let reads: Vec<&Value> = statements
+            .iter()
+            .filter(|s| {
+                strings(&s["Action"])
+                    .iter()
+                    .any(|a| a.starts_with("secretsmanager:"))
+            })
+            .collect();
+        assert_eq!(reads.len(), 1, "{reads:?}");
+        assert_eq!(
+            strings(&reads[0]["Action"]),
+            vec!["secretsmanager:GetSecretValue"]
+        );
+        assert_eq!(
+            reads[0]["Resource"],
+            serde_json::json!([{"Ref": "ServerTokenSecret"}])
+        );
+        // No other role may read it.
+        for role in ["LambdaRole", "ResizerRole"] {
+            assert!(
+                !resources[role].to_string().contains("secretsmanager"),
+                "{role}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_export_launches_a_burstable_instance_with_standard_credits_unless_asked() {
+    // CloudFormation: a parameter (default from the settings) applied only to T types.
+    let template = cfn_template(false);
+    assert_eq!(template["Parameters"]["CpuCredits"]["Default"], "standard");
+    let spec = &template["Resources"]["ServerInstance"]["Properties"]["CreditSpecification"];
+    assert_eq!(spec["Fn::If"][0], "BurstableInstance");
+    assert_eq!(spec["Fn::If"][1]["CPUCredits"]["Ref"], "CpuCredits");
+    assert_eq!(spec["Fn::If"][2]["Ref"], "AWS::NoValue");
+    let families: Vec<String> = template["Conditions"]["BurstableInstance"]["Fn::Or"]
+        .as_array()
+        .expect("an Fn::Or")
+        .iter()
+        .map(|equals| {
+            equals["Fn::Equals"][1]
+                .as_str()
+                .expect("a family")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(families, ["t2", "t3", "t3a", "t4g"]);
+    let unlimited = StackSettings {
+        cpu_credits: crate::stack::CpuCredits::Unlimited,
+        ..settings(false)
+    };
+    let template = cloudformation::template(&unlimited, &StackId::parse(ID).expect("valid"));
+    assert_eq!(template["Parameters"]["CpuCredits"]["Default"], "unlimited");
+
+    // Terraform: a variable, and a block only for T types.
+    let main = module_file(false, "main.tf");
+    assert!(main.contains("dynamic \"credit_specification\""), "{main}");
+    assert!(
+        main.contains(
+            "for_each = can(regex(\"^t(2|3|3a|4g)\\\\.\", var.instance_type)) ? [var.cpu_credits] : []"
+        ),
+        "{main}"
+    );
+    let variables = module_file(false, "variables.tf");
+    let credits = variables
+        .split("variable \"cpu_credits\"")
+        .nth(1)
+        .expect("the cpu_credits variable");
+    assert!(credits.contains("default     = \"standard\""), "{credits}");
+
+    // The plan says so.
+    let id = StackId::parse(ID).expect("valid");
+    let instance = plan(&id, &settings(false))
+        .into_iter()
+        .find(|r| r.kind == "ec2:instance")
+        .expect("the instance");
+    assert!(
+        instance
+            .settings
+            .iter()
+            .any(|(key, value)| *key == "cpu credits" && value.starts_with("standard")),
+        "{:?}",
+        instance.settings
+    );
+    let large = StackSettings {
+        instance_type: "m5.large".into(),
+        ..settings(false)
+    };
+    let instance = plan(&id, &large)
+        .into_iter()
+        .find(|r| r.kind == "ec2:instance")
+        .expect("the instance");
+    assert!(
+        instance
+            .settings
+            .iter()
+            .any(|(key, value)| *key == "cpu credits" && value.starts_with("none"))
+    );
 }
 
 #[test]

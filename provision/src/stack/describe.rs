@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::names::{IAM_PATH, StackNames};
 use super::plan::{
-    RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings,
-    UPLOADS_PREFIX, server_env_file,
+    CpuCredits, RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
+    StackSettings, UPLOADS_PREFIX, server_env_file,
 };
 use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
 use super::progress::Step;
@@ -109,6 +109,9 @@ pub struct ServerArtifacts {
 pub struct Instance {
     pub name: String,
     pub instance_type: String,
+    /// The credit option of a burstable type (the exports apply it only when the type they
+    /// are given is one).
+    pub cpu_credits: CpuCredits,
     pub launch: ServerLaunch,
     /// `Name` and the role tag, beside the stack tag.
     pub extra_tags: Vec<(&'static str, String)>,
@@ -318,6 +321,7 @@ impl StackDescription {
             instance: Instance {
                 name: names.instance.clone(),
                 instance_type: settings.instance_type.clone(),
+                cpu_credits: settings.cpu_credits,
                 launch,
                 extra_tags: vec![
                     ("Name", names.instance.clone()),

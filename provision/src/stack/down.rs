@@ -1,6 +1,7 @@
 //! `down`: finds every resource of a stack by its name and its tag (never only through the
-//! state file), deletes them in dependency order, and ends with a sweep that lists whatever
-//! still exists. A resource that is already gone counts as deleted, so `down` twice is harmless.
+//! state file), deletes them in dependency order (whatever writes to the buckets first), and
+//! ends with a sweep that lists whatever still exists. A resource that is already gone counts
+//! as deleted, so `down` twice is harmless. `down --all` on AWS looks in every enabled region.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::error::{Response, StackError, code_of, is_not_found, sdk_error};
@@ -82,12 +84,76 @@ pub struct DownReport {
     pub deleted: Vec<FoundResource>,
     /// What the final sweep still found: empty when the teardown is complete.
     pub remaining: Vec<FoundResource>,
+    /// The regions besides the target's own where `down --all` found stacks and tore them
+    /// down too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_regions: Vec<String>,
     pub elapsed_ms: u64,
 }
 
 /// The stack of a resource: from its name, else from its `hybridlab:stack` tag.
 fn stack_of(name: &str, tag: Option<&str>) -> Option<StackId> {
     StackNames::stack_of(name).or_else(|| tag.and_then(|t| StackId::parse(t).ok()))
+}
+
+/// The regions other than the target's where the stacks in `scope` have resources: each
+/// region EC2 lists as enabled for the account (DescribeRegions without `AllRegions`), looked
+/// in four at a time. IAM is global and is left to the target's own region. On the sandbox,
+/// whose buckets are listed in every region alike, only the other services count.
+pub async fn other_regions_with_stacks(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<String>, StackError> {
+    let regions = clients
+        .ec2
+        .describe_regions()
+        .send()
+        .await
+        .map_err(|err| sdk_error("ec2:DescribeRegions", err))?;
+    let others: Vec<String> = regions
+        .regions()
+        .iter()
+        .filter_map(|region| region.region_name())
+        .filter(|region| *region != clients.region)
+        .map(str::to_owned)
+        .collect();
+    let with_buckets = !clients.is_sandbox();
+    let searched: Vec<(String, Result<bool, StackError>)> = futures::stream::iter(others)
+        .map(|region| async move {
+            let regional = clients.in_region(&region);
+            let found = tokio::try_join!(
+                async {
+                    if with_buckets {
+                        find_buckets(&regional, scope).await
+                    } else {
+                        Ok(Vec::new())
+                    }
+                },
+                find_tables(&regional, scope),
+                find_functions(&regional, scope),
+                find_log_groups(&regional, scope),
+                find_ec2(&regional, scope),
+            );
+            let any = found.map(|(a, b, c, d, e)| {
+                !(a.is_empty() && b.is_empty() && c.is_empty() && d.is_empty() && e.is_empty())
+            });
+            (region, any)
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut with_stacks = Vec::new();
+    for (region, found) in searched {
+        match found {
+            Ok(true) => with_stacks.push(region),
+            Ok(false) => {}
+            // A region the account may not use (an SCP, a service not offered there) holds
+            // nothing of ours; say so rather than stop the teardown everywhere else.
+            Err(err) => tracing::warn!(region = %region, error = %err, "region not searched"),
+        }
+    }
+    with_stacks.sort();
+    Ok(with_stacks)
 }
 
 /// Every resource of the stacks in `scope` that exists now.
@@ -400,8 +466,39 @@ async fn find_ec2(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundReso
     Ok(found)
 }
 
-/// Deletes every resource of the stacks in `scope`, then sweeps.
+/// Deletes every resource of the stacks in `scope`, then sweeps. `Scope::All` tears down the
+/// stacks of every other region first ([`other_regions_with_stacks`]), the target's own last.
 pub async fn down(
+    clients: &StackClients,
+    scope: &Scope,
+    reporter: Reporter,
+) -> Result<DownReport, StackError> {
+    let started = Instant::now();
+    let mut elsewhere = Vec::new();
+    if *scope == Scope::All {
+        for region in other_regions_with_stacks(clients, scope).await? {
+            let regional = clients.in_region(&region);
+            elsewhere.push((
+                region,
+                down_in_region(&regional, scope, reporter.clone()).await?,
+            ));
+        }
+    }
+    let mut report = down_in_region(clients, scope, reporter).await?;
+    for (region, other) in elsewhere {
+        report.stacks.extend(other.stacks);
+        report.deleted.extend(other.deleted);
+        report.remaining.extend(other.remaining);
+        report.other_regions.push(region);
+    }
+    report.stacks.sort();
+    report.stacks.dedup();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// [`down`] in the target's region.
+async fn down_in_region(
     clients: &StackClients,
     scope: &Scope,
     reporter: Reporter,
@@ -421,8 +518,10 @@ pub async fn down(
     }
     let teardown = Teardown { clients, reporter };
 
-    // Storage and the function do not depend on anything; the instance must be gone before
-    // its security group and instance profile can go; IAM and logs go last, so nothing running
+    // What writes to the buckets and the table goes first: the instance (terminated, and
+    // waited for) and the functions. Only then are the buckets emptied, or an object the
+    // server stores meanwhile would keep its bucket from being deleted. The security group and
+    // the instance profile wait for the instance; IAM and logs go last, so nothing running
     // loses its permissions or recreates its log group while it shuts down.
     let delete_all = |kinds: &[ResourceKind]| {
         let targets: Vec<&FoundResource> =
@@ -430,26 +529,22 @@ pub async fn down(
         let teardown = &teardown;
         futures::future::join_all(targets.into_iter().map(move |r| teardown.delete(r)))
     };
-    let storage_and_function = delete_all(&[
+    let writers = delete_all(&[ResourceKind::Instance, ResourceKind::Function]).await;
+    let storage = delete_all(&[
         ResourceKind::Bucket,
         ResourceKind::Table,
-        ResourceKind::Function,
-    ]);
-    let compute = async {
-        let mut results = delete_all(&[ResourceKind::Instance]).await;
-        results.extend(delete_all(&[ResourceKind::SecurityGroup]).await);
-        results
-    };
-    let (first, second) = tokio::join!(storage_and_function, compute);
+        ResourceKind::SecurityGroup,
+    ])
+    .await;
     let last = delete_all(&[
         ResourceKind::InstanceProfile,
         ResourceKind::Role,
         ResourceKind::LogGroup,
     ])
     .await;
-    let failures: Vec<StackError> = first
+    let failures: Vec<StackError> = writers
         .into_iter()
-        .chain(second)
+        .chain(storage)
         .chain(last)
         .filter_map(Result::err)
         .collect();
@@ -470,6 +565,7 @@ pub async fn down(
         stacks: stacks.into_iter().collect(),
         deleted,
         remaining,
+        other_regions: Vec::new(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -577,9 +673,45 @@ impl Teardown<'_> {
         }
     }
 
-    /// Deletes every object version and delete marker (and unfinished multipart upload), then
-    /// the bucket.
+    /// Deletes every object version and delete marker and aborts every unfinished multipart
+    /// upload, then the bucket. A writer that `down` did not stop (a resizer invocation still
+    /// running after its function was deleted) can add an object meanwhile: S3 then answers
+    /// BucketNotEmpty, and the bucket is emptied again, within the patience.
     async fn bucket(&self, name: &str) -> Result<Deleted, StackError> {
+        let patience = self.clients.patience(Duration::from_secs(120));
+        let deadline = Instant::now() + patience;
+        let mut removed = 0usize;
+        let mut aborted = 0usize;
+        loop {
+            let Some(count) = self.empty_bucket(name).await? else {
+                return Ok(Deleted::AlreadyGone);
+            };
+            removed += count;
+            let Some(count) = self.abort_uploads(name).await? else {
+                return Ok(Deleted::AlreadyGone);
+            };
+            aborted += count;
+            match self.clients.s3.delete_bucket().bucket(name).send().await {
+                Ok(_) => {
+                    return Ok(Deleted::Now(format!(
+                        "emptied ({removed} object versions, {aborted} multipart uploads aborted) and deleted"
+                    )));
+                }
+                Err(err) if is_not_found(&err) => return Ok(Deleted::AlreadyGone),
+                Err(err)
+                    if code_of(&err) == Some("BucketNotEmpty") && Instant::now() < deadline =>
+                {
+                    tracing::info!(bucket = name, "written to while emptied; emptying again");
+                    tokio::time::sleep(self.clients.poll_pause(Duration::from_secs(2))).await;
+                }
+                Err(err) => return Err(sdk_error("s3:DeleteBucket", err)),
+            }
+        }
+    }
+
+    /// Deletes every object version and delete marker, a page at a time; the count, or `None`
+    /// if the bucket is gone.
+    async fn empty_bucket(&self, name: &str) -> Result<Option<usize>, StackError> {
         let s3 = &self.clients.s3;
         let mut removed = 0usize;
         loop {
@@ -590,7 +722,7 @@ impl Teardown<'_> {
                 .send()
                 .await;
             let Some(page) = unless_gone("s3:ListBucketVersions", listing)? else {
-                return Ok(Deleted::AlreadyGone);
+                return Ok(None);
             };
             let mut identifiers = Vec::new();
             for version in page.versions() {
@@ -600,7 +732,7 @@ impl Teardown<'_> {
                 identifiers.push((marker.key(), marker.version_id()));
             }
             if identifiers.is_empty() {
-                break;
+                return Ok(Some(removed));
             }
             let objects = identifiers
                 .into_iter()
@@ -638,22 +770,59 @@ impl Teardown<'_> {
             }
             removed += count;
         }
-        if let Ok(uploads) = s3.list_multipart_uploads().bucket(name).send().await {
-            for upload in uploads.uploads() {
-                let _ = s3
+    }
+
+    /// Aborts every unfinished multipart upload, following ListMultipartUploads' pages (at
+    /// most 1,000 uploads each) by their key and upload-id markers; the count, or `None` if
+    /// the bucket is gone. An unfinished upload's parts are billed storage until aborted.
+    async fn abort_uploads(&self, name: &str) -> Result<Option<usize>, StackError> {
+        let s3 = &self.clients.s3;
+        let mut aborted = 0usize;
+        let (mut key_marker, mut upload_id_marker) = (None::<String>, None::<String>);
+        loop {
+            let listing = s3
+                .list_multipart_uploads()
+                .bucket(name)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(upload_id_marker.clone())
+                .send()
+                .await;
+            let Some(page) = unless_gone("s3:ListBucketMultipartUploads", listing)? else {
+                return Ok(None);
+            };
+            for upload in page.uploads() {
+                let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                let answer = s3
                     .abort_multipart_upload()
                     .bucket(name)
-                    .key(upload.key().unwrap_or_default())
-                    .upload_id(upload.upload_id().unwrap_or_default())
+                    .key(key)
+                    .upload_id(upload_id)
                     .send()
                     .await;
+                // NoSuchUpload: completed or aborted since it was listed.
+                match answer {
+                    Ok(_) => aborted += 1,
+                    Err(err) if code_of(&err) == Some("NoSuchUpload") => {}
+                    Err(err) => return Err(sdk_error("s3:AbortMultipartUpload", err)),
+                }
             }
+            if page.is_truncated() != Some(true) {
+                return Ok(Some(aborted));
+            }
+            let next = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_upload_id_marker().map(str::to_owned),
+            );
+            if next.0.is_none() || next == (key_marker.clone(), upload_id_marker.clone()) {
+                return Err(StackError::Aws {
+                    action: "s3:ListBucketMultipartUploads".into(),
+                    message: format!("{name}: a truncated page without a new marker"),
+                });
+            }
+            (key_marker, upload_id_marker) = next;
         }
-        deleted(
-            "s3:DeleteBucket",
-            s3.delete_bucket().bucket(name).send().await,
-            &format!("emptied ({removed} object versions) and deleted"),
-        )
     }
 
     async fn table(&self, name: &str) -> Result<Deleted, StackError> {

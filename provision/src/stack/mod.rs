@@ -1,8 +1,10 @@
 //! The lab's stack: what it is made of ([`describe`], [`plan`]), bringing it up ([`up`]),
 //! looking at it ([`status`]) and tearing it down ([`down`]), on the sandbox or on AWS through
-//! one code path ([`target`]), reporting progress as events ([`progress`]).
+//! one code path ([`target`]), reporting progress as events ([`progress`]); every AWS call of
+//! its programs, against which the roles' policies are audited ([`calls`]).
 
 pub mod artifacts;
+pub mod calls;
 pub mod cost;
 pub mod describe;
 pub mod down;
@@ -19,7 +21,7 @@ pub mod up;
 pub use down::{DownReport, FoundResource, ResourceKind, Scope, down, inventory};
 pub use error::StackError;
 pub use names::{StackId, StackNames};
-pub use plan::{StackSettings, plan};
+pub use plan::{CpuCredits, StackSettings, plan};
 pub use progress::{Reporter, Step, StepEvent, StepStatus};
 pub use state::StackState;
 pub use status::{StackStatus, list_stacks, status, statuses};

@@ -28,6 +28,49 @@ pub struct StackSettings {
     /// read as without.
     #[serde(default)]
     pub pipeline: bool,
+    /// How a burstable (T family) instance pays for CPU beyond its baseline. `standard`
+    /// unless asked: a `t3` launched without a credit specification runs `unlimited`, and a
+    /// long benchmark then adds surplus-credit charges to the bill.
+    #[serde(default)]
+    pub cpu_credits: CpuCredits,
+}
+
+/// A burstable instance's CPU credit option (EC2's `CreditSpecification.CpuCredits`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuCredits {
+    /// Throttled to the baseline once the earned credits are spent; never billed extra.
+    #[default]
+    Standard,
+    /// Bursts as long as it likes; surplus credits are billed.
+    Unlimited,
+}
+
+impl CpuCredits {
+    /// The value EC2, CloudFormation and Terraform take.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CpuCredits::Standard => "standard",
+            CpuCredits::Unlimited => "unlimited",
+        }
+    }
+}
+
+/// Whether `instance_type` is burstable (T2, T3, T3a, T4g): only those take a credit
+/// specification, and EC2 refuses one for any other type.
+pub fn is_burstable(instance_type: &str) -> bool {
+    matches!(
+        instance_type.split('.').next(),
+        Some("t2" | "t3" | "t3a" | "t4g")
+    )
+}
+
+impl StackSettings {
+    /// The credit specification the instance is launched with: none for a type that is not
+    /// burstable.
+    pub fn credit_specification(&self) -> Option<CpuCredits> {
+        is_burstable(&self.instance_type).then_some(self.cpu_credits)
+    }
 }
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
@@ -44,6 +87,7 @@ impl StackSettings {
             log_retention_days: 7,
             ingress_cidr: "0.0.0.0/0".into(),
             pipeline: false,
+            cpu_credits: CpuCredits::Standard,
         }
     }
 }
@@ -210,12 +254,25 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
             &names.instance,
             vec![
                 ("type", settings.instance_type.clone()),
+                (
+                    "cpu credits",
+                    match settings.credit_specification() {
+                        Some(CpuCredits::Standard) => {
+                            "standard (throttled at the baseline, no surplus charges)".into()
+                        }
+                        Some(CpuCredits::Unlimited) => format!(
+                            "unlimited (bursts beyond the baseline are billed: up to {})",
+                            super::cost::surplus_text(&settings.instance_type)
+                        ),
+                        None => "none (not a burstable type)".into(),
+                    },
+                ),
                 ("metadata", "IMDSv2 required".into()),
                 ("shutdown behaviour", "terminate".into()),
                 (
                     "ttl",
                     format!(
-                        "terminates itself after {}",
+                        "terminates itself {} after its first boot (a deadline on disk and a persistent systemd timer: a reboot does not reset it)",
                         human_seconds(settings.ttl_seconds)
                     ),
                 ),
@@ -302,7 +359,7 @@ fn pipeline_plan(names: &StackNames, settings: &StackSettings, tag: &str) -> Vec
                 (
                     "allows",
                     format!(
-                        "read {}/uploads/*, write {}/images/*, update rows of {}, logs of {}",
+                        "read (and list) {}/uploads/*, write {}/images/*, update rows of {}, logs of {}",
                         names.uploads_bucket,
                         names.processed_bucket,
                         names.table,

@@ -68,6 +68,10 @@ pub fn lambda_policy(names: &StackNames, arns: &ArnContext) -> Value {
     })
 }
 
+/// The server role's statement for its binary and environment file in the artifacts bucket
+/// (the CloudFormation template, which fetches them elsewhere, leaves it out).
+pub const FETCH_SERVER_ARTIFACTS: &str = "FetchServerArtifacts";
+
 fn table_arn(names: &StackNames, arns: &ArnContext) -> String {
     format!(
         "arn:{}:dynamodb:{}:{}:table/{}",
@@ -88,7 +92,7 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> V
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "FetchServerArtifacts",
+                "Sid": FETCH_SERVER_ARTIFACTS,
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
                 "Resource": [format!("arn:{partition}:s3:::{}/server/*", names.artifacts_bucket)]
@@ -102,7 +106,7 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> V
             {
                 "Sid": "ImageRows",
                 "Effect": "Allow",
-                "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"],
+                "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
                 "Resource": [table]
             },
             {
@@ -115,10 +119,11 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> V
     });
     if pipeline && let Some(statements) = policy["Statement"].as_array_mut() {
         statements.extend([
+            // DeleteObject: an upload whose row cannot be written is removed again.
             json!({
                 "Sid": "AcceptUploads",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
                 "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
             }),
             json!({
@@ -133,8 +138,10 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> V
 }
 
 /// The resizer function's role: read the uploads, write (and clean up) the variants, move
-/// rows through their statuses, write its own log group. It cannot list, cannot touch the
-/// uploads it reads, and cannot create or delete rows.
+/// rows through their statuses, write its own log group. It cannot change the uploads it
+/// reads, and cannot create or delete rows. It may list the uploads bucket: without
+/// `s3:ListBucket` S3 answers a read of a missing object with 403 instead of 404, and the
+/// resizer could not tell an upload deleted since its event from a fault worth a retry.
 pub fn resizer_policy(names: &StackNames, arns: &ArnContext) -> Value {
     json!({
         "Version": "2012-10-17",
@@ -144,6 +151,12 @@ pub fn resizer_policy(names: &StackNames, arns: &ArnContext) -> Value {
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
                 "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
+            },
+            {
+                "Sid": "TellMissingUploads",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [format!("arn:{}:s3:::{}", arns.partition, names.uploads_bucket)]
             },
             {
                 "Sid": "WriteVariants",

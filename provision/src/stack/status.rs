@@ -278,7 +278,13 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
         .or_else(|| state.as_ref().map(|s| s.settings.instance_type.clone()))
         .unwrap_or_else(|| "t3.micro".into());
     let cost = match &instance {
-        Some(instance) => estimate(&instance_type, instance.uptime_s as f64),
+        Some(instance) => estimate(
+            &instance_type,
+            state.as_ref().and_then(|s| {
+                super::plan::is_burstable(&instance_type).then_some(s.settings.cpu_credits)
+            }),
+            instance.uptime_s as f64,
+        ),
         None => CostEstimate {
             per_hour_usd: 0.0,
             so_far_usd: 0.0,

@@ -108,6 +108,31 @@ impl StackClients {
         })
     }
 
+    /// The same target and credentials in another region (`down --all` looks in each).
+    pub fn in_region(&self, region: &str) -> Self {
+        let config = self
+            .config
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        Self {
+            target: self.target.clone(),
+            region: region.to_owned(),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            http: self.http.clone(),
+            config,
+        }
+    }
+
     pub fn is_sandbox(&self) -> bool {
         matches!(self.target, Target::Sandbox { .. })
     }

@@ -13,9 +13,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 use aws_sdk_ec2::types::{
-    Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceStateName, IpPermission, IpRange, ResourceType,
-    ShutdownBehavior, TagSpecification,
+    CreditSpecificationRequest, Filter, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceStateName, IpPermission,
+    IpRange, ResourceType, ShutdownBehavior, TagSpecification,
 };
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
 use aws_sdk_s3::types::{
@@ -1118,6 +1118,12 @@ impl Run<'_> {
                         .build(),
                 )
                 .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+                // Without one a T3 runs `unlimited`; EC2 refuses one for other types.
+                .set_credit_specification(self.settings.credit_specification().map(|credits| {
+                    CreditSpecificationRequest::builder()
+                        .cpu_credits(credits.as_str())
+                        .build()
+                }))
                 .user_data(&user_data)
                 .tag_specifications(tags(ResourceType::Instance))
                 .tag_specifications(tags(ResourceType::Volume))
