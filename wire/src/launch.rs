@@ -24,6 +24,11 @@ pub struct ServerLaunch {
 
 const MARKER: &str = "# hybridlab:";
 
+/// The server's file-descriptor limit (systemd's `LimitNOFILE`): far above its connection cap
+/// (1024 by default), so a flood meets the cap, where idle connections give way, and never the
+/// 1024-descriptor default, where `accept()` fails for everyone.
+pub const SERVER_NOFILE_LIMIT: u64 = 65_536;
+
 impl ServerLaunch {
     /// The user-data script.
     pub fn render(&self) -> String {
@@ -74,6 +79,7 @@ impl ServerLaunch {
              StandardError=append:/var/log/hybridlab/server.log\n\
              Restart=always\n\
              DynamicUser=yes\n\
+             LimitNOFILE={nofile}\n\
              [Install]\n\
              WantedBy=multi-user.target\n\
              UNIT\n\
@@ -95,6 +101,7 @@ impl ServerLaunch {
             region = self.region,
             port = self.port,
             ttl = self.ttl_seconds,
+            nofile = SERVER_NOFILE_LIMIT,
         )
     }
 
@@ -146,6 +153,7 @@ mod tests {
         assert!(script.starts_with("#!/bin/bash\n"));
         assert!(script.contains("shutdown -h +120"));
         assert!(script.contains("systemctl enable --now hybridlab.service"));
+        assert!(script.contains(&format!("\nLimitNOFILE={SERVER_NOFILE_LIMIT}\n")));
         // The CloudWatch agent's configuration is JSON naming the server's log group.
         let agent = script
             .split("<<'AGENT'\n")
