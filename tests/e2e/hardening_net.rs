@@ -402,10 +402,10 @@ where
             return true;
         }
         let mut buf = [0u8; 256];
-        match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => return true,
-            // The server answered something (an alert, a 408): it will close next.
-            Ok(Ok(_)) | Err(_) => {}
+        // A close (EOF, reset) ends it; nothing yet, or an alert or a 408 first, goes on.
+        let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return true;
         }
     }
     closed_by_server(stream, deadline).await
