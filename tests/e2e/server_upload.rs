@@ -197,7 +197,7 @@ async fn a_presigned_upload_arrives_with_its_metadata() {
     let answer = presign(
         &lab,
         json!({"filename": "cat pics/ü.png", "content_type": "image/png", "size_bytes": png.len()}),
-        None,
+        Some(LAB_TOKEN),
     )
     .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
@@ -301,7 +301,7 @@ async fn an_oversized_upload_is_refused_before_anything_is_written() {
     let declared = presign(
         &lab,
         json!({"filename": "big.jpg", "size_bytes": 1_001}),
-        None,
+        Some(LAB_TOKEN),
     )
     .await;
     assert_eq!(
