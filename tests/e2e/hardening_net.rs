@@ -477,3 +477,116 @@ async fn the_server_refuses_to_start_without_a_long_enough_token() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_replaces_a_short_token_in_the_env_file_and_the_function() {
+    use hybridlab_provision::stack::plan::SERVER_ENV_KEY;
+    use hybridlab_provision::stack::{StackId, StackNames};
+    use hybridlab_tests::stack::hybridlab_async as run_cli;
+    use hybridlab_wire::launch::parse_env_file;
+
+    let clients = edge_clients().await;
+    let endpoint = clients.endpoint.clone();
+    let id = StackId::generate().to_string();
+    let names = StackNames::new(&StackId::parse(&id).expect("a valid id"));
+    let env_file = || async {
+        let object = clients
+            .s3
+            .get_object()
+            .bucket(&names.artifacts_bucket)
+            .key(SERVER_ENV_KEY)
+            .send()
+            .await
+            .expect("the env file");
+        let bytes = object.body.collect().await.expect("read").into_bytes();
+        parse_env_file(&String::from_utf8_lossy(&bytes))
+    };
+    let function_env = || async {
+        clients
+            .lambda
+            .get_function_configuration()
+            .function_name(&names.function)
+            .send()
+            .await
+            .expect("GetFunctionConfiguration")
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let value = |pairs: &[(String, String)], key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+
+    let first = run_cli(&endpoint, &["up", "--json", "--stack", &id], &[]).await;
+    let outcome = async {
+        assert!(
+            first.status.success(),
+            "up: {}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let env = env_file().await;
+        let pin = function_env().await.get(CERT_PIN_ENV).cloned();
+        assert!(pin.is_some(), "the function pins the server's certificate");
+
+        // An env file left with a short token (by hand, or by an older version).
+        let short: String = env
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "HYBRIDLAB_TOKEN" => "HYBRIDLAB_TOKEN=short\n".to_owned(),
+                _ => format!("{k}={v}\n"),
+            })
+            .collect();
+        clients
+            .s3
+            .put_object()
+            .bucket(&names.artifacts_bucket)
+            .key(SERVER_ENV_KEY)
+            .body(short.into_bytes().into())
+            .send()
+            .await
+            .expect("the env file is overwritten");
+
+        let again = run_cli(&endpoint, &["up", "--json", "--stack", &id], &[]).await;
+        assert!(
+            again.status.success(),
+            "second up: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        let env = env_file().await;
+        let token = value(&env, "HYBRIDLAB_TOKEN");
+        assert!(
+            hybridlab_wire::token::check_token(Some(&token)).is_ok(),
+            "the short token is replaced: {token:?}"
+        );
+        let function = function_env().await;
+        assert_eq!(
+            function.get("HYBRIDLAB_TOKEN"),
+            Some(&token),
+            "the function's copy too"
+        );
+        assert_eq!(
+            function.get(CERT_PIN_ENV).cloned(),
+            pin,
+            "the certificate is kept"
+        );
+        // And the lab works with it: a new instance read the new file.
+        crate::stack::invoke_end_to_end(&clients, &names).await;
+    };
+    // The stack goes down even when a check failed.
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(outcome)).await;
+    let gone = run_cli(&endpoint, &["down", "--json", "--stack", &id], &[]).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(
+        gone.status.code(),
+        Some(0),
+        "down: {}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+}
