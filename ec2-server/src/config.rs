@@ -27,7 +27,9 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
 
-    /// Bearer token that `POST /process-image` requires; none means no check.
+    /// Bearer token that the API requires: at least `hybridlab_wire::token::MIN_TOKEN_CHARS`
+    /// characters. Required: the server refuses to start without one, since a server the
+    /// internet reaches with no check would work for anyone.
     #[arg(long, env = "HYBRIDLAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
@@ -98,6 +100,38 @@ pub struct ServerConfig {
     /// Largest upload, in bytes, enforced while the file streams in.
     #[arg(long, env = "HYBRIDLAB_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+
+    /// Connections held open at once, all clients together; at the cap an idle one gives way.
+    /// Lowered at start-up to fit the file-descriptor limit.
+    #[arg(long, env = "HYBRIDLAB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Connections held open at once from one client address.
+    #[arg(
+        long,
+        env = "HYBRIDLAB_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 128
+    )]
+    pub max_connections_per_client: usize,
+
+    /// Time for a request's head to arrive, in milliseconds: after connecting and between
+    /// keep-alive requests (so also the keep-alive idle limit; the proxy's pool lets its idle
+    /// connections go sooner). The TLS handshake gets as long.
+    #[arg(long, env = "HYBRIDLAB_HEADER_TIMEOUT_MS", default_value_t = 20_000)]
+    pub header_timeout_ms: u64,
+
+    /// Time for a whole request, body included, in milliseconds: a slow upload ends with 408.
+    #[arg(long, env = "HYBRIDLAB_REQUEST_TIMEOUT_MS", default_value_t = 120_000)]
+    pub request_timeout_ms: u64,
+
+    /// The server's TLS certificate, DER in standard base64 (`up` makes a self-signed one);
+    /// with `--tls-key`, the server speaks only TLS.
+    #[arg(long, env = "HYBRIDLAB_TLS_CERT", hide_env_values = true)]
+    pub tls_cert: Option<String>,
+
+    /// The certificate's private key, PKCS#8 DER in standard base64.
+    #[arg(long, env = "HYBRIDLAB_TLS_KEY", hide_env_values = true)]
+    pub tls_key: Option<String>,
 }
 
 /// The two buckets of the event-driven pipeline, when it is deployed.
@@ -134,6 +168,12 @@ impl ServerConfig {
             uploads_bucket: None,
             processed_bucket: None,
             max_upload_bytes: 25 * 1024 * 1024,
+            max_connections: 1024,
+            max_connections_per_client: 128,
+            header_timeout_ms: 20_000,
+            request_timeout_ms: 120_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -154,6 +194,21 @@ impl ServerConfig {
                  (HYBRIDLAB_UPLOADS_BUCKET) is not; the pipeline needs both, or neither"
                     .into(),
             ),
+        }
+    }
+
+    /// The connection limits, the total cap fitted under `descriptor_limit`.
+    pub fn connection_limits(
+        &self,
+        descriptor_limit: Option<u64>,
+    ) -> crate::connections::ConnectionLimits {
+        let header_read_timeout = Duration::from_millis(self.header_timeout_ms.max(1));
+        crate::connections::ConnectionLimits {
+            max_connections: crate::connections::fitted_cap(self.max_connections, descriptor_limit),
+            max_per_client: self.max_connections_per_client.max(1),
+            header_read_timeout,
+            handshake_timeout: header_read_timeout,
+            request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
         }
     }
 

@@ -66,7 +66,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::DownloadFailed | ErrorCode::StorageFailed | ErrorCode::Ec2Unreachable => {
             StatusCode::BAD_GATEWAY
         }
-        ErrorCode::Ec2BadResponse => StatusCode::BAD_GATEWAY,
+        ErrorCode::Ec2BadResponse | ErrorCode::Ec2Untrusted => StatusCode::BAD_GATEWAY,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::DownloadTimeout | ErrorCode::Ec2Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

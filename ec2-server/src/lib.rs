@@ -6,11 +6,13 @@
 
 mod budget;
 pub mod config;
+pub mod connections;
 pub mod download;
 pub mod error;
 pub mod page;
 mod process;
 pub mod storage;
+pub mod tls;
 pub mod upload;
 
 use std::future::Future;
@@ -64,6 +66,10 @@ pub enum BuildError {
     HttpClient(#[from] reqwest::Error),
     #[error("the configuration is invalid: {0}")]
     Config(String),
+    #[error(transparent)]
+    Token(#[from] hybridlab_wire::token::TokenError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Shared by every request: configuration, clients and the concurrency limits.
@@ -85,6 +91,8 @@ struct Inner {
     /// Images decoded at once and the memory their decodes hold; admitted requests wait for
     /// both, for a bounded time.
     decodes: budget::DecodeBudget,
+    /// The TLS acceptor when the server has a certificate (always on AWS: `up` makes one).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl AppState {
@@ -115,7 +123,11 @@ impl AppState {
                 "max-upload-bytes must be at least 1".into(),
             ));
         }
+        // Refused here rather than checked per request: an empty or missing token used to
+        // mean "no check", which fails open.
+        hybridlab_wire::token::check_token(config.token.as_deref())?;
         let pipeline = config.pipeline().map_err(BuildError::Config)?;
+        let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
         let downloader = Downloader::new(
             AddressPolicy {
                 allow_private: config.allow_private_addresses,
@@ -144,6 +156,7 @@ impl AppState {
                 store,
                 downloader,
                 started: Instant::now(),
+                tls,
             }),
         })
     }
@@ -170,6 +183,11 @@ impl AppState {
 
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// The bearer token, checked by [`AppState::new`] (so never empty).
+    fn token(&self) -> &str {
+        self.inner.config.token.as_deref().unwrap_or_default()
     }
 
     pub fn store(&self) -> &ImageStore {
@@ -310,16 +328,26 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes, then lets the requests in
-/// flight finish.
+/// Serves `app(state)` on `listener` (over TLS when configured, with the connection limits of
+/// [`connections`]) until `shutdown` completes, then lets the requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The soft descriptor limit (1024 by default) would be reached by connections long before
+    // the cap; systemd's LimitNOFILE sets the hard limit this raises it to.
+    let descriptors = connections::raise_descriptor_limit();
+    let limits = state.config().connection_limits(descriptors);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_per_client = limits.max_per_client,
+        descriptors,
+        tls = state.inner.tls.is_some(),
+        "connection limits"
+    );
+    let tls = state.inner.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    connections::serve(listener, app(state), limits, tls, shutdown).await
 }
 
 /// Completes on SIGTERM (systemd, the sandbox's agent) or Ctrl-C.
@@ -355,17 +383,15 @@ async fn not_found() -> AppError {
     AppError::new(ErrorCode::NotFound, "no such route")
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time when a token is configured.
-fn authorize(expected: Option<&str>, headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(expected) = expected else {
-        return Ok(());
-    };
+/// Checks `Authorization: Bearer <token>` in constant time. An empty expected token refuses
+/// everyone (the state never holds one; this keeps the check fail-closed on its own).
+fn authorize(expected: &str, headers: &HeaderMap) -> Result<(), AppError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+    if !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
         Err(AppError::new(
@@ -394,7 +420,7 @@ async fn process_image(
     let request_id = request_id(&headers, body_request_id.as_deref());
     let span = tracing::info_span!("process_image", request_id = %request_id);
     let outcome = async {
-        authorize(state.config().token.as_deref(), &headers)?;
+        authorize(state.token(), &headers)?;
         let Json(request) = body.map_err(|rejection| {
             let code = if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ErrorCode::TooLarge
@@ -448,7 +474,7 @@ async fn upload(
     let request_id = request_id(&headers, None);
     let span = tracing::info_span!("upload", request_id = %request_id);
     let outcome = async {
-        authorize(state.config().token.as_deref(), &headers)?;
+        authorize(state.token(), &headers)?;
         let pipeline = state.pipeline()?;
         let _admitted = state.admit()?;
         let multipart = multipart.map_err(|rejection| {
@@ -477,7 +503,7 @@ async fn presign_upload(
     let request_id = request_id(&headers, None);
     let span = tracing::info_span!("presign_upload", request_id = %request_id);
     let outcome = async {
-        authorize(state.config().token.as_deref(), &headers)?;
+        authorize(state.token(), &headers)?;
         let pipeline = state.pipeline()?;
         let Json(request) = body.map_err(|rejection| {
             AppError::new(
@@ -568,19 +594,21 @@ mod tests {
     }
 
     #[test]
-    fn without_a_configured_token_anyone_may_call() {
-        assert!(authorize(None, &HeaderMap::new()).is_ok());
+    fn an_empty_expected_token_refuses_everyone() {
+        assert!(authorize("", &HeaderMap::new()).is_err());
+        assert!(authorize("", &headers(&[("authorization", "Bearer ")])).is_err());
     }
 
     #[test]
     fn a_configured_token_must_be_presented_exactly() {
-        let token = Some("s3cret");
-        assert!(authorize(token, &headers(&[("authorization", "Bearer s3cret")])).is_ok());
+        let token = "s3cret-s3cret-s3cret-s3cret-s3cret";
+        let bearer = format!("Bearer {token}");
+        assert!(authorize(token, &headers(&[("authorization", &bearer)])).is_ok());
         for wrong in [
-            "Bearer s3cre",
-            "Bearer s3cret2",
-            "s3cret",
-            "Basic s3cret",
+            &bearer[..bearer.len() - 1],
+            &format!("{bearer}2"),
+            token,
+            &format!("Basic {token}"),
             "",
         ] {
             let err = authorize(token, &headers(&[("authorization", wrong)]))

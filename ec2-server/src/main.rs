@@ -39,6 +39,9 @@ fn install_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Checked before anything else so a bad token is the one line the operator sees (systemd's
+    // journal, the sandbox's log group), and the server never listens without a usable one.
+    hybridlab_wire::token::check_token(cli.config.token.as_deref()).context("refusing to start")?;
     install_logging(cli.log_format);
     let listen = cli.config.listen;
     let state = AppState::from_config(cli.config)

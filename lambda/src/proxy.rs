@@ -1,5 +1,8 @@
 //! The proxy function: validates the event, POSTs it to `${EC2_ENDPOINT}/process-image` with
 //! the invocation's request id, and answers `{statusCode, body}` in the API Gateway shape.
+//! The instance is reached over TLS with its certificate pinned (`hybridlab_wire::tls`); plain HTTP
+//! is accepted only to a loopback address (local tests), so the token never crosses a network
+//! in clear.
 //! Every failure is an answer with a status and a stable error code, never a panic or an
 //! unhandled error, so a caller always learns what happened.
 
@@ -7,6 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint, PLAINTEXT_OPT_IN_ENV};
+use hybridlab_wire::token::{TOKEN_ENV, TokenError, check_token};
 use hybridlab_wire::{ErrorBody, ErrorCode, LambdaInfo, ProcessImageRequest, ProxyResponse};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -18,24 +23,39 @@ pub const DEFAULT_EC2_TIMEOUT: Duration = Duration::from_secs(25);
 /// The proxy's configuration, from the function's environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
-    /// Base URL of the image server, e.g. `http://203.0.113.7:8080`.
+    /// Base URL of the image server, e.g. `https://203.0.113.7:8080`.
     pub ec2_endpoint: String,
-    /// Sent as `Authorization: Bearer <token>` when set.
-    pub token: Option<String>,
+    /// The SHA-256 fingerprint of the server's certificate, the only one trusted; required for
+    /// an `https://` endpoint.
+    pub cert_pin: Option<CertFingerprint>,
+    /// Sent as `Authorization: Bearer <token>`; required, and as long as the server requires.
+    pub token: String,
     pub ec2_timeout: Duration,
 }
 
 /// Why the function's environment is not usable; reported as an init error.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("EC2_ENDPOINT is not set: it must name the image server, e.g. http://203.0.113.7:8080")]
+    #[error(
+        "EC2_ENDPOINT is not set: it must name the image server, e.g. https://203.0.113.7:8080"
+    )]
     MissingEndpoint,
     #[error(
-        "EC2_ENDPOINT `{0}` must be an http:// URL (this build carries no TLS stack, to keep cold starts short)"
+        "EC2_ENDPOINT `{0}` must be an https:// URL (http:// only to a loopback address, for local tests)"
     )]
     UnsupportedEndpoint(String),
+    #[error(
+        "EC2_CERT_SHA256 is not set: an https:// endpoint needs the SHA-256 fingerprint of the server's certificate (`hybridlab status` shows it)"
+    )]
+    MissingPin,
+    #[error("EC2_CERT_SHA256 `{0}` is not a SHA-256 fingerprint (64 hex digits, colons allowed)")]
+    BadPin(String),
+    #[error("the TLS configuration could not be built: {0}")]
+    Tls(String),
     #[error("EC2_TIMEOUT_MS `{0}` is not a positive whole number of milliseconds")]
     BadTimeout(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 impl ProxyConfig {
@@ -45,8 +65,25 @@ impl ProxyConfig {
             .map(|value| value.trim().trim_end_matches('/').to_owned())
             .filter(|value| !value.is_empty())
             .ok_or(ConfigError::MissingEndpoint)?;
-        if !endpoint.starts_with("http://") {
-            return Err(ConfigError::UnsupportedEndpoint(endpoint));
+        let cert_pin = match lookup(CERT_PIN_ENV).filter(|pin| !pin.trim().is_empty()) {
+            Some(pin) => Some(CertFingerprint::parse(&pin).ok_or(ConfigError::BadPin(pin))?),
+            None => None,
+        };
+        if endpoint.starts_with("https://") {
+            if cert_pin.is_none() {
+                return Err(ConfigError::MissingPin);
+            }
+        } else if !is_loopback_http(&endpoint) {
+            let opted_in = lookup(PLAINTEXT_OPT_IN_ENV).is_some_and(|v| v.trim() == "true");
+            if !(opted_in && endpoint.starts_with("http://")) {
+                return Err(ConfigError::UnsupportedEndpoint(endpoint));
+            }
+            // The exports' stacks, until they carry a certificate: said in every cold start's
+            // log so it is not forgotten.
+            tracing::warn!(
+                endpoint = %endpoint,
+                "{PLAINTEXT_OPT_IN_ENV}=true: the token goes to the server in clear"
+            );
         }
         let ec2_timeout = match lookup("EC2_TIMEOUT_MS") {
             None => DEFAULT_EC2_TIMEOUT,
@@ -55,9 +92,13 @@ impl ProxyConfig {
                 _ => return Err(ConfigError::BadTimeout(raw)),
             },
         };
-        let token = lookup("HYBRIDLAB_TOKEN").filter(|token| !token.is_empty());
+        // The same rule as the server's: a function without a usable token fails init with the
+        // reason, rather than every invocation failing with the server's 401.
+        let token = lookup(TOKEN_ENV);
+        let token = check_token(token.as_deref())?.to_owned();
         Ok(Self {
             ec2_endpoint: endpoint,
+            cert_pin,
             token,
             ec2_timeout,
         })
@@ -80,6 +121,10 @@ pub enum ProxyError {
     Timeout(Duration),
     #[error("the image server answered HTTP {status} with a body that is not JSON")]
     BadResponse { status: u16 },
+    #[error(
+        "the server at {endpoint} presented a certificate other than the pinned one (EC2_CERT_SHA256); nothing was sent"
+    )]
+    Untrusted { endpoint: String },
 }
 
 impl ProxyError {
@@ -89,13 +134,14 @@ impl ProxyError {
             Self::Unreachable { .. } => ErrorCode::Ec2Unreachable,
             Self::Timeout(_) => ErrorCode::Ec2Timeout,
             Self::BadResponse { .. } => ErrorCode::Ec2BadResponse,
+            Self::Untrusted { .. } => ErrorCode::Ec2Untrusted,
         }
     }
 
     fn status(&self) -> u16 {
         match self {
             Self::BadEvent(_) => 400,
-            Self::Unreachable { .. } | Self::BadResponse { .. } => 502,
+            Self::Unreachable { .. } | Self::BadResponse { .. } | Self::Untrusted { .. } => 502,
             Self::Timeout(_) => 504,
         }
     }
@@ -187,12 +233,22 @@ pub struct ProxyFunction {
 
 impl ProxyFunction {
     /// Builds the HTTP client. Nothing is connected yet: init stays cheap.
-    pub fn new(config: ProxyConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(config: ProxyConfig) -> Result<Self, ConfigError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(config.ec2_timeout)
             .connect_timeout(config.ec2_timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .build()?;
+            // Below the server's keep-alive limit (its 20 s header-read timeout), so the pool
+            // never sends on a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(15))
+            .no_proxy();
+        if let Some(pin) = config.cert_pin {
+            let tls = hybridlab_wire::tls::pinned_client_config(pin)
+                .map_err(|err| ConfigError::Tls(err.to_string()))?;
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let client = builder
+            .build()
+            .map_err(|err| ConfigError::Tls(innermost(&err)))?;
         Ok(Self {
             config,
             client,
@@ -268,14 +324,12 @@ impl ProxyFunction {
             image_url,
             request_id: Some(request_id.to_owned()),
         };
-        let mut request = self
+        let request = self
             .client
             .post(&url)
             .header("x-request-id", request_id)
+            .bearer_auth(&self.config.token)
             .json(&payload);
-        if let Some(token) = &self.config.token {
-            request = request.bearer_auth(token);
-        }
         let sent = Instant::now();
         let result = async {
             let response = request.send().await?;
@@ -286,7 +340,11 @@ impl ProxyFunction {
         .await;
         info.ec2_round_trip_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
         let (status, bytes) = result.map_err(|err| {
-            if err.is_timeout() {
+            if hybridlab_wire::tls::is_untrusted_certificate(&err) {
+                ProxyError::Untrusted {
+                    endpoint: self.config.ec2_endpoint.clone(),
+                }
+            } else if err.is_timeout() {
                 ProxyError::Timeout(self.config.ec2_timeout)
             } else {
                 ProxyError::Unreachable {
@@ -300,6 +358,25 @@ impl ProxyFunction {
             _ => Err(ProxyError::BadResponse { status }),
         }
     }
+}
+
+/// Whether `endpoint` is `http://` to a loopback address: plain HTTP never leaves the machine.
+fn is_loopback_http(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    // `[::1]:8080`, `127.0.0.1:8080`, `localhost:8080`.
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The innermost cause of an error chain ("Connection refused"), the part a person can act on.
@@ -366,14 +443,15 @@ mod tests {
                     .map(|(_, value)| (*value).to_owned())
             }
         };
+        const TOKEN: &str = "0123456789abcdef0123456789abcdef";
         let config = ProxyConfig::from_lookup(env(&[
-            ("EC2_ENDPOINT", "http://10.0.0.1:8080/"),
-            ("HYBRIDLAB_TOKEN", "t"),
+            ("EC2_ENDPOINT", "http://127.0.0.1:8080/"),
+            ("HYBRIDLAB_TOKEN", TOKEN),
             ("EC2_TIMEOUT_MS", "1500"),
         ]))
         .expect("valid");
-        assert_eq!(config.ec2_endpoint, "http://10.0.0.1:8080");
-        assert_eq!(config.token.as_deref(), Some("t"));
+        assert_eq!(config.ec2_endpoint, "http://127.0.0.1:8080");
+        assert_eq!(config.token, TOKEN);
         assert_eq!(config.ec2_timeout, Duration::from_millis(1500));
 
         assert_eq!(
@@ -381,16 +459,80 @@ mod tests {
             Err(ConfigError::MissingEndpoint)
         );
         assert!(matches!(
-            ProxyConfig::from_lookup(env(&[("EC2_ENDPOINT", "https://x")])),
-            Err(ConfigError::UnsupportedEndpoint(_))
+            ProxyConfig::from_lookup(env(&[
+                ("EC2_ENDPOINT", "https://x"),
+                ("HYBRIDLAB_TOKEN", TOKEN)
+            ])),
+            Err(ConfigError::MissingPin)
         ));
         assert!(matches!(
             ProxyConfig::from_lookup(env(&[
-                ("EC2_ENDPOINT", "http://x"),
+                ("EC2_ENDPOINT", "https://x"),
+                ("EC2_CERT_SHA256", "AB:CD"),
+                ("HYBRIDLAB_TOKEN", TOKEN)
+            ])),
+            Err(ConfigError::BadPin(_))
+        ));
+        let pin = "00".repeat(32);
+        let pinned = ProxyConfig::from_lookup(|name: &str| match name {
+            "EC2_ENDPOINT" => Some("https://203.0.113.7:8080".into()),
+            "EC2_CERT_SHA256" => Some(pin.clone()),
+            "HYBRIDLAB_TOKEN" => Some(TOKEN.into()),
+            _ => None,
+        })
+        .expect("https with a pin");
+        assert_eq!(pinned.cert_pin, Some(CertFingerprint([0; 32])));
+        // Plain HTTP only to loopback: the token must not cross a network in clear.
+        for endpoint in ["http://203.0.113.7:8080", "http://example.com", "ftp://x"] {
+            assert!(
+                matches!(
+                    ProxyConfig::from_lookup(|name: &str| match name {
+                        "EC2_ENDPOINT" => Some(endpoint.into()),
+                        "HYBRIDLAB_TOKEN" => Some(TOKEN.into()),
+                        _ => None,
+                    }),
+                    Err(ConfigError::UnsupportedEndpoint(_))
+                ),
+                "{endpoint}"
+            );
+        }
+        for endpoint in [
+            "http://127.0.0.1:8080",
+            "http://[::1]:80",
+            "http://localhost",
+        ] {
+            assert!(is_loopback_http(endpoint), "{endpoint}");
+        }
+        // ...unless the function says it knows (the IaC exports, which have no certificate).
+        let opted_in = ProxyConfig::from_lookup(|name: &str| match name {
+            "EC2_ENDPOINT" => Some("http://203.0.113.7:8080".into()),
+            "EC2_ALLOW_PLAINTEXT" => Some("true".into()),
+            "HYBRIDLAB_TOKEN" => Some(TOKEN.into()),
+            _ => None,
+        });
+        assert!(opted_in.is_ok(), "{opted_in:?}");
+        assert!(matches!(
+            ProxyConfig::from_lookup(env(&[
+                ("EC2_ENDPOINT", "http://127.0.0.1"),
+                ("HYBRIDLAB_TOKEN", TOKEN),
                 ("EC2_TIMEOUT_MS", "0")
             ])),
             Err(ConfigError::BadTimeout(_))
         ));
+        for token in [None, Some(""), Some("right")] {
+            let mut pairs = vec![("EC2_ENDPOINT", "http://127.0.0.1")];
+            pairs.extend(token.map(|token| ("HYBRIDLAB_TOKEN", token)));
+            let lookup = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            };
+            assert!(
+                matches!(ProxyConfig::from_lookup(lookup), Err(ConfigError::Token(_))),
+                "{token:?}"
+            );
+        }
     }
 
     #[test]

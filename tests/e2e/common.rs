@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use hybridlab_tests::server::Lab;
+use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use hybridlab_wire::ImageRecord;
 use hybridlab_wire::item::from_item;
 use reqwest::StatusCode;
@@ -53,7 +53,12 @@ pub async fn post_json(lab: &Lab, body: Value, token: Option<&str>) -> Answer {
 }
 
 pub async fn process(lab: &Lab, image_url: &str) -> Answer {
-    post_json(lab, serde_json::json!({ "image_url": image_url }), None).await
+    post_json(
+        lab,
+        serde_json::json!({ "image_url": image_url }),
+        Some(LAB_TOKEN),
+    )
+    .await
 }
 
 /// Every row of the lab's table, parsed.

@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use hybridlab_lambda::proxy::{ProxyConfig, ProxyFunction};
 use hybridlab_tests::fixtures;
-use hybridlab_tests::server::Lab;
+use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use hybridlab_wire::{ProxyResponse, StageTimings};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 use crate::common::rows;
 
-fn proxy(endpoint: &str, token: Option<&str>, timeout: Duration) -> ProxyFunction {
+fn proxy(endpoint: &str, token: &str, timeout: Duration) -> ProxyFunction {
     ProxyFunction::new(ProxyConfig {
         ec2_endpoint: endpoint.to_owned(),
-        token: token.map(str::to_owned),
+        cert_pin: None,
+        token: token.to_owned(),
         ec2_timeout: timeout,
     })
     .expect("the client builds")
@@ -35,12 +36,12 @@ async fn invoke(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_returns_the_servers_answer_with_the_lambdas_timings() {
-    let token = "proxy-token";
+    let token = "proxy-token-0123456789abcdef0123456789";
     let lab = Lab::start_with(|config| config.token = Some(token.into())).await;
     let url = lab
         .images
         .add("photo.jpg", fixtures::jpeg(800, 600), "image/jpeg");
-    let function = proxy(&lab.server.url, Some(token), Duration::from_secs(20));
+    let function = proxy(&lab.server.url, token, Duration::from_secs(20));
 
     let (response, body) = invoke(&function, json!({ "image_url": url }), "req-cold").await;
     assert_eq!(response.status_code, 200, "{body}");
@@ -80,14 +81,17 @@ async fn an_invocation_returns_the_servers_answer_with_the_lambdas_timings() {
     );
 }
 
+/// A token of the server's minimum length.
+const RIGHT: &str = "right-token-0123456789abcdef0123456789";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_pass_through_with_their_status_and_code() {
-    let lab = Lab::start_with(|config| config.token = Some("right".into())).await;
+    let lab = Lab::start_with(|config| config.token = Some(RIGHT.into())).await;
     let page = lab
         .images
         .add("page.html", b"<html></html>".to_vec(), "text/html");
 
-    let function = proxy(&lab.server.url, Some("right"), Duration::from_secs(20));
+    let function = proxy(&lab.server.url, RIGHT, Duration::from_secs(20));
     let (response, body) = invoke(&function, json!({ "image_url": page }), "r1").await;
     assert_eq!(
         (response.status_code, body["error"].as_str()),
@@ -96,7 +100,11 @@ async fn server_errors_pass_through_with_their_status_and_code() {
     );
     assert!(body["lambda"]["ec2_round_trip_ms"].is_number());
 
-    let wrong_token = proxy(&lab.server.url, Some("wrong"), Duration::from_secs(20));
+    let wrong_token = proxy(
+        &lab.server.url,
+        "wrong-token-0123456789abcdef0123456789",
+        Duration::from_secs(20),
+    );
     let (response, body) = invoke(&wrong_token, json!({ "image_url": page }), "r2").await;
     assert_eq!(
         (response.status_code, body["error"].as_str()),
@@ -108,7 +116,7 @@ async fn server_errors_pass_through_with_their_status_and_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_event_is_a_400_and_never_reaches_the_server() {
     let lab = Lab::start().await;
-    let function = proxy(&lab.server.url, None, Duration::from_secs(20));
+    let function = proxy(&lab.server.url, LAB_TOKEN, Duration::from_secs(20));
     for event in [
         json!({}),
         json!({"image_url": 3}),
@@ -131,7 +139,7 @@ async fn a_bad_event_is_a_400_and_never_reaches_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_or_silent_server_is_a_502_or_504() {
     // Nothing listens on port 1.
-    let function = proxy("http://127.0.0.1:1", None, Duration::from_secs(5));
+    let function = proxy("http://127.0.0.1:1", LAB_TOKEN, Duration::from_secs(5));
     let (response, body) = invoke(
         &function,
         json!({"image_url": "http://example.com/a.jpg"}),
@@ -157,7 +165,7 @@ async fn an_unreachable_or_silent_server_is_a_502_or_504() {
     });
     let function = proxy(
         &format!("http://{address}"),
-        None,
+        LAB_TOKEN,
         Duration::from_millis(300),
     );
     let (response, body) = invoke(
@@ -178,7 +186,7 @@ async fn an_unreachable_or_silent_server_is_a_502_or_504() {
 async fn an_answer_that_is_not_json_is_a_502() {
     let lab = Lab::start().await;
     // The image host is not an image server: it answers 404 with an empty body.
-    let function = proxy(&lab.images.base(), None, Duration::from_secs(5));
+    let function = proxy(&lab.images.base(), LAB_TOKEN, Duration::from_secs(5));
     let (response, body) = invoke(
         &function,
         json!({"image_url": "http://example.com/a.jpg"}),

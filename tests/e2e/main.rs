@@ -9,6 +9,7 @@ mod cli_report;
 mod common;
 mod console;
 mod console_panes;
+mod hardening_net;
 mod iac;
 mod lambda_proxy;
 mod pipeline;

@@ -19,7 +19,7 @@ use hybridlab_wire::launch::ServerLaunch;
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 use serde_json::{Value, json};
 
-async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {
+pub(crate) async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {
     let output = clients
         .ec2
         .describe_instances()
@@ -36,13 +36,15 @@ async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {
         .and_then(|tag| tag.value().map(str::to_owned))
 }
 
-/// Stores the server binary and its environment file, then launches an instance whose
-/// user-data names them. Returns the instance id and the server's log group.
-async fn launch_server(
+/// Stores the server binary and its environment file (with `extra_env` lines appended), then
+/// launches an instance whose user-data names them. Returns the instance id and the server's
+/// log group.
+pub(crate) async fn launch_server(
     clients: &EdgeClients,
     bucket: &str,
     table: &str,
     token: &str,
+    extra_env: &str,
 ) -> (String, String) {
     let artifacts = unique_name("artifacts");
     clients
@@ -64,7 +66,7 @@ async fn launch_server(
         .await
         .expect("binary stored");
     let env_file = format!(
-        "HYBRIDLAB_BUCKET={bucket}\nHYBRIDLAB_TABLE={table}\nHYBRIDLAB_TOKEN={token}\nAWS_REGION=us-east-1\n"
+        "HYBRIDLAB_BUCKET={bucket}\nHYBRIDLAB_TABLE={table}\nHYBRIDLAB_TOKEN={token}\nAWS_REGION=us-east-1\n{extra_env}"
     );
     clients
         .s3
@@ -138,8 +140,8 @@ async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it(
     };
     moto_clients.create_bucket(&bucket).await;
     moto_clients.create_table(&table).await;
-    let token = "sandbox-token";
-    let (instance, log_group) = launch_server(&clients, &bucket, &table, token).await;
+    let token = "sandbox-token-0123456789abcdef0123456789";
+    let (instance, log_group) = launch_server(&clients, &bucket, &table, token, "").await;
 
     let endpoint = eventually(Duration::from_secs(60), || {
         endpoint_tag(&clients, &instance)

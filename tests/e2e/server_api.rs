@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hybridlab_tests::fixtures;
-use hybridlab_tests::server::Lab;
+use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use hybridlab_wire::{Health, ImageListPage};
 use reqwest::StatusCode;
 
@@ -142,6 +142,7 @@ async fn at_the_concurrency_limit_requests_are_refused_with_retry_after() {
     let slow = tokio::spawn(async move {
         http()
             .post(format!("{server_url}/process-image"))
+            .bearer_auth(LAB_TOKEN)
             .json(&serde_json::json!({ "image_url": slow_url }))
             .send()
             .await

@@ -2,7 +2,7 @@
 //! and nothing stored. Then storage failures: nothing half-written.
 
 use hybridlab_tests::fixtures;
-use hybridlab_tests::server::Lab;
+use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -288,7 +288,7 @@ async fn malformed_bodies_are_invalid_requests() {
         ("image_url not a string", json!({"image_url": 5})),
         ("an array", json!([1, 2])),
     ] {
-        let answer = post_json(&lab, body, None).await;
+        let answer = post_json(&lab, body, Some(LAB_TOKEN)).await;
         assert_eq!(
             (answer.status, answer.error_code()),
             (StatusCode::BAD_REQUEST, "invalid_request"),
@@ -298,6 +298,7 @@ async fn malformed_bodies_are_invalid_requests() {
     }
     let response = http()
         .post(format!("{}/process-image", lab.server.url))
+        .bearer_auth(LAB_TOKEN)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -306,6 +307,7 @@ async fn malformed_bodies_are_invalid_requests() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let response = http()
         .post(format!("{}/process-image", lab.server.url))
+        .bearer_auth(LAB_TOKEN)
         .header("content-type", "application/json")
         .body(format!("{{\"image_url\": \"{}\"}}", "a".repeat(100 * 1024)))
         .send()
@@ -317,11 +319,18 @@ async fn malformed_bodies_are_invalid_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_token_is_required() {
-    let lab = Lab::start_with(|config| config.token = Some("stack-token-123".into())).await;
+    const TOKEN: &str = "stack-token-0123456789abcdef0123456789";
+    let lab = Lab::start_with(|config| config.token = Some(TOKEN.into())).await;
     let url = lab
         .images
         .add("photo.jpg", fixtures::jpeg(200, 100), "image/jpeg");
-    for token in [None, Some("wrong"), Some("stack-token-12")] {
+    for token in [
+        None,
+        Some(""),
+        Some("wrong"),
+        Some(&TOKEN[..TOKEN.len() - 1]),
+        Some(LAB_TOKEN),
+    ] {
         let answer = post_json(&lab, json!({ "image_url": url }), token).await;
         assert_eq!(
             (answer.status, answer.error_code()),
@@ -331,7 +340,7 @@ async fn a_configured_token_is_required() {
         assert!(answer.headers.contains_key("www-authenticate"));
     }
     assert_nothing_stored(&lab, "unauthorized").await;
-    let answer = post_json(&lab, json!({ "image_url": url }), Some("stack-token-123")).await;
+    let answer = post_json(&lab, json!({ "image_url": url }), Some(TOKEN)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 use hybridlab_tests::fixtures;
-use hybridlab_tests::server::Lab;
+use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use reqwest::StatusCode;
 
 use crate::common::{http, rows};
@@ -29,6 +29,7 @@ async fn two_hundred_requests_at_concurrency_32_store_exactly_two_hundred_images
             async move {
                 let response = client
                     .post(&endpoint)
+                    .bearer_auth(LAB_TOKEN)
                     .header("x-request-id", format!("load-{index}"))
                     .json(&serde_json::json!({ "image_url": url }))
                     .send()

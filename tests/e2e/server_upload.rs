@@ -4,7 +4,7 @@
 
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::fixtures;
-use hybridlab_tests::server::Lab;
+use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use hybridlab_wire::item::to_item;
 use hybridlab_wire::{
     Health, ImageListItem, ImageListPage, ImageStatus, PresignUploadResponse, StatusChange,
@@ -103,7 +103,7 @@ async fn an_upload_stores_the_original_and_a_pending_row() {
         "file",
         file_part(jpeg.clone(), "../My Photo.JPG", "image/jpeg"),
     );
-    let answer = upload(&lab, form, None).await;
+    let answer = upload(&lab, form, Some(LAB_TOKEN)).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
     let uploaded: UploadResponse =
         serde_json::from_value(answer.body.clone()).expect("the documented shape");
@@ -197,7 +197,7 @@ async fn a_presigned_upload_arrives_with_its_metadata() {
     let answer = presign(
         &lab,
         json!({"filename": "cat pics/ü.png", "content_type": "image/png", "size_bytes": png.len()}),
-        None,
+        Some(LAB_TOKEN),
     )
     .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
@@ -269,7 +269,7 @@ async fn an_oversized_upload_is_refused_before_anything_is_written() {
     let lab = Lab::start_with_pipeline(|config| config.max_upload_bytes = 1_000).await;
 
     let just_over = Form::new().part("file", file_part(vec![7; 1_001], "big.jpg", "image/jpeg"));
-    let answer = upload(&lab, just_over, None).await;
+    let answer = upload(&lab, just_over, Some(LAB_TOKEN)).await;
     assert_eq!(
         answer.status,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -289,7 +289,7 @@ async fn an_oversized_upload_is_refused_before_anything_is_written() {
     let padded = Form::new()
         .text("padding", "x".repeat(200 * 1024))
         .part("file", file_part(vec![7; 10], "small.jpg", "image/jpeg"));
-    let answer = upload(&lab, padded, None).await;
+    let answer = upload(&lab, padded, Some(LAB_TOKEN)).await;
     assert_eq!(
         answer.status,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -301,7 +301,7 @@ async fn an_oversized_upload_is_refused_before_anything_is_written() {
     let declared = presign(
         &lab,
         json!({"filename": "big.jpg", "size_bytes": 1_001}),
-        None,
+        Some(LAB_TOKEN),
     )
     .await;
     assert_eq!(
@@ -314,7 +314,7 @@ async fn an_oversized_upload_is_refused_before_anything_is_written() {
 
     let exactly = Form::new().part("file", file_part(vec![7; 1_000], "ok.jpg", "image/jpeg"));
     assert_eq!(
-        upload(&lab, exactly, None).await.status,
+        upload(&lab, exactly, Some(LAB_TOKEN)).await.status,
         StatusCode::ACCEPTED,
         "the cap itself is allowed"
     );
@@ -344,7 +344,7 @@ async fn a_form_without_a_file_is_refused_and_nothing_is_written() {
         ),
     ];
     for (case, form) in cases {
-        let answer = upload(&lab, form, None).await;
+        let answer = upload(&lab, form, Some(LAB_TOKEN)).await;
         assert_eq!(
             answer.status,
             StatusCode::BAD_REQUEST,
@@ -355,6 +355,7 @@ async fn a_form_without_a_file_is_refused_and_nothing_is_written() {
     }
     let not_multipart = http()
         .post(format!("{}/upload", lab.server.url))
+        .bearer_auth(LAB_TOKEN)
         .json(&json!({"file": "cat.jpg"}))
         .send()
         .await
@@ -375,7 +376,7 @@ async fn a_form_without_a_file_is_refused_and_nothing_is_written() {
         ),
         ("no filename", json!({"content_type": "image/jpeg"})),
     ] {
-        let answer = presign(&lab, body, None).await;
+        let answer = presign(&lab, body, Some(LAB_TOKEN)).await;
         assert_eq!(
             answer.status,
             StatusCode::BAD_REQUEST,
@@ -402,8 +403,8 @@ async fn without_the_pipeline_uploads_say_how_to_deploy_it() {
     assert_eq!(health.processed_bucket, None);
 
     let form = Form::new().part("file", file_part(vec![1; 10], "a.jpg", "image/jpeg"));
-    let uploaded = upload(&lab, form, None).await;
-    let presigned = presign(&lab, json!({"filename": "a.jpg"}), None).await;
+    let uploaded = upload(&lab, form, Some(LAB_TOKEN)).await;
+    let presigned = presign(&lab, json!({"filename": "a.jpg"}), Some(LAB_TOKEN)).await;
     for answer in [uploaded, presigned] {
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
         assert_eq!(answer.error_code(), "pipeline_not_deployed");
@@ -433,11 +434,14 @@ async fn without_the_pipeline_uploads_say_how_to_deploy_it() {
     );
 }
 
+/// A token of the server's minimum length that is not the lab's default.
+const S3CRET: &str = "s3cret-s3cret-s3cret-s3cret-s3cret";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_need_the_token_when_one_is_configured() {
-    let lab = Lab::start_with_pipeline(|config| config.token = Some("s3cret".into())).await;
+async fn uploads_need_the_token() {
+    let lab = Lab::start_with_pipeline(|config| config.token = Some(S3CRET.into())).await;
     let form = || Form::new().part("file", file_part(vec![1; 10], "a.jpg", "image/jpeg"));
-    for token in [None, Some("wrong")] {
+    for token in [None, Some("wrong"), Some(&S3CRET[1..])] {
         let answer = upload(&lab, form(), token).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(answer.error_code(), "unauthorized");
@@ -447,11 +451,11 @@ async fn uploads_need_the_token_when_one_is_configured() {
     assert_no_upload_stored(&lab, "unauthorized").await;
 
     assert_eq!(
-        upload(&lab, form(), Some("s3cret")).await.status,
+        upload(&lab, form(), Some(S3CRET)).await.status,
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        presign(&lab, json!({"filename": "a.jpg"}), Some("s3cret"))
+        presign(&lab, json!({"filename": "a.jpg"}), Some(S3CRET))
             .await
             .status,
         StatusCode::CREATED
@@ -465,7 +469,7 @@ async fn an_upload_that_cannot_be_stored_leaves_a_failed_row_not_a_pending_one()
     let lab =
         Lab::start_with_pipeline(|config| config.uploads_bucket = Some(missing.clone())).await;
     let form = Form::new().part("file", file_part(vec![1; 10], "a.jpg", "image/jpeg"));
-    let answer = upload(&lab, form, None).await;
+    let answer = upload(&lab, form, Some(LAB_TOKEN)).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
     assert_eq!(answer.error_code(), "storage_failed");
 
@@ -507,7 +511,7 @@ async fn a_processed_upload_links_variants_in_the_processed_bucket() {
         ),
     );
     let uploaded: UploadResponse =
-        serde_json::from_value(upload(&lab, form, None).await.body).expect("uploaded");
+        serde_json::from_value(upload(&lab, form, Some(LAB_TOKEN)).await.body).expect("uploaded");
     let id = uploaded.image_id;
 
     let page = index_page(&lab).await;

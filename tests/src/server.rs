@@ -8,6 +8,10 @@ use tokio::sync::oneshot;
 use crate::aws::{Clients, clients, unique_name};
 use crate::image_host::ImageHost;
 
+/// The token a lab's server requires unless a test sets another: as long as the server's
+/// minimum (`hybridlab_wire::token::MIN_TOKEN_CHARS`), since shorter ones are refused at start.
+pub const LAB_TOKEN: &str = "lab-token-0123456789abcdef0123456789abcdef";
+
 /// One lab for one test: moto clients, a fresh bucket and table, an image host and a running
 /// image server. Dropping it stops the servers.
 #[derive(Debug)]
@@ -48,6 +52,7 @@ impl Lab {
         let mut config = ServerConfig::new(&bucket, &table);
         config.allow_private_addresses = true;
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.token = Some(LAB_TOKEN.to_owned());
         if with_pipeline {
             let uploads = unique_name("uploads");
             let processed = unique_name("processed");

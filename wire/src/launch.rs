@@ -32,6 +32,10 @@ const MARKER: &str = "# hybridlab:";
 pub const TTL_DEADLINE_FILE: &str = "/etc/hybridlab/ttl-deadline";
 pub const TTL_TIMER_UNIT: &str = "hybridlab-ttl.timer";
 pub const TTL_SERVICE_UNIT: &str = "hybridlab-ttl.service";
+/// The server's file-descriptor limit (systemd's `LimitNOFILE`): far above its connection cap
+/// (1024 by default), so a flood meets the cap, where idle connections give way, and never the
+/// 1024-descriptor default, where `accept()` fails for everyone.
+pub const SERVER_NOFILE_LIMIT: u64 = 65_536;
 
 impl ServerLaunch {
     /// The user-data script.
@@ -131,6 +135,7 @@ impl ServerLaunch {
              StandardError=append:/var/log/hybridlab/server.log\n\
              Restart=always\n\
              DynamicUser=yes\n\
+             LimitNOFILE={nofile}\n\
              [Install]\n\
              WantedBy=multi-user.target\n\
              UNIT\n\
@@ -153,6 +158,7 @@ impl ServerLaunch {
             port = self.port,
             ttl = self.ttl_seconds,
             ttl_script = self.ttl_script(),
+            nofile = SERVER_NOFILE_LIMIT,
         )
     }
 
@@ -208,6 +214,7 @@ mod tests {
         );
         assert!(script.contains("systemctl enable --now hybridlab-ttl.timer"));
         assert!(script.contains("systemctl enable --now hybridlab.service"));
+        assert!(script.contains(&format!("\nLimitNOFILE={SERVER_NOFILE_LIMIT}\n")));
         // The CloudWatch agent's configuration is JSON naming the server's log group.
         let agent = script
             .split("<<'AGENT'\n")

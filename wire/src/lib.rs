@@ -22,6 +22,8 @@ pub mod sandbox;
 #[cfg(feature = "dynamodb")]
 pub mod sdk_error;
 pub mod tags;
+pub mod tls;
+pub mod token;
 #[cfg(feature = "dynamodb")]
 pub mod transition;
 
@@ -329,6 +331,10 @@ pub enum ErrorCode {
     Ec2BadResponse,
     /// The event-driven pipeline (uploads bucket, processed bucket) is not part of this stack.
     PipelineNotDeployed,
+    /// The request (its body included) took longer than the server's request timeout.
+    RequestTimeout,
+    /// The image server presented a certificate other than the one the proxy pins.
+    Ec2Untrusted,
     /// A bug or an unexpected failure; details are in the server's log, not the answer.
     Internal,
 }
@@ -355,6 +361,8 @@ impl ErrorCode {
             Self::Ec2Timeout => "ec2_timeout",
             Self::Ec2BadResponse => "ec2_bad_response",
             Self::PipelineNotDeployed => "pipeline_not_deployed",
+            Self::RequestTimeout => "request_timeout",
+            Self::Ec2Untrusted => "ec2_untrusted",
             Self::Internal => "internal",
         }
     }

@@ -57,6 +57,15 @@ fn print_status(status: &StackStatus) {
         ),
         None => println!("  server   no instance, no server"),
     }
+    if let Some(sha256) = status
+        .server
+        .as_ref()
+        .and_then(|s| s.cert_sha256.as_deref())
+    {
+        // A browser opening the gallery warns about the self-signed certificate; this is what
+        // its certificate viewer must show before the student accepts it.
+        println!("  TLS      certificate SHA-256 {sha256}");
+    }
     println!(
         "  cost     ${:.4}/hour, ${:.4} so far{} ({})",
         status.cost.per_hour_usd,

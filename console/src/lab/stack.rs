@@ -63,13 +63,14 @@ pub fn up_done(report: &UpReport) -> String {
 /// `--aws` flags in the advice), as `hybridlab up` prints it.
 pub fn up_summary(report: &UpReport, on_sandbox: bool) -> String {
     format!(
-        "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  images:   s3://{}\n  table:    {}{}\nTear it down with `hybridlab down{}`.",
+        "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  TLS:      self-signed certificate, SHA-256 {}\n            (a browser warns about it: accept it only if its viewer shows this fingerprint)\n  images:   s3://{}\n  table:    {}{}\nTear it down with `hybridlab down{}`.",
         report.stack,
         report.elapsed_ms as f64 / 1000.0,
         report.done,
         report.skipped,
         report.names.function,
         report.server_endpoint,
+        report.cert_sha256,
         report.names.images_bucket,
         report.names.table,
         if report.resizer_arn.is_some() {

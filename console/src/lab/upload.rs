@@ -3,6 +3,7 @@
 //! resizer has COMPLETED or FAILED it: [`Uploader`], which `hybridlab upload`, `bench --upload`
 //! and the console's S3 view drive.
 
+use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,10 @@ pub struct Accepted {
 pub struct Uploader {
     server: String,
     token: Option<String>,
+    /// For presigned S3 URLs: the usual certificate authorities.
     http: reqwest::Client,
+    /// For the image server: only its pinned self-signed certificate, as the function trusts it.
+    server_http: reqwest::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
 }
@@ -113,19 +117,30 @@ impl Uploader {
                 lab.stack
             )
         })?;
+        let client = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(120))
+        };
+        let mut server_http = client();
+        if let Some(pin) = variables.get(CERT_PIN_ENV) {
+            let pin = CertFingerprint::parse(pin).ok_or_else(|| {
+                anyhow!("the function's {CERT_PIN_ENV} `{pin}` is not a fingerprint")
+            })?;
+            let tls = hybridlab_wire::tls::pinned_client_config(pin)
+                .context("building the TLS client")?;
+            server_http = server_http.tls_backend_preconfigured(tls);
+        }
         let uploader = Self {
             server: server.trim_end_matches('/').to_owned(),
             token: variables.get("HYBRIDLAB_TOKEN").cloned(),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(120))
-                .build()
-                .context("building the HTTP client")?,
+            http: client().build().context("building the HTTP client")?,
+            server_http: server_http.build().context("building the HTTP client")?,
             dynamodb: lab.clients.dynamodb.clone(),
             table: lab.names.table.clone(),
         };
         let health: Health = uploader
-            .http
+            .server_http
             .get(format!("{}/health", uploader.server))
             .send()
             .await
@@ -176,7 +191,10 @@ impl Uploader {
             size_bytes: Some(bytes.len() as u64),
         };
         let response = self
-            .authorized(self.http.post(format!("{}/api/uploads", self.server)))
+            .authorized(
+                self.server_http
+                    .post(format!("{}/api/uploads", self.server)),
+            )
             .json(&request)
             .send()
             .await
@@ -214,7 +232,7 @@ impl Uploader {
             .context("the content type")?;
         let form = reqwest::multipart::Form::new().part("file", part);
         let response = self
-            .authorized(self.http.post(format!("{}/upload", self.server)))
+            .authorized(self.server_http.post(format!("{}/upload", self.server)))
             .multipart(form)
             .send()
             .await

@@ -70,6 +70,7 @@ fn stack_status() -> StackStatus {
         }),
         server: Some(ServerStatus {
             endpoint: "http://127.0.0.1:40123".into(),
+            cert_sha256: None,
             healthy: true,
             detail: serde_json::json!({"status": "ok"}),
         }),

@@ -14,6 +14,7 @@ use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, tr
 use super::progress::Step;
 use hybridlab_wire::launch::ServerLaunch;
 use hybridlab_wire::tags::{ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
+pub use hybridlab_wire::tls::PLAINTEXT_OPT_IN_ENV;
 
 /// The statement id of the resizer's invoke permission and the id of the notification that
 /// uses it, so `up` recognises its own.
@@ -341,6 +342,11 @@ impl StackDescription {
                 environment: vec![
                     ("EC2_ENDPOINT", EnvValue::ServerUrl),
                     ("HYBRIDLAB_TOKEN", EnvValue::Token),
+                    // The exports do not make the server's TLS certificate yet, so their
+                    // function speaks plain HTTP to the instance and must say so: the proxy
+                    // refuses plain HTTP off loopback otherwise. See the README's security
+                    // model: the token crosses the internet in clear on these stacks.
+                    (PLAINTEXT_OPT_IN_ENV, EnvValue::Literal("true".into())),
                 ],
             },
             pipeline,

@@ -26,6 +26,8 @@ pub struct StepRecord {
 pub struct StackOutputs {
     pub token: Option<String>,
     pub server_endpoint: Option<String>,
+    /// The SHA-256 fingerprint of the server's TLS certificate (`AB:CD:...`).
+    pub cert_sha256: Option<String>,
     pub instance_id: Option<String>,
     pub security_group_id: Option<String>,
     pub image_id: Option<String>,

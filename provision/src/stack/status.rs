@@ -12,6 +12,7 @@ use super::names::{StackId, StackNames};
 use super::state::StackState;
 use super::target::StackClients;
 use hybridlab_wire::tags::ENDPOINT_TAG;
+use hybridlab_wire::tls::CertFingerprint;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceStatus {
@@ -37,6 +38,9 @@ pub struct InstanceStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerStatus {
     pub endpoint: String,
+    /// The SHA-256 fingerprint of the server's TLS certificate that `up` made (from this
+    /// machine's state), which the health check pins: what a student compares in the browser.
+    pub cert_sha256: Option<String>,
     pub healthy: bool,
     /// The server's `/health`, or why it did not answer.
     pub detail: serde_json::Value,
@@ -247,12 +251,13 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
                     .iter()
                     .find(|t| t.key() == Some(ENDPOINT_TAG))
                     .and_then(|t| t.value())
-                    .map(str::to_owned)
+                    // The server speaks TLS on the port the sandbox tags.
+                    .map(|tagged| tagged.replacen("http://", "https://", 1))
             } else {
                 let port = state.as_ref().map_or(8080, |s| s.settings.server_port);
                 described
                     .public_ip_address()
-                    .map(|ip| format!("http://{ip}:{port}"))
+                    .map(|ip| format!("https://{ip}:{port}"))
             };
         }
     }
@@ -269,7 +274,10 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
     });
 
     let server = match endpoint {
-        Some(endpoint) => Some(server_status(clients, endpoint).await),
+        Some(endpoint) => {
+            let pin = state.as_ref().and_then(|s| s.outputs.cert_sha256.clone());
+            Some(server_status(endpoint, pin).await)
+        }
         None => None,
     };
     let instance_type = instance
@@ -303,9 +311,26 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
     })
 }
 
-async fn server_status(clients: &StackClients, endpoint: String) -> ServerStatus {
-    let answer = clients
-        .http
+async fn server_status(endpoint: String, cert_sha256: Option<String>) -> ServerStatus {
+    let unhealthy = |detail: String| ServerStatus {
+        endpoint: endpoint.clone(),
+        cert_sha256: cert_sha256.clone(),
+        healthy: false,
+        detail: detail.into(),
+    };
+    // Only the certificate `up` made is trusted, as the function trusts it.
+    let Some(pin) = cert_sha256.as_deref().and_then(CertFingerprint::parse) else {
+        return unhealthy(
+            "not checked: this machine's state has no certificate fingerprint for the server \
+             (run `hybridlab up` here to refresh it)"
+                .into(),
+        );
+    };
+    let http = match super::up::pinned_http(pin, Duration::from_secs(3)) {
+        Ok(http) => http,
+        Err(err) => return unhealthy(err.to_string()),
+    };
+    let answer = http
         .get(format!("{endpoint}/health"))
         .timeout(Duration::from_secs(3))
         .send()
@@ -322,22 +347,15 @@ async fn server_status(clients: &StackClients, endpoint: String) -> ServerStatus
                 healthy: health["status"] == "ok",
                 detail: health,
                 endpoint,
+                cert_sha256,
             },
-            Err(err) => ServerStatus {
-                endpoint,
-                healthy: false,
-                detail: serde_json::Value::String(err),
-            },
+            Err(err) => unhealthy(err),
         },
-        Ok(response) => ServerStatus {
-            endpoint,
-            healthy: false,
-            detail: format!("HTTP {}", response.status()).into(),
-        },
-        Err(err) => ServerStatus {
-            endpoint,
-            healthy: false,
-            detail: err.to_string().into(),
-        },
+        Ok(response) => unhealthy(format!("HTTP {}", response.status())),
+        Err(err) if hybridlab_wire::tls::is_untrusted_certificate(&err) => unhealthy(
+            "the server presented a certificate other than the one `up` made; do not trust it"
+                .into(),
+        ),
+        Err(err) => unhealthy(err.to_string()),
     }
 }

@@ -42,9 +42,12 @@ use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, tr
 use super::progress::{Reporter, Step, StepEvent, StepStatus};
 use super::state::{StackState, StepRecord};
 use super::target::StackClients;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
 use hybridlab_wire::now_rfc3339;
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
+use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint, TLS_CERT_ENV, TLS_KEY_ENV};
+use hybridlab_wire::token::check_token;
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone)]
@@ -67,6 +70,9 @@ pub struct UpReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resizer_arn: Option<String>,
     pub server_endpoint: String,
+    /// The SHA-256 fingerprint of the server's self-signed certificate, as a browser shows it:
+    /// what a student compares before trusting the gallery's certificate warning.
+    pub cert_sha256: String,
     pub instance_id: String,
     /// Steps that created or changed something, and steps that found everything in place.
     pub done: usize,
@@ -204,7 +210,7 @@ pub async fn up(
     // The server and the proxy on one side, the resizer and its trigger on the other: neither
     // waits for the other.
     let server_side = async {
-        let (token, replace_instance) = run
+        let (secrets, replace_instance) = run
             .step(
                 Step::ServerArtifacts,
                 &names.artifacts_bucket,
@@ -219,15 +225,20 @@ pub async fn up(
             )
             .await?;
         let (server_health, function_arn) = tokio::join!(
-            run.step(Step::ServerHealth, &endpoint, run.server_health(&endpoint)),
+            run.step(
+                Step::ServerHealth,
+                &endpoint,
+                run.server_health(&endpoint, secrets.certificate.fingerprint())
+            ),
             run.step(
                 Step::Function,
                 &names.function,
-                run.function(&lambda_role, &artifacts, &endpoint, &token)
+                run.function(&lambda_role, &artifacts, &endpoint, &secrets)
             ),
         );
         server_health?;
-        Ok::<_, StackError>((instance_id, endpoint, function_arn?))
+        let cert_sha256 = secrets.certificate.fingerprint().to_string();
+        Ok::<_, StackError>((instance_id, endpoint, function_arn?, cert_sha256))
     };
     let resizer_side = async {
         let Some(resizer_role) = &resizer_role else {
@@ -249,7 +260,7 @@ pub async fn up(
         Ok::<_, StackError>(Some(resizer_arn))
     };
     let (server_side, resizer_side) = tokio::join!(Box::pin(server_side), Box::pin(resizer_side));
-    let (instance_id, endpoint, function_arn) = server_side?;
+    let (instance_id, endpoint, function_arn, cert_sha256) = server_side?;
     let resizer_arn = resizer_side?;
 
     let state = run
@@ -265,6 +276,7 @@ pub async fn up(
         function_arn,
         resizer_arn,
         server_endpoint: endpoint,
+        cert_sha256,
         instance_id,
         done: count(StepStatus::Done),
         skipped: count(StepStatus::Skipped),
@@ -272,13 +284,99 @@ pub async fn up(
     })
 }
 
-/// A random bearer token shared by the function and the server (244 random bits).
+/// A random bearer token shared by the function and the server (244 random bits, 64
+/// characters: above `MIN_TOKEN_CHARS`).
 pub fn new_token() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
+}
+
+/// What the server and the function share in secret: the bearer token, and the server's TLS
+/// certificate (whose key only the server's private environment file holds; the function gets
+/// the certificate's fingerprint).
+#[derive(Debug, Clone)]
+pub struct ServerSecrets {
+    pub token: String,
+    pub certificate: ServerCertificate,
+}
+
+/// The image server's self-signed TLS certificate and its key, both DER.
+///
+/// Self-signed because the instance has no name a certificate authority would vouch for (its
+/// public IP changes with every instance); the proxy pins its SHA-256 fingerprint instead.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerCertificate {
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key, not even in a debug log.
+        f.debug_struct("ServerCertificate")
+            .field("sha256", &self.fingerprint().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name in the certificate; informational, since nothing checks it.
+const CERT_NAME: &str = "hybridlab-image-server";
+
+impl ServerCertificate {
+    /// A new P-256 key and a certificate for it.
+    pub fn generate() -> Result<Self, StackError> {
+        let made =
+            rcgen::generate_simple_self_signed(vec![CERT_NAME.to_owned()]).map_err(|err| {
+                StackError::Invalid(format!("making the server's certificate: {err}"))
+            })?;
+        Ok(Self {
+            cert_der: made.cert.der().to_vec(),
+            key_der: made.signing_key.serialize_der(),
+        })
+    }
+
+    pub fn fingerprint(&self) -> CertFingerprint {
+        hybridlab_wire::tls::fingerprint(&self.cert_der)
+    }
+
+    /// The two environment-file lines that give the server this certificate.
+    pub fn env_lines(&self) -> String {
+        format!(
+            "{TLS_CERT_ENV}={}\n{TLS_KEY_ENV}={}\n",
+            BASE64.encode(&self.cert_der),
+            BASE64.encode(&self.key_der)
+        )
+    }
+
+    /// The certificate an environment file holds, if it holds a whole one.
+    pub fn from_env(pairs: &[(String, String)]) -> Option<Self> {
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .and_then(|(_, value)| BASE64.decode(value).ok())
+                .filter(|der| !der.is_empty())
+        };
+        Some(Self {
+            cert_der: value(TLS_CERT_ENV)?,
+            key_der: value(TLS_KEY_ENV)?,
+        })
+    }
+}
+
+/// An HTTP client that trusts only the server's pinned certificate.
+pub fn pinned_http(pin: CertFingerprint, timeout: Duration) -> Result<reqwest::Client, StackError> {
+    let tls = hybridlab_wire::tls::pinned_client_config(pin)
+        .map_err(|err| StackError::Invalid(format!("the TLS client: {err}")))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .map_err(|err| StackError::Invalid(format!("the TLS client: {err}")))
 }
 
 fn stack_tag_list<T>(id: &StackId, make: impl Fn(&str, &str) -> T) -> Vec<T> {
@@ -883,12 +981,15 @@ impl Run<'_> {
     }
 
     /// Uploads the server binary (unless the same one is there) and its environment file
-    /// (unless it says the same); returns the stack's token and whether a running instance
-    /// must make way for one that reads the new file.
+    /// (unless it says the same); returns the stack's token and certificate and whether a
+    /// running instance must make way for one that reads the new file.
+    ///
+    /// The file is the only way the certificate's key reaches the instance: it stays in the
+    /// private artifacts bucket, is read with the instance role and written 0600.
     async fn server_artifacts(
         &self,
         artifacts: &Artifacts,
-    ) -> Result<(Outcome, (String, bool)), StackError> {
+    ) -> Result<(Outcome, (ServerSecrets, bool)), StackError> {
         let s3 = &self.clients.s3;
         let bucket = &self.names.artifacts_bucket;
         let binary = tokio::fs::read(&artifacts.server_binary)
@@ -937,28 +1038,44 @@ impl Run<'_> {
                     .map_err(|err| StackError::Invalid(format!("reading {SERVER_ENV_KEY}: {err}")))?
                     .into_bytes();
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                parse_env_file(&text)
+                let pairs = parse_env_file(&text);
+                let certificate = ServerCertificate::from_env(&pairs);
+                pairs
                     .into_iter()
                     .find(|(key, _)| key == "HYBRIDLAB_TOKEN")
-                    .map(|(_, token)| (text, token))
+                    .map(|(_, token)| (text, token, certificate))
             }
             Err(err) if is_not_found(&err) => None,
             Err(err) => return Err(sdk_error("s3:GetObject", err)),
         };
+        // An existing token is kept (the function holds it) only if the server would accept
+        // it: an empty or short one, left by an older version or by hand, is replaced, and the
+        // new file and function environment below carry the replacement.
+        let usable = |token: &String| check_token(Some(token)).is_ok();
         let token = match &existing_token {
-            Some((_, token)) => token.clone(),
-            None => self
+            Some((_, token, _)) if usable(token) => token.clone(),
+            _ => self
                 .state
                 .lock()
                 .ok()
                 .and_then(|state| state.outputs.token.clone())
+                .filter(usable)
                 .unwrap_or_else(new_token),
         };
         // The file is rewritten when the stack's settings change what it says (adding the
         // pipeline, say), keeping the token the function already holds.
-        let wanted = server_env_file(&self.names, &self.settings, &token);
+        // The certificate is kept too (the function pins it); a file from before TLS gets one.
+        let certificate = match existing_token
+            .as_ref()
+            .and_then(|(_, _, certificate)| certificate.clone())
+        {
+            Some(certificate) => certificate,
+            None => ServerCertificate::generate()?,
+        };
+        let wanted =
+            server_env_file(&self.names, &self.settings, &token) + &certificate.env_lines();
         let env_changed = match &existing_token {
-            Some((text, _)) => *text != wanted,
+            Some((text, _, _)) => *text != wanted,
             None => true,
         };
         if env_changed {
@@ -972,7 +1089,10 @@ impl Run<'_> {
                 .map_err(|err| sdk_error("s3:PutObject", err))?;
             changed.push("environment file".to_owned());
         }
-        self.output(|state| state.outputs.token = Some(token.clone()))?;
+        self.output(|state| {
+            state.outputs.token = Some(token.clone());
+            state.outputs.cert_sha256 = Some(certificate.fingerprint().to_string());
+        })?;
         let outcome = if changed.is_empty() {
             Outcome::Skipped("server binary and environment file are up to date".into())
         } else {
@@ -981,7 +1101,10 @@ impl Run<'_> {
         // Only a change of an existing file asks for a new instance: a first upload is read
         // by the instance about to be launched.
         let replace_instance = env_changed && existing_token.is_some();
-        Ok((outcome, (token, replace_instance)))
+        Ok((
+            outcome,
+            (ServerSecrets { token, certificate }, replace_instance),
+        ))
     }
 
     /// The stack's running (or starting) server instance, if there is one.
@@ -1180,16 +1303,18 @@ impl Run<'_> {
                         let state = instance.state().and_then(|s| s.name()).cloned();
                         match state {
                             Some(InstanceStateName::Running) => {
+                                // The server speaks TLS on its port (`up` always gives it a
+                                // certificate); the sandbox's tag names the local port.
                                 let address = if self.clients.is_sandbox() {
                                     instance
                                         .tags()
                                         .iter()
                                         .find(|tag| tag.key() == Some(ENDPOINT_TAG))
                                         .and_then(|tag| tag.value())
-                                        .map(str::to_owned)
+                                        .map(|tagged| tagged.replacen("http://", "https://", 1))
                                 } else {
                                     instance.public_ip_address().map(|ip| {
-                                        format!("http://{ip}:{}", self.settings.server_port)
+                                        format!("https://{ip}:{}", self.settings.server_port)
                                     })
                                 };
                                 if let Some(address) = address {
@@ -1234,13 +1359,19 @@ impl Run<'_> {
         }
     }
 
-    async fn server_health(&self, endpoint: &str) -> Result<(Outcome, ()), StackError> {
+    async fn server_health(
+        &self,
+        endpoint: &str,
+        pin: CertFingerprint,
+    ) -> Result<(Outcome, ()), StackError> {
         let patience = self.clients.patience(Duration::from_secs(600));
         let deadline = Instant::now() + patience;
         let url = format!("{endpoint}/health");
+        // The same trust as the function's: this certificate and no other.
+        let http = pinned_http(pin, Duration::from_secs(10))?;
         let mut last: String;
         loop {
-            match self.clients.http.get(&url).send().await {
+            match http.get(&url).send().await {
                 Ok(response) if response.status().is_success() => {
                     let health = response
                         .bytes()
@@ -1254,7 +1385,7 @@ impl Run<'_> {
                         Ok(health) if health.status == "ok" => {
                             return Ok((
                                 Outcome::Done(format!(
-                                    "healthy: version {}, bucket {}, table {}",
+                                    "healthy: version {}, bucket {}, table {}, TLS certificate SHA-256 {pin}",
                                     health.version, health.bucket, health.table
                                 )),
                                 (),
@@ -1285,7 +1416,7 @@ impl Run<'_> {
         role_arn: &str,
         artifacts: &Artifacts,
         endpoint: &str,
-        token: &str,
+        secrets: &ServerSecrets,
     ) -> Result<(Outcome, String), StackError> {
         let spec = FunctionSpec {
             name: &self.names.function,
@@ -1293,7 +1424,11 @@ impl Run<'_> {
             binary: &artifacts.proxy_binary,
             variables: [
                 ("EC2_ENDPOINT".to_owned(), endpoint.to_owned()),
-                ("HYBRIDLAB_TOKEN".to_owned(), token.to_owned()),
+                ("HYBRIDLAB_TOKEN".to_owned(), secrets.token.clone()),
+                (
+                    CERT_PIN_ENV.to_owned(),
+                    secrets.certificate.fingerprint().to_string(),
+                ),
             ]
             .into(),
             memory_mb: self.settings.function_memory_mb,
