@@ -214,6 +214,16 @@ impl AppState {
             })
     }
 
+    /// Waits, at most `limit`, until no admitted request holds a slot: the writes of a request
+    /// whose client hung up keep theirs until done.
+    pub async fn drain(&self, limit: Duration) {
+        let all = u32::try_from(self.inner.config.max_in_flight).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(limit, self.inner.admission.acquire_many(all)).await;
+        if drained.is_err() {
+            tracing::warn!("shutting down with writes still running after {limit:?}");
+        }
+    }
+
     /// A slot for a gallery or listing request, or the 503 that says to retry.
     fn admit_gallery(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.inner.gallery.clone().try_acquire_owned().map_err(|_| {
@@ -379,12 +389,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // The stale-row sweep runs beside the server and stops with it.
     let sweeper = tokio::spawn(sweep::run(state.clone()));
+    let state_for_drain = state.clone();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
+    // A request whose client hung up is no longer one axum waits for, but its writes may
+    // still run in their own task, holding its admission slot: wait for those too.
+    state_for_drain.drain(DRAIN_LIMIT).await;
     served
 }
+
+/// How long shutdown waits for writes that outlived their request.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// Completes on SIGTERM (systemd, the sandbox's agent) or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -514,7 +531,7 @@ async fn upload(
     let outcome = async {
         session::authenticate_change(state.config().token.as_deref(), &headers)?;
         let pipeline = state.pipeline()?;
-        let _admitted = state.admit()?;
+        let admitted = state.admit()?;
         let multipart = multipart.map_err(|rejection| {
             AppError::new(
                 ErrorCode::InvalidRequest,
@@ -525,7 +542,7 @@ async fn upload(
             )
         })?;
         let file = upload::read_file_field(multipart, state.config().max_upload_bytes).await?;
-        upload::store_upload(&state, pipeline, file, &request_id).await
+        upload::store_upload(&state, pipeline, file, &request_id, admitted).await
     }
     .instrument(span.clone())
     .await;

@@ -13,6 +13,7 @@ use hybridlab_wire::{
     StatusChange, UploadResponse,
 };
 
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
 use crate::AppState;
@@ -233,10 +234,16 @@ pub(crate) async fn store_upload(
     pipeline: &PipelineBuckets,
     file: ReceivedFile,
     request_id: &str,
+    admitted: OwnedSemaphorePermit,
 ) -> Result<UploadResponse, AppError> {
+    let (state, pipeline, request_id) = (state.clone(), pipeline.clone(), request_id.to_owned());
     let task = tokio::spawn(
-        write_upload(state.clone(), pipeline.clone(), file, request_id.to_owned())
-            .in_current_span(),
+        async move {
+            // The admission slot is held until the writes are done, hang-up or not.
+            let _admitted = admitted;
+            write_upload(state, pipeline, file, request_id).await
+        }
+        .in_current_span(),
     );
     task.await.map_err(AppError::internal)?
 }
