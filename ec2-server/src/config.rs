@@ -55,6 +55,27 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Memory, in MiB, the decodes in flight may hold together (each reserves the peak its
+    /// header promises); one that needs more is refused. Defaults to 60% of the memory this
+    /// process may use (its cgroup's `memory.max`, else the machine's).
+    #[arg(long, env = "HYBRIDLAB_DECODE_MEMORY_MIB")]
+    pub decode_memory_mib: Option<u64>,
+
+    /// Time, in milliseconds, an admitted request waits for a decode worker and its memory
+    /// before it is answered 503 with Retry-After.
+    #[arg(long, env = "HYBRIDLAB_DECODE_WAIT_MS", default_value_t = 10_000)]
+    pub decode_wait_ms: u64,
+
+    /// Time, in milliseconds, a decode may take before its request is answered
+    /// `decode_timeout`. Decoders cannot be interrupted: the decode runs to its end (bounded
+    /// by the pixel, scan and memory limits), holding its worker and memory until then.
+    #[arg(long, env = "HYBRIDLAB_DECODE_TIMEOUT_MS", default_value_t = 15_000)]
+    pub decode_timeout_ms: u64,
+
+    /// The most scans a JPEG may have; progressive encoders write about ten.
+    #[arg(long, env = "HYBRIDLAB_MAX_JPEG_SCANS", default_value_t = hybridlab_imaging::DEFAULT_MAX_SCANS)]
+    pub max_jpeg_scans: u32,
+
     /// Allow image URLs on loopback and private addresses (the local sandbox serves its test
     /// images on loopback). Instance-metadata addresses stay refused.
     #[arg(long, env = "HYBRIDLAB_ALLOW_PRIVATE_ADDRESSES")]
@@ -113,6 +134,10 @@ impl ServerConfig {
             max_pixels: 64_000_000,
             max_in_flight: 64,
             workers: None,
+            decode_memory_mib: None,
+            decode_wait_ms: 10_000,
+            decode_timeout_ms: 15_000,
+            max_jpeg_scans: hybridlab_imaging::DEFAULT_MAX_SCANS,
             allow_private_addresses: false,
             presign_seconds: 900,
             uploads_bucket: None,
@@ -148,6 +173,14 @@ impl ServerConfig {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn decode_wait(&self) -> Duration {
+        Duration::from_millis(self.decode_wait_ms)
+    }
+
+    pub fn decode_timeout(&self) -> Duration {
+        Duration::from_millis(self.decode_timeout_ms)
     }
 
     /// The number of CPU-bound image jobs that run at once.

@@ -60,7 +60,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound | ErrorCode::PipelineNotDeployed => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::ImageTooLarge | ErrorCode::DecodeFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::ImageTooLarge | ErrorCode::DecodeFailed | ErrorCode::DecodeTimeout => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ErrorCode::DownloadFailed | ErrorCode::StorageFailed | ErrorCode::Ec2Unreachable => {
             StatusCode::BAD_GATEWAY
         }
@@ -114,10 +116,17 @@ impl From<ImagingError> for AppError {
     fn from(err: ImagingError) -> Self {
         match err {
             ImagingError::NotAnImage => Self::new(ErrorCode::NotAnImage, err.to_string()),
-            ImagingError::TooManyPixels { .. } => {
+            ImagingError::TooManyPixels { .. }
+            | ImagingError::FrameTooLarge { .. }
+            | ImagingError::TooMuchMemory { .. }
+            | ImagingError::DecoderLimit { .. } => {
                 Self::new(ErrorCode::ImageTooLarge, err.to_string())
             }
-            ImagingError::Corrupt { .. } => Self::new(ErrorCode::DecodeFailed, err.to_string()),
+            // A scan bomb is refused as a file that does not decode: the limit is final, no
+            // other decoder gets a try.
+            ImagingError::Corrupt { .. } | ImagingError::TooManyScans { .. } => {
+                Self::new(ErrorCode::DecodeFailed, err.to_string())
+            }
             ImagingError::Resize(_) | ImagingError::Encode(_) => Self::internal(err),
         }
     }

@@ -4,6 +4,7 @@
 //!
 //! [`app`] builds the router from an [`AppState`]; [`serve`] runs it until shut down.
 
+mod budget;
 pub mod config;
 pub mod download;
 pub mod error;
@@ -33,7 +34,7 @@ use hybridlab_wire::{
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Instrument;
 
@@ -94,8 +95,9 @@ struct Inner {
     started: Instant,
     /// Requests admitted at once; a request that finds none free is answered 503.
     admission: Arc<Semaphore>,
-    /// Images decoded at once; admitted requests wait for one.
-    workers: Semaphore,
+    /// Images decoded at once and the memory their decodes hold; admitted requests wait for
+    /// both, for a bounded time.
+    decodes: budget::DecodeBudget,
     /// Gallery and listing requests served at once; see [`MAX_GALLERY_IN_FLIGHT`].
     gallery: Arc<Semaphore>,
 }
@@ -116,6 +118,11 @@ impl AppState {
         if config.max_download_bytes == 0 {
             return Err(BuildError::Config(
                 "max-download-bytes must be at least 1".into(),
+            ));
+        }
+        if config.decode_memory_mib == Some(0) {
+            return Err(BuildError::Config(
+                "decode-memory-mib must be at least 1".into(),
             ));
         }
         if config.max_upload_bytes == 0 {
@@ -140,10 +147,20 @@ impl AppState {
             config.download_timeout(),
         )?;
         let store = ImageStore::new(s3, dynamodb, &config.bucket, &config.table);
+        let decodes = budget::DecodeBudget::new(
+            config.worker_count(),
+            budget::decode_memory_bytes(config.decode_memory_mib),
+            config.decode_wait(),
+        );
+        tracing::info!(
+            workers = config.worker_count(),
+            decode_memory_mib = decodes.memory_bytes() / (1024 * 1024),
+            "decode budget"
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 admission: Arc::new(Semaphore::new(config.max_in_flight)),
-                workers: Semaphore::new(config.worker_count()),
+                decodes,
                 gallery: Arc::new(Semaphore::new(MAX_GALLERY_IN_FLIGHT)),
                 config,
                 pipeline,
@@ -239,12 +256,24 @@ impl AppState {
         })
     }
 
-    pub(crate) async fn acquire_worker(&self) -> Result<SemaphorePermit<'_>, AppError> {
-        self.inner
-            .workers
-            .acquire()
-            .await
-            .map_err(AppError::internal)
+    /// A decode worker and the memory `cost` says the decode needs. The slot is owned so it
+    /// can move into the blocking decode and be given back when that ends, not when the
+    /// request's future is dropped (a client that goes away drops it; the decode goes on).
+    pub(crate) async fn acquire_worker(
+        &self,
+        cost: &hybridlab_imaging::DecodeCost,
+    ) -> Result<budget::DecodeSlot, AppError> {
+        self.inner.decodes.acquire(cost).await
+    }
+
+    /// The memory all decodes may hold together, and so the most one may need.
+    pub(crate) fn decode_memory_bytes(&self) -> u64 {
+        self.inner.decodes.memory_bytes()
+    }
+
+    /// Decodes running now, including those whose client has gone.
+    pub(crate) fn decoding(&self) -> usize {
+        self.inner.decodes.decoding()
     }
 
     /// What `GET /health` answers.

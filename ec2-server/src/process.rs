@@ -1,27 +1,29 @@
-//! `POST /process-image` from start to end: download, decode and resize on a blocking thread,
-//! upload the original and the variants, write the row. Each stage is timed. If storing fails
+//! `POST /process-image` from start to end: download, decode and resize on a blocking thread
+//! under the decode budget, upload the original and the variants, write the row. Each stage is
+//! timed. If storing fails
 //! part-way, what was uploaded is removed and a `FAILED` row says why, so the bucket never
 //! holds objects without a row. Storing runs in its own task, so a client that disconnects
 //! (hyper then drops the handler) cannot stop it half-way.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument as _;
 
 use bytes::Bytes;
-use hybridlab_imaging::{DecodeLimits, LAB_VARIANTS, make_variants};
+use hybridlab_imaging::{DecodeLimits, LAB_VARIANTS, ProcessedImage, decode_cost, make_variants};
 use hybridlab_wire::keys::variant_key;
 use hybridlab_wire::{
     ErrorCode, ImageRecord, ImageStatus, ORIGINAL, ProcessImageRequest, ProcessImageResponse,
     StageTimings, now_rfc3339,
 };
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::AppState;
 use crate::download::parse_image_url;
 use crate::error::AppError;
 use crate::storage::NewObject;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Milliseconds, with microsecond precision.
 fn ms(duration: Duration) -> f64 {
@@ -39,6 +41,9 @@ pub(crate) async fn process_image(
     request_id: &str,
     admitted: OwnedSemaphorePermit,
 ) -> Result<ProcessImageResponse, AppError> {
+    // Shared with the decode, so the request counts as in flight until both it and its
+    // decode have ended.
+    let admitted = Arc::new(admitted);
     let started = Instant::now();
     let url = parse_image_url(&request.image_url)?;
 
@@ -51,18 +56,7 @@ pub(crate) async fn process_image(
         "downloaded"
     );
 
-    let limits = DecodeLimits {
-        max_pixels: state.config().max_pixels,
-    };
-    let processed = {
-        // Waiting here, not in the runtime's blocking pool, keeps at most `workers` images in
-        // memory decoded at once however many requests are admitted.
-        let _worker = state.acquire_worker().await?;
-        let bytes = original.clone();
-        tokio::task::spawn_blocking(move || make_variants(&bytes, &LAB_VARIANTS, limits))
-            .await
-            .map_err(AppError::internal)??
-    };
+    let processed = decode(state, original.clone(), admitted.clone()).await?;
 
     let image_id = new_image_id();
     let mut keys = BTreeMap::new();
@@ -154,7 +148,7 @@ struct StoreJob {
 async fn store_and_record(
     state: AppState,
     job: StoreJob,
-    _admitted: OwnedSemaphorePermit,
+    _admitted: Arc<OwnedSemaphorePermit>,
 ) -> Result<ProcessImageResponse, AppError> {
     let StoreJob {
         mut record,
@@ -212,6 +206,71 @@ async fn store_and_record(
         format,
         timings_ms: timings,
     })
+}
+
+/// Decodes and resizes on a blocking thread under the decode budget.
+///
+/// The header and structure are read first (on a blocking thread too: the walk reads the whole
+/// file), which refuses what the limits forbid and says how much memory the decode needs. Then
+/// a worker and that memory are reserved, waiting here, not in the runtime's blocking pool, so
+/// at most `workers` images and the memory budget are in use however many requests are
+/// admitted. The reservation and the request's admission move into the blocking closure:
+/// decoders cannot be interrupted, so they are given back when the decode ends, not when the
+/// client goes away (hyper then drops this future) or the time budget is spent. The time
+/// budget answers the client; the work itself stays bounded by the pixel, scan and memory
+/// limits.
+async fn decode(
+    state: &AppState,
+    bytes: Bytes,
+    admitted: Arc<OwnedSemaphorePermit>,
+) -> Result<ProcessedImage, AppError> {
+    let limits = DecodeLimits {
+        max_pixels: state.config().max_pixels,
+        max_scans: state.config().max_jpeg_scans,
+        max_bytes: state.decode_memory_bytes(),
+    };
+    let cost = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || decode_cost(&bytes, &LAB_VARIANTS, limits))
+            .await
+            .map_err(AppError::internal)??
+    };
+    let slot = state.acquire_worker(&cost).await?;
+    let span = tracing::Span::current();
+    let started = Instant::now();
+    let decoding = tokio::task::spawn_blocking(move || {
+        let _held = (slot, admitted);
+        let _entered = span.enter();
+        let outcome = make_variants(&bytes, &LAB_VARIANTS, limits);
+        tracing::info!(
+            decode_ms = ms(started.elapsed()),
+            peak_estimate_mib = cost.peak_bytes.div_ceil(1024 * 1024),
+            ok = outcome.is_ok(),
+            "decode ended"
+        );
+        outcome
+    });
+    let budget = state.config().decode_timeout();
+    match tokio::time::timeout(budget, decoding).await {
+        Ok(joined) => Ok(joined.map_err(AppError::internal)??),
+        Err(_) => {
+            tracing::warn!(
+                decoding = state.decoding(),
+                "the decode outlived its time budget; it finishes in the background"
+            );
+            Err(AppError::new(
+                ErrorCode::DecodeTimeout,
+                format!(
+                    "the {}x{} {} image took longer than the server's decode budget of {} ms; \
+                     nothing was stored",
+                    cost.width,
+                    cost.height,
+                    cost.format,
+                    budget.as_millis()
+                ),
+            ))
+        }
+    }
 }
 
 /// Writes the `FAILED` row for an image whose objects could not all be stored (they have been

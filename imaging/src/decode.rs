@@ -1,15 +1,20 @@
-//! Format detection and decoding under a pixel limit.
+//! Format detection and decoding under the limits.
 //!
-//! JPEG goes to libjpeg-turbo when the build has it (`turbo.rs`). Otherwise, for CMYK, and for a
-//! file libjpeg-turbo stops at, it takes one of two strict pure-Rust decoders: `jpeg-decoder`
+//! Every image first goes through `cost.rs`, which refuses before any decoder runs what the
+//! limits forbid (too many pixels in the image or any GIF frame, too many JPEG scans, too much
+//! memory). JPEG goes to libjpeg-turbo when the build has it (`turbo.rs`). Otherwise, for CMYK,
+//! and for a file libjpeg-turbo stops at with a warning, it takes one of two strict pure-Rust
+//! decoders: `jpeg-decoder`
 //! when the variants are at most half the original's size, because it can run the inverse DCT
 //! at 1/2, 1/4 or 1/8 scale and so never builds the full-size image; `zune-jpeg` otherwise,
 //! because it is the faster full-size decoder. All three are strict so a truncated file is an
-//! error, not a half-grey picture. PNG, GIF and WebP go through `image`. Every path reads the
-//! header and checks the pixel limit before it allocates the pixel buffer.
+//! error, not a half-grey picture. PNG, GIF and WebP go through `image`, under `image::Limits`
+//! whose allocation cap is the byte limit. Every path reads the header and checks the pixel
+//! limit again before it allocates the pixel buffer.
 
 use std::io::Cursor;
 
+use image::error::ImageError;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use zune_core::bytestream::ZCursor;
@@ -25,7 +30,7 @@ pub(crate) fn decode(
     limits: DecodeLimits,
     codec: JpegCodec,
 ) -> Result<Decoded, ImagingError> {
-    let format = SourceFormat::detect(bytes).ok_or(ImagingError::NotAnImage)?;
+    let format = crate::cost::decode_cost(bytes, specs, limits)?.format;
     if format != SourceFormat::Jpeg {
         return decode_with_image(bytes, format, limits);
     }
@@ -35,7 +40,8 @@ pub(crate) fn decode(
             Ok(None) => {}
             // libjpeg-turbo is asked to stop at its warnings, some of which are harmless
             // (stray bytes before a marker); the pure-Rust decoders get the last word, so a
-            // file is refused only when they refuse it too.
+            // file is refused only when they refuse it too. Its scan limit is not such a
+            // warning: it comes back as `TooManyScans`, which is final.
             Err(ImagingError::Corrupt { .. }) => {}
             Err(other) => return Err(other),
         }
@@ -176,12 +182,15 @@ fn decode_with_image(
     format: SourceFormat,
     limits: DecodeLimits,
 ) -> Result<Decoded, ImagingError> {
-    let reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
-    let mut decoder = reader.into_decoder().map_err(|err| corrupt(format, err))?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(crate::cost::image_limits(limits));
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|err| image_error(format, err))?;
     let (width, height) = decoder.dimensions();
     check_pixels(format, width, height, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let image = DynamicImage::from_decoder(decoder).map_err(|err| corrupt(format, err))?;
+    let image = DynamicImage::from_decoder(decoder).map_err(|err| image_error(format, err))?;
     let raster = flatten(image);
     Ok(Decoded {
         format,
@@ -190,6 +199,18 @@ fn decode_with_image(
         full_height: height,
         orientation,
     })
+}
+
+/// An `image` error as ours: its allocation limit is [`ImagingError::DecoderLimit`], anything
+/// else is corrupt data.
+pub(crate) fn image_error(format: SourceFormat, err: ImageError) -> ImagingError {
+    match err {
+        ImageError::Limits(limit) => ImagingError::DecoderLimit {
+            format,
+            reason: limit.to_string(),
+        },
+        other => corrupt(format, other),
+    }
 }
 
 /// Brings any decoded image to 8-bit grey or RGB, compositing alpha onto white (a JPEG has no

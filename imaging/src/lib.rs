@@ -8,6 +8,7 @@
 //! else through pure-Rust codecs. The server calls it on a blocking thread, the resizer
 //! inline.
 
+mod cost;
 mod decode;
 mod decoded;
 mod encode;
@@ -16,6 +17,7 @@ mod turbo;
 
 use std::time::{Duration, Instant};
 
+pub use cost::DecodeCost;
 pub use decoded::SourceFormat;
 
 /// The JPEG quality of every variant.
@@ -84,17 +86,31 @@ pub const LAB_VARIANTS: [VariantSpec; 3] = [
     },
 ];
 
-/// Decoding limits, checked against the image header before any pixel buffer is allocated.
+/// Decoding limits, checked against the image's header and structure before any pixel buffer
+/// is allocated. Together they bound the work of one decode, which cannot be interrupted once
+/// it runs: pixels bound each pass, scans bound the passes, bytes bound the memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// The most pixels (width × height) an image may have.
+    /// The most pixels (width × height) an image, and every frame of it, may have.
     pub max_pixels: u64,
+    /// The most scans a JPEG may have. Encoders' progressive scripts have about ten (libjpeg's
+    /// default for colour); libjpeg-turbo's own limit, when asked for one, is 500.
+    pub max_scans: u32,
+    /// The most memory one image may need at its peak, as [`decode_cost`] estimates it.
+    pub max_bytes: u64,
 }
+
+/// The default of [`DecodeLimits::max_scans`]: ten times what encoders write.
+pub const DEFAULT_MAX_SCANS: u32 = 100;
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
             max_pixels: 64_000_000,
+            max_scans: DEFAULT_MAX_SCANS,
+            // A 64-megapixel 16-bit RGBA PNG needs about 800 MB; nothing the pixel limit lets
+            // through needs more than twice that.
+            max_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -114,6 +130,41 @@ pub enum ImagingError {
         height: u32,
         pixels: u64,
         max_pixels: u64,
+    },
+    /// A frame of an animation declares more pixels than the limit; nothing was allocated.
+    #[error(
+        "frame {frame} of the image is {width}x{height} ({pixels} pixels), over the limit of \
+         {max_pixels} pixels"
+    )]
+    FrameTooLarge {
+        frame: usize,
+        width: u32,
+        height: u32,
+        pixels: u64,
+        max_pixels: u64,
+    },
+    /// A JPEG has more scans than the limit: each scan is a pass over the whole image, so a
+    /// file of many tiny scans is a way to make a decoder work for minutes. Refused before
+    /// decoding, by every codec.
+    #[error("the JPEG has more than {max_scans} scans, the most that is decoded")]
+    TooManyScans { max_scans: u32 },
+    /// Decoding the image would need more memory than one decode may have.
+    #[error(
+        "the {width}x{height} image needs about {} MiB to decode, over the limit of {} MiB",
+        needed_bytes.div_ceil(1024 * 1024),
+        max_bytes / (1024 * 1024)
+    )]
+    TooMuchMemory {
+        width: u32,
+        height: u32,
+        needed_bytes: u64,
+        max_bytes: u64,
+    },
+    /// A decoder stopped at its own allocation limit (set from `max_bytes`).
+    #[error("the {format} image needs more memory than the decoder is allowed: {reason}")]
+    DecoderLimit {
+        format: SourceFormat,
+        reason: String,
     },
     /// The bytes start as an image but do not decode (truncated or corrupt).
     #[error("the {format} image does not decode: {reason}")]
@@ -199,6 +250,19 @@ pub struct ProcessedImage {
 /// Detects the format of `bytes` from their signature, never from a file name.
 pub fn detect_format(bytes: &[u8]) -> Option<SourceFormat> {
     SourceFormat::detect(bytes)
+}
+
+/// Reads the header and structure of `bytes`, applies every limit that needs no decoding (the
+/// pixels of the image and of each GIF frame, a JPEG's scans, the memory) and estimates the
+/// peak memory [`make_variants`] will need for `specs`, without allocating any pixels. The
+/// pipeline runs the same checks itself; a caller that shares memory between decodes reserves
+/// [`DecodeCost::peak_bytes`] first.
+pub fn decode_cost(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: DecodeLimits,
+) -> Result<DecodeCost, ImagingError> {
+    cost::decode_cost(bytes, specs, limits)
 }
 
 /// Decodes `bytes` and makes one JPEG per spec, each scaled so its longest side is the spec's

@@ -34,8 +34,17 @@ pub(crate) fn decode_jpeg(
         }
         None => ScalingFactor::ONE,
     };
-    let pixels =
-        hybridlab_turbojpeg::decode(bytes, &header, scale, format).map_err(jpeg_corrupt)?;
+    let pixels = hybridlab_turbojpeg::decode(bytes, &header, scale, format).map_err(|err| {
+        // The scan limit (TJFLAG_LIMITSCANS) is final: handing the file on to a pure-Rust
+        // decoder, which has no such limit, would do the very work the limit refused.
+        if err == TurboError::TooManyScans {
+            ImagingError::TooManyScans {
+                max_scans: hybridlab_turbojpeg::MAX_SCANS,
+            }
+        } else {
+            jpeg_corrupt(err)
+        }
+    })?;
     let orientation = exif_segment(bytes)
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
@@ -55,7 +64,12 @@ pub(crate) fn decode_jpeg(
 
 /// The smallest SIMD scale whose output still covers `target` in both directions, so the
 /// variants are resampled down, never up; full size when none does.
-fn reduced_scale(width: u32, height: u32, target_width: u32, target_height: u32) -> ScalingFactor {
+pub(crate) fn reduced_scale(
+    width: u32,
+    height: u32,
+    target_width: u32,
+    target_height: u32,
+) -> ScalingFactor {
     SIMD_REDUCED_SCALES
         .iter()
         .rev()

@@ -480,6 +480,7 @@ fn the_pixel_limit_is_the_callers() {
     for codec in JpegCodec::available() {
         let limits = DecodeLimits {
             max_pixels: 100_000,
+            ..DecodeLimits::default()
         };
         let result = make_variants_using(codec, &jpeg, &LAB_VARIANTS, limits, &[]);
         assert!(
@@ -497,6 +498,7 @@ fn the_pixel_limit_is_the_callers() {
         );
         let limits = DecodeLimits {
             max_pixels: 1_000_000,
+            ..DecodeLimits::default()
         };
         let result = make_variants_using(codec, &big, &LAB_VARIANTS, limits, &[]);
         assert!(

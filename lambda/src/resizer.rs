@@ -39,6 +39,10 @@ pub const FALLBACK_LEASE: Duration = Duration::from_secs(15 * 60);
 /// The user metadata (`x-amz-meta-image-id`) the upload puts on the object.
 pub const IMAGE_ID_METADATA: &str = "image-id";
 
+/// The share of the function's memory one decode may need, in percent; the rest is the
+/// runtime, the SDK clients, the original as read and the encoded variants.
+pub const DECODE_MEMORY_PERCENT: u64 = 70;
+
 /// The resizer's configuration, from the function's environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResizerConfig {
@@ -51,6 +55,10 @@ pub struct ResizerConfig {
     pub extra_formats: Vec<ExtraFormat>,
     /// The most pixels an image may have (`HYBRIDLAB_MAX_PIXELS`).
     pub max_pixels: u64,
+    /// The most memory one decode may need: a share of the function's memory
+    /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, which Lambda sets), so an image the function
+    /// cannot hold is refused with a reason instead of the environment being killed.
+    pub decode_memory_bytes: u64,
 }
 
 /// Why the function's environment is not usable; reported as an init error.
@@ -96,11 +104,17 @@ impl ResizerConfig {
                 _ => return Err(ConfigError::BadMaxPixels(raw)),
             },
         };
+        let decode_memory_bytes = lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .and_then(|mb| mb.trim().parse::<u64>().ok())
+            .map_or(DecodeLimits::default().max_bytes, |mb| {
+                mb * 1024 * 1024 / 100 * DECODE_MEMORY_PERCENT
+            });
         Ok(Self {
             table,
             processed_bucket,
             extra_formats,
             max_pixels,
+            decode_memory_bytes,
         })
     }
 
@@ -508,9 +522,12 @@ impl Resizer {
 
         let limits = DecodeLimits {
             max_pixels: self.config.max_pixels,
+            max_bytes: self.config.decode_memory_bytes,
+            ..DecodeLimits::default()
         };
         // Inline rather than on a blocking thread: an invocation has one event and nothing
-        // else to do meanwhile.
+        // else to do meanwhile. The limits bound its work and memory; its time is bounded by
+        // the function's timeout, which ends the environment.
         let processed =
             match make_variants_in(&original, &LAB_VARIANTS, limits, &self.config.extra_formats) {
                 Ok(processed) => processed,
@@ -853,6 +870,12 @@ mod tests {
         assert_eq!(
             with(("HYBRIDLAB_MAX_PIXELS", "0")),
             Err(ConfigError::BadMaxPixels("0".into()))
+        );
+        assert_eq!(
+            with(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"))
+                .expect("valid")
+                .decode_memory_bytes,
+            1024 * 1024 * 1024 / 100 * DECODE_MEMORY_PERCENT
         );
     }
 

@@ -20,6 +20,7 @@ mod sandbox_ec2;
 mod sandbox_lambda;
 mod sandbox_service;
 mod server_api;
+mod server_bombs;
 mod server_errors;
 mod server_load;
 mod server_process;

@@ -5,9 +5,11 @@
 pub mod aws;
 pub mod browser;
 pub mod fixtures;
+pub mod hostile_images;
 pub mod image_host;
 pub mod lab;
 pub mod procfs;
 pub mod sandbox;
 pub mod server;
+pub mod server_process;
 pub mod stack;

@@ -1,5 +1,6 @@
 //! What the tests and benches read from `/proc`: each process's name, state, parent and CPU
-//! time, to find a sandbox's processes and to split CPU time between them.
+//! time, to find a sandbox's processes and to split CPU time between them, and a process's
+//! peak memory.
 
 /// The fields of a `/proc/<pid>/stat` (or `/proc/<pid>/task/<tid>/stat`) line the tests use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,14 @@ pub fn processes() -> Vec<(u32, ProcStat)> {
         .collect()
 }
 
+/// The peak resident set of process `pid` (`VmHWM` in `/proc/<pid>/status`), in bytes.
+pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Whether `pid` is a process that has not ended (a zombie has).
 pub fn alive(pid: u32) -> bool {
     ProcStat::of(pid).is_some_and(|stat| !stat.zombie())
@@ -83,6 +92,12 @@ mod tests {
             })
         );
         assert_eq!(ProcStat::parse("4242 (cut"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_peak_resident_set() {
+        let peak = peak_resident_bytes(std::process::id()).expect("VmHWM");
+        assert!(peak > 1024 * 1024, "{peak}");
     }
 
     #[test]

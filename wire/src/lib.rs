@@ -308,10 +308,14 @@ pub enum ErrorCode {
     TooLarge,
     /// The bytes are not an image of a supported format.
     NotAnImage,
-    /// The image has more pixels than the decoding limit allows.
+    /// The image, or a frame of it, has more pixels than the decoding limit allows, or its
+    /// decode needs more memory than the server's decode budget.
     ImageTooLarge,
-    /// The bytes start like an image but do not decode (truncated, corrupt).
+    /// The bytes start like an image but do not decode (truncated, corrupt, or a JPEG with
+    /// more scans than the limit).
     DecodeFailed,
+    /// Decoding took longer than the server's decode time budget; nothing was stored.
+    DecodeTimeout,
     /// S3 or DynamoDB refused the write; nothing was left half-written.
     StorageFailed,
     /// A bearer token is required and was missing or wrong.
@@ -348,6 +352,7 @@ impl ErrorCode {
             Self::NotAnImage => "not_an_image",
             Self::ImageTooLarge => "image_too_large",
             Self::DecodeFailed => "decode_failed",
+            Self::DecodeTimeout => "decode_timeout",
             Self::StorageFailed => "storage_failed",
             Self::Unauthorized => "unauthorized",
             Self::CrossOrigin => "cross_origin",
@@ -427,6 +432,7 @@ mod tests {
             ErrorCode::ForbiddenAddress,
             ErrorCode::TooLarge,
             ErrorCode::ImageTooLarge,
+            ErrorCode::DecodeTimeout,
             ErrorCode::Ec2Timeout,
             ErrorCode::PipelineNotDeployed,
         ] {

@@ -21,7 +21,13 @@ pub enum TurboError {
     /// A size that does not fit the library's `int`.
     #[error("{0} is too large for libjpeg-turbo")]
     TooLarge(&'static str),
+    /// A progressive file with more than [`MAX_SCANS`] scans (`TJFLAG_LIMITSCANS`).
+    #[error("the JPEG has more than {MAX_SCANS} scans")]
+    TooManyScans,
 }
+
+/// The scan limit libjpeg-turbo applies with `TJFLAG_LIMITSCANS` (fixed in turbojpeg.c).
+pub const MAX_SCANS: u32 = 500;
 
 /// The colour model of the JPEG data, from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +331,16 @@ mod imp {
             )
         };
         if status != 0 {
-            return Err(instance.error());
+            return Err(match instance.error() {
+                // turbojpeg.c's progress monitor: "Progressive JPEG image has more than 500
+                // scans"; the only way to tell this error from the others is its text.
+                TurboError::Library(message)
+                    if message.contains("more than") && message.contains("scans") =>
+                {
+                    TurboError::TooManyScans
+                }
+                other => other,
+            });
         }
         Ok(pixels)
     }
