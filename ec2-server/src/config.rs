@@ -101,6 +101,11 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,
 
+    /// Seconds after which an upload's row that nothing finishes is marked FAILED: `PENDING`
+    /// that long after it was written, or `PROCESSING` that long after its attempt's lease
+    /// ended. Must exceed the presigned URL's lifetime; see `sweep.rs` for why 30 minutes.
+    #[arg(long, env = "HYBRIDLAB_STALE_AFTER_SECONDS", default_value_t = DEFAULT_STALE_AFTER_S)]
+    pub stale_after_seconds: u64,
     /// Connections held open at once, all clients together; at the cap an idle one gives way.
     /// Lowered at start-up to fit the file-descriptor limit.
     #[arg(long, env = "HYBRIDLAB_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -133,6 +138,9 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_TLS_KEY", hide_env_values = true)]
     pub tls_key: Option<String>,
 }
+
+/// The default of `--stale-after-seconds`: 30 minutes.
+pub const DEFAULT_STALE_AFTER_S: u64 = 30 * 60;
 
 /// The two buckets of the event-driven pipeline, when it is deployed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +176,7 @@ impl ServerConfig {
             uploads_bucket: None,
             processed_bucket: None,
             max_upload_bytes: 25 * 1024 * 1024,
+            stale_after_seconds: DEFAULT_STALE_AFTER_S,
             max_connections: 1024,
             max_connections_per_client: 128,
             header_timeout_ms: 20_000,

@@ -56,7 +56,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidRequest | ErrorCode::InvalidUrl => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::ForbiddenAddress => StatusCode::FORBIDDEN,
+        ErrorCode::ForbiddenAddress | ErrorCode::CrossOrigin => StatusCode::FORBIDDEN,
         ErrorCode::NotFound | ErrorCode::PipelineNotDeployed => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,

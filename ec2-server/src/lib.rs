@@ -11,7 +11,9 @@ pub mod download;
 pub mod error;
 pub mod page;
 mod process;
+pub mod session;
 pub mod storage;
+pub mod sweep;
 pub mod tls;
 pub mod upload;
 
@@ -20,8 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::FormRejection;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Form, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,6 +62,16 @@ pub const MAX_PAGE_SIZE: i32 = 100;
 /// How many images `GET /` shows.
 pub const INDEX_IMAGES: usize = 24;
 
+/// Gallery and `/api/images*` requests served at once; more are answered 503 with
+/// Retry-After. Each reads at most [`storage::RECENT_SCAN_LIMIT`] rows, so this bounds the
+/// DynamoDB reads a crowd of open tabs (or a script) can cause, apart from image processing's
+/// own limit.
+pub const MAX_GALLERY_IN_FLIGHT: usize = 8;
+
+/// How long a browser may reuse an object link's redirect: well inside the presigned URL's
+/// own lifetime, so a cached redirect never points at an expired URL.
+const OBJECT_REDIRECT_MAX_AGE_S: u64 = 60;
+
 /// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -91,6 +104,8 @@ struct Inner {
     /// Images decoded at once and the memory their decodes hold; admitted requests wait for
     /// both, for a bounded time.
     decodes: budget::DecodeBudget,
+    /// Gallery and listing requests served at once; see [`MAX_GALLERY_IN_FLIGHT`].
+    gallery: Arc<Semaphore>,
     /// The TLS acceptor when the server has a certificate (always on AWS: `up` makes one).
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -123,6 +138,13 @@ impl AppState {
                 "max-upload-bytes must be at least 1".into(),
             ));
         }
+        if config.stale_after_seconds <= config.presign_seconds {
+            return Err(BuildError::Config(format!(
+                "stale-after-seconds ({}) must exceed presign-seconds ({}): an upload URL still \
+                 valid could otherwise fill a row already marked FAILED",
+                config.stale_after_seconds, config.presign_seconds
+            )));
+        }
         // Refused here rather than checked per request: an empty or missing token used to
         // mean "no check", which fails open.
         hybridlab_wire::token::check_token(config.token.as_deref())?;
@@ -151,6 +173,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 admission: Arc::new(Semaphore::new(config.max_in_flight)),
                 decodes,
+                gallery: Arc::new(Semaphore::new(MAX_GALLERY_IN_FLIGHT)),
                 config,
                 pipeline,
                 store,
@@ -226,6 +249,31 @@ impl AppState {
             })
     }
 
+    /// Waits, at most `limit`, until no admitted request holds a slot: the writes of a request
+    /// whose client hung up keep theirs until done.
+    pub async fn drain(&self, limit: Duration) {
+        let all = u32::try_from(self.inner.config.max_in_flight).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(limit, self.inner.admission.acquire_many(all)).await;
+        if drained.is_err() {
+            tracing::warn!("shutting down with writes still running after {limit:?}");
+        }
+    }
+
+    /// A slot for a gallery or listing request, or the 503 that says to retry.
+    fn admit_gallery(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        self.inner.gallery.clone().try_acquire_owned().map_err(|_| {
+            let mut err = AppError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "the server is serving its limit of {MAX_GALLERY_IN_FLIGHT} gallery \
+                         requests; retry shortly"
+                ),
+            );
+            err.retry_after = Some(1);
+            err
+        })
+    }
+
     /// A decode worker and the memory `cost` says the decode needs. The slot is owned so it
     /// can move into the blocking decode and be given back when that ends, not when the
     /// request's future is dropped (a client that goes away drops it; the decode goes on).
@@ -264,30 +312,75 @@ impl AppState {
         }
     }
 
+    /// The pipeline's buckets, when the stack has them.
+    pub fn pipeline_buckets(&self) -> Option<&PipelineBuckets> {
+        self.inner.pipeline.as_ref()
+    }
+
     pub(crate) fn presign_expiry(&self) -> Duration {
         Duration::from_secs(self.inner.config.presign_seconds.max(1))
     }
 
-    /// A listing row with a presigned URL for each of its objects, in the bucket that holds
-    /// it. While the pipeline has not finished a row, only the original can exist.
-    async fn with_urls(&self, record: ImageRecord) -> Result<ImageListItem, AppError> {
-        let unfinished = matches!(
-            record.status,
-            ImageStatus::Pending | ImageStatus::Processing
-        );
-        let mut urls = std::collections::BTreeMap::new();
-        for (name, key) in &record.keys {
-            if unfinished && name != ORIGINAL {
-                continue;
-            }
-            let url = self
-                .store()
-                .presign_get(record.bucket_of(name), key, self.presign_expiry())
-                .await?;
-            urls.insert(name.clone(), url);
+    /// A listing row with the server's link to each of its objects. Nothing is presigned here:
+    /// a link is presigned when it is followed, so a page of rows costs no signatures and hands
+    /// out no URL that works without the token. While the pipeline has not finished a row,
+    /// only the original can exist.
+    fn with_links(record: ImageRecord) -> ImageListItem {
+        let urls = record
+            .keys
+            .keys()
+            .filter(|name| linkable(&record, name))
+            .map(|name| (name.clone(), object_link(&record.image_id, name)))
+            .collect();
+        ImageListItem {
+            record: hide_source_query(record),
+            urls,
         }
-        Ok(ImageListItem { record, urls })
     }
+}
+
+/// Whether the object `name` of `record` can be linked: it exists (an unfinished row has only
+/// its original) and its name is plain enough for a path segment (the server names them).
+fn linkable(record: &ImageRecord, name: &str) -> bool {
+    let unfinished = matches!(
+        record.status,
+        ImageStatus::Pending | ImageStatus::Processing
+    );
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    plain && !(unfinished && name != ORIGINAL)
+}
+
+/// The server's link to object `name` of image `image_id`.
+pub fn object_link(image_id: &str, name: &str) -> String {
+    format!("/api/images/{image_id}/objects/{name}")
+}
+
+/// The row as the gallery and the API show it: a source URL without its query string and
+/// fragment, which may carry someone's credentials (a presigned URL, an API key) that the
+/// listing must not pass on. The stored row keeps it whole.
+fn hide_source_query(mut record: ImageRecord) -> ImageRecord {
+    if let Some(source) = &record.source_url {
+        let shown = match url::Url::parse(source) {
+            Ok(mut url) => {
+                let had_query = url.query().is_some() || url.fragment().is_some();
+                url.set_query(None);
+                url.set_fragment(None);
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                let mut shown = url.to_string();
+                if had_query {
+                    shown.push_str("?…");
+                }
+                shown
+            }
+            Err(_) => "(not a URL)".to_owned(),
+        };
+        record.source_url = Some(shown);
+    }
+    record
 }
 
 /// The router of the image server.
@@ -313,6 +406,8 @@ pub fn app(state: AppState) -> Router {
         .saturating_add(MULTIPART_OVERHEAD_BYTES);
     Router::new()
         .route("/", get(index))
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
         .route("/health", get(health))
         .route("/process-image", post(process_image))
         .route(
@@ -322,6 +417,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/uploads", post(presign_upload))
         .route("/api/images", get(list_images))
         .route("/api/images/{image_id}", get(get_image))
+        .route(
+            "/api/images/{image_id}/objects/{name}",
+            get(object_redirect),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(trace)
@@ -335,6 +434,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The stale-row sweep runs beside the server and stops with it.
+    let sweeper = tokio::spawn(sweep::run(state.clone()));
+    let state_for_drain = state.clone();
     // The soft descriptor limit (1024 by default) would be reached by connections long before
     // the cap; systemd's LimitNOFILE sets the hard limit this raises it to.
     let descriptors = connections::raise_descriptor_limit();
@@ -347,8 +449,16 @@ pub async fn serve(
         "connection limits"
     );
     let tls = state.inner.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    connections::serve(listener, app(state), limits, tls, shutdown).await
+    let served = connections::serve(listener, app(state), limits, tls, shutdown).await;
+    sweeper.abort();
+    // A request whose client hung up is no longer one the server waits for, but its writes
+    // may still run in their own task, holding its admission slot: wait for those too.
+    state_for_drain.drain(DRAIN_LIMIT).await;
+    served
 }
+
+/// How long shutdown waits for writes that outlived their request.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// Completes on SIGTERM (systemd, the sandbox's agent) or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -474,9 +584,9 @@ async fn upload(
     let request_id = request_id(&headers, None);
     let span = tracing::info_span!("upload", request_id = %request_id);
     let outcome = async {
-        authorize(state.token(), &headers)?;
+        session::authenticate_change(state.config().token.as_deref(), &headers)?;
         let pipeline = state.pipeline()?;
-        let _admitted = state.admit()?;
+        let admitted = state.admit()?;
         let multipart = multipart.map_err(|rejection| {
             AppError::new(
                 ErrorCode::InvalidRequest,
@@ -487,7 +597,7 @@ async fn upload(
             )
         })?;
         let file = upload::read_file_field(multipart, state.config().max_upload_bytes).await?;
-        upload::store_upload(&state, pipeline, file, &request_id).await
+        upload::store_upload(&state, pipeline, file, &request_id, admitted).await
     }
     .instrument(span.clone())
     .await;
@@ -503,7 +613,7 @@ async fn presign_upload(
     let request_id = request_id(&headers, None);
     let span = tracing::info_span!("presign_upload", request_id = %request_id);
     let outcome = async {
-        authorize(state.token(), &headers)?;
+        session::authenticate_change(state.config().token.as_deref(), &headers)?;
         let pipeline = state.pipeline()?;
         let Json(request) = body.map_err(|rejection| {
             AppError::new(
@@ -531,8 +641,10 @@ struct ListQuery {
 
 async fn list_images(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ImageListPage>, AppError> {
+    session::authenticate(state.config().token.as_deref(), &headers)?;
     let Query(query) = query
         .map_err(|rejection| AppError::new(ErrorCode::InvalidRequest, rejection.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -542,43 +654,164 @@ async fn list_images(
             format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
         ));
     }
+    let _admitted = state.admit_gallery()?;
     let (records, next_cursor) = state
         .store()
         .list_records(limit, query.cursor.as_deref())
         .await?;
-    let mut items = Vec::with_capacity(records.len());
-    for record in records {
-        items.push(state.with_urls(record).await?);
-    }
+    let items = records.into_iter().map(AppState::with_links).collect();
     Ok(Json(ImageListPage { items, next_cursor }))
 }
 
 /// Ids are UUIDs; anything much longer cannot be a row, and is not worth a request.
 const MAX_IMAGE_ID_CHARS: usize = 128;
 
-async fn get_image(
-    State(state): State<AppState>,
-    Path(image_id): Path<String>,
-) -> Result<Json<ImageListItem>, AppError> {
+/// The row of `image_id`, or `not_found`.
+async fn find_record(state: &AppState, image_id: &str) -> Result<ImageRecord, AppError> {
     let missing = || AppError::new(ErrorCode::NotFound, format!("no image {image_id}"));
     if image_id.len() > MAX_IMAGE_ID_CHARS {
         return Err(missing());
     }
-    let record = state
+    state
         .store()
-        .get_record(&image_id)
+        .get_record(image_id)
         .await?
-        .ok_or_else(missing)?;
-    Ok(Json(state.with_urls(record).await?))
+        .ok_or_else(missing)
 }
 
-async fn index(State(state): State<AppState>) -> Result<Html<String>, AppError> {
-    let records = state.store().recent_records(INDEX_IMAGES).await?;
-    let mut items = Vec::with_capacity(records.len());
-    for record in records {
-        items.push(state.with_urls(record).await?);
+async fn get_image(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(image_id): Path<String>,
+) -> Result<Json<ImageListItem>, AppError> {
+    session::authenticate(state.config().token.as_deref(), &headers)?;
+    let _admitted = state.admit_gallery()?;
+    let record = find_record(&state, &image_id).await?;
+    Ok(Json(AppState::with_links(record)))
+}
+
+/// `GET /api/images/{id}/objects/{name}`: a 303 to a presigned GET of that one object, signed
+/// now for [`ServerConfig::presign_seconds`]. The browser may reuse the redirect for a minute.
+async fn object_redirect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((image_id, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    session::authenticate(state.config().token.as_deref(), &headers)?;
+    let _admitted = state.admit_gallery()?;
+    let record = find_record(&state, &image_id).await?;
+    let key = record
+        .keys
+        .get(&name)
+        .filter(|_| linkable(&record, &name))
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::NotFound,
+                format!("image {image_id} has no object {name}"),
+            )
+        })?;
+    let url = state
+        .store()
+        .presign_get(record.bucket_of(&name), key, state.presign_expiry())
+        .await?;
+    let location = HeaderValue::from_str(&url).map_err(AppError::internal)?;
+    let max_age = OBJECT_REDIRECT_MAX_AGE_S.min(state.presign_expiry().as_secs() / 2);
+    let cache = HeaderValue::from_str(&format!("private, max-age={max_age}"))
+        .map_err(AppError::internal)?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::CACHE_CONTROL, cache)],
+    )
+        .into_response())
+}
+
+/// `GET /`: the gallery for a signed-in browser (or a bearer caller); the sign-in form, with
+/// 401, for anyone else.
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if session::authenticate(state.config().token.as_deref(), &headers).is_err() {
+        return sign_in_page(StatusCode::UNAUTHORIZED, None);
     }
-    Ok(Html(page::render_index(&state.health(), &items)))
+    let rendered = async {
+        let _admitted = state.admit_gallery()?;
+        let records = state.store().recent_records(INDEX_IMAGES).await?;
+        let items: Vec<ImageListItem> = records.into_iter().map(AppState::with_links).collect();
+        Ok::<_, AppError>(Html(page::render_index(&state.health(), &items)))
+    }
+    .await;
+    match rendered {
+        Ok(html) => (no_store(), html).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Pages that depend on who asks are never cached, by the browser or anything between.
+fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+fn sign_in_page(status: StatusCode, message: Option<&str>) -> Response {
+    (status, no_store(), Html(page::render_sign_in(message))).into_response()
+}
+
+/// The sign-in form's body.
+#[derive(Debug, serde::Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+/// `POST /sign-in`: the form posts the token once; a right one is answered with the session
+/// cookie and a redirect to the gallery, so the token is in neither the URL nor the history.
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<SignIn>, FormRejection>,
+) -> Response {
+    // A sign-in posted from another site would sign the browser in to this server behind its
+    // user's back; a form post from a browser always carries Origin, and a script may omit it.
+    if headers.contains_key(header::ORIGIN) && !session::same_origin(&headers) {
+        return sign_in_page(
+            StatusCode::FORBIDDEN,
+            Some("the sign-in form must be sent from this server's own page"),
+        );
+    }
+    let Ok(Form(form)) = form else {
+        return sign_in_page(
+            StatusCode::BAD_REQUEST,
+            Some("send the form with the token in its `token` field"),
+        );
+    };
+    let Some(expected) = state.config().token.as_deref() else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    if !session::token_matches(expected, form.token.trim()) {
+        tracing::warn!("gallery sign-in with a wrong token");
+        return sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            Some("that is not this stack's token"),
+        );
+    }
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session::sign_in_cookie(expected, &headers),
+    );
+    response
+}
+
+/// `POST /sign-out`: forgets the cookie in this browser (the token stays valid elsewhere).
+async fn sign_out(headers: HeaderMap) -> Response {
+    if !session::same_origin(&headers) {
+        return AppError::new(
+            ErrorCode::CrossOrigin,
+            "signing out must be asked from the gallery's own page",
+        )
+        .into_response();
+    }
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session::sign_out_cookie());
+    response
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The HTML of `GET /`, the gallery: the server's health, an upload form, and the most recent
-//! images with their status, thumbnail and links to every object. A pure function of the data,
-//! so it is tested without a server; a small inline script keeps it current in the browser.
+//! images with their status, thumbnail and links to every object; and the sign-in form a
+//! browser without the session cookie gets instead. Pure functions of the data, so they are
+//! tested without a server; a small inline script keeps the gallery current in the browser.
 
 use std::fmt::Write as _;
 
@@ -20,6 +21,38 @@ pub fn escape(text: &str) -> String {
         }
     }
     escaped
+}
+
+/// The sign-in form: the token is posted once to `/sign-in` (never put in a URL), which answers
+/// with the session cookie. `message` says why the last attempt failed.
+pub fn render_sign_in(message: Option<&str>) -> String {
+    let mut html = String::with_capacity(2048);
+    html.push_str(concat!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "<title>hybridlab image server: sign in</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}",
+        "form{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}",
+        ".error{color:#b3261e}",
+        "</style></head><body>\n<h1>hybridlab image server</h1>\n",
+        "<p>The gallery needs the stack's token: <code>outputs.token</code> in ",
+        "<code>~/.cache/hybridlab/stacks/&lt;target&gt;/&lt;stack&gt;.json</code> on the machine ",
+        "that ran <code>hybridlab up</code>, or the proxy function's <code>HYBRIDLAB_TOKEN</code>.",
+        "</p>\n",
+        "<form id=\"sign-in-form\" method=\"post\" action=\"/sign-in\">",
+        "<input type=\"password\" id=\"sign-in-token\" name=\"token\" ",
+        "placeholder=\"the stack's token\" autocomplete=\"current-password\" required>",
+        "<button type=\"submit\">Sign in</button></form>\n"
+    ));
+    if let Some(message) = message {
+        let _ = writeln!(
+            html,
+            "<p class=\"error\" id=\"sign-in-error\">{}</p>",
+            escape(message)
+        );
+    }
+    html.push_str("</body></html>\n");
+    html
 }
 
 /// Renders the gallery: the health table, the upload form when the pipeline is deployed, and
@@ -84,8 +117,7 @@ pub fn render_index(health: &Health, recent: &[ImageListItem]) -> String {
         html.push_str(concat!(
             "<form id=\"upload-form\"><input type=\"file\" id=\"upload-file\" name=\"file\" ",
             "accept=\"image/*\" required>",
-            "<input type=\"password\" id=\"upload-token\" placeholder=\"token, if the stack has one\" ",
-            "autocomplete=\"off\"><button type=\"submit\">Upload</button>",
+            "<button type=\"submit\">Upload</button>",
             "<span id=\"upload-result\" role=\"status\"></span></form>\n"
         ));
     } else {
@@ -111,7 +143,10 @@ pub fn render_index(health: &Health, recent: &[ImageListItem]) -> String {
     for item in recent {
         render_card(&mut html, item);
     }
-    html.push_str("</div>\n<script>\n");
+    html.push_str(concat!(
+        "</div>\n<form id=\"sign-out-form\" method=\"post\" action=\"/sign-out\">",
+        "<button type=\"submit\">Sign out</button></form>\n<script>\n"
+    ));
     html.push_str(&SCRIPT.replace("__INDEX_IMAGES__", &crate::INDEX_IMAGES.to_string()));
     html.push_str("</script>\n</body></html>\n");
     html
@@ -179,15 +214,17 @@ fn render_card(html: &mut String, item: &ImageListItem) {
     html.push_str("</div>\n");
 }
 
-/// The gallery's script: polls the listing and rebuilds only the cards whose row changed
-/// (presigned URLs differ on every poll, so rebuilding all would reload every thumbnail), and
-/// sends the upload form's file straight to S3 with a presigned PUT. Data only ever reaches
-/// the page through `textContent` and attributes, never as markup.
+/// The gallery's script: polls the listing and rebuilds only the cards whose row changed, and
+/// sends the upload form's file straight to S3 with a presigned PUT. Its requests to the
+/// server carry the session cookie (same origin), never the token. Object links are the
+/// server's own (`/api/images/<id>/objects/<name>`), which redirect to a presigned URL when
+/// followed. Data only ever reaches the page through `textContent` and attributes, never as
+/// markup.
 const SCRIPT: &str = r#"(() => {
   const LIMIT = __INDEX_IMAGES__;
   const POLL_MS = 2000;
-  // Presigned links expire; cards are rebuilt with fresh ones well before.
-  const REBUILD_MS = 60000;
+  // The listing pages read per poll: the server scans at most this many hundred rows for it.
+  const PAGES = 3;
   const STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED'];
   const grid = document.getElementById('images');
   const empty = document.getElementById('no-images');
@@ -199,9 +236,9 @@ const SCRIPT: &str = r#"(() => {
     if (text !== undefined) node.textContent = text;
     return node;
   };
-  const safeUrl = (url) => typeof url === 'string' && /^https?:\/\//i.test(url);
+  // Only the server's own object links: they need the session cookie and redirect to S3.
+  const safeUrl = (url) => typeof url === 'string' && /^\/api\/images\/[A-Za-z0-9-]+\/objects\/[A-Za-z0-9._-]+$/.test(url);
   const label = (item) => item.original_filename || item.source_url || item.image_id;
-  for (const node of grid.querySelectorAll('.card')) node.dataset.rendered = String(Date.now());
 
   function card(item) {
     const status = STATUSES.includes(item.status) ? item.status : 'UNKNOWN';
@@ -210,7 +247,6 @@ const SCRIPT: &str = r#"(() => {
     node.dataset.imageId = item.image_id;
     node.dataset.status = status;
     node.dataset.updated = item.updated_at;
-    node.dataset.rendered = String(Date.now());
     if (safeUrl(urls.thumbnail)) {
       const img = el('img', 'thumbnail');
       img.src = urls.thumbnail;
@@ -243,9 +279,10 @@ const SCRIPT: &str = r#"(() => {
   async function recent() {
     let items = [];
     let cursor = null;
-    for (let page = 0; page < 10; page++) {
+    for (let page = 0; page < PAGES; page++) {
       const query = '/api/images?limit=100' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
       const response = await fetch(query, { cache: 'no-store' });
+      if (response.status === 401) throw new Error('signed out; reload the page to sign in');
       if (!response.ok) throw new Error('GET /api/images answered ' + response.status);
       const body = await response.json();
       items = items.concat(body.items || []);
@@ -259,11 +296,9 @@ const SCRIPT: &str = r#"(() => {
   function render(items) {
     const existing = new Map();
     for (const node of grid.querySelectorAll('.card')) existing.set(node.dataset.imageId, node);
-    const now = Date.now();
     const cards = items.map((item) => {
       const old = existing.get(item.image_id);
-      const fresh = old && old.dataset.status === item.status && old.dataset.updated === item.updated_at
-        && now - Number(old.dataset.rendered || 0) < REBUILD_MS;
+      const fresh = old && old.dataset.status === item.status && old.dataset.updated === item.updated_at;
       return fresh ? old : card(item);
     });
     grid.replaceChildren(...cards);
@@ -293,13 +328,13 @@ const SCRIPT: &str = r#"(() => {
         return;
       }
       const file = input.files[0];
+      // The session cookie goes along by itself (same origin); the server checks Origin too.
       const headers = { 'Content-Type': 'application/json' };
-      const token = document.getElementById('upload-token').value;
-      if (token) headers['Authorization'] = 'Bearer ' + token;
       result.textContent = 'uploading\u2026';
       try {
         // The file goes straight to S3 with a presigned PUT; the server only writes the row
-        // and signs the URL (and the headers the PUT must carry).
+        // and signs the URL (and the headers the PUT must carry: its Content-Type, metadata,
+        // If-None-Match, and Content-Length, which the browser sets itself from the file).
         const ticket = await fetch('/api/uploads', {
           method: 'POST',
           headers,
@@ -314,7 +349,9 @@ const SCRIPT: &str = r#"(() => {
           result.textContent = 'refused: ' + (body.error || ticket.status) + (body.message ? ' \u2014 ' + body.message : '');
           return;
         }
-        const stored = await fetch(body.upload_url, { method: body.method, headers: body.headers, body: file });
+        const putHeaders = Object.assign({}, body.headers);
+        delete putHeaders['content-length'];
+        const stored = await fetch(body.upload_url, { method: body.method, headers: putHeaders, body: file });
         if (stored.ok) {
           result.textContent = 'uploaded ' + body.image_id + ': PENDING';
           form.reset();
@@ -498,11 +535,20 @@ mod tests {
         let with = render_index(&pipeline_health(), &[]);
         assert!(with.contains("<form id=\"upload-form\">"));
         assert!(with.contains("id=\"upload-file\""));
-        assert!(with.contains("id=\"upload-token\""));
+        assert!(!with.contains("token"), "the form never asks for the token");
         assert!(with.contains("uploads bucket"));
         let without = render_index(&health(), &[]);
         assert!(!without.contains("upload-form\">"));
         assert!(without.contains("hybridlab up --with pipeline"));
+    }
+
+    #[test]
+    fn the_sign_in_form_posts_the_token_and_escapes_its_message() {
+        let html = render_sign_in(Some("<wrong> token"));
+        assert!(html.contains("<form id=\"sign-in-form\" method=\"post\" action=\"/sign-in\">"));
+        assert!(html.contains("type=\"password\" id=\"sign-in-token\" name=\"token\""));
+        assert!(html.contains("&lt;wrong&gt; token"));
+        assert!(!render_sign_in(None).contains("sign-in-error"));
     }
 
     #[test]

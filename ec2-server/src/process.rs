@@ -2,11 +2,14 @@
 //! under the decode budget, upload the original and the variants, write the row. Each stage is
 //! timed. If storing fails
 //! part-way, what was uploaded is removed and a `FAILED` row says why, so the bucket never
-//! holds objects without a row.
+//! holds objects without a row. Storing runs in its own task, so a client that disconnects
+//! (hyper then drops the handler) cannot stop it half-way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 use hybridlab_imaging::{DecodeLimits, LAB_VARIANTS, ProcessedImage, decode_cost, make_variants};
@@ -75,7 +78,7 @@ pub(crate) async fn process_image(
         });
     }
 
-    let mut timings = StageTimings {
+    let timings = StageTimings {
         download: ms(download),
         decode: ms(processed.timings.decode),
         resize: ms(processed.timings.resize),
@@ -83,12 +86,12 @@ pub(crate) async fn process_image(
         ..StageTimings::default()
     };
     let created_at = now_rfc3339();
-    let mut record = ImageRecord {
+    let record = ImageRecord {
         image_id: image_id.clone(),
         status: ImageStatus::Completed,
         source_url: Some(url.to_string()),
         bucket: state.store().bucket().to_owned(),
-        keys: keys.clone(),
+        keys,
         size_bytes: Some(original.len() as u64),
         width: Some(processed.width),
         height: Some(processed.height),
@@ -104,6 +107,63 @@ pub(crate) async fn process_image(
         history: Vec::new(),
     };
 
+    // From here on objects get written. Until now a client that hung up left nothing behind;
+    // from here it would leave objects without their row if this future were dropped, so the
+    // writes (and their undo) run in a task of their own that the handler only awaits. The task
+    // holds the request's admission slot, so `/health` counts it in flight until it is done.
+    let task = tokio::spawn(
+        store_and_record(
+            state.clone(),
+            StoreJob {
+                record,
+                objects,
+                timings,
+                started,
+                width: processed.width,
+                height: processed.height,
+                format: processed.format.name().to_owned(),
+                request_id: request_id.to_owned(),
+            },
+            admitted,
+        )
+        .in_current_span(),
+    );
+    task.await.map_err(AppError::internal)?
+}
+
+/// What is left to do once the variants exist.
+struct StoreJob {
+    record: ImageRecord,
+    objects: Vec<NewObject>,
+    timings: StageTimings,
+    started: Instant,
+    width: u32,
+    height: u32,
+    format: String,
+    request_id: String,
+}
+
+/// Uploads the objects, then writes the `COMPLETED` row; on failure removes what was uploaded
+/// and writes a `FAILED` row. Either the row and all its objects exist afterwards, or no object.
+async fn store_and_record(
+    state: AppState,
+    job: StoreJob,
+    _admitted: Arc<OwnedSemaphorePermit>,
+) -> Result<ProcessImageResponse, AppError> {
+    let StoreJob {
+        mut record,
+        objects,
+        mut timings,
+        started,
+        width,
+        height,
+        format,
+        request_id,
+    } = job;
+    let state = &state;
+    let image_id = record.image_id.clone();
+    let keys = record.keys.clone();
+    let size_bytes = record.size_bytes.unwrap_or_default();
     let s3_started = Instant::now();
     if let Err(err) = state.store().put_objects(&image_id, objects).await {
         timings.s3 = ms(s3_started.elapsed());
@@ -130,20 +190,20 @@ pub(crate) async fn process_image(
 
     tracing::info!(
         image_id = %image_id,
-        width = processed.width,
-        height = processed.height,
+        width,
+        height,
         total_ms = timings.total,
         "processed"
     );
     Ok(ProcessImageResponse {
         image_id,
-        request_id: request_id.to_owned(),
+        request_id,
         bucket: record.bucket,
         keys,
-        size_bytes: original.len() as u64,
-        width: processed.width,
-        height: processed.height,
-        format: processed.format.name().to_owned(),
+        size_bytes,
+        width,
+        height,
+        format,
         timings_ms: timings,
     })
 }

@@ -16,8 +16,13 @@ use hybridlab_wire::{ImageRecord, ImageStatus, StatusChange};
 
 use hybridlab_wire::item::{self as records, RecordError};
 
-/// The most rows `recent_records` reads to find the newest; a lab table stays far below it.
-pub const RECENT_SCAN_LIMIT: usize = 1_000;
+/// The most rows `recent_records` reads to find the newest, so one `GET /` costs at most a
+/// few small Scans however large the table grows; a lab table stays below it. Beyond it the
+/// gallery shows the newest of the rows it read.
+pub const RECENT_SCAN_LIMIT: usize = 300;
+
+/// Rows per Scan page of `recent_records` and of the stale-row sweep.
+const SCAN_PAGE_ROWS: i32 = 100;
 
 /// Why S3 or DynamoDB refused; the text carries the service's error code for the log.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +202,7 @@ impl ImageStore {
                 .dynamodb
                 .scan()
                 .table_name(&self.table)
+                .limit(SCAN_PAGE_ROWS)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
@@ -244,14 +250,18 @@ impl ImageStore {
         Ok(request.uri().to_owned())
     }
 
-    /// A presigned PUT URL for an upload of `key` to `bucket`. The Content-Type and the
-    /// `image-id` metadata are signed headers, so the object can only arrive with them; the
+    /// A presigned PUT URL for an upload of `key` to `bucket`. The Content-Type, the
+    /// `image-id` metadata, the Content-Length and `If-None-Match: *` are signed headers, so the
+    /// object can only arrive with them: exactly `size_bytes` bytes, and only while no object
+    /// has that key (S3 answers a second PUT through the same URL 412 PreconditionFailed:
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>). The
     /// answer lists them for the caller to send.
     pub async fn presign_upload(
         &self,
         bucket: &str,
         key: &str,
         content_type: &str,
+        size_bytes: u64,
         image_id: &str,
         expires: Duration,
     ) -> Result<PresignedUpload, StorageError> {
@@ -267,6 +277,8 @@ impl ImageStore {
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
+            .content_length(i64::try_from(size_bytes).unwrap_or(i64::MAX))
+            .if_none_match("*")
             .metadata(IMAGE_ID_METADATA, image_id)
             .presigned(config)
             .await
@@ -363,6 +375,78 @@ impl ImageStore {
                 detail: describe_sdk_error(&err),
             })?;
         Ok(())
+    }
+
+    /// The ids of up to `max_rows` rows that are `PENDING` or `PROCESSING`, read with filtered
+    /// Scans of [`SCAN_PAGE_ROWS`] rows: the candidates of the stale-row sweep, which then
+    /// changes each only under a condition.
+    pub async fn unfinished_ids(&self, max_rows: usize) -> Result<Vec<String>, StorageError> {
+        let mut ids = Vec::new();
+        let mut scanned = 0;
+        let mut start_key = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(&self.table)
+                .limit(SCAN_PAGE_ROWS)
+                .projection_expression("image_id")
+                .filter_expression("#status = :pending OR #status = :processing")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":pending", AttributeValue::S("PENDING".into()))
+                .expression_attribute_values(":processing", AttributeValue::S("PROCESSING".into()))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|err| StorageError::Scan {
+                    detail: describe_sdk_error(&err),
+                })?;
+            scanned += usize::try_from(output.scanned_count()).unwrap_or(0);
+            ids.extend(
+                output
+                    .items()
+                    .iter()
+                    .filter_map(|item| item.get("image_id"))
+                    .filter_map(|id| id.as_s().ok())
+                    .cloned(),
+            );
+            start_key = output.last_evaluated_key().cloned();
+            if start_key.is_none() || scanned >= max_rows {
+                break;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Applies a conditional status change to the row of `image_id`. `Ok(false)` when its
+    /// condition did not hold (the row moved on meanwhile): that is not an error.
+    pub async fn transition(
+        &self,
+        image_id: &str,
+        update: hybridlab_wire::transition::ConditionalUpdate,
+    ) -> Result<bool, StorageError> {
+        let request = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("image_id", AttributeValue::S(image_id.to_owned()));
+        match update.apply(request).send().await {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                let detail = describe_sdk_error(&err);
+                if err
+                    .into_service_error()
+                    .is_conditional_check_failed_exception()
+                {
+                    Ok(false)
+                } else {
+                    Err(StorageError::UpdateItem {
+                        image_id: image_id.to_owned(),
+                        detail,
+                    })
+                }
+            }
+        }
     }
 
     /// The row of `image_id`, if there is one.

@@ -13,6 +13,9 @@ use hybridlab_wire::{
     StatusChange, UploadResponse,
 };
 
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument as _;
+
 use crate::AppState;
 use crate::config::PipelineBuckets;
 use crate::error::AppError;
@@ -223,13 +226,35 @@ pub(crate) async fn read_file_field(
 }
 
 /// Writes the `PENDING` row, then the original. If the original cannot be stored the row is
-/// marked `FAILED` with the reason, so no row waits for an object that will never come.
+/// marked `FAILED` with the reason, so no row waits for an object that will never come. The
+/// writes run in their own task, so a client that disconnects cannot stop them between the row
+/// and the object (the sweep would fail such a row, but only after its timeout).
 pub(crate) async fn store_upload(
     state: &AppState,
     pipeline: &PipelineBuckets,
     file: ReceivedFile,
     request_id: &str,
+    admitted: OwnedSemaphorePermit,
 ) -> Result<UploadResponse, AppError> {
+    let (state, pipeline, request_id) = (state.clone(), pipeline.clone(), request_id.to_owned());
+    let task = tokio::spawn(
+        async move {
+            // The admission slot is held until the writes are done, hang-up or not.
+            let _admitted = admitted;
+            write_upload(state, pipeline, file, request_id).await
+        }
+        .in_current_span(),
+    );
+    task.await.map_err(AppError::internal)?
+}
+
+async fn write_upload(
+    state: AppState,
+    pipeline: PipelineBuckets,
+    file: ReceivedFile,
+    request_id: String,
+) -> Result<UploadResponse, AppError> {
+    let (state, pipeline, request_id) = (&state, &pipeline, request_id.as_str());
     let image_id = new_image_id();
     let key = upload_key(&image_id, &safe_filename(&file.filename));
     let size_bytes = file.bytes.len() as u64;
@@ -322,7 +347,15 @@ pub(crate) async fn presign_upload(
         })?,
     };
     let cap = state.config().max_upload_bytes;
-    match request.size_bytes {
+    // The size is signed into the URL as its Content-Length, so it must be known up front.
+    let size_bytes = match request.size_bytes {
+        None => {
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
+                "`size_bytes` must give the file's size: the upload URL is signed for exactly \
+                 that many bytes",
+            ));
+        }
         Some(0) => {
             return Err(AppError::new(
                 ErrorCode::InvalidRequest,
@@ -330,8 +363,8 @@ pub(crate) async fn presign_upload(
             ));
         }
         Some(size) if size > cap => return Err(too_large(cap)),
-        _ => {}
-    }
+        Some(size) => size,
+    };
 
     let image_id = new_image_id();
     let key = upload_key(&image_id, &safe_filename(&request.filename));
@@ -339,14 +372,21 @@ pub(crate) async fn presign_upload(
     // Presigning is a local computation; done before the row so a failure leaves nothing.
     let presigned = state
         .store()
-        .presign_upload(&pipeline.uploads, &key, content_type, &image_id, expires)
+        .presign_upload(
+            &pipeline.uploads,
+            &key,
+            content_type,
+            size_bytes,
+            &image_id,
+            expires,
+        )
         .await?;
     let record = pending_record(
         &image_id,
         pipeline,
         &key,
         &request.filename,
-        request.size_bytes,
+        Some(size_bytes),
         request_id,
     );
     state.store().create_record(&record).await?;

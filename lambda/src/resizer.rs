@@ -160,6 +160,10 @@ pub struct S3Object {
     /// URL-encoded, with `+` for a space: see [`decode_event_key`].
     #[serde(default)]
     pub key: String,
+    /// The version the event is about, in a versioned bucket: the resizer reads exactly that
+    /// one, not whatever is current when it gets there.
+    #[serde(rename = "versionId", default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 /// What happened to one record.
@@ -243,6 +247,13 @@ pub fn lease_until(now: i64, deadline_ms: u64) -> i64 {
     } else {
         now.saturating_add(FALLBACK_LEASE.as_secs() as i64)
     }
+}
+
+/// The size the upload declared, from the row `start_processing` returned.
+fn declared_size(row: &std::collections::HashMap<String, AttributeValue>) -> Option<i64> {
+    row.get("size_bytes")
+        .and_then(|size| size.as_n().ok())
+        .and_then(|size| size.parse().ok())
 }
 
 /// Milliseconds, with microsecond precision.
@@ -344,12 +355,14 @@ impl Resizer {
     async fn process_record(&self, record: S3EventRecord, deadline_ms: u64) -> RecordSummary {
         let bucket = record.s3.bucket.name;
         let key = decode_event_key(&record.s3.object.key);
+        let version = record.s3.object.version_id.filter(|v| !v.is_empty());
         let mut image_id = None;
         let ended = self
             .run(
                 &record.event_name,
                 &bucket,
                 &key,
+                version.as_deref(),
                 &mut image_id,
                 deadline_ms,
             )
@@ -393,6 +406,7 @@ impl Resizer {
         event_name: &str,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         image_id: &mut Option<String>,
         deadline_ms: u64,
     ) -> Ended {
@@ -408,7 +422,15 @@ impl Resizer {
             ));
         }
 
-        let head = match self.s3.head_object().bucket(bucket).key(key).send().await {
+        let head = match self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await
+        {
             Ok(head) => head,
             Err(err) => {
                 let reason = describe_sdk_error(&err);
@@ -466,10 +488,20 @@ impl Resizer {
         let dynamodb = dynamodb_started.elapsed();
         tracing::info!(image_id = %id, %bucket, %key, "processing");
 
-        if let Some(size) = head
-            .content_length()
-            .filter(|&size| size > MAX_OBJECT_BYTES)
-        {
+        // The upload declared its size and the presigned URL was signed for it; an object of
+        // another size came some other way (or through an endpoint that does not check the
+        // signature, as the sandbox's moto does not) and is not read at all.
+        let declared = declared_size(&row);
+        let size = head.content_length().unwrap_or_default();
+        if let Some(declared) = declared.filter(|&declared| declared != size) {
+            return self
+                .fail(
+                    &id,
+                    format!("the object is {size} bytes but the upload declared {declared}"),
+                )
+                .await;
+        }
+        if size > MAX_OBJECT_BYTES {
             return self
                 .fail(
                     &id,
@@ -477,9 +509,11 @@ impl Resizer {
                 )
                 .await;
         }
+        // The read stops at the size HeadObject reported: the body may not grow on the way.
+        let cap = declared.unwrap_or(MAX_OBJECT_BYTES).min(MAX_OBJECT_BYTES);
 
         let download_started = Instant::now();
-        let original = match self.download(bucket, key).await {
+        let original = match self.download(bucket, key, version, cap).await {
             Ok(bytes) => bytes,
             Err(Ended::Failed(reason)) => return self.fail(&id, reason).await,
             Err(other) => return other,
@@ -607,10 +641,25 @@ impl Resizer {
             .await
     }
 
-    /// GetObject and the whole body. `Failed` for an object deleted since the event,
-    /// `Retry` for anything a retry may fix.
-    async fn download(&self, bucket: &str, key: &str) -> Result<Vec<u8>, Ended> {
-        let output = match self.s3.get_object().bucket(bucket).key(key).send().await {
+    /// GetObject of `version` (the current one when `None`) and its body, at most `cap` bytes:
+    /// `Failed` for a longer body or an object deleted since the event, `Retry` for anything a
+    /// retry may fix.
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        cap: i64,
+    ) -> Result<Vec<u8>, Ended> {
+        let output = match self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(err) => {
                 let reason = describe_sdk_error(&err);
@@ -620,12 +669,31 @@ impl Resizer {
                 });
             }
         };
-        match output.body.collect().await {
-            Ok(body) => Ok(body.to_vec()),
-            Err(err) => Err(Ended::Retry(format!(
-                "reading the object failed: {}",
-                DisplayErrorContext(&err)
-            ))),
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        let mut body = output.body;
+        let mut bytes = Vec::with_capacity(
+            usize::try_from(output.content_length.unwrap_or_default())
+                .unwrap_or(0)
+                .min(cap),
+        );
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > cap {
+                        return Err(Ended::Failed(format!(
+                            "the object's body is longer than the {cap} bytes expected"
+                        )));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(bytes),
+                Err(err) => {
+                    return Err(Ended::Retry(format!(
+                        "reading the object failed: {}",
+                        DisplayErrorContext(&err)
+                    )));
+                }
+            }
         }
     }
 

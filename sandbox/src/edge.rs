@@ -338,7 +338,14 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            tokio::spawn(notify(state.clone(), created, created_size, etag));
+            // A versioned bucket's event names the version it created, as S3's does.
+            let version = response
+                .headers()
+                .get("x-amz-version-id")
+                .and_then(|value| value.to_str().ok())
+                .filter(|version| !version.is_empty() && *version != "null")
+                .map(str::to_owned);
+            tokio::spawn(notify(state.clone(), created, created_size, etag, version));
         }
     }
 
@@ -355,7 +362,13 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
 
 /// Invokes, asynchronously, every function the bucket's notification configuration names for
 /// this event and key.
-async fn notify(state: EdgeState, created: ObjectCreated, size: u64, etag: String) {
+async fn notify(
+    state: EdgeState,
+    created: ObjectCreated,
+    size: u64,
+    etag: String,
+    version: Option<String>,
+) {
     let configurations = state
         .notifications
         .lambda_configurations(&state.s3, &created.bucket)
@@ -366,13 +379,16 @@ async fn notify(state: EdgeState, created: ObjectCreated, size: u64, etag: Strin
         {
             continue;
         }
-        let document = event_document(
+        let mut document = event_document(
             &created,
             configuration.id().unwrap_or("hybridlab-notification"),
             &state.region,
             size,
             &etag,
         );
+        if let Some(version) = &version {
+            document["Records"][0]["s3"]["object"]["versionId"] = Value::from(version.as_str());
+        }
         let request = InvokeRequest {
             function: configuration.lambda_function_arn().to_owned(),
             payload: Bytes::from(document.to_string()),

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use hybridlab_tests::server::{LAB_TOKEN, Lab};
+pub use hybridlab_tests::server::LAB_TOKEN;
+use hybridlab_tests::server::Lab;
 use hybridlab_wire::ImageRecord;
 use hybridlab_wire::item::from_item;
 use reqwest::StatusCode;
@@ -134,4 +135,73 @@ pub async fn assert_variants(
             "{name}"
         );
     }
+}
+
+/// An HTTP client that does not follow redirects, to read a `Location`.
+pub fn http_no_redirect() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
+/// Follows the server's object link `link` (a path such as `/api/images/<id>/objects/thumbnail`)
+/// as the caller `auth` adds itself to the request: the presigned URL it redirects to, and the
+/// object's bytes read from that URL (without the caller's credentials).
+pub async fn fetch_object_link(
+    lab: &Lab,
+    link: &str,
+    auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> (String, Vec<u8>) {
+    assert!(link.starts_with("/api/images/"), "a server link: {link}");
+    let redirect = auth(http_no_redirect().get(format!("{}{link}", lab.server.url)))
+        .send()
+        .await
+        .expect("the link answers");
+    assert_eq!(redirect.status(), StatusCode::SEE_OTHER, "{link}");
+    let location = redirect
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .expect("a Location")
+        .to_owned();
+    assert!(
+        location.contains("X-Amz-Signature"),
+        "presigned: {location}"
+    );
+    let object = http().get(&location).send().await.expect("S3 answers");
+    assert_eq!(object.status(), StatusCode::OK, "{location}");
+    let bytes = object.bytes().await.expect("a body").to_vec();
+    (location, bytes)
+}
+
+/// What every hostile case ends with: `/health` answers with nothing in flight (waiting up to
+/// 30 s for writes a cancelled request left running) and a normal photo is processed.
+pub async fn assert_recovered(lab: &Lab, token: Option<&str>) {
+    let idle = eventually(Duration::from_secs(30), || async {
+        let health: hybridlab_wire::Health = http()
+            .get(format!("{}/health", lab.server.url))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (health.status == "ok" && health.in_flight == 0).then_some(())
+    })
+    .await;
+    assert!(idle.is_some(), "/health answers with nothing in flight");
+    let url = lab.images.add(
+        "recovery.jpg",
+        hybridlab_tests::fixtures::jpeg(640, 480),
+        "image/jpeg",
+    );
+    let answer = post_json(lab, serde_json::json!({ "image_url": url }), token).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "a normal photo: {}",
+        answer.body
+    );
 }

@@ -316,12 +316,60 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
     // The gallery in a real browser: every image with its status, thumbnails loaded, the
     // failure's reason shown; then an upload made while the page is open appears by itself.
     let server = status_server(&endpoint, &id).await;
+    // The stack's token, which a student reads from `hybridlab status` or the function.
+    let token = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .expect("GetFunctionConfiguration")
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get("HYBRIDLAB_TOKEN").cloned())
+        .expect("the stack's token");
+    assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
     let driver = Driver::start().await.expect("chromium and chromedriver");
     let session = driver.session().await.expect("a browser window");
     session
         .goto(&format!("{server}/"))
         .await
-        .expect("the gallery loads");
+        .expect("the sign-in page loads");
+    // Without the session cookie the page is only the sign-in form; the token is typed once.
+    let before = session
+        .run("return [document.getElementById('sign-in-form') !== null, document.querySelectorAll('[data-image-id]').length];")
+        .await
+        .expect("the page reads");
+    assert_eq!(
+        before,
+        serde_json::json!([true, 0]),
+        "signed out: only the form"
+    );
+    session
+        .run(&format!(
+            "document.getElementById('sign-in-token').value = '{token}'; \
+             document.getElementById('sign-in-form').submit(); return true;"
+        ))
+        .await
+        .expect("the sign-in form submits");
+    let signed_in = eventually(Duration::from_secs(20), || async {
+        let state = session
+            .run("return [document.getElementById('images') !== null, location.href, document.cookie];")
+            .await
+            .ok()?;
+        (state[0] == true).then_some(state)
+    })
+    .await
+    .expect("the gallery after signing in");
+    assert_eq!(
+        signed_in[1],
+        format!("{server}/"),
+        "the token is not in the URL"
+    );
+    assert_eq!(
+        signed_in[2], "",
+        "the session cookie is HttpOnly: no script reads it"
+    );
     let expected: BTreeSet<String> = completed
         .iter()
         .chain([&failed])
@@ -394,24 +442,9 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
         .choose_file("#upload-file", &picked)
         .await
         .expect("the file input takes the file");
-    // The stack's token, which a student reads from `hybridlab status` or the function.
-    let token = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&names.function)
-        .send()
-        .await
-        .expect("GetFunctionConfiguration")
-        .environment()
-        .and_then(|e| e.variables())
-        .and_then(|v| v.get("HYBRIDLAB_TOKEN").cloned())
-        .expect("the stack's token");
-    assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+    // The form asks no token: the session cookie signs the request for the upload URL.
     session
-        .run(&format!(
-            "document.getElementById('upload-token').value = '{token}'; \
-             document.getElementById('upload-form').requestSubmit(); return true;"
-        ))
+        .run("document.getElementById('upload-form').requestSubmit(); return true;")
         .await
         .expect("the form submits");
     let said = eventually(Duration::from_secs(20), || async {

@@ -7,7 +7,7 @@ use hybridlab_tests::server::{LAB_TOKEN, Lab};
 use hybridlab_wire::{Health, ImageListPage};
 use reqwest::StatusCode;
 
-use crate::common::{http, process};
+use crate::common::{fetch_object_link, http, process};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_the_configuration() {
@@ -56,7 +56,14 @@ async fn the_listing_pages_through_rows_with_working_presigned_urls() {
 
     let list = |query: String| {
         let url = format!("{}/api/images{query}", lab.server.url);
-        async move { http().get(url).send().await.expect("answers") }
+        async move {
+            http()
+                .get(url)
+                .bearer_auth(LAB_TOKEN)
+                .send()
+                .await
+                .expect("answers")
+        }
     };
     let first: ImageListPage = list("?limit=2".into()).await.json().await.expect("a page");
     assert_eq!(first.items.len(), 2);
@@ -79,14 +86,13 @@ async fn the_listing_pages_through_rows_with_working_presigned_urls() {
 
     let item = &first.items[0];
     for name in ["original", "thumbnail", "medium", "large"] {
-        let url = item
+        let link = item
             .urls
             .get(name)
-            .unwrap_or_else(|| panic!("a URL for {name}"));
-        assert!(url.contains("X-Amz-Signature"), "presigned: {url}");
-        let response = http().get(url).send().await.expect("the URL answers");
-        assert_eq!(response.status(), StatusCode::OK, "{name}");
-        let bytes = response.bytes().await.expect("a body");
+            .unwrap_or_else(|| panic!("a link for {name}"));
+        // The listing presigns nothing; the link redirects to a presigned URL when followed.
+        let (_, bytes) =
+            fetch_object_link(&lab, link, |request| request.bearer_auth(LAB_TOKEN)).await;
         let stored = lab
             .clients
             .get_object(&lab.bucket, &item.record.keys[name])
@@ -111,6 +117,7 @@ async fn the_index_page_shows_health_and_recent_thumbnails() {
     let index_page = || async {
         http()
             .get(format!("{}/", lab.server.url))
+            .bearer_auth(LAB_TOKEN)
             .send()
             .await
             .expect("answers")
@@ -129,7 +136,9 @@ async fn the_index_page_shows_health_and_recent_thumbnails() {
     assert!(page.contains(&lab.bucket));
     assert!(page.contains(&format!("data-image-id=\"{id}\"")));
     assert!(page.contains("<img class=\"thumbnail\" src=\""));
-    assert!(page.contains(&format!("images/{id}/thumbnail.jpg")));
+    // The thumbnail is the server's link, presigned only when the browser follows it.
+    assert!(page.contains(&format!("src=\"/api/images/{id}/objects/thumbnail\"")));
+    assert!(!page.contains("X-Amz-Signature"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,12 +201,14 @@ pub struct StatusChange {
     pub at: String,
 }
 
-/// One row of `GET /api/images`, with short-lived presigned URLs of its objects.
+/// One row of `GET /api/images`, with a link per object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageListItem {
     #[serde(flatten)]
     pub record: ImageRecord,
-    /// Presigned GET URL per key name of `record.keys`.
+    /// Per key name of `record.keys`, the server's link to that object
+    /// (`/api/images/<image_id>/objects/<name>`), which redirects an authenticated caller to a
+    /// short-lived presigned GET URL: nothing is presigned until it is asked for.
     #[serde(default)]
     pub urls: BTreeMap<String, String>,
 }
@@ -266,7 +268,8 @@ pub struct PresignUploadRequest {
     /// Sent as the object's Content-Type; `application/octet-stream` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    /// The size the caller declares; checked against the cap and stored in the row.
+    /// The size the caller declares; required: checked against the cap, stored in the row and
+    /// signed into the URL as its `Content-Length`, so the PUT must send exactly this many bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
 }
@@ -319,6 +322,9 @@ pub enum ErrorCode {
     StorageFailed,
     /// A bearer token is required and was missing or wrong.
     Unauthorized,
+    /// A request authenticated by the gallery's session cookie came from another origin (or
+    /// said none): refused so that another site cannot act with a signed-in browser.
+    CrossOrigin,
     /// The server is at its concurrency limit; retry after `Retry-After`.
     Overloaded,
     /// No such image or route.
@@ -355,6 +361,7 @@ impl ErrorCode {
             Self::DecodeTimeout => "decode_timeout",
             Self::StorageFailed => "storage_failed",
             Self::Unauthorized => "unauthorized",
+            Self::CrossOrigin => "cross_origin",
             Self::Overloaded => "overloaded",
             Self::NotFound => "not_found",
             Self::Ec2Unreachable => "ec2_unreachable",

@@ -195,6 +195,32 @@ pub fn fail(reason: &str, at: &str) -> ConditionalUpdate {
     update
 }
 
+/// PENDING or PROCESSING to FAILED for a row that nothing will finish, at `at`: a PENDING row
+/// last changed before `pending_before` (RFC 3339; its upload never arrived, or its event was
+/// never delivered), or a PROCESSING row whose lease ended before `processing_before` (Unix
+/// seconds; its attempt died and no retry took it over). The condition is checked on the row
+/// itself, so a row that moved on since it was read is left alone. Timestamps compare as
+/// strings, which is exact to the second for the one format every writer uses.
+pub fn expire(
+    reason: &str,
+    at: &str,
+    pending_before: &str,
+    processing_before: i64,
+) -> ConditionalUpdate {
+    let mut update = fail(reason, at);
+    update.values.extend([
+        (":pending_before".to_owned(), string(pending_before)),
+        (
+            ":processing_before".to_owned(),
+            AttributeValue::N(processing_before.to_string()),
+        ),
+    ]);
+    update.condition_expression = "(#status = :pending AND #updated_at < :pending_before) \
+         OR (#status = :processing AND #processing_until < :processing_before)"
+        .to_owned();
+    update
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +354,41 @@ mod tests {
         assert_eq!(stages["total"], AttributeValue::N("9.500".into()));
         assert_eq!(stages.len(), 7);
         assert_eq!(appended(&update).status, ImageStatus::Completed);
+    }
+
+    #[test]
+    fn expiry_fails_only_rows_left_unfinished_too_long() {
+        let update = expire(
+            "nothing arrived",
+            "2026-01-01T01:00:00Z",
+            "2026-01-01T00:30:00Z",
+            99,
+        );
+        assert_placeholders_match(&update);
+        assert_eq!(
+            update.condition_expression,
+            "(#status = :pending AND #updated_at < :pending_before) \
+             OR (#status = :processing AND #processing_until < :processing_before)"
+        );
+        assert_eq!(
+            update.values[":pending_before"],
+            AttributeValue::S("2026-01-01T00:30:00Z".into())
+        );
+        assert_eq!(
+            update.values[":processing_before"],
+            AttributeValue::N("99".into())
+        );
+        assert_eq!(update.values[":to"], AttributeValue::S("FAILED".into()));
+        assert_eq!(
+            update.values[":error"],
+            AttributeValue::S("nothing arrived".into())
+        );
+        assert!(
+            update
+                .update_expression
+                .contains("REMOVE #processing_until")
+        );
+        assert_eq!(appended(&update).status, ImageStatus::Failed);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn uploads_cors() -> CorsRule {
     CorsRule {
         methods: vec!["PUT"],
         origins: vec!["*"],
-        headers: vec!["content-type", "x-amz-meta-image-id"],
+        headers: vec!["content-type", "x-amz-meta-image-id", "if-none-match"],
         max_age_seconds: 3000,
     }
 }
