@@ -68,9 +68,9 @@ pub const INDEX_IMAGES: usize = 24;
 /// own limit.
 pub const MAX_GALLERY_IN_FLIGHT: usize = 8;
 
-/// How long a browser may reuse an object link's redirect: well inside the presigned URL's
-/// own lifetime, so a cached redirect never points at an expired URL.
-const OBJECT_REDIRECT_MAX_AGE_S: u64 = 60;
+/// Objects never change under their key; a browser keeps them for a minute, and only for the
+/// signed-in user.
+const OBJECT_CACHE_CONTROL: &str = "private, max-age=60";
 
 /// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -419,7 +419,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/images/{image_id}", get(get_image))
         .route(
             "/api/images/{image_id}/objects/{name}",
-            get(object_redirect),
+            get(object_download),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -690,15 +690,18 @@ async fn get_image(
     Ok(Json(AppState::with_links(record)))
 }
 
-/// `GET /api/images/{id}/objects/{name}`: a 303 to a presigned GET of that one object, signed
-/// now for [`ServerConfig::presign_seconds`]. The browser may reuse the redirect for a minute.
-async fn object_redirect(
+/// `GET /api/images/{id}/objects/{name}`: that one object, streamed from S3 by the server. No
+/// presigned URL reaches the browser: such a URL is a bearer capability for its lifetime, and
+/// on the sandbox it would point a page served over HTTPS at the plain-HTTP edge, which
+/// Chromium upgrades and so fails to load. The gallery's admission slot is held until the
+/// body has been sent, so the per-request work stays bounded while it streams.
+async fn object_download(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((image_id, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     session::authenticate(state.config().token.as_deref(), &headers)?;
-    let _admitted = state.admit_gallery()?;
+    let admitted = state.admit_gallery()?;
     let record = find_record(&state, &image_id).await?;
     let key = record
         .keys
@@ -710,19 +713,35 @@ async fn object_redirect(
                 format!("image {image_id} has no object {name}"),
             )
         })?;
-    let url = state
+    let object = state
         .store()
-        .presign_get(record.bucket_of(&name), key, state.presign_expiry())
+        .open_object(record.bucket_of(&name), key)
         .await?;
-    let location = HeaderValue::from_str(&url).map_err(AppError::internal)?;
-    let max_age = OBJECT_REDIRECT_MAX_AGE_S.min(state.presign_expiry().as_secs() / 2);
-    let cache = HeaderValue::from_str(&format!("private, max-age={max_age}"))
-        .map_err(AppError::internal)?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, location), (header::CACHE_CONTROL, cache)],
-    )
-        .into_response())
+    let content_type = object
+        .content_type
+        .as_deref()
+        .and_then(|value| HeaderValue::from_str(value).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let chunks =
+        futures::stream::unfold((object.body, admitted), |(mut body, admitted)| async move {
+            let chunk = body.next().await?;
+            Some((chunk, (body, admitted)))
+        });
+    let mut response = axum::body::Body::from_stream(chunks).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONTENT_TYPE, content_type);
+    if let Some(length) = object.content_length {
+        response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(OBJECT_CACHE_CONTROL),
+    );
+    response_headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
 }
 
 /// `GET /`: the gallery for a signed-in browser (or a bearer caller); the sign-in form, with

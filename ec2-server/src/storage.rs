@@ -33,6 +33,8 @@ pub enum StorageError {
     DeleteObject { key: String, detail: String },
     #[error("S3 presign {key}: {detail}")]
     Presign { key: String, detail: String },
+    #[error("S3 GetObject {key}: {detail}")]
+    GetObject { key: String, detail: String },
     #[error("DynamoDB PutItem {image_id}: {detail}")]
     PutItem { image_id: String, detail: String },
     #[error("DynamoDB UpdateItem {image_id}: {detail}")]
@@ -45,6 +47,14 @@ pub enum StorageError {
     BadCursor,
     #[error(transparent)]
     BadRow(#[from] RecordError),
+}
+
+/// A stored object, opened to be streamed.
+#[derive(Debug)]
+pub struct StoredObject {
+    pub content_type: Option<String>,
+    pub content_length: Option<u64>,
+    pub body: ByteStream,
 }
 
 /// One object to upload.
@@ -225,29 +235,24 @@ impl ImageStore {
         Ok(rows)
     }
 
-    /// A presigned GET URL for `key` in `bucket`, valid for `expires`. Computed locally: no
-    /// request.
-    pub async fn presign_get(
-        &self,
-        bucket: &str,
-        key: &str,
-        expires: Duration,
-    ) -> Result<String, StorageError> {
-        let presign_error = |detail: String| StorageError::Presign {
-            key: key.to_owned(),
-            detail,
-        };
-        let config =
-            PresigningConfig::expires_in(expires).map_err(|err| presign_error(err.to_string()))?;
-        let request = self
+    /// Opens one stored object to stream it to a caller: its type, size and body.
+    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<StoredObject, StorageError> {
+        let object = self
             .s3
             .get_object()
             .bucket(bucket)
             .key(key)
-            .presigned(config)
+            .send()
             .await
-            .map_err(|err| presign_error(describe_sdk_error(&err)))?;
-        Ok(request.uri().to_owned())
+            .map_err(|err| StorageError::GetObject {
+                key: key.to_owned(),
+                detail: describe_sdk_error(&err),
+            })?;
+        Ok(StoredObject {
+            content_type: object.content_type().map(str::to_owned),
+            content_length: object.content_length().and_then(|n| u64::try_from(n).ok()),
+            body: object.body,
+        })
     }
 
     /// A presigned PUT URL for an upload of `key` to `bucket`. The Content-Type, the

@@ -146,34 +146,30 @@ pub fn http_no_redirect() -> reqwest::Client {
         .expect("client builds")
 }
 
-/// Follows the server's object link `link` (a path such as `/api/images/<id>/objects/thumbnail`)
-/// as the caller `auth` adds itself to the request: the presigned URL it redirects to, and the
-/// object's bytes read from that URL (without the caller's credentials).
+/// Reads the server's object link `link` (a path such as `/api/images/<id>/objects/thumbnail`)
+/// as the caller `auth` adds itself to the request: the object's bytes, streamed by the server
+/// itself (no presigned URL is handed out).
 pub async fn fetch_object_link(
     lab: &Lab,
     link: &str,
     auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-) -> (String, Vec<u8>) {
+) -> Vec<u8> {
     assert!(link.starts_with("/api/images/"), "a server link: {link}");
-    let redirect = auth(http_no_redirect().get(format!("{}{link}", lab.server.url)))
+    let object = auth(http_no_redirect().get(format!("{}{link}", lab.server.url)))
         .send()
         .await
         .expect("the link answers");
-    assert_eq!(redirect.status(), StatusCode::SEE_OTHER, "{link}");
-    let location = redirect
-        .headers()
-        .get("location")
-        .and_then(|value| value.to_str().ok())
-        .expect("a Location")
-        .to_owned();
-    assert!(
-        location.contains("X-Amz-Signature"),
-        "presigned: {location}"
+    assert_eq!(object.status(), StatusCode::OK, "{link}");
+    assert!(object.headers().get("location").is_none(), "{link}");
+    assert_eq!(
+        object
+            .headers()
+            .get("cache-control")
+            .and_then(|value| value.to_str().ok()),
+        Some("private, max-age=60"),
+        "{link}"
     );
-    let object = http().get(&location).send().await.expect("S3 answers");
-    assert_eq!(object.status(), StatusCode::OK, "{location}");
-    let bytes = object.bytes().await.expect("a body").to_vec();
-    (location, bytes)
+    object.bytes().await.expect("a body").to_vec()
 }
 
 /// What every hostile case ends with: `/health` answers with nothing in flight (waiting up to

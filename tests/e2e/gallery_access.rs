@@ -203,7 +203,7 @@ async fn the_gallery_and_api_need_the_token_and_work_after_sign_in() {
     );
     for (name, link) in &item.urls {
         assert_eq!(link, &format!("/api/images/{id}/objects/{name}"));
-        let (_, bytes) = fetch_object_link(&lab, link, with_cookie).await;
+        let bytes = fetch_object_link(&lab, link, with_cookie).await;
         let expected = lab
             .clients
             .get_object(&lab.bucket, &item.record.keys[name])
