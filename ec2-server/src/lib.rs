@@ -365,7 +365,8 @@ fn hide_source_query(mut record: ImageRecord) -> ImageRecord {
     if let Some(source) = &record.source_url {
         let shown = match url::Url::parse(source) {
             Ok(mut url) => {
-                let had_query = url.query().is_some() || url.fragment().is_some();
+                // The part after the path is the query and the fragment, with their `?`/`#`.
+                let had_query = !url[url::Position::AfterPath..].is_empty();
                 url.set_query(None);
                 url.set_fragment(None);
                 let _ = url.set_username("");

@@ -307,6 +307,22 @@ pub const CALLS: &[Call] = &[
     )
     .pipeline(),
     sdk(Resizer, "get_object", "s3:ListBucket", Bucket(Uploads)).pipeline(),
+    // The event names the version that arrived; reading that one (not whatever is newest) is
+    // authorised as s3:GetObjectVersion.
+    sdk(
+        Resizer,
+        "head_object",
+        "s3:GetObjectVersion",
+        Object(Uploads, "uploads/0001/cat.jpg"),
+    )
+    .pipeline(),
+    sdk(
+        Resizer,
+        "get_object",
+        "s3:GetObjectVersion",
+        Object(Uploads, "uploads/0001/cat.jpg"),
+    )
+    .pipeline(),
     sdk(Resizer, "get_item", "dynamodb:GetItem", Table).pipeline(),
     sdk(Resizer, "update_item", "dynamodb:UpdateItem", Table).pipeline(),
     sdk(

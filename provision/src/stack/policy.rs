@@ -137,7 +137,8 @@ pub fn server_policy(names: &StackNames, arns: &ArnContext, pipeline: bool) -> V
     policy
 }
 
-/// The resizer function's role: read the uploads, write (and clean up) the variants, move
+/// The resizer function's role: read the uploads (the exact version an event names, which S3
+/// authorises as `s3:GetObjectVersion`), write (and clean up) the variants, move
 /// rows through their statuses, write its own log group. It cannot change the uploads it
 /// reads, and cannot create or delete rows. It may list the uploads bucket: without
 /// `s3:ListBucket` S3 answers a read of a missing object with 403 instead of 404, and the
@@ -149,7 +150,7 @@ pub fn resizer_policy(names: &StackNames, arns: &ArnContext) -> Value {
             {
                 "Sid": "ReadUploads",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject"],
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
                 "Resource": [objects_arn(arns, &names.uploads_bucket, "uploads/")]
             },
             {
