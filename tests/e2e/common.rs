@@ -3,6 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::LogType;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hybridlab_tests::sandbox::EdgeClients;
 pub use hybridlab_tests::server::LAB_TOKEN;
 use hybridlab_tests::server::Lab;
 use hybridlab_wire::ImageRecord;
@@ -200,4 +205,43 @@ pub async fn assert_recovered(lab: &Lab, token: Option<&str>) {
         "a normal photo: {}",
         answer.body
     );
+}
+
+/// The outcome of one invocation through the SDK.
+pub struct Invoked {
+    pub status: i32,
+    pub function_error: Option<String>,
+    pub payload: Value,
+    pub log: String,
+}
+
+/// Invokes `function` through the SDK with its log tail, as the console does.
+pub async fn invoke(clients: &EdgeClients, function: &str, event: Value) -> Invoked {
+    let output = clients
+        .lambda
+        .invoke()
+        .function_name(function)
+        .log_type(LogType::Tail)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "invoke {function}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&err)
+            )
+        });
+    let log = output
+        .log_result()
+        .map(|encoded| String::from_utf8(STANDARD.decode(encoded).expect("base64")).expect("UTF-8"))
+        .unwrap_or_default();
+    Invoked {
+        status: output.status_code(),
+        function_error: output.function_error().map(str::to_owned),
+        payload: output
+            .payload()
+            .map(|blob| serde_json::from_slice(blob.as_ref()).expect("JSON payload"))
+            .unwrap_or(Value::Null),
+        log,
+    }
 }

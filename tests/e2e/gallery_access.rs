@@ -206,13 +206,8 @@ async fn the_gallery_and_api_need_the_token_and_work_after_sign_in() {
         let bytes = fetch_object_link(&lab, link, with_cookie).await;
         let expected = lab
             .clients
-            .get_object(&lab.bucket, &item.record.keys[name])
-            .await
-            .body
-            .collect()
-            .await
-            .expect("readable")
-            .into_bytes();
+            .object_bytes(&lab.bucket, &item.record.keys[name])
+            .await;
         assert_eq!(bytes, expected, "{name}");
     }
     assert_eq!(item.urls.len(), 4, "{:?}", item.urls);

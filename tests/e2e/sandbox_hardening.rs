@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::LogType;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hybridlab_tests::aws::unique_name;
@@ -21,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{eventually, http, process};
+use crate::common::{Invoked, eventually, http, invoke, process};
 
 /// A page on another site, as the browser names it in `Origin`.
 const ATTACKER: &str = "https://attacker.example";
@@ -31,37 +29,6 @@ fn edge_port(clients: &EdgeClients) -> u16 {
         .ok()
         .and_then(|url| url.port())
         .expect("the edge endpoint has a port")
-}
-
-/// Invokes `function` with the SDK and returns the payload as JSON and the log tail.
-async fn invoke(
-    clients: &EdgeClients,
-    function: &str,
-    event: Value,
-) -> (Option<String>, Value, String) {
-    let output = clients
-        .lambda
-        .invoke()
-        .function_name(function)
-        .log_type(LogType::Tail)
-        .payload(Blob::new(event.to_string()))
-        .send()
-        .await
-        .unwrap_or_else(|err| {
-            panic!(
-                "invoke {function}: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&err)
-            )
-        });
-    let payload = output
-        .payload()
-        .map(|blob| serde_json::from_slice(blob.as_ref()).expect("a JSON payload"))
-        .unwrap_or(Value::Null);
-    let log = output
-        .log_result()
-        .map(|tail| String::from_utf8_lossy(&STANDARD.decode(tail).expect("base64")).into_owned())
-        .unwrap_or_default();
-    (output.function_error().map(str::to_owned), payload, log)
 }
 
 /// What a web page can make a browser send: a "simple" cross-origin POST (a form, or `fetch`
@@ -147,7 +114,11 @@ async fn a_cross_origin_post_can_neither_invoke_nor_create_a_function() {
 
     // The SDK on the same port: the function runs, for the first time (the refused call never
     // reached an environment).
-    let (error, payload, _) = invoke(&clients, &function, json!({})).await;
+    let Invoked {
+        function_error: error,
+        payload,
+        ..
+    } = invoke(&clients, &function, json!({})).await;
     assert_eq!(error, None, "{payload}");
     assert_eq!(
         payload["served"], 1,
@@ -307,7 +278,12 @@ async fn a_timed_out_function_leaves_no_process_behind() {
         &[],
     )
     .await;
-    let (error, payload, log) = invoke(
+    let Invoked {
+        function_error: error,
+        payload,
+        log,
+        ..
+    } = invoke(
         &clients,
         &function,
         json!({"spawn_sleep": 300, "sleep_ms": 5000}),
@@ -330,7 +306,11 @@ async fn a_timed_out_function_leaves_no_process_behind() {
         "the sleep {pid} the timed-out function started is still running"
     );
 
-    let (error, payload, _) = invoke(&clients, &function, json!({})).await;
+    let Invoked {
+        function_error: error,
+        payload,
+        ..
+    } = invoke(&clients, &function, json!({})).await;
     assert_eq!(error, None, "{payload}");
     assert_eq!(payload["served"], 1, "a new environment: {payload}");
     clients
@@ -429,8 +409,11 @@ async fn every_unreachable_image_host_gets_the_same_answer() {
         ("reset", reset.url()),
         ("not HTTP", not_http.url()),
     ] {
-        let (error, payload, _) =
-            invoke(&clients, &lab.names.function, json!({ "image_url": url })).await;
+        let Invoked {
+            function_error: error,
+            payload,
+            ..
+        } = invoke(&clients, &lab.names.function, json!({ "image_url": url })).await;
         assert_eq!(error, None, "{case}: {payload}");
         let body: Value = serde_json::from_str(payload["body"].as_str().unwrap_or("{}"))
             .unwrap_or_else(|err| panic!("{case}: a JSON body ({err}): {payload}"));
@@ -562,7 +545,11 @@ async fn a_real_browser_on_another_site_cannot_invoke_a_function() {
         rebound.contains(&format!("host `attacker.test:{port}`")),
         "{rebound}"
     );
-    let (error, payload, _) = invoke(&clients, &function, json!({})).await;
+    let Invoked {
+        function_error: error,
+        payload,
+        ..
+    } = invoke(&clients, &function, json!({})).await;
     assert_eq!(error, None, "{payload}");
     assert_eq!(payload["served"], 1, "the page's POST never ran: {payload}");
     clients

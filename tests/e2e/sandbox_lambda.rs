@@ -6,49 +6,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Environment, InvocationType, LogType};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use aws_sdk_lambda::types::{Environment, InvocationType};
 use hybridlab_tests::sandbox::{EdgeClients, bootstrap_zip, deploy_function, edge_clients};
 use serde_json::{Value, json};
 
-/// The outcome of one invocation through the SDK.
-struct Invoked {
-    status: i32,
-    function_error: Option<String>,
-    payload: Value,
-    log: String,
-}
-
-async fn invoke(clients: &EdgeClients, function: &str, event: Value) -> Invoked {
-    let output = clients
-        .lambda
-        .invoke()
-        .function_name(function)
-        .log_type(LogType::Tail)
-        .payload(Blob::new(event.to_string()))
-        .send()
-        .await
-        .unwrap_or_else(|err| {
-            panic!(
-                "invoke {function}: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&err)
-            )
-        });
-    let log = output
-        .log_result()
-        .map(|encoded| String::from_utf8(STANDARD.decode(encoded).expect("base64")).expect("UTF-8"))
-        .unwrap_or_default();
-    Invoked {
-        status: output.status_code(),
-        function_error: output.function_error().map(str::to_owned),
-        payload: output
-            .payload()
-            .map(|blob| serde_json::from_slice(blob.as_ref()).expect("JSON payload"))
-            .unwrap_or(Value::Null),
-        log,
-    }
-}
+use crate::common::invoke;
 
 fn test_function_zip() -> Vec<u8> {
     bootstrap_zip("hybridlab-tests", "lab-test-function")

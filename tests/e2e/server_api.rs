@@ -94,13 +94,8 @@ async fn the_listing_pages_through_rows_with_working_object_links() {
         let bytes = fetch_object_link(&lab, link, |request| request.bearer_auth(LAB_TOKEN)).await;
         let stored = lab
             .clients
-            .get_object(&lab.bucket, &item.record.keys[name])
-            .await
-            .body
-            .collect()
-            .await
-            .expect("readable")
-            .into_bytes();
+            .object_bytes(&lab.bucket, &item.record.keys[name])
+            .await;
         assert_eq!(bytes, stored, "{name}");
     }
 

@@ -83,18 +83,6 @@ async fn assert_no_upload_stored(lab: &Lab, case: &str) {
     }
 }
 
-async fn object_bytes(lab: &Lab, bucket: &str, key: &str) -> Vec<u8> {
-    lab.clients
-        .get_object(bucket, key)
-        .await
-        .body
-        .collect()
-        .await
-        .expect("readable")
-        .into_bytes()
-        .to_vec()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_stores_the_original_and_a_pending_row() {
     let lab = Lab::start_with_pipeline(|_| {}).await;
@@ -127,7 +115,9 @@ async fn an_upload_stores_the_original_and_a_pending_row() {
         "the resizer finds the row by this metadata"
     );
     assert_eq!(
-        object_bytes(&lab, &pipeline.uploads, &uploaded.key).await,
+        lab.clients
+            .object_bytes(&pipeline.uploads, &uploaded.key)
+            .await,
         jpeg
     );
     assert!(lab.clients.list_keys(&pipeline.processed).await.is_empty());
@@ -243,7 +233,9 @@ async fn a_presigned_upload_arrives_with_its_metadata() {
     assert_eq!(object.content_type(), Some("image/png"));
     assert_eq!(object.metadata().and_then(|m| m.get("image-id")), Some(&id));
     assert_eq!(
-        object_bytes(&lab, &pipeline.uploads, &presigned.key).await,
+        lab.clients
+            .object_bytes(&pipeline.uploads, &presigned.key)
+            .await,
         png
     );
 }
@@ -559,13 +551,8 @@ async fn a_processed_upload_links_variants_in_the_processed_bucket() {
         .await;
         let stored = lab
             .clients
-            .get_object(bucket, &item.record.keys[name])
-            .await
-            .body
-            .collect()
-            .await
-            .expect("readable")
-            .into_bytes();
+            .object_bytes(bucket, &item.record.keys[name])
+            .await;
         assert_eq!(fetched, stored, "{name} read from {bucket}");
     }
 

@@ -139,6 +139,18 @@ impl Clients {
             .await
             .unwrap_or_else(|err| panic!("s3://{bucket}/{key} exists: {err:?}"))
     }
+
+    /// The bytes of the object at `key` in `bucket`.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.get_object(bucket, key)
+            .await
+            .body
+            .collect()
+            .await
+            .expect("readable")
+            .into_bytes()
+            .to_vec()
+    }
 }
 
 /// A table shaped as the stack's on `dynamodb`: on-demand, partition key `image_id`.
