@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint, PLAINTEXT_OPT_IN_ENV};
+use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint};
 use hybridlab_wire::token::{TOKEN_ENV, TokenError, check_token};
 use hybridlab_wire::{ErrorBody, ErrorCode, LambdaInfo, ProcessImageRequest, ProxyResponse};
 use lambda_runtime::LambdaEvent;
@@ -74,16 +74,7 @@ impl ProxyConfig {
                 return Err(ConfigError::MissingPin);
             }
         } else if !is_loopback_http(&endpoint) {
-            let opted_in = lookup(PLAINTEXT_OPT_IN_ENV).is_some_and(|v| v.trim() == "true");
-            if !(opted_in && endpoint.starts_with("http://")) {
-                return Err(ConfigError::UnsupportedEndpoint(endpoint));
-            }
-            // The exports' stacks, until they carry a certificate: said in every cold start's
-            // log so it is not forgotten.
-            tracing::warn!(
-                endpoint = %endpoint,
-                "{PLAINTEXT_OPT_IN_ENV}=true: the token goes to the server in clear"
-            );
+            return Err(ConfigError::UnsupportedEndpoint(endpoint));
         }
         let ec2_timeout = match lookup("EC2_TIMEOUT_MS") {
             None => DEFAULT_EC2_TIMEOUT,
@@ -503,14 +494,17 @@ mod tests {
         ] {
             assert!(is_loopback_http(endpoint), "{endpoint}");
         }
-        // ...unless the function says it knows (the IaC exports, which have no certificate).
+        // There is no opt-out: an old opt-in variable changes nothing.
         let opted_in = ProxyConfig::from_lookup(|name: &str| match name {
             "EC2_ENDPOINT" => Some("http://203.0.113.7:8080".into()),
             "EC2_ALLOW_PLAINTEXT" => Some("true".into()),
             "HYBRIDLAB_TOKEN" => Some(TOKEN.into()),
             _ => None,
         });
-        assert!(opted_in.is_ok(), "{opted_in:?}");
+        assert!(
+            matches!(opted_in, Err(ConfigError::UnsupportedEndpoint(_))),
+            "{opted_in:?}"
+        );
         assert!(matches!(
             ProxyConfig::from_lookup(env(&[
                 ("EC2_ENDPOINT", "http://127.0.0.1"),

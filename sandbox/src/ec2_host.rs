@@ -22,6 +22,7 @@ use super::logs::{LogShipper, LogStream, now_ms};
 use super::spawner::{ProcessGroup, Spawner};
 use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
+use hybridlab_wire::tls::TLS_CERT_ENV;
 
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 
@@ -285,7 +286,8 @@ impl Ec2Host {
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
         let port = unused_port().map_err(|err| err.to_string())?;
-        let endpoint = endpoint_of(port);
+        let scheme = scheme_of(&environment);
+        let endpoint = endpoint_of(scheme, port);
         let shared_endpoint = Arc::new(Mutex::new(endpoint.clone()));
         let (stop, stopped) = oneshot::channel();
         let pid = Arc::new(AtomicU32::new(0));
@@ -319,8 +321,17 @@ impl Ec2Host {
     }
 }
 
-fn endpoint_of(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
+/// `https` when the server's environment gives it a certificate (as every stack's does), so
+/// the tag says how to reach it, as an instance's address and port would on AWS.
+fn scheme_of(environment: &[(String, String)]) -> &'static str {
+    let has_certificate = environment
+        .iter()
+        .any(|(key, value)| key == TLS_CERT_ENV && !value.trim().is_empty());
+    if has_certificate { "https" } else { "http" }
+}
+
+fn endpoint_of(scheme: &str, port: u16) -> String {
+    format!("{scheme}://127.0.0.1:{port}")
 }
 
 /// A loopback port nothing listens on at this instant. The server binds it itself (an address
@@ -469,7 +480,7 @@ async fn supervise(
         if taken(process.port) {
             match unused_port() {
                 Ok(port) => {
-                    let moved = endpoint_of(port);
+                    let moved = endpoint_of(scheme_of(&process.environment), port);
                     tracing::warn!(instance = %process.instance_id, taken = process.port, endpoint = %moved, "another process took the server's port: moving it");
                     logs.send_batch(&stream, vec![(
                         now_ms(),
@@ -555,7 +566,7 @@ while True:
 
         // Nothing answers at this address: the log lines and the tag are dropped.
         let config = crate::sdk_config("http://127.0.0.1:1", "us-east-1").await;
-        let endpoint = Arc::new(Mutex::new(endpoint_of(taken_port)));
+        let endpoint = Arc::new(Mutex::new(endpoint_of("http", taken_port)));
         let pid = Arc::new(AtomicU32::new(0));
         let (stop, stopped) = oneshot::channel();
         let supervisor = tokio::spawn(supervise(

@@ -19,7 +19,7 @@ use hybridlab_tests::sandbox::{
     EdgeClients, bootstrap_zip, build_binary, deploy_function, edge_clients,
 };
 use hybridlab_wire::Health;
-use hybridlab_wire::tls::{CERT_PIN_ENV, pinned_client_config};
+use hybridlab_wire::tls::{CERT_PIN_ENV, TLS_CERT_ENV, TLS_KEY_ENV, pinned_client_config};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
@@ -67,17 +67,22 @@ impl TlsServer {
         store.create_bucket(&bucket).await;
         store.create_table(&table).await;
         let certificate = ServerCertificate::generate().expect("a certificate");
-        let env = format!("{}{extra_env}", certificate.env_lines());
+        let tls = certificate.values(TOKEN);
+        let env = format!(
+            "{TLS_CERT_ENV}={}\n{TLS_KEY_ENV}={}\n{extra_env}",
+            tls.tls_certificate, tls.tls_key
+        );
         let (instance, _log_group) = launch_server(&clients, &bucket, &table, TOKEN, &env).await;
         let tagged = eventually(Duration::from_secs(60), || {
             endpoint_tag(&clients, &instance)
         })
         .await
         .expect("the sandbox tags the instance with its server's address");
-        // The sandbox tags the port; the server speaks TLS on it, as `up` reads it.
-        let endpoint = tagged.replacen("http://", "https://", 1);
+        // The server has a certificate, so the sandbox's tag names an https address.
+        assert!(tagged.starts_with("https://127.0.0.1:"), "{tagged}");
+        let endpoint = tagged.clone();
         let address: SocketAddr = tagged
-            .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .parse()
             .expect("a loopback address");
         let images = ImageHost::start().await;

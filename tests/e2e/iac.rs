@@ -81,6 +81,19 @@ fn export_writes_the_files_and_refuses_to_overwrite_them_unasked() {
             "{file} reported"
         );
     }
+    // The certificate, its key and its fingerprint are in a private terraform.tfvars, and the
+    // fingerprint printed is the one in it.
+    let tfvars = module.join("terraform.tfvars");
+    assert_eq!(mode(&tfvars), 0o600);
+    let values = std::fs::read_to_string(&tfvars).expect("terraform.tfvars");
+    let fingerprint = result["server_certificate_sha256"]
+        .as_str()
+        .expect("a fingerprint");
+    assert!(
+        values.contains(&format!("server_certificate_sha256 = \"{fingerprint}\"")),
+        "{values}"
+    );
+    assert!(values.contains("server_tls_key "), "the key is there");
     let main = std::fs::read_to_string(module.join("main.tf")).expect("main.tf");
     std::fs::write(module.join("main.tf"), "# edited by hand\n").expect("edit");
 
@@ -130,16 +143,57 @@ fn export_writes_the_files_and_refuses_to_overwrite_them_unasked() {
         "{names:?}"
     );
 
-    let template = scratch.0.join("stack.json");
+    let template = scratch.0.join("cfn").join("stack.json");
     let template_arg = template.to_str().expect("UTF-8");
-    let written = export(&["export", "cloudformation", "--out", template_arg]);
+    let written = export(&[
+        "export",
+        "cloudformation",
+        "--out",
+        template_arg,
+        "--code-bucket",
+        "my-code-bucket",
+        "--json",
+    ]);
     assert!(written.status.success(), "{}", stderr(&written));
     let parsed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&template).expect("the template")).expect("JSON");
     assert!(parsed["Resources"]["ProxyFunction"].is_object());
+    // Beside it, private: the parameters `aws cloudformation deploy` reads from a file.
+    let parameters = scratch.0.join("cfn").join("stack.parameters.json");
+    assert_eq!(mode(&parameters), 0o600);
+    let pairs: Vec<String> =
+        serde_json::from_slice(&std::fs::read(&parameters).expect("the parameters"))
+            .expect("a JSON list");
+    let fingerprint = json_lines(&written)[0]["server_certificate_sha256"]
+        .as_str()
+        .expect("a fingerprint")
+        .to_owned();
+    assert!(
+        pairs.contains(&"CodeBucket=my-code-bucket".to_owned()),
+        "{pairs:?}"
+    );
+    assert!(pairs.contains(&format!("ServerCertificateSha256={fingerprint}")));
+    assert!(pairs.iter().any(|pair| pair.starts_with("ServerTlsKey=")));
+    assert!(
+        !std::fs::read_to_string(&template)
+            .expect("the template")
+            .contains(&fingerprint)
+    );
+    // Neither file is replaced unasked, not even when only the parameters file is there.
+    std::fs::remove_file(&template).expect("remove the template");
     let refused = export(&["export", "cloudformation", "--out", template_arg]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("already exists; pass --force"));
+    assert!(!template.exists(), "a refused export writes nothing");
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .expect("the file")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[test]
@@ -366,6 +420,27 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
     }
     // Terraform and its providers are here: the stack serves, then is destroyed completely.
     let names = StackNames::new(&StackId::parse(&id).expect("valid"));
+    // The function speaks TLS to the server and pins its certificate: on loopback plain HTTP
+    // would pass too, so the end-to-end call alone would not show it.
+    let configuration = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .expect("the function");
+    let variables = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .expect("variables");
+    let endpoint = variables.get("EC2_ENDPOINT").expect("EC2_ENDPOINT");
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let pin = variables.get("EC2_CERT_SHA256").expect("EC2_CERT_SHA256");
+    let tfvars = std::fs::read_to_string(state_dir.join("terraform.tfvars")).expect("tfvars");
+    assert!(
+        tfvars.contains(&format!("server_certificate_sha256 = \"{pin}\"")),
+        "the pin is the exported certificate's"
+    );
     crate::stack::invoke_end_to_end(&clients, &names).await;
     let down = hybridlab_async(
         &clients.endpoint,

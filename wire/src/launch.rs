@@ -50,18 +50,18 @@ impl ServerLaunch {
     }
 
     /// The user-data script with the environment file written inline instead of fetched (for
-    /// a CloudFormation stack, which cannot put an object in the bucket it creates), and each
-    /// `(variable, secret id)` of `secrets` appended from AWS Secrets Manager at boot. So
-    /// `env_file` must hold no secret: user-data is readable by any process on the instance
-    /// through the instance metadata service.
-    pub fn render_with_env(&self, env_file: &str, secrets: &[(&str, &str)]) -> String {
+    /// a CloudFormation stack, which cannot put an object in the bucket it creates), and the
+    /// value of each AWS Secrets Manager secret in `secret_ids`, `KEY=VALUE` lines, appended
+    /// at boot. So `env_file` must hold no secret: user-data is readable by any process on the
+    /// instance through the instance metadata service.
+    pub fn render_with_env(&self, env_file: &str, secret_ids: &[&str]) -> String {
         let mut write_env =
             format!("(umask 077 && cat > /etc/hybridlab/server.env) <<'ENV'\n{env_file}ENV\n");
-        for (variable, secret_id) in secrets {
+        for secret_id in secret_ids {
             // An assignment of its own, so `set -e` stops the script if the fetch fails.
             write_env.push_str(&format!(
                 "secret=$(aws secretsmanager get-secret-value --region {region} --secret-id '{secret_id}' --query SecretString --output text)\n\
-                 printf '%s=%s\\n' '{variable}' \"$secret\" >> /etc/hybridlab/server.env\n\
+                 printf '%s\\n' \"$secret\" >> /etc/hybridlab/server.env\n\
                  unset secret\n",
                 region = self.region,
             ));
@@ -367,10 +367,7 @@ mod tests {
         let plain = launch.render();
         let inline = launch.render_with_env(
             "HYBRIDLAB_BUCKET=b\n",
-            &[(
-                "HYBRIDLAB_TOKEN",
-                "arn:aws:secretsmanager:eu-west-1:1:secret:t",
-            )],
+            &["arn:aws:secretsmanager:eu-west-1:1:secret:t"],
         );
         for script in [&plain, &inline] {
             let check = std::process::Command::new("bash")
@@ -388,17 +385,14 @@ mod tests {
         assert!(inline.contains(
             "secret=$(aws secretsmanager get-secret-value --region eu-west-1 --secret-id 'arn:aws:secretsmanager:eu-west-1:1:secret:t'"
         ));
-        assert!(inline.contains("printf '%s=%s\\n' 'HYBRIDLAB_TOKEN' \"$secret\""));
+        assert!(inline.contains("printf '%s\\n' \"$secret\" >> /etc/hybridlab/server.env"));
     }
 
     #[test]
     fn the_inline_env_file_is_written_0600_and_the_secret_appended() {
         let scratch = Scratch::new("env");
         let root = scratch.0.display();
-        let script = launch(60).render_with_env(
-            "HYBRIDLAB_BUCKET=b\n",
-            &[("HYBRIDLAB_TOKEN", "the-secret-id")],
-        );
+        let script = launch(60).render_with_env("HYBRIDLAB_BUCKET=b\n", &["the-secret-id"]);
         let write_env = script
             .lines()
             .skip_while(|line| !line.starts_with("(umask 077 && cat"))
@@ -406,8 +400,11 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n")
             .replace("/etc/", &format!("{root}/etc/"))
-            // The CLI as the instance's would answer.
-            .replace("aws secretsmanager get-secret-value", "printf s3cr3t; :");
+            // The CLI as the instance's would answer: the secret's lines, the last one ended.
+            .replace(
+                "aws secretsmanager get-secret-value",
+                "printf 'HYBRIDLAB_TOKEN=s3cr3t\\nHYBRIDLAB_TLS_KEY=a2V5\\n'; :",
+            );
         let output = bash(&format!(
             "umask 022\ninstall -d {root}/etc/hybridlab\n{write_env}\nstat -c %a {root}/etc/hybridlab/server.env\ncat {root}/etc/hybridlab/server.env"
         ));
@@ -418,7 +415,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8_lossy(&output.stdout),
-            "600\nHYBRIDLAB_BUCKET=b\nHYBRIDLAB_TOKEN=s3cr3t\n"
+            "600\nHYBRIDLAB_BUCKET=b\nHYBRIDLAB_TOKEN=s3cr3t\nHYBRIDLAB_TLS_KEY=a2V5\n"
         );
     }
 

@@ -20,9 +20,6 @@ pub const TLS_CERT_ENV: &str = "HYBRIDLAB_TLS_CERT";
 pub const TLS_KEY_ENV: &str = "HYBRIDLAB_TLS_KEY";
 /// The function's pin: the SHA-256 fingerprint of the only certificate the proxy accepts.
 pub const CERT_PIN_ENV: &str = "EC2_CERT_SHA256";
-/// `true` lets the proxy speak plain HTTP to an instance off loopback: only the
-/// Terraform/CloudFormation exports set it, since they do not make a certificate yet.
-pub const PLAINTEXT_OPT_IN_ENV: &str = "EC2_ALLOW_PLAINTEXT";
 
 /// The SHA-256 digest of a certificate's DER bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

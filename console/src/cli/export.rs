@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use hybridlab_provision::iac::{ExportFile, cloudformation, stage_programs, terraform};
 use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
+use hybridlab_provision::stack::up::{ServerCertificate, new_token};
 use hybridlab_provision::stack::{StackId, StackSettings};
 use serde_json::json;
 
@@ -24,8 +25,9 @@ pub struct ExportArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ExportFormat {
-    /// A Terraform module: main.tf, variables.tf, outputs.tf and a README.md in --out.
-    /// The region is `--aws --region R`'s (default us-east-1).
+    /// A Terraform module: main.tf, variables.tf, outputs.tf and a README.md in --out, and
+    /// terraform.tfvars (private) with the server's new TLS certificate, its key and its
+    /// fingerprint. The region is `--aws --region R`'s (default us-east-1).
     Terraform {
         /// The module's directory (made if missing).
         #[arg(long)]
@@ -42,11 +44,16 @@ pub enum ExportFormat {
         #[command(flatten)]
         stack: ExportStack,
     },
-    /// One CloudFormation template (JSON) with the same resources and outputs.
+    /// One CloudFormation template (JSON) with the same resources and outputs, and beside it
+    /// (NAME.parameters.json, private) the parameters `aws cloudformation deploy` needs: the
+    /// code bucket, a new token, the server's new TLS certificate, its key and fingerprint.
     Cloudformation {
         /// The template's file.
         #[arg(long)]
         out: PathBuf,
+        /// The bucket you copy the programs to, written into the parameters file.
+        #[arg(long, value_name = "BUCKET")]
+        code_bucket: Option<String>,
         #[command(flatten)]
         stack: ExportStack,
     },
@@ -80,6 +87,17 @@ impl ExportStack {
 /// Writes `text` to `path` through a temporary file beside it, so a reader never sees half
 /// a file.
 pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_file(path, text, false)
+}
+
+/// Writes `text` atomically and readable by its owner only, from the first byte:
+/// terraform.tfvars and the template's parameters hold the server's TLS key and may hold the
+/// stack's bearer token.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_file(path, text, true)
+}
+
+fn write_file(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
     let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
     let name = path
@@ -90,11 +108,27 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let mut file = std::fs::File::create(&temporary)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(if private { 0o600 } else { 0o644 });
+    }
+    let written = options.open(&temporary).and_then(|mut file| {
+        // A temporary left by an earlier run keeps its old mode: set it again.
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(err).with_context(|| format!("cannot write {}", temporary.display()));
+    }
     std::fs::rename(&temporary, path).with_context(|| {
         let _ = std::fs::remove_file(&temporary);
         format!("cannot move the new file to {}", path.display())
@@ -127,7 +161,7 @@ pub fn write_module(dir: &Path, files: &[ExportFile], force: bool) -> anyhow::Re
 }
 
 pub async fn run(target: &TargetChoice, args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let (written, json) = match args.format {
+    let (written, json, fingerprint) = match args.format {
         ExportFormat::Terraform {
             out,
             build,
@@ -141,7 +175,7 @@ pub async fn run(target: &TargetChoice, args: ExportArgs) -> anyhow::Result<Exit
                 terraform::Identity::Random
             };
             let tfvars = out.join("terraform.tfvars");
-            if (build || no_random) && tfvars.exists() && !stack.force {
+            if tfvars.exists() && !stack.force {
                 bail!(
                     "{} already exists; pass --force to replace it",
                     tfvars.display()
@@ -149,50 +183,80 @@ pub async fn run(target: &TargetChoice, args: ExportArgs) -> anyhow::Result<Exit
             }
             let mut written =
                 write_module(&out, &terraform::module(&settings, identity), stack.force)?;
-            let mut values = String::new();
+            let token = new_token();
+            let secrets = ServerCertificate::generate()?.values(&token);
+            // Blank lines between the groups: `terraform fmt` aligns each group alone.
+            let mut values = terraform::tls_tfvars(&secrets);
             if no_random {
+                values.push('\n');
                 values.push_str(&terraform::identity_tfvars(
                     StackId::generate().as_str(),
-                    &hybridlab_provision::stack::up::new_token(),
+                    &token,
                 ));
             }
             if build {
-                // A blank line between the groups: `terraform fmt` aligns each group alone.
-                if !values.is_empty() {
-                    values.push('\n');
-                }
+                values.push('\n');
                 values.push_str(&build_programs(&out, settings.pipeline).await?);
             }
-            if !values.is_empty() {
-                write_private(&tfvars, &values)?;
-                written.push(tfvars);
-            }
-            (written, stack.json)
+            write_private(&tfvars, &values)?;
+            written.push(tfvars);
+            (written, stack.json, secrets.cert_sha256)
         }
-        ExportFormat::Cloudformation { out, stack } => {
+        ExportFormat::Cloudformation {
+            out,
+            code_bucket,
+            stack,
+        } => {
             let settings = stack.settings(target);
-            if out.exists() && !stack.force {
-                bail!(
-                    "{} already exists; pass --force to replace it",
-                    out.display()
-                );
+            let parameters = parameters_path(&out)?;
+            for path in [&out, &parameters] {
+                if path.exists() && !stack.force {
+                    bail!(
+                        "{} already exists; pass --force to replace it",
+                        path.display()
+                    );
+                }
+            }
+            if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let text = cloudformation::template_text(&settings, &StackId::generate());
+            let secrets = ServerCertificate::generate()?.values(&new_token());
+            write_private(
+                &parameters,
+                &cloudformation::parameters_text(code_bucket.as_deref(), &secrets),
+            )?;
             write_atomically(&out, &text)?;
-            (vec![out], stack.json)
+            (vec![out, parameters], stack.json, secrets.cert_sha256)
         }
     };
     if json {
         println!(
             "{}",
-            json!({"type": "result", "ok": true, "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
+            json!({
+                "type": "result",
+                "ok": true,
+                "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "server_certificate_sha256": fingerprint,
+            })
         );
     } else {
         for path in &written {
             println!("wrote {}", path.display());
         }
+        println!("the server's certificate: SHA-256 {fingerprint}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the parameters file of the template at `template` goes: `NAME.parameters.json`
+/// beside `NAME.json` (or beside `NAME`, whatever its extension).
+fn parameters_path(template: &Path) -> anyhow::Result<PathBuf> {
+    let stem = template
+        .file_stem()
+        .with_context(|| format!("{} names no file", template.display()))?;
+    Ok(template.with_file_name(format!("{}.parameters.json", stem.to_string_lossy())))
 }
 
 /// Builds the programs for Amazon Linux, stages them under `dir/build` and returns the
@@ -214,17 +278,4 @@ async fn build_programs(dir: &Path, pipeline: bool) -> anyhow::Result<String> {
         staged.resizer_package.as_deref().map(absolute).as_deref(),
         None,
     ))
-}
-
-/// Writes `text` atomically and readable by its owner only: terraform.tfvars may hold the
-/// stack's bearer token.
-pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    write_atomically(path, text)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {}", path.display()))?;
-    }
-    Ok(())
 }

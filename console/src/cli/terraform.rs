@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use hybridlab_provision::iac::runner::Terraform;
 use hybridlab_provision::iac::{stage_programs, terraform};
 use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
+use hybridlab_provision::stack::up::{ServerCertificate, new_token};
 use hybridlab_provision::stack::{StackClients, StackId, StackSettings, Target};
 use hybridlab_tools::cache_dir;
 use serde_json::json;
@@ -140,10 +141,20 @@ async fn apply(
         true,
     )?;
     let tfvars_path = dir.join("terraform.tfvars");
-    let token = std::fs::read_to_string(&tfvars_path)
-        .ok()
-        .and_then(|text| terraform::token_in_tfvars(&text))
-        .unwrap_or_else(hybridlab_provision::stack::up::new_token);
+    let existing = std::fs::read_to_string(&tfvars_path).ok();
+    let token = existing
+        .as_deref()
+        .and_then(terraform::token_in_tfvars)
+        .unwrap_or_else(new_token);
+    // The certificate too: the function pins it.
+    let certificate = match existing
+        .as_deref()
+        .and_then(terraform::tls_in_tfvars)
+        .and_then(|(cert, key)| ServerCertificate::from_base64(&cert, &key))
+    {
+        Some(certificate) => certificate,
+        None => ServerCertificate::generate()?,
+    };
     let (vars, env) = target_inputs(clients, id);
     let terraform = terraform_in(dir, env)?;
     // Providers first: it fails fast where they cannot be installed, before a long build.
@@ -163,8 +174,10 @@ async fn apply(
     })
     .await
     .context("the build task failed")??;
+    // Blank lines between the groups: `terraform fmt` aligns each group alone.
     let mut values = terraform::identity_tfvars(id.as_str(), &token);
-    // A blank line between the groups: `terraform fmt` aligns each group alone.
+    values.push('\n');
+    values.push_str(&terraform::tls_tfvars(&certificate.values(&token)));
     values.push('\n');
     values.push_str(&terraform::tfvars(
         &staged.server_binary,

@@ -8,19 +8,30 @@ use crate::stack::describe::{
     Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, StackDescription,
 };
 use crate::stack::names::{StackId, StackNames};
-use crate::stack::plan::StackSettings;
+use crate::stack::plan::{ServerSecretValues, StackSettings};
 use crate::stack::policy::{ArnContext, FETCH_SERVER_ARTIFACTS};
+use hybridlab_wire::tls::TLS_KEY_ENV;
+use hybridlab_wire::token::TOKEN_ENV;
 
 const SUFFIX: &str = "${StackSuffix}";
-/// The server's token: its variable in the environment file, and the logical id of the
-/// secret that holds it.
-const TOKEN_VARIABLE: &str = "HYBRIDLAB_TOKEN";
-const TOKEN_SECRET: &str = "ServerTokenSecret";
+/// The logical id of the secret that holds the server's token and TLS key.
+const SERVER_SECRET: &str = "ServerSecret";
+/// The parameters `hybridlab export` writes into the parameters file beside the template:
+/// the code bucket and the stack's secrets.
+pub const CODE_BUCKET_PARAMETER: &str = "CodeBucket";
+pub const TOKEN_PARAMETER: &str = "ServerToken";
+pub const TLS_CERTIFICATE_PARAMETER: &str = "ServerTlsCertificate";
+pub const TLS_KEY_PARAMETER: &str = "ServerTlsKey";
+pub const CERT_SHA256_PARAMETER: &str = "ServerCertificateSha256";
+/// What the certificate and key parameters may hold: one line of standard base64.
+const BASE64_PATTERN: &str = "^[A-Za-z0-9+/]+={0,2}$";
+/// A SHA-256 fingerprint as `hybridlab` prints it (`AB:CD:...`) or as plain hex.
+const FINGERPRINT_PATTERN: &str = "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$";
 /// The condition that the `InstanceType` parameter is a burstable type.
 const BURSTABLE: &str = "BurstableInstance";
 
 /// The description with CloudFormation's pseudo parameters in the ARN context and parameters
-/// in place of the stack id and the token.
+/// in place of the stack id and the secrets.
 pub fn description(settings: &StackSettings) -> StackDescription {
     let arns = ArnContext {
         partition: "${AWS::Partition}".into(),
@@ -36,8 +47,39 @@ pub fn description(settings: &StackSettings) -> StackDescription {
         SUFFIX,
         &settings,
         &arns,
-        "${ServerToken}",
+        &ServerSecretValues {
+            token: format!("${{{TOKEN_PARAMETER}}}"),
+            tls_certificate: format!("${{{TLS_CERTIFICATE_PARAMETER}}}"),
+            tls_key: format!("${{{TLS_KEY_PARAMETER}}}"),
+            cert_sha256: format!("${{{CERT_SHA256_PARAMETER}}}"),
+        },
     )
+}
+
+/// The parameters file `hybridlab export cloudformation` writes beside the template: the
+/// code bucket (when given) and the stack's secrets, as a JSON list of `Key=Value`, which
+/// `aws cloudformation deploy --parameter-overrides file://FILE` takes (the CLI reads a
+/// `file://` argument and accepts JSON for a list; version 1 takes no `Key=Value` beside a
+/// file, hence the code bucket in it). It holds the token and the TLS key: readable by its
+/// owner only.
+pub fn parameters_text(code_bucket: Option<&str>, secrets: &ServerSecretValues) -> String {
+    let mut pairs: Vec<(&str, &str)> = code_bucket
+        .map(|bucket| (CODE_BUCKET_PARAMETER, bucket))
+        .into_iter()
+        .collect();
+    pairs.extend([
+        (TOKEN_PARAMETER, secrets.token.as_str()),
+        (TLS_CERTIFICATE_PARAMETER, secrets.tls_certificate.as_str()),
+        (TLS_KEY_PARAMETER, secrets.tls_key.as_str()),
+        (CERT_SHA256_PARAMETER, secrets.cert_sha256.as_str()),
+    ]);
+    let list: Vec<String> = pairs
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    let mut text = serde_json::to_string_pretty(&list).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Every string with `${` becomes an `Fn::Sub`, so names, ARNs and scripts take the
@@ -139,6 +181,14 @@ fn bucket(stack: &StackDescription, bucket: &Bucket) -> Value {
     resource
 }
 
+/// The server's URL: TLS on the instance's public address.
+fn server_url(stack: &StackDescription) -> String {
+    format!(
+        "https://${{ServerInstance.PublicIp}}:{}",
+        stack.security_group.port
+    )
+}
+
 fn function(stack: &StackDescription, function: &Function) -> Value {
     let names = &stack.names;
     let variables: Map<String, Value> = function
@@ -147,11 +197,9 @@ fn function(stack: &StackDescription, function: &Function) -> Value {
         .map(|(key, value)| {
             let value = match value {
                 EnvValue::Literal(value) => text(value),
-                EnvValue::ServerUrl => json!({"Fn::Sub": format!(
-                    "http://${{ServerInstance.PublicIp}}:{}",
-                    stack.security_group.port
-                )}),
-                EnvValue::Token => json!({"Ref": "ServerToken"}),
+                EnvValue::ServerUrl => json!({"Fn::Sub": server_url(stack)}),
+                EnvValue::Token => json!({"Ref": TOKEN_PARAMETER}),
+                EnvValue::CertSha256 => json!({"Ref": CERT_SHA256_PARAMETER}),
             };
             ((*key).to_owned(), value)
         })
@@ -236,12 +284,13 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
                 "Action": ["s3:GetObject"],
                 "Resource": ["arn:${AWS::Partition}:s3:::${CodeBucket}/${ServerBinaryKey}"]
             }));
-            // The token comes from its secret at boot, not from the user-data (see below).
+            // The token and the TLS key come from their secret at boot, not from the
+            // user-data (see below).
             statements.push(json!({
-                "Sid": "ReadServerToken",
+                "Sid": "ReadServerSecrets",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [{"Ref": TOKEN_SECRET}]
+                "Resource": [{"Ref": SERVER_SECRET}]
             }));
         }
         resources.insert(
@@ -294,26 +343,42 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
         ..stack.instance.launch.clone()
     };
     // User-data is readable by any process on the instance through the metadata service, so
-    // it carries the environment file without the token; the token is a Secrets Manager
-    // secret only the server's role may read, fetched at boot into a 0600 file.
+    // it carries the environment file without the token and the TLS key; they are a Secrets
+    // Manager secret only the server's role may read, appended at boot to the 0600 file.
+    let secret_lines = [TOKEN_ENV, TLS_KEY_ENV];
     let env_file: String = stack
         .server_artifacts
         .env_file
         .lines()
-        .filter(|line| !line.starts_with(&format!("{TOKEN_VARIABLE}=")))
+        .filter(|line| {
+            !secret_lines
+                .iter()
+                .any(|name| line.starts_with(&format!("{name}=")))
+        })
         .map(|line| format!("{line}\n"))
         .collect();
-    let secret = format!("${{{TOKEN_SECRET}}}");
-    let user_data = launch.render_with_env(&env_file, &[(TOKEN_VARIABLE, &secret)]);
+    let secret = format!("${{{SERVER_SECRET}}}");
+    let user_data = launch.render_with_env(&env_file, &[&secret]);
+    let secret_string: String = stack
+        .server_artifacts
+        .env_file
+        .lines()
+        .filter(|line| {
+            secret_lines
+                .iter()
+                .any(|name| line.starts_with(&format!("{name}=")))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
     resources.insert(
-        TOKEN_SECRET.into(),
+        SERVER_SECRET.into(),
         json!({
             "Type": "AWS::SecretsManager::Secret",
             "DeletionPolicy": "Delete",
             "UpdateReplacePolicy": "Delete",
             "Properties": {
-                "Description": text(&format!("hybridlab stack {SUFFIX}: the image server's bearer token")),
-                "SecretString": {"Ref": "ServerToken"},
+                "Description": text(&format!("hybridlab stack {SUFFIX}: the image server's bearer token and TLS key")),
+                "SecretString": text(&secret_string),
                 "Tags": tags(&stack)
             }
         }),
@@ -381,7 +446,8 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     let mut outputs = json!({
         "StackId": {"Description": "The stack id (`hybridlab status --stack ...`)", "Value": {"Ref": "StackSuffix"}},
         "FunctionName": {"Description": "The proxy function", "Value": {"Ref": "ProxyFunction"}},
-        "ServerUrl": {"Description": "The image server's URL", "Value": {"Fn::Sub": format!("http://${{ServerInstance.PublicIp}}:{}", sg.port)}},
+        "ServerUrl": {"Description": "The image server's URL", "Value": {"Fn::Sub": server_url(&stack)}},
+        "ServerCertificateSha256": {"Description": "The SHA-256 fingerprint of the server's certificate, which the function pins (check it in a browser before signing in to the gallery)", "Value": {"Ref": CERT_SHA256_PARAMETER}},
         "ImagesBucket": {"Description": "Originals and variants", "Value": {"Ref": "ImagesBucket"}},
         "ArtifactsBucket": {"Description": "The stack's artifacts bucket", "Value": {"Ref": "ArtifactsBucket"}},
         "Table": {"Description": "The images' metadata table", "Value": {"Ref": "ImagesTable"}},
@@ -394,7 +460,7 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             "Default": suffix.as_str(),
             "AllowedPattern": "^[a-z0-9]{4,16}$"
         },
-        "CodeBucket": {
+        CODE_BUCKET_PARAMETER: {
             "Type": "String",
             "Description": "An existing bucket in this region holding the programs (see the template's Description)"
         },
@@ -408,12 +474,29 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             "Default": "hybridlab/proxy.zip",
             "Description": "Key of the proxy function's bootstrap.zip in CodeBucket"
         },
-        "ServerToken": {
+        TOKEN_PARAMETER: {
             "Type": "String",
             "NoEcho": true,
             "MinLength": 32,
             "AllowedPattern": "^[A-Za-z0-9]+$",
-            "Description": "The bearer token the function sends and the server checks (e.g. `openssl rand -hex 32`)"
+            "Description": "The bearer token the function sends and the server checks (the parameters file `hybridlab export cloudformation` writes has one)"
+        },
+        // The patterns also keep a value from adding lines to the server's environment file.
+        TLS_CERTIFICATE_PARAMETER: {
+            "Type": "String",
+            "AllowedPattern": BASE64_PATTERN,
+            "Description": "The image server's self-signed certificate, base64 of its DER (in the parameters file)"
+        },
+        TLS_KEY_PARAMETER: {
+            "Type": "String",
+            "NoEcho": true,
+            "AllowedPattern": BASE64_PATTERN,
+            "Description": "The certificate's private key, base64 of its PKCS #8 DER (in the parameters file)"
+        },
+        CERT_SHA256_PARAMETER: {
+            "Type": "String",
+            "AllowedPattern": FINGERPRINT_PATTERN,
+            "Description": "The certificate's SHA-256 fingerprint, which the function pins (in the parameters file)"
         },
         "InstanceType": {
             "Type": "String",
@@ -471,7 +554,9 @@ fn description_text(pipeline: bool) -> String {
         "The hybridlab stack{}, as `hybridlab up{}` creates it (generated by `hybridlab export cloudformation`). \
          Copy the programs first: aws s3 cp hybridlab-ec2-server s3://CODE_BUCKET/hybridlab/hybridlab-ec2-server; \
          aws s3 cp proxy.zip s3://CODE_BUCKET/hybridlab/proxy.zip{}. Then: aws cloudformation deploy --template-file hybridlab.json \
-         --stack-name hybridlab --capabilities CAPABILITY_NAMED_IAM --parameter-overrides CodeBucket=CODE_BUCKET ServerToken=$(openssl rand -hex 32). \
+         --stack-name hybridlab --capabilities CAPABILITY_NAMED_IAM --parameter-overrides file://hybridlab.parameters.json, \
+         with the parameters file `hybridlab export cloudformation --code-bucket CODE_BUCKET` wrote beside this template \
+         (the code bucket, the bearer token, the server's certificate, its key and its fingerprint: keep it private). \
          Empty the buckets before deleting the stack.",
         if pipeline {
             " with the event-driven pipeline"

@@ -9,7 +9,7 @@ use crate::stack::describe::{
     Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, Role, StackDescription,
 };
 use crate::stack::names::StackNames;
-use crate::stack::plan::StackSettings;
+use crate::stack::plan::{ServerSecretValues, StackSettings};
 use crate::stack::policy::ArnContext;
 use hybridlab_wire::tags::ENDPOINT_TAG;
 
@@ -72,7 +72,7 @@ fn depends_on(references: &[&str]) -> Item {
 }
 
 /// The description with Terraform's interpolations in place of the stack id, the ARN
-/// context, the region and the token.
+/// context, the region and the secrets.
 pub fn description(settings: &StackSettings) -> StackDescription {
     let arns = ArnContext {
         partition: "${data.aws_partition.current.partition}".into(),
@@ -88,9 +88,23 @@ pub fn description(settings: &StackSettings) -> StackDescription {
         ID,
         &settings,
         &arns,
-        "${local.token}",
+        &ServerSecretValues {
+            token: "${local.token}".into(),
+            tls_certificate: format!("${{var.{TLS_CERTIFICATE_VARIABLE}}}"),
+            tls_key: format!("${{var.{TLS_KEY_VARIABLE}}}"),
+            cert_sha256: format!("${{var.{CERT_SHA256_VARIABLE}}}"),
+        },
     )
 }
+
+/// The variables that give the module the server's certificate, its key and the fingerprint
+/// the function pins: made by `hybridlab export terraform` (and `up --via terraform`) and
+/// written to `terraform.tfvars`. Terraform's own `tls` provider could make the pair, but no
+/// Terraform function hashes binary data, so the fingerprint could not be computed in HCL.
+pub const TLS_CERTIFICATE_VARIABLE: &str = "server_tls_certificate";
+pub const TLS_KEY_VARIABLE: &str = "server_tls_key";
+pub const CERT_SHA256_VARIABLE: &str = "server_certificate_sha256";
+const TOKEN_VARIABLE: &str = "server_token";
 
 /// Where the module's stack id and bearer token come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +246,7 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
                 EnvValue::Literal(text) => string(text),
                 EnvValue::ServerUrl => raw("local.server_url"),
                 EnvValue::Token => raw("local.token"),
+                EnvValue::CertSha256 => raw(format!("var.{CERT_SHA256_VARIABLE}")),
             };
             ((*key).to_owned(), value)
         })
@@ -388,14 +403,14 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
                     Expr::Object(vec![(stack.stack_tag.0.to_owned(), raw("local.id"))]),
                 ),
                 Item::Comment(
-                    "On AWS the function calls the instance's public address; the sandbox runs the\n\
-                     server on loopback and names its address in a tag."
+                    "On AWS the function calls the instance's public address over TLS; the sandbox runs\n\
+                     the server on loopback and names its address in a tag."
                         .into(),
                 ),
                 attr(
                     "server_url",
                     raw(format!(
-                        "local.emulated ? lookup(data.aws_instance.server.tags, \"{ENDPOINT_TAG}\", \"\") : \"http://${{aws_instance.server.public_ip}}:{}\"",
+                        "local.emulated ? lookup(data.aws_instance.server.tags, \"{ENDPOINT_TAG}\", \"\") : \"https://${{aws_instance.server.public_ip}}:{}\"",
                         stack.security_group.port
                     )),
                 ),
@@ -722,6 +737,74 @@ fn variable(name: &str, kind: &str, description: &str, default: Option<Expr>) ->
     Block::new("variable", &[name], body)
 }
 
+/// A variable with a validation, `sensitive` if it is a secret.
+fn checked_variable(
+    name: &str,
+    description: &str,
+    sensitive: bool,
+    condition: Expr,
+    error_message: &str,
+) -> Block {
+    let mut body = vec![
+        attr("description", string(description)),
+        attr("type", raw("string")),
+    ];
+    if sensitive {
+        body.push(attr("sensitive", raw("true")));
+    }
+    body.extend([
+        Item::Blank,
+        block(
+            "validation",
+            &[],
+            vec![
+                attr("condition", condition),
+                attr("error_message", string(error_message)),
+            ],
+        ),
+    ]);
+    Block::new("variable", &[name], body)
+}
+
+/// The certificate, its key and its fingerprint. The patterns also keep a value from adding
+/// lines to the server's environment file.
+fn tls_variables() -> Vec<Block> {
+    const BASE64: &str = "^[A-Za-z0-9+/]+={0,2}$";
+    const FINGERPRINT: &str = "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$";
+    let matches = |variable: &str, pattern: &str| {
+        Expr::Call(
+            "can",
+            vec![Expr::Call(
+                "regex",
+                vec![string(pattern), raw(format!("var.{variable}"))],
+            )],
+        )
+    };
+    vec![
+        checked_variable(
+            TLS_CERTIFICATE_VARIABLE,
+            "The image server's self-signed TLS certificate, base64 of its DER (terraform.tfvars has one).",
+            false,
+            matches(TLS_CERTIFICATE_VARIABLE, BASE64),
+            "The certificate is one line of base64, as `hybridlab export terraform` writes it.",
+        ),
+        checked_variable(
+            TLS_KEY_VARIABLE,
+            "The certificate's private key, base64 of its PKCS #8 DER (terraform.tfvars has it: keep it private).",
+            true,
+            matches(TLS_KEY_VARIABLE, BASE64),
+            "The key is one line of base64, as `hybridlab export terraform` writes it.",
+        ),
+        checked_variable(
+            CERT_SHA256_VARIABLE,
+            "The certificate's SHA-256 fingerprint, which the function pins (terraform.tfvars has it).",
+            false,
+            matches(CERT_SHA256_VARIABLE, FINGERPRINT),
+            "The fingerprint is 32 hex pairs separated by colons, or 64 hex digits.",
+        ),
+    ]
+}
+
 fn variables_tf(stack: &StackDescription, settings: &StackSettings, identity: Identity) -> String {
     let mut blocks = vec![
         variable(
@@ -855,32 +938,16 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings, identity: Id
     if identity == Identity::Given {
         blocks.insert(
             3,
-            Block::new(
-                "variable",
-                &["server_token"],
-                vec![
-                    attr(
-                        "description",
-                        string("The bearer token the function sends and the server checks (terraform.tfvars has one)."),
-                    ),
-                    attr("type", raw("string")),
-                    attr("sensitive", raw("true")),
-                    Item::Blank,
-                    block(
-                        "validation",
-                        &[],
-                        vec![
-                            attr("condition", raw("length(var.server_token) >= 32")),
-                            attr(
-                                "error_message",
-                                string("The token is at least 32 characters, as `up` makes one."),
-                            ),
-                        ],
-                    ),
-                ],
+            checked_variable(
+                TOKEN_VARIABLE,
+                "The bearer token the function sends and the server checks (terraform.tfvars has one).",
+                true,
+                raw(format!("length(var.{TOKEN_VARIABLE}) >= 32")),
+                "The token is at least 32 characters, as `up` makes one.",
             ),
         );
     }
+    blocks.extend(tls_variables());
     format!(
         "# The server's port ({}) and the instance's TTL ({} s) are written into its user-data at\n# export: `hybridlab export terraform --ttl ...` changes the TTL.\n\n{}",
         settings.server_port,
@@ -916,6 +983,11 @@ fn outputs_tf(stack: &StackDescription) -> String {
             "server_url",
             "The image server's URL.",
             raw("local.server_url"),
+        ),
+        output(
+            "server_certificate_sha256",
+            "The SHA-256 fingerprint of the server's certificate, which the function pins (check it in a browser before signing in to the gallery).",
+            raw(format!("var.{CERT_SHA256_VARIABLE}")),
         ),
         output(
             "images_bucket",
@@ -981,6 +1053,11 @@ fn readme(settings: &StackSettings, identity: Identity) -> String {
          (buckets with versioning, SSE-S3 and public-access blocks, the table, log groups with retention, \
          least-privilege roles, the security group, the instance with its user-data and TTL, the function{extra}). \
          {names_note}\n\n\
+         ## The server's certificate\n\n\
+         The function talks to the instance over TLS and trusts only the server's own self-signed certificate, \
+         by its SHA-256 fingerprint. `hybridlab export terraform` makes the certificate and its key and writes \
+         them, with the fingerprint, to `terraform.tfvars` (readable by you only: it holds the key{token_note}). \
+         The output `server_certificate_sha256` is what a browser must show before you sign in to the gallery.\n\n\
          ## Programs\n\n\
          The module uploads the programs, it does not build them. Either export with `--build` (cargo-lambda \
          builds them for Amazon Linux 2023 and `terraform.tfvars` points at them), or set the variables \
@@ -1011,6 +1088,10 @@ fn readme(settings: &StackSettings, identity: Identity) -> String {
             ""
         },
         resizer_var = if pipeline { ", `resizer_package`" } else { "" },
+        token_note = match identity {
+            Identity::Random => "",
+            Identity::Given => " and the token",
+        },
     )
 }
 
@@ -1034,21 +1115,50 @@ pub fn identity_tfvars(stack_id: &str, token: &str) -> String {
         &mut out,
         &[
             attr("stack_id", string(stack_id)),
-            attr("server_token", string(token)),
+            attr(TOKEN_VARIABLE, string(token)),
         ],
     );
     out
 }
 
+/// The `terraform.tfvars` lines that give every module the server's certificate, its key
+/// and its fingerprint.
+pub fn tls_tfvars(secrets: &ServerSecretValues) -> String {
+    let mut out = String::new();
+    super::hcl::write_items(
+        &mut out,
+        &[
+            attr(TLS_CERTIFICATE_VARIABLE, string(&secrets.tls_certificate)),
+            attr(TLS_KEY_VARIABLE, string(&secrets.tls_key)),
+            attr(CERT_SHA256_VARIABLE, string(&secrets.cert_sha256)),
+        ],
+    );
+    out
+}
+
+/// The value `terraform.tfvars` (as this module writes it) gives `variable`, if any.
+fn tfvars_value(text: &str, variable: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        (name.trim() == variable)
+            .then(|| value.trim().trim_matches('"').to_owned())
+            .filter(|value| !value.is_empty())
+    })
+}
+
 /// The token an existing `terraform.tfvars` gives, so a module applied again keeps the one
 /// its server and function already share.
 pub fn token_in_tfvars(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (name, value) = line.split_once('=')?;
-        (name.trim() == "server_token")
-            .then(|| value.trim().trim_matches('"').to_owned())
-            .filter(|token| !token.is_empty())
-    })
+    tfvars_value(text, TOKEN_VARIABLE)
+}
+
+/// The certificate and key (base64 DER) an existing `terraform.tfvars` gives, so a module
+/// applied again keeps the certificate its function pins.
+pub fn tls_in_tfvars(text: &str) -> Option<(String, String)> {
+    Some((
+        tfvars_value(text, TLS_CERTIFICATE_VARIABLE)?,
+        tfvars_value(text, TLS_KEY_VARIABLE)?,
+    ))
 }
 
 /// `terraform.tfvars` naming the built programs.

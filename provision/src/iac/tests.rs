@@ -427,23 +427,34 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
 }
 
 #[test]
-fn the_cloudformation_user_data_carries_no_token_and_the_role_reads_only_its_secret() {
+fn the_cloudformation_user_data_carries_no_secret_and_the_role_reads_only_its_secret() {
     for pipeline in [false, true] {
         let template = cfn_template(pipeline);
         let resources = &template["Resources"];
         let user_data =
             cfn_string(&resources["ServerInstance"]["Properties"]["UserData"]["Fn::Base64"]);
-        // Neither the parameter nor a token line is written into the script.
-        assert!(!user_data.contains("${ServerToken}"), "{user_data}");
+        // Neither the parameters nor their lines are written into the script.
+        for secret in ["${ServerToken}", "${ServerTlsKey}"] {
+            assert!(!user_data.contains(secret), "{user_data}");
+        }
         assert!(!user_data.contains("\nHYBRIDLAB_TOKEN="), "{user_data}");
+        assert!(!user_data.contains("\nHYBRIDLAB_TLS_KEY="), "{user_data}");
+        // The certificate is public: it is in the script.
         assert!(
-            user_data.contains("--secret-id '${ServerTokenSecret}'"),
+            user_data.contains("\nHYBRIDLAB_TLS_CERT=${ServerTlsCertificate}\n"),
+            "{user_data}"
+        );
+        assert!(
+            user_data.contains("--secret-id '${ServerSecret}'"),
             "{user_data}"
         );
         assert!(user_data.contains("(umask 077 && cat > /etc/hybridlab/server.env)"));
-        let secret = &resources["ServerTokenSecret"];
+        let secret = &resources["ServerSecret"];
         assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
-        assert_eq!(secret["Properties"]["SecretString"]["Ref"], "ServerToken");
+        assert_eq!(
+            cfn_string(&secret["Properties"]["SecretString"]),
+            "HYBRIDLAB_TOKEN=${ServerToken}\nHYBRIDLAB_TLS_KEY=${ServerTlsKey}\n"
+        );
         let statements =
             resources["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
                 .as_array()
@@ -463,7 +474,7 @@ fn the_cloudformation_user_data_carries_no_token_and_the_role_reads_only_its_sec
         );
         assert_eq!(
             reads[0]["Resource"],
-            serde_json::json!([{"Ref": "ServerTokenSecret"}])
+            serde_json::json!([{"Ref": "ServerSecret"}])
         );
         // No other role may read it.
         for role in ["LambdaRole", "ResizerRole"] {
@@ -473,6 +484,184 @@ fn the_cloudformation_user_data_carries_no_token_and_the_role_reads_only_its_sec
             );
         }
     }
+}
+
+/// A certificate as `export` makes one, and the values it hands the exports.
+fn secrets() -> crate::stack::plan::ServerSecretValues {
+    crate::stack::up::ServerCertificate::generate()
+        .expect("a certificate")
+        .values(&"t0ken".repeat(8))
+}
+
+#[test]
+fn every_export_speaks_tls_to_the_server_and_pins_its_certificate() {
+    for pipeline in [false, true] {
+        // CloudFormation: the function calls https and pins the fingerprint parameter; the
+        // key is a NoEcho parameter.
+        let template = cfn_template(pipeline);
+        let text = template.to_string();
+        assert!(
+            !text.contains("EC2_ALLOW_PLAINTEXT"),
+            "no plain-HTTP opt-in"
+        );
+        assert!(
+            !text.contains("http://"),
+            "nothing in the template says http://"
+        );
+        let variables =
+            &template["Resources"]["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+        assert!(cfn_string(&variables["EC2_ENDPOINT"]).starts_with("https://"));
+        assert_eq!(
+            variables["EC2_CERT_SHA256"],
+            serde_json::json!({"Ref": "ServerCertificateSha256"})
+        );
+        let parameters = &template["Parameters"];
+        assert_eq!(parameters["ServerTlsKey"]["NoEcho"], true);
+        assert_eq!(parameters["ServerToken"]["NoEcho"], true);
+        assert!(parameters["ServerTlsCertificate"]["NoEcho"].is_null());
+        assert!(cfn_string(&template["Outputs"]["ServerUrl"]["Value"]).starts_with("https://"));
+        assert_eq!(
+            template["Outputs"]["ServerCertificateSha256"]["Value"],
+            serde_json::json!({"Ref": "ServerCertificateSha256"})
+        );
+
+        // Terraform: the same, from variables; the key is sensitive and reaches the server
+        // only through its private environment object.
+        let main = module_file(pipeline, "main.tf");
+        let variables = module_file(pipeline, "variables.tf");
+        let outputs = module_file(pipeline, "outputs.tf");
+        assert!(!main.contains("EC2_ALLOW_PLAINTEXT"), "{main}");
+        assert!(
+            main.contains("\"https://${aws_instance.server.public_ip}:"),
+            "{main}"
+        );
+        assert!(!main.contains("http://"), "{main}");
+        let function = main
+            .split("resource \"aws_lambda_function\" \"proxy\"")
+            .nth(1)
+            .expect("the proxy function");
+        assert!(
+            function.contains("EC2_CERT_SHA256")
+                && function.contains("var.server_certificate_sha256"),
+            "{function}"
+        );
+        let env_object = main
+            .split("resource \"aws_s3_object\" \"server_env\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\nresource ").next())
+            .expect("the server's environment object");
+        assert!(env_object.contains("HYBRIDLAB_TLS_CERT=${var.server_tls_certificate}"));
+        assert!(env_object.contains("HYBRIDLAB_TLS_KEY=${var.server_tls_key}"));
+        assert_eq!(main.matches("var.server_tls_key").count(), 1, "{main}");
+        let key = variables
+            .split("variable \"server_tls_key\"")
+            .nth(1)
+            .and_then(|rest| rest.split("variable ").next())
+            .expect("the key's variable");
+        assert!(key.contains("sensitive   = true"), "{key}");
+        assert!(
+            outputs.contains("var.server_certificate_sha256"),
+            "{outputs}"
+        );
+    }
+}
+
+/// `pattern` as CloudFormation and Terraform apply it: to the whole value.
+fn allowed(pattern: &str, value: &str) -> bool {
+    regex::Regex::new(pattern)
+        .expect("a valid pattern")
+        .is_match(value)
+}
+
+#[test]
+fn the_parameters_file_gives_every_parameter_without_a_default_a_value_it_allows() {
+    let secrets = secrets();
+    let text = cloudformation::parameters_text(Some("my-code-bucket"), &secrets);
+    let list: Vec<String> = serde_json::from_str(&text).expect("a JSON list of strings");
+    let given: std::collections::BTreeMap<&str, &str> = list
+        .iter()
+        .map(|pair| pair.split_once('=').expect("Key=Value"))
+        .collect();
+    assert_eq!(given["CodeBucket"], "my-code-bucket");
+    assert_eq!(given["ServerCertificateSha256"], secrets.cert_sha256);
+    for pipeline in [false, true] {
+        let template = cfn_template(pipeline);
+        let parameters = template["Parameters"].as_object().expect("parameters");
+        for (name, parameter) in parameters {
+            let value = given.get(name.as_str());
+            if parameter.get("Default").is_none() {
+                assert!(value.is_some(), "the file gives {name}");
+            }
+            let (Some(value), Some(pattern)) = (value, parameter["AllowedPattern"].as_str()) else {
+                continue;
+            };
+            assert!(allowed(pattern, value), "{name}={value} against {pattern}");
+            if let Some(min) = parameter["MinLength"].as_u64() {
+                assert!(value.len() as u64 >= min, "{name}");
+            }
+        }
+        for name in given.keys() {
+            assert!(parameters.contains_key(*name), "{name} is a parameter");
+        }
+        // A value cannot add a line to the server's environment file.
+        for name in [
+            "ServerTlsCertificate",
+            "ServerTlsKey",
+            "ServerCertificateSha256",
+        ] {
+            let pattern = parameters[name]["AllowedPattern"]
+                .as_str()
+                .expect("a pattern");
+            assert!(
+                !allowed(pattern, "QUJD\nHYBRIDLAB_ALLOW_PRIVATE_ADDRESSES=true"),
+                "{name}"
+            );
+        }
+    }
+    // Without a code bucket the file leaves it to the deploy command to refuse.
+    let without: Vec<String> =
+        serde_json::from_str(&cloudformation::parameters_text(None, &secrets)).expect("JSON");
+    assert!(without.iter().all(|pair| !pair.starts_with("CodeBucket=")));
+}
+
+#[test]
+fn the_tfvars_carry_the_certificate_a_module_keeps_when_applied_again() {
+    let secrets = secrets();
+    let tfvars = terraform::tls_tfvars(&secrets);
+    let (cert, key) = terraform::tls_in_tfvars(&tfvars).expect("both are there");
+    let again = crate::stack::up::ServerCertificate::from_base64(&cert, &key)
+        .expect("they decode")
+        .values("unused");
+    assert_eq!(again.cert_sha256, secrets.cert_sha256);
+    assert_eq!(again.tls_key, secrets.tls_key);
+    // The module's validations accept what export writes, and refuse an injected line.
+    let variables = module_file(false, "variables.tf");
+    for (variable, value) in [
+        ("server_tls_certificate", &secrets.tls_certificate),
+        ("server_tls_key", &secrets.tls_key),
+        ("server_certificate_sha256", &secrets.cert_sha256),
+    ] {
+        let block = variables
+            .split(&format!("variable \"{variable}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("variable ").next())
+            .expect("the variable");
+        let pattern = block
+            .split("regex(\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\", var.").next())
+            .expect("a regex")
+            .replace("\\\\", "\\");
+        assert!(
+            allowed(&pattern, value),
+            "{variable}={value} against {pattern}"
+        );
+        assert!(!allowed(&pattern, &format!("{value}\nX=1")), "{variable}");
+    }
+    assert_eq!(
+        terraform::tls_in_tfvars("server_tls_certificate = \"x\"\n"),
+        None
+    );
 }
 
 #[test]
@@ -562,7 +751,12 @@ fn literal_text_has_no_stray_interpolation() {
             region: "eu-west-1".into(),
             account: "1".into(),
         },
-        "token",
+        &crate::stack::plan::ServerSecretValues {
+            token: "token".into(),
+            tls_certificate: "Y2VydA==".into(),
+            tls_key: "a2V5".into(),
+            cert_sha256: "AB".into(),
+        },
     );
     let script = plain.instance.launch.render();
     for text in [script.as_str(), plain.server_artifacts.env_file.as_str()] {

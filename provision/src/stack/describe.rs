@@ -8,13 +8,14 @@ use serde_json::Value;
 use super::names::{IAM_PATH, StackNames};
 use super::plan::{
     CpuCredits, RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
-    StackSettings, UPLOADS_PREFIX, server_env_file,
+    ServerSecretValues, StackSettings, UPLOADS_PREFIX, server_env_file,
 };
 use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
 use super::progress::Step;
 use hybridlab_wire::launch::ServerLaunch;
 use hybridlab_wire::tags::{ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
-pub use hybridlab_wire::tls::PLAINTEXT_OPT_IN_ENV;
+use hybridlab_wire::tls::CERT_PIN_ENV;
+use hybridlab_wire::token::TOKEN_ENV;
 
 /// The statement id of the resizer's invoke permission and the id of the notification that
 /// uses it, so `up` recognises its own.
@@ -100,7 +101,8 @@ pub struct ServerArtifacts {
     pub bucket: String,
     pub binary_key: &'static str,
     pub env_key: &'static str,
-    /// The file's text; the token is the target's own secret (see [`StackDescription::new`]).
+    /// The file's text; the token and the TLS key are the target's own secrets (see
+    /// [`StackDescription::new`]).
     pub env_file: String,
 }
 
@@ -128,6 +130,8 @@ pub enum EnvValue {
     ServerUrl,
     /// The stack's bearer token, shared with the server.
     Token,
+    /// The SHA-256 fingerprint of the server's certificate, which the proxy pins.
+    CertSha256,
 }
 
 /// Which program a function runs.
@@ -204,13 +208,13 @@ pub struct ResourceKey {
 
 impl StackDescription {
     /// The stack whose names end in `names`' suffix, with `settings`; ARNs are built in
-    /// `arns` and the server's token is `token` (each may be a target's interpolation).
+    /// `arns` and the server's secrets are `secrets` (each may be a target's interpolation).
     pub fn new(
         names: StackNames,
         stack_id: &str,
         settings: &StackSettings,
         arns: &ArnContext,
-        token: &str,
+        secrets: &ServerSecretValues,
     ) -> Self {
         let bucket = |step, name: &str, versioned| Bucket {
             step,
@@ -317,7 +321,7 @@ impl StackDescription {
                 bucket: names.artifacts_bucket.clone(),
                 binary_key: SERVER_BINARY_KEY,
                 env_key: SERVER_ENV_KEY,
-                env_file: server_env_file(&names, settings, token),
+                env_file: server_env_file(&names, settings, secrets),
             },
             instance: Instance {
                 name: names.instance.clone(),
@@ -341,12 +345,8 @@ impl StackDescription {
                 timeout_seconds: settings.function_timeout_seconds,
                 environment: vec![
                     ("EC2_ENDPOINT", EnvValue::ServerUrl),
-                    ("HYBRIDLAB_TOKEN", EnvValue::Token),
-                    // The exports do not make the server's TLS certificate yet, so their
-                    // function speaks plain HTTP to the instance and must say so: the proxy
-                    // refuses plain HTTP off loopback otherwise. See the README's security
-                    // model: the token crosses the internet in clear on these stacks.
-                    (PLAINTEXT_OPT_IN_ENV, EnvValue::Literal("true".into())),
+                    (TOKEN_ENV, EnvValue::Token),
+                    (CERT_PIN_ENV, EnvValue::CertSha256),
                 ],
             },
             pipeline,
@@ -445,6 +445,15 @@ mod tests {
         }
     }
 
+    fn secrets() -> ServerSecretValues {
+        ServerSecretValues {
+            token: "t".into(),
+            tls_certificate: "c".into(),
+            tls_key: "k".into(),
+            cert_sha256: "f".into(),
+        }
+    }
+
     #[test]
     fn the_description_declares_what_the_plan_lists() {
         let id = StackId::parse("abcd1234").expect("valid");
@@ -453,8 +462,13 @@ mod tests {
                 pipeline,
                 ..StackSettings::new("eu-west-1")
             };
-            let description =
-                StackDescription::new(StackNames::new(&id), id.as_str(), &settings, &arns(), "t");
+            let description = StackDescription::new(
+                StackNames::new(&id),
+                id.as_str(),
+                &settings,
+                &arns(),
+                &secrets(),
+            );
             let mut planned: Vec<ResourceKey> = plan(&id, &settings)
                 .into_iter()
                 .filter(|r| !r.kind.is_empty())
@@ -476,7 +490,7 @@ mod tests {
             id.as_str(),
             &StackSettings::new("eu-west-1"),
             &arns(),
-            "t",
+            &secrets(),
         );
         assert!(plain.pipeline.is_none());
         assert!(plain.buckets().iter().all(|b| b.cors.is_none()));
@@ -485,8 +499,13 @@ mod tests {
             pipeline: true,
             ..StackSettings::new("eu-west-1")
         };
-        let with =
-            StackDescription::new(StackNames::new(&id), id.as_str(), &settings, &arns(), "t");
+        let with = StackDescription::new(
+            StackNames::new(&id),
+            id.as_str(),
+            &settings,
+            &arns(),
+            &secrets(),
+        );
         let pipeline = with.pipeline.as_ref().expect("a pipeline");
         assert_eq!(pipeline.uploads_bucket.cors, Some(uploads_cors()));
         assert_eq!(pipeline.trigger.prefix, "uploads/");

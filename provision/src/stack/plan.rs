@@ -302,7 +302,7 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
                 ),
                 (
                     "environment",
-                    "EC2_ENDPOINT, HYBRIDLAB_TOKEN (random per stack)".into(),
+                    "EC2_ENDPOINT (https), HYBRIDLAB_TOKEN (random per stack), EC2_CERT_SHA256 (the server's certificate, made per stack)".into(),
                 ),
                 ("tags", tag.clone()),
             ],
@@ -427,15 +427,45 @@ pub fn human_seconds(seconds: u64) -> String {
     }
 }
 
+/// The stack's secrets as a target writes them: their values (`up`), or the target's
+/// references to them (a template's parameters, a module's variables). The server and the
+/// function share the token; the server holds the certificate and its key; the function pins
+/// the certificate's fingerprint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerSecretValues {
+    pub token: String,
+    /// The server's TLS certificate, base64 of its DER.
+    pub tls_certificate: String,
+    /// The certificate's private key, base64 of its PKCS #8 DER.
+    pub tls_key: String,
+    /// The certificate's SHA-256 fingerprint, as the proxy's `EC2_CERT_SHA256` takes it.
+    pub cert_sha256: String,
+}
+
+impl std::fmt::Debug for ServerSecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token nor the key, not even in a debug log.
+        f.debug_struct("ServerSecretValues")
+            .field("cert_sha256", &self.cert_sha256)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The server's environment file (`KEY=VALUE` lines), as the instance's systemd unit loads it.
-pub fn server_env_file(names: &StackNames, settings: &StackSettings, token: &str) -> String {
+pub fn server_env_file(
+    names: &StackNames,
+    settings: &StackSettings,
+    secrets: &ServerSecretValues,
+) -> String {
+    use hybridlab_wire::tls::{TLS_CERT_ENV, TLS_KEY_ENV};
+    use hybridlab_wire::token::TOKEN_ENV;
     let mut env = format!(
         "# hybridlab image server configuration\n\
          HYBRIDLAB_BUCKET={}\n\
          HYBRIDLAB_TABLE={}\n\
-         HYBRIDLAB_TOKEN={token}\n\
+         {TOKEN_ENV}={}\n\
          AWS_REGION={}\n",
-        names.images_bucket, names.table, settings.region
+        names.images_bucket, names.table, secrets.token, settings.region
     );
     if settings.pipeline {
         env.push_str(&format!(
@@ -443,6 +473,10 @@ pub fn server_env_file(names: &StackNames, settings: &StackSettings, token: &str
             names.uploads_bucket, names.processed_bucket
         ));
     }
+    env.push_str(&format!(
+        "{TLS_CERT_ENV}={}\n{TLS_KEY_ENV}={}\n",
+        secrets.tls_certificate, secrets.tls_key
+    ));
     env
 }
 
@@ -504,17 +538,25 @@ mod tests {
     fn the_env_file_names_the_stack_resources() {
         let id = StackId::parse("abcd1234").expect("valid");
         let names = StackNames::new(&id);
-        let env = server_env_file(&names, &StackSettings::new("us-east-1"), "secret");
+        let secrets = ServerSecretValues {
+            token: "secret".into(),
+            tls_certificate: "Y2VydA==".into(),
+            tls_key: "a2V5".into(),
+            cert_sha256: "00".into(),
+        };
+        let env = server_env_file(&names, &StackSettings::new("us-east-1"), &secrets);
         let parsed = hybridlab_wire::launch::parse_env_file(&env);
         assert!(parsed.contains(&("HYBRIDLAB_BUCKET".into(), names.images_bucket.clone())));
         assert!(parsed.contains(&("HYBRIDLAB_TOKEN".into(), "secret".into())));
+        assert!(parsed.contains(&("HYBRIDLAB_TLS_CERT".into(), "Y2VydA==".into())));
+        assert!(parsed.contains(&("HYBRIDLAB_TLS_KEY".into(), "a2V5".into())));
         assert!(!env.contains("HYBRIDLAB_UPLOADS_BUCKET"));
         let settings = StackSettings {
             pipeline: true,
             ..StackSettings::new("us-east-1")
         };
         let parsed =
-            hybridlab_wire::launch::parse_env_file(&server_env_file(&names, &settings, "s"));
+            hybridlab_wire::launch::parse_env_file(&server_env_file(&names, &settings, &secrets));
         assert!(parsed.contains(&(
             "HYBRIDLAB_UPLOADS_BUCKET".into(),
             names.uploads_bucket.clone()

@@ -251,8 +251,7 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
                     .iter()
                     .find(|t| t.key() == Some(ENDPOINT_TAG))
                     .and_then(|t| t.value())
-                    // The server speaks TLS on the port the sandbox tags.
-                    .map(|tagged| tagged.replacen("http://", "https://", 1))
+                    .map(str::to_owned)
             } else {
                 let port = state.as_ref().map_or(8080, |s| s.settings.server_port);
                 described

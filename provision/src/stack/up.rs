@@ -35,8 +35,8 @@ use super::describe::{
 use super::error::{StackError, code_of, is_not_found, sdk_error};
 use super::names::{IAM_PATH, StackId, StackNames};
 use super::plan::{
-    RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY, StackSettings,
-    UPLOADS_PREFIX, server_env_file,
+    RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
+    ServerSecretValues, StackSettings, UPLOADS_PREFIX, server_env_file,
 };
 use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
 use super::progress::{Reporter, Step, StepEvent, StepStatus};
@@ -47,7 +47,7 @@ use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
 use hybridlab_wire::now_rfc3339;
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
 use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint, TLS_CERT_ENV, TLS_KEY_ENV};
-use hybridlab_wire::token::check_token;
+use hybridlab_wire::token::{TOKEN_ENV, check_token};
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone)]
@@ -342,13 +342,15 @@ impl ServerCertificate {
         hybridlab_wire::tls::fingerprint(&self.cert_der)
     }
 
-    /// The two environment-file lines that give the server this certificate.
-    pub fn env_lines(&self) -> String {
-        format!(
-            "{TLS_CERT_ENV}={}\n{TLS_KEY_ENV}={}\n",
-            BASE64.encode(&self.cert_der),
-            BASE64.encode(&self.key_der)
-        )
+    /// The stack's secrets with this certificate and `token`, as the environment file and
+    /// the function take them.
+    pub fn values(&self, token: &str) -> ServerSecretValues {
+        ServerSecretValues {
+            token: token.to_owned(),
+            tls_certificate: BASE64.encode(&self.cert_der),
+            tls_key: BASE64.encode(&self.key_der),
+            cert_sha256: self.fingerprint().to_string(),
+        }
     }
 
     /// The certificate an environment file holds, if it holds a whole one.
@@ -357,12 +359,17 @@ impl ServerCertificate {
             pairs
                 .iter()
                 .find(|(key, _)| key == name)
-                .and_then(|(_, value)| BASE64.decode(value).ok())
-                .filter(|der| !der.is_empty())
+                .map(|(_, value)| value.as_str())
         };
+        Self::from_base64(value(TLS_CERT_ENV)?, value(TLS_KEY_ENV)?)
+    }
+
+    /// The certificate and key from their base64 forms, if both decode to something.
+    pub fn from_base64(cert: &str, key: &str) -> Option<Self> {
+        let decode = |text: &str| BASE64.decode(text).ok().filter(|der| !der.is_empty());
         Some(Self {
-            cert_der: value(TLS_CERT_ENV)?,
-            key_der: value(TLS_KEY_ENV)?,
+            cert_der: decode(cert)?,
+            key_der: decode(key)?,
         })
     }
 }
@@ -1042,7 +1049,7 @@ impl Run<'_> {
                 let certificate = ServerCertificate::from_env(&pairs);
                 pairs
                     .into_iter()
-                    .find(|(key, _)| key == "HYBRIDLAB_TOKEN")
+                    .find(|(key, _)| key == TOKEN_ENV)
                     .map(|(_, token)| (text, token, certificate))
             }
             Err(err) if is_not_found(&err) => None,
@@ -1072,8 +1079,7 @@ impl Run<'_> {
             Some(certificate) => certificate,
             None => ServerCertificate::generate()?,
         };
-        let wanted =
-            server_env_file(&self.names, &self.settings, &token) + &certificate.env_lines();
+        let wanted = server_env_file(&self.names, &self.settings, &certificate.values(&token));
         let env_changed = match &existing_token {
             Some((text, _, _)) => *text != wanted,
             None => true,
@@ -1303,15 +1309,16 @@ impl Run<'_> {
                         let state = instance.state().and_then(|s| s.name()).cloned();
                         match state {
                             Some(InstanceStateName::Running) => {
-                                // The server speaks TLS on its port (`up` always gives it a
-                                // certificate); the sandbox's tag names the local port.
+                                // The sandbox's tag names the server's local address, with
+                                // the scheme it serves (https: `up` always gives it a
+                                // certificate).
                                 let address = if self.clients.is_sandbox() {
                                     instance
                                         .tags()
                                         .iter()
                                         .find(|tag| tag.key() == Some(ENDPOINT_TAG))
                                         .and_then(|tag| tag.value())
-                                        .map(|tagged| tagged.replacen("http://", "https://", 1))
+                                        .map(str::to_owned)
                                 } else {
                                     instance.public_ip_address().map(|ip| {
                                         format!("https://{ip}:{}", self.settings.server_port)
@@ -1424,7 +1431,7 @@ impl Run<'_> {
             binary: &artifacts.proxy_binary,
             variables: [
                 ("EC2_ENDPOINT".to_owned(), endpoint.to_owned()),
-                ("HYBRIDLAB_TOKEN".to_owned(), secrets.token.clone()),
+                (TOKEN_ENV.to_owned(), secrets.token.clone()),
                 (
                     CERT_PIN_ENV.to_owned(),
                     secrets.certificate.fingerprint().to_string(),

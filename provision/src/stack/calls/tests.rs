@@ -17,7 +17,7 @@ const ID: &str = "abcd1234";
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "123456789012";
 /// What the template's `Ref` of its secret and its code bucket parameters stand for here.
-const SECRET: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf";
+const SECRET: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:server-AbCdEf";
 const CODE_BUCKET: &str = "my-code-bucket";
 const SERVER_BINARY_KEY: &str = "hybridlab/hybridlab-ec2-server";
 
@@ -84,7 +84,7 @@ fn resolve_cfn(value: &Value) -> Value {
         Value::Object(map) if map.len() == 1 && map.contains_key("Fn::Sub") => {
             Value::String(resolve(map["Fn::Sub"].as_str().expect("a Sub string")))
         }
-        Value::Object(map) if map.get("Ref") == Some(&Value::from("ServerTokenSecret")) => {
+        Value::Object(map) if map.get("Ref") == Some(&Value::from("ServerSecret")) => {
             Value::String(SECRET.into())
         }
         Value::Object(map) => Value::Object(
