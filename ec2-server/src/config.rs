@@ -129,6 +129,17 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_REQUEST_TIMEOUT_MS", default_value_t = 120_000)]
     pub request_timeout_ms: u64,
 
+    /// Time, in milliseconds, an answer may wait for the client to take any of its bytes; the
+    /// connection is then closed. Each byte taken restarts it, so it cuts a client that stopped
+    /// reading (which would hold its connection and the object it streams for ever), never a
+    /// slow link that keeps reading.
+    #[arg(
+        long,
+        env = "HYBRIDLAB_RESPONSE_WRITE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub response_write_timeout_ms: u64,
+
     /// The server's TLS certificate, DER in standard base64 (`up` makes a self-signed one);
     /// with `--tls-key`, the server speaks only TLS.
     #[arg(long, env = "HYBRIDLAB_TLS_CERT", hide_env_values = true)]
@@ -181,6 +192,7 @@ impl ServerConfig {
             max_connections_per_client: 128,
             header_timeout_ms: 20_000,
             request_timeout_ms: 120_000,
+            response_write_timeout_ms: 30_000,
             tls_cert: None,
             tls_key: None,
         }
@@ -218,6 +230,7 @@ impl ServerConfig {
             header_read_timeout,
             handshake_timeout: header_read_timeout,
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            response_write_timeout: Duration::from_millis(self.response_write_timeout_ms.max(1)),
         }
     }
 
@@ -279,6 +292,28 @@ mod tests {
         .expect("valid flags");
         assert_eq!(cli.config.max_upload_bytes, 1000);
         assert_eq!(cli.config.pipeline(), Ok(None));
+    }
+
+    #[test]
+    fn the_response_write_timeout_defaults_to_30_s_and_reaches_the_connection_limits() {
+        let cli =
+            Cli::try_parse_from(["server", "--bucket=images", "--table=table"]).expect("valid");
+        assert_eq!(cli.config.response_write_timeout_ms, 30_000);
+        assert_eq!(
+            ServerConfig::new("images", "table").response_write_timeout_ms,
+            30_000
+        );
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--response-write-timeout-ms=300",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            cli.config.connection_limits(None).response_write_timeout,
+            Duration::from_millis(300)
+        );
     }
 
     #[test]

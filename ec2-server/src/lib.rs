@@ -445,6 +445,7 @@ pub async fn serve(
     tracing::info!(
         max_connections = limits.max_connections,
         max_per_client = limits.max_per_client,
+        response_write_timeout_ms = limits.response_write_timeout.as_millis(),
         descriptors,
         tls = state.inner.tls.is_some(),
         "connection limits"
