@@ -63,8 +63,16 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_DECODE_MEMORY_MIB")]
     pub decode_memory_mib: Option<u64>,
 
+    /// Memory, in MiB, the downloads in flight may hold together: an image's bytes are held
+    /// from its download until its request ends, reserved by its Content-Length or as its body
+    /// grows. Its own share, beside the decodes' (see `budget.rs` for why). Defaults to 15% of
+    /// the memory this process may use, and at least one download of `--max-download-bytes`.
+    #[arg(long, env = "HYBRIDLAB_DOWNLOAD_MEMORY_MIB")]
+    pub download_memory_mib: Option<u64>,
+
     /// Time, in milliseconds, an admitted request waits for a decode worker and its memory
-    /// before it is answered 503 with Retry-After.
+    /// before it is answered 503 with Retry-After; a download waits as long, in all, for
+    /// its memory.
     #[arg(long, env = "HYBRIDLAB_DECODE_WAIT_MS", default_value_t = 10_000)]
     pub decode_wait_ms: u64,
 
@@ -179,6 +187,7 @@ impl ServerConfig {
             max_in_flight: 64,
             workers: None,
             decode_memory_mib: None,
+            download_memory_mib: None,
             decode_wait_ms: 10_000,
             decode_timeout_ms: 15_000,
             max_jpeg_scans: hybridlab_imaging::DEFAULT_MAX_SCANS,
@@ -215,6 +224,21 @@ impl ServerConfig {
                  (HYBRIDLAB_UPLOADS_BUCKET) is not; the pipeline needs both, or neither"
                     .into(),
             ),
+        }
+    }
+
+    /// Whether a configured download budget holds one download of the largest size: a smaller
+    /// one could never fetch such an image, however idle the server.
+    pub fn check_download_memory(&self) -> Result<(), String> {
+        match self.download_memory_mib {
+            Some(mib) if mib.saturating_mul(1024 * 1024) < self.max_download_bytes.max(1) => {
+                Err(format!(
+                    "download-memory-mib ({mib}) must hold at least one download of \
+                     max-download-bytes ({} bytes)",
+                    self.max_download_bytes
+                ))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -314,6 +338,29 @@ mod tests {
             cli.config.connection_limits(None).response_write_timeout,
             Duration::from_millis(300)
         );
+    }
+
+    #[test]
+    fn a_download_budget_must_hold_one_download_of_the_largest_size() {
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--download-memory-mib=100",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.config.download_memory_mib, Some(100));
+        assert_eq!(cli.config.check_download_memory(), Ok(()));
+        let mut config = ServerConfig::new("images", "table");
+        assert_eq!(config.download_memory_mib, None, "a share of the machine");
+        assert_eq!(config.check_download_memory(), Ok(()));
+        config.download_memory_mib = Some(25);
+        assert_eq!(config.check_download_memory(), Ok(()), "exactly one");
+        for too_small in [24, 0] {
+            config.download_memory_mib = Some(too_small);
+            let err = config.check_download_memory().expect_err("too small");
+            assert!(err.contains("max-download-bytes"), "{err}");
+        }
     }
 
     #[test]
