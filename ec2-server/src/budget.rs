@@ -6,6 +6,21 @@
 //!
 //! A count alone is not enough: a 64-megapixel 16-bit PNG needs about 800 MB, so two of them
 //! at once get the server OOM-killed on a 1 GiB `t3.micro` whatever the number of cores.
+//!
+//! The download budget bounds the bytes the downloads hold in memory the same way: each
+//! admitted request may download up to `--max-download-bytes` (25 MiB) before its decode, and
+//! 64 of them at once would be 1.6 GB. A download reserves its Content-Length before reading
+//! the body, or 1 MiB at a time as a body of unknown length grows, and keeps the reservation
+//! as long as its bytes live (through the decode and the upload of the original).
+//!
+//! Downloads have their own share of memory rather than drawing on the decode budget. A
+//! request holds its download while it waits for its decode's memory: with one pool, a crowd
+//! of downloads could fill it and leave every decode waiting for memory held by requests that
+//! are themselves waiting to decode, all ending in 503 with no work done. With two pools a
+//! request takes download memory first and decode memory second, and nothing that holds decode
+//! memory waits for download memory, so neither waits on the other in a circle. The decode's
+//! estimate counts its encoded input too, so an original is counted twice while it decodes:
+//! the budgets err on the safe side.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,12 +29,23 @@ use std::time::Duration;
 use hybridlab_imaging::{DecodeCost, ImagingError};
 use hybridlab_wire::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
+use crate::download::DownloadError;
 use crate::error::AppError;
 
-/// The share of the instance's memory the decodes may hold, in percent. The rest is the OS
-/// (about 200 MB on Amazon Linux 2023), the server itself and the downloads in flight.
+/// The share of the instance's memory the decodes may hold, in percent. With the downloads'
+/// share, what is left (a quarter) is the OS (about 200 MB on Amazon Linux 2023) and the
+/// server itself.
 pub const DEFAULT_MEMORY_PERCENT: u64 = 60;
+
+/// The share of the instance's memory the downloads in flight may hold, in percent: about
+/// 140 MiB on a `t3.micro`, five downloads of the largest size or dozens of ordinary photos
+/// at once. Beside the decodes' 60% it leaves a quarter for the OS and the server.
+pub const DEFAULT_DOWNLOAD_MEMORY_PERCENT: u64 = 15;
+
+/// What a download of unknown length reserves at a time.
+pub(crate) const DOWNLOAD_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// The memory assumed when the instance's cannot be read (not Linux): a `t3.micro`'s.
 const FALLBACK_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
@@ -114,6 +140,121 @@ impl DecodeBudget {
     }
 }
 
+/// The memory the downloads in flight hold together.
+#[derive(Debug)]
+pub(crate) struct DownloadBudget {
+    memory: Arc<Semaphore>,
+    memory_bytes: u64,
+    wait: Duration,
+}
+
+/// The memory one download has reserved: grown with its body, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct DownloadMemory {
+    budget: Arc<DownloadBudget>,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Bytes reserved, a whole number of [`UNIT`]s.
+    bytes: u64,
+    /// Time spent waiting for memory so far: a download waits at most the budget's `wait`
+    /// in all, however many times its body grows.
+    waited: Duration,
+}
+
+impl DownloadBudget {
+    pub(crate) fn new(memory_bytes: u64, wait: Duration) -> Self {
+        // Rounded up, so a budget of exactly one largest download holds one.
+        let units = memory_bytes
+            .div_ceil(UNIT)
+            .clamp(1, Semaphore::MAX_PERMITS as u64);
+        Self {
+            memory: Arc::new(Semaphore::new(units as usize)),
+            memory_bytes: units * UNIT,
+            wait,
+        }
+    }
+
+    /// The whole budget, in bytes.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+
+    /// The bytes the downloads (and the images they fetched) hold now.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.memory_bytes - self.memory.available_permits() as u64 * UNIT
+    }
+
+    /// An empty reservation for one download.
+    pub(crate) fn reserve(self: &Arc<Self>) -> DownloadMemory {
+        DownloadMemory {
+            budget: self.clone(),
+            permit: None,
+            bytes: 0,
+            waited: Duration::ZERO,
+        }
+    }
+}
+
+impl DownloadMemory {
+    /// Bytes reserved.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Grows the reservation to at least `bytes`, waiting for the memory to free up for what
+    /// is left of the budget's wait; then the download is refused with the 503 of a busy
+    /// server. A download that holds part of its memory while it waits for more cannot block
+    /// the others for longer than that: it gives up and frees what it holds.
+    pub(crate) async fn grow_to(&mut self, bytes: u64) -> Result<(), DownloadError> {
+        if bytes <= self.bytes {
+            return Ok(());
+        }
+        let budget = self.budget.clone();
+        // The start-up check keeps the budget at least one download of the largest size.
+        if bytes > budget.memory_bytes {
+            return Err(DownloadError::TooLarge {
+                limit: budget.memory_bytes,
+            });
+        }
+        let units = (bytes - self.bytes).div_ceil(UNIT);
+        // At most the whole budget, which fits a u32 of KiB up to 4 TiB.
+        let units_u32 = u32::try_from(units).unwrap_or(u32::MAX);
+        let left = budget.wait.saturating_sub(self.waited);
+        let started = Instant::now();
+        // The semaphore is fair: a large reservation waiting first is not starved by small
+        // ones; one that can be had at once is taken even when no wait is left.
+        let acquired =
+            tokio::time::timeout(left, budget.memory.clone().acquire_many_owned(units_u32)).await;
+        self.waited += started.elapsed();
+        match acquired {
+            Ok(Ok(permit)) => {
+                match &mut self.permit {
+                    Some(held) => held.merge(permit),
+                    None => self.permit = Some(permit),
+                }
+                self.bytes += units * UNIT;
+                Ok(())
+            }
+            // The semaphore is never closed; a closed one would refuse every download alike.
+            Ok(Err(_)) | Err(_) => Err(DownloadError::Busy {
+                needed_bytes: bytes - self.bytes,
+                budget_bytes: budget.memory_bytes,
+                waited: self.waited,
+            }),
+        }
+    }
+}
+
+/// The reservation a download of unknown length grows to when `needed` bytes no longer fit
+/// the `reserved` ones: the next [`DOWNLOAD_CHUNK_BYTES`] (or more, for a chunk larger than
+/// that), never past the download's cap `max_bytes`.
+pub(crate) fn next_download_reservation(needed: u64, reserved: u64, max_bytes: u64) -> u64 {
+    needed
+        .max(reserved.saturating_add(DOWNLOAD_CHUNK_BYTES))
+        .min(max_bytes)
+        .max(needed)
+}
+
 /// The memory the decodes may hold: `configured_mib` if given, else
 /// [`DEFAULT_MEMORY_PERCENT`] of what this process may use (the smaller of its cgroup's
 /// `memory.max` and the machine's `MemTotal`).
@@ -123,6 +264,17 @@ pub(crate) fn decode_memory_bytes(configured_mib: Option<u64>) -> u64 {
     }
     let available = available_memory(Path::new("/")).unwrap_or(FALLBACK_MEMORY_BYTES);
     available / 100 * DEFAULT_MEMORY_PERCENT
+}
+
+/// The memory the downloads may hold: `configured_mib` if given, else
+/// [`DEFAULT_DOWNLOAD_MEMORY_PERCENT`] of what this process may use, and at least one download
+/// of `max_download_bytes` so that the largest image allowed can be fetched at all.
+pub(crate) fn download_memory_bytes(configured_mib: Option<u64>, max_download_bytes: u64) -> u64 {
+    if let Some(mib) = configured_mib {
+        return mib.saturating_mul(1024 * 1024);
+    }
+    let available = available_memory(Path::new("/")).unwrap_or(FALLBACK_MEMORY_BYTES);
+    (available / 100 * DEFAULT_DOWNLOAD_MEMORY_PERCENT).max(max_download_bytes)
 }
 
 /// The smaller of the cgroup v2 limit of this process and the machine's memory, read under
@@ -196,6 +348,90 @@ mod tests {
             decode_memory_bytes(None),
             machine / 100 * DEFAULT_MEMORY_PERCENT
         );
+    }
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_configured_download_budget_wins_and_the_default_holds_one_largest_download() {
+        assert_eq!(download_memory_bytes(Some(100), 25 * MIB), 100 * MIB);
+        let machine = available_memory(Path::new("/")).expect("Linux has /proc/meminfo");
+        let share = machine / 100 * DEFAULT_DOWNLOAD_MEMORY_PERCENT;
+        assert_eq!(download_memory_bytes(None, MIB), share.max(MIB));
+        assert_eq!(
+            download_memory_bytes(None, machine),
+            machine,
+            "at least one download of the largest size"
+        );
+        // A budget of exactly one download of an odd size still holds it.
+        let odd = 25 * MIB + 1;
+        assert!(DownloadBudget::new(odd, Duration::ZERO).memory_bytes() >= odd);
+    }
+
+    #[test]
+    fn a_body_of_unknown_length_reserves_a_chunk_at_a_time_up_to_its_cap() {
+        let cap = 25 * MIB;
+        assert_eq!(next_download_reservation(1, 0, cap), MIB);
+        assert_eq!(next_download_reservation(MIB, 0, cap), MIB);
+        assert_eq!(next_download_reservation(MIB + 1, MIB, cap), 2 * MIB);
+        // A chunk larger than the step reserves what it needs.
+        assert_eq!(next_download_reservation(3 * MIB, MIB, cap), 3 * MIB);
+        // Never past the cap, which the caller checks the body against first.
+        assert_eq!(next_download_reservation(24 * MIB + 1, 24 * MIB, cap), cap);
+        assert_eq!(next_download_reservation(cap, 24 * MIB, cap), cap);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn downloads_share_their_memory_and_wait_a_bounded_time_for_it() {
+        let wait = Duration::from_secs(10);
+        let budget = Arc::new(DownloadBudget::new(3 * MIB, wait));
+        let mut first = budget.reserve();
+        first.grow_to(2 * MIB).await.expect("fits");
+        assert_eq!((first.bytes(), budget.held_bytes()), (2 * MIB, 2 * MIB));
+
+        let mut second = budget.reserve();
+        let started = Instant::now();
+        let err = second
+            .grow_to(2 * MIB)
+            .await
+            .expect_err("waits, then gives up");
+        assert!(started.elapsed() >= wait, "waited the whole wait");
+        assert!(matches!(err, DownloadError::Busy { .. }), "{err:?}");
+        let answer = AppError::from(err);
+        assert_eq!(answer.code, ErrorCode::Overloaded);
+        assert_eq!(answer.retry_after, Some(1));
+        assert_eq!(budget.held_bytes(), 2 * MIB, "a refusal holds nothing more");
+
+        // Its wait is spent, but memory free now is taken at once.
+        second.grow_to(MIB).await.expect("free at once");
+        assert_eq!(budget.held_bytes(), 3 * MIB);
+        let err = second
+            .grow_to(2 * MIB)
+            .await
+            .expect_err("no wait left for more");
+        assert!(matches!(err, DownloadError::Busy { .. }), "{err:?}");
+
+        // A download that waits gets the memory another one gives back.
+        let mut third = budget.reserve();
+        let queued = tokio::spawn(async move { third.grow_to(2 * MIB).await.map(|()| third) });
+        tokio::time::sleep(wait / 2).await;
+        assert!(!queued.is_finished(), "waiting for memory");
+        drop(first);
+        let third = queued.await.expect("joined").expect("memory freed in time");
+        assert_eq!(budget.held_bytes(), 3 * MIB);
+        drop((second, third));
+        assert_eq!(
+            budget.held_bytes(),
+            0,
+            "dropped reservations give it all back"
+        );
+
+        let err = budget
+            .reserve()
+            .grow_to(3 * MIB + 1)
+            .await
+            .expect_err("more than the whole budget");
+        assert!(matches!(err, DownloadError::TooLarge { .. }), "{err:?}");
     }
 
     fn cost(peak_bytes: u64) -> DecodeCost {

@@ -63,8 +63,16 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_DECODE_MEMORY_MIB")]
     pub decode_memory_mib: Option<u64>,
 
+    /// Memory, in MiB, the downloads in flight may hold together: an image's bytes are held
+    /// from its download until its request ends, reserved by its Content-Length or as its body
+    /// grows. Its own share, beside the decodes' (see `budget.rs` for why). Defaults to 15% of
+    /// the memory this process may use, and at least one download of `--max-download-bytes`.
+    #[arg(long, env = "HYBRIDLAB_DOWNLOAD_MEMORY_MIB")]
+    pub download_memory_mib: Option<u64>,
+
     /// Time, in milliseconds, an admitted request waits for a decode worker and its memory
-    /// before it is answered 503 with Retry-After.
+    /// before it is answered 503 with Retry-After; a download waits as long, in all, for
+    /// its memory.
     #[arg(long, env = "HYBRIDLAB_DECODE_WAIT_MS", default_value_t = 10_000)]
     pub decode_wait_ms: u64,
 
@@ -129,6 +137,17 @@ pub struct ServerConfig {
     #[arg(long, env = "HYBRIDLAB_REQUEST_TIMEOUT_MS", default_value_t = 120_000)]
     pub request_timeout_ms: u64,
 
+    /// Time, in milliseconds, an answer may wait for the client to take any of its bytes; the
+    /// connection is then closed. Each byte taken restarts it, so it cuts a client that stopped
+    /// reading (which would hold its connection and the object it streams for ever), never a
+    /// slow link that keeps reading.
+    #[arg(
+        long,
+        env = "HYBRIDLAB_RESPONSE_WRITE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub response_write_timeout_ms: u64,
+
     /// The server's TLS certificate, DER in standard base64 (`up` makes a self-signed one);
     /// with `--tls-key`, the server speaks only TLS.
     #[arg(long, env = "HYBRIDLAB_TLS_CERT", hide_env_values = true)]
@@ -168,6 +187,7 @@ impl ServerConfig {
             max_in_flight: 64,
             workers: None,
             decode_memory_mib: None,
+            download_memory_mib: None,
             decode_wait_ms: 10_000,
             decode_timeout_ms: 15_000,
             max_jpeg_scans: hybridlab_imaging::DEFAULT_MAX_SCANS,
@@ -181,6 +201,7 @@ impl ServerConfig {
             max_connections_per_client: 128,
             header_timeout_ms: 20_000,
             request_timeout_ms: 120_000,
+            response_write_timeout_ms: 30_000,
             tls_cert: None,
             tls_key: None,
         }
@@ -206,6 +227,21 @@ impl ServerConfig {
         }
     }
 
+    /// Whether a configured download budget holds one download of the largest size: a smaller
+    /// one could never fetch such an image, however idle the server.
+    pub fn check_download_memory(&self) -> Result<(), String> {
+        match self.download_memory_mib {
+            Some(mib) if mib.saturating_mul(1024 * 1024) < self.max_download_bytes.max(1) => {
+                Err(format!(
+                    "download-memory-mib ({mib}) must hold at least one download of \
+                     max-download-bytes ({} bytes)",
+                    self.max_download_bytes
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The connection limits, the total cap fitted under `descriptor_limit`.
     pub fn connection_limits(
         &self,
@@ -218,6 +254,7 @@ impl ServerConfig {
             header_read_timeout,
             handshake_timeout: header_read_timeout,
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            response_write_timeout: Duration::from_millis(self.response_write_timeout_ms.max(1)),
         }
     }
 
@@ -279,6 +316,51 @@ mod tests {
         .expect("valid flags");
         assert_eq!(cli.config.max_upload_bytes, 1000);
         assert_eq!(cli.config.pipeline(), Ok(None));
+    }
+
+    #[test]
+    fn the_response_write_timeout_defaults_to_30_s_and_reaches_the_connection_limits() {
+        let cli =
+            Cli::try_parse_from(["server", "--bucket=images", "--table=table"]).expect("valid");
+        assert_eq!(cli.config.response_write_timeout_ms, 30_000);
+        assert_eq!(
+            ServerConfig::new("images", "table").response_write_timeout_ms,
+            30_000
+        );
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--response-write-timeout-ms=300",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            cli.config.connection_limits(None).response_write_timeout,
+            Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn a_download_budget_must_hold_one_download_of_the_largest_size() {
+        let cli = Cli::try_parse_from([
+            "server",
+            "--bucket=images",
+            "--table=table",
+            "--download-memory-mib=100",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.config.download_memory_mib, Some(100));
+        assert_eq!(cli.config.check_download_memory(), Ok(()));
+        let mut config = ServerConfig::new("images", "table");
+        assert_eq!(config.download_memory_mib, None, "a share of the machine");
+        assert_eq!(config.check_download_memory(), Ok(()));
+        config.download_memory_mib = Some(25);
+        assert_eq!(config.check_download_memory(), Ok(()), "exactly one");
+        for too_small in [24, 0] {
+            config.download_memory_mib = Some(too_small);
+            let err = config.check_download_memory().expect_err("too small");
+            assert!(err.contains("max-download-bytes"), "{err}");
+        }
     }
 
     #[test]

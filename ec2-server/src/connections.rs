@@ -4,11 +4,12 @@
 //! open thousands of connections and send nothing, or a header byte every few seconds. Each
 //! connection here has a header-read timeout (also the keep-alive idle limit: hyper runs it
 //! while it waits for a request head), a TLS handshake timeout and a timeout for the whole
-//! request, body included (slow uploads). Open connections are capped per client address and
-//! in total; at a cap the new connection takes the place of an *idle* one (waiting for a TLS
-//! handshake, a request head, or its next request), never of one whose request is being
-//! served, and is dropped only when every connection is busy. `accept()` failing for lack of
-//! file descriptors frees an idle connection too, and never ends the loop.
+//! request, body included (slow uploads); its answer is cut when the client stops taking it
+//! (no byte written for a while; `connections/progress.rs`). Open connections are capped per
+//! client address and in total; at a cap the new connection takes the place of an *idle* one
+//! (waiting for a TLS handshake, a request head, or its next request), never of one whose
+//! request is being served, and is dropped only when every connection is busy. `accept()`
+//! failing for lack of file descriptors frees an idle connection too, and never ends the loop.
 //!
 //! Why evict rather than refuse: refusing at the cap hands the port to whoever fills it first,
 //! so a flood that holds the cap would lock the Lambda out, however many addresses it comes
@@ -46,6 +47,10 @@ use tower::ServiceExt as _;
 
 use crate::error::AppError;
 
+mod progress;
+
+use progress::{ProgressIo, WriteProgress};
+
 /// Limits on the connections the server holds open.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -60,6 +65,10 @@ pub struct ConnectionLimits {
     pub handshake_timeout: Duration,
     /// Time allowed for a whole request, body included, until the answer's head is ready.
     pub request_timeout: Duration,
+    /// Time the answer may wait for the client to take any of its bytes; the connection is
+    /// dropped after it. Progress resets it, so it bounds a client that stops reading, not a
+    /// slow link.
+    pub response_write_timeout: Duration,
 }
 
 /// File descriptors kept back from the connection cap for what the server itself opens: its
@@ -339,8 +348,12 @@ async fn run_connection(
     stop: watch::Receiver<bool>,
 ) {
     let evict = ticket.evict.clone();
+    // Under TLS too, so what counts as progress is bytes the kernel took, not bytes rustls
+    // buffered.
+    let progress = Arc::new(WriteProgress::default());
+    let stream = ProgressIo::new(stream, progress.clone());
     match tls {
-        None => serve_http(stream, app, &limits, ticket, stop).await,
+        None => serve_http(stream, peer, progress, app, &limits, ticket, stop).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
             let stream = tokio::select! {
@@ -357,13 +370,15 @@ async fn run_connection(
                 },
                 () = evict.notified() => return,
             };
-            serve_http(stream, app, &limits, ticket, stop).await;
+            serve_http(stream, peer, progress, app, &limits, ticket, stop).await;
         }
     }
 }
 
 async fn serve_http<I>(
     io: I,
+    peer: SocketAddr,
+    progress: Arc<WriteProgress>,
     app: Router,
     limits: &ConnectionLimits,
     ticket: Ticket,
@@ -387,6 +402,16 @@ async fn serve_http<I>(
     loop {
         tokio::select! {
             _ = connection.as_mut() => break,
+            // Dropping the connection drops the answer's body, and with it what the body
+            // streams from, and gives the connection's place back.
+            () = progress.stalled_for(limits.response_write_timeout) => {
+                tracing::debug!(
+                    client = %peer,
+                    "the client took none of the answer for {:?}; connection closed",
+                    limits.response_write_timeout
+                );
+                break;
+            }
             () = ticket.evict.notified() => {
                 // Chosen while idle; if a request began in the meantime, it is finished and
                 // the connection closed after it rather than cut in the middle.
@@ -426,7 +451,8 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnectionService {
         Box::pin(async move {
             let request = request.map(Body::new);
             // The body is read inside the handler, so this bounds a slow upload as well as a
-            // slow handler; the answer's body is not covered (it is ours, and short).
+            // slow handler. The answer's body is not covered: an object may take long to reach
+            // a slow link; a client that stops taking it meets the write-progress timeout.
             let response = match tokio::time::timeout(timeout, app.oneshot(request)).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
@@ -499,6 +525,8 @@ impl http_body::Body for HeldBody {
 mod tests {
     use std::net::Ipv4Addr;
 
+    use futures::StreamExt as _;
+
     use super::*;
 
     fn connections(max_connections: usize, max_per_client: usize) -> Connections {
@@ -510,6 +538,7 @@ mod tests {
                 header_read_timeout: Duration::from_secs(1),
                 handshake_timeout: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(1),
+                response_write_timeout: Duration::from_secs(1),
             }),
         }
     }
@@ -566,6 +595,123 @@ mod tests {
             connections.open(),
             0,
             "a dropped ticket gives its place back"
+        );
+    }
+
+    /// Sent when dropped: shows that an answer's body, and what it streams from, is gone.
+    struct Released(tokio::sync::mpsc::UnboundedSender<()>);
+
+    impl Drop for Released {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// The full length of `/large`: far more than the socket buffers of both ends hold.
+    const LARGE_BYTES: usize = 64 * 1024 * 1024;
+
+    /// A server on loopback with one connection per client, whose `/large` streams
+    /// [`LARGE_BYTES`] and reports when its body is dropped.
+    async fn serve_large_answers(
+        response_write_timeout: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        use axum::routing::get;
+        let (released_tx, released) = tokio::sync::mpsc::unbounded_channel();
+        let app = Router::new()
+            .route(
+                "/large",
+                get(move || {
+                    let released = Released(released_tx.clone());
+                    async move {
+                        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                        let chunks =
+                            futures::stream::iter(0..LARGE_BYTES / chunk.len()).map(move |_| {
+                                let _held = &released;
+                                Ok::<_, Infallible>(chunk.clone())
+                            });
+                        Body::from_stream(chunks)
+                    }
+                }),
+            )
+            .route("/small", get(|| async { "small" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("bound");
+        let limits = ConnectionLimits {
+            max_connections: 4,
+            max_per_client: 1,
+            header_read_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            response_write_timeout,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, app, limits, None, async {
+            let _ = stopped.await;
+        }));
+        (address, released, stop)
+    }
+
+    /// `GET /small` on a new connection: its answer, or `None` if the connection was refused
+    /// (the client's one place is still taken).
+    async fn small_answer(address: SocketAddr) -> Option<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(b"GET /small HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+            .await
+            .ok()?
+            .ok()?;
+        Some(answer).filter(|answer| answer.starts_with("HTTP/1.1 200"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_the_client_stops_reading_is_cut_and_its_place_freed() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (address, mut released, _stop) = serve_large_answers(Duration::from_millis(300)).await;
+        // A small receive window, and nothing read: the server fills it and its own send
+        // buffer, then can write no more.
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("a small window");
+        let mut reader = socket.connect(address).await.expect("connected");
+        reader
+            .write_all(b"GET /large HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .expect("request sent");
+
+        tokio::time::timeout(Duration::from_secs(20), released.recv())
+            .await
+            .expect("the server gives up on an answer nobody takes")
+            .expect("the body is dropped");
+        // The client's one place is free again (the ticket goes a moment after the body).
+        let mut answer = None;
+        for _ in 0..50 {
+            answer = small_answer(address).await;
+            if answer.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            answer.is_some(),
+            "a new connection from the client is served"
+        );
+        // What the server had written arrives, then the end: the answer was cut short.
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut received))
+            .await
+            .expect("the connection was closed");
+        assert!(
+            read.is_err() || received.len() < LARGE_BYTES,
+            "{read:?}, {} bytes",
+            received.len()
         );
     }
 

@@ -3,6 +3,10 @@
 //! again, at most three redirects, timeouts, and a size cap enforced on the bytes as they
 //! arrive rather than on a Content-Length the remote side chooses.
 //!
+//! The body is read into memory reserved from the download budget (`budget.rs`), its
+//! Content-Length up front or a chunk at a time, and that memory is held for as long as the
+//! image's bytes live.
+//!
 //! A caller must not be able to use the server as a port scanner: every failure before a host
 //! has answered with an HTTP response (refused, timed out, reset, no such name, not HTTP) is
 //! the one [`DownloadError::Connect`], whose message says only that; what happened is in the
@@ -12,9 +16,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
+
+use crate::budget::{DownloadBudget, DownloadMemory, next_download_reservation};
 
 /// The most redirects a download follows.
 pub const MAX_REDIRECTS: usize = 3;
@@ -182,6 +188,20 @@ pub enum DownloadError {
     Connect(String),
     #[error("the image host sent an empty body")]
     Empty,
+    /// The downloads in flight hold the server's download memory, and not enough of it freed
+    /// up in time.
+    #[error(
+        "the server's downloads hold their memory budget of {} MiB: this image needs {} MiB \
+         more, which did not free up within {} ms; retry shortly",
+        budget_bytes / (1024 * 1024),
+        needed_bytes.div_ceil(1024 * 1024),
+        waited.as_millis()
+    )]
+    Busy {
+        needed_bytes: u64,
+        budget_bytes: u64,
+        waited: Duration,
+    },
 }
 
 /// Parses and checks an image URL: absolute, http or https, a host, no credentials.
@@ -264,15 +284,31 @@ pub struct Downloader {
     policy: AddressPolicy,
     max_bytes: u64,
     timeout: Duration,
+    memory: Arc<DownloadBudget>,
+}
+
+/// A downloaded image's bytes with the memory reserved for them, given back when the last
+/// [`Bytes`] that shares them is dropped.
+struct DownloadedBody {
+    bytes: Vec<u8>,
+    _memory: DownloadMemory,
+}
+
+impl AsRef<[u8]> for DownloadedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl Downloader {
-    /// Builds the client; fails only if the TLS stack cannot be initialised.
-    pub fn new(
+    /// Builds the client; fails only if the TLS stack cannot be initialised. The bodies
+    /// downloaded hold their memory in `memory`.
+    pub(crate) fn new(
         policy: AddressPolicy,
         max_bytes: u64,
         connect_timeout: Duration,
         timeout: Duration,
+        memory: Arc<DownloadBudget>,
     ) -> Result<Self, reqwest::Error> {
         let redirect_policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > MAX_REDIRECTS {
@@ -298,10 +334,12 @@ impl Downloader {
             policy,
             max_bytes,
             timeout,
+            memory,
         })
     }
 
-    /// Downloads `url` into memory.
+    /// Downloads `url` into memory reserved from the download budget; the reservation lasts
+    /// as long as the [`Bytes`] returned (and their clones).
     pub async fn fetch(&self, url: &Url) -> Result<Bytes, DownloadError> {
         check_url_shape(url)?;
         check_literal_host(url, self.policy)?;
@@ -323,27 +361,38 @@ impl Downloader {
                 limit: self.max_bytes,
             });
         }
-        let capacity = response
-            .content_length()
-            .unwrap_or(64 * 1024)
-            .min(self.max_bytes);
-        let mut body = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        // The buffer's capacity is what the reservation covers: the declared length up front,
+        // else grown a chunk at a time (never doubled, as a growing buffer would be).
+        let mut memory = self.memory.reserve();
+        let declared = response.content_length().unwrap_or(0);
+        memory.grow_to(declared).await?;
+        let mut body: Vec<u8> = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|err| self.during_body(url, err))?
         {
-            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
+            let needed = body.len() as u64 + chunk.len() as u64;
+            if needed > self.max_bytes {
                 return Err(DownloadError::TooLarge {
                     limit: self.max_bytes,
                 });
+            }
+            if needed > body.capacity() as u64 {
+                let target = next_download_reservation(needed, memory.bytes(), self.max_bytes);
+                memory.grow_to(target).await?;
+                let target = usize::try_from(target).unwrap_or(usize::MAX);
+                body.reserve_exact(target.saturating_sub(body.len()));
             }
             body.extend_from_slice(&chunk);
         }
         if body.is_empty() {
             return Err(DownloadError::Empty);
         }
-        Ok(body.freeze())
+        Ok(Bytes::from_owner(DownloadedBody {
+            bytes: body,
+            _memory: memory,
+        }))
     }
 
     /// The error of a request that got no HTTP answer. Our own refusals (raised in the
@@ -587,6 +636,10 @@ mod tests {
             1024 * 1024,
             Duration::from_millis(800),
             Duration::from_millis(800),
+            Arc::new(DownloadBudget::new(
+                64 * 1024 * 1024,
+                Duration::from_secs(1),
+            )),
         )
         .expect("a client")
     }
@@ -678,6 +731,117 @@ mod tests {
             "{result:?}"
         );
         task.abort();
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    /// Reads the request, then answers `body` with `content-length` when `sized`, else with a
+    /// body that ends when the connection closes.
+    async fn answer(mut stream: tokio::net::TcpStream, body: usize, sized: bool) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request).await;
+        let head = if sized {
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: {body}\r\nconnection: close\r\n\r\n"
+            )
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\nconnection: close\r\n\r\n".to_owned()
+        };
+        let _ = stream.write_all(head.as_bytes()).await;
+        // A client that waits for memory stops reading; this write then ends when it hangs up.
+        let _ = stream.write_all(&vec![0xAB; body]).await;
+        let _ = stream.shutdown().await;
+    }
+
+    /// Many large downloads at once: those the budget holds proceed and keep their memory as
+    /// long as their bytes live; the others wait for a bounded time, then are refused as a
+    /// busy server; one that waits while another's bytes are dropped gets their memory.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_large_downloads_at_once_hold_no_more_than_the_download_budget() {
+        const CONCURRENT: usize = 8;
+        let (sized_port, sized_task) =
+            hostile_host(CONCURRENT + 8, |stream| Box::pin(answer(stream, MIB, true))).await;
+        let (unsized_port, unsized_task) = hostile_host(1, |stream| {
+            Box::pin(answer(stream, 2 * MIB + MIB / 2, false))
+        })
+        .await;
+        let budget = Arc::new(DownloadBudget::new(3 * MIB as u64, Duration::from_secs(2)));
+        let downloader = Downloader::new(
+            SANDBOX,
+            4 * MIB as u64,
+            Duration::from_secs(5),
+            Duration::from_secs(20),
+            budget.clone(),
+        )
+        .expect("a client");
+        let sized = format!("http://127.0.0.1:{sized_port}/photo.jpg");
+
+        // Room for three of the eight: the other five wait, and are refused.
+        let results =
+            futures::future::join_all((0..CONCURRENT).map(|_| fetch(&downloader, &sized))).await;
+        let held: Vec<Bytes> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(DownloadError::Busy { .. })))
+            .count();
+        let outcomes: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().map(Bytes::len).map_err(ToString::to_string))
+            .collect();
+        assert_eq!((held.len(), busy), (3, CONCURRENT - 3), "{outcomes:?}");
+        assert!(held.iter().all(|bytes| bytes.len() == MIB));
+        assert_eq!(budget.held_bytes(), 3 * MIB as u64);
+        drop(results);
+        assert_eq!(
+            budget.held_bytes(),
+            3 * MIB as u64,
+            "held while the bytes live"
+        );
+        drop(held);
+        assert_eq!(budget.held_bytes(), 0, "given back with the bytes");
+
+        // A body of unknown length reserves a chunk at a time: 2.5 MiB holds 3.
+        let streamed = fetch(
+            &downloader,
+            &format!("http://127.0.0.1:{unsized_port}/photo.jpg"),
+        )
+        .await
+        .expect("fits the budget");
+        assert_eq!(streamed.len(), 2 * MIB + MIB / 2);
+        assert_eq!(budget.held_bytes(), 3 * MIB as u64);
+        drop(streamed);
+
+        // Queued: a download that waits gets the memory of bytes dropped meanwhile.
+        let mut first_three = Vec::new();
+        for _ in 0..3 {
+            first_three.push(fetch(&downloader, &sized).await.expect("fits"));
+        }
+        let waiting = {
+            let downloader = downloader.clone();
+            let sized = sized.clone();
+            tokio::spawn(async move { fetch(&downloader, &sized).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            budget.held_bytes(),
+            3 * MIB as u64,
+            "the fourth is not held"
+        );
+        first_three.pop();
+        let fourth = waiting
+            .await
+            .expect("joined")
+            .expect("memory freed in time");
+        assert_eq!(fourth.len(), MIB);
+        assert_eq!(budget.held_bytes(), 3 * MIB as u64);
+        drop((first_three, fourth));
+        assert_eq!(budget.held_bytes(), 0);
+        sized_task.abort();
+        unsized_task.abort();
     }
 
     #[test]

@@ -108,8 +108,15 @@ impl From<DownloadError> for AppError {
             DownloadError::TooManyRedirects
             | DownloadError::Status(_)
             | DownloadError::Connect(_) => ErrorCode::DownloadFailed,
+            // The same answer as a decode that finds no memory: the server is busy, not the
+            // image at fault.
+            DownloadError::Busy { .. } => ErrorCode::Overloaded,
         };
-        Self::new(code, err.to_string())
+        let mut answer = Self::new(code, err.to_string());
+        if code == ErrorCode::Overloaded {
+            answer.retry_after = Some(1);
+        }
+        answer
     }
 }
 

@@ -133,6 +133,7 @@ impl AppState {
                 "decode-memory-mib must be at least 1".into(),
             ));
         }
+        config.check_download_memory().map_err(BuildError::Config)?;
         if config.max_upload_bytes == 0 {
             return Err(BuildError::Config(
                 "max-upload-bytes must be at least 1".into(),
@@ -150,6 +151,10 @@ impl AppState {
         hybridlab_wire::token::check_token(config.token.as_deref())?;
         let pipeline = config.pipeline().map_err(BuildError::Config)?;
         let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
+        let download_memory = Arc::new(budget::DownloadBudget::new(
+            budget::download_memory_bytes(config.download_memory_mib, config.max_download_bytes),
+            config.decode_wait(),
+        ));
         let downloader = Downloader::new(
             AddressPolicy {
                 allow_private: config.allow_private_addresses,
@@ -157,6 +162,7 @@ impl AppState {
             config.max_download_bytes,
             config.connect_timeout(),
             config.download_timeout(),
+            download_memory.clone(),
         )?;
         let store = ImageStore::new(s3, dynamodb, &config.bucket, &config.table);
         let decodes = budget::DecodeBudget::new(
@@ -167,6 +173,7 @@ impl AppState {
         tracing::info!(
             workers = config.worker_count(),
             decode_memory_mib = decodes.memory_bytes() / (1024 * 1024),
+            download_memory_mib = download_memory.memory_bytes() / (1024 * 1024),
             "decode budget"
         );
         Ok(Self {
@@ -445,6 +452,7 @@ pub async fn serve(
     tracing::info!(
         max_connections = limits.max_connections,
         max_per_client = limits.max_per_client,
+        response_write_timeout_ms = limits.response_write_timeout.as_millis(),
         descriptors,
         tls = state.inner.tls.is_some(),
         "connection limits"
