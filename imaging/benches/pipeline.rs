@@ -23,7 +23,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use hybridlab_imaging::{
-    DecodeLimits, JpegCodec, LAB_VARIANTS, PipelineTimings, make_variants_using,
+    DecodeLimits, JpegCodec, LAB_VARIANTS, PipelineTimings, decode_cost, make_variants_using,
 };
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -202,6 +202,20 @@ fn measure(codec: JpegCodec, bytes: &[u8], budget: Duration) -> Stats {
     }
 }
 
+/// Mean microseconds of one [`decode_cost`] call on `bytes`.
+fn measure_checks(bytes: &[u8], budget: Duration) -> f64 {
+    let started = Instant::now();
+    let mut calls: u32 = 0;
+    while calls == 0 || started.elapsed() < budget {
+        black_box(
+            decode_cost(black_box(bytes), &LAB_VARIANTS, DecodeLimits::default())
+                .expect("the benchmark input passes the checks"),
+        );
+        calls += 1;
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(calls)
+}
+
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick")
         || std::env::var("HYBRIDLAB_BENCH_QUICK")
@@ -296,6 +310,15 @@ fn main() {
             results.push((input, codec, stats));
         }
     }
+
+    // The checks every image meets before any codec runs (the JPEG marker walk, the GIF
+    // frames, the memory estimate): part of each decode above, measured alone here.
+    println!("checks before decoding (decode_cost), mean of calls over {budget:?}:");
+    for input in &inputs {
+        let per_call = measure_checks(&input.bytes, budget);
+        println!("  {:<24} {per_call:>8.1} µs", input.name);
+    }
+    println!();
 
     println!(
         "| input | JPEG codec | size | iterations | mean ms | p50 ms | p99 ms | min ms | decode ms | resize ms | encode ms | target |"

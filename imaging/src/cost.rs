@@ -186,10 +186,8 @@ pub(crate) fn jpeg_structure(bytes: &[u8], max_scans: u32) -> Result<JpegStructu
     let mut frame: Option<JpegStructure> = None;
     let mut scans: u32 = 0;
     let mut at = 2;
-    while let Some(offset) = bytes
-        .get(at..)
-        .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
-    {
+    // memchr: most of a JPEG is entropy-coded data, scanned here for its next 0xFF.
+    while let Some(offset) = bytes.get(at..).and_then(|rest| memchr::memchr(0xFF, rest)) {
         at += offset;
         // Any number of fill bytes may precede a marker.
         while bytes.get(at + 1) == Some(&0xFF) {
