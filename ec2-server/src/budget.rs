@@ -21,11 +21,18 @@
 //! memory waits for download memory, so neither waits on the other in a circle. The decode's
 //! estimate counts its encoded input too, so an original is counted twice while it decodes:
 //! the budgets err on the safe side.
+//!
+//! `POST /upload` draws on the download budget too, with the same reservation: a download and
+//! an uploaded file are both request input held in memory before it is stored, each up to
+//! 25 MiB under the same 64-request admission, so one byte budget bounds them together. An
+//! upload never decodes, so it holds no decode memory while it waits for input memory and the
+//! order above still holds.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hybridlab_imaging::{DecodeCost, ImagingError};
 use hybridlab_wire::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,7 +51,7 @@ pub const DEFAULT_MEMORY_PERCENT: u64 = 60;
 /// at once. Beside the decodes' 60% it leaves a quarter for the OS and the server.
 pub const DEFAULT_DOWNLOAD_MEMORY_PERCENT: u64 = 15;
 
-/// What a download of unknown length reserves at a time.
+/// What a download (or an upload) of unknown length reserves at a time.
 pub(crate) const DOWNLOAD_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// The memory assumed when the instance's cannot be read (not Linux): a `t3.micro`'s.
@@ -140,7 +147,7 @@ impl DecodeBudget {
     }
 }
 
-/// The memory the downloads in flight hold together.
+/// The memory the downloads and uploads in flight hold together.
 #[derive(Debug)]
 pub(crate) struct DownloadBudget {
     memory: Arc<Semaphore>,
@@ -148,7 +155,8 @@ pub(crate) struct DownloadBudget {
     wait: Duration,
 }
 
-/// The memory one download has reserved: grown with its body, given back when dropped.
+/// The memory one download or upload has reserved: grown with its body, given back when
+/// dropped.
 #[derive(Debug)]
 pub(crate) struct DownloadMemory {
     budget: Arc<DownloadBudget>,
@@ -178,7 +186,7 @@ impl DownloadBudget {
         self.memory_bytes
     }
 
-    /// The bytes the downloads (and the images they fetched) hold now.
+    /// The bytes the downloads (and the images they fetched) and the uploads hold now.
     #[cfg(test)]
     pub(crate) fn held_bytes(&self) -> u64 {
         self.memory_bytes - self.memory.available_permits() as u64 * UNIT
@@ -243,6 +251,48 @@ impl DownloadMemory {
             }),
         }
     }
+
+    /// Makes room in `body`, which this reservation covers, for `more` bytes: when they do not
+    /// fit its capacity, the reservation grows first (see [`next_download_reservation`], never
+    /// past `max_bytes`, which the caller checks the body against), then the buffer grows to
+    /// exactly the reservation, never doubled as a growing buffer would be.
+    pub(crate) async fn make_room(
+        &mut self,
+        body: &mut Vec<u8>,
+        more: usize,
+        max_bytes: u64,
+    ) -> Result<(), DownloadError> {
+        let needed = body.len() as u64 + more as u64;
+        if needed <= body.capacity() as u64 {
+            return Ok(());
+        }
+        let target = next_download_reservation(needed, self.bytes, max_bytes);
+        self.grow_to(target).await?;
+        let target = usize::try_from(target).unwrap_or(usize::MAX);
+        body.reserve_exact(target.saturating_sub(body.len()));
+        Ok(())
+    }
+
+    /// `body` as [`Bytes`] that own this reservation: the memory is given back when the last
+    /// copy is dropped, wherever the bytes went meanwhile (a decode, an S3 put).
+    pub(crate) fn hold(self, body: Vec<u8>) -> Bytes {
+        Bytes::from_owner(HeldBody {
+            bytes: body,
+            _memory: self,
+        })
+    }
+}
+
+/// Bytes with the memory reserved for them.
+struct HeldBody {
+    bytes: Vec<u8>,
+    _memory: DownloadMemory,
+}
+
+impl AsRef<[u8]> for HeldBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// The reservation a download of unknown length grows to when `needed` bytes no longer fit
@@ -266,15 +316,16 @@ pub(crate) fn decode_memory_bytes(configured_mib: Option<u64>) -> u64 {
     available / 100 * DEFAULT_MEMORY_PERCENT
 }
 
-/// The memory the downloads may hold: `configured_mib` if given, else
-/// [`DEFAULT_DOWNLOAD_MEMORY_PERCENT`] of what this process may use, and at least one download
-/// of `max_download_bytes` so that the largest image allowed can be fetched at all.
-pub(crate) fn download_memory_bytes(configured_mib: Option<u64>, max_download_bytes: u64) -> u64 {
+/// The memory the downloads and uploads may hold: `configured_mib` if given, else
+/// [`DEFAULT_DOWNLOAD_MEMORY_PERCENT`] of what this process may use, and at least
+/// `largest_bytes` (the larger of the download and upload caps) so that the largest image
+/// allowed can be fetched or uploaded at all.
+pub(crate) fn download_memory_bytes(configured_mib: Option<u64>, largest_bytes: u64) -> u64 {
     if let Some(mib) = configured_mib {
         return mib.saturating_mul(1024 * 1024);
     }
     let available = available_memory(Path::new("/")).unwrap_or(FALLBACK_MEMORY_BYTES);
-    (available / 100 * DEFAULT_DOWNLOAD_MEMORY_PERCENT).max(max_download_bytes)
+    (available / 100 * DEFAULT_DOWNLOAD_MEMORY_PERCENT).max(largest_bytes)
 }
 
 /// The smaller of the cgroup v2 limit of this process and the machine's memory, read under
@@ -432,6 +483,52 @@ mod tests {
             .await
             .expect_err("more than the whole budget");
         assert!(matches!(err, DownloadError::TooLarge { .. }), "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_growing_body_is_reserved_before_its_buffer_grows_and_held_while_its_bytes_live() {
+        let budget = Arc::new(DownloadBudget::new(3 * MIB, Duration::from_secs(1)));
+        let mut memory = budget.reserve();
+        let mut body = Vec::new();
+        memory
+            .make_room(&mut body, 10, 3 * MIB)
+            .await
+            .expect("fits");
+        assert_eq!((memory.bytes(), body.capacity() as u64), (MIB, MIB));
+        body.resize(MIB as usize, 1);
+        memory
+            .make_room(&mut body, 0, 3 * MIB)
+            .await
+            .expect("no more needed");
+        assert_eq!(budget.held_bytes(), MIB);
+        // The next chunk, not a doubled buffer; never past the cap.
+        memory.make_room(&mut body, 1, 3 * MIB).await.expect("fits");
+        assert_eq!((memory.bytes(), body.capacity() as u64), (2 * MIB, 2 * MIB));
+        memory
+            .make_room(&mut body, MIB as usize + 1, 2 * MIB + MIB / 2 + 1)
+            .await
+            .expect("fits");
+        assert_eq!(
+            memory.bytes(),
+            2 * MIB + MIB / 2 + 1024,
+            "to the cap, in whole KiB"
+        );
+        let err = memory
+            .make_room(&mut body, 2 * MIB as usize, 4 * MIB)
+            .await
+            .expect_err("more than the whole budget");
+        assert!(matches!(err, DownloadError::TooLarge { .. }), "{err:?}");
+
+        let bytes = memory.hold(body);
+        let copy = bytes.slice(..10);
+        drop(bytes);
+        assert_eq!(
+            budget.held_bytes(),
+            2 * MIB + MIB / 2 + 1024,
+            "held by the copy"
+        );
+        drop(copy);
+        assert_eq!(budget.held_bytes(), 0, "given back with the last copy");
     }
 
     fn cost(peak_bytes: u64) -> DecodeCost {

@@ -65,8 +65,10 @@ pub struct ServerConfig {
 
     /// Memory, in MiB, the downloads in flight may hold together: an image's bytes are held
     /// from its download until its request ends, reserved by its Content-Length or as its body
-    /// grows. Its own share, beside the decodes' (see `budget.rs` for why). Defaults to 15% of
-    /// the memory this process may use, and at least one download of `--max-download-bytes`.
+    /// grows. Its own share, beside the decodes' (see `budget.rs` for why). `POST /upload`'s
+    /// files are held in it too, until stored. Defaults to 15% of the memory this process may
+    /// use, and at least one download of `--max-download-bytes` and one upload of
+    /// `--max-upload-bytes`.
     #[arg(long, env = "HYBRIDLAB_DOWNLOAD_MEMORY_MIB")]
     pub download_memory_mib: Option<u64>,
 
@@ -227,17 +229,16 @@ impl ServerConfig {
         }
     }
 
-    /// Whether a configured download budget holds one download of the largest size: a smaller
-    /// one could never fetch such an image, however idle the server.
+    /// Whether a configured download budget holds one download and one upload of the largest
+    /// size: a smaller one could never fetch (or take) such an image, however idle the server.
     pub fn check_download_memory(&self) -> Result<(), String> {
+        let largest = self.max_download_bytes.max(self.max_upload_bytes).max(1);
         match self.download_memory_mib {
-            Some(mib) if mib.saturating_mul(1024 * 1024) < self.max_download_bytes.max(1) => {
-                Err(format!(
-                    "download-memory-mib ({mib}) must hold at least one download of \
-                     max-download-bytes ({} bytes)",
-                    self.max_download_bytes
-                ))
-            }
+            Some(mib) if mib.saturating_mul(1024 * 1024) < largest => Err(format!(
+                "download-memory-mib ({mib}) must hold at least one download of \
+                 max-download-bytes ({} bytes) and one upload of max-upload-bytes ({} bytes)",
+                self.max_download_bytes, self.max_upload_bytes
+            )),
             _ => Ok(()),
         }
     }
@@ -341,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn a_download_budget_must_hold_one_download_of_the_largest_size() {
+    fn a_download_budget_must_hold_one_download_and_one_upload_of_the_largest_size() {
         let cli = Cli::try_parse_from([
             "server",
             "--bucket=images",
@@ -361,6 +362,15 @@ mod tests {
             let err = config.check_download_memory().expect_err("too small");
             assert!(err.contains("max-download-bytes"), "{err}");
         }
+        // Uploads are held in it too.
+        config.max_download_bytes = 1024 * 1024;
+        config.download_memory_mib = Some(24);
+        let err = config
+            .check_download_memory()
+            .expect_err("an upload does not fit");
+        assert!(err.contains("max-upload-bytes"), "{err}");
+        config.max_upload_bytes = 24 * 1024 * 1024;
+        assert_eq!(config.check_download_memory(), Ok(()));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
-use crate::budget::{DownloadBudget, DownloadMemory, next_download_reservation};
+use crate::budget::DownloadBudget;
 
 /// The most redirects a download follows.
 pub const MAX_REDIRECTS: usize = 3;
@@ -188,11 +188,11 @@ pub enum DownloadError {
     Connect(String),
     #[error("the image host sent an empty body")]
     Empty,
-    /// The downloads in flight hold the server's download memory, and not enough of it freed
-    /// up in time.
+    /// The downloads and uploads in flight hold the server's memory for them, and not enough
+    /// of it freed up in time.
     #[error(
-        "the server's downloads hold their memory budget of {} MiB: this image needs {} MiB \
-         more, which did not free up within {} ms; retry shortly",
+        "the server's downloads and uploads hold their memory budget of {} MiB: this image \
+         needs {} MiB more, which did not free up within {} ms; retry shortly",
         budget_bytes / (1024 * 1024),
         needed_bytes.div_ceil(1024 * 1024),
         waited.as_millis()
@@ -287,19 +287,6 @@ pub struct Downloader {
     memory: Arc<DownloadBudget>,
 }
 
-/// A downloaded image's bytes with the memory reserved for them, given back when the last
-/// [`Bytes`] that shares them is dropped.
-struct DownloadedBody {
-    bytes: Vec<u8>,
-    _memory: DownloadMemory,
-}
-
-impl AsRef<[u8]> for DownloadedBody {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
 impl Downloader {
     /// Builds the client; fails only if the TLS stack cannot be initialised. The bodies
     /// downloaded hold their memory in `memory`.
@@ -372,27 +359,20 @@ impl Downloader {
             .await
             .map_err(|err| self.during_body(url, err))?
         {
-            let needed = body.len() as u64 + chunk.len() as u64;
-            if needed > self.max_bytes {
+            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
                 return Err(DownloadError::TooLarge {
                     limit: self.max_bytes,
                 });
             }
-            if needed > body.capacity() as u64 {
-                let target = next_download_reservation(needed, memory.bytes(), self.max_bytes);
-                memory.grow_to(target).await?;
-                let target = usize::try_from(target).unwrap_or(usize::MAX);
-                body.reserve_exact(target.saturating_sub(body.len()));
-            }
+            memory
+                .make_room(&mut body, chunk.len(), self.max_bytes)
+                .await?;
             body.extend_from_slice(&chunk);
         }
         if body.is_empty() {
             return Err(DownloadError::Empty);
         }
-        Ok(Bytes::from_owner(DownloadedBody {
-            bytes: body,
-            _memory: memory,
-        }))
+        Ok(memory.hold(body))
     }
 
     /// The error of a request that got no HTTP answer. Our own refusals (raised in the

@@ -98,6 +98,8 @@ struct Inner {
     pipeline: Option<PipelineBuckets>,
     store: ImageStore,
     downloader: Downloader,
+    /// The memory the downloader's bodies and `POST /upload`'s files hold together.
+    input_memory: Arc<budget::DownloadBudget>,
     started: Instant,
     /// Requests admitted at once; a request that finds none free is answered 503.
     admission: Arc<Semaphore>,
@@ -151,8 +153,12 @@ impl AppState {
         hybridlab_wire::token::check_token(config.token.as_deref())?;
         let pipeline = config.pipeline().map_err(BuildError::Config)?;
         let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
+        // Downloads and uploads share it: see budget.rs.
         let download_memory = Arc::new(budget::DownloadBudget::new(
-            budget::download_memory_bytes(config.download_memory_mib, config.max_download_bytes),
+            budget::download_memory_bytes(
+                config.download_memory_mib,
+                config.max_download_bytes.max(config.max_upload_bytes),
+            ),
             config.decode_wait(),
         ));
         let downloader = Downloader::new(
@@ -185,6 +191,7 @@ impl AppState {
                 pipeline,
                 store,
                 downloader,
+                input_memory: download_memory,
                 started: Instant::now(),
                 tls,
             }),
@@ -226,6 +233,11 @@ impl AppState {
 
     pub(crate) fn downloader(&self) -> &Downloader {
         &self.inner.downloader
+    }
+
+    /// The download budget, which `POST /upload` draws on too.
+    pub(crate) fn input_memory(&self) -> &Arc<budget::DownloadBudget> {
+        &self.inner.input_memory
     }
 
     /// The pipeline's buckets, or the error that says how to deploy it.
@@ -605,7 +617,9 @@ async fn upload(
                 ),
             )
         })?;
-        let file = upload::read_file_field(multipart, state.config().max_upload_bytes).await?;
+        let memory = upload::reserve_memory(&state, &headers).await?;
+        let file =
+            upload::read_file_field(multipart, state.config().max_upload_bytes, memory).await?;
         upload::store_upload(&state, pipeline, file, &request_id, admitted).await
     }
     .instrument(span.clone())

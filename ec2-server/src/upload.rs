@@ -3,11 +3,14 @@
 //! the `PENDING` row is written first and the original then lands in the uploads bucket with
 //! metadata `image-id`, which is how the pipeline's resizer finds the row. The server does not
 //! judge the bytes (the resizer does); it enforces the size cap and refuses empty files.
+//!
+//! The file of a `POST /upload` is held in memory reserved from the download budget
+//! (`budget.rs`), its declared length up front or a chunk at a time, until its S3 put is done.
 
 use axum::extract::Multipart;
 use axum::extract::multipart::MultipartError;
-use axum::http::StatusCode;
-use bytes::{Bytes, BytesMut};
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
 use hybridlab_wire::{
     ErrorCode, ImageRecord, ImageStatus, ORIGINAL, PresignUploadRequest, PresignUploadResponse,
     StatusChange, UploadResponse,
@@ -17,6 +20,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
 use crate::AppState;
+use crate::budget::DownloadMemory;
 use crate::config::PipelineBuckets;
 use crate::error::AppError;
 use crate::process::new_image_id;
@@ -161,7 +165,37 @@ fn multipart_error(err: MultipartError) -> AppError {
     )
 }
 
-/// The file of a `POST /upload`, read into memory.
+/// What a `POST /upload` reserves before its body is read, from the request's declared
+/// length: the file is at most that and at most `cap` (the multipart framing around it is not
+/// kept), and a body of unknown length reserves as it grows. A declared length the route could
+/// never accept (`cap` and the framing allowance) is refused at once, with nothing read.
+pub(crate) fn declared_reservation(declared: Option<u64>, cap: u64) -> Result<u64, AppError> {
+    let body_limit = cap.saturating_add(crate::MULTIPART_OVERHEAD_BYTES as u64);
+    match declared {
+        Some(length) if length > body_limit => Err(too_large(cap)),
+        Some(length) => Ok(length.min(cap)),
+        None => Ok(0),
+    }
+}
+
+/// The memory a `POST /upload` starts with, reserved from the download budget before its body
+/// is read: its declared length (see [`declared_reservation`]), waited for at most
+/// `--decode-wait-ms`, else `overloaded`.
+pub(crate) async fn reserve_memory(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<DownloadMemory, AppError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let up_front = declared_reservation(declared, state.config().max_upload_bytes)?;
+    let mut memory = state.input_memory().reserve();
+    memory.grow_to(up_front).await?;
+    Ok(memory)
+}
+
+/// The file of a `POST /upload`, read into memory. Its bytes own their reservation.
 #[derive(Debug)]
 pub(crate) struct ReceivedFile {
     pub filename: String,
@@ -170,10 +204,13 @@ pub(crate) struct ReceivedFile {
 }
 
 /// Reads the one `file` field, counting bytes as they arrive: a body that lies about its
-/// length, or has none, is cut off at `cap` all the same. Other fields are skipped.
+/// length, or has none, is cut off at `cap` all the same. Other fields are skipped. The file's
+/// bytes live in `memory` (grown as they arrive, beyond what was reserved up front), and keep
+/// it until they are dropped; an upload that cannot get its memory in time is `overloaded`.
 pub(crate) async fn read_file_field(
     mut multipart: Multipart,
     cap: u64,
+    mut memory: DownloadMemory,
 ) -> Result<ReceivedFile, AppError> {
     let mut received = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -197,32 +234,35 @@ pub(crate) async fn read_file_field(
             .and_then(valid_content_type)
             .unwrap_or(DEFAULT_CONTENT_TYPE)
             .to_owned();
-        let mut bytes = BytesMut::new();
+        // The buffer's capacity is what the reservation covers.
+        let mut bytes: Vec<u8> =
+            Vec::with_capacity(usize::try_from(memory.bytes().min(cap)).unwrap_or(0));
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
             if (bytes.len() + chunk.len()) as u64 > cap {
                 return Err(too_large(cap));
             }
+            memory.make_room(&mut bytes, chunk.len(), cap).await?;
             bytes.extend_from_slice(&chunk);
         }
-        received = Some(ReceivedFile {
-            filename,
-            content_type,
-            bytes: bytes.freeze(),
-        });
+        received = Some((filename, content_type, bytes));
     }
-    let file = received.ok_or_else(|| {
-        AppError::new(
+    let Some((filename, content_type, bytes)) = received else {
+        return Err(AppError::new(
             ErrorCode::InvalidRequest,
             "the body must be multipart/form-data with a `file` field holding the image",
-        )
-    })?;
-    if file.bytes.is_empty() {
+        ));
+    };
+    if bytes.is_empty() {
         return Err(AppError::new(
             ErrorCode::InvalidRequest,
             "the file is empty",
         ));
     }
-    Ok(file)
+    Ok(ReceivedFile {
+        filename,
+        content_type,
+        bytes: memory.hold(bytes),
+    })
 }
 
 /// Writes the `PENDING` row, then the original. If the original cannot be stored the row is
@@ -504,5 +544,224 @@ mod tests {
             valid_content_type(&format!("image/{}", "x".repeat(200))),
             None
         );
+    }
+
+    #[test]
+    fn an_upload_reserves_its_declared_length_up_to_the_cap_and_refuses_one_beyond_the_body_limit()
+    {
+        let cap = 1000;
+        let reserved = |declared| declared_reservation(declared, cap).ok();
+        assert_eq!(reserved(None), Some(0), "unknown: reserved as it grows");
+        assert_eq!(reserved(Some(600)), Some(600));
+        // The framing around a file of the largest size is not kept.
+        let body_limit = cap + crate::MULTIPART_OVERHEAD_BYTES as u64;
+        assert_eq!(reserved(Some(cap + 300)), Some(cap));
+        assert_eq!(reserved(Some(body_limit)), Some(cap));
+        for never in [body_limit + 1, u64::MAX] {
+            let err = declared_reservation(Some(never), cap).expect_err("never accepted");
+            assert_eq!(err.code, ErrorCode::TooLarge, "{never}");
+        }
+    }
+
+    const MIB: u64 = 1024 * 1024;
+    const TOKEN: &str = "upload-test-token-0123456789abcdef";
+    const BOUNDARY: &str = "upload-test-boundary";
+
+    /// An in-process server on loopback with the pipeline, a 3 MiB download budget (which
+    /// uploads share), uploads of at most 2 MiB and a 300 ms wait for memory. Its S3 and
+    /// DynamoDB clients point at a closed loopback port: the uploads here never get that far.
+    async fn upload_server() -> (
+        std::net::SocketAddr,
+        AppState,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let mut config = crate::ServerConfig::new("images", "images-table");
+        config.token = Some(TOKEN.to_owned());
+        config.uploads_bucket = Some("uploads".into());
+        config.processed_bucket = Some("processed".into());
+        config.max_download_bytes = MIB;
+        config.max_upload_bytes = 2 * MIB;
+        config.download_memory_mib = Some(3);
+        config.decode_wait_ms = 300;
+        let nowhere = "http://127.0.0.1:1";
+        let credentials = Credentials::new("test", "test", None, None, "test");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .endpoint_url(nowhere)
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials)
+                .endpoint_url(nowhere)
+                .build(),
+        );
+        let state = AppState::new(config, s3, dynamodb).expect("a valid configuration");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let address = listener.local_addr().expect("bound");
+        let limits = state.config().connection_limits(None);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(crate::connections::serve(
+            listener,
+            crate::app(state.clone()),
+            limits,
+            None,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        (address, state, stop)
+    }
+
+    /// The multipart framing before the file.
+    fn file_part_head() -> String {
+        format!(
+            "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"file\"; \
+             filename=\"photo.jpg\"\r\ncontent-type: image/jpeg\r\n\r\n"
+        )
+    }
+
+    /// A `POST /upload` declaring a body of `body_bytes` when `sized` (else chunked): its head
+    /// and the first `sent` bytes of its file go out, then it stalls, holding the connection
+    /// (and whatever the server reserved for it).
+    async fn stalled_upload(
+        address: std::net::SocketAddr,
+        body_bytes: usize,
+        sent: usize,
+        sized: bool,
+    ) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt as _;
+        let length = if sized {
+            format!("content-length: {body_bytes}")
+        } else {
+            "transfer-encoding: chunked".to_owned()
+        };
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {TOKEN}\r\n\
+             content-type: multipart/form-data; boundary={BOUNDARY}\r\n{length}\r\n\r\n"
+        );
+        let mut part = file_part_head().into_bytes();
+        part.resize(part.len() + sent, 0xAB);
+        let mut request = head.into_bytes();
+        if sized {
+            request.extend_from_slice(&part);
+        } else {
+            request.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            request.extend_from_slice(&part);
+            request.extend_from_slice(b"\r\n");
+        }
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connected");
+        stream.write_all(&request).await.expect("sent");
+        stream
+    }
+
+    /// What the server answered on `stream`: its status and JSON body. A refusal may come
+    /// before the body was read; the connection is then reset after the answer, which is
+    /// read all the same.
+    async fn answer(mut stream: tokio::net::TcpStream) -> (u16, Option<u64>, serde_json::Value) {
+        use tokio::io::AsyncReadExt as _;
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received).await;
+        let text = String::from_utf8_lossy(&received);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let retry_after = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("retry-after:")
+                    .map(str::to_owned)
+            })
+            .and_then(|value| value.trim().parse().ok());
+        let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+        (status, retry_after, body)
+    }
+
+    /// Waits, at most 30 s (a bound for a broken server, not a speed), until `done`.
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    fn assert_overloaded((status, retry_after, body): &(u16, Option<u64>, serde_json::Value)) {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error"], "overloaded", "{body}");
+        assert_eq!(*retry_after, Some(1), "{body}");
+    }
+
+    /// Many large uploads at once: those the download budget holds stay held while their
+    /// bodies are in memory (here stalled mid-body, before any S3 call); the others wait for a
+    /// bounded time, then are refused as a busy server. A body of unknown length reserves a
+    /// chunk at a time, and a declared length no upload could have is refused at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_large_uploads_at_once_hold_no_more_than_the_download_budget() {
+        const CONCURRENT: usize = 8;
+        let (address, state, _stop) = upload_server().await;
+        let budget = state.input_memory().clone();
+
+        // Room for three of the eight 1 MiB bodies, each stalled 64 KiB into its file.
+        let one_mib = MIB as usize;
+        let clients: Vec<_> = (0..CONCURRENT)
+            .map(|_| {
+                tokio::spawn(async move {
+                    answer(stalled_upload(address, one_mib, 64 * 1024, true).await).await
+                })
+            })
+            .collect();
+        let finished = || clients.iter().filter(|client| client.is_finished()).count();
+        eventually("five uploads are refused", || finished() >= CONCURRENT - 3).await;
+        // The three held are not merely slow: they are still held after many waits.
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+        assert_eq!(finished(), CONCURRENT - 3, "three held, five refused");
+        assert_eq!(budget.held_bytes(), 3 * MIB);
+        let mut held = Vec::new();
+        for client in clients {
+            if client.is_finished() {
+                assert_overloaded(&client.await.expect("joined"));
+            } else {
+                held.push(client);
+            }
+        }
+        // A client that goes away gives its memory back.
+        for client in &held {
+            client.abort();
+        }
+        eventually("the held memory is given back", || budget.held_bytes() == 0).await;
+
+        // A body of unknown length reserves 1 MiB at a time: 1.5 MiB of file holds 2 MiB.
+        let _unsized = stalled_upload(address, 0, 3 * MIB as usize / 2, false).await;
+        eventually("the unsized body holds 2 MiB", || {
+            budget.held_bytes() == 2 * MIB
+        })
+        .await;
+        let _sized = stalled_upload(address, one_mib, 0, true).await;
+        eventually("one more fits", || budget.held_bytes() == 3 * MIB).await;
+        assert_overloaded(&answer(stalled_upload(address, one_mib, 0, true).await).await);
+        // A declared length beyond the cap and its framing is refused at once, full or not.
+        let beyond = 2 * MIB as usize + crate::MULTIPART_OVERHEAD_BYTES + 1;
+        let (status, _, body) = answer(stalled_upload(address, beyond, 0, true).await).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (413, &"too_large".into()),
+            "{body}"
+        );
+        assert_eq!(budget.held_bytes(), 3 * MIB);
     }
 }
