@@ -11,6 +11,7 @@ pub mod code;
 pub mod control;
 pub mod ec2_host;
 pub mod edge;
+pub mod iam;
 pub mod lambda_host;
 pub mod logs;
 pub mod moto;
