@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use hybridlab_tests::aws::{clients, unique_name};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
+use hybridlab_tests::server::LAB_TOKEN;
 use hybridlab_wire::ProcessImageResponse;
 
 const LEVELS: [usize; 3] = [1, 8, 32];
@@ -90,6 +91,7 @@ async fn main() {
     let server = ServerProcess(
         Command::new(&server_binary)
             .env("HYBRIDLAB_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HYBRIDLAB_TOKEN", LAB_TOKEN)
             .env("HYBRIDLAB_BUCKET", &bucket)
             .env("HYBRIDLAB_TABLE", &table)
             .env("HYBRIDLAB_ENDPOINT_URL", &aws.endpoint)
@@ -129,6 +131,7 @@ async fn main() {
                         let started = Instant::now();
                         let response = client
                             .post(&endpoint)
+                            .bearer_auth(LAB_TOKEN)
                             .json(&serde_json::json!({ "image_url": url }))
                             .send()
                             .await
