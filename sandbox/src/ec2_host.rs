@@ -5,6 +5,11 @@
 //! stopped with every process it started when the instance stops or terminates, its
 //! output goes to its CloudWatch log group, and its address is tagged on the instance as
 //! `hybridlab:endpoint` where clients look for it. The instance's TTL is honoured too.
+//!
+//! Each instance has its own metadata service (see [`super::imds`]), which the server reaches
+//! through `AWS_EC2_METADATA_SERVICE_ENDPOINT` and gets its instance profile's role from; the
+//! server is given no access key of its own, so the SDK's default chain goes through IMDS as
+//! on EC2.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -13,12 +18,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceStateName, Tag};
+use aws_sdk_ec2::types::{
+    Filter, HttpTokensState, Instance, InstanceAttributeName, InstanceMetadataEndpointState,
+    InstanceStateName, Tag,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::oneshot;
 
+use super::imds::{InstanceMetadata, InstanceProfile, MetadataService};
 use super::logs::{LogShipper, LogStream, now_ms};
+use super::principals::{PrincipalTable, RoleDirectory};
 use super::spawner::{ProcessGroup, Spawner};
 use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
@@ -35,6 +45,8 @@ struct ServerProcess {
     pid: Arc<AtomicU32>,
     /// When the instance terminates itself, as its scheduled shutdown would on AWS.
     expires: Option<SystemTime>,
+    /// The instance's metadata service: `None` when its `HttpEndpoint` is disabled.
+    metadata: Option<(String, tokio::task::JoinHandle<()>)>,
     /// Dropping it stops the supervisor and the process.
     stop: Option<oneshot::Sender<()>>,
 }
@@ -43,6 +55,9 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some((_, server)) = &self.metadata {
+            server.abort();
         }
     }
 }
@@ -54,6 +69,8 @@ pub struct MaterializedServer {
     pub endpoint: String,
     /// 0 while the server is being (re)started.
     pub pid: u32,
+    /// Where the instance's metadata service (IMDS) listens; empty if it is disabled.
+    pub metadata_endpoint: String,
 }
 
 /// Settings of the EC2 host.
@@ -70,6 +87,8 @@ pub struct Ec2Host {
     s3: aws_sdk_s3::Client,
     logs: LogShipper,
     spawner: Spawner,
+    principals: Arc<PrincipalTable>,
+    roles: RoleDirectory,
     settings: Ec2Settings,
     servers: Mutex<HashMap<String, ServerProcess>>,
     /// Instances whose user-data is not a hybridlab launch: never looked at again.
@@ -82,6 +101,8 @@ impl Ec2Host {
         s3: aws_sdk_s3::Client,
         logs: LogShipper,
         spawner: Spawner,
+        principals: Arc<PrincipalTable>,
+        roles: RoleDirectory,
         settings: Ec2Settings,
     ) -> Self {
         Self {
@@ -89,6 +110,8 @@ impl Ec2Host {
             s3,
             logs,
             spawner,
+            principals,
+            roles,
             settings,
             servers: Mutex::new(HashMap::new()),
             foreign: Mutex::new(HashSet::new()),
@@ -110,6 +133,11 @@ impl Ec2Host {
                             .map(|endpoint| endpoint.clone())
                             .unwrap_or_default(),
                         pid: server.pid.load(Ordering::Acquire),
+                        metadata_endpoint: server
+                            .metadata
+                            .as_ref()
+                            .map(|(endpoint, _)| endpoint.clone())
+                            .unwrap_or_default(),
                     })
                     .collect()
             })
@@ -164,20 +192,26 @@ impl Ec2Host {
             .await
             .map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())?;
         let mut running = Vec::new();
-        for instance in output.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(id) = instance.instance_id() else {
-                continue;
-            };
-            let state = instance.state().and_then(|state| state.name());
-            if state != Some(&InstanceStateName::Running) {
-                continue;
+        for reservation in output.reservations() {
+            for instance in reservation.instances() {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                let state = instance.state().and_then(|state| state.name());
+                if state != Some(&InstanceStateName::Running) {
+                    continue;
+                }
+                let launched = instance
+                    .launch_time()
+                    .and_then(|time| SystemTime::try_from(*time).ok());
+                running.push((
+                    id.to_owned(),
+                    launched,
+                    LaunchedInstance::of(instance, reservation.owner_id()),
+                ));
             }
-            let launched = instance
-                .launch_time()
-                .and_then(|time| SystemTime::try_from(*time).ok());
-            running.push((id.to_owned(), launched));
         }
-        let running_ids: HashSet<String> = running.iter().map(|(id, _)| id.clone()).collect();
+        let running_ids: HashSet<String> = running.iter().map(|(id, ..)| id.clone()).collect();
         let mut stopped = Vec::new();
         if let Ok(mut servers) = self.servers.lock() {
             servers.retain(|id, _| {
@@ -215,7 +249,7 @@ impl Ec2Host {
                 .send()
                 .await;
         }
-        for (id, launched) in running {
+        for (id, launched, described) in running {
             let known = self
                 .servers
                 .lock()
@@ -225,7 +259,7 @@ impl Ec2Host {
             if known {
                 continue;
             }
-            match self.materialize(&id, launched).await {
+            match self.materialize(&id, launched, &described).await {
                 Ok(Some(server)) => {
                     if let Ok(mut servers) = self.servers.lock() {
                         servers.insert(id, server);
@@ -262,13 +296,58 @@ impl Ec2Host {
         Ok(ServerLaunch::parse(&String::from_utf8_lossy(&bytes)))
     }
 
+    /// The instance's metadata, its profile's role looked up in IAM.
+    async fn metadata_of(
+        &self,
+        id: &str,
+        launched: Option<SystemTime>,
+        described: &LaunchedInstance,
+        region: &str,
+    ) -> Result<InstanceMetadata, String> {
+        let profile = match &described.profile {
+            Some((arn, profile_id)) => {
+                let role = self.roles.instance_profile_role(arn).await?;
+                if role.is_none() {
+                    tracing::warn!(instance = %id, profile = %arn, "the instance profile has no role: the instance gets no credentials");
+                }
+                Some(InstanceProfile {
+                    arn: arn.clone(),
+                    id: profile_id.clone(),
+                    role,
+                })
+            }
+            None => None,
+        };
+        Ok(InstanceMetadata {
+            instance_id: id.to_owned(),
+            account: described.account.clone(),
+            region: region.to_owned(),
+            availability_zone: described.availability_zone.clone(),
+            instance_type: described.instance_type.clone(),
+            image_id: described.image_id.clone(),
+            private_ip: described.private_ip.clone(),
+            launched,
+            profile,
+            tokens_required: described.tokens_required,
+        })
+    }
+
     async fn materialize(
         &self,
         id: &str,
         launched: Option<SystemTime>,
+        described: &LaunchedInstance,
     ) -> Result<Option<ServerProcess>, String> {
         let Some(launch) = self.launch_of(id).await? else {
             return Ok(None);
+        };
+        let metadata = if described.metadata_enabled {
+            Some(
+                self.metadata_of(id, launched, described, &launch.region)
+                    .await?,
+            )
+        } else {
+            None
         };
         let binary =
             super::fetch_object(&self.s3, &launch.artifact_bucket, &launch.binary_key).await?;
@@ -286,6 +365,17 @@ impl Ec2Host {
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
         let port = unused_port().map_err(|err| err.to_string())?;
+        // Served once nothing else can fail: a task left behind would serve it forever.
+        let metadata = match metadata {
+            Some(metadata) => {
+                let service = MetadataService::new(metadata, self.principals.clone());
+                let (address, server) = super::imds::serve(service)
+                    .await
+                    .map_err(|err| format!("cannot serve the instance's metadata: {err}"))?;
+                Some((format!("http://{address}"), server))
+            }
+            None => None,
+        };
         let scheme = scheme_of(&environment);
         let endpoint = endpoint_of(scheme, port);
         let shared_endpoint = Arc::new(Mutex::new(endpoint.clone()));
@@ -299,6 +389,7 @@ impl Ec2Host {
                 environment,
                 port,
                 edge_endpoint: self.settings.edge_endpoint.clone(),
+                metadata_endpoint: metadata.as_ref().map(|(endpoint, _)| endpoint.clone()),
                 launch: launch.clone(),
             },
             Supervision {
@@ -316,8 +407,55 @@ impl Ec2Host {
             endpoint: shared_endpoint,
             pid,
             expires,
+            metadata,
             stop: Some(stop),
         }))
+    }
+}
+
+/// What `DescribeInstances` says of an instance that its metadata repeats.
+#[derive(Debug, Clone, Default)]
+struct LaunchedInstance {
+    account: String,
+    availability_zone: String,
+    instance_type: String,
+    image_id: String,
+    private_ip: String,
+    /// The instance profile's ARN and id.
+    profile: Option<(String, String)>,
+    /// `MetadataOptions.HttpTokens` is `required`.
+    tokens_required: bool,
+    /// `MetadataOptions.HttpEndpoint` is not `disabled`.
+    metadata_enabled: bool,
+}
+
+impl LaunchedInstance {
+    fn of(instance: &Instance, owner: Option<&str>) -> Self {
+        let options = instance.metadata_options();
+        Self {
+            account: owner.unwrap_or("123456789012").to_owned(),
+            availability_zone: instance
+                .placement()
+                .and_then(|placement| placement.availability_zone())
+                .unwrap_or_default()
+                .to_owned(),
+            instance_type: instance
+                .instance_type()
+                .map(|kind| kind.as_str().to_owned())
+                .unwrap_or_default(),
+            image_id: instance.image_id().unwrap_or_default().to_owned(),
+            private_ip: instance.private_ip_address().unwrap_or_default().to_owned(),
+            profile: instance.iam_instance_profile().and_then(|profile| {
+                Some((
+                    profile.arn()?.to_owned(),
+                    profile.id().unwrap_or_default().to_owned(),
+                ))
+            }),
+            tokens_required: options.and_then(|options| options.http_tokens())
+                == Some(&HttpTokensState::Required),
+            metadata_enabled: options.and_then(|options| options.http_endpoint())
+                != Some(&InstanceMetadataEndpointState::Disabled),
+        }
     }
 }
 
@@ -383,6 +521,8 @@ struct Supervised {
     environment: Vec<(String, String)>,
     port: u16,
     edge_endpoint: String,
+    /// The instance's metadata service; `None` when its `HttpEndpoint` is disabled.
+    metadata_endpoint: Option<String>,
     launch: ServerLaunch,
 }
 
@@ -413,12 +553,18 @@ async fn supervise(
             // The lab's test images are served on loopback in the sandbox.
             .env("HYBRIDLAB_ALLOW_PRIVATE_ADDRESSES", "true")
             .env("AWS_REGION", &process.launch.region)
-            .env("AWS_ACCESS_KEY_ID", "sandbox")
-            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // No access key: the SDK's default chain finds none in the environment or a profile
+        // file (there is no HOME) and asks the instance's metadata service, as on EC2. With
+        // the service disabled it must not try 169.254.169.254, which on a cloud machine is
+        // the host's own.
+        match &process.metadata_endpoint {
+            Some(endpoint) => command.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint),
+            None => command.env("AWS_EC2_METADATA_DISABLED", "true"),
+        };
         let mut child = match spawner.spawn(command).await {
             Ok(child) => child,
             Err(err) => {
@@ -576,6 +722,7 @@ while True:
                 environment: Vec::new(),
                 port: taken_port,
                 edge_endpoint: "http://127.0.0.1:1".into(),
+                metadata_endpoint: None,
                 launch: ServerLaunch {
                     artifact_bucket: "artifacts".into(),
                     binary_key: "server".into(),

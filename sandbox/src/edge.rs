@@ -2,14 +2,18 @@
 //! here by running the function; everything else is forwarded to moto unchanged, and the
 //! Lambda control-plane calls that change a function are watched on their way through, so the
 //! agent keeps each function's code and replaces stale environments. Requests from web pages
-//! are refused before any of that (see [`super::web_guard`]).
+//! are refused before any of that (see [`super::web_guard`]). Each request's caller is told
+//! from its access key (see [`identify_caller`]): STS's `GetCallerIdentity` for the keys the
+//! sandbox issued to its functions and instances is answered here (see [`super::sts`]).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -20,6 +24,7 @@ use super::code::CodeStore;
 use super::lambda_host::{
     InvocationType, InvokeError, InvokeOutcome, InvokeRequest, LambdaHost, function_name,
 };
+use super::principals::{Caller, PrincipalTable};
 use super::s3_events::{
     NotificationCache, ObjectCreated, event_document, event_matches, key_matches, object_created,
     signed_service,
@@ -27,6 +32,9 @@ use super::s3_events::{
 
 /// Largest control-plane body the edge reads whole: a 50 MB zip, base64-encoded, in JSON.
 const MAX_CAPTURED_BODY: usize = 80 * 1024 * 1024;
+/// Largest STS body the edge reads to find its action (STS's largest, AssumeRole with a
+/// session policy and tags, is a few kilobytes).
+const MAX_STS_BODY: usize = 1024 * 1024;
 
 /// What the edge needs.
 #[derive(Clone)]
@@ -41,6 +49,8 @@ pub struct EdgeState {
     pub status: Arc<dyn Fn() -> Value + Send + Sync>,
     /// Held while a DynamoDB write is with moto: see [`is_dynamodb_write`].
     pub dynamodb_writes: Arc<tokio::sync::Mutex<()>>,
+    /// The credentials the sandbox issued to its functions and instances.
+    pub principals: Arc<PrincipalTable>,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -68,11 +78,34 @@ pub fn router(state: EdgeState) -> Router {
         .route("/_hybridlab/health", get(health))
         .fallback(forward)
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.principals.clone(),
+            identify_caller,
+        ))
         // Outermost, so nothing a web page sends reaches a handler or moto.
         .layer(axum::middleware::from_fn(
             super::web_guard::refuse_web_pages,
         ))
         .with_state(state)
+}
+
+/// Tells who sent a request from the access key that signed it, and leaves the answer in the
+/// request's extensions as a [`Caller`] for the handlers (and for IAM enforcement) to read.
+/// A key the sandbox issued names its role session; any other key is the operator's.
+async fn identify_caller(
+    State(principals): State<Arc<PrincipalTable>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = principals.caller(request.headers(), request.uri().query().unwrap_or(""));
+    tracing::debug!(
+        caller = %caller,
+        method = %request.method(),
+        path = %request.uri().path(),
+        "request"
+    );
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 async fn health(State(state): State<EdgeState>) -> axum::Json<Value> {
@@ -263,6 +296,30 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
         .unwrap_or(0);
+
+    // moto knows nothing of the keys the sandbox issued: who they are is answered here.
+    let mut body = body;
+    if let Some(Caller::Principal {
+        principal,
+        credential,
+    }) = parts.extensions.get::<Caller>()
+        && super::sts::is_sts(credential, query)
+    {
+        let bytes = match axum::body::to_bytes(body, MAX_STS_BODY).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("could not read the STS request: {err}"),
+                )
+                    .into_response();
+            }
+        };
+        if super::sts::action(query, &bytes).as_deref() == Some("GetCallerIdentity") {
+            return super::sts::caller_identity(principal, credential, SystemTime::now());
+        }
+        body = Body::from(bytes);
+    }
 
     // Bodies that carry code are read whole so the code can be kept; others stream through.
     let (captured, upstream_body) = if creates_function || updates_code {

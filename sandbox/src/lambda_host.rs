@@ -3,7 +3,9 @@
 //! reserved concurrency or the sandbox's limit, a cold start for each new environment and
 //! warm reuse after, the configured timeout enforced by killing the environment (its
 //! `bootstrap` and every process it started), and the `START`/`END`/`REPORT` lines written to
-//! `/aws/lambda/<name>` as AWS writes them.
+//! `/aws/lambda/<name>` as AWS writes them. Each environment holds credentials of its own for
+//! the function's execution role, in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+//! `AWS_SESSION_TOKEN` as on AWS (see [`super::principals`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use super::code::{CodeError, CodeStore};
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::output::{Output, forward_output};
+use super::principals::{PrincipalTable, Role, RoleDirectory};
 use super::runtime_api::{PendingInvocation, RuntimeChannel, RuntimeResult, serve};
 use super::spawner::{ProcessGroup, Spawner};
 
@@ -29,6 +32,9 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// is exact (see [`Output::settled`]) and normally takes microseconds; this only bounds it if
 /// the reader tasks cannot keep up.
 const OUTPUT_SETTLE_LIMIT: Duration = Duration::from_millis(100);
+/// How long an environment's credentials last. An environment must not outlive them: one whose
+/// credentials would expire before an invocation could end is retired instead of reused.
+pub const CREDENTIALS_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// How the caller wants the function run (`X-Amz-Invocation-Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +113,8 @@ pub struct HostSettings {
 struct FunctionSpec {
     name: String,
     arn: Arc<str>,
+    /// The execution role, whose sessions the environments hold.
+    role: Role,
     memory_mb: i32,
     timeout: Duration,
     environment: HashMap<String, String>,
@@ -127,8 +135,18 @@ struct FunctionPool {
 }
 
 impl FunctionPool {
+    /// An idle environment whose credentials outlast an invocation, if there is one; older
+    /// ones are retired.
     fn take_idle(&self) -> Option<Environment> {
-        self.idle.lock().ok()?.pop()
+        let usable_until = SystemTime::now() + self.spec.timeout + Duration::from_secs(60);
+        loop {
+            let environment = self.idle.lock().ok()?.pop()?;
+            if environment.credentials_expire > usable_until {
+                return Some(environment);
+            }
+            self.release();
+            drop(environment); // which kills it
+        }
     }
 
     fn try_reserve(&self) -> bool {
@@ -166,6 +184,8 @@ struct Environment {
     log: LogStream,
     memory: PeakMemory,
     spawned_at: Instant,
+    /// When the environment's role credentials expire.
+    credentials_expire: SystemTime,
     /// Until the first invocation has reported it.
     init_pending: bool,
     server: tokio::task::JoinHandle<()>,
@@ -193,6 +213,8 @@ pub struct LambdaHost {
     code: Arc<CodeStore>,
     logs: LogShipper,
     spawner: Spawner,
+    principals: Arc<PrincipalTable>,
+    roles: RoleDirectory,
     settings: HostSettings,
     functions: Mutex<HashMap<String, Arc<FunctionPool>>>,
     /// Per function, held while its configuration is read and its code unpacked, so a burst
@@ -231,6 +253,8 @@ impl LambdaHost {
         code: Arc<CodeStore>,
         logs: LogShipper,
         spawner: Spawner,
+        principals: Arc<PrincipalTable>,
+        roles: RoleDirectory,
         settings: HostSettings,
     ) -> Self {
         Self {
@@ -239,6 +263,8 @@ impl LambdaHost {
             code,
             logs,
             spawner,
+            principals,
+            roles,
             settings,
             functions: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
@@ -363,6 +389,7 @@ impl LambdaHost {
                 .ok()
                 .and_then(|output| output.reserved_concurrent_executions());
         }
+        let role = self.execution_role(name, config.role()).await?;
         let code_sha256 = config.code_sha256().map(str::to_owned);
         // Unpacking tens of megabytes would hold a runtime worker, and with it every other
         // invocation the worker would have taken meanwhile.
@@ -374,6 +401,7 @@ impl LambdaHost {
         Ok(FunctionSpec {
             name: name.to_owned(),
             arn: config.function_arn().unwrap_or(name).into(),
+            role,
             memory_mb: config.memory_size().unwrap_or(128),
             timeout: Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64),
             environment: config
@@ -385,6 +413,28 @@ impl LambdaHost {
             reserved_concurrency: reserved.map(|value| value.max(0) as usize),
             code_dir,
         })
+    }
+
+    /// The function's execution role, with its id from IAM. A role IAM no longer knows (deleted
+    /// after the function was created) still names the environments' sessions.
+    async fn execution_role(&self, function: &str, arn: Option<&str>) -> Result<Role, InvokeError> {
+        let Some(arn) = arn.filter(|arn| !arn.is_empty()) else {
+            return Err(InvokeError::Control(format!(
+                "function {function} has no execution role"
+            )));
+        };
+        match self.roles.role(arn).await {
+            Ok(Some(role)) => Ok(role),
+            Ok(None) => {
+                tracing::warn!(
+                    function,
+                    role = arn,
+                    "the function's execution role does not exist"
+                );
+                Ok(Role::unresolved(arn))
+            }
+            Err(err) => Err(InvokeError::Control(err)),
+        }
     }
 
     /// Runs one `Invoke`.
@@ -477,6 +527,10 @@ impl LambdaHost {
             date.day()
         );
         let log_group = format!("/aws/lambda/{}", spec.name);
+        // Lambda names the execution role's session after the function.
+        let credentials = self
+            .principals
+            .issue(&spec.role, &spec.name, CREDENTIALS_LIFETIME);
         let mut command = tokio::process::Command::new(spec.code_dir.join("bootstrap"));
         command
             .current_dir(&spec.code_dir)
@@ -499,10 +553,9 @@ impl LambdaHost {
             .env("LAMBDA_TASK_ROOT", &spec.code_dir)
             .env("LAMBDA_RUNTIME_DIR", &spec.code_dir)
             .env("_HANDLER", &spec.handler)
-            // The execution role's credentials on AWS; moto takes any.
-            .env("AWS_ACCESS_KEY_ID", "sandbox")
-            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
-            .env("AWS_SESSION_TOKEN", "sandbox")
+            .env("AWS_ACCESS_KEY_ID", &credentials.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &credentials.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &credentials.session_token)
             // So the function's own SDK calls reach the sandbox, as they reach AWS on AWS.
             .env("AWS_ENDPOINT_URL", &self.settings.edge_endpoint)
             .stdin(Stdio::null())
@@ -552,6 +605,7 @@ impl LambdaHost {
             log: LogStream::new(&log_group, &log_stream),
             memory: PeakMemory::open(pid),
             spawned_at: Instant::now(),
+            credentials_expire: credentials.expires,
             init_pending: true,
             server,
             group,

@@ -6,19 +6,26 @@
 //! `Invoke` runs the deployed `bootstrap` (see [`lambda_host`]), running image-server
 //! instances become local processes (see [`ec2_host`]), and S3 event notifications reach
 //! their functions (see [`s3_events`]).
+//!
+//! Each function environment and each instance gets credentials of its own role, as on AWS
+//! (see [`principals`]; instances fetch theirs from [`imds`]), and the edge knows every
+//! request's caller. IAM is not enforced yet: moto takes every key.
 
 pub mod code;
 pub mod control;
 pub mod ec2_host;
 pub mod edge;
 pub mod iam;
+pub mod imds;
 pub mod lambda_host;
 pub mod logs;
 pub mod moto;
 mod output;
+pub mod principals;
 pub mod runtime_api;
 pub mod s3_events;
 mod spawner;
+pub mod sts;
 pub mod web_guard;
 
 use std::path::PathBuf;
@@ -36,6 +43,7 @@ use hybridlab_wire::sandbox::{
 };
 use lambda_host::{HostSettings, LambdaHost};
 use logs::LogShipper;
+use principals::{PrincipalTable, RoleDirectory};
 use spawner::Spawner;
 
 /// How to run a sandbox.
@@ -189,11 +197,15 @@ impl Sandbox {
             ))
         })?;
         let code = Arc::new(CodeStore::new(state_dir.join("code")));
+        let principals = Arc::new(PrincipalTable::default());
+        let roles = RoleDirectory::new(aws_sdk_iam::Client::new(&config));
         let lambda = Arc::new(LambdaHost::new(
             aws_sdk_lambda::Client::new(&config),
             code.clone(),
             logs.clone(),
             spawner.clone(),
+            principals.clone(),
+            roles.clone(),
             HostSettings {
                 region: options.region.clone(),
                 edge_endpoint: endpoint.clone(),
@@ -205,6 +217,8 @@ impl Sandbox {
             s3.clone(),
             logs,
             spawner,
+            principals.clone(),
+            roles,
             Ec2Settings {
                 edge_endpoint: endpoint.clone(),
                 state_dir: state_dir.clone(),
@@ -221,6 +235,7 @@ impl Sandbox {
             let lambda = lambda.clone();
             let ec2 = ec2.clone();
             let moto_endpoint = moto.endpoint();
+            let principals = principals.clone();
             Arc::new(move || {
                 let environments: Vec<_> = lambda
                     .environments()
@@ -233,6 +248,7 @@ impl Sandbox {
                     "moto": moto_endpoint,
                     "functions": environments,
                     "instances": instances,
+                    "principals": principals.summary(),
                 })
             })
         };
@@ -246,6 +262,7 @@ impl Sandbox {
             region: options.region.clone(),
             status,
             dynamodb_writes: Arc::default(),
+            principals,
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
         let edge = tokio::spawn(async move {

@@ -20,6 +20,7 @@ mod sandbox_dynamodb;
 mod sandbox_ec2;
 mod sandbox_hardening;
 mod sandbox_lambda;
+mod sandbox_principals;
 mod sandbox_service;
 mod server_api;
 mod server_bombs;

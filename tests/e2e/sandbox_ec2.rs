@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use crate::common::eventually;
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataOptionsRequest, InstanceType,
+    ResourceType, Tag, TagSpecification,
+};
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -36,15 +39,81 @@ pub(crate) async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Optio
         .and_then(|tag| tag.value().map(str::to_owned))
 }
 
+/// An instance profile and its role, as `up` gives the server.
+pub(crate) struct ServerProfile {
+    pub name: String,
+    pub role_arn: String,
+    pub role_id: String,
+}
+
+/// Creates a role EC2 may assume and an instance profile holding it (no policy: nothing
+/// enforces one yet).
+pub(crate) async fn server_profile(clients: &EdgeClients) -> ServerProfile {
+    let name = unique_name("server");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = clients
+        .iam
+        .create_role()
+        .role_name(&name)
+        .path("/hybridlab/")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("moto creates the role");
+    let role = role.role().expect("a role");
+    clients
+        .iam
+        .create_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await
+        .expect("moto creates the instance profile");
+    clients
+        .iam
+        .add_role_to_instance_profile()
+        .instance_profile_name(&name)
+        .role_name(&name)
+        .send()
+        .await
+        .expect("the role goes into the profile");
+    ServerProfile {
+        name,
+        role_arn: role.arn().to_owned(),
+        role_id: role.role_id().to_owned(),
+    }
+}
+
 /// Stores the server binary and its environment file (with `extra_env` lines appended), then
-/// launches an instance whose user-data names them. Returns the instance id and the server's
-/// log group.
+/// launches an instance whose user-data names them, with an instance profile of its own as
+/// `up` launches it (the server's SDK gets its credentials from the instance's metadata).
+/// Returns the instance id and the server's log group.
 pub(crate) async fn launch_server(
     clients: &EdgeClients,
     bucket: &str,
     table: &str,
     token: &str,
     extra_env: &str,
+) -> (String, String) {
+    let profile = server_profile(clients).await;
+    launch_server_with(
+        clients,
+        bucket,
+        table,
+        token,
+        extra_env,
+        Some(&profile.name),
+    )
+    .await
+}
+
+/// [`launch_server`] with instance profile `profile` (or none), IMDSv2 required as `up` sets it.
+pub(crate) async fn launch_server_with(
+    clients: &EdgeClients,
+    bucket: &str,
+    table: &str,
+    token: &str,
+    extra_env: &str,
+    profile: Option<&str>,
 ) -> (String, String) {
     let artifacts = unique_name("artifacts");
     clients
@@ -106,6 +175,16 @@ pub(crate) async fn launch_server(
         .min_count(1)
         .max_count(1)
         .user_data(STANDARD.encode(launch.render()))
+        .set_iam_instance_profile(profile.map(|name| {
+            IamInstanceProfileSpecification::builder()
+                .name(name)
+                .build()
+        }))
+        .metadata_options(
+            InstanceMetadataOptionsRequest::builder()
+                .http_tokens(HttpTokensState::Required)
+                .build(),
+        )
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::Instance)

@@ -3,7 +3,8 @@
 //! and `{"spawn_sleep": 300}` starts a `sleep 300` of its own and prints `spawned <pid>`;
 //! an S3 event is printed as `s3 event <name> <bucket> <key>`;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
-//! environment has served, and the variables the tests set.
+//! environment has served, the variables the tests set, and under `env` those of the
+//! variables an `{"env": ["NAME", ...]}` event names that are set.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,8 +43,17 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     if let Some(reason) = payload.get("fail").and_then(Value::as_str) {
         return Err(reason.to_owned().into());
     }
+    let env: serde_json::Map<String, Value> = payload
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|name| Some((name.to_owned(), Value::from(std::env::var(name).ok()?))))
+        .collect();
     Ok(json!({
         "echo": payload,
+        "env": env,
         "pid": std::process::id(),
         "served": served,
         "request_id": event.context.request_id,
