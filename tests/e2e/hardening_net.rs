@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
 use hybridlab_provision::stack::up::{ServerCertificate, pinned_http};
-use hybridlab_tests::aws::{Clients, unique_name};
+use hybridlab_tests::aws::Clients;
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::sandbox::{
@@ -26,7 +26,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::common::eventually;
-use crate::sandbox_ec2::{endpoint_tag, launch_server};
+use crate::sandbox_ec2::{endpoint_tag, launch_server, server_store};
 
 /// A token of the required length, for the servers these tests launch.
 const TOKEN: &str = "hardening-token-0123456789abcdef0123456789";
@@ -57,15 +57,7 @@ struct TlsServer {
 impl TlsServer {
     async fn launch(extra_env: &str) -> Self {
         let clients = edge_clients().await;
-        let store = Clients {
-            endpoint: clients.endpoint.clone(),
-            s3: clients.s3.clone(),
-            dynamodb: clients.dynamodb.clone(),
-        };
-        let bucket = unique_name("images");
-        let table = unique_name("images");
-        store.create_bucket(&bucket).await;
-        store.create_table(&table).await;
+        let (store, bucket, table) = server_store(&clients).await;
         let certificate = ServerCertificate::generate().expect("a certificate");
         let tls = certificate.values(TOKEN);
         let env = format!(

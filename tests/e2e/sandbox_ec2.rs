@@ -22,6 +22,23 @@ use hybridlab_wire::launch::ServerLaunch;
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 use serde_json::{Value, json};
 
+/// moto's S3 and DynamoDB through the edge, with a new bucket and table for an image server:
+/// `(store, bucket, table)`.
+pub(crate) async fn server_store(
+    clients: &EdgeClients,
+) -> (hybridlab_tests::aws::Clients, String, String) {
+    let store = hybridlab_tests::aws::Clients {
+        endpoint: clients.endpoint.clone(),
+        s3: clients.s3.clone(),
+        dynamodb: clients.dynamodb.clone(),
+    };
+    let bucket = unique_name("images");
+    let table = unique_name("images");
+    store.create_bucket(&bucket).await;
+    store.create_table(&table).await;
+    (store, bucket, table)
+}
+
 pub(crate) async fn endpoint_tag(clients: &EdgeClients, instance: &str) -> Option<String> {
     let output = clients
         .ec2
@@ -210,15 +227,7 @@ pub(crate) async fn launch_server_with(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_instance_is_a_local_server_and_the_whole_lab_runs_through_it() {
     let clients = edge_clients().await;
-    let bucket = unique_name("images");
-    let table = unique_name("images");
-    let moto_clients = hybridlab_tests::aws::Clients {
-        endpoint: clients.endpoint.clone(),
-        s3: clients.s3.clone(),
-        dynamodb: clients.dynamodb.clone(),
-    };
-    moto_clients.create_bucket(&bucket).await;
-    moto_clients.create_table(&table).await;
+    let (moto_clients, bucket, table) = server_store(&clients).await;
     let token = "sandbox-token-0123456789abcdef0123456789";
     let (instance, log_group) = launch_server(&clients, &bucket, &table, token, "").await;
 

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_sts::error::ProvideErrorMetadata as _;
-use hybridlab_tests::aws::{Clients, unique_name};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::sandbox::{EdgeClients, bootstrap_zip, deploy_function, edge_clients};
 use serde_json::{Value, json};
 
 use crate::common::{eventually, http, invoke};
-use crate::sandbox_ec2::{endpoint_tag, launch_server_with, server_profile};
+use crate::sandbox_ec2::{endpoint_tag, launch_server_with, server_profile, server_store};
 
 const ACCOUNT: &str = "123456789012";
 const TOKEN: &str = "principals-token-0123456789abcdef0123456789";
@@ -275,15 +274,7 @@ async fn terminate(clients: &EdgeClients, instance: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_gets_its_profile_role_from_its_metadata_and_the_server_works_with_it() {
     let clients = edge_clients().await;
-    let store = Clients {
-        endpoint: clients.endpoint.clone(),
-        s3: clients.s3.clone(),
-        dynamodb: clients.dynamodb.clone(),
-    };
-    let bucket = unique_name("images");
-    let table = unique_name("images");
-    store.create_bucket(&bucket).await;
-    store.create_table(&table).await;
+    let (store, bucket, table) = server_store(&clients).await;
     let profile = server_profile(&clients).await;
     let (instance, _log_group) =
         launch_server_with(&clients, &bucket, &table, TOKEN, "", Some(&profile.name)).await;
@@ -407,15 +398,7 @@ async fn an_instance_gets_its_profile_role_from_its_metadata_and_the_server_work
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_without_a_profile_gets_no_credentials_and_its_server_cannot_store() {
     let clients = edge_clients().await;
-    let store = Clients {
-        endpoint: clients.endpoint.clone(),
-        s3: clients.s3.clone(),
-        dynamodb: clients.dynamodb.clone(),
-    };
-    let bucket = unique_name("images");
-    let table = unique_name("images");
-    store.create_bucket(&bucket).await;
-    store.create_table(&table).await;
+    let (store, bucket, table) = server_store(&clients).await;
     let (instance, _log_group) =
         launch_server_with(&clients, &bucket, &table, TOKEN, "", None).await;
     let endpoint = eventually(Duration::from_secs(60), || {

@@ -345,31 +345,18 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     // User-data is readable by any process on the instance through the metadata service, so
     // it carries the environment file without the token and the TLS key; they are a Secrets
     // Manager secret only the server's role may read, appended at boot to the 0600 file.
-    let secret_lines = [TOKEN_ENV, TLS_KEY_ENV];
-    let env_file: String = stack
-        .server_artifacts
-        .env_file
-        .lines()
-        .filter(|line| {
-            !secret_lines
+    let secret_names = [TOKEN_ENV, TLS_KEY_ENV];
+    let (secret_lines, public_lines): (Vec<&str>, Vec<&str>) =
+        stack.server_artifacts.env_file.lines().partition(|line| {
+            secret_names
                 .iter()
                 .any(|name| line.starts_with(&format!("{name}=")))
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
+        });
+    let as_file =
+        |lines: Vec<&str>| -> String { lines.iter().map(|line| format!("{line}\n")).collect() };
     let secret = format!("${{{SERVER_SECRET}}}");
-    let user_data = launch.render_with_env(&env_file, &[&secret]);
-    let secret_string: String = stack
-        .server_artifacts
-        .env_file
-        .lines()
-        .filter(|line| {
-            secret_lines
-                .iter()
-                .any(|name| line.starts_with(&format!("{name}=")))
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
+    let user_data = launch.render_with_env(&as_file(public_lines), &[&secret]);
+    let secret_string = as_file(secret_lines);
     resources.insert(
         SERVER_SECRET.into(),
         json!({
