@@ -365,6 +365,11 @@ impl Ec2Host {
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
         let port = unused_port().map_err(|err| err.to_string())?;
+        let role_name = metadata
+            .as_ref()
+            .and_then(|metadata| metadata.profile.as_ref())
+            .and_then(|profile| profile.role.as_ref())
+            .map(|role| role.name().to_owned());
         // Served once nothing else can fail: a task left behind would serve it forever.
         let metadata = match metadata {
             Some(metadata) => {
@@ -391,6 +396,7 @@ impl Ec2Host {
                 edge_endpoint: self.settings.edge_endpoint.clone(),
                 metadata_endpoint: metadata.as_ref().map(|(endpoint, _)| endpoint.clone()),
                 launch: launch.clone(),
+                role_name: role_name.clone(),
             },
             Supervision {
                 logs: self.logs.clone(),
@@ -433,7 +439,7 @@ impl LaunchedInstance {
     fn of(instance: &Instance, owner: Option<&str>) -> Self {
         let options = instance.metadata_options();
         Self {
-            account: owner.unwrap_or("123456789012").to_owned(),
+            account: owner.unwrap_or(crate::SANDBOX_ACCOUNT).to_owned(),
             availability_zone: instance
                 .placement()
                 .and_then(|placement| placement.availability_zone())
@@ -524,6 +530,8 @@ struct Supervised {
     /// The instance's metadata service; `None` when its `HttpEndpoint` is disabled.
     metadata_endpoint: Option<String>,
     launch: ServerLaunch,
+    /// The instance profile's role, whose permissions its CloudWatch agent ships logs with.
+    role_name: Option<String>,
 }
 
 /// Runs the server, restarting it with a growing pause if it exits, until `stop`. A server
@@ -583,7 +591,8 @@ async fn supervise(
         // The server's lines need no flush handshake: nothing waits for them.
         let _output = super::output::forward_output(&mut child, &line_sender);
         drop(line_sender);
-        let stream = LogStream::new(&process.launch.log_group, &process.instance_id);
+        let stream = LogStream::new(&process.launch.log_group, &process.instance_id)
+            .written_by(process.role_name.as_deref());
         {
             let logs = logs.clone();
             let stream = stream.clone();
@@ -723,6 +732,7 @@ while True:
                 port: taken_port,
                 edge_endpoint: "http://127.0.0.1:1".into(),
                 metadata_endpoint: None,
+                role_name: None,
                 launch: ServerLaunch {
                     artifact_bucket: "artifacts".into(),
                     binary_key: "server".into(),
@@ -734,7 +744,7 @@ while True:
                 },
             },
             Supervision {
-                logs: LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config)),
+                logs: LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config), None),
                 spawner: Spawner::start().expect("spawning threads"),
                 ec2: aws_sdk_ec2::Client::new(&config),
                 pid: pid.clone(),

@@ -20,7 +20,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use super::authorizer::{Authorizer, Gate};
 use super::code::CodeStore;
+use super::iam;
 use super::lambda_host::{
     InvocationType, InvokeError, InvokeOutcome, InvokeRequest, LambdaHost, function_name,
 };
@@ -51,6 +53,8 @@ pub struct EdgeState {
     pub dynamodb_writes: Arc<tokio::sync::Mutex<()>>,
     /// The credentials the sandbox issued to its functions and instances.
     pub principals: Arc<PrincipalTable>,
+    /// Decides, for the principals it checks, whether a request may go on.
+    pub authorizer: Arc<Authorizer>,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -79,6 +83,10 @@ pub fn router(state: EdgeState) -> Router {
         .fallback(forward)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
+            state.authorizer.clone(),
+            enforce_iam,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.principals.clone(),
             identify_caller,
         ))
@@ -106,6 +114,79 @@ async fn identify_caller(
     );
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// Authorises a request before anything acts on it (see [`super::authorizer`]), and forgets
+/// the cached policies and names once an IAM write has gone through.
+async fn enforce_iam(
+    State(authorizer): State<Arc<Authorizer>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous);
+    let checked = authorizer.checks(&caller);
+    let (parts, body) = request.into_parts();
+    let credential = match &caller {
+        Caller::Principal { credential, .. } | Caller::Operator(credential) => Some(credential),
+        Caller::Anonymous => None,
+    };
+    let signed_for_iam = credential.is_some_and(|c| c.scope_service.as_deref() == Some("iam"));
+    let needs_body =
+        signed_for_iam || (checked && iam::body_needed(&iam::HttpRequestParts::new(&parts, &[])));
+    let (bytes, body) = if needs_body {
+        match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
+            Ok(bytes) => (bytes.clone(), Body::from(bytes)),
+            Err(err) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("could not read the request to authorise it: {err}"),
+                )
+                    .into_response();
+            }
+        }
+    } else {
+        (Bytes::new(), body)
+    };
+    let when_missing = if checked {
+        match authorizer.decide(&caller, &parts, &bytes).await {
+            Gate::Refuse(refusal) => return refusal_response(refusal),
+            Gate::Pass { when_missing } => when_missing,
+        }
+    } else {
+        None
+    };
+    let iam_write = signed_for_iam
+        && super::sts::action(parts.uri.query().unwrap_or(""), &bytes)
+            .is_none_or(|action| !is_read_only_iam_action(&action));
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if iam_write && response.status().is_success() {
+        authorizer.iam_changed();
+    }
+    match when_missing {
+        Some(refusal) if response.status() == StatusCode::NOT_FOUND => refusal_response(*refusal),
+        _ => response,
+    }
+}
+
+/// IAM actions that change nothing, so leave cached policies as they are.
+fn is_read_only_iam_action(action: &str) -> bool {
+    ["Get", "List", "Simulate", "Generate"]
+        .iter()
+        .any(|prefix| action.starts_with(prefix))
+}
+
+fn refusal_response(refusal: iam::RefusalResponse) -> Response {
+    let mut builder = Response::builder().status(refusal.status);
+    for (name, value) in refusal.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Body::from(refusal.body))
+        .unwrap_or_else(|err| (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response())
 }
 
 async fn health(State(state): State<EdgeState>) -> axum::Json<Value> {

@@ -602,7 +602,7 @@ impl LambdaHost {
             kill: Some(kill),
             lines,
             output,
-            log: LogStream::new(&log_group, &log_stream),
+            log: LogStream::new(&log_group, &log_stream).written_by(Some(spec.role.name())),
             memory: PeakMemory::open(pid),
             spawned_at: Instant::now(),
             credentials_expire: credentials.expires,

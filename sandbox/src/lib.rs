@@ -11,6 +11,7 @@
 //! (see [`principals`]; instances fetch theirs from [`imds`]), and the edge knows every
 //! request's caller. IAM is not enforced yet: moto takes every key.
 
+pub mod authorizer;
 pub mod code;
 pub mod control;
 pub mod ec2_host;
@@ -35,6 +36,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::moto::{MotoError, MotoServer};
+use authorizer::{Authorizer, IamMode};
 use code::CodeStore;
 use ec2_host::{Ec2Host, Ec2Settings};
 use hybridlab_tools::ensure_moto;
@@ -46,6 +48,9 @@ use logs::LogShipper;
 use principals::{PrincipalTable, RoleDirectory};
 use spawner::Spawner;
 
+/// The account every sandbox resource belongs to: moto's default account.
+pub const SANDBOX_ACCOUNT: &str = "123456789012";
+
 /// How to run a sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
@@ -56,6 +61,11 @@ pub struct SandboxOptions {
     /// The most function environments running at once (the account's concurrency limit).
     pub concurrency_limit: usize,
     pub region: String,
+    /// Whether IAM is enforced for the sandbox's principals.
+    pub iam: IamMode,
+    /// The operator's identity policy, enforced for every request signed with a key the
+    /// sandbox did not issue (`--operator-policy`); `None`: the operator may do anything.
+    pub operator_policy: Option<Vec<iam::Policy>>,
 }
 
 impl SandboxOptions {
@@ -65,6 +75,8 @@ impl SandboxOptions {
             state_dir,
             concurrency_limit: 64,
             region: DEFAULT_REGION.to_owned(),
+            iam: IamMode::Enforce,
+            operator_policy: None,
         }
     }
 }
@@ -190,7 +202,6 @@ impl Sandbox {
 
         let config = sdk_config(&moto.endpoint(), &options.region).await;
         let s3 = s3_client(&config);
-        let logs = LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config));
         let spawner = Spawner::start().map_err(|err| {
             SandboxError::Client(format!(
                 "cannot start the thread that starts processes: {err}"
@@ -199,6 +210,16 @@ impl Sandbox {
         let code = Arc::new(CodeStore::new(state_dir.join("code")));
         let principals = Arc::new(PrincipalTable::default());
         let roles = RoleDirectory::new(aws_sdk_iam::Client::new(&config));
+        let mut authorizer =
+            Authorizer::new(options.iam, roles.clone(), SANDBOX_ACCOUNT, &options.region);
+        if let Some(policies) = options.operator_policy.clone() {
+            authorizer = authorizer.with_operator_policy(policies);
+        }
+        let authorizer = Arc::new(authorizer);
+        let logs = LogShipper::start(
+            aws_sdk_cloudwatchlogs::Client::new(&config),
+            Some(authorizer.clone()),
+        );
         let lambda = Arc::new(LambdaHost::new(
             aws_sdk_lambda::Client::new(&config),
             code.clone(),
@@ -263,6 +284,7 @@ impl Sandbox {
             status,
             dynamodb_writes: Arc::default(),
             principals,
+            authorizer,
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
         let edge = tokio::spawn(async move {

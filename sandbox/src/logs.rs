@@ -21,6 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use tokio::sync::mpsc;
 
+use super::SANDBOX_ACCOUNT;
+use super::authorizer::Authorizer;
+use super::iam::{RequestContext, Resource};
+
 /// The average rate of `PutLogEvents` calls the shipper keeps to under load.
 const CALLS_PER_SECOND: u32 = 10;
 /// How often the shipper looks for lines to ship: one call's worth of allowance.
@@ -40,11 +44,14 @@ pub fn now_ms() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// A log group and one of its streams; cheap to clone.
+/// A log group and one of its streams, and the role that writes it; cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogStream {
     pub group: Arc<str>,
     pub stream: Arc<str>,
+    /// The role whose permissions the lines are written with (a function's execution role,
+    /// an instance's role for its CloudWatch agent); `None`: the sandbox's own lines.
+    pub writer: Option<Arc<str>>,
 }
 
 impl LogStream {
@@ -52,7 +59,15 @@ impl LogStream {
         Self {
             group: group.into(),
             stream: stream.into(),
+            writer: None,
         }
+    }
+
+    /// The same stream, written with the permissions of role `role_name`: as on AWS, its
+    /// lines arrive only if the role may create the stream and put events in it.
+    pub fn written_by(mut self, role_name: Option<&str>) -> Self {
+        self.writer = role_name.map(Arc::from);
+        self
     }
 }
 
@@ -70,10 +85,14 @@ pub struct LogShipper {
 }
 
 impl LogShipper {
-    /// Starts the shipping task on `client`.
-    pub fn start(client: aws_sdk_cloudwatchlogs::Client) -> Self {
+    /// Starts the shipping task on `client`; `authorizer` decides what each stream's writer
+    /// may do (`None`: anything).
+    pub fn start(
+        client: aws_sdk_cloudwatchlogs::Client,
+        authorizer: Option<Arc<Authorizer>>,
+    ) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(ship(client, receiver));
+        tokio::spawn(ship(Shipping { client, authorizer }, receiver));
         Self { sender }
     }
 
@@ -89,10 +108,27 @@ impl LogShipper {
     }
 }
 
-async fn ship(
+/// Where lines go, and who decides whether their writer may send them.
+struct Shipping {
     client: aws_sdk_cloudwatchlogs::Client,
-    mut receiver: mpsc::UnboundedReceiver<Batch>,
-) {
+    authorizer: Option<Arc<Authorizer>>,
+}
+
+impl Shipping {
+    /// Whether `stream`'s writer may do `action` on `resource` (a CloudWatch Logs ARN).
+    async fn allows(&self, stream: &LogStream, action: &str, resource: String) -> bool {
+        match (&self.authorizer, &stream.writer) {
+            (Some(authorizer), Some(role)) => {
+                authorizer
+                    .role_allows(role, &RequestContext::new(action, Resource::arn(resource)))
+                    .await
+            }
+            _ => true,
+        }
+    }
+}
+
+async fn ship(shipping: Shipping, mut receiver: mpsc::UnboundedReceiver<Batch>) {
     let mut known = Known::default();
     let mut pending = Pending::default();
     let mut allowance = BURST_CALLS;
@@ -104,7 +140,7 @@ async fn ship(
                 Some(batch) => pending.add(batch),
                 None => {
                     while let Some((stream, events)) = pending.take_oldest() {
-                        ship_stream(&client, &stream, events, &mut known).await;
+                        ship_stream(&shipping, &stream, events, &mut known).await;
                     }
                     return;
                 }
@@ -115,7 +151,7 @@ async fn ship(
                     let Some((stream, events)) = pending.take_oldest() else {
                         break;
                     };
-                    let calls = ship_stream(&client, &stream, events, &mut known).await;
+                    let calls = ship_stream(&shipping, &stream, events, &mut known).await;
                     allowance = allowance.saturating_sub(calls);
                 }
             }
@@ -156,21 +192,44 @@ struct Known {
 }
 
 /// Ships `events` to `key`'s stream, making the group and stream first if need be; returns
-/// how many `PutLogEvents` calls that took.
+/// how many `PutLogEvents` calls that took. Lines whose writer may not create the stream or
+/// put events in it are dropped, as Lambda and the CloudWatch agent drop them on AWS (the
+/// sandbox's own log says so once per stream).
 async fn ship_stream(
-    client: &aws_sdk_cloudwatchlogs::Client,
+    shipping: &Shipping,
     key: &LogStream,
     mut events: Vec<(i64, String)>,
     known: &mut Known,
 ) -> u32 {
+    let client = &shipping.client;
     let mut calls = 0;
     let (group, stream) = (&*key.group, &*key.stream);
+    let region = client.config().region().map_or("us-east-1", |r| r.as_ref());
+    let group_arn = format!("arn:aws:logs:{region}:{SANDBOX_ACCOUNT}:log-group:{group}");
+    let stream_arn = format!("{group_arn}:log-stream:{stream}");
     if !known.groups.contains(group) {
-        // Already existing is fine: moto makes /aws/lambda/<name> with the function.
-        let _ = client.create_log_group().log_group_name(group).send().await;
+        // Already existing is fine: the stack makes its groups, moto makes /aws/lambda/<name>
+        // with the function. A writer without CreateLogGroup finds the group or writes nothing.
+        if shipping
+            .allows(
+                key,
+                "logs:CreateLogGroup",
+                format!("{group_arn}:log-stream:"),
+            )
+            .await
+        {
+            let _ = client.create_log_group().log_group_name(group).send().await;
+        }
         known.groups.insert(key.group.clone());
     }
     if !known.streams.contains(key) {
+        if !shipping
+            .allows(key, "logs:CreateLogStream", stream_arn.clone())
+            .await
+        {
+            tracing::info!(group = %group, stream = %stream, role = ?key.writer, "IAM refused logs:CreateLogStream: the lines are dropped, as on AWS");
+            return 0;
+        }
         let _ = client
             .create_log_stream()
             .log_group_name(group)
@@ -178,6 +237,10 @@ async fn ship_stream(
             .send()
             .await;
         known.streams.insert(key.clone());
+    }
+    if !shipping.allows(key, "logs:PutLogEvents", stream_arn).await {
+        tracing::info!(group = %group, stream = %stream, role = ?key.writer, "IAM refused logs:PutLogEvents: the lines are dropped, as on AWS");
+        return 0;
     }
     // CloudWatch wants each batch in time order; lines of one source come in order.
     if !events.is_sorted_by_key(|(timestamp, _)| *timestamp) {

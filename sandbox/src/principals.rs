@@ -22,7 +22,7 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::iam::{Credential, credential};
+use super::iam::{Credential, Policy, credential};
 
 /// How long an expired principal stays in the table, so that a late request with its key is
 /// told `ExpiredToken` rather than forwarded to moto as someone else's.
@@ -294,6 +294,140 @@ impl RoleDirectory {
             Err(err) if err.code() == Some("NoSuchEntity") => Ok(None),
             Err(err) => Err(format!(
                 "GetInstanceProfile {name}: {}",
+                aws_sdk_iam::error::DisplayErrorContext(&err)
+            )),
+        }
+    }
+}
+
+impl RoleDirectory {
+    /// Every identity policy of role `name`: its inline policies (named by their names) and
+    /// the default version of each managed policy attached (named by its ARN), as IAM holds
+    /// them now. A role IAM does not know has none.
+    pub async fn role_policies(&self, name: &str) -> Result<Vec<Policy>, String> {
+        let context = |call: &str, err: &dyn std::fmt::Display| format!("{call} {name}: {err}");
+        let mut policies = Vec::new();
+        let mut marker = None;
+        loop {
+            let listed = match self
+                .iam
+                .list_role_policies()
+                .role_name(name)
+                .set_marker(marker.take())
+                .send()
+                .await
+            {
+                Ok(listed) => listed,
+                Err(err) if err.code() == Some("NoSuchEntity") => return Ok(Vec::new()),
+                Err(err) => {
+                    return Err(context(
+                        "ListRolePolicies",
+                        &aws_sdk_iam::error::DisplayErrorContext(&err),
+                    ));
+                }
+            };
+            for policy_name in listed.policy_names() {
+                let document = self
+                    .iam
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(policy_name)
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        context(
+                            "GetRolePolicy",
+                            &aws_sdk_iam::error::DisplayErrorContext(&err),
+                        )
+                    })?;
+                policies.push(
+                    Policy::parse(policy_name, document.policy_document())
+                        .map_err(|err| context(&format!("policy {policy_name} of"), &err))?,
+                );
+            }
+            marker = listed.marker().map(str::to_owned);
+            if !listed.is_truncated() || marker.is_none() {
+                break;
+            }
+        }
+        let mut marker = None;
+        loop {
+            let listed = self
+                .iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|err| {
+                    context(
+                        "ListAttachedRolePolicies",
+                        &aws_sdk_iam::error::DisplayErrorContext(&err),
+                    )
+                })?;
+            for attached in listed.attached_policies() {
+                let Some(arn) = attached.policy_arn() else {
+                    continue;
+                };
+                policies.push(
+                    self.managed_policy(arn)
+                        .await
+                        .map_err(|err| context(arn, &err))?,
+                );
+            }
+            marker = listed.marker().map(str::to_owned);
+            if !listed.is_truncated() || marker.is_none() {
+                break;
+            }
+        }
+        Ok(policies)
+    }
+
+    /// The default version of managed policy `arn`.
+    async fn managed_policy(&self, arn: &str) -> Result<Policy, String> {
+        let policy = self
+            .iam
+            .get_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|err| {
+                format!(
+                    "GetPolicy: {}",
+                    aws_sdk_iam::error::DisplayErrorContext(&err)
+                )
+            })?;
+        let version = policy
+            .policy()
+            .and_then(|policy| policy.default_version_id())
+            .ok_or("GetPolicy: no default version")?;
+        let document = self
+            .iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|err| {
+                format!(
+                    "GetPolicyVersion: {}",
+                    aws_sdk_iam::error::DisplayErrorContext(&err)
+                )
+            })?;
+        let document = document
+            .policy_version()
+            .and_then(|version| version.document())
+            .ok_or("GetPolicyVersion: no document")?;
+        Policy::parse(arn, document).map_err(|err| err.to_string())
+    }
+
+    /// The ARN of role `name`; `None` if IAM does not know it.
+    pub async fn role_arn(&self, name: &str) -> Result<Option<String>, String> {
+        match self.iam.get_role().role_name(name).send().await {
+            Ok(output) => Ok(output.role().map(|role| role.arn().to_owned())),
+            Err(err) if err.code() == Some("NoSuchEntity") => Ok(None),
+            Err(err) => Err(format!(
+                "GetRole {name}: {}",
                 aws_sdk_iam::error::DisplayErrorContext(&err)
             )),
         }

@@ -19,6 +19,7 @@ mod sandbox_cli;
 mod sandbox_dynamodb;
 mod sandbox_ec2;
 mod sandbox_hardening;
+mod sandbox_iam;
 mod sandbox_lambda;
 mod sandbox_principals;
 mod sandbox_service;

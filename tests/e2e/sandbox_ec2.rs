@@ -12,6 +12,8 @@ use aws_sdk_ec2::types::{
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hybridlab_provision::stack::policy::{ArnContext, server_policy};
+use hybridlab_provision::stack::{StackId, StackNames};
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
@@ -123,6 +125,49 @@ pub(crate) async fn launch_server(
     .await
 }
 
+/// Puts on the role of instance profile `profile` the policy `up` gives the server's role
+/// (`provision`'s `server_policy`, with the pipeline's statements), naming this test's
+/// artifacts bucket, images bucket, table and log group: the sandbox enforces it.
+async fn grant_server_policy(
+    clients: &EdgeClients,
+    profile: &str,
+    artifacts: &str,
+    bucket: &str,
+    table: &str,
+    log_group: &str,
+) {
+    let role = clients
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(profile)
+        .send()
+        .await
+        .expect("the instance profile exists")
+        .instance_profile()
+        .and_then(|profile| profile.roles().first())
+        .map(|role| role.role_name().to_owned())
+        .expect("the profile holds a role");
+    let mut names = StackNames::new(&StackId::generate());
+    names.artifacts_bucket = artifacts.to_owned();
+    names.images_bucket = bucket.to_owned();
+    names.table = table.to_owned();
+    names.server_log_group = log_group.to_owned();
+    let arns = ArnContext {
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        account: hybridlab_sandbox::SANDBOX_ACCOUNT.into(),
+    };
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name("server")
+        .policy_document(server_policy(&names, &arns, true).to_string())
+        .send()
+        .await
+        .expect("IAM takes the server's policy");
+}
+
 /// [`launch_server`] with instance profile `profile` (or none), IMDSv2 required as `up` sets it.
 pub(crate) async fn launch_server_with(
     clients: &EdgeClients,
@@ -164,6 +209,9 @@ pub(crate) async fn launch_server_with(
         .await
         .expect("env file stored");
     let log_group = format!("/hybridlab/{}/ec2-server", unique_name("stack"));
+    if let Some(profile) = profile {
+        grant_server_policy(clients, profile, &artifacts, bucket, table, &log_group).await;
+    }
     let launch = ServerLaunch {
         artifact_bucket: artifacts,
         binary_key: "server/hybridlab-ec2-server".into(),

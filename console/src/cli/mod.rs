@@ -35,7 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => runtime.block_on(crate::tui::run(&target, cli.stack)),
         Some(Command::Sandbox(args)) => match args.action {
-            None => runtime.block_on(sandbox::start(args.port, args.detach, args.concurrency)),
+            None => runtime.block_on(sandbox::start(&args.launch(), args.detach)),
             Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
             Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
         },
@@ -298,6 +298,35 @@ pub struct SandboxArgs {
     /// The most function environments running at once (the account's concurrency limit).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+
+    /// Enforce IAM for the sandbox's functions and instances: each request is checked
+    /// against its role's policies and refused as AWS refuses it. `off`: anything goes.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub iam: Switch,
+
+    /// Enforce this IAM policy (a JSON policy document, e.g. `hybridlab iam-policy`'s) for
+    /// the operator's own requests too: `hybridlab`, the AWS CLI, Terraform.
+    #[arg(long, value_name = "FILE")]
+    pub operator_policy: Option<std::path::PathBuf>,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl SandboxArgs {
+    /// How to start the sandbox these arguments describe.
+    pub fn launch(&self) -> crate::lab::sandbox::SandboxLaunch {
+        crate::lab::sandbox::SandboxLaunch {
+            port: self.port,
+            concurrency: self.concurrency,
+            iam: self.iam == Switch::On,
+            operator_policy: self.operator_policy.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,9 +9,11 @@ use hybridlab_sandbox::control::{
 };
 use hybridlab_sandbox::{Sandbox, SandboxOptions};
 
-use crate::lab::sandbox::spawn_detached;
+use crate::lab::sandbox::{SandboxLaunch, spawn_detached};
+use hybridlab_sandbox::authorizer::IamMode;
+use hybridlab_sandbox::iam::Policy;
 
-pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Result<ExitCode> {
+pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitCode> {
     if let Some(record) = running().await {
         println!(
             "The sandbox is already running at {} (pid {}).",
@@ -19,8 +21,19 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // A bad policy file is said here, not in a detached sandbox's log.
+    let operator_policy = launch
+        .operator_policy
+        .as_deref()
+        .map(read_policy)
+        .transpose()?;
     if detach {
-        let record = spawn_detached(port, concurrency, |line| eprintln!("{line}")).await?;
+        let mut launch = launch.clone();
+        if let Some(path) = &launch.operator_policy {
+            launch.operator_policy =
+                Some(std::path::absolute(path).context("finding the policy file")?);
+        }
+        let record = spawn_detached(&launch, |line| eprintln!("{line}")).await?;
         println!(
             "hybridlab sandbox: running at {} (pid {}).",
             record.endpoint, record.pid
@@ -35,8 +48,14 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
         .with_writer(std::io::stderr)
         .init();
     let mut options = SandboxOptions::new(state_dir());
-    options.edge_port = port;
-    options.concurrency_limit = concurrency;
+    options.edge_port = launch.port;
+    options.concurrency_limit = launch.concurrency;
+    options.iam = if launch.iam {
+        IamMode::Enforce
+    } else {
+        IamMode::Off
+    };
+    options.operator_policy = operator_policy.map(|policy| vec![policy]);
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
         .await
         .context("starting the sandbox")?;
@@ -52,6 +71,18 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
     write_record(&record).context("writing the sandbox's state file")?;
     println!("hybridlab sandbox: listening on {}", record.endpoint);
     println!(
+        "  IAM: {}",
+        match (launch.iam, &launch.operator_policy) {
+            (false, _) => "not enforced (--iam off)".to_owned(),
+            (true, None) =>
+                "enforced for functions and instances; the operator may do anything".to_owned(),
+            (true, Some(path)) => format!(
+                "enforced for functions, instances and the operator ({})",
+                path.display()
+            ),
+        }
+    );
+    println!(
         "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
         record.endpoint
     );
@@ -61,6 +92,18 @@ pub async fn start(port: u16, detach: bool, concurrency: usize) -> anyhow::Resul
     sandbox.stop().await;
     remove_record();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator policy in `path`, parsed as IAM would take it.
+fn read_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
+    let document = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the operator policy {}", path.display()))?;
+    Policy::parse(&path.display().to_string(), &document).with_context(|| {
+        format!(
+            "the operator policy {} is not a valid IAM policy",
+            path.display()
+        )
+    })
 }
 
 async fn wait_for_signal() {

@@ -15,25 +15,57 @@ pub type Say = fn(&str);
 /// How long a detached start may take: a first start installs moto.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How to start a sandbox: the settings `hybridlab sandbox` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxLaunch {
+    pub port: u16,
+    /// The account's Lambda concurrency.
+    pub concurrency: usize,
+    /// Whether IAM is enforced for the sandbox's functions and instances.
+    pub iam: bool,
+    /// A policy file enforced for the operator's own requests.
+    pub operator_policy: Option<std::path::PathBuf>,
+}
+
+impl SandboxLaunch {
+    /// The defaults on `port`: IAM enforced for principals, the operator unrestricted.
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            port,
+            concurrency: 64,
+            iam: true,
+            operator_policy: None,
+        }
+    }
+
+    /// The `hybridlab sandbox` arguments that start a sandbox so.
+    pub fn args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "sandbox".into(),
+            "--port".into(),
+            self.port.to_string().into(),
+            "--concurrency".into(),
+            self.concurrency.to_string().into(),
+            "--iam".into(),
+            if self.iam { "on" } else { "off" }.into(),
+        ];
+        if let Some(policy) = &self.operator_policy {
+            args.push("--operator-policy".into());
+            args.push(policy.clone().into_os_string());
+        }
+        args
+    }
+}
+
 /// Starts `hybridlab sandbox` in the background and waits until it answers; `say` is told
 /// where its log goes while it starts.
-pub async fn spawn_detached(
-    port: u16,
-    concurrency: usize,
-    say: Say,
-) -> anyhow::Result<SandboxRecord> {
+pub async fn spawn_detached(launch: &SandboxLaunch, say: Say) -> anyhow::Result<SandboxRecord> {
     use std::os::unix::process::CommandExt as _;
     std::fs::create_dir_all(state_dir()).context("creating the sandbox's state directory")?;
     let log = std::fs::File::create(log_path()).context("creating the sandbox's log")?;
     let exe = std::env::current_exe().context("finding the hybridlab binary")?;
     let mut child = std::process::Command::new(exe)
-        .args([
-            "sandbox",
-            "--port",
-            &port.to_string(),
-            "--concurrency",
-            &concurrency.to_string(),
-        ])
+        .args(launch.args())
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("sharing the log")?)
         .stderr(log)
@@ -93,7 +125,7 @@ pub async fn ensure_running(say: Say) -> anyhow::Result<String> {
         return Ok(record.endpoint);
     }
     say("hybridlab: no sandbox is running; starting one (`hybridlab sandbox stop` stops it).");
-    let record = spawn_detached(sandbox_port()?, 64, say).await?;
+    let record = spawn_detached(&SandboxLaunch::on_port(sandbox_port()?), say).await?;
     say(&format!(
         "hybridlab: sandbox running at {} (pid {}).",
         record.endpoint, record.pid

@@ -31,7 +31,10 @@ pub use policy::{
     Caller, Decision, Policy, PolicyError, StatementRef, UnknownOperator, Verdict, evaluate,
     evaluate_resource_policy, first_refusal,
 };
-pub use refusal::{RefusalResponse, Refused, refusal, refusal_message};
+pub use refusal::{
+    RefusalResponse, Refused, ServiceError, TokenProblem, error_response, refusal, refusal_message,
+    token_refusal,
+};
 pub use request::{
     Authorization, Classification, Credential, HttpRequestParts, Lookups, NoLookups, Service,
     SigningScheme, body_needed, classify, credential, s3_event_invoke,

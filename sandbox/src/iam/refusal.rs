@@ -99,33 +99,146 @@ fn xml_escape(text: &str) -> String {
 /// The response AWS sends for `refused`.
 pub fn refusal(service: Service, refused: &Refused<'_>) -> RefusalResponse {
     let message = refusal_message(service, refused);
-    let id = refused.request_id.to_owned();
-    let json_error = |content_type: &str, error_type: &str, message_field: &str| RefusalResponse {
-        status: 400,
+    let error = match service {
+        Service::S3 => ServiceError::new(403, "AccessDenied", &message),
+        Service::DynamoDb => ServiceError::new(
+            400,
+            "com.amazon.coral.service#AccessDeniedException",
+            &message,
+        ),
+        Service::Logs | Service::SecretsManager => {
+            ServiceError::new(400, "AccessDeniedException", &message)
+        }
+        Service::Lambda => ServiceError::new(403, "AccessDeniedException", &message),
+        Service::Ec2 => ServiceError::new(
+            403,
+            "UnauthorizedOperation",
+            &format!("You are not authorized to perform this operation. {message}"),
+        ),
+        Service::Iam | Service::Sts => ServiceError::new(403, "AccessDenied", &message),
+    };
+    error_response(service, &error, refused.request_id, refused.head)
+}
+
+/// What is wrong with a request's temporary credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// The session has expired.
+    Expired,
+    /// The session token is missing or not the key's.
+    Invalid,
+}
+
+/// The response AWS sends for a request signed with expired or mismatched temporary
+/// credentials, per service (S3's `ExpiredToken`/`InvalidToken`, the JSON services'
+/// `ExpiredTokenException`/`UnrecognizedClientException`, EC2's `RequestExpired`/`AuthFailure`,
+/// IAM's and STS's `ExpiredToken`/`InvalidClientTokenId`).
+pub fn token_refusal(
+    service: Service,
+    problem: TokenProblem,
+    request_id: &str,
+    head: bool,
+) -> RefusalResponse {
+    use TokenProblem::{Expired, Invalid};
+    let (status, code, message) = match (service, problem) {
+        (Service::S3, Expired) => (400, "ExpiredToken", "The provided token has expired."),
+        (Service::S3, Invalid) => (
+            400,
+            "InvalidToken",
+            "The provided token is malformed or otherwise invalid.",
+        ),
+        (Service::Ec2, Expired) => (400, "RequestExpired", "Request has expired."),
+        (Service::Ec2, Invalid) => (
+            401,
+            "AuthFailure",
+            "AWS was not able to validate the provided access credentials",
+        ),
+        (Service::Iam | Service::Sts, Expired) => (
+            403,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ),
+        (Service::Iam | Service::Sts, Invalid) => (
+            403,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        ),
+        (_, Expired) => (
+            400,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
+        (_, Invalid) => (
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+    };
+    error_response(
+        service,
+        &ServiceError::new(status, code, message),
+        request_id,
+        head,
+    )
+}
+
+/// An error as a service reports it: HTTP status, code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ServiceError {
+    pub fn new(status: u16, code: &str, message: &str) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// `error` in the wire format of `service`, as its SDKs read it.
+pub fn error_response(
+    service: Service,
+    error: &ServiceError,
+    request_id: &str,
+    head: bool,
+) -> RefusalResponse {
+    let id = request_id.to_owned();
+    let (code, message, status) = (&error.code, &error.message, error.status);
+    let json_error = |content_type: &str, message_field: &str| RefusalResponse {
+        status,
         headers: vec![
             ("content-type", content_type.to_owned()),
             ("x-amzn-requestid", id.clone()),
         ],
-        body: json!({"__type": error_type, message_field: message})
+        body: json!({"__type": code, message_field: message})
             .to_string()
             .into_bytes(),
     };
     match service {
         Service::S3 => {
-            let host_id = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, id.as_bytes());
-            let body = if refused.head {
+            let host_id = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                id.as_bytes(),
+            );
+            let body = if head {
                 Vec::new()
             } else {
                 format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{}</Message><RequestId>{}</RequestId><HostId>{}</HostId></Error>",
-                    xml_escape(&message),
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId><HostId>{}</HostId></Error>",
+                    xml_escape(code),
+                    xml_escape(message),
                     xml_escape(&id),
                     xml_escape(&host_id)
                 )
                 .into_bytes()
             };
             RefusalResponse {
-                status: 403,
+                status,
                 headers: vec![
                     ("content-type", "application/xml".to_owned()),
                     ("x-amz-request-id", id.clone()),
@@ -134,28 +247,27 @@ pub fn refusal(service: Service, refused: &Refused<'_>) -> RefusalResponse {
                 body,
             }
         }
-        Service::DynamoDb => json_error(
-            "application/x-amz-json-1.0",
-            "com.amazon.coral.service#AccessDeniedException",
-            "Message",
-        ),
-        Service::Logs => json_error("application/x-amz-json-1.1", "AccessDeniedException", "message"),
-        Service::SecretsManager => json_error("application/x-amz-json-1.1", "AccessDeniedException", "Message"),
+        Service::DynamoDb => json_error("application/x-amz-json-1.0", "Message"),
+        Service::Logs => json_error("application/x-amz-json-1.1", "message"),
+        Service::SecretsManager => json_error("application/x-amz-json-1.1", "Message"),
         Service::Lambda => RefusalResponse {
-            status: 403,
+            status,
             headers: vec![
                 ("content-type", "application/json".to_owned()),
-                ("x-amzn-errortype", "AccessDeniedException".to_owned()),
+                ("x-amzn-errortype", code.clone()),
                 ("x-amzn-requestid", id),
             ],
-            body: json!({"Type": "User", "Message": message}).to_string().into_bytes(),
+            body: json!({"Type": "User", "Message": message})
+                .to_string()
+                .into_bytes(),
         },
         Service::Ec2 => RefusalResponse {
-            status: 403,
+            status,
             headers: vec![("content-type", "text/xml;charset=UTF-8".to_owned())],
             body: format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. {}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
-                xml_escape(&message),
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+                xml_escape(code),
+                xml_escape(message),
                 xml_escape(&id)
             )
             .into_bytes(),
@@ -167,11 +279,15 @@ pub fn refusal(service: Service, refused: &Refused<'_>) -> RefusalResponse {
                 "https://sts.amazonaws.com/doc/2011-06-15/"
             };
             RefusalResponse {
-                status: 403,
-                headers: vec![("content-type", "text/xml".to_owned()), ("x-amzn-requestid", id.clone())],
+                status,
+                headers: vec![
+                    ("content-type", "text/xml".to_owned()),
+                    ("x-amzn-requestid", id.clone()),
+                ],
                 body: format!(
-                    "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>AccessDenied</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
-                    xml_escape(&message),
+                    "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
+                    xml_escape(code),
+                    xml_escape(message),
                     xml_escape(&id)
                 )
                 .into_bytes(),

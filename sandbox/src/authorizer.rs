@@ -1,0 +1,537 @@
+//! IAM enforced at the edge for the principals the sandbox issued keys to: each request a
+//! function environment or an instance signs is classified ([`super::iam::classify`]) and
+//! decided against its role's identity policies, read from IAM on moto and cached until an
+//! IAM write goes through the edge. A refused request never reaches moto and gets the error
+//! AWS sends for its service; so do expired and mismatched session tokens. Requests the
+//! classifier cannot map to actions are refused too, with a message that says so: what
+//! cannot be checked is not let through.
+//!
+//! The operator's requests pass unchecked unless the sandbox was given an operator policy;
+//! anonymous ones (a browser reading a public object) go to moto as before. `--iam off`
+//! turns all of this off.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use http::request::Parts;
+
+use super::iam::{
+    self, Authorization, Classification, HttpRequestParts, Lookups, Policy, RefusalResponse,
+    Refused, RequestContext, Service, ServiceError, TokenProblem,
+};
+use super::principals::{Caller, Principal, RoleDirectory, rfc3339_seconds};
+
+/// Whether the sandbox enforces IAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IamMode {
+    /// Every issued principal's request is authorised against its role's policies.
+    #[default]
+    Enforce,
+    /// Nothing is checked (`--iam off`): every key may do anything, as with moto alone.
+    Off,
+}
+
+/// What the edge does with a request.
+#[derive(Debug)]
+pub enum Gate {
+    /// Send it on. `when_missing` is the refusal to answer instead if the store answers 404
+    /// (S3's 403 for a missing object read without `s3:ListBucket`).
+    Pass {
+        when_missing: Option<Box<RefusalResponse>>,
+    },
+    /// Answer with this refusal.
+    Refuse(RefusalResponse),
+}
+
+impl Gate {
+    fn pass() -> Self {
+        Gate::Pass { when_missing: None }
+    }
+}
+
+/// Who may send what: the operator's policy, if any, and each role's policies.
+pub struct Authorizer {
+    mode: IamMode,
+    roles: RoleDirectory,
+    account: String,
+    region: String,
+    /// The operator's identity policy, when the sandbox enforces one (`--operator-policy`),
+    /// with the ARN the operator goes by in refusals.
+    operator: Option<(Arc<[Policy]>, String)>,
+    /// Bumped by every IAM write; cached answers of an older generation are read again.
+    generation: AtomicU64,
+    policies: Mutex<HashMap<String, Cached<Arc<[Policy]>>>>,
+    role_arns: Mutex<HashMap<String, Cached<Option<String>>>>,
+    profile_roles: Mutex<HashMap<String, Cached<Option<String>>>>,
+}
+
+/// A cached answer, with the IAM generation it was read in.
+type Cached<T> = (u64, T);
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("mode", &self.mode)
+            .field("operator_policy", &self.operator.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operator, as refusals name it when an operator policy is enforced.
+pub const OPERATOR_ARN_SUFFIX: &str = "user/hybridlab-operator";
+
+impl Authorizer {
+    pub fn new(mode: IamMode, roles: RoleDirectory, account: &str, region: &str) -> Self {
+        Self {
+            mode,
+            roles,
+            account: account.to_owned(),
+            region: region.to_owned(),
+            operator: None,
+            generation: AtomicU64::new(0),
+            policies: Mutex::default(),
+            role_arns: Mutex::default(),
+            profile_roles: Mutex::default(),
+        }
+    }
+
+    /// Enforces `policies` for the operator's requests too.
+    pub fn with_operator_policy(mut self, policies: Vec<Policy>) -> Self {
+        let arn = format!("arn:aws:iam::{}:{OPERATOR_ARN_SUFFIX}", self.account);
+        self.operator = Some((policies.into(), arn));
+        self
+    }
+
+    pub fn mode(&self) -> IamMode {
+        self.mode
+    }
+
+    /// Whether requests from `caller` are checked at all (and so whether the edge must
+    /// classify them, reading their bodies where [`iam::body_needed`] says so).
+    pub fn checks(&self, caller: &Caller) -> bool {
+        self.mode == IamMode::Enforce
+            && match caller {
+                Caller::Principal { .. } => true,
+                Caller::Operator(_) => self.operator.is_some(),
+                Caller::Anonymous => false,
+            }
+    }
+
+    /// Forgets every cached policy and name: an IAM write went through.
+    pub fn iam_changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decides a request from `caller`; `body` is its body if [`iam::body_needed`], else empty.
+    pub async fn decide(&self, caller: &Caller, parts: &Parts, body: &[u8]) -> Gate {
+        // A CORS preflight carries no credentials of its own (a browser sends it before a
+        // presigned PUT, with the URL's query): S3 answers it from the bucket's CORS rules,
+        // not from IAM.
+        if !self.checks(caller) || parts.method == http::Method::OPTIONS {
+            return Gate::pass();
+        }
+        let request = HttpRequestParts::new(parts, body);
+        let head = parts.method == http::Method::HEAD;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let classification = self.classify(&request).await;
+        let authorization = match classification {
+            Classification::Known(authorization) => authorization,
+            Classification::Unknown {
+                service, reason, ..
+            } => {
+                tracing::warn!(caller = %caller, reason = %reason, method = %parts.method, path = %parts.uri.path(), "refused a request IAM enforcement cannot classify");
+                return Gate::Refuse(unclassified(service, &reason, &request_id, head));
+            }
+        };
+        let service = authorization.service;
+        let (policies, principal_arn) = match caller {
+            Caller::Principal {
+                principal,
+                credential,
+            } => {
+                if credential.session_token.as_deref() != Some(principal.session_token.as_str()) {
+                    return Gate::Refuse(iam::token_refusal(
+                        service,
+                        TokenProblem::Invalid,
+                        &request_id,
+                        head,
+                    ));
+                }
+                if principal.is_expired(SystemTime::now()) {
+                    return Gate::Refuse(iam::token_refusal(
+                        service,
+                        TokenProblem::Expired,
+                        &request_id,
+                        head,
+                    ));
+                }
+                match self.role_policies(principal.role.name()).await {
+                    Ok(policies) => (policies, principal.arn()),
+                    Err(err) => {
+                        tracing::error!(role = %principal.role.arn, error = %err, "could not read a role's policies");
+                        return Gate::Refuse(iam::error_response(
+                            service,
+                            &ServiceError::new(
+                                500,
+                                "InternalFailure",
+                                &format!("the sandbox could not read the caller's policies: {err}"),
+                            ),
+                            &request_id,
+                            head,
+                        ));
+                    }
+                }
+            }
+            Caller::Operator(_) => match &self.operator {
+                Some((policies, arn)) => (policies.clone(), arn.clone()),
+                None => return Gate::pass(),
+            },
+            Caller::Anonymous => return Gate::pass(),
+        };
+        let principal = caller.principal().map(Arc::as_ref);
+        let checks = with_principal_keys(&authorization.checks, principal, &self.account);
+        if let Some((check, decision)) = iam::first_refusal(&policies, &checks) {
+            tracing::info!(
+                caller = %principal_arn,
+                action = %check.action,
+                resource = %check.resource.as_str(),
+                operation = %authorization.operation,
+                "IAM refused a request"
+            );
+            let refused = Refused {
+                principal: &principal_arn,
+                check,
+                decision: &decision,
+                request_id: &request_id,
+                head,
+            };
+            return Gate::Refuse(iam::refusal(service, &refused));
+        }
+        Gate::Pass {
+            when_missing: when_missing(
+                &authorization,
+                &policies,
+                principal,
+                &principal_arn,
+                &self.account,
+                &request_id,
+                head,
+            ),
+        }
+    }
+
+    /// Classifies `request`, asking IAM for the names the request alone does not resolve
+    /// (a role's path, an instance profile's role) and classifying once more with them.
+    async fn classify(&self, request: &HttpRequestParts<'_>) -> Classification {
+        let generation = self.generation.load(Ordering::Relaxed);
+        let lookups = CachedLookups {
+            authorizer: self,
+            generation,
+            missed: Mutex::default(),
+        };
+        let first = iam::classify(request, &self.account, &self.region, &lookups);
+        let missed = std::mem::take(&mut *lookups.missed.lock().unwrap_or_else(|p| p.into_inner()));
+        if missed.is_empty() {
+            return first;
+        }
+        for miss in missed {
+            match miss {
+                Miss::Role(name) => {
+                    let arn = self.roles.role_arn(&name).await.unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "could not look a role up");
+                        None
+                    });
+                    lock(&self.role_arns).insert(name, (generation, arn));
+                }
+                Miss::Profile(profile) => {
+                    let arn = self
+                        .roles
+                        .instance_profile_role(&profile)
+                        .await
+                        .unwrap_or_else(|err| {
+                            tracing::warn!(error = %err, "could not look an instance profile up");
+                            None
+                        })
+                        .map(|role| role.arn);
+                    lock(&self.profile_roles).insert(profile, (generation, arn));
+                }
+            }
+        }
+        iam::classify(request, &self.account, &self.region, &lookups)
+    }
+
+    /// Whether role `name`'s policies allow `check`, for what the sandbox does with a role's
+    /// permissions itself (writing a function's logs). Always, with IAM off; never, when the
+    /// policies cannot be read.
+    pub async fn role_allows(&self, name: &str, check: &RequestContext) -> bool {
+        if self.mode == IamMode::Off {
+            return true;
+        }
+        match self.role_policies(name).await {
+            Ok(policies) => iam::evaluate(&policies, check).is_allowed(),
+            Err(err) => {
+                tracing::warn!(role = %name, error = %err, "could not read a role's policies");
+                false
+            }
+        }
+    }
+
+    /// Role `name`'s policies, from the cache or IAM.
+    async fn role_policies(&self, name: &str) -> Result<Arc<[Policy]>, String> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        if let Some((cached, policies)) = lock(&self.policies).get(name)
+            && *cached == generation
+        {
+            return Ok(policies.clone());
+        }
+        let policies: Arc<[Policy]> = self.roles.role_policies(name).await?.into();
+        lock(&self.policies).insert(name.to_owned(), (generation, policies.clone()));
+        Ok(policies)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum Miss {
+    Role(String),
+    Profile(String),
+}
+
+/// The authorizer's cached names, recording what it does not know yet.
+struct CachedLookups<'a> {
+    authorizer: &'a Authorizer,
+    generation: u64,
+    missed: Mutex<Vec<Miss>>,
+}
+
+impl CachedLookups<'_> {
+    fn cached(
+        &self,
+        cache: &Mutex<HashMap<String, Cached<Option<String>>>>,
+        key: &str,
+        miss: impl FnOnce() -> Miss,
+    ) -> Option<String> {
+        match lock(cache).get(key) {
+            Some((generation, value)) if *generation == self.generation => value.clone(),
+            _ => {
+                lock(&self.missed).push(miss());
+                None
+            }
+        }
+    }
+}
+
+impl Lookups for CachedLookups<'_> {
+    fn instance_profile_role(&self, profile: &str) -> Option<String> {
+        let name = profile.rsplit('/').next().unwrap_or(profile);
+        self.cached(&self.authorizer.profile_roles, name, || {
+            Miss::Profile(name.to_owned())
+        })
+    }
+
+    fn role_arn(&self, name: &str) -> Option<String> {
+        self.cached(&self.authorizer.role_arns, name, || {
+            Miss::Role(name.to_owned())
+        })
+    }
+}
+
+/// The checks with the keys AWS sets from the caller: `aws:PrincipalArn` (the role's ARN for
+/// a role session), `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:userid`, and the
+/// request's time. `aws:SecureTransport` is true: every AWS SDK call is HTTPS on AWS, and
+/// the sandbox's plain HTTP on loopback stands in for it.
+fn with_principal_keys(
+    checks: &[RequestContext],
+    principal: Option<&Principal>,
+    account: &str,
+) -> Vec<RequestContext> {
+    let now = SystemTime::now();
+    let epoch = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+        .to_string();
+    let current_time = rfc3339_seconds(now);
+    checks
+        .iter()
+        .map(|check| {
+            let mut check = check.clone();
+            check.set_key("aws:PrincipalAccount", [account]);
+            check.set_key("aws:SecureTransport", ["true"]);
+            check.set_key("aws:CurrentTime", [current_time.as_str()]);
+            check.set_key("aws:EpochTime", [epoch.as_str()]);
+            if let Some(principal) = principal {
+                check.set_key("aws:PrincipalArn", [principal.role.arn.as_str()]);
+                check.set_key("aws:PrincipalType", ["AssumedRole"]);
+                check.set_key("aws:userid", [principal.user_id()]);
+            } else {
+                check.set_key("aws:PrincipalType", ["User"]);
+            }
+            check
+        })
+        .collect()
+}
+
+/// The refusal to send instead of a 404 when `when_missing` is denied.
+fn when_missing(
+    authorization: &Authorization,
+    policies: &[Policy],
+    principal: Option<&Principal>,
+    principal_arn: &str,
+    account: &str,
+    request_id: &str,
+    head: bool,
+) -> Option<Box<RefusalResponse>> {
+    let check = authorization.when_missing.as_ref()?;
+    let check = with_principal_keys(std::slice::from_ref(check), principal, account).remove(0);
+    let decision = iam::evaluate(policies, &check);
+    (!decision.is_allowed()).then(|| {
+        Box::new(iam::refusal(
+            authorization.service,
+            &Refused {
+                principal: principal_arn,
+                check: &check,
+                decision: &decision,
+                request_id,
+                head,
+            },
+        ))
+    })
+}
+
+/// The refusal of a request the classifier could not map to IAM actions.
+fn unclassified(
+    service: Option<Service>,
+    reason: &str,
+    request_id: &str,
+    head: bool,
+) -> RefusalResponse {
+    let message = format!(
+        "the hybridlab sandbox cannot tell which IAM actions AWS would authorise this request as ({reason}), so it refuses it rather than let it through unchecked; `hybridlab sandbox --iam off` turns IAM enforcement off"
+    );
+    match service {
+        Some(service) => iam::error_response(
+            service,
+            &ServiceError::new(403, "AccessDenied", &message),
+            request_id,
+            head,
+        ),
+        None => RefusalResponse {
+            status: 403,
+            headers: vec![("content-type", "text/plain; charset=utf-8".to_owned())],
+            body: message.into_bytes(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principals::Role;
+
+    fn principal() -> Arc<Principal> {
+        let table = crate::principals::PrincipalTable::default();
+        let role = Role {
+            arn: "arn:aws:iam::123456789012:role/hybridlab/hybridlab-server-abcd1234".into(),
+            id: "AROAEXAMPLE".into(),
+        };
+        table.issue(&role, "i-0123", std::time::Duration::from_secs(60))
+    }
+
+    #[test]
+    fn principal_keys_name_the_role_and_the_session() {
+        let principal = principal();
+        let checks = [RequestContext::new(
+            "s3:GetObject",
+            iam::Resource::arn("arn:aws:s3:::b/k"),
+        )];
+        let checks = with_principal_keys(&checks, Some(&principal), "123456789012");
+        assert_eq!(
+            checks[0].key("aws:PrincipalArn"),
+            Some(&[principal.role.arn.clone()][..])
+        );
+        assert_eq!(
+            checks[0].key("aws:userid"),
+            Some(&["AROAEXAMPLE:i-0123".to_owned()][..])
+        );
+        assert_eq!(
+            checks[0].key("aws:PrincipalType"),
+            Some(&["AssumedRole".to_owned()][..])
+        );
+        let operator = with_principal_keys(&checks, None, "123456789012");
+        assert_eq!(
+            operator[0].key("aws:PrincipalType"),
+            Some(&["User".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn a_missing_object_read_without_list_bucket_is_refused_as_s3_does() {
+        let policy = Policy::parse(
+            "read",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#,
+        )
+        .expect("a policy");
+        let authorization = Authorization {
+            service: Service::S3,
+            operation: "GetObject".into(),
+            credential: None,
+            checks: vec![RequestContext::new(
+                "s3:GetObject",
+                iam::Resource::arn("arn:aws:s3:::b/k"),
+            )],
+            when_missing: Some(RequestContext::new(
+                "s3:ListBucket",
+                iam::Resource::arn("arn:aws:s3:::b"),
+            )),
+        };
+        let refusal = when_missing(
+            &authorization,
+            std::slice::from_ref(&policy),
+            None,
+            "arn:aws:iam::123456789012:user/u",
+            "123456789012",
+            "id",
+            false,
+        )
+        .expect("a refusal");
+        assert_eq!(refusal.status, 403);
+        let body = String::from_utf8(refusal.body).expect("utf-8");
+        assert!(body.contains("s3:ListBucket"), "{body}");
+
+        let listing = Policy::parse(
+            "list",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b"}]}"#,
+        )
+        .expect("a policy");
+        assert!(
+            when_missing(
+                &authorization,
+                &[policy, listing],
+                None,
+                "arn:aws:iam::123456789012:user/u",
+                "123456789012",
+                "id",
+                false,
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn unclassified_requests_are_refused_in_their_service_shape() {
+        let refusal = unclassified(Some(Service::DynamoDb), "PartiQL", "id", false);
+        assert_eq!(refusal.status, 403);
+        let body = String::from_utf8(refusal.body).expect("utf-8");
+        assert!(
+            body.contains("AccessDenied") && body.contains("PartiQL"),
+            "{body}"
+        );
+        let refusal = unclassified(None, "unknown service", "id", false);
+        assert_eq!(refusal.status, 403);
+    }
+}
