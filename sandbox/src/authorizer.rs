@@ -442,6 +442,55 @@ mod tests {
         table.issue(&role, "i-0123", std::time::Duration::from_secs(60))
     }
 
+    fn authorizer(mode: IamMode) -> Authorizer {
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+                .region(aws_sdk_iam::config::Region::new("us-east-1"))
+                .build(),
+        );
+        Authorizer::new(mode, RoleDirectory::new(iam), "123456789012", "us-east-1")
+    }
+
+    fn operator() -> Caller {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            http::HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKIAOPERATOR/20261206/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+            ),
+        );
+        Caller::Operator(iam::credential(&headers, "").expect("a credential"))
+    }
+
+    #[test]
+    fn who_is_checked_depends_on_the_mode_and_the_operator_policy() {
+        let session = Caller::Principal {
+            principal: principal(),
+            credential: match operator() {
+                Caller::Operator(credential) => credential,
+                _ => unreachable!(),
+            },
+        };
+        let enforcing = authorizer(IamMode::Enforce);
+        assert!(enforcing.checks(&session));
+        assert!(!enforcing.checks(&operator()));
+        assert!(!enforcing.checks(&Caller::Anonymous));
+
+        let policy = Policy::parse(
+            "operator",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+        )
+        .expect("a policy");
+        let with_operator = authorizer(IamMode::Enforce).with_operator_policy(vec![policy]);
+        assert!(with_operator.checks(&operator()));
+        assert!(with_operator.checks(&session));
+
+        let off = authorizer(IamMode::Off);
+        assert!(!off.checks(&session));
+        assert!(!off.checks(&operator()));
+    }
+
     #[test]
     fn principal_keys_name_the_role_and_the_session() {
         let principal = principal();

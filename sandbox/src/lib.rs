@@ -9,7 +9,8 @@
 //!
 //! Each function environment and each instance gets credentials of its own role, as on AWS
 //! (see [`principals`]; instances fetch theirs from [`imds`]), and the edge knows every
-//! request's caller. IAM is not enforced yet: moto takes every key.
+//! request's caller. IAM is enforced for those keys: each request is decided against its
+//! role's policies before moto sees it (see [`authorizer`]).
 
 pub mod authorizer;
 pub mod code;

@@ -13,6 +13,7 @@ mod gallery_access;
 mod hardening_net;
 mod iac;
 mod lambda_proxy;
+mod operator_policy;
 mod pipeline;
 mod resizer;
 mod sandbox_cli;

@@ -1,0 +1,209 @@
+//! The operator's least-privilege policy (`hybridlab iam-policy`) enforced by a sandbox of its
+//! own (`--operator-policy`): the whole lab runs with only that policy (up with the pipeline,
+//! invoke, bench, an upload to COMPLETED, logs, s3, db, down, nothing left), and without
+//! `lambda:InvokeFunction` the invoke step fails with Lambda's `AccessDeniedException`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hybridlab_provision::stack::{StackId, StackNames};
+use hybridlab_sandbox::iam::Policy;
+use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
+use hybridlab_tests::fixtures;
+use hybridlab_tests::image_host::ImageHost;
+use hybridlab_tests::sandbox::{EdgeClients, build_binary, lab_programs_env};
+use hybridlab_tests::stack::{json_lines, leftovers};
+use serde_json::Value;
+
+/// `hybridlab ARGS --endpoint ENDPOINT`, on a blocking thread.
+async fn hybridlab(endpoint: &str, args: &[&str]) -> Output {
+    let binary = build_binary("hybridlab-console", "hybridlab");
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .args(["--endpoint", endpoint])
+        .env_remove("HYBRIDLAB_FAIL_AFTER_STEP")
+        .envs(lab_programs_env());
+    tokio::task::spawn_blocking(move || command.output().expect("hybridlab runs"))
+        .await
+        .expect("the CLI thread does not panic")
+}
+
+fn succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} with only the operator policy: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// `hybridlab iam-policy --with pipeline`'s document.
+fn operator_policy() -> Value {
+    let output = Command::new(build_binary("hybridlab-console", "hybridlab"))
+        .args(["iam-policy", "--with", "pipeline", "--region", "us-east-1"])
+        .output()
+        .expect("hybridlab runs");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("the policy is JSON")
+}
+
+/// `policy` without `action` in any statement (a statement left with no action goes too).
+fn without_action(mut policy: Value, action: &str) -> Value {
+    let statements = policy["Statement"].as_array_mut().expect("statements");
+    let mut found = false;
+    for statement in statements.iter_mut() {
+        let actions = match &statement["Action"] {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if actions.iter().any(|a| a == action) {
+            found = true;
+            statement["Action"] = actions
+                .into_iter()
+                .filter(|a| a != action)
+                .collect::<Vec<_>>()
+                .into();
+        }
+    }
+    statements.retain(|statement| {
+        statement["Action"]
+            .as_array()
+            .is_none_or(|actions| !actions.is_empty())
+    });
+    assert!(found, "the operator policy grants {action}");
+    policy
+}
+
+/// A sandbox of its own that enforces `policy` for the operator; and SDK clients straight to
+/// its moto, to look at what is left without the policy in the way.
+async fn sandbox_with(policy: &Value, dir: &Path) -> (Sandbox, EdgeClients) {
+    let policy = Policy::from_json("operator", policy).expect("IAM would take the policy");
+    let mut options = SandboxOptions::new(dir.to_owned());
+    options.edge_port = 0;
+    options.operator_policy = Some(vec![policy]);
+    let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
+        .await
+        .expect("the sandbox starts");
+    let config = sdk_config(&sandbox.moto_endpoint(), "us-east-1").await;
+    let moto = EdgeClients {
+        endpoint: sandbox.moto_endpoint(),
+        s3: s3_client(&config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+    };
+    (sandbox, moto)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hybridlab-operator-{name}-{}",
+        StackId::generate()
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_invoke() {
+    let dir = temp_dir("lab");
+    let policy = operator_policy();
+    let (sandbox, moto) = sandbox_with(&policy, &dir.join("sandbox")).await;
+    let endpoint = sandbox.endpoint().to_owned();
+    let id = StackId::generate().to_string();
+
+    let up = hybridlab(
+        &endpoint,
+        &["up", "--json", "--stack", &id, "--with", "pipeline"],
+    )
+    .await;
+    succeeded(&up, "up --with pipeline");
+    let status = hybridlab(&endpoint, &["status", "--json", "--stack", &id]).await;
+    succeeded(&status, "status");
+
+    let images = ImageHost::start().await;
+    let url = images.add("photo.jpg", fixtures::jpeg(800, 600), "image/jpeg");
+    let invoked = hybridlab(&endpoint, &["invoke", "--stack", &id, "--url", &url, "--json"]).await;
+    succeeded(&invoked, "invoke");
+    let bench = hybridlab(&endpoint, &["bench", "--stack", &id, "-n", "3", "--url", &url]).await;
+    succeeded(&bench, "bench");
+
+    let photo = dir.join("photo.jpg");
+    std::fs::write(&photo, fixtures::jpeg(640, 480)).expect("write");
+    let photo = photo.display().to_string();
+    let upload = hybridlab(
+        &endpoint,
+        &["upload", "--json", "--stack", &id, "--via", "presigned", &photo],
+    )
+    .await;
+    succeeded(&upload, "upload");
+    let outcome = json_lines(&upload).into_iter().next().expect("an outcome");
+    assert_eq!(outcome["row"]["status"], "COMPLETED", "{outcome}");
+    let image_id = outcome["row"]["image_id"]
+        .as_str()
+        .expect("an image id")
+        .to_owned();
+
+    for (args, what) in [
+        (vec!["logs", "lambda", "--json", "--stack", &id], "logs lambda"),
+        (vec!["logs", "ec2", "--json", "--stack", &id], "logs ec2"),
+        (vec!["s3", "ls", "images/", "--stack", &id], "s3 ls"),
+        (vec!["db", "get", &image_id, "--json", "--stack", &id], "db get"),
+        (vec!["db", "scan", "--stack", &id], "db scan"),
+    ] {
+        succeeded(&hybridlab(&endpoint, &args).await, what);
+    }
+
+    let down = hybridlab(&endpoint, &["down", "--json", "--stack", &id, "--yes"]).await;
+    succeeded(&down, "down");
+    assert_eq!(leftovers(&moto, &id).await, Vec::<String>::new());
+    drop(images);
+    sandbox.stop().await;
+
+    // The same policy without lambda:InvokeFunction: `up` still works, `invoke` is refused
+    // with the error AWS sends, and the rest of the lab still goes down.
+    let dir2 = temp_dir("noinvoke");
+    let (sandbox, moto) = sandbox_with(
+        &without_action(policy, "lambda:InvokeFunction"),
+        &dir2.join("sandbox"),
+    )
+    .await;
+    let endpoint = sandbox.endpoint().to_owned();
+    let id = StackId::generate().to_string();
+    succeeded(
+        &hybridlab(&endpoint, &["up", "--json", "--stack", &id]).await,
+        "up",
+    );
+    let refused = hybridlab(
+        &endpoint,
+        &["invoke", "--stack", &id, "--url", "http://127.0.0.1:9/x.jpg"],
+    )
+    .await;
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("AccessDenied")
+            && said.contains("lambda:InvokeFunction")
+            && said.contains(&names_function(&id)),
+        "{said}"
+    );
+    succeeded(
+        &hybridlab(&endpoint, &["down", "--json", "--stack", &id, "--yes"]).await,
+        "down",
+    );
+    assert_eq!(leftovers(&moto, &id).await, Vec::<String>::new());
+    sandbox.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
+
+fn names_function(id: &str) -> String {
+    StackNames::new(&StackId::parse(id).expect("a valid id")).function
+}
