@@ -7,6 +7,7 @@ pub mod bench_uploads;
 pub mod db;
 pub mod down;
 pub mod export;
+pub mod iam_policy;
 pub mod invoke;
 pub mod logs;
 pub mod output;
@@ -50,6 +51,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Db(args)) => runtime.block_on(db::run(&target, args)),
         Some(Command::Upload(args)) => runtime.block_on(upload::run(&target, args)),
         Some(Command::Export(args)) => runtime.block_on(export::run(&target, args)),
+        Some(Command::IamPolicy(args)) => {
+            runtime.block_on(iam_policy::run(args, cli.target.profile.as_deref()))
+        }
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());
@@ -156,6 +160,10 @@ pub enum Command {
     /// Write the stack as a Terraform module or a CloudFormation template, equivalent to what
     /// `up` creates.
     Export(export::ExportArgs),
+    /// Print the IAM identity policy a student's own IAM user needs to run the lab on AWS
+    /// (`up`, `status`, `invoke`, `bench`, `logs`, `s3`, `db`, `down`; `--with pipeline` adds
+    /// the pipeline and `upload`): `hybridlab iam-policy > policy.json`.
+    IamPolicy(iam_policy::IamPolicyArgs),
     /// Print a shell completion script (e.g. `hybridlab completions bash > ~/.local/share/bash-completion/completions/hybridlab`).
     Completions {
         #[arg(value_enum)]

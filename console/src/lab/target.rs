@@ -47,6 +47,25 @@ pub async fn resolve_target(choice: &TargetChoice) -> anyhow::Result<Target> {
     })
 }
 
+/// The region AWS commands use without `--region`: `AWS_REGION` (or `AWS_DEFAULT_REGION`), else
+/// the profile's in `~/.aws/config` (`profile`, else `AWS_PROFILE`'s or the default). Read from
+/// the environment and the files only: the SDK's full chain may also ask an instance metadata
+/// service, which a command that needs no AWS should not wait for.
+pub async fn configured_region(profile: Option<&str>) -> Option<String> {
+    use aws_config::meta::region::RegionProviderChain;
+    let mut from_file = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        from_file = from_file.profile_name(profile);
+    }
+    RegionProviderChain::first_try(
+        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(from_file.build())
+    .region()
+    .await
+    .map(|region| region.to_string())
+}
+
 /// The clients of the target `choice` names.
 pub async fn connect(choice: &TargetChoice) -> anyhow::Result<StackClients> {
     let target = resolve_target(choice).await?;

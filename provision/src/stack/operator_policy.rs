@@ -1,0 +1,1081 @@
+//! The operator's IAM identity policy: the least a student's own IAM user needs to run
+//! `hybridlab up`, `status`, `invoke`, `bench`, `logs`, `s3`, `db` and `down` against AWS, and
+//! with the pipeline also `up --with pipeline` and `upload`. Two tables say it, in this file
+//! only: [`OPERATOR_CALLS`], every AWS call those commands make with the student's credentials,
+//! as the IAM action AWS checks and the resource it lands on; and [`GRANTS`], the statements
+//! that allow exactly those, on resources named as [`super::names`] names them and, on EC2,
+//! tagged with [`STACK_TAG`]. [`operator_policy`] renders the grants as a policy document for
+//! one region. The tests hold every call to the document, every statement to a call that needs
+//! it, and the call table to the commands' sources (a new SDK call without an entry fails).
+//!
+//! Out of scope: what the stack's own programs call with their roles (the server and the
+//! functions, see [`super::calls`] and [`super::policy`]); the Terraform and CloudFormation
+//! exports and `up --via terraform` / `down --via terraform`, whose AWS calls Terraform or
+//! CloudFormation make with whatever credentials they are given; the local sandbox's own
+//! endpoints.
+//!
+//! One document allows one region (S3 and IAM names have none): `down --all` still finds the
+//! stacks of other regions, whose listings are granted on `*`, but deleting them there needs
+//! that region's document.
+
+use serde_json::{Value, json};
+
+use super::calls::{BucketOf, How, LogGroupOf};
+use super::names::{IAM_PATH, NAME_PREFIX, StackId, StackNames};
+use super::plan::{SERVER_BINARY_KEY, SERVER_ENV_KEY};
+use hybridlab_wire::tags::STACK_TAG;
+
+/// The partition the ARNs name: AWS's commercial regions (not China or GovCloud).
+const PARTITION: &str = "aws";
+
+/// Which of the stack's functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionOf {
+    Proxy,
+    Resizer,
+}
+
+/// Which of the stack's roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleOf {
+    /// The proxy function's execution role.
+    Lambda,
+    /// The server instance's role (in its instance profile).
+    Server,
+    Resizer,
+}
+
+/// A kind of EC2 resource the server's launch touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ec2Kind {
+    Instance,
+    Volume,
+    NetworkInterface,
+    SecurityGroup,
+    Subnet,
+    Vpc,
+    /// An AMI: its ARN names no account (Amazon's images are no account's of the student).
+    Image,
+}
+
+impl Ec2Kind {
+    /// The resource type in an ARN (`instance` in `...:instance/i-...`).
+    pub fn arn_type(self) -> &'static str {
+        match self {
+            Ec2Kind::Instance => "instance",
+            Ec2Kind::Volume => "volume",
+            Ec2Kind::NetworkInterface => "network-interface",
+            Ec2Kind::SecurityGroup => "security-group",
+            Ec2Kind::Subnet => "subnet",
+            Ec2Kind::Vpc => "vpc",
+            Ec2Kind::Image => "image",
+        }
+    }
+
+    /// The prefix of its ids (`i` in `i-0123...`).
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Ec2Kind::Instance => "i",
+            Ec2Kind::Volume => "vol",
+            Ec2Kind::NetworkInterface => "eni",
+            Ec2Kind::SecurityGroup => "sg",
+            Ec2Kind::Subnet => "subnet",
+            Ec2Kind::Vpc => "vpc",
+            Ec2Kind::Image => "ami",
+        }
+    }
+}
+
+/// What a call lands on, or a grant allows: resources of the lab, named as
+/// [`StackNames`] names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    /// `*`: the action has no resource-level permissions, or is authorised on something that
+    /// is no resource of the lab.
+    Everything,
+    Buckets(&'static [BucketOf]),
+    /// A bucket named `hybridlab-*` but not the way [`StackNames`] names buckets: `down` and
+    /// `status` read its tags to tell whether it is a stack's.
+    BucketsNamedLikeTheLab,
+    /// Any object of these buckets.
+    Objects(&'static [BucketOf]),
+    /// One key of a bucket.
+    Object(BucketOf, &'static str),
+    Table,
+    Functions(&'static [FunctionOf]),
+    LogGroups(&'static [LogGroupOf]),
+    /// Roles under the lab's IAM path.
+    Roles(&'static [RoleOf]),
+    /// Roles by their names, under any path: GetRole of a role that does not exist yet has no
+    /// path for IAM to put in the ARN it checks, so the lookup may be checked at the root.
+    RolesByName(&'static [RoleOf]),
+    InstanceProfile,
+    /// The instance profile by its name, under any path, like [`On::RolesByName`].
+    InstanceProfileByName,
+    Ec2(Ec2Kind),
+}
+
+/// Every bucket of a stack; the last two only with the pipeline.
+pub const ALL_BUCKETS: &[BucketOf] = &[
+    BucketOf::Images,
+    BucketOf::Artifacts,
+    BucketOf::Uploads,
+    BucketOf::Processed,
+];
+/// The buckets `up` versions (the artifacts bucket keeps one copy of each file).
+pub const VERSIONED_BUCKETS: &[BucketOf] =
+    &[BucketOf::Images, BucketOf::Uploads, BucketOf::Processed];
+pub const ALL_FUNCTIONS: &[FunctionOf] = &[FunctionOf::Proxy, FunctionOf::Resizer];
+pub const ALL_LOG_GROUPS: &[LogGroupOf] =
+    &[LogGroupOf::Server, LogGroupOf::Proxy, LogGroupOf::Resizer];
+/// The log groups `hybridlab logs` reads.
+pub const READ_LOG_GROUPS: &[LogGroupOf] = &[LogGroupOf::Server, LogGroupOf::Proxy];
+pub const ALL_ROLES: &[RoleOf] = &[RoleOf::Lambda, RoleOf::Server, RoleOf::Resizer];
+/// The roles a function runs with.
+pub const FUNCTION_ROLES: &[RoleOf] = &[RoleOf::Lambda, RoleOf::Resizer];
+
+/// Where ARNs point: every stack's resources, as wildcard patterns (the policy), or one
+/// stack's (what a call lands on, in the tests).
+#[derive(Debug, Clone)]
+pub struct ArnScope {
+    /// `None`: every stack.
+    stack: Option<StackId>,
+    names: StackNames,
+    region: String,
+    account: String,
+}
+
+impl ArnScope {
+    /// Every stack in `region`, of any account: the student's account is not known offline,
+    /// and an identity policy reaches another account's resources only where that account's
+    /// own resource policies let it, so `*` gives nothing away (and keeps the document under
+    /// IAM's size limit).
+    pub fn every_stack(region: &str) -> Self {
+        Self {
+            stack: None,
+            names: StackNames::with_suffix("*"),
+            region: region.to_owned(),
+            account: "*".into(),
+        }
+    }
+
+    /// The stack `id` in `region` of `account`, with made-up EC2 ids.
+    pub fn stack(id: &StackId, region: &str, account: &str) -> Self {
+        Self {
+            stack: Some(id.clone()),
+            names: StackNames::new(id),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        }
+    }
+
+    fn ec2_id(&self, kind: Ec2Kind) -> String {
+        match self.stack {
+            None => "*".into(),
+            Some(_) => format!("{}-0123456789abcdef0", kind.id_prefix()),
+        }
+    }
+}
+
+fn bucket_name(names: &StackNames, bucket: BucketOf) -> &str {
+    match bucket {
+        BucketOf::Images => &names.images_bucket,
+        BucketOf::Artifacts => &names.artifacts_bucket,
+        BucketOf::Uploads => &names.uploads_bucket,
+        BucketOf::Processed => &names.processed_bucket,
+    }
+}
+
+fn bucket_in_pipeline(bucket: BucketOf) -> bool {
+    matches!(bucket, BucketOf::Uploads | BucketOf::Processed)
+}
+
+impl On {
+    /// The ARNs (or patterns) of what this is in `scope`; the pipeline's resources only when
+    /// `pipeline`.
+    pub fn arns(&self, scope: &ArnScope, pipeline: bool) -> Vec<String> {
+        let ArnScope {
+            names,
+            region,
+            account,
+            ..
+        } = scope;
+        let buckets = |of: &[BucketOf]| {
+            of.iter()
+                .copied()
+                .filter(|b| pipeline || !bucket_in_pipeline(*b))
+                .map(|b| bucket_name(names, b).to_owned())
+                .collect::<Vec<_>>()
+        };
+        let iam = |kind: &str, path: &str, name: &str| {
+            format!("arn:{PARTITION}:iam::{account}:{kind}{path}{name}")
+        };
+        let role_name = |role: &RoleOf| match role {
+            RoleOf::Lambda => names.lambda_role.as_str(),
+            RoleOf::Server => names.server_role.as_str(),
+            RoleOf::Resizer => names.resizer_role.as_str(),
+        };
+        let roles = |of: &[RoleOf]| {
+            of.iter()
+                .filter(|r| pipeline || **r != RoleOf::Resizer)
+                .map(role_name)
+                .collect::<Vec<_>>()
+        };
+        match self {
+            On::Everything => vec!["*".into()],
+            On::Buckets(of) => buckets(of)
+                .into_iter()
+                .map(|b| format!("arn:{PARTITION}:s3:::{b}"))
+                .collect(),
+            // For one stack: a name of the lab's shape that its naming scheme does not make.
+            On::BucketsNamedLikeTheLab => vec![format!(
+                "arn:{PARTITION}:s3:::{NAME_PREFIX}{}",
+                scope.stack.as_ref().map_or("*", StackId::as_str)
+            )],
+            On::Objects(of) => buckets(of)
+                .into_iter()
+                .map(|b| format!("arn:{PARTITION}:s3:::{b}/*"))
+                .collect(),
+            On::Object(bucket, key) => buckets(&[*bucket])
+                .into_iter()
+                .map(|b| format!("arn:{PARTITION}:s3:::{b}/{key}"))
+                .collect(),
+            On::Table => vec![format!(
+                "arn:{PARTITION}:dynamodb:{region}:{account}:table/{}",
+                names.table
+            )],
+            On::Functions(of) => of
+                .iter()
+                .filter(|f| pipeline || **f != FunctionOf::Resizer)
+                .map(|f| {
+                    let name = match f {
+                        FunctionOf::Proxy => &names.function,
+                        FunctionOf::Resizer => &names.resizer,
+                    };
+                    format!("arn:{PARTITION}:lambda:{region}:{account}:function:{name}")
+                })
+                .collect(),
+            On::LogGroups(of) => of
+                .iter()
+                .filter(|g| pipeline || **g != LogGroupOf::Resizer)
+                .flat_map(|g| {
+                    let name = match g {
+                        LogGroupOf::Server => &names.server_log_group,
+                        LogGroupOf::Proxy => &names.function_log_group,
+                        LogGroupOf::Resizer => &names.resizer_log_group,
+                    };
+                    let group = format!("arn:{PARTITION}:logs:{region}:{account}:log-group:{name}");
+                    // CloudWatch Logs authorises most calls on `log-group:NAME:*` and a few
+                    // (tagging, live tail) on `log-group:NAME`; a pattern ending in `*` covers
+                    // both.
+                    match (&scope.stack, name.ends_with('*')) {
+                        (None, true) => vec![group],
+                        (None, false) => vec![format!("{group}*")],
+                        (Some(_), _) => vec![group.clone(), format!("{group}:*")],
+                    }
+                })
+                .collect(),
+            On::Roles(of) => roles(of)
+                .into_iter()
+                .map(|name| iam("role", IAM_PATH, name))
+                .collect(),
+            On::RolesByName(of) => roles(of)
+                .into_iter()
+                .flat_map(|name| match scope.stack {
+                    None => vec![iam("role", "/*", name)],
+                    Some(_) => vec![iam("role", IAM_PATH, name), iam("role", "/", name)],
+                })
+                .collect(),
+            On::InstanceProfile => vec![iam("instance-profile", IAM_PATH, &names.instance_profile)],
+            On::InstanceProfileByName => match scope.stack {
+                None => vec![iam("instance-profile", "/*", &names.instance_profile)],
+                Some(_) => vec![
+                    iam("instance-profile", IAM_PATH, &names.instance_profile),
+                    iam("instance-profile", "/", &names.instance_profile),
+                ],
+            },
+            On::Ec2(kind) => {
+                let owner = if *kind == Ec2Kind::Image {
+                    ""
+                } else {
+                    account.as_str()
+                };
+                vec![format!(
+                    "arn:{PARTITION}:ec2:{region}:{owner}:{}/{}",
+                    kind.arn_type(),
+                    scope.ec2_id(*kind)
+                )]
+            }
+        }
+    }
+}
+
+/// A condition a grant puts on its actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    None,
+    /// `iam:PassedToService` is this service.
+    PassedTo(&'static str),
+    /// `iam:PassedToService` is this service where the call says one. AddRoleToInstanceProfile
+    /// passes the role too (it needs `iam:PassRole`) but to no service yet.
+    PassedToIfSaid(&'static str),
+    /// The request tags what it creates with the stack tag (`aws:RequestTag/hybridlab:stack`).
+    StackTagRequested,
+    /// The resource carries the stack tag (`aws:ResourceTag/hybridlab:stack`).
+    StackTagged,
+    /// Tags written as part of these creating calls only (`ec2:CreateAction`).
+    CreatedBy(&'static [&'static str]),
+}
+
+impl Condition {
+    /// The statement's `Condition` element, if any.
+    pub fn element(&self) -> Option<Value> {
+        let request_tag = format!("aws:RequestTag/{STACK_TAG}");
+        Some(match self {
+            Condition::None => return None,
+            Condition::PassedTo(service) => {
+                json!({"StringEquals": {"iam:PassedToService": service}})
+            }
+            Condition::PassedToIfSaid(service) => {
+                json!({"StringEqualsIfExists": {"iam:PassedToService": service}})
+            }
+            Condition::StackTagRequested => json!({"Null": {request_tag: "false"}}),
+            Condition::StackTagged => {
+                json!({"Null": {format!("aws:ResourceTag/{STACK_TAG}"): "false"}})
+            }
+            Condition::CreatedBy(actions) => json!({"StringEquals": {"ec2:CreateAction": actions}}),
+        })
+    }
+}
+
+/// What a call's request says that a grant's condition reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    Nothing,
+    /// `iam:PassedToService`.
+    PassedTo(&'static str),
+    /// The stack tag among the tags of what it creates.
+    StackTagRequested,
+    /// The resource it acts on has the stack tag.
+    StackTagged,
+    /// Tags on create: `ec2:CreateAction` is this call, the stack tag among the tags.
+    CreatedBy(&'static str),
+}
+
+impl Carries {
+    /// The condition keys and their values, as IAM's request context has them for a call on
+    /// a resource of `stack`.
+    pub fn keys(&self, stack: &StackId) -> Vec<(String, String)> {
+        let request_tag = (
+            format!("aws:RequestTag/{STACK_TAG}"),
+            stack.as_str().to_owned(),
+        );
+        match self {
+            Carries::Nothing => Vec::new(),
+            Carries::PassedTo(service) => {
+                vec![("iam:PassedToService".into(), (*service).to_owned())]
+            }
+            Carries::StackTagRequested => vec![request_tag],
+            Carries::StackTagged => vec![(
+                format!("aws:ResourceTag/{STACK_TAG}"),
+                stack.as_str().to_owned(),
+            )],
+            Carries::CreatedBy(action) => vec![
+                ("ec2:CreateAction".into(), (*action).to_owned()),
+                request_tag,
+            ],
+        }
+    }
+}
+
+/// One AWS call of the operator's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorCall {
+    pub how: How,
+    /// The IAM action AWS checks (one call may need several: one entry each).
+    pub action: &'static str,
+    pub on: On,
+    pub carries: Carries,
+}
+
+const fn sdk(operation: &'static str, action: &'static str, on: On) -> OperatorCall {
+    OperatorCall {
+        how: How::Sdk(operation),
+        action,
+        on,
+        carries: Carries::Nothing,
+    }
+}
+
+impl OperatorCall {
+    const fn carrying(self, carries: Carries) -> Self {
+        Self { carries, ..self }
+    }
+
+    /// The operation's name as the SDK spells it, for SDK calls.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self.how {
+            How::Sdk(operation) => Some(operation),
+            How::Other(_) => None,
+        }
+    }
+}
+
+/// SDK operations the commands call that need no permission: AWS answers STS's
+/// GetCallerIdentity (the console's header) to any valid credentials, even with every action
+/// denied.
+pub const NEEDS_NO_PERMISSION: &[&str] = &["get_caller_identity"];
+
+use BucketOf::{Artifacts, Uploads};
+use Carries::{CreatedBy, PassedTo, StackTagRequested, StackTagged};
+use Ec2Kind::{Image, Instance, NetworkInterface, SecurityGroup, Subnet, Volume, Vpc};
+use On::{
+    Buckets, BucketsNamedLikeTheLab, Ec2, Everything, Functions, InstanceProfile,
+    InstanceProfileByName, LogGroups, Object, Objects, Roles, RolesByName, Table,
+};
+
+/// Every AWS call `up`, `status`, `down`, `invoke`, `bench`, `logs`, `s3`, `db` and `upload`
+/// make with the student's credentials (the console's views make the same ones through the
+/// same lab functions). HeadBucket and ListObjectsV2 are authorised as `s3:ListBucket`,
+/// HeadObject as `s3:GetObject`, a read of a given version as `s3:GetObjectVersion`,
+/// ListObjectVersions as `s3:ListBucketVersions`, DeleteObjects as `s3:DeleteObject` and, for
+/// each version it names, `s3:DeleteObjectVersion`. Creating with tags needs the service's
+/// tagging action too.
+pub const OPERATOR_CALLS: &[OperatorCall] = &[
+    // provision/src/stack/up.rs: the buckets. HeadBucket tells "ours" from "missing"; a 403 is
+    // told apart by listing one's own buckets.
+    sdk("head_bucket", "s3:ListBucket", Buckets(ALL_BUCKETS)),
+    sdk("list_buckets", "s3:ListAllMyBuckets", Everything),
+    sdk("create_bucket", "s3:CreateBucket", Buckets(ALL_BUCKETS)),
+    sdk(
+        "put_bucket_tagging",
+        "s3:PutBucketTagging",
+        Buckets(ALL_BUCKETS),
+    ),
+    sdk(
+        "put_public_access_block",
+        "s3:PutBucketPublicAccessBlock",
+        Buckets(ALL_BUCKETS),
+    ),
+    sdk(
+        "put_bucket_encryption",
+        "s3:PutEncryptionConfiguration",
+        Buckets(ALL_BUCKETS),
+    ),
+    sdk(
+        "put_bucket_versioning",
+        "s3:PutBucketVersioning",
+        Buckets(VERSIONED_BUCKETS),
+    ),
+    // The pipeline's uploads bucket: the browser's CORS rule and the resizer's trigger.
+    sdk("put_bucket_cors", "s3:PutBucketCORS", Buckets(&[Uploads])),
+    sdk(
+        "get_bucket_notification_configuration",
+        "s3:GetBucketNotification",
+        Buckets(&[Uploads]),
+    ),
+    sdk(
+        "put_bucket_notification_configuration",
+        "s3:PutBucketNotification",
+        Buckets(&[Uploads]),
+    ),
+    // The server's binary (HEAD for its digest) and environment file. A missing file must be
+    // a 404, which S3 answers only with s3:ListBucket on the bucket (a 403 otherwise).
+    sdk(
+        "head_object",
+        "s3:GetObject",
+        Object(Artifacts, SERVER_BINARY_KEY),
+    ),
+    sdk(
+        "put_object",
+        "s3:PutObject",
+        Object(Artifacts, SERVER_BINARY_KEY),
+    ),
+    sdk(
+        "get_object",
+        "s3:GetObject",
+        Object(Artifacts, SERVER_ENV_KEY),
+    ),
+    sdk("get_object", "s3:ListBucket", Buckets(&[Artifacts])),
+    sdk(
+        "put_object",
+        "s3:PutObject",
+        Object(Artifacts, SERVER_ENV_KEY),
+    ),
+    // The table.
+    sdk("describe_table", "dynamodb:DescribeTable", Table),
+    sdk("create_table", "dynamodb:CreateTable", Table),
+    sdk("create_table", "dynamodb:TagResource", Table),
+    // The log groups, tagged at creation.
+    sdk(
+        "create_log_group",
+        "logs:CreateLogGroup",
+        LogGroups(ALL_LOG_GROUPS),
+    ),
+    sdk(
+        "create_log_group",
+        "logs:TagResource",
+        LogGroups(ALL_LOG_GROUPS),
+    ),
+    sdk(
+        "put_retention_policy",
+        "logs:PutRetentionPolicy",
+        LogGroups(ALL_LOG_GROUPS),
+    ),
+    // The roles and the instance profile, tagged at creation. Adding the server's role to
+    // the profile passes the role, so it needs iam:PassRole on it.
+    sdk("get_role", "iam:GetRole", RolesByName(ALL_ROLES)),
+    sdk("create_role", "iam:CreateRole", Roles(ALL_ROLES)),
+    sdk("create_role", "iam:TagRole", Roles(ALL_ROLES)),
+    sdk("put_role_policy", "iam:PutRolePolicy", Roles(ALL_ROLES)),
+    sdk(
+        "get_instance_profile",
+        "iam:GetInstanceProfile",
+        InstanceProfileByName,
+    ),
+    sdk(
+        "create_instance_profile",
+        "iam:CreateInstanceProfile",
+        InstanceProfile,
+    ),
+    sdk(
+        "create_instance_profile",
+        "iam:TagInstanceProfile",
+        InstanceProfile,
+    ),
+    sdk(
+        "add_role_to_instance_profile",
+        "iam:AddRoleToInstanceProfile",
+        InstanceProfile,
+    ),
+    sdk(
+        "add_role_to_instance_profile",
+        "iam:PassRole",
+        Roles(&[RoleOf::Server]),
+    ),
+    // The security group, in the default VPC, tagged at creation.
+    sdk("describe_vpcs", "ec2:DescribeVpcs", Everything),
+    sdk(
+        "describe_security_groups",
+        "ec2:DescribeSecurityGroups",
+        Everything,
+    ),
+    sdk(
+        "create_security_group",
+        "ec2:CreateSecurityGroup",
+        Ec2(SecurityGroup),
+    )
+    .carrying(StackTagRequested),
+    sdk("create_security_group", "ec2:CreateSecurityGroup", Ec2(Vpc)),
+    sdk(
+        "create_security_group",
+        "ec2:CreateTags",
+        Ec2(SecurityGroup),
+    )
+    .carrying(CreatedBy("CreateSecurityGroup")),
+    sdk(
+        "authorize_security_group_ingress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        Ec2(SecurityGroup),
+    )
+    .carrying(StackTagged),
+    // The image, the instance (an existing one is replaced when its configuration changed)
+    // and its launch: RunInstances is authorised on every resource it makes or uses, the tags
+    // on the instance and its volume need ec2:CreateTags, the instance profile's role
+    // iam:PassRole.
+    sdk("describe_images", "ec2:DescribeImages", Everything),
+    sdk("describe_instances", "ec2:DescribeInstances", Everything),
+    sdk(
+        "terminate_instances",
+        "ec2:TerminateInstances",
+        Ec2(Instance),
+    )
+    .carrying(StackTagged),
+    sdk("run_instances", "ec2:RunInstances", Ec2(Instance)).carrying(StackTagRequested),
+    sdk("run_instances", "ec2:RunInstances", Ec2(Volume)),
+    sdk("run_instances", "ec2:RunInstances", Ec2(NetworkInterface)),
+    sdk("run_instances", "ec2:RunInstances", Ec2(Subnet)),
+    sdk("run_instances", "ec2:RunInstances", Ec2(Image)),
+    sdk("run_instances", "ec2:RunInstances", Ec2(SecurityGroup)).carrying(StackTagged),
+    sdk("run_instances", "ec2:CreateTags", Ec2(Instance)).carrying(CreatedBy("RunInstances")),
+    sdk("run_instances", "ec2:CreateTags", Ec2(Volume)).carrying(CreatedBy("RunInstances")),
+    sdk("run_instances", "iam:PassRole", Roles(&[RoleOf::Server]))
+        .carrying(PassedTo("ec2.amazonaws.com")),
+    // The functions: created (tagged, passing their role) or their environment brought in
+    // line, waited for; the resizer's permission for S3 to invoke it.
+    sdk(
+        "get_function_configuration",
+        "lambda:GetFunctionConfiguration",
+        Functions(ALL_FUNCTIONS),
+    ),
+    sdk(
+        "update_function_configuration",
+        "lambda:UpdateFunctionConfiguration",
+        Functions(ALL_FUNCTIONS),
+    ),
+    sdk(
+        "create_function",
+        "lambda:CreateFunction",
+        Functions(ALL_FUNCTIONS),
+    ),
+    sdk(
+        "create_function",
+        "lambda:TagResource",
+        Functions(ALL_FUNCTIONS),
+    ),
+    sdk("create_function", "iam:PassRole", Roles(FUNCTION_ROLES))
+        .carrying(PassedTo("lambda.amazonaws.com")),
+    sdk(
+        "get_policy",
+        "lambda:GetPolicy",
+        Functions(&[FunctionOf::Resizer]),
+    ),
+    sdk(
+        "add_permission",
+        "lambda:AddPermission",
+        Functions(&[FunctionOf::Resizer]),
+    ),
+    // provision/src/stack/down.rs: finding every stack's resources (also `status`, and the
+    // other enabled regions for `down --all`), then deleting them.
+    sdk("describe_regions", "ec2:DescribeRegions", Everything),
+    sdk(
+        "get_bucket_tagging",
+        "s3:GetBucketTagging",
+        BucketsNamedLikeTheLab,
+    ),
+    sdk("list_tables", "dynamodb:ListTables", Everything),
+    sdk("list_functions", "lambda:ListFunctions", Everything),
+    sdk("describe_log_groups", "logs:DescribeLogGroups", Everything),
+    sdk("list_roles", "iam:ListRoles", Everything),
+    sdk(
+        "list_instance_profiles",
+        "iam:ListInstanceProfiles",
+        Everything,
+    ),
+    sdk(
+        "list_object_versions",
+        "s3:ListBucketVersions",
+        Buckets(ALL_BUCKETS),
+    ),
+    sdk("delete_objects", "s3:DeleteObject", Objects(ALL_BUCKETS)),
+    sdk(
+        "delete_objects",
+        "s3:DeleteObjectVersion",
+        Objects(ALL_BUCKETS),
+    ),
+    sdk(
+        "list_multipart_uploads",
+        "s3:ListBucketMultipartUploads",
+        Buckets(ALL_BUCKETS),
+    ),
+    sdk(
+        "abort_multipart_upload",
+        "s3:AbortMultipartUpload",
+        Objects(ALL_BUCKETS),
+    ),
+    sdk("delete_bucket", "s3:DeleteBucket", Buckets(ALL_BUCKETS)),
+    sdk("delete_table", "dynamodb:DeleteTable", Table),
+    sdk(
+        "delete_function",
+        "lambda:DeleteFunction",
+        Functions(ALL_FUNCTIONS),
+    ),
+    sdk(
+        "delete_security_group",
+        "ec2:DeleteSecurityGroup",
+        Ec2(SecurityGroup),
+    )
+    .carrying(StackTagged),
+    sdk(
+        "remove_role_from_instance_profile",
+        "iam:RemoveRoleFromInstanceProfile",
+        InstanceProfile,
+    ),
+    sdk(
+        "delete_instance_profile",
+        "iam:DeleteInstanceProfile",
+        InstanceProfile,
+    ),
+    sdk(
+        "list_role_policies",
+        "iam:ListRolePolicies",
+        Roles(ALL_ROLES),
+    ),
+    sdk(
+        "delete_role_policy",
+        "iam:DeleteRolePolicy",
+        Roles(ALL_ROLES),
+    ),
+    sdk(
+        "list_attached_role_policies",
+        "iam:ListAttachedRolePolicies",
+        Roles(ALL_ROLES),
+    ),
+    sdk(
+        "detach_role_policy",
+        "iam:DetachRolePolicy",
+        Roles(ALL_ROLES),
+    ),
+    sdk(
+        "list_instance_profiles_for_role",
+        "iam:ListInstanceProfilesForRole",
+        Roles(ALL_ROLES),
+    ),
+    sdk("delete_role", "iam:DeleteRole", Roles(ALL_ROLES)),
+    sdk(
+        "delete_log_group",
+        "logs:DeleteLogGroup",
+        LogGroups(ALL_LOG_GROUPS),
+    ),
+    // console/src/lab/invoke.rs (`invoke`, the console's Invoke view) and the benchmark
+    // engine's SigV4-signed Invoke requests (bench/src/signed.rs, `bench`).
+    sdk(
+        "invoke",
+        "lambda:InvokeFunction",
+        Functions(&[FunctionOf::Proxy]),
+    ),
+    OperatorCall {
+        how: How::Other("the benchmark's signed Invoke"),
+        action: "lambda:InvokeFunction",
+        on: Functions(&[FunctionOf::Proxy]),
+        carries: Carries::Nothing,
+    },
+    // console/src/lab/logs/tail.rs (`logs`): the server's and the proxy's groups, polled or
+    // followed with a live tail session.
+    sdk(
+        "filter_log_events",
+        "logs:FilterLogEvents",
+        LogGroups(READ_LOG_GROUPS),
+    ),
+    sdk(
+        "start_live_tail",
+        "logs:StartLiveTail",
+        LogGroups(READ_LOG_GROUPS),
+    ),
+    // console/src/lab/s3.rs and console/src/cli/s3.rs (`s3`, the S3 view): listings, HEAD
+    // (whose 404 needs s3:ListBucket), downloads and presigned GETs of any of the stack's
+    // objects, a given version of one.
+    sdk("list_objects_v2", "s3:ListBucket", Buckets(ALL_BUCKETS)),
+    sdk("head_object", "s3:GetObject", Objects(ALL_BUCKETS)),
+    sdk("head_object", "s3:ListBucket", Buckets(ALL_BUCKETS)),
+    sdk("get_object", "s3:GetObject", Objects(ALL_BUCKETS)),
+    sdk("get_object", "s3:GetObjectVersion", Objects(ALL_BUCKETS)),
+    // console/src/lab/db (`db`, the DynamoDB view) and console/src/lab/upload.rs (`upload`
+    // follows each row).
+    sdk("scan", "dynamodb:Scan", Table),
+    sdk("get_item", "dynamodb:GetItem", Table),
+];
+
+/// One statement of the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub sid: &'static str,
+    pub actions: &'static [&'static str],
+    pub on: &'static [On],
+    pub condition: Condition,
+}
+
+const fn grant(sid: &'static str, actions: &'static [&'static str], on: &'static [On]) -> Grant {
+    Grant {
+        sid,
+        actions,
+        on,
+        condition: Condition::None,
+    }
+}
+
+impl Grant {
+    const fn when(self, condition: Condition) -> Self {
+        Self { condition, ..self }
+    }
+}
+
+/// The keys of the server's binary and environment file ([`SERVER_BINARY_KEY`],
+/// [`SERVER_ENV_KEY`]), which `up` writes.
+const SERVER_ARTIFACT_KEYS: &str = "server/*";
+
+/// The policy's statements. A statement whose resources all belong to the pipeline is left out
+/// of a policy without it. Each is one set of actions on one set of resources that the calls
+/// use in every combination (the tests check it), so a policy without the pipeline grants
+/// nothing of it; IAM's limit of 6,144 characters for a managed policy keeps them few.
+pub const GRANTS: &[Grant] = &[
+    // None of these has resource-level permissions (EC2's Describe*, the listings of
+    // buckets, tables, functions, roles and instance profiles, which take at most a prefix);
+    // logs:DescribeLogGroups is authorised on `log-group::log-stream:`, no group of the lab.
+    // They read names and settings, never data.
+    grant(
+        "ListAndDescribe",
+        &[
+            "s3:ListAllMyBuckets",
+            "dynamodb:ListTables",
+            "lambda:ListFunctions",
+            "logs:DescribeLogGroups",
+            "iam:ListRoles",
+            "iam:ListInstanceProfiles",
+            "ec2:DescribeImages",
+            "ec2:DescribeInstances",
+            "ec2:DescribeRegions",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+        ],
+        &[Everything],
+    ),
+    grant(
+        "Buckets",
+        &[
+            "s3:CreateBucket",
+            "s3:DeleteBucket",
+            "s3:ListBucket",
+            "s3:ListBucketVersions",
+            "s3:ListBucketMultipartUploads",
+            "s3:PutBucketTagging",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutEncryptionConfiguration",
+        ],
+        &[Buckets(ALL_BUCKETS)],
+    ),
+    grant(
+        "BucketVersioning",
+        &["s3:PutBucketVersioning"],
+        &[Buckets(VERSIONED_BUCKETS)],
+    ),
+    grant(
+        "BucketTags",
+        &["s3:GetBucketTagging"],
+        &[BucketsNamedLikeTheLab],
+    ),
+    grant(
+        "UploadsTrigger",
+        &[
+            "s3:PutBucketCORS",
+            "s3:GetBucketNotification",
+            "s3:PutBucketNotification",
+        ],
+        &[Buckets(&[Uploads])],
+    ),
+    grant(
+        "Objects",
+        &[
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:AbortMultipartUpload",
+        ],
+        &[Objects(ALL_BUCKETS)],
+    ),
+    grant(
+        "ServerArtifacts",
+        &["s3:PutObject"],
+        &[Object(Artifacts, SERVER_ARTIFACT_KEYS)],
+    ),
+    grant(
+        "Table",
+        &[
+            "dynamodb:CreateTable",
+            "dynamodb:TagResource",
+            "dynamodb:DescribeTable",
+            "dynamodb:DeleteTable",
+            "dynamodb:Scan",
+            "dynamodb:GetItem",
+        ],
+        &[Table],
+    ),
+    grant(
+        "Functions",
+        &[
+            "lambda:CreateFunction",
+            "lambda:TagResource",
+            "lambda:GetFunctionConfiguration",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+        ],
+        &[Functions(ALL_FUNCTIONS)],
+    ),
+    grant(
+        "InvokeProxy",
+        &["lambda:InvokeFunction"],
+        &[Functions(&[FunctionOf::Proxy])],
+    ),
+    grant(
+        "ResizerPermission",
+        &["lambda:GetPolicy", "lambda:AddPermission"],
+        &[Functions(&[FunctionOf::Resizer])],
+    ),
+    grant(
+        "PassFunctionRoles",
+        &["iam:PassRole"],
+        &[Roles(FUNCTION_ROLES)],
+    )
+    .when(Condition::PassedTo("lambda.amazonaws.com")),
+    grant(
+        "LogGroups",
+        &[
+            "logs:CreateLogGroup",
+            "logs:TagResource",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteLogGroup",
+        ],
+        &[LogGroups(ALL_LOG_GROUPS)],
+    ),
+    grant(
+        "ReadLogs",
+        &["logs:FilterLogEvents", "logs:StartLiveTail"],
+        &[LogGroups(READ_LOG_GROUPS)],
+    ),
+    grant(
+        "Roles",
+        &[
+            "iam:GetRole",
+            "iam:CreateRole",
+            "iam:TagRole",
+            "iam:PutRolePolicy",
+            "iam:ListRolePolicies",
+            "iam:DeleteRolePolicy",
+            "iam:ListAttachedRolePolicies",
+            "iam:DetachRolePolicy",
+            "iam:ListInstanceProfilesForRole",
+            "iam:DeleteRole",
+        ],
+        &[RolesByName(ALL_ROLES)],
+    ),
+    grant(
+        "InstanceProfile",
+        &[
+            "iam:GetInstanceProfile",
+            "iam:CreateInstanceProfile",
+            "iam:TagInstanceProfile",
+            "iam:AddRoleToInstanceProfile",
+            "iam:RemoveRoleFromInstanceProfile",
+            "iam:DeleteInstanceProfile",
+        ],
+        &[InstanceProfileByName],
+    ),
+    grant(
+        "PassServerRole",
+        &["iam:PassRole"],
+        &[Roles(&[RoleOf::Server])],
+    )
+    .when(Condition::PassedToIfSaid("ec2.amazonaws.com")),
+    grant(
+        "NewSecurityGroup",
+        &["ec2:CreateSecurityGroup"],
+        &[Ec2(SecurityGroup)],
+    )
+    .when(Condition::StackTagRequested),
+    grant(
+        "SecurityGroupVpc",
+        &["ec2:CreateSecurityGroup"],
+        &[Ec2(Vpc)],
+    ),
+    grant(
+        "TaggedSecurityGroup",
+        &[
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:DeleteSecurityGroup",
+            "ec2:RunInstances",
+        ],
+        &[Ec2(SecurityGroup)],
+    )
+    .when(Condition::StackTagged),
+    grant("NewInstance", &["ec2:RunInstances"], &[Ec2(Instance)])
+        .when(Condition::StackTagRequested),
+    // What the launch makes (its root volume, its network interface) and uses (the default
+    // subnet, an Amazon Linux image): the volume carries the stack tag too, but only the
+    // instance's tags are certain to be in the request context of every evaluator.
+    grant(
+        "InstanceParts",
+        &["ec2:RunInstances"],
+        &[Ec2(Volume), Ec2(NetworkInterface), Ec2(Subnet), Ec2(Image)],
+    ),
+    // Tags only as part of those two creating calls, whose own statements above require the
+    // stack tag among them.
+    grant(
+        "TagOnCreate",
+        &["ec2:CreateTags"],
+        &[Ec2(Instance), Ec2(Volume), Ec2(SecurityGroup)],
+    )
+    .when(Condition::CreatedBy(&[
+        "RunInstances",
+        "CreateSecurityGroup",
+    ])),
+    grant(
+        "TerminateTagged",
+        &["ec2:TerminateInstances"],
+        &[Ec2(Instance)],
+    )
+    .when(Condition::StackTagged),
+];
+
+/// Why a policy cannot be made for what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("`{0}` is not an AWS region name (like eu-west-1)")]
+    Region(String),
+}
+
+/// Whose policy: the region its ARNs name, and whether it also allows what a stack with the
+/// pipeline needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorScope {
+    pub region: String,
+    pub pipeline: bool,
+}
+
+impl OperatorScope {
+    /// A scope, if `region` is shaped as AWS's region names are (it ends up inside ARNs).
+    pub fn new(region: &str, pipeline: bool) -> Result<Self, ScopeError> {
+        let region_ok = region.split('-').count() >= 3
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(ScopeError::Region(region.to_owned()));
+        }
+        Ok(Self {
+            region: region.to_owned(),
+            pipeline,
+        })
+    }
+}
+
+/// A policy element: a lone string as itself (IAM takes both forms; the policy's size counts).
+fn one_or_many(mut items: Vec<String>) -> Value {
+    if items.len() == 1 {
+        Value::String(items.remove(0))
+    } else {
+        Value::from(items)
+    }
+}
+
+/// The identity policy document of [`GRANTS`] in `scope`.
+pub fn operator_policy(scope: &OperatorScope) -> Value {
+    let arns = ArnScope::every_stack(&scope.region);
+    let statements: Vec<Value> = GRANTS
+        .iter()
+        .filter_map(|grant| {
+            let resources: Vec<String> = grant
+                .on
+                .iter()
+                .flat_map(|on| on.arns(&arns, scope.pipeline))
+                .collect();
+            if resources.is_empty() {
+                return None;
+            }
+            let mut statement = json!({
+                "Sid": grant.sid,
+                "Effect": "Allow",
+                "Action": one_or_many(grant.actions.iter().map(|a| (*a).to_owned()).collect()),
+                "Resource": one_or_many(resources),
+            });
+            if let Some(condition) = grant.condition.element() {
+                statement["Condition"] = condition;
+            }
+            Some(statement)
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests;
