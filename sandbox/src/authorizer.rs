@@ -56,6 +56,8 @@ impl Gate {
 pub struct Authorizer {
     mode: IamMode,
     roles: RoleDirectory,
+    /// EC2 on moto, for the tags of the instances and security groups a request acts on.
+    ec2: aws_sdk_ec2::Client,
     account: String,
     region: String,
     /// The operator's identity policy, when the sandbox enforces one (`--operator-policy`),
@@ -84,10 +86,17 @@ impl std::fmt::Debug for Authorizer {
 pub const OPERATOR_ARN_SUFFIX: &str = "user/hybridlab-operator";
 
 impl Authorizer {
-    pub fn new(mode: IamMode, roles: RoleDirectory, account: &str, region: &str) -> Self {
+    pub fn new(
+        mode: IamMode,
+        roles: RoleDirectory,
+        ec2: aws_sdk_ec2::Client,
+        account: &str,
+        region: &str,
+    ) -> Self {
         Self {
             mode,
             roles,
+            ec2,
             account: account.to_owned(),
             region: region.to_owned(),
             operator: None,
@@ -192,7 +201,10 @@ impl Authorizer {
             Caller::Anonymous => return Gate::pass(),
         };
         let principal = caller.principal().map(Arc::as_ref);
-        let checks = with_principal_keys(&authorization.checks, principal, &self.account);
+        let mut checks = with_principal_keys(&authorization.checks, principal, &self.account);
+        for check in &mut checks {
+            self.add_resource_tags(check).await;
+        }
         if let Some((check, decision)) = iam::first_refusal(&policies, &checks) {
             tracing::info!(
                 caller = %principal_arn,
@@ -220,6 +232,42 @@ impl Authorizer {
                 &request_id,
                 head,
             ),
+        }
+    }
+
+    /// `aws:ResourceTag/KEY` (and EC2's own `ec2:ResourceTag/KEY`) for a check on an existing
+    /// EC2 instance, security group or volume, from its tags now, as EC2 evaluates them (the
+    /// operator's policy scopes TerminateInstances and DeleteSecurityGroup to the stack's
+    /// tag). Other services' resource tags are not looked up.
+    async fn add_resource_tags(&self, check: &mut RequestContext) {
+        let Some(id) =
+            ec2_resource_id(check.resource.as_str()).filter(|_| check.resource.is_exact())
+        else {
+            return;
+        };
+        let tags = match self
+            .ec2
+            .describe_tags()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("resource-id")
+                    .values(id)
+                    .build(),
+            )
+            .send()
+            .await
+        {
+            Ok(output) => output.tags().to_vec(),
+            Err(err) => {
+                tracing::warn!(resource = %id, error = %aws_sdk_ec2::error::DisplayErrorContext(&err), "could not read a resource's tags");
+                return;
+            }
+        };
+        for tag in tags {
+            if let (Some(key), Some(value)) = (tag.key(), tag.value()) {
+                check.set_key(&format!("aws:ResourceTag/{key}"), [value]);
+                check.set_key(&format!("ec2:ResourceTag/{key}"), [value]);
+            }
         }
     }
 
@@ -291,6 +339,17 @@ impl Authorizer {
         lock(&self.policies).insert(name.to_owned(), (generation, policies.clone()));
         Ok(policies)
     }
+}
+
+/// The id of the EC2 instance, security group or volume an ARN names.
+fn ec2_resource_id(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:aws:ec2:")?;
+    let (_, resource) = rest.split_once(":")?.1.split_once(":")?;
+    let (kind, id) = resource.split_once('/')?;
+    (matches!(kind, "instance" | "security-group" | "volume")
+        && !id.is_empty()
+        && !id.contains('*'))
+    .then_some(id)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -449,7 +508,19 @@ mod tests {
                 .region(aws_sdk_iam::config::Region::new("us-east-1"))
                 .build(),
         );
-        Authorizer::new(mode, RoleDirectory::new(iam), "123456789012", "us-east-1")
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder()
+                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+                .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+                .build(),
+        );
+        Authorizer::new(
+            mode,
+            RoleDirectory::new(iam),
+            ec2,
+            "123456789012",
+            "us-east-1",
+        )
     }
 
     fn operator() -> Caller {
@@ -489,6 +560,24 @@ mod tests {
         let off = authorizer(IamMode::Off);
         assert!(!off.checks(&session));
         assert!(!off.checks(&operator()));
+    }
+
+    #[test]
+    fn ec2_resources_with_tags_are_told_from_arns() {
+        assert_eq!(
+            ec2_resource_id("arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"),
+            Some("i-0abc")
+        );
+        assert_eq!(
+            ec2_resource_id("arn:aws:ec2:us-east-1:123456789012:security-group/sg-1"),
+            Some("sg-1")
+        );
+        assert_eq!(
+            ec2_resource_id("arn:aws:ec2:us-east-1:123456789012:instance/*"),
+            None
+        );
+        assert_eq!(ec2_resource_id("arn:aws:ec2:us-east-1::image/ami-1"), None);
+        assert_eq!(ec2_resource_id("arn:aws:s3:::bucket"), None);
     }
 
     #[test]

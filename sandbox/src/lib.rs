@@ -211,8 +211,13 @@ impl Sandbox {
         let code = Arc::new(CodeStore::new(state_dir.join("code")));
         let principals = Arc::new(PrincipalTable::default());
         let roles = RoleDirectory::new(aws_sdk_iam::Client::new(&config));
-        let mut authorizer =
-            Authorizer::new(options.iam, roles.clone(), SANDBOX_ACCOUNT, &options.region);
+        let mut authorizer = Authorizer::new(
+            options.iam,
+            roles.clone(),
+            aws_sdk_ec2::Client::new(&config),
+            SANDBOX_ACCOUNT,
+            &options.region,
+        );
         if let Some(policies) = options.operator_policy.clone() {
             authorizer = authorizer.with_operator_policy(policies);
         }

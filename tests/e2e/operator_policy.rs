@@ -103,10 +103,8 @@ async fn sandbox_with(policy: &Value, dir: &Path) -> (Sandbox, EdgeClients) {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hybridlab-operator-{name}-{}",
-        StackId::generate()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("hybridlab-operator-{name}-{}", StackId::generate()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     dir
 }
@@ -130,9 +128,17 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
 
     let images = ImageHost::start().await;
     let url = images.add("photo.jpg", fixtures::jpeg(800, 600), "image/jpeg");
-    let invoked = hybridlab(&endpoint, &["invoke", "--stack", &id, "--url", &url, "--json"]).await;
+    let invoked = hybridlab(
+        &endpoint,
+        &["invoke", "--stack", &id, "--url", &url, "--json"],
+    )
+    .await;
     succeeded(&invoked, "invoke");
-    let bench = hybridlab(&endpoint, &["bench", "--stack", &id, "-n", "3", "--url", &url]).await;
+    let bench = hybridlab(
+        &endpoint,
+        &["bench", "--stack", &id, "-n", "3", "--url", &url],
+    )
+    .await;
     succeeded(&bench, "bench");
 
     let photo = dir.join("photo.jpg");
@@ -140,7 +146,15 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
     let photo = photo.display().to_string();
     let upload = hybridlab(
         &endpoint,
-        &["upload", "--json", "--stack", &id, "--via", "presigned", &photo],
+        &[
+            "upload",
+            "--json",
+            "--stack",
+            &id,
+            "--via",
+            "presigned",
+            &photo,
+        ],
     )
     .await;
     succeeded(&upload, "upload");
@@ -152,10 +166,16 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
         .to_owned();
 
     for (args, what) in [
-        (vec!["logs", "lambda", "--json", "--stack", &id], "logs lambda"),
+        (
+            vec!["logs", "lambda", "--json", "--stack", &id],
+            "logs lambda",
+        ),
         (vec!["logs", "ec2", "--json", "--stack", &id], "logs ec2"),
         (vec!["s3", "ls", "images/", "--stack", &id], "s3 ls"),
-        (vec!["db", "get", &image_id, "--json", "--stack", &id], "db get"),
+        (
+            vec!["db", "get", &image_id, "--json", "--stack", &id],
+            "db get",
+        ),
         (vec!["db", "scan", "--stack", &id], "db scan"),
     ] {
         succeeded(&hybridlab(&endpoint, &args).await, what);
@@ -183,11 +203,21 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
     );
     let refused = hybridlab(
         &endpoint,
-        &["invoke", "--stack", &id, "--url", "http://127.0.0.1:9/x.jpg"],
+        &[
+            "invoke",
+            "--stack",
+            &id,
+            "--url",
+            "http://127.0.0.1:9/x.jpg",
+        ],
     )
     .await;
     assert!(!refused.status.success());
-    let said = String::from_utf8_lossy(&refused.stderr);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
     assert!(
         said.contains("AccessDenied")
             && said.contains("lambda:InvokeFunction")
