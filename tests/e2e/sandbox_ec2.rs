@@ -209,6 +209,14 @@ pub(crate) async fn launch_server_with(
         .await
         .expect("env file stored");
     let log_group = format!("/hybridlab/{}/ec2-server", unique_name("stack"));
+    // As `up` makes it: the server's role may write to its group, not create it.
+    clients
+        .logs
+        .create_log_group()
+        .log_group_name(&log_group)
+        .send()
+        .await
+        .expect("the server's log group is created");
     if let Some(profile) = profile {
         grant_server_policy(clients, profile, &artifacts, bucket, table, &log_group).await;
     }

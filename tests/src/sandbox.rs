@@ -218,7 +218,10 @@ pub fn bootstrap_zip(package: &str, bin: &str) -> Vec<u8> {
     package_bootstrap(&build_binary(package, bin)).expect("the binary zips")
 }
 
-/// An execution role for test functions (moto checks that the role exists).
+/// An execution role for test functions, with what AWS's managed
+/// `AWSLambdaBasicExecutionRole` grants (as a console-made role has it) as an inline policy:
+/// moto does not load AWS's managed policies. The sandbox enforces IAM, and without
+/// `logs:CreateLogStream` and `logs:PutLogEvents` a function's lines never reach CloudWatch.
 pub async fn lambda_role(clients: &EdgeClients) -> String {
     let name = crate::aws::unique_name("lambda-role");
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -230,6 +233,16 @@ pub async fn lambda_role(clients: &EdgeClients) -> String {
         .send()
         .await
         .expect("moto creates the role");
+    let basic_execution = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents"],"Resource":"*"}]}"#;
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(&name)
+        .policy_name("AWSLambdaBasicExecutionRole")
+        .policy_document(basic_execution)
+        .send()
+        .await
+        .expect("IAM takes the policy");
     role.role().map(|r| r.arn().to_owned()).expect("a role ARN")
 }
 
