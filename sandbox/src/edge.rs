@@ -5,6 +5,8 @@
 //! are refused before any of that (see [`super::web_guard`]). Each request's caller is told
 //! from its access key (see [`identify_caller`]): STS's `GetCallerIdentity` for the keys the
 //! sandbox issued to its functions and instances is answered here (see [`super::sts`]).
+//! Requests signed with those keys (and the operator's, under an operator policy) are
+//! authorised before any handler or moto sees them (see [`super::authorizer`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
