@@ -20,7 +20,7 @@ use http::request::Parts;
 
 use super::iam::{
     self, Authorization, Classification, HttpRequestParts, Lookups, Policy, RefusalResponse,
-    Refused, RequestContext, Service, ServiceError, TokenProblem,
+    Refused, RequestContext, Service, ServiceError,
 };
 use super::principals::{Caller, Principal, RoleDirectory, rfc3339_seconds};
 
@@ -161,21 +161,8 @@ impl Authorizer {
                 principal,
                 credential,
             } => {
-                if credential.session_token.as_deref() != Some(principal.session_token.as_str()) {
-                    return Gate::Refuse(iam::token_refusal(
-                        service,
-                        TokenProblem::Invalid,
-                        &request_id,
-                        head,
-                    ));
-                }
-                if principal.is_expired(SystemTime::now()) {
-                    return Gate::Refuse(iam::token_refusal(
-                        service,
-                        TokenProblem::Expired,
-                        &request_id,
-                        head,
-                    ));
+                if let Some(problem) = principal.token_problem(credential, SystemTime::now()) {
+                    return Gate::Refuse(iam::token_refusal(service, problem, &request_id, head));
                 }
                 match self.role_policies(principal.role.name()).await {
                     Ok(policies) => (policies, principal.arn()),
@@ -288,10 +275,15 @@ impl Authorizer {
         for miss in missed {
             match miss {
                 Miss::Role(name) => {
-                    let arn = self.roles.role_arn(&name).await.unwrap_or_else(|err| {
-                        tracing::warn!(error = %err, "could not look a role up");
-                        None
-                    });
+                    let arn = self
+                        .roles
+                        .role_named(&name)
+                        .await
+                        .unwrap_or_else(|err| {
+                            tracing::warn!(error = %err, "could not look a role up");
+                            None
+                        })
+                        .map(|role| role.arn);
                     lock(&self.role_arns).insert(name, (generation, arn));
                 }
                 Miss::Profile(profile) => {

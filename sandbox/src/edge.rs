@@ -155,7 +155,7 @@ async fn enforce_iam(
     };
     let when_missing = if checked {
         match authorizer.decide(&caller, &parts, &bytes).await {
-            Gate::Refuse(refusal) => return refusal_response(refusal),
+            Gate::Refuse(refusal) => return refusal.into_response(),
             Gate::Pass { when_missing } => when_missing,
         }
     } else {
@@ -169,7 +169,7 @@ async fn enforce_iam(
         authorizer.iam_changed();
     }
     match when_missing {
-        Some(refusal) if response.status() == StatusCode::NOT_FOUND => refusal_response(*refusal),
+        Some(refusal) if response.status() == StatusCode::NOT_FOUND => (*refusal).into_response(),
         _ => response,
     }
 }
@@ -181,14 +181,16 @@ fn is_read_only_iam_action(action: &str) -> bool {
         .any(|prefix| action.starts_with(prefix))
 }
 
-fn refusal_response(refusal: iam::RefusalResponse) -> Response {
-    let mut builder = Response::builder().status(refusal.status);
-    for (name, value) in refusal.headers {
-        builder = builder.header(name, value);
+impl IntoResponse for iam::RefusalResponse {
+    fn into_response(self) -> Response {
+        let mut builder = Response::builder().status(self.status);
+        for (name, value) in self.headers {
+            builder = builder.header(name, value);
+        }
+        builder.body(Body::from(self.body)).unwrap_or_else(|err| {
+            (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response()
+        })
     }
-    builder
-        .body(Body::from(refusal.body))
-        .unwrap_or_else(|err| (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response())
 }
 
 async fn health(State(state): State<EdgeState>) -> axum::Json<Value> {

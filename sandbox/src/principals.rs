@@ -22,7 +22,7 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::iam::{Credential, Policy, credential};
+use super::iam::{Credential, Policy, TokenProblem, credential};
 
 /// How long an expired principal stays in the table, so that a late request with its key is
 /// told `ExpiredToken` rather than forwarded to moto as someone else's.
@@ -99,6 +99,18 @@ impl Principal {
 
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.expires <= now
+    }
+
+    /// What is wrong with `credential` as this session's at `now`: a session token that is
+    /// missing or another's, or the session expired; `None` if nothing is.
+    pub fn token_problem(&self, credential: &Credential, now: SystemTime) -> Option<TokenProblem> {
+        if credential.session_token.as_deref() != Some(self.session_token.as_str()) {
+            Some(TokenProblem::Invalid)
+        } else if self.is_expired(now) {
+            Some(TokenProblem::Expired)
+        } else {
+            None
+        }
     }
 
     /// How many requests the edge has seen signed with this key.
@@ -254,13 +266,16 @@ impl RoleDirectory {
 
     /// The role `arn` names, with its id; `None` if IAM does not know it.
     pub async fn role(&self, arn: &str) -> Result<Option<Role>, String> {
-        let name = Role {
+        let role = Role {
             arn: arn.to_owned(),
             id: String::new(),
-        }
-        .name()
-        .to_owned();
-        match self.iam.get_role().role_name(&name).send().await {
+        };
+        self.role_named(role.name()).await
+    }
+
+    /// Role `name`, with its ARN (and path) and id; `None` if IAM does not know it.
+    pub async fn role_named(&self, name: &str) -> Result<Option<Role>, String> {
+        match self.iam.get_role().role_name(name).send().await {
             Ok(output) => Ok(output.role().map(|role| Role {
                 arn: role.arn().to_owned(),
                 id: role.role_id().to_owned(),
@@ -298,87 +313,72 @@ impl RoleDirectory {
             )),
         }
     }
-}
 
-impl RoleDirectory {
     /// Every identity policy of role `name`: its inline policies (named by their names) and
     /// the default version of each managed policy attached (named by its ARN), as IAM holds
     /// them now. A role IAM does not know has none.
     pub async fn role_policies(&self, name: &str) -> Result<Vec<Policy>, String> {
         let context = |call: &str, err: &dyn std::fmt::Display| format!("{call} {name}: {err}");
-        let mut policies = Vec::new();
-        let mut marker = None;
-        loop {
-            let listed = match self
-                .iam
-                .list_role_policies()
-                .role_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-            {
-                Ok(listed) => listed,
-                Err(err) if err.code() == Some("NoSuchEntity") => return Ok(Vec::new()),
-                Err(err) => {
-                    return Err(context(
-                        "ListRolePolicies",
-                        &aws_sdk_iam::error::DisplayErrorContext(&err),
-                    ));
-                }
-            };
-            for policy_name in listed.policy_names() {
-                let document = self
-                    .iam
-                    .get_role_policy()
-                    .role_name(name)
-                    .policy_name(policy_name)
-                    .send()
-                    .await
-                    .map_err(|err| {
-                        context(
-                            "GetRolePolicy",
-                            &aws_sdk_iam::error::DisplayErrorContext(&err),
-                        )
-                    })?;
-                policies.push(
-                    Policy::parse(policy_name, document.policy_document())
-                        .map_err(|err| context(&format!("policy {policy_name} of"), &err))?,
-                );
+        let inline = match self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+        {
+            Ok(inline) => inline,
+            Err(err) if err.code() == Some("NoSuchEntity") => return Ok(Vec::new()),
+            Err(err) => {
+                return Err(context(
+                    "ListRolePolicies",
+                    &aws_sdk_iam::error::DisplayErrorContext(&err),
+                ));
             }
-            marker = listed.marker().map(str::to_owned);
-            if !listed.is_truncated() || marker.is_none() {
-                break;
-            }
-        }
-        let mut marker = None;
-        loop {
-            let listed = self
+        };
+        let attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|err| {
+                context(
+                    "ListAttachedRolePolicies",
+                    &aws_sdk_iam::error::DisplayErrorContext(&err),
+                )
+            })?;
+        let mut policies = Vec::with_capacity(inline.len() + attached.len());
+        for policy_name in &inline {
+            let document = self
                 .iam
-                .list_attached_role_policies()
+                .get_role_policy()
                 .role_name(name)
-                .set_marker(marker.take())
+                .policy_name(policy_name)
                 .send()
                 .await
                 .map_err(|err| {
                     context(
-                        "ListAttachedRolePolicies",
+                        "GetRolePolicy",
                         &aws_sdk_iam::error::DisplayErrorContext(&err),
                     )
                 })?;
-            for attached in listed.attached_policies() {
-                let Some(arn) = attached.policy_arn() else {
-                    continue;
-                };
-                policies.push(
-                    self.managed_policy(arn)
-                        .await
-                        .map_err(|err| context(arn, &err))?,
-                );
-            }
-            marker = listed.marker().map(str::to_owned);
-            if !listed.is_truncated() || marker.is_none() {
-                break;
-            }
+            policies.push(
+                Policy::parse(policy_name, document.policy_document())
+                    .map_err(|err| context(&format!("policy {policy_name} of"), &err))?,
+            );
+        }
+        for arn in attached.iter().filter_map(|policy| policy.policy_arn()) {
+            policies.push(
+                self.managed_policy(arn)
+                    .await
+                    .map_err(|err| context(arn, &err))?,
+            );
         }
         Ok(policies)
     }
@@ -419,18 +419,6 @@ impl RoleDirectory {
             .and_then(|version| version.document())
             .ok_or("GetPolicyVersion: no document")?;
         Policy::parse(arn, document).map_err(|err| err.to_string())
-    }
-
-    /// The ARN of role `name`; `None` if IAM does not know it.
-    pub async fn role_arn(&self, name: &str) -> Result<Option<String>, String> {
-        match self.iam.get_role().role_name(name).send().await {
-            Ok(output) => Ok(output.role().map(|role| role.arn().to_owned())),
-            Err(err) if err.code() == Some("NoSuchEntity") => Ok(None),
-            Err(err) => Err(format!(
-                "GetRole {name}: {}",
-                aws_sdk_iam::error::DisplayErrorContext(&err)
-            )),
-        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::iam::Credential;
+use super::iam::{self, Credential, Service};
 use super::principals::Principal;
 
 /// STS's XML namespace.
@@ -43,21 +43,8 @@ pub fn caller_identity(
     now: SystemTime,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    if credential.session_token.as_deref() != Some(principal.session_token.as_str()) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "InvalidClientTokenId",
-            "The security token included in the request is invalid.",
-            &request_id,
-        );
-    }
-    if principal.is_expired(now) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "ExpiredToken",
-            "The security token included in the request is expired",
-            &request_id,
-        );
+    if let Some(problem) = principal.token_problem(credential, now) {
+        return iam::token_refusal(Service::Sts, problem, &request_id, false).into_response();
     }
     let body = format!(
         "<GetCallerIdentityResponse xmlns=\"{NAMESPACE}\">\n  <GetCallerIdentityResult>\n    <Arn>{}</Arn>\n    <UserId>{}</UserId>\n    <Account>{}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{request_id}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
@@ -66,14 +53,6 @@ pub fn caller_identity(
         escape(principal.account()),
     );
     xml(StatusCode::OK, body, &request_id)
-}
-
-fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
-    let body = format!(
-        "<ErrorResponse xmlns=\"{NAMESPACE}\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n",
-        escape(message)
-    );
-    xml(status, body, request_id)
 }
 
 fn xml(status: StatusCode, body: String, request_id: &str) -> Response {

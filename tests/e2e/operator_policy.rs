@@ -6,27 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::pipeline::upload;
+use crate::stack::down_leaves_nothing;
+
 use hybridlab_provision::stack::{StackId, StackNames};
 use hybridlab_sandbox::iam::Policy;
 use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
-use hybridlab_tests::sandbox::{EdgeClients, build_binary, lab_programs_env};
-use hybridlab_tests::stack::{json_lines, leftovers};
+use hybridlab_tests::sandbox::{EdgeClients, build_binary};
+use hybridlab_tests::stack::hybridlab_async;
 use serde_json::Value;
 
-/// `hybridlab ARGS --endpoint ENDPOINT`, on a blocking thread.
+/// `hybridlab ARGS --endpoint ENDPOINT`.
 async fn hybridlab(endpoint: &str, args: &[&str]) -> Output {
-    let binary = build_binary("hybridlab-console", "hybridlab");
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .args(["--endpoint", endpoint])
-        .env_remove("HYBRIDLAB_FAIL_AFTER_STEP")
-        .envs(lab_programs_env());
-    tokio::task::spawn_blocking(move || command.output().expect("hybridlab runs"))
-        .await
-        .expect("the CLI thread does not panic")
+    hybridlab_async(endpoint, args, &[]).await
 }
 
 fn succeeded(output: &Output, what: &str) {
@@ -143,22 +137,13 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
 
     let photo = dir.join("photo.jpg");
     std::fs::write(&photo, fixtures::jpeg(640, 480)).expect("write");
-    let photo = photo.display().to_string();
-    let upload = hybridlab(
-        &endpoint,
-        &[
-            "upload",
-            "--json",
-            "--stack",
-            &id,
-            "--via",
-            "presigned",
-            &photo,
-        ],
-    )
-    .await;
-    succeeded(&upload, "upload");
-    let outcome = json_lines(&upload).into_iter().next().expect("an outcome");
+    let (code, outcomes) = upload(&endpoint, &id, "presigned", &[&photo]).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "upload with only the operator policy: {outcomes:?}"
+    );
+    let outcome = &outcomes[0];
     assert_eq!(outcome["row"]["status"], "COMPLETED", "{outcome}");
     let image_id = outcome["row"]["image_id"]
         .as_str()
@@ -181,9 +166,7 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
         succeeded(&hybridlab(&endpoint, &args).await, what);
     }
 
-    let down = hybridlab(&endpoint, &["down", "--json", "--stack", &id, "--yes"]).await;
-    succeeded(&down, "down");
-    assert_eq!(leftovers(&moto, &id).await, Vec::<String>::new());
+    down_leaves_nothing(&endpoint, &moto, &id).await;
     drop(images);
     sandbox.stop().await;
 
@@ -224,11 +207,7 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
             && said.contains(&names_function(&id)),
         "{said}"
     );
-    succeeded(
-        &hybridlab(&endpoint, &["down", "--json", "--stack", &id, "--yes"]).await,
-        "down",
-    );
-    assert_eq!(leftovers(&moto, &id).await, Vec::<String>::new());
+    down_leaves_nothing(&endpoint, &moto, &id).await;
     sandbox.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);

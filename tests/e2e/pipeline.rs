@@ -12,12 +12,12 @@ use hybridlab_provision::stack::{StackId, StackNames, Step};
 use hybridlab_tests::browser::{Driver, Session};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::sandbox::{EdgeClients, edge_clients};
-use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines, leftovers};
+use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines};
 use hybridlab_wire::{ImageRecord, ImageStatus};
 use serde_json::Value;
 
 use crate::common::{assert_variants, eventually};
-use crate::stack::{result_of, step_events};
+use crate::stack::{down_leaves_nothing, result_of, step_events};
 
 async fn keys_under(clients: &EdgeClients, bucket: &str, prefix: &str) -> Vec<String> {
     let listed = clients
@@ -40,7 +40,7 @@ fn statuses(row: &ImageRecord) -> Vec<ImageStatus> {
 }
 
 /// `hybridlab upload --json` of `files`, one outcome per file.
-async fn upload(
+pub(crate) async fn upload(
     endpoint: &str,
     stack: &str,
     via: &str,
@@ -501,13 +501,7 @@ async fn the_pipeline_is_added_processes_uploads_shows_them_in_a_browser_and_goe
             "{name} in {resources:?}"
         );
     }
-    let down = run_cli(&endpoint, &["down", "--json", "--stack", &id, "--yes"], &[]).await;
-    assert!(
-        down.status.success(),
-        "down: {}",
-        String::from_utf8_lossy(&down.stderr)
-    );
-    assert_eq!(leftovers(&clients, &id).await, Vec::<String>::new());
+    down_leaves_nothing(&endpoint, &clients, &id).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -10,10 +10,12 @@ use hybridlab_provision::stack::{StackId, StackNames};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::sandbox::{EdgeClients, edge_clients};
-use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines, leftovers};
+use hybridlab_tests::stack::hybridlab_async as run_cli;
 use serde_json::{Value, json};
 
 use crate::common::{eventually, invoke};
+use crate::pipeline::upload;
+use crate::stack::down_leaves_nothing;
 
 /// The stack role's policy document, and the same without statement `sid` (`None` when that
 /// was its only statement: IAM takes no policy without statements, so it is deleted).
@@ -175,28 +177,8 @@ async fn a_statement_taken_from_a_stack_role_fails_its_step_with_the_error_aws_s
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let photo = dir.join("photo.jpg");
     std::fs::write(&photo, fixtures::jpeg(640, 480)).expect("write");
-    let upload = |path: String| {
-        let endpoint = endpoint.clone();
-        let id = id.clone();
-        async move {
-            let output = run_cli(
-                &endpoint,
-                &[
-                    "upload",
-                    "--json",
-                    "--stack",
-                    &id,
-                    "--via",
-                    "presigned",
-                    &path,
-                ],
-                &[],
-            )
-            .await;
-            json_lines(&output).into_iter().next().expect("one outcome")
-        }
-    };
-    let outcome = upload(photo.display().to_string()).await;
+    let (_, outcomes) = upload(&endpoint, &id, "presigned", &[&photo]).await;
+    let outcome = &outcomes[0];
     let row = &outcome["row"];
     assert_eq!(row["status"], "FAILED", "{outcome}");
     let reason = row["error"].as_str().unwrap_or_default();
@@ -207,8 +189,8 @@ async fn a_statement_taken_from_a_stack_role_fails_its_step_with_the_error_aws_s
         "{outcome}"
     );
     put_policy(&clients, &names.resizer_role, Some(&whole)).await;
-    let outcome = upload(photo.display().to_string()).await;
-    assert_eq!(outcome["row"]["status"], "COMPLETED", "{outcome}");
+    let (_, outcomes) = upload(&endpoint, &id, "presigned", &[&photo]).await;
+    assert_eq!(outcomes[0]["row"]["status"], "COMPLETED", "{outcomes:?}");
 
     // The proxy without OwnLogGroup: Lambda cannot write its log stream, so the invocation's
     // lines never reach CloudWatch (AWS drops them without a word), while they still come
@@ -244,12 +226,6 @@ async fn a_statement_taken_from_a_stack_role_fails_its_step_with_the_error_aws_s
         "the invocation without logs permissions is not in CloudWatch"
     );
 
-    let down = run_cli(&endpoint, &["down", "--json", "--stack", &id, "--yes"], &[]).await;
-    assert!(
-        down.status.success(),
-        "down: {}",
-        String::from_utf8_lossy(&down.stderr)
-    );
-    assert_eq!(leftovers(&clients, &id).await, Vec::<String>::new());
+    down_leaves_nothing(&endpoint, &clients, &id).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -38,6 +38,18 @@ pub(crate) fn step_events<'a>(lines: &'a [Value], status: &str) -> Vec<&'a str> 
         .collect()
 }
 
+/// `hybridlab down --yes` of stack `id` succeeds and leaves nothing of it (looked up with
+/// `clients`).
+pub(crate) async fn down_leaves_nothing(endpoint: &str, clients: &EdgeClients, id: &str) {
+    let down = run_cli(endpoint, &["down", "--json", "--stack", id, "--yes"], &[]).await;
+    assert!(
+        down.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(leftovers(clients, id).await, Vec::<String>::new());
+}
+
 /// Invokes the stack's function with a JPEG served on loopback and checks the image and its
 /// row landed, and that both log groups got lines.
 pub(crate) async fn invoke_end_to_end(clients: &EdgeClients, names: &StackNames) {
