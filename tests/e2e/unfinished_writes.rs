@@ -97,35 +97,38 @@ async fn a_cancelled_process_image_leaves_its_row_and_objects_or_neither() {
         total - 0.5 * ms("dynamodb"),
     ];
     let mut finished_without_client = 0;
+    // The latest hang-up that left nothing and the earliest one that was answered: the storing
+    // window lies between them.
+    let mut left_nothing_at: f64 = 0.0;
+    let mut answered_at: f64 = f64::INFINITY;
     for (index, at_ms) in points.iter().enumerate() {
-        let before = rows(&lab).await.len();
-        let answered =
-            hang_up_after(&lab, &url, Duration::from_secs_f64(at_ms.max(1.0) / 1000.0)).await;
-        assert_recovered_idle(&lab).await;
-        let completed =
-            assert_rows_and_objects_agree(&lab, &format!("hang-up {index} at {at_ms:.0} ms")).await;
-        if !answered && rows(&lab).await.len() > before {
-            finished_without_client += 1;
+        let outcome = hang_up_once(&lab, &url, *at_ms, &format!("hang-up {index}")).await;
+        match outcome {
+            HangUp::FinishedWithoutClient => finished_without_client += 1,
+            HangUp::LeftNothing => left_nothing_at = left_nothing_at.max(*at_ms),
+            HangUp::Answered => answered_at = answered_at.min(*at_ms),
         }
-        eprintln!(
-            "hang-up {index} at {at_ms:.0} ms of {total:.0}: answered {answered}, {} complete rows",
-            completed.len()
-        );
+        eprintln!("hang-up {index} at {at_ms:.0} ms of {total:.0}: {outcome:?}");
     }
 
     // A hang-up once storing has begun must let the writes finish. Timing on a loaded machine
-    // is loose, so a few more tries land in the middle of storing if the points above did not.
-    for attempt in 0..6 {
+    // is loose (a warm server answers faster than the first request said), so if no point
+    // above landed in the storing window, bisect between the last hang-up that left nothing
+    // and the first one that was answered until one does.
+    if answered_at.is_infinite() {
+        answered_at = total;
+    }
+    for attempt in 0..10 {
         if finished_without_client > 0 {
             break;
         }
-        let before = rows(&lab).await.len();
-        let at_ms = storing_from + ms("s3") * (0.2 + 0.1 * f64::from(attempt));
-        let answered = hang_up_after(&lab, &url, Duration::from_secs_f64(at_ms / 1000.0)).await;
-        assert_recovered_idle(&lab).await;
-        assert_rows_and_objects_agree(&lab, &format!("extra hang-up {attempt}")).await;
-        if !answered && rows(&lab).await.len() > before {
-            finished_without_client += 1;
+        let at_ms = (left_nothing_at + answered_at) / 2.0;
+        let outcome = hang_up_once(&lab, &url, at_ms, &format!("bisection {attempt}")).await;
+        eprintln!("bisection {attempt} at {at_ms:.1} ms: {outcome:?}");
+        match outcome {
+            HangUp::FinishedWithoutClient => finished_without_client += 1,
+            HangUp::LeftNothing => left_nothing_at = at_ms,
+            HangUp::Answered => answered_at = at_ms,
         }
     }
     assert!(
@@ -134,6 +137,33 @@ async fn a_cancelled_process_image_leaves_its_row_and_objects_or_neither() {
     );
     assert_recovered(&lab, Some(LAB_TOKEN)).await;
     assert_rows_and_objects_agree(&lab, "after the recovery photo").await;
+}
+
+/// What one hang-up came to.
+#[derive(Debug, Clone, Copy)]
+enum HangUp {
+    /// The client got its answer before it hung up.
+    Answered,
+    /// The client hung up and the request still stored its row and objects.
+    FinishedWithoutClient,
+    /// The client hung up and nothing was stored.
+    LeftNothing,
+}
+
+/// Sends `/process-image`, hangs up after `at_ms`, waits until the server is idle and checks
+/// that rows and objects agree.
+async fn hang_up_once(lab: &Lab, url: &str, at_ms: f64, case: &str) -> HangUp {
+    let before = rows(lab).await.len();
+    let answered = hang_up_after(lab, url, Duration::from_secs_f64(at_ms.max(1.0) / 1000.0)).await;
+    assert_recovered_idle(lab).await;
+    assert_rows_and_objects_agree(lab, &format!("{case} at {at_ms:.1} ms")).await;
+    if answered {
+        HangUp::Answered
+    } else if rows(lab).await.len() > before {
+        HangUp::FinishedWithoutClient
+    } else {
+        HangUp::LeftNothing
+    }
 }
 
 /// Waits until nothing is in flight (the writes a hang-up left running are done).
