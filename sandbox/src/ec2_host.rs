@@ -30,6 +30,7 @@ use super::imds::{InstanceMetadata, InstanceProfile, MetadataService};
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::principals::{PrincipalTable, RoleDirectory};
 use super::spawner::{ProcessGroup, Spawner};
+use super::timing::Settling;
 use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 use hybridlab_wire::tls::TLS_CERT_ENV;
@@ -78,6 +79,8 @@ pub struct MaterializedServer {
 pub struct Ec2Settings {
     pub edge_endpoint: String,
     pub state_dir: PathBuf,
+    /// Which instances still boot (the edge records each launch).
+    pub settling: Arc<Settling>,
 }
 
 /// Keeps local server processes in line with the instances moto says are running.
@@ -89,6 +92,8 @@ pub struct Ec2Host {
     spawner: Spawner,
     principals: Arc<PrincipalTable>,
     roles: RoleDirectory,
+    /// Which instances still boot: their user-data runs once they are `running`.
+    settling: Arc<Settling>,
     settings: Ec2Settings,
     servers: Mutex<HashMap<String, ServerProcess>>,
     /// Instances whose user-data is not a hybridlab launch: never looked at again.
@@ -112,6 +117,7 @@ impl Ec2Host {
             spawner,
             principals,
             roles,
+            settling: settings.settling.clone(),
             settings,
             servers: Mutex::new(HashMap::new()),
             foreign: Mutex::new(HashSet::new()),
@@ -256,7 +262,8 @@ impl Ec2Host {
                 .map(|s| s.contains_key(&id))
                 .unwrap_or(true)
                 || self.foreign.lock().map(|f| f.contains(&id)).unwrap_or(true);
-            if known {
+            // Still booting: its user-data has not run yet.
+            if known || self.settling.is_booting(&id, std::time::Instant::now()) {
                 continue;
             }
             match self.materialize(&id, launched, &described).await {

@@ -9,7 +9,7 @@
 //! authorised before any handler or moto sees them (see [`super::authorizer`]).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -33,6 +33,7 @@ use super::s3_events::{
     NotificationCache, ObjectCreated, event_document, event_matches, key_matches, object_created,
     signed_service,
 };
+use super::timing::{self, FunctionPhase, Settling, TimedCall};
 
 /// Largest control-plane body the edge reads whole: a 50 MB zip, base64-encoded, in JSON.
 const MAX_CAPTURED_BODY: usize = 80 * 1024 * 1024;
@@ -57,6 +58,8 @@ pub struct EdgeState {
     pub principals: Arc<PrincipalTable>,
     /// Decides, for the principals it checks, whether a request may go on.
     pub authorizer: Arc<Authorizer>,
+    /// AWS's waits: IAM propagation, functions Pending, instances booting.
+    pub settling: Arc<Settling>,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -84,6 +87,11 @@ pub fn router(state: EdgeState) -> Router {
         .route("/_hybridlab/health", get(health))
         .fallback(forward)
         .layer(DefaultBodyLimit::disable())
+        // Inside IAM: a refused request changes nothing whose timing is kept.
+        .layer(axum::middleware::from_fn_with_state(
+            state.settling.clone(),
+            keep_aws_timing,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.authorizer.clone(),
             enforce_iam,
@@ -172,6 +180,186 @@ async fn enforce_iam(
         Some(refusal) if response.status() == StatusCode::NOT_FOUND => (*refusal).into_response(),
         _ => response,
     }
+}
+
+/// Keeps AWS's timing (see [`super::timing`]): refuses what AWS refuses while a role or instance
+/// profile propagates or a function is Pending or updating, remembers what changed once moto
+/// has accepted it, and shows functions and instances in the state AWS would show.
+async fn keep_aws_timing(
+    State(settling): State<Arc<Settling>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let scope = match request.extensions().get::<Caller>() {
+        Some(Caller::Principal { credential, .. } | Caller::Operator(credential)) => {
+            credential.scope_service.clone()
+        }
+        _ => None,
+    };
+    let (parts, body) = request.into_parts();
+    let (method, path) = (parts.method.as_str(), parts.uri.path());
+    let (bytes, body) = if timing::body_needed(method, path, scope.as_deref()) {
+        match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
+            Ok(bytes) => (bytes.clone(), Body::from(bytes)),
+            Err(err) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("could not read the request: {err}"),
+                )
+                    .into_response();
+            }
+        }
+    } else {
+        (Bytes::new(), body)
+    };
+    let call = timing::recognise(
+        method,
+        path,
+        parts.uri.query().unwrap_or(""),
+        scope.as_deref(),
+        &bytes,
+    );
+    let Some(call) = call else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let now = Instant::now();
+    let function_arn = |name: &str| {
+        let region = parts
+            .extensions
+            .get::<Caller>()
+            .and_then(|caller| match caller {
+                Caller::Principal { credential, .. } | Caller::Operator(credential) => {
+                    credential.scope_region.clone()
+                }
+                Caller::Anonymous => None,
+            })
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        format!(
+            "arn:aws:lambda:{region}:{}:function:{name}",
+            super::SANDBOX_ACCOUNT
+        )
+    };
+    let refusal = match &call {
+        TimedCall::CreateFunction { role, .. } if !settling.role_assumable(role, now) => {
+            Some(timing::role_not_assumable())
+        }
+        TimedCall::UpdateFunction { name, role } => timing::function_busy(
+            settling.function_phase(name, now),
+            &function_arn(name),
+            true,
+        )
+        .or_else(|| {
+            role.as_deref()
+                .filter(|role| !settling.role_assumable(role, now))
+                .map(|_| timing::role_not_assumable())
+        }),
+        TimedCall::Invoke { name } => timing::function_busy(
+            settling.function_phase(name, now),
+            &function_arn(name),
+            false,
+        ),
+        TimedCall::RunInstances {
+            profile: Some(profile),
+        } if !settling.profile_known(profile, now) => Some(timing::profile_unknown(profile)),
+        _ => None,
+    };
+    if let Some((service, error)) = refusal {
+        tracing::info!(code = %error.code, message = %error.message, "refused as AWS would at this moment");
+        let request_id = uuid::Uuid::new_v4().to_string();
+        return iam::error_response(service, &error, &request_id, false).into_response();
+    }
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let now = Instant::now();
+    match call {
+        TimedCall::IamChange { role, profile } => {
+            settling.iam_changed(role.as_deref(), profile.as_deref(), now);
+            response
+        }
+        TimedCall::CreateFunction { name, .. } => {
+            settling.function_changed(&name, FunctionPhase::Creating, now);
+            rewrite_json(response, |answer| {
+                timing::show_phase(answer, settling.function_phase(&name, now));
+            })
+            .await
+        }
+        TimedCall::UpdateFunction { name, .. } => {
+            settling.function_changed(&name, FunctionPhase::Updating, now);
+            rewrite_json(response, |answer| {
+                timing::show_phase(answer, settling.function_phase(&name, now));
+            })
+            .await
+        }
+        TimedCall::DeleteFunction { name } => {
+            settling.function_deleted(&name);
+            response
+        }
+        TimedCall::ReadFunction { name, nested } => match settling.function_phase(&name, now) {
+            FunctionPhase::Ready => response,
+            phase => {
+                rewrite_json(response, |answer| {
+                    let configuration = if nested {
+                        &mut answer["Configuration"]
+                    } else {
+                        answer
+                    };
+                    timing::show_phase(configuration, phase);
+                })
+                .await
+            }
+        },
+        TimedCall::RunInstances { .. } => {
+            rewrite_text(response, |answer| {
+                settling.instances_launched(&timing::launched_instance_ids(answer), now);
+                None
+            })
+            .await
+        }
+        TimedCall::DescribeInstances => {
+            let booting = settling.booting(now);
+            if booting.is_empty() {
+                return response;
+            }
+            rewrite_text(response, |answer| {
+                Some(timing::show_booting(answer, &booting))
+            })
+            .await
+        }
+        TimedCall::Invoke { .. } => response,
+    }
+}
+
+/// Rewrites a JSON answer in place (an answer that is not JSON goes through as it was).
+async fn rewrite_json(response: Response, change: impl FnOnce(&mut Value)) -> Response {
+    rewrite_text(response, |text| {
+        let mut answer: Value = serde_json::from_str(text).ok()?;
+        change(&mut answer);
+        Some(answer.to_string())
+    })
+    .await
+}
+
+/// Reads a (small, control-plane) answer whole and replaces its body with what `change`
+/// returns, or leaves it as it was for `None`.
+async fn rewrite_text(response: Response, change: impl FnOnce(&str) -> Option<String>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("could not read moto's answer: {err}"),
+            )
+                .into_response();
+        }
+    };
+    let Some(changed) = std::str::from_utf8(&bytes).ok().and_then(change) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(changed))
 }
 
 /// IAM actions that change nothing, so leave cached policies as they are.

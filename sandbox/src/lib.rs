@@ -28,6 +28,7 @@ pub mod runtime_api;
 pub mod s3_events;
 mod spawner;
 pub mod sts;
+pub mod timing;
 pub mod web_guard;
 
 use std::path::PathBuf;
@@ -48,6 +49,12 @@ use lambda_host::{HostSettings, LambdaHost};
 use logs::LogShipper;
 use principals::{PrincipalTable, RoleDirectory};
 use spawner::Spawner;
+use timing::{Settling, Timing};
+
+/// Lambda's concurrency quota of an established account.
+pub const DEFAULT_LAMBDA_CONCURRENCY: usize = 1000;
+/// What a new account gets until it has been used for a while.
+pub const NEW_ACCOUNT_LAMBDA_CONCURRENCY: usize = 10;
 
 /// The account every sandbox resource belongs to: moto's default account.
 pub const SANDBOX_ACCOUNT: &str = "123456789012";
@@ -59,8 +66,11 @@ pub struct SandboxOptions {
     pub edge_port: u16,
     /// Where code, instance binaries and moto's log go.
     pub state_dir: PathBuf,
-    /// The most function environments running at once (the account's concurrency limit).
+    /// The most function environments running at once (the account's concurrency limit):
+    /// 1,000 as on an established AWS account, 10 as on a new one.
     pub concurrency_limit: usize,
+    /// AWS's waits: IAM propagation, functions Pending, instances booting.
+    pub timing: Timing,
     pub region: String,
     /// Whether IAM is enforced for the sandbox's principals.
     pub iam: IamMode,
@@ -74,7 +84,8 @@ impl SandboxOptions {
         Self {
             edge_port: DEFAULT_EDGE_PORT,
             state_dir,
-            concurrency_limit: 64,
+            concurrency_limit: DEFAULT_LAMBDA_CONCURRENCY,
+            timing: Timing::realistic(),
             region: DEFAULT_REGION.to_owned(),
             iam: IamMode::Enforce,
             operator_policy: None,
@@ -239,6 +250,7 @@ impl Sandbox {
                 concurrency_limit: options.concurrency_limit.max(1),
             },
         ));
+        let settling = Arc::new(Settling::new(options.timing));
         let ec2 = Arc::new(Ec2Host::new(
             aws_sdk_ec2::Client::new(&config),
             s3.clone(),
@@ -249,6 +261,7 @@ impl Sandbox {
             Ec2Settings {
                 edge_endpoint: endpoint.clone(),
                 state_dir: state_dir.clone(),
+                settling: settling.clone(),
             },
         ));
         let (stop_ec2, ec2_stopped) = oneshot::channel();
@@ -263,6 +276,8 @@ impl Sandbox {
             let ec2 = ec2.clone();
             let moto_endpoint = moto.endpoint();
             let principals = principals.clone();
+            let timing = options.timing;
+            let lambda_concurrency = options.concurrency_limit.max(1);
             Arc::new(move || {
                 let environments: Vec<_> = lambda
                     .environments()
@@ -276,6 +291,13 @@ impl Sandbox {
                     "functions": environments,
                     "instances": instances,
                     "principals": principals.summary(),
+                    "timing": {
+                        "iam_propagation_seconds": timing.iam_propagation.as_secs_f64(),
+                        "instance_boot_seconds": timing.instance_boot.as_secs_f64(),
+                        "function_pending_seconds": timing.function_create.as_secs_f64(),
+                        "function_update_seconds": timing.function_update.as_secs_f64(),
+                    },
+                    "lambda_concurrency": lambda_concurrency,
                 })
             })
         };
@@ -291,6 +313,7 @@ impl Sandbox {
             dynamodb_writes: Arc::default(),
             principals,
             authorizer,
+            settling,
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
         let edge = tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! server, images served from loopback, and the local sandbox running the lab's functions and
 //! instances. One binary; a module per area.
 
+mod aws_timing;
 mod cli_bench;
 mod cli_data;
 mod cli_logs;

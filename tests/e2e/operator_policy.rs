@@ -2,6 +2,10 @@
 //! own (`--operator-policy`): the whole lab runs with only that policy (up with the pipeline,
 //! invoke, bench, an upload to COMPLETED, logs, s3, db, down, nothing left), and without
 //! `lambda:InvokeFunction` the invoke step fails with Lambda's `AccessDeniedException`.
+//!
+//! The first sandbox also keeps AWS's waits (short) and a new account's Lambda concurrency of
+//! 10: `up` goes through them and says so in its step events, and `bench` counts the
+//! throttles as throttles.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,6 +15,7 @@ use crate::stack::down_leaves_nothing;
 
 use hybridlab_provision::stack::{StackId, StackNames};
 use hybridlab_sandbox::iam::Policy;
+use hybridlab_sandbox::timing::Timing;
 use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
@@ -73,13 +78,21 @@ fn without_action(mut policy: Value, action: &str) -> Value {
     policy
 }
 
-/// A sandbox of its own that enforces `policy` for the operator; and SDK clients straight to
-/// its moto, to look at what is left without the policy in the way.
-async fn sandbox_with(policy: &Value, dir: &Path) -> (Sandbox, EdgeClients) {
+/// A sandbox of its own that enforces `policy` for the operator, on a new account (AWS's waits,
+/// short, and a Lambda concurrency of 10) or not (no waits, an established account's
+/// concurrency); and SDK clients straight to its moto, to look at what is left without the
+/// policy in the way.
+async fn sandbox_with(policy: &Value, dir: &Path, new_account: bool) -> (Sandbox, EdgeClients) {
     let policy = Policy::from_json("operator", policy).expect("IAM would take the policy");
     let mut options = SandboxOptions::new(dir.to_owned());
     options.edge_port = 0;
     options.operator_policy = Some(vec![policy]);
+    if new_account {
+        options.timing = crate::aws_timing::SHORT;
+        options.concurrency_limit = hybridlab_sandbox::NEW_ACCOUNT_LAMBDA_CONCURRENCY;
+    } else {
+        options.timing = Timing::fast();
+    }
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
         .await
         .expect("the sandbox starts");
@@ -104,10 +117,11 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_invoke() {
+async fn the_whole_lab_runs_on_a_new_account_with_only_the_operator_policy_and_not_without_its_invoke()
+ {
     let dir = temp_dir("lab");
     let policy = operator_policy();
-    let (sandbox, moto) = sandbox_with(&policy, &dir.join("sandbox")).await;
+    let (sandbox, moto) = sandbox_with(&policy, &dir.join("sandbox"), true).await;
     let endpoint = sandbox.endpoint().to_owned();
     let id = StackId::generate().to_string();
 
@@ -117,6 +131,24 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
     )
     .await;
     succeeded(&up, "up --with pipeline");
+    // `up` waited for the instance's boot and the functions' Pending, and said so.
+    let waits: Vec<Value> = String::from_utf8_lossy(&up.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["type"] == "step" && line["event"]["status"] == "waiting")
+        .map(|line| line["event"].clone())
+        .collect();
+    let waited = |step: &str, words: &str| {
+        waits.iter().any(|event| {
+            event["step"] == step && event["detail"].as_str().is_some_and(|d| d.contains(words))
+        })
+    };
+    assert!(
+        waited("instance", "pending: the instance is booting"),
+        "{waits:#?}"
+    );
+    assert!(waited("function", "Pending"), "{waits:#?}");
+    assert!(waited("resizer", "Pending"), "{waits:#?}");
     let status = hybridlab(&endpoint, &["status", "--json", "--stack", &id]).await;
     succeeded(&status, "status");
 
@@ -128,12 +160,38 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
     )
     .await;
     succeeded(&invoked, "invoke");
+    // Twelve at once against the new account's ten: the rest are throttled, and counted so.
+    let run_file = dir.join("run.json");
     let bench = hybridlab(
         &endpoint,
-        &["bench", "--stack", &id, "-n", "3", "--url", &url],
+        &[
+            "bench",
+            "--stack",
+            &id,
+            "-n",
+            "24",
+            "-c",
+            "12",
+            "--url",
+            &url,
+            "--out",
+            run_file.to_str().expect("UTF-8"),
+        ],
     )
     .await;
-    succeeded(&bench, "bench");
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(&run_file).expect("bench wrote its run"))
+            .expect("JSON");
+    let summary = &run["runs"][0]["summary"];
+    let throttled = summary["errors"]["throttled"].as_u64().unwrap_or(0);
+    let ok = summary["ok"].as_u64().unwrap_or(0);
+    assert!(throttled > 0 && ok > 0, "{summary}\n{bench:?}");
+    assert_eq!(ok + throttled, 24, "only runs and throttles: {summary}");
+    assert_eq!(
+        bench.status.code(),
+        Some(5),
+        "throttles are bench's errors: {bench:?}"
+    );
 
     let photo = dir.join("photo.jpg");
     std::fs::write(&photo, fixtures::jpeg(640, 480)).expect("write");
@@ -176,6 +234,7 @@ async fn the_whole_lab_runs_with_only_the_operator_policy_and_not_without_its_in
     let (sandbox, moto) = sandbox_with(
         &without_action(policy, "lambda:InvokeFunction"),
         &dir2.join("sandbox"),
+        false,
     )
     .await;
     let endpoint = sandbox.endpoint().to_owned();

@@ -90,7 +90,16 @@ async fn a_detached_sandbox_serves_until_stop_and_leaves_no_process_behind() {
     let started = hybridlab(
         &binary,
         &state,
-        &["sandbox", "--detach", "--port", &port.to_string()],
+        // Without AWS's waits: this test is about the service, not the timing (which the
+        // detached sandbox is given through its flags, as the health answer shows).
+        &[
+            "sandbox",
+            "--detach",
+            "--port",
+            &port.to_string(),
+            "--fast",
+            "--new-account",
+        ],
     );
     assert!(
         started.status.success(),
@@ -105,6 +114,15 @@ async fn a_detached_sandbox_serves_until_stop_and_leaves_no_process_behind() {
     let endpoint = status["endpoint"].as_str().expect("an endpoint").to_owned();
     assert_eq!(endpoint, format!("http://127.0.0.1:{port}"));
     let pid = status["pid"].as_u64().expect("a pid") as u32;
+    let health: Value = reqwest::get(format!("{endpoint}/_hybridlab/health"))
+        .await
+        .expect("the edge answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["timing"]["instance_boot_seconds"], 0.0, "{health}");
+    assert_eq!(health["timing"]["iam_propagation_seconds"], 0.0, "{health}");
+    assert_eq!(health["lambda_concurrency"], 10, "{health}");
 
     // It answers AWS calls and runs a function.
     let config = hybridlab_sandbox::sdk_config(&endpoint, "us-east-1").await;

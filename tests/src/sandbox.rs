@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use hybridlab_sandbox::timing::Timing;
 use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
 use hybridlab_wire::package::package_bootstrap;
 
@@ -62,6 +63,8 @@ pub async fn sandbox() -> &'static Sandbox {
             remove_dead_sandbox_dirs();
             let mut options = SandboxOptions::new(state_dir());
             options.edge_port = 0;
+            // The tests that are about AWS's waits start a sandbox of their own that keeps them.
+            options.timing = Timing::fast();
             let sandbox = std::thread::spawn(move || {
                 runtime().block_on(Sandbox::start(options, |message| eprintln!("{message}")))
             })

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => runtime.block_on(crate::tui::run(&target, cli.stack)),
         Some(Command::Sandbox(args)) => match args.action {
-            None => runtime.block_on(sandbox::start(&args.launch(), args.detach)),
+            None => runtime.block_on(sandbox::start(&args.launch()?, args.detach)),
             Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
             Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
         },
@@ -303,9 +303,41 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub detach: bool,
 
-    /// The most function environments running at once (the account's concurrency limit).
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
+    /// Lambda's account concurrency: the most function environments running at once
+    /// (1,000, as an established account has; 10 with `--new-account`).
+    #[arg(long, alias = "concurrency", value_name = "N")]
+    pub lambda_concurrency: Option<usize>,
+
+    /// A new AWS account's Lambda concurrency quota of 10: bursts are throttled as they are on
+    /// a student's first account.
+    #[arg(long)]
+    pub new_account: bool,
+
+    /// AWS's typical waits: IAM propagation 10 s, instance boot 40 s, a new function Pending
+    /// 5 s, an update in progress 3 s. The default is shorter (5, 15, 2 and 1 s).
+    #[arg(long, conflicts_with = "fast")]
+    pub like_aws: bool,
+
+    /// No waits at all: a new role or instance profile is usable at once, instances run and
+    /// functions are Active as soon as they are created.
+    #[arg(long)]
+    pub fast: bool,
+
+    /// How long a new role (or instance profile) is refused by Lambda (or EC2), in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub iam_propagation_seconds: Option<f64>,
+
+    /// How long a new instance is `pending` before its user-data runs, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub boot_seconds: Option<f64>,
+
+    /// How long a new function is `Pending`, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub function_pending_seconds: Option<f64>,
+
+    /// How long a function's update is `InProgress`, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub function_update_seconds: Option<f64>,
 
     /// Enforce IAM for the sandbox's functions and instances: each request is checked
     /// against its role's policies and refused as AWS refuses it. `off`: anything goes.
@@ -327,13 +359,56 @@ pub enum Switch {
 
 impl SandboxArgs {
     /// How to start the sandbox these arguments describe.
-    pub fn launch(&self) -> crate::lab::sandbox::SandboxLaunch {
-        crate::lab::sandbox::SandboxLaunch {
+    pub fn launch(&self) -> anyhow::Result<crate::lab::sandbox::SandboxLaunch> {
+        use hybridlab_sandbox::timing::Timing;
+        let mut timing = if self.fast {
+            Timing::fast()
+        } else if self.like_aws {
+            Timing::like_aws()
+        } else {
+            Timing::realistic()
+        };
+        for (value, flag, field) in [
+            (
+                self.iam_propagation_seconds,
+                "--iam-propagation-seconds",
+                &mut timing.iam_propagation,
+            ),
+            (
+                self.boot_seconds,
+                "--boot-seconds",
+                &mut timing.instance_boot,
+            ),
+            (
+                self.function_pending_seconds,
+                "--function-pending-seconds",
+                &mut timing.function_create,
+            ),
+            (
+                self.function_update_seconds,
+                "--function-update-seconds",
+                &mut timing.function_update,
+            ),
+        ] {
+            if let Some(seconds) = value {
+                *field = std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
+                    anyhow::anyhow!("{flag} {seconds}: give a number of seconds, 0 or more")
+                })?;
+            }
+        }
+        let concurrency = match self.lambda_concurrency {
+            Some(0) => anyhow::bail!("--lambda-concurrency must be at least 1"),
+            Some(concurrency) => concurrency,
+            None if self.new_account => hybridlab_sandbox::NEW_ACCOUNT_LAMBDA_CONCURRENCY,
+            None => hybridlab_sandbox::DEFAULT_LAMBDA_CONCURRENCY,
+        };
+        Ok(crate::lab::sandbox::SandboxLaunch {
             port: self.port,
-            concurrency: self.concurrency,
+            concurrency,
+            timing,
             iam: self.iam == Switch::On,
             operator_policy: self.operator_policy.clone(),
-        }
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use hybridlab_sandbox::{Sandbox, SandboxOptions};
 use crate::lab::sandbox::{SandboxLaunch, spawn_detached};
 use hybridlab_sandbox::authorizer::IamMode;
 use hybridlab_sandbox::iam::Policy;
+use hybridlab_sandbox::timing::Timing;
 
 pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitCode> {
     if let Some(record) = running().await {
@@ -50,6 +51,7 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
     let mut options = SandboxOptions::new(state_dir());
     options.edge_port = launch.port;
     options.concurrency_limit = launch.concurrency;
+    options.timing = launch.timing;
     options.iam = if launch.iam {
         IamMode::Enforce
     } else {
@@ -82,6 +84,16 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
             ),
         }
     );
+    println!("  AWS's waits: {}", describe_timing(&launch.timing));
+    println!(
+        "  Lambda concurrency: {}{}",
+        launch.concurrency,
+        if launch.concurrency == hybridlab_sandbox::NEW_ACCOUNT_LAMBDA_CONCURRENCY {
+            " (a new account's quota)"
+        } else {
+            ""
+        }
+    );
     println!(
         "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
         record.endpoint
@@ -92,6 +104,27 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
     sandbox.stop().await;
     remove_record();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The timing in a line: its preset's name, if it is one, and its figures.
+fn describe_timing(timing: &Timing) -> String {
+    let preset = if *timing == Timing::fast() {
+        return "none (--fast): roles, instances and functions are ready at once".to_owned();
+    } else if *timing == Timing::like_aws() {
+        "AWS's typical figures (--like-aws)"
+    } else if *timing == Timing::realistic() {
+        "shorter than AWS's (--like-aws for AWS's figures, --fast for none)"
+    } else {
+        "as set"
+    };
+    let seconds = |duration: std::time::Duration| format!("{} s", duration.as_secs_f64());
+    format!(
+        "{preset}: a new role or instance profile is refused for {}, an instance boots for {}, a new function is Pending for {}, an update in progress for {}",
+        seconds(timing.iam_propagation),
+        seconds(timing.instance_boot),
+        seconds(timing.function_create),
+        seconds(timing.function_update)
+    )
 }
 
 /// The operator policy in `path`, parsed as IAM would take it.
@@ -159,5 +192,60 @@ pub async fn stop() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn launch_of(args: &[&str]) -> anyhow::Result<SandboxLaunch> {
+        let line = ["hybridlab", "sandbox"].iter().chain(args);
+        match Cli::try_parse_from(line)?.command {
+            Some(Command::Sandbox(args)) => args.launch(),
+            other => panic!("not the sandbox command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn presets_and_figures_make_the_timing_and_a_detached_start_keeps_it() {
+        let default = launch_of(&[]).expect("the defaults");
+        assert_eq!(default.timing, Timing::realistic());
+        assert_eq!(
+            default.concurrency,
+            hybridlab_sandbox::DEFAULT_LAMBDA_CONCURRENCY
+        );
+        let like_aws = launch_of(&["--like-aws", "--new-account"]).expect("parses");
+        assert_eq!(like_aws.timing, Timing::like_aws());
+        assert_eq!(like_aws.concurrency, 10);
+        let tuned = launch_of(&[
+            "--fast",
+            "--boot-seconds",
+            "2.5",
+            "--lambda-concurrency",
+            "7",
+        ])
+        .expect("parses");
+        assert_eq!(tuned.timing.instance_boot, Duration::from_millis(2500));
+        assert_eq!(tuned.timing.iam_propagation, Duration::ZERO);
+        assert_eq!(tuned.concurrency, 7);
+        assert!(launch_of(&["--fast", "--like-aws"]).is_err());
+        assert!(launch_of(&["--boot-seconds", "-1"]).is_err());
+        assert!(launch_of(&["--lambda-concurrency", "0"]).is_err());
+        // What a detached start is given makes the same launch again.
+        let args: Vec<String> = tuned
+            .args()
+            .iter()
+            .skip(1)
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        let again = launch_of(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .expect("its own arguments parse");
+        assert_eq!(again, tuned);
     }
 }

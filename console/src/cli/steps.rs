@@ -19,6 +19,7 @@ pub fn printer(json: bool) -> Reporter {
         }
         let mark = match event.status {
             StepStatus::Started => "..",
+            StepStatus::Waiting => "~~",
             StepStatus::Done => "ok",
             StepStatus::Skipped => "==",
             StepStatus::Failed => "!!",

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use hybridlab_sandbox::control::{SandboxRecord, log_path, running, state_dir};
+use hybridlab_sandbox::timing::Timing;
 
 /// Where the lab's few words about starting the sandbox go (the command line prints them on
 /// standard error): a start takes seconds, minutes the first time, and must not be silent.
@@ -21,6 +22,8 @@ pub struct SandboxLaunch {
     pub port: u16,
     /// The account's Lambda concurrency.
     pub concurrency: usize,
+    /// AWS's waits the sandbox keeps.
+    pub timing: Timing,
     /// Whether IAM is enforced for the sandbox's functions and instances.
     pub iam: bool,
     /// A policy file enforced for the operator's own requests.
@@ -28,11 +31,13 @@ pub struct SandboxLaunch {
 }
 
 impl SandboxLaunch {
-    /// The defaults on `port`: IAM enforced for principals, the operator unrestricted.
+    /// The defaults on `port`: IAM enforced for principals, the operator unrestricted, AWS's
+    /// waits kept (shorter than AWS's), an established account's Lambda concurrency.
     pub fn on_port(port: u16) -> Self {
         Self {
             port,
-            concurrency: 64,
+            concurrency: hybridlab_sandbox::DEFAULT_LAMBDA_CONCURRENCY,
+            timing: Timing::realistic(),
             iam: true,
             operator_policy: None,
         }
@@ -44,11 +49,21 @@ impl SandboxLaunch {
             "sandbox".into(),
             "--port".into(),
             self.port.to_string().into(),
-            "--concurrency".into(),
+            "--lambda-concurrency".into(),
             self.concurrency.to_string().into(),
             "--iam".into(),
             if self.iam { "on" } else { "off" }.into(),
         ];
+        // Every figure, so the detached sandbox keeps exactly this timing.
+        for (flag, duration) in [
+            ("--iam-propagation-seconds", self.timing.iam_propagation),
+            ("--boot-seconds", self.timing.instance_boot),
+            ("--function-pending-seconds", self.timing.function_create),
+            ("--function-update-seconds", self.timing.function_update),
+        ] {
+            args.push(flag.into());
+            args.push(duration.as_secs_f64().to_string().into());
+        }
         if let Some(policy) = &self.operator_policy {
             args.push("--operator-policy".into());
             args.push(policy.clone().into_os_string());

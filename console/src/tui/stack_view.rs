@@ -176,7 +176,7 @@ fn draw_operation(frame: &mut Frame, area: Rect, operation: &Operation, palette:
         "{} done, {} already in place, {} running, {} failed",
         count(StepStatus::Done),
         count(StepStatus::Skipped),
-        count(StepStatus::Started),
+        count(StepStatus::Started) + count(StepStatus::Waiting),
         count(StepStatus::Failed)
     ))];
     let rows = usize::from(area.height.saturating_sub(3));
@@ -184,6 +184,7 @@ fn draw_operation(frame: &mut Frame, area: Rect, operation: &Operation, palette:
     lines.extend(operation.steps[first..].iter().map(|event| {
         let (mark, colour) = match event.status {
             StepStatus::Started => ("..", Color::Yellow),
+            StepStatus::Waiting => ("~~", Color::Yellow),
             StepStatus::Done => ("ok", Color::Green),
             StepStatus::Skipped => ("==", Color::DarkGray),
             StepStatus::Failed => ("!!", Color::Red),

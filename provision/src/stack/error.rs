@@ -58,6 +58,20 @@ pub fn code_of<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> Option<&
     }
 }
 
+/// An SDK error in one line, as a progress message quotes it: `Code: message`.
+pub fn error_line<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, Response>,
+) -> String {
+    match err {
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("error"),
+            service.err().message().unwrap_or("no message")
+        ),
+        other => DisplayErrorContext(other).to_string(),
+    }
+}
+
 /// Whether `err` says the resource does not exist.
 pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
     match err {

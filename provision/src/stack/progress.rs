@@ -122,6 +122,10 @@ impl Step {
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Started,
+    /// Still under way, waiting for AWS: a retry after an error AWS sends while something
+    /// propagates, or a resource that has a state to leave (an instance booting, a function
+    /// Pending). The detail says which.
+    Waiting,
     /// Created, deleted, updated or looked up.
     Done,
     /// Nothing to do: the resource already existed (up) or was already gone (down).

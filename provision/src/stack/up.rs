@@ -32,7 +32,7 @@ use super::artifacts::{ArtifactSource, Artifacts, build};
 use super::describe::{
     RESIZER_NOTIFICATION_ID, RESIZER_PERMISSION_ID, ROLE_POLICY_NAME, UPLOAD_EVENT, uploads_cors,
 };
-use super::error::{StackError, code_of, is_not_found, sdk_error};
+use super::error::{StackError, code_of, error_line, is_not_found, sdk_error};
 use super::names::{IAM_PATH, StackId, StackNames};
 use super::plan::{
     RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
@@ -85,6 +85,8 @@ pub const FAIL_AFTER_ENV: &str = "HYBRIDLAB_FAIL_AFTER_STEP";
 
 /// A function `up` deploys.
 struct FunctionSpec<'a> {
+    /// The step that deploys it, which its waits are reported under.
+    step: Step,
     name: &'a str,
     description: String,
     binary: &'a std::path::Path,
@@ -386,6 +388,13 @@ pub fn pinned_http(pin: CertFingerprint, timeout: Duration) -> Result<reqwest::C
         .map_err(|err| StackError::Invalid(format!("the TLS client: {err}")))
 }
 
+/// The pause before trying again a call AWS refused while something propagates.
+const RETRY_PAUSE: Duration = Duration::from_secs(3);
+
+fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
+}
+
 fn stack_tag_list<T>(id: &StackId, make: impl Fn(&str, &str) -> T) -> Vec<T> {
     vec![make(STACK_TAG, id.as_str())]
 }
@@ -411,6 +420,14 @@ impl Run<'_> {
             elapsed_ms: elapsed.as_millis() as u64,
             detail,
         });
+    }
+
+    /// Reports that a step waits for AWS (a retry after an error AWS sends while something
+    /// propagates, or a state it has to leave), with what it waits for. Not recorded in the
+    /// state file: only the step's outcome is.
+    fn waiting(&self, step: Step, resource: &str, since: Instant, detail: String) {
+        tracing::info!(step = step.name(), resource, "{detail}");
+        self.report(step, resource, StepStatus::Waiting, since.elapsed(), detail);
     }
 
     fn record(
@@ -1221,7 +1238,8 @@ impl Run<'_> {
         };
         // A new instance profile takes a few seconds to reach EC2 on AWS.
         let patience = self.clients.patience(Duration::from_secs(90));
-        let deadline = Instant::now() + patience;
+        let started = Instant::now();
+        let deadline = started + patience;
         loop {
             let result = self
                 .clients
@@ -1276,8 +1294,17 @@ impl Run<'_> {
                             .contains("iam instance profile")
                         && Instant::now() < deadline =>
                 {
-                    tracing::info!("the instance profile has not reached EC2 yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    self.waiting(
+                        Step::Instance,
+                        &self.names.instance,
+                        started,
+                        format!(
+                            "the instance profile has not reached EC2 yet ({}); retrying in {}",
+                            error_line(&err),
+                            seconds(RETRY_PAUSE)
+                        ),
+                    );
+                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Err(err) => return Err(sdk_error("ec2:RunInstances", err)),
             }
@@ -1288,8 +1315,10 @@ impl Run<'_> {
     /// the sandbox tags it with locally.
     async fn address_of(&self, instance_id: &str) -> Result<String, StackError> {
         let patience = self.clients.patience(Duration::from_secs(300));
-        let deadline = Instant::now() + patience;
+        let started = Instant::now();
+        let deadline = started + patience;
         let pause = self.clients.poll_pause(Duration::from_secs(3));
+        let mut reported = None;
         loop {
             let found = self
                 .clients
@@ -1307,6 +1336,26 @@ impl Run<'_> {
                         .next()
                     {
                         let state = instance.state().and_then(|s| s.name()).cloned();
+                        if state.is_some() && state != reported {
+                            if let Some(waiting_for) = match state {
+                                Some(InstanceStateName::Pending) => {
+                                    Some("pending: the instance is booting".to_owned())
+                                }
+                                Some(InstanceStateName::Running) => Some(
+                                    "running: waiting for its user-data to start the server"
+                                        .to_owned(),
+                                ),
+                                _ => None,
+                            } {
+                                self.waiting(
+                                    Step::Instance,
+                                    &self.names.instance,
+                                    started,
+                                    format!("{instance_id} {waiting_for}"),
+                                );
+                            }
+                            reported = state.clone();
+                        }
                         match state {
                             Some(InstanceStateName::Running) => {
                                 // The sandbox's tag names the server's local address, with
@@ -1426,6 +1475,7 @@ impl Run<'_> {
         secrets: &ServerSecrets,
     ) -> Result<(Outcome, String), StackError> {
         let spec = FunctionSpec {
+            step: Step::Function,
             name: &self.names.function,
             description: format!("hybridlab stack {}: proxy to the image server", self.id),
             binary: &artifacts.proxy_binary,
@@ -1522,6 +1572,7 @@ impl Run<'_> {
             StackError::Invalid("the build made no resizer for a stack with the pipeline".into())
         })?;
         let spec = FunctionSpec {
+            step: Step::Resizer,
             name: &self.names.resizer,
             description: format!(
                 "hybridlab stack {}: makes the variants of each upload",
@@ -1692,6 +1743,8 @@ impl Run<'_> {
                 if current == spec.variables {
                     Outcome::Skipped("exists".into())
                 } else {
+                    // Lambda refuses an update while the last one is in progress.
+                    self.wait_active(spec).await?;
                     lambda
                         .update_function_configuration()
                         .function_name(spec.name)
@@ -1726,7 +1779,7 @@ impl Run<'_> {
             }
             Err(err) => return Err(sdk_error("lambda:GetFunctionConfiguration", err)),
         };
-        let arn = self.wait_active(spec.name).await?;
+        let arn = self.wait_active(spec).await?;
         Ok((outcome, arn))
     }
 
@@ -1739,7 +1792,8 @@ impl Run<'_> {
     ) -> Result<(), StackError> {
         // A new role takes a few seconds before Lambda may assume it on AWS.
         let patience = self.clients.patience(Duration::from_secs(120));
-        let deadline = Instant::now() + patience;
+        let started = Instant::now();
+        let deadline = started + patience;
         loop {
             let result = self
                 .clients
@@ -1770,8 +1824,17 @@ impl Run<'_> {
                             .contains("cannot be assumed")
                         && Instant::now() < deadline =>
                 {
-                    tracing::info!("the execution role has not propagated yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    self.waiting(
+                        spec.step,
+                        spec.name,
+                        started,
+                        format!(
+                            "the execution role has not reached Lambda yet ({}); retrying in {}",
+                            error_line(&err),
+                            seconds(RETRY_PAUSE)
+                        ),
+                    );
+                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Err(err) if code_of(&err) == Some("ResourceConflictException") => return Ok(()),
                 Err(err) => return Err(sdk_error("lambda:CreateFunction", err)),
@@ -1779,10 +1842,13 @@ impl Run<'_> {
         }
     }
 
-    /// Waits until function `name` is Active and its last update is done; returns its ARN.
-    async fn wait_active(&self, name: &str) -> Result<String, StackError> {
+    /// Waits until the function is Active and its last update is done; returns its ARN.
+    async fn wait_active(&self, spec: &FunctionSpec<'_>) -> Result<String, StackError> {
+        let name = spec.name;
         let patience = self.clients.patience(Duration::from_secs(180));
-        let deadline = Instant::now() + patience;
+        let started = Instant::now();
+        let deadline = started + patience;
+        let mut reported = None;
         loop {
             let config = self
                 .clients
@@ -1794,6 +1860,18 @@ impl Run<'_> {
                 .map_err(|err| sdk_error("lambda:GetFunctionConfiguration", err))?;
             let updating = config.last_update_status()
                 == Some(&aws_sdk_lambda::types::LastUpdateStatus::InProgress);
+            let phase = (config.state().cloned(), updating);
+            if reported.as_ref() != Some(&phase) {
+                let waiting_for = match &phase {
+                    (Some(State::Pending), _) => Some("Pending: Lambda is creating the function"),
+                    (Some(State::Active), true) => Some("an update is in progress"),
+                    _ => None,
+                };
+                if let Some(waiting_for) = waiting_for {
+                    self.waiting(spec.step, name, started, waiting_for.to_owned());
+                }
+                reported = Some(phase);
+            }
             match config.state() {
                 Some(State::Active) if !updating => {
                     return Ok(config.function_arn().unwrap_or_default().to_owned());
