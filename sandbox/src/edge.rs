@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use super::authorizer::{Authorizer, Gate};
@@ -30,8 +31,8 @@ use super::lambda_host::{
 };
 use super::principals::{Caller, PrincipalTable};
 use super::s3_events::{
-    NotificationCache, ObjectCreated, event_document, event_matches, key_matches, object_created,
-    signed_service,
+    FORM_FIELDS_LIMIT, NotificationCache, ObjectCreated, POST_EVENT, event_document, event_matches,
+    is_s3_request, key_matches, object_created, post_form_key,
 };
 use super::timing::{self, FunctionPhase, Settling, TimedCall};
 
@@ -555,10 +556,15 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
         && path.ends_with("/code");
     let changed_function = control_plane_target(&parts.method, &path);
     let query = parts.uri.query().unwrap_or("");
-    let is_s3 = signed_service(&parts.headers, query).as_deref() == Some("s3");
-    let created = is_s3
+    let is_s3 = is_s3_request(&parts.method, &path, query, &parts.headers);
+    let mut created = is_s3
         .then(|| object_created(&parts.method, &path, query, &parts.headers))
         .flatten();
+    // A form upload names its key in the form: its fields (before the file) are kept.
+    let form_fields = created
+        .as_ref()
+        .filter(|created| created.event_name == POST_EVENT)
+        .map(|_| Arc::new(std::sync::Mutex::new(Vec::new())));
     let notification_bucket = (is_s3
         && parts.method == Method::PUT
         && url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "notification"))
@@ -607,6 +613,18 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
                 );
             }
         }
+    } else if let Some(fields) = &form_fields {
+        let fields = fields.clone();
+        let stream = body.into_data_stream().map(move |chunk| {
+            if let (Ok(bytes), Ok(mut kept)) = (&chunk, fields.lock())
+                && kept.len() < FORM_FIELDS_LIMIT
+            {
+                let room = FORM_FIELDS_LIMIT - kept.len();
+                kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            chunk
+        });
+        (None, reqwest::Body::wrap_stream(stream))
     } else {
         (None, reqwest::Body::wrap_stream(body.into_data_stream()))
     };
@@ -642,7 +660,26 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
     };
 
     let status = response.status();
-    if status.is_success() {
+    // A form upload may answer with its `success_action_redirect`.
+    let stored = status.is_success() || (form_fields.is_some() && status == StatusCode::SEE_OTHER);
+    if let Some(fields) = &form_fields {
+        let key = fields
+            .lock()
+            .ok()
+            .and_then(|fields| post_form_key(&parts.headers, &fields));
+        match key {
+            Some(key) => {
+                if let Some(created) = created.as_mut() {
+                    created.key = key;
+                }
+            }
+            None => {
+                tracing::warn!(path = %path, "a form upload whose key is not in its first fields: no event");
+                created = None;
+            }
+        }
+    }
+    if stored {
         if let Some(body) = &captured {
             let function = if creates_function {
                 None
@@ -699,16 +736,49 @@ async fn notify(
     etag: String,
     version: Option<String>,
 ) {
-    let configurations = state
+    let configurations: Vec<_> = state
         .notifications
         .lambda_configurations(&state.s3, &created.bucket)
-        .await;
-    for configuration in configurations {
-        if !event_matches(configuration.events(), created.event_name)
-            || !key_matches(&configuration, &created.key)
+        .await
+        .into_iter()
+        .filter(|configuration| {
+            event_matches(configuration.events(), created.event_name)
+                && key_matches(configuration, &created.key)
+        })
+        .collect();
+    if configurations.is_empty() {
+        return;
+    }
+    // Only a PUT's request says the object's size and its answer the ETag; a copy's, a
+    // completed multipart upload's and a form's object is looked at.
+    let (size, etag, version) = if created.event_name == "ObjectCreated:Put" {
+        (size, etag, version)
+    } else {
+        match state
+            .s3
+            .head_object()
+            .bucket(&created.bucket)
+            .key(&created.key)
+            .set_version_id(version.clone())
+            .send()
+            .await
         {
-            continue;
+            Ok(head) => (
+                head.content_length().unwrap_or_default().max(0) as u64,
+                head.e_tag().unwrap_or_default().to_owned(),
+                version.or_else(|| {
+                    head.version_id()
+                        .filter(|version| *version != "null")
+                        .map(str::to_owned)
+                }),
+            ),
+            Err(err) => {
+                tracing::warn!(bucket = %created.bucket, key = %created.key, error = %aws_sdk_s3::error::DisplayErrorContext(&err), "the created object is not there: no event");
+                return;
+            }
         }
+    };
+    for configuration in configurations {
         let mut document = event_document(
             &created,
             configuration.id().unwrap_or("hybridlab-notification"),

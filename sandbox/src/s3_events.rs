@@ -1,8 +1,10 @@
 //! S3 event notifications to Lambda. moto records a bucket's notification configuration but
 //! cannot run the function (it would need Docker), so the agent delivers them: it sees every
-//! object-creating call on its way through the edge, matches the bucket's Lambda
-//! configurations (events, prefix and suffix filters) and invokes the function asynchronously
-//! with the same event document AWS sends.
+//! object-creating call on its way through the edge (a PUT signed with SigV4 or SigV2, in a
+//! header or presigned, a browser's presigned POST form, `CopyObject`,
+//! `CompleteMultipartUpload`), matches the bucket's Lambda configurations (events, prefix and
+//! suffix filters) and invokes the function asynchronously with the same event document AWS
+//! sends.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +19,97 @@ pub struct ObjectCreated {
     pub bucket: String,
     /// The key as stored (decoded).
     pub key: String,
-    /// `ObjectCreated:Put`, `ObjectCreated:Copy` or `ObjectCreated:CompleteMultipartUpload`.
+    /// `ObjectCreated:Put`, `ObjectCreated:Post`, `ObjectCreated:Copy` or
+    /// `ObjectCreated:CompleteMultipartUpload`.
     pub event_name: &'static str,
+}
+
+/// The event of a browser's form upload, whose key is in the form (see [`post_form_key`]):
+/// [`object_created`] gives it with an empty key.
+pub const POST_EVENT: &str = "ObjectCreated:Post";
+
+/// How much of a form upload the edge keeps to find its key: S3 takes only the fields before
+/// the file, which comes last, so the fields fit in far less.
+pub const FORM_FIELDS_LIMIT: usize = 64 * 1024;
+
+/// Whether a request is for S3: signed for it with SigV4 (in the header or presigned), signed
+/// with SigV2 (only S3 still takes it: `Authorization: AWS key:signature`, or a URL presigned
+/// with `AWSAccessKeyId`, `Expires` and `Signature`), or a form upload (`POST /bucket` as
+/// `multipart/form-data`, whose signature is a form field).
+pub fn is_s3_request(method: &Method, path: &str, query: &str, headers: &HeaderMap) -> bool {
+    if let Some(service) = signed_service(headers, query) {
+        return service == "s3";
+    }
+    let authorization = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if authorization.starts_with("AWS ") {
+        return true;
+    }
+    let names: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(name, _)| name.into_owned())
+        .collect();
+    let has = |wanted: &str| names.iter().any(|name| name == wanted);
+    if has("AWSAccessKeyId") && has("Signature") && !has("SignatureVersion") {
+        return true;
+    }
+    is_form_upload(method, path, headers)
+}
+
+/// `POST /bucket` with a `multipart/form-data` body: a presigned POST.
+fn is_form_upload(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    let bucket = path.trim_matches('/');
+    method == Method::POST
+        && !bucket.is_empty()
+        && !bucket.contains('/')
+        && form_boundary(headers).is_some()
+}
+
+/// The boundary of a `multipart/form-data` body.
+fn form_boundary(headers: &HeaderMap) -> Option<String> {
+    let content_type = headers.get("content-type")?.to_str().ok()?;
+    let (kind, parameters) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    parameters.split(';').find_map(|parameter| {
+        let (name, value) = parameter.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("boundary")
+            .then(|| value.trim_matches('"').to_owned())
+    })
+}
+
+/// The key a form upload stored, from the start of its body: the `key` field, with
+/// `${filename}` replaced by the file's name as S3 does. `None` if the fields are not all in
+/// `fields` (a form whose file does not come last, which S3 refuses anyway).
+pub fn post_form_key(headers: &HeaderMap, fields: &[u8]) -> Option<String> {
+    let boundary = format!("--{}", form_boundary(headers)?);
+    let text = String::from_utf8_lossy(fields);
+    let mut key = None;
+    for part in text.split(boundary.as_str()).skip(1) {
+        let part = part.strip_prefix("\r\n").unwrap_or(part);
+        let (head, value) = part.split_once("\r\n\r\n")?;
+        let disposition = head.lines().find(|line| {
+            line.to_ascii_lowercase()
+                .starts_with("content-disposition:")
+        })?;
+        let parameter = |wanted: &str| {
+            disposition.split(';').find_map(|item| {
+                let (name, value) = item.trim().split_once('=')?;
+                (name.eq_ignore_ascii_case(wanted)).then(|| value.trim_matches('"').to_owned())
+            })
+        };
+        let name = parameter("name")?;
+        if name.eq_ignore_ascii_case("file") {
+            let filename = parameter("filename").unwrap_or_default();
+            return key.map(|key: String| key.replace("${filename}", &filename));
+        }
+        if name.eq_ignore_ascii_case("key") {
+            key = Some(value.strip_suffix("\r\n").unwrap_or(value).to_owned());
+        }
+    }
+    None
 }
 
 /// The AWS service a signed request is for, from its credential scope.
@@ -45,6 +136,13 @@ pub fn object_created(
     query: &str,
     headers: &HeaderMap,
 ) -> Option<ObjectCreated> {
+    if is_form_upload(method, path, headers) {
+        return Some(ObjectCreated {
+            bucket: path.trim_matches('/').to_owned(),
+            key: String::new(),
+            event_name: POST_EVENT,
+        });
+    }
     let trimmed = path.strip_prefix('/')?;
     let (bucket, raw_key) = trimmed.split_once('/')?;
     if bucket.is_empty() || raw_key.is_empty() {
@@ -59,9 +157,14 @@ pub fn object_created(
     let has = |name: &str| parameters.iter().any(|parameter| parameter == name);
     let event_name = if method == Method::PUT {
         // Sub-resources (tagging, acl, retention, ...) and multipart parts create nothing.
-        // `x-id` is the operation name the AWS SDKs add; `X-Amz-*` are presigning fields.
+        // `x-id` is the operation name the AWS SDKs add; `X-Amz-*` are SigV4's presigning
+        // fields, `AWSAccessKeyId`, `Expires` and `Signature` SigV2's.
         let subresource = parameters.iter().any(|name| {
-            name != "x-id" && !name.starts_with("X-Amz-") && !name.starts_with("x-amz-")
+            !matches!(
+                name.as_str(),
+                "x-id" | "AWSAccessKeyId" | "Expires" | "Signature"
+            ) && !name.starts_with("X-Amz-")
+                && !name.starts_with("x-amz-")
         });
         if subresource {
             return None;
@@ -248,6 +351,45 @@ mod tests {
         );
         assert_eq!(object_created(&Method::PUT, "/b", "", &none), None);
         assert_eq!(object_created(&Method::GET, "/b/k", "", &none), None);
+    }
+
+    #[test]
+    fn sigv2_and_form_uploads_are_s3_and_a_form_names_its_key() {
+        let none = HeaderMap::new();
+        let v2 = "AWSAccessKeyId=a&Signature=JRF%2B%3D&Expires=1796537407";
+        assert!(is_s3_request(&Method::PUT, "/b/k", v2, &none));
+        assert!(object_created(&Method::PUT, "/b/k", v2, &none).is_some());
+        let header = headers(&[("authorization", "AWS a:c2lnbmF0dXJl")]);
+        assert!(is_s3_request(&Method::PUT, "/b/k", "", &header));
+        let ec2_v2 = "AWSAccessKeyId=a&Signature=x&SignatureVersion=2&Action=DescribeInstances";
+        assert!(!is_s3_request(&Method::GET, "/", ec2_v2, &none));
+        let lambda = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=x",
+        )]);
+        assert!(!is_s3_request(
+            &Method::POST,
+            "/2015-03-31/functions",
+            "",
+            &lambda
+        ));
+
+        let form = headers(&[("content-type", "multipart/form-data; boundary=XyZ")]);
+        assert!(is_s3_request(&Method::POST, "/uploads", "", &form));
+        assert!(!is_s3_request(&Method::POST, "/", "", &form));
+        let created = object_created(&Method::POST, "/uploads", "", &form).expect("a form upload");
+        assert_eq!(
+            (created.bucket.as_str(), created.event_name),
+            ("uploads", POST_EVENT)
+        );
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nup/${filename}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\neyJ9\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a b.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n\u{ff}\u{d8}";
+        assert_eq!(
+            post_form_key(&form, body.as_bytes()).as_deref(),
+            Some("up/a b.jpg")
+        );
+        // The fields cut before the file: nothing is known.
+        assert_eq!(post_form_key(&form, &body.as_bytes()[..60]), None);
+        assert_eq!(post_form_key(&none, body.as_bytes()), None);
     }
 
     #[test]

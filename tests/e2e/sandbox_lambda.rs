@@ -505,3 +505,187 @@ async fn s3_uploads_matching_a_notification_invoke_the_function_with_an_s3_event
         "only matching keys are delivered: {events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_an_object_arrives_notifies_with_its_size_and_etag() {
+    use aws_sdk_s3::types::{
+        CompletedMultipartUpload, CompletedPart, Event, LambdaFunctionConfiguration,
+        NotificationConfiguration,
+    };
+    let clients = edge_clients().await;
+    let function = deploy_function(&clients, "arrivals", test_function_zip(), 5, &[]).await;
+    let arn = clients
+        .lambda
+        .get_function()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("the function exists")
+        .configuration()
+        .and_then(|c| c.function_arn().map(str::to_owned))
+        .expect("an ARN");
+    let bucket = hybridlab_tests::aws::unique_name("arrivals");
+    let s3 = &clients.s3;
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .lambda_function_configurations(
+                    LambdaFunctionConfiguration::builder()
+                        .lambda_function_arn(&arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .expect("complete"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the notification is stored");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+
+    // A PUT signed with SigV4 by the SDK.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("put.jpg")
+        .body(b"12345".to_vec().into())
+        .send()
+        .await
+        .expect("stored");
+    // A URL presigned with SigV2, as boto3 makes it with `signature_version='s3'` (moto checks
+    // no signature, so its value is only well formed).
+    let presigned_v2 = format!(
+        "{}/{bucket}/v2%20put.jpg?AWSAccessKeyId=test&Signature=JRFLESapzAo%2BTJnW7yuHwbEELo0%3D&Expires=1796537407",
+        clients.endpoint
+    );
+    let answer = http
+        .put(&presigned_v2)
+        .body(b"123456".to_vec())
+        .send()
+        .await
+        .expect("the edge answers");
+    assert!(answer.status().is_success(), "{answer:?}");
+    // A browser's form upload (a presigned POST), whose key names the file.
+    let form = reqwest::multipart::Form::new()
+        .text("key", "form/${filename}")
+        .text("AWSAccessKeyId", "test")
+        .text("policy", "eyJjb25kaXRpb25zIjogW119")
+        .text("signature", "c2lnbmF0dXJl")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"1234567".to_vec()).file_name("my cat.jpg"),
+        );
+    let answer = http
+        .post(format!("{}/{bucket}", clients.endpoint))
+        .multipart(form)
+        .send()
+        .await
+        .expect("the edge answers");
+    assert_eq!(answer.status(), 204, "{answer:?}");
+    // A copy, and a multipart upload completed.
+    s3.copy_object()
+        .bucket(&bucket)
+        .key("copy.jpg")
+        .copy_source(format!("{bucket}/put.jpg"))
+        .send()
+        .await
+        .expect("copied");
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key("multi.jpg")
+        .send()
+        .await
+        .expect("an upload");
+    let upload_id = upload.upload_id().expect("an id");
+    let part = s3
+        .upload_part()
+        .bucket(&bucket)
+        .key("multi.jpg")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(b"123456789".to_vec().into())
+        .send()
+        .await
+        .expect("a part");
+    s3.complete_multipart_upload()
+        .bucket(&bucket)
+        .key("multi.jpg")
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("completed");
+
+    let expected = [
+        ("ObjectCreated:Put", "put.jpg", 5),
+        ("ObjectCreated:Put", "v2 put.jpg", 6),
+        ("ObjectCreated:Post", "form/my cat.jpg", 7),
+        ("ObjectCreated:Copy", "copy.jpg", 5),
+        ("ObjectCreated:CompleteMultipartUpload", "multi.jpg", 9),
+    ];
+    let group = format!("/aws/lambda/{function}");
+    let messages = crate::common::eventually(Duration::from_secs(15), || async {
+        let messages = clients.log_messages(&group).await;
+        let events = messages
+            .iter()
+            .filter(|m| m.starts_with("s3 object"))
+            .count();
+        (events >= expected.len()).then_some(messages)
+    })
+    .await;
+    let Some(messages) = messages else {
+        panic!(
+            "an event per object: {:?}",
+            clients.log_messages(&group).await
+        );
+    };
+    for (event_name, key, size) in expected {
+        // Event documents URL-encode the key.
+        let encoded = key.replace(' ', "+");
+        assert!(
+            messages.contains(&format!("s3 event {event_name} {bucket} {encoded}")),
+            "{event_name} of {key}: {messages:?}"
+        );
+        let etag = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("the object is there")
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned();
+        assert!(
+            messages.contains(&format!("s3 object {encoded} {size} {etag}")),
+            "the size and ETag of {key}: {messages:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = clients
+        .log_messages(&group)
+        .await
+        .into_iter()
+        .filter(|m| m.starts_with("s3 event"))
+        .count();
+    assert_eq!(events, expected.len(), "one event per object");
+}

@@ -1,7 +1,8 @@
 //! A Lambda function for the sandbox's tests, built with `lambda_runtime` like the lab's own.
 //! The event says what to do: `{"print": "text", "sleep_ms": 100, "fail": "why", "exit": 3}`,
 //! and `{"spawn_sleep": 300}` starts a `sleep 300` of its own and prints `spawned <pid>`;
-//! an S3 event is printed as `s3 event <name> <bucket> <key>`;
+//! an S3 event is printed as `s3 event <name> <bucket> <key>`, then `s3 object <key> <size>
+//! <eTag>`;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
 //! environment has served, the variables the tests set, and under `env` those of the
 //! variables an `{"env": ["NAME", ...]}` event names that are set.
@@ -25,6 +26,12 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             record["eventName"].as_str().unwrap_or("?"),
             record["s3"]["bucket"]["name"].as_str().unwrap_or("?"),
             record["s3"]["object"]["key"].as_str().unwrap_or("?"),
+        );
+        println!(
+            "s3 object {} {} {}",
+            record["s3"]["object"]["key"].as_str().unwrap_or("?"),
+            record["s3"]["object"]["size"],
+            record["s3"]["object"]["eTag"].as_str().unwrap_or("?"),
         );
     }
     if let Some(seconds) = payload.get("spawn_sleep").and_then(Value::as_u64) {
