@@ -213,17 +213,19 @@ async fn keep_aws_timing(
     } else {
         (Bytes::new(), body)
     };
-    let call = timing::recognise(
-        method,
-        path,
-        parts.uri.query().unwrap_or(""),
-        scope.as_deref(),
-        &bytes,
-    );
+    let query = parts.uri.query().unwrap_or("");
+    let now = Instant::now();
+    if let Some(class) = timing::rate_class(method, path, query, scope.as_deref(), &bytes)
+        && !settling.admit(class, now)
+    {
+        let (service, error) = class.throttled();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        return iam::error_response(service, &error, &request_id, false).into_response();
+    }
+    let call = timing::recognise(method, path, query, scope.as_deref(), &bytes);
     let Some(call) = call else {
         return next.run(Request::from_parts(parts, body)).await;
     };
-    let now = Instant::now();
     let function_arn = |name: &str| {
         let region = parts
             .extensions
@@ -262,6 +264,9 @@ async fn keep_aws_timing(
         TimedCall::RunInstances {
             profile: Some(profile),
         } if !settling.profile_known(profile, now) => Some(timing::profile_unknown(profile)),
+        TimedCall::CreateBucket { name } if !settling.bucket_name_free(name, now) => {
+            Some(timing::bucket_name_busy())
+        }
         _ => None,
     };
     if let Some((service, error)) = refusal {
@@ -328,7 +333,11 @@ async fn keep_aws_timing(
             })
             .await
         }
-        TimedCall::Invoke { .. } => response,
+        TimedCall::DeleteBucket { name } => {
+            settling.bucket_deleted(&name, now);
+            response
+        }
+        TimedCall::Invoke { .. } | TimedCall::CreateBucket { .. } => response,
     }
 }
 

@@ -296,6 +296,8 @@ impl Sandbox {
                         "instance_boot_seconds": timing.instance_boot.as_secs_f64(),
                         "function_pending_seconds": timing.function_create.as_secs_f64(),
                         "function_update_seconds": timing.function_update.as_secs_f64(),
+                        "bucket_name_reuse_seconds": timing.bucket_name_reuse.as_secs_f64(),
+                        "throttling": timing.throttling,
                     },
                     "lambda_concurrency": lambda_concurrency,
                 })

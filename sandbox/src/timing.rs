@@ -29,6 +29,11 @@ pub struct Timing {
     pub function_create: Duration,
     /// How long a function's update stays `InProgress`.
     pub function_update: Duration,
+    /// How long a deleted bucket's name cannot be taken again (`OperationAborted`).
+    pub bucket_name_reuse: Duration,
+    /// Whether the control planes' documented request rates are enforced (Lambda's 15 per
+    /// second, EC2's token buckets), with their throttling errors.
+    pub throttling: bool,
 }
 
 impl Timing {
@@ -39,6 +44,8 @@ impl Timing {
             instance_boot: Duration::ZERO,
             function_create: Duration::ZERO,
             function_update: Duration::ZERO,
+            bucket_name_reuse: Duration::ZERO,
+            throttling: false,
         }
     }
 
@@ -49,6 +56,8 @@ impl Timing {
             instance_boot: Duration::from_secs(15),
             function_create: Duration::from_secs(2),
             function_update: Duration::from_secs(1),
+            bucket_name_reuse: Duration::from_secs(3),
+            throttling: true,
         }
     }
 
@@ -61,6 +70,8 @@ impl Timing {
             instance_boot: Duration::from_secs(40),
             function_create: Duration::from_secs(5),
             function_update: Duration::from_secs(3),
+            bucket_name_reuse: Duration::from_secs(10),
+            throttling: true,
         }
     }
 }
@@ -110,6 +121,12 @@ pub enum TimedCall {
         nested: bool,
     },
     Invoke {
+        name: String,
+    },
+    CreateBucket {
+        name: String,
+    },
+    DeleteBucket {
         name: String,
     },
     RunInstances {
@@ -175,6 +192,7 @@ pub fn recognise(
     match scope {
         Some("iam") => return recognise_iam(query, body),
         Some("ec2") => return recognise_ec2(query, body),
+        Some("s3") => return recognise_s3(method, path, query),
         Some("lambda") => {}
         _ => return None,
     }
@@ -219,6 +237,21 @@ fn form_value(query: &str, body: &[u8], field: &str) -> Option<String> {
     })
 }
 
+fn recognise_s3(method: &str, path: &str, query: &str) -> Option<TimedCall> {
+    let bucket = path.trim_matches('/');
+    // Path-style `CreateBucket`/`DeleteBucket`: the bucket alone, no sub-resource.
+    let subresource = url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name != "x-id");
+    if bucket.is_empty() || bucket.contains('/') || subresource {
+        return None;
+    }
+    let name = bucket.to_owned();
+    match method {
+        "PUT" => Some(TimedCall::CreateBucket { name }),
+        "DELETE" => Some(TimedCall::DeleteBucket { name }),
+        _ => None,
+    }
+}
+
 fn recognise_iam(query: &str, body: &[u8]) -> Option<TimedCall> {
     let action = form_value(query, body, "Action")?;
     let role = || form_value(query, body, "RoleName");
@@ -261,6 +294,10 @@ pub struct Settling {
     functions: Mutex<HashMap<String, (FunctionPhase, Instant)>>,
     /// When each instance launched through the edge is `running`.
     instances: Mutex<HashMap<String, Instant>>,
+    /// When each deleted bucket's name may be taken again.
+    deleted_buckets: Mutex<HashMap<String, Instant>>,
+    /// The control planes' request rates (see [`RateClass`]).
+    rates: Mutex<HashMap<RateClass, TokenBucket>>,
 }
 
 impl Settling {
@@ -377,6 +414,39 @@ impl Settling {
         instances.keys().cloned().collect()
     }
 
+    /// Remembers a deleted bucket: its name is not free again at once.
+    pub fn bucket_deleted(&self, name: &str, now: Instant) {
+        if self.timing.bucket_name_reuse.is_zero() {
+            return;
+        }
+        if let Ok(mut buckets) = self.deleted_buckets.lock() {
+            buckets.insert(name.to_owned(), now + self.timing.bucket_name_reuse);
+        }
+    }
+
+    /// Whether a bucket named `name` may be created at `now`.
+    pub fn bucket_name_free(&self, name: &str, now: Instant) -> bool {
+        let Ok(mut buckets) = self.deleted_buckets.lock() else {
+            return true;
+        };
+        buckets.retain(|_, free_at| now < *free_at);
+        !buckets.contains_key(name)
+    }
+
+    /// Takes a token for a request of `class` at `now`; `false`: AWS would throttle it.
+    pub fn admit(&self, class: RateClass, now: Instant) -> bool {
+        if !self.timing.throttling {
+            return true;
+        }
+        let Ok(mut rates) = self.rates.lock() else {
+            return true;
+        };
+        rates
+            .entry(class)
+            .or_insert_with(|| TokenBucket::full(class, now))
+            .take(class, now)
+    }
+
     /// Whether instance `id` is still booting at `now`.
     pub fn is_booting(&self, id: &str, now: Instant) -> bool {
         self.instances
@@ -384,6 +454,119 @@ impl Settling {
             .map(|instances| instances.get(id).is_some_and(|at| now < *at))
             .unwrap_or(false)
     }
+}
+
+/// The control-plane request rates the sandbox enforces, each a token bucket as AWS documents
+/// it: Lambda's "control plane API request rate (excludes invocation, GetFunction, and
+/// GetPolicy requests)" of 15 per second and GetFunction's 100 per second
+/// (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html), EC2's buckets
+/// for non-mutating (`Describe*`: 100, refilled 20 per second) and mutating actions (200,
+/// refilled 5 per second) (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateClass {
+    LambdaControl,
+    LambdaGetFunction,
+    Ec2Describe,
+    Ec2Mutating,
+}
+
+impl RateClass {
+    /// The bucket's size and its refill per second.
+    fn bucket(self) -> (f64, f64) {
+        match self {
+            RateClass::LambdaControl => (15.0, 15.0),
+            RateClass::LambdaGetFunction => (100.0, 100.0),
+            RateClass::Ec2Describe => (100.0, 20.0),
+            RateClass::Ec2Mutating => (200.0, 5.0),
+        }
+    }
+
+    /// The error AWS answers when the bucket is empty.
+    pub fn throttled(self) -> (Service, ServiceError) {
+        match self {
+            RateClass::LambdaControl | RateClass::LambdaGetFunction => (
+                Service::Lambda,
+                ServiceError::new(429, "TooManyRequestsException", "Rate exceeded"),
+            ),
+            RateClass::Ec2Describe | RateClass::Ec2Mutating => (
+                Service::Ec2,
+                ServiceError::new(503, "RequestLimitExceeded", "Request limit exceeded."),
+            ),
+        }
+    }
+}
+
+/// The rate class of a request, if its service's control plane is rate-limited here. Lambda's
+/// invocations and the calls on its other paths (layers, tags) are not counted.
+pub fn rate_class(
+    method: &str,
+    path: &str,
+    query: &str,
+    scope: Option<&str>,
+    body: &[u8],
+) -> Option<RateClass> {
+    match scope? {
+        "ec2" => {
+            let action = form_value(query, body, "Action")?;
+            Some(if action.starts_with("Describe") {
+                RateClass::Ec2Describe
+            } else {
+                RateClass::Ec2Mutating
+            })
+        }
+        "lambda" => {
+            let rest = lambda_rest(path)?;
+            let (function, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            match (method, tail) {
+                (_, "invocations" | "invoke-async") => None,
+                ("GET", "policy") => None,
+                ("GET", "") if !function.is_empty() => Some(RateClass::LambdaGetFunction),
+                _ => Some(RateClass::LambdaControl),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A token bucket: `tokens` left, refilled with time.
+#[derive(Debug, Clone, Copy)]
+struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn full(class: RateClass, now: Instant) -> Self {
+        Self {
+            tokens: class.bucket().0,
+            at: now,
+        }
+    }
+
+    fn take(&mut self, class: RateClass, now: Instant) -> bool {
+        let (size, refill) = class.bucket();
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * refill).min(size);
+        self.at = now.max(self.at);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What S3 answers a `CreateBucket` for a name deleted a moment ago.
+pub fn bucket_name_busy() -> (Service, ServiceError) {
+    (
+        Service::S3,
+        ServiceError::new(
+            409,
+            "OperationAborted",
+            "A conflicting conditional operation is currently in progress against this resource. Please try again.",
+        ),
+    )
 }
 
 /// What Lambda answers `CreateFunction` (and `UpdateFunctionConfiguration`) with a role it
@@ -681,6 +864,93 @@ mod tests {
         show_phase(&mut configuration, FunctionPhase::Updating);
         assert_eq!(configuration["State"], "Active");
         assert_eq!(configuration["LastUpdateStatus"], "InProgress");
+    }
+
+    #[test]
+    fn a_deleted_bucket_name_is_taken_again_only_after_a_while() {
+        let settling = Settling::new(Timing::realistic());
+        let start = Instant::now();
+        assert_eq!(
+            recognise("DELETE", "/b", "", Some("s3"), b""),
+            Some(TimedCall::DeleteBucket { name: "b".into() })
+        );
+        assert_eq!(
+            recognise("PUT", "/b", "x-id=CreateBucket", Some("s3"), b""),
+            Some(TimedCall::CreateBucket { name: "b".into() })
+        );
+        assert_eq!(recognise("PUT", "/b", "tagging", Some("s3"), b""), None);
+        assert_eq!(recognise("PUT", "/b/k", "", Some("s3"), b""), None);
+        settling.bucket_deleted("b", start);
+        assert!(!settling.bucket_name_free("b", start + Duration::from_secs(1)));
+        assert!(settling.bucket_name_free("other", start));
+        assert!(settling.bucket_name_free("b", start + Duration::from_secs(3)));
+        assert_eq!(bucket_name_busy().1.code, "OperationAborted");
+    }
+
+    #[test]
+    fn control_planes_are_throttled_at_their_documented_rates() {
+        assert_eq!(
+            rate_class(
+                "POST",
+                "/2015-03-31/functions/f/invocations",
+                "",
+                Some("lambda"),
+                b""
+            ),
+            None
+        );
+        assert_eq!(
+            rate_class("GET", "/2015-03-31/functions/f", "", Some("lambda"), b""),
+            Some(RateClass::LambdaGetFunction)
+        );
+        assert_eq!(
+            rate_class(
+                "GET",
+                "/2015-03-31/functions/f/configuration",
+                "",
+                Some("lambda"),
+                b""
+            ),
+            Some(RateClass::LambdaControl)
+        );
+        assert_eq!(
+            rate_class(
+                "POST",
+                "/",
+                "",
+                Some("ec2"),
+                b"Action=DescribeInstances&Version=2016-11-15"
+            ),
+            Some(RateClass::Ec2Describe)
+        );
+        assert_eq!(
+            rate_class("POST", "/", "", Some("ec2"), b"Action=RunInstances"),
+            Some(RateClass::Ec2Mutating)
+        );
+        assert_eq!(rate_class("PUT", "/b/k", "", Some("s3"), b""), None);
+
+        let settling = Settling::new(Timing::realistic());
+        let start = Instant::now();
+        let admitted = (0..20)
+            .filter(|_| settling.admit(RateClass::LambdaControl, start))
+            .count();
+        assert_eq!(admitted, 15, "a burst of 15, then throttled");
+        assert!(!settling.admit(RateClass::LambdaControl, start + Duration::from_millis(10)));
+        assert!(
+            settling.admit(RateClass::LambdaControl, start + Duration::from_millis(100)),
+            "refilled"
+        );
+        assert!(
+            settling.admit(RateClass::Ec2Describe, start),
+            "buckets are apart"
+        );
+        let (_, error) = RateClass::Ec2Describe.throttled();
+        assert_eq!(
+            (error.status, error.code.as_str()),
+            (503, "RequestLimitExceeded")
+        );
+        let fast = Settling::new(Timing::fast());
+        assert!((0..1000).all(|_| fast.admit(RateClass::LambdaControl, start)));
     }
 
     #[test]

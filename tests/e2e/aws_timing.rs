@@ -1,8 +1,9 @@
-//! AWS's waits, kept by a sandbox of its own: a new role is refused by Lambda and a new
-//! instance profile by EC2 until they propagate, with AWS's errors; a new function is
+//! AWS's waits and rates, kept by a sandbox of its own: a new role is refused by Lambda and a
+//! new instance profile by EC2 until they propagate, with AWS's errors; a new function is
 //! `Pending` (and refuses invocations) and an updated one `InProgress` (and refuses the next
-//! update); an instance is `pending` while it boots. The whole lab through these waits, on a
-//! new account's concurrency, is in `operator_policy`.
+//! update); an instance is `pending` while it boots; a deleted bucket's name is not free at
+//! once; Lambda's control plane throttles a burst beyond 15 requests. The whole lab through
+//! these waits, on a new account's concurrency, is in `operator_policy`.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ pub const SHORT: Timing = Timing {
     instance_boot: Duration::from_secs(3),
     function_create: Duration::from_secs(1),
     function_update: Duration::from_secs(1),
+    bucket_name_reuse: Duration::from_secs(3),
+    throttling: true,
 };
 
 /// A sandbox of its own with `timing`, and clients on its edge (Lambda's without retries:
@@ -223,11 +226,36 @@ async fn lambda_refuses_a_new_role_a_pending_function_and_an_update_in_progress_
         .await
         .expect("invocations go on during an update");
     assert_eq!(during.status_code(), 200);
+
+    // A burst beyond the control plane's 15 requests per second is throttled, as AWS's is.
+    let burst = futures::future::join_all((0..30).map(|_| {
+        clients
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+    }))
+    .await;
+    let throttled = burst
+        .iter()
+        .filter(|answer| {
+            answer
+                .as_ref()
+                .err()
+                .is_some_and(|err| err.code() == Some("TooManyRequestsException"))
+        })
+        .count();
+    let answered = burst.iter().filter(|answer| answer.is_ok()).count();
+    assert!(
+        throttled > 0 && answered >= 1,
+        "{throttled} throttled, {answered} answered"
+    );
+    assert_eq!(throttled + answered, 30, "only answers and throttles");
     sandbox.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ec2_refuses_a_new_instance_profile_and_a_new_instance_is_pending_while_it_boots() {
+async fn ec2_refuses_a_new_instance_profile_an_instance_boots_and_a_bucket_name_is_reused_late() {
     let (sandbox, clients) = sandbox_with(SHORT, "ec2").await;
     let profile = unique_name("profile");
     clients
@@ -301,5 +329,40 @@ async fn ec2_refuses_a_new_instance_profile_and_a_new_instance_is_pending_while_
         "running after {:?}",
         running.duration_since(launched_at)
     );
+
+    // A bucket's name, deleted, is not free again at once.
+    let bucket = unique_name("reused");
+    let s3 = &clients.s3;
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("created");
+    s3.delete_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("deleted");
+    let deleted_at = Instant::now();
+    let again = s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect_err("the name is not free yet");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&again),
+        Some("OperationAborted"),
+        "{again:?}"
+    );
+    tokio::time::sleep(
+        (deleted_at + SHORT.bucket_name_reuse).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("the name is free again");
     sandbox.stop().await;
 }

@@ -314,12 +314,13 @@ pub struct SandboxArgs {
     pub new_account: bool,
 
     /// AWS's typical waits: IAM propagation 10 s, instance boot 40 s, a new function Pending
-    /// 5 s, an update in progress 3 s. The default is shorter (5, 15, 2 and 1 s).
+    /// 5 s, an update in progress 3 s, a deleted bucket's name 10 s. The default is shorter
+    /// (5, 15, 2, 1 and 3 s).
     #[arg(long, conflicts_with = "fast")]
     pub like_aws: bool,
 
-    /// No waits at all: a new role or instance profile is usable at once, instances run and
-    /// functions are Active as soon as they are created.
+    /// No waits and no throttling: a new role or instance profile is usable at once,
+    /// instances run and functions are Active as soon as they are created.
     #[arg(long)]
     pub fast: bool,
 
@@ -338,6 +339,15 @@ pub struct SandboxArgs {
     /// How long a function's update is `InProgress`, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub function_update_seconds: Option<f64>,
+
+    /// How long a deleted bucket's name is refused (`OperationAborted`), in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub bucket_name_reuse_seconds: Option<f64>,
+
+    /// Throttle Lambda's and EC2's control planes at AWS's documented request rates (on
+    /// unless --fast).
+    #[arg(long, value_enum)]
+    pub throttling: Option<Switch>,
 
     /// Enforce IAM for the sandbox's functions and instances: each request is checked
     /// against its role's policies and refused as AWS refuses it. `off`: anything goes.
@@ -389,12 +399,20 @@ impl SandboxArgs {
                 "--function-update-seconds",
                 &mut timing.function_update,
             ),
+            (
+                self.bucket_name_reuse_seconds,
+                "--bucket-name-reuse-seconds",
+                &mut timing.bucket_name_reuse,
+            ),
         ] {
             if let Some(seconds) = value {
                 *field = std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
                     anyhow::anyhow!("{flag} {seconds}: give a number of seconds, 0 or more")
                 })?;
             }
+        }
+        if let Some(throttling) = self.throttling {
+            timing.throttling = throttling == Switch::On;
         }
         let concurrency = match self.lambda_concurrency {
             Some(0) => anyhow::bail!("--lambda-concurrency must be at least 1"),

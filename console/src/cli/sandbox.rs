@@ -119,11 +119,17 @@ fn describe_timing(timing: &Timing) -> String {
     };
     let seconds = |duration: std::time::Duration| format!("{} s", duration.as_secs_f64());
     format!(
-        "{preset}: a new role or instance profile is refused for {}, an instance boots for {}, a new function is Pending for {}, an update in progress for {}",
+        "{preset}: a new role or instance profile is refused for {}, an instance boots for {}, a new function is Pending for {}, an update in progress for {}, a deleted bucket's name is refused for {}; control planes {}",
         seconds(timing.iam_propagation),
         seconds(timing.instance_boot),
         seconds(timing.function_create),
-        seconds(timing.function_update)
+        seconds(timing.function_update),
+        seconds(timing.bucket_name_reuse),
+        if timing.throttling {
+            "throttled at AWS's rates"
+        } else {
+            "not throttled"
+        }
     )
 }
 

@@ -60,10 +60,13 @@ impl SandboxLaunch {
             ("--boot-seconds", self.timing.instance_boot),
             ("--function-pending-seconds", self.timing.function_create),
             ("--function-update-seconds", self.timing.function_update),
+            ("--bucket-name-reuse-seconds", self.timing.bucket_name_reuse),
         ] {
             args.push(flag.into());
             args.push(duration.as_secs_f64().to_string().into());
         }
+        args.push("--throttling".into());
+        args.push(if self.timing.throttling { "on" } else { "off" }.into());
         if let Some(policy) = &self.operator_policy {
             args.push("--operator-policy".into());
             args.push(policy.clone().into_os_string());

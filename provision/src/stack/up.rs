@@ -167,12 +167,12 @@ pub async fn up(
         run.step(
             Step::ImagesBucket,
             &names.images_bucket,
-            run.bucket(&names.images_bucket, true)
+            run.bucket(Step::ImagesBucket, &names.images_bucket, true)
         ),
         run.step(
             Step::ArtifactsBucket,
             &names.artifacts_bucket,
-            run.bucket(&names.artifacts_bucket, false)
+            run.bucket(Step::ArtifactsBucket, &names.artifacts_bucket, false)
         ),
         run.step(Step::Table, &names.table, run.table()),
         run.step(
@@ -541,7 +541,12 @@ impl Run<'_> {
         Ok((Outcome::Done(detail), artifacts))
     }
 
-    async fn bucket(&self, name: &str, versioned: bool) -> Result<(Outcome, ()), StackError> {
+    async fn bucket(
+        &self,
+        step: Step,
+        name: &str,
+        versioned: bool,
+    ) -> Result<(Outcome, ()), StackError> {
         let s3 = &self.clients.s3;
         let existed = match s3.head_bucket().bucket(name).send().await {
             Ok(_) => true,
@@ -562,21 +567,43 @@ impl Run<'_> {
                 )));
             }
         };
+        // A name deleted a moment ago (a `down` then an `up` of the same stack) is refused
+        // with OperationAborted for a while.
+        let patience = self.clients.patience(Duration::from_secs(120));
+        let started = Instant::now();
         if !existed {
-            let mut create = s3.create_bucket().bucket(name);
-            if self.settings.region != "us-east-1" {
-                create = create.create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::from(
-                            self.settings.region.as_str(),
-                        ))
-                        .build(),
-                );
-            }
-            match create.send().await {
-                Ok(_) => {}
-                Err(err) if code_of(&err) == Some("BucketAlreadyOwnedByYou") => {}
-                Err(err) => return Err(sdk_error("s3:CreateBucket", err)),
+            loop {
+                let mut create = s3.create_bucket().bucket(name);
+                if self.settings.region != "us-east-1" {
+                    create = create.create_bucket_configuration(
+                        CreateBucketConfiguration::builder()
+                            .location_constraint(BucketLocationConstraint::from(
+                                self.settings.region.as_str(),
+                            ))
+                            .build(),
+                    );
+                }
+                match create.send().await {
+                    Ok(_) => break,
+                    Err(err) if code_of(&err) == Some("BucketAlreadyOwnedByYou") => break,
+                    Err(err)
+                        if code_of(&err) == Some("OperationAborted")
+                            && started.elapsed() < patience =>
+                    {
+                        self.waiting(
+                            step,
+                            name,
+                            started,
+                            format!(
+                                "the name was deleted a moment ago ({}); retrying in {}",
+                                error_line(&err),
+                                seconds(RETRY_PAUSE)
+                            ),
+                        );
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                    Err(err) => return Err(sdk_error("s3:CreateBucket", err)),
+                }
             }
         }
         // The tag goes first: whatever fails below, `down` finds the bucket by it.
@@ -1505,14 +1532,16 @@ impl Run<'_> {
         let names = &self.names;
         let (uploads, processed, log_group, role) = tokio::join!(
             self.step(Step::UploadsBucket, &names.uploads_bucket, async {
-                let made = self.bucket(&names.uploads_bucket, true).await?;
+                let made = self
+                    .bucket(Step::UploadsBucket, &names.uploads_bucket, true)
+                    .await?;
                 self.uploads_cors().await?;
                 Ok(made)
             }),
             self.step(
                 Step::ProcessedBucket,
                 &names.processed_bucket,
-                self.bucket(&names.processed_bucket, true)
+                self.bucket(Step::ProcessedBucket, &names.processed_bucket, true)
             ),
             self.step(
                 Step::ResizerLogGroup,
