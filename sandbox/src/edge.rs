@@ -23,7 +23,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
-use super::authorizer::{Authorizer, Gate};
+use super::authorizer::{Authorizer, Gate, IamMode};
 use super::code::CodeStore;
 use super::iam;
 use super::lambda_host::{
@@ -32,7 +32,8 @@ use super::lambda_host::{
 use super::principals::{Caller, PrincipalTable};
 use super::s3_events::{
     FORM_FIELDS_LIMIT, NotificationCache, ObjectCreated, POST_EVENT, event_document, event_matches,
-    is_s3_request, key_matches, object_created, post_form_key,
+    is_s3_request, key_matches, notification_functions, object_created, post_form_key,
+    unvalidated_destinations,
 };
 use super::timing::{self, FunctionPhase, Settling, TimedCall};
 
@@ -61,6 +62,8 @@ pub struct EdgeState {
     pub authorizer: Arc<Authorizer>,
     /// AWS's waits: IAM propagation, functions Pending, instances booting.
     pub settling: Arc<Settling>,
+    /// Lambda's control plane on moto, for the function policies S3 checks.
+    pub lambda_control: aws_sdk_lambda::Client,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -609,6 +612,40 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
         body = Body::from(bytes);
     }
 
+    // S3 validates a notification's destinations: it must be allowed to invoke each function.
+    if let Some(bucket) = &notification_bucket
+        && state.authorizer.mode() == IamMode::Enforce
+    {
+        let bytes = match axum::body::to_bytes(body, MAX_STS_BODY).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("could not read the notification configuration: {err}"),
+                )
+                    .into_response();
+            }
+        };
+        let functions = notification_functions(&String::from_utf8_lossy(&bytes));
+        let mut refused = Vec::new();
+        for function in functions {
+            if !s3_may_invoke(&state.lambda_control, &function, bucket).await {
+                refused.push(function);
+            }
+        }
+        if !refused.is_empty() {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            return iam::error_response(
+                iam::Service::S3,
+                &unvalidated_destinations(&refused),
+                &request_id,
+                false,
+            )
+            .into_response();
+        }
+        body = Body::from(bytes);
+    }
+
     // Bodies that carry code are read whole so the code can be kept; others stream through.
     let (captured, upstream_body) = if creates_function || updates_code {
         match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
@@ -734,6 +771,25 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
     builder
         .body(Body::from_stream(response.bytes_stream()))
         .unwrap_or_else(|err| (StatusCode::BAD_GATEWAY, err.to_string()).into_response())
+}
+
+/// Whether the function's policy lets S3 invoke it for events of `bucket`, as S3 checks before
+/// it takes a notification configuration (and Lambda when S3 invokes).
+async fn s3_may_invoke(lambda: &aws_sdk_lambda::Client, function_arn: &str, bucket: &str) -> bool {
+    let document = match lambda.get_policy().function_name(function_arn).send().await {
+        Ok(output) => output.policy().unwrap_or_default().to_owned(),
+        Err(_) => return false, // no policy, or no function: S3 may not invoke it
+    };
+    let Ok(policy) = iam::Policy::parse(&format!("the policy of {function_arn}"), &document) else {
+        return false;
+    };
+    let check = iam::s3_event_invoke(function_arn, bucket, super::SANDBOX_ACCOUNT);
+    iam::evaluate_resource_policy(
+        &policy,
+        &iam::Caller::Service("s3.amazonaws.com".to_owned()),
+        &check,
+    )
+    .is_allowed()
 }
 
 /// Invokes, asynchronously, every function the bucket's notification configuration names for

@@ -10,7 +10,8 @@
 //! Each function environment and each instance gets credentials of its own role, as on AWS
 //! (see [`principals`]; instances fetch theirs from [`imds`]), and the edge knows every
 //! request's caller. IAM is enforced for those keys: each request is decided against its
-//! role's policies before moto sees it (see [`authorizer`]).
+//! role's policies before moto sees it (see [`authorizer`]). AWS's waits (IAM propagation,
+//! instance boot, functions Pending) and control-plane rates are kept too (see [`timing`]).
 
 pub mod authorizer;
 pub mod code;
@@ -316,6 +317,7 @@ impl Sandbox {
             principals,
             authorizer,
             settling,
+            lambda_control: aws_sdk_lambda::Client::new(&config),
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
         let edge = tokio::spawn(async move {

@@ -186,6 +186,43 @@ pub fn object_created(
     })
 }
 
+/// The functions a `PutBucketNotificationConfiguration` body names (its
+/// `CloudFunctionConfiguration`s' `CloudFunction` ARNs), in order, once each.
+pub fn notification_functions(xml: &str) -> Vec<String> {
+    let mut functions = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<CloudFunction>") {
+        rest = &rest[start + "<CloudFunction>".len()..];
+        let Some(end) = rest.find("</CloudFunction>") else {
+            break;
+        };
+        let arn = rest[..end].trim().to_owned();
+        if !arn.is_empty() && !functions.contains(&arn) {
+            functions.push(arn);
+        }
+        rest = &rest[end..];
+    }
+    functions
+}
+
+/// What S3 answers a notification configuration naming functions it may not invoke (the
+/// function's policy has no statement letting `s3.amazonaws.com` invoke it for this bucket).
+/// S3's own message is the first sentence; the rest says which, as its `ArgumentValue`s do.
+pub fn unvalidated_destinations(refused: &[String]) -> crate::iam::ServiceError {
+    let details: Vec<String> = refused
+        .iter()
+        .map(|arn| format!("{arn}: Not authorized to invoke function [{arn}]"))
+        .collect();
+    crate::iam::ServiceError::new(
+        400,
+        "InvalidArgument",
+        &format!(
+            "Unable to validate the following destination configurations: {}. Give S3 permission first (lambda:AddPermission with principal s3.amazonaws.com and the bucket as SourceArn).",
+            details.join("; ")
+        ),
+    )
+}
+
 /// True if `event_name` (`ObjectCreated:Put`) is one of `configured` (`s3:ObjectCreated:*`).
 pub fn event_matches(configured: &[Event], event_name: &str) -> bool {
     let full = format!("s3:{event_name}");
@@ -390,6 +427,26 @@ mod tests {
         // The fields cut before the file: nothing is known.
         assert_eq!(post_form_key(&form, &body.as_bytes()[..60]), None);
         assert_eq!(post_form_key(&none, body.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_notification_configuration_names_its_functions() {
+        let xml = "<NotificationConfiguration><CloudFunctionConfiguration><Id>a</Id><CloudFunction>arn:aws:lambda:us-east-1:1:function:f</CloudFunction><Event>s3:ObjectCreated:*</Event></CloudFunctionConfiguration><CloudFunctionConfiguration><CloudFunction>arn:aws:lambda:us-east-1:1:function:f</CloudFunction></CloudFunctionConfiguration><QueueConfiguration><Queue>arn:aws:sqs:us-east-1:1:q</Queue></QueueConfiguration></NotificationConfiguration>";
+        assert_eq!(
+            notification_functions(xml),
+            ["arn:aws:lambda:us-east-1:1:function:f"]
+        );
+        assert!(notification_functions("<NotificationConfiguration/>").is_empty());
+        let error = unvalidated_destinations(&["arn:f".to_owned()]);
+        assert_eq!(
+            (error.status, error.code.as_str()),
+            (400, "InvalidArgument")
+        );
+        assert!(
+            error
+                .message
+                .starts_with("Unable to validate the following destination configurations")
+        );
     }
 
     #[test]

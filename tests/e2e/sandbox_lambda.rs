@@ -427,6 +427,7 @@ async fn s3_uploads_matching_a_notification_invoke_the_function_with_an_s3_event
         .send()
         .await
         .expect("bucket");
+    allow_s3_to_invoke(&clients, &function, &bucket).await;
     let rule = |name, value: &str| FilterRule::builder().name(name).value(value).build();
     clients
         .s3
@@ -531,22 +532,39 @@ async fn every_way_an_object_arrives_notifies_with_its_size_and_etag() {
         .send()
         .await
         .expect("bucket");
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .lambda_function_configurations(
-                    LambdaFunctionConfiguration::builder()
-                        .lambda_function_arn(&arn)
-                        .events(Event::from("s3:ObjectCreated:*"))
-                        .build()
-                        .expect("complete"),
-                )
-                .build(),
-        )
-        .send()
+    let notify = || {
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .lambda_function_configurations(
+                        LambdaFunctionConfiguration::builder()
+                            .lambda_function_arn(&arn)
+                            .events(Event::from("s3:ObjectCreated:*"))
+                            .build()
+                            .expect("complete"),
+                    )
+                    .build(),
+            )
+            .send()
+    };
+    // S3 validates the destination: without the function's permission it takes nothing.
+    let refused = notify()
         .await
-        .expect("the notification is stored");
+        .expect_err("S3 may not invoke the function yet");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&refused),
+        Some("InvalidArgument"),
+        "{refused:?}"
+    );
+    assert!(
+        aws_sdk_s3::error::ProvideErrorMetadata::message(&refused).is_some_and(
+            |m| m.starts_with("Unable to validate the following destination configurations")
+        ),
+        "{refused:?}"
+    );
+    allow_s3_to_invoke(&clients, &function, &bucket).await;
+    notify().await.expect("the notification is stored");
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -688,4 +706,20 @@ async fn every_way_an_object_arrives_notifies_with_its_size_and_etag() {
         .filter(|m| m.starts_with("s3 event"))
         .count();
     assert_eq!(events, expected.len(), "one event per object");
+}
+
+/// The function's permission for S3 to invoke it with events of `bucket`, as `up` gives it.
+async fn allow_s3_to_invoke(clients: &EdgeClients, function: &str, bucket: &str) {
+    clients
+        .lambda
+        .add_permission()
+        .function_name(function)
+        .statement_id("s3-invoke")
+        .action("lambda:InvokeFunction")
+        .principal("s3.amazonaws.com")
+        .source_arn(format!("arn:aws:s3:::{bucket}"))
+        .source_account(hybridlab_sandbox::SANDBOX_ACCOUNT)
+        .send()
+        .await
+        .expect("the permission");
 }

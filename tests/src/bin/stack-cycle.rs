@@ -1,7 +1,8 @@
 //! Times `up` (from nothing), `up` again (nothing to do) and `down` of the lab's stack on a
 //! sandbox of its own, several times, and prints a Markdown table for BENCHMARKS.md.
 //!
-//! `cargo run -p hybridlab-tests --bin stack-cycle -- [runs]` (default 5). It is a binary, not a
+//! `cargo run -p hybridlab-tests --bin stack-cycle -- [runs] [fast|realistic|like-aws]` (default
+//! 5 runs on `fast`: the sandbox's timing preset, see `hybridlab sandbox --help`). It is a binary, not a
 //! `cargo bench`, because what it measures is I/O between processes, and the binaries it
 //! deploys are the debug builds the sandbox runs.
 
@@ -12,6 +13,7 @@ use hybridlab_provision::stack::progress::silent;
 use hybridlab_provision::stack::{
     Scope, StackClients, StackId, StackSettings, Target, UpOptions, down, up,
 };
+use hybridlab_sandbox::timing::Timing;
 use hybridlab_sandbox::{Sandbox, SandboxOptions};
 
 fn summary(samples: &mut [Duration]) -> String {
@@ -33,10 +35,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(5)
         .max(1);
+    let preset = std::env::args().nth(2).unwrap_or_else(|| "fast".to_owned());
+    let timing = match preset.as_str() {
+        "fast" => Timing::fast(),
+        "realistic" => Timing::realistic(),
+        "like-aws" => Timing::like_aws(),
+        other => return Err(format!("unknown preset {other}: fast, realistic or like-aws").into()),
+    };
     let state_dir =
         std::env::temp_dir().join(format!("hybridlab-stack-cycle-{}", std::process::id()));
     let mut options = SandboxOptions::new(state_dir.clone());
     options.edge_port = 0;
+    options.timing = timing;
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}")).await?;
     hybridlab_provision::stack::state::forget_gone_sandbox_stacks(sandbox.port());
     let clients = StackClients::connect(&Target::Sandbox {
@@ -92,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             teardown[run].as_secs_f64()
         );
     }
-    println!("| operation ({runs} runs) | min ms | median ms | max ms |");
+    println!("| operation ({runs} runs, `{preset}`) | min ms | median ms | max ms |");
     println!("|---|---:|---:|---:|");
     println!("| `up`, new stack | {} |", summary(&mut fresh));
     println!("| `up` again, nothing to do | {} |", summary(&mut again));
