@@ -42,6 +42,9 @@ const MAX_CAPTURED_BODY: usize = 80 * 1024 * 1024;
 /// Largest STS body the edge reads to find its action (STS's largest, AssumeRole with a
 /// session policy and tags, is a few kilobytes).
 const MAX_STS_BODY: usize = 1024 * 1024;
+/// Largest notification configuration the edge reads to validate its destinations (S3 keeps
+/// at most a few hundred configurations, well under this).
+const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
 
 /// What the edge needs.
 #[derive(Clone)]
@@ -152,15 +155,9 @@ async fn enforce_iam(
     let needs_body =
         signed_for_iam || (checked && iam::body_needed(&iam::HttpRequestParts::new(&parts, &[])));
     let (bytes, body) = if needs_body {
-        match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
+        match read_body(body, MAX_CAPTURED_BODY, "the request to authorise it").await {
             Ok(bytes) => (bytes.clone(), Body::from(bytes)),
-            Err(err) => {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("could not read the request to authorise it: {err}"),
-                )
-                    .into_response();
-            }
+            Err(refusal) => return refusal,
         }
     } else {
         (Bytes::new(), body)
@@ -194,24 +191,24 @@ async fn keep_aws_timing(
     request: Request,
     next: Next,
 ) -> Response {
-    let scope = match request.extensions().get::<Caller>() {
-        Some(Caller::Principal { credential, .. } | Caller::Operator(credential)) => {
-            credential.scope_service.clone()
-        }
-        _ => None,
+    let (scope, region) = match request.extensions().get::<Caller>() {
+        Some(Caller::Principal { credential, .. } | Caller::Operator(credential)) => (
+            credential.scope_service.clone(),
+            credential.scope_region.clone(),
+        ),
+        _ => (None, None),
+    };
+    let refuse = |(service, error): (iam::Service, iam::ServiceError)| {
+        tracing::info!(code = %error.code, message = %error.message, "refused as AWS would at this moment");
+        let request_id = uuid::Uuid::new_v4().to_string();
+        iam::error_response(service, &error, &request_id, false).into_response()
     };
     let (parts, body) = request.into_parts();
     let (method, path) = (parts.method.as_str(), parts.uri.path());
     let (bytes, body) = if timing::body_needed(method, path, scope.as_deref()) {
-        match axum::body::to_bytes(body, MAX_CAPTURED_BODY).await {
+        match read_body(body, MAX_CAPTURED_BODY, "the request").await {
             Ok(bytes) => (bytes.clone(), Body::from(bytes)),
-            Err(err) => {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("could not read the request: {err}"),
-                )
-                    .into_response();
-            }
+            Err(refusal) => return refusal,
         }
     } else {
         (Bytes::new(), body)
@@ -221,27 +218,18 @@ async fn keep_aws_timing(
     if let Some(class) = timing::rate_class(method, path, query, scope.as_deref(), &bytes)
         && !settling.admit(class, now)
     {
-        let (service, error) = class.throttled();
-        let request_id = uuid::Uuid::new_v4().to_string();
-        return iam::error_response(service, &error, &request_id, false).into_response();
+        return refuse(class.throttled());
     }
     let call = timing::recognise(method, path, query, scope.as_deref(), &bytes);
     let Some(call) = call else {
         return next.run(Request::from_parts(parts, body)).await;
     };
     let function_arn = |name: &str| {
-        let region = parts
-            .extensions
-            .get::<Caller>()
-            .and_then(|caller| match caller {
-                Caller::Principal { credential, .. } | Caller::Operator(credential) => {
-                    credential.scope_region.clone()
-                }
-                Caller::Anonymous => None,
-            })
-            .unwrap_or_else(|| "us-east-1".to_owned());
         format!(
-            "arn:aws:lambda:{region}:{}:function:{name}",
+            "arn:aws:lambda:{}:{}:function:{name}",
+            region
+                .as_deref()
+                .unwrap_or(hybridlab_wire::sandbox::DEFAULT_REGION),
             super::SANDBOX_ACCOUNT
         )
     };
@@ -272,10 +260,8 @@ async fn keep_aws_timing(
         }
         _ => None,
     };
-    if let Some((service, error)) = refusal {
-        tracing::info!(code = %error.code, message = %error.message, "refused as AWS would at this moment");
-        let request_id = uuid::Uuid::new_v4().to_string();
-        return iam::error_response(service, &error, &request_id, false).into_response();
+    if let Some(refusal) = refusal {
+        return refuse(refusal);
     }
     let response = next.run(Request::from_parts(parts, body)).await;
     if !response.status().is_success() {
@@ -373,6 +359,17 @@ async fn rewrite_text(response: Response, change: impl FnOnce(&str) -> Option<St
     };
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(changed))
+}
+
+/// Reads a request's body whole, up to `limit` bytes, or answers the 413 that says why not.
+async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("could not read {what}: {err}"),
+        )
+            .into_response()
+    })
 }
 
 /// IAM actions that change nothing, so leave cached policies as they are.
@@ -596,15 +593,9 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
     }) = parts.extensions.get::<Caller>()
         && super::sts::is_sts(credential, query)
     {
-        let bytes = match axum::body::to_bytes(body, MAX_STS_BODY).await {
+        let bytes = match read_body(body, MAX_STS_BODY, "the STS request").await {
             Ok(bytes) => bytes,
-            Err(err) => {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("could not read the STS request: {err}"),
-                )
-                    .into_response();
-            }
+            Err(refusal) => return refusal,
         };
         if super::sts::action(query, &bytes).as_deref() == Some("GetCallerIdentity") {
             return super::sts::caller_identity(principal, credential, SystemTime::now());
@@ -616,15 +607,15 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
     if let Some(bucket) = &notification_bucket
         && state.authorizer.mode() == IamMode::Enforce
     {
-        let bytes = match axum::body::to_bytes(body, MAX_STS_BODY).await {
+        let bytes = match read_body(
+            body,
+            MAX_NOTIFICATION_BODY,
+            "the notification configuration",
+        )
+        .await
+        {
             Ok(bytes) => bytes,
-            Err(err) => {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("could not read the notification configuration: {err}"),
-                )
-                    .into_response();
-            }
+            Err(refusal) => return refusal,
         };
         let functions = notification_functions(&String::from_utf8_lossy(&bytes));
         let mut refused = Vec::new();

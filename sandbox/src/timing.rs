@@ -1,8 +1,10 @@
 //! AWS's timing, which the sandbox keeps: a new role is not assumable by Lambda, and a new
 //! instance profile not known to EC2, for a few seconds (IAM is eventually consistent); a new
 //! function is `Pending` and an updated one `InProgress` for a while; an instance is `pending`
-//! while it boots, and its user-data runs (its server starts) only after. Plain functions of
-//! the clock and of the request's bytes; the edge applies them (see [`super::edge`]).
+//! while it boots, and its user-data runs (its server starts) only after; a deleted bucket's
+//! name is not free at once; the control planes throttle bursts at their documented rates.
+//! Plain functions of the clock and of the request's bytes; the edge applies them (see
+//! [`super::edge`]).
 //!
 //! The figures come in presets: [`Timing::fast`] (none, for tests that are not about time),
 //! [`Timing::realistic`] (the default: every behaviour shows, none makes a newcomer wait long)
