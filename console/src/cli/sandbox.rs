@@ -108,9 +108,10 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
 
 /// The timing in a line: its preset's name, if it is one, and its figures.
 fn describe_timing(timing: &Timing) -> String {
-    let preset = if *timing == Timing::fast() {
+    if *timing == Timing::fast() {
         return "none (--fast): roles, instances and functions are ready at once".to_owned();
-    } else if *timing == Timing::like_aws() {
+    }
+    let preset = if *timing == Timing::like_aws() {
         "AWS's typical figures (--like-aws)"
     } else if *timing == Timing::realistic() {
         "shorter than AWS's (--like-aws for AWS's figures, --fast for none)"

@@ -1363,24 +1363,13 @@ impl Run<'_> {
                         .next()
                     {
                         let state = instance.state().and_then(|s| s.name()).cloned();
-                        if state.is_some() && state != reported {
-                            if let Some(waiting_for) = match state {
-                                Some(InstanceStateName::Pending) => {
-                                    Some("pending: the instance is booting".to_owned())
-                                }
-                                Some(InstanceStateName::Running) => Some(
-                                    "running: waiting for its user-data to start the server"
-                                        .to_owned(),
-                                ),
-                                _ => None,
-                            } {
-                                self.waiting(
-                                    Step::Instance,
-                                    &self.names.instance,
-                                    started,
-                                    format!("{instance_id} {waiting_for}"),
-                                );
-                            }
+                        if state == Some(InstanceStateName::Pending) && state != reported {
+                            self.waiting(
+                                Step::Instance,
+                                &self.names.instance,
+                                started,
+                                format!("{instance_id} pending: the instance is booting"),
+                            );
                             reported = state.clone();
                         }
                         match state {
@@ -1402,6 +1391,20 @@ impl Run<'_> {
                                 };
                                 if let Some(address) = address {
                                     return Ok(address);
+                                }
+                                if reported != state {
+                                    let waiting_for = if self.clients.is_sandbox() {
+                                        "its user-data to start the server"
+                                    } else {
+                                        "its public IP address"
+                                    };
+                                    self.waiting(
+                                        Step::Instance,
+                                        &self.names.instance,
+                                        started,
+                                        format!("{instance_id} running: waiting for {waiting_for}"),
+                                    );
+                                    reported = state.clone();
                                 }
                             }
                             Some(
