@@ -1,6 +1,8 @@
 //! Materialises EC2 instances: every running instance tagged `hybridlab:role=image-server`
 //! becomes a local `hybridlab-ec2-server` process, started from the binary and environment
-//! file its user-data names in S3, exactly what the real instance's bootstrap fetches. The
+//! file its user-data names in S3, exactly what the real instance's bootstrap fetches, and
+//! fetched as it fetches them: with the instance's role, through the edge (no role, or one
+//! that may not read them, and no server starts; the instance's console output says why). The
 //! process is restarted if it crashes (on another port if another process took its own),
 //! stopped with every process it started when the instance stops or terminates, its
 //! output goes to its CloudWatch log group, and its address is tagged on the instance as
@@ -81,13 +83,62 @@ pub struct Ec2Settings {
     pub state_dir: PathBuf,
     /// Which instances still boot (the edge records each launch).
     pub settling: Arc<Settling>,
+    /// Each instance's console output, which the edge answers `GetConsoleOutput` with.
+    pub consoles: Arc<ConsoleOutputs>,
+}
+
+/// What each instance's boot printed, as EC2's `GetConsoleOutput` returns it: here the
+/// user-data's part of cloud-init's output.
+#[derive(Debug, Default)]
+pub struct ConsoleOutputs {
+    by_instance: Mutex<HashMap<String, String>>,
+}
+
+impl ConsoleOutputs {
+    fn append(&self, id: &str, line: &str) {
+        if let Ok(mut outputs) = self.by_instance.lock() {
+            let output = outputs.entry(id.to_owned()).or_default();
+            output.push_str(line);
+            output.push('\n');
+        }
+    }
+
+    /// The console output of instance `id`, if the sandbox booted it.
+    pub fn of(&self, id: &str) -> Option<String> {
+        self.by_instance.lock().ok()?.get(id).cloned()
+    }
+}
+
+/// EC2's `GetConsoleOutput` answer: the output base64-encoded, as EC2 sends it.
+pub fn console_output_answer(id: &str, output: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<GetConsoleOutputResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>{}</requestId><instanceId>{id}</instanceId><timestamp>{}</timestamp><output>{}</output></GetConsoleOutputResponse>",
+        uuid::Uuid::new_v4(),
+        hybridlab_wire::now_rfc3339(),
+        STANDARD.encode(output)
+    )
+}
+
+/// What the user-data's `aws s3 cp` prints when it cannot fetch, as the AWS CLI prints it.
+fn download_failed(reason: &str) -> String {
+    format!("fatal error: {reason}")
+}
+
+/// How materialising an instance ended.
+enum Boot {
+    /// Its server runs.
+    Serving(ServerProcess),
+    /// Not a hybridlab launch: left alone.
+    Foreign,
+    /// Its user-data failed (it is never run again, as cloud-init runs it once); the
+    /// console output says why.
+    Failed,
 }
 
 /// Keeps local server processes in line with the instances moto says are running.
 #[derive(Debug)]
 pub struct Ec2Host {
     ec2: aws_sdk_ec2::Client,
-    s3: aws_sdk_s3::Client,
     logs: LogShipper,
     spawner: Spawner,
     principals: Arc<PrincipalTable>,
@@ -96,14 +147,13 @@ pub struct Ec2Host {
     settling: Arc<Settling>,
     settings: Ec2Settings,
     servers: Mutex<HashMap<String, ServerProcess>>,
-    /// Instances whose user-data is not a hybridlab launch: never looked at again.
+    /// Instances whose user-data is not a hybridlab launch, or failed: never looked at again.
     foreign: Mutex<HashSet<String>>,
 }
 
 impl Ec2Host {
     pub(crate) fn new(
         ec2: aws_sdk_ec2::Client,
-        s3: aws_sdk_s3::Client,
         logs: LogShipper,
         spawner: Spawner,
         principals: Arc<PrincipalTable>,
@@ -112,7 +162,6 @@ impl Ec2Host {
     ) -> Self {
         Self {
             ec2,
-            s3,
             logs,
             spawner,
             principals,
@@ -267,12 +316,12 @@ impl Ec2Host {
                 continue;
             }
             match self.materialize(&id, launched, &described).await {
-                Ok(Some(server)) => {
+                Ok(Boot::Serving(server)) => {
                     if let Ok(mut servers) = self.servers.lock() {
                         servers.insert(id, server);
                     }
                 }
-                Ok(None) => {
+                Ok(Boot::Foreign | Boot::Failed) => {
                     if let Ok(mut foreign) = self.foreign.lock() {
                         foreign.insert(id);
                     }
@@ -301,6 +350,28 @@ impl Ec2Host {
             .decode(encoded.trim())
             .map_err(|err| err.to_string())?;
         Ok(ServerLaunch::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
+    /// An S3 client that signs as the instance's role (a session named after the instance, as
+    /// IMDS hands out) and goes through the edge, where IAM is enforced.
+    fn s3_as(&self, role: &super::principals::Role, id: &str, region: &str) -> aws_sdk_s3::Client {
+        let session = self
+            .principals
+            .issue(role, id, Duration::from_secs(15 * 60));
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+            .endpoint_url(&self.settings.edge_endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                session.access_key_id.clone(),
+                session.secret_access_key.clone(),
+                Some(session.session_token.clone()),
+                Some(session.expires),
+                "instance-role",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 
     /// The instance's metadata, its profile's role looked up in IAM.
@@ -344,9 +415,9 @@ impl Ec2Host {
         id: &str,
         launched: Option<SystemTime>,
         described: &LaunchedInstance,
-    ) -> Result<Option<ServerProcess>, String> {
+    ) -> Result<Boot, String> {
         let Some(launch) = self.launch_of(id).await? else {
-            return Ok(None);
+            return Ok(Boot::Foreign);
         };
         let metadata = if described.metadata_enabled {
             Some(
@@ -356,10 +427,56 @@ impl Ec2Host {
         } else {
             None
         };
-        let binary =
-            super::fetch_object(&self.s3, &launch.artifact_bucket, &launch.binary_key).await?;
-        let env_file =
-            super::fetch_object(&self.s3, &launch.artifact_bucket, &launch.env_key).await?;
+        // The user-data fetches the server with the instance's role (the AWS CLI finds it
+        // through IMDS): a role that may not read the artifacts, or no role, boots no server.
+        let role = metadata
+            .as_ref()
+            .and_then(|metadata| metadata.profile.as_ref())
+            .and_then(|profile| profile.role.clone());
+        let fetched = match &role {
+            Some(role) => {
+                let s3 = self.s3_as(role, id, &launch.region);
+                let binary =
+                    super::fetch_object(&s3, &launch.artifact_bucket, &launch.binary_key).await;
+                match binary {
+                    Ok(binary) => {
+                        super::fetch_object(&s3, &launch.artifact_bucket, &launch.env_key)
+                            .await
+                            .map(|env_file| (binary, env_file))
+                    }
+                    Err(reason) => Err(reason),
+                }
+            }
+            None => Err("Unable to locate credentials".to_owned()),
+        };
+        let consoles = &self.settings.consoles;
+        consoles.append(
+            id,
+            &format!(
+                "cloud-init: running the user-data (aws s3 cp s3://{}/{} /opt/hybridlab/hybridlab-ec2-server)",
+                launch.artifact_bucket, launch.binary_key
+            ),
+        );
+        let (binary, env_file) = match fetched {
+            Ok(fetched) => fetched,
+            Err(reason) => {
+                let line = download_failed(&reason);
+                consoles.append(id, &line);
+                consoles.append(
+                    id,
+                    "cloud-init: the user-data exited with status 1; Failed to run module scripts_user",
+                );
+                tracing::warn!(instance = %id, "{line}: the instance runs without its server");
+                return Ok(Boot::Failed);
+            }
+        };
+        consoles.append(
+            id,
+            &format!(
+                "download: s3://{}/{} to /opt/hybridlab/hybridlab-ec2-server",
+                launch.artifact_bucket, launch.binary_key
+            ),
+        );
         let environment = parse_env_file(&String::from_utf8_lossy(&env_file));
         let dir = self.settings.state_dir.join("instances").join(id);
         std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
@@ -372,11 +489,7 @@ impl Ec2Host {
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
         let port = unused_port().map_err(|err| err.to_string())?;
-        let role_name = metadata
-            .as_ref()
-            .and_then(|metadata| metadata.profile.as_ref())
-            .and_then(|profile| profile.role.as_ref())
-            .map(|role| role.name().to_owned());
+        let role_name = role.as_ref().map(|role| role.name().to_owned());
         // Served once nothing else can fail: a task left behind would serve it forever.
         let metadata = match metadata {
             Some(metadata) => {
@@ -415,8 +528,9 @@ impl Ec2Host {
             stopped,
         ));
         tracing::info!(instance = %id, endpoint = %endpoint, "instance materialised");
+        consoles.append(id, "cloud-init: hybridlab.service started");
         let expires = launched.map(|at| at + Duration::from_secs(launch.ttl_seconds));
-        Ok(Some(ServerProcess {
+        Ok(Boot::Serving(ServerProcess {
             endpoint: shared_endpoint,
             pid,
             expires,

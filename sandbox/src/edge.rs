@@ -67,6 +67,8 @@ pub struct EdgeState {
     pub settling: Arc<Settling>,
     /// Lambda's control plane on moto, for the function policies S3 checks.
     pub lambda_control: aws_sdk_lambda::Client,
+    /// The console output of the instances the sandbox booted.
+    pub consoles: Arc<super::ec2_host::ConsoleOutputs>,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -599,6 +601,32 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
         };
         if super::sts::action(query, &bytes).as_deref() == Some("GetCallerIdentity") {
             return super::sts::caller_identity(principal, credential, SystemTime::now());
+        }
+        body = Body::from(bytes);
+    }
+
+    // An instance the sandbox booted has the console output of that boot.
+    if let Some(Caller::Principal { credential, .. } | Caller::Operator(credential)) =
+        parts.extensions.get::<Caller>()
+        && credential.scope_service.as_deref() == Some("ec2")
+    {
+        let bytes = match read_body(body, MAX_STS_BODY, "the EC2 request").await {
+            Ok(bytes) => bytes,
+            Err(refusal) => return refusal,
+        };
+        if super::sts::action(query, &bytes).as_deref() == Some("GetConsoleOutput")
+            && let Some(id) = url::form_urlencoded::parse(&bytes)
+                .chain(url::form_urlencoded::parse(query.as_bytes()))
+                .find(|(name, _)| name == "InstanceId")
+                .map(|(_, id)| id.into_owned())
+            && let Some(output) = state.consoles.of(&id)
+        {
+            return (
+                StatusCode::OK,
+                [("content-type", "text/xml;charset=UTF-8")],
+                super::ec2_host::console_output_answer(&id, &output),
+            )
+                .into_response();
         }
         body = Body::from(bytes);
     }

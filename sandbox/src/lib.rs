@@ -252,9 +252,9 @@ impl Sandbox {
             },
         ));
         let settling = Arc::new(Settling::new(options.timing));
+        let consoles = Arc::new(ec2_host::ConsoleOutputs::default());
         let ec2 = Arc::new(Ec2Host::new(
             aws_sdk_ec2::Client::new(&config),
-            s3.clone(),
             logs,
             spawner,
             principals.clone(),
@@ -263,6 +263,7 @@ impl Sandbox {
                 edge_endpoint: endpoint.clone(),
                 state_dir: state_dir.clone(),
                 settling: settling.clone(),
+                consoles: consoles.clone(),
             },
         ));
         let (stop_ec2, ec2_stopped) = oneshot::channel();
@@ -318,6 +319,7 @@ impl Sandbox {
             authorizer,
             settling,
             lambda_control: aws_sdk_lambda::Client::new(&config),
+            consoles,
         });
         let (stop_edge, edge_stopped) = oneshot::channel::<()>();
         let edge = tokio::spawn(async move {

@@ -585,6 +585,8 @@ pub const OPERATOR_CALLS: &[OperatorCall] = &[
     // iam:PassRole.
     sdk("describe_images", "ec2:DescribeImages", Everything),
     sdk("describe_instances", "ec2:DescribeInstances", Everything),
+    // What the instance's boot printed, quoted when its server never comes up.
+    sdk("get_console_output", "ec2:GetConsoleOutput", Ec2(Instance)).carrying(StackTagged),
     sdk(
         "terminate_instances",
         "ec2:TerminateInstances",
@@ -1000,8 +1002,8 @@ pub const GRANTS: &[Grant] = &[
         "CreateSecurityGroup",
     ])),
     grant(
-        "TerminateTagged",
-        &["ec2:TerminateInstances"],
+        "TaggedInstances",
+        &["ec2:GetConsoleOutput", "ec2:TerminateInstances"],
         &[Ec2(Instance)],
     )
     .when(Condition::StackTagged),

@@ -1427,7 +1427,7 @@ impl Run<'_> {
                 Err(err) => return Err(sdk_error("ec2:DescribeInstances", err)),
             }
             if Instant::now() > deadline {
-                let what = if self.clients.is_sandbox() {
+                let mut what = if self.clients.is_sandbox() {
                     format!(
                         "instance {instance_id} running with a server process (is the sandbox's agent running?)"
                     )
@@ -1436,6 +1436,9 @@ impl Run<'_> {
                         "instance {instance_id} running with a public IP (the default subnet must assign public IPs)"
                     )
                 };
+                if let Some(tail) = self.console_tail(instance_id).await {
+                    what.push_str(&format!("; its console output ends: {tail}"));
+                }
                 return Err(StackError::Timeout {
                     what,
                     after: patience,
@@ -1443,6 +1446,31 @@ impl Run<'_> {
             }
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// The last lines of the instance's console output (what its boot and user-data printed),
+    /// if EC2 has any yet.
+    async fn console_tail(&self, instance_id: &str) -> Option<String> {
+        let answer = self
+            .clients
+            .ec2
+            .get_console_output()
+            .instance_id(instance_id)
+            .latest(true)
+            .send()
+            .await
+            .ok()?;
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            answer.output()?.trim(),
+        )
+        .ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        (!lines.is_empty()).then(|| lines[lines.len().saturating_sub(3)..].join(" | "))
     }
 
     async fn server_health(
