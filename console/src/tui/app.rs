@@ -1168,7 +1168,19 @@ mod tests {
         let steps: Vec<_> = operation.steps.iter().map(|e| e.step.as_str()).collect();
         assert_eq!(
             steps,
-            ["artifacts", "images-bucket", "table", "lambda-role"]
+            [
+                "artifacts",
+                "images-bucket",
+                "table",
+                "lambda-role",
+                "instance"
+            ]
+        );
+        let instance = operation.steps.last().expect("the instance's step");
+        assert_eq!(
+            instance.status,
+            hybridlab_provision::stack::StepStatus::Waiting,
+            "a wait replaces its start"
         );
         assert_eq!(operation.outcome, None);
     }

@@ -198,6 +198,21 @@ pub fn app_bringing_up_a_stack() -> App {
             0,
         ),
         event("artifacts", "", StepStatus::Done, 1_840),
+        event(
+            "instance",
+            "hybridlab-server-q7w2e9rt",
+            StepStatus::Started,
+            0,
+        ),
+        StepEvent {
+            detail: "i-0c1d2e3f4a5b6c7d8 pending: the instance is booting".into(),
+            ..event(
+                "instance",
+                "hybridlab-server-q7w2e9rt",
+                StepStatus::Waiting,
+                3_100,
+            )
+        },
     ] {
         app.apply(Update::Step(event));
     }
