@@ -354,24 +354,24 @@ impl Ec2Host {
 
     /// An S3 client that signs as the instance's role (a session named after the instance, as
     /// IMDS hands out) and goes through the edge, where IAM is enforced.
-    fn s3_as(&self, role: &super::principals::Role, id: &str, region: &str) -> aws_sdk_s3::Client {
+    async fn s3_as(
+        &self,
+        role: &super::principals::Role,
+        id: &str,
+        region: &str,
+    ) -> aws_sdk_s3::Client {
         let session = self
             .principals
             .issue(role, id, Duration::from_secs(15 * 60));
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
-            .endpoint_url(&self.settings.edge_endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                session.access_key_id.clone(),
-                session.secret_access_key.clone(),
-                Some(session.session_token.clone()),
-                Some(session.expires),
-                "instance-role",
-            ))
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            session.access_key_id.clone(),
+            session.secret_access_key.clone(),
+            Some(session.session_token.clone()),
+            Some(session.expires),
+            "instance-role",
+        );
+        let config = super::sdk_config_as(&self.settings.edge_endpoint, region, credentials).await;
+        super::s3_client(&config)
     }
 
     /// The instance's metadata, its profile's role looked up in IAM.
@@ -435,7 +435,7 @@ impl Ec2Host {
             .and_then(|profile| profile.role.clone());
         let fetched = match &role {
             Some(role) => {
-                let s3 = self.s3_as(role, id, &launch.region);
+                let s3 = self.s3_as(role, id, &launch.region).await;
                 let binary =
                     super::fetch_object(&s3, &launch.artifact_bucket, &launch.binary_key).await;
                 match binary {

@@ -615,10 +615,7 @@ async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
             Err(refusal) => return refusal,
         };
         if super::sts::action(query, &bytes).as_deref() == Some("GetConsoleOutput")
-            && let Some(id) = url::form_urlencoded::parse(&bytes)
-                .chain(url::form_urlencoded::parse(query.as_bytes()))
-                .find(|(name, _)| name == "InstanceId")
-                .map(|(_, id)| id.into_owned())
+            && let Some(id) = super::sts::form_value(query, &bytes, "InstanceId")
             && let Some(output) = state.consoles.of(&id)
         {
             return (

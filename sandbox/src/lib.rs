@@ -155,16 +155,30 @@ pub(crate) async fn fetch_object(
 /// SDK configuration for talking straight to moto (or the edge), with the sandbox's throwaway
 /// operator credentials.
 pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+    sdk_config_as(
+        endpoint,
+        region,
+        aws_sdk_s3::config::Credentials::new(
             OPERATOR_ACCESS_KEY_ID,
             OPERATOR_SECRET_ACCESS_KEY,
             None,
             None,
             "hybridlab-sandbox",
-        ))
+        ),
+    )
+    .await
+}
+
+/// SDK configuration for `endpoint` signing with `credentials` (an issued role session's, say).
+pub async fn sdk_config_as(
+    endpoint: &str,
+    region: &str,
+    credentials: aws_sdk_s3::config::Credentials,
+) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
         .load()
         .await
 }

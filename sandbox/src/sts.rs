@@ -19,11 +19,17 @@ use super::principals::Principal;
 /// STS's XML namespace.
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// The query-protocol `Action` of an STS request: in the query string, or in a form body.
+/// The query-protocol `Action` of a request (STS, IAM, EC2): in the query string, or in a
+/// form body.
 pub fn action(query: &str, body: &[u8]) -> Option<String> {
+    form_value(query, body, "Action")
+}
+
+/// A parameter of a query-protocol request: in the query string, or in a form body.
+pub fn form_value(query: &str, body: &[u8], field: &str) -> Option<String> {
     [query.as_bytes(), body].into_iter().find_map(|params| {
         url::form_urlencoded::parse(params)
-            .find(|(name, _)| name == "Action")
+            .find(|(name, _)| name == field)
             .map(|(_, value)| value.into_owned())
     })
 }

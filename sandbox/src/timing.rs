@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::iam::{Service, ServiceError};
 use crate::lambda_host::function_name;
+use crate::sts::form_value;
 
 /// How long AWS makes each thing wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,14 +230,6 @@ pub fn recognise(
         }
         _ => None,
     }
-}
-
-fn form_value(query: &str, body: &[u8], field: &str) -> Option<String> {
-    [query.as_bytes(), body].into_iter().find_map(|params| {
-        url::form_urlencoded::parse(params)
-            .find(|(name, _)| name == field)
-            .map(|(_, value)| value.into_owned())
-    })
 }
 
 fn recognise_s3(method: &str, path: &str, query: &str) -> Option<TimedCall> {

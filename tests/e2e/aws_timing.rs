@@ -13,7 +13,7 @@ use aws_sdk_lambda::types::{
     Architecture, FunctionCode, InvocationType, LastUpdateStatus, Runtime, State,
 };
 use hybridlab_sandbox::timing::Timing;
-use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
+use hybridlab_sandbox::{Sandbox, SandboxOptions};
 use hybridlab_tests::aws::unique_name;
 use hybridlab_tests::sandbox::{EdgeClients, bootstrap_zip, lambda_role};
 
@@ -30,7 +30,7 @@ pub const SHORT: Timing = Timing {
 };
 
 /// A sandbox of its own with `timing`, and clients on its edge (Lambda's without retries:
-/// what the service answers is what is checked).
+/// what the service answers is what is checked; the other errors checked are not retried).
 async fn sandbox_with(timing: Timing, name: &str) -> (Sandbox, EdgeClients) {
     let dir = std::env::temp_dir().join(format!("hybridlab-timing-{name}-{}", unique_name("t")));
     let mut options = SandboxOptions::new(dir);
@@ -39,26 +39,7 @@ async fn sandbox_with(timing: Timing, name: &str) -> (Sandbox, EdgeClients) {
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
         .await
         .expect("the sandbox starts");
-    let config = sdk_config(sandbox.endpoint(), "us-east-1").await;
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&config)
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    let ec2 = aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(&config)
-            .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    let clients = EdgeClients {
-        endpoint: sandbox.endpoint().to_owned(),
-        s3: s3_client(&config),
-        dynamodb: aws_sdk_dynamodb::Client::new(&config),
-        lambda,
-        iam: aws_sdk_iam::Client::new(&config),
-        ec2,
-        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-    };
+    let clients = EdgeClients::connect(sandbox.endpoint()).await;
     (sandbox, clients)
 }
 

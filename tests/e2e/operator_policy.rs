@@ -16,7 +16,7 @@ use crate::stack::down_leaves_nothing;
 use hybridlab_provision::stack::{StackId, StackNames};
 use hybridlab_sandbox::iam::Policy;
 use hybridlab_sandbox::timing::Timing;
-use hybridlab_sandbox::{Sandbox, SandboxOptions, s3_client, sdk_config};
+use hybridlab_sandbox::{Sandbox, SandboxOptions};
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::sandbox::{EdgeClients, build_binary};
@@ -96,16 +96,7 @@ async fn sandbox_with(policy: &Value, dir: &Path, new_account: bool) -> (Sandbox
     let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
         .await
         .expect("the sandbox starts");
-    let config = sdk_config(&sandbox.moto_endpoint(), "us-east-1").await;
-    let moto = EdgeClients {
-        endpoint: sandbox.moto_endpoint(),
-        s3: s3_client(&config),
-        dynamodb: aws_sdk_dynamodb::Client::new(&config),
-        lambda: aws_sdk_lambda::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-    };
+    let moto = EdgeClients::connect(&sandbox.moto_endpoint()).await;
     (sandbox, moto)
 }
 

@@ -92,27 +92,32 @@ pub struct EdgeClients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
+/// Clients on the shared sandbox's edge.
 pub async fn edge_clients() -> EdgeClients {
-    let endpoint = sandbox().await.endpoint().to_owned();
-    let config = sdk_config(&endpoint, "us-east-1").await;
-    // Throttling is what some tests count: the SDK must not retry it away.
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&config)
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    EdgeClients {
-        s3: s3_client(&config),
-        dynamodb: aws_sdk_dynamodb::Client::new(&config),
-        lambda,
-        iam: aws_sdk_iam::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-        endpoint,
-    }
+    EdgeClients::connect(sandbox().await.endpoint()).await
 }
 
 impl EdgeClients {
+    /// Clients on `endpoint` (a sandbox's edge, or its moto) with the operator's credentials.
+    pub async fn connect(endpoint: &str) -> Self {
+        let config = sdk_config(endpoint, "us-east-1").await;
+        // Throttling is what some tests count: the SDK must not retry it away.
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&config)
+                .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        Self {
+            s3: s3_client(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            lambda,
+            iam: aws_sdk_iam::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
     /// Every message of a CloudWatch Logs group, oldest first (empty if the group is missing).
     pub async fn log_messages(&self, group: &str) -> Vec<String> {
         let mut messages = Vec::new();

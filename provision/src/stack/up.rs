@@ -32,7 +32,7 @@ use super::artifacts::{ArtifactSource, Artifacts, build};
 use super::describe::{
     RESIZER_NOTIFICATION_ID, RESIZER_PERMISSION_ID, ROLE_POLICY_NAME, UPLOAD_EVENT, uploads_cors,
 };
-use super::error::{StackError, code_of, error_line, is_not_found, sdk_error};
+use super::error::{Response, StackError, code_of, error_line, is_not_found, sdk_error};
 use super::names::{IAM_PATH, StackId, StackNames};
 use super::plan::{
     RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
@@ -430,6 +430,43 @@ impl Run<'_> {
         self.report(step, resource, StepStatus::Waiting, since.elapsed(), detail);
     }
 
+    /// Sends `call` again, every [`RETRY_PAUSE`], while AWS answers with an error `settling`
+    /// recognises (something just created or deleted has not reached the service yet) and
+    /// `patience` lasts; each retry is reported as a wait for `what`.
+    async fn while_settling<T, E, Call, Sent>(
+        &self,
+        (step, resource): (Step, &str),
+        what: &str,
+        patience: Duration,
+        settling: impl Fn(&aws_sdk_s3::error::SdkError<E, Response>) -> bool,
+        mut call: Call,
+    ) -> Result<T, aws_sdk_s3::error::SdkError<E, Response>>
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+        Call: FnMut() -> Sent,
+        Sent: Future<Output = Result<T, aws_sdk_s3::error::SdkError<E, Response>>>,
+    {
+        let started = Instant::now();
+        loop {
+            match call().await {
+                Err(err) if settling(&err) && started.elapsed() < patience => {
+                    self.waiting(
+                        step,
+                        resource,
+                        started,
+                        format!(
+                            "{what} ({}); retrying in {}",
+                            error_line(&err),
+                            seconds(RETRY_PAUSE)
+                        ),
+                    );
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     fn record(
         &self,
         step: Step,
@@ -567,43 +604,34 @@ impl Run<'_> {
                 )));
             }
         };
-        // A name deleted a moment ago (a `down` then an `up` of the same stack) is refused
-        // with OperationAborted for a while.
-        let patience = self.clients.patience(Duration::from_secs(120));
-        let started = Instant::now();
         if !existed {
-            loop {
-                let mut create = s3.create_bucket().bucket(name);
-                if self.settings.region != "us-east-1" {
-                    create = create.create_bucket_configuration(
-                        CreateBucketConfiguration::builder()
-                            .location_constraint(BucketLocationConstraint::from(
-                                self.settings.region.as_str(),
-                            ))
-                            .build(),
-                    );
-                }
-                match create.send().await {
-                    Ok(_) => break,
-                    Err(err) if code_of(&err) == Some("BucketAlreadyOwnedByYou") => break,
-                    Err(err)
-                        if code_of(&err) == Some("OperationAborted")
-                            && started.elapsed() < patience =>
-                    {
-                        self.waiting(
-                            step,
-                            name,
-                            started,
-                            format!(
-                                "the name was deleted a moment ago ({}); retrying in {}",
-                                error_line(&err),
-                                seconds(RETRY_PAUSE)
-                            ),
-                        );
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
-                    Err(err) => return Err(sdk_error("s3:CreateBucket", err)),
-                }
+            // A name deleted a moment ago (a `down` then an `up` of the same stack) is
+            // refused with OperationAborted for a while.
+            let created = self
+                .while_settling(
+                    (step, name),
+                    "the name was deleted a moment ago",
+                    self.clients.patience(Duration::from_secs(120)),
+                    |err| code_of(err) == Some("OperationAborted"),
+                    || {
+                        let mut create = s3.create_bucket().bucket(name);
+                        if self.settings.region != "us-east-1" {
+                            create = create.create_bucket_configuration(
+                                CreateBucketConfiguration::builder()
+                                    .location_constraint(BucketLocationConstraint::from(
+                                        self.settings.region.as_str(),
+                                    ))
+                                    .build(),
+                            );
+                        }
+                        create.send()
+                    },
+                )
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(err) if code_of(&err) == Some("BucketAlreadyOwnedByYou") => {}
+                Err(err) => return Err(sdk_error("s3:CreateBucket", err)),
             }
         }
         // The tag goes first: whatever fails below, `down` finds the bucket by it.
@@ -1264,78 +1292,63 @@ impl Run<'_> {
                 .build()
         };
         // A new instance profile takes a few seconds to reach EC2 on AWS.
-        let patience = self.clients.patience(Duration::from_secs(90));
-        let started = Instant::now();
-        let deadline = started + patience;
-        loop {
-            let result = self
-                .clients
-                .ec2
-                .run_instances()
-                .image_id(image)
-                .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                    self.settings.instance_type.as_str(),
-                ))
-                .min_count(1)
-                .max_count(1)
-                .security_group_ids(security_group)
-                .iam_instance_profile(
-                    IamInstanceProfileSpecification::builder()
-                        .name(instance_profile)
-                        .build(),
-                )
-                .metadata_options(
-                    InstanceMetadataOptionsRequest::builder()
-                        .http_tokens(HttpTokensState::Required)
-                        .http_endpoint(InstanceMetadataEndpointState::Enabled)
-                        .http_put_response_hop_limit(1)
-                        .build(),
-                )
-                .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
-                // Without one a T3 runs `unlimited`; EC2 refuses one for other types.
-                .set_credit_specification(self.settings.credit_specification().map(|credits| {
-                    CreditSpecificationRequest::builder()
-                        .cpu_credits(credits.as_str())
-                        .build()
-                }))
-                .user_data(&user_data)
-                .tag_specifications(tags(ResourceType::Instance))
-                .tag_specifications(tags(ResourceType::Volume))
-                .send()
-                .await;
-            match result {
-                Ok(output) => {
-                    return output
-                        .instances()
-                        .first()
-                        .and_then(|i| i.instance_id())
-                        .map(str::to_owned)
-                        .ok_or_else(|| {
-                            StackError::Invalid("RunInstances returned no instance".into())
-                        });
-                }
-                Err(err)
-                    if code_of(&err) == Some("InvalidParameterValue")
-                        && format!("{}", aws_sdk_ec2::error::DisplayErrorContext(&err))
+        let launched = self
+            .while_settling(
+                (Step::Instance, &self.names.instance),
+                "the instance profile has not reached EC2 yet",
+                self.clients.patience(Duration::from_secs(90)),
+                |err| {
+                    code_of(err) == Some("InvalidParameterValue")
+                        && format!("{}", aws_sdk_ec2::error::DisplayErrorContext(err))
                             .to_lowercase()
                             .contains("iam instance profile")
-                        && Instant::now() < deadline =>
-                {
-                    self.waiting(
-                        Step::Instance,
-                        &self.names.instance,
-                        started,
-                        format!(
-                            "the instance profile has not reached EC2 yet ({}); retrying in {}",
-                            error_line(&err),
-                            seconds(RETRY_PAUSE)
-                        ),
-                    );
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-                Err(err) => return Err(sdk_error("ec2:RunInstances", err)),
-            }
-        }
+                },
+                || {
+                    self.clients
+                        .ec2
+                        .run_instances()
+                        .image_id(image)
+                        .instance_type(aws_sdk_ec2::types::InstanceType::from(
+                            self.settings.instance_type.as_str(),
+                        ))
+                        .min_count(1)
+                        .max_count(1)
+                        .security_group_ids(security_group)
+                        .iam_instance_profile(
+                            IamInstanceProfileSpecification::builder()
+                                .name(instance_profile)
+                                .build(),
+                        )
+                        .metadata_options(
+                            InstanceMetadataOptionsRequest::builder()
+                                .http_tokens(HttpTokensState::Required)
+                                .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                                .http_put_response_hop_limit(1)
+                                .build(),
+                        )
+                        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+                        // Without one a T3 runs `unlimited`; EC2 refuses one for other types.
+                        .set_credit_specification(self.settings.credit_specification().map(
+                            |credits| {
+                                CreditSpecificationRequest::builder()
+                                    .cpu_credits(credits.as_str())
+                                    .build()
+                            },
+                        ))
+                        .user_data(&user_data)
+                        .tag_specifications(tags(ResourceType::Instance))
+                        .tag_specifications(tags(ResourceType::Volume))
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| sdk_error("ec2:RunInstances", err))?;
+        launched
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .map(str::to_owned)
+            .ok_or_else(|| StackError::Invalid("RunInstances returned no instance".into()))
     }
 
     /// Waits until the instance runs and has an address: its public IP on AWS, the address
@@ -1851,54 +1864,43 @@ impl Run<'_> {
         environment: Environment,
     ) -> Result<(), StackError> {
         // A new role takes a few seconds before Lambda may assume it on AWS.
-        let patience = self.clients.patience(Duration::from_secs(120));
-        let started = Instant::now();
-        let deadline = started + patience;
-        loop {
-            let result = self
-                .clients
-                .lambda
-                .create_function()
-                .function_name(spec.name)
-                .runtime(Runtime::Providedal2023)
-                .architectures(Architecture::X8664)
-                .handler("bootstrap")
-                .role(role_arn)
-                .memory_size(spec.memory_mb)
-                .timeout(spec.timeout_seconds)
-                .description(&spec.description)
-                .environment(environment.clone())
-                .tags(STACK_TAG, self.id.as_str())
-                .code(
-                    FunctionCode::builder()
-                        .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.clone()))
-                        .build(),
-                )
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(err)
-                    if code_of(&err) == Some("InvalidParameterValueException")
-                        && format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&err))
+        let created = self
+            .while_settling(
+                (spec.step, spec.name),
+                "the execution role has not reached Lambda yet",
+                self.clients.patience(Duration::from_secs(120)),
+                |err| {
+                    code_of(err) == Some("InvalidParameterValueException")
+                        && format!("{}", aws_sdk_lambda::error::DisplayErrorContext(err))
                             .contains("cannot be assumed")
-                        && Instant::now() < deadline =>
-                {
-                    self.waiting(
-                        spec.step,
-                        spec.name,
-                        started,
-                        format!(
-                            "the execution role has not reached Lambda yet ({}); retrying in {}",
-                            error_line(&err),
-                            seconds(RETRY_PAUSE)
-                        ),
-                    );
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-                Err(err) if code_of(&err) == Some("ResourceConflictException") => return Ok(()),
-                Err(err) => return Err(sdk_error("lambda:CreateFunction", err)),
-            }
+                },
+                || {
+                    self.clients
+                        .lambda
+                        .create_function()
+                        .function_name(spec.name)
+                        .runtime(Runtime::Providedal2023)
+                        .architectures(Architecture::X8664)
+                        .handler("bootstrap")
+                        .role(role_arn)
+                        .memory_size(spec.memory_mb)
+                        .timeout(spec.timeout_seconds)
+                        .description(&spec.description)
+                        .environment(environment.clone())
+                        .tags(STACK_TAG, self.id.as_str())
+                        .code(
+                            FunctionCode::builder()
+                                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.clone()))
+                                .build(),
+                        )
+                        .send()
+                },
+            )
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(err) if code_of(&err) == Some("ResourceConflictException") => Ok(()),
+            Err(err) => Err(sdk_error("lambda:CreateFunction", err)),
         }
     }
 
