@@ -1,24 +1,28 @@
 //! Materialises EC2 instances: every running instance tagged `hybridlab:role=image-server`
-//! becomes a local `hybridlab-ec2-server` process, started from the binary and environment
-//! file its user-data names in S3, exactly what the real instance's bootstrap fetches, and
-//! fetched as it fetches them: with the instance's role, through the edge (no role, or one
-//! that may not read them, and no server starts; the instance's console output says why). The
-//! process is restarted if it crashes (on another port if another process took its own),
-//! stopped with every process it started when the instance stops or terminates, its
-//! output goes to its CloudWatch log group, and its address is tagged on the instance as
-//! `hybridlab:endpoint` where clients look for it. The instance's TTL is honoured too.
+//! boots as Amazon Linux would boot it. On its first boot its user-data script runs, as
+//! cloud-init runs it, in a directory of the instance's own, with Amazon Linux's commands it
+//! calls provided against the sandbox and the real AWS CLI (see `instance_os`); what
+//! it printed is the instance's console output (`GetConsoleOutput`). Then the agent starts
+//! what the script started: each service as a local process (restarted if it crashes, on
+//! another port if another process took its own; its output shipped to CloudWatch Logs if the
+//! CloudWatch agent was configured to collect its file), and the timers that power it off
+//! (its TTL). A later boot (a stop and a start) runs the units the script enabled instead, as
+//! systemd does. Every process goes when the instance stops or terminates; a terminated
+//! instance's disk goes too. The server's address is tagged on the instance as
+//! `hybridlab:endpoint`, where clients look for it: each instance's private port is published
+//! on a loopback port of its own.
 //!
-//! Each instance has its own metadata service (see [`super::imds`]), which the server reaches
-//! through `AWS_EC2_METADATA_SERVICE_ENDPOINT` and gets its instance profile's role from; the
-//! server is given no access key of its own, so the SDK's default chain goes through IMDS as
-//! on EC2.
+//! Each instance has its own metadata service (see [`super::imds`]), which the script's AWS
+//! CLI and the server reach through `AWS_EC2_METADATA_SERVICE_ENDPOINT` and get its instance
+//! profile's role from; nothing is given an access key of its own, so the default credential
+//! chains go through IMDS as on EC2.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_ec2::types::{
     Filter, HttpTokensState, Instance, InstanceAttributeName, InstanceMetadataEndpointState,
@@ -26,35 +30,41 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::imds::{InstanceMetadata, InstanceProfile, MetadataService};
+use super::instance_os::{CLOUDWATCH_AGENT_UNIT, InstanceRoot, Service, calendar_time, cloud_init};
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::principals::{PrincipalTable, RoleDirectory};
 use super::spawner::{ProcessGroup, Spawner};
 use super::timing::Settling;
-use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
+use hybridlab_wire::launch::parse_env_file;
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
 use hybridlab_wire::tls::TLS_CERT_ENV;
 
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 
-/// One materialised instance.
+/// The variable the server listens by: the agent publishes the port its unit names on a
+/// loopback port of the instance's own.
+const LISTEN_ENV: &str = "HYBRIDLAB_LISTEN";
+
+/// One running instance.
 #[derive(Debug)]
-struct ServerProcess {
-    /// Changes if the server has to move to another port (see [`supervise`]).
+struct InstanceRun {
+    /// Where its server is published; empty until a service listens. Changes if the server
+    /// has to move to another port (see [`supervise`]).
     endpoint: Arc<Mutex<String>>,
-    /// The server's current process id (it changes when the supervisor restarts it).
+    /// The server's current process id (0 while none runs).
     pid: Arc<AtomicU32>,
-    /// When the instance terminates itself, as its scheduled shutdown would on AWS.
-    expires: Option<SystemTime>,
+    /// When the instance powers itself off: its TTL timer's time, or now if it asked to.
+    powers_off_at: Arc<Mutex<Option<SystemTime>>>,
     /// The instance's metadata service: `None` when its `HttpEndpoint` is disabled.
     metadata: Option<(String, tokio::task::JoinHandle<()>)>,
-    /// Dropping it stops the supervisor and the process.
+    /// Dropping it stops the boot, every service, and their processes.
     stop: Option<oneshot::Sender<()>>,
 }
 
-impl Drop for ServerProcess {
+impl Drop for InstanceRun {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -69,6 +79,7 @@ impl Drop for ServerProcess {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MaterializedServer {
     pub instance_id: String,
+    /// Empty while no server listens (booting, or its user-data failed).
     pub endpoint: String,
     /// 0 while the server is being (re)started.
     pub pid: u32,
@@ -81,18 +92,23 @@ pub struct MaterializedServer {
 pub struct Ec2Settings {
     pub edge_endpoint: String,
     pub state_dir: PathBuf,
+    /// The AWS CLI the instances' `aws` command runs.
+    pub aws_cli: PathBuf,
     /// Which instances still boot (the edge records each launch).
     pub settling: Arc<Settling>,
     /// Each instance's console output, which the edge answers `GetConsoleOutput` with.
     pub consoles: Arc<ConsoleOutputs>,
 }
 
-/// What each instance's boot printed, as EC2's `GetConsoleOutput` returns it: here the
-/// user-data's part of cloud-init's output.
+/// What each instance's boot printed, as EC2's `GetConsoleOutput` returns it: cloud-init's
+/// lines and the user-data's output.
 #[derive(Debug, Default)]
 pub struct ConsoleOutputs {
     by_instance: Mutex<HashMap<String, String>>,
 }
+
+/// EC2 keeps the last 64 KB of an instance's console output.
+const CONSOLE_KEPT: usize = 64 * 1024;
 
 impl ConsoleOutputs {
     fn append(&self, id: &str, line: &str) {
@@ -100,6 +116,13 @@ impl ConsoleOutputs {
             let output = outputs.entry(id.to_owned()).or_default();
             output.push_str(line);
             output.push('\n');
+            if output.len() > CONSOLE_KEPT {
+                let mut cut = output.len() - CONSOLE_KEPT;
+                while !output.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                output.drain(..cut);
+            }
         }
     }
 
@@ -119,23 +142,7 @@ pub fn console_output_answer(id: &str, output: &str) -> String {
     )
 }
 
-/// What the user-data's `aws s3 cp` prints when it cannot fetch, as the AWS CLI prints it.
-fn download_failed(reason: &str) -> String {
-    format!("fatal error: {reason}")
-}
-
-/// How materialising an instance ended.
-enum Boot {
-    /// Its server runs.
-    Serving(ServerProcess),
-    /// Not a hybridlab launch: left alone.
-    Foreign,
-    /// Its user-data failed (it is never run again, as cloud-init runs it once); the
-    /// console output says why.
-    Failed,
-}
-
-/// Keeps local server processes in line with the instances moto says are running.
+/// Keeps local processes in line with the instances moto says are running.
 #[derive(Debug)]
 pub struct Ec2Host {
     ec2: aws_sdk_ec2::Client,
@@ -146,9 +153,7 @@ pub struct Ec2Host {
     /// Which instances still boot: their user-data runs once they are `running`.
     settling: Arc<Settling>,
     settings: Ec2Settings,
-    servers: Mutex<HashMap<String, ServerProcess>>,
-    /// Instances whose user-data is not a hybridlab launch, or failed: never looked at again.
-    foreign: Mutex<HashSet<String>>,
+    running: Mutex<HashMap<String, InstanceRun>>,
 }
 
 impl Ec2Host {
@@ -168,27 +173,26 @@ impl Ec2Host {
             roles,
             settling: settings.settling.clone(),
             settings,
-            servers: Mutex::new(HashMap::new()),
-            foreign: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Every materialised instance: its id, its server's endpoint and process id.
+    /// Every running instance: its id, its server's endpoint and process id.
     pub fn servers(&self) -> Vec<MaterializedServer> {
-        self.servers
+        self.running
             .lock()
-            .map(|servers| {
-                servers
+            .map(|running| {
+                running
                     .iter()
-                    .map(|(id, server)| MaterializedServer {
+                    .map(|(id, run)| MaterializedServer {
                         instance_id: id.clone(),
-                        endpoint: server
+                        endpoint: run
                             .endpoint
                             .lock()
                             .map(|endpoint| endpoint.clone())
                             .unwrap_or_default(),
-                        pid: server.pid.load(Ordering::Acquire),
-                        metadata_endpoint: server
+                        pid: run.pid.load(Ordering::Acquire),
+                        metadata_endpoint: run
                             .metadata
                             .as_ref()
                             .map(|(endpoint, _)| endpoint.clone())
@@ -199,7 +203,7 @@ impl Ec2Host {
             .unwrap_or_default()
     }
 
-    /// Reconciles until `stop` resolves, then stops every server.
+    /// Reconciles until `stop` resolves, then stops every instance and removes their disks.
     pub async fn run(self: Arc<Self>, mut stop: oneshot::Receiver<()>) {
         let mut ticker = tokio::time::interval(RECONCILE_EVERY);
         loop {
@@ -213,19 +217,23 @@ impl Ec2Host {
             }
         }
         let ids: Vec<String> = self
-            .servers
+            .running
             .lock()
-            .map(|mut servers| servers.drain().map(|(id, _)| id).collect())
+            .map(|mut running| running.drain().map(|(id, _)| id).collect())
             .unwrap_or_default();
         for id in ids {
             self.forget_disk(&id);
         }
     }
 
-    /// Removes the directory instance `id` ran from (unlinking the binary of a server still
-    /// shutting down is fine: the process keeps its open file).
+    fn disk_of(&self, id: &str) -> PathBuf {
+        self.settings.state_dir.join("instances").join(id)
+    }
+
+    /// Removes instance `id`'s disk (unlinking the binary of a server still shutting down is
+    /// fine: the process keeps its open file).
     fn forget_disk(&self, id: &str) {
-        let dir = self.settings.state_dir.join("instances").join(id);
+        let dir = self.disk_of(id);
         if let Err(err) = std::fs::remove_dir_all(&dir)
             && err.kind() != std::io::ErrorKind::NotFound
         {
@@ -247,94 +255,140 @@ impl Ec2Host {
             .await
             .map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())?;
         let mut running = Vec::new();
+        let mut states = HashMap::new();
         for reservation in output.reservations() {
             for instance in reservation.instances() {
                 let Some(id) = instance.instance_id() else {
                     continue;
                 };
-                let state = instance.state().and_then(|state| state.name());
-                if state != Some(&InstanceStateName::Running) {
-                    continue;
+                let state = instance.state().and_then(|state| state.name()).cloned();
+                if state == Some(InstanceStateName::Running) {
+                    let launched = instance
+                        .launch_time()
+                        .and_then(|time| SystemTime::try_from(*time).ok());
+                    running.push((
+                        id.to_owned(),
+                        launched,
+                        LaunchedInstance::of(instance, reservation.owner_id()),
+                    ));
                 }
-                let launched = instance
-                    .launch_time()
-                    .and_then(|time| SystemTime::try_from(*time).ok());
-                running.push((
-                    id.to_owned(),
-                    launched,
-                    LaunchedInstance::of(instance, reservation.owner_id()),
-                ));
+                states.insert(id.to_owned(), state);
             }
         }
-        let running_ids: HashSet<String> = running.iter().map(|(id, ..)| id.clone()).collect();
         let mut stopped = Vec::new();
-        if let Ok(mut servers) = self.servers.lock() {
-            servers.retain(|id, _| {
-                let keep = running_ids.contains(id);
+        if let Ok(mut runs) = self.running.lock() {
+            runs.retain(|id, _| {
+                let keep = states.get(id) == Some(&Some(InstanceStateName::Running));
                 if !keep {
-                    tracing::info!(instance = %id, "instance no longer running: stopping its server");
+                    tracing::info!(instance = %id, "instance no longer running: stopping its processes");
                     stopped.push(id.clone());
                 }
                 keep
             });
         }
-        // A terminated instance's disk goes with it: its copy of the server binary (tens of
-        // MB each) would otherwise pile up for as long as the sandbox lives.
-        for id in stopped {
-            self.forget_disk(&id);
+        // A stopped instance keeps its disk (its next boot runs what its user-data enabled);
+        // a terminated one's goes with it: its copy of the server binary (tens of MB) would
+        // otherwise pile up for as long as the sandbox lives.
+        for (id, state) in &states {
+            let kept = matches!(
+                state,
+                Some(
+                    InstanceStateName::Running
+                        | InstanceStateName::Pending
+                        | InstanceStateName::Stopped
+                        | InstanceStateName::Stopping
+                )
+            );
+            if !kept && (stopped.contains(id) || self.disk_of(id).exists()) {
+                self.forget_disk(id);
+            }
         }
         let now = SystemTime::now();
-        let expired: Vec<String> = self
-            .servers
+        let powering_off: Vec<String> = self
+            .running
             .lock()
-            .map(|servers| {
-                servers
-                    .iter()
-                    .filter(|(_, server)| server.expires.is_some_and(|at| at <= now))
+            .map(|runs| {
+                runs.iter()
+                    .filter(|(_, run)| {
+                        run.powers_off_at
+                            .lock()
+                            .map(|mut at| at.take_if(|at| *at <= now).is_some())
+                            .unwrap_or(false)
+                    })
                     .map(|(id, _)| id.clone())
                     .collect()
             })
             .unwrap_or_default();
-        for id in expired {
-            tracing::info!(instance = %id, "TTL reached: terminating the instance");
-            let _ = self
-                .ec2
-                .terminate_instances()
-                .instance_ids(&id)
-                .send()
-                .await;
+        for id in powering_off {
+            self.power_off(&id).await;
         }
         for (id, launched, described) in running {
             let known = self
-                .servers
+                .running
                 .lock()
-                .map(|s| s.contains_key(&id))
-                .unwrap_or(true)
-                || self.foreign.lock().map(|f| f.contains(&id)).unwrap_or(true);
+                .map(|runs| runs.contains_key(&id))
+                .unwrap_or(true);
             // Still booting: its user-data has not run yet.
-            if known || self.settling.is_booting(&id, std::time::Instant::now()) {
+            if known || self.settling.is_booting(&id, Instant::now()) {
                 continue;
             }
-            match self.materialize(&id, launched, &described).await {
-                Ok(Boot::Serving(server)) => {
-                    if let Ok(mut servers) = self.servers.lock() {
-                        servers.insert(id, server);
-                    }
-                }
-                Ok(Boot::Foreign | Boot::Failed) => {
-                    if let Ok(mut foreign) = self.foreign.lock() {
-                        foreign.insert(id);
+            match self.start_boot(&id, launched, &described).await {
+                Ok(run) => {
+                    if let Ok(mut runs) = self.running.lock() {
+                        runs.insert(id, run);
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(instance = %id, error = %err, "cannot start the instance's server yet")
+                    tracing::warn!(instance = %id, error = %err, "cannot boot the instance yet")
                 }
             }
         }
         Ok(())
     }
 
-    async fn launch_of(&self, id: &str) -> Result<Option<ServerLaunch>, String> {
+    /// What powering off does on EC2: the instance stops, or terminates if its
+    /// `InstanceInitiatedShutdownBehavior` says so.
+    async fn power_off(&self, id: &str) {
+        let behaviour = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(id)
+            .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+            .send()
+            .await
+            .ok()
+            .and_then(|answer| {
+                answer
+                    .instance_initiated_shutdown_behavior()
+                    .and_then(|value| value.value())
+                    .map(str::to_owned)
+            });
+        self.settings.consoles.append(id, "reboot: Power down");
+        let terminate = behaviour.as_deref() == Some("terminate");
+        tracing::info!(instance = %id, terminate, "the instance powers itself off");
+        let result = if terminate {
+            self.ec2
+                .terminate_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())
+        } else {
+            self.ec2
+                .stop_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())
+        };
+        if let Err(err) = result {
+            tracing::warn!(instance = %id, error = %err, "cannot power the instance off");
+        }
+    }
+
+    async fn user_data_of(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
         let attribute = self
             .ec2
             .describe_instance_attribute()
@@ -346,32 +400,10 @@ impl Ec2Host {
         let Some(encoded) = attribute.user_data().and_then(|value| value.value()) else {
             return Ok(None);
         };
-        let bytes = STANDARD
+        STANDARD
             .decode(encoded.trim())
-            .map_err(|err| err.to_string())?;
-        Ok(ServerLaunch::parse(&String::from_utf8_lossy(&bytes)))
-    }
-
-    /// An S3 client that signs as the instance's role (a session named after the instance, as
-    /// IMDS hands out) and goes through the edge, where IAM is enforced.
-    async fn s3_as(
-        &self,
-        role: &super::principals::Role,
-        id: &str,
-        region: &str,
-    ) -> aws_sdk_s3::Client {
-        let session = self
-            .principals
-            .issue(role, id, Duration::from_secs(15 * 60));
-        let credentials = aws_sdk_s3::config::Credentials::new(
-            session.access_key_id.clone(),
-            session.secret_access_key.clone(),
-            Some(session.session_token.clone()),
-            Some(session.expires),
-            "instance-role",
-        );
-        let config = super::sdk_config_as(&self.settings.edge_endpoint, region, credentials).await;
-        super::s3_client(&config)
+            .map(Some)
+            .map_err(|err| err.to_string())
     }
 
     /// The instance's metadata, its profile's role looked up in IAM.
@@ -380,7 +412,6 @@ impl Ec2Host {
         id: &str,
         launched: Option<SystemTime>,
         described: &LaunchedInstance,
-        region: &str,
     ) -> Result<InstanceMetadata, String> {
         let profile = match &described.profile {
             Some((arn, profile_id)) => {
@@ -399,7 +430,7 @@ impl Ec2Host {
         Ok(InstanceMetadata {
             instance_id: id.to_owned(),
             account: described.account.clone(),
-            region: region.to_owned(),
+            region: described.region(),
             availability_zone: described.availability_zone.clone(),
             instance_type: described.instance_type.clone(),
             image_id: described.image_id.clone(),
@@ -410,133 +441,363 @@ impl Ec2Host {
         })
     }
 
-    async fn materialize(
+    /// Serves the instance's metadata and starts its boot in a task of its own.
+    async fn start_boot(
         &self,
         id: &str,
         launched: Option<SystemTime>,
         described: &LaunchedInstance,
-    ) -> Result<Boot, String> {
-        let Some(launch) = self.launch_of(id).await? else {
-            return Ok(Boot::Foreign);
-        };
+    ) -> Result<InstanceRun, String> {
+        let user_data = self.user_data_of(id).await?;
         let metadata = if described.metadata_enabled {
-            Some(
-                self.metadata_of(id, launched, described, &launch.region)
-                    .await?,
-            )
+            let metadata = self.metadata_of(id, launched, described).await?;
+            let role_name = metadata
+                .profile
+                .as_ref()
+                .and_then(|profile| profile.role.as_ref())
+                .map(|role| role.name().to_owned());
+            let service = MetadataService::new(metadata, self.principals.clone());
+            let (address, server) = super::imds::serve(service)
+                .await
+                .map_err(|err| format!("cannot serve the instance's metadata: {err}"))?;
+            Some((format!("http://{address}"), server, role_name))
         } else {
             None
         };
-        // The user-data fetches the server with the instance's role (the AWS CLI finds it
-        // through IMDS): a role that may not read the artifacts, or no role, boots no server.
-        let role = metadata
-            .as_ref()
-            .and_then(|metadata| metadata.profile.as_ref())
-            .and_then(|profile| profile.role.clone());
-        let fetched = match &role {
-            Some(role) => {
-                let s3 = self.s3_as(role, id, &launch.region).await;
-                let binary =
-                    super::fetch_object(&s3, &launch.artifact_bucket, &launch.binary_key).await;
-                match binary {
-                    Ok(binary) => {
-                        super::fetch_object(&s3, &launch.artifact_bucket, &launch.env_key)
-                            .await
-                            .map(|env_file| (binary, env_file))
-                    }
-                    Err(reason) => Err(reason),
-                }
-            }
-            None => Err("Unable to locate credentials".to_owned()),
-        };
-        let consoles = &self.settings.consoles;
-        consoles.append(
-            id,
-            &format!(
-                "cloud-init: running the user-data (aws s3 cp s3://{}/{} /opt/hybridlab/hybridlab-ec2-server)",
-                launch.artifact_bucket, launch.binary_key
-            ),
-        );
-        let (binary, env_file) = match fetched {
-            Ok(fetched) => fetched,
-            Err(reason) => {
-                let line = download_failed(&reason);
-                consoles.append(id, &line);
-                consoles.append(
-                    id,
-                    "cloud-init: the user-data exited with status 1; Failed to run module scripts_user",
-                );
-                tracing::warn!(instance = %id, "{line}: the instance runs without its server");
-                return Ok(Boot::Failed);
-            }
-        };
-        consoles.append(
-            id,
-            &format!(
-                "download: s3://{}/{} to /opt/hybridlab/hybridlab-ec2-server",
-                launch.artifact_bucket, launch.binary_key
-            ),
-        );
-        let environment = parse_env_file(&String::from_utf8_lossy(&env_file));
-        let dir = self.settings.state_dir.join("instances").join(id);
-        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-        let path = dir.join("hybridlab-ec2-server");
-        std::fs::write(&path, &binary).map_err(|err| format!("{}: {err}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|err| format!("{}: {err}", path.display()))?;
-        }
-        let port = unused_port().map_err(|err| err.to_string())?;
-        let role_name = role.as_ref().map(|role| role.name().to_owned());
-        // Served once nothing else can fail: a task left behind would serve it forever.
-        let metadata = match metadata {
-            Some(metadata) => {
-                let service = MetadataService::new(metadata, self.principals.clone());
-                let (address, server) = super::imds::serve(service)
-                    .await
-                    .map_err(|err| format!("cannot serve the instance's metadata: {err}"))?;
-                Some((format!("http://{address}"), server))
-            }
-            None => None,
-        };
-        let scheme = scheme_of(&environment);
-        let endpoint = endpoint_of(scheme, port);
-        let shared_endpoint = Arc::new(Mutex::new(endpoint.clone()));
         let (stop, stopped) = oneshot::channel();
+        let endpoint = Arc::new(Mutex::new(String::new()));
         let pid = Arc::new(AtomicU32::new(0));
-        tag_endpoint(&self.ec2, id, &endpoint).await;
-        tokio::spawn(supervise(
-            Supervised {
-                instance_id: id.to_owned(),
-                binary: path,
-                environment,
-                port,
-                edge_endpoint: self.settings.edge_endpoint.clone(),
-                metadata_endpoint: metadata.as_ref().map(|(endpoint, _)| endpoint.clone()),
-                launch: launch.clone(),
-                role_name: role_name.clone(),
-            },
-            Supervision {
+        let powers_off_at = Arc::new(Mutex::new(None));
+        let (metadata_endpoint, role_name, metadata) = match metadata {
+            Some((endpoint, server, role)) => {
+                (Some(endpoint.clone()), role, Some((endpoint, server)))
+            }
+            None => (None, None, None),
+        };
+        let boot = Boot {
+            instance_id: id.to_owned(),
+            root: InstanceRoot::new(self.disk_of(id)),
+            user_data,
+            region: described.region(),
+            launched,
+            metadata_endpoint,
+            role_name,
+            edge_endpoint: self.settings.edge_endpoint.clone(),
+            aws_cli: self.settings.aws_cli.clone(),
+            consoles: self.settings.consoles.clone(),
+            powers_off_at: powers_off_at.clone(),
+            supervision: Supervision {
                 logs: self.logs.clone(),
                 spawner: self.spawner.clone(),
                 ec2: self.ec2.clone(),
                 pid: pid.clone(),
-                endpoint: shared_endpoint.clone(),
+                endpoint: endpoint.clone(),
             },
-            stopped,
-        ));
-        tracing::info!(instance = %id, endpoint = %endpoint, "instance materialised");
-        consoles.append(id, "cloud-init: hybridlab.service started");
-        let expires = launched.map(|at| at + Duration::from_secs(launch.ttl_seconds));
-        Ok(Boot::Serving(ServerProcess {
-            endpoint: shared_endpoint,
+        };
+        tokio::spawn(boot.run(stopped));
+        Ok(InstanceRun {
+            endpoint,
             pid,
-            expires,
+            powers_off_at,
             metadata,
             stop: Some(stop),
-        }))
+        })
+    }
+}
+
+/// One boot of one instance: its user-data (first boot) or its enabled units (later boots),
+/// then its services and timers until the instance stops.
+struct Boot {
+    instance_id: String,
+    root: InstanceRoot,
+    user_data: Option<Vec<u8>>,
+    region: String,
+    launched: Option<SystemTime>,
+    /// The instance's metadata service; `None` when its `HttpEndpoint` is disabled.
+    metadata_endpoint: Option<String>,
+    /// The instance profile's role, whose permissions its CloudWatch agent ships logs with.
+    role_name: Option<String>,
+    edge_endpoint: String,
+    aws_cli: PathBuf,
+    consoles: Arc<ConsoleOutputs>,
+    powers_off_at: Arc<Mutex<Option<SystemTime>>>,
+    /// Shared with the service that publishes the instance's port.
+    supervision: Supervision,
+}
+
+/// A supervised service: the sender that stops it, and its supervisor.
+type RunningService = (oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
+/// The instance stopped while its boot was under way.
+struct Interrupted;
+
+impl Boot {
+    fn console(&self, line: &str) {
+        self.consoles.append(&self.instance_id, line);
+    }
+
+    fn uptime_s(&self) -> f64 {
+        self.launched
+            .and_then(|launched| SystemTime::now().duration_since(launched).ok())
+            .unwrap_or_default()
+            .as_secs_f64()
+    }
+
+    fn power_off_at(&self, at: SystemTime) {
+        if let Ok(mut powers_off_at) = self.powers_off_at.lock() {
+            *powers_off_at = Some(powers_off_at.map_or(at, |earlier| earlier.min(at)));
+        }
+    }
+
+    async fn run(self, mut stop: oneshot::Receiver<()>) {
+        let units = if self.root.first_boot_done() {
+            self.root.clear_run();
+            self.console("systemd: starting the units enabled on the instance's disk");
+            self.root.enabled_units()
+        } else {
+            if self.run_user_data(&mut stop).await.is_err() {
+                return;
+            }
+            self.root.started_units()
+        };
+        if self.root.poweroff_requested() {
+            self.power_off_at(SystemTime::now());
+        }
+        let collected = if units.iter().any(|unit| unit == CLOUDWATCH_AGENT_UNIT) {
+            self.root
+                .collected_logs(&self.instance_id)
+                .unwrap_or_else(|err| {
+                    self.console(&format!("amazon-cloudwatch-agent: {err}"));
+                    Vec::new()
+                })
+        } else {
+            Vec::new()
+        };
+        let mut services = Vec::new();
+        for unit in &units {
+            if unit == CLOUDWATCH_AGENT_UNIT {
+                continue;
+            }
+            let started = if let Some(stem) = unit.strip_suffix(".timer") {
+                self.arm_timer(unit, stem)
+            } else if unit.ends_with(".service") {
+                self.start_service(unit, &collected)
+                    .map(|service| services.extend(service))
+            } else {
+                Err(format!(
+                    "{unit}: only services and timers are modelled by hybridlab's sandbox"
+                ))
+            };
+            if let Err(err) = started {
+                tracing::warn!(instance = %self.instance_id, "{err}");
+                self.console(&err);
+            }
+        }
+        let _ = stop.await;
+        for (stop, supervisor) in services {
+            let _ = stop.send(());
+            let _ = supervisor.await;
+        }
+    }
+
+    /// Runs the user-data as cloud-init does, once; its output is the console output.
+    async fn run_user_data(&self, stop: &mut oneshot::Receiver<()>) -> Result<(), Interrupted> {
+        let finish = |boot: &Self| {
+            if let Err(err) = boot.root.mark_boot_finished() {
+                tracing::warn!(instance = %boot.instance_id, error = %err, "cannot mark the boot finished");
+            }
+        };
+        let Some(user_data) = &self.user_data else {
+            finish(self);
+            return Ok(());
+        };
+        self.console(&cloud_init::final_stage_starts(self.uptime_s()));
+        let script = match self.root.prepare(
+            user_data,
+            &self.aws_cli,
+            &self.edge_endpoint,
+            self.metadata_endpoint.as_deref(),
+        ) {
+            Ok(script) => script,
+            Err(err) => {
+                self.console(&format!(
+                    "hybridlab sandbox: cannot lay out the instance's disk: {err}"
+                ));
+                return Ok(());
+            }
+        };
+        let mut command = tokio::process::Command::new(&script);
+        command
+            .env_clear()
+            .envs(self.root.script_environment())
+            .current_dir(self.root.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let status = match self.supervision.spawner.spawn(command).await {
+            Ok(mut child) => {
+                let group = ProcessGroup::of(&child);
+                let (line_sender, mut lines) = mpsc::unbounded_channel();
+                let _output = super::output::forward_output(&mut child, &line_sender);
+                drop(line_sender);
+                let forwarder = {
+                    let consoles = self.consoles.clone();
+                    let id = self.instance_id.clone();
+                    tokio::spawn(async move {
+                        while let Some((_, line)) = lines.recv().await {
+                            consoles.append(&id, &line);
+                        }
+                    })
+                };
+                let status = tokio::select! {
+                    _ = &mut *stop => {
+                        if let Some(group) = &group {
+                            group.kill();
+                        }
+                        let _ = child.kill().await;
+                        return Err(Interrupted);
+                    }
+                    status = child.wait() => status,
+                };
+                // What the script left running keeps the pipes open: cloud-init waits for
+                // the script, not for them.
+                let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+                status
+                    .map(|status| status.code())
+                    .map_err(|err| err.to_string())
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        match status {
+            Ok(Some(0)) => {}
+            Ok(code) => {
+                for line in cloud_init::script_failed(code) {
+                    self.console(&line);
+                }
+                tracing::warn!(instance = %self.instance_id, code = ?code, "the instance's user-data failed");
+            }
+            Err(err) => {
+                self.console(&format!("{}: {err}", script.display()));
+                for line in cloud_init::script_failed(None) {
+                    self.console(&line);
+                }
+            }
+        }
+        self.console(&cloud_init::finished(self.uptime_s()));
+        finish(self);
+        Ok(())
+    }
+
+    /// A timer whose service powers the instance off: the instance does so at its time.
+    fn arm_timer(&self, unit: &str, stem: &str) -> Result<(), String> {
+        let timer = self.root.unit(unit)?;
+        let service_name = timer
+            .get("Timer", "Unit")
+            .map_or_else(|| format!("{stem}.service"), str::to_owned);
+        let service = Service::of(&service_name, &self.root.unit(&service_name)?)?;
+        if !service.powers_off() {
+            return Err(format!(
+                "{unit}: only timers that power the instance off are modelled by hybridlab's sandbox"
+            ));
+        }
+        let calendar = timer
+            .get("Timer", "OnCalendar")
+            .ok_or_else(|| format!("{unit}: Timer unit lacks value setting. Refusing."))?;
+        // `Persistent=true`: a boot past the time fires it at once, as the time has passed.
+        self.power_off_at(calendar_time(calendar).map_err(|err| format!("{unit}: {err}"))?);
+        Ok(())
+    }
+
+    /// Starts service `name` under supervision; `None` for one that powers the instance off
+    /// (done at once).
+    fn start_service(
+        &self,
+        name: &str,
+        collected: &[super::instance_os::CollectedFile],
+    ) -> Result<Option<RunningService>, String> {
+        let service = Service::of(name, &self.root.unit(name)?)?;
+        if service.powers_off() {
+            self.power_off_at(SystemTime::now());
+            return Ok(None);
+        }
+        let mut environment = Vec::new();
+        for (file, optional) in &service.environment_files {
+            match std::fs::read_to_string(self.root.path(file)) {
+                Ok(text) => environment.extend(parse_env_file(&text)),
+                Err(_) if *optional => {}
+                Err(err) => {
+                    return Err(format!("{name}: Failed to load environment files: {err}"));
+                }
+            }
+        }
+        environment.extend(service.environment.iter().cloned());
+        let binary = self.root.program(&service.exec[0]);
+        if !binary.is_file() {
+            return Err(format!(
+                "{name}: Failed to locate executable {}: No such file or directory",
+                service.exec[0]
+            ));
+        }
+        // The instance's port, published on a loopback port of its own.
+        let port = if environment.iter().any(|(key, _)| key == LISTEN_ENV) {
+            Some(unused_port().map_err(|err| format!("{name}: no loopback port is free: {err}"))?)
+        } else {
+            None
+        };
+        let ship_to = service.output_file.as_ref().and_then(|file| {
+            collected
+                .iter()
+                .find(|collected| &collected.file_path == file)
+                .map(|collected| {
+                    LogStream::new(&collected.log_group, &collected.log_stream)
+                        .written_by(self.role_name.as_deref())
+                })
+        });
+        let supervised = Supervised {
+            instance_id: self.instance_id.clone(),
+            binary,
+            args: service.exec[1..].to_vec(),
+            environment,
+            port,
+            edge_endpoint: self.edge_endpoint.clone(),
+            metadata_endpoint: self.metadata_endpoint.clone(),
+            region: self.region.clone(),
+            output_file: service
+                .output_file
+                .as_ref()
+                .map(|file| self.root.path(file)),
+            ship_to,
+            restarts: service.restarts,
+        };
+        if let Some(port) = port {
+            let endpoint = endpoint_of(scheme_of(&supervised.environment), port);
+            if let Ok(mut shared) = self.supervision.endpoint.lock() {
+                shared.clone_from(&endpoint);
+            }
+            let ec2 = self.supervision.ec2.clone();
+            let id = self.instance_id.clone();
+            tokio::spawn(async move { tag_endpoint(&ec2, &id, &endpoint).await });
+        }
+        self.console(&format!("systemd[1]: Started {name}."));
+        tracing::info!(instance = %self.instance_id, service = %name, "service started");
+        let (stop, stopped) = oneshot::channel();
+        let supervision = Supervision {
+            logs: self.supervision.logs.clone(),
+            spawner: self.supervision.spawner.clone(),
+            ec2: self.supervision.ec2.clone(),
+            // Only the published service's process is the one the status reports.
+            pid: if port.is_some() {
+                self.supervision.pid.clone()
+            } else {
+                Arc::new(AtomicU32::new(0))
+            },
+            endpoint: self.supervision.endpoint.clone(),
+        };
+        Ok(Some((
+            stop,
+            tokio::spawn(supervise(supervised, supervision, stopped)),
+        )))
     }
 }
 
@@ -557,6 +818,18 @@ struct LaunchedInstance {
 }
 
 impl LaunchedInstance {
+    /// The region, from the availability zone (`us-east-1a`: `us-east-1`).
+    fn region(&self) -> String {
+        let zone = self
+            .availability_zone
+            .trim_end_matches(|c: char| c.is_ascii_lowercase());
+        if zone.is_empty() {
+            hybridlab_wire::sandbox::DEFAULT_REGION.to_owned()
+        } else {
+            zone.to_owned()
+        }
+    }
+
     fn of(instance: &Instance, owner: Option<&str>) -> Self {
         let options = instance.metadata_options();
         Self {
@@ -645,14 +918,60 @@ struct Supervision {
 struct Supervised {
     instance_id: String,
     binary: PathBuf,
+    args: Vec<String>,
     environment: Vec<(String, String)>,
-    port: u16,
+    /// The loopback port the instance's port is published on, if the service listens.
+    port: Option<u16>,
     edge_endpoint: String,
     /// The instance's metadata service; `None` when its `HttpEndpoint` is disabled.
     metadata_endpoint: Option<String>,
-    launch: ServerLaunch,
-    /// The instance profile's role, whose permissions its CloudWatch agent ships logs with.
-    role_name: Option<String>,
+    region: String,
+    /// Where the unit appends its output (`StandardOutput=append:`), on the host.
+    output_file: Option<PathBuf>,
+    /// The CloudWatch stream the agent ships that file to, if it collects it.
+    ship_to: Option<LogStream>,
+    /// `Restart=`: started again when it exits.
+    restarts: bool,
+}
+
+/// Where a service's output goes: its file, and CloudWatch if the agent collects the file.
+#[derive(Clone)]
+struct OutputSink {
+    logs: LogShipper,
+    file: Option<Arc<Mutex<std::fs::File>>>,
+    ship_to: Option<LogStream>,
+}
+
+impl OutputSink {
+    fn new(logs: LogShipper, file: Option<&std::path::Path>, ship_to: Option<LogStream>) -> Self {
+        let file = file.and_then(|path| {
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
+        Self {
+            logs,
+            file: file.map(|file| Arc::new(Mutex::new(file))),
+            ship_to,
+        }
+    }
+
+    fn line(&self, at_ms: i64, line: String) {
+        if let Some(file) = &self.file
+            && let Ok(mut file) = file.lock()
+        {
+            use std::io::Write as _;
+            let _ = writeln!(file, "{line}");
+        }
+        if let Some(stream) = &self.ship_to {
+            self.logs.send_batch(stream, vec![(at_ms, line)]);
+        }
+    }
 }
 
 /// Runs the server, restarting it with a growing pause if it exits, until `stop`. A server
@@ -670,22 +989,30 @@ async fn supervise(
         pid,
         endpoint,
     } = supervision;
+    let sink = OutputSink::new(
+        logs,
+        process.output_file.as_deref(),
+        process.ship_to.clone(),
+    );
     let mut pause = Duration::from_millis(500);
     loop {
         let mut command = tokio::process::Command::new(&process.binary);
         command
+            .args(&process.args)
             .env_clear()
             .envs(process.environment.iter().map(|(k, v)| (k, v)))
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HYBRIDLAB_LISTEN", format!("127.0.0.1:{}", process.port))
             .env("HYBRIDLAB_ENDPOINT_URL", &process.edge_endpoint)
             // The lab's test images are served on loopback in the sandbox.
             .env("HYBRIDLAB_ALLOW_PRIVATE_ADDRESSES", "true")
-            .env("AWS_REGION", &process.launch.region)
+            .env("AWS_REGION", &process.region)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(port) = process.port {
+            command.env(LISTEN_ENV, format!("127.0.0.1:{port}"));
+        }
         // No access key: the SDK's default chain finds none in the environment or a profile
         // file (there is no HOME) and asks the instance's metadata service, as on EC2. With
         // the service disabled it must not try 169.254.169.254, which on a cloud machine is
@@ -712,14 +1039,11 @@ async fn supervise(
         // The server's lines need no flush handshake: nothing waits for them.
         let _output = super::output::forward_output(&mut child, &line_sender);
         drop(line_sender);
-        let stream = LogStream::new(&process.launch.log_group, &process.instance_id)
-            .written_by(process.role_name.as_deref());
         {
-            let logs = logs.clone();
-            let stream = stream.clone();
+            let sink = sink.clone();
             tokio::spawn(async move {
-                while let Some(line) = lines.recv().await {
-                    logs.send_batch(&stream, vec![line]);
+                while let Some((at_ms, line)) = lines.recv().await {
+                    sink.line(at_ms, line);
                 }
             });
         }
@@ -746,23 +1070,27 @@ async fn supervise(
                 }
                 pid.store(0, Ordering::Release);
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                if !process.restarts {
+                    tracing::info!(instance = %process.instance_id, status = %status, "the service exited");
+                    return;
+                }
                 tracing::warn!(instance = %process.instance_id, status = %status, "the server exited; restarting it");
-                logs.send_batch(&stream, vec![(
+                sink.line(
                     now_ms(),
                     format!("hybridlab sandbox: the server exited ({status}); restarting it"),
-                )]);
+                );
             }
         }
-        if taken(process.port) {
+        if let Some(taken_port) = process.port.filter(|port| taken(*port)) {
             match unused_port() {
                 Ok(port) => {
                     let moved = endpoint_of(scheme_of(&process.environment), port);
-                    tracing::warn!(instance = %process.instance_id, taken = process.port, endpoint = %moved, "another process took the server's port: moving it");
-                    logs.send_batch(&stream, vec![(
+                    tracing::warn!(instance = %process.instance_id, taken = taken_port, endpoint = %moved, "another process took the server's port: moving it");
+                    sink.line(
                         now_ms(),
-                        format!("hybridlab sandbox: port {} was taken by another process; the server moves to {moved}", process.port),
-                    )]);
-                    process.port = port;
+                        format!("hybridlab sandbox: port {taken_port} was taken by another process; the server moves to {moved}"),
+                    );
+                    process.port = Some(port);
                     if let Ok(mut endpoint) = endpoint.lock() {
                         endpoint.clone_from(&moved);
                     }
@@ -849,20 +1177,15 @@ while True:
             Supervised {
                 instance_id: "i-0123456789abcdef0".into(),
                 binary,
-                environment: Vec::new(),
-                port: taken_port,
+                args: Vec::new(),
+                environment: vec![(LISTEN_ENV.into(), "0.0.0.0:8080".into())],
+                port: Some(taken_port),
                 edge_endpoint: "http://127.0.0.1:1".into(),
                 metadata_endpoint: None,
-                role_name: None,
-                launch: ServerLaunch {
-                    artifact_bucket: "artifacts".into(),
-                    binary_key: "server".into(),
-                    env_key: "server.env".into(),
-                    log_group: "/hybridlab/test/ec2-server".into(),
-                    region: "us-east-1".into(),
-                    port: 8080,
-                    ttl_seconds: 3600,
-                },
+                region: "us-east-1".into(),
+                output_file: None,
+                ship_to: None,
+                restarts: true,
             },
             Supervision {
                 logs: LogShipper::start(aws_sdk_cloudwatchlogs::Client::new(&config), None),

@@ -4,7 +4,8 @@
 //!
 //! The agent forwards every AWS call to moto except the ones that need compute: Lambda
 //! `Invoke` runs the deployed `bootstrap` (see [`lambda_host`]), running image-server
-//! instances become local processes (see [`ec2_host`]), and S3 event notifications reach
+//! instances boot: their user-data runs and what it starts becomes local processes (see
+//! [`ec2_host`] and `instance_os`), and S3 event notifications reach
 //! their functions (see [`s3_events`]).
 //!
 //! Each function environment and each instance gets credentials of its own role, as on AWS
@@ -20,6 +21,7 @@ pub mod ec2_host;
 pub mod edge;
 pub mod iam;
 pub mod imds;
+mod instance_os;
 pub mod lambda_host;
 pub mod logs;
 pub mod moto;
@@ -42,7 +44,7 @@ use crate::moto::{MotoError, MotoServer};
 use authorizer::{Authorizer, IamMode};
 use code::CodeStore;
 use ec2_host::{Ec2Host, Ec2Settings};
-use hybridlab_tools::ensure_moto;
+use hybridlab_tools::{ensure_aws_cli, ensure_moto};
 use hybridlab_wire::sandbox::{
     DEFAULT_EDGE_PORT, DEFAULT_REGION, OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY,
 };
@@ -204,10 +206,12 @@ impl Sandbox {
             source,
         })?;
         let log = state_dir.join("moto.log");
-        let moto = tokio::task::spawn_blocking(move || {
+        let (moto, aws_cli) = tokio::task::spawn_blocking(move || {
             let mut progress = progress;
             let install = ensure_moto(&mut progress).map_err(MotoError::from)?;
-            MotoServer::start(&install, 0, &log)
+            // The instances' user-data calls `aws`: the real CLI, in the same virtualenv.
+            let aws_cli = ensure_aws_cli(&mut progress).map_err(MotoError::from)?;
+            MotoServer::start(&install, 0, &log).map(|moto| (moto, aws_cli))
         })
         .await
         .map_err(|err| SandboxError::Client(err.to_string()))??;
@@ -276,6 +280,7 @@ impl Sandbox {
             Ec2Settings {
                 edge_endpoint: endpoint.clone(),
                 state_dir: state_dir.clone(),
+                aws_cli,
                 settling: settling.clone(),
                 consoles: consoles.clone(),
             },

@@ -35,3 +35,4 @@ mod stack;
 mod stack_hardening;
 mod unfinished_writes;
 mod upload_binding;
+mod user_data;

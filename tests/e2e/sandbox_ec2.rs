@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::eventually;
 use aws_sdk_ec2::types::{
     HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataOptionsRequest, InstanceType,
-    ResourceType, Tag, TagSpecification,
+    ResourceType, ShutdownBehavior, Tag, TagSpecification,
 };
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
@@ -121,6 +121,7 @@ pub(crate) async fn launch_server(
         token,
         extra_env,
         Some(&profile.name),
+        7200,
     )
     .await
 }
@@ -168,7 +169,8 @@ async fn grant_server_policy(
         .expect("IAM takes the server's policy");
 }
 
-/// [`launch_server`] with instance profile `profile` (or none), IMDSv2 required as `up` sets it.
+/// [`launch_server`] with instance profile `profile` (or none) and a TTL of `ttl_seconds`,
+/// IMDSv2 required and powering off terminating it, as `up` launches it.
 pub(crate) async fn launch_server_with(
     clients: &EdgeClients,
     bucket: &str,
@@ -176,6 +178,7 @@ pub(crate) async fn launch_server_with(
     token: &str,
     extra_env: &str,
     profile: Option<&str>,
+    ttl_seconds: u64,
 ) -> (String, String) {
     let artifacts = unique_name("artifacts");
     clients
@@ -227,7 +230,7 @@ pub(crate) async fn launch_server_with(
         log_group: log_group.clone(),
         region: "us-east-1".into(),
         port: 8080,
-        ttl_seconds: 7200,
+        ttl_seconds,
     };
     let image = clients
         .ec2
@@ -248,6 +251,7 @@ pub(crate) async fn launch_server_with(
         .min_count(1)
         .max_count(1)
         .user_data(STANDARD.encode(launch.render()))
+        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
         .set_iam_instance_profile(profile.map(|name| {
             IamInstanceProfileSpecification::builder()
                 .name(name)

@@ -276,8 +276,16 @@ async fn an_instance_gets_its_profile_role_from_its_metadata_and_the_server_work
     let clients = edge_clients().await;
     let (store, bucket, table) = server_store(&clients).await;
     let profile = server_profile(&clients).await;
-    let (instance, _log_group) =
-        launch_server_with(&clients, &bucket, &table, TOKEN, "", Some(&profile.name)).await;
+    let (instance, _log_group) = launch_server_with(
+        &clients,
+        &bucket,
+        &table,
+        TOKEN,
+        "",
+        Some(&profile.name),
+        7200,
+    )
+    .await;
     let endpoint = eventually(Duration::from_secs(60), || {
         endpoint_tag(&clients, &instance)
     })
@@ -402,7 +410,7 @@ async fn an_instance_without_a_profile_cannot_fetch_its_server_and_its_console_s
     let clients = edge_clients().await;
     let (_store, bucket, table) = server_store(&clients).await;
     let (instance, _log_group) =
-        launch_server_with(&clients, &bucket, &table, TOKEN, "", None).await;
+        launch_server_with(&clients, &bucket, &table, TOKEN, "", None, 7200).await;
     let output = eventually(Duration::from_secs(30), || {
         console_output(&clients, &instance)
     })
@@ -434,5 +442,6 @@ pub(crate) async fn console_output(clients: &EdgeClients, instance: &str) -> Opt
     let encoded = answer.output()?;
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    (text.contains("scripts_user") || text.contains("hybridlab.service started")).then_some(text)
+    // cloud-init's last line, written whether the script succeeded or not.
+    text.contains(" finished at ").then_some(text)
 }

@@ -1,11 +1,10 @@
-//! The image server's launch description, carried in the instance's user-data. On AWS the
-//! script runs: it fetches the server binary and its environment file from the artifacts
-//! bucket, installs a systemd unit and schedules the self-termination (a deadline on disk and a
-//! systemd timer, so a reboot or a stop and start does not reset it). The sandbox's agent
-//! reads the same `# hybridlab:` lines and starts the same binary with the same environment
-//! file, so both targets run the server from one description.
-
-use std::collections::BTreeMap;
+//! The image server's launch: the user-data script every target runs. On AWS cloud-init runs
+//! it: it fetches the server binary and its environment file from the artifacts bucket,
+//! installs a systemd unit and schedules the self-termination (a deadline on disk and a
+//! systemd timer, so a reboot or a stop and start does not reset it). The sandbox's agent runs
+//! the same script in a directory of the instance's own ([`ROOT_ENV`] names it; unset on EC2,
+//! so every path is the instance's own), with Amazon Linux's commands it calls provided
+//! against the sandbox, and starts what the script started.
 
 /// Everything needed to start the image server on an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +23,44 @@ pub struct ServerLaunch {
     pub ttl_seconds: u64,
 }
 
-const MARKER: &str = "# hybridlab:";
+/// The variable naming the directory the script's absolute paths live under: unset on EC2,
+/// the instance's own directory in the sandbox.
+pub const ROOT_ENV: &str = "HYBRIDLAB_ROOT";
+
+/// What cloud-init prints on the console when the user-data script exits with an error (its
+/// `cc_scripts_user` module's warning): what the sandbox prints for a failed script, and what
+/// `up` and `status` look for on either target.
+pub const USER_DATA_FAILED: &str = "Failed to run module scripts_user";
+
+/// Where cloud-init keeps the user-data script it runs (`part-001` for a single script).
+pub const USER_DATA_SCRIPT: &str = "/var/lib/cloud/instance/scripts/part-001";
+
+/// If the console output says the user-data failed, its last lines before the failure (what
+/// the script printed last, usually the error).
+pub fn user_data_failure(console: &str) -> Option<String> {
+    let lines: Vec<&str> = console
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let failed = lines
+        .iter()
+        .position(|line| line.contains(USER_DATA_FAILED))?;
+    let shown: Vec<&str> = lines[..failed]
+        .iter()
+        .rev()
+        .filter(|line| !is_cloud_init_line(line))
+        .take(3)
+        .copied()
+        .collect();
+    Some(shown.into_iter().rev().collect::<Vec<_>>().join(" | "))
+}
+
+/// cloud-init's own lines (`... - util.py[WARNING]: ...`, `Cloud-init v. ...`), as opposed to
+/// what the script printed.
+fn is_cloud_init_line(line: &str) -> bool {
+    line.starts_with("Cloud-init v.") || line.contains(".py[")
+}
 
 /// Where the first boot writes the TTL's deadline (`YYYY-MM-DD HH:MM:SS UTC`), and the timer
 /// that powers the instance off then. Both live on the root volume, unlike `shutdown -h +N`,
@@ -42,7 +78,7 @@ impl ServerLaunch {
     pub fn render(&self) -> String {
         // umask 077: the file holds the token; `aws s3 cp` would make it 0644.
         self.script(&format!(
-            "(umask 077 && aws s3 cp --region {region} s3://{bucket}/{env} /etc/hybridlab/server.env)\n",
+            "(umask 077 && aws s3 cp --no-progress --region {region} s3://{bucket}/{env} \"$root/etc/hybridlab/server.env\")\n",
             region = self.region,
             bucket = self.artifact_bucket,
             env = self.env_key,
@@ -55,13 +91,14 @@ impl ServerLaunch {
     /// at boot. So `env_file` must hold no secret: user-data is readable by any process on the
     /// instance through the instance metadata service.
     pub fn render_with_env(&self, env_file: &str, secret_ids: &[&str]) -> String {
-        let mut write_env =
-            format!("(umask 077 && cat > /etc/hybridlab/server.env) <<'ENV'\n{env_file}ENV\n");
+        let mut write_env = format!(
+            "(umask 077 && cat > \"$root/etc/hybridlab/server.env\") <<'ENV'\n{env_file}ENV\n"
+        );
         for secret_id in secret_ids {
             // An assignment of its own, so `set -e` stops the script if the fetch fails.
             write_env.push_str(&format!(
                 "secret=$(aws secretsmanager get-secret-value --region {region} --secret-id '{secret_id}' --query SecretString --output text)\n\
-                 printf '%s\\n' \"$secret\" >> /etc/hybridlab/server.env\n\
+                 printf '%s\\n' \"$secret\" >> \"$root/etc/hybridlab/server.env\"\n\
                  unset secret\n",
                 region = self.region,
             ));
@@ -76,19 +113,19 @@ impl ServerLaunch {
     /// shutdown behaviour is `terminate`).
     fn ttl_script(&self) -> String {
         format!(
-            "install -d /etc/hybridlab\n\
-             if [ ! -s {TTL_DEADLINE_FILE} ]; then\n\
-             \x20 date -u -d '+{ttl} seconds' '+%Y-%m-%d %H:%M:%S UTC' > {TTL_DEADLINE_FILE}\n\
+            "install -d \"$root/etc/hybridlab\"\n\
+             if [ ! -s \"$root{TTL_DEADLINE_FILE}\" ]; then\n\
+             \x20 date -u -d '+{ttl} seconds' '+%Y-%m-%d %H:%M:%S UTC' > \"$root{TTL_DEADLINE_FILE}\"\n\
              fi\n\
-             deadline=$(cat {TTL_DEADLINE_FILE})\n\
-             cat > /etc/systemd/system/{TTL_SERVICE_UNIT} <<'UNIT'\n\
+             deadline=$(cat \"$root{TTL_DEADLINE_FILE}\")\n\
+             cat > \"$root/etc/systemd/system/{TTL_SERVICE_UNIT}\" <<'UNIT'\n\
              [Unit]\n\
              Description=hybridlab TTL reached: power off (the instance terminates)\n\
              [Service]\n\
              Type=oneshot\n\
              ExecStart=/usr/bin/systemctl poweroff\n\
              UNIT\n\
-             cat > /etc/systemd/system/{TTL_TIMER_UNIT} <<UNIT\n\
+             cat > \"$root/etc/systemd/system/{TTL_TIMER_UNIT}\" <<UNIT\n\
              [Unit]\n\
              Description=hybridlab TTL deadline\n\
              [Timer]\n\
@@ -108,22 +145,19 @@ impl ServerLaunch {
         format!(
             "#!/bin/bash\n\
              # hybridlab image server bootstrap (Amazon Linux 2023)\n\
-             {MARKER}artifact-bucket={bucket}\n\
-             {MARKER}binary-key={binary}\n\
-             {MARKER}env-key={env}\n\
-             {MARKER}log-group={group}\n\
-             {MARKER}region={region}\n\
-             {MARKER}port={port}\n\
-             {MARKER}ttl-seconds={ttl}\n\
+             # Unset on EC2, so empty (read before `set -u`). hybridlab's sandbox runs this same\n\
+             # script in a directory of the instance's own and names it here; the paths systemd\n\
+             # reads stay absolute.\n\
+             root=\"${ROOT_ENV}\"\n\
              set -euo pipefail\n\
              # Stop billing even if nobody tears the stack down: the TTL powers this instance off,\n\
              # which terminates it; first, so nothing below can keep it from being set.\n\
              {ttl_script}\
-             install -d /opt/hybridlab /etc/hybridlab\n\
-             aws s3 cp --region {region} s3://{bucket}/{binary} /opt/hybridlab/hybridlab-ec2-server\n\
+             install -d \"$root/opt/hybridlab\" \"$root/etc/hybridlab\"\n\
+             aws s3 cp --no-progress --region {region} s3://{bucket}/{binary} \"$root/opt/hybridlab/hybridlab-ec2-server\"\n\
              {write_env}\
-             chmod 755 /opt/hybridlab/hybridlab-ec2-server\n\
-             cat > /etc/systemd/system/hybridlab.service <<'UNIT'\n\
+             chmod 755 \"$root/opt/hybridlab/hybridlab-ec2-server\"\n\
+             cat > \"$root/etc/systemd/system/hybridlab.service\" <<'UNIT'\n\
              [Unit]\n\
              Description=hybridlab image server\n\
              After=network-online.target\n\
@@ -139,45 +173,25 @@ impl ServerLaunch {
              [Install]\n\
              WantedBy=multi-user.target\n\
              UNIT\n\
-             install -d /var/log/hybridlab\n\
+             install -d \"$root/var/log/hybridlab\"\n\
              systemctl daemon-reload\n\
              systemctl enable --now hybridlab.service\n\
              # Ship the server's log to its CloudWatch group; the server runs even if this fails.\n\
              set +e\n\
              dnf install -y -q amazon-cloudwatch-agent\n\
-             cat > /opt/aws/amazon-cloudwatch-agent/etc/hybridlab.json <<'AGENT'\n\
+             cat > \"$root/opt/aws/amazon-cloudwatch-agent/etc/hybridlab.json\" <<'AGENT'\n\
              {{\"logs\":{{\"logs_collected\":{{\"files\":{{\"collect_list\":[{{\"file_path\":\"/var/log/hybridlab/server.log\",\"log_group_name\":\"{group}\",\"log_stream_name\":\"{{instance_id}}\"}}]}}}}}}}}\n\
              AGENT\n\
-             /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\\n\
-               -c file:/opt/aws/amazon-cloudwatch-agent/etc/hybridlab.json\n",
+             \"$root/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl\" -a fetch-config -m ec2 -s \\\n\
+               -c \"file:$root/opt/aws/amazon-cloudwatch-agent/etc/hybridlab.json\"\n",
             bucket = self.artifact_bucket,
             binary = self.binary_key,
-            env = self.env_key,
             group = self.log_group,
             region = self.region,
             port = self.port,
-            ttl = self.ttl_seconds,
             ttl_script = self.ttl_script(),
             nofile = SERVER_NOFILE_LIMIT,
         )
-    }
-
-    /// Reads the description back from a user-data script; `None` if it is not one of ours.
-    pub fn parse(user_data: &str) -> Option<Self> {
-        let fields: BTreeMap<&str, &str> = user_data
-            .lines()
-            .filter_map(|line| line.strip_prefix(MARKER))
-            .filter_map(|line| line.split_once('='))
-            .collect();
-        Some(Self {
-            artifact_bucket: fields.get("artifact-bucket")?.to_string(),
-            binary_key: fields.get("binary-key")?.to_string(),
-            env_key: fields.get("env-key")?.to_string(),
-            log_group: fields.get("log-group")?.to_string(),
-            region: fields.get("region")?.to_string(),
-            port: fields.get("port")?.parse().ok()?,
-            ttl_seconds: fields.get("ttl-seconds")?.parse().ok()?,
-        })
     }
 }
 
@@ -196,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_launch_description_survives_the_user_data_script() {
+    fn the_script_writes_every_path_under_its_root() {
         let launch = ServerLaunch {
             artifact_bucket: "hybridlab-artifacts-ab12".into(),
             binary_key: "server/hybridlab-ec2-server".into(),
@@ -226,8 +240,25 @@ mod tests {
             agent["logs"]["logs_collected"]["files"]["collect_list"][0]["log_group_name"],
             "/hybridlab/ab12/ec2-server"
         );
-        assert_eq!(ServerLaunch::parse(&script), Some(launch));
-        assert_eq!(ServerLaunch::parse("#!/bin/bash\necho hi\n"), None);
+        // Every path the script writes is under `$root`, which is empty on EC2.
+        assert!(
+            script.contains("\nroot=\"$HYBRIDLAB_ROOT\"\nset -euo pipefail\n"),
+            "{script}"
+        );
+        // No `${`: Terraform's heredocs and CloudFormation's Fn::Sub would read it as theirs.
+        assert!(!script.contains("${"), "{script}");
+        for line in script.lines().filter(|line| {
+            line.starts_with("install ") || line.starts_with("chmod ") || line.starts_with("cat >")
+        }) {
+            assert!(
+                line.split_whitespace()
+                    .skip(1)
+                    .filter(|word| word.contains('/'))
+                    .all(|path| path.trim_start_matches("\"").starts_with("$root/")),
+                "{line}"
+            );
+        }
+        assert_eq!(launch.ttl_seconds, 7200);
     }
 
     fn launch(ttl_seconds: u64) -> ServerLaunch {
@@ -276,12 +307,11 @@ mod tests {
     /// Runs the script's TTL part with its paths under `root` and `systemctl` recorded.
     fn run_ttl_part(launch: &ServerLaunch, root: &std::path::Path) -> String {
         let root = root.display();
-        let part = launch
-            .ttl_script()
-            .replace("/etc/", &format!("{root}/etc/"))
-            .replace("\nsystemctl ", &format!("\necho >> {root}/systemctl "));
+        // The script's own prefix, and systemctl recorded instead of run.
+        let part = launch.ttl_script();
         let output = bash(&format!(
-            "install -d {root}/etc/systemd/system\n{part}cat {root}/systemctl"
+            "root={root}\nsystemctl() {{ echo \"$*\" >> {root}/systemctl; }}\n\
+             install -d {root}/etc/systemd/system\n{part}cat {root}/systemctl"
         ));
         assert!(
             output.status.success(),
@@ -385,7 +415,9 @@ mod tests {
         assert!(inline.contains(
             "secret=$(aws secretsmanager get-secret-value --region eu-west-1 --secret-id 'arn:aws:secretsmanager:eu-west-1:1:secret:t'"
         ));
-        assert!(inline.contains("printf '%s\\n' \"$secret\" >> /etc/hybridlab/server.env"));
+        assert!(
+            inline.contains("printf '%s\\n' \"$secret\" >> \"$root/etc/hybridlab/server.env\"")
+        );
     }
 
     #[test]
@@ -399,14 +431,13 @@ mod tests {
             .take_while(|line| !line.starts_with("chmod 755"))
             .collect::<Vec<_>>()
             .join("\n")
-            .replace("/etc/", &format!("{root}/etc/"))
             // The CLI as the instance's would answer: the secret's lines, the last one ended.
             .replace(
                 "aws secretsmanager get-secret-value",
                 "printf 'HYBRIDLAB_TOKEN=s3cr3t\\nHYBRIDLAB_TLS_KEY=a2V5\\n'; :",
             );
         let output = bash(&format!(
-            "umask 022\ninstall -d {root}/etc/hybridlab\n{write_env}\nstat -c %a {root}/etc/hybridlab/server.env\ncat {root}/etc/hybridlab/server.env"
+            "umask 022\nroot={root}\ninstall -d {root}/etc/hybridlab\n{write_env}\nstat -c %a {root}/etc/hybridlab/server.env\ncat {root}/etc/hybridlab/server.env"
         ));
         assert!(
             output.status.success(),

@@ -43,6 +43,9 @@ fn print_status(status: &StackStatus) {
             instance.instance_type,
             instance.uptime_s / 60
         );
+        if let Some(error) = &instance.user_data_error {
+            println!("  user-data FAILED, its console output ends: {error}");
+        }
     }
     match &status.server {
         Some(server) if server.healthy => println!(

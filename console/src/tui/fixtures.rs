@@ -67,6 +67,7 @@ fn stack_status() -> StackStatus {
             instance_type: "t3.micro".into(),
             uptime_s: 1_930,
             ttl_left_s: Some(5_270),
+            user_data_error: None,
         }),
         server: Some(ServerStatus {
             endpoint: "http://127.0.0.1:40123".into(),

@@ -83,6 +83,12 @@ pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
             instance.state,
             human_duration(instance.uptime_s),
         )));
+        if let Some(error) = &instance.user_data_error {
+            lines.push(Line::from(vec![
+                Span::styled("user-data FAILED ", palette.fg(Color::Red)),
+                Span::raw(format!("(console output): {error}")),
+            ]));
+        }
     }
     if let Some(server) = &stack.server {
         let (text, colour) = if server.healthy {
@@ -100,7 +106,7 @@ pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
         stack.cost.per_hour_usd, stack.cost.so_far_usd, stack.cost.basis
     )));
     let [summary, resources] = Layout::vertical([
-        Constraint::Length(lines.len() as u16 + 2),
+        Constraint::Length(wrapped_rows(&lines, detail.width.saturating_sub(2)) + 2),
         Constraint::Min(0),
     ])
     .areas(detail);
@@ -210,4 +216,44 @@ fn draw_operation(frame: &mut Frame, area: Rect, operation: &Operation, palette:
         Paragraph::new(lines).block(Block::bordered().title(title)),
         area,
     );
+}
+
+/// How many rows `lines` take, word-wrapped to `width` columns (as the summary's `Paragraph`
+/// wraps them), so that a long line (an instance's user-data error) is not cut off.
+fn wrapped_rows(lines: &[Line], width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    let rows: usize = lines
+        .iter()
+        .map(|line| {
+            let text: String = line
+                .spans
+                .iter()
+                .map(|span| span.content.as_ref())
+                .collect();
+            let mut rows = 1;
+            let mut used = 0;
+            // Split at single spaces, so that runs of spaces count as they are drawn.
+            for word in text.split(' ') {
+                let length = word.chars().count();
+                if used == 0 && length == 0 {
+                    // A row starts with no blank: trimmed when wrapped.
+                    continue;
+                }
+                let needed = if used == 0 { length } else { used + 1 + length };
+                if needed <= width {
+                    used = needed;
+                } else if length == 0 {
+                    // A blank that does not fit ends the row.
+                    rows += 1;
+                    used = 0;
+                } else {
+                    // A word longer than the row is broken across rows.
+                    rows += usize::from(used > 0) + length.saturating_sub(1) / width;
+                    used = (length - 1) % width + 1;
+                }
+            }
+            rows
+        })
+        .sum();
+    u16::try_from(rows).unwrap_or(u16::MAX)
 }

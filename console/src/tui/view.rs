@@ -286,6 +286,23 @@ mod tests {
     }
 
     #[test]
+    fn stack_view_of_an_instance_whose_user_data_failed() {
+        let mut app = fixtures::app_with_stack();
+        let stack = &mut app.stack.stacks[0];
+        if let Some(instance) = stack.instance.as_mut() {
+            instance.user_data_error = Some(
+                "/var/lib/cloud/instance/scripts/part-001: line 41: chmdo: command not found"
+                    .into(),
+            );
+        }
+        stack.server = None;
+        let screen = fixtures::screen(&app, 80, 24, true);
+        let text = format!("{screen}");
+        assert!(text.contains("user-data FAILED"), "{text}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
     fn stack_view_without_stacks() {
         let mut app = fixtures::app_with_stack();
         app.stack.stacks.clear();

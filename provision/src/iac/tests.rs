@@ -448,7 +448,7 @@ fn the_cloudformation_user_data_carries_no_secret_and_the_role_reads_only_its_se
             user_data.contains("--secret-id '${ServerSecret}'"),
             "{user_data}"
         );
-        assert!(user_data.contains("(umask 077 && cat > /etc/hybridlab/server.env)"));
+        assert!(user_data.contains("(umask 077 && cat > \"$root/etc/hybridlab/server.env\")"));
         let secret = &resources["ServerSecret"];
         assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
         assert_eq!(

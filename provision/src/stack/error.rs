@@ -32,6 +32,10 @@ pub enum StackError {
     NoImage { region: String },
     #[error("{action} failed: {message}")]
     Aws { action: String, message: String },
+    #[error(
+        "instance {instance}'s user-data failed, so its server never started; its console output ends: {tail} (fix the script, then `hybridlab up` replaces the instance, or `hybridlab down`)"
+    )]
+    UserDataFailed { instance: String, tail: String },
     #[error("{what} did not happen within {after:?}")]
     Timeout { what: String, after: Duration },
     #[error(transparent)]

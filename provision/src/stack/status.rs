@@ -11,6 +11,7 @@ use super::error::{StackError, sdk_error};
 use super::names::{StackId, StackNames};
 use super::state::StackState;
 use super::target::StackClients;
+use hybridlab_wire::launch::user_data_failure;
 use hybridlab_wire::tags::ENDPOINT_TAG;
 use hybridlab_wire::tls::CertFingerprint;
 
@@ -33,6 +34,9 @@ pub struct InstanceStatus {
     pub uptime_s: u64,
     /// Until the instance terminates itself.
     pub ttl_left_s: Option<u64>,
+    /// When cloud-init says the user-data failed: the last lines it printed (from the
+    /// instance's console output). The instance runs, but its server never will.
+    pub user_data_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +248,7 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
                     .to_owned(),
                 uptime_s: uptime,
                 ttl_left_s: ttl.map(|ttl| ttl.saturating_sub(uptime)),
+                user_data_error: user_data_error(clients, &found.id).await,
             });
             endpoint = if clients.is_sandbox() {
                 described
@@ -308,6 +313,29 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
         server,
         cost,
     })
+}
+
+/// What the instance's console output says of its user-data, if it failed.
+async fn user_data_error(clients: &StackClients, instance_id: &str) -> Option<String> {
+    user_data_failure(&console_output(clients, instance_id).await?)
+}
+
+/// The instance's console output (what its boot and user-data printed), if EC2 has any yet.
+pub(super) async fn console_output(clients: &StackClients, instance_id: &str) -> Option<String> {
+    let answer = clients
+        .ec2
+        .get_console_output()
+        .instance_id(instance_id)
+        .latest(true)
+        .send()
+        .await
+        .ok()?;
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        answer.output()?.trim(),
+    )
+    .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 async fn server_status(endpoint: String, cert_sha256: Option<String>) -> ServerStatus {

@@ -43,7 +43,7 @@ use super::progress::{Reporter, Step, StepEvent, StepStatus};
 use super::state::{StackState, StepRecord};
 use super::target::StackClients;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hybridlab_wire::launch::{ServerLaunch, parse_env_file};
+use hybridlab_wire::launch::{ServerLaunch, parse_env_file, user_data_failure};
 use hybridlab_wire::now_rfc3339;
 use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
 use hybridlab_wire::tls::{CERT_PIN_ENV, CertFingerprint, TLS_CERT_ENV, TLS_KEY_ENV};
@@ -230,7 +230,7 @@ pub async fn up(
             run.step(
                 Step::ServerHealth,
                 &endpoint,
-                run.server_health(&endpoint, secrets.certificate.fingerprint())
+                run.server_health(&instance_id, &endpoint, secrets.certificate.fingerprint())
             ),
             run.step(
                 Step::Function,
@@ -1219,7 +1219,12 @@ impl Run<'_> {
     ) -> Result<(Outcome, (String, String)), StackError> {
         let mut existing = self.existing_instance().await?;
         let mut replaced = None;
-        if let (true, Some(old)) = (replace, &existing) {
+        // cloud-init runs the user-data once: an instance whose script failed never serves.
+        let failed = match &existing {
+            Some(old) if !replace => self.check_user_data(old).await.is_err(),
+            _ => false,
+        };
+        if let (true, Some(old)) = (replace || failed, &existing) {
             // The instance reads its configuration once, at boot.
             self.clients
                 .ec2
@@ -1241,7 +1246,12 @@ impl Run<'_> {
         Ok((
             match replaced {
                 Some(old) => Outcome::Done(format!(
-                    "{instance_id} launched in place of {old} (its configuration changed), serving at {endpoint}"
+                    "{instance_id} launched in place of {old} ({}), serving at {endpoint}",
+                    if failed {
+                        "its user-data had failed"
+                    } else {
+                        "its configuration changed"
+                    }
                 )),
                 None if existed => {
                     Outcome::Skipped(format!("{instance_id} is running at {endpoint}"))
@@ -1405,6 +1415,11 @@ impl Run<'_> {
                                 if let Some(address) = address {
                                     return Ok(address);
                                 }
+                                // On the sandbox the address comes once the user-data started
+                                // the server: a failed script means it never will.
+                                if self.clients.is_sandbox() {
+                                    self.check_user_data(instance_id).await?;
+                                }
                                 if reported != state {
                                     let waiting_for = if self.clients.is_sandbox() {
                                         "its user-data to start the server"
@@ -1461,24 +1476,9 @@ impl Run<'_> {
         }
     }
 
-    /// The last lines of the instance's console output (what its boot and user-data printed),
-    /// if EC2 has any yet.
+    /// The last lines of the instance's console output.
     async fn console_tail(&self, instance_id: &str) -> Option<String> {
-        let answer = self
-            .clients
-            .ec2
-            .get_console_output()
-            .instance_id(instance_id)
-            .latest(true)
-            .send()
-            .await
-            .ok()?;
-        let bytes = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            answer.output()?.trim(),
-        )
-        .ok()?;
-        let text = String::from_utf8_lossy(&bytes);
+        let text = super::status::console_output(self.clients, instance_id).await?;
         let lines: Vec<&str> = text
             .lines()
             .filter(|line| !line.trim().is_empty())
@@ -1486,8 +1486,24 @@ impl Run<'_> {
         (!lines.is_empty()).then(|| lines[lines.len().saturating_sub(3)..].join(" | "))
     }
 
+    /// An error if cloud-init says the instance's user-data failed: no server will come.
+    async fn check_user_data(&self, instance_id: &str) -> Result<(), StackError> {
+        match super::status::console_output(self.clients, instance_id)
+            .await
+            .as_deref()
+            .and_then(user_data_failure)
+        {
+            Some(tail) => Err(StackError::UserDataFailed {
+                instance: instance_id.to_owned(),
+                tail,
+            }),
+            None => Ok(()),
+        }
+    }
+
     async fn server_health(
         &self,
+        instance_id: &str,
         endpoint: &str,
         pin: CertFingerprint,
     ) -> Result<(Outcome, ()), StackError> {
@@ -1497,7 +1513,9 @@ impl Run<'_> {
         // The same trust as the function's: this certificate and no other.
         let http = pinned_http(pin, Duration::from_secs(10))?;
         let mut last: String;
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
             match http.get(&url).send().await {
                 Ok(response) if response.status().is_success() => {
                     let health = response
@@ -1524,6 +1542,11 @@ impl Run<'_> {
                 }
                 Ok(response) => last = format!("HTTP {}", response.status()),
                 Err(err) => last = err.to_string(),
+            }
+            // On AWS the address comes before the user-data has run: a failed script shows
+            // here, in the console output (every sixth try: EC2 updates it slowly anyway).
+            if attempts.is_multiple_of(6) {
+                self.check_user_data(instance_id).await?;
             }
             if Instant::now() > deadline {
                 return Err(StackError::Timeout {
