@@ -860,6 +860,24 @@ async fn notify(
         }
     };
     for configuration in configurations {
+        // Lambda checks the function's policy each time S3 invokes it: a permission removed
+        // after the configuration was stored stops the events (S3 drops them).
+        if state.authorizer.mode() == IamMode::Enforce
+            && !s3_may_invoke(
+                &state.lambda_control,
+                configuration.lambda_function_arn(),
+                &created.bucket,
+            )
+            .await
+        {
+            tracing::warn!(
+                bucket = %created.bucket,
+                key = %created.key,
+                function = %configuration.lambda_function_arn(),
+                "the function's policy no longer lets S3 invoke it: the event is dropped"
+            );
+            continue;
+        }
         let mut document = event_document(
             &created,
             configuration.id().unwrap_or("hybridlab-notification"),

@@ -78,17 +78,17 @@ fn without_action(mut policy: Value, action: &str) -> Value {
     policy
 }
 
-/// A sandbox of its own that enforces `policy` for the operator, on a new account (AWS's waits,
-/// short, and a Lambda concurrency of 10) or not (no waits, an established account's
-/// concurrency); and SDK clients straight to its moto, to look at what is left without the
-/// policy in the way.
+/// A sandbox of its own that enforces `policy` for the operator, on a new account (the default
+/// preset's waits and a Lambda concurrency of 10: `hybridlab sandbox --new-account`) or not (no
+/// waits, an established account's concurrency); and SDK clients straight to its moto, to look
+/// at what is left without the policy in the way.
 async fn sandbox_with(policy: &Value, dir: &Path, new_account: bool) -> (Sandbox, EdgeClients) {
     let policy = Policy::from_json("operator", policy).expect("IAM would take the policy");
     let mut options = SandboxOptions::new(dir.to_owned());
     options.edge_port = 0;
     options.operator_policy = Some(vec![policy]);
     if new_account {
-        options.timing = crate::aws_timing::SHORT;
+        options.timing = Timing::default();
         options.concurrency_limit = hybridlab_sandbox::NEW_ACCOUNT_LAMBDA_CONCURRENCY;
     } else {
         options.timing = Timing::fast();

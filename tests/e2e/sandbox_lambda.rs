@@ -688,6 +688,48 @@ async fn every_way_an_object_arrives_notifies_with_its_size_and_etag() {
         .filter(|m| m.starts_with("s3 event"))
         .count();
     assert_eq!(events, expected.len(), "one event per object");
+
+    // Lambda checks the function's policy each time S3 invokes it: with the permission gone,
+    // the event of an object stored meanwhile is dropped; with it back, events flow again.
+    clients
+        .lambda
+        .remove_permission()
+        .function_name(&function)
+        .statement_id("s3-invoke")
+        .send()
+        .await
+        .expect("the permission is removed");
+    s3.put_object()
+        .bucket(&bucket)
+        .key("unpermitted.jpg")
+        .body(b"1".to_vec().into())
+        .send()
+        .await
+        .expect("stored");
+    // Delivery is asynchronous: give the dropped event's delivery time to be decided before
+    // the permission comes back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    allow_s3_to_invoke(&clients, &function, &bucket).await;
+    s3.put_object()
+        .bucket(&bucket)
+        .key("permitted.jpg")
+        .body(b"12".to_vec().into())
+        .send()
+        .await
+        .expect("stored");
+    let messages = crate::common::eventually(Duration::from_secs(15), || async {
+        let messages = clients.log_messages(&group).await;
+        messages
+            .iter()
+            .any(|m| m.starts_with("s3 object permitted.jpg"))
+            .then_some(messages)
+    })
+    .await
+    .expect("the event of an object stored with the permission back");
+    assert!(
+        !messages.iter().any(|m| m.contains("unpermitted.jpg")),
+        "no event without the permission: {messages:?}"
+    );
 }
 
 /// The function's permission for S3 to invoke it with events of `bucket`, as `up` gives it.
