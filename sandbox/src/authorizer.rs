@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
 
@@ -66,12 +66,25 @@ pub struct Authorizer {
     /// Bumped by every IAM write; cached answers of an older generation are read again.
     generation: AtomicU64,
     policies: Mutex<HashMap<String, Cached<Arc<[Policy]>>>>,
+    /// How long a change to a role's permissions takes to apply (IAM is eventually
+    /// consistent); zero applies it at once.
+    propagation: Duration,
+    /// The policies a role had before a change, in force until the change has propagated.
+    propagating: Mutex<HashMap<String, Propagating>>,
+    /// S3 on moto, for bucket policies; `None`: they are not read.
+    s3: Option<aws_sdk_s3::Client>,
+    /// Bumped when a bucket policy is put or deleted.
+    bucket_generation: AtomicU64,
+    bucket_policies: Mutex<HashMap<String, Cached<Option<Arc<Policy>>>>>,
     role_arns: Mutex<HashMap<String, Cached<Option<String>>>>,
     profile_roles: Mutex<HashMap<String, Cached<Option<String>>>>,
 }
 
 /// A cached answer, with the IAM generation it was read in.
 type Cached<T> = (u64, T);
+
+/// A role's permissions from before a change, and until when they stay in force.
+type Propagating = (Instant, Arc<[Policy]>);
 
 impl std::fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +115,11 @@ impl Authorizer {
             operator: None,
             generation: AtomicU64::new(0),
             policies: Mutex::default(),
+            propagation: Duration::ZERO,
+            propagating: Mutex::default(),
+            s3: None,
+            bucket_generation: AtomicU64::new(0),
+            bucket_policies: Mutex::default(),
             role_arns: Mutex::default(),
             profile_roles: Mutex::default(),
         }
@@ -112,6 +130,100 @@ impl Authorizer {
         let arn = format!("arn:aws:iam::{}:{OPERATOR_ARN_SUFFIX}", self.account);
         self.operator = Some((policies.into(), arn));
         self
+    }
+
+    /// Evaluates each S3 request against its bucket's policy too, read from `s3` (moto).
+    pub fn with_bucket_policies(mut self, s3: aws_sdk_s3::Client) -> Self {
+        self.s3 = Some(s3);
+        self
+    }
+
+    /// Forgets the cached bucket policies: one was put or deleted.
+    pub fn bucket_policy_changed(&self) {
+        self.bucket_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The policy of `bucket`, if it has one (from the cache or S3).
+    async fn bucket_policy(&self, bucket: &str) -> Option<Arc<Policy>> {
+        let s3 = self.s3.as_ref()?;
+        let generation = self.bucket_generation.load(Ordering::Relaxed);
+        if let Some((cached, policy)) = lock(&self.bucket_policies).get(bucket)
+            && *cached == generation
+        {
+            return policy.clone();
+        }
+        let policy = match s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(output) => output.policy().and_then(|document| {
+                Policy::parse(&format!("the bucket policy of {bucket}"), document)
+                    .inspect_err(|err| {
+                        tracing::warn!(bucket = %bucket, error = %err, "a bucket policy the sandbox cannot read is ignored");
+                    })
+                    .ok()
+                    .map(Arc::new)
+            }),
+            // NoSuchBucketPolicy, NoSuchBucket: nothing to add.
+            Err(_) => None,
+        };
+        lock(&self.bucket_policies).insert(bucket.to_owned(), (generation, policy.clone()));
+        policy
+    }
+
+    /// The resource policy that applies to `check` besides the caller's own: its bucket's,
+    /// for S3.
+    async fn resource_policy_for(
+        &self,
+        service: Service,
+        check: &RequestContext,
+    ) -> Option<Arc<Policy>> {
+        if service != Service::S3 {
+            return None;
+        }
+        let bucket = check
+            .resource
+            .as_str()
+            .strip_prefix("arn:aws:s3:::")?
+            .split('/')
+            .next()
+            .filter(|bucket| !bucket.is_empty() && !bucket.contains('*'))?;
+        self.bucket_policy(bucket).await
+    }
+
+    /// Changes to a role's permissions apply `propagation` after they are made, as IAM's
+    /// do: until then the role's sessions keep the permissions it had.
+    pub fn with_propagation(mut self, propagation: Duration) -> Self {
+        self.propagation = propagation;
+        self
+    }
+
+    /// Keeps the permissions of `role` (of every role read so far, for a change to a managed
+    /// policy, which any of them may attach) as they are now until the change about to be
+    /// made has propagated. A change within the window keeps the permissions from before the
+    /// first, for longer.
+    pub async fn before_permissions_change(&self, role: Option<&str>) {
+        if self.propagation.is_zero() || self.mode == IamMode::Off {
+            return;
+        }
+        let roles: Vec<String> = match role {
+            Some(role) => vec![role.to_owned()],
+            None => lock(&self.policies).keys().cloned().collect(),
+        };
+        for role in roles {
+            let until = Instant::now() + self.propagation;
+            if let Some((pinned_until, _)) = lock(&self.propagating)
+                .get_mut(&role)
+                .filter(|(pinned_until, _)| *pinned_until > Instant::now())
+            {
+                *pinned_until = until;
+                continue;
+            }
+            match self.role_policies(&role).await {
+                Ok(policies) => {
+                    lock(&self.propagating).insert(role, (until, policies));
+                }
+                // A role that does not exist yet has no permissions to keep.
+                Err(err) => tracing::debug!(role = %role, error = %err, "no permissions to keep"),
+            }
+        }
     }
 
     pub fn mode(&self) -> IamMode {
@@ -192,7 +304,30 @@ impl Authorizer {
         for check in &mut checks {
             self.add_resource_tags(check).await;
         }
-        if let Some((check, decision)) = iam::first_refusal(&policies, &checks) {
+        // Who a resource policy's `Principal` must name to apply to this request.
+        let resource_caller = iam::Caller::Principal {
+            account: self.account.clone(),
+            arns: match principal {
+                Some(principal) => vec![principal.arn(), principal.role.arn.clone()],
+                None => vec![principal_arn.clone()],
+            },
+        };
+        let mut first_refusal = None;
+        for check in &checks {
+            let resource_policy = self.resource_policy_for(service, check).await;
+            let decision = iam::evaluate_with_resource_policy(
+                &policies,
+                resource_policy
+                    .as_deref()
+                    .map(|policy| (policy, &resource_caller)),
+                check,
+            );
+            if !decision.is_allowed() {
+                first_refusal = Some((check, decision));
+                break;
+            }
+        }
+        if let Some((check, decision)) = first_refusal {
             tracing::info!(
                 caller = %principal_arn,
                 action = %check.action,
@@ -209,10 +344,22 @@ impl Authorizer {
             };
             return Gate::Refuse(iam::refusal(service, &refused));
         }
+        let missing_policy = match &authorization.when_missing {
+            Some(check) => self.resource_policy_for(service, check).await,
+            None => None,
+        };
         Gate::Pass {
             when_missing: when_missing(
                 &authorization,
-                &policies,
+                |check| {
+                    iam::evaluate_with_resource_policy(
+                        &policies,
+                        missing_policy
+                            .as_deref()
+                            .map(|policy| (policy, &resource_caller)),
+                        check,
+                    )
+                },
                 principal,
                 &principal_arn,
                 &self.account,
@@ -321,6 +468,16 @@ impl Authorizer {
 
     /// Role `name`'s policies, from the cache or IAM.
     async fn role_policies(&self, name: &str) -> Result<Arc<[Policy]>, String> {
+        {
+            let mut propagating = lock(&self.propagating);
+            match propagating.get(name) {
+                Some((until, policies)) if Instant::now() < *until => return Ok(policies.clone()),
+                Some(_) => {
+                    propagating.remove(name);
+                }
+                None => {}
+            }
+        }
         let generation = self.generation.load(Ordering::Relaxed);
         if let Some((cached, policies)) = lock(&self.policies).get(name)
             && *cached == generation
@@ -430,7 +587,7 @@ fn with_principal_keys(
 /// The refusal to send instead of a 404 when `when_missing` is denied.
 fn when_missing(
     authorization: &Authorization,
-    policies: &[Policy],
+    evaluate: impl Fn(&RequestContext) -> iam::Decision,
     principal: Option<&Principal>,
     principal_arn: &str,
     account: &str,
@@ -439,7 +596,7 @@ fn when_missing(
 ) -> Option<Box<RefusalResponse>> {
     let check = authorization.when_missing.as_ref()?;
     let check = with_principal_keys(std::slice::from_ref(check), principal, account).remove(0);
-    let decision = iam::evaluate(policies, &check);
+    let decision = evaluate(&check);
     (!decision.is_allowed()).then(|| {
         Box::new(iam::refusal(
             authorization.service,
@@ -621,7 +778,7 @@ mod tests {
         };
         let refusal = when_missing(
             &authorization,
-            std::slice::from_ref(&policy),
+            |check| iam::evaluate(std::slice::from_ref(&policy), check),
             None,
             "arn:aws:iam::123456789012:user/u",
             "123456789012",
@@ -641,7 +798,7 @@ mod tests {
         assert!(
             when_missing(
                 &authorization,
-                &[policy, listing],
+                |check| iam::evaluate(&[policy.clone(), listing.clone()], check),
                 None,
                 "arn:aws:iam::123456789012:user/u",
                 "123456789012",

@@ -172,12 +172,36 @@ async fn enforce_iam(
     } else {
         None
     };
+    let query = parts.uri.query().unwrap_or("");
+    let iam_action = signed_for_iam
+        .then(|| super::sts::action(query, &bytes))
+        .flatten();
     let iam_write = signed_for_iam
-        && super::sts::action(parts.uri.query().unwrap_or(""), &bytes)
-            .is_none_or(|action| !is_read_only_iam_action(&action));
+        && iam_action
+            .as_deref()
+            .is_none_or(|a| !is_read_only_iam_action(a));
+    if let Some(change) = iam_action.as_deref().and_then(permissions_change) {
+        let role = match change {
+            PermissionsChange::Role => super::sts::form_value(query, &bytes, "RoleName"),
+            PermissionsChange::ManagedPolicy => None,
+        };
+        authorizer.before_permissions_change(role.as_deref()).await;
+    }
+    let bucket_policy_write = credential.is_some_and(|c| c.scope_service.as_deref() == Some("s3"))
+        && matches!(parts.method, http::Method::PUT | http::Method::DELETE)
+        && (query
+            .split('&')
+            .any(|pair| pair == "policy" || pair.starts_with("policy="))
+            // A deleted bucket's name may come back without a policy.
+            || (parts.method == http::Method::DELETE
+                && query.is_empty()
+                && !parts.uri.path().trim_matches('/').contains('/')));
     let response = next.run(Request::from_parts(parts, body)).await;
     if iam_write && response.status().is_success() {
         authorizer.iam_changed();
+    }
+    if bucket_policy_write && response.status().is_success() {
+        authorizer.bucket_policy_changed();
     }
     match when_missing {
         Some(refusal) if response.status() == StatusCode::NOT_FOUND => (*refusal).into_response(),
@@ -375,6 +399,26 @@ async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, Respon
 }
 
 /// IAM actions that change nothing, so leave cached policies as they are.
+/// What an IAM write changes of roles' permissions.
+enum PermissionsChange {
+    /// The permissions of the role its `RoleName` names.
+    Role,
+    /// A managed policy's document: any role attaching it.
+    ManagedPolicy,
+}
+
+fn permissions_change(action: &str) -> Option<PermissionsChange> {
+    match action {
+        "PutRolePolicy" | "DeleteRolePolicy" | "AttachRolePolicy" | "DetachRolePolicy" => {
+            Some(PermissionsChange::Role)
+        }
+        "CreatePolicyVersion" | "SetDefaultPolicyVersion" | "DeletePolicy" => {
+            Some(PermissionsChange::ManagedPolicy)
+        }
+        _ => None,
+    }
+}
+
 fn is_read_only_iam_action(action: &str) -> bool {
     ["Get", "List", "Simulate", "Generate"]
         .iter()

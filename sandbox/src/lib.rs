@@ -251,6 +251,9 @@ impl Sandbox {
         if let Some(policies) = options.operator_policy.clone() {
             authorizer = authorizer.with_operator_policy(policies);
         }
+        authorizer = authorizer
+            .with_propagation(options.timing.iam_propagation)
+            .with_bucket_policies(s3.clone());
         let authorizer = Arc::new(authorizer);
         let logs = LogShipper::start(
             aws_sdk_cloudwatchlogs::Client::new(&config),

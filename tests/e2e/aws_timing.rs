@@ -1,8 +1,9 @@
 //! AWS's waits and rates, kept by a sandbox of its own: a new role is refused by Lambda and a
 //! new instance profile by EC2 until they propagate, with AWS's errors; a new function is
 //! `Pending` (and refuses invocations) and an updated one `InProgress` (and refuses the next
-//! update); an instance is `pending` while it boots; a deleted bucket's name is not free at
-//! once; Lambda's control plane throttles a burst beyond 15 requests. The whole lab through
+//! update); a change to a role's permissions applies to its sessions once it has propagated;
+//! an instance is `pending` while it boots; a deleted bucket's name is not free at once;
+//! Lambda's control plane throttles a burst beyond 15 requests. The whole lab through
 //! these waits, on a new account's concurrency, is in `operator_policy`.
 
 use std::time::{Duration, Instant};
@@ -71,7 +72,8 @@ async fn create_function(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lambda_refuses_a_new_role_a_pending_function_and_an_update_in_progress_as_aws_does() {
+async fn lambda_refuses_a_new_role_a_pending_function_and_an_update_in_progress_and_permissions_change_late()
+ {
     let (sandbox, clients) = sandbox_with(SHORT, "lambda").await;
     let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-tests", "lab-test-function"))
         .await
@@ -232,6 +234,72 @@ async fn lambda_refuses_a_new_role_a_pending_function_and_an_update_in_progress_
         "{throttled} throttled, {answered} answered"
     );
     assert_eq!(throttled + answered, 30, "only answers and throttles");
+
+    // A change to the role's permissions applies once it has propagated: the function's own
+    // session (its environment's keys) keeps what it had until then.
+    let as_role = clients.s3_as_function(&name).await;
+    let bucket = unique_name("propagation");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("a bucket");
+    let lists = || async {
+        as_role
+            .list_objects_v2()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| aws_sdk_s3::error::ProvideErrorMetadata::code(&err).map(str::to_owned))
+    };
+    assert_eq!(
+        lists().await,
+        Err(Some("AccessDenied".into())),
+        "no permission yet"
+    );
+    let role_name = role.rsplit('/').next().expect("a role name");
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{bucket}")}]
+    });
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(role_name)
+        .policy_name("list")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    assert_eq!(
+        lists().await,
+        Err(Some("AccessDenied".into())),
+        "the grant has not propagated yet"
+    );
+    let granted = eventually(Duration::from_secs(10), || async { lists().await.ok() }).await;
+    assert!(granted.is_some(), "the grant applies once propagated");
+    clients
+        .iam
+        .delete_role_policy()
+        .role_name(role_name)
+        .policy_name("list")
+        .send()
+        .await
+        .expect("DeleteRolePolicy");
+    assert_eq!(
+        lists().await,
+        Ok(()),
+        "the revocation has not propagated yet"
+    );
+    let revoked = eventually(Duration::from_secs(10), || async { lists().await.err() }).await;
+    assert_eq!(
+        revoked,
+        Some(Some("AccessDenied".into())),
+        "the revocation applies once propagated"
+    );
     sandbox.stop().await;
 }
 

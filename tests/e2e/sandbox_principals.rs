@@ -445,3 +445,119 @@ pub(crate) async fn console_output(clients: &EdgeClients, instance: &str) -> Opt
     // cloud-init's last line, written whether the script succeeded or not.
     text.contains(" finished at ").then_some(text)
 }
+
+/// A bucket's policy counts beside the caller's role, as in one AWS account: its allow lets a
+/// role without S3 permissions read, its deny refuses what the role's own policy allows (and
+/// the refusal says it was a resource-based policy), and without it the role's own stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_policy_allows_and_denies_beside_the_callers_role() {
+    let clients = edge_clients().await;
+    let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-tests", "lab-test-function"))
+        .await
+        .expect("the build does not panic");
+    let function = deploy_function(&clients, "bucket-policy", zip, 5, &[]).await;
+    let role = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("the function")
+        .role()
+        .expect("a role")
+        .to_owned();
+    let as_role = clients.s3_as_function(&function).await;
+    let bucket = hybridlab_tests::aws::unique_name("bucket-policy");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("a bucket");
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("an object");
+    let read = || async {
+        as_role
+            .get_object()
+            .bucket(&bucket)
+            .key("k")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                (
+                    aws_sdk_s3::error::ProvideErrorMetadata::code(&err).map(str::to_owned),
+                    aws_sdk_s3::error::ProvideErrorMetadata::message(&err).map(str::to_owned),
+                )
+            })
+    };
+    let refused = read().await.expect_err("the role may not read");
+    assert_eq!(refused.0.as_deref(), Some("AccessDenied"), "{refused:?}");
+
+    let policy = |effect: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": effect,
+            "Principal": {"AWS": role},
+            "Action": "s3:GetObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/*")
+        }]})
+        .to_string()
+    };
+    clients
+        .s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(policy("Allow"))
+        .send()
+        .await
+        .expect("PutBucketPolicy");
+    assert_eq!(read().await, Ok(()), "the bucket's allow is enough");
+
+    // The role's own allow, and the bucket's deny.
+    let role_name = role.rsplit('/').next().expect("a role name");
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(role_name)
+        .policy_name("read")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    clients
+        .s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(policy("Deny"))
+        .send()
+        .await
+        .expect("PutBucketPolicy");
+    let denied = read().await.expect_err("the bucket's deny wins");
+    assert_eq!(denied.0.as_deref(), Some("AccessDenied"), "{denied:?}");
+    assert!(
+        denied
+            .1
+            .as_deref()
+            .is_some_and(|m| m.ends_with("with an explicit deny in a resource-based policy")),
+        "{denied:?}"
+    );
+    clients
+        .s3
+        .delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("DeleteBucketPolicy");
+    assert_eq!(read().await, Ok(()), "the role's own allow stands");
+}

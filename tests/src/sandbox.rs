@@ -118,6 +118,38 @@ impl EdgeClients {
         }
     }
 
+    /// An S3 client that signs as function `function`'s execution role: with the keys its
+    /// environment got, which the lab's test function answers when asked (an
+    /// `{"env": [...]}` event).
+    pub async fn s3_as_function(&self, function: &str) -> aws_sdk_s3::Client {
+        let answer = self
+            .lambda
+            .invoke()
+            .function_name(function)
+            .payload(Blob::new(
+                r#"{"env": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]}"#,
+            ))
+            .send()
+            .await
+            .expect("the function tells its keys");
+        let answer: serde_json::Value =
+            serde_json::from_slice(answer.payload().expect("a payload").as_ref()).expect("JSON");
+        let key = |name: &str| {
+            answer["env"][name]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} in {answer}"))
+                .to_owned()
+        };
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            key("AWS_ACCESS_KEY_ID"),
+            key("AWS_SECRET_ACCESS_KEY"),
+            Some(key("AWS_SESSION_TOKEN")),
+            None,
+            "function-session",
+        );
+        s3_client(&hybridlab_sandbox::sdk_config_as(&self.endpoint, "us-east-1", credentials).await)
+    }
+
     /// Every message of a CloudWatch Logs group, oldest first (empty if the group is missing).
     pub async fn log_messages(&self, group: &str) -> Vec<String> {
         let mut messages = Vec::new();

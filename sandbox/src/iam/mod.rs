@@ -29,7 +29,7 @@ mod request;
 pub use context::{RequestContext, Resource};
 pub use policy::{
     Caller, Decision, Policy, PolicyError, StatementRef, UnknownOperator, Verdict, evaluate,
-    evaluate_resource_policy, first_refusal,
+    evaluate_resource_policy, evaluate_with_resource_policy, first_refusal,
 };
 pub use refusal::{
     RefusalResponse, Refused, ServiceError, TokenProblem, error_response, refusal, refusal_message,

@@ -90,6 +90,8 @@ pub struct StatementRef {
     pub sid: Option<String>,
     /// Its position in the policy's `Statement` list.
     pub index: usize,
+    /// It is a resource's policy (a bucket's, a function's), not the caller's.
+    pub resource_based: bool,
 }
 
 /// The outcome of an evaluation.
@@ -472,6 +474,23 @@ pub fn evaluate_resource_policy(
     decide(std::iter::once((policy, Some(caller))), context)
 }
 
+/// Evaluates `context` against the caller's identity policies and, if there is one, the
+/// resource's policy for `caller`, as AWS does within one account: allowed if either allows
+/// it, unless either denies it explicitly.
+pub fn evaluate_with_resource_policy(
+    identity: &[Policy],
+    resource: Option<(&Policy, &Caller)>,
+    context: &RequestContext,
+) -> Decision {
+    decide(
+        identity
+            .iter()
+            .map(|policy| (policy, None))
+            .chain(resource.map(|(policy, caller)| (policy, Some(caller)))),
+        context,
+    )
+}
+
 fn decide<'a>(
     policies: impl Iterator<Item = (&'a Policy, Option<&'a Caller>)>,
     context: &RequestContext,
@@ -495,6 +514,7 @@ fn decide<'a>(
                 policy: policy.name.clone(),
                 sid: statement.sid.clone(),
                 index,
+                resource_based: caller.is_some(),
             };
             match statement.applies(context, &variables, caller.is_some()) {
                 Applies::No => {}

@@ -59,13 +59,12 @@ pub fn refusal_message(service: Service, refused: &Refused<'_>) -> String {
     let reason = match refused.decision.verdict {
         Verdict::ExplicitDeny => {
             // A managed policy's deny is named by its ARN.
-            match refused
-                .decision
-                .statement
-                .as_ref()
-                .map(|s| s.policy.as_str())
-            {
-                Some(policy) if policy.starts_with("arn:") => {
+            match refused.decision.statement.as_ref() {
+                Some(statement) if statement.resource_based => {
+                    "with an explicit deny in a resource-based policy".to_owned()
+                }
+                Some(statement) if statement.policy.starts_with("arn:") => {
+                    let policy = &statement.policy;
                     format!("with an explicit deny in an identity-based policy: {policy}")
                 }
                 _ => "with an explicit deny in an identity-based policy".to_owned(),

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::iam::{
     Caller, Policy, PolicyError, RequestContext, Resource, Verdict, evaluate,
-    evaluate_resource_policy, first_refusal, s3_event_invoke,
+    evaluate_resource_policy, evaluate_with_resource_policy, first_refusal, s3_event_invoke,
 };
 
 fn policy(name: &str, document: serde_json::Value) -> Policy {
@@ -394,4 +394,47 @@ fn the_resizers_function_policy_lets_only_its_bucket_in_its_account_invoke_it() 
     let invoke = request("lambda:InvokeFunction", function);
     assert!(evaluate_resource_policy(&account_policy, &role, &invoke).is_allowed());
     assert!(!evaluate_resource_policy(&account_policy, &s3, &invoke).is_allowed());
+}
+
+/// Within one account a bucket policy adds to the caller's own: either may allow, and a deny
+/// in either refuses (and says it was the resource's).
+#[test]
+fn a_bucket_policy_allows_or_denies_beside_the_roles_own() {
+    let role = Caller::Principal {
+        account: "123456789012".into(),
+        arns: vec![
+            "arn:aws:sts::123456789012:assumed-role/reader/i-1".into(),
+            "arn:aws:iam::123456789012:role/reader".into(),
+        ],
+    };
+    let other_role = Caller::Principal {
+        account: "123456789012".into(),
+        arns: vec!["arn:aws:iam::123456789012:role/writer".into()],
+    };
+    let read = request("s3:GetObject", "arn:aws:s3:::b/k");
+    let delete = request("s3:DeleteObject", "arn:aws:s3:::b/k");
+    let own = policy(
+        "own",
+        json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}]}),
+    );
+    let bucket = policy(
+        "the bucket policy of b",
+        json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/reader"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+            {"Sid": "NoDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::b/*"}
+        ]}),
+    );
+    // The bucket's allow is enough for the role it names, not for another.
+    assert!(evaluate_with_resource_policy(&[], Some((&bucket, &role)), &read).is_allowed());
+    assert!(!evaluate_with_resource_policy(&[], Some((&bucket, &other_role)), &read).is_allowed());
+    // Its deny wins over the role's own allow, and is the resource's.
+    let denied =
+        evaluate_with_resource_policy(std::slice::from_ref(&own), Some((&bucket, &role)), &delete);
+    assert_eq!(
+        (denied.verdict, denied.sid()),
+        (Verdict::ExplicitDeny, Some("NoDeletes"))
+    );
+    assert!(denied.statement.as_ref().is_some_and(|s| s.resource_based));
+    // Without the bucket policy the role's own allow stands.
+    assert!(evaluate_with_resource_policy(std::slice::from_ref(&own), None, &delete).is_allowed());
 }

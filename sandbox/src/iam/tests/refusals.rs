@@ -108,6 +108,7 @@ async fn explicit_denies_say_so_and_name_a_managed_policy() {
             policy: "hybridlab-role-policy".into(),
             sid: Some("Keep".into()),
             index: 0,
+            resource_based: false,
         }),
         unknown_operators: Vec::new(),
     };
@@ -124,12 +125,27 @@ async fn explicit_denies_say_so_and_name_a_managed_policy() {
             policy: "arn:aws:iam::123456789012:policy/no-deletes".into(),
             sid: None,
             index: 0,
+            resource_based: false,
         }),
-        ..inline
+        ..inline.clone()
     };
     let body =
         String::from_utf8(response(Service::S3, &check, &managed, false).body).expect("text");
     assert!(body.contains("with an explicit deny in an identity-based policy: arn:aws:iam::123456789012:policy/no-deletes</Message>"), "{body}");
+    let bucket = Decision {
+        statement: Some(StatementRef {
+            policy: "the bucket policy of b".into(),
+            sid: Some("NoDeletes".into()),
+            index: 1,
+            resource_based: true,
+        }),
+        ..inline
+    };
+    let body = String::from_utf8(response(Service::S3, &check, &bucket, false).body).expect("text");
+    assert!(
+        body.contains("with an explicit deny in a resource-based policy</Message>"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
