@@ -30,6 +30,7 @@ pub mod principals;
 pub mod runtime_api;
 pub mod s3_events;
 mod spawner;
+pub mod stream_mapping;
 pub mod sts;
 pub mod timing;
 pub mod web_guard;
