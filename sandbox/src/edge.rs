@@ -69,6 +69,8 @@ pub struct EdgeState {
     pub lambda_control: aws_sdk_lambda::Client,
     /// The console output of the instances the sandbox booted.
     pub consoles: Arc<super::ec2_host::ConsoleOutputs>,
+    /// The event source mappings whose source is a DynamoDB stream: the agent runs them.
+    pub stream_mappings: Arc<super::stream_mapping::StreamMappings>,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -599,6 +601,14 @@ fn control_plane_target(method: &Method, path: &str) -> Option<String> {
 
 async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let body = if parts.uri.path().starts_with(EVENT_SOURCE_MAPPINGS) {
+        match event_source_mapping(&state, &parts, body).await {
+            Ok(answered) => return answered,
+            Err(body) => body,
+        }
+    } else {
+        body
+    };
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -948,6 +958,97 @@ async fn notify(
             );
         }
     }
+}
+
+const EVENT_SOURCE_MAPPINGS: &str = "/2015-03-31/event-source-mappings";
+
+/// Answers an event source mapping call that concerns a DynamoDB stream (see
+/// [`super::stream_mapping`]); any other goes on to moto with its body (`Err`). A listing
+/// is moto's with the agent's mappings added.
+async fn event_source_mapping(
+    state: &EdgeState,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<Response, Body> {
+    use super::stream_mapping::ApiAnswer;
+    let bytes = match read_body(body, MAX_NOTIFICATION_BODY, "the event source mapping").await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return Ok(refusal),
+    };
+    let mappings = &state.stream_mappings;
+    let rest = parts.uri.path()[EVENT_SOURCE_MAPPINGS.len()..].trim_matches('/');
+    let json_body = || serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+    let answer = match (&parts.method, rest) {
+        (&Method::POST, "") => {
+            let request = json_body();
+            if !request["EventSourceArn"]
+                .as_str()
+                .is_some_and(super::stream_mapping::api::is_dynamodb_stream)
+            {
+                return Err(Body::from(bytes));
+            }
+            mappings.create(&request).await
+        }
+        (&Method::GET, "") => {
+            let query: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let ours = mappings.list(
+                query.get("FunctionName").map(String::as_str),
+                query.get("EventSourceArn").map(String::as_str),
+            );
+            let theirs = state
+                .client
+                .get(format!(
+                    "{}{}",
+                    state.moto_endpoint,
+                    parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+                ))
+                .headers(parts.headers.clone())
+                .send()
+                .await;
+            let mut listing = match theirs {
+                Ok(response) => response
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                    .unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if !listing.is_object() {
+                listing = serde_json::json!({"EventSourceMappings": []});
+            }
+            if let Some(list) = listing["EventSourceMappings"].as_array_mut() {
+                list.extend(ours);
+            } else {
+                listing["EventSourceMappings"] = Value::from(ours);
+            }
+            ApiAnswer {
+                status: 200,
+                body: listing,
+            }
+        }
+        (method, uuid) if mappings.owns(uuid) => match *method {
+            Method::GET => mappings.get(uuid),
+            Method::PUT => mappings.update(uuid, &json_body()).await,
+            Method::DELETE => mappings.delete(uuid),
+            _ => return Err(Body::from(bytes)),
+        },
+        _ => return Err(Body::from(bytes)),
+    };
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if let Some(kind) = answer.body["__type"].as_str()
+        && let Ok(value) = HeaderValue::from_str(kind)
+    {
+        response.headers_mut().insert("x-amzn-errortype", value);
+    }
+    Ok(response)
 }
 
 /// Keeps the zip of a CreateFunction or UpdateFunctionCode call.

@@ -328,9 +328,21 @@ impl Sandbox {
                 })
             })
         };
+        let stream_mappings = Arc::new(stream_mapping::StreamMappings::new(
+            stream_mapping::Services {
+                moto_endpoint: moto.endpoint(),
+                http: client.clone(),
+                lambda: lambda.clone(),
+                lambda_control: aws_sdk_lambda::Client::new(&config),
+                authorizer: authorizer.clone(),
+                region: options.region.clone(),
+                account: SANDBOX_ACCOUNT.to_owned(),
+            },
+        ));
         let router = edge::router(edge::EdgeState {
             moto_endpoint: moto.endpoint(),
             client,
+            stream_mappings,
             lambda: lambda.clone(),
             code,
             s3,

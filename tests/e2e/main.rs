@@ -33,6 +33,7 @@ mod server_process;
 mod server_upload;
 mod stack;
 mod stack_hardening;
+mod stream_mapping;
 mod unfinished_writes;
 mod upload_binding;
 mod user_data;

@@ -2,7 +2,8 @@
 //! The event says what to do: `{"print": "text", "sleep_ms": 100, "fail": "why", "exit": 3}`,
 //! and `{"spawn_sleep": 300}` starts a `sleep 300` of its own and prints `spawned <pid>`;
 //! an S3 event is printed as `s3 event <name> <bucket> <key>`, then `s3 object <key> <size>
-//! <eTag>`;
+//! <eTag>`; a DynamoDB stream batch as `ddb record <id> <eventName>` a record, failing if a
+//! record's new image has `fail` set;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
 //! environment has served, the variables the tests set, and under `env` those of the
 //! variables an `{"env": ["NAME", ...]}` event names that are set.
@@ -19,6 +20,35 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let payload = event.payload;
     if let Some(text) = payload.get("print").and_then(Value::as_str) {
         println!("{text}");
+    }
+    // A DynamoDB stream's batch: each record printed; one whose new image has `fail` set
+    // fails the whole invocation.
+    if payload
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+        == Some("aws:dynamodb")
+    {
+        let records = payload["Records"].as_array().cloned().unwrap_or_default();
+        for record in &records {
+            println!(
+                "ddb record {} {}",
+                record["dynamodb"]["Keys"]["id"]["S"]
+                    .as_str()
+                    .unwrap_or("?"),
+                record["eventName"].as_str().unwrap_or("?"),
+            );
+        }
+        if let Some(bad) = records
+            .iter()
+            .find(|record| record["dynamodb"]["NewImage"]["fail"]["BOOL"] == true)
+        {
+            return Err(format!(
+                "record {} fails on purpose",
+                bad["dynamodb"]["Keys"]["id"]["S"].as_str().unwrap_or("?")
+            )
+            .into());
+        }
+        return Ok(json!({"records": records.len()}));
     }
     if let Some(record) = payload.pointer("/Records/0") {
         println!(
