@@ -438,10 +438,23 @@ async fn poll(
         let Some(settings) = settings_rx.borrow_and_update().clone() else {
             return;
         };
-        if settings.enabled
-            && let Err(err) = poll_once(&mappings, &settings, &status, &mut iterators).await
-        {
-            tracing::warn!(mapping = %uuid, error = %err, "the stream mapping could not read its stream");
+        if settings.enabled {
+            // A change of settings (or the deletion) ends a delivery under way, retries and
+            // all: its records, not checkpointed, go again with the new settings.
+            tokio::select! {
+                polled = poll_once(&mappings, &settings, &status, &mut iterators) => {
+                    if let Err(err) = polled {
+                        tracing::warn!(mapping = %uuid, error = %err, "the stream mapping could not read its stream");
+                    }
+                }
+                changed = settings_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    iterators.clear();
+                    continue;
+                }
+            }
         }
         tokio::select! {
             changed = settings_rx.changed() => {
@@ -504,7 +517,8 @@ async fn poll_once(
             let answer = mappings
                 .streams(
                     "GetRecords",
-                    json!({"ShardIterator": next, "Limit": settings.batch_size as usize - records.len()}),
+                    // GetRecords returns at most 1,000 records a call.
+                    json!({"ShardIterator": next, "Limit": (settings.batch_size as usize - records.len()).min(1000)}),
                 )
                 .await;
             let answer = match answer {
