@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt as _;
@@ -45,6 +45,8 @@ const MAX_STS_BODY: usize = 1024 * 1024;
 /// Largest notification configuration the edge reads to validate its destinations (S3 keeps
 /// at most a few hundred configurations, well under this).
 const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
+/// Largest request body an HTTP API takes (API Gateway's payload limit is 10 MB).
+const MAX_API_BODY: usize = 10 * 1024 * 1024;
 
 /// What the edge needs.
 #[derive(Clone)]
@@ -71,6 +73,8 @@ pub struct EdgeState {
     pub consoles: Arc<super::ec2_host::ConsoleOutputs>,
     /// The event source mappings whose source is a DynamoDB stream: the agent runs them.
     pub stream_mappings: Arc<super::stream_mapping::StreamMappings>,
+    /// The data plane of API Gateway's HTTP APIs.
+    pub http_apis: Arc<super::http_api::HttpApis>,
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -96,6 +100,14 @@ pub fn router(state: EdgeState) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         .route("/_hybridlab/health", get(health))
+        .route(
+            &format!("{}/{{api}}", super::http_api::EXECUTE_API_PREFIX),
+            any(execute_api),
+        )
+        .route(
+            &format!("{}/{{api}}/{{*rest}}", super::http_api::EXECUTE_API_PREFIX),
+            any(execute_api),
+        )
         .fallback(forward)
         .layer(DefaultBodyLimit::disable())
         // Inside IAM: a refused request changes nothing whose timing is kept.
@@ -599,7 +611,57 @@ fn control_plane_target(method: &Method, path: &str) -> Option<String> {
     Some(function_name(name))
 }
 
+/// A request to an HTTP API (see [`super::http_api`]).
+async fn execute_api(
+    State(state): State<EdgeState>,
+    Path(path): Path<std::collections::HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, MAX_API_BODY, "the request").await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let api_request = super::http_api::ApiRequest {
+        api_id: path.get("api").cloned().unwrap_or_default(),
+        rest: path.get("rest").cloned().unwrap_or_default(),
+        method: parts.method.as_str().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body,
+        source_ip: "127.0.0.1".to_owned(),
+    };
+    let answer = state.http_apis.serve(api_request).await;
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for (name, value) in &answer.headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    response
+        .body(Body::from(answer.body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Forwards to moto; API Gateway v2's answers get the sandbox's `apiEndpoint`.
 async fn forward(State(state): State<EdgeState>, request: Request) -> Response {
+    if request.uri().path().starts_with("/v2/apis") {
+        let edge_endpoint = state.http_apis.edge_endpoint.clone();
+        let response = forward_to_moto(state, request).await;
+        return rewrite_json(response, |answer| {
+            super::http_api::show_endpoints(answer, &edge_endpoint);
+        })
+        .await;
+    }
+    forward_to_moto(state, request).await
+}
+
+async fn forward_to_moto(state: EdgeState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = if parts.uri.path().starts_with(EVENT_SOURCE_MAPPINGS) {
         match event_source_mapping(&state, &parts, body).await {

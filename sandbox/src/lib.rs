@@ -19,6 +19,7 @@ pub mod code;
 pub mod control;
 pub mod ec2_host;
 pub mod edge;
+pub mod http_api;
 pub mod iam;
 pub mod imds;
 mod instance_os;
@@ -339,10 +340,20 @@ impl Sandbox {
                 account: SANDBOX_ACCOUNT.to_owned(),
             },
         ));
+        let http_apis = Arc::new(http_api::HttpApis {
+            moto_endpoint: moto.endpoint(),
+            edge_endpoint: endpoint.clone(),
+            http: client.clone(),
+            lambda: lambda.clone(),
+            lambda_control: aws_sdk_lambda::Client::new(&config),
+            region: options.region.clone(),
+            account: SANDBOX_ACCOUNT.to_owned(),
+        });
         let router = edge::router(edge::EdgeState {
             moto_endpoint: moto.endpoint(),
             client,
             stream_mappings,
+            http_apis,
             lambda: lambda.clone(),
             code,
             s3,

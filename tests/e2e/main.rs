@@ -12,6 +12,7 @@ mod console;
 mod console_panes;
 mod gallery_access;
 mod hardening_net;
+mod http_api;
 mod iac;
 mod lambda_proxy;
 mod operator_policy;

@@ -35,6 +35,7 @@ pub use refusal::{
     RefusalResponse, Refused, ServiceError, TokenProblem, error_response, refusal, refusal_message,
     token_refusal,
 };
+pub(crate) use request::percent_decode;
 pub use request::{
     Authorization, Classification, Credential, HttpRequestParts, Lookups, NoLookups, Service,
     SigningScheme, body_needed, classify, credential, s3_event_invoke,

@@ -3,7 +3,8 @@
 //! and `{"spawn_sleep": 300}` starts a `sleep 300` of its own and prints `spawned <pid>`;
 //! an S3 event is printed as `s3 event <name> <bucket> <key>`, then `s3 object <key> <size>
 //! <eTag>`; a DynamoDB stream batch as `ddb record <id> <eventName>` a record, failing if a
-//! record's new image has `fail` set;
+//! record's new image has `fail` set; an HTTP API's event whose JSON body has `respond` answers
+//! that, one with `fail` fails;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
 //! environment has served, the variables the tests set, and under `env` those of the
 //! variables an `{"env": ["NAME", ...]}` event names that are set.
@@ -20,6 +21,22 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let payload = event.payload;
     if let Some(text) = payload.get("print").and_then(Value::as_str) {
         println!("{text}");
+    }
+    // An HTTP API's event (payload format 2.0): a JSON body may ask for an answer of its
+    // own (`{"respond": {...}}`) or a failure (`{"fail": "why"}`); else the event is echoed.
+    if payload.get("version").and_then(Value::as_str) == Some("2.0")
+        && payload.get("routeKey").is_some()
+    {
+        let body: Value = payload["body"]
+            .as_str()
+            .and_then(|body| serde_json::from_str(body).ok())
+            .unwrap_or(Value::Null);
+        if let Some(reason) = body.get("fail").and_then(Value::as_str) {
+            return Err(reason.to_owned().into());
+        }
+        if let Some(respond) = body.get("respond") {
+            return Ok(respond.clone());
+        }
     }
     // A DynamoDB stream's batch: each record printed; one whose new image has `fail` set
     // fails the whole invocation.
