@@ -1,5 +1,5 @@
 //! Materialises EC2 instances: every running instance tagged `hybridlab:role=image-server`
-//! boots as Amazon Linux would boot it. On its first boot its user-data script runs, as
+//! or `job-worker` boots as Amazon Linux would boot it. On its first boot its user-data script runs, as
 //! cloud-init runs it, in a directory of the instance's own, with Amazon Linux's commands it
 //! calls provided against the sandbox and the real AWS CLI (see `instance_os`); what
 //! it printed is the instance's console output (`GetConsoleOutput`). Then the agent starts
@@ -39,7 +39,7 @@ use super::principals::{PrincipalTable, RoleDirectory};
 use super::spawner::{ProcessGroup, Spawner};
 use super::timing::Settling;
 use hybridlab_wire::launch::parse_env_file;
-use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_TAG};
+use hybridlab_wire::tags::{ENDPOINT_TAG, ROLE_IMAGE_SERVER, ROLE_JOB_WORKER, ROLE_TAG};
 use hybridlab_wire::tls::TLS_CERT_ENV;
 
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
@@ -249,6 +249,7 @@ impl Ec2Host {
                 Filter::builder()
                     .name(format!("tag:{ROLE_TAG}"))
                     .values(ROLE_IMAGE_SERVER)
+                    .values(ROLE_JOB_WORKER)
                     .build(),
             )
             .send()

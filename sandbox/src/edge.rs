@@ -75,6 +75,52 @@ pub struct EdgeState {
     pub stream_mappings: Arc<super::stream_mapping::StreamMappings>,
     /// The data plane of API Gateway's HTTP APIs.
     pub http_apis: Arc<super::http_api::HttpApis>,
+    /// EC2's On-Demand vCPU quota.
+    pub vcpu_quota: Arc<VcpuQuota>,
+}
+
+/// EC2's quota of On-Demand vCPUs running at once (AWS's "Running On-Demand Standard
+/// instances"), counted on moto's pending and running instances.
+pub struct VcpuQuota {
+    ec2: aws_sdk_ec2::Client,
+    pub limit: u32,
+    /// Held from a launch's check until moto has answered it.
+    launching: tokio::sync::Mutex<()>,
+}
+
+impl VcpuQuota {
+    pub fn new(ec2: aws_sdk_ec2::Client, limit: u32) -> Self {
+        Self {
+            ec2,
+            limit,
+            launching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The vCPUs of every pending or running instance.
+    async fn in_use(&self) -> Result<u32, String> {
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        let mut vcpus = 0;
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|err| aws_sdk_ec2::error::DisplayErrorContext(&err).to_string())?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                vcpus += timing::vcpus(instance.instance_type().map_or("m1.small", |t| t.as_str()));
+            }
+        }
+        Ok(vcpus)
+    }
 }
 
 /// Whether a request is a DynamoDB write. DynamoDB applies each write to an item atomically,
@@ -112,7 +158,7 @@ pub fn router(state: EdgeState) -> Router {
         .layer(DefaultBodyLimit::disable())
         // Inside IAM: a refused request changes nothing whose timing is kept.
         .layer(axum::middleware::from_fn_with_state(
-            state.settling.clone(),
+            (state.settling.clone(), state.vcpu_quota.clone()),
             keep_aws_timing,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -227,7 +273,7 @@ async fn enforce_iam(
 /// profile propagates or a function is Pending or updating, remembers what changed once moto
 /// has accepted it, and shows functions and instances in the state AWS would show.
 async fn keep_aws_timing(
-    State(settling): State<Arc<Settling>>,
+    State((settling, quota)): State<(Arc<Settling>, Arc<VcpuQuota>)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -294,6 +340,7 @@ async fn keep_aws_timing(
         ),
         TimedCall::RunInstances {
             profile: Some(profile),
+            ..
         } if !settling.profile_known(profile, now) => Some(timing::profile_unknown(profile)),
         TimedCall::CreateBucket { name } if !settling.bucket_name_free(name, now) => {
             Some(timing::bucket_name_busy())
@@ -303,6 +350,28 @@ async fn keep_aws_timing(
     if let Some(refusal) = refusal {
         return refuse(refusal);
     }
+    // A launch is checked against the vCPU quota and made under one lock, so that two
+    // launches at once cannot both pass it.
+    let _launching = match &call {
+        TimedCall::RunInstances {
+            instance_type,
+            min_count,
+            ..
+        } => {
+            let launching = quota.launching.lock().await;
+            match quota.in_use().await {
+                Ok(in_use) if in_use + timing::vcpus(instance_type) * min_count > quota.limit => {
+                    return refuse(timing::vcpu_limit_exceeded(quota.limit));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot count the running instances' vCPUs")
+                }
+            }
+            Some(launching)
+        }
+        _ => None,
+    };
     let response = next.run(Request::from_parts(parts, body)).await;
     if !response.status().is_success() {
         return response;

@@ -61,6 +61,9 @@ pub const DEFAULT_LAMBDA_CONCURRENCY: usize = 1000;
 /// What a new account gets until it has been used for a while.
 pub const NEW_ACCOUNT_LAMBDA_CONCURRENCY: usize = 10;
 
+/// EC2's default quota of Running On-Demand Standard instances, in vCPUs (sixteen t3.micro).
+pub const DEFAULT_VCPU_LIMIT: u32 = 32;
+
 /// The account every sandbox resource belongs to: moto's default account.
 pub const SANDBOX_ACCOUNT: &str = "123456789012";
 
@@ -76,6 +79,9 @@ pub struct SandboxOptions {
     pub concurrency_limit: usize,
     /// AWS's waits: IAM propagation, functions Pending, instances booting.
     pub timing: Timing,
+    /// EC2's quota of On-Demand vCPUs running at once: a launch past it is refused with
+    /// `VcpuLimitExceeded`.
+    pub vcpu_limit: u32,
     pub region: String,
     /// Whether IAM is enforced for the sandbox's principals.
     pub iam: IamMode,
@@ -90,6 +96,7 @@ impl SandboxOptions {
             edge_port: DEFAULT_EDGE_PORT,
             state_dir,
             concurrency_limit: DEFAULT_LAMBDA_CONCURRENCY,
+            vcpu_limit: DEFAULT_VCPU_LIMIT,
             timing: Timing::realistic(),
             region: DEFAULT_REGION.to_owned(),
             iam: IamMode::Enforce,
@@ -304,6 +311,7 @@ impl Sandbox {
             let principals = principals.clone();
             let timing = options.timing;
             let lambda_concurrency = options.concurrency_limit.max(1);
+            let vcpu_limit = options.vcpu_limit;
             Arc::new(move || {
                 let environments: Vec<_> = lambda
                     .environments()
@@ -326,6 +334,7 @@ impl Sandbox {
                         "throttling": timing.throttling,
                     },
                     "lambda_concurrency": lambda_concurrency,
+                    "vcpu_limit": vcpu_limit,
                 })
             })
         };
@@ -354,6 +363,10 @@ impl Sandbox {
             client,
             stream_mappings,
             http_apis,
+            vcpu_quota: Arc::new(edge::VcpuQuota::new(
+                aws_sdk_ec2::Client::new(&config),
+                options.vcpu_limit,
+            )),
             lambda: lambda.clone(),
             code,
             s3,

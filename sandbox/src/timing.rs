@@ -135,6 +135,9 @@ pub enum TimedCall {
     RunInstances {
         /// `IamInstanceProfile.Name`, or the name in `IamInstanceProfile.Arn`.
         profile: Option<ProfileReference>,
+        /// `InstanceType` (EC2's default, `m1.small`, when absent) and `MinCount`.
+        instance_type: String,
+        min_count: u32,
     },
     DescribeInstances,
 }
@@ -272,10 +275,44 @@ fn recognise_ec2(query: &str, body: &[u8]) -> Option<TimedCall> {
                 .or_else(|| {
                     form_value(query, body, "IamInstanceProfile.Arn").map(ProfileReference::Arn)
                 }),
+            instance_type: form_value(query, body, "InstanceType")
+                .unwrap_or_else(|| "m1.small".to_owned()),
+            min_count: form_value(query, body, "MinCount")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1),
         }),
         "DescribeInstances" => Some(TimedCall::DescribeInstances),
         _ => None,
     }
+}
+
+/// The vCPUs of an instance type, for EC2's On-Demand vCPU quota: a burstable `t2` below
+/// `medium` has one, every other `large` or smaller size two, and an `Nxlarge` 4N.
+pub fn vcpus(instance_type: &str) -> u32 {
+    let (family, size) = instance_type.split_once('.').unwrap_or((instance_type, ""));
+    match size {
+        "nano" | "micro" | "small" if family == "t2" => 1,
+        "nano" | "micro" | "small" | "medium" | "large" => 2,
+        "xlarge" => 4,
+        size => size
+            .strip_suffix("xlarge")
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(2, |n| 4 * n),
+    }
+}
+
+/// EC2's refusal when running instances' vCPUs and the launch's would pass the quota.
+pub fn vcpu_limit_exceeded(limit: u32) -> (Service, ServiceError) {
+    (
+        Service::Ec2,
+        ServiceError::new(
+            400,
+            "VcpuLimitExceeded",
+            &format!(
+                "You have requested more vCPU capacity than your current vCPU limit of {limit} allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."
+            ),
+        ),
+    )
 }
 
 /// What the sandbox remembers to keep AWS's timing: when each role, instance profile,
@@ -799,9 +836,37 @@ mod tests {
             Some(TimedCall::RunInstances {
                 profile: Some(ProfileReference::Arn(
                     "arn:aws:iam::1:instance-profile/p".into()
-                ))
+                )),
+                instance_type: "m1.small".into(),
+                min_count: 1,
             })
         );
+        assert_eq!(
+            recognise(
+                "POST",
+                "/",
+                "",
+                Some("ec2"),
+                b"Action=RunInstances&InstanceType=t3.micro&MinCount=3&MaxCount=3"
+            ),
+            Some(TimedCall::RunInstances {
+                profile: None,
+                instance_type: "t3.micro".into(),
+                min_count: 3,
+            })
+        );
+    }
+
+    #[test]
+    fn instance_types_count_their_vcpus_as_the_quota_does() {
+        assert_eq!(vcpus("t2.micro"), 1);
+        assert_eq!(vcpus("t3.micro"), 2);
+        assert_eq!(vcpus("t2.medium"), 2);
+        assert_eq!(vcpus("m5.large"), 2);
+        assert_eq!(vcpus("c5.xlarge"), 4);
+        assert_eq!(vcpus("m5.4xlarge"), 16);
+        let (_, error) = vcpu_limit_exceeded(32);
+        assert_eq!(error.code, "VcpuLimitExceeded");
     }
 
     #[test]

@@ -415,3 +415,69 @@ async fn ec2_refuses_a_new_instance_profile_an_instance_boots_and_a_bucket_name_
         .expect("the name is free again");
     sandbox.stop().await;
 }
+
+/// EC2's On-Demand vCPU quota: with 4 vCPUs, two t3.micro run and a third is refused with
+/// `VcpuLimitExceeded`, as AWS refuses it; once one has terminated, it launches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_past_the_vcpu_quota_is_refused_until_an_instance_ends() {
+    let dir = std::env::temp_dir().join(format!("hybridlab-timing-vcpu-{}", unique_name("t")));
+    let mut options = SandboxOptions::new(dir);
+    options.edge_port = 0;
+    options.timing = Timing::fast();
+    options.vcpu_limit = 4;
+    let sandbox = Sandbox::start(options, |message| eprintln!("{message}"))
+        .await
+        .expect("the sandbox starts");
+    let clients = EdgeClients::connect(sandbox.endpoint()).await;
+    let image = clients
+        .ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("moto lists images")
+        .images()
+        .first()
+        .and_then(|image| image.image_id().map(str::to_owned))
+        .expect("an Amazon image");
+    let launch = || {
+        clients
+            .ec2
+            .run_instances()
+            .image_id(&image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .send()
+    };
+    let first = launch().await.expect("2 of 4 vCPUs");
+    launch().await.expect("4 of 4 vCPUs");
+    let refused = launch().await.expect_err("6 of 4 vCPUs");
+    assert_eq!(
+        aws_sdk_ec2::error::ProvideErrorMetadata::code(&refused),
+        Some("VcpuLimitExceeded"),
+        "{refused:?}"
+    );
+    assert!(
+        aws_sdk_ec2::error::ProvideErrorMetadata::message(&refused)
+            .is_some_and(|m| m.contains("current vCPU limit of 4")),
+        "{refused:?}"
+    );
+    let id = first
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .expect("an instance")
+        .to_owned();
+    clients
+        .ec2
+        .terminate_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("TerminateInstances");
+    launch()
+        .await
+        .expect("a terminated instance frees its vCPUs");
+    sandbox.stop().await;
+}

@@ -2,6 +2,8 @@
 //! instance's console output, a typo fails it there and in `status`, and `up` replaces an
 //! instance whose script failed (cloud-init never runs it again). A stopped and started
 //! instance runs what the script enabled, and the TTL timer it set powers the instance off.
+//! A job worker's script runs its job once and `shutdown -h now` terminates the instance;
+//! its output stays readable.
 
 use std::time::Duration;
 
@@ -368,4 +370,71 @@ async fn the_ttl_timer_the_user_data_set_powers_the_instance_off_and_it_terminat
     );
     assert!(console.contains("reboot: Power down"), "{console}");
     assert!(!console.contains(USER_DATA_FAILED), "{console}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_workers_script_runs_once_and_its_shutdown_terminates_the_instance() {
+    let clients = edge_clients().await;
+    let image = clients
+        .ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("moto lists images")
+        .images()
+        .first()
+        .and_then(|image| image.image_id().map(str::to_owned))
+        .expect("an Amazon image");
+    let script =
+        "#!/bin/bash\nset -euo pipefail\necho \"job j-1: $(( 6 * 7 ))\"\nshutdown -h now\n";
+    let launched = clients
+        .ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .user_data(STANDARD.encode(script))
+        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(hybridlab_wire::tags::ROLE_TAG)
+                        .value(hybridlab_wire::tags::ROLE_JOB_WORKER)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RunInstances");
+    let instance = launched
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .expect("an instance")
+        .to_owned();
+    let terminated = eventually(Duration::from_secs(60), || async {
+        let state = state_of(&clients, &instance).await?;
+        matches!(state.as_str(), "shutting-down" | "terminated").then_some(state)
+    })
+    .await;
+    // The console output outlives the instance.
+    let console = console_output(&clients, &instance)
+        .await
+        .unwrap_or_default();
+    assert!(
+        terminated.is_some(),
+        "the worker terminated itself: {console}"
+    );
+    assert!(console.contains("job j-1: 42"), "{console}");
+    assert!(console.contains("reboot: Power down"), "{console}");
+    assert_eq!(
+        console.matches("running 'modules:final'").count(),
+        1,
+        "{console}"
+    );
 }

@@ -313,6 +313,11 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub new_account: bool,
 
+    /// EC2's quota of On-Demand vCPUs running at once (32, sixteen t3.micro): a launch past
+    /// it is refused with `VcpuLimitExceeded`, as AWS refuses it.
+    #[arg(long, value_name = "VCPUS", default_value_t = hybridlab_sandbox::DEFAULT_VCPU_LIMIT)]
+    pub vcpu_limit: u32,
+
     /// AWS's typical waits: IAM propagation 10 s, instance boot 40 s, a new function Pending
     /// 5 s, an update in progress 3 s, a deleted bucket's name 10 s. The default is shorter
     /// (5, 15, 2, 1 and 3 s).
@@ -420,9 +425,13 @@ impl SandboxArgs {
             None if self.new_account => hybridlab_sandbox::NEW_ACCOUNT_LAMBDA_CONCURRENCY,
             None => hybridlab_sandbox::DEFAULT_LAMBDA_CONCURRENCY,
         };
+        if self.vcpu_limit == 0 {
+            anyhow::bail!("--vcpu-limit must be at least 1");
+        }
         Ok(crate::lab::sandbox::SandboxLaunch {
             port: self.port,
             concurrency,
+            vcpu_limit: self.vcpu_limit,
             timing,
             iam: self.iam == Switch::On,
             operator_policy: self.operator_policy.clone(),

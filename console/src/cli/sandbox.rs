@@ -51,6 +51,7 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
     let mut options = SandboxOptions::new(state_dir());
     options.edge_port = launch.port;
     options.concurrency_limit = launch.concurrency;
+    options.vcpu_limit = launch.vcpu_limit;
     options.timing = launch.timing;
     options.iam = if launch.iam {
         IamMode::Enforce
@@ -85,6 +86,10 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
         }
     );
     println!("  AWS's waits: {}", describe_timing(&launch.timing));
+    println!(
+        "  EC2 vCPU quota: {} vCPUs running at once",
+        launch.vcpu_limit
+    );
     println!(
         "  Lambda concurrency: {}{}",
         launch.concurrency,
@@ -236,8 +241,13 @@ mod tests {
             "2.5",
             "--lambda-concurrency",
             "7",
+            "--vcpu-limit",
+            "4",
         ])
         .expect("parses");
+        assert_eq!(tuned.vcpu_limit, 4);
+        assert_eq!(default.vcpu_limit, hybridlab_sandbox::DEFAULT_VCPU_LIMIT);
+        assert!(launch_of(&["--vcpu-limit", "0"]).is_err());
         assert_eq!(tuned.timing.instance_boot, Duration::from_millis(2500));
         assert_eq!(tuned.timing.iam_propagation, Duration::ZERO);
         assert_eq!(tuned.concurrency, 7);

@@ -22,6 +22,8 @@ pub struct SandboxLaunch {
     pub port: u16,
     /// The account's Lambda concurrency.
     pub concurrency: usize,
+    /// The account's quota of On-Demand vCPUs running at once.
+    pub vcpu_limit: u32,
     /// AWS's waits the sandbox keeps.
     pub timing: Timing,
     /// Whether IAM is enforced for the sandbox's functions and instances.
@@ -37,6 +39,7 @@ impl SandboxLaunch {
         Self {
             port,
             concurrency: hybridlab_sandbox::DEFAULT_LAMBDA_CONCURRENCY,
+            vcpu_limit: hybridlab_sandbox::DEFAULT_VCPU_LIMIT,
             timing: Timing::realistic(),
             iam: true,
             operator_policy: None,
@@ -51,6 +54,8 @@ impl SandboxLaunch {
             self.port.to_string().into(),
             "--lambda-concurrency".into(),
             self.concurrency.to_string().into(),
+            "--vcpu-limit".into(),
+            self.vcpu_limit.to_string().into(),
             "--iam".into(),
             if self.iam { "on" } else { "off" }.into(),
         ];
