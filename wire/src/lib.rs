@@ -4,7 +4,8 @@
 //!
 //! Serde only by default, so the proxy stays light; feature `dynamodb` adds the row as a
 //! DynamoDB item (`item`), the row read, the SDK error line and the pipeline's status changes
-//! (`transition`); feature `package` the Lambda deployment package.
+//! (`transition`), and a job's row and status changes (`job_item`; the [`job`] itself is
+//! plain); feature `package` the Lambda deployment package.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub mod error_body;
 #[cfg(feature = "dynamodb")]
 pub mod item;
+pub mod job;
+#[cfg(feature = "dynamodb")]
+pub mod job_item;
 pub mod keys;
 pub mod launch;
 #[cfg(feature = "package")]
