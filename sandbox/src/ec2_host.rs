@@ -630,7 +630,10 @@ impl Boot {
         let mut command = tokio::process::Command::new(&script);
         command
             .env_clear()
-            .envs(self.root.script_environment())
+            .envs(
+                self.root
+                    .script_environment(&self.edge_endpoint, self.metadata_endpoint.as_deref()),
+            )
             .current_dir(self.root.dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

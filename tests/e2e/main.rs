@@ -14,6 +14,7 @@ mod gallery_access;
 mod hardening_net;
 mod http_api;
 mod iac;
+mod job_worker;
 mod lambda_proxy;
 mod operator_policy;
 mod pipeline;

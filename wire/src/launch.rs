@@ -106,39 +106,8 @@ impl ServerLaunch {
         self.script(&write_env)
     }
 
-    /// The TTL: the deadline (first boot + `ttl_seconds`) is written once to
-    /// [`TTL_DEADLINE_FILE`] and becomes a timer's absolute `OnCalendar=`. With
-    /// `Persistent=true` systemd keeps a stamp on disk of the timer's start, so after a boot
-    /// past the deadline the timer fires at once; powering off terminates the instance (its
-    /// shutdown behaviour is `terminate`).
     fn ttl_script(&self) -> String {
-        format!(
-            "install -d \"$root/etc/hybridlab\"\n\
-             if [ ! -s \"$root{TTL_DEADLINE_FILE}\" ]; then\n\
-             \x20 date -u -d '+{ttl} seconds' '+%Y-%m-%d %H:%M:%S UTC' > \"$root{TTL_DEADLINE_FILE}\"\n\
-             fi\n\
-             deadline=$(cat \"$root{TTL_DEADLINE_FILE}\")\n\
-             cat > \"$root/etc/systemd/system/{TTL_SERVICE_UNIT}\" <<'UNIT'\n\
-             [Unit]\n\
-             Description=hybridlab TTL reached: power off (the instance terminates)\n\
-             [Service]\n\
-             Type=oneshot\n\
-             ExecStart=/usr/bin/systemctl poweroff\n\
-             UNIT\n\
-             cat > \"$root/etc/systemd/system/{TTL_TIMER_UNIT}\" <<UNIT\n\
-             [Unit]\n\
-             Description=hybridlab TTL deadline\n\
-             [Timer]\n\
-             OnCalendar=$deadline\n\
-             Persistent=true\n\
-             AccuracySec=1s\n\
-             [Install]\n\
-             WantedBy=timers.target\n\
-             UNIT\n\
-             systemctl daemon-reload\n\
-             systemctl enable --now {TTL_TIMER_UNIT}\n",
-            ttl = self.ttl_seconds,
-        )
+        ttl_script(self.ttl_seconds)
     }
 
     fn script(&self, write_env: &str) -> String {
@@ -191,6 +160,102 @@ impl ServerLaunch {
             port = self.port,
             ttl_script = self.ttl_script(),
             nofile = SERVER_NOFILE_LIMIT,
+        )
+    }
+}
+
+/// The TTL: the deadline (first boot + `ttl_seconds`) is written once to
+/// [`TTL_DEADLINE_FILE`] and becomes a timer's absolute `OnCalendar=`. With
+/// `Persistent=true` systemd keeps a stamp on disk of the timer's start, so after a boot
+/// past the deadline the timer fires at once; powering off terminates the instance (its
+/// shutdown behaviour is `terminate`).
+fn ttl_script(ttl_seconds: u64) -> String {
+    format!(
+        "install -d \"$root/etc/hybridlab\"\n\
+         if [ ! -s \"$root{TTL_DEADLINE_FILE}\" ]; then\n\
+         \x20 date -u -d '+{ttl} seconds' '+%Y-%m-%d %H:%M:%S UTC' > \"$root{TTL_DEADLINE_FILE}\"\n\
+         fi\n\
+         deadline=$(cat \"$root{TTL_DEADLINE_FILE}\")\n\
+         cat > \"$root/etc/systemd/system/{TTL_SERVICE_UNIT}\" <<'UNIT'\n\
+         [Unit]\n\
+         Description=hybridlab TTL reached: power off (the instance terminates)\n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart=/usr/bin/systemctl poweroff\n\
+         UNIT\n\
+         cat > \"$root/etc/systemd/system/{TTL_TIMER_UNIT}\" <<UNIT\n\
+         [Unit]\n\
+         Description=hybridlab TTL deadline\n\
+         [Timer]\n\
+         OnCalendar=$deadline\n\
+         Persistent=true\n\
+         AccuracySec=1s\n\
+         [Install]\n\
+         WantedBy=timers.target\n\
+         UNIT\n\
+         systemctl daemon-reload\n\
+         systemctl enable --now {TTL_TIMER_UNIT}\n",
+        ttl = ttl_seconds,
+    )
+}
+
+/// Everything a job worker's instance needs: it exists for one job, runs it once and powers
+/// itself off, which terminates it (its shutdown behaviour is `terminate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerLaunch {
+    pub artifact_bucket: String,
+    /// Key of the `hybridlab-worker` binary.
+    pub binary_key: String,
+    pub region: String,
+    pub job_id: String,
+    pub jobs_table: String,
+    pub jobs_bucket: String,
+    /// How often the worker beats while it runs the job.
+    pub heartbeat_seconds: u64,
+    /// The stack's TTL: a hard deadline even for a worker that hangs.
+    pub ttl_seconds: u64,
+}
+
+/// The worker program's environment variables.
+pub mod worker_env {
+    pub const JOB_ID: &str = "HYBRIDLAB_JOB_ID";
+    pub const JOBS_TABLE: &str = "HYBRIDLAB_JOBS_TABLE";
+    pub const JOBS_BUCKET: &str = "HYBRIDLAB_JOBS_BUCKET";
+    pub const HEARTBEAT_SECONDS: &str = "HYBRIDLAB_HEARTBEAT_SECONDS";
+}
+
+impl WorkerLaunch {
+    /// The user-data script: the TTL first, then the worker fetched and run in the
+    /// foreground, then `shutdown -h now` whatever happened (no `set -e`: a worker that
+    /// cannot even be fetched must not leave its instance running).
+    pub fn render(&self) -> String {
+        format!(
+            "#!/bin/bash\n\
+             # hybridlab job worker (Amazon Linux 2023): one job, then the instance terminates\n\
+             # Unset on EC2, so empty (read before `set -u`); the sandbox's instance directory.\n\
+             root=\"${ROOT_ENV}\"\n\
+             set -uo pipefail\n\
+             {ttl}\
+             install -d \"$root/opt/hybridlab\"\n\
+             if aws s3 cp --no-progress --region {region} s3://{bucket}/{binary} \"$root/opt/hybridlab/hybridlab-worker\"; then\n\
+             \x20 chmod 755 \"$root/opt/hybridlab/hybridlab-worker\"\n\
+             \x20 {job}='{job_id}' {table}='{jobs_table}' {jobs_bucket_var}='{jobs_bucket}' {heartbeat}={beat} AWS_REGION={region} \\\n\
+             \x20   \"$root/opt/hybridlab/hybridlab-worker\"\n\
+             \x20 echo \"hybridlab-worker exited with status $?\"\n\
+             fi\n\
+             shutdown -h now\n",
+            ttl = ttl_script(self.ttl_seconds),
+            region = self.region,
+            bucket = self.artifact_bucket,
+            binary = self.binary_key,
+            job = worker_env::JOB_ID,
+            job_id = self.job_id,
+            table = worker_env::JOBS_TABLE,
+            jobs_table = self.jobs_table,
+            jobs_bucket_var = worker_env::JOBS_BUCKET,
+            jobs_bucket = self.jobs_bucket,
+            heartbeat = worker_env::HEARTBEAT_SECONDS,
+            beat = self.heartbeat_seconds,
         )
     }
 }

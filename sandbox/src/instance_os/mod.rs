@@ -96,9 +96,24 @@ impl InstanceRoot {
     }
 
     /// The environment the user-data runs with: cloud-init's, with the root named and the OS
-    /// commands first on `PATH`.
-    pub(crate) fn script_environment(&self) -> Vec<(String, String)> {
+    /// commands first on `PATH`; and what an instance's network gives its programs on EC2
+    /// without a word: AWS's endpoints (here the edge) and the metadata service (here the
+    /// instance's own, or none).
+    pub(crate) fn script_environment(
+        &self,
+        edge: &str,
+        metadata: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let metadata = match metadata {
+            Some(endpoint) => (
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_owned(),
+                endpoint.to_owned(),
+            ),
+            None => ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+        };
         vec![
+            ("AWS_ENDPOINT_URL".to_owned(), edge.to_owned()),
+            metadata,
             (ROOT_ENV.to_owned(), self.dir.display().to_string()),
             (
                 "PATH".to_owned(),

@@ -60,7 +60,7 @@ fn run(root: &InstanceRoot, script: &str) -> std::process::Output {
         .expect("the disk is laid out");
     let output = std::process::Command::new(&path)
         .env_clear()
-        .envs(root.script_environment())
+        .envs(root.script_environment("http://127.0.0.1:1", None))
         .output()
         .expect("the script runs");
     let _ = std::fs::remove_dir_all(scratch);
