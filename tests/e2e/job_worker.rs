@@ -1,7 +1,10 @@
-//! A job worker on the sandbox, with the test in the launcher's place: an instance launched
+//! Job workers on the sandbox. With the test in the launcher's place: an instance launched
 //! for a LAUNCHING job (with its worker role, and the job in its user-data) fetches the worker,
 //! which moves the job to RUNNING once its instance is attached, appends the text to the
 //! input, writes the output and ends the job SUCCEEDED; then the instance terminates itself.
+//! With the launcher function behind the jobs table's stream mapping: four jobs inserted at
+//! once, with a cap of two workers, all end SUCCEEDED, never more than two at once, each
+//! with exactly one instance.
 
 use std::time::Duration;
 
@@ -16,7 +19,9 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hybridlab_tests::aws::unique_name;
-use hybridlab_tests::sandbox::{EdgeClients, build_binary, edge_clients};
+use hybridlab_tests::sandbox::{
+    EdgeClients, bootstrap_zip, build_binary, deploy_function, edge_clients,
+};
 use hybridlab_wire::job::{self, Job, JobEvent, JobKind, JobStatus};
 use hybridlab_wire::job_item;
 use hybridlab_wire::launch::WorkerLaunch;
@@ -296,4 +301,286 @@ async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_termina
         console.contains(&format!("job {job_id} SUCCEEDED")),
         "{console}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
+    use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
+    use aws_sdk_lambda::types::{EventSourcePosition, Filter, FilterCriteria};
+
+    let clients = edge_clients().await;
+    let table = unique_name("jobs");
+    let bucket = unique_name("jobs");
+    let artifacts = unique_name("artifacts");
+    let stream = clients
+        .dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(job::JOB_KEY_ATTRIBUTE)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("a key"),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(job::JOB_KEY_ATTRIBUTE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("an attribute"),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .expect("a stream"),
+        )
+        .send()
+        .await
+        .expect("the jobs table")
+        .table_description()
+        .and_then(|t| t.latest_stream_arn())
+        .expect("a stream")
+        .to_owned();
+    for name in [&bucket, &artifacts] {
+        clients
+            .s3
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("a bucket");
+    }
+    let binary = std::fs::read(build_binary("hybridlab-worker", "hybridlab-worker"))
+        .expect("the worker binary");
+    clients
+        .s3
+        .put_object()
+        .bucket(&artifacts)
+        .key("worker/hybridlab-worker")
+        .body(binary.into())
+        .send()
+        .await
+        .expect("the worker is stored");
+    let account = hybridlab_sandbox::SANDBOX_ACCOUNT;
+    let table_arn = format!("arn:aws:dynamodb:us-east-1:{account}:table/{table}");
+    let worker = server_profile(&clients).await;
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(&worker.name)
+        .policy_name("worker")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [
+                    format!("arn:aws:s3:::{artifacts}/worker/*"),
+                    format!("arn:aws:s3:::{bucket}/jobs/*/input")
+                ]},
+                {"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/jobs/*/output/*")},
+                {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": table_arn}
+            ]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("the worker's policy");
+    let profile_arn = clients
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&worker.name)
+        .send()
+        .await
+        .expect("the profile")
+        .instance_profile()
+        .map(|p| p.arn().to_owned())
+        .expect("an ARN");
+    let image = clients
+        .ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("moto lists images")
+        .images()
+        .first()
+        .and_then(|image| image.image_id().map(str::to_owned))
+        .expect("an Amazon image");
+
+    let stack = unique_name("stack");
+    let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-lambda", "launcher"))
+        .await
+        .expect("the build does not panic");
+    let launcher = deploy_function(
+        &clients,
+        "launcher",
+        zip,
+        30,
+        &[
+            ("HYBRIDLAB_STACK", stack.as_str()),
+            ("HYBRIDLAB_JOBS_TABLE", table.as_str()),
+            ("HYBRIDLAB_JOBS_BUCKET", bucket.as_str()),
+            ("HYBRIDLAB_ARTIFACT_BUCKET", artifacts.as_str()),
+            ("HYBRIDLAB_WORKER_KEY", "worker/hybridlab-worker"),
+            ("HYBRIDLAB_WORKER_PROFILE_ARN", profile_arn.as_str()),
+            ("HYBRIDLAB_WORKER_IMAGE", image.as_str()),
+            ("HYBRIDLAB_WORKER_INSTANCE_TYPE", "t3.micro"),
+            ("HYBRIDLAB_WORKER_CAP", "2"),
+            ("HYBRIDLAB_HEARTBEAT_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let launcher_role = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&launcher)
+        .send()
+        .await
+        .expect("the launcher")
+        .role()
+        .and_then(|arn| arn.rsplit('/').next().map(str::to_owned))
+        .expect("a role");
+    // What the launcher's role needs, and the sandbox checks: the stream, the table, EC2, and
+    // passing the worker's role to its instances.
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(&launcher_role)
+        .policy_name("launcher")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], "Resource": stream},
+                {"Effect": "Allow", "Action": "dynamodb:ListStreams", "Resource": "*"},
+                {"Effect": "Allow", "Action": ["dynamodb:Scan", "dynamodb:UpdateItem"], "Resource": table_arn},
+                {"Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateTags", "ec2:TerminateInstances"], "Resource": "*"},
+                {"Effect": "Allow", "Action": "iam:PassRole", "Resource": worker.role_arn}
+            ]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("the launcher's policy");
+    clients
+        .lambda
+        .create_event_source_mapping()
+        .function_name(&launcher)
+        .event_source_arn(&stream)
+        .starting_position(EventSourcePosition::TrimHorizon)
+        .batch_size(10)
+        .filter_criteria(
+            FilterCriteria::builder()
+                .filters(Filter::builder().pattern(r#"{"eventName": ["INSERT"]}"#).build())
+                .filters(
+                    Filter::builder()
+                        .pattern(r#"{"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"status": {"S": ["SUCCEEDED", "FAILED", "CANCELLED"]}}}}"#)
+                        .build(),
+                )
+                .build(),
+        )
+        .maximum_retry_attempts(2)
+        .send()
+        .await
+        .expect("the launcher's mapping");
+
+    let ids: Vec<String> = (1..=4).map(|n| format!("j-00000000000000b{n}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        clients
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(job::input_key(id))
+            .body(format!("job {n}\n").into_bytes().into())
+            .send()
+            .await
+            .expect("an input");
+        let at = hybridlab_wire::now_rfc3339();
+        let job = Job {
+            job_id: id.clone(),
+            kind: JobKind::AppendText {
+                text: format!("done {n}"),
+            },
+            status: JobStatus::Submitted,
+            submitted_at: at.clone(),
+            instance_id: None,
+            heartbeat_at: None,
+            lease_seconds: 60,
+            outputs: Vec::new(),
+            error: None,
+            history: vec![JobEvent {
+                status: JobStatus::Submitted,
+                at,
+                detail: String::new(),
+            }],
+        };
+        clients
+            .dynamodb
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(job_item::to_item(&job)))
+            .send()
+            .await
+            .expect("a job");
+    }
+
+    let mut most_at_once = 0;
+    let mut finished = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while std::time::Instant::now() < deadline {
+        let mut jobs = Vec::new();
+        for id in &ids {
+            if let Some(job) = job_row(&clients, &table, id).await {
+                jobs.push(job);
+            }
+        }
+        most_at_once = most_at_once.max(jobs.iter().filter(|j| j.status.holds_a_worker()).count());
+        if jobs.len() == ids.len() && jobs.iter().all(|j| j.status.is_final()) {
+            finished = Some(jobs);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let launcher_log = clients
+        .log_messages(&format!("/aws/lambda/{launcher}"))
+        .await;
+    let finished =
+        finished.unwrap_or_else(|| panic!("every job ends; the launcher said: {launcher_log:#?}"));
+    for job in &finished {
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+        assert!(
+            job.history.iter().any(|e| e.status == JobStatus::Running),
+            "{job:?}"
+        );
+    }
+    assert!(
+        most_at_once <= 2,
+        "{most_at_once} workers at once, with a cap of 2"
+    );
+    assert!(
+        finished
+            .iter()
+            .any(|j| j.history.iter().any(|e| e.status == JobStatus::Queued)),
+        "with four jobs and two workers, some waited: {finished:#?}"
+    );
+    // Each job had one instance, however often the stream said so.
+    for id in &ids {
+        let instances: usize = clients
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(format!("tag:{}", hybridlab_wire::tags::JOB_TAG))
+                    .values(id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeInstances")
+            .reservations()
+            .iter()
+            .map(|r| r.instances().len())
+            .sum();
+        assert_eq!(instances, 1, "job {id}");
+    }
 }

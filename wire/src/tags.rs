@@ -17,3 +17,6 @@ pub const ROLE_JOB_WORKER: &str = "job-worker";
 /// Set by the sandbox on an instance it runs: the loopback URL its server answers on (an
 /// instance's invented public IP leads nowhere).
 pub const ENDPOINT_TAG: &str = "hybridlab:endpoint";
+
+/// On a job worker's instance: the job it exists for.
+pub const JOB_TAG: &str = "hybridlab:job";
