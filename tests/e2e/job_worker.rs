@@ -303,12 +303,19 @@ async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_termina
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
+/// The jobs variant's pieces on the sandbox, wired as `up --with jobs` will wire them: the
+/// jobs table with its stream, the jobs and artifacts buckets, the worker's binary, role and
+/// profile, and the launcher with its mapping (inserts, and jobs that ended).
+struct JobsLab {
+    table: String,
+    bucket: String,
+    launcher: String,
+}
+
+async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
     use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
     use aws_sdk_lambda::types::{EventSourcePosition, Filter, FilterCriteria};
 
-    let clients = edge_clients().await;
     let table = unique_name("jobs");
     let bucket = unique_name("jobs");
     let artifacts = unique_name("artifacts");
@@ -367,7 +374,7 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
         .expect("the worker is stored");
     let account = hybridlab_sandbox::SANDBOX_ACCOUNT;
     let table_arn = format!("arn:aws:dynamodb:us-east-1:{account}:table/{table}");
-    let worker = server_profile(&clients).await;
+    let worker = server_profile(clients).await;
     clients
         .iam
         .put_role_policy()
@@ -413,8 +420,9 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
     let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-lambda", "launcher"))
         .await
         .expect("the build does not panic");
+    let cap = cap.to_string();
     let launcher = deploy_function(
-        &clients,
+        clients,
         "launcher",
         zip,
         30,
@@ -427,7 +435,7 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
             ("HYBRIDLAB_WORKER_PROFILE_ARN", profile_arn.as_str()),
             ("HYBRIDLAB_WORKER_IMAGE", image.as_str()),
             ("HYBRIDLAB_WORKER_INSTANCE_TYPE", "t3.micro"),
-            ("HYBRIDLAB_WORKER_CAP", "2"),
+            ("HYBRIDLAB_WORKER_CAP", cap.as_str()),
             ("HYBRIDLAB_HEARTBEAT_SECONDS", "1"),
         ],
     )
@@ -483,6 +491,21 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
         .send()
         .await
         .expect("the launcher's mapping");
+    JobsLab {
+        table,
+        bucket,
+        launcher,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
+    let clients = edge_clients().await;
+    let JobsLab {
+        table,
+        bucket,
+        launcher,
+    } = jobs_lab(&clients, 2).await;
 
     let ids: Vec<String> = (1..=4).map(|n| format!("j-00000000000000b{n}")).collect();
     for (n, id) in ids.iter().enumerate() {
@@ -583,4 +606,235 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
             .sum();
         assert_eq!(instances, 1, "job {id}");
     }
+}
+
+/// A call to API Gateway v2's control plane on the sandbox (see `http_api`).
+async fn api_control(
+    clients: &EdgeClients,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client")
+        .post(format!("{}{path}", clients.endpoint))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/apigateway/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the control plane answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
+    let clients = edge_clients().await;
+    let JobsLab { table, bucket, .. } = jobs_lab(&clients, 3).await;
+    let token = "jobs-token-0123456789abcdef0123456789";
+    let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-lambda", "submit"))
+        .await
+        .expect("the build does not panic");
+    let submit = deploy_function(
+        &clients,
+        "submit",
+        zip,
+        10,
+        &[
+            ("HYBRIDLAB_JOBS_TABLE", table.as_str()),
+            ("HYBRIDLAB_JOBS_BUCKET", bucket.as_str()),
+            ("HYBRIDLAB_TOKEN", token),
+        ],
+    )
+    .await;
+    let configuration = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&submit)
+        .send()
+        .await
+        .expect("the submit function");
+    let role = configuration
+        .role()
+        .and_then(|arn| arn.rsplit('/').next().map(str::to_owned))
+        .expect("a role");
+    let account = hybridlab_sandbox::SANDBOX_ACCOUNT;
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(&role)
+        .policy_name("submit")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan"], "Resource": format!("arn:aws:dynamodb:us-east-1:{account}:table/{table}")},
+                {"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/jobs/*/input")}
+            ]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("the submit function's policy");
+    let api = api_control(
+        &clients,
+        "/v2/apis",
+        json!({"name": "jobs", "protocolType": "HTTP"}),
+    )
+    .await;
+    let api_id = api["apiId"].as_str().expect("an API").to_owned();
+    let endpoint = api["apiEndpoint"].as_str().expect("an endpoint").to_owned();
+    let integration = api_control(
+        &clients,
+        &format!("/v2/apis/{api_id}/integrations"),
+        json!({"integrationType": "AWS_PROXY", "integrationUri": configuration.function_arn(), "payloadFormatVersion": "2.0"}),
+    )
+    .await;
+    let target = format!(
+        "integrations/{}",
+        integration["integrationId"].as_str().expect("an id")
+    );
+    for key in ["POST /jobs", "GET /jobs/{id}", "GET /jobs"] {
+        api_control(
+            &clients,
+            &format!("/v2/apis/{api_id}/routes"),
+            json!({"routeKey": key, "target": target}),
+        )
+        .await;
+    }
+    api_control(
+        &clients,
+        &format!("/v2/apis/{api_id}/stages"),
+        json!({"stageName": "$default"}),
+    )
+    .await;
+    clients
+        .lambda
+        .add_permission()
+        .function_name(&submit)
+        .statement_id("api")
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(format!(
+            "arn:aws:execute-api:us-east-1:{account}:{api_id}/*"
+        ))
+        .send()
+        .await
+        .expect("the permission");
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    // Without the token, nothing is submitted.
+    let refused = http
+        .post(format!("{endpoint}/jobs"))
+        .json(&json!({"kind": "append-text", "text": "x"}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(refused.status(), 401);
+    let submitted: serde_json::Value = http
+        .post(format!("{endpoint}/jobs"))
+        .bearer_auth(token)
+        .json(&json!({"kind": "append-text", "text": "appended by the worker"}))
+        .send()
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("JSON");
+    let job_id = submitted["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{submitted}"))
+        .to_owned();
+    let upload_url = submitted["upload_url"].as_str().expect("an upload URL");
+    let uploaded = http
+        .put(upload_url)
+        .body("the client's text\n")
+        .send()
+        .await
+        .expect("S3 answers");
+    assert!(uploaded.status().is_success(), "{uploaded:?}");
+
+    let done = eventually(Duration::from_secs(120), || async {
+        let job: serde_json::Value = http
+            .get(format!("{endpoint}/jobs/{job_id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        JobStatus::parse(job["status"].as_str()?)?
+            .is_final()
+            .then_some(job)
+    })
+    .await
+    .expect("the job ends");
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let output_key = job::output_key(&job_id, "output.txt");
+    assert_eq!(done["outputs"], json!([output_key]));
+    let output = clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&output_key)
+        .send()
+        .await
+        .expect("the output")
+        .body
+        .collect()
+        .await
+        .expect("its bytes")
+        .into_bytes();
+    assert_eq!(
+        output.as_ref(),
+        b"the client's text\nappended by the worker\n"
+    );
+    let listed: serde_json::Value = http
+        .get(format!("{endpoint}/jobs"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["job_id"] == job_id.as_str())),
+        "{listed}"
+    );
+    // Its instance terminated itself.
+    let instance = done["instance_id"]
+        .as_str()
+        .expect("an instance")
+        .to_owned();
+    let terminated = eventually(Duration::from_secs(30), || async {
+        let state = clients
+            .ec2
+            .describe_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .ok()?
+            .reservations()
+            .first()?
+            .instances()
+            .first()?
+            .state()?
+            .name()?
+            .as_str()
+            .to_owned();
+        matches!(state.as_str(), "shutting-down" | "terminated").then_some(())
+    })
+    .await;
+    assert!(terminated.is_some(), "{instance} terminated");
 }

@@ -16,6 +16,9 @@ use hybridlab_worker::{MAX_INPUT_BYTES, Settings};
 /// launcher does so right after `RunInstances` answers, which can be after this starts.
 const ATTACH_PATIENCE: Duration = Duration::from_secs(120);
 
+/// How long the worker waits for its job's input: the client uploads it after submitting.
+const INPUT_PATIENCE: Duration = Duration::from_secs(300);
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -201,14 +204,33 @@ async fn run() -> Result<()> {
 /// Reads the input, runs the job, writes its outputs; returns their keys.
 async fn work(aws: &Aws, job: &Job) -> Result<Vec<String>> {
     let input_key = job::input_key(&job.job_id);
-    let input = aws
-        .s3
-        .get_object()
-        .bucket(&aws.settings.bucket)
-        .key(&input_key)
-        .send()
-        .await
-        .with_context(|| format!("reading the input s3://{}/{input_key}", aws.settings.bucket))?;
+    // The job is written before its client uploads the input: wait for it. A missing key
+    // reads as 403 to a role without s3:ListBucket, as S3 answers it, so both are waited on.
+    let deadline = tokio::time::Instant::now() + INPUT_PATIENCE;
+    let input = loop {
+        match aws
+            .s3
+            .get_object()
+            .bucket(&aws.settings.bucket)
+            .key(&input_key)
+            .send()
+            .await
+        {
+            Ok(input) => break input,
+            Err(err) => {
+                let missing = err
+                    .raw_response()
+                    .is_some_and(|response| matches!(response.status().as_u16(), 403 | 404));
+                if !missing || tokio::time::Instant::now() > deadline {
+                    return Err(anyhow::Error::new(err).context(format!(
+                        "the input s3://{}/{input_key} never arrived, or this worker may not read it",
+                        aws.settings.bucket
+                    )));
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
     let size = input.content_length().unwrap_or(0).max(0) as u64;
     if size > MAX_INPUT_BYTES {
         return Err(hybridlab_worker::JobError::InputTooLarge(size).into());

@@ -1,0 +1,343 @@
+//! The submit function of the job-worker variant, behind the stack's HTTP API (payload
+//! format 2.0): `POST /jobs` writes a SUBMITTED job and answers its id with a presigned PUT
+//! for its input (the client sends the input straight to S3; the worker waits for it);
+//! `GET /jobs/{id}` and `GET /jobs` read jobs. Every call needs the stack's token as a
+//! bearer token: a public API that launches instances would be anyone's to bill.
+//!
+//! [`route`] reads a request into what to do and is plain; [`Submit::handle`] does it.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hybridlab_wire::job::{self, Job, JobEvent, JobKind, JobStatus};
+use hybridlab_wire::job_item;
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{Value, json};
+
+/// The most text an `append-text` job takes.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// How long a job's upload URL is valid.
+pub const UPLOAD_URL_SECONDS: u64 = 900;
+/// How many jobs `GET /jobs` lists, newest first.
+pub const LIST_LIMIT: usize = 50;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Submit(JobKind),
+    Get(String),
+    List,
+}
+
+/// An HTTP answer, as the API makes it of the function's `{"statusCode": ...}`.
+pub fn answer(status: u16, body: Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    })
+}
+
+fn refuse(status: u16, message: &str) -> Value {
+    answer(status, json!({"message": message}))
+}
+
+/// Reads the request: the token first, then the route and its input. `Err` is the answer.
+pub fn route(event: &Value, token: &str) -> Result<Call, Value> {
+    let presented = event["headers"]["authorization"]
+        .as_str()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // The same time whatever the token: no byte-by-byte guessing.
+    let matches = presented.len() == token.len()
+        && presented
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0;
+    if token.is_empty() || !matches {
+        return Err(refuse(
+            401,
+            "a bearer token is required: the stack's token (`hybridlab gallery` or `hybridlab status` names it)",
+        ));
+    }
+    let route = event["routeKey"].as_str().unwrap_or_default();
+    match route {
+        "POST /jobs" => {
+            let body: Value = event["body"]
+                .as_str()
+                .and_then(|body| serde_json::from_str(body).ok())
+                .ok_or_else(|| refuse(400, "the body must be a JSON object"))?;
+            let kind = match body["kind"].as_str() {
+                Some("append-text") => {
+                    let text = body["text"]
+                        .as_str()
+                        .ok_or_else(|| refuse(400, "an append-text job needs a \"text\" string"))?;
+                    if text.len() > MAX_TEXT_BYTES {
+                        return Err(refuse(
+                            413,
+                            &format!("\"text\" is longer than {MAX_TEXT_BYTES} bytes"),
+                        ));
+                    }
+                    JobKind::AppendText {
+                        text: text.to_owned(),
+                    }
+                }
+                Some("image-batch") => JobKind::ImageBatch,
+                _ => {
+                    return Err(refuse(
+                        400,
+                        "\"kind\" must be \"append-text\" or \"image-batch\"",
+                    ));
+                }
+            };
+            Ok(Call::Submit(kind))
+        }
+        "GET /jobs/{id}" => {
+            let id = event["pathParameters"]["id"].as_str().unwrap_or_default();
+            if !job::is_job_id(id) {
+                return Err(refuse(400, "not a job id"));
+            }
+            Ok(Call::Get(id.to_owned()))
+        }
+        "GET /jobs" => Ok(Call::List),
+        _ => Err(refuse(404, "Not Found")),
+    }
+}
+
+/// A new job's id: `j-` and 16 hex digits of a random v4 UUID.
+pub fn new_job_id() -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    format!("j-{}", &hex[..16])
+}
+
+pub struct SubmitConfig {
+    pub table: String,
+    pub bucket: String,
+    pub token: String,
+    pub lease_seconds: u64,
+}
+
+impl SubmitConfig {
+    pub fn from_env() -> Result<Self, Error> {
+        let var = |name: &str| -> Result<String, Error> {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| format!("{name} is not set").into())
+        };
+        let token = var(hybridlab_wire::token::TOKEN_ENV)?;
+        hybridlab_wire::token::check_token(Some(&token)).map_err(|err| err.to_string())?;
+        Ok(Self {
+            table: var("HYBRIDLAB_JOBS_TABLE")?,
+            bucket: var("HYBRIDLAB_JOBS_BUCKET")?,
+            token,
+            lease_seconds: std::env::var("HYBRIDLAB_LEASE_SECONDS")
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(120),
+        })
+    }
+}
+
+pub struct Submit {
+    config: SubmitConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+impl Submit {
+    pub async fn from_env(config: SubmitConfig) -> Self {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        Self {
+            config,
+            dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&aws)
+                    .force_path_style(path_style)
+                    .build(),
+            ),
+        }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let call = match route(&event.payload, &self.config.token) {
+            Ok(call) => call,
+            Err(answer) => return Ok(answer),
+        };
+        match call {
+            Call::Submit(kind) => self.submit(kind).await,
+            Call::Get(id) => {
+                let item = self
+                    .dynamodb
+                    .get_item()
+                    .table_name(&self.config.table)
+                    .key(job::JOB_KEY_ATTRIBUTE, AttributeValue::S(id.clone()))
+                    .consistent_read(true)
+                    .send()
+                    .await?
+                    .item;
+                Ok(match item {
+                    Some(item) => answer(200, serde_json::to_value(job_item::from_item(&item)?)?),
+                    None => refuse(404, &format!("no job {id}")),
+                })
+            }
+            Call::List => {
+                let mut jobs: Vec<Job> = Vec::new();
+                let mut start = None;
+                loop {
+                    let page = self
+                        .dynamodb
+                        .scan()
+                        .table_name(&self.config.table)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await?;
+                    jobs.extend(
+                        page.items()
+                            .iter()
+                            .filter_map(|item| job_item::from_item(item).ok()),
+                    );
+                    start = page
+                        .last_evaluated_key()
+                        .filter(|key| !key.is_empty())
+                        .cloned();
+                    if start.is_none() {
+                        break;
+                    }
+                }
+                jobs.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
+                jobs.truncate(LIST_LIMIT);
+                Ok(answer(200, json!({"jobs": jobs})))
+            }
+        }
+    }
+
+    async fn submit(&self, kind: JobKind) -> Result<Value, Error> {
+        let job_id = new_job_id();
+        let input_key = job::input_key(&job_id);
+        let upload = self
+            .s3
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(&input_key)
+            .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(
+                Duration::from_secs(UPLOAD_URL_SECONDS),
+            )?)
+            .await?;
+        let at = hybridlab_wire::now_rfc3339();
+        let job = Job {
+            job_id: job_id.clone(),
+            kind,
+            status: JobStatus::Submitted,
+            submitted_at: at.clone(),
+            instance_id: None,
+            heartbeat_at: None,
+            lease_seconds: self.config.lease_seconds,
+            outputs: Vec::new(),
+            error: None,
+            history: vec![JobEvent {
+                status: JobStatus::Submitted,
+                at,
+                detail: "submitted".into(),
+            }],
+        };
+        self.dynamodb
+            .put_item()
+            .table_name(&self.config.table)
+            .set_item(Some(job_item::to_item(&job)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", job::JOB_KEY_ATTRIBUTE)
+            .send()
+            .await?;
+        Ok(answer(
+            201,
+            json!({
+                "job_id": job_id,
+                "status": JobStatus::Submitted,
+                "upload_url": upload.uri(),
+                "upload_method": "PUT",
+                "upload_expires_in": UPLOAD_URL_SECONDS,
+                "input_key": input_key,
+            }),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    fn event(route: &str, token: &str, body: Value, id: Option<&str>) -> Value {
+        json!({
+            "version": "2.0",
+            "routeKey": route,
+            "headers": {"authorization": format!("Bearer {token}")},
+            "body": body.to_string(),
+            "pathParameters": id.map(|id| json!({"id": id})).unwrap_or(Value::Null),
+        })
+    }
+
+    fn status(answer: &Value) -> u64 {
+        answer["statusCode"].as_u64().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_token_is_required_and_each_route_reads_its_input() {
+        let submit = json!({"kind": "append-text", "text": "more"});
+        assert_eq!(
+            route(&event("POST /jobs", TOKEN, submit.clone(), None), TOKEN),
+            Ok(Call::Submit(JobKind::AppendText {
+                text: "more".into()
+            }))
+        );
+        let wrong =
+            route(&event("POST /jobs", "x", submit.clone(), None), TOKEN).expect_err("refused");
+        assert_eq!(status(&wrong), 401);
+        assert_eq!(
+            status(
+                &route(
+                    &event("POST /jobs", TOKEN, json!({"kind": "rm -rf"}), None),
+                    TOKEN
+                )
+                .expect_err("refused")
+            ),
+            400
+        );
+        let long = json!({"kind": "append-text", "text": "x".repeat(MAX_TEXT_BYTES + 1)});
+        assert_eq!(
+            status(&route(&event("POST /jobs", TOKEN, long, None), TOKEN).expect_err("refused")),
+            413
+        );
+        assert_eq!(
+            route(
+                &event(
+                    "GET /jobs/{id}",
+                    TOKEN,
+                    Value::Null,
+                    Some("j-0123456789abcdef")
+                ),
+                TOKEN
+            ),
+            Ok(Call::Get("j-0123456789abcdef".into()))
+        );
+        assert_eq!(
+            status(
+                &route(
+                    &event("GET /jobs/{id}", TOKEN, Value::Null, Some("../etc")),
+                    TOKEN
+                )
+                .expect_err("refused")
+            ),
+            400
+        );
+        assert_eq!(
+            route(&event("GET /jobs", TOKEN, Value::Null, None), TOKEN),
+            Ok(Call::List)
+        );
+        assert!(job::is_job_id(&new_job_id()));
+    }
+}
