@@ -838,3 +838,108 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
     .await;
     assert!(terminated.is_some(), "{instance} terminated");
 }
+
+/// Writes a SUBMITTED job `id` (its input too, when given) as the submit function does.
+async fn submit_job(
+    clients: &EdgeClients,
+    lab: &JobsLab,
+    id: &str,
+    input: Option<&str>,
+    lease_seconds: u64,
+) {
+    if let Some(input) = input {
+        clients
+            .s3
+            .put_object()
+            .bucket(&lab.bucket)
+            .key(job::input_key(id))
+            .body(input.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("an input");
+    }
+    let at = hybridlab_wire::now_rfc3339();
+    let job = Job {
+        job_id: id.to_owned(),
+        kind: JobKind::AppendText {
+            text: "more".into(),
+        },
+        status: JobStatus::Submitted,
+        submitted_at: at.clone(),
+        instance_id: None,
+        heartbeat_at: None,
+        lease_seconds,
+        outputs: Vec::new(),
+        error: None,
+        history: vec![JobEvent {
+            status: JobStatus::Submitted,
+            at,
+            detail: String::new(),
+        }],
+    };
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&lab.table)
+        .set_item(Some(job_item::to_item(&job)))
+        .send()
+        .await
+        .expect("a job");
+}
+
+/// A worker whose instance dies mid-job stops beating; once its lease has run out, the
+/// launcher's next run fails the job instead of leaving it RUNNING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_died_fails_after_its_lease() {
+    let clients = edge_clients().await;
+    let lab = jobs_lab(&clients, 3).await;
+    let lost = "j-00000000000000c1";
+    // No input yet: the worker is RUNNING, beating, waiting for it.
+    submit_job(&clients, &lab, lost, None, 3).await;
+    let running = eventually(Duration::from_secs(60), || async {
+        let job = job_row(&clients, &lab.table, lost).await?;
+        (job.status == JobStatus::Running && job.heartbeat_at.is_some()).then_some(job)
+    })
+    .await
+    .expect("the worker runs the job");
+    let instance = running.instance_id.expect("its instance");
+    clients
+        .ec2
+        .terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .expect("the instance dies");
+    // Past the lease, with the beats stopped...
+    let silent = eventually(Duration::from_secs(30), || async {
+        let job = job_row(&clients, &lab.table, lost).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        job.lease_expired(now).then_some(())
+    })
+    .await;
+    assert!(silent.is_some(), "the worker stopped beating");
+    // ...the next job wakes the launcher, which fails the lost one and runs the new one.
+    let next = "j-00000000000000c2";
+    submit_job(&clients, &lab, next, Some("input\n"), 60).await;
+    let ended = eventually(Duration::from_secs(90), || async {
+        let lost = job_row(&clients, &lab.table, lost).await?;
+        let next = job_row(&clients, &lab.table, next).await?;
+        (lost.status.is_final() && next.status.is_final()).then_some((lost, next))
+    })
+    .await
+    .expect("both jobs end");
+    assert_eq!(ended.0.status, JobStatus::Failed, "{:?}", ended.0);
+    assert!(
+        ended
+            .0
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no heartbeat")),
+        "{:?}",
+        ended.0
+    );
+    assert_eq!(ended.1.status, JobStatus::Succeeded, "{:?}", ended.1);
+}
