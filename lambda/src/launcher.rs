@@ -7,9 +7,6 @@
 //!
 //! [`plan`] decides from the table's jobs and is plain; [`Launcher::handle`] does the calls.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ec2::types::{
     HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataOptionsRequest, InstanceType,
     ResourceType, ShutdownBehavior, Tag, TagSpecification,
@@ -89,12 +86,7 @@ pub struct LauncherConfig {
 
 impl LauncherConfig {
     pub fn from_env() -> Result<Self, Error> {
-        let var = |name: &str| -> Result<String, Error> {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.is_empty())
-                .ok_or_else(|| format!("{name} is not set").into())
-        };
+        let var = super::required_env;
         let number = |name: &str, default: u64| -> Result<u64, Error> {
             match std::env::var(name) {
                 Ok(text) => text
@@ -129,13 +121,6 @@ pub struct Launcher {
     ec2: aws_sdk_ec2::Client,
 }
 
-fn key(job_id: &str) -> (String, AttributeValue) {
-    (
-        job::JOB_KEY_ATTRIBUTE.to_owned(),
-        AttributeValue::S(job_id.to_owned()),
-    )
-}
-
 impl Launcher {
     pub async fn from_env(config: LauncherConfig) -> Self {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -148,50 +133,19 @@ impl Launcher {
 
     /// Every job of the table (a lab's table is small: a consistent scan is its snapshot).
     async fn jobs(&self) -> Result<Vec<Job>, Error> {
-        let mut jobs = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .dynamodb
-                .scan()
-                .table_name(&self.config.jobs_table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await?;
-            for item in page.items() {
-                match job_item::from_item(item) {
-                    Ok(job) => jobs.push(job),
-                    Err(err) => tracing::warn!(error = %err, "a row that is not a job"),
-                }
-            }
-            match page.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
-            }
-        }
-        Ok(jobs)
+        let rows = job_item::scan_jobs(&self.dynamodb, &self.config.jobs_table, true).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                row.inspect_err(|err| tracing::warn!(error = %err, "a row that is not a job"))
+                    .ok()
+            })
+            .collect())
     }
 
     /// Applies `update` to job `job_id`; `false` when its condition failed.
     async fn update(&self, job_id: &str, update: ConditionalUpdate) -> Result<bool, Error> {
-        let (name, value) = key(job_id);
-        let request = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.config.jobs_table)
-            .key(name, value);
-        match update.apply(request).send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(err.into()),
-        }
+        Ok(job_item::apply(&self.dynamodb, &self.config.jobs_table, job_id, update).await?)
     }
 
     /// Handles one batch of stream records: whatever they say, the table decides.

@@ -15,3 +15,38 @@ pub mod proxy;
 pub mod resizer;
 #[cfg(feature = "jobs")]
 pub mod submit;
+
+/// Logs one JSON object per line, so CloudWatch Logs Insights can filter on fields; no
+/// timestamps or colours, CloudWatch adds its own. `RUST_LOG` picks the level (`info`).
+pub fn log_json_lines() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// An S3 client for `shared`: a custom endpoint (moto, the sandbox's edge) serves buckets by
+/// path, not by host.
+#[cfg(any(feature = "resizer", feature = "jobs"))]
+fn s3_client(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(shared.endpoint_url().is_some())
+            .build(),
+    )
+}
+
+/// An environment variable a function cannot start without (an empty value counts as none).
+#[cfg(feature = "jobs")]
+fn required_env(name: &str) -> Result<String, lambda_runtime::Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| format!("{name} is not set").into())
+}

@@ -304,13 +304,7 @@ impl Resizer {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
-        // A custom endpoint (moto, the sandbox's edge) serves buckets by path, not by host.
-        let path_style = shared.endpoint_url().is_some();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&shared)
-                .force_path_style(path_style)
-                .build(),
-        );
+        let s3 = super::s3_client(&shared);
         let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
         Self::new(config, s3, dynamodb)
     }

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use hybridlab_wire::job::{self, Job, JobEvent, JobKind, JobStatus};
 use hybridlab_wire::job_item;
 use lambda_runtime::{Error, LambdaEvent};
@@ -120,12 +119,7 @@ pub struct SubmitConfig {
 
 impl SubmitConfig {
     pub fn from_env() -> Result<Self, Error> {
-        let var = |name: &str| -> Result<String, Error> {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.is_empty())
-                .ok_or_else(|| format!("{name} is not set").into())
-        };
+        let var = super::required_env;
         let token = var(hybridlab_wire::token::TOKEN_ENV)?;
         hybridlab_wire::token::check_token(Some(&token)).map_err(|err| err.to_string())?;
         Ok(Self {
@@ -149,15 +143,10 @@ pub struct Submit {
 impl Submit {
     pub async fn from_env(config: SubmitConfig) -> Self {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
         Self {
             config,
             dynamodb: aws_sdk_dynamodb::Client::new(&aws),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&aws)
-                    .force_path_style(path_style)
-                    .build(),
-            ),
+            s3: super::s3_client(&aws),
         }
     }
 
@@ -169,12 +158,7 @@ impl Submit {
         match call {
             Call::Submit(kind) => self.submit(kind).await,
             Call::Get(id) => {
-                let item = self
-                    .dynamodb
-                    .get_item()
-                    .table_name(&self.config.table)
-                    .key(job::JOB_KEY_ATTRIBUTE, AttributeValue::S(id.clone()))
-                    .consistent_read(true)
+                let item = job_item::get_job(&self.dynamodb, &self.config.table, &id)
                     .send()
                     .await?
                     .item;
@@ -184,29 +168,12 @@ impl Submit {
                 })
             }
             Call::List => {
-                let mut jobs: Vec<Job> = Vec::new();
-                let mut start = None;
-                loop {
-                    let page = self
-                        .dynamodb
-                        .scan()
-                        .table_name(&self.config.table)
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await?;
-                    jobs.extend(
-                        page.items()
-                            .iter()
-                            .filter_map(|item| job_item::from_item(item).ok()),
-                    );
-                    start = page
-                        .last_evaluated_key()
-                        .filter(|key| !key.is_empty())
-                        .cloned();
-                    if start.is_none() {
-                        break;
-                    }
-                }
+                let mut jobs: Vec<Job> =
+                    job_item::scan_jobs(&self.dynamodb, &self.config.table, false)
+                        .await?
+                        .into_iter()
+                        .filter_map(Result::ok)
+                        .collect();
                 jobs.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
                 jobs.truncate(LIST_LIMIT);
                 Ok(answer(200, json!({"jobs": jobs})))

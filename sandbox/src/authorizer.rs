@@ -490,6 +490,34 @@ impl Authorizer {
     }
 }
 
+/// Whether the policy of function `function_arn` (read from Lambda on moto) lets the AWS
+/// service `service` (`s3.amazonaws.com`, `apigateway.amazonaws.com`) invoke it for its
+/// resource `source_arn` of `account`, as Lambda checks when a service invokes a function.
+/// No policy, or no function, is a refusal.
+pub(crate) async fn service_may_invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function_arn: &str,
+    service: &str,
+    source_arn: &str,
+    account: &str,
+) -> bool {
+    let Ok(output) = lambda.get_policy().function_name(function_arn).send().await else {
+        return false;
+    };
+    let Ok(policy) = Policy::parse(
+        &format!("the policy of {function_arn}"),
+        output.policy().unwrap_or_default(),
+    ) else {
+        return false;
+    };
+    iam::evaluate_resource_policy(
+        &policy,
+        &iam::Caller::Service(service.to_owned()),
+        &iam::service_invoke(function_arn, source_arn, account),
+    )
+    .is_allowed()
+}
+
 /// The id of the EC2 instance, security group or volume an ARN names.
 fn ec2_resource_id(arn: &str) -> Option<&str> {
     let rest = arn.strip_prefix("arn:aws:ec2:")?;

@@ -977,20 +977,14 @@ async fn forward_to_moto(state: EdgeState, request: Request) -> Response {
 /// Whether the function's policy lets S3 invoke it for events of `bucket`, as S3 checks before
 /// it takes a notification configuration (and Lambda when S3 invokes).
 async fn s3_may_invoke(lambda: &aws_sdk_lambda::Client, function_arn: &str, bucket: &str) -> bool {
-    let document = match lambda.get_policy().function_name(function_arn).send().await {
-        Ok(output) => output.policy().unwrap_or_default().to_owned(),
-        Err(_) => return false, // no policy, or no function: S3 may not invoke it
-    };
-    let Ok(policy) = iam::Policy::parse(&format!("the policy of {function_arn}"), &document) else {
-        return false;
-    };
-    let check = iam::s3_event_invoke(function_arn, bucket, super::SANDBOX_ACCOUNT);
-    iam::evaluate_resource_policy(
-        &policy,
-        &iam::Caller::Service("s3.amazonaws.com".to_owned()),
-        &check,
+    super::authorizer::service_may_invoke(
+        lambda,
+        function_arn,
+        "s3.amazonaws.com",
+        &format!("arn:aws:s3:::{bucket}"),
+        super::SANDBOX_ACCOUNT,
     )
-    .is_allowed()
+    .await
 }
 
 /// Invokes, asynchronously, every function the bucket's notification configuration names for

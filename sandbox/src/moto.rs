@@ -94,6 +94,15 @@ finally:
     os._exit(0)
 "#;
 
+/// An `Authorization` header for a call the agent makes to moto directly: moto routes a
+/// request to a service, and picks its region, by the credential scope; it checks no
+/// signature.
+pub fn scope_authorization(service: &str, region: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=sandbox/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
+}
+
 /// Why moto could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum MotoError {

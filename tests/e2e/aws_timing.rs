@@ -429,17 +429,7 @@ async fn a_launch_past_the_vcpu_quota_is_refused_until_an_instance_ends() {
         .await
         .expect("the sandbox starts");
     let clients = EdgeClients::connect(sandbox.endpoint()).await;
-    let image = clients
-        .ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("moto lists images")
-        .images()
-        .first()
-        .and_then(|image| image.image_id().map(str::to_owned))
-        .expect("an Amazon image");
+    let image = clients.amazon_image().await;
     let launch = || {
         clients
             .ec2

@@ -7,15 +7,22 @@
 use hybridlab_tests::sandbox::{EdgeClients, bootstrap_zip, deploy_function, edge_clients};
 use serde_json::{Value, json};
 
+use crate::common::http;
+
 /// A call to API Gateway v2's control plane on the sandbox (the tests have no SDK for it):
 /// the operator's key in a credential scope that names the service, as moto routes by it.
-async fn control(clients: &EdgeClients, method: reqwest::Method, path: &str, body: Value) -> Value {
+pub(crate) async fn control(
+    clients: &EdgeClients,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
     let response = http()
         .request(method, format!("{}{path}", clients.endpoint))
         .header("content-type", "application/json")
         .header(
             "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/apigateway/aws4_request, SignedHeaders=host, Signature=0",
+            hybridlab_sandbox::moto::scope_authorization("apigateway", "us-east-1"),
         )
         .body(body.to_string())
         .send()
@@ -27,13 +34,6 @@ async fn control(clients: &EdgeClients, method: reqwest::Method, path: &str, bod
         response.status()
     );
     response.json().await.expect("JSON")
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a client")
 }
 
 async fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
@@ -55,16 +55,7 @@ async fn an_http_api_routes_to_its_function_with_the_2_0_event_once_it_may_invok
         .await
         .expect("the build does not panic");
     let function = deploy_function(&clients, "api", zip, 5, &[]).await;
-    let function_arn = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&function)
-        .send()
-        .await
-        .expect("the function")
-        .function_arn()
-        .expect("an ARN")
-        .to_owned();
+    let function_arn = clients.function_arn(&function).await;
 
     let api = control(
         &clients,

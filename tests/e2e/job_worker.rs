@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
 };
 use aws_sdk_ec2::types::{
     HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataOptionsRequest, InstanceType,
@@ -29,15 +29,10 @@ use hybridlab_wire::tags::{ROLE_JOB_WORKER, ROLE_TAG};
 use serde_json::json;
 
 use crate::common::eventually;
-use crate::sandbox_ec2::server_profile;
+use crate::sandbox_ec2::{ServerProfile, server_profile};
 
 async fn job_row(clients: &EdgeClients, table: &str, id: &str) -> Option<Job> {
-    let item = clients
-        .dynamodb
-        .get_item()
-        .table_name(table)
-        .key(job::JOB_KEY_ATTRIBUTE, AttributeValue::S(id.to_owned()))
-        .consistent_read(true)
+    let item = job_item::get_job(&clients.dynamodb, table, id)
         .send()
         .await
         .ok()?
@@ -45,277 +40,18 @@ async fn job_row(clients: &EdgeClients, table: &str, id: &str) -> Option<Job> {
     job_item::from_item(&item).ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_terminates() {
-    let clients = edge_clients().await;
-    let table = unique_name("jobs");
-    let bucket = unique_name("jobs");
-    let artifacts = unique_name("artifacts");
-    clients
-        .dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(job::JOB_KEY_ATTRIBUTE)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("a key"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(job::JOB_KEY_ATTRIBUTE)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("an attribute"),
-        )
-        .send()
-        .await
-        .expect("the jobs table");
-    for name in [&bucket, &artifacts] {
-        clients
-            .s3
-            .create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .expect("a bucket");
-    }
-    let binary = std::fs::read(build_binary("hybridlab-worker", "hybridlab-worker"))
-        .expect("the worker binary");
-    clients
-        .s3
-        .put_object()
-        .bucket(&artifacts)
-        .key("worker/hybridlab-worker")
-        .body(binary.into())
-        .send()
-        .await
-        .expect("the worker is stored");
-
-    // The worker's role may read its binary and the input, write the outputs, and read and
-    // update the jobs table: nothing else (the sandbox enforces it).
-    let profile = server_profile(&clients).await;
-    let table_arn = format!(
-        "arn:aws:dynamodb:us-east-1:{}:table/{table}",
-        hybridlab_sandbox::SANDBOX_ACCOUNT
-    );
-    clients
-        .iam
-        .put_role_policy()
-        .role_name(&profile.name)
-        .policy_name("worker")
-        .policy_document(
-            json!({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [
-                    format!("arn:aws:s3:::{artifacts}/worker/*"),
-                    format!("arn:aws:s3:::{bucket}/jobs/*/input")
-                ]},
-                {"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/jobs/*/output/*")},
-                {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": table_arn}
-            ]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("the worker's policy");
-
-    let job_id = "j-00000000000000a1";
-    clients
-        .s3
-        .put_object()
-        .bucket(&bucket)
-        .key(job::input_key(job_id))
-        .body(b"line one\n".to_vec().into())
-        .send()
-        .await
-        .expect("the input");
-    let at = hybridlab_wire::now_rfc3339();
-    let job = Job {
-        job_id: job_id.into(),
-        kind: JobKind::AppendText {
-            text: "line two".into(),
-        },
-        status: JobStatus::Launching,
-        submitted_at: at.clone(),
-        instance_id: None,
-        heartbeat_at: None,
-        lease_seconds: 60,
-        outputs: Vec::new(),
-        error: None,
-        history: vec![
-            JobEvent {
-                status: JobStatus::Submitted,
-                at: at.clone(),
-                detail: String::new(),
-            },
-            JobEvent {
-                status: JobStatus::Launching,
-                at,
-                detail: String::new(),
-            },
-        ],
-    };
-    clients
-        .dynamodb
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(job_item::to_item(&job)))
-        .send()
-        .await
-        .expect("the job's row");
-
-    let launch = WorkerLaunch {
-        artifact_bucket: artifacts.clone(),
-        binary_key: "worker/hybridlab-worker".into(),
-        region: "us-east-1".into(),
-        job_id: job_id.into(),
-        jobs_table: table.clone(),
-        jobs_bucket: bucket.clone(),
-        heartbeat_seconds: 1,
-        ttl_seconds: 3600,
-    };
-    let image = clients
-        .ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("moto lists images")
-        .images()
-        .first()
-        .and_then(|image| image.image_id().map(str::to_owned))
-        .expect("an Amazon image");
-    let launched = clients
-        .ec2
-        .run_instances()
-        .image_id(image)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .user_data(STANDARD.encode(launch.render()))
-        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
-        .iam_instance_profile(
-            IamInstanceProfileSpecification::builder()
-                .name(&profile.name)
-                .build(),
-        )
-        .metadata_options(
-            InstanceMetadataOptionsRequest::builder()
-                .http_tokens(HttpTokensState::Required)
-                .build(),
-        )
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .tags(Tag::builder().key(ROLE_TAG).value(ROLE_JOB_WORKER).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("RunInstances");
-    let instance = launched
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .expect("an instance")
-        .to_owned();
-    // As the launcher does once RunInstances answers.
-    job_item::attach_instance(&instance)
-        .apply(
-            clients
-                .dynamodb
-                .update_item()
-                .table_name(&table)
-                .key(job::JOB_KEY_ATTRIBUTE, AttributeValue::S(job_id.into())),
-        )
-        .send()
-        .await
-        .expect("the instance is attached");
-
-    let done = eventually(Duration::from_secs(90), || async {
-        let job = job_row(&clients, &table, job_id).await?;
-        job.status.is_final().then_some(job)
-    })
-    .await;
-    let console = crate::sandbox_principals::console_output(&clients, &instance)
-        .await
-        .unwrap_or_default();
-    let done = done.unwrap_or_else(|| panic!("the job ends: {console}"));
-    assert_eq!(done.status, JobStatus::Succeeded, "{done:?} {console}");
-    assert_eq!(
-        done.history.iter().map(|e| e.status).collect::<Vec<_>>(),
-        vec![
-            JobStatus::Submitted,
-            JobStatus::Launching,
-            JobStatus::Running,
-            JobStatus::Succeeded
-        ]
-    );
-    assert_eq!(done.instance_id.as_deref(), Some(instance.as_str()));
-    let output_key = job::output_key(job_id, "output.txt");
-    assert_eq!(done.outputs, vec![output_key.clone()]);
-    let output = clients
-        .s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&output_key)
-        .send()
-        .await
-        .expect("the output")
-        .body
-        .collect()
-        .await
-        .expect("its bytes")
-        .into_bytes();
-    assert_eq!(output.as_ref(), b"line one\nline two\n");
-
-    let terminated = eventually(Duration::from_secs(30), || async {
-        let state = clients
-            .ec2
-            .describe_instances()
-            .instance_ids(&instance)
-            .send()
-            .await
-            .ok()?
-            .reservations()
-            .first()?
-            .instances()
-            .first()?
-            .state()?
-            .name()?
-            .as_str()
-            .to_owned();
-        matches!(state.as_str(), "shutting-down" | "terminated").then_some(())
-    })
-    .await;
-    let console = crate::sandbox_principals::console_output(&clients, &instance)
-        .await
-        .unwrap_or_default();
-    assert!(
-        terminated.is_some(),
-        "the worker's instance terminated: {console}"
-    );
-    assert!(
-        console.contains(&format!("job {job_id} SUCCEEDED")),
-        "{console}"
-    );
-}
-
-/// The jobs variant's pieces on the sandbox, wired as `up --with jobs` will wire them: the
-/// jobs table with its stream, the jobs and artifacts buckets, the worker's binary, role and
-/// profile, and the launcher with its mapping (inserts, and jobs that ended).
-struct JobsLab {
+/// What every job test needs, as `up --with jobs` will make it: the jobs table with its
+/// stream, the jobs and artifacts buckets, and the worker's binary, role and profile.
+struct JobsStore {
     table: String,
+    table_arn: String,
+    stream: String,
     bucket: String,
-    launcher: String,
+    artifacts: String,
+    worker: ServerProfile,
 }
 
-async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
-    use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
-    use aws_sdk_lambda::types::{EventSourcePosition, Filter, FilterCriteria};
-
+async fn jobs_store(clients: &EdgeClients) -> JobsStore {
     let table = unique_name("jobs");
     let bucket = unique_name("jobs");
     let artifacts = unique_name("artifacts");
@@ -372,8 +108,12 @@ async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
         .send()
         .await
         .expect("the worker is stored");
-    let account = hybridlab_sandbox::SANDBOX_ACCOUNT;
-    let table_arn = format!("arn:aws:dynamodb:us-east-1:{account}:table/{table}");
+    // The worker's role may read its binary and the input, write the outputs, and read and
+    // update the jobs table: nothing else (the sandbox enforces it).
+    let table_arn = format!(
+        "arn:aws:dynamodb:us-east-1:{}:table/{table}",
+        hybridlab_sandbox::SANDBOX_ACCOUNT
+    );
     let worker = server_profile(clients).await;
     clients
         .iam
@@ -394,6 +134,205 @@ async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
         .send()
         .await
         .expect("the worker's policy");
+    JobsStore {
+        table,
+        table_arn,
+        stream,
+        bucket,
+        artifacts,
+        worker,
+    }
+}
+
+/// Whether `instance` has terminated itself (or is on its way), within 30 s.
+async fn terminates(clients: &EdgeClients, instance: &str) -> bool {
+    eventually(Duration::from_secs(30), || async {
+        let state = clients.instance_state(instance).await?;
+        matches!(state.as_str(), "shutting-down" | "terminated").then_some(())
+    })
+    .await
+    .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_terminates() {
+    let clients = edge_clients().await;
+    let JobsStore {
+        table,
+        bucket,
+        artifacts,
+        worker: profile,
+        ..
+    } = jobs_store(&clients).await;
+
+    let job_id = "j-00000000000000a1";
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(job::input_key(job_id))
+        .body(b"line one\n".to_vec().into())
+        .send()
+        .await
+        .expect("the input");
+    let at = hybridlab_wire::now_rfc3339();
+    let job = Job {
+        job_id: job_id.into(),
+        kind: JobKind::AppendText {
+            text: "line two".into(),
+        },
+        status: JobStatus::Launching,
+        submitted_at: at.clone(),
+        instance_id: None,
+        heartbeat_at: None,
+        lease_seconds: 60,
+        outputs: Vec::new(),
+        error: None,
+        history: vec![
+            JobEvent {
+                status: JobStatus::Submitted,
+                at: at.clone(),
+                detail: String::new(),
+            },
+            JobEvent {
+                status: JobStatus::Launching,
+                at,
+                detail: String::new(),
+            },
+        ],
+    };
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(job_item::to_item(&job)))
+        .send()
+        .await
+        .expect("the job's row");
+
+    let launch = WorkerLaunch {
+        artifact_bucket: artifacts.clone(),
+        binary_key: "worker/hybridlab-worker".into(),
+        region: "us-east-1".into(),
+        job_id: job_id.into(),
+        jobs_table: table.clone(),
+        jobs_bucket: bucket.clone(),
+        heartbeat_seconds: 1,
+        ttl_seconds: 3600,
+    };
+    let image = clients.amazon_image().await;
+    let launched = clients
+        .ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .user_data(STANDARD.encode(launch.render()))
+        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+        .iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .name(&profile.name)
+                .build(),
+        )
+        .metadata_options(
+            InstanceMetadataOptionsRequest::builder()
+                .http_tokens(HttpTokensState::Required)
+                .build(),
+        )
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(ROLE_TAG).value(ROLE_JOB_WORKER).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RunInstances");
+    let instance = launched
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .expect("an instance")
+        .to_owned();
+    // As the launcher does once RunInstances answers.
+    let attached = job_item::apply(
+        &clients.dynamodb,
+        &table,
+        job_id,
+        job_item::attach_instance(&instance),
+    )
+    .await
+    .expect("UpdateItem");
+    assert!(attached, "the LAUNCHING job takes its instance");
+
+    let done = eventually(Duration::from_secs(90), || async {
+        let job = job_row(&clients, &table, job_id).await?;
+        job.status.is_final().then_some(job)
+    })
+    .await;
+    let console = crate::sandbox_principals::console_output(&clients, &instance)
+        .await
+        .unwrap_or_default();
+    let done = done.unwrap_or_else(|| panic!("the job ends: {console}"));
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?} {console}");
+    assert_eq!(
+        done.history.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![
+            JobStatus::Submitted,
+            JobStatus::Launching,
+            JobStatus::Running,
+            JobStatus::Succeeded
+        ]
+    );
+    assert_eq!(done.instance_id.as_deref(), Some(instance.as_str()));
+    let output_key = job::output_key(job_id, "output.txt");
+    assert_eq!(done.outputs, vec![output_key.clone()]);
+    let output = clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&output_key)
+        .send()
+        .await
+        .expect("the output")
+        .body
+        .collect()
+        .await
+        .expect("its bytes")
+        .into_bytes();
+    assert_eq!(output.as_ref(), b"line one\nline two\n");
+
+    let terminated = terminates(&clients, &instance).await;
+    let console = crate::sandbox_principals::console_output(&clients, &instance)
+        .await
+        .unwrap_or_default();
+    assert!(terminated, "the worker's instance terminated: {console}");
+    assert!(
+        console.contains(&format!("job {job_id} SUCCEEDED")),
+        "{console}"
+    );
+}
+
+/// The jobs variant's pieces on the sandbox, wired as `up --with jobs` will wire them: the
+/// [`jobs_store`], and the launcher with its mapping (inserts, and jobs that ended).
+struct JobsLab {
+    table: String,
+    bucket: String,
+    launcher: String,
+}
+
+async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
+    use aws_sdk_lambda::types::{EventSourcePosition, Filter, FilterCriteria};
+
+    let JobsStore {
+        table,
+        table_arn,
+        stream,
+        bucket,
+        artifacts,
+        worker,
+    } = jobs_store(clients).await;
     let profile_arn = clients
         .iam
         .get_instance_profile()
@@ -404,17 +343,7 @@ async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
         .instance_profile()
         .map(|p| p.arn().to_owned())
         .expect("an ARN");
-    let image = clients
-        .ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("moto lists images")
-        .images()
-        .first()
-        .and_then(|image| image.image_id().map(str::to_owned))
-        .expect("an Amazon image");
+    let image = clients.amazon_image().await;
 
     let stack = unique_name("stack");
     let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-lambda", "launcher"))
@@ -440,16 +369,7 @@ async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
         ],
     )
     .await;
-    let launcher_role = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&launcher)
-        .send()
-        .await
-        .expect("the launcher")
-        .role()
-        .and_then(|arn| arn.rsplit('/').next().map(str::to_owned))
-        .expect("a role");
+    let launcher_role = clients.function_role_name(&launcher).await;
     // What the launcher's role needs, and the sandbox checks: the stream, the table, EC2, and
     // passing the worker's role to its instances.
     clients
@@ -501,50 +421,12 @@ async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
     let clients = edge_clients().await;
-    let JobsLab {
-        table,
-        bucket,
-        launcher,
-    } = jobs_lab(&clients, 2).await;
+    let lab = jobs_lab(&clients, 2).await;
+    let (table, launcher) = (&lab.table, &lab.launcher);
 
     let ids: Vec<String> = (1..=4).map(|n| format!("j-00000000000000b{n}")).collect();
     for (n, id) in ids.iter().enumerate() {
-        clients
-            .s3
-            .put_object()
-            .bucket(&bucket)
-            .key(job::input_key(id))
-            .body(format!("job {n}\n").into_bytes().into())
-            .send()
-            .await
-            .expect("an input");
-        let at = hybridlab_wire::now_rfc3339();
-        let job = Job {
-            job_id: id.clone(),
-            kind: JobKind::AppendText {
-                text: format!("done {n}"),
-            },
-            status: JobStatus::Submitted,
-            submitted_at: at.clone(),
-            instance_id: None,
-            heartbeat_at: None,
-            lease_seconds: 60,
-            outputs: Vec::new(),
-            error: None,
-            history: vec![JobEvent {
-                status: JobStatus::Submitted,
-                at,
-                detail: String::new(),
-            }],
-        };
-        clients
-            .dynamodb
-            .put_item()
-            .table_name(&table)
-            .set_item(Some(job_item::to_item(&job)))
-            .send()
-            .await
-            .expect("a job");
+        submit_job(&clients, &lab, id, Some(&format!("job {n}\n")), 60).await;
     }
 
     let mut most_at_once = 0;
@@ -553,7 +435,7 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
     while std::time::Instant::now() < deadline {
         let mut jobs = Vec::new();
         for id in &ids {
-            if let Some(job) = job_row(&clients, &table, id).await {
+            if let Some(job) = job_row(&clients, table, id).await {
                 jobs.push(job);
             }
         }
@@ -608,31 +490,6 @@ async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
     }
 }
 
-/// A call to API Gateway v2's control plane on the sandbox (see `http_api`).
-async fn api_control(
-    clients: &EdgeClients,
-    path: &str,
-    body: serde_json::Value,
-) -> serde_json::Value {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a client")
-        .post(format!("{}{path}", clients.endpoint))
-        .header("content-type", "application/json")
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/apigateway/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("the control plane answers")
-        .json()
-        .await
-        .expect("JSON")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
     let clients = edge_clients().await;
@@ -653,17 +510,7 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         ],
     )
     .await;
-    let configuration = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&submit)
-        .send()
-        .await
-        .expect("the submit function");
-    let role = configuration
-        .role()
-        .and_then(|arn| arn.rsplit('/').next().map(str::to_owned))
-        .expect("a role");
+    let role = clients.function_role_name(&submit).await;
     let account = hybridlab_sandbox::SANDBOX_ACCOUNT;
     clients
         .iam
@@ -680,18 +527,20 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         .send()
         .await
         .expect("the submit function's policy");
-    let api = api_control(
+    let api = crate::http_api::control(
         &clients,
+        reqwest::Method::POST,
         "/v2/apis",
         json!({"name": "jobs", "protocolType": "HTTP"}),
     )
     .await;
     let api_id = api["apiId"].as_str().expect("an API").to_owned();
     let endpoint = api["apiEndpoint"].as_str().expect("an endpoint").to_owned();
-    let integration = api_control(
+    let integration = crate::http_api::control(
         &clients,
+        reqwest::Method::POST,
         &format!("/v2/apis/{api_id}/integrations"),
-        json!({"integrationType": "AWS_PROXY", "integrationUri": configuration.function_arn(), "payloadFormatVersion": "2.0"}),
+        json!({"integrationType": "AWS_PROXY", "integrationUri": clients.function_arn(&submit).await, "payloadFormatVersion": "2.0"}),
     )
     .await;
     let target = format!(
@@ -699,15 +548,17 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         integration["integrationId"].as_str().expect("an id")
     );
     for key in ["POST /jobs", "GET /jobs/{id}", "GET /jobs"] {
-        api_control(
+        crate::http_api::control(
             &clients,
+            reqwest::Method::POST,
             &format!("/v2/apis/{api_id}/routes"),
             json!({"routeKey": key, "target": target}),
         )
         .await;
     }
-    api_control(
+    crate::http_api::control(
         &clients,
+        reqwest::Method::POST,
         &format!("/v2/apis/{api_id}/stages"),
         json!({"stageName": "$default"}),
     )
@@ -726,10 +577,7 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         .await
         .expect("the permission");
 
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a client");
+    let http = crate::common::http();
     // Without the token, nothing is submitted.
     let refused = http
         .post(format!("{endpoint}/jobs"))
@@ -817,26 +665,8 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         .as_str()
         .expect("an instance")
         .to_owned();
-    let terminated = eventually(Duration::from_secs(30), || async {
-        let state = clients
-            .ec2
-            .describe_instances()
-            .instance_ids(&instance)
-            .send()
-            .await
-            .ok()?
-            .reservations()
-            .first()?
-            .instances()
-            .first()?
-            .state()?
-            .name()?
-            .as_str()
-            .to_owned();
-        matches!(state.as_str(), "shutting-down" | "terminated").then_some(())
-    })
-    .await;
-    assert!(terminated.is_some(), "{instance} terminated");
+    let terminated = terminates(&clients, &instance).await;
+    assert!(terminated, "{instance} terminated");
 }
 
 /// Writes a SUBMITTED job `id` (its input too, when given) as the submit function does.

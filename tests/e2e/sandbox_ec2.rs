@@ -232,17 +232,7 @@ pub(crate) async fn launch_server_with(
         port: 8080,
         ttl_seconds,
     };
-    let image = clients
-        .ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("moto lists images")
-        .images()
-        .first()
-        .and_then(|image| image.image_id().map(str::to_owned))
-        .expect("moto has an Amazon image");
+    let image = clients.amazon_image().await;
     let reservation = clients
         .ec2
         .run_instances()

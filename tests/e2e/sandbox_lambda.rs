@@ -409,7 +409,7 @@ async fn s3_uploads_matching_a_notification_invoke_the_function_with_an_s3_event
     };
     let clients = edge_clients().await;
     let function = deploy_function(&clients, "on-upload", test_function_zip(), 5, &[]).await;
-    let arn = function_arn(&clients, &function).await;
+    let arn = clients.function_arn(&function).await;
     let bucket = hybridlab_tests::aws::unique_name("uploads");
     clients
         .s3
@@ -506,7 +506,7 @@ async fn every_way_an_object_arrives_notifies_with_its_size_and_etag() {
     };
     let clients = edge_clients().await;
     let function = deploy_function(&clients, "arrivals", test_function_zip(), 5, &[]).await;
-    let arn = function_arn(&clients, &function).await;
+    let arn = clients.function_arn(&function).await;
     let bucket = hybridlab_tests::aws::unique_name("arrivals");
     let s3 = &clients.s3;
     s3.create_bucket()
@@ -746,18 +746,4 @@ async fn allow_s3_to_invoke(clients: &EdgeClients, function: &str, bucket: &str)
         .send()
         .await
         .expect("the permission");
-}
-
-/// The function's ARN, as Lambda has it.
-async fn function_arn(clients: &EdgeClients, function: &str) -> String {
-    clients
-        .lambda
-        .get_function()
-        .function_name(function)
-        .send()
-        .await
-        .expect("the function exists")
-        .configuration()
-        .and_then(|c| c.function_arn().map(str::to_owned))
-        .expect("an ARN")
 }

@@ -457,12 +457,8 @@ async fn a_bucket_policy_allows_and_denies_beside_the_callers_role() {
         .expect("the build does not panic");
     let function = deploy_function(&clients, "bucket-policy", zip, 5, &[]).await;
     let role = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&function)
-        .send()
+        .function_configuration(&function)
         .await
-        .expect("the function")
         .role()
         .expect("a role")
         .to_owned();

@@ -26,15 +26,12 @@ async fn sqs(clients: &EdgeClients, form: &[(&str, &str)]) -> String {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form.iter().copied().chain([("Version", "2012-11-05")]))
         .finish();
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a client")
+    crate::common::http()
         .post(format!("{}/", clients.endpoint))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(
             "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
+            hybridlab_sandbox::moto::scope_authorization("sqs", "us-east-1"),
         )
         .body(body)
         .send()
@@ -148,16 +145,7 @@ async fn a_stream_mapping_filters_bisects_gives_up_to_its_queue_and_keeps_order(
             .is_some_and(|m| m.starts_with(&format!("Cannot access stream {stream}"))),
         "{refused:?}"
     );
-    let role = clients
-        .lambda
-        .get_function_configuration()
-        .function_name(&function)
-        .send()
-        .await
-        .expect("the function")
-        .role()
-        .and_then(|arn| arn.rsplit('/').next().map(str::to_owned))
-        .expect("a role");
+    let role = clients.function_role_name(&function).await;
     clients
         .iam
         .put_role_policy()

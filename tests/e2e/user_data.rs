@@ -246,24 +246,6 @@ async fn a_typo_in_the_user_data_fails_the_instance_visibly_and_up_replaces_it()
 
 const TOKEN: &str = "user-data-token-0123456789abcdef0123456789";
 
-/// The state EC2 reports for `instance`.
-async fn state_of(clients: &EdgeClients, instance: &str) -> Option<String> {
-    clients
-        .ec2
-        .describe_instances()
-        .instance_ids(instance)
-        .send()
-        .await
-        .ok()?
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .next()?
-        .state()?
-        .name()
-        .map(|name| name.as_str().to_owned())
-}
-
 /// Whether the server at `endpoint` answers `/health` (the stand-alone launch has no
 /// certificate: plain HTTP).
 async fn healthy(endpoint: &str) -> bool {
@@ -357,7 +339,7 @@ async fn the_ttl_timer_the_user_data_set_powers_the_instance_off_and_it_terminat
     let (instance, _log_group) =
         launch_server_with(&clients, &bucket, &table, TOKEN, "", Some(&profile.name), 3).await;
     let terminated = eventually(Duration::from_secs(60), || async {
-        let state = state_of(&clients, &instance).await?;
+        let state = clients.instance_state(&instance).await?;
         matches!(state.as_str(), "shutting-down" | "terminated").then_some(state)
     })
     .await;
@@ -375,17 +357,7 @@ async fn the_ttl_timer_the_user_data_set_powers_the_instance_off_and_it_terminat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_workers_script_runs_once_and_its_shutdown_terminates_the_instance() {
     let clients = edge_clients().await;
-    let image = clients
-        .ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("moto lists images")
-        .images()
-        .first()
-        .and_then(|image| image.image_id().map(str::to_owned))
-        .expect("an Amazon image");
+    let image = clients.amazon_image().await;
     let script =
         "#!/bin/bash\nset -euo pipefail\necho \"job j-1: $(( 6 * 7 ))\"\nshutdown -h now\n";
     let launched = clients
@@ -418,7 +390,7 @@ async fn a_job_workers_script_runs_once_and_its_shutdown_terminates_the_instance
         .expect("an instance")
         .to_owned();
     let terminated = eventually(Duration::from_secs(60), || async {
-        let state = state_of(&clients, &instance).await?;
+        let state = clients.instance_state(&instance).await?;
         matches!(state.as_str(), "shutting-down" | "terminated").then_some(state)
     })
     .await;

@@ -118,6 +118,68 @@ impl EdgeClients {
         }
     }
 
+    /// The first Amazon image moto lists, for an instance whose image does not matter.
+    pub async fn amazon_image(&self) -> String {
+        self.ec2
+            .describe_images()
+            .owners("amazon")
+            .send()
+            .await
+            .expect("moto lists images")
+            .images()
+            .first()
+            .and_then(|image| image.image_id().map(str::to_owned))
+            .expect("moto has an Amazon image")
+    }
+
+    /// The state EC2 reports for `instance` (`pending`, `running`, `terminated`, ...).
+    pub async fn instance_state(&self, instance: &str) -> Option<String> {
+        self.ec2
+            .describe_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .ok()?
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()?
+            .state()?
+            .name()
+            .map(|name| name.as_str().to_owned())
+    }
+
+    /// Function `function`'s configuration, as Lambda has it.
+    pub async fn function_configuration(
+        &self,
+        function: &str,
+    ) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+        self.lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .expect("the function exists")
+    }
+
+    /// The name of function `function`'s execution role.
+    pub async fn function_role_name(&self, function: &str) -> String {
+        self.function_configuration(function)
+            .await
+            .role()
+            .and_then(|arn| arn.rsplit('/').next().map(str::to_owned))
+            .expect("a role")
+    }
+
+    /// Function `function`'s ARN, as Lambda has it.
+    pub async fn function_arn(&self, function: &str) -> String {
+        self.function_configuration(function)
+            .await
+            .function_arn()
+            .expect("an ARN")
+            .to_owned()
+    }
+
     /// An S3 client that signs as function `function`'s execution role: with the keys its
     /// environment got, which the lab's test function answers when asked (an
     /// `{"env": [...]}` event).

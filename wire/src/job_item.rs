@@ -1,7 +1,8 @@
 //! A job's row as a DynamoDB item, and its status changes as conditional `UpdateItem`s: each
 //! checks the statuses it may start from (so a duplicated stream record, a late worker or a
 //! second cancel fails its condition instead of writing), sets the status and `updated_at`,
-//! and appends to `history`. Plain functions over `AttributeValue`s, tested without a table.
+//! and appends to `history`. Plain functions over `AttributeValue`s, tested without a table,
+//! and the few requests every program that reads or moves a job makes.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 
 use crate::item::Item;
-use crate::job::{Job, JobEvent, JobStatus};
+use crate::job::{JOB_KEY_ATTRIBUTE, Job, JobEvent, JobStatus};
 use crate::transition::ConditionalUpdate;
 
 /// Why an item does not read as a [`Job`].
@@ -70,6 +71,70 @@ pub fn from_item(item: &Item) -> Result<Job, JobItemError> {
     let value = json(&AttributeValue::M(item.clone()))
         .ok_or_else(|| JobItemError("an attribute of a kind no job holds".into()))?;
     serde_json::from_value(value).map_err(|err| JobItemError(err.to_string()))
+}
+
+/// The request that reads job `job_id`'s row in `table`, strongly consistent (a change made a
+/// moment ago, by the launcher or the worker, must be seen); callers send it.
+pub fn get_job(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    job_id: &str,
+) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+    client
+        .get_item()
+        .table_name(table)
+        .key(JOB_KEY_ATTRIBUTE, AttributeValue::S(job_id.to_owned()))
+        .consistent_read(true)
+}
+
+/// Applies `update` to job `job_id`'s row in `table`: `Ok(false)` when its condition failed
+/// (the job was not where the change may start from, or not on this worker).
+pub async fn apply(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    job_id: &str,
+    update: ConditionalUpdate,
+) -> Result<bool, aws_sdk_dynamodb::Error> {
+    let request = client
+        .update_item()
+        .table_name(table)
+        .key(JOB_KEY_ATTRIBUTE, AttributeValue::S(job_id.to_owned()));
+    match update.apply(request).send().await {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Every row of the jobs table, page by page (strongly consistent when `consistent`); a row
+/// that does not read as a job is its error.
+pub async fn scan_jobs(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    consistent: bool,
+) -> Result<Vec<Result<Job, JobItemError>>, aws_sdk_dynamodb::Error> {
+    let mut jobs = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await?;
+        jobs.extend(page.items().iter().map(from_item));
+        match page.last_evaluated_key() {
+            Some(last) if !last.is_empty() => start = Some(last.clone()),
+            _ => return Ok(jobs),
+        }
+    }
 }
 
 /// What a status change writes besides the status.

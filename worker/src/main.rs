@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_dynamodb::types::AttributeValue;
 use hybridlab_wire::job::{self, Job, JobStatus};
 use hybridlab_wire::job_item::{self, Change};
 use hybridlab_wire::transition::ConditionalUpdate;
@@ -42,16 +41,7 @@ struct Aws {
 
 impl Aws {
     async fn job(&self) -> Result<Job> {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.settings.table)
-            .key(
-                job::JOB_KEY_ATTRIBUTE,
-                AttributeValue::S(self.settings.job_id.clone()),
-            )
-            // The launcher's change a moment ago must be seen.
-            .consistent_read(true)
+        let item = job_item::get_job(&self.dynamodb, &self.settings.table, &self.settings.job_id)
             .send()
             .await
             .context("reading the job's row")?
@@ -62,25 +52,14 @@ impl Aws {
 
     /// Applies `update` to the job's row; `Ok(false)` when its condition failed.
     async fn update(&self, update: ConditionalUpdate) -> Result<bool> {
-        let request = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.settings.table)
-            .key(
-                job::JOB_KEY_ATTRIBUTE,
-                AttributeValue::S(self.settings.job_id.clone()),
-            );
-        match update.apply(request).send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(anyhow::Error::new(err).context("updating the job's row")),
-        }
+        job_item::apply(
+            &self.dynamodb,
+            &self.settings.table,
+            &self.settings.job_id,
+            update,
+        )
+        .await
+        .context("updating the job's row")
     }
 }
 
@@ -98,12 +77,12 @@ async fn run() -> Result<()> {
         .context("asking the instance's metadata service for its id")?
         .as_ref()
         .to_owned();
-    let endpoint_override = std::env::var_os("AWS_ENDPOINT_URL").is_some();
     let aws = Aws {
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        // A custom endpoint (the sandbox's edge) serves buckets by path, not by host.
         s3: aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(endpoint_override)
+                .force_path_style(config.endpoint_url().is_some())
                 .build(),
         ),
         settings,

@@ -8,16 +8,7 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .init();
+    hybridlab_lambda::log_json_lines();
     let config = LauncherConfig::from_env()?;
     let launcher = Launcher::from_env(config).await;
     let launcher = &launcher;

@@ -6,18 +6,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    // One JSON object per line, so CloudWatch Logs Insights can filter on `image_id`; no
-    // timestamps or colours, CloudWatch adds its own.
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .init();
+    hybridlab_lambda::log_json_lines();
 
     // An unusable environment fails init with this message in the log, instead of failing
     // every invocation the same way. Building the clients reads the environment only.

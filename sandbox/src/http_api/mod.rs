@@ -87,13 +87,9 @@ impl HttpApis {
         let response = self
             .http
             .get(format!("{}{path}", self.moto_endpoint))
-            // moto routes by the credential scope's service; it checks no signature.
             .header(
                 "authorization",
-                format!(
-                    "AWS4-HMAC-SHA256 Credential=sandbox/20260101/{}/apigateway/aws4_request, SignedHeaders=host, Signature=0",
-                    self.region
-                ),
+                super::moto::scope_authorization("apigateway", &self.region),
             )
             .send()
             .await
@@ -216,7 +212,15 @@ impl HttpApis {
                 }
             )
         };
-        if !self.may_invoke(&function_arn, &source_arn).await {
+        if !super::authorizer::service_may_invoke(
+            &self.lambda_control,
+            &function_arn,
+            "apigateway.amazonaws.com",
+            &source_arn,
+            &self.account,
+        )
+        .await
+        {
             return Err(format!(
                 "the policy of {function_arn} does not let apigateway.amazonaws.com invoke it for {source_arn} (lambda add-permission)"
             ));
@@ -262,11 +266,8 @@ impl HttpApis {
         let invoked = tokio::time::timeout(
             timeout,
             self.lambda.invoke(InvokeRequest {
-                function: function_arn
-                    .rsplit(':')
-                    .next()
-                    .unwrap_or(&function_arn)
-                    .to_owned(),
+                // The host reads the function's name from its ARN.
+                function: function_arn.clone(),
                 payload: Bytes::from(event.to_string()),
                 invocation_type: InvocationType::RequestResponse,
                 log_tail: false,
@@ -292,35 +293,6 @@ impl HttpApis {
             .headers
             .push(("apigw-requestid".into(), request_id));
         Ok(response)
-    }
-
-    /// Whether the function's policy lets API Gateway invoke it for `source_arn`.
-    async fn may_invoke(&self, function_arn: &str, source_arn: &str) -> bool {
-        let Ok(output) = self
-            .lambda_control
-            .get_policy()
-            .function_name(function_arn)
-            .send()
-            .await
-        else {
-            return false;
-        };
-        let Ok(policy) = iam::Policy::parse(
-            &format!("the policy of {function_arn}"),
-            output.policy().unwrap_or_default(),
-        ) else {
-            return false;
-        };
-        let check =
-            iam::RequestContext::new("lambda:InvokeFunction", iam::Resource::arn(function_arn))
-                .with_key("aws:SourceArn", [source_arn])
-                .with_key("aws:SourceAccount", [self.account.as_str()]);
-        iam::evaluate_resource_policy(
-            &policy,
-            &iam::Caller::Service("apigateway.amazonaws.com".to_owned()),
-            &check,
-        )
-        .is_allowed()
     }
 }
 

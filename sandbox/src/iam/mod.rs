@@ -38,7 +38,8 @@ pub use refusal::{
 pub(crate) use request::percent_decode;
 pub use request::{
     Authorization, Classification, Credential, HttpRequestParts, Lookups, NoLookups, Service,
-    SigningScheme, body_needed, classify, credential, s3_event_invoke,
+    SigningScheme, body_needed, classify, credential, lambda_function_arn, s3_event_invoke,
+    service_invoke,
 };
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 mod json;
 mod lambda;
+pub use lambda::lambda_function_arn;
 mod query;
 mod s3;
 
@@ -414,8 +415,15 @@ pub fn classify(
 /// keys of the function policy `AddPermission` writes (evaluate it with
 /// [`super::evaluate_resource_policy`] and `Caller::Service("s3.amazonaws.com")`).
 pub fn s3_event_invoke(function_arn: &str, bucket: &str, account: &str) -> RequestContext {
+    service_invoke(function_arn, &format!("arn:aws:s3:::{bucket}"), account)
+}
+
+/// The check Lambda makes when an AWS service invokes `function_arn` for the resource
+/// `source_arn` (a bucket, an API's `execute-api` ARN) of `account`: its function policy
+/// must allow `lambda:InvokeFunction` with those `aws:SourceArn` and `aws:SourceAccount`.
+pub fn service_invoke(function_arn: &str, source_arn: &str, account: &str) -> RequestContext {
     RequestContext::new("lambda:InvokeFunction", Resource::arn(function_arn))
-        .with_key("aws:SourceArn", [format!("arn:aws:s3:::{bucket}")])
+        .with_key("aws:SourceArn", [source_arn])
         .with_key("aws:SourceAccount", [account])
 }
 

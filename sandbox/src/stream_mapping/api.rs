@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::delivery::RetryPolicy;
 use super::filter::Pattern;
+use crate::iam::lambda_function_arn;
 
 /// Why Lambda refuses a mapping's settings (`InvalidParameterValueException`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,17 +54,6 @@ pub struct Settings {
 /// Whether `arn` is a DynamoDB stream's (`arn:aws:dynamodb:REGION:ACCOUNT:table/T/stream/LABEL`).
 pub fn is_dynamodb_stream(arn: &str) -> bool {
     arn.starts_with("arn:aws:dynamodb:") && arn.contains(":table/") && arn.contains("/stream/")
-}
-
-/// The function's ARN for a `FunctionName` (a name, a partial ARN or an ARN).
-pub fn function_arn(name: &str, region: &str, account: &str) -> String {
-    if name.starts_with("arn:") {
-        name.to_owned()
-    } else if let Some((account, name)) = name.split_once(":function:") {
-        format!("arn:aws:lambda:{region}:{account}:function:{name}")
-    } else {
-        format!("arn:aws:lambda:{region}:{account}:function:{name}")
-    }
 }
 
 fn int_in(
@@ -189,7 +179,7 @@ impl Settings {
         };
         let mut settings = Self {
             stream_arn,
-            function_arn: function_arn(function, region, account),
+            function_arn: lambda_function_arn(function, region, account),
             enabled: body["Enabled"].as_bool().unwrap_or(true),
             batch_size: 100,
             batching_window: Duration::ZERO,
@@ -211,7 +201,7 @@ impl Settings {
     /// Applies the fields an `UpdateEventSourceMapping` body gives (and a create's).
     pub fn apply(&mut self, body: &Value, region: &str, account: &str) -> Result<(), Invalid> {
         if let Some(function) = body.get("FunctionName").and_then(Value::as_str) {
-            self.function_arn = function_arn(function, region, account);
+            self.function_arn = lambda_function_arn(function, region, account);
         }
         if let Some(enabled) = body.get("Enabled").and_then(Value::as_bool) {
             self.enabled = enabled;

@@ -136,8 +136,9 @@ impl StreamMappings {
 
     /// The mappings `ListEventSourceMappings` lists for these filters.
     pub fn list(&self, function: Option<&str>, source: Option<&str>) -> Vec<Value> {
-        let function = function
-            .map(|name| api::function_arn(name, &self.services.region, &self.services.account));
+        let function = function.map(|name| {
+            super::iam::lambda_function_arn(name, &self.services.region, &self.services.account)
+        });
         let mappings = self.lock();
         let mut listed: Vec<(&String, &Mapping)> = mappings
             .iter()
@@ -317,12 +318,14 @@ impl StreamMappings {
             .services
             .http
             .post(&self.services.moto_endpoint)
-            .header("x-amz-target", format!("DynamoDBStreams_20120810.{operation}"))
+            .header(
+                "x-amz-target",
+                format!("DynamoDBStreams_20120810.{operation}"),
+            )
             .header("content-type", "application/x-amz-json-1.0")
-            // moto reads the region from the credential scope; it checks no signature.
             .header(
                 "authorization",
-                format!("AWS4-HMAC-SHA256 Credential=sandbox/20260101/{region}/dynamodb/aws4_request, SignedHeaders=host, Signature=0"),
+                super::moto::scope_authorization("dynamodb", region),
             )
             .body(body.to_string())
             .send()
@@ -408,7 +411,7 @@ impl StreamMappings {
             .header("content-type", "application/x-www-form-urlencoded")
             .header(
                 "authorization",
-                format!("AWS4-HMAC-SHA256 Credential=sandbox/20260101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=0"),
+                super::moto::scope_authorization("sqs", region),
             )
             .body(form)
             .send()
@@ -589,13 +592,9 @@ async fn poll_once(
 
 /// One synchronous invocation with Lambda's DynamoDB event.
 async fn invoke(lambda: &Arc<LambdaHost>, function_arn: &str, records: Vec<Value>) -> Answer {
-    let name = function_arn
-        .rsplit(':')
-        .next()
-        .unwrap_or(function_arn)
-        .to_owned();
+    // The host reads the function's name from its ARN.
     let request = InvokeRequest {
-        function: name,
+        function: function_arn.to_owned(),
         payload: Bytes::from(json!({"Records": records}).to_string()),
         invocation_type: InvocationType::RequestResponse,
         log_tail: false,

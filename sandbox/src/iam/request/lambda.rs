@@ -57,16 +57,7 @@ fn segments(path: &str) -> Vec<String> {
 /// The ARN of function `name` (a name, `NAME:QUALIFIER`, `ACCOUNT:function:NAME` or a full
 /// ARN), qualified by `qualifier` when given.
 pub(super) fn function_arn(name: &str, qualifier: Option<&str>, scope: &Scope<'_>) -> String {
-    let mut arn = if name.starts_with("arn:") {
-        name.to_owned()
-    } else if let Some((account, rest)) = name.split_once(":function:") {
-        format!("arn:aws:lambda:{}:{account}:function:{rest}", scope.region)
-    } else {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
-            scope.region, scope.account
-        )
-    };
+    let mut arn = lambda_function_arn(name, scope.region, scope.account);
     // `...:function:NAME` has seven parts; a qualifier makes eight.
     if let Some(qualifier) = qualifier.filter(|q| !q.is_empty())
         && arn.split(':').count() == 7
@@ -74,6 +65,18 @@ pub(super) fn function_arn(name: &str, qualifier: Option<&str>, scope: &Scope<'_
         arn = format!("{arn}:{qualifier}");
     }
     arn
+}
+
+/// The ARN of function `name` as Lambda's API takes it in `FunctionName` (a name,
+/// `ACCOUNT:function:NAME` or a full ARN), in `region` of `account`.
+pub fn lambda_function_arn(name: &str, region: &str, account: &str) -> String {
+    if name.starts_with("arn:") {
+        name.to_owned()
+    } else if let Some((account, rest)) = name.split_once(":function:") {
+        format!("arn:aws:lambda:{region}:{account}:function:{rest}")
+    } else {
+        format!("arn:aws:lambda:{region}:{account}:function:{name}")
+    }
 }
 
 fn body(request: &HttpRequestParts<'_>) -> Result<Value, String> {
