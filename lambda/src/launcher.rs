@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use hybridlab_wire::job::{self, Job, JobStatus};
 use hybridlab_wire::job_item::{self, Change};
-use hybridlab_wire::launch::WorkerLaunch;
+use hybridlab_wire::launch::{WorkerLaunch, launcher_env};
 use hybridlab_wire::tags::{JOB_TAG, ROLE_JOB_WORKER, ROLE_TAG, STACK_TAG};
 use hybridlab_wire::transition::ConditionalUpdate;
 use lambda_runtime::{Error, LambdaEvent};
@@ -96,21 +96,21 @@ impl LauncherConfig {
             }
         };
         Ok(Self {
-            stack: var("HYBRIDLAB_STACK")?,
+            stack: var(launcher_env::STACK)?,
             region: var("AWS_REGION")?,
-            jobs_table: var("HYBRIDLAB_JOBS_TABLE")?,
-            jobs_bucket: var("HYBRIDLAB_JOBS_BUCKET")?,
-            artifact_bucket: var("HYBRIDLAB_ARTIFACT_BUCKET")?,
-            worker_binary_key: var("HYBRIDLAB_WORKER_KEY")?,
-            worker_profile_arn: var("HYBRIDLAB_WORKER_PROFILE_ARN")?,
-            image_id: var("HYBRIDLAB_WORKER_IMAGE")?,
-            instance_type: var("HYBRIDLAB_WORKER_INSTANCE_TYPE")?,
-            security_group_id: std::env::var("HYBRIDLAB_WORKER_SECURITY_GROUP")
+            jobs_table: var(launcher_env::JOBS_TABLE)?,
+            jobs_bucket: var(launcher_env::JOBS_BUCKET)?,
+            artifact_bucket: var(launcher_env::ARTIFACT_BUCKET)?,
+            worker_binary_key: var(launcher_env::WORKER_KEY)?,
+            worker_profile_arn: var(launcher_env::WORKER_PROFILE_ARN)?,
+            image_id: var(launcher_env::WORKER_IMAGE)?,
+            instance_type: var(launcher_env::WORKER_INSTANCE_TYPE)?,
+            security_group_id: std::env::var(launcher_env::WORKER_SECURITY_GROUP)
                 .ok()
                 .filter(|value| !value.is_empty()),
-            cap: usize::try_from(number("HYBRIDLAB_WORKER_CAP", 3)?.max(1)).unwrap_or(3),
-            heartbeat_seconds: number("HYBRIDLAB_HEARTBEAT_SECONDS", 15)?,
-            ttl_seconds: number("HYBRIDLAB_TTL_SECONDS", 3600)?,
+            cap: usize::try_from(number(launcher_env::WORKER_CAP, 3)?.max(1)).unwrap_or(3),
+            heartbeat_seconds: number(launcher_env::HEARTBEAT_SECONDS, 15)?,
+            ttl_seconds: number(launcher_env::TTL_SECONDS, 3600)?,
         })
     }
 }
@@ -162,7 +162,7 @@ impl Launcher {
         );
         let at = hybridlab_wire::now_rfc3339();
         for (job_id, instance) in &plan.expire {
-            let error = "the worker sent no heartbeat within the job's lease";
+            let error = job::LEASE_EXPIRED;
             if self
                 .update(
                     job_id,

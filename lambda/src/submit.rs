@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hybridlab_wire::job::{self, Job, JobEvent, JobKind, JobStatus};
 use hybridlab_wire::job_item;
+use hybridlab_wire::launch::submit_env;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -123,10 +124,10 @@ impl SubmitConfig {
         let token = var(hybridlab_wire::token::TOKEN_ENV)?;
         hybridlab_wire::token::check_token(Some(&token)).map_err(|err| err.to_string())?;
         Ok(Self {
-            table: var("HYBRIDLAB_JOBS_TABLE")?,
-            bucket: var("HYBRIDLAB_JOBS_BUCKET")?,
+            table: var(submit_env::JOBS_TABLE)?,
+            bucket: var(submit_env::JOBS_BUCKET)?,
             token,
-            lease_seconds: std::env::var("HYBRIDLAB_LEASE_SECONDS")
+            lease_seconds: std::env::var(submit_env::LEASE_SECONDS)
                 .ok()
                 .and_then(|text| text.parse().ok())
                 .unwrap_or(120),
@@ -163,22 +164,62 @@ impl Submit {
                     .await?
                     .item;
                 Ok(match item {
-                    Some(item) => answer(200, serde_json::to_value(job_item::from_item(&item)?)?),
+                    Some(item) => {
+                        let job = self.expire_if_silent(job_item::from_item(&item)?).await?;
+                        answer(200, serde_json::to_value(job)?)
+                    }
                     None => refuse(404, &format!("no job {id}")),
                 })
             }
             Call::List => {
-                let mut jobs: Vec<Job> =
-                    job_item::scan_jobs(&self.dynamodb, &self.config.table, false)
-                        .await?
-                        .into_iter()
-                        .filter_map(Result::ok)
-                        .collect();
+                let mut jobs: Vec<Job> = Vec::new();
+                for job in job_item::scan_jobs(&self.dynamodb, &self.config.table, false)
+                    .await?
+                    .into_iter()
+                    .filter_map(Result::ok)
+                {
+                    jobs.push(self.expire_if_silent(job).await?);
+                }
                 jobs.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
                 jobs.truncate(LIST_LIMIT);
                 Ok(answer(200, json!({"jobs": jobs})))
             }
         }
+    }
+
+    /// `job` as it stands, failed first if its worker has gone silent past its lease: a job
+    /// whose instance died ends FAILED when anyone looks, even when no other job comes to
+    /// wake the launcher. The change goes through the stream like any other, so the launcher
+    /// then starts a queued job in its place.
+    async fn expire_if_silent(&self, job: Job) -> Result<Job, Error> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if !job.lease_expired(now) {
+            return Ok(job);
+        }
+        let at = hybridlab_wire::now_rfc3339();
+        job_item::apply(
+            &self.dynamodb,
+            &self.config.table,
+            &job.job_id,
+            job_item::transition(
+                &job_item::Change::Failed {
+                    error: job::LEASE_EXPIRED,
+                },
+                &at,
+                "lease ran out (seen by the API)",
+            ),
+        )
+        .await?;
+        // Whoever moved it (this call, the launcher, the worker at the last moment), the row
+        // now says what happened.
+        let item = job_item::get_job(&self.dynamodb, &self.config.table, &job.job_id)
+            .send()
+            .await?
+            .item;
+        Ok(match item {
+            Some(item) => job_item::from_item(&item)?,
+            None => job,
+        })
     }
 
     async fn submit(&self, kind: JobKind) -> Result<Value, Error> {

@@ -271,7 +271,7 @@ async fn the_console_brings_a_stack_up_invokes_it_reads_its_logs_and_tears_it_do
         let stack = stack_brought_up(&text).expect("the new stack's id");
         let every_step = format!(
             "{} done, 0 already in place, 0 running, 0 failed",
-            hybridlab_provision::stack::Step::of_stack(false).len()
+            hybridlab_provision::stack::Step::of_stack(false, false).len()
         );
         for wanted in [&every_step, "ok function", "done; Esc puts this away"] {
             assert!(text.contains(wanted), "`{wanted}` on the screen:\n{text}");

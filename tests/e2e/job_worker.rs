@@ -2,9 +2,10 @@
 //! for a LAUNCHING job (with its worker role, and the job in its user-data) fetches the worker,
 //! which moves the job to RUNNING once its instance is attached, appends the text to the
 //! input, writes the output and ends the job SUCCEEDED; then the instance terminates itself.
-//! With the launcher function behind the jobs table's stream mapping: four jobs inserted at
-//! once, with a cap of two workers, all end SUCCEEDED, never more than two at once, each
-//! with exactly one instance.
+//! Wired by hand with short leases: jobs whose workers died end FAILED. Through a stack made
+//! by `hybridlab up --with jobs`: jobs submitted, listed, logged and cancelled with `hybridlab
+//! job`, twenty jobs under a cap of three, a duplicated stream record, and `down` while jobs
+//! run.
 
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ use serde_json::json;
 
 use crate::common::eventually;
 use crate::sandbox_ec2::{ServerProfile, server_profile};
+use crate::stack::result_of;
+use hybridlab_tests::stack::{hybridlab_async as run_cli, json_lines};
 
 async fn job_row(clients: &EdgeClients, table: &str, id: &str) -> Option<Job> {
     let item = job_item::get_job(&clients.dynamodb, table, id)
@@ -314,13 +317,17 @@ async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_termina
     );
 }
 
-/// The jobs variant's pieces on the sandbox, wired as `up --with jobs` will wire them: the
-/// [`jobs_store`], and the launcher with its mapping (inserts, and jobs that ended).
+/// The jobs variant's pieces on the sandbox wired by hand, with leases far shorter than a
+/// stack's: the [`jobs_store`], the launcher with its mapping (inserts, and jobs that ended),
+/// and the submit function (invoked directly, without the API).
 struct JobsLab {
     table: String,
     bucket: String,
-    launcher: String,
+    submit: String,
 }
+
+/// The token the hand-wired submit function checks.
+const LAB_TOKEN: &str = "jobs-token-0123456789abcdef0123456789";
 
 async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
     use aws_sdk_lambda::types::{EventSourcePosition, Filter, FilterCriteria};
@@ -411,107 +418,22 @@ async fn jobs_lab(clients: &EdgeClients, cap: usize) -> JobsLab {
         .send()
         .await
         .expect("the launcher's mapping");
-    JobsLab {
-        table,
-        bucket,
-        launcher,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_launcher_runs_inserted_jobs_under_the_cap_each_on_one_instance() {
-    let clients = edge_clients().await;
-    let lab = jobs_lab(&clients, 2).await;
-    let (table, launcher) = (&lab.table, &lab.launcher);
-
-    let ids: Vec<String> = (1..=4).map(|n| format!("j-00000000000000b{n}")).collect();
-    for (n, id) in ids.iter().enumerate() {
-        submit_job(&clients, &lab, id, Some(&format!("job {n}\n")), 60).await;
-    }
-
-    let mut most_at_once = 0;
-    let mut finished = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    while std::time::Instant::now() < deadline {
-        let mut jobs = Vec::new();
-        for id in &ids {
-            if let Some(job) = job_row(&clients, table, id).await {
-                jobs.push(job);
-            }
-        }
-        most_at_once = most_at_once.max(jobs.iter().filter(|j| j.status.holds_a_worker()).count());
-        if jobs.len() == ids.len() && jobs.iter().all(|j| j.status.is_final()) {
-            finished = Some(jobs);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let launcher_log = clients
-        .log_messages(&format!("/aws/lambda/{launcher}"))
-        .await;
-    let finished =
-        finished.unwrap_or_else(|| panic!("every job ends; the launcher said: {launcher_log:#?}"));
-    for job in &finished {
-        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
-        assert!(
-            job.history.iter().any(|e| e.status == JobStatus::Running),
-            "{job:?}"
-        );
-    }
-    assert!(
-        most_at_once <= 2,
-        "{most_at_once} workers at once, with a cap of 2"
-    );
-    assert!(
-        finished
-            .iter()
-            .any(|j| j.history.iter().any(|e| e.status == JobStatus::Queued)),
-        "with four jobs and two workers, some waited: {finished:#?}"
-    );
-    // Each job had one instance, however often the stream said so.
-    for id in &ids {
-        let instances: usize = clients
-            .ec2
-            .describe_instances()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name(format!("tag:{}", hybridlab_wire::tags::JOB_TAG))
-                    .values(id)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("DescribeInstances")
-            .reservations()
-            .iter()
-            .map(|r| r.instances().len())
-            .sum();
-        assert_eq!(instances, 1, "job {id}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
-    let clients = edge_clients().await;
-    let JobsLab { table, bucket, .. } = jobs_lab(&clients, 3).await;
-    let token = "jobs-token-0123456789abcdef0123456789";
     let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-lambda", "submit"))
         .await
         .expect("the build does not panic");
     let submit = deploy_function(
-        &clients,
+        clients,
         "submit",
         zip,
         10,
         &[
             ("HYBRIDLAB_JOBS_TABLE", table.as_str()),
             ("HYBRIDLAB_JOBS_BUCKET", bucket.as_str()),
-            ("HYBRIDLAB_TOKEN", token),
+            ("HYBRIDLAB_TOKEN", LAB_TOKEN),
         ],
     )
     .await;
     let role = clients.function_role_name(&submit).await;
-    let account = hybridlab_sandbox::SANDBOX_ACCOUNT;
     clients
         .iam
         .put_role_policy()
@@ -519,7 +441,7 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         .policy_name("submit")
         .policy_document(
             json!({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan"], "Resource": format!("arn:aws:dynamodb:us-east-1:{account}:table/{table}")},
+                {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"], "Resource": table_arn},
                 {"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/jobs/*/input")}
             ]})
             .to_string(),
@@ -527,146 +449,35 @@ async fn a_job_submitted_through_the_api_ends_succeeded_with_its_output() {
         .send()
         .await
         .expect("the submit function's policy");
-    let api = crate::http_api::control(
-        &clients,
-        reqwest::Method::POST,
-        "/v2/apis",
-        json!({"name": "jobs", "protocolType": "HTTP"}),
-    )
-    .await;
-    let api_id = api["apiId"].as_str().expect("an API").to_owned();
-    let endpoint = api["apiEndpoint"].as_str().expect("an endpoint").to_owned();
-    let integration = crate::http_api::control(
-        &clients,
-        reqwest::Method::POST,
-        &format!("/v2/apis/{api_id}/integrations"),
-        json!({"integrationType": "AWS_PROXY", "integrationUri": clients.function_arn(&submit).await, "payloadFormatVersion": "2.0"}),
-    )
-    .await;
-    let target = format!(
-        "integrations/{}",
-        integration["integrationId"].as_str().expect("an id")
-    );
-    for key in ["POST /jobs", "GET /jobs/{id}", "GET /jobs"] {
-        crate::http_api::control(
-            &clients,
-            reqwest::Method::POST,
-            &format!("/v2/apis/{api_id}/routes"),
-            json!({"routeKey": key, "target": target}),
-        )
-        .await;
+    JobsLab {
+        table,
+        bucket,
+        submit,
     }
-    crate::http_api::control(
-        &clients,
-        reqwest::Method::POST,
-        &format!("/v2/apis/{api_id}/stages"),
-        json!({"stageName": "$default"}),
-    )
-    .await;
-    clients
+}
+
+/// `GET /jobs/{id}` as the API hands it to the submit function (payload format 2.0).
+async fn get_through_submit(clients: &EdgeClients, lab: &JobsLab, id: &str) -> serde_json::Value {
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "GET /jobs/{id}",
+        "rawPath": format!("/jobs/{id}"),
+        "headers": {"authorization": format!("Bearer {LAB_TOKEN}")},
+        "pathParameters": {"id": id},
+        "isBase64Encoded": false
+    });
+    let answer = clients
         .lambda
-        .add_permission()
-        .function_name(&submit)
-        .statement_id("api")
-        .action("lambda:InvokeFunction")
-        .principal("apigateway.amazonaws.com")
-        .source_arn(format!(
-            "arn:aws:execute-api:us-east-1:{account}:{api_id}/*"
-        ))
+        .invoke()
+        .function_name(&lab.submit)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
         .send()
         .await
-        .expect("the permission");
-
-    let http = crate::common::http();
-    // Without the token, nothing is submitted.
-    let refused = http
-        .post(format!("{endpoint}/jobs"))
-        .json(&json!({"kind": "append-text", "text": "x"}))
-        .send()
-        .await
-        .expect("the API answers");
-    assert_eq!(refused.status(), 401);
-    let submitted: serde_json::Value = http
-        .post(format!("{endpoint}/jobs"))
-        .bearer_auth(token)
-        .json(&json!({"kind": "append-text", "text": "appended by the worker"}))
-        .send()
-        .await
-        .expect("the API answers")
-        .json()
-        .await
-        .expect("JSON");
-    let job_id = submitted["job_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{submitted}"))
-        .to_owned();
-    let upload_url = submitted["upload_url"].as_str().expect("an upload URL");
-    let uploaded = http
-        .put(upload_url)
-        .body("the client's text\n")
-        .send()
-        .await
-        .expect("S3 answers");
-    assert!(uploaded.status().is_success(), "{uploaded:?}");
-
-    let done = eventually(Duration::from_secs(120), || async {
-        let job: serde_json::Value = http
-            .get(format!("{endpoint}/jobs/{job_id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        JobStatus::parse(job["status"].as_str()?)?
-            .is_final()
-            .then_some(job)
-    })
-    .await
-    .expect("the job ends");
-    assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    let output_key = job::output_key(&job_id, "output.txt");
-    assert_eq!(done["outputs"], json!([output_key]));
-    let output = clients
-        .s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&output_key)
-        .send()
-        .await
-        .expect("the output")
-        .body
-        .collect()
-        .await
-        .expect("its bytes")
-        .into_bytes();
-    assert_eq!(
-        output.as_ref(),
-        b"the client's text\nappended by the worker\n"
-    );
-    let listed: serde_json::Value = http
-        .get(format!("{endpoint}/jobs"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the API answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert!(
-        listed["jobs"]
-            .as_array()
-            .is_some_and(|jobs| jobs.iter().any(|j| j["job_id"] == job_id.as_str())),
-        "{listed}"
-    );
-    // Its instance terminated itself.
-    let instance = done["instance_id"]
-        .as_str()
-        .expect("an instance")
-        .to_owned();
-    let terminated = terminates(&clients, &instance).await;
-    assert!(terminated, "{instance} terminated");
+        .expect("the submit function is invoked");
+    let answer: serde_json::Value =
+        serde_json::from_slice(answer.payload().expect("a payload").as_ref()).expect("JSON");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    serde_json::from_str(answer["body"].as_str().expect("a body")).expect("a JSON body")
 }
 
 /// Writes a SUBMITTED job `id` (its input too, when given) as the submit function does.
@@ -717,59 +528,569 @@ async fn submit_job(
         .expect("a job");
 }
 
-/// A worker whose instance dies mid-job stops beating; once its lease has run out, the
-/// launcher's next run fails the job instead of leaving it RUNNING.
+/// Workers whose instances die mid-job stop beating; once their lease has run out, reading
+/// one job through the API fails it ("seen by the API"), and that change wakes the launcher,
+/// which fails the other ("lease ran out"): neither stays RUNNING, though no new job came.
+/// A job submitted afterwards runs as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_whose_worker_died_fails_after_its_lease() {
+async fn jobs_whose_workers_died_fail_after_their_lease() {
     let clients = edge_clients().await;
     let lab = jobs_lab(&clients, 3).await;
-    let lost = "j-00000000000000c1";
-    // No input yet: the worker is RUNNING, beating, waiting for it.
-    submit_job(&clients, &lab, lost, None, 3).await;
-    let running = eventually(Duration::from_secs(60), || async {
-        let job = job_row(&clients, &lab.table, lost).await?;
-        (job.status == JobStatus::Running && job.heartbeat_at.is_some()).then_some(job)
-    })
-    .await
-    .expect("the worker runs the job");
-    let instance = running.instance_id.expect("its instance");
-    clients
-        .ec2
-        .terminate_instances()
-        .instance_ids(&instance)
-        .send()
+    let (read, other) = ("j-00000000000000c1", "j-00000000000000c3");
+    // No input yet: the workers are RUNNING, beating, waiting for it.
+    submit_job(&clients, &lab, read, None, 3).await;
+    submit_job(&clients, &lab, other, None, 3).await;
+    for lost in [read, other] {
+        let running = eventually(Duration::from_secs(60), || async {
+            let job = job_row(&clients, &lab.table, lost).await?;
+            (job.status == JobStatus::Running && job.heartbeat_at.is_some()).then_some(job)
+        })
         .await
-        .expect("the instance dies");
-    // Past the lease, with the beats stopped...
+        .expect("the worker runs the job");
+        let instance = running.instance_id.expect("its instance");
+        clients
+            .ec2
+            .terminate_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .expect("the instance dies");
+    }
+    // Past both leases, with the beats stopped...
     let silent = eventually(Duration::from_secs(30), || async {
-        let job = job_row(&clients, &lab.table, lost).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default();
-        job.lease_expired(now).then_some(())
+        for lost in [read, other] {
+            let job = job_row(&clients, &lab.table, lost).await?;
+            if !job.lease_expired(now) {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
-    assert!(silent.is_some(), "the worker stopped beating");
-    // ...the next job wakes the launcher, which fails the lost one and runs the new one.
-    let next = "j-00000000000000c2";
-    submit_job(&clients, &lab, next, Some("input\n"), 60).await;
-    let ended = eventually(Duration::from_secs(90), || async {
-        let lost = job_row(&clients, &lab.table, lost).await?;
-        let next = job_row(&clients, &lab.table, next).await?;
-        (lost.status.is_final() && next.status.is_final()).then_some((lost, next))
+    assert!(silent.is_some(), "the workers stopped beating");
+    // ...a read through the API fails the job it reads...
+    let seen = get_through_submit(&clients, &lab, read).await;
+    assert_eq!(seen["status"], "FAILED", "{seen}");
+    assert_eq!(seen["error"], job::LEASE_EXPIRED, "{seen}");
+    // ...and the launcher, woken by that change, fails the other.
+    let other_ended = eventually(Duration::from_secs(30), || async {
+        let job = job_row(&clients, &lab.table, other).await?;
+        job.status.is_final().then_some(job)
     })
     .await
-    .expect("both jobs end");
-    assert_eq!(ended.0.status, JobStatus::Failed, "{:?}", ended.0);
-    assert!(
-        ended
-            .0
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("no heartbeat")),
-        "{:?}",
-        ended.0
+    .expect("the other lost job ends");
+    assert_eq!(other_ended.status, JobStatus::Failed, "{other_ended:?}");
+    assert_eq!(other_ended.error.as_deref(), Some(job::LEASE_EXPIRED));
+    let details = |job: &Job| job.history.last().map(|e| e.detail.clone());
+    let read_job = job_row(&clients, &lab.table, read).await.expect("the row");
+    assert_eq!(
+        details(&read_job).as_deref(),
+        Some("lease ran out (seen by the API)")
     );
-    assert_eq!(ended.1.status, JobStatus::Succeeded, "{:?}", ended.1);
+    assert_eq!(details(&other_ended).as_deref(), Some("lease ran out"));
+
+    let next = "j-00000000000000c2";
+    submit_job(&clients, &lab, next, Some("input\n"), 60).await;
+    let next = eventually(Duration::from_secs(90), || async {
+        let job = job_row(&clients, &lab.table, next).await?;
+        job.status.is_final().then_some(job)
+    })
+    .await
+    .expect("the next job ends");
+    assert_eq!(next.status, JobStatus::Succeeded, "{next:?}");
+}
+
+/// A stack brought up with `hybridlab up --with jobs`, and what its tests need of it.
+struct JobsStack {
+    id: String,
+    names: hybridlab_provision::stack::StackNames,
+    endpoint: String,
+    token: String,
+}
+
+async fn jobs_stack(clients: &EdgeClients, worker_cap: u32) -> JobsStack {
+    let id = hybridlab_provision::stack::StackId::generate();
+    let cap = worker_cap.to_string();
+    let up = run_cli(
+        &clients.endpoint,
+        &[
+            "up",
+            "--json",
+            "--stack",
+            id.as_str(),
+            "--with",
+            "jobs",
+            "--worker-cap",
+            &cap,
+        ],
+        &[],
+    )
+    .await;
+    let lines = json_lines(&up);
+    let result = result_of(&lines);
+    assert_eq!(
+        result["ok"],
+        true,
+        "up --with jobs: {result} {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let endpoint = result["report"]["jobs_api_endpoint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the jobs API's endpoint: {result}"))
+        .to_owned();
+    let names = hybridlab_provision::stack::StackNames::new(&id);
+    let config = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&names.submit)
+        .send()
+        .await
+        .expect("the submit function");
+    let token = config
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get(hybridlab_wire::token::TOKEN_ENV))
+        .cloned()
+        .expect("its token");
+    JobsStack {
+        id: id.to_string(),
+        names,
+        endpoint,
+        token,
+    }
+}
+
+/// `POST /jobs` of an append-text job, its input never uploaded: its worker runs and waits.
+async fn submit_without_input(stack: &JobsStack) -> String {
+    let submitted: serde_json::Value = crate::common::http()
+        .post(format!("{}/jobs", stack.endpoint))
+        .bearer_auth(&stack.token)
+        .json(&json!({"kind": "append-text", "text": "x"}))
+        .send()
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("JSON");
+    submitted["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{submitted}"))
+        .to_owned()
+}
+
+/// Runs `hybridlab job ARGS --json --stack ID` and returns its exit code and JSON lines.
+async fn job_cli(
+    clients: &EdgeClients,
+    stack: &JobsStack,
+    args: &[&str],
+) -> (Option<i32>, Vec<serde_json::Value>) {
+    let mut all = vec!["job"];
+    all.extend_from_slice(args);
+    all.extend(["--json", "--stack", stack.id.as_str()]);
+    let output = run_cli(&clients.endpoint, &all, &[]).await;
+    let lines = json_lines(&output);
+    assert!(
+        !lines.is_empty(),
+        "job {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), lines)
+}
+
+/// The stack as a student uses it: `up --with jobs`, a file submitted with `hybridlab job
+/// submit` that ends SUCCEEDED with the right bytes and its worker terminated, `job ls`,
+/// `job logs` with the launcher's and the worker's lines, `job cancel` of a running job, and
+/// `down` while two jobs hold workers, which leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_stack_runs_submitted_jobs_cancels_one_and_is_torn_down_with_jobs_running() {
+    let clients = edge_clients().await;
+    let stack = jobs_stack(&clients, 3).await;
+    let dir = std::env::temp_dir().join(format!("hybridlab-jobs-{}", stack.id));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let input = dir.join("notes.txt");
+    std::fs::write(&input, "from the student\n").expect("write");
+    let input_arg = input.display().to_string();
+
+    let (code, lines) = job_cli(
+        &clients,
+        &stack,
+        &["submit", &input_arg, "--text", "and from the worker"],
+    )
+    .await;
+    let job: Job = serde_json::from_value(lines.last().cloned().expect("the job")).expect("a job");
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(
+        job.history.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [
+            JobStatus::Submitted,
+            JobStatus::Launching,
+            JobStatus::Running,
+            JobStatus::Succeeded
+        ]
+    );
+    let output_key = job::output_key(&job.job_id, "output.txt");
+    assert_eq!(job.outputs, std::slice::from_ref(&output_key));
+    let output = clients
+        .s3
+        .get_object()
+        .bucket(&stack.names.jobs_bucket)
+        .key(&output_key)
+        .send()
+        .await
+        .expect("the output")
+        .body
+        .collect()
+        .await
+        .expect("its bytes")
+        .into_bytes();
+    assert_eq!(output.as_ref(), b"from the student\nand from the worker\n");
+    let instance = job.instance_id.clone().expect("its worker");
+    assert!(
+        terminates(&clients, &instance).await,
+        "{instance} terminated"
+    );
+
+    let (_, listed) = job_cli(&clients, &stack, &["ls"]).await;
+    assert!(
+        listed[0]["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["job_id"] == job.job_id.as_str())),
+        "{listed:#?}"
+    );
+    let (_, logs) = job_cli(&clients, &stack, &["logs", &job.job_id]).await;
+    let logs = logs[0]["lines"].as_array().cloned().unwrap_or_default();
+    assert!(
+        logs.iter().any(|l| l["source"] == "launcher"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("worker launched"))),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter().any(|l| l["source"] == "worker"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("job {} SUCCEEDED", job.job_id)))),
+        "{logs:#?}"
+    );
+
+    // An image batch with something that is no image inside: SUCCEEDED, the bad entry
+    // listed in the manifest, the good ones' variants written.
+    let batch = dir.join("batch.zip");
+    {
+        use std::io::Write as _;
+        let mut writer = zip::ZipWriter::new(std::fs::File::create(&batch).expect("a file"));
+        for (name, bytes) in [
+            (
+                "holiday/beach.jpg",
+                hybridlab_tests::fixtures::jpeg(1600, 1000),
+            ),
+            ("holiday/readme.txt", b"not an image".to_vec()),
+            (
+                "holiday/diagram.png",
+                hybridlab_tests::fixtures::png(500, 700),
+            ),
+        ] {
+            writer
+                .start_file(name, zip::write::SimpleFileOptions::default())
+                .expect("an entry");
+            writer.write_all(&bytes).expect("written");
+        }
+        writer.finish().expect("a zip");
+    }
+    let batch_arg = batch.display().to_string();
+    let (code, lines) = job_cli(
+        &clients,
+        &stack,
+        &["submit", &batch_arg, "--kind", "image-batch"],
+    )
+    .await;
+    let done: Job = serde_json::from_value(lines.last().cloned().expect("the job")).expect("a job");
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    let read = |key: String| {
+        let s3 = clients.s3.clone();
+        let bucket = stack.names.jobs_bucket.clone();
+        async move {
+            s3.get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{key}: {err:?}"))
+                .body
+                .collect()
+                .await
+                .expect("its bytes")
+                .into_bytes()
+        }
+    };
+    assert_eq!(
+        done.outputs,
+        [
+            job::output_key(&done.job_id, "contact-sheet.jpg"),
+            job::output_key(&done.job_id, "manifest.json")
+        ]
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(job::output_key(&done.job_id, "manifest.json")).await)
+            .expect("the manifest is JSON");
+    assert_eq!(
+        manifest["images"].as_array().map(Vec::len),
+        Some(2),
+        "{manifest}"
+    );
+    assert_eq!(
+        manifest["failed"][0]["entry"], "holiday/readme.txt",
+        "{manifest}"
+    );
+    assert_eq!(manifest["images"][1]["width"], 500, "{manifest}");
+    let large = manifest["images"][0]["variants"][2]["output"]
+        .as_str()
+        .expect("a variant");
+    let large = read(job::output_key(&done.job_id, large)).await;
+    assert_eq!(
+        hybridlab_imaging::detect_format(&large).map(|f| f.to_string()),
+        Some("jpeg".to_owned())
+    );
+    assert!(
+        !read(job::output_key(&done.job_id, "contact-sheet.jpg"))
+            .await
+            .is_empty()
+    );
+
+    // Without the stack's token the API submits nothing.
+    let refused = crate::common::http()
+        .post(format!("{}/jobs", stack.endpoint))
+        .json(&json!({"kind": "append-text", "text": "x"}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(refused.status(), 401);
+
+    // A job whose worker waits for its input, cancelled while RUNNING.
+    let waiting = submit_without_input(&stack).await;
+    let running = eventually(Duration::from_secs(90), || async {
+        let job = job_row(&clients, &stack.names.jobs_table, &waiting).await?;
+        (job.status == JobStatus::Running).then_some(job)
+    })
+    .await
+    .expect("the worker runs the job");
+    let (code, cancelled) = job_cli(&clients, &stack, &["cancel", &waiting]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(cancelled[0]["status"], "CANCELLED", "{cancelled:#?}");
+    assert_eq!(cancelled[0]["from"], "RUNNING", "{cancelled:#?}");
+    let worker = running.instance_id.expect("its worker");
+    assert_eq!(cancelled[0]["terminated"], worker.as_str());
+    assert!(terminates(&clients, &worker).await, "{worker} terminated");
+    let again = job_row(&clients, &stack.names.jobs_table, &waiting)
+        .await
+        .expect("the row");
+    assert_eq!(again.status, JobStatus::Cancelled, "{again:?}");
+
+    // Two jobs holding workers when `down` comes.
+    let held = [
+        submit_without_input(&stack).await,
+        submit_without_input(&stack).await,
+    ];
+    let holding = eventually(Duration::from_secs(60), || async {
+        let mut instances = Vec::new();
+        for id in &held {
+            let job = job_row(&clients, &stack.names.jobs_table, id).await?;
+            instances.push(job.instance_id?);
+        }
+        Some(instances)
+    })
+    .await
+    .expect("both jobs have a worker");
+    for instance in &holding {
+        let state = clients.instance_state(instance).await;
+        assert!(
+            matches!(state.as_deref(), Some("pending" | "running")),
+            "{instance}: {state:?}"
+        );
+    }
+    crate::stack::down_leaves_nothing(&clients.endpoint, &clients, &stack.id).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Twenty jobs at once with a cap of three: never more than three hold a worker, every job
+/// ends SUCCEEDED, each on an instance of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_jobs_with_a_cap_of_three_all_finish_never_more_than_three_at_once() {
+    let clients = edge_clients().await;
+    let stack = jobs_stack(&clients, 3).await;
+    let http = crate::common::http();
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let submitted: serde_json::Value = http
+            .post(format!("{}/jobs", stack.endpoint))
+            .bearer_auth(&stack.token)
+            .json(&json!({"kind": "append-text", "text": format!("job {n}")}))
+            .send()
+            .await
+            .expect("the API answers")
+            .json()
+            .await
+            .expect("JSON");
+        let uploaded = http
+            .put(submitted["upload_url"].as_str().expect("an upload URL"))
+            .body(format!("input {n}\n"))
+            .send()
+            .await
+            .expect("S3 answers");
+        assert!(uploaded.status().is_success());
+        ids.push(submitted["job_id"].as_str().expect("an id").to_owned());
+    }
+    let table = &stack.names.jobs_table;
+    let mut finished = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(400);
+    while std::time::Instant::now() < deadline {
+        let mut jobs = Vec::new();
+        for id in &ids {
+            if let Some(job) = job_row(&clients, table, id).await {
+                jobs.push(job);
+            }
+        }
+        if jobs.len() == ids.len() && jobs.iter().all(|j| j.status.is_final()) {
+            finished = Some(jobs);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let finished = finished.unwrap_or_else(|| panic!("every job ends within 400 s"));
+    // Read from the histories, not from polls: twenty reads are no snapshot, and a poll can
+    // see a job still RUNNING and, a moment later, the job launched after it ended.
+    let most_at_once = most_holding_a_worker(&finished);
+    assert!(
+        most_at_once <= 3,
+        "{most_at_once} workers at once, with a cap of 3: {finished:#?}"
+    );
+    assert_eq!(most_at_once, 3, "the cap is used");
+    for job in &finished {
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    }
+    let mut instances: Vec<&str> = finished
+        .iter()
+        .filter_map(|j| j.instance_id.as_deref())
+        .collect();
+    instances.sort_unstable();
+    instances.dedup();
+    assert_eq!(instances.len(), 20, "one instance per job");
+    crate::stack::down_leaves_nothing(&clients.endpoint, &clients, &stack.id).await;
+}
+
+/// The most jobs that held a worker at once, from their histories: each holds one from
+/// LAUNCHING until it ends (the launcher writes LAUNCHING only after it has read the end of
+/// the job whose place it takes, so an end and a start at the same instant do not overlap).
+fn most_holding_a_worker(jobs: &[Job]) -> usize {
+    let mut changes: Vec<(String, i32)> = Vec::new();
+    for job in jobs {
+        let at = |wanted: fn(JobStatus) -> bool| {
+            job.history
+                .iter()
+                .find(|e| wanted(e.status))
+                .map(|e| time_of(&e.at))
+        };
+        if let (Some(start), Some(end)) =
+            (at(|s| s == JobStatus::Launching), at(JobStatus::is_final))
+        {
+            changes.push((start, 1));
+            changes.push((end, -1));
+        }
+    }
+    // Ends before starts at the same instant.
+    changes.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, change) in changes {
+        now += change;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// An RFC 3339 time as a string that sorts in time order (the fraction padded to nine digits).
+fn time_of(at: &str) -> String {
+    let parsed = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 time");
+    format!("{:020}", parsed.unix_timestamp_nanos())
+}
+
+/// Stream delivery is at least once: the same INSERT record handed to the launcher four
+/// times at once (three direct invocations and the mapping's own) launches one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_stream_record_launches_one_instance() {
+    let clients = edge_clients().await;
+    let stack = jobs_stack(&clients, 3).await;
+    let id = "j-00000000000000d1";
+    let lab = JobsLab {
+        table: stack.names.jobs_table.clone(),
+        bucket: stack.names.jobs_bucket.clone(),
+        submit: stack.names.submit.clone(),
+    };
+    submit_job(&clients, &lab, id, Some("input\n"), 60).await;
+    let record = json!({"Records": [{
+        "eventID": "1",
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": {"job_id": {"S": id}}, "NewImage": {"job_id": {"S": id}, "status": {"S": "SUBMITTED"}}, "StreamViewType": "NEW_IMAGE"}
+    }]})
+    .to_string();
+    let invocations = (0..3).map(|_| {
+        clients
+            .lambda
+            .invoke()
+            .function_name(&stack.names.launcher)
+            .payload(aws_sdk_lambda::primitives::Blob::new(record.clone()))
+            .send()
+    });
+    for answer in futures::future::join_all(invocations).await {
+        let answer = answer.expect("the launcher is invoked");
+        assert_eq!(answer.function_error(), None, "{answer:?}");
+    }
+    let done = eventually(Duration::from_secs(90), || async {
+        let job = job_row(&clients, &stack.names.jobs_table, id).await?;
+        job.status.is_final().then_some(job)
+    })
+    .await
+    .expect("the job ends");
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    let launched: usize = clients
+        .ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", hybridlab_wire::tags::JOB_TAG))
+                .values(id)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:hybridlab:stack")
+                .values(&stack.id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeInstances")
+        .reservations()
+        .iter()
+        .map(|r| r.instances().len())
+        .sum();
+    assert_eq!(launched, 1, "one instance for job {id}");
+    assert_eq!(
+        done.history
+            .iter()
+            .filter(|e| e.status == JobStatus::Launching)
+            .count(),
+        1,
+        "{done:?}"
+    );
+    crate::stack::down_leaves_nothing(&clients.endpoint, &clients, &stack.id).await;
 }

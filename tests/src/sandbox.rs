@@ -293,12 +293,17 @@ pub fn lab_programs() -> hybridlab_provision::stack::artifacts::ArtifactSource {
         server: build_binary("hybridlab-ec2-server", "hybridlab-ec2-server"),
         proxy: build_binary("hybridlab-lambda", "proxy"),
         resizer: Some(build_binary("hybridlab-lambda", "resizer")),
+        jobs: Some(hybridlab_provision::stack::artifacts::JobPrograms {
+            worker: build_binary("hybridlab-worker", "hybridlab-worker"),
+            submit: build_binary("hybridlab-lambda", "submit"),
+            launcher: build_binary("hybridlab-lambda", "launcher"),
+        }),
     }
 }
 
 /// The same programs for a `hybridlab` process that brings a stack up: the variables `up`
 /// takes prebuilt programs from instead of building them itself.
-pub fn lab_programs_env() -> [(&'static str, PathBuf); 3] {
+pub fn lab_programs_env() -> [(&'static str, PathBuf); 6] {
     [
         (
             "HYBRIDLAB_SERVER_BIN",
@@ -311,6 +316,18 @@ pub fn lab_programs_env() -> [(&'static str, PathBuf); 3] {
         (
             "HYBRIDLAB_RESIZER_BIN",
             build_binary("hybridlab-lambda", "resizer"),
+        ),
+        (
+            "HYBRIDLAB_WORKER_BIN",
+            build_binary("hybridlab-worker", "hybridlab-worker"),
+        ),
+        (
+            "HYBRIDLAB_SUBMIT_BIN",
+            build_binary("hybridlab-lambda", "submit"),
+        ),
+        (
+            "HYBRIDLAB_LAUNCHER_BIN",
+            build_binary("hybridlab-lambda", "launcher"),
         ),
     ]
 }

@@ -164,5 +164,39 @@ pub async fn leftovers(clients: &EdgeClients, id: &str) -> Vec<String> {
             ));
         }
     }
+    let mappings = clients
+        .lambda
+        .list_event_source_mappings()
+        .send()
+        .await
+        .expect("ListEventSourceMappings");
+    left.extend(
+        mappings
+            .event_source_mappings()
+            .iter()
+            .filter(|m| m.function_arn().is_some_and(|arn| arn.contains(id)))
+            .map(|m| format!("event source mapping {}", m.uuid().unwrap_or_default())),
+    );
+    // API Gateway's control plane through the edge as the AWS CLI would call it.
+    let apis: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v2/apis", clients.endpoint))
+        .header(
+            "authorization",
+            hybridlab_sandbox::moto::scope_authorization("apigateway", "us-east-1"),
+        )
+        .send()
+        .await
+        .expect("GetApis")
+        .json()
+        .await
+        .expect("JSON");
+    left.extend(
+        apis["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|api| api["name"].as_str().is_some_and(|n| n.contains(id)))
+            .map(|api| format!("http api {}", api["apiId"])),
+    );
     left
 }

@@ -145,6 +145,9 @@ pub struct Job {
     pub history: Vec<JobEvent>,
 }
 
+/// The error of a job failed because its worker went silent past its lease.
+pub const LEASE_EXPIRED: &str = "the worker sent no heartbeat within the job's lease";
+
 impl Job {
     /// Whether a RUNNING job's worker has gone silent for longer than its lease (its
     /// instance died, or its program hangs): it is then FAILED, never RUNNING forever.

@@ -224,6 +224,34 @@ pub mod worker_env {
     pub const HEARTBEAT_SECONDS: &str = "HYBRIDLAB_HEARTBEAT_SECONDS";
 }
 
+/// The launcher function's environment variables, which `up` sets and the function reads.
+pub mod launcher_env {
+    pub use super::worker_env::{HEARTBEAT_SECONDS, JOBS_BUCKET, JOBS_TABLE};
+    /// The stack id, tagged on every worker.
+    pub const STACK: &str = "HYBRIDLAB_STACK";
+    pub const ARTIFACT_BUCKET: &str = "HYBRIDLAB_ARTIFACT_BUCKET";
+    /// Key of the worker binary in the artifacts bucket.
+    pub const WORKER_KEY: &str = "HYBRIDLAB_WORKER_KEY";
+    pub const WORKER_PROFILE_ARN: &str = "HYBRIDLAB_WORKER_PROFILE_ARN";
+    /// The AMI workers boot (the latest Amazon Linux 2023 when `up` ran).
+    pub const WORKER_IMAGE: &str = "HYBRIDLAB_WORKER_IMAGE";
+    pub const WORKER_INSTANCE_TYPE: &str = "HYBRIDLAB_WORKER_INSTANCE_TYPE";
+    /// Optional: the default VPC's default group when unset.
+    pub const WORKER_SECURITY_GROUP: &str = "HYBRIDLAB_WORKER_SECURITY_GROUP";
+    /// The most workers running at once.
+    pub const WORKER_CAP: &str = "HYBRIDLAB_WORKER_CAP";
+    /// Each worker's hard deadline.
+    pub const TTL_SECONDS: &str = "HYBRIDLAB_TTL_SECONDS";
+}
+
+/// The submit function's environment variables (beside the bearer token's
+/// [`TOKEN_ENV`](crate::token::TOKEN_ENV)).
+pub mod submit_env {
+    pub use super::worker_env::{JOBS_BUCKET, JOBS_TABLE};
+    /// How long a worker may stay silent before its job fails.
+    pub const LEASE_SECONDS: &str = "HYBRIDLAB_LEASE_SECONDS";
+}
+
 impl WorkerLaunch {
     /// The user-data script: the TTL first, then the worker fetched and run in the
     /// foreground, then `shutdown -h now` whatever happened (no `set -e`: a worker that

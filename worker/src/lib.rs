@@ -1,6 +1,9 @@
 //! The job worker: the program a job's instance runs once (its user-data fetches and starts
 //! it), which moves its job to RUNNING, beats while it works, and ends it SUCCEEDED or FAILED.
-//! This library is the plain part (the settings and the jobs themselves); `main.rs` talks to AWS.
+//! This library is the plain part (the settings and the jobs themselves, `append-text` here and
+//! `image-batch` in [`batch`]); `main.rs` talks to AWS.
+
+pub mod batch;
 
 use hybridlab_wire::job::JobKind;
 use hybridlab_wire::launch::worker_env;
@@ -70,8 +73,8 @@ pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
 pub enum JobError {
     #[error("the input is {0} bytes; a job reads at most {MAX_INPUT_BYTES}")]
     InputTooLarge(u64),
-    #[error("this worker does not run {0} jobs yet")]
-    NotImplemented(&'static str),
+    #[error("the archive cannot be read: {0}")]
+    BadArchive(String),
 }
 
 /// One output of a job: its name under the job's output prefix, and its bytes.
@@ -80,6 +83,9 @@ pub struct Output {
     pub name: String,
     pub content_type: &'static str,
     pub bytes: Vec<u8>,
+    /// Named in the job's row. A batch's variants are named in its manifest instead: a row
+    /// naming thousands would pass DynamoDB's 400 KB item limit.
+    pub listed: bool,
 }
 
 /// Runs `kind` on `input`.
@@ -89,8 +95,9 @@ pub fn run(kind: &JobKind, input: &[u8]) -> Result<Vec<Output>, JobError> {
             name: "output.txt".into(),
             content_type: "text/plain; charset=utf-8",
             bytes: append_text(input, text),
+            listed: true,
         }]),
-        JobKind::ImageBatch => Err(JobError::NotImplemented("image-batch")),
+        JobKind::ImageBatch => batch::image_batch(input),
     }
 }
 
@@ -116,10 +123,10 @@ mod tests {
         assert_eq!(append_text(b"", "two"), b"two\n");
         let outputs = run(&JobKind::AppendText { text: "x".into() }, b"a").expect("runs");
         assert_eq!(outputs[0].name, "output.txt");
-        assert_eq!(
+        assert!(matches!(
             run(&JobKind::ImageBatch, b""),
-            Err(JobError::NotImplemented("image-batch"))
-        );
+            Err(JobError::BadArchive(_))
+        ));
     }
 
     #[test]

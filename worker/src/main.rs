@@ -233,7 +233,9 @@ async fn work(aws: &Aws, job: &Job) -> Result<Vec<String>> {
             .send()
             .await
             .with_context(|| format!("writing the output s3://{}/{key}", aws.settings.bucket))?;
-        keys.push(key);
+        if output.listed {
+            keys.push(key);
+        }
     }
     Ok(keys)
 }

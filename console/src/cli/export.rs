@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use hybridlab_provision::iac::{ExportFile, cloudformation, stage_programs, terraform};
-use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
+use hybridlab_provision::stack::artifacts::{ArtifactSource, Variants, build};
 use hybridlab_provision::stack::up::{ServerCertificate, new_token};
 use hybridlab_provision::stack::{StackId, StackSettings};
 use serde_json::json;
@@ -75,12 +75,13 @@ pub struct ExportStack {
 }
 
 impl ExportStack {
-    fn settings(&self, target: &TargetChoice) -> StackSettings {
+    fn settings(&self, target: &TargetChoice) -> anyhow::Result<StackSettings> {
+        self.shape.exportable()?;
         let region = target
             .region()
             .map(str::to_owned)
             .unwrap_or_else(|| hybridlab_wire::sandbox::DEFAULT_REGION.to_owned());
-        self.shape.settings(region)
+        Ok(self.shape.settings(region))
     }
 }
 
@@ -168,7 +169,7 @@ pub async fn run(target: &TargetChoice, args: ExportArgs) -> anyhow::Result<Exit
             no_random,
             stack,
         } => {
-            let settings = stack.settings(target);
+            let settings = stack.settings(target)?;
             let identity = if no_random {
                 terraform::Identity::Given
             } else {
@@ -207,7 +208,7 @@ pub async fn run(target: &TargetChoice, args: ExportArgs) -> anyhow::Result<Exit
             code_bucket,
             stack,
         } => {
-            let settings = stack.settings(target);
+            let settings = stack.settings(target)?;
             let parameters = parameters_path(&out)?;
             for path in [&out, &parameters] {
                 if path.exists() && !stack.force {
@@ -264,9 +265,14 @@ fn parameters_path(template: &Path) -> anyhow::Result<PathBuf> {
 async fn build_programs(dir: &Path, pipeline: bool) -> anyhow::Result<String> {
     let dir_owned = dir.to_path_buf();
     let staged = tokio::task::spawn_blocking(move || {
-        let artifacts = build(&ArtifactSource::AmazonLinux, pipeline, &mut |message| {
-            eprintln!("{message}")
-        })?;
+        let artifacts = build(
+            &ArtifactSource::AmazonLinux,
+            Variants {
+                resizer: pipeline,
+                jobs: false,
+            },
+            &mut |message| eprintln!("{message}"),
+        )?;
         anyhow::Ok(stage_programs(&artifacts, &dir_owned)?)
     })
     .await

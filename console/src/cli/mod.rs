@@ -9,6 +9,7 @@ pub mod down;
 pub mod export;
 pub mod iam_policy;
 pub mod invoke;
+pub mod job;
 pub mod logs;
 pub mod output;
 pub mod report;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::S3(args)) => runtime.block_on(s3::run(&target, args)),
         Some(Command::Db(args)) => runtime.block_on(db::run(&target, args)),
         Some(Command::Upload(args)) => runtime.block_on(upload::run(&target, args)),
+        Some(Command::Job(args)) => runtime.block_on(job::run(&target, args)),
         Some(Command::Export(args)) => runtime.block_on(export::run(&target, args)),
         Some(Command::IamPolicy(args)) => {
             runtime.block_on(iam_policy::run(args, cli.target.profile.as_deref()))
@@ -157,6 +159,9 @@ pub enum Command {
     /// Upload images into the event-driven pipeline (`up --with pipeline`) and follow each row
     /// through PENDING and PROCESSING to COMPLETED or FAILED. Exits 5 if any ends FAILED.
     Upload(upload::UploadArgs),
+    /// Submit, follow, list, read and cancel jobs of the job-worker variant
+    /// (`up --with jobs`). A followed job that ends FAILED or CANCELLED exits 5.
+    Job(job::JobArgs),
     /// Write the stack as a Terraform module or a CloudFormation template, equivalent to what
     /// `up` creates.
     Export(export::ExportArgs),
@@ -212,12 +217,27 @@ pub struct StackShape {
     pub cpu_credits: CpuCreditsArg,
 
     /// Optional parts of the lab. `pipeline`: uploads and processed buckets and the resizer
-    /// function that an upload's S3 event runs. A stack keeps them until `down`.
+    /// function that an upload's S3 event runs. `jobs`: the jobs API, table and bucket, and a
+    /// worker instance launched for each job. A stack keeps them until `down`.
     #[arg(long = "with", value_enum, value_delimiter = ',')]
     pub with: Vec<StackPart>,
+
+    /// With `--with jobs`: the most job workers running at once (the rest wait QUEUED).
+    #[arg(long, default_value_t = hybridlab_provision::stack::plan::DEFAULT_WORKER_CAP, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub worker_cap: u32,
 }
 
 impl StackShape {
+    /// Refuses the parts the exports (and so `up --via terraform`) do not have yet.
+    pub fn exportable(&self) -> anyhow::Result<()> {
+        if self.with.contains(&StackPart::Jobs) {
+            anyhow::bail!(
+                "the Terraform module and the CloudFormation template do not have the jobs variant yet: bring it up with `hybridlab up --with jobs`"
+            );
+        }
+        Ok(())
+    }
+
     /// The settings of a stack in `region` made with these choices, the rest at their
     /// defaults. The TTL is at least a minute.
     pub fn settings(&self, region: String) -> hybridlab_provision::stack::StackSettings {
@@ -225,6 +245,8 @@ impl StackShape {
             ttl_seconds: self.ttl.as_secs().max(60),
             instance_type: self.instance_type.clone(),
             pipeline: self.with.contains(&StackPart::Pipeline),
+            jobs: self.with.contains(&StackPart::Jobs),
+            worker_cap: self.worker_cap,
             cpu_credits: match self.cpu_credits {
                 CpuCreditsArg::Standard => hybridlab_provision::stack::CpuCredits::Standard,
                 CpuCreditsArg::Unlimited => hybridlab_provision::stack::CpuCredits::Unlimited,
@@ -253,6 +275,9 @@ pub enum Via {
 pub enum StackPart {
     /// The event-driven variant: upload, S3-triggered resizer, status tracking.
     Pipeline,
+    /// The job-worker variant: an HTTP API submits jobs, a DynamoDB stream launches an EC2
+    /// worker for each, which terminates itself when done.
+    Jobs,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use hybridlab_provision::iac::runner::Terraform;
 use hybridlab_provision::iac::{stage_programs, terraform};
-use hybridlab_provision::stack::artifacts::{ArtifactSource, build};
+use hybridlab_provision::stack::artifacts::{ArtifactSource, Variants, build};
 use hybridlab_provision::stack::up::{ServerCertificate, new_token};
 use hybridlab_provision::stack::{StackClients, StackId, StackSettings, Target};
 use hybridlab_tools::cache_dir;
@@ -78,6 +78,7 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
         Some(name) => StackId::parse(name)?,
         None => StackId::generate(),
     };
+    args.shape.exportable()?;
     let settings = args.shape.settings(clients.region.clone());
     let dir = stack_dir(&id);
     let fresh = !dir.join("terraform.tfstate").exists();
@@ -167,9 +168,14 @@ async fn apply(
     let pipeline = settings.pipeline;
     let stage_dir = dir.to_path_buf();
     let staged = tokio::task::spawn_blocking(move || {
-        let artifacts = build(&source, pipeline, &mut |message| {
-            tracing::info!("{message}")
-        })?;
+        let artifacts = build(
+            &source,
+            Variants {
+                resizer: pipeline,
+                jobs: false,
+            },
+            &mut |message| tracing::info!("{message}"),
+        )?;
         anyhow::Ok(stage_programs(&artifacts, &stage_dir)?)
     })
     .await

@@ -35,9 +35,11 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
     };
     let mut options = up_options(&clients, stack.clone());
     options.settings = args.shape.settings(clients.region.clone());
-    // As `up` itself does: a stack made with the pipeline keeps it.
-    options.settings.pipeline |=
-        StackState::load(&clients.state_key(), &stack).is_some_and(|s| s.settings.pipeline);
+    // As `up` itself does: a stack made with the pipeline or the jobs keeps them.
+    if let Some(recorded) = StackState::load(&clients.state_key(), &stack) {
+        options.settings.pipeline |= recorded.settings.pipeline;
+        options.settings.jobs |= recorded.settings.jobs;
+    }
     options.fail_after = fail_after_from_env()?;
     let settings = options.settings.clone();
 

@@ -9,6 +9,7 @@
 
 pub mod db;
 pub mod invoke;
+pub mod jobs;
 pub mod logs;
 pub mod s3;
 pub mod sandbox;

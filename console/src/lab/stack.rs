@@ -63,7 +63,7 @@ pub fn up_done(report: &UpReport) -> String {
 /// `--aws` flags in the advice), as `hybridlab up` prints it.
 pub fn up_summary(report: &UpReport, on_sandbox: bool) -> String {
     format!(
-        "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  TLS:      self-signed certificate, SHA-256 {}\n            (a browser warns about it: accept it only if its viewer shows this fingerprint)\n  images:   s3://{}\n  table:    {}{}\nTear it down with `hybridlab down{}`.",
+        "Stack {} is up in {:.1}s ({} steps done, {} already in place).\n  function: {}\n  server:   {}\n  TLS:      self-signed certificate, SHA-256 {}\n            (a browser warns about it: accept it only if its viewer shows this fingerprint)\n  images:   s3://{}\n  table:    {}{}{}\nTear it down with `hybridlab down{}`.",
         report.stack,
         report.elapsed_ms as f64 / 1000.0,
         report.done,
@@ -83,6 +83,13 @@ pub fn up_summary(report: &UpReport, on_sandbox: bool) -> String {
             )
         } else {
             String::new()
+        },
+        match &report.jobs_api_endpoint {
+            Some(endpoint) => format!(
+                "\n  jobs:     {endpoint}/jobs (the stack's token), run by {} on up to {} workers; `hybridlab job submit FILE --text T`",
+                report.names.launcher, report.worker_cap
+            ),
+            None => String::new(),
         },
         if on_sandbox {
             String::new()

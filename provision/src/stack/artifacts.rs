@@ -1,5 +1,6 @@
-//! The programs a stack deploys: the image server, the proxy function's `bootstrap` and, with
-//! the pipeline, the resizer function's.
+//! The programs a stack deploys: the image server, the proxy function's `bootstrap`, with the
+//! pipeline the resizer function's, and with the jobs the worker and the submit and launcher
+//! functions'.
 //! For the sandbox a plain host build does; for AWS, cargo-lambda builds them against an old
 //! glibc so they run on Amazon Linux 2023. Both are built from this workspace's sources with
 //! cargo, so a deployed stack always runs the code of the checkout.
@@ -22,7 +23,29 @@ pub enum ArtifactSource {
         proxy: PathBuf,
         /// Needed only by a stack with the pipeline.
         resizer: Option<PathBuf>,
+        /// Needed only by a stack with the job-worker variant.
+        jobs: Option<JobPrograms>,
     },
+}
+
+/// Which of the optional programs a stack needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Variants {
+    /// The resizer (`--with pipeline`).
+    pub resizer: bool,
+    /// The submit and launcher functions and the worker (`--with jobs`).
+    pub jobs: bool,
+}
+
+/// The job-worker variant's programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobPrograms {
+    /// `hybridlab-worker`, run on each job's instance.
+    pub worker: PathBuf,
+    /// The submit function's `bootstrap`.
+    pub submit: PathBuf,
+    /// The launcher function's `bootstrap`.
+    pub launcher: PathBuf,
 }
 
 /// Paths of the built programs.
@@ -32,6 +55,8 @@ pub struct Artifacts {
     pub proxy_binary: PathBuf,
     /// Built only when the stack has the pipeline.
     pub resizer_binary: Option<PathBuf>,
+    /// Built only when the stack has the job-worker variant.
+    pub jobs: Option<JobPrograms>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +82,10 @@ pub enum ArtifactError {
         "the pipeline needs the resizer function: set HYBRIDLAB_RESIZER_BIN beside HYBRIDLAB_SERVER_BIN and HYBRIDLAB_PROXY_BIN, or unset them to build from the sources"
     )]
     NoResizer,
+    #[error(
+        "the jobs variant needs the worker and the submit and launcher functions: set HYBRIDLAB_WORKER_BIN, HYBRIDLAB_SUBMIT_BIN and HYBRIDLAB_LAUNCHER_BIN beside HYBRIDLAB_SERVER_BIN and HYBRIDLAB_PROXY_BIN, or unset them to build from the sources"
+    )]
+    NoJobPrograms,
     #[error(transparent)]
     Tools(#[from] ToolError),
 }
@@ -64,9 +93,13 @@ pub enum ArtifactError {
 const SERVER: (&str, &str) = ("hybridlab-ec2-server", "hybridlab-ec2-server");
 const PROXY: (&str, &str) = ("hybridlab-lambda", "proxy");
 const RESIZER: (&str, &str) = ("hybridlab-lambda", "resizer");
+const WORKER: (&str, &str) = ("hybridlab-worker", "hybridlab-worker");
+const SUBMIT: (&str, &str) = ("hybridlab-lambda", "submit");
+const LAUNCHER: (&str, &str) = ("hybridlab-lambda", "launcher");
 /// The resizer's dependencies (the SDK, the image code) sit behind this feature, so the proxy
-/// is built without them.
+/// is built without them; the jobs functions' (the SDK for EC2) behind the other.
 const RESIZER_FEATURE: &str = "hybridlab-lambda/resizer";
+const JOBS_FEATURE: &str = "hybridlab-lambda/jobs";
 
 /// Where the sources to build from are. Places known at run time come first: the compiled-in
 /// manifest directory is only a last resort, because a target directory shared between two
@@ -156,11 +189,11 @@ fn existing(path: PathBuf) -> Result<PathBuf, ArtifactError> {
     }
 }
 
-/// Builds (or finds) the server and the functions (the resizer only `with_resizer`), telling
-/// `progress` what it does. Blocks.
+/// Builds (or finds) the server and the functions, with the optional programs `variants`
+/// asks for, telling `progress` what it does. Blocks.
 pub fn build(
     source: &ArtifactSource,
-    with_resizer: bool,
+    variants: Variants,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Artifacts, ArtifactError> {
     match source {
@@ -168,13 +201,23 @@ pub fn build(
             server,
             proxy,
             resizer,
+            jobs,
         } => Ok(Artifacts {
             server_binary: existing(server.clone())?,
             proxy_binary: existing(proxy.clone())?,
-            resizer_binary: match (with_resizer, resizer) {
+            resizer_binary: match (variants.resizer, resizer) {
                 (false, _) => None,
                 (true, Some(resizer)) => Some(existing(resizer.clone())?),
                 (true, None) => return Err(ArtifactError::NoResizer),
+            },
+            jobs: match (variants.jobs, jobs) {
+                (false, _) => None,
+                (true, Some(jobs)) => Some(JobPrograms {
+                    worker: existing(jobs.worker.clone())?,
+                    submit: existing(jobs.submit.clone())?,
+                    launcher: existing(jobs.launcher.clone())?,
+                }),
+                (true, None) => return Err(ArtifactError::NoJobPrograms),
             },
         }),
         ArtifactSource::Host => {
@@ -182,12 +225,26 @@ pub fn build(
                 std::env::var_os("HYBRIDLAB_SERVER_BIN"),
                 std::env::var_os("HYBRIDLAB_PROXY_BIN"),
             ) {
+                let var = |name| std::env::var_os(name).map(PathBuf::from);
+                let jobs = match (
+                    var("HYBRIDLAB_WORKER_BIN"),
+                    var("HYBRIDLAB_SUBMIT_BIN"),
+                    var("HYBRIDLAB_LAUNCHER_BIN"),
+                ) {
+                    (Some(worker), Some(submit), Some(launcher)) => Some(JobPrograms {
+                        worker,
+                        submit,
+                        launcher,
+                    }),
+                    _ => None,
+                };
                 let prebuilt = ArtifactSource::Prebuilt {
                     server: server.into(),
                     proxy: proxy.into(),
-                    resizer: std::env::var_os("HYBRIDLAB_RESIZER_BIN").map(PathBuf::from),
+                    resizer: var("HYBRIDLAB_RESIZER_BIN"),
+                    jobs,
                 };
-                return build(&prebuilt, with_resizer, progress);
+                return build(&prebuilt, variants, progress);
             }
             let root = workspace_root()?;
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -196,8 +253,19 @@ pub fn build(
                 "build", "--quiet", "-p", SERVER.0, "--bin", SERVER.1, "-p", PROXY.0, "--bin",
                 PROXY.1,
             ]);
-            if with_resizer {
-                command.args(["--bin", RESIZER.1, "--features", RESIZER_FEATURE]);
+            let mut features = Vec::new();
+            if variants.resizer {
+                command.args(["--bin", RESIZER.1]);
+                features.push(RESIZER_FEATURE);
+            }
+            if variants.jobs {
+                command.args([
+                    "--bin", SUBMIT.1, "--bin", LAUNCHER.1, "-p", WORKER.0, "--bin", WORKER.1,
+                ]);
+                features.push(JOBS_FEATURE);
+            }
+            if !features.is_empty() {
+                command.args(["--features", &features.join(",")]);
             }
             let (target, profile) = match own_target() {
                 Some((target, profile)) => {
@@ -209,18 +277,28 @@ pub fn build(
             if profile == "release" {
                 command.arg("--release");
             }
-            progress(if with_resizer {
-                "building the image server and the proxy and resizer functions for this machine (cargo build)..."
-            } else {
-                "building the image server and the proxy function for this machine (cargo build)..."
-            });
+            progress(&format!(
+                "building the image server and the {} for this machine (cargo build)...",
+                function_list(variants)
+            ));
             run(&mut command)?;
             let dir = target.join(&profile);
             Ok(Artifacts {
                 server_binary: existing(dir.join(SERVER.1))?,
                 proxy_binary: existing(dir.join(PROXY.1))?,
-                resizer_binary: with_resizer
+                resizer_binary: variants
+                    .resizer
                     .then(|| existing(dir.join(RESIZER.1)))
+                    .transpose()?,
+                jobs: variants
+                    .jobs
+                    .then(|| {
+                        Ok::<_, ArtifactError>(JobPrograms {
+                            worker: existing(dir.join(WORKER.1))?,
+                            submit: existing(dir.join(SUBMIT.1))?,
+                            launcher: existing(dir.join(LAUNCHER.1))?,
+                        })
+                    })
                     .transpose()?,
             })
         }
@@ -233,8 +311,15 @@ pub fn build(
             let path = std::env::join_paths(paths).unwrap_or(path);
             let target = root.join("target");
             let mut programs = vec![(SERVER, None), (PROXY, None)];
-            if with_resizer {
+            if variants.resizer {
                 programs.push((RESIZER, Some(RESIZER_FEATURE)));
+            }
+            if variants.jobs {
+                programs.extend([
+                    (WORKER, None),
+                    (SUBMIT, Some(JOBS_FEATURE)),
+                    (LAUNCHER, Some(JOBS_FEATURE)),
+                ]);
             }
             for ((package, bin), feature) in programs {
                 progress(&format!(
@@ -269,9 +354,40 @@ pub fn build(
             Ok(Artifacts {
                 server_binary: built(SERVER.1)?,
                 proxy_binary: built(PROXY.1)?,
-                resizer_binary: with_resizer.then(|| built(RESIZER.1)).transpose()?,
+                resizer_binary: variants.resizer.then(|| built(RESIZER.1)).transpose()?,
+                jobs: variants
+                    .jobs
+                    .then(|| {
+                        Ok::<_, ArtifactError>(JobPrograms {
+                            worker: built(WORKER.1)?,
+                            submit: built(SUBMIT.1)?,
+                            launcher: built(LAUNCHER.1)?,
+                        })
+                    })
+                    .transpose()?,
             })
         }
+    }
+}
+
+/// The functions a build makes, for its progress message.
+fn function_list(variants: Variants) -> String {
+    let mut functions = vec!["proxy"];
+    if variants.resizer {
+        functions.push("resizer");
+    }
+    if variants.jobs {
+        functions.extend(["submit", "launcher"]);
+    }
+    let list = match functions.split_last() {
+        Some((last, [])) => format!("{last} function"),
+        Some((last, rest)) => format!("{} and {last} functions", rest.join(", ")),
+        None => String::new(),
+    };
+    if variants.jobs {
+        format!("{list} and the job worker")
+    } else {
+        list
     }
 }
 

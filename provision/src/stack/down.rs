@@ -17,7 +17,7 @@ use super::names::{IAM_PATH, NAME_PREFIX, StackId, StackNames};
 use super::progress::{Reporter, StepEvent, StepStatus};
 use super::state::StackState;
 use super::target::StackClients;
-use hybridlab_wire::tags::STACK_TAG;
+use hybridlab_wire::tags::{ROLE_JOB_WORKER, ROLE_TAG, STACK_TAG};
 
 /// Which stacks to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,12 @@ pub enum ResourceKind {
     Role,
     LogGroup,
     Table,
+    /// A job's worker instance (tagged `hybridlab:role=job-worker`).
+    Worker,
+    /// The jobs' launcher mapping (its id is the mapping's UUID).
+    EventSourceMapping,
+    /// The jobs' HTTP API (its id is the API id).
+    HttpApi,
 }
 
 impl ResourceKind {
@@ -60,6 +66,9 @@ impl ResourceKind {
             ResourceKind::Role => "iam role",
             ResourceKind::LogGroup => "log group",
             ResourceKind::Table => "dynamodb table",
+            ResourceKind::Worker => "job worker",
+            ResourceKind::EventSourceMapping => "stream mapping",
+            ResourceKind::HttpApi => "http api",
         }
     }
 }
@@ -133,9 +142,11 @@ pub async fn other_regions_with_stacks(
                 find_functions(&regional, scope),
                 find_log_groups(&regional, scope),
                 find_ec2(&regional, scope),
+                find_mappings(&regional, scope),
+                find_apis(&regional, scope),
             );
-            let any = found.map(|(a, b, c, d, e)| {
-                !(a.is_empty() && b.is_empty() && c.is_empty() && d.is_empty() && e.is_empty())
+            let any = found.map(|(a, b, c, d, e, f, g)| {
+                [a, b, c, d, e, f, g].iter().any(|found| !found.is_empty())
             });
             (region, any)
         })
@@ -161,15 +172,20 @@ pub async fn inventory(
     clients: &StackClients,
     scope: &Scope,
 ) -> Result<Vec<FoundResource>, StackError> {
-    let (buckets, tables, functions, log_groups, iam, ec2) = tokio::try_join!(
+    let (buckets, tables, functions, log_groups, iam, ec2, mappings, apis) = tokio::try_join!(
         find_buckets(clients, scope),
         find_tables(clients, scope),
         find_functions(clients, scope),
         find_log_groups(clients, scope),
         find_iam(clients, scope),
         find_ec2(clients, scope),
+        find_mappings(clients, scope),
+        find_apis(clients, scope),
     )?;
-    let mut found: Vec<FoundResource> = [buckets, tables, functions, log_groups, iam, ec2].concat();
+    let mut found: Vec<FoundResource> = [
+        buckets, tables, functions, log_groups, iam, ec2, mappings, apis,
+    ]
+    .concat();
     found.sort();
     found.dedup();
     Ok(found)
@@ -282,6 +298,74 @@ async fn find_functions(
         }
     }
     Ok(found)
+}
+
+/// Event source mappings whose function is one of a stack's: Lambda keeps a mapping after
+/// its function is deleted, so they are found by the function's name in their ARN.
+async fn find_mappings(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut pages = clients
+        .lambda
+        .list_event_source_mappings()
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(mapping) = pages.next().await {
+        let mapping = mapping.map_err(|err| sdk_error("lambda:ListEventSourceMappings", err))?;
+        let function = mapping
+            .function_arn()
+            .and_then(|arn| arn.split(':').nth(6))
+            .unwrap_or_default();
+        if let (Some(uuid), Some(stack)) = (
+            mapping.uuid(),
+            StackNames::stack_of(function).filter(|s| scope.includes(s)),
+        ) {
+            found.push(FoundResource {
+                kind: ResourceKind::EventSourceMapping,
+                id: uuid.to_owned(),
+                stack,
+                created_s: None,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// HTTP APIs named as a stack's, or tagged with it.
+async fn find_apis(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = clients
+            .apigateway
+            .get_apis()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|err| sdk_error("apigateway:GetApis", err))?;
+        for api in page.items() {
+            let tag = api.tags().and_then(|tags| tags.get(STACK_TAG));
+            let stack = stack_of(api.name().unwrap_or_default(), tag.map(String::as_str));
+            if let (Some(id), Some(stack)) = (api.api_id(), stack.filter(|s| scope.includes(s))) {
+                found.push(FoundResource {
+                    kind: ResourceKind::HttpApi,
+                    id: id.to_owned(),
+                    stack,
+                    created_s: api.created_date().map(|date| date.secs()),
+                });
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(found);
+        }
+    }
 }
 
 async fn find_log_groups(
@@ -423,8 +507,16 @@ async fn find_ec2(clients: &StackClients, scope: &Scope) -> Result<Vec<FoundReso
         let page = page.map_err(|err| sdk_error("ec2:DescribeInstances", err))?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
             if let (Some(id), Some(stack)) = (instance.instance_id(), ec2_stack(instance.tags())) {
+                let worker = instance
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some(ROLE_TAG) && t.value() == Some(ROLE_JOB_WORKER));
                 found.push(FoundResource {
-                    kind: ResourceKind::Instance,
+                    kind: if worker {
+                        ResourceKind::Worker
+                    } else {
+                        ResourceKind::Instance
+                    },
                     id: id.to_owned(),
                     stack,
                     created_s: instance.launch_time().map(|time| time.secs()),
@@ -529,7 +621,26 @@ async fn down_in_region(
         let teardown = &teardown;
         futures::future::join_all(targets.into_iter().map(move |r| teardown.delete(r)))
     };
-    let writers = delete_all(&[ResourceKind::Instance, ResourceKind::Function]).await;
+    // What starts instances or runs code goes before the instances: the launcher's mapping,
+    // the jobs API and every function. Then the instances, looked for again, because a
+    // launcher already running may have started a job's worker since the inventory.
+    let starters = delete_all(&[
+        ResourceKind::EventSourceMapping,
+        ResourceKind::HttpApi,
+        ResourceKind::Function,
+    ])
+    .await;
+    let instances: Vec<FoundResource> = find_ec2(clients, scope)
+        .await?
+        .into_iter()
+        .filter(|r| matches!(r.kind, ResourceKind::Instance | ResourceKind::Worker))
+        .collect();
+    let started_since: Vec<FoundResource> = instances
+        .iter()
+        .filter(|instance| !found.contains(instance))
+        .cloned()
+        .collect();
+    let writers = futures::future::join_all(instances.iter().map(|r| teardown.delete(r))).await;
     let storage = delete_all(&[
         ResourceKind::Bucket,
         ResourceKind::Table,
@@ -542,8 +653,9 @@ async fn down_in_region(
         ResourceKind::LogGroup,
     ])
     .await;
-    let failures: Vec<StackError> = writers
+    let failures: Vec<StackError> = starters
         .into_iter()
+        .chain(writers)
         .chain(storage)
         .chain(last)
         .filter_map(Result::err)
@@ -559,6 +671,7 @@ async fn down_in_region(
     }
     let deleted = found
         .into_iter()
+        .chain(started_since)
         .filter(|r| !remaining.contains(r))
         .collect();
     Ok(DownReport {
@@ -640,11 +753,13 @@ impl Teardown<'_> {
                 ResourceKind::Bucket => self.bucket(id).await,
                 ResourceKind::Table => self.table(id).await,
                 ResourceKind::Function => self.function(id).await,
-                ResourceKind::Instance => self.instance(id).await,
+                ResourceKind::Instance | ResourceKind::Worker => self.instance(id).await,
                 ResourceKind::SecurityGroup => self.security_group(id).await,
                 ResourceKind::InstanceProfile => self.instance_profile(id).await,
                 ResourceKind::Role => self.role(id).await,
                 ResourceKind::LogGroup => self.log_group(id).await,
+                ResourceKind::EventSourceMapping => self.mapping(id).await,
+                ResourceKind::HttpApi => self.http_api(id).await,
             }
         };
         match work.await {
@@ -845,6 +960,23 @@ impl Teardown<'_> {
             .send()
             .await;
         deleted("lambda:DeleteFunction", answer, "deleted")
+    }
+
+    async fn mapping(&self, uuid: &str) -> Result<Deleted, StackError> {
+        let answer = self
+            .clients
+            .lambda
+            .delete_event_source_mapping()
+            .uuid(uuid)
+            .send()
+            .await;
+        deleted("lambda:DeleteEventSourceMapping", answer, "deleted")
+    }
+
+    /// Deletes the API with its routes, integrations and stages.
+    async fn http_api(&self, id: &str) -> Result<Deleted, StackError> {
+        let answer = self.clients.apigateway.delete_api().api_id(id).send().await;
+        deleted("apigateway:DeleteApi", answer, "deleted")
     }
 
     /// Terminates the instance and waits until it is terminated: its security group and

@@ -85,6 +85,20 @@ pub struct StackNames {
     pub resizer: String,
     pub resizer_log_group: String,
     pub resizer_role: String,
+    /// The job-worker variant (`up --with jobs`): the HTTP API `jobs_api` runs `submit`, which
+    /// writes rows to `jobs_table` and presigns inputs into `jobs_bucket`; the table's stream
+    /// runs `launcher`, which starts an instance with `worker_profile` for each job.
+    pub jobs_table: String,
+    pub jobs_bucket: String,
+    pub jobs_api: String,
+    pub submit: String,
+    pub submit_log_group: String,
+    pub submit_role: String,
+    pub launcher: String,
+    pub launcher_log_group: String,
+    pub launcher_role: String,
+    pub worker_role: String,
+    pub worker_profile: String,
 }
 
 impl StackNames {
@@ -98,6 +112,8 @@ impl StackNames {
     pub(crate) fn with_suffix(id: &str) -> Self {
         let function = format!("{NAME_PREFIX}proxy-{id}");
         let resizer = format!("{NAME_PREFIX}resizer-{id}");
+        let submit = format!("{NAME_PREFIX}submit-{id}");
+        let launcher = format!("{NAME_PREFIX}launcher-{id}");
         Self {
             images_bucket: format!("{NAME_PREFIX}images-{id}"),
             artifacts_bucket: format!("{NAME_PREFIX}artifacts-{id}"),
@@ -115,6 +131,17 @@ impl StackNames {
             resizer_log_group: format!("/aws/lambda/{resizer}"),
             resizer_role: resizer.clone(),
             resizer,
+            jobs_table: format!("{NAME_PREFIX}jobs-{id}"),
+            jobs_bucket: format!("{NAME_PREFIX}jobs-{id}"),
+            jobs_api: format!("{NAME_PREFIX}jobs-{id}"),
+            submit_log_group: format!("/aws/lambda/{submit}"),
+            submit_role: submit.clone(),
+            submit,
+            launcher_log_group: format!("/aws/lambda/{launcher}"),
+            launcher_role: launcher.clone(),
+            launcher,
+            worker_role: format!("{NAME_PREFIX}worker-{id}"),
+            worker_profile: format!("{NAME_PREFIX}worker-{id}"),
         }
     }
 
@@ -136,7 +163,7 @@ impl StackNames {
         names.all().contains(&name).then_some(id)
     }
 
-    fn all(&self) -> [&str; 16] {
+    fn all(&self) -> [&str; 27] {
         [
             &self.images_bucket,
             &self.artifacts_bucket,
@@ -154,6 +181,17 @@ impl StackNames {
             &self.resizer,
             &self.resizer_log_group,
             &self.resizer_role,
+            &self.jobs_table,
+            &self.jobs_bucket,
+            &self.jobs_api,
+            &self.submit,
+            &self.submit_log_group,
+            &self.submit_role,
+            &self.launcher,
+            &self.launcher_log_group,
+            &self.launcher_role,
+            &self.worker_role,
+            &self.worker_profile,
         ]
     }
 }

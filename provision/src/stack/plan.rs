@@ -28,6 +28,14 @@ pub struct StackSettings {
     /// read as without.
     #[serde(default)]
     pub pipeline: bool,
+    /// The job-worker variant (`up --with jobs`): the jobs API, table and bucket, the submit
+    /// and launcher functions, and a worker instance per job. Stacks recorded before it
+    /// existed read as without.
+    #[serde(default)]
+    pub jobs: bool,
+    /// The most job workers running at once; the rest wait QUEUED.
+    #[serde(default = "default_worker_cap")]
+    pub worker_cap: u32,
     /// How a burstable (T family) instance pays for CPU beyond its baseline. `standard`
     /// unless asked: a `t3` launched without a credit specification runs `unlimited`, and a
     /// long benchmark then adds surplus-credit charges to the bill.
@@ -75,6 +83,14 @@ impl StackSettings {
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
 
+/// Workers running at once unless asked otherwise: three `t3.micro` cost about 3 cents an
+/// hour, and the account's default vCPU quota for new accounts is far above six.
+pub const DEFAULT_WORKER_CAP: u32 = 3;
+
+fn default_worker_cap() -> u32 {
+    DEFAULT_WORKER_CAP
+}
+
 impl StackSettings {
     pub fn new(region: impl Into<String>) -> Self {
         Self {
@@ -87,6 +103,8 @@ impl StackSettings {
             log_retention_days: 7,
             ingress_cidr: "0.0.0.0/0".into(),
             pipeline: false,
+            jobs: false,
+            worker_cap: DEFAULT_WORKER_CAP,
             cpu_credits: CpuCredits::Standard,
         }
     }
@@ -95,6 +113,29 @@ impl StackSettings {
 /// Object keys of the server's artifacts in the artifacts bucket.
 pub const SERVER_BINARY_KEY: &str = "server/hybridlab-ec2-server";
 pub const SERVER_ENV_KEY: &str = "server/server.env";
+/// The worker binary's key in the artifacts bucket, which every job's instance fetches.
+pub const WORKER_BINARY_KEY: &str = "worker/hybridlab-worker";
+
+/// The submit function answers from one row or one scan: the smallest memory does.
+pub const SUBMIT_MEMORY_MB: i32 = 128;
+pub const SUBMIT_TIMEOUT_SECONDS: i32 = 10;
+/// The launcher scans the table and calls RunInstances once per job it launches.
+pub const LAUNCHER_MEMORY_MB: i32 = 256;
+pub const LAUNCHER_TIMEOUT_SECONDS: i32 = 60;
+/// How often a worker beats, and how long it may stay silent before its job fails: four
+/// missed beats, so one slow write does not fail a healthy job.
+pub const WORKER_HEARTBEAT_SECONDS: u64 = 15;
+pub const JOB_LEASE_SECONDS: u64 = 60;
+/// The launcher's mapping: inserts launch a job; a job that ends frees a worker for the
+/// queue. The second pattern keeps a worker's own RUNNING updates and heartbeats away.
+pub const LAUNCHER_FILTERS: [&str; 2] = [
+    r#"{"eventName": ["INSERT"]}"#,
+    r#"{"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"status": {"S": ["SUCCEEDED", "FAILED", "CANCELLED"]}}}}"#,
+];
+/// The HTTP API's routes, all to the submit function.
+pub const JOBS_ROUTES: [&str; 3] = ["POST /jobs", "GET /jobs/{id}", "GET /jobs"];
+/// The statement id of the API's invoke permission on the submit function.
+pub const JOBS_API_PERMISSION_ID: &str = "hybridlab-jobs-api";
 
 /// One resource `up` makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,10 +176,15 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
         resource(
             Step::Build,
             "",
-            if settings.pipeline {
-                "hybridlab-ec2-server, bootstrap (proxy), bootstrap (resizer)"
-            } else {
-                "hybridlab-ec2-server, bootstrap"
+            match (settings.pipeline, settings.jobs) {
+                (false, false) => "hybridlab-ec2-server, bootstrap",
+                (true, false) => "hybridlab-ec2-server, bootstrap (proxy), bootstrap (resizer)",
+                (false, true) => {
+                    "hybridlab-ec2-server, hybridlab-worker, bootstrap (proxy, submit, launcher)"
+                }
+                (true, true) => {
+                    "hybridlab-ec2-server, hybridlab-worker, bootstrap (proxy, resizer, submit, launcher)"
+                }
             },
             vec![(
                 "packaging",
@@ -310,9 +356,174 @@ pub fn plan(id: &StackId, settings: &StackSettings) -> Vec<PlannedResource> {
     ];
     if settings.pipeline {
         resources.extend(pipeline_plan(&names, settings, &tag));
-        resources.sort_by_key(|resource| resource.step);
     }
+    if settings.jobs {
+        resources.extend(jobs_plan(&names, settings, &tag));
+    }
+    resources.sort_by_key(|resource| resource.step);
     resources
+}
+
+/// The resources `--with jobs` adds.
+fn jobs_plan(names: &StackNames, settings: &StackSettings, tag: &str) -> Vec<PlannedResource> {
+    let resource =
+        |step, kind, name: &str, settings: Vec<(&'static str, String)>| PlannedResource {
+            step,
+            kind,
+            name: name.to_owned(),
+            settings,
+        };
+    let log_group = |step, name: &str| {
+        resource(
+            step,
+            "logs:log-group",
+            name,
+            vec![
+                ("retention", format!("{} days", settings.log_retention_days)),
+                ("tags", tag.to_owned()),
+            ],
+        )
+    };
+    let function = |step, name: &str, memory: i32, timeout: i32, environment: &str| {
+        resource(
+            step,
+            "lambda:function",
+            name,
+            vec![
+                ("runtime", "provided.al2023, x86_64".into()),
+                ("memory", format!("{memory} MB")),
+                ("timeout", format!("{timeout} s")),
+                ("environment", environment.to_owned()),
+                ("tags", tag.to_owned()),
+            ],
+        )
+    };
+    vec![
+        resource(
+            Step::JobsBucket,
+            "s3:bucket",
+            &names.jobs_bucket,
+            vec![
+                ("purpose", "each job's input (jobs/<id>/input, PUT by the client with a presigned URL) and outputs (jobs/<id>/output/...)".into()),
+                ("region", settings.region.clone()),
+                ("public access", "all four blocks on".to_owned()),
+                ("encryption", "SSE-S3 (AES256)".to_owned()),
+                ("versioning", "off".to_owned()),
+                ("tags", tag.to_owned()),
+            ],
+        ),
+        resource(
+            Step::JobsTable,
+            "dynamodb:table",
+            &names.jobs_table,
+            vec![
+                ("billing", "on demand (PAY_PER_REQUEST)".into()),
+                ("partition key", format!("{} (S)", hybridlab_wire::job::JOB_KEY_ATTRIBUTE)),
+                ("stream", "NEW_IMAGE".into()),
+                ("tags", tag.to_owned()),
+            ],
+        ),
+        log_group(Step::SubmitLogGroup, &names.submit_log_group),
+        log_group(Step::LauncherLogGroup, &names.launcher_log_group),
+        resource(
+            Step::SubmitRole,
+            "iam:role",
+            &names.submit_role,
+            vec![
+                ("trust", "lambda.amazonaws.com".into()),
+                (
+                    "allows",
+                    format!(
+                        "put, get, scan (and fail a silent job's) rows of {}, presign PUTs to {}/jobs/*/input, logs of {}",
+                        names.jobs_table, names.jobs_bucket, names.submit_log_group
+                    ),
+                ),
+                ("tags", tag.to_owned()),
+            ],
+        ),
+        resource(
+            Step::LauncherRole,
+            "iam:role",
+            &names.launcher_role,
+            vec![
+                ("trust", "lambda.amazonaws.com".into()),
+                (
+                    "allows",
+                    format!(
+                        "read the stream of {table}, scan and update its rows, RunInstances tagged hybridlab:stack, TerminateInstances of the stack's, PassRole {} to EC2, logs of {}",
+                        names.worker_role,
+                        names.launcher_log_group,
+                        table = names.jobs_table
+                    ),
+                ),
+                ("tags", tag.to_owned()),
+            ],
+        ),
+        resource(
+            Step::WorkerRole,
+            "iam:role+instance-profile",
+            &names.worker_role,
+            vec![
+                ("trust", "ec2.amazonaws.com".into()),
+                (
+                    "allows",
+                    format!(
+                        "read {}/{WORKER_BINARY_KEY} and {bucket}/jobs/*/input, write {bucket}/jobs/*/output/*, get and update rows of {}",
+                        names.artifacts_bucket,
+                        names.jobs_table,
+                        bucket = names.jobs_bucket
+                    ),
+                ),
+                ("tags", tag.to_owned()),
+            ],
+        ),
+        resource(
+            Step::WorkerArtifacts,
+            "s3:object",
+            &format!("s3://{}/{WORKER_BINARY_KEY}", names.artifacts_bucket),
+            vec![],
+        ),
+        function(
+            Step::Submit,
+            &names.submit,
+            SUBMIT_MEMORY_MB,
+            SUBMIT_TIMEOUT_SECONDS,
+            "HYBRIDLAB_JOBS_TABLE, HYBRIDLAB_JOBS_BUCKET, HYBRIDLAB_TOKEN (the stack's), HYBRIDLAB_LEASE_SECONDS",
+        ),
+        function(
+            Step::Launcher,
+            &names.launcher,
+            LAUNCHER_MEMORY_MB,
+            LAUNCHER_TIMEOUT_SECONDS,
+            &format!(
+                "the jobs table and bucket, the worker's binary, profile, AMI and type ({}), a cap of {} workers, the TTL ({})",
+                settings.instance_type,
+                settings.worker_cap,
+                human_seconds(settings.ttl_seconds)
+            ),
+        ),
+        resource(
+            Step::LauncherMapping,
+            "lambda:event-source-mapping",
+            &names.launcher,
+            vec![
+                ("source", format!("the stream of {}", names.jobs_table)),
+                ("filters", "inserts, and jobs that ended (SUCCEEDED, FAILED, CANCELLED)".into()),
+                ("batch", "up to 10 records, 2 retries, bisect on error".into()),
+            ],
+        ),
+        resource(
+            Step::JobsApi,
+            "apigateway:http-api",
+            &names.jobs_api,
+            vec![
+                ("routes", format!("{} to {}", JOBS_ROUTES.join(", "), names.submit)),
+                ("stage", "$default, auto-deployed".into()),
+                ("auth", "the stack's bearer token, checked by the function".into()),
+                ("tags", tag.to_owned()),
+            ],
+        ),
+    ]
 }
 
 /// The resources `--with pipeline` adds.
@@ -489,7 +700,7 @@ mod tests {
         let id = StackId::parse("abcd1234").expect("valid");
         let plan = plan(&id, &StackSettings::new("eu-west-1"));
         let steps: Vec<Step> = plan.iter().map(|r| r.step).collect();
-        assert_eq!(steps, Step::of_stack(false));
+        assert_eq!(steps, Step::of_stack(false, false));
         let with_pipeline = super::plan(
             &id,
             &StackSettings {
@@ -498,6 +709,16 @@ mod tests {
             },
         );
         let steps: Vec<Step> = with_pipeline.iter().map(|r| r.step).collect();
+        assert_eq!(steps, Step::of_stack(true, false));
+        let with_both = super::plan(
+            &id,
+            &StackSettings {
+                pipeline: true,
+                jobs: true,
+                ..StackSettings::new("eu-west-1")
+            },
+        );
+        let steps: Vec<Step> = with_both.iter().map(|r| r.step).collect();
         assert_eq!(steps, Step::ALL.to_vec());
         let names = StackNames::new(&id);
         let named: Vec<&str> = plan.iter().map(|r| r.name.as_str()).collect();
@@ -513,10 +734,15 @@ mod tests {
             );
         }
         // Every AWS resource carries the stack tag.
-        for resource in with_pipeline
-            .iter()
-            .filter(|r| !r.kind.is_empty() && r.kind != "s3:object" && r.kind != "s3:notification")
-        {
+        for resource in with_both.iter().filter(|r| {
+            !r.kind.is_empty()
+                && ![
+                    "s3:object",
+                    "s3:notification",
+                    "lambda:event-source-mapping",
+                ]
+                .contains(&r.kind)
+        }) {
             assert!(
                 resource.settings.iter().any(
                     |(key, value)| *key == "tags" && value.contains("hybridlab:stack=abcd1234")

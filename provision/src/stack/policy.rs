@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::names::StackNames;
+use super::names::{IAM_PATH, StackNames};
 
 /// Where ARNs are built: partition, region and account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +181,167 @@ pub fn resizer_policy(names: &StackNames, arns: &ArnContext) -> Value {
     })
 }
 
+fn jobs_table_arn(names: &StackNames, arns: &ArnContext) -> String {
+    format!(
+        "arn:{}:dynamodb:{}:{}:table/{}",
+        arns.partition, arns.region, arns.account, names.jobs_table
+    )
+}
+
+/// The submit function's role: create, read and list job rows (and fail a job whose worker
+/// went silent past its lease, when it reads one), presign the input's upload (a presigned
+/// URL carries the signer's permissions), write its own log group.
+pub fn submit_policy(names: &StackNames, arns: &ArnContext) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "JobRows",
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"],
+                "Resource": [jobs_table_arn(names, arns)]
+            },
+            {
+                "Sid": "PresignInputs",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": [format!("arn:{}:s3:::{}/jobs/*/input", arns.partition, names.jobs_bucket)]
+            },
+            {
+                "Sid": "OwnLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [arns.log_group(&names.submit_log_group)]
+            }
+        ]
+    })
+}
+
+/// The statement of the launcher's role whose `Resource` is `*`, because the action takes
+/// none: `dynamodb:ListStreams`, which Lambda's poller calls with the function's role.
+pub const LIST_STREAMS: &str = "ListStreams";
+
+/// The launcher function's role: read the jobs table's stream (Lambda polls it with this
+/// role), scan and update the rows, launch workers and terminate lost ones, pass the worker's
+/// role to them, write its own log group. RunInstances also touches resources that are not
+/// the stack's (the AMI, the default subnet and security group, the new volume and network
+/// interface): the instance itself must carry the stack's tag, and only instances that
+/// carry it can be terminated.
+pub fn launcher_policy(names: &StackNames, arns: &ArnContext, stack_id: &str) -> Value {
+    let ec2 = |kind: &str| {
+        format!(
+            "arn:{}:ec2:{}:{}:{kind}/*",
+            arns.partition, arns.region, arns.account
+        )
+    };
+    let table = jobs_table_arn(names, arns);
+    let stack_tag = format!("aws:RequestTag/{}", hybridlab_wire::tags::STACK_TAG);
+    let resource_tag = format!("ec2:ResourceTag/{}", hybridlab_wire::tags::STACK_TAG);
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadJobsStream",
+                "Effect": "Allow",
+                "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                "Resource": [format!("{table}/stream/*")]
+            },
+            {
+                "Sid": LIST_STREAMS,
+                "Effect": "Allow",
+                "Action": ["dynamodb:ListStreams"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "JobRows",
+                "Effect": "Allow",
+                "Action": ["dynamodb:Scan", "dynamodb:UpdateItem"],
+                "Resource": [table]
+            },
+            {
+                "Sid": "LaunchTaggedWorkers",
+                "Effect": "Allow",
+                "Action": ["ec2:RunInstances"],
+                "Resource": [ec2("instance")],
+                "Condition": {"StringEquals": {stack_tag: stack_id}}
+            },
+            {
+                "Sid": "LaunchWith",
+                "Effect": "Allow",
+                "Action": ["ec2:RunInstances"],
+                "Resource": [
+                    ec2("volume"),
+                    ec2("network-interface"),
+                    ec2("subnet"),
+                    ec2("security-group"),
+                    format!("arn:{}:ec2:{}::image/*", arns.partition, arns.region)
+                ]
+            },
+            {
+                "Sid": "TagWorkersAtLaunch",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": [ec2("instance"), ec2("volume")],
+                "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
+            },
+            {
+                "Sid": "TerminateOwnWorkers",
+                "Effect": "Allow",
+                "Action": ["ec2:TerminateInstances"],
+                "Resource": [ec2("instance")],
+                "Condition": {"StringEquals": {resource_tag: stack_id}}
+            },
+            {
+                "Sid": "PassWorkerRole",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": [format!("arn:{}:iam::{}:role{IAM_PATH}{}", arns.partition, arns.account, names.worker_role)],
+                "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+            },
+            {
+                "Sid": "OwnLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [arns.log_group(&names.launcher_log_group)]
+            }
+        ]
+    })
+}
+
+/// A job worker's role: its binary, its job's input and outputs, its job's row.
+pub fn worker_policy(names: &StackNames, arns: &ArnContext) -> Value {
+    let partition = &arns.partition;
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "FetchWorker",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [format!("arn:{partition}:s3:::{}/{}", names.artifacts_bucket, super::plan::WORKER_BINARY_KEY)]
+            },
+            {
+                "Sid": "ReadInputs",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [format!("arn:{partition}:s3:::{}/jobs/*/input", names.jobs_bucket)]
+            },
+            {
+                "Sid": "WriteOutputs",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": [format!("arn:{partition}:s3:::{}/jobs/*/output/*", names.jobs_bucket)]
+            },
+            {
+                "Sid": "JobRow",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                "Resource": [jobs_table_arn(names, arns)]
+            }
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +383,8 @@ mod tests {
             server_policy(&names, &context(), false),
             server_policy(&names, &context(), true),
             resizer_policy(&names, &context()),
+            submit_policy(&names, &context()),
+            worker_policy(&names, &context()),
         ] {
             let statements = policy["Statement"].as_array().expect("statements");
             assert!(!statements.is_empty());
@@ -265,6 +428,47 @@ mod tests {
             server_policy(&names, &context(), true)
                 .to_string()
                 .contains(&names.uploads_bucket)
+        );
+    }
+
+    #[test]
+    fn the_launcher_launches_and_terminates_only_instances_tagged_with_its_stack() {
+        let names = StackNames::new(&StackId::parse("abcd1234").expect("valid"));
+        let policy = launcher_policy(&names, &context(), "abcd1234");
+        let statements = policy["Statement"].as_array().expect("statements");
+        for statement in statements {
+            for action in strings(&statement["Action"]) {
+                assert!(!action.contains('*'), "wildcard action {action}");
+            }
+            let resources = strings(&statement["Resource"]);
+            // Only ListStreams, which takes no resource, is granted on `*`.
+            assert_eq!(
+                resources.contains(&"*".to_owned()),
+                statement["Sid"] == LIST_STREAMS,
+                "{statement}"
+            );
+            let instances = resources.iter().any(|r| r.ends_with(":instance/*"));
+            let actions = strings(&statement["Action"]);
+            if instances && !actions.contains(&"ec2:CreateTags".to_owned()) {
+                let condition = statement["Condition"]["StringEquals"].to_string();
+                assert!(
+                    condition.contains("hybridlab:stack") && condition.contains("abcd1234"),
+                    "{statement}"
+                );
+            }
+        }
+        // The worker's role, and only to EC2.
+        let pass = statements
+            .iter()
+            .find(|s| strings(&s["Action"]) == ["iam:PassRole"])
+            .expect("PassRole");
+        assert_eq!(
+            strings(&pass["Resource"]),
+            ["arn:aws:iam::123456789012:role/hybridlab/hybridlab-worker-abcd1234"]
+        );
+        assert_eq!(
+            pass["Condition"]["StringEquals"]["iam:PassedToService"],
+            "ec2.amazonaws.com"
         );
     }
 

@@ -40,10 +40,30 @@ pub enum Step {
     Resizer,
     /// Allow S3 to invoke the resizer, then point the uploads bucket's notification at it.
     ResizerTrigger,
+    /// The job-worker variant's (`--with jobs`) inputs and outputs, and its table with a
+    /// `NEW_IMAGE` stream.
+    JobsBucket,
+    JobsTable,
+    SubmitLogGroup,
+    LauncherLogGroup,
+    SubmitRole,
+    LauncherRole,
+    /// The workers' role and instance profile.
+    WorkerRole,
+    /// Upload the worker binary.
+    WorkerArtifacts,
+    /// Create the submit function and wait until it is Active.
+    Submit,
+    /// Create the launcher function and wait until it is Active.
+    Launcher,
+    /// Point the jobs table's stream at the launcher.
+    LauncherMapping,
+    /// The HTTP API: routes to the submit function, the `$default` stage, the permission.
+    JobsApi,
 }
 
 impl Step {
-    pub const ALL: [Step; 20] = [
+    pub const ALL: [Step; 32] = [
         Step::Build,
         Step::ImagesBucket,
         Step::ArtifactsBucket,
@@ -64,6 +84,18 @@ impl Step {
         Step::Function,
         Step::Resizer,
         Step::ResizerTrigger,
+        Step::JobsBucket,
+        Step::JobsTable,
+        Step::SubmitLogGroup,
+        Step::LauncherLogGroup,
+        Step::SubmitRole,
+        Step::LauncherRole,
+        Step::WorkerRole,
+        Step::WorkerArtifacts,
+        Step::Submit,
+        Step::Launcher,
+        Step::LauncherMapping,
+        Step::JobsApi,
     ];
 
     /// True for the steps only a stack with the event-driven pipeline has.
@@ -79,11 +111,17 @@ impl Step {
         )
     }
 
-    /// The steps of a stack, with or without the pipeline, in order.
-    pub fn of_stack(pipeline: bool) -> Vec<Step> {
+    /// True for the steps only a stack with the job-worker variant has.
+    pub fn is_jobs(self) -> bool {
+        self >= Step::JobsBucket
+    }
+
+    /// The steps of a stack, with or without the pipeline and the jobs, in order.
+    pub fn of_stack(pipeline: bool, jobs: bool) -> Vec<Step> {
         Self::ALL
             .into_iter()
             .filter(|step| pipeline || !step.is_pipeline())
+            .filter(|step| jobs || !step.is_jobs())
             .collect()
     }
 
@@ -109,6 +147,18 @@ impl Step {
             Step::Instance => "instance",
             Step::ServerHealth => "server-health",
             Step::Function => "function",
+            Step::JobsBucket => "jobs-bucket",
+            Step::JobsTable => "jobs-table",
+            Step::SubmitLogGroup => "submit-log-group",
+            Step::LauncherLogGroup => "launcher-log-group",
+            Step::SubmitRole => "submit-role",
+            Step::LauncherRole => "launcher-role",
+            Step::WorkerRole => "worker-role",
+            Step::WorkerArtifacts => "worker-artifacts",
+            Step::Submit => "submit",
+            Step::Launcher => "launcher",
+            Step::LauncherMapping => "launcher-mapping",
+            Step::JobsApi => "jobs-api",
         }
     }
 

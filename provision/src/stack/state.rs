@@ -32,6 +32,10 @@ pub struct StackOutputs {
     pub security_group_id: Option<String>,
     pub image_id: Option<String>,
     pub function_arn: Option<String>,
+    /// The jobs API's endpoint (`https://{api}.execute-api.{region}.amazonaws.com`, or the
+    /// sandbox's loopback path), for a stack with the jobs.
+    #[serde(default)]
+    pub jobs_api_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -149,6 +149,23 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
     if with_pipeline {
         expected.extend(pipeline);
     }
+    let jobs = [
+        (ResourceKind::Bucket, &names.jobs_bucket),
+        (ResourceKind::Table, &names.jobs_table),
+        (ResourceKind::LogGroup, &names.submit_log_group),
+        (ResourceKind::LogGroup, &names.launcher_log_group),
+        (ResourceKind::Role, &names.submit_role),
+        (ResourceKind::Role, &names.launcher_role),
+        (ResourceKind::Role, &names.worker_role),
+        (ResourceKind::InstanceProfile, &names.worker_profile),
+        (ResourceKind::Function, &names.submit),
+        (ResourceKind::Function, &names.launcher),
+    ];
+    let with_jobs = state.as_ref().is_some_and(|s| s.settings.jobs)
+        || jobs.iter().any(|(kind, name)| present(*kind, name));
+    if with_jobs {
+        expected.extend(jobs);
+    }
     let mut resources: Vec<ResourceStatus> = expected
         .into_iter()
         .map(|(kind, name)| ResourceStatus {
@@ -178,6 +195,42 @@ pub async fn status(clients: &StackClients, id: &StackId) -> Result<StackStatus,
         .into(),
         age_s: None,
     });
+    if with_jobs {
+        // The API and the mapping are known by their ids; a stack has one of each.
+        for (kind, name) in [
+            (ResourceKind::HttpApi, &names.jobs_api),
+            (ResourceKind::EventSourceMapping, &names.launcher),
+        ] {
+            let found = of_kind(kind);
+            resources.push(ResourceStatus {
+                kind,
+                name: found
+                    .first()
+                    .map_or_else(|| name.clone(), |r| format!("{name} ({})", r.id)),
+                state: if found.is_empty() {
+                    "missing"
+                } else {
+                    "present"
+                }
+                .into(),
+                age_s: found
+                    .first()
+                    .and_then(|r| r.created_s)
+                    .and_then(|created| u64::try_from(now_s - created).ok()),
+            });
+        }
+        // Workers come and go with their jobs: listed while they run, never expected.
+        for worker in of_kind(ResourceKind::Worker) {
+            resources.push(ResourceStatus {
+                kind: ResourceKind::Worker,
+                name: worker.id.clone(),
+                state: "present".into(),
+                age_s: worker
+                    .created_s
+                    .and_then(|created| u64::try_from(now_s - created).ok()),
+            });
+        }
+    }
     // Only the stack's own status needs the table's age, which ListTables does not give: read
     // here, not in the inventory that `down` and the listing of stacks also use.
     if let Some(table) = resources

@@ -35,6 +35,8 @@ pub struct StackClients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// The jobs variant's HTTP API.
+    pub apigateway: aws_sdk_apigatewayv2::Client,
     /// For the server's `/health`.
     pub http: reqwest::Client,
     /// What the clients were built from: endpoint, region and credentials provider, for
@@ -103,6 +105,7 @@ impl StackClients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            apigateway: aws_sdk_apigatewayv2::Client::new(&config),
             http,
             config,
         })
@@ -128,6 +131,7 @@ impl StackClients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            apigateway: aws_sdk_apigatewayv2::Client::new(&config),
             http: self.http.clone(),
             config,
         }

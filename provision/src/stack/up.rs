@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus,
 };
 use aws_sdk_ec2::types::{
     CreditSpecificationRequest, Filter, HttpTokensState, IamInstanceProfileSpecification,
@@ -28,7 +29,9 @@ use aws_sdk_s3::types::{
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::artifacts::{ArtifactSource, Artifacts, build};
+mod jobs;
+
+use super::artifacts::{ArtifactSource, Artifacts, Variants, build};
 use super::describe::{
     RESIZER_NOTIFICATION_ID, RESIZER_PERMISSION_ID, ROLE_POLICY_NAME, UPLOAD_EVENT, uploads_cors,
 };
@@ -69,6 +72,11 @@ pub struct UpReport {
     /// The resizer function, for a stack with the pipeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resizer_arn: Option<String>,
+    /// The jobs API's endpoint, for a stack with the jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs_api_endpoint: Option<String>,
+    /// The most job workers at once.
+    pub worker_cap: u32,
     pub server_endpoint: String,
     /// The SHA-256 fingerprint of the server's self-signed certificate, as a browser shows it:
     /// what a student compares before trusting the gallery's certificate warning.
@@ -130,6 +138,7 @@ pub async fn up(
     // is `down`'s work, not a side effect of a flag left out.
     let settings = StackSettings {
         pipeline: options.settings.pipeline || state.settings.pipeline,
+        jobs: options.settings.jobs || state.settings.jobs,
         ..options.settings.clone()
     };
     state.settings = settings.clone();
@@ -162,6 +171,7 @@ pub async fn up(
         security_group,
         image,
         pipeline_wave,
+        jobs_wave,
     ) = tokio::join!(
         run.step(Step::Build, "", run.build(&options.artifacts)),
         run.step(
@@ -174,7 +184,10 @@ pub async fn up(
             &names.artifacts_bucket,
             run.bucket(Step::ArtifactsBucket, &names.artifacts_bucket, false)
         ),
-        run.step(Step::Table, &names.table, run.table()),
+        run.step(Step::Table, &names.table, async {
+            let (outcome, _) = run.table(&names.table, "image_id", false).await?;
+            Ok((outcome, ()))
+        }),
         run.step(
             Step::FunctionLogGroup,
             &names.function_log_group,
@@ -198,6 +211,7 @@ pub async fn up(
         ),
         run.step(Step::Image, "", run.image()),
         Box::pin(run.pipeline_wave()),
+        Box::pin(run.jobs_wave()),
     );
     let artifacts = artifacts?;
     images_bucket?;
@@ -208,17 +222,20 @@ pub async fn up(
     let (lambda_role, instance_profile, security_group, image) =
         (lambda_role?, instance_profile?, security_group?, image?);
     let resizer_role = pipeline_wave?;
+    let jobs_base = jobs_wave?;
 
-    // The server and the proxy on one side, the resizer and its trigger on the other: neither
-    // waits for the other.
+    // The server's artifacts hold the stack's token, which the jobs API shares.
+    let (secrets, replace_instance) = run
+        .step(
+            Step::ServerArtifacts,
+            &names.artifacts_bucket,
+            run.server_artifacts(&artifacts),
+        )
+        .await?;
+
+    // The server and the proxy on one side, the resizer and its trigger on another, the jobs
+    // on a third: none waits for the others.
     let server_side = async {
-        let (secrets, replace_instance) = run
-            .step(
-                Step::ServerArtifacts,
-                &names.artifacts_bucket,
-                run.server_artifacts(&artifacts),
-            )
-            .await?;
         let (instance_id, endpoint) = run
             .step(
                 Step::Instance,
@@ -261,9 +278,25 @@ pub async fn up(
         .await?;
         Ok::<_, StackError>(Some(resizer_arn))
     };
-    let (server_side, resizer_side) = tokio::join!(Box::pin(server_side), Box::pin(resizer_side));
+    let jobs_side = async {
+        let Some(base) = &jobs_base else {
+            return Ok(None);
+        };
+        let programs = artifacts.jobs.as_ref().ok_or_else(|| {
+            StackError::Invalid("the build made no job programs for a stack with the jobs".into())
+        })?;
+        run.jobs_side(base, programs, &image, &secrets.token)
+            .await
+            .map(Some)
+    };
+    let (server_side, resizer_side, jobs_side) = tokio::join!(
+        Box::pin(server_side),
+        Box::pin(resizer_side),
+        Box::pin(jobs_side)
+    );
     let (instance_id, endpoint, function_arn, cert_sha256) = server_side?;
     let resizer_arn = resizer_side?;
+    let jobs_api_endpoint = jobs_side?;
 
     let state = run
         .state
@@ -277,6 +310,8 @@ pub async fn up(
         names: run.names.clone(),
         function_arn,
         resizer_arn,
+        jobs_api_endpoint,
+        worker_cap: run.settings.worker_cap,
         server_endpoint: endpoint,
         cert_sha256,
         instance_id,
@@ -556,9 +591,12 @@ impl Run<'_> {
 
     async fn build(&self, source: &ArtifactSource) -> Result<(Outcome, Artifacts), StackError> {
         let source = source.clone();
-        let with_resizer = self.settings.pipeline;
+        let variants = Variants {
+            resizer: self.settings.pipeline,
+            jobs: self.settings.jobs,
+        };
         let artifacts = tokio::task::spawn_blocking(move || {
-            build(&source, with_resizer, &mut |message| {
+            build(&source, variants, &mut |message| {
                 tracing::info!("{message}")
             })
         })
@@ -574,6 +612,14 @@ impl Run<'_> {
         );
         if let Some(resizer) = &artifacts.resizer_binary {
             detail.push_str(&format!(", resizer {:.1} MiB", size(resizer)));
+        }
+        if let Some(jobs) = &artifacts.jobs {
+            detail.push_str(&format!(
+                ", worker {:.1} MiB, submit {:.1} MiB, launcher {:.1} MiB",
+                size(&jobs.worker),
+                size(&jobs.submit),
+                size(&jobs.launcher)
+            ));
         }
         Ok((Outcome::Done(detail), artifacts))
     }
@@ -715,35 +761,62 @@ impl Run<'_> {
         ))
     }
 
-    async fn table(&self) -> Result<(Outcome, ()), StackError> {
+    /// An on-demand table `name` keyed by the string `key`, with a `NEW_IMAGE` stream when
+    /// `stream`; waits until it is ACTIVE and returns its latest stream's ARN, if any.
+    async fn table(
+        &self,
+        name: &str,
+        key: &str,
+        stream: bool,
+    ) -> Result<(Outcome, Option<String>), StackError> {
         let dynamodb = &self.clients.dynamodb;
-        let name = &self.names.table;
         match dynamodb.describe_table().table_name(name).send().await {
-            Ok(_) => return Ok((Outcome::Skipped("exists".into()), ())),
+            Ok(found) => {
+                let stream_arn = found
+                    .table()
+                    .and_then(|t| t.latest_stream_arn())
+                    .map(str::to_owned);
+                if stream && stream_arn.is_none() {
+                    return Err(StackError::Invalid(format!(
+                        "table {name} exists without a stream; `down` the stack and bring it up again"
+                    )));
+                }
+                return Ok((Outcome::Skipped("exists".into()), stream_arn));
+            }
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(sdk_error("dynamodb:DescribeTable", err)),
         }
         let to_invalid = |err: aws_sdk_dynamodb::error::BuildError| {
             StackError::Invalid(format!("table definition: {err}"))
         };
+        let specification = stream
+            .then(|| {
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(to_invalid)
+            })
+            .transpose()?;
         dynamodb
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name("image_id")
+                    .attribute_name(key)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .map_err(to_invalid)?,
             )
             .key_schema(
                 KeySchemaElement::builder()
-                    .attribute_name("image_id")
+                    .attribute_name(key)
                     .key_type(KeyType::Hash)
                     .build()
                     .map_err(to_invalid)?,
             )
+            .set_stream_specification(specification)
             .tags(
                 aws_sdk_dynamodb::types::Tag::builder()
                     .key(STACK_TAG)
@@ -763,9 +836,15 @@ impl Run<'_> {
                 .send()
                 .await
                 .map_err(|err| sdk_error("dynamodb:DescribeTable", err))?;
-            let status = description.table().and_then(|t| t.table_status());
-            if status == Some(&TableStatus::Active) {
-                break;
+            let table = description.table();
+            if table.and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                let stream_arn = table.and_then(|t| t.latest_stream_arn()).map(str::to_owned);
+                let what = if stream {
+                    "created (on demand, key {key}, NEW_IMAGE stream)"
+                } else {
+                    "created (on demand, key {key})"
+                };
+                return Ok((Outcome::Done(what.replace("{key}", key)), stream_arn));
             }
             if Instant::now() > deadline {
                 return Err(StackError::Timeout {
@@ -775,10 +854,6 @@ impl Run<'_> {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        Ok((
-            Outcome::Done("created (on demand, key image_id)".into()),
-            (),
-        ))
     }
 
     async fn log_group(&self, name: &str) -> Result<(Outcome, ()), StackError> {
@@ -881,14 +956,25 @@ impl Run<'_> {
 
     async fn server_role(&self) -> Result<(Outcome, String), StackError> {
         let names = &self.names;
-        let iam = &self.clients.iam;
-        let (role_existed, _) = self
-            .role(&names.server_role, "ec2.amazonaws.com", |context| {
+        let (outcome, _) = self
+            .instance_role(&names.server_role, &names.instance_profile, |context| {
                 server_policy(names, context, self.settings.pipeline)
             })
             .await?;
-        let profile = &names.instance_profile;
-        let (profile_existed, roles) = match iam
+        Ok((outcome, names.instance_profile.clone()))
+    }
+
+    /// The role `role` that EC2 assumes, with `policy`, in the instance profile `profile`;
+    /// returns the profile's ARN.
+    async fn instance_role(
+        &self,
+        role: &str,
+        profile: &str,
+        policy: impl FnOnce(&ArnContext) -> serde_json::Value,
+    ) -> Result<(Outcome, String), StackError> {
+        let iam = &self.clients.iam;
+        let (role_existed, _) = self.role(role, "ec2.amazonaws.com", policy).await?;
+        let (profile_existed, roles, profile_arn) = match iam
             .get_instance_profile()
             .instance_profile_name(profile)
             .send()
@@ -900,9 +986,14 @@ impl Run<'_> {
                     .instance_profile()
                     .map(|p| p.roles().len())
                     .unwrap_or_default(),
+                found
+                    .instance_profile()
+                    .map(|p| p.arn().to_owned())
+                    .unwrap_or_default(),
             ),
             Err(err) if is_not_found(&err) => {
-                iam.create_instance_profile()
+                let created = iam
+                    .create_instance_profile()
                     .instance_profile_name(profile)
                     .path(IAM_PATH)
                     .tags(
@@ -915,14 +1006,21 @@ impl Run<'_> {
                     .send()
                     .await
                     .map_err(|err| sdk_error("iam:CreateInstanceProfile", err))?;
-                (false, 0)
+                (
+                    false,
+                    0,
+                    created
+                        .instance_profile()
+                        .map(|p| p.arn().to_owned())
+                        .unwrap_or_default(),
+                )
             }
             Err(err) => return Err(sdk_error("iam:GetInstanceProfile", err)),
         };
         if roles == 0 {
             iam.add_role_to_instance_profile()
                 .instance_profile_name(profile)
-                .role_name(&names.server_role)
+                .role_name(role)
                 .send()
                 .await
                 .map_err(|err| sdk_error("iam:AddRoleToInstanceProfile", err))?;
@@ -932,7 +1030,7 @@ impl Run<'_> {
         } else {
             Outcome::Done("role, policy and instance profile created".into())
         };
-        Ok((outcome, profile.clone()))
+        Ok((outcome, profile_arn))
     }
 
     async fn security_group(&self) -> Result<(Outcome, String), StackError> {
@@ -1071,36 +1169,12 @@ impl Run<'_> {
     ) -> Result<(Outcome, (ServerSecrets, bool)), StackError> {
         let s3 = &self.clients.s3;
         let bucket = &self.names.artifacts_bucket;
-        let binary = tokio::fs::read(&artifacts.server_binary)
-            .await
-            .map_err(|err| {
-                StackError::Invalid(format!("{}: {err}", artifacts.server_binary.display()))
-            })?;
-        let digest = format!("{:x}", sha2::Sha256::digest(&binary));
-        let uploaded = s3
-            .head_object()
-            .bucket(bucket)
-            .key(SERVER_BINARY_KEY)
-            .send()
-            .await
-            .ok()
-            .and_then(|head| head.metadata().and_then(|m| m.get("sha256").cloned()));
         let mut changed = Vec::new();
-        if uploaded.as_deref() != Some(digest.as_str()) {
-            let size = binary.len();
-            s3.put_object()
-                .bucket(bucket)
-                .key(SERVER_BINARY_KEY)
-                .content_type("application/octet-stream")
-                .metadata("sha256", &digest)
-                .body(binary.into())
-                .send()
-                .await
-                .map_err(|err| sdk_error("s3:PutObject", err))?;
-            changed.push(format!(
-                "server binary ({:.1} MiB)",
-                size as f64 / 1_048_576.0
-            ));
+        if let Some(size) = self
+            .upload_binary(&artifacts.server_binary, SERVER_BINARY_KEY)
+            .await?
+        {
+            changed.push(format!("server binary ({size})"));
         }
         let existing_token = match s3
             .get_object()
@@ -1183,6 +1257,43 @@ impl Run<'_> {
             outcome,
             (ServerSecrets { token, certificate }, replace_instance),
         ))
+    }
+
+    /// Uploads the program at `path` to `key` in the artifacts bucket unless the object there
+    /// has its SHA-256 already; returns the size uploaded, if it was.
+    async fn upload_binary(
+        &self,
+        path: &std::path::Path,
+        key: &str,
+    ) -> Result<Option<String>, StackError> {
+        let s3 = &self.clients.s3;
+        let bucket = &self.names.artifacts_bucket;
+        let binary = tokio::fs::read(path)
+            .await
+            .map_err(|err| StackError::Invalid(format!("{}: {err}", path.display())))?;
+        let digest = format!("{:x}", sha2::Sha256::digest(&binary));
+        let uploaded = s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()
+            .and_then(|head| head.metadata().and_then(|m| m.get("sha256").cloned()));
+        if uploaded.as_deref() == Some(digest.as_str()) {
+            return Ok(None);
+        }
+        let size = binary.len();
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/octet-stream")
+            .metadata("sha256", &digest)
+            .body(binary.into())
+            .send()
+            .await
+            .map_err(|err| sdk_error("s3:PutObject", err))?;
+        Ok(Some(format!("{:.1} MiB", size as f64 / 1_048_576.0)))
     }
 
     /// The stack's running (or starting) server instance, if there is one.
@@ -1703,30 +1814,9 @@ impl Run<'_> {
             })?;
         let bucket = &self.names.uploads_bucket;
         let mut changed = Vec::new();
-        // The function's resource policy names the statement once it exists (moto, unlike
-        // Lambda, accepts the same statement id twice, so adding blindly is no test).
-        let granted = match self
-            .clients
-            .lambda
-            .get_policy()
-            .function_name(&self.names.resizer)
-            .send()
-            .await
-        {
-            Ok(policy) => policy
-                .policy()
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-                .and_then(|policy| {
-                    policy["Statement"].as_array().map(|statements| {
-                        statements
-                            .iter()
-                            .any(|statement| statement["Sid"] == RESIZER_PERMISSION_ID)
-                    })
-                })
-                .unwrap_or(false),
-            Err(err) if is_not_found(&err) => false,
-            Err(err) => return Err(sdk_error("lambda:GetPolicy", err)),
-        };
+        let granted = self
+            .has_permission(&self.names.resizer, RESIZER_PERMISSION_ID)
+            .await?;
         if !granted {
             match self
                 .clients

@@ -11,12 +11,17 @@
 //! | CloudWatch Logs | 400 | JSON `__type` `AccessDeniedException`, `message` |
 //! | Secrets Manager | 400 | JSON `__type` `AccessDeniedException`, `Message` |
 //! | Lambda | 403 | JSON `Message`, code in `x-amzn-ErrorType: AccessDeniedException` |
+//! | API Gateway | 403 | JSON `message`, code in `x-amzn-ErrorType: AccessDeniedException` |
 //! | EC2 | 403 | `<Response><Errors><Error><Code>UnauthorizedOperation</Code>` XML |
 //! | IAM, STS | 403 | `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>` XML |
 //!
 //! The shapes are those of refusals quoted from AWS (DynamoDB's coral type and capitalised
 //! `Message` as dynalite records them; Logs and Secrets Manager answering 400 as their SDK
-//! errors report), and the AWS SDK for Rust reads each as its code (see the tests).
+//! errors report; API Gateway's `AccessDeniedException`, whose model names its member
+//! `message`, with the same wording: "User: ... is not authorized to perform: apigateway:PUT
+//! on resource: arn:aws:apigateway:us-east-1::/tags/... because no identity-based policy
+//! allows the apigateway:PUT action", https://github.com/mattclay/aws-terminator/pull/284),
+//! and the AWS SDK for Rust reads each as its code (see the tests).
 
 use serde_json::json;
 
@@ -108,7 +113,9 @@ pub fn refusal(service: Service, refused: &Refused<'_>) -> RefusalResponse {
         Service::Logs | Service::SecretsManager => {
             ServiceError::new(400, "AccessDeniedException", &message)
         }
-        Service::Lambda => ServiceError::new(403, "AccessDeniedException", &message),
+        Service::Lambda | Service::ApiGateway => {
+            ServiceError::new(403, "AccessDeniedException", &message)
+        }
         Service::Ec2 => ServiceError::new(
             403,
             "UnauthorizedOperation",
@@ -259,6 +266,15 @@ pub fn error_response(
             body: json!({"Type": "User", "Message": message})
                 .to_string()
                 .into_bytes(),
+        },
+        Service::ApiGateway => RefusalResponse {
+            status,
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("x-amzn-errortype", code.clone()),
+                ("x-amzn-requestid", id),
+            ],
+            body: json!({"message": message}).to_string().into_bytes(),
         },
         Service::Ec2 => RefusalResponse {
             status,

@@ -17,6 +17,7 @@
 //! with [`RequestContext::set_key`]; IAM calls that name no entity (`GetUser` of the caller is
 //! checked on `*`); EC2's `DryRun` (AWS answers `DryRunOperation` when allowed).
 
+mod apigateway;
 mod json;
 mod lambda;
 pub use lambda::lambda_function_arn;
@@ -75,6 +76,8 @@ pub enum Service {
     Iam,
     Sts,
     SecretsManager,
+    /// API Gateway's v2 control plane (HTTP and WebSocket APIs).
+    ApiGateway,
 }
 
 impl Service {
@@ -89,6 +92,7 @@ impl Service {
             Service::Iam => "iam",
             Service::Sts => "sts",
             Service::SecretsManager => "secretsmanager",
+            Service::ApiGateway => "apigateway",
         }
     }
 
@@ -102,6 +106,7 @@ impl Service {
             "iam" => Service::Iam,
             "sts" => Service::Sts,
             "secretsmanager" => Service::SecretsManager,
+            "apigateway" => Service::ApiGateway,
             _ => return None,
         })
     }
@@ -330,13 +335,15 @@ fn service(
 }
 
 /// Whether [`classify`] needs the request's body: the JSON and query protocols carry the
-/// operation's parameters there, S3's DeleteObjects its keys and Lambda's control plane its
-/// role. S3 object uploads and Lambda `Invoke` never need it.
+/// operation's parameters there, S3's DeleteObjects its keys, Lambda's control plane its
+/// role and API Gateway's creates their tags. S3 object uploads and Lambda `Invoke` never
+/// need it.
 pub fn body_needed(request: &HttpRequestParts<'_>) -> bool {
     let credential = credential(request.headers, request.query);
     match service(request, credential.as_ref()) {
         Ok(Service::S3) => s3::body_needed(request),
         Ok(Service::Lambda) => lambda::body_needed(request),
+        Ok(Service::ApiGateway) => apigateway::body_needed(request),
         Ok(_) => true,
         Err(_) => false,
     }
@@ -374,6 +381,7 @@ pub fn classify(
         Service::Ec2 => query::ec2(request, &scope),
         Service::Iam => query::iam(request, &scope),
         Service::Sts => query::sts(request, &scope),
+        Service::ApiGateway => apigateway::classify(request, &scope),
     };
     match outcome {
         Ok(Classified {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use hybridlab_provision::stack::artifacts::ArtifactSource;
+use hybridlab_provision::stack::artifacts::{ArtifactSource, Variants};
 use hybridlab_provision::stack::progress::silent;
 use hybridlab_provision::stack::{
     Scope, StackClients, StackId, StackSettings, Target, UpOptions, down, up,
@@ -56,15 +56,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Build once outside the timings, as a second `up` would find it built.
     let artifacts = tokio::task::spawn_blocking(|| {
-        hybridlab_provision::stack::artifacts::build(&ArtifactSource::Host, false, &mut |m| {
-            eprintln!("{m}")
-        })
+        hybridlab_provision::stack::artifacts::build(
+            &ArtifactSource::Host,
+            Variants::default(),
+            &mut |m| eprintln!("{m}"),
+        )
     })
     .await??;
     let source = ArtifactSource::Prebuilt {
         server: artifacts.server_binary.clone(),
         proxy: artifacts.proxy_binary.clone(),
         resizer: None,
+        jobs: None,
     };
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len()) / 1_048_576;
     eprintln!(

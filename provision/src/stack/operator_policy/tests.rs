@@ -174,6 +174,7 @@ const ON_EVERYTHING: &[&str] = &[
     "iam:ListInstanceProfiles",
     "iam:ListRoles",
     "lambda:ListFunctions",
+    "lambda:ListEventSourceMappings",
     "logs:DescribeLogGroups",
     "s3:ListAllMyBuckets",
 ];
@@ -202,8 +203,12 @@ fn nothing_is_granted_on_a_whole_service_and_everything_else_is_the_labs() {
                     continue;
                 }
                 assert!(resource.starts_with("arn:aws:"), "{resource}");
+                // The collection of HTTP APIs is the one resource a listing of the lab's
+                // cannot narrow (an API's ARN holds its id, not its name).
                 assert!(
-                    resource.contains("hybridlab") || resource.contains(":ec2:"),
+                    resource.contains("hybridlab")
+                        || resource.contains(":ec2:")
+                        || resource.ends_with("::/apis"),
                     "{resource} is not named as the lab names things"
                 );
                 let region = resource.split(':').nth(3).expect("an ARN");
@@ -442,6 +447,7 @@ fn the_table_names_every_sdk_call_in_the_commands_sources() {
         .iter()
         .filter_map(OperatorCall::operation)
         .chain(NEEDS_NO_PERMISSION.iter().copied())
+        .chain(NOT_YET_IN_THE_POLICY.iter().copied())
         .collect();
     let mut problems = Vec::new();
     for (operation, files) in &called {

@@ -1233,6 +1233,301 @@ async fn iam_requests_name_roles_with_their_path_and_pass_roles_added_to_profile
     );
 }
 
+/// A request as aws-sdk-apigatewayv2 1.123 sends it (recorded from that client; the sandbox's
+/// tests do not build it): SigV4 for `apigateway`, a JSON body, the tagged resource's ARN
+/// percent-encoded as one path segment.
+fn apigateway(method: &str, path_and_query: &str, body: &str) -> Sent {
+    Sent::from_uri(
+        method,
+        &format!("http://127.0.0.1:4566{path_and_query}"),
+        &[
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20260101/us-east-1/apigateway/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature=0f",
+            ),
+            ("x-amz-security-token", "session-token"),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+const JOBS_API: &str = "arn:aws:apigateway:us-east-1::/apis/abc123";
+
+#[test]
+fn api_gateway_calls_are_their_http_verb_on_their_path_without_v2() {
+    let route = r#"{"routeKey":"POST /jobs","target":"integrations/int1"}"#;
+    let integration = r#"{"integrationType":"AWS_PROXY","integrationUri":"arn:aws:lambda:us-east-1:123456789012:function:f","payloadFormatVersion":"2.0"}"#;
+    let cases = [
+        ("GET", "/v2/apis", "", "GetApis", "apigateway:GET", "/apis"),
+        (
+            "POST",
+            "/v2/apis",
+            r#"{"name":"hybridlab-jobs-abcd1234","protocolType":"HTTP"}"#,
+            "CreateApi",
+            "apigateway:POST",
+            "/apis",
+        ),
+        (
+            "GET",
+            "/v2/apis/abc123",
+            "",
+            "GetApi",
+            "apigateway:GET",
+            "/apis/abc123",
+        ),
+        (
+            "DELETE",
+            "/v2/apis/abc123",
+            "",
+            "DeleteApi",
+            "apigateway:DELETE",
+            "/apis/abc123",
+        ),
+        (
+            "GET",
+            "/v2/apis/abc123/integrations",
+            "",
+            "GetIntegrations",
+            "apigateway:GET",
+            "/apis/abc123/integrations",
+        ),
+        (
+            "POST",
+            "/v2/apis/abc123/integrations",
+            integration,
+            "CreateIntegration",
+            "apigateway:POST",
+            "/apis/abc123/integrations",
+        ),
+        (
+            "GET",
+            "/v2/apis/abc123/routes",
+            "",
+            "GetRoutes",
+            "apigateway:GET",
+            "/apis/abc123/routes",
+        ),
+        (
+            "POST",
+            "/v2/apis/abc123/routes",
+            route,
+            "CreateRoute",
+            "apigateway:POST",
+            "/apis/abc123/routes",
+        ),
+        (
+            "PATCH",
+            "/v2/apis/abc123/routes/xyz",
+            r#"{"target":"integrations/int1"}"#,
+            "UpdateRoute",
+            "apigateway:PATCH",
+            "/apis/abc123/routes/xyz",
+        ),
+        (
+            "GET",
+            "/v2/apis/abc123/stages",
+            "",
+            "GetStages",
+            "apigateway:GET",
+            "/apis/abc123/stages",
+        ),
+        (
+            "POST",
+            "/v2/apis/abc123/stages",
+            r#"{"autoDeploy":true,"stageName":"$default"}"#,
+            "CreateStage",
+            "apigateway:POST",
+            "/apis/abc123/stages",
+        ),
+        (
+            "GET",
+            "/v2/apis/abc123/stages/%24default",
+            "",
+            "GetStage",
+            "apigateway:GET",
+            "/apis/abc123/stages/$default",
+        ),
+        (
+            "GET",
+            "/v2/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fapis%2Fabc123",
+            "",
+            "GetTags",
+            "apigateway:GET",
+            "/tags/arn:aws:apigateway:us-east-1::/apis/abc123",
+        ),
+    ];
+    for (method, path, body, operation, action, resource) in cases {
+        let resource = format!("arn:aws:apigateway:us-east-1::{resource}");
+        let authorization = expect(
+            &apigateway(method, path, body),
+            Service::ApiGateway,
+            operation,
+            &[(action, &resource)],
+        );
+        assert_eq!(
+            authorization.checks[0].key("aws:RequestedRegion"),
+            Some(&["us-east-1".to_owned()][..]),
+            "{operation}"
+        );
+        assert_eq!(
+            authorization.checks[0].key("aws:TagKeys"),
+            None,
+            "{operation}"
+        );
+    }
+}
+
+#[test]
+fn api_gateway_tags_reach_the_request_and_a_tagged_stage_needs_tag_resource() {
+    let stack_tag = Some(&["abcd1234".to_owned()][..]);
+    let tag_keys = Some(&["hybridlab:stack".to_owned()][..]);
+    let api = expect(
+        &apigateway(
+            "POST",
+            "/v2/apis",
+            r#"{"description":"d","name":"hybridlab-jobs-abcd1234","protocolType":"HTTP","tags":{"hybridlab:stack":"abcd1234"}}"#,
+        ),
+        Service::ApiGateway,
+        "CreateApi",
+        &[("apigateway:POST", "arn:aws:apigateway:us-east-1::/apis")],
+    );
+    assert_eq!(
+        api.checks[0].key("aws:RequestTag/hybridlab:stack"),
+        stack_tag
+    );
+    assert_eq!(api.checks[0].key("aws:TagKeys"), tag_keys);
+
+    let stages = "arn:aws:apigateway:us-east-1::/apis/abc123/stages";
+    let tagged = apigateway(
+        "POST",
+        "/v2/apis/abc123/stages",
+        r#"{"autoDeploy":true,"stageName":"$default","tags":{"hybridlab:stack":"abcd1234"}}"#,
+    );
+    let stage = expect(
+        &tagged,
+        Service::ApiGateway,
+        "CreateStage",
+        &[
+            ("apigateway:POST", stages),
+            ("apigateway:TagResource", stages),
+        ],
+    );
+    for check in &stage.checks {
+        assert_eq!(check.key("aws:RequestTag/hybridlab:stack"), stack_tag);
+        assert_eq!(check.key("aws:TagKeys"), tag_keys);
+    }
+    // A policy that grants the verbs but not TagResource lets the stage be made untagged only.
+    let verbs = [crate::iam::Policy::from_json(
+        "verbs",
+        &serde_json::json!({"Statement": {"Effect": "Allow", "Action": ["apigateway:GET", "apigateway:POST"], "Resource": format!("{JOBS_API}/*")}}),
+    )
+    .expect("a policy")];
+    let (refused, _) =
+        crate::iam::first_refusal(&verbs, &stage.checks).expect("TagResource is not granted");
+    assert_eq!(refused.action, "apigateway:TagResource");
+    let untagged = known(
+        &apigateway(
+            "POST",
+            "/v2/apis/abc123/stages",
+            r#"{"autoDeploy":true,"stageName":"$default"}"#,
+        ),
+        &NoLookups,
+    );
+    assert_eq!(untagged.checks.len(), 1);
+    assert!(crate::iam::first_refusal(&verbs, &untagged.checks).is_none());
+
+    let tags = format!("arn:aws:apigateway:us-east-1::/tags/{JOBS_API}");
+    let tag = expect(
+        &apigateway(
+            "POST",
+            "/v2/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fapis%2Fabc123",
+            r#"{"tags":{"team":"lab"}}"#,
+        ),
+        Service::ApiGateway,
+        "TagResource",
+        &[("apigateway:POST", &tags)],
+    );
+    assert_eq!(
+        tag.checks[0].key("aws:RequestTag/team"),
+        Some(&["lab".to_owned()][..])
+    );
+    let untag = expect(
+        &apigateway(
+            "DELETE",
+            "/v2/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fapis%2Fabc123?tagKeys=team&tagKeys=env",
+            "",
+        ),
+        Service::ApiGateway,
+        "UntagResource",
+        &[("apigateway:DELETE", &tags)],
+    );
+    assert_eq!(
+        untag.checks[0].key("aws:TagKeys"),
+        Some(&["team".to_owned(), "env".to_owned()][..])
+    );
+}
+
+#[test]
+fn api_gateway_data_plane_and_unknown_paths_are_not_classified() {
+    // The sandbox's HTTP API data plane is `execute-api:Invoke`, never a control-plane call,
+    // whatever the request is signed for.
+    for (scope, service) in [
+        ("apigateway", Some(Service::ApiGateway)),
+        ("execute-api", None),
+    ] {
+        let invoke = Sent::from_uri(
+            "POST",
+            "http://127.0.0.1:4566/_aws/execute-api/abc123/jobs",
+            &[(
+                "authorization",
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20260101/us-east-1/{scope}/aws4_request, SignedHeaders=host, Signature=0"
+                ),
+            )],
+            br#"{"tags":{"k":"v"}}"#,
+        );
+        match classify(&invoke.parts(), ACCOUNT, REGION, &NoLookups) {
+            Classification::Unknown {
+                service: unknown,
+                reason,
+                ..
+            } => {
+                assert_eq!(unknown, service, "{reason}");
+                let named = if service.is_some() {
+                    "/_aws/execute-api/abc123/jobs"
+                } else {
+                    "`execute-api`"
+                };
+                assert!(reason.contains(named), "{reason}");
+            }
+            known => panic!("classified: {known:?}"),
+        }
+    }
+    for (method, path) in [
+        ("GET", "/v2/domainnames"),
+        ("PUT", "/v2/apis/abc123/routes/xyz"),
+        ("GET", "/v2/apis/abc123/routes/"),
+        ("GET", "/apis"),
+    ] {
+        assert!(
+            matches!(
+                classify(
+                    &apigateway(method, path, "").parts(),
+                    ACCOUNT,
+                    REGION,
+                    &NoLookups
+                ),
+                Classification::Unknown {
+                    service: Some(Service::ApiGateway),
+                    ..
+                }
+            ),
+            "{method} {path}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn unknown_operations_are_said_to_be_unknown() {
     let c = Clients::new("ASIAEXAMPLE", None).await;

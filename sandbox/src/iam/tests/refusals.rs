@@ -1,7 +1,8 @@
 //! Refusals as each service sends them, read back by the AWS SDK for Rust as the right error
-//! code and message. Secrets Manager and STS have no SDK in the workspace: their bodies go
-//! through the client of a service with the same protocol (CloudWatch Logs for awsJson1.1,
-//! IAM for awsQuery), whose generated error parsers are the same code.
+//! code and message. Secrets Manager, STS and API Gateway have no SDK in the sandbox's tests:
+//! their bodies go through the client of a service with the same protocol (CloudWatch Logs
+//! for awsJson1.1, IAM for awsQuery, Lambda for restJson1), whose generated error parsers are
+//! the same code.
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -330,6 +331,51 @@ async fn iam_and_sts_refuse_with_access_denied_sender_errors() {
         "AccessDenied",
         &format!(
             "User: {PRINCIPAL} is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/hybridlab/web because no identity-based policy allows the sts:AssumeRole action"
+        ),
+    );
+}
+
+#[tokio::test]
+async fn api_gateway_refuses_with_403_the_error_type_header_and_a_message() {
+    let check = RequestContext::new(
+        "apigateway:GET",
+        Resource::arn("arn:aws:apigateway:us-east-1::/apis"),
+    );
+    let refused = response(Service::ApiGateway, &check, &implicit(), false);
+    let message = format!(
+        "User: {PRINCIPAL} is not authorized to perform: apigateway:GET on resource: arn:aws:apigateway:us-east-1::/apis because no identity-based policy allows the apigateway:GET action"
+    );
+    assert_eq!(refused.status, 403);
+    for header in [
+        ("content-type", "application/json"),
+        ("x-amzn-errortype", "AccessDeniedException"),
+        ("x-amzn-requestid", "7a62c49f-347e-4fc4-9331-6e8eEXAMPLE"),
+    ] {
+        assert!(
+            refused.headers.contains(&(header.0, header.1.to_owned())),
+            "{:?}",
+            refused.headers
+        );
+    }
+    // apigatewayv2's AccessDeniedException names its member `message`, lower-case.
+    let body: Value = serde_json::from_slice(&refused.body).expect("JSON");
+    assert_eq!(body, serde_json::json!({ "message": message }));
+    let c = answered(refused).await;
+    expect(
+        outcome!(c.lambda.list_functions().send()),
+        "AccessDeniedException",
+        &message,
+    );
+
+    // A tagged stage refused for the TagResource it also needs.
+    let stages = "arn:aws:apigateway:us-east-1::/apis/abc123/stages";
+    let tag = RequestContext::new("apigateway:TagResource", Resource::arn(stages));
+    let c = answered(response(Service::ApiGateway, &tag, &implicit(), false)).await;
+    expect(
+        outcome!(c.lambda.list_functions().send()),
+        "AccessDeniedException",
+        &format!(
+            "User: {PRINCIPAL} is not authorized to perform: apigateway:TagResource on resource: {stages} because no identity-based policy allows the apigateway:TagResource action"
         ),
     );
 }

@@ -484,9 +484,11 @@ fn refusal_code(service: Service) -> &'static str {
     match service {
         Service::S3 | Service::Iam | Service::Sts => "AccessDenied",
         Service::Ec2 => "UnauthorizedOperation",
-        Service::DynamoDb | Service::Logs | Service::Lambda | Service::SecretsManager => {
-            "AccessDeniedException"
-        }
+        Service::DynamoDb
+        | Service::Logs
+        | Service::Lambda
+        | Service::SecretsManager
+        | Service::ApiGateway => "AccessDeniedException",
     }
 }
 
