@@ -203,8 +203,11 @@ impl Launcher {
             }
             match self.run_instance(job_id).await {
                 Ok(instance) => {
-                    self.update(job_id, job_item::attach_instance(&instance))
-                        .await?;
+                    self.update(
+                        job_id,
+                        job_item::attach_instance(&instance, &hybridlab_wire::now_rfc3339()),
+                    )
+                    .await?;
                     tracing::info!(job = %job_id, instance = %instance, "worker launched");
                 }
                 Err(err) => {
@@ -294,6 +297,7 @@ mod tests {
             submitted_at: submitted.into(),
             instance_id: status.holds_a_worker().then(|| format!("i-{id}")),
             heartbeat_at: beat,
+            launched_at: None,
             lease_seconds: 60,
             outputs: Vec::new(),
             error: None,

@@ -242,6 +242,7 @@ impl Submit {
             submitted_at: at.clone(),
             instance_id: None,
             heartbeat_at: None,
+            launched_at: None,
             lease_seconds: self.config.lease_seconds,
             outputs: Vec::new(),
             error: None,

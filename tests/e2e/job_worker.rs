@@ -188,6 +188,7 @@ async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_termina
         submitted_at: at.clone(),
         instance_id: None,
         heartbeat_at: None,
+        launched_at: None,
         lease_seconds: 60,
         outputs: Vec::new(),
         error: None,
@@ -263,7 +264,7 @@ async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_termina
         &clients.dynamodb,
         &table,
         job_id,
-        job_item::attach_instance(&instance),
+        job_item::attach_instance(&instance, &hybridlab_wire::now_rfc3339()),
     )
     .await
     .expect("UpdateItem");
@@ -509,6 +510,7 @@ async fn submit_job(
         submitted_at: at.clone(),
         instance_id: None,
         heartbeat_at: None,
+        launched_at: None,
         lease_seconds,
         outputs: Vec::new(),
         error: None,
@@ -863,6 +865,43 @@ async fn a_jobs_stack_runs_submitted_jobs_cancels_one_and_is_torn_down_with_jobs
             .await
             .is_empty()
     );
+
+    // `bench --jobs`: every stage measured, from the submit to the worker stopped.
+    let bench = run_cli(
+        &clients.endpoint,
+        &[
+            "bench", "--jobs", "2", "-c", "2", "--json", "--stack", &stack.id,
+        ],
+        &[],
+    )
+    .await;
+    let run: serde_json::Value = json_lines(&bench)
+        .pop()
+        .unwrap_or_else(|| panic!("bench --jobs: {}", String::from_utf8_lossy(&bench.stderr)));
+    assert_eq!(bench.status.code(), Some(0), "{run}");
+    assert_eq!(run["format"], "hybridlab-bench-jobs/1");
+    assert_eq!(run["succeeded"], 2, "{run}");
+    let measured: Vec<&str> = run["measures"]
+        .as_array()
+        .expect("measures")
+        .iter()
+        .filter(|m| m["count"] == 2)
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    for stage in [
+        "end_to_end",
+        "submit",
+        "to_launcher",
+        "run_instances",
+        "boot_to_worker",
+        "job",
+        "to_terminated",
+    ] {
+        assert!(measured.contains(&stage), "{stage} in {run}");
+    }
+    let cost = run["cost_per_job_usd"].as_f64().expect("a cost");
+    // At least the instance's first minute of a t3.micro with its volume and address.
+    assert!(cost > 0.000_27 && cost < 0.01, "{run}");
 
     // Without the stack's token the API submits nothing.
     let refused = crate::common::http()

@@ -131,6 +131,9 @@ pub struct Job {
     /// The worker's instance, once the launcher started it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
+    /// When RunInstances answered for its worker (RFC 3339), set with the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<String>,
     /// The worker's last heartbeat (Unix seconds) while RUNNING.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_at: Option<i64>,
@@ -227,6 +230,7 @@ mod tests {
             submitted_at: "2026-12-06T08:00:00.000Z".into(),
             instance_id: Some("i-1".into()),
             heartbeat_at: Some(100),
+            launched_at: None,
             lease_seconds: 60,
             outputs: Vec::new(),
             error: None,
@@ -246,6 +250,7 @@ mod tests {
         assert!(job.lease_expired(161));
         let silent = Job {
             heartbeat_at: None,
+            launched_at: None,
             ..job.clone()
         };
         assert!(silent.lease_expired(0), "a RUNNING job that never beat");

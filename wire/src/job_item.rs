@@ -267,17 +267,23 @@ pub fn transition(change: &Change<'_>, at: &str, detail: &str) -> ConditionalUpd
     }
 }
 
-/// Records the instance the launcher started for a LAUNCHING job.
-pub fn attach_instance(instance_id: &str) -> ConditionalUpdate {
+/// Records the instance the launcher started for a LAUNCHING job, and when RunInstances
+/// answered (`at`, RFC 3339).
+pub fn attach_instance(instance_id: &str, at: &str) -> ConditionalUpdate {
     ConditionalUpdate {
-        update_expression: "SET #instance_id = :instance".into(),
+        update_expression: "SET #instance_id = :instance, #launched_at = :at".into(),
         condition_expression: "#status = :launching".into(),
-        names: names(&[("#instance_id", "instance_id"), ("#status", "status")]),
+        names: names(&[
+            ("#instance_id", "instance_id"),
+            ("#launched_at", "launched_at"),
+            ("#status", "status"),
+        ]),
         values: HashMap::from([
             (
                 ":instance".to_owned(),
                 AttributeValue::S(instance_id.to_owned()),
             ),
+            (":at".to_owned(), AttributeValue::S(at.to_owned())),
             (
                 ":launching".to_owned(),
                 AttributeValue::S(JobStatus::Launching.as_str().to_owned()),
@@ -326,6 +332,7 @@ mod tests {
             submitted_at: "2026-12-06T08:00:00.000Z".into(),
             instance_id: None,
             heartbeat_at: None,
+            launched_at: None,
             lease_seconds: 120,
             outputs: Vec::new(),
             error: None,
@@ -402,7 +409,7 @@ mod tests {
             "#status = :running AND #instance_id = :instance"
         );
         assert_eq!(
-            attach_instance("i-1").condition_expression,
+            attach_instance("i-1", "t").condition_expression,
             "#status = :launching"
         );
     }

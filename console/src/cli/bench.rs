@@ -88,6 +88,24 @@ pub struct BenchArgs {
     #[arg(long, default_value = "120s", value_parser = crate::lab::units::parse_duration, requires = "upload")]
     pub upload_timeout: Duration,
 
+    /// Drive the job-worker variant instead of the function: submit this many jobs at
+    /// concurrency -c and measure each stage, from the submit to the worker's instance
+    /// terminated, with the cost per job (`up --with jobs`).
+    #[arg(long, value_name = "N", conflicts_with_all = ["upload", "url", "urls", "payload", "rate", "sweep", "duration", "csv", "requests"])]
+    pub jobs: Option<u64>,
+
+    /// With --jobs: each job's input (default: one line of text).
+    #[arg(long, value_name = "FILE", requires = "jobs")]
+    pub job_input: Option<PathBuf>,
+
+    /// With --jobs: what the jobs do.
+    #[arg(long, value_enum, default_value = "append-text", requires = "jobs")]
+    pub job_kind: super::job::KindArg,
+
+    /// With --jobs: how long one job may take, and then its instance to stop.
+    #[arg(long, default_value = "10m", value_parser = crate::lab::units::parse_duration, requires = "jobs")]
+    pub job_timeout: Duration,
+
     #[command(flatten)]
     pub aim: AimArgs,
 
@@ -187,6 +205,28 @@ fn plans(args: &BenchArgs, payloads: Vec<Bytes>) -> anyhow::Result<Vec<(String, 
 }
 
 pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(jobs) = args.jobs {
+        if args.aim.function.is_some() {
+            bail!("--jobs drives the stack's jobs; it takes --stack, not --function");
+        }
+        let kind = match args.job_kind {
+            super::job::KindArg::AppendText => hybridlab_wire::job::JobKind::AppendText {
+                text: "appended by the bench".into(),
+            },
+            super::job::KindArg::ImageBatch => hybridlab_wire::job::JobKind::ImageBatch,
+        };
+        let bench = super::bench_jobs::JobsBench {
+            jobs,
+            concurrency: args.concurrency,
+            kind,
+            input: args.job_input.as_ref(),
+            stack: args.aim.stack.as_deref(),
+            timeout: args.job_timeout,
+            out: args.out.as_ref(),
+            json: args.json,
+        };
+        return super::bench_jobs::run(target, bench).await;
+    }
     if let Some(file) = &args.upload {
         if args.aim.function.is_some() {
             bail!("--upload drives the stack's pipeline; it takes --stack, not --function");

@@ -3,6 +3,7 @@
 //! the whole of it: the console (`tui`) starts when no subcommand is given.
 
 pub mod bench;
+pub mod bench_jobs;
 pub mod bench_uploads;
 pub mod db;
 pub mod down;

@@ -159,6 +159,31 @@ impl JobsApi {
         Ok(listing.jobs)
     }
 
+    /// Reads job `job_id` every `pause` until it ends or `patience` runs out: the job, and
+    /// when it was read ended.
+    pub async fn wait_final(
+        &self,
+        job_id: &str,
+        patience: Duration,
+        pause: Duration,
+    ) -> anyhow::Result<(Job, std::time::Instant)> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let job = self.get(job_id).await?;
+            if job.status.is_final() {
+                return Ok((job, std::time::Instant::now()));
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "job {job_id} is still {} after {}s",
+                    job.status,
+                    patience.as_secs()
+                );
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Reads job `job_id` until it ends or `patience` runs out, telling `progress` of every
     /// change of status.
     pub async fn follow(
@@ -187,6 +212,56 @@ impl JobsApi {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// Waits until `instance_id` is no longer billed (EC2 stops charging at `shutting-down`),
+/// polling every `pause`; when it was seen so.
+pub async fn wait_stopped_billing(
+    lab: &Lab,
+    instance_id: &str,
+    patience: Duration,
+    pause: Duration,
+) -> anyhow::Result<std::time::Instant> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let described = lab
+            .clients
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|err| {
+                lab.explain(
+                    "ec2:DescribeInstances",
+                    &format!("the worker {instance_id}"),
+                    err,
+                )
+            })?;
+        let state = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+            });
+        if matches!(
+            state.as_deref(),
+            None | Some("shutting-down" | "terminated")
+        ) {
+            return Ok(std::time::Instant::now());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "the worker {instance_id} is still {} after {}s",
+                state.as_deref().unwrap_or("unknown"),
+                patience.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -383,4 +458,184 @@ pub async fn job_logs(lab: &Lab, job: &Job) -> anyhow::Result<Vec<JobLogLine>> {
         );
     }
     Ok(lines)
+}
+
+/// A job as the console's Jobs view lists it: the row, and its worker's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub job: Job,
+    /// `running`, `terminated`, ...; `None` without an instance, or when EC2 no longer
+    /// lists it.
+    pub instance_state: Option<String>,
+}
+
+/// What the Jobs view asks of the network; each request carries the view's sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobsRequest {
+    List {
+        seq: u64,
+        stack: Option<String>,
+    },
+    /// A job's row and log lines.
+    Detail {
+        seq: u64,
+        stack: Option<String>,
+        job_id: String,
+    },
+    /// Submit `path` as a job's input (a `.zip` or `.tar` is an image batch; anything else
+    /// an append-text job with `text`).
+    Submit {
+        stack: Option<String>,
+        path: String,
+        text: String,
+    },
+    Cancel {
+        stack: Option<String>,
+        job_id: String,
+    },
+}
+
+/// The answer to a [`JobsRequest`].
+#[derive(Debug)]
+pub enum JobsUpdate {
+    Listed {
+        seq: u64,
+        jobs: Result<Vec<JobRow>, String>,
+    },
+    Detail {
+        seq: u64,
+        detail: Result<(Job, Vec<JobLogLine>), String>,
+    },
+    Submitted(Result<Submitted, String>),
+    Cancelled(Result<Cancelled, String>),
+}
+
+/// The kind of job a file makes: an archive is an image batch.
+pub fn kind_for(path: &str, text: &str) -> JobKind {
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".zip") || lower.ends_with(".tar") {
+        JobKind::ImageBatch
+    } else {
+        JobKind::AppendText {
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// Does the network half of `request`.
+pub async fn serve(
+    clients: hybridlab_provision::stack::StackClients,
+    request: JobsRequest,
+) -> JobsUpdate {
+    let text = |err: anyhow::Error| format!("{err:#}");
+    let stack = match &request {
+        JobsRequest::List { stack, .. }
+        | JobsRequest::Detail { stack, .. }
+        | JobsRequest::Submit { stack, .. }
+        | JobsRequest::Cancel { stack, .. } => stack.clone(),
+    };
+    let lab = Lab::for_listed(clients, stack.as_deref()).await;
+    match request {
+        JobsRequest::List { seq, .. } => JobsUpdate::Listed {
+            seq,
+            jobs: async {
+                let lab = lab?;
+                let jobs = JobsApi::for_lab(&lab).await?.list().await?;
+                let states = instance_states(&lab, &jobs).await?;
+                Ok(jobs
+                    .into_iter()
+                    .map(|job| JobRow {
+                        instance_state: job
+                            .instance_id
+                            .as_ref()
+                            .and_then(|id| states.get(id).cloned()),
+                        job,
+                    })
+                    .collect())
+            }
+            .await
+            .map_err(text),
+        },
+        JobsRequest::Detail { seq, job_id, .. } => JobsUpdate::Detail {
+            seq,
+            detail: async {
+                let lab = lab?;
+                let job = JobsApi::for_lab(&lab).await?.get(&job_id).await?;
+                let lines = job_logs(&lab, &job).await?;
+                Ok((job, lines))
+            }
+            .await
+            .map_err(text),
+        },
+        JobsRequest::Submit {
+            path,
+            text: appended,
+            ..
+        } => JobsUpdate::Submitted(
+            async {
+                let lab = lab?;
+                let input = tokio::fs::read(&path)
+                    .await
+                    .with_context(|| format!("reading {path}"))?;
+                JobsApi::for_lab(&lab)
+                    .await?
+                    .submit(&kind_for(&path, &appended), input)
+                    .await
+            }
+            .await
+            .map_err(text),
+        ),
+        JobsRequest::Cancel { job_id, .. } => {
+            JobsUpdate::Cancelled(async { cancel(&lab?, &job_id).await }.await.map_err(text))
+        }
+    }
+}
+
+/// The state of each instance `jobs` name, as EC2 lists them now.
+async fn instance_states(
+    lab: &Lab,
+    jobs: &[Job],
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let ids: Vec<String> = jobs.iter().filter_map(|j| j.instance_id.clone()).collect();
+    let mut states = std::collections::HashMap::new();
+    for chunk in ids.chunks(100) {
+        let described = lab
+            .clients
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(chunk.to_vec()))
+            .send()
+            .await;
+        // An instance EC2 has forgotten makes the whole call fail: read them one by one then.
+        let described = match described {
+            Ok(described) => vec![described],
+            Err(_) => {
+                let mut each = Vec::new();
+                for id in chunk {
+                    if let Ok(one) = lab
+                        .clients
+                        .ec2
+                        .describe_instances()
+                        .instance_ids(id)
+                        .send()
+                        .await
+                    {
+                        each.push(one);
+                    }
+                }
+                each
+            }
+        };
+        for answer in described {
+            for instance in answer.reservations().iter().flat_map(|r| r.instances()) {
+                if let (Some(id), Some(state)) = (
+                    instance.instance_id(),
+                    instance.state().and_then(|s| s.name()),
+                ) {
+                    states.insert(id.to_owned(), state.as_str().to_owned());
+                }
+            }
+        }
+    }
+    Ok(states)
 }

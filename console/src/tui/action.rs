@@ -8,6 +8,7 @@ use hybridlab_provision::stack::{StackStatus, StepEvent};
 
 use super::spool::SharedSpool;
 use crate::lab::db::{DbRequest, DbUpdate};
+use crate::lab::jobs::{JobsRequest, JobsUpdate};
 use crate::lab::logs::entry::LogEntry;
 use crate::lab::logs::tail::TailMode;
 use crate::lab::s3::{BucketChoice, S3Request, S3Update};
@@ -94,6 +95,8 @@ pub enum Action {
     S3(S3Request),
     /// A read for the DynamoDB view.
     Db(DbRequest),
+    /// A read, a submit or a cancel for the Jobs view.
+    Jobs(JobsRequest),
     /// Switch to the S3 view on the objects under `prefix` of `bucket` (a view asks; the app
     /// does it, it is not for the event loop).
     ShowObjects {
@@ -163,6 +166,7 @@ pub enum Update {
     Logs(LogsUpdate),
     S3(S3Update),
     Db(DbUpdate),
+    Jobs(JobsUpdate),
 }
 
 /// A burst's shape, set from the keyboard.

@@ -7,9 +7,11 @@ use hybridlab_provision::stack::{StackStatus, StepEvent};
 
 use super::action::{Action, BurstSettings, Key, Severity, Typed, Update, type_into};
 use super::db_pane::DbPane;
+use super::jobs_pane::JobsPane;
 use super::logs_pane::LogsPane;
 use super::s3_pane::S3Pane;
 use super::spool::{SampleSpool, SharedSpool};
+use crate::lab::jobs::JobsUpdate;
 use hybridlab_bench::model::{Outcome, Run, RunConfig, RunFile, Sample};
 use hybridlab_bench::stats::{new_histogram, summarize};
 use hybridlab_wire::report::Report;
@@ -22,10 +24,18 @@ pub enum Tab {
     Logs,
     S3,
     Db,
+    Jobs,
 }
 
 impl Tab {
-    pub const ALL: [Self; 5] = [Self::Stack, Self::Invoke, Self::Logs, Self::S3, Self::Db];
+    pub const ALL: [Self; 6] = [
+        Self::Stack,
+        Self::Invoke,
+        Self::Logs,
+        Self::S3,
+        Self::Db,
+        Self::Jobs,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -34,6 +44,7 @@ impl Tab {
             Self::Logs => "Logs",
             Self::S3 => "S3",
             Self::Db => "DynamoDB",
+            Self::Jobs => "Jobs",
         }
     }
 
@@ -45,6 +56,7 @@ impl Tab {
             "logs" | "log" => Some(Self::Logs),
             "s3" => Some(Self::S3),
             "db" | "dynamodb" | "ddb" => Some(Self::Db),
+            "jobs" | "job" => Some(Self::Jobs),
             _ => None,
         }
     }
@@ -276,6 +288,7 @@ pub struct App {
     pub logs: LogsPane,
     pub s3: S3Pane,
     pub db: DbPane,
+    pub jobs: JobsPane,
     pub status: Option<(Severity, String)>,
     pub help: bool,
     /// The `:` command being typed.
@@ -316,6 +329,7 @@ impl App {
             logs: LogsPane::default(),
             s3: S3Pane::default(),
             db: DbPane::default(),
+            jobs: JobsPane::default(),
             status: None,
             help: false,
             command: None,
@@ -378,6 +392,9 @@ impl App {
         if self.tab == Tab::S3 && self.s3.typing() {
             return self.s3.on_key(key, &mut self.status);
         }
+        if self.tab == Tab::Jobs && self.jobs.typing() {
+            return self.jobs.on_key(key, &mut self.status);
+        }
         if self.help {
             if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
                 self.help = false;
@@ -388,7 +405,7 @@ impl App {
             Key::Char('q') => return self.request_quit(),
             Key::Char('?') => self.help = true,
             Key::Char(':') => self.command = Some(String::new()),
-            Key::Char(digit @ '1'..='5') => {
+            Key::Char(digit @ '1'..='6') => {
                 return self.show(Tab::ALL[digit as usize - '1' as usize]);
             }
             Key::Tab => {
@@ -419,6 +436,16 @@ impl App {
             Tab::S3 => self.s3.on_enter(stack.as_deref()),
             Tab::Db => self.db.on_enter(stack.as_deref()),
             Tab::Logs => self.logs.on_enter(stack.as_deref()),
+            Tab::Jobs => {
+                let instance_type = self
+                    .stack
+                    .stacks
+                    .get(self.stack.selected)
+                    .and_then(|status| status.instance.as_ref())
+                    .map_or("t3.micro", |instance| instance.instance_type.as_str())
+                    .to_owned();
+                self.jobs.on_enter(stack.as_deref(), &instance_type)
+            }
             Tab::Stack | Tab::Invoke => None,
         }
     }
@@ -526,6 +553,7 @@ impl App {
             }
             (Tab::S3, key) => self.s3.on_key(key, &mut self.status),
             (Tab::Db, key) => self.db.on_key(key, &mut self.status),
+            (Tab::Jobs, key) => self.jobs.on_key(key, &mut self.status),
             _ => None,
         }
     }
@@ -821,8 +849,14 @@ impl App {
             Update::Logs(update) => self.logs.apply(update, &mut self.status),
             Update::S3(update) => return self.s3.apply(update, &mut self.status),
             Update::Db(update) => self.db.apply(update, &mut self.status),
+            Update::Jobs(update) => return self.apply_jobs(update),
         }
         None
+    }
+
+    /// Takes an answer of the Jobs view in; it may read the list again.
+    pub fn apply_jobs(&mut self, update: JobsUpdate) -> Option<Action> {
+        self.jobs.apply(update, &mut self.status)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod db_pane;
 #[cfg(test)]
 mod fixtures;
 pub mod invoke_view;
+pub mod jobs_pane;
 pub mod logs_pane;
 pub mod palette;
 mod runner;

@@ -117,6 +117,12 @@ impl Runner {
                     let _ = updates.send(Update::Db(update));
                 });
             }
+            Action::Jobs(request) => {
+                tokio::spawn(async move {
+                    let update = crate::lab::jobs::serve(clients, request).await;
+                    let _ = updates.send(Update::Jobs(update));
+                });
+            }
             Action::Copy(text) => copy_to_clipboard(&text),
             // The app carries these out itself; the loop ends on `app.quit`.
             Action::ShowObjects { .. } | Action::Quit => {}

@@ -18,11 +18,11 @@ use super::stack_view::draw_stack;
 /// The key map, as `?` shows it and the README lists it.
 pub const KEYS: &[(&str, &str)] = &[
     (
-        "1-5, Tab",
-        "switch view (Stack, Invoke, Logs, S3, DynamoDB)",
+        "1-6, Tab",
+        "switch view (Stack, Invoke, Logs, S3, DynamoDB, Jobs)",
     ),
     (
-        ":stack :invoke :logs :s3 :db",
+        ":stack :invoke :logs :s3 :db :jobs",
         "switch view by name; :q quits",
     ),
     ("?", "this help; Esc closes it"),
@@ -114,6 +114,19 @@ pub const KEYS: &[(&str, &str)] = &[
         "apply the filter (empty clears) / cancel it",
     ),
     ("DynamoDB: o or Enter", "the row's objects in the S3 view"),
+    (
+        "Jobs: j",
+        "submit a file (.zip/.tar: an image batch; else append-text)",
+    ),
+    (
+        "Jobs: Enter",
+        "a job's history, outputs and log lines; Esc back",
+    ),
+    (
+        "Jobs: c",
+        "cancel the selected job and terminate its worker",
+    ),
+    ("Jobs: r", "read the jobs again"),
 ];
 
 /// The keys `?` lists over `tab`: the global ones and that view's (all of them do not fit 24
@@ -152,6 +165,7 @@ pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
         Tab::Logs => super::logs_pane::draw(frame, body, &app.logs, palette),
         Tab::S3 => super::s3_pane::draw(frame, body, &app.s3, palette),
         Tab::Db => super::db_pane::draw(frame, body, &app.db, palette),
+        Tab::Jobs => super::jobs_pane::draw(frame, body, &app.jobs, palette),
     }
     draw_status(frame, status, app, palette);
     if app.help {

@@ -101,9 +101,75 @@ pub fn estimate(
     }
 }
 
+/// What one job of the job-worker variant costs at list prices (us-east-1, no free tier).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobCost {
+    pub total_usd: f64,
+    /// The worker's instance, its root volume and its public IPv4 address.
+    pub instance_usd: f64,
+    /// Lambda, the HTTP API, S3 and DynamoDB requests.
+    pub requests_usd: f64,
+    pub basis: String,
+}
+
+/// Lambda: per request and per GB-second (x86).
+const LAMBDA_REQUEST_USD: f64 = 0.20 / 1e6;
+const LAMBDA_GB_SECOND_USD: f64 = 0.000_016_666_7;
+/// API Gateway HTTP APIs, per request (the first 300 million a month).
+const HTTP_API_REQUEST_USD: f64 = 1.00 / 1e6;
+/// S3 Standard: PUT and GET requests.
+const S3_PUT_USD: f64 = 0.005 / 1000.0;
+const S3_GET_USD: f64 = 0.0004 / 1000.0;
+/// DynamoDB on demand: per write and per read request unit.
+const DYNAMODB_WRITE_USD: f64 = 0.625 / 1e6;
+const DYNAMODB_READ_USD: f64 = 0.125 / 1e6;
+
+/// One job whose worker, a `instance_type`, lived `instance_seconds` (from RunInstances'
+/// answer until it stopped being billed) and beat `heartbeats` times, with `outputs` objects
+/// written. The requests counted: one `POST /jobs` (one submit invocation, one row written,
+/// the input's PUT), two launcher invocations (the insert and the job's end; each at most a
+/// second at 256 MB, an upper bound, and a scan and two writes), the worker's reads (its
+/// binary, the input, its row) and writes (RUNNING, each beat, the end, every output).
+pub fn job_cost(
+    instance_type: &str,
+    instance_seconds: f64,
+    heartbeats: u64,
+    outputs: u64,
+) -> JobCost {
+    let at_rest = estimate(instance_type, None, instance_seconds);
+    let lambda = 3.0 * LAMBDA_REQUEST_USD
+        + 2.0 * 0.25 * 1.0 * LAMBDA_GB_SECOND_USD
+        + 1.0 * 0.125 * 0.2 * LAMBDA_GB_SECOND_USD;
+    let api = HTTP_API_REQUEST_USD;
+    let s3 = (1 + outputs) as f64 * S3_PUT_USD + 2.0 * S3_GET_USD;
+    let writes = 1 + 2 + 2 + heartbeats;
+    let dynamodb = writes as f64 * DYNAMODB_WRITE_USD + 4.0 * DYNAMODB_READ_USD;
+    let requests = lambda + api + s3 + dynamodb;
+    JobCost {
+        total_usd: at_rest.so_far_usd + requests,
+        instance_usd: at_rest.so_far_usd,
+        requests_usd: requests,
+        basis: format!(
+            "{} for the worker's life (EC2 per second, 60 s minimum); Lambda (3 invocations, launcher time bounded at 1 s), the HTTP API, S3 and DynamoDB requests at list prices",
+            at_rest.basis
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_job_pays_the_instances_first_minute_and_little_else() {
+        let cost = job_cost("t3.micro", 20.0, 1, 1);
+        let minute = estimate("t3.micro", None, 60.0).so_far_usd;
+        assert!((cost.instance_usd - minute).abs() < 1e-12, "{cost:?}");
+        assert!(cost.requests_usd < cost.instance_usd / 5.0, "{cost:?}");
+        assert!((cost.total_usd - cost.instance_usd - cost.requests_usd).abs() < 1e-15);
+        let longer = job_cost("t3.micro", 600.0, 40, 1);
+        assert!(longer.instance_usd > 9.0 * cost.instance_usd, "{longer:?}");
+    }
 
     #[test]
     fn a_micro_instance_costs_about_a_cent_and_a_half_an_hour() {

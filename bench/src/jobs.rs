@@ -1,0 +1,333 @@
+//! The job-worker variant under load (`hybridlab bench --jobs N -c C`): N jobs submitted at a
+//! fixed concurrency through a [`JobPipeline`], each followed until it ends and its worker's
+//! instance has terminated. Measured per job, from the client's clock: `submit` (the API's
+//! answer and the input's upload), `end_to_end` (the submit's start until the final status
+//! was read) and `to_terminated` (the final status read until the instance was seen
+//! terminated); from the row's history, written by the launcher and the worker:
+//! `to_launcher` (SUBMITTED until the launcher first acted on the job: the stream's delivery
+//! and the launcher's start), `queued` (QUEUED until LAUNCHING, when the cap made it wait),
+//! `run_instances` (LAUNCHING until RunInstances answered), `boot_to_worker` (RunInstances'
+//! answer until the worker moved the job to RUNNING: pending, boot, the worker's download
+//! and start) and `job` (RUNNING until the job ended).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use hybridlab_wire::job::{Job, JobStatus};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::model::MeasureSummary;
+use crate::stats::{new_histogram, summarize_measure};
+
+/// The measures of a jobs run, in the order they are shown.
+pub const JOB_MEASURES: [&str; 8] = [
+    "end_to_end",
+    "submit",
+    "to_launcher",
+    "queued",
+    "run_instances",
+    "boot_to_worker",
+    "job",
+    "to_terminated",
+];
+
+/// How often a job's row (and then its instance) is read while waiting.
+pub const POLL_PAUSE: Duration = Duration::from_millis(250);
+
+/// One job of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobSample {
+    pub job_id: Option<String>,
+    /// `SUCCEEDED`, `FAILED`, `CANCELLED`, or `error` when the submit or a wait failed.
+    pub outcome: String,
+    pub instance_id: Option<String>,
+    pub end_to_end_ms: Option<f64>,
+    pub submit_ms: Option<f64>,
+    pub to_launcher_ms: Option<f64>,
+    pub queued_ms: Option<f64>,
+    pub run_instances_ms: Option<f64>,
+    pub boot_to_worker_ms: Option<f64>,
+    pub job_ms: Option<f64>,
+    pub to_terminated_ms: Option<f64>,
+    /// How long the instance lived, RunInstances' answer until it was seen terminated: what
+    /// EC2 bills (with its 60 s minimum).
+    pub instance_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl JobSample {
+    fn value_ms(&self, measure: &str) -> Option<f64> {
+        match measure {
+            "end_to_end" => self.end_to_end_ms,
+            "submit" => self.submit_ms,
+            "to_launcher" => self.to_launcher_ms,
+            "queued" => self.queued_ms,
+            "run_instances" => self.run_instances_ms,
+            "boot_to_worker" => self.boot_to_worker_ms,
+            "job" => self.job_ms,
+            "to_terminated" => self.to_terminated_ms,
+            _ => None,
+        }
+    }
+}
+
+/// The stages the row's history tells, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowStages {
+    pub to_launcher_ms: Option<f64>,
+    pub queued_ms: Option<f64>,
+    pub run_instances_ms: Option<f64>,
+    pub boot_to_worker_ms: Option<f64>,
+    pub job_ms: Option<f64>,
+}
+
+fn at(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+fn span(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Option<f64> {
+    Some(((to? - from?).as_seconds_f64() * 1000.0).max(0.0))
+}
+
+/// The stages of `job` from its history and `launched_at`.
+pub fn row_stages(job: &Job) -> RowStages {
+    let first = |wanted: &dyn Fn(JobStatus) -> bool| {
+        job.history
+            .iter()
+            .find(|event| wanted(event.status))
+            .and_then(|event| at(&event.at))
+    };
+    let submitted = first(&|s| s == JobStatus::Submitted);
+    let acted = first(&|s| matches!(s, JobStatus::Queued | JobStatus::Launching));
+    let queued = first(&|s| s == JobStatus::Queued);
+    let launching = first(&|s| s == JobStatus::Launching);
+    let launched = job.launched_at.as_deref().and_then(at);
+    let running = first(&|s| s == JobStatus::Running);
+    let ended = first(&JobStatus::is_final);
+    RowStages {
+        to_launcher_ms: span(submitted, acted),
+        queued_ms: span(queued, launching),
+        run_instances_ms: span(launching, launched),
+        boot_to_worker_ms: span(launched, running),
+        job_ms: span(running, ended),
+    }
+}
+
+/// Percentiles of each measure over `samples` (those that have it).
+pub fn summarize_jobs(samples: &[JobSample]) -> Vec<MeasureSummary> {
+    JOB_MEASURES
+        .iter()
+        .filter_map(|measure| {
+            let mut histogram = new_histogram();
+            for value in samples.iter().filter_map(|s| s.value_ms(measure)) {
+                let _ = histogram.record((value * 1000.0).round().max(0.0) as u64);
+            }
+            summarize_measure(measure, &histogram)
+        })
+        .collect()
+}
+
+/// The run as `--out` writes it and `--json` prints it (without the samples).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRun {
+    pub format: String,
+    pub target: String,
+    pub stack: String,
+    pub kind: String,
+    pub input_bytes: u64,
+    pub jobs: u64,
+    pub concurrency: usize,
+    pub worker_cap: Option<u32>,
+    pub instance_type: String,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub elapsed_s: f64,
+    pub jobs_per_minute: f64,
+    pub measures: Vec<MeasureSummary>,
+    /// The mean cost of one job at list prices, and what it counts.
+    pub cost_per_job_usd: f64,
+    pub cost_basis: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub samples: Vec<JobSample>,
+}
+
+/// The `format` of a jobs run file.
+pub const JOB_RUN_FORMAT: &str = "hybridlab-bench-jobs/1";
+
+/// The stack's jobs as a bench drives them.
+pub trait JobPipeline: Sync {
+    /// Submits one job with its input; its id.
+    fn submit(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Waits until job `job_id` has ended: the job, and when it was read so.
+    fn wait_final(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = anyhow::Result<(Job, Instant)>> + Send;
+    /// Waits until `instance_id` is terminated: when it was seen so.
+    fn wait_terminated(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = anyhow::Result<Instant>> + Send;
+}
+
+/// Submits `jobs` jobs, `concurrency` at once, and follows each until its instance has
+/// terminated; `done` counts the jobs that have ended.
+pub async fn drive(
+    pipeline: &impl JobPipeline,
+    jobs: u64,
+    concurrency: usize,
+    done: &AtomicU64,
+) -> Vec<JobSample> {
+    futures::stream::iter(0..jobs)
+        .map(|_| async move {
+            let sample = one_job(pipeline).await;
+            done.fetch_add(1, Ordering::Relaxed);
+            sample
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
+    let started = Instant::now();
+    let failed = |job_id: Option<String>, err: anyhow::Error| JobSample {
+        job_id,
+        outcome: "error".into(),
+        error: Some(format!("{err:#}")),
+        ..JobSample::default()
+    };
+    let job_id = match pipeline.submit().await {
+        Ok(job_id) => job_id,
+        Err(err) => return failed(None, err),
+    };
+    let submit_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (job, seen) = match pipeline.wait_final(&job_id).await {
+        Ok(found) => found,
+        Err(err) => {
+            return JobSample {
+                submit_ms: Some(submit_ms),
+                ..failed(Some(job_id), err)
+            };
+        }
+    };
+    let stages = row_stages(&job);
+    let mut sample = JobSample {
+        job_id: Some(job_id),
+        outcome: job.status.as_str().to_owned(),
+        instance_id: job.instance_id.clone(),
+        end_to_end_ms: Some((seen - started).as_secs_f64() * 1000.0),
+        submit_ms: Some(submit_ms),
+        to_launcher_ms: stages.to_launcher_ms,
+        queued_ms: stages.queued_ms,
+        run_instances_ms: stages.run_instances_ms,
+        boot_to_worker_ms: stages.boot_to_worker_ms,
+        job_ms: stages.job_ms,
+        error: job.error.clone(),
+        ..JobSample::default()
+    };
+    if let Some(instance) = &job.instance_id {
+        match pipeline.wait_terminated(instance).await {
+            Ok(terminated) => {
+                sample.to_terminated_ms = Some((terminated - seen).as_secs_f64() * 1000.0);
+                // The instance's life: from RunInstances' answer (on the row's clock, put
+                // on the client's through the final status both saw) until seen terminated.
+                let life_after_end = (terminated - seen).as_secs_f64();
+                let life_before_end = job
+                    .launched_at
+                    .as_deref()
+                    .and_then(at)
+                    .zip(
+                        job.history
+                            .iter()
+                            .rfind(|e| e.status.is_final())
+                            .and_then(|e| at(&e.at)),
+                    )
+                    .map(|(launched, ended)| (ended - launched).as_seconds_f64().max(0.0));
+                sample.instance_s = life_before_end.map(|before| before + life_after_end);
+            }
+            Err(err) => {
+                sample.error.get_or_insert_with(|| format!("{err:#}"));
+            }
+        }
+    }
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hybridlab_wire::job::{JobEvent, JobKind};
+
+    fn job(history: &[(JobStatus, &str)], launched_at: Option<&str>) -> Job {
+        Job {
+            job_id: "j-0000000000000001".into(),
+            kind: JobKind::AppendText { text: "x".into() },
+            status: history.last().map_or(JobStatus::Submitted, |(s, _)| *s),
+            submitted_at: history.first().map_or("", |(_, at)| at).to_owned(),
+            instance_id: Some("i-1".into()),
+            launched_at: launched_at.map(str::to_owned),
+            heartbeat_at: None,
+            lease_seconds: 60,
+            outputs: Vec::new(),
+            error: None,
+            history: history
+                .iter()
+                .map(|(status, at)| JobEvent {
+                    status: *status,
+                    at: (*at).to_owned(),
+                    detail: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_history_splits_into_the_launchers_ec2s_and_the_workers_stages() {
+        let job = job(
+            &[
+                (JobStatus::Submitted, "2026-12-06T10:00:00.000Z"),
+                (JobStatus::Queued, "2026-12-06T10:00:00.250Z"),
+                (JobStatus::Launching, "2026-12-06T10:00:10.250Z"),
+                (JobStatus::Running, "2026-12-06T10:00:25.750Z"),
+                (JobStatus::Succeeded, "2026-12-06T10:00:26.000Z"),
+            ],
+            Some("2026-12-06T10:00:10.750Z"),
+        );
+        let stages = row_stages(&job);
+        assert_eq!(stages.to_launcher_ms, Some(250.0));
+        assert_eq!(stages.queued_ms, Some(10_000.0));
+        assert_eq!(stages.run_instances_ms, Some(500.0));
+        assert_eq!(stages.boot_to_worker_ms, Some(15_000.0));
+        assert_eq!(stages.job_ms, Some(250.0));
+    }
+
+    #[test]
+    fn a_job_never_queued_or_launched_has_only_the_stages_it_went_through() {
+        let job = job(
+            &[
+                (JobStatus::Submitted, "2026-12-06T10:00:00Z"),
+                (JobStatus::Launching, "2026-12-06T10:00:01Z"),
+                (JobStatus::Failed, "2026-12-06T10:00:02Z"),
+            ],
+            None,
+        );
+        let stages = row_stages(&job);
+        assert_eq!(stages.to_launcher_ms, Some(1000.0));
+        assert_eq!(stages.queued_ms, None);
+        assert_eq!(stages.run_instances_ms, None);
+        assert_eq!(stages.job_ms, None);
+        let summary = summarize_jobs(&[JobSample {
+            to_launcher_ms: stages.to_launcher_ms,
+            ..JobSample::default()
+        }]);
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].name, "to_launcher");
+    }
+}
