@@ -275,6 +275,7 @@ mod tests {
             launched_at: launched_at.map(str::to_owned),
             heartbeat_at: None,
             lease_seconds: 60,
+            input_bytes: None,
             outputs: Vec::new(),
             error: None,
             history: history

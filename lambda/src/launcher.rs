@@ -299,6 +299,7 @@ mod tests {
             heartbeat_at: beat,
             launched_at: None,
             lease_seconds: 60,
+            input_bytes: None,
             outputs: Vec::new(),
             error: None,
             history: Vec::new(),

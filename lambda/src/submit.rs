@@ -24,7 +24,11 @@ pub const LIST_LIMIT: usize = 50;
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Submit(JobKind),
+    /// A new job of this kind, whose input will be `size` bytes.
+    Submit {
+        kind: JobKind,
+        size: u64,
+    },
     Get(String),
     List,
 }
@@ -91,7 +95,27 @@ pub fn route(event: &Value, token: &str) -> Result<Call, Value> {
                     ));
                 }
             };
-            Ok(Call::Submit(kind))
+            // The upload URL is signed for this size: S3 refuses any other, so a client
+            // cannot store more than it declared (nor more than a worker reads).
+            let size = body["size"]
+                .as_u64()
+                .filter(|size| *size > 0)
+                .ok_or_else(|| {
+                    refuse(
+                        400,
+                        "\"size\" must be the input's size in bytes, a whole number above 0",
+                    )
+                })?;
+            if size > job::MAX_INPUT_BYTES {
+                return Err(refuse(
+                    413,
+                    &format!(
+                        "the input is {size} bytes; a job takes at most {}",
+                        job::MAX_INPUT_BYTES
+                    ),
+                ));
+            }
+            Ok(Call::Submit { kind, size })
         }
         "GET /jobs/{id}" => {
             let id = event["pathParameters"]["id"].as_str().unwrap_or_default();
@@ -157,7 +181,7 @@ impl Submit {
             Err(answer) => return Ok(answer),
         };
         match call {
-            Call::Submit(kind) => self.submit(kind).await,
+            Call::Submit { kind, size } => self.submit(kind, size).await,
             Call::Get(id) => {
                 let item = job_item::get_job(&self.dynamodb, &self.config.table, &id)
                     .send()
@@ -222,14 +246,18 @@ impl Submit {
         })
     }
 
-    async fn submit(&self, kind: JobKind) -> Result<Value, Error> {
+    async fn submit(&self, kind: JobKind, size: u64) -> Result<Value, Error> {
         let job_id = new_job_id();
         let input_key = job::input_key(&job_id);
+        // Signed for the declared size, and for an object that does not exist yet: the input
+        // is written once, and cannot be swapped after the worker has read it.
         let upload = self
             .s3
             .put_object()
             .bucket(&self.config.bucket)
             .key(&input_key)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .if_none_match("*")
             .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(
                 Duration::from_secs(UPLOAD_URL_SECONDS),
             )?)
@@ -244,6 +272,7 @@ impl Submit {
             heartbeat_at: None,
             launched_at: None,
             lease_seconds: self.config.lease_seconds,
+            input_bytes: Some(size),
             outputs: Vec::new(),
             error: None,
             history: vec![JobEvent {
@@ -267,6 +296,12 @@ impl Submit {
                 "status": JobStatus::Submitted,
                 "upload_url": upload.uri(),
                 "upload_method": "PUT",
+                "upload_headers": upload
+                    .headers()
+                    .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+                    .map(|(name, value)| (name.to_ascii_lowercase(), Value::from(value)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "input_bytes": size,
                 "upload_expires_in": UPLOAD_URL_SECONDS,
                 "input_key": input_key,
             }),
@@ -296,13 +331,28 @@ mod tests {
 
     #[test]
     fn the_token_is_required_and_each_route_reads_its_input() {
-        let submit = json!({"kind": "append-text", "text": "more"});
+        let submit = json!({"kind": "append-text", "text": "more", "size": 12});
         assert_eq!(
             route(&event("POST /jobs", TOKEN, submit.clone(), None), TOKEN),
-            Ok(Call::Submit(JobKind::AppendText {
-                text: "more".into()
-            }))
+            Ok(Call::Submit {
+                kind: JobKind::AppendText {
+                    text: "more".into()
+                },
+                size: 12
+            })
         );
+        for (size, code) in [
+            (json!(null), 400),
+            (json!(0), 400),
+            (json!(-1), 400),
+            (json!("12"), 400),
+            (json!(job::MAX_INPUT_BYTES + 1), 413),
+        ] {
+            let body = json!({"kind": "image-batch", "size": size});
+            let refused =
+                route(&event("POST /jobs", TOKEN, body, None), TOKEN).expect_err("refused");
+            assert_eq!(status(&refused), code, "size {size}");
+        }
         let wrong =
             route(&event("POST /jobs", "x", submit.clone(), None), TOKEN).expect_err("refused");
         assert_eq!(status(&wrong), 401);
@@ -316,7 +366,8 @@ mod tests {
             ),
             400
         );
-        let long = json!({"kind": "append-text", "text": "x".repeat(MAX_TEXT_BYTES + 1)});
+        let long =
+            json!({"kind": "append-text", "text": "x".repeat(MAX_TEXT_BYTES + 1), "size": 1});
         assert_eq!(
             status(&route(&event("POST /jobs", TOKEN, long, None), TOKEN).expect_err("refused")),
             413

@@ -139,6 +139,9 @@ pub struct Job {
     pub heartbeat_at: Option<i64>,
     /// How long a RUNNING job may go without a heartbeat before it is FAILED.
     pub lease_seconds: u64,
+    /// The input's size as the client declared it, which its upload URL is signed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bytes: Option<u64>,
     /// The output objects' keys, once SUCCEEDED.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
@@ -147,6 +150,11 @@ pub struct Job {
     pub error: Option<String>,
     pub history: Vec<JobEvent>,
 }
+
+/// The largest input a job takes: the submit function presigns its upload for the size the
+/// client declares, up to this, and the worker reads at most this (an instance's memory is
+/// the limit; a t3.micro has 1 GiB).
+pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The error of a job failed because its worker went silent past its lease.
 pub const LEASE_EXPIRED: &str = "the worker sent no heartbeat within the job's lease";
@@ -232,6 +240,7 @@ mod tests {
             heartbeat_at: Some(100),
             launched_at: None,
             lease_seconds: 60,
+            input_bytes: None,
             outputs: Vec::new(),
             error: None,
             history: vec![JobEvent {

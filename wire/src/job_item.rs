@@ -334,6 +334,7 @@ mod tests {
             heartbeat_at: None,
             launched_at: None,
             lease_seconds: 120,
+            input_bytes: None,
             outputs: Vec::new(),
             error: None,
             history: vec![JobEvent {

@@ -65,8 +65,7 @@ impl Settings {
     }
 }
 
-/// The largest input a job reads (an instance's memory is the limit; a t3.micro has 1 GiB).
-pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
+pub use hybridlab_wire::job::MAX_INPUT_BYTES;
 
 /// Why a job failed, as its row's `error` says.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,6 +74,8 @@ pub enum JobError {
     InputTooLarge(u64),
     #[error("the archive cannot be read: {0}")]
     BadArchive(String),
+    #[error("the input is {size} bytes, not the {declared} its submit declared")]
+    NotTheDeclaredSize { size: u64, declared: u64 },
 }
 
 /// One output of a job: its name under the job's output prefix, and its bytes.

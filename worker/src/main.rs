@@ -214,6 +214,13 @@ async fn work(aws: &Aws, job: &Job) -> Result<Vec<String>> {
     if size > MAX_INPUT_BYTES {
         return Err(hybridlab_worker::JobError::InputTooLarge(size).into());
     }
+    // S3 refuses an upload of another size through the signed URL; the size is checked here
+    // too, before a byte is read, whatever put the object there.
+    if let Some(declared) = job.input_bytes
+        && declared != size
+    {
+        return Err(hybridlab_worker::JobError::NotTheDeclaredSize { size, declared }.into());
+    }
     let input = input
         .body
         .collect()

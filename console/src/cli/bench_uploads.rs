@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -81,7 +81,12 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
     };
 
     let done = Arc::new(AtomicU64::new(0));
-    let display = tokio::spawn(show_progress(bench.uploads, done.clone()));
+    let display = tokio::spawn(super::output::show_progress(
+        "pipeline",
+        "images",
+        bench.uploads,
+        done.clone(),
+    ));
     let started = Instant::now();
     let samples = tokio::select! {
         samples = drive(&pipeline, bench.uploads, bench.concurrency, &done) => samples,
@@ -128,35 +133,6 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
     } else {
         ExitCode::from(EXIT_SOME_FAILED)
     })
-}
-
-async fn show_progress(total: u64, done: Arc<AtomicU64>) {
-    let terminal = stderr_is_terminal();
-    let every = if terminal {
-        Duration::from_millis(100)
-    } else {
-        Duration::from_secs(5)
-    };
-    let started = Instant::now();
-    let mut ticker = tokio::time::interval(every);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let line = super::output::progress_line(
-            "pipeline",
-            "images",
-            done.load(Ordering::Relaxed),
-            0,
-            Some(total),
-            started.elapsed(),
-            terminal,
-        );
-        if terminal {
-            eprint!("\r\x1b[2K{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
 }
 
 fn print_run(run: &UploadRun, first_error: Option<&str>) {

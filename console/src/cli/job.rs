@@ -57,8 +57,8 @@ pub enum JobAction {
     /// and outputs.
     Submit {
         file: PathBuf,
-        /// The text an `append-text` job appends.
-        #[arg(long, required_if_eq("kind", "append-text"))]
+        /// The text an `append-text` job appends (required for one).
+        #[arg(long, conflicts_with = "kind")]
         text: Option<String>,
         #[arg(long, value_enum, default_value = "append-text")]
         kind: KindArg,
@@ -80,6 +80,16 @@ pub enum JobAction {
 }
 
 pub async fn run(target: &TargetChoice, args: JobArgs) -> anyhow::Result<ExitCode> {
+    if let JobAction::Submit {
+        kind: KindArg::AppendText,
+        text: None,
+        ..
+    } = &args.action
+    {
+        anyhow::bail!(
+            "an append-text job needs --text TEXT (the line it appends); an archive of images takes --kind image-batch"
+        );
+    }
     let lab = Lab::open(target, args.stack.as_deref()).await?;
     let json = args.json;
     match args.action {

@@ -39,6 +39,43 @@ pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
+/// Draws the progress of a run of `total` things (`unit`) on standard error until aborted:
+/// a line redrawn ten times a second on a terminal, one line every five seconds when piped.
+/// `done` counts the finished ones.
+pub async fn show_progress(
+    label: &'static str,
+    unit: &'static str,
+    total: u64,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let terminal = stderr_is_terminal();
+    let every = if terminal {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(5)
+    };
+    let started = std::time::Instant::now();
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let line = progress_line(
+            label,
+            unit,
+            done.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            Some(total),
+            started.elapsed(),
+            terminal,
+        );
+        if terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
 /// `c=8 [#########.........] 450/1000  903/s  2 failed`; piped, the count names `unit`
 /// (`450/1000 invocations`).
 pub fn progress_line(

@@ -22,6 +22,9 @@ pub struct Submitted {
     pub status: JobStatus,
     pub input_key: String,
     pub upload_url: String,
+    /// Headers the upload must carry, as signed (`if-none-match: *`).
+    #[serde(default)]
+    pub upload_headers: std::collections::BTreeMap<String, String>,
 }
 
 /// The stack's jobs API with its token.
@@ -107,19 +110,21 @@ impl JobsApi {
 
     /// Submits a job of `kind` and uploads `input` as its input.
     pub async fn submit(&self, kind: &JobKind, input: Vec<u8>) -> anyhow::Result<Submitted> {
+        let mut request = serde_json::to_value(kind).context("the job's kind")?;
+        request["size"] = input.len().into();
         let submitted: Submitted = self
             .call(
-                self.http.post(format!("{}/jobs", self.endpoint)).json(kind),
+                self.http
+                    .post(format!("{}/jobs", self.endpoint))
+                    .json(&request),
                 "POST /jobs",
             )
             .await?;
-        let uploaded = self
-            .http
-            .put(&submitted.upload_url)
-            .body(input)
-            .send()
-            .await
-            .context("uploading the input")?;
+        let mut upload = self.http.put(&submitted.upload_url).body(input);
+        for (name, value) in &submitted.upload_headers {
+            upload = upload.header(name, value);
+        }
+        let uploaded = upload.send().await.context("uploading the input")?;
         if !uploaded.status().is_success() {
             let status = uploaded.status();
             let body = uploaded.text().await.unwrap_or_default();
@@ -267,28 +272,11 @@ pub async fn wait_stopped_billing(
 
 /// The endpoint of the stack's HTTP API, found by its name.
 async fn find_api_endpoint(lab: &Lab) -> anyhow::Result<Option<String>> {
-    let mut token: Option<String> = None;
-    loop {
-        let page = lab
-            .clients
-            .apigateway
-            .get_apis()
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|err| lab.explain("apigateway:GetApis", "the jobs API", err))?;
-        if let Some(api) = page
-            .items()
-            .iter()
-            .find(|api| api.name() == Some(lab.names.jobs_api.as_str()))
-        {
-            return Ok(api.api_endpoint().map(str::to_owned));
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            return Ok(None);
-        }
-    }
+    Ok(hybridlab_provision::stack::down::list_apis(&lab.clients)
+        .await?
+        .iter()
+        .find(|api| api.name() == Some(lab.names.jobs_api.as_str()))
+        .and_then(|api| api.api_endpoint().map(str::to_owned)))
 }
 
 /// What `cancel` did.

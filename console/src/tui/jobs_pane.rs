@@ -262,36 +262,43 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) {
     );
 }
 
+/// What `loading` holds once it is loaded; until then, draws in `block` that `what` is being
+/// read, or why it could not be.
+fn loaded_or_placeholder<'a, T>(
+    frame: &mut Frame,
+    area: Rect,
+    loading: &'a Loading<T>,
+    what: &str,
+    block: &Block,
+    palette: Palette,
+) -> Option<&'a T> {
+    let placeholder = match loading {
+        Loading::Loaded(value) => return Some(value),
+        Loading::Idle | Loading::Loading => Paragraph::new(format!("reading the {what}...")),
+        Loading::Error(err) => Paragraph::new(err.as_str())
+            .style(palette.fg(Color::Red))
+            .wrap(Wrap { trim: true }),
+    };
+    frame.render_widget(placeholder.block(block.clone()), area);
+    None
+}
+
 fn draw_list(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) {
     let title = format!(
         " Jobs of {} ",
         pane.stack.as_deref().unwrap_or("the only stack")
     );
     let block = Block::bordered().title(title);
-    let rows = match &pane.jobs {
-        Loading::Idle | Loading::Loading => {
-            frame.render_widget(Paragraph::new("reading the jobs...").block(block), area);
-            return;
-        }
-        Loading::Error(err) => {
-            frame.render_widget(
-                Paragraph::new(err.as_str())
-                    .style(palette.fg(Color::Red))
-                    .wrap(Wrap { trim: true })
-                    .block(block),
-                area,
-            );
-            return;
-        }
-        Loading::Loaded(rows) if rows.is_empty() => {
-            frame.render_widget(
-                Paragraph::new("No jobs yet: j submits a file.").block(block),
-                area,
-            );
-            return;
-        }
-        Loading::Loaded(rows) => rows,
+    let Some(rows) = loaded_or_placeholder(frame, area, &pane.jobs, "jobs", &block, palette) else {
+        return;
     };
+    if rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new("No jobs yet: j submits a file.").block(block),
+            area,
+        );
+        return;
+    }
     let wide = area.width >= 120;
     let mut header = vec!["job", "status", "kind", "worker", "state"];
     if wide {
@@ -351,22 +358,10 @@ fn draw_detail(
     palette: Palette,
 ) {
     let block = Block::bordered().title(format!(" Job {} ", detail.job_id));
-    let (job, log) = match &detail.loaded {
-        Loading::Idle | Loading::Loading => {
-            frame.render_widget(Paragraph::new("reading the job...").block(block), area);
-            return;
-        }
-        Loading::Error(err) => {
-            frame.render_widget(
-                Paragraph::new(err.as_str())
-                    .style(palette.fg(Color::Red))
-                    .wrap(Wrap { trim: true })
-                    .block(block),
-                area,
-            );
-            return;
-        }
-        Loading::Loaded(loaded) => loaded,
+    let Some((job, log)) =
+        loaded_or_placeholder(frame, area, &detail.loaded, "job", &block, palette)
+    else {
+        return;
     };
     let mut lines = vec![Line::from(vec![
         Span::raw(format!("{} ", job.kind.name())),
@@ -432,6 +427,7 @@ mod tests {
             launched_at: launched.map(str::to_owned),
             heartbeat_at: None,
             lease_seconds: 60,
+            input_bytes: None,
             outputs: if history.last().map(|(s, _)| *s) == Some(JobStatus::Succeeded) {
                 vec![format!("jobs/{id}/output/output.txt")]
             } else {

@@ -300,6 +300,39 @@ mod tests {
     }
 
     #[test]
+    fn the_stack_view_lists_the_jobs_variants_resources_and_running_workers() {
+        let mut app = fixtures::app_with_stack();
+        let stack = &mut app.stack.stacks[0];
+        for (kind, name) in [
+            (
+                hybridlab_provision::stack::ResourceKind::HttpApi,
+                "hybridlab-jobs-k3x9q2ma (a1b2c3)",
+            ),
+            (
+                hybridlab_provision::stack::ResourceKind::EventSourceMapping,
+                "hybridlab-launcher-k3x9q2ma",
+            ),
+            (
+                hybridlab_provision::stack::ResourceKind::Worker,
+                "i-0f0e0d0c0b0a",
+            ),
+        ] {
+            stack
+                .resources
+                .push(hybridlab_provision::stack::status::ResourceStatus {
+                    kind,
+                    name: name.into(),
+                    state: "present".into(),
+                    age_s: Some(30),
+                });
+        }
+        let screen = fixtures::screen(&app, 120, 30, false).to_string();
+        for shown in ["http api", "stream mapping", "job worker", "i-0f0e0d0c0b0a"] {
+            assert!(screen.contains(shown), "{shown} in {screen}");
+        }
+    }
+
+    #[test]
     fn stack_view_of_an_instance_whose_user_data_failed() {
         let mut app = fixtures::app_with_stack();
         let stack = &mut app.stack.stacks[0];

@@ -334,12 +334,11 @@ async fn find_mappings(
     Ok(found)
 }
 
-/// HTTP APIs named as a stack's, or tagged with it.
-async fn find_apis(
+/// Every HTTP API of the target's region (GetApis, page by page).
+pub async fn list_apis(
     clients: &StackClients,
-    scope: &Scope,
-) -> Result<Vec<FoundResource>, StackError> {
-    let mut found = Vec::new();
+) -> Result<Vec<aws_sdk_apigatewayv2::types::Api>, StackError> {
+    let mut apis = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let page = clients
@@ -349,23 +348,34 @@ async fn find_apis(
             .send()
             .await
             .map_err(|err| sdk_error("apigateway:GetApis", err))?;
-        for api in page.items() {
-            let tag = api.tags().and_then(|tags| tags.get(STACK_TAG));
-            let stack = stack_of(api.name().unwrap_or_default(), tag.map(String::as_str));
-            if let (Some(id), Some(stack)) = (api.api_id(), stack.filter(|s| scope.includes(s))) {
-                found.push(FoundResource {
-                    kind: ResourceKind::HttpApi,
-                    id: id.to_owned(),
-                    stack,
-                    created_s: api.created_date().map(|date| date.secs()),
-                });
-            }
-        }
+        apis.extend(page.items().iter().cloned());
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
-            return Ok(found);
+            return Ok(apis);
         }
     }
+}
+
+/// HTTP APIs named as a stack's, or tagged with it.
+async fn find_apis(
+    clients: &StackClients,
+    scope: &Scope,
+) -> Result<Vec<FoundResource>, StackError> {
+    Ok(list_apis(clients)
+        .await?
+        .iter()
+        .filter_map(|api| {
+            let tag = api.tags().and_then(|tags| tags.get(STACK_TAG));
+            let stack = stack_of(api.name().unwrap_or_default(), tag.map(String::as_str))
+                .filter(|s| scope.includes(s))?;
+            Some(FoundResource {
+                kind: ResourceKind::HttpApi,
+                id: api.api_id()?.to_owned(),
+                stack,
+                created_s: api.created_date().map(|date| date.secs()),
+            })
+        })
+        .collect())
 }
 
 async fn find_log_groups(

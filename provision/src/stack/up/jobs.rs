@@ -464,31 +464,16 @@ impl Run<'_> {
 
     /// The stack's HTTP API, by name: its id and endpoint.
     async fn find_api(&self) -> Result<Option<(String, String)>, StackError> {
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .clients
-                .apigateway
-                .get_apis()
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|err| sdk_error("apigateway:GetApis", err))?;
-            if let Some(found) = page
-                .items()
-                .iter()
-                .find(|api| api.name() == Some(self.names.jobs_api.as_str()))
-            {
-                return Ok(Some((
-                    found.api_id().unwrap_or_default().to_owned(),
-                    found.api_endpoint().unwrap_or_default().to_owned(),
-                )));
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(None);
-            }
-        }
+        Ok(crate::stack::down::list_apis(self.clients)
+            .await?
+            .iter()
+            .find(|api| api.name() == Some(self.names.jobs_api.as_str()))
+            .map(|api| {
+                (
+                    api.api_id().unwrap_or_default().to_owned(),
+                    api.api_endpoint().unwrap_or_default().to_owned(),
+                )
+            }))
     }
 
     /// Whether function `name`'s resource policy has the statement `sid` (moto, unlike
