@@ -16,14 +16,14 @@ const ROWS: u16 = 30;
 const COLS: u16 = 100;
 
 /// The console in a pseudo-terminal: keys in, the parsed screen out.
-struct Console {
+pub(crate) struct Console {
     screen: Arc<Mutex<vt100::Parser>>,
     keys: Box<dyn std::io::Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
 }
 
 impl Console {
-    fn start(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let binary = build_binary("hybridlab-console", "hybridlab");
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -83,13 +83,13 @@ impl Console {
             .contents()
     }
 
-    fn type_keys(&mut self, keys: &str) {
+    pub(crate) fn type_keys(&mut self, keys: &str) {
         self.keys.write_all(keys.as_bytes()).expect("keys typed");
         self.keys.flush().expect("keys sent");
     }
 
     /// Waits until the screen shows every one of `wanted`, and returns it.
-    fn wait_for(&self, wanted: &[&str], within: Duration) -> String {
+    pub(crate) fn wait_for(&self, wanted: &[&str], within: Duration) -> String {
         self.wait_until(&format!("{wanted:?}"), within, |text| {
             wanted.iter().all(|w| text.contains(w))
         })
@@ -109,6 +109,16 @@ impl Console {
                 "the screen never showed {what}:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `q` and waits until the console has exited.
+    pub(crate) fn quit(&mut self) {
+        self.type_keys("q");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().expect("the child's state").is_none() {
+            assert!(Instant::now() < deadline, "the console did not quit on q");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -338,17 +348,7 @@ async fn the_console_brings_a_stack_up_invokes_it_reads_its_logs_and_tears_it_do
             Duration::from_secs(120),
         );
         assert!(text.contains("down "), "the teardown's steps:\n{text}");
-        console.type_keys("q");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while console
-            .child
-            .try_wait()
-            .expect("the child's state")
-            .is_none()
-        {
-            assert!(Instant::now() < deadline, "the console did not quit on q");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        console.quit();
         let _ = std::fs::remove_dir_all(&dir);
         stack
     })

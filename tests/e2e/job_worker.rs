@@ -1180,5 +1180,71 @@ async fn a_duplicated_stream_record_launches_one_instance() {
         1,
         "{done:?}"
     );
+    the_jobs_view_shows_the_job_its_history_and_submits_another(&clients, &stack, id).await;
     crate::stack::down_leaves_nothing(&clients.endpoint, &clients, &stack.id).await;
+}
+
+/// The console's Jobs view on `stack`, in a pseudo-terminal: job `id` listed SUCCEEDED with
+/// its worker terminated, `Enter` shows its history and the worker's log line, and `j`
+/// submits a file whose job the list then shows.
+async fn the_jobs_view_shows_the_job_its_history_and_submits_another(
+    clients: &EdgeClients,
+    stack: &JobsStack,
+    id: &str,
+) {
+    let (endpoint, stack_id, id) = (clients.endpoint.clone(), stack.id.clone(), id.to_owned());
+    let submitted = tokio::task::spawn_blocking(move || {
+        let dir = std::env::temp_dir().join(format!("hybridlab-jobs-view-{stack_id}"));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let input = dir.join("from-the-console.txt");
+        std::fs::write(&input, "typed in the console\n").expect("write");
+        let mut console = crate::console::Console::start(
+            &dir,
+            &["--endpoint", &endpoint, "--stack", &stack_id],
+            &[],
+        );
+        console.wait_for(&["LOCAL SANDBOX", "6 Jobs"], Duration::from_secs(60));
+        console.type_keys("6");
+        console.wait_for(
+            &[&id, "SUCCEEDED", "append-text", "terminated"],
+            Duration::from_secs(60),
+        );
+        console.type_keys("\r");
+        console.wait_for(
+            &[
+                &format!("Job {id}"),
+                "LAUNCHING",
+                "RUNNING",
+                "worker",
+                "SUCCEEDED:",
+            ],
+            Duration::from_secs(60),
+        );
+        // Esc alone (followed at once by a key, a terminal reads Esc as Alt).
+        console.type_keys("\x1b");
+        console.wait_for(&["j submit a file"], Duration::from_secs(10));
+        console.type_keys("j");
+        console.type_keys(&format!("{}\r", input.display()));
+        let text = console.wait_for(&["submitted j-"], Duration::from_secs(60));
+        let submitted = text
+            .split("submitted ")
+            .nth(1)
+            .and_then(|rest| rest.get(..18))
+            .expect("the new job's id")
+            .to_owned();
+        console.wait_for(&[&submitted], Duration::from_secs(30));
+        console.quit();
+        let _ = std::fs::remove_dir_all(&dir);
+        submitted
+    })
+    .await
+    .expect("the console test does not panic");
+    assert!(job::is_job_id(&submitted), "{submitted}");
+    let ended = eventually(Duration::from_secs(90), || async {
+        let job = job_row(clients, &stack.names.jobs_table, &submitted).await?;
+        job.status.is_final().then_some(job)
+    })
+    .await
+    .expect("the console's job ends");
+    assert_eq!(ended.status, JobStatus::Succeeded, "{ended:?}");
 }

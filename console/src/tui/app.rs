@@ -420,12 +420,14 @@ impl App {
         None
     }
 
-    /// The stack selected in the Stack view, which the other views show.
+    /// The stack selected in the Stack view, which the other views show; until the stacks
+    /// are read, the one the console was started with (`--stack`).
     pub fn selected_stack(&self) -> Option<String> {
         self.stack
             .stacks
             .get(self.stack.selected)
             .map(|status| status.stack.to_string())
+            .or_else(|| self.stack.preferred.clone())
     }
 
     /// Switches to `tab`; the view may want to read something for it.
