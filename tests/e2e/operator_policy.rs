@@ -1,7 +1,8 @@
 //! The operator's least-privilege policy (`hybridlab iam-policy`) enforced by a sandbox of its
 //! own (`--operator-policy`): the whole lab runs with only that policy (up with the pipeline,
 //! invoke, bench, an upload to COMPLETED, logs, s3, db, down, nothing left), and without
-//! `lambda:InvokeFunction` the invoke step fails with Lambda's `AccessDeniedException`.
+//! `lambda:InvokeFunction` the invoke step fails with Lambda's `AccessDeniedException`. The
+//! job-worker variant runs with the second document beside the first, and not without it.
 //!
 //! The first sandbox also keeps AWS's waits (short) and a new account's Lambda concurrency of
 //! 10: `up` goes through them and says so in its step events, and `bench` counts the
@@ -39,8 +40,15 @@ fn succeeded(output: &Output, what: &str) {
 
 /// `hybridlab iam-policy --with pipeline`'s document.
 fn operator_policy() -> Value {
+    iam_policy(&["--with", "pipeline"])
+}
+
+/// `hybridlab iam-policy ARGS --region us-east-1`'s document.
+fn iam_policy(args: &[&str]) -> Value {
     let output = Command::new(build_binary("hybridlab-console", "hybridlab"))
-        .args(["iam-policy", "--with", "pipeline", "--region", "us-east-1"])
+        .arg("iam-policy")
+        .args(args)
+        .args(["--region", "us-east-1"])
         .output()
         .expect("hybridlab runs");
     assert!(output.status.success(), "{output:?}");
@@ -83,10 +91,25 @@ fn without_action(mut policy: Value, action: &str) -> Value {
 /// waits, an established account's concurrency); and SDK clients straight to its moto, to look
 /// at what is left without the policy in the way.
 async fn sandbox_with(policy: &Value, dir: &Path, new_account: bool) -> (Sandbox, EdgeClients) {
-    let policy = Policy::from_json("operator", policy).expect("IAM would take the policy");
+    sandbox_with_all(std::slice::from_ref(policy), dir, new_account).await
+}
+
+/// [`sandbox_with`] the operator's `policies` together (a user's several managed policies).
+async fn sandbox_with_all(
+    policies: &[Value],
+    dir: &Path,
+    new_account: bool,
+) -> (Sandbox, EdgeClients) {
+    let policies = policies
+        .iter()
+        .enumerate()
+        .map(|(n, policy)| {
+            Policy::from_json(&format!("operator-{n}"), policy).expect("IAM would take the policy")
+        })
+        .collect();
     let mut options = SandboxOptions::new(dir.to_owned());
     options.edge_port = 0;
-    options.operator_policy = Some(vec![policy]);
+    options.operator_policy = Some(policies);
     if new_account {
         options.timing = Timing::default();
         options.concurrency_limit = hybridlab_sandbox::NEW_ACCOUNT_LAMBDA_CONCURRENCY;
@@ -265,4 +288,83 @@ async fn the_whole_lab_runs_on_a_new_account_with_only_the_operator_policy_and_n
 
 fn names_function(id: &str) -> String {
     StackNames::new(&StackId::parse(id).expect("a valid id")).function
+}
+
+/// The job-worker variant with the two documents `iam-policy` prints (the first without the
+/// pipeline, and `--jobs-document`): `up --with jobs`, a job submitted and followed to its end,
+/// listed, its logs read, `status`, and `down` leaving nothing. With the first document alone,
+/// `up --with jobs` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_variant_runs_with_the_two_operator_documents_and_not_with_the_first_alone() {
+    let dir = temp_dir("jobs");
+    let first = iam_policy(&[]);
+    let jobs = iam_policy(&["--jobs-document"]);
+
+    let (alone, _) = sandbox_with(&first, &dir.join("alone"), false).await;
+    let refused = hybridlab(
+        alone.endpoint(),
+        &[
+            "up",
+            "--json",
+            "--stack",
+            &StackId::generate().to_string(),
+            "--with",
+            "jobs",
+        ],
+    )
+    .await;
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        said.contains("access denied to iam:CreateRole")
+            && said.contains(
+                "is not authorized to perform: iam:CreateRole on resource: role hybridlab-submit-"
+            ),
+        "refused as AWS refuses: {said}"
+    );
+    drop(alone);
+
+    let (sandbox, moto) = sandbox_with_all(&[first, jobs], &dir.join("both"), false).await;
+    let endpoint = sandbox.endpoint().to_owned();
+    let id = StackId::generate().to_string();
+    let up = hybridlab(
+        &endpoint,
+        &["up", "--json", "--stack", &id, "--with", "jobs"],
+    )
+    .await;
+    succeeded(&up, "up --with jobs");
+    let input = dir.join("notes.txt");
+    std::fs::write(&input, "one line\n").expect("write");
+    let submitted = hybridlab(
+        &endpoint,
+        &[
+            "job",
+            "submit",
+            input.to_str().expect("UTF-8"),
+            "--text",
+            "two",
+            "--json",
+            "--stack",
+            &id,
+        ],
+    )
+    .await;
+    succeeded(&submitted, "job submit");
+    let job: Value = String::from_utf8_lossy(&submitted.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .next_back()
+        .expect("the job");
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    let job_id = job["job_id"].as_str().expect("an id");
+    for args in [
+        vec!["job", "ls", "--json", "--stack", &id],
+        vec!["job", "logs", job_id, "--json", "--stack", &id],
+        vec!["status", "--json", "--stack", &id],
+    ] {
+        let output = hybridlab(&endpoint, &args).await;
+        succeeded(&output, &args.join(" "));
+    }
+    down_leaves_nothing(&endpoint, &moto, &id).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

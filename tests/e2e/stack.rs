@@ -44,8 +44,9 @@ pub(crate) async fn down_leaves_nothing(endpoint: &str, clients: &EdgeClients, i
     let down = run_cli(endpoint, &["down", "--json", "--stack", id, "--yes"], &[]).await;
     assert!(
         down.status.success(),
-        "down: {}",
-        String::from_utf8_lossy(&down.stderr)
+        "down: {}{}",
+        String::from_utf8_lossy(&down.stderr),
+        String::from_utf8_lossy(&down.stdout)
     );
     assert_eq!(leftovers(clients, id).await, Vec::<String>::new());
 }

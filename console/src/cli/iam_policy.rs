@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use hybridlab_provision::stack::operator_policy::jobs_operator_policy;
 use hybridlab_provision::stack::{OperatorScope, operator_policy};
 
 use super::StackPart;
@@ -24,6 +25,12 @@ pub struct IamPolicyArgs {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
+    /// Print the second document instead: what the job-worker variant needs (`up --with
+    /// jobs`, `job`, `bench --jobs`), attached beside the first (IAM's size limit keeps them
+    /// apart).
+    #[arg(long, conflicts_with = "with")]
+    pub jobs_document: bool,
+
     /// One line of JSON instead of the indented document, and no advice on standard error.
     #[arg(long)]
     pub json: bool,
@@ -33,11 +40,15 @@ pub struct IamPolicyArgs {
 pub fn policy_text(args: &IamPolicyArgs, region: &str) -> anyhow::Result<String> {
     if args.with.contains(&StackPart::Jobs) {
         anyhow::bail!(
-            "the operator policy does not cover the jobs variant yet (`up --with jobs`, `job`): its grants need a second document, since the one document is at IAM's size limit; on AWS, run the jobs variant with broader rights for now"
+            "the jobs variant's grants are a second document (one would pass IAM's size limit): print it with `hybridlab iam-policy --jobs-document`, and attach it beside this one"
         );
     }
     let scope = OperatorScope::new(region, args.with.contains(&StackPart::Pipeline))?;
-    let document = operator_policy(&scope);
+    let document = if args.jobs_document {
+        jobs_operator_policy(&scope)
+    } else {
+        operator_policy(&scope)
+    };
     Ok(if args.json {
         serde_json::to_string(&document)?
     } else {
@@ -55,7 +66,14 @@ pub async fn run(args: IamPolicyArgs, profile: Option<&str>) -> anyhow::Result<E
         )?,
     };
     println!("{}", policy_text(&args, &region)?);
-    if !args.json {
+    if args.jobs_document && !args.json {
+        eprintln!(
+            "This adds the job-worker variant in {region} to the first document. To give it to an IAM user:\n  \
+             hybridlab iam-policy --jobs-document --region {region} > jobs-policy.json\n  \
+             aws iam create-policy --policy-name hybridlab-operator-jobs --policy-document file://jobs-policy.json\n  \
+             aws iam attach-user-policy --user-name USER --policy-arn arn:aws:iam::ACCOUNT:policy/hybridlab-operator-jobs"
+        );
+    } else if !args.json {
         eprintln!(
             "This allows `hybridlab --aws` in {region}{}. To give it to an IAM user:\n  \
              hybridlab iam-policy{} --region {region} > policy.json\n  \
@@ -137,11 +155,15 @@ mod tests {
     fn the_jobs_variant_is_refused_rather_than_left_out_silently() {
         let jobs = args(&["hybridlab", "iam-policy", "--with", "pipeline,jobs"]).expect("parses");
         let refused = policy_text(&jobs, "eu-west-1").expect_err("refused");
+        assert!(refused.to_string().contains("--jobs-document"), "{refused}");
+        let second =
+            args(&["hybridlab", "iam-policy", "--jobs-document", "--json"]).expect("parses");
+        let text = policy_text(&second, "eu-west-1").expect("the jobs document");
+        assert!(!text.contains('\n'), "one line");
+        assert!(text.contains("hybridlab-launcher-") && text.contains("apigateway:POST"));
         assert!(
-            refused
-                .to_string()
-                .contains("does not cover the jobs variant"),
-            "{refused}"
+            !text.contains("hybridlab-proxy-"),
+            "the first document's own grants"
         );
     }
 

@@ -166,6 +166,36 @@ pub(crate) fn wire_request_builders() -> BTreeMap<String, String> {
     builders
 }
 
+/// The wire's functions that send a request themselves (`pub async fn apply(...)`, whose body
+/// calls `.update_item()`), each with the SDK operation of `operations` its body calls first;
+/// named with their module (`job_item::apply`), as the programs call them, so that another
+/// `apply(` is not taken for one.
+pub(crate) fn wire_request_senders(operations: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut senders = BTreeMap::new();
+    for file in rust_files(&workspace_root().join("wire/src")) {
+        let text = program_text(&std::fs::read_to_string(&file).expect("a wire source"));
+        let module = file
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        for function in text.split("pub async fn ").skip(1) {
+            let name: String = function
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let body = function.split("\n}\n").next().unwrap_or_default();
+            if let Some(operation) = calls_in(body, operations, &BTreeMap::new())
+                .into_iter()
+                .next()
+            {
+                senders.insert(format!("{module}::{name}"), operation);
+            }
+        }
+    }
+    senders
+}
+
 /// The SDK operations `text` calls: `.<operation>()` for an operation of `operations`, and
 /// `<wrapper>(` for a wire function that builds one.
 pub(crate) fn calls_in(

@@ -61,6 +61,8 @@ pub enum BucketOf {
     Artifacts,
     Uploads,
     Processed,
+    /// The job-worker variant's inputs and outputs.
+    Jobs,
 }
 
 /// Which of the stack's log groups.
@@ -69,6 +71,9 @@ pub enum LogGroupOf {
     Server,
     Proxy,
     Resizer,
+    /// The job-worker variant's functions.
+    Submit,
+    Launcher,
 }
 
 /// What a call acts on.
@@ -364,11 +369,14 @@ impl Target {
             Artifacts => names.artifacts_bucket.as_str(),
             Uploads => names.uploads_bucket.as_str(),
             Processed => names.processed_bucket.as_str(),
+            BucketOf::Jobs => names.jobs_bucket.as_str(),
         };
         let group = |of: &LogGroupOf| match of {
             LogGroupOf::Server => names.server_log_group.as_str(),
             LogGroupOf::Proxy => names.function_log_group.as_str(),
             LogGroupOf::Resizer => names.resizer_log_group.as_str(),
+            LogGroupOf::Submit => names.submit_log_group.as_str(),
+            LogGroupOf::Launcher => names.launcher_log_group.as_str(),
         };
         let ArnContext {
             partition,

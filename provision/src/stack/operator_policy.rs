@@ -12,8 +12,8 @@
 //! functions, see [`super::calls`] and [`super::policy`]); the Terraform and CloudFormation
 //! exports and `up --via terraform` / `down --via terraform`, whose AWS calls Terraform or
 //! CloudFormation make with whatever credentials they are given; the local sandbox's own
-//! endpoints; for now, the job-worker variant's own calls ([`NOT_YET_IN_THE_POLICY`]), though
-//! `down` and `status` of any stack, which look for its API and mapping, are covered.
+//! endpoints. The job-worker variant's calls ([`JOBS_CALLS`]) are granted by a second
+//! document ([`jobs_operator_policy`], [`JOBS_GRANTS`]): the first is near IAM's size limit.
 //!
 //! One document allows one region (S3 and IAM names have none): `down --all` still finds the
 //! stacks of other regions, whose listings are granted on `*`, but deleting them there needs
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::calls::{BucketOf, How, LogGroupOf};
 use super::names::{IAM_PATH, NAME_PREFIX, StackId, StackNames};
-use super::plan::{SERVER_BINARY_KEY, SERVER_ENV_KEY};
+use super::plan::{SERVER_BINARY_KEY, SERVER_ENV_KEY, WORKER_BINARY_KEY};
 use hybridlab_wire::tags::STACK_TAG;
 
 /// The partition the ARNs name: AWS's commercial regions (not China or GovCloud).
@@ -34,6 +34,9 @@ const PARTITION: &str = "aws";
 pub enum FunctionOf {
     Proxy,
     Resizer,
+    /// The job-worker variant's functions.
+    Submit,
+    Launcher,
 }
 
 /// Which of the stack's roles.
@@ -44,6 +47,11 @@ pub enum RoleOf {
     /// The server instance's role (in its instance profile).
     Server,
     Resizer,
+    /// The job-worker variant's: its functions' execution roles, and the workers' role (in
+    /// their instance profile).
+    Submit,
+    Launcher,
+    Worker,
 }
 
 /// A kind of EC2 resource the server's launch touches.
@@ -117,6 +125,16 @@ pub enum On {
     /// API Gateway's collection of HTTP APIs (`/apis`): GetApis is authorised on it, and an
     /// API's name is no part of its ARN, so the listing cannot be narrowed to the lab's.
     ApiCollection,
+    /// A path of the jobs' HTTP API (`/apis/*/routes`): API Gateway authorises each call on
+    /// its path, which holds the API's id, not its name; `*` stands for the ids.
+    ApiPath(&'static str),
+    /// The jobs table.
+    JobsTable,
+    /// The workers' instance profile, and by its name under any path.
+    WorkerProfile,
+    WorkerProfileByName,
+    /// Event source mappings: their ARNs hold a UUID, not the function's name.
+    EventSourceMappings,
 }
 
 /// Every bucket of a stack; the last two only with the pipeline.
@@ -187,6 +205,7 @@ fn bucket_name(names: &StackNames, bucket: BucketOf) -> &str {
         BucketOf::Artifacts => &names.artifacts_bucket,
         BucketOf::Uploads => &names.uploads_bucket,
         BucketOf::Processed => &names.processed_bucket,
+        BucketOf::Jobs => &names.jobs_bucket,
     }
 }
 
@@ -218,6 +237,9 @@ impl On {
             RoleOf::Lambda => names.lambda_role.as_str(),
             RoleOf::Server => names.server_role.as_str(),
             RoleOf::Resizer => names.resizer_role.as_str(),
+            RoleOf::Submit => names.submit_role.as_str(),
+            RoleOf::Launcher => names.launcher_role.as_str(),
+            RoleOf::Worker => names.worker_role.as_str(),
         };
         let roles = |of: &[RoleOf]| {
             of.iter()
@@ -255,6 +277,8 @@ impl On {
                     let name = match f {
                         FunctionOf::Proxy => &names.function,
                         FunctionOf::Resizer => &names.resizer,
+                        FunctionOf::Submit => &names.submit,
+                        FunctionOf::Launcher => &names.launcher,
                     };
                     format!("arn:{PARTITION}:lambda:{region}:{account}:function:{name}")
                 })
@@ -267,6 +291,8 @@ impl On {
                         LogGroupOf::Server => &names.server_log_group,
                         LogGroupOf::Proxy => &names.function_log_group,
                         LogGroupOf::Resizer => &names.resizer_log_group,
+                        LogGroupOf::Submit => &names.submit_log_group,
+                        LogGroupOf::Launcher => &names.launcher_log_group,
                     };
                     let group = format!("arn:{PARTITION}:logs:{region}:{account}:log-group:{name}");
                     // CloudWatch Logs authorises most calls on `log-group:NAME:*` and a few
@@ -299,6 +325,32 @@ impl On {
                 ],
             },
             On::ApiCollection => vec![format!("arn:{PARTITION}:apigateway:{region}::/apis")],
+            On::ApiPath(path) => {
+                let id = scope.stack.as_ref().map_or("*", |_| "a1b2c3d4e5");
+                vec![format!(
+                    "arn:{PARTITION}:apigateway:{region}::{}",
+                    path.replace('*', id)
+                )]
+            }
+            On::JobsTable => vec![format!(
+                "arn:{PARTITION}:dynamodb:{region}:{account}:table/{}",
+                names.jobs_table
+            )],
+            On::WorkerProfile => vec![iam("instance-profile", IAM_PATH, &names.worker_profile)],
+            On::WorkerProfileByName => match scope.stack {
+                None => vec![iam("instance-profile", "/*", &names.worker_profile)],
+                Some(_) => vec![
+                    iam("instance-profile", IAM_PATH, &names.worker_profile),
+                    iam("instance-profile", "/", &names.worker_profile),
+                ],
+            },
+            On::EventSourceMappings => vec![format!(
+                "arn:{PARTITION}:lambda:{region}:{account}:event-source-mapping:{}",
+                scope
+                    .stack
+                    .as_ref()
+                    .map_or("*", |_| "6f1e2d3c-0000-4000-8000-000000000001")
+            )],
             On::Ec2(kind) => {
                 let owner = if *kind == Ec2Kind::Image {
                     ""
@@ -330,11 +382,13 @@ pub enum Condition {
     StackTagged,
     /// Tags written as part of these creating calls only (`ec2:CreateAction`).
     CreatedBy(&'static [&'static str]),
+    /// The mapping is made for this function of a stack (`lambda:FunctionArn`).
+    ForFunction(FunctionOf),
 }
 
 impl Condition {
-    /// The statement's `Condition` element, if any.
-    pub fn element(&self) -> Option<Value> {
+    /// The statement's `Condition` element in `region`, if any.
+    pub fn element(&self, region: &str) -> Option<Value> {
         let request_tag = format!("aws:RequestTag/{STACK_TAG}");
         Some(match self {
             Condition::None => return None,
@@ -349,6 +403,16 @@ impl Condition {
                 json!({"Null": {format!("aws:ResourceTag/{STACK_TAG}"): "false"}})
             }
             Condition::CreatedBy(actions) => json!({"StringEquals": {"ec2:CreateAction": actions}}),
+            Condition::ForFunction(function) => {
+                let arns = On::Functions(match function {
+                    FunctionOf::Proxy => &[FunctionOf::Proxy],
+                    FunctionOf::Resizer => &[FunctionOf::Resizer],
+                    FunctionOf::Submit => &[FunctionOf::Submit],
+                    FunctionOf::Launcher => &[FunctionOf::Launcher],
+                })
+                .arns(&ArnScope::every_stack(region), true);
+                json!({"ArnLike": {"lambda:FunctionArn": one_or_many(arns)}})
+            }
         })
     }
 }
@@ -365,12 +429,14 @@ pub enum Carries {
     StackTagged,
     /// Tags on create: `ec2:CreateAction` is this call, the stack tag among the tags.
     CreatedBy(&'static str),
+    /// `lambda:FunctionArn`: the stack's function it is made for.
+    ForFunction(FunctionOf),
 }
 
 impl Carries {
     /// The condition keys and their values, as IAM's request context has them for a call on
-    /// a resource of `stack`.
-    pub fn keys(&self, stack: &StackId) -> Vec<(String, String)> {
+    /// a resource of `stack` in `region` of `account`.
+    pub fn keys(&self, stack: &StackId, region: &str, account: &str) -> Vec<(String, String)> {
         let request_tag = (
             format!("aws:RequestTag/{STACK_TAG}"),
             stack.as_str().to_owned(),
@@ -389,6 +455,19 @@ impl Carries {
                 ("ec2:CreateAction".into(), (*action).to_owned()),
                 request_tag,
             ],
+            Carries::ForFunction(function) => {
+                let names = StackNames::new(stack);
+                let name = match function {
+                    FunctionOf::Proxy => names.function,
+                    FunctionOf::Resizer => names.resizer,
+                    FunctionOf::Submit => names.submit,
+                    FunctionOf::Launcher => names.launcher,
+                };
+                vec![(
+                    "lambda:FunctionArn".into(),
+                    format!("arn:{PARTITION}:lambda:{region}:{account}:function:{name}"),
+                )]
+            }
         }
     }
 }
@@ -426,24 +505,6 @@ impl OperatorCall {
     }
 }
 
-/// SDK operations of the job-worker variant (`up --with jobs`, and `down` of a stack that has
-/// it), which the policy does not grant yet: its HTTP API, its stream mapping. A student who
-/// wants the jobs on AWS needs broader rights than this policy for now (the README says so).
-/// Every other call of the commands must be in [`OPERATOR_CALLS`].
-pub const NOT_YET_IN_THE_POLICY: &[&str] = &[
-    "create_api",
-    "create_integration",
-    "create_route",
-    "update_route",
-    "create_stage",
-    "get_integrations",
-    "get_routes",
-    "get_stages",
-    "delete_api",
-    "create_event_source_mapping",
-    "delete_event_source_mapping",
-];
-
 /// SDK operations the commands call that need no permission: AWS answers STS's
 /// GetCallerIdentity (the console's header) to any valid credentials, even with every action
 /// denied.
@@ -453,8 +514,9 @@ use BucketOf::{Artifacts, Uploads};
 use Carries::{CreatedBy, PassedTo, StackTagRequested, StackTagged};
 use Ec2Kind::{Image, Instance, NetworkInterface, SecurityGroup, Subnet, Volume, Vpc};
 use On::{
-    ApiCollection, Buckets, BucketsNamedLikeTheLab, Ec2, Everything, Functions, InstanceProfile,
-    InstanceProfileByName, LogGroups, Object, Objects, Roles, RolesByName, Table,
+    ApiCollection, ApiPath, Buckets, BucketsNamedLikeTheLab, Ec2, EventSourceMappings, Everything,
+    Functions, InstanceProfile, InstanceProfileByName, JobsTable, LogGroups, Object, Objects,
+    Roles, RolesByName, Table, WorkerProfile, WorkerProfileByName,
 };
 
 /// Every AWS call `up`, `status`, `down`, `invoke`, `bench`, `logs`, `s3`, `db` and `upload`
@@ -798,6 +860,259 @@ pub const OPERATOR_CALLS: &[OperatorCall] = &[
     sdk("get_item", "dynamodb:GetItem", Table),
 ];
 
+/// The job-worker variant's resources.
+pub const JOBS_BUCKETS: &[BucketOf] = &[BucketOf::Jobs];
+pub const JOBS_FUNCTIONS: &[FunctionOf] = &[FunctionOf::Submit, FunctionOf::Launcher];
+pub const JOBS_LOG_GROUPS: &[LogGroupOf] = &[LogGroupOf::Submit, LogGroupOf::Launcher];
+pub const JOBS_ROLES: &[RoleOf] = &[RoleOf::Submit, RoleOf::Launcher, RoleOf::Worker];
+/// The roles the jobs' functions run with.
+pub const JOBS_FUNCTION_ROLES: &[RoleOf] = &[RoleOf::Submit, RoleOf::Launcher];
+
+/// Every AWS call the job-worker variant adds to the commands (`up --with jobs`, `down` and
+/// `status` of a stack with it, `job`, `bench --jobs`, the console's Jobs view), beside
+/// [`OPERATOR_CALLS`], which they make too. API Gateway authorises each call as its HTTP verb
+/// on its path.
+pub const JOBS_CALLS: &[OperatorCall] = &[
+    // provision/src/stack/up/jobs.rs: the bucket, the table, the log groups, the roles and the
+    // workers' profile, as for the rest of the stack.
+    sdk("head_bucket", "s3:ListBucket", Buckets(JOBS_BUCKETS)),
+    sdk("create_bucket", "s3:CreateBucket", Buckets(JOBS_BUCKETS)),
+    sdk(
+        "put_bucket_tagging",
+        "s3:PutBucketTagging",
+        Buckets(JOBS_BUCKETS),
+    ),
+    sdk(
+        "put_public_access_block",
+        "s3:PutBucketPublicAccessBlock",
+        Buckets(JOBS_BUCKETS),
+    ),
+    sdk(
+        "put_bucket_encryption",
+        "s3:PutEncryptionConfiguration",
+        Buckets(JOBS_BUCKETS),
+    ),
+    sdk(
+        "head_object",
+        "s3:GetObject",
+        Object(Artifacts, WORKER_BINARY_KEY),
+    ),
+    sdk(
+        "put_object",
+        "s3:PutObject",
+        Object(Artifacts, WORKER_BINARY_KEY),
+    ),
+    sdk("describe_table", "dynamodb:DescribeTable", JobsTable),
+    sdk("create_table", "dynamodb:CreateTable", JobsTable),
+    sdk("create_table", "dynamodb:TagResource", JobsTable),
+    sdk(
+        "create_log_group",
+        "logs:CreateLogGroup",
+        LogGroups(JOBS_LOG_GROUPS),
+    ),
+    sdk(
+        "create_log_group",
+        "logs:TagResource",
+        LogGroups(JOBS_LOG_GROUPS),
+    ),
+    sdk(
+        "put_retention_policy",
+        "logs:PutRetentionPolicy",
+        LogGroups(JOBS_LOG_GROUPS),
+    ),
+    sdk("get_role", "iam:GetRole", RolesByName(JOBS_ROLES)),
+    sdk("create_role", "iam:CreateRole", Roles(JOBS_ROLES)),
+    sdk("create_role", "iam:TagRole", Roles(JOBS_ROLES)),
+    sdk("put_role_policy", "iam:PutRolePolicy", Roles(JOBS_ROLES)),
+    sdk(
+        "get_instance_profile",
+        "iam:GetInstanceProfile",
+        WorkerProfileByName,
+    ),
+    sdk(
+        "create_instance_profile",
+        "iam:CreateInstanceProfile",
+        WorkerProfile,
+    ),
+    sdk(
+        "create_instance_profile",
+        "iam:TagInstanceProfile",
+        WorkerProfile,
+    ),
+    sdk(
+        "add_role_to_instance_profile",
+        "iam:AddRoleToInstanceProfile",
+        WorkerProfile,
+    ),
+    sdk(
+        "add_role_to_instance_profile",
+        "iam:PassRole",
+        Roles(&[RoleOf::Worker]),
+    ),
+    // The functions, the submit function's permission for the API, the launcher's mapping
+    // (tagged at creation).
+    sdk(
+        "get_function_configuration",
+        "lambda:GetFunctionConfiguration",
+        Functions(JOBS_FUNCTIONS),
+    ),
+    sdk(
+        "update_function_configuration",
+        "lambda:UpdateFunctionConfiguration",
+        Functions(JOBS_FUNCTIONS),
+    ),
+    sdk(
+        "create_function",
+        "lambda:CreateFunction",
+        Functions(JOBS_FUNCTIONS),
+    ),
+    sdk(
+        "create_function",
+        "lambda:TagResource",
+        Functions(JOBS_FUNCTIONS),
+    ),
+    sdk(
+        "create_function",
+        "iam:PassRole",
+        Roles(JOBS_FUNCTION_ROLES),
+    )
+    .carrying(PassedTo("lambda.amazonaws.com")),
+    sdk(
+        "get_policy",
+        "lambda:GetPolicy",
+        Functions(&[FunctionOf::Submit]),
+    ),
+    sdk(
+        "add_permission",
+        "lambda:AddPermission",
+        Functions(&[FunctionOf::Submit]),
+    ),
+    sdk(
+        "create_event_source_mapping",
+        "lambda:CreateEventSourceMapping",
+        Everything,
+    )
+    .carrying(Carries::ForFunction(FunctionOf::Launcher)),
+    sdk(
+        "create_event_source_mapping",
+        "lambda:TagResource",
+        EventSourceMappings,
+    )
+    .carrying(StackTagRequested),
+    // The HTTP API: created tagged, then its integration, routes and stage (tagged too).
+    sdk("create_api", "apigateway:POST", ApiPath("/apis")).carrying(StackTagRequested),
+    sdk(
+        "get_integrations",
+        "apigateway:GET",
+        ApiPath("/apis/*/integrations"),
+    ),
+    sdk(
+        "create_integration",
+        "apigateway:POST",
+        ApiPath("/apis/*/integrations"),
+    ),
+    sdk("get_routes", "apigateway:GET", ApiPath("/apis/*/routes")),
+    sdk("create_route", "apigateway:POST", ApiPath("/apis/*/routes")),
+    sdk(
+        "update_route",
+        "apigateway:PATCH",
+        ApiPath("/apis/*/routes/*"),
+    ),
+    sdk("get_stages", "apigateway:GET", ApiPath("/apis/*/stages")),
+    sdk("create_stage", "apigateway:POST", ApiPath("/apis/*/stages")),
+    sdk(
+        "create_stage",
+        "apigateway:TagResource",
+        ApiPath("/apis/*/stages"),
+    ),
+    // provision/src/stack/down.rs: the mapping and the API, then the rest as for the stack.
+    sdk(
+        "delete_event_source_mapping",
+        "lambda:DeleteEventSourceMapping",
+        EventSourceMappings,
+    ),
+    sdk("delete_api", "apigateway:DELETE", ApiPath("/apis/*")),
+    sdk(
+        "list_object_versions",
+        "s3:ListBucketVersions",
+        Buckets(JOBS_BUCKETS),
+    ),
+    sdk("delete_objects", "s3:DeleteObject", Objects(JOBS_BUCKETS)),
+    sdk(
+        "delete_objects",
+        "s3:DeleteObjectVersion",
+        Objects(JOBS_BUCKETS),
+    ),
+    sdk(
+        "list_multipart_uploads",
+        "s3:ListBucketMultipartUploads",
+        Buckets(JOBS_BUCKETS),
+    ),
+    sdk(
+        "abort_multipart_upload",
+        "s3:AbortMultipartUpload",
+        Objects(JOBS_BUCKETS),
+    ),
+    sdk("delete_bucket", "s3:DeleteBucket", Buckets(JOBS_BUCKETS)),
+    sdk("delete_table", "dynamodb:DeleteTable", JobsTable),
+    sdk(
+        "delete_function",
+        "lambda:DeleteFunction",
+        Functions(JOBS_FUNCTIONS),
+    ),
+    sdk(
+        "remove_role_from_instance_profile",
+        "iam:RemoveRoleFromInstanceProfile",
+        WorkerProfile,
+    ),
+    sdk(
+        "delete_instance_profile",
+        "iam:DeleteInstanceProfile",
+        WorkerProfile,
+    ),
+    sdk(
+        "list_role_policies",
+        "iam:ListRolePolicies",
+        Roles(JOBS_ROLES),
+    ),
+    sdk(
+        "delete_role_policy",
+        "iam:DeleteRolePolicy",
+        Roles(JOBS_ROLES),
+    ),
+    sdk(
+        "list_attached_role_policies",
+        "iam:ListAttachedRolePolicies",
+        Roles(JOBS_ROLES),
+    ),
+    sdk(
+        "detach_role_policy",
+        "iam:DetachRolePolicy",
+        Roles(JOBS_ROLES),
+    ),
+    sdk(
+        "list_instance_profiles_for_role",
+        "iam:ListInstanceProfilesForRole",
+        Roles(JOBS_ROLES),
+    ),
+    sdk("delete_role", "iam:DeleteRole", Roles(JOBS_ROLES)),
+    sdk(
+        "delete_log_group",
+        "logs:DeleteLogGroup",
+        LogGroups(JOBS_LOG_GROUPS),
+    ),
+    // console/src/lab/jobs.rs (`job`, `bench --jobs`, the Jobs view): the submit function's
+    // token, a job's row read and cancelled, the launcher's lines about it. Its worker's
+    // console output and termination are the stack's tagged instances' (OPERATOR_CALLS).
+    sdk("get_item", "dynamodb:GetItem", JobsTable),
+    sdk("update_item", "dynamodb:UpdateItem", JobsTable),
+    sdk(
+        "filter_log_events",
+        "logs:FilterLogEvents",
+        LogGroups(&[LogGroupOf::Launcher]),
+    ),
+];
+
 /// One statement of the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
@@ -1041,6 +1356,167 @@ pub const GRANTS: &[Grant] = &[
     .when(Condition::StackTagged),
 ];
 
+/// The statements of the second document, for the job-worker variant ([`JOBS_CALLS`]): the
+/// first is already near IAM's limit of 6,144 characters, and a user may have ten managed
+/// policies. Each is one set of actions on one set of resources used in every combination,
+/// as in [`GRANTS`]. The API's paths hold its id, never its name, so they are granted on
+/// every API of the region; creating one needs the stack's tag.
+pub const JOBS_GRANTS: &[Grant] = &[
+    grant(
+        "JobsBucket",
+        &[
+            "s3:CreateBucket",
+            "s3:DeleteBucket",
+            "s3:ListBucket",
+            "s3:ListBucketVersions",
+            "s3:ListBucketMultipartUploads",
+            "s3:PutBucketTagging",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutEncryptionConfiguration",
+        ],
+        &[Buckets(JOBS_BUCKETS)],
+    ),
+    grant(
+        "JobsObjects",
+        &[
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:AbortMultipartUpload",
+        ],
+        &[Objects(JOBS_BUCKETS)],
+    ),
+    // Reading it back (HEAD, for its digest) is the first document's `Objects`.
+    grant(
+        "WorkerBinary",
+        &["s3:PutObject"],
+        &[Object(Artifacts, WORKER_BINARY_KEY)],
+    ),
+    grant(
+        "JobsTable",
+        &[
+            "dynamodb:CreateTable",
+            "dynamodb:TagResource",
+            "dynamodb:DescribeTable",
+            "dynamodb:DeleteTable",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+        ],
+        &[JobsTable],
+    ),
+    grant(
+        "JobsFunctions",
+        &[
+            "lambda:CreateFunction",
+            "lambda:TagResource",
+            "lambda:GetFunctionConfiguration",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+        ],
+        &[Functions(JOBS_FUNCTIONS)],
+    ),
+    grant(
+        "SubmitPermission",
+        &["lambda:GetPolicy", "lambda:AddPermission"],
+        &[Functions(&[FunctionOf::Submit])],
+    ),
+    grant(
+        "LauncherMapping",
+        &["lambda:CreateEventSourceMapping"],
+        &[Everything],
+    )
+    .when(Condition::ForFunction(FunctionOf::Launcher)),
+    grant(
+        "NewMapping",
+        &["lambda:TagResource"],
+        &[EventSourceMappings],
+    )
+    .when(Condition::StackTagRequested),
+    // Any mapping of the region: its ARN holds a UUID, and the sandbox, which holds the
+    // policy to AWS's evaluation, does not look up a mapping's tags (Lambda does: scoping
+    // this to `aws:ResourceTag/hybridlab:stack` waits for the sandbox to model it).
+    grant(
+        "DeleteMappings",
+        &["lambda:DeleteEventSourceMapping"],
+        &[EventSourceMappings],
+    ),
+    grant(
+        "PassJobsFunctionRoles",
+        &["iam:PassRole"],
+        &[Roles(JOBS_FUNCTION_ROLES)],
+    )
+    .when(Condition::PassedTo("lambda.amazonaws.com")),
+    grant(
+        "PassWorkerRole",
+        &["iam:PassRole"],
+        &[Roles(&[RoleOf::Worker])],
+    )
+    .when(Condition::PassedToIfSaid("ec2.amazonaws.com")),
+    grant(
+        "JobsLogGroups",
+        &[
+            "logs:CreateLogGroup",
+            "logs:TagResource",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteLogGroup",
+        ],
+        &[LogGroups(JOBS_LOG_GROUPS)],
+    ),
+    grant(
+        "LauncherLines",
+        &["logs:FilterLogEvents"],
+        &[LogGroups(&[LogGroupOf::Launcher])],
+    ),
+    grant(
+        "JobsRoles",
+        &[
+            "iam:GetRole",
+            "iam:CreateRole",
+            "iam:TagRole",
+            "iam:PutRolePolicy",
+            "iam:ListRolePolicies",
+            "iam:DeleteRolePolicy",
+            "iam:ListAttachedRolePolicies",
+            "iam:DetachRolePolicy",
+            "iam:ListInstanceProfilesForRole",
+            "iam:DeleteRole",
+        ],
+        &[RolesByName(JOBS_ROLES)],
+    ),
+    grant(
+        "WorkerProfile",
+        &[
+            "iam:GetInstanceProfile",
+            "iam:CreateInstanceProfile",
+            "iam:TagInstanceProfile",
+            "iam:AddRoleToInstanceProfile",
+            "iam:RemoveRoleFromInstanceProfile",
+            "iam:DeleteInstanceProfile",
+        ],
+        &[WorkerProfileByName],
+    ),
+    grant("NewApi", &["apigateway:POST"], &[ApiPath("/apis")]).when(Condition::StackTagRequested),
+    grant(
+        "ApiParts",
+        &["apigateway:GET", "apigateway:POST"],
+        &[
+            ApiPath("/apis/*/integrations"),
+            ApiPath("/apis/*/routes"),
+            ApiPath("/apis/*/stages"),
+        ],
+    ),
+    grant(
+        "ApiRoutes",
+        &["apigateway:PATCH"],
+        &[ApiPath("/apis/*/routes/*")],
+    ),
+    grant(
+        "ApiStageTags",
+        &["apigateway:TagResource"],
+        &[ApiPath("/apis/*/stages")],
+    ),
+    grant("ApiDelete", &["apigateway:DELETE"], &[ApiPath("/apis/*")]),
+];
+
 /// Why a policy cannot be made for what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
@@ -1084,8 +1560,18 @@ fn one_or_many(mut items: Vec<String>) -> Value {
 
 /// The identity policy document of [`GRANTS`] in `scope`.
 pub fn operator_policy(scope: &OperatorScope) -> Value {
+    document(GRANTS, scope)
+}
+
+/// The second document, of [`JOBS_GRANTS`], in `scope`'s region: what the job-worker variant
+/// needs beside [`operator_policy`].
+pub fn jobs_operator_policy(scope: &OperatorScope) -> Value {
+    document(JOBS_GRANTS, scope)
+}
+
+fn document(grants: &[Grant], scope: &OperatorScope) -> Value {
     let arns = ArnScope::every_stack(&scope.region);
-    let statements: Vec<Value> = GRANTS
+    let statements: Vec<Value> = grants
         .iter()
         .filter_map(|grant| {
             let resources: Vec<String> = grant
@@ -1102,7 +1588,7 @@ pub fn operator_policy(scope: &OperatorScope) -> Value {
                 "Action": one_or_many(grant.actions.iter().map(|a| (*a).to_owned()).collect()),
                 "Resource": one_or_many(resources),
             });
-            if let Some(condition) = grant.condition.element() {
+            if let Some(condition) = grant.condition.element(&scope.region) {
                 statement["Condition"] = condition;
             }
             Some(statement)

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::*;
 use crate::stack::audit::{
     calls_in, glob, program_text, rust_files, sdk_operations, strings, wire_request_builders,
-    workspace_root,
+    wire_request_senders, workspace_root,
 };
 
 const ID: &str = "abcd1234";
@@ -53,6 +53,7 @@ fn condition_holds(condition: Option<&Value>, keys: &[(String, String)]) -> bool
                     present.is_empty() || present.iter().any(|v| wanted.iter().any(|w| w == v))
                 }
                 "Null" => wanted == ["false"] && !present.is_empty(),
+                "ArnLike" => present.iter().any(|v| wanted.iter().any(|w| glob(w, v))),
                 other => panic!("the test does not know the operator {other}"),
             }
         })
@@ -93,7 +94,7 @@ fn every_call_is_allowed_on_a_real_stacks_resources() {
     for pipeline in [false, true] {
         let policy = policy(pipeline);
         for call in OPERATOR_CALLS {
-            let keys = call.carries.keys(&stack());
+            let keys = call.carries.keys(&stack(), REGION, ACCOUNT);
             let arns = call.on.arns(&scope, pipeline);
             assert!(
                 pipeline || arns.iter().all(|arn| !arn.contains("uploads")),
@@ -141,7 +142,10 @@ fn every_statement_serves_a_call() {
             for pattern in strings(&statement["Resource"]) {
                 let used = OPERATOR_CALLS.iter().any(|call| {
                     glob(&action, call.action)
-                        && condition_holds(statement.get("Condition"), &call.carries.keys(&stack()))
+                        && condition_holds(
+                            statement.get("Condition"),
+                            &call.carries.keys(&stack(), REGION, ACCOUNT),
+                        )
                         && call
                             .on
                             .arns(&scope, true)
@@ -321,7 +325,13 @@ fn the_pipeline_adds_exactly_its_own_resources() {
             .filter(|arn| !plain_arns.contains(arn))
         {
             assert!(
-                allowing(&plain, call.action, &arn, &call.carries.keys(&stack())).is_empty(),
+                allowing(
+                    &plain,
+                    call.action,
+                    &arn,
+                    &call.carries.keys(&stack(), REGION, ACCOUNT)
+                )
+                .is_empty(),
                 "without the pipeline, {} on {arn} is allowed",
                 describe(call)
             );
@@ -366,8 +376,8 @@ fn ec2_acts_only_on_what_carries_the_stack_tag() {
     let policy = policy(false);
     let instance = Ec2(Instance).arns(&scope, false).remove(0);
     let group = Ec2(SecurityGroup).arns(&scope, false).remove(0);
-    let tagged = StackTagged.keys(&stack());
-    let requested = StackTagRequested.keys(&stack());
+    let tagged = StackTagged.keys(&stack(), REGION, ACCOUNT);
+    let requested = StackTagRequested.keys(&stack(), REGION, ACCOUNT);
     let refused = |action: &str, arn: &str, keys: &[(String, String)]| {
         allowing(&policy, action, arn, keys).is_empty()
     };
@@ -384,7 +394,7 @@ fn ec2_acts_only_on_what_carries_the_stack_tag() {
     assert!(!refused(
         "ec2:CreateTags",
         &instance,
-        &CreatedBy("RunInstances").keys(&stack())
+        &CreatedBy("RunInstances").keys(&stack(), REGION, ACCOUNT)
     ));
 }
 
@@ -423,9 +433,15 @@ fn out_of_scope(path: &Path) -> bool {
 #[test]
 fn the_table_names_every_sdk_call_in_the_commands_sources() {
     let root = workspace_root();
-    let wrappers = wire_request_builders();
     let mut operations = sdk_operations("provision");
     operations.extend(sdk_operations("console"));
+    let mut wrappers = wire_request_builders();
+    wrappers.extend(wire_request_senders(&operations));
+    assert_eq!(
+        wrappers.get("job_item::apply").map(String::as_str),
+        Some("update_item"),
+        "the wire's conditional update is seen as an UpdateItem: {wrappers:?}"
+    );
     assert!(operations.contains("get_caller_identity") && operations.contains("run_instances"));
     let mut called = BTreeMap::<String, BTreeSet<String>>::new();
     for source in ["provision/src/stack", "console/src", "bench/src"] {
@@ -446,8 +462,8 @@ fn the_table_names_every_sdk_call_in_the_commands_sources() {
     let listed: BTreeSet<&str> = OPERATOR_CALLS
         .iter()
         .filter_map(OperatorCall::operation)
+        .chain(JOBS_CALLS.iter().filter_map(OperatorCall::operation))
         .chain(NEEDS_NO_PERMISSION.iter().copied())
-        .chain(NOT_YET_IN_THE_POLICY.iter().copied())
         .collect();
     let mut problems = Vec::new();
     for (operation, files) in &called {
@@ -466,4 +482,131 @@ fn the_table_names_every_sdk_call_in_the_commands_sources() {
     }
     eprintln!("{called:#?}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn jobs_policy() -> Value {
+    jobs_operator_policy(&OperatorScope::new(REGION, false).expect("a valid scope"))
+}
+
+/// The statements of both documents.
+fn both_policies() -> Value {
+    let mut statements = statements(&policy(false)).clone();
+    statements.extend(statements_of_jobs());
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+fn statements_of_jobs() -> Vec<Value> {
+    statements(&jobs_policy()).clone()
+}
+
+#[test]
+fn every_jobs_call_is_allowed_by_the_two_documents() {
+    let scope = ArnScope::stack(&stack(), REGION, ACCOUNT);
+    let both = both_policies();
+    let mut refused = Vec::new();
+    for call in JOBS_CALLS {
+        let keys = call.carries.keys(&stack(), REGION, ACCOUNT);
+        let arns = call.on.arns(&scope, false);
+        assert!(!arns.is_empty(), "{}", describe(call));
+        for arn in arns {
+            if allowing(&both, call.action, &arn, &keys).is_empty() {
+                refused.push(format!("{} on {arn} (carrying {keys:?})", describe(call)));
+            }
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "AWS would refuse the jobs' operator:\n{}",
+        refused.join("\n")
+    );
+}
+
+#[test]
+fn every_jobs_statement_serves_a_jobs_call() {
+    let scope = ArnScope::stack(&stack(), REGION, ACCOUNT);
+    let mut unused = Vec::new();
+    for statement in statements_of_jobs() {
+        for action in strings(&statement["Action"]) {
+            for pattern in strings(&statement["Resource"]) {
+                let used = JOBS_CALLS.iter().any(|call| {
+                    glob(&action, call.action)
+                        && condition_holds(
+                            statement.get("Condition"),
+                            &call.carries.keys(&stack(), REGION, ACCOUNT),
+                        )
+                        && call
+                            .on
+                            .arns(&scope, false)
+                            .iter()
+                            .any(|arn| glob(&pattern, arn))
+                });
+                if !used {
+                    unused.push(format!("{} grants {action} on {pattern}", statement["Sid"]));
+                }
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "granted but called by nothing:\n{}",
+        unused.join("\n")
+    );
+}
+
+#[test]
+fn the_jobs_document_is_valid_fits_and_grants_only_the_variants_resources() {
+    let text = serde_json::to_string_pretty(&jobs_operator_policy(
+        &OperatorScope::new("ap-southeast-2", false).expect("valid"),
+    ))
+    .expect("JSON");
+    assert!(text.chars().filter(|c| !c.is_whitespace()).count() <= 6144);
+    let first_sids: BTreeSet<String> = statements(&policy(true))
+        .iter()
+        .filter_map(|s| s["Sid"].as_str().map(str::to_owned))
+        .collect();
+    let mut on_everything = BTreeSet::new();
+    for statement in statements_of_jobs() {
+        let sid = statement["Sid"].as_str().expect("a Sid");
+        assert!(sid.chars().all(|c| c.is_ascii_alphanumeric()), "{sid}");
+        assert!(!first_sids.contains(sid), "Sid {sid} in both documents");
+        for action in strings(&statement["Action"]) {
+            assert!(!action.contains('*'), "{action}");
+        }
+        for resource in strings(&statement["Resource"]) {
+            if resource == "*" {
+                // Only with a condition that names the lab's launcher.
+                assert!(
+                    statement["Condition"]
+                        .to_string()
+                        .contains("hybridlab-launcher-")
+                );
+                on_everything.extend(strings(&statement["Action"]));
+                continue;
+            }
+            assert!(
+                resource.contains("hybridlab")
+                    || resource.contains(":apigateway:")
+                    || resource.contains(":event-source-mapping:"),
+                "{resource} is not the variant's"
+            );
+        }
+    }
+    assert_eq!(
+        on_everything,
+        BTreeSet::from(["lambda:CreateEventSourceMapping".to_owned()])
+    );
+    // A mapping for another function is refused.
+    let other = [(
+        "lambda:FunctionArn".to_owned(),
+        format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:someone-elses"),
+    )];
+    assert!(
+        allowing(
+            &jobs_policy(),
+            "lambda:CreateEventSourceMapping",
+            "*",
+            &other
+        )
+        .is_empty()
+    );
 }
