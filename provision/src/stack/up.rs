@@ -645,8 +645,10 @@ impl Run<'_> {
                 if let Err(err) = s3.list_buckets().max_buckets(1).send().await {
                     return Err(sdk_error("s3:ListAllMyBuckets", err));
                 }
+                // S3 answers 403 too when these credentials may not `s3:ListBucket` the name:
+                // an IAM user whose policy lacks the variant's buckets reads the same.
                 return Err(StackError::Invalid(format!(
-                    "the bucket name {name} belongs to another account; bring up a new stack (`hybridlab up` without --stack)"
+                    "S3 refuses to say whether bucket {name} exists: the name belongs to another account (bring up a new stack: `hybridlab up` without --stack), or these credentials may not s3:ListBucket it (`hybridlab iam-policy` prints what the lab needs; `--with pipeline` and `--jobs-document` add the variants' buckets)"
                 )));
             }
         };
