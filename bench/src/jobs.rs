@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::model::MeasureSummary;
-use crate::stats::{new_histogram, summarize_measure};
+use crate::stats::summarize_ms;
 
 /// The measures of a jobs run, in the order they are shown.
 pub const JOB_MEASURES: [&str; 8] = [
@@ -120,16 +120,7 @@ pub fn row_stages(job: &Job) -> RowStages {
 
 /// Percentiles of each measure over `samples` (those that have it).
 pub fn summarize_jobs(samples: &[JobSample]) -> Vec<MeasureSummary> {
-    JOB_MEASURES
-        .iter()
-        .filter_map(|measure| {
-            let mut histogram = new_histogram();
-            for value in samples.iter().filter_map(|s| s.value_ms(measure)) {
-                let _ = histogram.record((value * 1000.0).round().max(0.0) as u64);
-            }
-            summarize_measure(measure, &histogram)
-        })
-        .collect()
+    summarize_ms(&JOB_MEASURES, samples, JobSample::value_ms)
 }
 
 /// The run as `--out` writes it and `--json` prints it (without the samples).

@@ -117,6 +117,25 @@ pub fn summarize_measure(name: &str, histogram: &Histogram<u64>) -> Option<Measu
     })
 }
 
+/// A summary of each of `measures` over `samples` (in the order given; a measure no sample
+/// has is left out), from the milliseconds `value_ms` reads of a sample.
+pub fn summarize_ms<S>(
+    measures: &[&str],
+    samples: &[S],
+    value_ms: impl Fn(&S, &str) -> Option<f64>,
+) -> Vec<MeasureSummary> {
+    measures
+        .iter()
+        .filter_map(|measure| {
+            let mut histogram = new_histogram();
+            for value in samples.iter().filter_map(|s| value_ms(s, measure)) {
+                let _ = histogram.record((value * 1000.0).round().max(0.0) as u64);
+            }
+            summarize_measure(measure, &histogram)
+        })
+        .collect()
+}
+
 /// The cost of `samples` at list prices: GB-seconds from each billed duration and the
 /// function's memory size, plus the per-request charge.
 pub fn cost_of(samples: &[Sample]) -> CostEstimate {

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::model::MeasureSummary;
-use crate::stats::{new_histogram, summarize_measure};
+use crate::stats::summarize_ms;
 
 /// The measures of an upload run, in the order they are shown.
 pub const UPLOAD_MEASURES: [&str; 4] = ["to_final", "upload", "trigger", "processing"];
@@ -107,16 +107,7 @@ pub fn stage_split(row: &ImageRecord) -> (Option<f64>, Option<f64>) {
 
 /// Percentiles of each measure over `samples` (those that have it).
 pub fn summarize_uploads(samples: &[UploadSample]) -> Vec<MeasureSummary> {
-    UPLOAD_MEASURES
-        .iter()
-        .filter_map(|measure| {
-            let mut histogram = new_histogram();
-            for value in samples.iter().filter_map(|s| s.value_ms(measure)) {
-                let _ = histogram.record((value * 1000.0).round().max(0.0) as u64);
-            }
-            summarize_measure(measure, &histogram)
-        })
-        .collect()
+    summarize_ms(&UPLOAD_MEASURES, samples, UploadSample::value_ms)
 }
 
 /// The pipeline an upload bench drives: one upload of the file, then the wait for its row.

@@ -137,8 +137,13 @@ pub async fn run(target: &TargetChoice, args: JobArgs) -> anyhow::Result<ExitCod
                     println!("  {:<10} {detail}", job.status.as_str());
                 }
             };
-            let job = api
-                .follow(&submitted.job_id, timeout, &mut progress)
+            let (job, _) = api
+                .follow(
+                    &submitted.job_id,
+                    timeout,
+                    Duration::from_millis(500),
+                    &mut progress,
+                )
                 .await?;
             print_job(&lab, &job, json);
             Ok(exit_of(&job))

@@ -172,31 +172,18 @@ impl JobsApi {
         patience: Duration,
         pause: Duration,
     ) -> anyhow::Result<(Job, std::time::Instant)> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let job = self.get(job_id).await?;
-            if job.status.is_final() {
-                return Ok((job, std::time::Instant::now()));
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "job {job_id} is still {} after {}s",
-                    job.status,
-                    patience.as_secs()
-                );
-            }
-            tokio::time::sleep(pause).await;
-        }
+        self.follow(job_id, patience, pause, &mut |_: &Job| {})
+            .await
     }
 
-    /// Reads job `job_id` until it ends or `patience` runs out, telling `progress` of every
-    /// change of status.
+    /// [`Self::wait_final`], telling `progress` of every change of status.
     pub async fn follow(
         &self,
         job_id: &str,
         patience: Duration,
+        pause: Duration,
         progress: Progress<'_>,
-    ) -> anyhow::Result<Job> {
+    ) -> anyhow::Result<(Job, std::time::Instant)> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut seen = None;
         loop {
@@ -206,7 +193,7 @@ impl JobsApi {
                 seen = Some(job.status);
             }
             if job.status.is_final() {
-                return Ok(job);
+                return Ok((job, std::time::Instant::now()));
             }
             if tokio::time::Instant::now() > deadline {
                 bail!(
@@ -215,7 +202,7 @@ impl JobsApi {
                     patience.as_secs()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(pause).await;
         }
     }
 }
