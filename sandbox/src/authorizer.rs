@@ -23,6 +23,7 @@ use super::iam::{
     Refused, RequestContext, Service, ServiceError,
 };
 use super::principals::{Caller, Principal, RoleDirectory, rfc3339_seconds};
+use super::resource_tags::ResourceTags;
 
 /// Whether the sandbox enforces IAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +79,8 @@ pub struct Authorizer {
     bucket_policies: Mutex<HashMap<String, Cached<Option<Arc<Policy>>>>>,
     role_arns: Mutex<HashMap<String, Cached<Option<String>>>>,
     profile_roles: Mutex<HashMap<String, Cached<Option<String>>>>,
+    /// The tags of the resources the agent keeps itself.
+    resource_tags: Option<Arc<ResourceTags>>,
 }
 
 /// A cached answer, with the IAM generation it was read in.
@@ -122,7 +125,15 @@ impl Authorizer {
             bucket_policies: Mutex::default(),
             role_arns: Mutex::default(),
             profile_roles: Mutex::default(),
+            resource_tags: None,
         }
+    }
+
+    /// Reads the tags of the resources the agent keeps itself (event source mappings) from
+    /// `tags`.
+    pub fn with_resource_tags(mut self, tags: Arc<ResourceTags>) -> Self {
+        self.resource_tags = Some(tags);
+        self
     }
 
     /// Enforces `policies` for the operator's requests too.
@@ -372,8 +383,20 @@ impl Authorizer {
     /// `aws:ResourceTag/KEY` (and EC2's own `ec2:ResourceTag/KEY`) for a check on an existing
     /// EC2 instance, security group or volume, from its tags now, as EC2 evaluates them (the
     /// operator's policy scopes TerminateInstances and DeleteSecurityGroup to the stack's
-    /// tag). Other services' resource tags are not looked up.
+    /// tag); and `aws:ResourceTag/KEY` for a resource the agent keeps itself (an event
+    /// source mapping). Other services' resource tags are not looked up.
     async fn add_resource_tags(&self, check: &mut RequestContext) {
+        if check.resource.is_exact()
+            && let Some(tags) = self
+                .resource_tags
+                .as_ref()
+                .and_then(|store| store.of(check.resource.as_str()))
+        {
+            for (key, value) in tags {
+                check.set_key(&format!("aws:ResourceTag/{key}"), [value.as_str()]);
+            }
+            return;
+        }
         let Some(id) =
             ec2_resource_id(check.resource.as_str()).filter(|_| check.resource.is_exact())
         else {

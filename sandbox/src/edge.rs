@@ -737,6 +737,11 @@ async fn forward_to_moto(state: EdgeState, request: Request) -> Response {
             Ok(answered) => return answered,
             Err(body) => body,
         }
+    } else if parts.uri.path().starts_with(LAMBDA_TAGS) {
+        match mapping_tags(&state, &parts, body).await {
+            Ok(answered) => return answered,
+            Err(body) => body,
+        }
     } else {
         body
     };
@@ -1163,7 +1168,48 @@ async fn event_source_mapping(
         },
         _ => return Err(Body::from(bytes)),
     };
+    Ok(lambda_answer(&answer))
+}
+
+const LAMBDA_TAGS: &str = "/2017-03-31/tags/";
+
+/// Lambda's tagging API on an event source mapping the agent keeps (moto knows none of
+/// them); any other resource's tags go on to moto with the body (`Err`).
+async fn mapping_tags(
+    state: &EdgeState,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<Response, Body> {
+    let bytes = match read_body(body, MAX_NOTIFICATION_BODY, "the tags").await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return Ok(refusal),
+    };
+    let encoded = &parts.uri.path()[LAMBDA_TAGS.len()..];
+    let arn = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8_lossy()
+        .into_owned();
+    let untag: Vec<String> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .filter(|(key, _)| key == "tagKeys")
+            .map(|(_, value)| value.into_owned())
+            .collect();
+    let request = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+    let Some(answer) = state
+        .stream_mappings
+        .tags_call(&parts.method, &arn, &request, &untag)
+    else {
+        return Err(Body::from(bytes));
+    };
+    Ok(lambda_answer(&answer))
+}
+
+/// An answer of the agent's Lambda API as Lambda sends it: JSON (none for a null body),
+/// with an error's type in `x-amzn-errortype`.
+fn lambda_answer(answer: &super::stream_mapping::ApiAnswer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if answer.body.is_null() {
+        return status.into_response();
+    }
     let mut response = (status, answer.body.to_string()).into_response();
     response
         .headers_mut()
@@ -1173,7 +1219,7 @@ async fn event_source_mapping(
     {
         response.headers_mut().insert("x-amzn-errortype", value);
     }
-    Ok(response)
+    response
 }
 
 /// Keeps the zip of a CreateFunction or UpdateFunctionCode call.

@@ -28,6 +28,7 @@ pub mod logs;
 pub mod moto;
 mod output;
 pub mod principals;
+pub mod resource_tags;
 pub mod runtime_api;
 pub mod s3_events;
 mod spawner;
@@ -260,7 +261,9 @@ impl Sandbox {
         if let Some(policies) = options.operator_policy.clone() {
             authorizer = authorizer.with_operator_policy(policies);
         }
+        let resource_tags = Arc::new(resource_tags::ResourceTags::default());
         authorizer = authorizer
+            .with_resource_tags(resource_tags.clone())
             .with_propagation(options.timing.iam_propagation)
             .with_bucket_policies(s3.clone());
         let authorizer = Arc::new(authorizer);
@@ -345,6 +348,7 @@ impl Sandbox {
                 lambda: lambda.clone(),
                 lambda_control: aws_sdk_lambda::Client::new(&config),
                 authorizer: authorizer.clone(),
+                tags: resource_tags,
                 region: options.region.clone(),
                 account: SANDBOX_ACCOUNT.to_owned(),
             },

@@ -1,8 +1,9 @@
 //! Infrastructure as code through the `hybridlab` binary: `export terraform|cloudformation`
-//! writes the files and will not overwrite them unasked; cfn-lint passes on both templates;
+//! writes the files and will not overwrite them unasked; cfn-lint passes on every template;
 //! `terraform fmt` and (where the providers can be installed) `terraform validate` pass on
 //! both modules; `up --via terraform` fails clearly without terraform or its providers and
-//! leaves nothing behind, and where Terraform can run, applies, serves and destroys.
+//! leaves nothing behind, and where Terraform can run, applies the module with the jobs
+//! variant, serves an invocation and a job, and destroys it all, workers included.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,16 +43,25 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn exported_module(dir: &Path, pipeline: bool, no_random: bool) -> PathBuf {
+/// The parts `--with` adds, every one or none.
+const EVERY_PART: &[&str] = &["pipeline", "jobs"];
+
+fn with_args<'a>(parts: &[&'a str]) -> Vec<&'a str> {
+    parts.iter().flat_map(|part| ["--with", *part]).collect()
+}
+
+fn exported_module(dir: &Path, parts: &[&str], no_random: bool) -> PathBuf {
     let out = dir.join(format!(
         "{}-{}",
-        if pipeline { "pipeline" } else { "plain" },
+        if parts.is_empty() {
+            "plain".to_owned()
+        } else {
+            parts.join("+")
+        },
         if no_random { "given" } else { "random" }
     ));
     let mut args = vec!["export", "terraform", "--out", out.to_str().expect("UTF-8")];
-    if pipeline {
-        args.extend(["--with", "pipeline"]);
-    }
+    args.extend(with_args(parts));
     if no_random {
         args.push("--no-random");
     }
@@ -197,21 +207,19 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
-fn cfn_lint_passes_on_both_templates() {
+fn cfn_lint_passes_on_every_template() {
     let cfn_lint =
         ensure_cfn_lint(&mut |message| eprintln!("{message}")).expect("cfn-lint installs");
     let scratch = Scratch::new("cfn");
-    for pipeline in [false, true] {
-        let template = scratch.0.join(format!("stack-{pipeline}.json"));
+    for parts in [&[][..], &["pipeline"], &["jobs"], EVERY_PART] {
+        let template = scratch.0.join(format!("stack-{}.json", parts.join("+")));
         let mut args = vec![
             "export",
             "cloudformation",
             "--out",
             template.to_str().expect("UTF-8"),
         ];
-        if pipeline {
-            args.extend(["--with", "pipeline"]);
-        }
+        args.extend(with_args(parts));
         let output = export(&args);
         assert!(output.status.success(), "{}", stderr(&output));
         let lint = Command::new(&cfn_lint)
@@ -224,12 +232,12 @@ fn cfn_lint_passes_on_both_templates() {
             String::from_utf8_lossy(&lint.stderr)
         );
         eprintln!(
-            "cfn-lint (pipeline={pipeline}): exit {:?} {report}",
+            "cfn-lint (--with {parts:?}): exit {:?} {report}",
             lint.status.code()
         );
         assert!(
             lint.status.success(),
-            "cfn-lint (pipeline={pipeline}):\n{report}"
+            "cfn-lint (--with {parts:?}):\n{report}"
         );
     }
 }
@@ -266,13 +274,14 @@ fn terraform_fmt_passes_and_validate_passes_where_the_providers_install() {
     let scratch = Scratch::new("terraform");
     // Each module alone, and those without the random provider separately: a mirror may hold
     // hashicorp/aws only (this machine's does), and they must still be validated.
+    // The plain stack and the one with every part: between them every block is rendered.
     let random = [
-        exported_module(&scratch.0, false, false),
-        exported_module(&scratch.0, true, false),
+        exported_module(&scratch.0, &[], false),
+        exported_module(&scratch.0, EVERY_PART, false),
     ];
     let given = [
-        exported_module(&scratch.0, false, true),
-        exported_module(&scratch.0, true, true),
+        exported_module(&scratch.0, &[], true),
+        exported_module(&scratch.0, EVERY_PART, true),
     ];
     for module in random.iter().chain(&given) {
         let fmt = terraform_in(module, None, &["fmt", "-check", "-diff", "-no-color"]);
@@ -398,7 +407,16 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
     }
     let up = hybridlab_async(
         &clients.endpoint,
-        &["up", "--via", "terraform", "--stack", &id, "--json"],
+        &[
+            "up",
+            "--via",
+            "terraform",
+            "--with",
+            "jobs",
+            "--stack",
+            &id,
+            "--json",
+        ],
         &envs,
     )
     .await;
@@ -442,6 +460,60 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
         "the pin is the exported certificate's"
     );
     crate::stack::invoke_end_to_end(&clients, &names).await;
+    // The jobs variant as the module made it: a job submitted through its HTTP API runs on
+    // a worker the module's launcher starts, with the module's roles, and ends SUCCEEDED.
+    let input = cache.0.join("input.txt");
+    std::fs::write(&input, "from terraform\n").expect("an input");
+    let submitted = hybridlab_async(
+        &clients.endpoint,
+        &[
+            "job",
+            "submit",
+            input.to_str().expect("UTF-8"),
+            "--text",
+            "and its worker",
+            "--json",
+            "--stack",
+            &id,
+        ],
+        &envs,
+    )
+    .await;
+    let lines = json_lines(&submitted);
+    assert!(
+        submitted.status.success(),
+        "{lines:#?} {}",
+        stderr(&submitted)
+    );
+    let job: hybridlab_wire::job::Job =
+        serde_json::from_value(lines.last().cloned().expect("the job")).expect("a job");
+    assert_eq!(job.status, hybridlab_wire::job::JobStatus::Succeeded);
+    let output = clients
+        .object_bytes(
+            &names.jobs_bucket,
+            &hybridlab_wire::job::output_key(&job.job_id, "output.txt"),
+        )
+        .await;
+    assert_eq!(output.as_ref(), b"from terraform\nand its worker\n");
+    // A second job left running: its worker is the launcher's, not Terraform's, and `down`
+    // must not leave it behind.
+    let running = hybridlab_async(
+        &clients.endpoint,
+        &[
+            "job",
+            "submit",
+            input.to_str().expect("UTF-8"),
+            "--text",
+            "never finished",
+            "--no-wait",
+            "--json",
+            "--stack",
+            &id,
+        ],
+        &envs,
+    )
+    .await;
+    assert!(running.status.success(), "{}", stderr(&running));
     let down = hybridlab_async(
         &clients.endpoint,
         &["down", "--via", "terraform", "--stack", &id],
@@ -452,6 +524,6 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
     assert!(!state_dir.exists());
     assert_eq!(leftovers(&clients, &id).await, Vec::<String>::new());
     eprintln!(
-        "up --via terraform: stack {id} applied on the sandbox, invoked end to end, destroyed, nothing left"
+        "up --via terraform --with jobs: stack {id} applied on the sandbox, invoked end to end, a job run on a worker, destroyed with a job running, nothing left"
     );
 }

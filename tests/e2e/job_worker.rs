@@ -293,19 +293,7 @@ async fn a_worker_runs_its_append_text_job_to_succeeded_and_its_instance_termina
     assert_eq!(done.instance_id.as_deref(), Some(instance.as_str()));
     let output_key = job::output_key(job_id, "output.txt");
     assert_eq!(done.outputs, vec![output_key.clone()]);
-    let output = clients
-        .s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&output_key)
-        .send()
-        .await
-        .expect("the output")
-        .body
-        .collect()
-        .await
-        .expect("its bytes")
-        .into_bytes();
+    let output = clients.object_bytes(&bucket, &output_key).await;
     assert_eq!(output.as_ref(), b"line one\nline two\n");
 
     let terminated = terminates(&clients, &instance).await;
@@ -738,19 +726,7 @@ async fn submit_succeeds(clients: &EdgeClients, stack: &JobsStack, args: &[&str]
 
 /// The bytes of `key` in the stack's jobs bucket.
 async fn jobs_object(clients: &EdgeClients, stack: &JobsStack, key: String) -> bytes::Bytes {
-    clients
-        .s3
-        .get_object()
-        .bucket(&stack.names.jobs_bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("{key}: {err:?}"))
-        .body
-        .collect()
-        .await
-        .expect("its bytes")
-        .into_bytes()
+    clients.object_bytes(&stack.names.jobs_bucket, &key).await
 }
 
 /// The stack as a student uses it: `up --with jobs`, a file submitted with `hybridlab job

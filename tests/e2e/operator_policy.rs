@@ -365,6 +365,63 @@ async fn the_jobs_variant_runs_with_the_two_operator_documents_and_not_with_the_
         let output = hybridlab(&endpoint, &args).await;
         succeeded(&output, &args.join(" "));
     }
+    mappings_are_deleted_only_with_the_stack_tag(&endpoint, &id).await;
     down_leaves_nothing(&endpoint, &moto, &id).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The jobs document lets the operator delete a mapping only if it carries the stack tag,
+/// which the sandbox reads as Lambda does: an untagged mapping of the stack's launcher is
+/// refused, the same mapping once tagged (through Lambda's tagging API) is deleted.
+async fn mappings_are_deleted_only_with_the_stack_tag(endpoint: &str, id: &str) {
+    let operator = EdgeClients::connect(endpoint).await;
+    let names = StackNames::new(&StackId::parse(id).expect("valid"));
+    let stream = operator
+        .dynamodb
+        .describe_table()
+        .table_name(&names.jobs_table)
+        .send()
+        .await
+        .expect("the jobs table")
+        .table
+        .and_then(|table| table.latest_stream_arn)
+        .expect("its stream");
+    let untagged = operator
+        .lambda
+        .create_event_source_mapping()
+        .function_name(&names.launcher)
+        .event_source_arn(&stream)
+        .starting_position(aws_sdk_lambda::types::EventSourcePosition::Latest)
+        .send()
+        .await
+        .expect("the jobs document lets a launcher's mapping be created");
+    let uuid = untagged.uuid().expect("a UUID");
+    let arn = untagged.event_source_mapping_arn().expect("an ARN");
+    let refused = operator
+        .lambda
+        .delete_event_source_mapping()
+        .uuid(uuid)
+        .send()
+        .await
+        .expect_err("an untagged mapping is not the stack's");
+    let said = format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&refused));
+    assert!(
+        said.contains("AccessDenied") && said.contains("lambda:DeleteEventSourceMapping"),
+        "{said}"
+    );
+    operator
+        .lambda
+        .tag_resource()
+        .resource(arn)
+        .tags(hybridlab_wire::tags::STACK_TAG, id)
+        .send()
+        .await
+        .expect("the stack's tag may be put on a mapping");
+    operator
+        .lambda
+        .delete_event_source_mapping()
+        .uuid(uuid)
+        .send()
+        .await
+        .expect("a tagged mapping of the stack is deleted");
 }

@@ -15,7 +15,7 @@ use crate::lab::stack::down_summary;
 use crate::lab::target::{TargetChoice, connect};
 
 /// Exit code of `down` when the sweep still finds resources.
-const EXIT_REMAINING: u8 = 2;
+pub(super) const EXIT_REMAINING: u8 = 2;
 
 /// Asks the user to type the stack id (or `all`) before deleting on AWS.
 fn confirm(clients: &StackClients, scope: &Scope) -> anyhow::Result<()> {

@@ -76,7 +76,6 @@ pub struct ExportStack {
 
 impl ExportStack {
     fn settings(&self, target: &TargetChoice) -> anyhow::Result<StackSettings> {
-        self.shape.exportable()?;
         let region = target
             .region()
             .map(str::to_owned)
@@ -197,7 +196,7 @@ pub async fn run(target: &TargetChoice, args: ExportArgs) -> anyhow::Result<Exit
             }
             if build {
                 values.push('\n');
-                values.push_str(&build_programs(&out, settings.pipeline).await?);
+                values.push_str(&build_programs(&out, Variants::of(&settings)).await?);
             }
             write_private(&tfvars, &values)?;
             written.push(tfvars);
@@ -262,26 +261,15 @@ fn parameters_path(template: &Path) -> anyhow::Result<PathBuf> {
 
 /// Builds the programs for Amazon Linux, stages them under `dir/build` and returns the
 /// `terraform.tfvars` lines naming them.
-async fn build_programs(dir: &Path, pipeline: bool) -> anyhow::Result<String> {
+async fn build_programs(dir: &Path, variants: Variants) -> anyhow::Result<String> {
     let dir_owned = dir.to_path_buf();
     let staged = tokio::task::spawn_blocking(move || {
-        let artifacts = build(
-            &ArtifactSource::AmazonLinux,
-            Variants {
-                resizer: pipeline,
-                jobs: false,
-            },
-            &mut |message| eprintln!("{message}"),
-        )?;
+        let artifacts = build(&ArtifactSource::AmazonLinux, variants, &mut |message| {
+            eprintln!("{message}")
+        })?;
         anyhow::Ok(stage_programs(&artifacts, &dir_owned)?)
     })
     .await
     .context("the build task failed")??;
-    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    Ok(terraform::tfvars(
-        &absolute(&staged.server_binary),
-        &absolute(&staged.proxy_package),
-        staged.resizer_package.as_deref().map(absolute).as_deref(),
-        None,
-    ))
+    Ok(terraform::tfvars(&staged.absolute(), None))
 }

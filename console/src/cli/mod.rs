@@ -229,16 +229,6 @@ pub struct StackShape {
 }
 
 impl StackShape {
-    /// Refuses the parts the exports (and so `up --via terraform`) do not have yet.
-    pub fn exportable(&self) -> anyhow::Result<()> {
-        if self.with.contains(&StackPart::Jobs) {
-            anyhow::bail!(
-                "the Terraform module and the CloudFormation template do not have the jobs variant yet: bring it up with `hybridlab up --with jobs`"
-            );
-        }
-        Ok(())
-    }
-
     /// The settings of a stack in `region` made with these choices, the rest at their
     /// defaults. The TTL is at least a minute.
     pub fn settings(&self, region: String) -> hybridlab_provision::stack::StackSettings {

@@ -10,13 +10,14 @@ use hybridlab_provision::iac::runner::Terraform;
 use hybridlab_provision::iac::{stage_programs, terraform};
 use hybridlab_provision::stack::artifacts::{ArtifactSource, Variants, build};
 use hybridlab_provision::stack::up::{ServerCertificate, new_token};
-use hybridlab_provision::stack::{StackClients, StackId, StackSettings, Target};
+use hybridlab_provision::stack::{self, Scope, StackClients, StackId, StackSettings, Target};
 use hybridlab_tools::cache_dir;
 use serde_json::json;
 
 use super::export::{write_module, write_private};
 use super::steps::printer;
 use super::{DownArgs, UpArgs};
+use crate::lab::stack::down_summary;
 use crate::lab::target::{TargetChoice, connect};
 
 /// Where the module and the Terraform state of stack `id` live.
@@ -78,7 +79,6 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
         Some(name) => StackId::parse(name)?,
         None => StackId::generate(),
     };
-    args.shape.exportable()?;
     let settings = args.shape.settings(clients.region.clone());
     let dir = stack_dir(&id);
     let fresh = !dir.join("terraform.tfstate").exists();
@@ -165,17 +165,12 @@ async fn apply(
     } else {
         ArtifactSource::AmazonLinux
     };
-    let pipeline = settings.pipeline;
+    let variants = Variants::of(settings);
     let stage_dir = dir.to_path_buf();
     let staged = tokio::task::spawn_blocking(move || {
-        let artifacts = build(
-            &source,
-            Variants {
-                resizer: pipeline,
-                jobs: false,
-            },
-            &mut |message| tracing::info!("{message}"),
-        )?;
+        let artifacts = build(&source, variants, &mut |message| {
+            tracing::info!("{message}")
+        })?;
         anyhow::Ok(stage_programs(&artifacts, &stage_dir)?)
     })
     .await
@@ -185,12 +180,7 @@ async fn apply(
     values.push('\n');
     values.push_str(&terraform::tls_tfvars(&certificate.values(&token)));
     values.push('\n');
-    values.push_str(&terraform::tfvars(
-        &staged.server_binary,
-        &staged.proxy_package,
-        staged.resizer_package.as_deref(),
-        None,
-    ));
+    values.push_str(&terraform::tfvars(&staged, None));
     write_private(&tfvars_path, &values)?;
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     terraform.apply(&vars, id.as_str(), &printer(json)).await?;
@@ -230,13 +220,27 @@ pub async fn down(target: &TargetChoice, args: DownArgs) -> anyhow::Result<ExitC
         .destroy(&vars, id.as_str(), &printer(args.json))
         .await?;
     std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    // Job workers are the launcher's, not Terraform's, and a launcher may have started one
+    // while the module was destroyed: `down`'s own search by name and tag terminates them,
+    // with anything else of the stack the state did not hold, and says what remains.
+    let report = stack::down(&clients, &Scope::Stack(id.clone()), printer(args.json)).await?;
     if args.json {
-        println!("{}", json!({"type": "result", "ok": true, "stack": id}));
+        println!(
+            "{}",
+            json!({"type": "result", "ok": report.remaining.is_empty(), "stack": id, "report": report})
+        );
     } else {
         println!(
             "Stack {id} is destroyed (Terraform); its state in {} is removed.",
             dir.display()
         );
+        if !report.deleted.is_empty() || !report.remaining.is_empty() {
+            print!("{}", down_summary(&report));
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.remaining.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::down::EXIT_REMAINING)
+    })
 }

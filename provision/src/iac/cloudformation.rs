@@ -5,11 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::stack::describe::{
-    Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, StackDescription,
+    Bucket, EnvValue, Function, Jobs, Program, ROLE_POLICY_NAME, StackDescription, Table,
 };
 use crate::stack::names::{StackId, StackNames};
 use crate::stack::plan::{ServerSecretValues, StackSettings};
-use crate::stack::policy::{ArnContext, FETCH_SERVER_ARTIFACTS};
+use crate::stack::policy::{ArnContext, FETCH_SERVER_ARTIFACTS, FETCH_WORKER};
 use hybridlab_wire::tls::TLS_KEY_ENV;
 use hybridlab_wire::token::TOKEN_ENV;
 
@@ -103,6 +103,7 @@ fn bucket_id(bucket: &Bucket, names: &StackNames) -> &'static str {
         n if n == names.images_bucket => "ImagesBucket",
         n if n == names.artifacts_bucket => "ArtifactsBucket",
         n if n == names.uploads_bucket => "UploadsBucket",
+        n if n == names.jobs_bucket => "JobsBucket",
         _ => "ProcessedBucket",
     }
 }
@@ -111,6 +112,8 @@ fn log_group_id(name: &str, names: &StackNames) -> &'static str {
     match name {
         n if n == names.function_log_group => "FunctionLogGroup",
         n if n == names.server_log_group => "ServerLogGroup",
+        n if n == names.submit_log_group => "SubmitLogGroup",
+        n if n == names.launcher_log_group => "LauncherLogGroup",
         _ => "ResizerLogGroup",
     }
 }
@@ -119,6 +122,9 @@ fn role_id(name: &str, names: &StackNames) -> &'static str {
     match name {
         n if n == names.lambda_role => "LambdaRole",
         n if n == names.server_role => "ServerRole",
+        n if n == names.submit_role => "SubmitRole",
+        n if n == names.launcher_role => "LauncherRole",
+        n if n == names.worker_role => "WorkerRole",
         _ => "ResizerRole",
     }
 }
@@ -127,7 +133,147 @@ fn function_id(function: &Function) -> &'static str {
     match function.program {
         Program::Proxy => "ProxyFunction",
         Program::Resizer => "ResizerFunction",
+        Program::Submit => "SubmitFunction",
+        Program::Launcher => "LauncherFunction",
     }
+}
+
+/// The parameter with a function's package key in the code bucket, and its default.
+fn package_parameter(program: Program) -> (&'static str, &'static str) {
+    match program {
+        Program::Proxy => ("ProxyPackageKey", "hybridlab/proxy.zip"),
+        Program::Resizer => ("ResizerPackageKey", "hybridlab/resizer.zip"),
+        Program::Submit => ("SubmitPackageKey", "hybridlab/submit.zip"),
+        Program::Launcher => ("LauncherPackageKey", "hybridlab/launcher.zip"),
+    }
+}
+
+/// The worker binary's key in the code bucket.
+const WORKER_BINARY_PARAMETER: &str = "WorkerBinaryKey";
+
+fn table_id(table: &Table, names: &StackNames) -> &'static str {
+    if table.name == names.jobs_table {
+        "JobsTable"
+    } else {
+        "ImagesTable"
+    }
+}
+
+fn table(stack: &StackDescription, table: &Table) -> Value {
+    let mut properties = json!({
+        "TableName": text(&table.name),
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": table.partition_key, "AttributeType": "S"}
+        ],
+        "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+        "Tags": tags(stack)
+    });
+    if let Some(view) = table.stream {
+        properties["StreamSpecification"] = json!({"StreamViewType": view});
+    }
+    json!({
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": properties
+    })
+}
+
+/// A route's logical id from its key: `POST /jobs` is `JobsRoutePOSTjobs`.
+fn route_id(route: &str) -> String {
+    let key: String = route.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("JobsRoute{key}")
+}
+
+/// The launcher's stream mapping and the HTTP API with its integration, routes, stage and
+/// permission.
+fn jobs_resources(stack: &StackDescription, jobs: &Jobs, resources: &mut Map<String, Value>) {
+    let mapping = &jobs.mapping;
+    let api = &jobs.api;
+    // API Gateway's tags are a map, not a list.
+    let map_tags = json!({ stack.stack_tag.0: text(&stack.stack_tag.1) });
+    resources.insert(
+        "LauncherMapping".into(),
+        json!({
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {
+                "EventSourceArn": {"Fn::GetAtt": ["JobsTable", "StreamArn"]},
+                "FunctionName": {"Ref": "LauncherFunction"},
+                "StartingPosition": mapping.starting_position,
+                "BatchSize": mapping.batch_size,
+                "MaximumRetryAttempts": mapping.maximum_retry_attempts,
+                "BisectBatchOnFunctionError": mapping.bisect_batch_on_function_error,
+                // Inserts, and jobs that ended (which may free a worker's place).
+                "FilterCriteria": {
+                    "Filters": mapping.filters.iter().map(|pattern| json!({"Pattern": pattern})).collect::<Vec<_>>()
+                },
+                "Tags": tags(stack)
+            }
+        }),
+    );
+    resources.insert(
+        "JobsApi".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {
+                "Name": text(&api.name),
+                "Description": text(&api.description),
+                "ProtocolType": "HTTP",
+                "Tags": map_tags
+            }
+        }),
+    );
+    resources.insert(
+        "JobsIntegration".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Integration",
+            "Properties": {
+                "ApiId": {"Ref": "JobsApi"},
+                "IntegrationType": "AWS_PROXY",
+                "IntegrationUri": {"Fn::GetAtt": ["SubmitFunction", "Arn"]},
+                "PayloadFormatVersion": api.payload_format_version
+            }
+        }),
+    );
+    for route in &api.routes {
+        resources.insert(
+            route_id(route),
+            json!({
+                "Type": "AWS::ApiGatewayV2::Route",
+                "Properties": {
+                    "ApiId": {"Ref": "JobsApi"},
+                    "RouteKey": route,
+                    "Target": {"Fn::Sub": "integrations/${JobsIntegration}"}
+                }
+            }),
+        );
+    }
+    resources.insert(
+        "JobsStage".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Stage",
+            "Properties": {
+                "ApiId": {"Ref": "JobsApi"},
+                "StageName": api.stage,
+                "AutoDeploy": true,
+                "Tags": map_tags
+            }
+        }),
+    );
+    resources.insert(
+        "JobsApiPermission".into(),
+        json!({
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": "SubmitFunction"},
+                "Principal": "apigateway.amazonaws.com",
+                // Any stage and route of this API, and nothing else.
+                "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${JobsApi}/*/*"}
+            }
+        }),
+    );
 }
 
 fn tags(stack: &StackDescription) -> Value {
@@ -200,14 +346,20 @@ fn function(stack: &StackDescription, function: &Function) -> Value {
                 EnvValue::ServerUrl => json!({"Fn::Sub": server_url(stack)}),
                 EnvValue::Token => json!({"Ref": TOKEN_PARAMETER}),
                 EnvValue::CertSha256 => json!({"Ref": CERT_SHA256_PARAMETER}),
+                EnvValue::InstanceType => json!({"Ref": "InstanceType"}),
+                EnvValue::WorkerImage => json!({"Ref": "ImageId"}),
+                EnvValue::WorkerProfileArn => {
+                    json!({"Fn::GetAtt": ["WorkerInstanceProfile", "Arn"]})
+                }
+                // A template cannot upload into a bucket it makes: the worker comes from the
+                // code bucket, as the server does.
+                EnvValue::WorkerBucket => json!({"Ref": CODE_BUCKET_PARAMETER}),
+                EnvValue::WorkerKey => json!({"Ref": WORKER_BINARY_PARAMETER}),
             };
             ((*key).to_owned(), value)
         })
         .collect();
-    let key = match function.program {
-        Program::Proxy => "ProxyPackageKey",
-        Program::Resizer => "ResizerPackageKey",
-    };
+    let (key, _) = package_parameter(function.program);
     json!({
         "Type": "AWS::Lambda::Function",
         // The log group exists (with its retention) before Lambda would make its own.
@@ -237,23 +389,9 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     for b in stack.buckets() {
         resources.insert(bucket_id(b, names).into(), bucket(&stack, b));
     }
-    resources.insert(
-        "ImagesTable".into(),
-        json!({
-            "Type": "AWS::DynamoDB::Table",
-            "DeletionPolicy": "Delete",
-            "UpdateReplacePolicy": "Delete",
-            "Properties": {
-                "TableName": text(&stack.table.name),
-                "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [
-                    {"AttributeName": stack.table.partition_key, "AttributeType": "S"}
-                ],
-                "KeySchema": [{"AttributeName": stack.table.partition_key, "KeyType": "HASH"}],
-                "Tags": tags(&stack)
-            }
-        }),
-    );
+    for t in stack.tables() {
+        resources.insert(table_id(t, names).into(), table(&stack, t));
+    }
     for group in stack.log_groups() {
         resources.insert(
             log_group_id(&group.name, names).into(),
@@ -293,6 +431,18 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
                 "Resource": [{"Ref": SERVER_SECRET}]
             }));
         }
+        if role.name == names.worker_role
+            && let Some(statements) = policy["Statement"].as_array_mut()
+        {
+            // The worker binary, like the server's, is in the code bucket.
+            for statement in statements.iter_mut() {
+                if statement["Sid"] == FETCH_WORKER {
+                    statement["Resource"] = json!([format!(
+                        "arn:${{AWS::Partition}}:s3:::${{{CODE_BUCKET_PARAMETER}}}/${{{WORKER_BINARY_PARAMETER}}}"
+                    )]);
+                }
+            }
+        }
         resources.insert(
             role_id(&role.name, names).into(),
             json!({
@@ -307,17 +457,20 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             }),
         );
     }
-    resources.insert(
-        "ServerInstanceProfile".into(),
-        json!({
-            "Type": "AWS::IAM::InstanceProfile",
-            "Properties": {
-                "InstanceProfileName": text(&stack.instance_profile.name),
-                "Path": stack.server_role.path,
-                "Roles": [{"Ref": "ServerRole"}]
-            }
-        }),
-    );
+    for profile in stack.instance_profiles() {
+        let role = role_id(&profile.role, names);
+        resources.insert(
+            format!("{}InstanceProfile", role.trim_end_matches("Role")),
+            json!({
+                "Type": "AWS::IAM::InstanceProfile",
+                "Properties": {
+                    "InstanceProfileName": text(&profile.name),
+                    "Path": stack.server_role.path,
+                    "Roles": [{"Ref": role}]
+                }
+            }),
+        );
+    }
     let sg = &stack.security_group;
     resources.insert(
         "ServerSecurityGroup".into(),
@@ -411,6 +564,9 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     for f in stack.functions() {
         resources.insert(function_id(f).into(), function(&stack, f));
     }
+    if let Some(jobs) = &stack.jobs {
+        jobs_resources(&stack, jobs, &mut resources);
+    }
     if let Some(pipeline) = &stack.pipeline {
         let trigger = &pipeline.trigger;
         resources.insert(
@@ -458,7 +614,7 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
         },
         "ProxyPackageKey": {
             "Type": "String",
-            "Default": "hybridlab/proxy.zip",
+            "Default": package_parameter(Program::Proxy).1,
             "Description": "Key of the proxy function's bootstrap.zip in CodeBucket"
         },
         TOKEN_PARAMETER: {
@@ -510,7 +666,7 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     if stack.pipeline.is_some() {
         parameters["ResizerPackageKey"] = json!({
             "Type": "String",
-            "Default": "hybridlab/resizer.zip",
+            "Default": package_parameter(Program::Resizer).1,
             "Description": "Key of the resizer function's bootstrap.zip in CodeBucket"
         });
         outputs["UploadsBucket"] = json!({"Description": "Uploads; new objects under uploads/ run the resizer", "Value": {"Ref": "UploadsBucket"}});
@@ -518,6 +674,25 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
             json!({"Description": "The resizer's variants", "Value": {"Ref": "ProcessedBucket"}});
         outputs["ResizerName"] =
             json!({"Description": "The resizer function", "Value": {"Ref": "ResizerFunction"}});
+    }
+    if let Some(jobs) = &stack.jobs {
+        parameters[WORKER_BINARY_PARAMETER] = json!({
+            "Type": "String",
+            "Default": "hybridlab/hybridlab-worker",
+            "Description": "Key of hybridlab-worker (Amazon Linux 2023 x86_64), which each job's instance runs, in CodeBucket"
+        });
+        for function in [&jobs.submit, &jobs.launcher] {
+            let (key, default) = package_parameter(function.program);
+            parameters[key] = json!({
+                "Type": "String",
+                "Default": default,
+                "Description": format!("Key of the {} function's bootstrap.zip in CodeBucket", function_label(function.program))
+            });
+        }
+        outputs["JobsApiEndpoint"] = json!({"Description": "The jobs API (POST /jobs, GET /jobs/{id}, GET /jobs with the stack's bearer token)", "Value": {"Fn::GetAtt": ["JobsApi", "ApiEndpoint"]}});
+        outputs["JobsBucket"] =
+            json!({"Description": "Each job's input and outputs", "Value": {"Ref": "JobsBucket"}});
+        outputs["JobsTable"] = json!({"Description": "The jobs' rows, whose stream runs the launcher", "Value": {"Ref": "JobsTable"}});
     }
     // A burstable type's family is what comes before the dot: t2, t3, t3a, t4g.
     let family = json!({"Fn::Select": [0, {"Fn::Split": [".", {"Ref": "InstanceType"}]}]});
@@ -528,7 +703,7 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     let conditions = json!({ BURSTABLE: {"Fn::Or": families} });
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": description_text(settings.pipeline),
+        "Description": description_text(&stack),
         "Parameters": parameters,
         "Conditions": conditions,
         "Resources": resources,
@@ -536,26 +711,45 @@ pub fn template(settings: &StackSettings, suffix: &StackId) -> Value {
     })
 }
 
-fn description_text(pipeline: bool) -> String {
+/// A program's name in the template's texts.
+fn function_label(program: Program) -> &'static str {
+    match program {
+        Program::Proxy => "proxy",
+        Program::Resizer => "resizer",
+        Program::Submit => "submit",
+        Program::Launcher => "launcher",
+    }
+}
+
+/// The template's description: what to copy where, and how to deploy (CloudFormation takes
+/// at most 1,024 bytes here).
+fn description_text(stack: &StackDescription) -> String {
+    let mut files = vec!["hybridlab-ec2-server".to_owned()];
+    files.extend(
+        stack
+            .functions()
+            .iter()
+            .map(|f| format!("{}.zip", function_label(f.program))),
+    );
+    if stack.jobs.is_some() {
+        files.push("hybridlab-worker".to_owned());
+    }
+    let jobs_note = if stack.jobs.is_some() {
+        " Job workers are the launcher's, not the template's: each terminates itself, and \
+         `hybridlab down --stack STACK_SUFFIX` terminates any still running."
+    } else {
+        ""
+    };
     format!(
         "The hybridlab stack{}, as `hybridlab up{}` creates it (generated by `hybridlab export cloudformation`). \
-         Copy the programs first: aws s3 cp hybridlab-ec2-server s3://CODE_BUCKET/hybridlab/hybridlab-ec2-server; \
-         aws s3 cp proxy.zip s3://CODE_BUCKET/hybridlab/proxy.zip{}. Then: aws cloudformation deploy --template-file hybridlab.json \
-         --stack-name hybridlab --capabilities CAPABILITY_NAMED_IAM --parameter-overrides file://hybridlab.parameters.json, \
-         with the parameters file `hybridlab export cloudformation --code-bucket CODE_BUCKET` wrote beside this template \
-         (the code bucket, the bearer token, the server's certificate, its key and its fingerprint: keep it private). \
-         Empty the buckets before deleting the stack.",
-        if pipeline {
-            " with the event-driven pipeline"
-        } else {
-            ""
-        },
-        if pipeline { " --with pipeline" } else { "" },
-        if pipeline {
-            "; aws s3 cp resizer.zip s3://CODE_BUCKET/hybridlab/resizer.zip"
-        } else {
-            ""
-        },
+         First copy the programs to the code bucket: aws s3 cp FILE s3://CODE_BUCKET/hybridlab/FILE for {}. \
+         Then: aws cloudformation deploy --template-file hybridlab.json --stack-name hybridlab \
+         --capabilities CAPABILITY_NAMED_IAM --parameter-overrides file://hybridlab.parameters.json \
+         (written by `hybridlab export cloudformation --code-bucket CODE_BUCKET`; it holds the token and the TLS key: \
+         keep it private). Empty the buckets before deleting the stack.{jobs_note}",
+        stack.variant_words(),
+        stack.with_flags(),
+        files.join(", "),
     )
 }
 

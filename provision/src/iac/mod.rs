@@ -7,6 +7,8 @@ pub mod hcl;
 pub mod runner;
 pub mod terraform;
 
+use std::path::{Path, PathBuf};
+
 /// One file of an export: its name (relative to the export's directory) and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportFile {
@@ -28,37 +30,65 @@ fn resources_note() -> &'static str {
 #[cfg(test)]
 mod tests;
 
-/// Where the built programs are put for the Terraform module: the server binary as is, each
-/// function's `bootstrap` zipped as Lambda takes it.
+/// Where the built programs are put for the Terraform module: the binaries as they are,
+/// each function's `bootstrap` zipped as Lambda takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedPrograms {
-    pub server_binary: std::path::PathBuf,
-    pub proxy_package: std::path::PathBuf,
-    pub resizer_package: Option<std::path::PathBuf>,
+    pub server_binary: PathBuf,
+    pub proxy_package: PathBuf,
+    pub resizer_package: Option<PathBuf>,
+    pub jobs: Option<StagedJobPrograms>,
+}
+
+/// The job-worker variant's staged programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedJobPrograms {
+    pub worker_binary: PathBuf,
+    pub submit_package: PathBuf,
+    pub launcher_package: PathBuf,
+}
+
+impl StagedPrograms {
+    /// The same paths made absolute, for a `terraform.tfvars` read from another directory.
+    pub fn absolute(self) -> Self {
+        let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
+        Self {
+            server_binary: absolute(self.server_binary),
+            proxy_package: absolute(self.proxy_package),
+            resizer_package: self.resizer_package.map(absolute),
+            jobs: self.jobs.map(|jobs| StagedJobPrograms {
+                worker_binary: absolute(jobs.worker_binary),
+                submit_package: absolute(jobs.submit_package),
+                launcher_package: absolute(jobs.launcher_package),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot stage the programs in {path}: {reason}")]
 pub struct StageError {
-    pub path: std::path::PathBuf,
+    pub path: PathBuf,
     pub reason: String,
 }
 
-/// Copies the server binary and zips the functions' bootstraps into `dir/build`.
+/// Copies the binaries and zips the functions' bootstraps into `dir/build`.
 pub fn stage_programs(
     artifacts: &crate::stack::artifacts::Artifacts,
-    dir: &std::path::Path,
+    dir: &Path,
 ) -> Result<StagedPrograms, StageError> {
     let build = dir.join("build");
-    let fail = |path: &std::path::Path, reason: String| StageError {
+    let fail = |path: &Path, reason: String| StageError {
         path: path.to_path_buf(),
         reason,
     };
     std::fs::create_dir_all(&build).map_err(|err| fail(&build, err.to_string()))?;
-    let server_binary = build.join("hybridlab-ec2-server");
-    std::fs::copy(&artifacts.server_binary, &server_binary)
-        .map_err(|err| fail(&server_binary, err.to_string()))?;
-    let package = |binary: &std::path::Path, name: &str| {
+    let copy = |binary: &Path, name: &str| {
+        let path = build.join(name);
+        std::fs::copy(binary, &path).map_err(|err| fail(&path, err.to_string()))?;
+        Ok::<_, StageError>(path)
+    };
+    let package = |binary: &Path, name: &str| {
         let path = build.join(name);
         let zip = hybridlab_wire::package::package_bootstrap(binary)
             .map_err(|err| fail(&path, err.to_string()))?;
@@ -66,12 +96,23 @@ pub fn stage_programs(
         Ok::<_, StageError>(path)
     };
     Ok(StagedPrograms {
+        server_binary: copy(&artifacts.server_binary, "hybridlab-ec2-server")?,
         proxy_package: package(&artifacts.proxy_binary, "proxy.zip")?,
         resizer_package: artifacts
             .resizer_binary
             .as_deref()
             .map(|binary| package(binary, "resizer.zip"))
             .transpose()?,
-        server_binary,
+        jobs: artifacts
+            .jobs
+            .as_ref()
+            .map(|jobs| {
+                Ok::<_, StageError>(StagedJobPrograms {
+                    worker_binary: copy(&jobs.worker, "hybridlab-worker")?,
+                    submit_package: package(&jobs.submit, "submit.zip")?,
+                    launcher_package: package(&jobs.launcher, "launcher.zip")?,
+                })
+            })
+            .transpose()?,
     })
 }

@@ -6,7 +6,7 @@
 use super::hcl::{Block, Expr, Item, attr, block, file, from_json, raw, string};
 use super::{ExportFile, resources_note};
 use crate::stack::describe::{
-    Bucket, EnvValue, Function, Program, ROLE_POLICY_NAME, Role, StackDescription,
+    Bucket, EnvValue, Function, Jobs, Program, ROLE_POLICY_NAME, Role, StackDescription, Table,
 };
 use crate::stack::names::StackNames;
 use crate::stack::plan::{ServerSecretValues, StackSettings};
@@ -25,6 +25,7 @@ fn bucket_label(bucket: &Bucket, names: &StackNames) -> &'static str {
         n if n == names.images_bucket => "images",
         n if n == names.artifacts_bucket => "artifacts",
         n if n == names.uploads_bucket => "uploads",
+        n if n == names.jobs_bucket => "jobs",
         _ => "processed",
     }
 }
@@ -33,6 +34,8 @@ fn log_group_label(name: &str, names: &StackNames) -> &'static str {
     match name {
         n if n == names.function_log_group => "function",
         n if n == names.server_log_group => "server",
+        n if n == names.submit_log_group => "submit",
+        n if n == names.launcher_log_group => "launcher",
         _ => "resizer",
     }
 }
@@ -41,6 +44,9 @@ fn role_label(name: &str, names: &StackNames) -> &'static str {
     match name {
         n if n == names.lambda_role => "lambda",
         n if n == names.server_role => "server",
+        n if n == names.submit_role => "submit",
+        n if n == names.launcher_role => "launcher",
+        n if n == names.worker_role => "worker",
         _ => "resizer",
     }
 }
@@ -49,6 +55,18 @@ fn function_label(function: &Function) -> &'static str {
     match function.program {
         Program::Proxy => "proxy",
         Program::Resizer => "resizer",
+        Program::Submit => "submit",
+        Program::Launcher => "launcher",
+    }
+}
+
+/// The variable naming a function's package.
+fn package_variable(program: Program) -> &'static str {
+    match program {
+        Program::Proxy => "proxy_package",
+        Program::Resizer => "resizer_package",
+        Program::Submit => "submit_package",
+        Program::Launcher => "launcher_package",
     }
 }
 
@@ -232,10 +250,8 @@ fn role_blocks(role: &Role, names: &StackNames) -> Vec<Block> {
 
 fn function_block(function: &Function, names: &StackNames) -> Block {
     let label = function_label(function);
-    let package = match function.program {
-        Program::Proxy => "var.proxy_package",
-        Program::Resizer => "var.resizer_package",
-    };
+    let package = format!("var.{}", package_variable(function.program));
+    let package = package.as_str();
     let role = role_label(&function.role, names);
     let log_group = log_group_label(&function.log_group, names);
     let variables = function
@@ -247,6 +263,12 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
                 EnvValue::ServerUrl => raw("local.server_url"),
                 EnvValue::Token => raw("local.token"),
                 EnvValue::CertSha256 => raw(format!("var.{CERT_SHA256_VARIABLE}")),
+                EnvValue::InstanceType => raw("var.instance_type"),
+                EnvValue::WorkerImage => raw("data.aws_ami.al2023.id"),
+                EnvValue::WorkerProfileArn => raw("aws_iam_instance_profile.worker.arn"),
+                // Through the object, so the launcher exists only once the worker is there.
+                EnvValue::WorkerBucket => raw("aws_s3_object.worker_binary.bucket"),
+                EnvValue::WorkerKey => raw("aws_s3_object.worker_binary.key"),
             };
             ((*key).to_owned(), value)
         })
@@ -256,7 +278,7 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
             raw("var.function_memory_mb"),
             raw("var.function_timeout_seconds"),
         ),
-        Program::Resizer => (
+        Program::Resizer | Program::Submit | Program::Launcher => (
             raw(function.memory_mb.to_string()),
             raw(function.timeout_seconds.to_string()),
         ),
@@ -293,6 +315,150 @@ fn function_block(function: &Function, names: &StackNames) -> Block {
             ]),
         ],
     )
+}
+
+fn table_block(table: &Table, names: &StackNames) -> Block {
+    let label = if table.name == names.jobs_table {
+        "jobs"
+    } else {
+        "images"
+    };
+    let mut body = vec![
+        attr("name", string(&table.name)),
+        attr("billing_mode", string("PAY_PER_REQUEST")),
+        attr("hash_key", string(table.partition_key)),
+    ];
+    if let Some(view) = table.stream {
+        body.extend([
+            attr("stream_enabled", raw("true")),
+            attr("stream_view_type", string(view)),
+        ]);
+    }
+    body.extend([
+        tags(),
+        Item::Blank,
+        block(
+            "attribute",
+            &[],
+            vec![
+                attr("name", string(table.partition_key)),
+                attr("type", string("S")),
+            ],
+        ),
+    ]);
+    resource("aws_dynamodb_table", label, body)
+}
+
+/// The launcher's stream mapping and the HTTP API in front of the submit function.
+fn jobs_blocks(jobs: &Jobs) -> Vec<Block> {
+    let mapping = &jobs.mapping;
+    let api = &jobs.api;
+    let filters = mapping
+        .filters
+        .iter()
+        .map(|pattern| {
+            let pattern: serde_json::Value =
+                serde_json::from_str(pattern).unwrap_or(serde_json::Value::Null);
+            block("filter", &[], vec![attr("pattern", jsonencode(&pattern))])
+        })
+        .collect();
+    vec![
+        resource(
+            "aws_lambda_event_source_mapping",
+            "launcher",
+            vec![
+                attr(
+                    "event_source_arn",
+                    raw("aws_dynamodb_table.jobs.stream_arn"),
+                ),
+                attr("function_name", raw("aws_lambda_function.launcher.arn")),
+                attr("starting_position", string(mapping.starting_position)),
+                attr("batch_size", raw(mapping.batch_size.to_string())),
+                attr(
+                    "maximum_retry_attempts",
+                    raw(mapping.maximum_retry_attempts.to_string()),
+                ),
+                attr(
+                    "bisect_batch_on_function_error",
+                    raw(mapping.bisect_batch_on_function_error.to_string()),
+                ),
+                tags(),
+                Item::Blank,
+                Item::Comment(
+                    "Inserts, and jobs that ended (which may free a worker's place).".into(),
+                ),
+                block("filter_criteria", &[], filters),
+            ],
+        ),
+        resource(
+            "aws_apigatewayv2_api",
+            "jobs",
+            vec![
+                attr("name", string(&api.name)),
+                attr("description", string(&api.description)),
+                attr("protocol_type", string("HTTP")),
+                tags(),
+            ],
+        ),
+        resource(
+            "aws_apigatewayv2_integration",
+            "submit",
+            vec![
+                attr("api_id", raw("aws_apigatewayv2_api.jobs.id")),
+                attr("integration_type", string("AWS_PROXY")),
+                attr("integration_uri", raw("aws_lambda_function.submit.arn")),
+                attr("payload_format_version", string(api.payload_format_version)),
+            ],
+        ),
+        resource(
+            "aws_apigatewayv2_route",
+            "jobs",
+            vec![
+                attr(
+                    "for_each",
+                    Expr::Call(
+                        "toset",
+                        vec![Expr::List(api.routes.iter().map(|r| string(*r)).collect())],
+                    ),
+                ),
+                Item::Blank,
+                attr("api_id", raw("aws_apigatewayv2_api.jobs.id")),
+                attr("route_key", raw("each.value")),
+                attr(
+                    "target",
+                    string("integrations/${aws_apigatewayv2_integration.submit.id}"),
+                ),
+            ],
+        ),
+        resource(
+            "aws_apigatewayv2_stage",
+            "default",
+            vec![
+                attr("api_id", raw("aws_apigatewayv2_api.jobs.id")),
+                attr("name", string(api.stage)),
+                attr("auto_deploy", raw("true")),
+                tags(),
+            ],
+        ),
+        resource(
+            "aws_lambda_permission",
+            "jobs_api",
+            vec![
+                attr("statement_id", string(api.permission_id)),
+                attr("action", string("lambda:InvokeFunction")),
+                attr("principal", string("apigateway.amazonaws.com")),
+                attr(
+                    "function_name",
+                    raw("aws_lambda_function.submit.function_name"),
+                ),
+                Item::Comment("Any stage and route of this API, and nothing else.".into()),
+                attr(
+                    "source_arn",
+                    string("${aws_apigatewayv2_api.jobs.execution_arn}/*/*"),
+                ),
+            ],
+        ),
+    ]
 }
 
 fn main_tf(stack: &StackDescription, identity: Identity) -> String {
@@ -348,7 +514,16 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
                 block(
                     "endpoints",
                     &[],
-                    ["dynamodb", "ec2", "iam", "lambda", "logs", "s3", "sts"]
+                    [
+                        "apigatewayv2",
+                        "dynamodb",
+                        "ec2",
+                        "iam",
+                        "lambda",
+                        "logs",
+                        "s3",
+                        "sts",
+                    ]
                         .into_iter()
                         .map(|service| attr(service, raw("var.aws_endpoint_url")))
                         .collect(),
@@ -456,25 +631,9 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
     for bucket in stack.buckets() {
         blocks.extend(bucket_blocks(bucket, names));
     }
-    blocks.push(resource(
-        "aws_dynamodb_table",
-        "images",
-        vec![
-            attr("name", string(&stack.table.name)),
-            attr("billing_mode", string("PAY_PER_REQUEST")),
-            attr("hash_key", string(stack.table.partition_key)),
-            tags(),
-            Item::Blank,
-            block(
-                "attribute",
-                &[],
-                vec![
-                    attr("name", string(stack.table.partition_key)),
-                    attr("type", string("S")),
-                ],
-            ),
-        ],
-    ));
+    for table in stack.tables() {
+        blocks.push(table_block(table, names));
+    }
     for group in stack.log_groups() {
         blocks.push(resource(
             "aws_cloudwatch_log_group",
@@ -489,16 +648,19 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
     for role in stack.roles() {
         blocks.extend(role_blocks(role, names));
     }
-    blocks.push(resource(
-        "aws_iam_instance_profile",
-        "server",
-        vec![
-            attr("name", string(&stack.instance_profile.name)),
-            attr("path", string(stack.server_role.path)),
-            attr("role", raw("aws_iam_role.server.name")),
-            tags(),
-        ],
-    ));
+    for profile in stack.instance_profiles() {
+        let label = role_label(&profile.role, names);
+        blocks.push(resource(
+            "aws_iam_instance_profile",
+            label,
+            vec![
+                attr("name", string(&profile.name)),
+                attr("path", string(stack.server_role.path)),
+                attr("role", raw(format!("aws_iam_role.{label}.name"))),
+                tags(),
+            ],
+        ));
+    }
     let sg = &stack.security_group;
     blocks.push(resource(
         "aws_security_group",
@@ -653,8 +815,29 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
         &["aws_instance", "server"],
         vec![attr("instance_id", raw("aws_instance.server.id"))],
     ));
+    if let Some(jobs) = &stack.jobs {
+        blocks.push(resource(
+            "aws_s3_object",
+            "worker_binary",
+            vec![
+                attr("bucket", raw("aws_s3_bucket.artifacts.id")),
+                attr("key", string(jobs.worker_binary_key)),
+                attr("source", raw("var.worker_binary")),
+                attr("source_hash", raw("filemd5(var.worker_binary)")),
+                attr("content_type", string("application/octet-stream")),
+                Item::Blank,
+                depends_on(&[
+                    "aws_s3_bucket_public_access_block.artifacts",
+                    "aws_s3_bucket_server_side_encryption_configuration.artifacts",
+                ]),
+            ],
+        ));
+    }
     for function in stack.functions() {
         blocks.push(function_block(function, names));
+    }
+    if let Some(jobs) = &stack.jobs {
+        blocks.extend(jobs_blocks(jobs));
     }
     if let Some(pipeline) = &stack.pipeline {
         let trigger = &pipeline.trigger;
@@ -710,16 +893,8 @@ fn main_tf(stack: &StackDescription, identity: Identity) -> String {
     }
     let mut text = format!(
         "# The hybridlab stack{}, as `hybridlab up{}` creates it. Generated by\n# `hybridlab export terraform`; {}\n\n",
-        if stack.pipeline.is_some() {
-            " with the event-driven pipeline"
-        } else {
-            ""
-        },
-        if stack.pipeline.is_some() {
-            " --with pipeline"
-        } else {
-            ""
-        },
+        stack.variant_words(),
+        stack.with_flags(),
         resources_note()
     );
     text.push_str(&file(&blocks));
@@ -924,17 +1099,39 @@ fn variables_tf(stack: &StackDescription, settings: &StackSettings, identity: Id
             Some(raw(settings.log_retention_days.to_string())),
         ),
     ];
+    // The programs' paths, after the proxy's.
+    let mut programs = Vec::new();
     if stack.pipeline.is_some() {
-        blocks.insert(
-            5,
+        programs.push(variable(
+            "resizer_package",
+            "string",
+            "Path of the resizer function's bootstrap.zip (provided.al2023, x86_64).",
+            None,
+        ));
+    }
+    if stack.jobs.is_some() {
+        programs.extend([
             variable(
-                "resizer_package",
+                "worker_binary",
                 "string",
-                "Path of the resizer function's bootstrap.zip (provided.al2023, x86_64).",
+                "Path of the hybridlab-worker binary built for Amazon Linux 2023 x86_64, which each job's instance runs.",
                 None,
             ),
-        );
+            variable(
+                "submit_package",
+                "string",
+                "Path of the submit function's bootstrap.zip (provided.al2023, x86_64).",
+                None,
+            ),
+            variable(
+                "launcher_package",
+                "string",
+                "Path of the launcher function's bootstrap.zip (provided.al2023, x86_64).",
+                None,
+            ),
+        ]);
     }
+    blocks.splice(5..5, programs);
     if identity == Identity::Given {
         blocks.insert(
             3,
@@ -1029,11 +1226,31 @@ fn outputs_tf(stack: &StackDescription) -> String {
             ),
         ]);
     }
+    if stack.jobs.is_some() {
+        blocks.extend([
+            output(
+                "jobs_api_endpoint",
+                "The jobs API (POST /jobs, GET /jobs/{id}, GET /jobs with the stack's bearer token).",
+                raw("aws_apigatewayv2_api.jobs.api_endpoint"),
+            ),
+            output(
+                "jobs_bucket",
+                "Each job's input and outputs.",
+                raw("aws_s3_bucket.jobs.bucket"),
+            ),
+            output(
+                "jobs_table",
+                "The jobs' rows, whose stream runs the launcher.",
+                raw("aws_dynamodb_table.jobs.name"),
+            ),
+        ]);
+    }
     file(&blocks)
 }
 
-fn readme(settings: &StackSettings, identity: Identity) -> String {
-    let pipeline = settings.pipeline;
+fn readme(stack: &StackDescription, identity: Identity) -> String {
+    let pipeline = stack.pipeline.is_some();
+    let jobs = stack.jobs.is_some();
     let (names_note, providers) = match identity {
         Identity::Random => (
             "Names end in a `random_id` (8 hex digits), a valid hybridlab stack id: `hybridlab status` and \
@@ -1071,7 +1288,7 @@ fn readme(settings: &StackSettings, identity: Identity) -> String {
          terraform destroy\n\
          ```\n\n\
          `hybridlab up --via terraform` does the same and shows Terraform's progress as `up`'s steps; \
-         `hybridlab down --via terraform` destroys.\n\n\
+         `hybridlab down --via terraform` destroys.\n\n{jobs_section}\
          ## The hybridlab sandbox\n\n\
          Set `aws_endpoint_url` to the sandbox's endpoint (`hybridlab sandbox status`) and use any \
          credentials (`AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`).\n\n\
@@ -1081,13 +1298,37 @@ fn readme(settings: &StackSettings, identity: Identity) -> String {
          ```hcl\n\
          provider_installation {{\n  filesystem_mirror {{\n    path    = \"/opt/tf-plugins\"\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }}\n}}\n\
          ```\n",
-        flag = if pipeline { " --with pipeline" } else { "" },
-        extra = if pipeline {
-            ", and the pipeline's uploads and processed buckets, resizer function, S3 notification and invoke permission"
+        flag = stack.with_flags(),
+        extra = [
+            pipeline.then_some(
+                ", and the pipeline's uploads and processed buckets, resizer function, S3 notification and invoke permission"
+            ),
+            jobs.then_some(
+                ", and the jobs' bucket, table with its stream, submit and launcher functions, the launcher's stream \
+                 mapping, the workers' role and instance profile, the worker binary and the HTTP API"
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
+        resizer_var = [
+            pipeline.then_some(", `resizer_package`"),
+            jobs.then_some(", `worker_binary`, `submit_package`, `launcher_package`"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
+        jobs_section = if jobs {
+            "## Jobs\n\n\
+             The launcher starts one instance per job; those instances are not Terraform's. Each terminates \
+             itself when its job ends, and every one carries the stack's tag and TTL. `terraform destroy` does \
+             not see them: `hybridlab down --via terraform` destroys the module and then terminates any worker \
+             still running, and `hybridlab down --stack <id>` finds them by tag. Submit a job with \
+             `hybridlab job submit FILE --stack <id>` or POST to the output `jobs_api_endpoint` with the stack's \
+             bearer token.\n\n"
         } else {
             ""
         },
-        resizer_var = if pipeline { ", `resizer_package`" } else { "" },
         token_note = match identity {
             Identity::Random => "",
             Identity::Given => " and the token",
@@ -1103,7 +1344,7 @@ pub fn module(settings: &StackSettings, identity: Identity) -> Vec<ExportFile> {
         ExportFile::new("main.tf", main_tf(&stack, identity)),
         ExportFile::new("variables.tf", variables_tf(&stack, settings, identity)),
         ExportFile::new("outputs.tf", outputs_tf(&stack)),
-        ExportFile::new("README.md", readme(settings, identity)),
+        ExportFile::new("README.md", readme(&stack, identity)),
     ]
 }
 
@@ -1162,21 +1403,21 @@ pub fn tls_in_tfvars(text: &str) -> Option<(String, String)> {
 }
 
 /// `terraform.tfvars` naming the built programs.
-pub fn tfvars(
-    server_binary: &std::path::Path,
-    proxy_package: &std::path::Path,
-    resizer_package: Option<&std::path::Path>,
-    endpoint: Option<&str>,
-) -> String {
+pub fn tfvars(staged: &super::StagedPrograms, endpoint: Option<&str>) -> String {
+    let path = |name: &str, path: &std::path::Path| attr(name, string(path.display().to_string()));
     let mut items = vec![
-        attr("server_binary", string(server_binary.display().to_string())),
-        attr("proxy_package", string(proxy_package.display().to_string())),
+        path("server_binary", &staged.server_binary),
+        path("proxy_package", &staged.proxy_package),
     ];
-    if let Some(resizer) = resizer_package {
-        items.push(attr(
-            "resizer_package",
-            string(resizer.display().to_string()),
-        ));
+    if let Some(resizer) = &staged.resizer_package {
+        items.push(path("resizer_package", resizer));
+    }
+    if let Some(jobs) = &staged.jobs {
+        items.extend([
+            path("worker_binary", &jobs.worker_binary),
+            path("submit_package", &jobs.submit_package),
+            path("launcher_package", &jobs.launcher_package),
+        ]);
     }
     if let Some(endpoint) = endpoint {
         items.push(attr("aws_endpoint_url", string(endpoint)));

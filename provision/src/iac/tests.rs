@@ -10,17 +10,43 @@ use crate::stack::plan::{StackSettings, plan};
 
 const ID: &str = "abcd1234";
 
-fn settings(pipeline: bool) -> StackSettings {
+/// Which variants a stack has.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    pipeline: bool,
+    jobs: bool,
+}
+
+const PLAIN: Shape = Shape {
+    pipeline: false,
+    jobs: false,
+};
+const PIPELINE: Shape = Shape {
+    pipeline: true,
+    jobs: false,
+};
+const JOBS: Shape = Shape {
+    pipeline: false,
+    jobs: true,
+};
+const ALL: Shape = Shape {
+    pipeline: true,
+    jobs: true,
+};
+const SHAPES: [Shape; 4] = [PLAIN, PIPELINE, JOBS, ALL];
+
+fn settings(shape: Shape) -> StackSettings {
     StackSettings {
-        pipeline,
+        pipeline: shape.pipeline,
+        jobs: shape.jobs,
         ..StackSettings::new("eu-west-1")
     }
 }
 
 /// `(kind, name)` of every AWS resource the plan lists, for stack [`ID`].
-fn planned(pipeline: bool) -> BTreeSet<(String, String)> {
+fn planned(shape: Shape) -> BTreeSet<(String, String)> {
     let id = StackId::parse(ID).expect("valid");
-    plan(&id, &settings(pipeline))
+    plan(&id, &settings(shape))
         .into_iter()
         .filter(|r| !r.kind.is_empty())
         .map(|r| (r.kind.to_owned(), r.name))
@@ -69,8 +95,8 @@ fn tf_resources(main: &str) -> Vec<TfResource> {
     resources
 }
 
-fn module_file(pipeline: bool, name: &str) -> String {
-    terraform::module(&settings(pipeline), terraform::Identity::Random)
+fn module_file(shape: Shape, name: &str) -> String {
+    terraform::module(&settings(shape), terraform::Identity::Random)
         .into_iter()
         .find(|file| file.name == name)
         .map(|file| file.text)
@@ -78,8 +104,8 @@ fn module_file(pipeline: bool, name: &str) -> String {
 }
 
 /// The Terraform module's resources in the plan's terms, its `${local.id}` read as [`ID`].
-fn terraform_declares(pipeline: bool) -> BTreeSet<(String, String)> {
-    let main = module_file(pipeline, "main.tf").replace("${local.id}", ID);
+fn terraform_declares(shape: Shape) -> BTreeSet<(String, String)> {
+    let main = module_file(shape, "main.tf").replace("${local.id}", ID);
     let resources = tf_resources(&main);
     let bucket_of = |reference: &str| {
         let label = reference
@@ -111,7 +137,7 @@ fn terraform_declares(pipeline: bool) -> BTreeSet<(String, String)> {
                 }
             }
             "aws_security_group" => Some(("ec2:security-group", resource.attr("name"))),
-            "aws_s3_object" if resource.label == "server_binary" => Some((
+            "aws_s3_object" if resource.label != "server_env" => Some((
                 "s3:object",
                 Some(format!(
                     "s3://{}/{}",
@@ -130,6 +156,18 @@ fn terraform_declares(pipeline: bool) -> BTreeSet<(String, String)> {
                 Some(("ec2:instance", Some(name)))
             }
             "aws_lambda_function" => Some(("lambda:function", resource.attr("function_name"))),
+            "aws_lambda_event_source_mapping" => {
+                let reference = resource.attr("function_name").expect("a function");
+                let label = reference
+                    .trim_start_matches("aws_lambda_function.")
+                    .trim_end_matches(".arn");
+                let function = resources
+                    .iter()
+                    .find(|r| r.kind == "aws_lambda_function" && r.label == label)
+                    .and_then(|r| r.attr("function_name"));
+                Some(("lambda:event-source-mapping", function))
+            }
+            "aws_apigatewayv2_api" => Some(("apigateway:http-api", resource.attr("name"))),
             "aws_s3_bucket_notification" => Some((
                 "s3:notification",
                 Some(bucket_of(&resource.attr("bucket").expect("a bucket"))),
@@ -143,10 +181,9 @@ fn terraform_declares(pipeline: bool) -> BTreeSet<(String, String)> {
     declared
 }
 
-fn cfn_template(pipeline: bool) -> Value {
-    let text =
-        cloudformation::template_text(&settings(pipeline), &StackId::parse(ID).expect("valid"))
-            .replace("${StackSuffix}", ID);
+fn cfn_template(shape: Shape) -> Value {
+    let text = cloudformation::template_text(&settings(shape), &StackId::parse(ID).expect("valid"))
+        .replace("${StackSuffix}", ID);
     serde_json::from_str(&text).expect("the template is JSON")
 }
 
@@ -161,8 +198,8 @@ fn cfn_string(value: &Value) -> String {
 
 /// The template's resources in the plan's terms. The server binary is no resource of the
 /// template (it names the binary's S3 location in parameters), so `s3:object` is left out.
-fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
-    let template = cfn_template(pipeline);
+fn cloudformation_declares(shape: Shape) -> BTreeSet<(String, String)> {
+    let template = cfn_template(shape);
     let resources = template["Resources"].as_object().expect("resources");
     let profile_roles: Vec<String> = resources
         .values()
@@ -203,6 +240,14 @@ fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
                 Some(("ec2:instance", name))
             }
             "AWS::Lambda::Function" => Some(("lambda:function", cfn_string(&p["FunctionName"]))),
+            "AWS::Lambda::EventSourceMapping" => {
+                let function = p["FunctionName"]["Ref"].as_str().expect("a function's Ref");
+                Some((
+                    "lambda:event-source-mapping",
+                    cfn_string(&resources[function]["Properties"]["FunctionName"]),
+                ))
+            }
+            "AWS::ApiGatewayV2::Api" => Some(("apigateway:http-api", cfn_string(&p["Name"]))),
             _ => None,
         };
         if let Some((kind, name)) = entry {
@@ -214,30 +259,26 @@ fn cloudformation_declares(pipeline: bool) -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_plan_terraform_and_cloudformation_declare_the_same_resources() {
-    for pipeline in [false, true] {
-        let planned = planned(pipeline);
-        assert_eq!(
-            terraform_declares(pipeline),
-            planned,
-            "Terraform, pipeline={pipeline}"
-        );
+    for shape in SHAPES {
+        let planned = planned(shape);
+        assert_eq!(terraform_declares(shape), planned, "Terraform, {shape:?}");
         let without_object: BTreeSet<_> = planned
             .iter()
             .filter(|(kind, _)| kind != "s3:object")
             .cloned()
             .collect();
         assert_eq!(
-            cloudformation_declares(pipeline),
+            cloudformation_declares(shape),
             without_object,
-            "CloudFormation, pipeline={pipeline}"
+            "CloudFormation, {shape:?}"
         );
     }
 }
 
 #[test]
 fn pipeline_resources_appear_only_with_the_pipeline() {
-    let plain = module_file(false, "main.tf");
-    let with = module_file(true, "main.tf");
+    let plain = module_file(PLAIN, "main.tf");
+    let with = module_file(PIPELINE, "main.tf");
     for marker in [
         "aws_lambda_permission",
         "aws_s3_bucket_notification",
@@ -248,8 +289,8 @@ fn pipeline_resources_appear_only_with_the_pipeline() {
         assert!(!plain.contains(marker), "{marker} without the pipeline");
         assert!(with.contains(marker), "{marker} missing with the pipeline");
     }
-    let plain = cfn_template(false).to_string();
-    let with = cfn_template(true);
+    let plain = cfn_template(PLAIN).to_string();
+    let with = cfn_template(PIPELINE);
     assert!(!plain.contains("ResizerFunction") && !plain.contains("UploadsPermission"));
     let permission = &with["Resources"]["UploadsPermission"]["Properties"];
     assert_eq!(permission["Principal"], "s3.amazonaws.com");
@@ -265,15 +306,18 @@ fn pipeline_resources_appear_only_with_the_pipeline() {
 
 #[test]
 fn every_bucket_is_private_encrypted_and_versioned_as_up_makes_it() {
-    for pipeline in [false, true] {
-        let main = module_file(pipeline, "main.tf");
+    for shape in SHAPES {
+        let main = module_file(shape, "main.tf");
         let resources = tf_resources(&main);
         let buckets: Vec<&str> = resources
             .iter()
             .filter(|r| r.kind == "aws_s3_bucket")
             .map(|r| r.label.as_str())
             .collect();
-        assert_eq!(buckets.len(), if pipeline { 4 } else { 2 });
+        assert_eq!(
+            buckets.len(),
+            2 + 2 * usize::from(shape.pipeline) + usize::from(shape.jobs)
+        );
         for label in &buckets {
             for kind in [
                 "aws_s3_bucket_public_access_block",
@@ -286,13 +330,13 @@ fn every_bucket_is_private_encrypted_and_versioned_as_up_makes_it() {
                     "{kind} for {label}"
                 );
             }
-            // As `up`: every bucket but the artifacts one keeps versions.
+            // As `up`: every bucket but the artifacts and jobs ones keeps versions.
             let versioned = resources
                 .iter()
                 .any(|r| r.kind == "aws_s3_bucket_versioning" && r.label == *label);
-            assert_eq!(versioned, *label != "artifacts", "{label}");
+            assert_eq!(versioned, !["artifacts", "jobs"].contains(label), "{label}");
         }
-        let template = cfn_template(pipeline);
+        let template = cfn_template(shape);
         for (id, resource) in template["Resources"].as_object().expect("resources") {
             if resource["Type"] != "AWS::S3::Bucket" {
                 continue;
@@ -309,7 +353,7 @@ fn every_bucket_is_private_encrypted_and_versioned_as_up_makes_it() {
             );
             assert_eq!(
                 p.get("VersioningConfiguration").is_some(),
-                id != "ArtifactsBucket",
+                !["ArtifactsBucket", "JobsBucket"].contains(&id.as_str()),
                 "{id}"
             );
         }
@@ -328,15 +372,26 @@ fn strings(value: &Value) -> Vec<String> {
 
 #[test]
 fn no_exported_policy_grants_a_wildcard_action_or_foreign_resource() {
-    for pipeline in [false, true] {
+    for shape in SHAPES {
         for stack in [
-            terraform::description(&settings(pipeline)),
-            cloudformation::description(&settings(pipeline)),
+            terraform::description(&settings(shape)),
+            cloudformation::description(&settings(shape)),
         ] {
             for role in stack.roles() {
                 for statement in role.policy["Statement"].as_array().expect("statements") {
                     for action in strings(&statement["Action"]) {
                         assert!(!action.contains('*'), "{}: {action}", role.name);
+                    }
+                    // Two exceptions, both the launcher's: ListStreams takes no resource, and
+                    // RunInstances touches what is not the stack's (the AMI, the default
+                    // subnet and group, the new volume and interface) while the instance
+                    // itself must carry the stack's tag (policy.rs holds those conditions).
+                    let launch_time = statement["Sid"] == crate::stack::policy::LIST_STREAMS
+                        || statement["Sid"] == "LaunchWith"
+                        || statement.get("Condition").is_some();
+                    if launch_time {
+                        assert_eq!(role.name, stack.names.launcher_role, "{statement}");
+                        continue;
                     }
                     for resource in strings(&statement["Resource"]) {
                         assert!(resource.starts_with("arn:${"), "{resource}");
@@ -349,7 +404,7 @@ fn no_exported_policy_grants_a_wildcard_action_or_foreign_resource() {
             }
         }
         // The template's one extra statement names one object of the code bucket.
-        let template = cfn_template(pipeline);
+        let template = cfn_template(shape);
         let server = &template["Resources"]["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
             ["Statement"];
         let fetch = server
@@ -367,7 +422,7 @@ fn no_exported_policy_grants_a_wildcard_action_or_foreign_resource() {
 
 #[test]
 fn names_use_the_suffix_and_outputs_name_what_students_need() {
-    let main = module_file(true, "main.tf");
+    let main = module_file(ALL, "main.tf");
     assert!(main.contains("resource \"random_id\" \"stack\""));
     assert!(main.contains("\"hybridlab-images-${local.id}\""));
     assert!(main.contains("\"/hybridlab/${local.id}/ec2-server\""));
@@ -378,7 +433,7 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
             && main.contains("'+7200 seconds'"),
         "the TTL is in the user-data"
     );
-    let outputs = module_file(true, "outputs.tf");
+    let outputs = module_file(ALL, "outputs.tf");
     for output in [
         "function_name",
         "server_url",
@@ -393,8 +448,8 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
             "{output}"
         );
     }
-    assert!(!module_file(false, "outputs.tf").contains("uploads_bucket"));
-    let variables = module_file(true, "variables.tf");
+    assert!(!module_file(PLAIN, "outputs.tf").contains("uploads_bucket"));
+    let variables = module_file(ALL, "variables.tf");
     for variable in [
         "aws_endpoint_url",
         "server_binary",
@@ -407,7 +462,7 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
             "{variable}"
         );
     }
-    let template = cfn_template(true);
+    let template = cfn_template(ALL);
     for output in [
         "FunctionName",
         "ServerUrl",
@@ -428,8 +483,8 @@ fn names_use_the_suffix_and_outputs_name_what_students_need() {
 
 #[test]
 fn the_cloudformation_user_data_carries_no_secret_and_the_role_reads_only_its_secret() {
-    for pipeline in [false, true] {
-        let template = cfn_template(pipeline);
+    for shape in SHAPES {
+        let template = cfn_template(shape);
         let resources = &template["Resources"];
         let user_data =
             cfn_string(&resources["ServerInstance"]["Properties"]["UserData"]["Fn::Base64"]);
@@ -495,10 +550,10 @@ fn secrets() -> crate::stack::plan::ServerSecretValues {
 
 #[test]
 fn every_export_speaks_tls_to_the_server_and_pins_its_certificate() {
-    for pipeline in [false, true] {
+    for shape in SHAPES {
         // CloudFormation: the function calls https and pins the fingerprint parameter; the
         // key is a NoEcho parameter.
-        let template = cfn_template(pipeline);
+        let template = cfn_template(shape);
         let text = template.to_string();
         assert!(
             !text.contains("EC2_ALLOW_PLAINTEXT"),
@@ -527,9 +582,9 @@ fn every_export_speaks_tls_to_the_server_and_pins_its_certificate() {
 
         // Terraform: the same, from variables; the key is sensitive and reaches the server
         // only through its private environment object.
-        let main = module_file(pipeline, "main.tf");
-        let variables = module_file(pipeline, "variables.tf");
-        let outputs = module_file(pipeline, "outputs.tf");
+        let main = module_file(shape, "main.tf");
+        let variables = module_file(shape, "variables.tf");
+        let outputs = module_file(shape, "outputs.tf");
         assert!(!main.contains("EC2_ALLOW_PLAINTEXT"), "{main}");
         assert!(
             main.contains("\"https://${aws_instance.server.public_ip}:"),
@@ -584,8 +639,8 @@ fn the_parameters_file_gives_every_parameter_without_a_default_a_value_it_allows
         .collect();
     assert_eq!(given["CodeBucket"], "my-code-bucket");
     assert_eq!(given["ServerCertificateSha256"], secrets.cert_sha256);
-    for pipeline in [false, true] {
-        let template = cfn_template(pipeline);
+    for shape in SHAPES {
+        let template = cfn_template(shape);
         let parameters = template["Parameters"].as_object().expect("parameters");
         for (name, parameter) in parameters {
             let value = given.get(name.as_str());
@@ -635,7 +690,7 @@ fn the_tfvars_carry_the_certificate_a_module_keeps_when_applied_again() {
     assert_eq!(again.cert_sha256, secrets.cert_sha256);
     assert_eq!(again.tls_key, secrets.tls_key);
     // The module's validations accept what export writes, and refuse an injected line.
-    let variables = module_file(false, "variables.tf");
+    let variables = module_file(PLAIN, "variables.tf");
     for (variable, value) in [
         ("server_tls_certificate", &secrets.tls_certificate),
         ("server_tls_key", &secrets.tls_key),
@@ -667,7 +722,7 @@ fn the_tfvars_carry_the_certificate_a_module_keeps_when_applied_again() {
 #[test]
 fn every_export_launches_a_burstable_instance_with_standard_credits_unless_asked() {
     // CloudFormation: a parameter (default from the settings) applied only to T types.
-    let template = cfn_template(false);
+    let template = cfn_template(PLAIN);
     assert_eq!(template["Parameters"]["CpuCredits"]["Default"], "standard");
     let spec = &template["Resources"]["ServerInstance"]["Properties"]["CreditSpecification"];
     assert_eq!(spec["Fn::If"][0], "BurstableInstance");
@@ -687,13 +742,13 @@ fn every_export_launches_a_burstable_instance_with_standard_credits_unless_asked
     assert_eq!(families, ["t2", "t3", "t3a", "t4g"]);
     let unlimited = StackSettings {
         cpu_credits: crate::stack::CpuCredits::Unlimited,
-        ..settings(false)
+        ..settings(PLAIN)
     };
     let template = cloudformation::template(&unlimited, &StackId::parse(ID).expect("valid"));
     assert_eq!(template["Parameters"]["CpuCredits"]["Default"], "unlimited");
 
     // Terraform: a variable, and a block only for T types.
-    let main = module_file(false, "main.tf");
+    let main = module_file(PLAIN, "main.tf");
     assert!(main.contains("dynamic \"credit_specification\""), "{main}");
     assert!(
         main.contains(
@@ -701,7 +756,7 @@ fn every_export_launches_a_burstable_instance_with_standard_credits_unless_asked
         ),
         "{main}"
     );
-    let variables = module_file(false, "variables.tf");
+    let variables = module_file(PLAIN, "variables.tf");
     let credits = variables
         .split("variable \"cpu_credits\"")
         .nth(1)
@@ -710,7 +765,7 @@ fn every_export_launches_a_burstable_instance_with_standard_credits_unless_asked
 
     // The plan says so.
     let id = StackId::parse(ID).expect("valid");
-    let instance = plan(&id, &settings(false))
+    let instance = plan(&id, &settings(PLAIN))
         .into_iter()
         .find(|r| r.kind == "ec2:instance")
         .expect("the instance");
@@ -724,7 +779,7 @@ fn every_export_launches_a_burstable_instance_with_standard_credits_unless_asked
     );
     let large = StackSettings {
         instance_type: "m5.large".into(),
-        ..settings(false)
+        ..settings(PLAIN)
     };
     let instance = plan(&id, &large)
         .into_iter()
@@ -745,7 +800,7 @@ fn literal_text_has_no_stray_interpolation() {
     let plain = crate::stack::describe::StackDescription::new(
         crate::stack::names::StackNames::new(&StackId::parse(ID).expect("valid")),
         ID,
-        &settings(true),
+        &settings(ALL),
         &crate::stack::policy::ArnContext {
             partition: "aws".into(),
             region: "eu-west-1".into(),
@@ -766,8 +821,8 @@ fn literal_text_has_no_stray_interpolation() {
 
 #[test]
 fn a_module_with_a_given_identity_needs_only_the_aws_provider() {
-    for pipeline in [false, true] {
-        let files = terraform::module(&settings(pipeline), terraform::Identity::Given);
+    for shape in SHAPES {
+        let files = terraform::module(&settings(shape), terraform::Identity::Given);
         let text = |name: &str| {
             files
                 .iter()
@@ -808,4 +863,188 @@ fn a_module_with_a_given_identity_needs_only_the_aws_provider() {
     );
     assert!(tfvars.contains("stack_id"));
     assert_eq!(terraform::token_in_tfvars("proxy_package = \"x\"\n"), None);
+}
+
+#[test]
+fn the_jobs_variant_is_exported_as_up_makes_it() {
+    use crate::stack::plan::{JOBS_ROUTES, LAUNCHER_FILTERS};
+    use hybridlab_wire::launch::launcher_env;
+    for shape in [PLAIN, PIPELINE] {
+        let main = module_file(shape, "main.tf");
+        let template = cfn_template(shape).to_string();
+        for marker in [
+            "aws_apigatewayv2",
+            "aws_lambda_event_source_mapping",
+            "worker",
+        ] {
+            assert!(!main.contains(marker), "{marker} without the jobs");
+        }
+        for marker in [
+            "JobsApi",
+            "LauncherMapping",
+            "WorkerRole",
+            "WorkerBinaryKey",
+        ] {
+            assert!(!template.contains(marker), "{marker} without the jobs");
+        }
+    }
+    for shape in [JOBS, ALL] {
+        // Terraform: the stream, the mapping with both filters, the three routes on the
+        // `$default` stage, the permission for this API only, the launcher's environment.
+        let main = module_file(shape, "main.tf");
+        let resources = tf_resources(&main);
+        let find = |kind: &str, label: &str| {
+            resources
+                .iter()
+                .find(|r| r.kind == kind && r.label == label)
+                .unwrap_or_else(|| panic!("{kind}.{label}"))
+        };
+        let table = find("aws_dynamodb_table", "jobs");
+        assert_eq!(table.attr("stream_view_type").as_deref(), Some("NEW_IMAGE"));
+        assert_eq!(table.attr("hash_key").as_deref(), Some("job_id"));
+        let mapping = find("aws_lambda_event_source_mapping", "launcher");
+        assert_eq!(
+            mapping.attr("event_source_arn").as_deref(),
+            Some("aws_dynamodb_table.jobs.stream_arn")
+        );
+        assert_eq!(
+            mapping.attr("starting_position").as_deref(),
+            Some("TRIM_HORIZON")
+        );
+        assert_eq!(
+            mapping.attr("bisect_batch_on_function_error").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            mapping.body.matches("filter {").count(),
+            2,
+            "{}",
+            mapping.body
+        );
+        assert!(
+            mapping.body.contains("eventName = [\"INSERT\"]"),
+            "{}",
+            mapping.body
+        );
+        assert!(
+            mapping
+                .body
+                .contains("\"SUCCEEDED\", \"FAILED\", \"CANCELLED\""),
+            "{}",
+            mapping.body
+        );
+        let routes = find("aws_apigatewayv2_route", "jobs");
+        for route in JOBS_ROUTES {
+            assert!(routes.body.contains(&format!("\"{route}\"")), "{route}");
+        }
+        assert_eq!(
+            find("aws_apigatewayv2_stage", "default")
+                .attr("name")
+                .as_deref(),
+            Some("$default")
+        );
+        let permission = find("aws_lambda_permission", "jobs_api");
+        assert_eq!(
+            permission.attr("source_arn").as_deref(),
+            Some("${aws_apigatewayv2_api.jobs.execution_arn}/*/*")
+        );
+        assert_eq!(
+            permission.attr("principal").as_deref(),
+            Some("apigateway.amazonaws.com")
+        );
+        let launcher = find("aws_lambda_function", "launcher");
+        for key in [
+            launcher_env::STACK,
+            launcher_env::JOBS_TABLE,
+            launcher_env::JOBS_BUCKET,
+            launcher_env::ARTIFACT_BUCKET,
+            launcher_env::WORKER_KEY,
+            launcher_env::WORKER_PROFILE_ARN,
+            launcher_env::WORKER_IMAGE,
+            launcher_env::WORKER_INSTANCE_TYPE,
+            launcher_env::WORKER_CAP,
+            launcher_env::HEARTBEAT_SECONDS,
+            launcher_env::TTL_SECONDS,
+        ] {
+            assert!(launcher.body.contains(key), "{key} in\n{}", launcher.body);
+        }
+        assert!(
+            launcher
+                .body
+                .contains("aws_iam_instance_profile.worker.arn")
+        );
+        assert!(launcher.body.contains("data.aws_ami.al2023.id"));
+        assert!(launcher.body.contains("aws_s3_object.worker_binary.key"));
+        let variables = module_file(shape, "variables.tf");
+        for variable in ["worker_binary", "submit_package", "launcher_package"] {
+            assert!(
+                variables.contains(&format!("variable \"{variable}\"")),
+                "{variable}"
+            );
+        }
+        let outputs = module_file(shape, "outputs.tf");
+        assert!(
+            outputs.contains("aws_apigatewayv2_api.jobs.api_endpoint"),
+            "{outputs}"
+        );
+
+        // CloudFormation: the same, with the worker fetched from the code bucket.
+        let template = cfn_template(shape);
+        let r = &template["Resources"];
+        assert_eq!(
+            r["JobsTable"]["Properties"]["StreamSpecification"]["StreamViewType"],
+            "NEW_IMAGE"
+        );
+        let mapping = &r["LauncherMapping"]["Properties"];
+        assert_eq!(mapping["EventSourceArn"]["Fn::GetAtt"][1], "StreamArn");
+        let patterns: Vec<&str> = mapping["FilterCriteria"]["Filters"]
+            .as_array()
+            .expect("filters")
+            .iter()
+            .filter_map(|f| f["Pattern"].as_str())
+            .collect();
+        assert_eq!(patterns, LAUNCHER_FILTERS);
+        let route_keys: BTreeSet<&str> = r
+            .as_object()
+            .expect("resources")
+            .values()
+            .filter(|v| v["Type"] == "AWS::ApiGatewayV2::Route")
+            .filter_map(|v| v["Properties"]["RouteKey"].as_str())
+            .collect();
+        assert_eq!(route_keys, JOBS_ROUTES.into_iter().collect());
+        assert_eq!(r["JobsStage"]["Properties"]["StageName"], "$default");
+        assert_eq!(
+            cfn_string(&r["JobsApi"]["Properties"]["Tags"]["hybridlab:stack"]),
+            ID
+        );
+        assert_eq!(
+            r["JobsApiPermission"]["Properties"]["Principal"],
+            "apigateway.amazonaws.com"
+        );
+        let variables = &r["LauncherFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            variables[launcher_env::ARTIFACT_BUCKET],
+            serde_json::json!({"Ref": "CodeBucket"})
+        );
+        assert_eq!(
+            variables[launcher_env::WORKER_KEY],
+            serde_json::json!({"Ref": "WorkerBinaryKey"})
+        );
+        let worker = &r["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+        let fetch = worker
+            .as_array()
+            .expect("statements")
+            .iter()
+            .find(|s| s["Sid"] == crate::stack::policy::FETCH_WORKER)
+            .expect("the worker's fetch");
+        assert_eq!(
+            fetch["Resource"][0]["Fn::Sub"],
+            "arn:${AWS::Partition}:s3:::${CodeBucket}/${WorkerBinaryKey}"
+        );
+        assert!(template["Outputs"]["JobsApiEndpoint"].is_object());
+        assert!(
+            template["Description"].as_str().expect("text").len() <= 1024,
+            "CloudFormation takes at most 1,024 bytes of description"
+        );
+    }
 }

@@ -37,6 +37,16 @@ pub struct Variants {
     pub jobs: bool,
 }
 
+impl Variants {
+    /// The programs a stack with `settings` runs.
+    pub fn of(settings: &crate::stack::plan::StackSettings) -> Self {
+        Self {
+            resizer: settings.pipeline,
+            jobs: settings.jobs,
+        }
+    }
+}
+
 /// The job-worker variant's programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobPrograms {

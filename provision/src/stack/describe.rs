@@ -7,12 +7,19 @@ use serde_json::Value;
 
 use super::names::{IAM_PATH, StackNames};
 use super::plan::{
-    CpuCredits, RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
-    ServerSecretValues, StackSettings, UPLOADS_PREFIX, server_env_file,
+    CpuCredits, JOB_LEASE_SECONDS, JOBS_API_PERMISSION_ID, JOBS_ROUTES, LAUNCHER_BATCH_SIZE,
+    LAUNCHER_FILTERS, LAUNCHER_MEMORY_MB, LAUNCHER_RETRIES, LAUNCHER_TIMEOUT_SECONDS,
+    RESIZER_MEMORY_MB, RESIZER_TIMEOUT_SECONDS, SERVER_BINARY_KEY, SERVER_ENV_KEY,
+    SUBMIT_MEMORY_MB, SUBMIT_TIMEOUT_SECONDS, ServerSecretValues, StackSettings, UPLOADS_PREFIX,
+    WORKER_BINARY_KEY, WORKER_HEARTBEAT_SECONDS, server_env_file,
 };
-use super::policy::{ArnContext, lambda_policy, resizer_policy, server_policy, trust_policy};
+use super::policy::{
+    ArnContext, lambda_policy, launcher_policy, resizer_policy, server_policy, submit_policy,
+    trust_policy, worker_policy,
+};
 use super::progress::Step;
-use hybridlab_wire::launch::ServerLaunch;
+use hybridlab_wire::job::JOB_KEY_ATTRIBUTE;
+use hybridlab_wire::launch::{ServerLaunch, launcher_env, submit_env};
 use hybridlab_wire::tags::{ROLE_IMAGE_SERVER, ROLE_TAG, STACK_TAG};
 use hybridlab_wire::tls::CERT_PIN_ENV;
 use hybridlab_wire::token::TOKEN_ENV;
@@ -55,11 +62,14 @@ pub struct Bucket {
     pub cors: Option<CorsRule>,
 }
 
-/// The images' metadata table: on demand, keyed by `image_id` (a string).
+/// An on-demand table keyed by one string attribute: the images' metadata (`image_id`), or
+/// the jobs (`job_id`, with a stream of each row's new image, which runs the launcher).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub name: String,
     pub partition_key: &'static str,
+    /// The stream's view type, for a table that has one.
+    pub stream: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +142,16 @@ pub enum EnvValue {
     Token,
     /// The SHA-256 fingerprint of the server's certificate, which the proxy pins.
     CertSha256,
+    /// The instance type (the server's, and each job worker's).
+    InstanceType,
+    /// The AMI workers boot: the latest Amazon Linux 2023 for x86_64.
+    WorkerImage,
+    /// The ARN of the workers' instance profile.
+    WorkerProfileArn,
+    /// Where the worker binary is: the artifacts bucket for `up` and Terraform, the code
+    /// bucket for CloudFormation, which cannot upload into a bucket it makes.
+    WorkerBucket,
+    WorkerKey,
 }
 
 /// Which program a function runs.
@@ -139,6 +159,8 @@ pub enum EnvValue {
 pub enum Program {
     Proxy,
     Resizer,
+    Submit,
+    Launcher,
 }
 
 /// A `provided.al2023` x86_64 function whose `bootstrap` is one of the lab's programs.
@@ -178,6 +200,53 @@ pub struct Pipeline {
     pub trigger: Trigger,
 }
 
+/// The jobs table's stream runs the launcher: from the oldest record, in small batches,
+/// retried and bisected on error, and only for inserts and jobs that ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamMapping {
+    pub function: String,
+    pub table: String,
+    pub starting_position: &'static str,
+    pub batch_size: i32,
+    pub maximum_retry_attempts: i32,
+    pub bisect_batch_on_function_error: bool,
+    /// Lambda's event filter patterns (JSON).
+    pub filters: Vec<&'static str>,
+}
+
+/// The HTTP API in front of the submit function: a Lambda proxy integration (payload 2.0),
+/// its routes, the auto-deployed `$default` stage, and API Gateway's permission to invoke
+/// the function from this API only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpApi {
+    pub name: String,
+    pub description: String,
+    pub function: String,
+    pub payload_format_version: &'static str,
+    pub routes: Vec<&'static str>,
+    pub stage: &'static str,
+    pub permission_id: &'static str,
+}
+
+/// What `--with jobs` adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jobs {
+    pub bucket: Bucket,
+    pub table: Table,
+    pub submit_log_group: LogGroup,
+    pub launcher_log_group: LogGroup,
+    pub submit_role: Role,
+    pub launcher_role: Role,
+    pub worker_role: Role,
+    pub worker_profile: InstanceProfile,
+    /// The worker binary's key in the artifacts bucket.
+    pub worker_binary_key: &'static str,
+    pub submit: Function,
+    pub launcher: Function,
+    pub mapping: StreamMapping,
+    pub api: HttpApi,
+}
+
 /// Every resource of one stack with its settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackDescription {
@@ -197,6 +266,98 @@ pub struct StackDescription {
     pub instance: Instance,
     pub function: Function,
     pub pipeline: Option<Pipeline>,
+    pub jobs: Option<Jobs>,
+}
+
+/// The submit function, as `up` deploys it and the exports declare it.
+pub fn submit_function(names: &StackNames, stack_id: &str) -> Function {
+    Function {
+        step: Step::Submit,
+        name: names.submit.clone(),
+        description: format!("hybridlab stack {stack_id}: the jobs API"),
+        program: Program::Submit,
+        role: names.submit_role.clone(),
+        log_group: names.submit_log_group.clone(),
+        memory_mb: SUBMIT_MEMORY_MB,
+        timeout_seconds: SUBMIT_TIMEOUT_SECONDS,
+        environment: vec![
+            (
+                submit_env::JOBS_TABLE,
+                EnvValue::Literal(names.jobs_table.clone()),
+            ),
+            (
+                submit_env::JOBS_BUCKET,
+                EnvValue::Literal(names.jobs_bucket.clone()),
+            ),
+            (TOKEN_ENV, EnvValue::Token),
+            (
+                submit_env::LEASE_SECONDS,
+                EnvValue::Literal(JOB_LEASE_SECONDS.to_string()),
+            ),
+        ],
+    }
+}
+
+/// The launcher function, as `up` deploys it and the exports declare it.
+pub fn launcher_function(names: &StackNames, stack_id: &str, settings: &StackSettings) -> Function {
+    Function {
+        step: Step::Launcher,
+        name: names.launcher.clone(),
+        description: format!("hybridlab stack {stack_id}: launches a worker for each job"),
+        program: Program::Launcher,
+        role: names.launcher_role.clone(),
+        log_group: names.launcher_log_group.clone(),
+        memory_mb: LAUNCHER_MEMORY_MB,
+        timeout_seconds: LAUNCHER_TIMEOUT_SECONDS,
+        environment: vec![
+            (launcher_env::STACK, EnvValue::Literal(stack_id.to_owned())),
+            (
+                launcher_env::JOBS_TABLE,
+                EnvValue::Literal(names.jobs_table.clone()),
+            ),
+            (
+                launcher_env::JOBS_BUCKET,
+                EnvValue::Literal(names.jobs_bucket.clone()),
+            ),
+            (launcher_env::ARTIFACT_BUCKET, EnvValue::WorkerBucket),
+            (launcher_env::WORKER_KEY, EnvValue::WorkerKey),
+            (launcher_env::WORKER_PROFILE_ARN, EnvValue::WorkerProfileArn),
+            (launcher_env::WORKER_IMAGE, EnvValue::WorkerImage),
+            (launcher_env::WORKER_INSTANCE_TYPE, EnvValue::InstanceType),
+            (
+                launcher_env::WORKER_CAP,
+                EnvValue::Literal(settings.worker_cap.to_string()),
+            ),
+            (
+                launcher_env::HEARTBEAT_SECONDS,
+                EnvValue::Literal(WORKER_HEARTBEAT_SECONDS.to_string()),
+            ),
+            (
+                launcher_env::TTL_SECONDS,
+                EnvValue::Literal(settings.ttl_seconds.to_string()),
+            ),
+        ],
+    }
+}
+
+impl Function {
+    /// The environment with each value that is not a literal given by `resolve`; the first
+    /// variable it has no value for is the error.
+    pub fn variables(
+        &self,
+        resolve: impl Fn(&EnvValue) -> Option<String>,
+    ) -> Result<std::collections::HashMap<String, String>, &'static str> {
+        self.environment
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    EnvValue::Literal(text) => Some(text.clone()),
+                    other => resolve(other),
+                };
+                value.map(|value| ((*key).to_owned(), value)).ok_or(*key)
+            })
+            .collect()
+    }
 }
 
 /// One resource as the comparison between the plan and the exports sees it.
@@ -285,6 +446,59 @@ impl StackDescription {
                 prefix: UPLOADS_PREFIX,
             },
         });
+        let jobs = settings.jobs.then(|| Jobs {
+            bucket: bucket(Step::JobsBucket, &names.jobs_bucket, false),
+            table: Table {
+                name: names.jobs_table.clone(),
+                partition_key: JOB_KEY_ATTRIBUTE,
+                stream: Some("NEW_IMAGE"),
+            },
+            submit_log_group: log_group(Step::SubmitLogGroup, &names.submit_log_group),
+            launcher_log_group: log_group(Step::LauncherLogGroup, &names.launcher_log_group),
+            submit_role: role(
+                Step::SubmitRole,
+                &names.submit_role,
+                "lambda.amazonaws.com",
+                submit_policy(&names, arns),
+            ),
+            launcher_role: role(
+                Step::LauncherRole,
+                &names.launcher_role,
+                "lambda.amazonaws.com",
+                launcher_policy(&names, arns, stack_id),
+            ),
+            worker_role: role(
+                Step::WorkerRole,
+                &names.worker_role,
+                "ec2.amazonaws.com",
+                worker_policy(&names, arns),
+            ),
+            worker_profile: InstanceProfile {
+                name: names.worker_profile.clone(),
+                role: names.worker_role.clone(),
+            },
+            worker_binary_key: WORKER_BINARY_KEY,
+            submit: submit_function(&names, stack_id),
+            launcher: launcher_function(&names, stack_id, settings),
+            mapping: StreamMapping {
+                function: names.launcher.clone(),
+                table: names.jobs_table.clone(),
+                starting_position: "TRIM_HORIZON",
+                batch_size: LAUNCHER_BATCH_SIZE,
+                maximum_retry_attempts: LAUNCHER_RETRIES,
+                bisect_batch_on_function_error: true,
+                filters: LAUNCHER_FILTERS.to_vec(),
+            },
+            api: HttpApi {
+                name: names.jobs_api.clone(),
+                description: format!("hybridlab stack {stack_id}: jobs"),
+                function: names.submit.clone(),
+                payload_format_version: "2.0",
+                routes: JOBS_ROUTES.to_vec(),
+                stage: "$default",
+                permission_id: JOBS_API_PERMISSION_ID,
+            },
+        });
         Self {
             stack_tag: (STACK_TAG, stack_id.to_owned()),
             images_bucket: bucket(Step::ImagesBucket, &names.images_bucket, true),
@@ -292,6 +506,7 @@ impl StackDescription {
             table: Table {
                 name: names.table.clone(),
                 partition_key: "image_id",
+                stream: None,
             },
             function_log_group: log_group(Step::FunctionLogGroup, &names.function_log_group),
             server_log_group: log_group(Step::ServerLogGroup, &names.server_log_group),
@@ -350,6 +565,7 @@ impl StackDescription {
                 ],
             },
             pipeline,
+            jobs,
             names,
         }
     }
@@ -360,6 +576,9 @@ impl StackDescription {
         if let Some(pipeline) = &self.pipeline {
             buckets.extend([&pipeline.uploads_bucket, &pipeline.processed_bucket]);
         }
+        if let Some(jobs) = &self.jobs {
+            buckets.push(&jobs.bucket);
+        }
         buckets
     }
 
@@ -367,6 +586,9 @@ impl StackDescription {
         let mut groups = vec![&self.function_log_group, &self.server_log_group];
         if let Some(pipeline) = &self.pipeline {
             groups.push(&pipeline.resizer_log_group);
+        }
+        if let Some(jobs) = &self.jobs {
+            groups.extend([&jobs.submit_log_group, &jobs.launcher_log_group]);
         }
         groups
     }
@@ -376,6 +598,9 @@ impl StackDescription {
         if let Some(pipeline) = &self.pipeline {
             roles.push(&pipeline.resizer_role);
         }
+        if let Some(jobs) = &self.jobs {
+            roles.extend([&jobs.submit_role, &jobs.launcher_role, &jobs.worker_role]);
+        }
         roles
     }
 
@@ -384,7 +609,56 @@ impl StackDescription {
         if let Some(pipeline) = &self.pipeline {
             functions.push(&pipeline.resizer);
         }
+        if let Some(jobs) = &self.jobs {
+            functions.extend([&jobs.submit, &jobs.launcher]);
+        }
         functions
+    }
+
+    /// What the stack has beside the server, in words: "" or " with the event-driven pipeline
+    /// and the job-worker variant".
+    pub fn variant_words(&self) -> String {
+        let parts: Vec<&str> = [
+            self.pipeline.as_ref().map(|_| "the event-driven pipeline"),
+            self.jobs.as_ref().map(|_| "the job-worker variant"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", parts.join(" and "))
+        }
+    }
+
+    /// The `--with` flags of `up` that make this stack: "", " --with pipeline", ...
+    pub fn with_flags(&self) -> String {
+        [
+            self.pipeline.as_ref().map(|_| " --with pipeline"),
+            self.jobs.as_ref().map(|_| " --with jobs"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Every table: the images' and, with the jobs, the jobs'.
+    pub fn tables(&self) -> Vec<&Table> {
+        let mut tables = vec![&self.table];
+        if let Some(jobs) = &self.jobs {
+            tables.push(&jobs.table);
+        }
+        tables
+    }
+
+    /// Every instance profile with the role it holds: the server's and the workers'.
+    pub fn instance_profiles(&self) -> Vec<&InstanceProfile> {
+        let mut profiles = vec![&self.instance_profile];
+        if let Some(jobs) = &self.jobs {
+            profiles.push(&jobs.worker_profile);
+        }
+        profiles
     }
 
     /// The AWS resources the stack is made of, as `(kind, name)` in the kinds the plan uses
@@ -396,14 +670,15 @@ impl StackDescription {
         };
         let mut keys: Vec<ResourceKey> = Vec::new();
         keys.extend(self.buckets().iter().map(|b| key("s3:bucket", &b.name)));
-        keys.push(key("dynamodb:table", &self.table.name));
+        keys.extend(self.tables().iter().map(|t| key("dynamodb:table", &t.name)));
         keys.extend(
             self.log_groups()
                 .iter()
                 .map(|g| key("logs:log-group", &g.name)),
         );
+        let profiles = self.instance_profiles();
         keys.extend(self.roles().iter().map(|r| {
-            if r.name == self.server_role.name {
+            if profiles.iter().any(|p| p.role == r.name) {
                 key("iam:role+instance-profile", &r.name)
             } else {
                 key("iam:role", &r.name)
@@ -425,6 +700,17 @@ impl StackDescription {
         );
         if let Some(pipeline) = &self.pipeline {
             keys.push(key("s3:notification", &pipeline.trigger.bucket));
+        }
+        if let Some(jobs) = &self.jobs {
+            keys.push(key(
+                "s3:object",
+                &format!(
+                    "s3://{}/{}",
+                    self.server_artifacts.bucket, jobs.worker_binary_key
+                ),
+            ));
+            keys.push(key("lambda:event-source-mapping", &jobs.mapping.function));
+            keys.push(key("apigateway:http-api", &jobs.api.name));
         }
         keys.sort();
         keys
@@ -457,9 +743,10 @@ mod tests {
     #[test]
     fn the_description_declares_what_the_plan_lists() {
         let id = StackId::parse("abcd1234").expect("valid");
-        for pipeline in [false, true] {
+        for (pipeline, jobs) in [(false, false), (true, false), (false, true), (true, true)] {
             let settings = StackSettings {
                 pipeline,
+                jobs,
                 ..StackSettings::new("eu-west-1")
             };
             let description = StackDescription::new(
@@ -478,7 +765,11 @@ mod tests {
                 })
                 .collect();
             planned.sort();
-            assert_eq!(description.resource_keys(), planned, "pipeline={pipeline}");
+            assert_eq!(
+                description.resource_keys(),
+                planned,
+                "pipeline={pipeline} jobs={jobs}"
+            );
         }
     }
 

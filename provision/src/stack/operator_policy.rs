@@ -1030,7 +1030,8 @@ pub const JOBS_CALLS: &[OperatorCall] = &[
         "delete_event_source_mapping",
         "lambda:DeleteEventSourceMapping",
         EventSourceMappings,
-    ),
+    )
+    .carrying(StackTagged),
     sdk("delete_api", "apigateway:DELETE", ApiPath("/apis/*")),
     sdk(
         "list_object_versions",
@@ -1431,14 +1432,14 @@ pub const JOBS_GRANTS: &[Grant] = &[
         &[EventSourceMappings],
     )
     .when(Condition::StackTagRequested),
-    // Any mapping of the region: its ARN holds a UUID, and the sandbox, which holds the
-    // policy to AWS's evaluation, does not look up a mapping's tags (Lambda does: scoping
-    // this to `aws:ResourceTag/hybridlab:stack` waits for the sandbox to model it).
+    // A mapping's ARN holds a UUID, not a name: only a mapping with the stack tag (every
+    // lab mapping is created with it) may be deleted.
     grant(
         "DeleteMappings",
         &["lambda:DeleteEventSourceMapping"],
         &[EventSourceMappings],
-    ),
+    )
+    .when(Condition::StackTagged),
     grant(
         "PassJobsFunctionRoles",
         &["iam:PassRole"],

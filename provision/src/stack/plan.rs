@@ -132,6 +132,11 @@ pub const LAUNCHER_FILTERS: [&str; 2] = [
     r#"{"eventName": ["INSERT"]}"#,
     r#"{"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"status": {"S": ["SUCCEEDED", "FAILED", "CANCELLED"]}}}}"#,
 ];
+/// The batch the launcher gets: a handful of records is one scan of the table either way.
+pub const LAUNCHER_BATCH_SIZE: i32 = 10;
+/// A launcher that fails (EC2 refusing, a throttle) sees the batch twice more, then the
+/// records are given up: the next insert or ending job plans again from the table.
+pub const LAUNCHER_RETRIES: i32 = 2;
 /// The HTTP API's routes, all to the submit function.
 pub const JOBS_ROUTES: [&str; 3] = ["POST /jobs", "GET /jobs/{id}", "GET /jobs"];
 /// The statement id of the API's invoke permission on the submit function.

@@ -308,6 +308,10 @@ pub fn launcher_policy(names: &StackNames, arns: &ArnContext, stack_id: &str) ->
     })
 }
 
+/// The statement of the worker's role that reads its binary from the artifacts bucket
+/// (CloudFormation, which cannot upload there, swaps it for its code bucket).
+pub const FETCH_WORKER: &str = "FetchWorker";
+
 /// A job worker's role: its binary, its job's input and outputs, its job's row.
 pub fn worker_policy(names: &StackNames, arns: &ArnContext) -> Value {
     let partition = &arns.partition;
@@ -315,7 +319,7 @@ pub fn worker_policy(names: &StackNames, arns: &ArnContext) -> Value {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "FetchWorker",
+                "Sid": FETCH_WORKER,
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
                 "Resource": [format!("arn:{partition}:s3:::{}/{}", names.artifacts_bucket, super::plan::WORKER_BINARY_KEY)]

@@ -103,6 +103,25 @@ struct FunctionSpec<'a> {
     timeout_seconds: i32,
 }
 
+impl<'a> FunctionSpec<'a> {
+    /// The spec of a function the stack description declares.
+    fn of(
+        function: &'a crate::stack::describe::Function,
+        binary: &'a std::path::Path,
+        variables: HashMap<String, String>,
+    ) -> Self {
+        Self {
+            step: function.step,
+            name: &function.name,
+            description: function.description.clone(),
+            binary,
+            variables,
+            memory_mb: function.memory_mb,
+            timeout_seconds: function.timeout_seconds,
+        }
+    }
+}
+
 enum Outcome {
     Done(String),
     Skipped(String),
@@ -591,10 +610,7 @@ impl Run<'_> {
 
     async fn build(&self, source: &ArtifactSource) -> Result<(Outcome, Artifacts), StackError> {
         let source = source.clone();
-        let variants = Variants {
-            resizer: self.settings.pipeline,
-            jobs: self.settings.jobs,
-        };
+        let variants = Variants::of(&self.settings);
         let artifacts = tokio::task::spawn_blocking(move || {
             build(&source, variants, &mut |message| {
                 tracing::info!("{message}")

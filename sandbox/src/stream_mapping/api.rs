@@ -232,6 +232,51 @@ impl Settings {
     }
 }
 
+/// A mapping's ARN, in its function's region and account.
+pub fn mapping_arn(function_arn: &str, uuid: &str) -> String {
+    format!(
+        "arn:aws:lambda:{}:{}:event-source-mapping:{uuid}",
+        function_arn.split(':').nth(3).unwrap_or_default(),
+        function_arn.split(':').nth(4).unwrap_or_default(),
+    )
+}
+
+/// The UUID in an event source mapping's ARN, if `arn` is one.
+pub fn uuid_of_mapping_arn(arn: &str) -> Option<&str> {
+    let (prefix, uuid) = arn.rsplit_once(":event-source-mapping:")?;
+    (prefix.starts_with("arn:") && prefix.contains(":lambda:") && !uuid.is_empty()).then_some(uuid)
+}
+
+/// A request's `Tags` (a map of strings), as Lambda takes them: at most 50, keys of 1 to 128
+/// characters and values of at most 256, none starting with `aws:`.
+pub fn tags(body: &Value) -> Result<crate::resource_tags::Tags, Invalid> {
+    let Some(given) = body.get("Tags") else {
+        return Ok(Default::default());
+    };
+    let map = given
+        .as_object()
+        .ok_or_else(|| Invalid("Tags must be a map of strings".into()))?;
+    if map.len() > 50 {
+        return Err(Invalid("Tags: at most 50 tags".into()));
+    }
+    map.iter()
+        .map(|(key, value)| {
+            let value = value
+                .as_str()
+                .ok_or_else(|| Invalid(format!("Tags: the value of {key} is not a string")))?;
+            if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+                return Err(Invalid(format!("Tags: {key} is not a valid tag")));
+            }
+            if key.to_ascii_lowercase().starts_with("aws:") {
+                return Err(Invalid(format!(
+                    "Tags: the prefix aws: is reserved ({key})"
+                )));
+            }
+            Ok((key.clone(), value.to_owned()))
+        })
+        .collect()
+}
+
 /// What Lambda answers for a mapping (`EventSourceMappingConfiguration`).
 pub fn configuration(
     uuid: &str,
@@ -265,11 +310,7 @@ pub fn configuration(
         } else {
             json!([])
         },
-        "EventSourceMappingArn": format!(
-            "arn:aws:lambda:{}:{}:event-source-mapping:{uuid}",
-            settings.function_arn.split(':').nth(3).unwrap_or_default(),
-            settings.function_arn.split(':').nth(4).unwrap_or_default(),
-        ),
+        "EventSourceMappingArn": mapping_arn(&settings.function_arn, uuid),
     });
     if !settings.filters.is_empty() {
         answer["FilterCriteria"] = json!({"Filters": settings
@@ -284,6 +325,29 @@ pub fn configuration(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapping_arns_and_tags_are_read_as_lambda_reads_them() {
+        let arn = mapping_arn(
+            "arn:aws:lambda:eu-west-1:123456789012:function:launcher",
+            "u-1",
+        );
+        assert_eq!(
+            arn,
+            "arn:aws:lambda:eu-west-1:123456789012:event-source-mapping:u-1"
+        );
+        assert_eq!(uuid_of_mapping_arn(&arn), Some("u-1"));
+        assert_eq!(
+            uuid_of_mapping_arn("arn:aws:lambda:eu-west-1:123456789012:function:f"),
+            None
+        );
+        let given = tags(&json!({"Tags": {"hybridlab:stack": "abcd1234"}})).expect("valid");
+        assert_eq!(given["hybridlab:stack"], "abcd1234");
+        assert!(tags(&json!({})).expect("none").is_empty());
+        assert!(tags(&json!({"Tags": {"aws:x": "y"}})).is_err());
+        assert!(tags(&json!({"Tags": {"k": 1}})).is_err());
+        assert!(tags(&json!({"Tags": ["k"]})).is_err());
+    }
 
     const STREAM: &str =
         "arn:aws:dynamodb:us-east-1:123456789012:table/jobs/stream/2026-12-06T08:30:33.149398";

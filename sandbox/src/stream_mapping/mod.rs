@@ -85,6 +85,8 @@ pub struct Services {
     pub lambda: Arc<LambdaHost>,
     pub lambda_control: aws_sdk_lambda::Client,
     pub authorizer: Arc<Authorizer>,
+    /// Where each mapping's tags are kept (the authorizer reads them too).
+    pub tags: Arc<crate::resource_tags::ResourceTags>,
     pub region: String,
     pub account: String,
 }
@@ -174,10 +176,17 @@ impl StreamMappings {
             Ok(settings) => settings,
             Err(invalid) => return ApiAnswer::invalid(&invalid),
         };
+        let tags = match api::tags(body) {
+            Ok(tags) => tags,
+            Err(invalid) => return ApiAnswer::invalid(&invalid),
+        };
         if let Err(answer) = self.check(&settings).await {
             return answer;
         }
         let uuid = uuid::Uuid::new_v4().to_string();
+        services
+            .tags
+            .keep(&api::mapping_arn(&settings.function_arn, &uuid), tags);
         let status = Arc::new(Mutex::new(PollerStatus {
             last_processing_result: "No records processed".into(),
             checkpoints: HashMap::new(),
@@ -240,6 +249,9 @@ impl StreamMappings {
         match self.lock().remove(uuid) {
             Some(mapping) => {
                 let _ = mapping.settings_tx.send(None);
+                self.services
+                    .tags
+                    .forget(&api::mapping_arn(&mapping.settings.function_arn, uuid));
                 ApiAnswer {
                     status: 202,
                     body: Self::answer_of(uuid, &mapping, "Deleting"),
@@ -247,6 +259,52 @@ impl StreamMappings {
             }
             None => ApiAnswer::not_found(uuid),
         }
+    }
+
+    /// Lambda's tagging API (`ListTags`, `TagResource`, `UntagResource`) on the mapping
+    /// whose ARN is `arn`; `None` when `arn` is no event source mapping's. `body` is a
+    /// TagResource's, `untag` an UntagResource's `tagKeys`.
+    pub fn tags_call(
+        &self,
+        method: &http::Method,
+        arn: &str,
+        body: &Value,
+        untag: &[String],
+    ) -> Option<ApiAnswer> {
+        let uuid = api::uuid_of_mapping_arn(arn)?;
+        let owned = self
+            .lock()
+            .get(uuid)
+            .is_some_and(|m| api::mapping_arn(&m.settings.function_arn, uuid) == arn);
+        if !owned {
+            return Some(ApiAnswer::not_found(uuid));
+        }
+        let store = &self.services.tags;
+        let done = ApiAnswer {
+            status: 204,
+            body: Value::Null,
+        };
+        Some(match *method {
+            http::Method::GET => ApiAnswer {
+                status: 200,
+                body: json!({"Tags": store.of(arn).unwrap_or_default()}),
+            },
+            http::Method::POST => match api::tags(body) {
+                Ok(tags) if tags.is_empty() => {
+                    ApiAnswer::error(400, "InvalidParameterValueException", "Tags is required")
+                }
+                Ok(tags) => {
+                    store.add(arn, tags);
+                    done
+                }
+                Err(invalid) => ApiAnswer::invalid(&invalid),
+            },
+            http::Method::DELETE => {
+                store.remove_keys(arn, untag);
+                done
+            }
+            _ => return None,
+        })
     }
 
     /// What Lambda checks of a mapping's settings: its function exists, and the function's

@@ -2,7 +2,6 @@
 //! functions with their roles and log groups, the workers' role and profile, the worker
 //! binary, the launcher's stream mapping and the HTTP API in front of the submit function.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
@@ -10,18 +9,16 @@ use aws_sdk_lambda::types::{EventSourcePosition, Filter as EventFilter, FilterCr
 
 use super::{FunctionSpec, Outcome, Run};
 use crate::stack::artifacts::JobPrograms;
+use crate::stack::describe::{EnvValue, Function, launcher_function, submit_function};
 use crate::stack::error::{StackError, code_of, is_not_found, sdk_error};
 use crate::stack::plan::{
-    JOB_LEASE_SECONDS, JOBS_API_PERMISSION_ID, JOBS_ROUTES, LAUNCHER_FILTERS, LAUNCHER_MEMORY_MB,
-    LAUNCHER_TIMEOUT_SECONDS, SUBMIT_MEMORY_MB, SUBMIT_TIMEOUT_SECONDS, WORKER_BINARY_KEY,
-    WORKER_HEARTBEAT_SECONDS,
+    JOBS_API_PERMISSION_ID, JOBS_ROUTES, LAUNCHER_BATCH_SIZE, LAUNCHER_FILTERS, LAUNCHER_RETRIES,
+    WORKER_BINARY_KEY,
 };
 use crate::stack::policy::{ArnContext, launcher_policy, submit_policy, worker_policy};
 use crate::stack::progress::Step;
 use hybridlab_wire::job::JOB_KEY_ATTRIBUTE;
-use hybridlab_wire::launch::{launcher_env, submit_env};
 use hybridlab_wire::tags::STACK_TAG;
-use hybridlab_wire::token::TOKEN_ENV;
 
 /// What the first wave makes for the jobs, which the later steps need.
 pub(super) struct JobsBase {
@@ -31,11 +28,14 @@ pub(super) struct JobsBase {
     pub worker_profile_arn: String,
 }
 
-/// The batch the launcher gets: a handful of records is one scan of the table either way.
-const LAUNCHER_BATCH_SIZE: i32 = 10;
-/// A launcher that fails (EC2 refusing, a throttle) sees the batch twice more, then the
-/// records are given up: the next insert or ending job plans again from the table.
-const LAUNCHER_RETRIES: i32 = 2;
+/// A variable of a function's description that `up` has no value for: a description
+/// changed without `up`.
+fn unresolved(function: &Function, key: &str) -> StackError {
+    StackError::Invalid(format!(
+        "{} needs {key}, which `up` does not set: the stack description and `up` disagree",
+        function.name
+    ))
+}
 
 impl Run<'_> {
     /// The first wave's jobs steps, run only for a stack with the jobs variant.
@@ -157,28 +157,15 @@ impl Run<'_> {
         binary: &std::path::Path,
         token: &str,
     ) -> Result<(Outcome, String), StackError> {
-        let names = &self.names;
-        let spec = FunctionSpec {
-            step: Step::Submit,
-            name: &names.submit,
-            description: format!("hybridlab stack {}: the jobs API", self.id),
-            binary,
-            variables: HashMap::from([
-                (submit_env::JOBS_TABLE.to_owned(), names.jobs_table.clone()),
-                (
-                    submit_env::JOBS_BUCKET.to_owned(),
-                    names.jobs_bucket.clone(),
-                ),
-                (TOKEN_ENV.to_owned(), token.to_owned()),
-                (
-                    submit_env::LEASE_SECONDS.to_owned(),
-                    JOB_LEASE_SECONDS.to_string(),
-                ),
-            ]),
-            memory_mb: SUBMIT_MEMORY_MB,
-            timeout_seconds: SUBMIT_TIMEOUT_SECONDS,
-        };
-        self.deploy_function(role_arn, &spec).await
+        let function = submit_function(&self.names, self.id.as_str());
+        let variables = function
+            .variables(|value| match value {
+                EnvValue::Token => Some(token.to_owned()),
+                _ => None,
+            })
+            .map_err(|key| unresolved(&function, key))?;
+        self.deploy_function(role_arn, &FunctionSpec::of(&function, binary, variables))
+            .await
     }
 
     async fn launcher(
@@ -187,60 +174,22 @@ impl Run<'_> {
         binary: &std::path::Path,
         image: &str,
     ) -> Result<(Outcome, String), StackError> {
-        let names = &self.names;
-        let settings = &self.settings;
-        let spec = FunctionSpec {
-            step: Step::Launcher,
-            name: &names.launcher,
-            description: format!(
-                "hybridlab stack {}: launches a worker for each job",
-                self.id
-            ),
-            binary,
-            variables: HashMap::from([
-                (launcher_env::STACK.to_owned(), self.id.to_string()),
-                (
-                    launcher_env::JOBS_TABLE.to_owned(),
-                    names.jobs_table.clone(),
-                ),
-                (
-                    launcher_env::JOBS_BUCKET.to_owned(),
-                    names.jobs_bucket.clone(),
-                ),
-                (
-                    launcher_env::ARTIFACT_BUCKET.to_owned(),
-                    names.artifacts_bucket.clone(),
-                ),
-                (
-                    launcher_env::WORKER_KEY.to_owned(),
-                    WORKER_BINARY_KEY.to_owned(),
-                ),
-                (
-                    launcher_env::WORKER_PROFILE_ARN.to_owned(),
-                    base.worker_profile_arn.clone(),
-                ),
-                (launcher_env::WORKER_IMAGE.to_owned(), image.to_owned()),
-                (
-                    launcher_env::WORKER_INSTANCE_TYPE.to_owned(),
-                    settings.instance_type.clone(),
-                ),
-                (
-                    launcher_env::WORKER_CAP.to_owned(),
-                    settings.worker_cap.to_string(),
-                ),
-                (
-                    launcher_env::HEARTBEAT_SECONDS.to_owned(),
-                    WORKER_HEARTBEAT_SECONDS.to_string(),
-                ),
-                (
-                    launcher_env::TTL_SECONDS.to_owned(),
-                    settings.ttl_seconds.to_string(),
-                ),
-            ]),
-            memory_mb: LAUNCHER_MEMORY_MB,
-            timeout_seconds: LAUNCHER_TIMEOUT_SECONDS,
-        };
-        self.deploy_function(&base.launcher_role_arn, &spec).await
+        let function = launcher_function(&self.names, self.id.as_str(), &self.settings);
+        let variables = function
+            .variables(|value| match value {
+                EnvValue::WorkerBucket => Some(self.names.artifacts_bucket.clone()),
+                EnvValue::WorkerKey => Some(WORKER_BINARY_KEY.to_owned()),
+                EnvValue::WorkerProfileArn => Some(base.worker_profile_arn.clone()),
+                EnvValue::WorkerImage => Some(image.to_owned()),
+                EnvValue::InstanceType => Some(self.settings.instance_type.clone()),
+                _ => None,
+            })
+            .map_err(|key| unresolved(&function, key))?;
+        self.deploy_function(
+            &base.launcher_role_arn,
+            &FunctionSpec::of(&function, binary, variables),
+        )
+        .await
     }
 
     /// Points the jobs table's stream at the launcher, filtered to inserts and to jobs that

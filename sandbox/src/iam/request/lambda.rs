@@ -208,6 +208,7 @@ pub(super) fn classify(request: &HttpRequestParts<'_>, scope: &Scope<'_>) -> Out
             if let Some(name) = body.get("FunctionName").and_then(Value::as_str) {
                 check.set_key("lambda:FunctionArn", [function_arn(name, None, scope)]);
             }
+            request_tags(&mut check, &tags(body.get("Tags")));
             Ok(Classified::new("CreateEventSourceMapping", vec![check]))
         }
         (method, [_, "event-source-mappings", id]) => {
