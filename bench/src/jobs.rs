@@ -6,9 +6,12 @@
 //! terminated); from the row's history, written by the launcher and the worker:
 //! `to_launcher` (SUBMITTED until the launcher first acted on the job: the stream's delivery
 //! and the launcher's start), `queued` (QUEUED until LAUNCHING, when the cap made it wait),
-//! `run_instances` (LAUNCHING until RunInstances answered), `boot_to_worker` (RunInstances'
-//! answer until the worker moved the job to RUNNING: pending, boot, the worker's download
-//! and start) and `job` (RUNNING until the job ended).
+//! `run_instances` (LAUNCHING until RunInstances answered), `pending_to_running`
+//! (RunInstances' answer until EC2 showed the instance `running`, as the bench saw it while
+//! the job ran), `boot_to_worker` (then until the worker moved the job to RUNNING: the OS's
+//! boot, the worker's download and start) and `job` (RUNNING until the job ended). The
+//! moment the instance was seen running is on the client's clock: it is put on the row's
+//! through the final status, which both saw.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,12 +27,13 @@ use crate::model::MeasureSummary;
 use crate::stats::summarize_ms;
 
 /// The measures of a jobs run, in the order they are shown.
-pub const JOB_MEASURES: [&str; 8] = [
+pub const JOB_MEASURES: [&str; 9] = [
     "end_to_end",
     "submit",
     "to_launcher",
     "queued",
     "run_instances",
+    "pending_to_running",
     "boot_to_worker",
     "job",
     "to_terminated",
@@ -50,6 +54,7 @@ pub struct JobSample {
     pub to_launcher_ms: Option<f64>,
     pub queued_ms: Option<f64>,
     pub run_instances_ms: Option<f64>,
+    pub pending_to_running_ms: Option<f64>,
     pub boot_to_worker_ms: Option<f64>,
     pub job_ms: Option<f64>,
     pub to_terminated_ms: Option<f64>,
@@ -68,6 +73,7 @@ impl JobSample {
             "to_launcher" => self.to_launcher_ms,
             "queued" => self.queued_ms,
             "run_instances" => self.run_instances_ms,
+            "pending_to_running" => self.pending_to_running_ms,
             "boot_to_worker" => self.boot_to_worker_ms,
             "job" => self.job_ms,
             "to_terminated" => self.to_terminated_ms,
@@ -82,6 +88,8 @@ pub struct RowStages {
     pub to_launcher_ms: Option<f64>,
     pub queued_ms: Option<f64>,
     pub run_instances_ms: Option<f64>,
+    /// RunInstances' answer until RUNNING: pending, boot, the worker's start (the bench
+    /// splits it where it saw the instance running).
     pub boot_to_worker_ms: Option<f64>,
     pub job_ms: Option<f64>,
 }
@@ -118,6 +126,29 @@ pub fn row_stages(job: &Job) -> RowStages {
     }
 }
 
+/// `(pending_to_running, boot_to_worker)` of `job`, split where the bench saw its instance
+/// `running` (`running_seen`, on the client's clock), put on the row's clock through the
+/// final status, which the row wrote when the job ended and the client read at
+/// `final_seen`. `None` where the row lacks the times.
+pub fn split_at_running(
+    job: &Job,
+    running_seen: Instant,
+    final_seen: Instant,
+) -> (Option<f64>, Option<f64>) {
+    let find = |wanted: &dyn Fn(JobStatus) -> bool| {
+        job.history
+            .iter()
+            .find(|event| wanted(event.status))
+            .and_then(|event| at(&event.at))
+    };
+    let ended = find(&JobStatus::is_final);
+    let before_end = final_seen.saturating_duration_since(running_seen);
+    let running = ended.map(|ended| ended - before_end);
+    let launched = job.launched_at.as_deref().and_then(at);
+    let worker = find(&|s| s == JobStatus::Running);
+    (span(launched, running), span(running, worker))
+}
+
 /// Percentiles of each measure over `samples` (those that have it).
 pub fn summarize_jobs(samples: &[JobSample]) -> Vec<MeasureSummary> {
     summarize_ms(&JOB_MEASURES, samples, JobSample::value_ms)
@@ -149,7 +180,7 @@ pub struct JobRun {
 }
 
 /// The `format` of a jobs run file.
-pub const JOB_RUN_FORMAT: &str = "hybridlab-bench-jobs/1";
+pub const JOB_RUN_FORMAT: &str = "hybridlab-bench-jobs/2";
 
 /// The stack's jobs as a bench drives them.
 pub trait JobPipeline: Sync {
@@ -160,6 +191,12 @@ pub trait JobPipeline: Sync {
         &self,
         job_id: &str,
     ) -> impl Future<Output = anyhow::Result<(Job, Instant)>> + Send;
+    /// Waits until job `job_id` has a worker and EC2 shows it `running`: when it was seen
+    /// so; `None` when the job ends, or its instance is gone, before that was seen.
+    fn wait_running(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<Instant>>> + Send;
     /// Waits until `instance_id` is terminated: when it was seen so.
     fn wait_terminated(
         &self,
@@ -199,7 +236,10 @@ async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
         Err(err) => return failed(None, err),
     };
     let submit_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (job, seen) = match pipeline.wait_final(&job_id).await {
+    // The instance is watched while the job runs: its `running` is seen only then.
+    let (ended, running_seen) =
+        futures::future::join(pipeline.wait_final(&job_id), pipeline.wait_running(&job_id)).await;
+    let (job, seen) = match ended {
         Ok(found) => found,
         Err(err) => {
             return JobSample {
@@ -209,6 +249,10 @@ async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
         }
     };
     let stages = row_stages(&job);
+    let (pending_to_running_ms, boot_to_worker_ms) = match running_seen {
+        Ok(Some(running)) => split_at_running(&job, running, seen),
+        Ok(None) | Err(_) => (None, None),
+    };
     let mut sample = JobSample {
         job_id: Some(job_id),
         outcome: job.status.as_str().to_owned(),
@@ -218,9 +262,13 @@ async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
         to_launcher_ms: stages.to_launcher_ms,
         queued_ms: stages.queued_ms,
         run_instances_ms: stages.run_instances_ms,
-        boot_to_worker_ms: stages.boot_to_worker_ms,
+        pending_to_running_ms,
+        boot_to_worker_ms,
         job_ms: stages.job_ms,
-        error: job.error.clone(),
+        error: job
+            .error
+            .clone()
+            .or_else(|| running_seen.err().map(|err| format!("{err:#}"))),
         ..JobSample::default()
     };
     if let Some(instance) = &job.instance_id {
@@ -298,6 +346,38 @@ mod tests {
         assert_eq!(stages.run_instances_ms, Some(500.0));
         assert_eq!(stages.boot_to_worker_ms, Some(15_000.0));
         assert_eq!(stages.job_ms, Some(250.0));
+    }
+
+    #[test]
+    fn the_launch_to_worker_span_splits_where_the_instance_was_seen_running() {
+        let job = job(
+            &[
+                (JobStatus::Submitted, "2026-12-06T10:00:00.000Z"),
+                (JobStatus::Launching, "2026-12-06T10:00:00.250Z"),
+                (JobStatus::Running, "2026-12-06T10:00:25.750Z"),
+                (JobStatus::Succeeded, "2026-12-06T10:00:26.000Z"),
+            ],
+            Some("2026-12-06T10:00:00.750Z"),
+        );
+        // Seen running 16 s before the final status was read, which the row wrote at 26.0 s:
+        // running at 10.0 s on the row's clock.
+        let final_seen = Instant::now() + Duration::from_secs(60);
+        let running_seen = final_seen - Duration::from_secs(16);
+        let (pending, boot) = split_at_running(&job, running_seen, final_seen);
+        assert_eq!(pending, Some(9_250.0));
+        assert_eq!(boot, Some(15_750.0));
+        // The two add up to the row's own span.
+        assert_eq!(
+            pending.zip(boot).map(|(p, b)| p + b),
+            row_stages(&job).boot_to_worker_ms
+        );
+        // A launch time missing: no pending time, the boot still.
+        let mut unlaunched = job.clone();
+        unlaunched.launched_at = None;
+        assert_eq!(
+            split_at_running(&unlaunched, running_seen, final_seen),
+            (None, Some(15_750.0))
+        );
     }
 
     #[test]

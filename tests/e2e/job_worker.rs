@@ -871,7 +871,7 @@ async fn a_jobs_stack_runs_submitted_jobs_cancels_one_and_is_torn_down_with_jobs
         .pop()
         .unwrap_or_else(|| panic!("bench --jobs: {}", String::from_utf8_lossy(&bench.stderr)));
     assert_eq!(bench.status.code(), Some(0), "{run}");
-    assert_eq!(run["format"], "hybridlab-bench-jobs/1");
+    assert_eq!(run["format"], "hybridlab-bench-jobs/2");
     assert_eq!(run["succeeded"], 2, "{run}");
     let measured: Vec<&str> = run["measures"]
         .as_array()
@@ -885,6 +885,7 @@ async fn a_jobs_stack_runs_submitted_jobs_cancels_one_and_is_torn_down_with_jobs
         "submit",
         "to_launcher",
         "run_instances",
+        "pending_to_running",
         "boot_to_worker",
         "job",
         "to_terminated",

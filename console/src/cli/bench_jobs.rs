@@ -19,7 +19,7 @@ use hybridlab_wire::job::{Job, JobKind};
 
 use super::output::{paint, stderr_is_terminal, stdout_colour};
 use crate::lab::Lab;
-use crate::lab::jobs::{JobsApi, wait_stopped_billing};
+use crate::lab::jobs::{JobsApi, wait_stopped_billing, wait_worker_running};
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
 
@@ -46,6 +46,13 @@ impl JobPipeline for LabJobs<'_> {
         job_id: &str,
     ) -> impl Future<Output = anyhow::Result<(Job, Instant)>> + Send {
         self.api.wait_final(job_id, self.timeout, POLL_PAUSE)
+    }
+
+    fn wait_running(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<Instant>>> + Send {
+        wait_worker_running(self.lab, self.api, job_id, self.timeout, POLL_PAUSE)
     }
 
     fn wait_terminated(
@@ -198,12 +205,12 @@ fn print_run(run: &JobRun, first_error: Option<&str>) {
         println!("  {} {error}", paint("first failure:", Tone::Bad, colour));
     }
     println!(
-        "  {:<15} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "  {:<18} {:>6} {:>9} {:>9} {:>9} {:>9}",
         "ms", "count", "p50", "p90", "p99", "max"
     );
     for measure in &run.measures {
         println!(
-            "  {:<15} {:>6} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
+            "  {:<18} {:>6} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
             measure.name,
             measure.count,
             measure.p50_ms,
@@ -213,7 +220,7 @@ fn print_run(run: &JobRun, first_error: Option<&str>) {
         );
     }
     println!(
-        "  end_to_end: submit to the end read (polled every {} ms); to_launcher: SUBMITTED to the launcher's first move; queued: QUEUED to LAUNCHING; run_instances: LAUNCHING to RunInstances' answer; boot_to_worker: then to RUNNING (pending, boot, the worker's download); job: RUNNING to the end; to_terminated: the end read to the instance seen shutting-down or terminated (its billing stops)",
+        "  end_to_end: submit to the end read (polled every {} ms); to_launcher: SUBMITTED to the launcher's first move; queued: QUEUED to LAUNCHING; run_instances: LAUNCHING to RunInstances' answer; pending_to_running: then to the instance seen running; boot_to_worker: then to RUNNING (the boot, the worker's download and start); job: RUNNING to the end; to_terminated: the end read to the instance seen shutting-down or terminated (its billing stops)",
         POLL_PAUSE.as_millis()
     );
     println!("  cost: {}", run.cost_basis);

@@ -207,6 +207,34 @@ impl JobsApi {
     }
 }
 
+/// The state of instance `instance_id` (`pending`, `running`, ...); `None` when EC2 no
+/// longer lists it.
+async fn instance_state(lab: &Lab, instance_id: &str) -> anyhow::Result<Option<String>> {
+    let described = lab
+        .clients
+        .ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|err| {
+            lab.explain(
+                "ec2:DescribeInstances",
+                &format!("the worker {instance_id}"),
+                err,
+            )
+        })?;
+    Ok(described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+        }))
+}
+
 /// Waits until `instance_id` is no longer billed (EC2 stops charging at `shutting-down`),
 /// polling every `pause`; when it was seen so.
 pub async fn wait_stopped_billing(
@@ -217,29 +245,7 @@ pub async fn wait_stopped_billing(
 ) -> anyhow::Result<std::time::Instant> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let described = lab
-            .clients
-            .ec2
-            .describe_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|err| {
-                lab.explain(
-                    "ec2:DescribeInstances",
-                    &format!("the worker {instance_id}"),
-                    err,
-                )
-            })?;
-        let state = described
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .find_map(|i| {
-                i.state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_owned())
-            });
+        let state = instance_state(lab, instance_id).await?;
         if matches!(
             state.as_deref(),
             None | Some("shutting-down" | "terminated")
@@ -250,6 +256,46 @@ pub async fn wait_stopped_billing(
             bail!(
                 "the worker {instance_id} is still {} after {}s",
                 state.as_deref().unwrap_or("unknown"),
+                patience.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Waits until job `job_id` has a worker and EC2 shows it `running`, polling every `pause`:
+/// when it was seen so; `None` when the job ends first, or its instance goes past `running`
+/// unseen (a job shorter than a poll).
+pub async fn wait_worker_running(
+    lab: &Lab,
+    api: &JobsApi,
+    job_id: &str,
+    patience: Duration,
+    pause: Duration,
+) -> anyhow::Result<Option<std::time::Instant>> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let instance_id = loop {
+        let job = api.get(job_id).await?;
+        if let Some(instance) = job.instance_id {
+            break instance;
+        }
+        if job.status.is_final() {
+            return Ok(None);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("job {job_id} has no worker after {}s", patience.as_secs());
+        }
+        tokio::time::sleep(pause).await;
+    };
+    loop {
+        match instance_state(lab, &instance_id).await?.as_deref() {
+            Some("running") => return Ok(Some(std::time::Instant::now())),
+            Some("pending") => {}
+            _ => return Ok(None),
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "the worker {instance_id} is still pending after {}s",
                 patience.as_secs()
             );
         }
