@@ -4,6 +4,7 @@
 
 mod aws_timing;
 mod cli_bench;
+mod cli_config;
 mod cli_data;
 mod cli_logs;
 mod cli_report;

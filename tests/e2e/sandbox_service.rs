@@ -199,11 +199,14 @@ async fn a_command_on_the_local_target_starts_the_sandbox_itself() {
         .expect("a free port")
         .port();
     let run = |args: &[&str]| {
+        let (config_var, config_dir) = hybridlab_tests::sandbox::without_user_config();
         Command::new(&binary)
             .args(args)
             .env("HYBRIDLAB_SANDBOX_DIR", &state)
             .env("HYBRIDLAB_SANDBOX_PORT", port.to_string())
+            .env(config_var, config_dir)
             .env_remove("HYBRIDLAB_ENDPOINT")
+            .env_remove("HYBRIDLAB_TARGET")
             .output()
             .expect("hybridlab runs")
     };

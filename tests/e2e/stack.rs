@@ -460,26 +460,8 @@ async fn aws_without_credentials_is_refused_with_what_to_do() {
         let mut command = std::process::Command::new(binary);
         command
             .args(["status", "--aws", "--region", "eu-west-1"])
-            // Nothing to find: no files, no environment, and the instance metadata service is
-            // not asked (it would be a network call).
-            .env("AWS_CONFIG_FILE", "/nonexistent/hybridlab-test/config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/hybridlab-test/credentials",
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true");
-        for name in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "HYBRIDLAB_ENDPOINT",
-        ] {
-            command.env_remove(name);
-        }
+            .env_remove("HYBRIDLAB_ENDPOINT");
+        hybridlab_tests::sandbox::without_aws_credentials(&mut command);
         command.output().expect("hybridlab runs")
     })
     .await

@@ -417,6 +417,43 @@ pub async fn deploy_function(
     name
 }
 
+/// What a test gives every `hybridlab` it runs so that the user's own settings cannot choose
+/// its target: an empty directory as `XDG_CONFIG_HOME` (no config file there), to go with
+/// removing [`USER_TARGET_VARS`]. A developer's `target = "aws"` must never send a test to AWS.
+pub fn without_user_config() -> (&'static str, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join("hybridlab-tests-no-config");
+    let _ = std::fs::create_dir_all(&dir);
+    ("XDG_CONFIG_HOME", dir)
+}
+
+/// Leaves `command` no AWS credentials or configuration to find: no files, no environment,
+/// and the instance metadata service not asked (it would be a network call).
+pub fn without_aws_credentials(command: &mut std::process::Command) {
+    command
+        .env("AWS_CONFIG_FILE", "/nonexistent/hybridlab-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/hybridlab-test/credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        command.env_remove(name);
+    }
+}
+
+/// The environment variables that choose a target, removed from a test's `hybridlab`.
+pub const USER_TARGET_VARS: [&str; 2] = ["HYBRIDLAB_TARGET", "HYBRIDLAB_ENDPOINT"];
+
 #[cfg(test)]
 mod tests {
     use super::*;

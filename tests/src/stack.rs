@@ -12,9 +12,15 @@ use crate::sandbox::{EdgeClients, build_binary, lab_programs_env};
 /// deploying the programs the test binary built (an `up` builds nothing of its own).
 pub fn hybridlab(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
     let binary = build_binary("hybridlab-console", "hybridlab");
-    Command::new(binary)
+    let (config_var, config_dir) = crate::sandbox::without_user_config();
+    let mut command = Command::new(binary);
+    for var in crate::sandbox::USER_TARGET_VARS {
+        command.env_remove(var);
+    }
+    command
         .args(args)
         .args(["--endpoint", endpoint])
+        .env(config_var, config_dir)
         .env_remove("HYBRIDLAB_FAIL_AFTER_STEP")
         .envs(lab_programs_env())
         .envs(envs.iter().copied())

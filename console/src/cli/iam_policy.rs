@@ -20,8 +20,8 @@ pub struct IamPolicyArgs {
     #[arg(long = "with", value_enum, value_delimiter = ',')]
     pub with: Vec<StackPart>,
 
-    /// The region the policy allows (default: the profile's or AWS_REGION, as with --aws).
-    /// Unlike the other commands' --region, it needs no --aws: nothing is asked of AWS.
+    /// The region the policy allows (default: AWS_REGION, the config file's, the profile's, as
+    /// for --aws). Nothing is asked of AWS.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -56,10 +56,19 @@ pub fn policy_text(args: &IamPolicyArgs, region: &str) -> anyhow::Result<String>
     })
 }
 
-/// Prints the policy; `profile` is the one whose region is the default.
-pub async fn run(args: IamPolicyArgs, profile: Option<&str>) -> anyhow::Result<ExitCode> {
-    let region = match &args.region {
-        Some(region) => region.clone(),
+/// Prints the policy; the region is `--region`, else the settings' (`hybridlab config`), else
+/// their profile's.
+pub async fn run(
+    args: IamPolicyArgs,
+    settings: &crate::lab::config::Resolved,
+) -> anyhow::Result<ExitCode> {
+    let profile = settings.profile.as_ref().map(|p| p.value.as_str());
+    let region = match args
+        .region
+        .clone()
+        .or_else(|| settings.region.as_ref().map(|r| r.value.clone()))
+    {
+        Some(region) => region,
         None => configured_region(profile).await.context(
             "no region: name the one the lab will run in with --region (e.g. --region eu-west-1), \
              or set AWS_REGION",
@@ -193,10 +202,15 @@ mod tests {
     }
 
     #[test]
-    fn the_other_commands_still_want_aws_for_a_region() {
-        assert!(Cli::try_parse_from(["hybridlab", "status", "--region", "eu-west-1"]).is_err());
+    fn a_region_alone_chooses_aws_for_the_other_commands() {
+        let cli = Cli::try_parse_from(["hybridlab", "status", "--region", "eu-west-1"])
+            .expect("--region needs no --aws");
+        let settings =
+            crate::lab::config::resolve(&cli.target.flags(), &|_| None, None).expect("resolves");
+        assert_eq!(settings.target.value, crate::lab::config::TargetKind::Aws);
         assert!(
-            Cli::try_parse_from(["hybridlab", "status", "--aws", "--region", "eu-west-1"]).is_ok()
+            Cli::try_parse_from(["hybridlab", "status", "--aws", "--sandbox"]).is_err(),
+            "--aws and --sandbox contradict"
         );
         assert!(Cli::try_parse_from(["hybridlab", "iam-policy", "--with", "nothing"]).is_err());
     }

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_jobs;
 pub mod bench_uploads;
+pub mod config;
 pub mod db;
 pub mod down;
 pub mod export;
@@ -34,9 +35,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let target = cli.target.choice();
+    // The commands that need no target run even with a config file that cannot be used.
     match cli.command {
-        None => runtime.block_on(crate::tui::run(&target, cli.stack)),
+        Some(Command::Config { json }) => return config::run(&cli.target, json),
+        Some(Command::Report(args)) => return report::run(args),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let (target, settings) = cli.target.resolve()?;
+    match cli.command {
+        None => runtime.block_on(crate::tui::run(
+            &target,
+            cli.stack,
+            settings.image_url.map(|url| url.value),
+        )),
         Some(Command::Sandbox(args)) => match args.action {
             None => runtime.block_on(sandbox::start(&args.launch()?, args.detach)),
             Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
@@ -47,20 +63,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Status(args)) => runtime.block_on(status::status(&target, args)),
         Some(Command::Invoke(args)) => runtime.block_on(invoke::run(&target, args)),
         Some(Command::Bench(args)) => runtime.block_on(bench::run(&target, *args)),
-        Some(Command::Report(args)) => report::run(args),
         Some(Command::Logs(args)) => runtime.block_on(logs::run(&target, args)),
         Some(Command::S3(args)) => runtime.block_on(s3::run(&target, args)),
         Some(Command::Db(args)) => runtime.block_on(db::run(&target, args)),
         Some(Command::Upload(args)) => runtime.block_on(upload::run(&target, args)),
         Some(Command::Job(args)) => runtime.block_on(job::run(&target, args)),
         Some(Command::Export(args)) => runtime.block_on(export::run(&target, args)),
-        Some(Command::IamPolicy(args)) => {
-            runtime.block_on(iam_policy::run(args, cli.target.profile.as_deref()))
-        }
-        Some(Command::Completions { shell }) => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+        Some(Command::IamPolicy(args)) => runtime.block_on(iam_policy::run(args, &settings)),
+        Some(Command::Config { .. } | Command::Report(_) | Command::Completions { .. }) => {
+            unreachable!("answered before the target is resolved")
         }
     }
 }
@@ -84,47 +95,79 @@ pub struct Cli {
     pub stack: Option<String>,
 }
 
-/// Where the stack lives: the local sandbox unless `--aws`.
+/// Where the stack lives: the local sandbox unless `--aws` (or `HYBRIDLAB_TARGET=aws`, or
+/// `target = "aws"` in the config file; see `hybridlab config`).
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// Use AWS (the standard credential chain) instead of the local sandbox.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "sandbox")]
     pub aws: bool,
 
-    /// AWS region (default: the profile's or AWS_REGION).
-    #[arg(long, global = true, requires = "aws")]
+    /// Use the local sandbox, whatever HYBRIDLAB_TARGET or the config file say.
+    #[arg(long, global = true)]
+    pub sandbox: bool,
+
+    /// AWS region (default: AWS_REGION, the config file's, the profile's); implies --aws.
+    #[arg(long, global = true)]
     pub region: Option<String>,
 
-    /// AWS profile from ~/.aws/config.
-    #[arg(long, global = true, requires = "aws")]
+    /// AWS profile from ~/.aws/config (default: AWS_PROFILE, the config file's); implies
+    /// --aws.
+    #[arg(long, global = true)]
     pub profile: Option<String>,
 
     /// Use this AWS-compatible endpoint as the local target instead of starting the sandbox
-    /// (a sandbox started elsewhere, or another emulator).
-    #[arg(
-        long,
-        global = true,
-        env = "HYBRIDLAB_ENDPOINT",
-        conflicts_with = "aws"
-    )]
+    /// (a sandbox started elsewhere, or another emulator); also HYBRIDLAB_ENDPOINT.
+    #[arg(long, global = true, conflicts_with = "aws")]
     pub endpoint: Option<String>,
 }
 
 impl TargetArgs {
-    /// The target these flags choose.
-    pub fn choice(&self) -> TargetChoice {
-        if self.aws {
-            TargetChoice::Aws {
-                region: self.region.clone(),
-                profile: self.profile.clone(),
-            }
-        } else if let Some(endpoint) = &self.endpoint {
-            TargetChoice::Endpoint(endpoint.clone())
-        } else {
-            TargetChoice::LocalSandbox {
-                say: |line| eprintln!("{line}"),
-            }
+    fn flags(&self) -> crate::lab::config::TargetFlags {
+        crate::lab::config::TargetFlags {
+            aws: self.aws,
+            sandbox: self.sandbox,
+            endpoint: self.endpoint.clone(),
+            profile: self.profile.clone(),
+            region: self.region.clone(),
         }
+    }
+
+    /// The settings these flags, the environment and the config file give, and where the
+    /// config file is (whether or not it exists).
+    pub fn settings(
+        &self,
+    ) -> anyhow::Result<(crate::lab::config::Resolved, Option<std::path::PathBuf>)> {
+        use crate::lab::config::{config_path, load_file, resolve};
+        let env = |name: &str| std::env::var(name).ok();
+        let path = config_path(&env);
+        let file = match &path {
+            Some(path) => load_file(path)?,
+            None => None,
+        };
+        let resolved = resolve(&self.flags(), &env, path.as_deref().zip(file.as_ref()))?;
+        Ok((resolved, path))
+    }
+
+    /// The target the flags, the environment and the config file choose, with the settings.
+    pub fn resolve(&self) -> anyhow::Result<(TargetChoice, crate::lab::config::Resolved)> {
+        let (settings, _) = self.settings()?;
+        let value = |setting: &Option<crate::lab::config::Sourced<String>>| {
+            setting.as_ref().map(|s| s.value.clone())
+        };
+        let choice = match (settings.target.value, &settings.endpoint) {
+            (crate::lab::config::TargetKind::Aws, _) => TargetChoice::Aws {
+                region: value(&settings.region),
+                profile: value(&settings.profile),
+            },
+            (crate::lab::config::TargetKind::Sandbox, Some(endpoint)) => {
+                TargetChoice::Endpoint(endpoint.value.clone())
+            }
+            (crate::lab::config::TargetKind::Sandbox, None) => TargetChoice::LocalSandbox {
+                say: |line| eprintln!("{line}"),
+            },
+        };
+        Ok((choice, settings))
     }
 }
 
@@ -170,6 +213,13 @@ pub enum Command {
     /// (`up`, `status`, `invoke`, `bench`, `logs`, `s3`, `db`, `down`; `--with pipeline` adds
     /// the pipeline and `upload`): `hybridlab iam-policy > policy.json`.
     IamPolicy(iam_policy::IamPolicyArgs),
+    /// Show the settings in force (target, endpoint, profile, region, image URL) and where
+    /// each comes from: a flag, the environment, the config file or the default.
+    Config {
+        /// The settings as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (e.g. `hybridlab completions bash > ~/.local/share/bash-completion/completions/hybridlab`).
     Completions {
         #[arg(value_enum)]

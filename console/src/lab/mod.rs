@@ -7,6 +7,7 @@
 //! mistakes (no stack, an unknown stack, a stack that is not deployed, an endpoint that does
 //! not answer, expired credentials) into one line that says what to do.
 
+pub mod config;
 pub mod db;
 pub mod invoke;
 pub mod jobs;

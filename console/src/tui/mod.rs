@@ -42,7 +42,13 @@ const STACK_REFRESH: Duration = Duration::from_secs(15);
 
 /// Runs the console until the user quits. The terminal is restored on every way out,
 /// a panic included (`ratatui::init` installs the hook).
-pub async fn run(target: &TargetChoice, stack: Option<String>) -> anyhow::Result<ExitCode> {
+/// The console on `target`, `stack` selected first, invoking `image_url` (from
+/// `HYBRIDLAB_IMAGE_URL` or the config file) until the user types another.
+pub async fn run(
+    target: &TargetChoice,
+    stack: Option<String>,
+    image_url: Option<String>,
+) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the console needs a terminal; in scripts use the subcommands (`hybridlab --help`), each with --json"
@@ -53,8 +59,7 @@ pub async fn run(target: &TargetChoice, stack: Option<String>) -> anyhow::Result
         Target::Sandbox { endpoint } => (format!("LOCAL SANDBOX ({endpoint})"), false),
         Target::Aws { .. } => (clients.describe().to_uppercase(), true),
     };
-    let image_url = std::env::var("HYBRIDLAB_IMAGE_URL").unwrap_or_default();
-    let mut app = App::new(header, on_aws, image_url);
+    let mut app = App::new(header, on_aws, image_url.unwrap_or_default());
     app.stack.preferred = stack;
     let palette = Palette::new(std::env::var_os("NO_COLOR").is_none());
     let mut terminal = ratatui::init();
