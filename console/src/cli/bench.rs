@@ -325,7 +325,7 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(super::bench_uploads::EXIT_SOME_FAILED)
+        ExitCode::from(super::exit::FAILED)
     })
 }
 

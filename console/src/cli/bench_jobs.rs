@@ -173,7 +173,7 @@ pub async fn run(target: &TargetChoice, bench: JobsBench<'_>) -> anyhow::Result<
     Ok(if run.succeeded == run.jobs {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(super::bench_uploads::EXIT_SOME_FAILED)
+        ExitCode::from(super::exit::FAILED)
     })
 }
 

@@ -19,10 +19,6 @@ use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
 use crate::lab::upload::{LocalFile, UploadPath, Uploader};
 
-/// Exit code of `bench` and `bench --upload` when the run completed but some invocations or
-/// uploads failed.
-pub const EXIT_SOME_FAILED: u8 = 5;
-
 /// The stack's pipeline as the bench drives it: the lab's [`Uploader`] with one file.
 struct LabPipeline<'a> {
     uploader: &'a Uploader,
@@ -131,7 +127,7 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
     Ok(if run.completed == run.uploads {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_SOME_FAILED)
+        ExitCode::from(super::exit::FAILED)
     })
 }
 

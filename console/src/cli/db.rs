@@ -17,9 +17,6 @@ use crate::lab::db::typed_json::{Item, item_to_plain_json, item_to_typed_json};
 use crate::lab::db::{get_row, scalar, scan_table, status_tone};
 use crate::lab::target::TargetChoice;
 
-/// Exit code of `db get` when no row has the image id.
-pub const EXIT_NO_SUCH_ROW: u8 = 3;
-
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done (a scan that finds no rows included)
@@ -93,7 +90,7 @@ pub async fn run(target: &TargetChoice, args: DbArgs) -> anyhow::Result<ExitCode
                     "hybridlab: no row with image_id `{image_id}` in the table {}; `hybridlab db scan --stack {}` lists the image ids",
                     lab.names.table, lab.stack
                 );
-                Ok(ExitCode::from(EXIT_NO_SUCH_ROW))
+                Ok(ExitCode::from(super::exit::NOT_FOUND))
             }
         },
     }

@@ -14,9 +14,6 @@ use crate::lab::choose_stack;
 use crate::lab::stack::down_summary;
 use crate::lab::target::{TargetChoice, connect};
 
-/// Exit code of `down` when the sweep still finds resources.
-pub(super) const EXIT_REMAINING: u8 = 2;
-
 /// Asks the user to type the stack id (or `all`) before deleting on AWS.
 fn confirm(clients: &StackClients, scope: &Scope) -> anyhow::Result<()> {
     let expected = match scope {
@@ -90,6 +87,6 @@ pub async fn down(target: &TargetChoice, args: DownArgs) -> anyhow::Result<ExitC
     Ok(if report.remaining.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_REMAINING)
+        ExitCode::from(super::exit::REMAINING)
     })
 }

@@ -16,9 +16,6 @@ use crate::lab::invoke::{aim, invoke_once};
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
 
-/// Exit code of `invoke` when the invocation ran but did not succeed.
-pub const EXIT_INVOCATION_FAILED: u8 = 5;
-
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
     /// The image URL the lab's function processes: sends `{"image_url": URL}`.
@@ -88,7 +85,7 @@ pub async fn run(target: &TargetChoice, args: InvokeArgs) -> anyhow::Result<Exit
     Ok(if invocation.outcome == Outcome::Ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_INVOCATION_FAILED)
+        ExitCode::from(super::exit::FAILED)
     })
 }
 

@@ -16,9 +16,6 @@ use crate::lab::Lab;
 use crate::lab::jobs::{JobsApi, cancel, job_logs, read_job};
 use crate::lab::target::TargetChoice;
 
-/// Exit code of a followed job that ends FAILED or CANCELLED (as `upload`'s FAILED rows).
-pub const EXIT_JOB_FAILED: u8 = 5;
-
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done (a followed job SUCCEEDED)
@@ -218,7 +215,7 @@ fn exit_of(job: &Job) -> ExitCode {
     if job.status == JobStatus::Succeeded {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_JOB_FAILED)
+        ExitCode::from(super::exit::FAILED)
     }
 }
 

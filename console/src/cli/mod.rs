@@ -8,6 +8,7 @@ pub mod bench_uploads;
 pub mod config;
 pub mod db;
 pub mod down;
+pub mod exit;
 pub mod export;
 pub mod iam_policy;
 pub mod invoke;
@@ -39,6 +40,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Config { json }) => return config::run(&cli.target, json),
         Some(Command::Report(args)) => return report::run(args),
+        Some(Command::Sandbox(args)) => {
+            return match args.action {
+                None => runtime.block_on(sandbox::start(&args.launch()?, args.detach)),
+                Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
+                Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
+            };
+        }
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hybridlab", &mut std::io::stdout());
@@ -53,11 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.stack,
             settings.image_url.map(|url| url.value),
         )),
-        Some(Command::Sandbox(args)) => match args.action {
-            None => runtime.block_on(sandbox::start(&args.launch()?, args.detach)),
-            Some(SandboxAction::Status { json }) => runtime.block_on(sandbox::status(json)),
-            Some(SandboxAction::Stop) => runtime.block_on(sandbox::stop()),
-        },
         Some(Command::Up(args)) => runtime.block_on(up::up(&target, args)),
         Some(Command::Down(args)) => runtime.block_on(down::down(&target, args)),
         Some(Command::Status(args)) => runtime.block_on(status::status(&target, args)),
@@ -70,9 +73,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Job(args)) => runtime.block_on(job::run(&target, args)),
         Some(Command::Export(args)) => runtime.block_on(export::run(&target, args)),
         Some(Command::IamPolicy(args)) => runtime.block_on(iam_policy::run(args, &settings)),
-        Some(Command::Config { .. } | Command::Report(_) | Command::Completions { .. }) => {
-            unreachable!("answered before the target is resolved")
-        }
+        Some(
+            Command::Config { .. }
+            | Command::Report(_)
+            | Command::Sandbox(_)
+            | Command::Completions { .. },
+        ) => unreachable!("answered before the target is resolved"),
     }
 }
 
@@ -80,7 +86,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 #[command(
     name = "hybridlab",
     version,
-    about = "Run the hybrid AWS image-processing lab from one terminal"
+    about = "Run the hybrid AWS image-processing lab from one terminal",
+    after_help = exit::HELP
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -23,9 +23,6 @@ use crate::lab::s3::{
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
 
-/// Exit code when the key (or the version) is not in the bucket.
-pub const EXIT_NO_SUCH_KEY: u8 = 3;
-
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done
@@ -163,7 +160,7 @@ pub async fn run(target: &TargetChoice, args: S3Args) -> anyhow::Result<ExitCode
         Found::Yes => ExitCode::SUCCESS,
         Found::No(message) => {
             eprintln!("hybridlab: {message}");
-            ExitCode::from(EXIT_NO_SUCH_KEY)
+            ExitCode::from(super::exit::NOT_FOUND)
         }
     })
 }

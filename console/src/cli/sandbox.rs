@@ -189,7 +189,7 @@ pub async fn status(json: bool) -> anyhow::Result<ExitCode> {
     Ok(if record.is_some() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(3)
+        ExitCode::from(super::exit::NOT_FOUND)
     })
 }
 

@@ -10,11 +10,6 @@ use serde_json::json;
 use super::StatusArgs;
 use crate::lab::target::{TargetChoice, connect};
 
-/// Exit codes of `status`.
-const EXIT_NO_STACK: u8 = 3;
-
-const EXIT_INCOMPLETE: u8 = 4;
-
 fn print_status(status: &StackStatus) {
     println!("Stack {} on {}", status.stack, status.target);
     if let Some(created) = &status.created_at {
@@ -106,10 +101,10 @@ pub async fn status(target: &TargetChoice, args: StatusArgs) -> anyhow::Result<E
         }
     }
     Ok(if present.is_empty() {
-        ExitCode::from(EXIT_NO_STACK)
+        ExitCode::from(super::exit::NOT_FOUND)
     } else if present.iter().all(|s| s.complete()) {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_INCOMPLETE)
+        ExitCode::from(super::exit::INCOMPLETE)
     })
 }

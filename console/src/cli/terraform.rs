@@ -241,6 +241,6 @@ pub async fn down(target: &TargetChoice, args: DownArgs) -> anyhow::Result<ExitC
     Ok(if report.remaining.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(super::down::EXIT_REMAINING)
+        ExitCode::from(super::exit::REMAINING)
     })
 }

@@ -120,7 +120,7 @@ pub async fn run(target: &TargetChoice, args: UploadArgs) -> anyhow::Result<Exit
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(5)
+        ExitCode::from(super::exit::FAILED)
     })
 }
 

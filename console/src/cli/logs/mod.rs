@@ -19,9 +19,6 @@ use crate::lab::logs::entry::{LogEntry, LogSource};
 use crate::lab::logs::tail::{LogTail, POLL_EVERY, TailOptions};
 use crate::lab::target::TargetChoice;
 
-/// Exit status of a read interrupted by Ctrl-C before it printed everything (128 + SIGINT).
-const EXIT_INTERRUPTED: u8 = 130;
-
 const AFTER_HELP: &str = "\
 Lines print as `HH:MM:SS.mmm source | message`, in UTC, oldest first. REPORT lines show their
 parsed fields (duration, billed duration, memory used of size, cold start with its init
@@ -143,7 +140,7 @@ pub async fn run(target: &TargetChoice, args: LogsArgs) -> anyhow::Result<ExitCo
     loop {
         let batch = tokio::select! {
             _ = &mut interrupted => {
-                return Ok(if args.follow { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INTERRUPTED) });
+                return Ok(if args.follow { ExitCode::SUCCESS } else { ExitCode::from(crate::cli::exit::INTERRUPTED) });
             }
             () = &mut reader_gone => return Ok(ExitCode::SUCCESS),
             batch = tail.next_batch() => batch?,
