@@ -223,6 +223,18 @@ async fn one_source_prints_only_its_own_group_and_people_get_columns_without_col
     assert_success(&human, "logs lambda");
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(!text.contains('\x1b'), "{text}");
+    // `--color always` colours into a pipe (`| less -R`), NO_COLOR set or not: the flag wins.
+    let forced = run_cli(
+        &lab.endpoint,
+        &["logs", "lambda", "--stack", &lab.stack, "--color", "always"],
+        &[("NO_COLOR", "1")],
+    )
+    .await;
+    assert_success(&forced, "logs lambda --color always");
+    assert!(
+        String::from_utf8_lossy(&forced.stdout).contains("\x1b["),
+        "colour codes in a pipe with --color always"
+    );
     for line in text.lines() {
         if line.starts_with(' ') {
             // The continuation of a message of several lines.

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    output::choose_colour(cli.color);
     // The commands that need no target run even with a config file that cannot be used.
     match cli.command {
         Some(Command::Config { json }) => return config::run(&cli.target, json),
@@ -58,8 +59,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => runtime.block_on(crate::tui::run(
             &target,
-            cli.stack,
-            settings.image_url.map(|url| url.value),
+            crate::tui::ConsoleOptions {
+                stack: cli.stack,
+                image_url: settings.image_url.map(|url| url.value),
+                // The console draws on a terminal: with `auto`, NO_COLOR alone decides.
+                colour: output::colour_allowed(
+                    cli.color,
+                    std::env::var("NO_COLOR").ok().as_deref(),
+                    true,
+                ),
+            },
         )),
         Some(Command::Up(args)) => runtime.block_on(up::up(&target, args)),
         Some(Command::Down(args)) => runtime.block_on(down::down(&target, args)),
@@ -100,6 +109,11 @@ pub struct Cli {
     /// --stack).
     #[arg(long, value_name = "ID")]
     pub stack: Option<String>,
+
+    /// Colour: on a terminal unless NO_COLOR is set (auto), always (into a pipe too:
+    /// `hybridlab logs --color always | less -R`), or never.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    pub color: output::ColorChoice,
 }
 
 /// Where the stack lives: the local sandbox unless `--aws` (or `HYBRIDLAB_TARGET=aws`, or

@@ -1,19 +1,56 @@
 //! How human output looks: colour only on a terminal and never with `NO_COLOR` set (any
-//! value but empty, per no-color.org), and whether a progress bar may redraw a line.
+//! value but empty, per no-color.org) unless `--color always|never` says otherwise, and
+//! whether a progress bar may redraw a line.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use crate::lab::tone::Tone;
 
-/// Whether colour applies: `NO_COLOR` unset or empty, and `stream_is_terminal`.
-pub fn colour_allowed(no_color: Option<&str>, stream_is_terminal: bool) -> bool {
-    no_color.is_none_or(str::is_empty) && stream_is_terminal
+/// `--color`: whether to colour output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Always, even into a pipe (`hybridlab logs --color always | less -R`) or with
+    /// `NO_COLOR` set: a flag wins over the environment.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The choice of this process's `--color`, set once by [`choose_colour`].
+static COLOR_CHOICE: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Records the command line's `--color` for every output of the process.
+pub fn choose_colour(choice: ColorChoice) {
+    let _ = COLOR_CHOICE.set(choice);
+}
+
+/// The process's `--color`.
+pub fn colour_choice() -> ColorChoice {
+    COLOR_CHOICE.get().copied().unwrap_or_default()
+}
+
+/// Whether colour applies: as `choice` says, and for `auto` when `NO_COLOR` is unset or empty
+/// and the stream is a terminal.
+pub fn colour_allowed(
+    choice: ColorChoice,
+    no_color: Option<&str>,
+    stream_is_terminal: bool,
+) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => no_color.is_none_or(str::is_empty) && stream_is_terminal,
+    }
 }
 
 /// Colour on standard output?
 pub fn stdout_colour() -> bool {
     colour_allowed(
+        colour_choice(),
         std::env::var("NO_COLOR").ok().as_deref(),
         std::io::stdout().is_terminal(),
     )
@@ -136,11 +173,15 @@ mod tests {
     }
 
     #[test]
-    fn no_color_with_a_value_or_no_terminal_means_plain_text() {
-        assert!(colour_allowed(None, true));
-        assert!(colour_allowed(Some(""), true));
-        assert!(!colour_allowed(Some("1"), true));
-        assert!(!colour_allowed(None, false));
+    fn no_color_with_a_value_or_no_terminal_means_plain_text_unless_the_flag_says() {
+        use ColorChoice::{Always, Auto, Never};
+        assert!(colour_allowed(Auto, None, true));
+        assert!(colour_allowed(Auto, Some(""), true));
+        assert!(!colour_allowed(Auto, Some("1"), true));
+        assert!(!colour_allowed(Auto, None, false));
+        // The flag wins over NO_COLOR and over a pipe, both ways.
+        assert!(colour_allowed(Always, Some("1"), false));
+        assert!(!colour_allowed(Never, None, true));
         assert_eq!(paint("ok", Tone::Good, false), "ok");
         assert_eq!(paint("ok", Tone::Good, true), "\x1b[32mok\x1b[0m");
     }

@@ -42,13 +42,20 @@ const STACK_REFRESH: Duration = Duration::from_secs(15);
 
 /// Runs the console until the user quits. The terminal is restored on every way out,
 /// a panic included (`ratatui::init` installs the hook).
-/// The console on `target`, `stack` selected first, invoking `image_url` (from
-/// `HYBRIDLAB_IMAGE_URL` or the config file) until the user types another.
-pub async fn run(
-    target: &TargetChoice,
-    stack: Option<String>,
-    image_url: Option<String>,
-) -> anyhow::Result<ExitCode> {
+/// How the console starts.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleOptions {
+    /// The stack selected first.
+    pub stack: Option<String>,
+    /// The image URL invoked until the user types another (`HYBRIDLAB_IMAGE_URL` or the
+    /// config file).
+    pub image_url: Option<String>,
+    /// Whether to draw in colour (`--color`, `NO_COLOR`).
+    pub colour: bool,
+}
+
+/// The console on `target`.
+pub async fn run(target: &TargetChoice, options: ConsoleOptions) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the console needs a terminal; in scripts use the subcommands (`hybridlab --help`), each with --json"
@@ -59,9 +66,9 @@ pub async fn run(
         Target::Sandbox { endpoint } => (format!("LOCAL SANDBOX ({endpoint})"), false),
         Target::Aws { .. } => (clients.describe().to_uppercase(), true),
     };
-    let mut app = App::new(header, on_aws, image_url.unwrap_or_default());
-    app.stack.preferred = stack;
-    let palette = Palette::new(std::env::var_os("NO_COLOR").is_none());
+    let mut app = App::new(header, on_aws, options.image_url.unwrap_or_default());
+    app.stack.preferred = options.stack;
+    let palette = Palette::new(options.colour);
     let mut terminal = ratatui::init();
     let result = event_loop(&mut terminal, &mut app, clients, palette).await;
     ratatui::restore();
