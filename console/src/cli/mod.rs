@@ -37,6 +37,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     output::choose_colour(cli.color);
+    // The sandbox in the foreground logs on its own terms, and the console owns the screen.
+    if !matches!(cli.command, None | Some(Command::Sandbox(_))) {
+        install_logging(cli.verbose);
+    }
     // The commands that need no target run even with a config file that cannot be used.
     match cli.command {
         Some(Command::Config { json }) => return config::run(&cli.target, json),
@@ -91,6 +95,49 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The tracing filter for `-v` given `verbose` times, or RUST_LOG's (`rust_log`) when set;
+/// `None`: log nothing (the commands say what matters themselves).
+fn log_filter(verbose: u8, rust_log: Option<&str>) -> Option<String> {
+    const OURS: [&str; 4] = [
+        "hybridlab_console",
+        "hybridlab_provision",
+        "hybridlab_bench",
+        "hybridlab_wire",
+    ];
+    if let Some(spec) = rust_log.filter(|spec| !spec.trim().is_empty()) {
+        return Some(spec.to_owned());
+    }
+    let ours = |level: &str| {
+        OURS.iter()
+            .map(|target| format!("{target}={level}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match verbose {
+        0 => None,
+        1 => Some(format!("warn,{}", ours("info"))),
+        _ => Some(format!("info,{}", ours("debug"))),
+    }
+}
+
+/// Logs to standard error as `-v`/`-vv` or RUST_LOG ask.
+fn install_logging(verbose: u8) {
+    let Some(filter) = log_filter(verbose, std::env::var("RUST_LOG").ok().as_deref()) else {
+        return;
+    };
+    let colour = output::colour_allowed(
+        output::colour_choice(),
+        std::env::var("NO_COLOR").ok().as_deref(),
+        output::stderr_is_terminal(),
+    );
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(verbose > 1)
+        .try_init();
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hybridlab",
@@ -109,6 +156,11 @@ pub struct Cli {
     /// --stack).
     #[arg(long, value_name = "ID")]
     pub stack: Option<String>,
+
+    /// Log what the command does on standard error: -v its steps and retries, -vv with the
+    /// details (RUST_LOG, when set, chooses instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// Colour: on a terminal unless NO_COLOR is set (auto), always (into a pipe too:
     /// `hybridlab logs --color always | less -R`), or never.
@@ -536,4 +588,29 @@ pub enum SandboxAction {
     },
     /// Stop the running sandbox and everything it started.
     Stop,
+}
+
+#[cfg(test)]
+mod logging_tests {
+    use super::log_filter;
+
+    #[test]
+    fn verbosity_raises_our_crates_first_and_rust_log_chooses_instead() {
+        assert_eq!(log_filter(0, None), None);
+        let one = log_filter(1, None).expect("a filter");
+        assert!(
+            one.starts_with("warn,") && one.contains("hybridlab_provision=info"),
+            "{one}"
+        );
+        let two = log_filter(2, Some("  ")).expect("a filter");
+        assert!(
+            two.starts_with("info,") && two.contains("hybridlab_console=debug"),
+            "{two}"
+        );
+        assert_eq!(
+            log_filter(0, Some("aws_config=debug")).as_deref(),
+            Some("aws_config=debug")
+        );
+        assert_eq!(log_filter(2, Some("off")).as_deref(), Some("off"));
+    }
 }
