@@ -131,26 +131,38 @@ impl Clients {
         bucket: &str,
         key: &str,
     ) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
-        self.s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|err| panic!("s3://{bucket}/{key} exists: {err:?}"))
+        get_object(&self.s3, bucket, key).await
     }
 
     /// The bytes of the object at `key` in `bucket`.
     pub async fn object_bytes(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.get_object(bucket, key)
-            .await
-            .body
-            .collect()
-            .await
-            .expect("readable")
-            .into_bytes()
-            .to_vec()
+        object_bytes(&self.s3, bucket, key).await.to_vec()
     }
+}
+
+/// The object at `key` in `bucket`, which must exist.
+pub async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("s3://{bucket}/{key} exists: {err:?}"))
+}
+
+/// The bytes of the object at `key` in `bucket`, which must exist.
+pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    get_object(s3, bucket, key)
+        .await
+        .body
+        .collect()
+        .await
+        .expect("readable")
+        .into_bytes()
 }
 
 /// A table shaped as the stack's on `dynamodb`: on-demand, partition key `image_id`.

@@ -120,18 +120,7 @@ impl EdgeClients {
 
     /// The bytes of the object at `key` in `bucket`, read through the edge.
     pub async fn object_bytes(&self, bucket: &str, key: &str) -> bytes::Bytes {
-        self.s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|err| panic!("s3://{bucket}/{key}: {err:?}"))
-            .body
-            .collect()
-            .await
-            .expect("its bytes")
-            .into_bytes()
+        crate::aws::object_bytes(&self.s3, bucket, key).await
     }
 
     /// The first Amazon image moto lists, for an instance whose image does not matter.

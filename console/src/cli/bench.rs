@@ -1,7 +1,6 @@
 //! `hybridlab bench`: parse the load, run the engine (`hybridlab_bench`) with a progress
 //! display, print the summary (or its JSON), and save the run (the run file, and CSV).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -281,9 +280,7 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             }
         };
         display.abort();
-        if stderr_is_terminal() {
-            eprint!("\r\x1b[2K");
-        }
+        super::output::clear_progress();
         let summary = summarize(&samples);
         runs.push(Run {
             config,
@@ -333,12 +330,7 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
 async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress>) {
     let terminal = stderr_is_terminal();
     let started = Instant::now();
-    let every = if terminal {
-        Duration::from_millis(100)
-    } else {
-        Duration::from_secs(5)
-    };
-    let mut ticker = tokio::time::interval(every);
+    let mut ticker = tokio::time::interval(super::output::progress_every(terminal));
     ticker.tick().await;
     loop {
         ticker.tick().await;
@@ -357,12 +349,7 @@ async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress
                 terminal,
             )
         };
-        if terminal {
-            eprint!("\r\x1b[2K{line}");
-        } else {
-            eprintln!("{line}");
-        }
-        let _ = std::io::stderr().flush();
+        super::output::draw_progress(&line, terminal);
     }
 }
 

@@ -17,7 +17,7 @@ use hybridlab_provision::stack::StackState;
 use hybridlab_provision::stack::cost::job_cost;
 use hybridlab_wire::job::{Job, JobKind};
 
-use super::output::{paint, stderr_is_terminal, stdout_colour};
+use super::output::{clear_progress, paint, stdout_colour};
 use crate::lab::Lab;
 use crate::lab::jobs::{JobsApi, wait_stopped_billing, wait_worker_running};
 use crate::lab::target::TargetChoice;
@@ -115,9 +115,7 @@ pub async fn run(target: &TargetChoice, bench: JobsBench<'_>) -> anyhow::Result<
     };
     let elapsed = started.elapsed().as_secs_f64();
     display.abort();
-    if stderr_is_terminal() {
-        eprint!("\r\x1b[2K");
-    }
+    clear_progress();
     let count = |outcome: &str| samples.iter().filter(|s| s.outcome == outcome).count() as u64;
     let ended = count("SUCCEEDED") + count("FAILED") + count("CANCELLED");
     // The worker beats every 15 s and writes one output for append-text (a batch writes

@@ -13,7 +13,7 @@ use anyhow::bail;
 use hybridlab_bench::uploads::{POLL_PAUSE, UploadPipeline, UploadRun, drive, summarize_uploads};
 use hybridlab_wire::ImageRecord;
 
-use super::output::{paint, stderr_is_terminal, stdout_colour};
+use super::output::{clear_progress, paint, stdout_colour};
 use crate::lab::Lab;
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
@@ -90,9 +90,7 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
     };
     let elapsed = started.elapsed().as_secs_f64();
     display.abort();
-    if stderr_is_terminal() {
-        eprint!("\r\x1b[2K");
-    }
+    clear_progress();
     let count = |outcome: &str| samples.iter().filter(|s| s.outcome == outcome).count() as u64;
     let finished = count("COMPLETED") + count("FAILED");
     let mut run = UploadRun {

@@ -76,6 +76,34 @@ pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
+/// How often a progress line is drawn: ten times a second on a terminal, where it is
+/// redrawn in place, every five seconds into a pipe or a file, where each is a new line.
+pub fn progress_every(terminal: bool) -> Duration {
+    if terminal {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+/// Draws `line` on standard error: over the last one on a terminal, as a new line otherwise.
+pub fn draw_progress(line: &str, terminal: bool) {
+    use std::io::Write as _;
+    if terminal {
+        eprint!("\r\x1b[2K{line}");
+    } else {
+        eprintln!("{line}");
+    }
+    let _ = std::io::stderr().flush();
+}
+
+/// Erases the progress line a finished run leaves on a terminal.
+pub fn clear_progress() {
+    if stderr_is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+}
+
 /// Draws the progress of a run of `total` things (`unit`) on standard error until aborted:
 /// a line redrawn ten times a second on a terminal, one line every five seconds when piped.
 /// `done` counts the finished ones.
@@ -86,13 +114,8 @@ pub async fn show_progress(
     done: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     let terminal = stderr_is_terminal();
-    let every = if terminal {
-        Duration::from_millis(100)
-    } else {
-        Duration::from_secs(5)
-    };
     let started = std::time::Instant::now();
-    let mut ticker = tokio::time::interval(every);
+    let mut ticker = tokio::time::interval(progress_every(terminal));
     ticker.tick().await;
     loop {
         ticker.tick().await;
@@ -105,11 +128,7 @@ pub async fn show_progress(
             started.elapsed(),
             terminal,
         );
-        if terminal {
-            eprint!("\r\x1b[2K{line}");
-        } else {
-            eprintln!("{line}");
-        }
+        draw_progress(&line, terminal);
     }
 }
 
