@@ -186,22 +186,76 @@ pub const JOB_RUN_FORMAT: &str = "hybridlab-bench-jobs/2";
 pub trait JobPipeline: Sync {
     /// Submits one job with its input; its id.
     fn submit(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
-    /// Waits until job `job_id` has ended: the job, and when it was read so.
-    fn wait_final(
+    /// Job `job_id` as it is now.
+    fn read(&self, job_id: &str) -> impl Future<Output = anyhow::Result<Job>> + Send;
+    /// The state of instance `instance_id` (`pending`, `running`, ...); `None` when EC2 no
+    /// longer lists it.
+    fn instance_state(
         &self,
-        job_id: &str,
-    ) -> impl Future<Output = anyhow::Result<(Job, Instant)>> + Send;
-    /// Waits until job `job_id` has a worker and EC2 shows it `running`: when it was seen
-    /// so; `None` when the job ends, or its instance is gone, before that was seen.
-    fn wait_running(
-        &self,
-        job_id: &str,
-    ) -> impl Future<Output = anyhow::Result<Option<Instant>>> + Send;
+        instance_id: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
     /// Waits until `instance_id` is terminated: when it was seen so.
     fn wait_terminated(
         &self,
         instance_id: &str,
     ) -> impl Future<Output = anyhow::Result<Instant>> + Send;
+    /// How long one job may take before the bench gives up on it.
+    fn patience(&self) -> Duration;
+}
+
+/// Job `job_id` followed to its end, with when its end and its instance's `running` were
+/// seen.
+struct Followed {
+    job: Job,
+    ended_seen: Instant,
+    running_seen: Option<Instant>,
+    /// Why the instance could not be watched, if it could not.
+    instance_error: Option<String>,
+}
+
+/// Reads job `job_id` every [`POLL_PAUSE`] until it ends and, each time, its worker's
+/// instance until that is seen `running` (one read of each per pause: the job's reads are
+/// not doubled by a second watcher).
+async fn follow(pipeline: &impl JobPipeline, job_id: &str) -> anyhow::Result<Followed> {
+    let patience = pipeline.patience();
+    let deadline = Instant::now() + patience;
+    let mut running_seen = None;
+    let mut instance_error = None;
+    let mut watching = true;
+    loop {
+        let job = pipeline.read(job_id).await?;
+        if job.status.is_final() {
+            return Ok(Followed {
+                job,
+                ended_seen: Instant::now(),
+                running_seen,
+                instance_error,
+            });
+        }
+        if watching && let Some(instance) = &job.instance_id {
+            match pipeline.instance_state(instance).await {
+                Ok(Some(state)) if state == "running" => {
+                    running_seen = Some(Instant::now());
+                    watching = false;
+                }
+                Ok(Some(state)) if state == "pending" => {}
+                // Past `running` unseen (a job shorter than a pause), or gone.
+                Ok(_) => watching = false,
+                Err(err) => {
+                    instance_error = Some(format!("{err:#}"));
+                    watching = false;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "job {job_id} is still {} after {}s",
+                job.status,
+                patience.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
 }
 
 /// Submits `jobs` jobs, `concurrency` at once, and follows each until its instance has
@@ -237,10 +291,13 @@ async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
     };
     let submit_ms = started.elapsed().as_secs_f64() * 1000.0;
     // The instance is watched while the job runs: its `running` is seen only then.
-    let (ended, running_seen) =
-        futures::future::join(pipeline.wait_final(&job_id), pipeline.wait_running(&job_id)).await;
-    let (job, seen) = match ended {
-        Ok(found) => found,
+    let Followed {
+        job,
+        ended_seen: seen,
+        running_seen,
+        instance_error,
+    } = match follow(pipeline, &job_id).await {
+        Ok(followed) => followed,
         Err(err) => {
             return JobSample {
                 submit_ms: Some(submit_ms),
@@ -250,8 +307,8 @@ async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
     };
     let stages = row_stages(&job);
     let (pending_to_running_ms, boot_to_worker_ms) = match running_seen {
-        Ok(Some(running)) => split_at_running(&job, running, seen),
-        Ok(None) | Err(_) => (None, None),
+        Some(running) => split_at_running(&job, running, seen),
+        None => (None, None),
     };
     let mut sample = JobSample {
         job_id: Some(job_id),
@@ -265,10 +322,7 @@ async fn one_job(pipeline: &impl JobPipeline) -> JobSample {
         pending_to_running_ms,
         boot_to_worker_ms,
         job_ms: stages.job_ms,
-        error: job
-            .error
-            .clone()
-            .or_else(|| running_seen.err().map(|err| format!("{err:#}"))),
+        error: job.error.clone().or(instance_error),
         ..JobSample::default()
     };
     if let Some(instance) = &job.instance_id {
@@ -401,5 +455,72 @@ mod tests {
         }]);
         assert_eq!(summary.len(), 1);
         assert_eq!(summary[0].name, "to_launcher");
+    }
+
+    /// A job that is LAUNCHING without an instance, then with one `pending` twice, then
+    /// RUNNING on a `running` instance, then SUCCEEDED; counts the reads.
+    struct Scripted {
+        reads: std::sync::Mutex<usize>,
+        states: std::sync::Mutex<Vec<&'static str>>,
+    }
+
+    impl JobPipeline for Scripted {
+        async fn submit(&self) -> anyhow::Result<String> {
+            Ok("j-0000000000000001".into())
+        }
+
+        async fn read(&self, _job_id: &str) -> anyhow::Result<Job> {
+            let read = {
+                let mut reads = self.reads.lock().expect("reads");
+                *reads += 1;
+                *reads
+            };
+            let status = match read {
+                1..=4 => JobStatus::Launching,
+                5 => JobStatus::Running,
+                _ => JobStatus::Succeeded,
+            };
+            let mut job = job(&[(status, "2026-12-06T10:00:00Z")], None);
+            if read == 1 {
+                job.instance_id = None;
+            }
+            Ok(job)
+        }
+
+        async fn instance_state(&self, _instance_id: &str) -> anyhow::Result<Option<String>> {
+            let mut states = self.states.lock().expect("states");
+            Ok(Some(
+                if states.len() > 1 {
+                    states.remove(0)
+                } else {
+                    states[0]
+                }
+                .to_owned(),
+            ))
+        }
+
+        async fn wait_terminated(&self, _instance_id: &str) -> anyhow::Result<Instant> {
+            Ok(Instant::now())
+        }
+
+        fn patience(&self) -> Duration {
+            Duration::from_secs(600)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_loop_reads_the_job_once_a_pause_and_sees_the_instance_running() {
+        let pipeline = Scripted {
+            reads: std::sync::Mutex::new(0),
+            states: std::sync::Mutex::new(vec!["pending", "pending", "running", "running"]),
+        };
+        let followed = follow(&pipeline, "j-0000000000000001").await.expect("ends");
+        assert_eq!(followed.job.status, JobStatus::Succeeded);
+        assert!(followed.running_seen.is_some(), "running was seen");
+        assert!(followed.instance_error.is_none());
+        // Six reads for six polls: no second reader of the job.
+        assert_eq!(*pipeline.reads.lock().expect("reads"), 6);
+        // The instance is no longer read once seen running.
+        assert_eq!(*pipeline.states.lock().expect("states"), vec!["running"]);
     }
 }

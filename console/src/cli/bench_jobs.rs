@@ -19,7 +19,7 @@ use hybridlab_wire::job::{Job, JobKind};
 
 use super::output::{clear_progress, paint, stdout_colour};
 use crate::lab::Lab;
-use crate::lab::jobs::{JobsApi, wait_stopped_billing, wait_worker_running};
+use crate::lab::jobs::{JobsApi, instance_state, wait_stopped_billing};
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
 
@@ -41,18 +41,15 @@ impl JobPipeline for LabJobs<'_> {
             .job_id)
     }
 
-    fn wait_final(
-        &self,
-        job_id: &str,
-    ) -> impl Future<Output = anyhow::Result<(Job, Instant)>> + Send {
-        self.api.wait_final(job_id, self.timeout, POLL_PAUSE)
+    fn read(&self, job_id: &str) -> impl Future<Output = anyhow::Result<Job>> + Send {
+        self.api.get(job_id)
     }
 
-    fn wait_running(
+    fn instance_state(
         &self,
-        job_id: &str,
-    ) -> impl Future<Output = anyhow::Result<Option<Instant>>> + Send {
-        wait_worker_running(self.lab, self.api, job_id, self.timeout, POLL_PAUSE)
+        instance_id: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send {
+        instance_state(self.lab, instance_id)
     }
 
     fn wait_terminated(
@@ -60,6 +57,10 @@ impl JobPipeline for LabJobs<'_> {
         instance_id: &str,
     ) -> impl Future<Output = anyhow::Result<Instant>> + Send {
         wait_stopped_billing(self.lab, instance_id, self.timeout, POLL_PAUSE)
+    }
+
+    fn patience(&self) -> Duration {
+        self.timeout
     }
 }
 

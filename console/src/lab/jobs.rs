@@ -164,19 +164,8 @@ impl JobsApi {
         Ok(listing.jobs)
     }
 
-    /// Reads job `job_id` every `pause` until it ends or `patience` runs out: the job, and
-    /// when it was read ended.
-    pub async fn wait_final(
-        &self,
-        job_id: &str,
-        patience: Duration,
-        pause: Duration,
-    ) -> anyhow::Result<(Job, std::time::Instant)> {
-        self.follow(job_id, patience, pause, &mut |_: &Job| {})
-            .await
-    }
-
-    /// [`Self::wait_final`], telling `progress` of every change of status.
+    /// Reads job `job_id` every `pause` until it ends or `patience` runs out, telling
+    /// `progress` of every change of status: the job, and when it was read ended.
     pub async fn follow(
         &self,
         job_id: &str,
@@ -209,7 +198,7 @@ impl JobsApi {
 
 /// The state of instance `instance_id` (`pending`, `running`, ...); `None` when EC2 no
 /// longer lists it.
-async fn instance_state(lab: &Lab, instance_id: &str) -> anyhow::Result<Option<String>> {
+pub async fn instance_state(lab: &Lab, instance_id: &str) -> anyhow::Result<Option<String>> {
     let described = lab
         .clients
         .ec2
@@ -256,46 +245,6 @@ pub async fn wait_stopped_billing(
             bail!(
                 "the worker {instance_id} is still {} after {}s",
                 state.as_deref().unwrap_or("unknown"),
-                patience.as_secs()
-            );
-        }
-        tokio::time::sleep(pause).await;
-    }
-}
-
-/// Waits until job `job_id` has a worker and EC2 shows it `running`, polling every `pause`:
-/// when it was seen so; `None` when the job ends first, or its instance goes past `running`
-/// unseen (a job shorter than a poll).
-pub async fn wait_worker_running(
-    lab: &Lab,
-    api: &JobsApi,
-    job_id: &str,
-    patience: Duration,
-    pause: Duration,
-) -> anyhow::Result<Option<std::time::Instant>> {
-    let deadline = tokio::time::Instant::now() + patience;
-    let instance_id = loop {
-        let job = api.get(job_id).await?;
-        if let Some(instance) = job.instance_id {
-            break instance;
-        }
-        if job.status.is_final() {
-            return Ok(None);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("job {job_id} has no worker after {}s", patience.as_secs());
-        }
-        tokio::time::sleep(pause).await;
-    };
-    loop {
-        match instance_state(lab, &instance_id).await?.as_deref() {
-            Some("running") => return Ok(Some(std::time::Instant::now())),
-            Some("pending") => {}
-            _ => return Ok(None),
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!(
-                "the worker {instance_id} is still pending after {}s",
                 patience.as_secs()
             );
         }
