@@ -148,6 +148,10 @@ pub struct RunConfig {
     pub warmup: u64,
     /// The payloads, cycled through in order (an image URL becomes `{"image_url": ...}`).
     pub payloads: usize,
+    /// Stopped by Ctrl-C before its count or its time: a partial run, every invocation sent
+    /// before the stop finished and recorded. Absent in the files of complete runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// RFC 3339.
     pub started_at: String,
 }

@@ -102,9 +102,12 @@ fn log_lines() -> Vec<LogEntry> {
         .collect()
 }
 
-/// `VmRSS` and `VmHWM` of this process, in MiB.
+/// `VmRSS` and `VmHWM` of this process, in MiB (NaN where procfs does not exist).
 fn memory_mib() -> (f64, f64) {
+    #[cfg(target_os = "linux")]
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    #[cfg(not(target_os = "linux"))]
+    let status = String::new();
     let field = |name: &str| {
         status
             .lines()

@@ -330,6 +330,7 @@ pub(crate) fn download_memory_bytes(configured_mib: Option<u64>, largest_bytes: 
 
 /// The smaller of the cgroup v2 limit of this process and the machine's memory, read under
 /// `root` (`/` but in tests).
+#[cfg(target_os = "linux")]
 fn available_memory(root: &Path) -> Option<u64> {
     let total = std::fs::read_to_string(root.join("proc/meminfo"))
         .ok()
@@ -349,7 +350,15 @@ fn available_memory(root: &Path) -> Option<u64> {
     }
 }
 
+/// Where there is no procfs (the server run by the sandbox on macOS), the fallback budget:
+/// the instance the server is written for is Linux.
+#[cfg(not(target_os = "linux"))]
+fn available_memory(_root: &Path) -> Option<u64> {
+    None
+}
+
 /// `MemTotal` of `/proc/meminfo`, in bytes.
+#[cfg(target_os = "linux")]
 fn mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -357,6 +366,7 @@ fn mem_total(meminfo: &str) -> Option<u64> {
 }
 
 /// The cgroup v2 path of `/proc/self/cgroup` (its `0::` line).
+#[cfg(target_os = "linux")]
 fn cgroup_v2_path(cgroup: &str) -> Option<String> {
     cgroup
         .lines()
@@ -368,6 +378,7 @@ fn cgroup_v2_path(cgroup: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn memory_is_the_smaller_of_the_cgroup_limit_and_the_machine() {
         let root = std::env::temp_dir().join(format!("hybridlab-budget-{}", std::process::id()));
@@ -391,6 +402,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_configured_budget_wins_and_the_default_is_a_share_of_the_machine() {
         assert_eq!(decode_memory_bytes(Some(600)), 600 * 1024 * 1024);
@@ -403,6 +415,7 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_configured_download_budget_wins_and_the_default_holds_one_largest_download() {
         assert_eq!(download_memory_bytes(Some(100), 25 * MIB), 100 * MIB);

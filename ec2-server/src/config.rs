@@ -158,7 +158,19 @@ pub struct ServerConfig {
     /// The certificate's private key, PKCS#8 DER in standard base64.
     #[arg(long, env = "HYBRIDLAB_TLS_KEY", hide_env_values = true)]
     pub tls_key: Option<String>,
+
+    /// Lifetime of a one-time sign-in code (`POST /api/sign-in-codes`, which `hybridlab
+    /// gallery` asks for), in milliseconds: at least 1, at most 10 minutes.
+    #[arg(
+        long,
+        env = "HYBRIDLAB_SIGN_IN_CODE_TTL_MS",
+        default_value_t = DEFAULT_SIGN_IN_CODE_TTL_MS
+    )]
+    pub sign_in_code_ttl_ms: u64,
 }
+
+/// The default of `--sign-in-code-ttl-ms`: 60 s.
+pub const DEFAULT_SIGN_IN_CODE_TTL_MS: u64 = 60_000;
 
 /// The default of `--stale-after-seconds`: 30 minutes.
 pub const DEFAULT_STALE_AFTER_S: u64 = 30 * 60;
@@ -206,6 +218,7 @@ impl ServerConfig {
             response_write_timeout_ms: 30_000,
             tls_cert: None,
             tls_key: None,
+            sign_in_code_ttl_ms: DEFAULT_SIGN_IN_CODE_TTL_MS,
         }
     }
 
@@ -273,6 +286,21 @@ impl ServerConfig {
 
     pub fn decode_timeout(&self) -> Duration {
         Duration::from_millis(self.decode_timeout_ms)
+    }
+
+    /// The lifetime of a one-time sign-in code, if the configuration's is allowed: at least
+    /// 1 ms, at most [`crate::sign_in_code::MAX_TTL`] (a long-lived code would be the
+    /// token-in-a-URL again).
+    pub fn sign_in_code_ttl(&self) -> Result<Duration, String> {
+        let ttl = Duration::from_millis(self.sign_in_code_ttl_ms);
+        if ttl.is_zero() || ttl > crate::sign_in_code::MAX_TTL {
+            return Err(format!(
+                "sign-in-code-ttl-ms ({}) must be between 1 and {}",
+                self.sign_in_code_ttl_ms,
+                crate::sign_in_code::MAX_TTL.as_millis()
+            ));
+        }
+        Ok(ttl)
     }
 
     /// The number of CPU-bound image jobs that run at once.
@@ -371,6 +399,22 @@ mod tests {
         assert!(err.contains("max-upload-bytes"), "{err}");
         config.max_upload_bytes = 24 * 1024 * 1024;
         assert_eq!(config.check_download_memory(), Ok(()));
+    }
+
+    #[test]
+    fn a_sign_in_code_lives_60_s_unless_told_and_never_past_10_minutes() {
+        let cli =
+            Cli::try_parse_from(["server", "--bucket=images", "--table=table"]).expect("valid");
+        assert_eq!(cli.config.sign_in_code_ttl(), Ok(Duration::from_secs(60)));
+        let mut config = ServerConfig::new("images", "table");
+        assert_eq!(config.sign_in_code_ttl(), Ok(Duration::from_secs(60)));
+        config.sign_in_code_ttl_ms = 1;
+        assert_eq!(config.sign_in_code_ttl(), Ok(Duration::from_millis(1)));
+        for refused in [0, 600_001] {
+            config.sign_in_code_ttl_ms = refused;
+            let err = config.sign_in_code_ttl().expect_err("out of range");
+            assert!(err.contains("sign-in-code-ttl-ms"), "{err}");
+        }
     }
 
     #[test]

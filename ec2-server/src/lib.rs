@@ -12,6 +12,7 @@ pub mod error;
 pub mod page;
 mod process;
 pub mod session;
+pub mod sign_in_code;
 pub mod storage;
 pub mod sweep;
 pub mod tls;
@@ -110,6 +111,8 @@ struct Inner {
     gallery: Arc<Semaphore>,
     /// The TLS acceptor when the server has a certificate (always on AWS: `up` makes one).
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The one-time codes that sign a browser in for `hybridlab gallery`.
+    sign_in_codes: sign_in_code::SignInCodes,
 }
 
 impl AppState {
@@ -152,6 +155,7 @@ impl AppState {
         // mean "no check", which fails open.
         hybridlab_wire::token::check_token(config.token.as_deref())?;
         let pipeline = config.pipeline().map_err(BuildError::Config)?;
+        let sign_in_code_ttl = config.sign_in_code_ttl().map_err(BuildError::Config)?;
         let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
         // Downloads and uploads share it: see budget.rs.
         let download_memory = Arc::new(budget::DownloadBudget::new(
@@ -194,6 +198,10 @@ impl AppState {
                 input_memory: download_memory,
                 started: Instant::now(),
                 tls,
+                sign_in_codes: sign_in_code::SignInCodes::new(
+                    sign_in_code_ttl,
+                    sign_in_code::MAX_OUTSTANDING,
+                ),
             }),
         })
     }
@@ -428,6 +436,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(index))
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
+        .route(
+            hybridlab_wire::sign_in::SIGN_IN_CODES_PATH,
+            post(mint_sign_in_code),
+        )
         .route("/health", get(health))
         .route("/process-image", post(process_image))
         .route(
@@ -795,14 +807,23 @@ fn sign_in_page(status: StatusCode, message: Option<&str>) -> Response {
     (status, no_store(), Html(page::render_sign_in(message))).into_response()
 }
 
-/// The sign-in form's body.
+/// The sign-in form's body: the token typed by hand, or a one-time code the gallery's page
+/// took from its URL's fragment (see [`sign_in_code`]).
 #[derive(Debug, serde::Deserialize)]
 struct SignIn {
-    token: String,
+    token: Option<String>,
+    code: Option<String>,
 }
 
-/// `POST /sign-in`: the form posts the token once; a right one is answered with the session
-/// cookie and a redirect to the gallery, so the token is in neither the URL nor the history.
+/// What the sign-in page says when a code is refused, whatever the reason (unknown, used,
+/// expired): the same words for each, so they tell a guesser nothing.
+const CODE_REFUSED: &str = "this sign-in link has expired or was already used (a link works \
+                            once, within a minute); run `hybridlab gallery` again, or sign in \
+                            with the stack's token";
+
+/// `POST /sign-in`: the form posts the token once, or the gallery's page posts a one-time code;
+/// a right one is answered with the session cookie and a redirect to the gallery, so neither
+/// is in the URL or the history.
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -825,19 +846,66 @@ async fn sign_in(
     let Some(expected) = state.config().token.as_deref() else {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };
-    if !session::token_matches(expected, form.token.trim()) {
-        tracing::warn!("gallery sign-in with a wrong token");
-        return sign_in_page(
-            StatusCode::UNAUTHORIZED,
-            Some("that is not this stack's token"),
-        );
+    match (form.token, form.code) {
+        (Some(token), None) => {
+            if !session::token_matches(expected, token.trim()) {
+                tracing::warn!("gallery sign-in with a wrong token");
+                return sign_in_page(
+                    StatusCode::UNAUTHORIZED,
+                    Some("that is not this stack's token"),
+                );
+            }
+        }
+        (None, Some(code)) => {
+            if let Err(refusal) = state.inner.sign_in_codes.redeem(&code) {
+                // The reason, never the code: a log line must not carry a working credential.
+                tracing::warn!(reason = %refusal, "gallery sign-in with a refused one-time code");
+                return sign_in_page(StatusCode::UNAUTHORIZED, Some(CODE_REFUSED));
+            }
+            tracing::info!("gallery signed in with a one-time code");
+        }
+        _ => {
+            return sign_in_page(
+                StatusCode::BAD_REQUEST,
+                Some(
+                    "send the form with the token in its `token` field (or a sign-in code in `code`, not both)",
+                ),
+            );
+        }
     }
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         session::sign_in_cookie(expected, &headers),
     );
+    response.headers_mut().extend(no_store());
     response
+}
+
+/// `POST /api/sign-in-codes`: a one-time code that signs a browser in (see [`sign_in_code`]).
+/// Only a bearer caller may mint: the session cookie a signed-in browser sends by itself is
+/// not enough, so a page cannot turn its session into codes for elsewhere.
+async fn mint_sign_in_code(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(err) = authorize(state.token(), &headers) {
+        return err.into_response();
+    }
+    let codes = &state.inner.sign_in_codes;
+    match codes.mint() {
+        Ok(code) => {
+            let expires_in_seconds =
+                u64::try_from(codes.ttl().as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
+            (
+                StatusCode::CREATED,
+                no_store(),
+                Json(hybridlab_wire::sign_in::SignInCode {
+                    code,
+                    expires_in_seconds,
+                }),
+            )
+                .into_response()
+        }
+        Err(err) => AppError::internal(err).into_response(),
+    }
 }
 
 /// `POST /sign-out`: forgets the cookie in this browser (the token stays valid elsewhere).
@@ -902,5 +970,181 @@ mod tests {
         assert_eq!(request_id(&HeaderMap::new(), Some("b")), "b");
         let made = request_id(&HeaderMap::new(), None);
         assert_eq!(made.len(), 36, "a new UUID: {made}");
+    }
+}
+
+#[cfg(test)]
+mod sign_in_code_tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    const TOKEN: &str = "sign-in-code-test-token-0123456789abcdef";
+    const HOST: &str = "127.0.0.1:8080";
+    const ORIGIN: &str = "http://127.0.0.1:8080";
+
+    /// A state whose S3 and DynamoDB clients point at a closed port: nothing here reaches them.
+    fn state(ttl_ms: u64) -> AppState {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let mut config = ServerConfig::new("images", "images-table");
+        config.token = Some(TOKEN.to_owned());
+        config.sign_in_code_ttl_ms = ttl_ms;
+        let credentials = Credentials::new("test", "test", None, None, "test");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .endpoint_url("http://127.0.0.1:1")
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials)
+                .endpoint_url("http://127.0.0.1:1")
+                .build(),
+        );
+        AppState::new(config, s3, dynamodb).expect("a valid configuration")
+    }
+
+    async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let response = app(state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("a body").to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    fn mint_request(credential: Option<(&str, String)>) -> Request<Body> {
+        let mut request = Request::post("/api/sign-in-codes").header(header::HOST, HOST);
+        if let Some((name, value)) = credential {
+            request = request.header(name, value);
+        }
+        request.body(Body::empty()).expect("a request")
+    }
+
+    async fn mint(state: &AppState) -> String {
+        let (status, headers, body) = send(
+            state,
+            mint_request(Some(("authorization", format!("Bearer {TOKEN}")))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        answer["code"].as_str().expect("a code").to_owned()
+    }
+
+    fn redeem_request(body: String, origin: Option<&str>) -> Request<Body> {
+        let mut request = Request::post("/sign-in")
+            .header(header::HOST, HOST)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.body(Body::from(body)).expect("a request")
+    }
+
+    #[tokio::test]
+    async fn only_a_bearer_caller_mints_a_code() {
+        let state = state(60_000);
+        let cookie = format!(
+            "{}={}",
+            session::SESSION_COOKIE,
+            session::session_value(TOKEN)
+        );
+        for credential in [
+            None,
+            Some(("cookie", cookie)),
+            Some(("authorization", "Bearer wrong".to_owned())),
+        ] {
+            let (status, _, body) = send(&state, mint_request(credential.clone())).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{credential:?}: {body}");
+        }
+        assert_eq!(state.inner.sign_in_codes.outstanding(), 0);
+        let (status, _, body) = send(
+            &state,
+            mint_request(Some(("authorization", format!("Bearer {TOKEN}")))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(answer["expires_in_seconds"], 60);
+        assert_eq!(answer["code"].as_str().map(str::len), Some(43));
+    }
+
+    #[tokio::test]
+    async fn a_code_signs_in_once_from_the_servers_own_origin() {
+        let state = state(60_000);
+        let code = mint(&state).await;
+        // Another site's page cannot spend it, nor sign the browser in with it.
+        let (status, headers, _) = send(
+            &state,
+            redeem_request(format!("code={code}"), Some("https://evil.example")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(headers.get(header::SET_COOKIE).is_none());
+
+        let (status, headers, _) =
+            send(&state, redeem_request(format!("code={code}"), Some(ORIGIN))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[header::LOCATION], "/");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let cookie = headers[header::SET_COOKIE].to_str().expect("ascii");
+        assert_eq!(
+            cookie,
+            session::sign_in_cookie(TOKEN, &HeaderMap::new())
+                .to_str()
+                .expect("ascii"),
+            "the very cookie a token sign-in gives"
+        );
+
+        let (status, headers, page) =
+            send(&state, redeem_request(format!("code={code}"), Some(ORIGIN))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "used once");
+        assert!(headers.get(header::SET_COOKIE).is_none());
+        assert!(page.contains("id=\"sign-in-form\""));
+        assert!(page.contains("expired or was already used"), "{page}");
+        assert!(!page.contains(&code));
+    }
+
+    #[tokio::test]
+    async fn an_expired_code_or_a_form_with_both_fields_is_refused() {
+        let state = state(1);
+        let code = mint(&state).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (status, headers, page) =
+            send(&state, redeem_request(format!("code={code}"), Some(ORIGIN))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers.get(header::SET_COOKIE).is_none());
+        assert!(page.contains("expired or was already used"), "{page}");
+
+        let state = self::state(60_000);
+        let code = mint(&state).await;
+        let (status, _, _) = send(
+            &state,
+            redeem_request(format!("token={TOKEN}&code={code}"), Some(ORIGIN)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // The token typed by hand still signs in.
+        let (status, headers, _) = send(
+            &state,
+            redeem_request(format!("token={TOKEN}"), Some(ORIGIN)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(headers.get(header::SET_COOKIE).is_some());
     }
 }

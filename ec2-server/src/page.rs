@@ -1,7 +1,9 @@
 //! The HTML of `GET /`, the gallery: the server's health, an upload form, and the most recent
 //! images with their status, thumbnail and links to every object; and the sign-in form a
 //! browser without the session cookie gets instead. Pure functions of the data, so they are
-//! tested without a server; a small inline script keeps the gallery current in the browser.
+//! tested without a server; a small inline script keeps the gallery current in the browser,
+//! and another signs the browser in with the one-time code `hybridlab gallery` puts in the
+//! URL's fragment ([`SIGN_IN_CODE_SCRIPT`]).
 
 use std::fmt::Write as _;
 
@@ -24,7 +26,8 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The sign-in form: the token is posted once to `/sign-in` (never put in a URL), which answers
-/// with the session cookie. `message` says why the last attempt failed.
+/// with the session cookie. `message` says why the last attempt failed. Opened at
+/// `/#code=...` (by `hybridlab gallery`), the page posts that one-time code instead, at once.
 pub fn render_sign_in(message: Option<&str>) -> String {
     let mut html = String::with_capacity(2048);
     html.push_str(concat!(
@@ -36,9 +39,10 @@ pub fn render_sign_in(message: Option<&str>) -> String {
         ".error{color:#b3261e}",
         "</style></head><body>\n<h1>hybridlab image server</h1>\n",
         "<p>The gallery needs the stack's token: <code>outputs.token</code> in ",
-        "<code>~/.cache/hybridlab/stacks/&lt;target&gt;/&lt;stack&gt;.json</code> on the machine ",
-        "that ran <code>hybridlab up</code>, or the proxy function's <code>HYBRIDLAB_TOKEN</code>.",
-        "</p>\n",
+        "<code>~/.local/state/hybridlab/stacks/&lt;target&gt;/&lt;stack&gt;.json</code> on the ",
+        "machine that ran <code>hybridlab up</code>, or the proxy function's ",
+        "<code>HYBRIDLAB_TOKEN</code>. On that machine, <code>hybridlab gallery</code> opens ",
+        "this page signed in.</p>\n",
         "<form id=\"sign-in-form\" method=\"post\" action=\"/sign-in\">",
         "<input type=\"password\" id=\"sign-in-token\" name=\"token\" ",
         "placeholder=\"the stack's token\" autocomplete=\"current-password\" required>",
@@ -51,9 +55,50 @@ pub fn render_sign_in(message: Option<&str>) -> String {
             escape(message)
         );
     }
-    html.push_str("</body></html>\n");
+    html.push_str("<script>\n");
+    html.push_str(SIGN_IN_CODE_SCRIPT);
+    html.push_str("</script>\n</body></html>\n");
     html
 }
+
+/// Signs the browser in with the one-time code `hybridlab gallery` opened the page with
+/// (`/#code=...`). A fragment is never sent to a server, so the code reaches no log on the
+/// way; the script first drops it from the address bar and the history entry
+/// (`history.replaceState`), then posts it to `/sign-in` from this page, as the token form
+/// does: the browser adds this origin's `Origin`, which the server checks, and the answer is
+/// the session cookie and a redirect to the gallery, or this page saying the code was refused.
+/// On the gallery itself (the browser was signed in already) the code is spent all the same,
+/// in the background, so it does not stay usable (`body[data-sign-in-code="posted"]` then). The code is only ever a form field: never
+/// a URL, never markup.
+pub const SIGN_IN_CODE_SCRIPT: &str = r#"(() => {
+  const found = /^#code=([A-Za-z0-9_-]{1,128})$/.exec(location.hash);
+  if (!found) return;
+  history.replaceState(history.state, '', location.pathname + location.search);
+  const code = found[1];
+  if (!document.getElementById('sign-in-form')) {
+    fetch('/sign-in', {
+      method: 'POST',
+      body: new URLSearchParams({ code }),
+      redirect: 'manual',
+      cache: 'no-store',
+    })
+      .then(() => { document.body.dataset.signInCode = 'posted'; })
+      .catch(() => {});
+    return;
+  }
+  const form = document.createElement('form');
+  form.method = 'post';
+  form.action = '/sign-in';
+  form.hidden = true;
+  const field = document.createElement('input');
+  field.type = 'hidden';
+  field.name = 'code';
+  field.value = code;
+  form.append(field);
+  document.body.append(form);
+  form.submit();
+})();
+"#;
 
 /// Renders the gallery: the health table, the upload form when the pipeline is deployed, and
 /// the `recent` images as cards. The inline script re-renders the cards from `GET /api/images`
@@ -148,6 +193,7 @@ pub fn render_index(health: &Health, recent: &[ImageListItem]) -> String {
         "<button type=\"submit\">Sign out</button></form>\n<script>\n"
     ));
     html.push_str(&SCRIPT.replace("__INDEX_IMAGES__", &crate::INDEX_IMAGES.to_string()));
+    html.push_str(SIGN_IN_CODE_SCRIPT);
     html.push_str("</script>\n</body></html>\n");
     html
 }
@@ -549,6 +595,27 @@ mod tests {
         assert!(html.contains("type=\"password\" id=\"sign-in-token\" name=\"token\""));
         assert!(html.contains("&lt;wrong&gt; token"));
         assert!(!render_sign_in(None).contains("sign-in-error"));
+    }
+
+    #[test]
+    fn both_pages_take_a_sign_in_code_from_the_fragment_and_drop_it_from_the_url() {
+        for html in [render_sign_in(None), render_index(&health(), &[])] {
+            assert!(html.contains(SIGN_IN_CODE_SCRIPT), "{html}");
+            assert!(html.contains("location.hash"));
+            // The fragment goes before anything is sent, so history keeps the clean URL.
+            let replaced = html.find("history.replaceState").expect("replaceState");
+            let posted = html.find("'/sign-in'").expect("posted to /sign-in");
+            assert!(replaced < posted);
+        }
+        assert!(SIGN_IN_CODE_SCRIPT.contains("field.name = 'code'"));
+        assert!(!SIGN_IN_CODE_SCRIPT.contains("innerHTML"));
+        assert!(
+            !SIGN_IN_CODE_SCRIPT.contains("?code"),
+            "the code never goes into a URL"
+        );
+        let sign_in = render_sign_in(None);
+        assert!(sign_in.contains("hybridlab gallery"));
+        assert!(sign_in.contains("~/.local/state/hybridlab/stacks/"));
     }
 
     #[test]

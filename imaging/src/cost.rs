@@ -39,9 +39,11 @@ pub(crate) fn decode_cost(
     let format = SourceFormat::detect(bytes).ok_or(ImagingError::NotAnImage)?;
     let (width, height, working) = match format {
         SourceFormat::Jpeg => jpeg_cost(bytes, specs, limits)?,
-        SourceFormat::Gif | SourceFormat::Png | SourceFormat::WebP => {
-            image_crate_cost(bytes, format, limits)?
-        }
+        SourceFormat::Gif
+        | SourceFormat::Png
+        | SourceFormat::WebP
+        | SourceFormat::Tiff
+        | SourceFormat::Bmp => image_crate_cost(bytes, format, limits)?,
     };
     let peak_bytes = (bytes.len() as u64)
         .saturating_add(working)
@@ -82,7 +84,7 @@ pub(crate) fn image_limits(limits: DecodeLimits) -> Limits {
     image_limits
 }
 
-/// PNG, GIF and WebP through the `image` crate: the native pixels, then `flatten`'s
+/// PNG, GIF, WebP, TIFF and BMP through the `image` crate: the native pixels, then `flatten`'s
 /// conversion to 8-bit (new buffers made while the old is alive), then the resampler.
 fn image_crate_cost(
     bytes: &[u8],
@@ -133,7 +135,11 @@ fn image_crate_cost(
             let frame = pixels * 4;
             native + frame + if webp_animated(bytes) { frame } else { 0 }
         }
-        // Two rows of the native width, for unfiltering; counted in the fixed overhead.
+        // A TIFF's strips or tiles are decompressed into a buffer of their own before they are
+        // copied into the image; a single strip is the whole image.
+        SourceFormat::Tiff => native * 2,
+        // PNG: two rows of the native width, for unfiltering; BMP: one row. Both in the fixed
+        // overhead.
         _ => native,
     };
     let resize = resize_bytes(pixels, out_channels);

@@ -7,13 +7,17 @@ use image::metadata::Orientation;
 
 use crate::{DecodeLimits, ImagingError, Raster};
 
-/// The image formats the lab accepts, detected from the bytes.
+/// The image formats the lab accepts, detected from the bytes: those the seed labs' Pillow
+/// server takes from students, TIFF (its first page) and BMP among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceFormat {
     Jpeg,
     Png,
     Gif,
     WebP,
+    /// The first page (image file directory) of a TIFF; later pages are not read.
+    Tiff,
+    Bmp,
 }
 
 impl SourceFormat {
@@ -24,17 +28,22 @@ impl SourceFormat {
             ImageFormat::Png => Some(Self::Png),
             ImageFormat::Gif => Some(Self::Gif),
             ImageFormat::WebP => Some(Self::WebP),
+            ImageFormat::Tiff => Some(Self::Tiff),
+            ImageFormat::Bmp => Some(Self::Bmp),
             _ => None,
         }
     }
 
-    /// The lower-case name stored in the metadata row: `jpeg`, `png`, `gif` or `webp`.
+    /// The lower-case name stored in the metadata row: `jpeg`, `png`, `gif`, `webp`, `tiff` or
+    /// `bmp`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Jpeg => "jpeg",
             Self::Png => "png",
             Self::Gif => "gif",
             Self::WebP => "webp",
+            Self::Tiff => "tiff",
+            Self::Bmp => "bmp",
         }
     }
 
@@ -45,6 +54,8 @@ impl SourceFormat {
             Self::Png => "png",
             Self::Gif => "gif",
             Self::WebP => "webp",
+            Self::Tiff => "tif",
+            Self::Bmp => "bmp",
         }
     }
 
@@ -55,6 +66,8 @@ impl SourceFormat {
             Self::Png => "image/png",
             Self::Gif => "image/gif",
             Self::WebP => "image/webp",
+            Self::Tiff => "image/tiff",
+            Self::Bmp => "image/bmp",
         }
     }
 
@@ -64,6 +77,8 @@ impl SourceFormat {
             Self::Png => ImageFormat::Png,
             Self::Gif => ImageFormat::Gif,
             Self::WebP => ImageFormat::WebP,
+            Self::Tiff => ImageFormat::Tiff,
+            Self::Bmp => ImageFormat::Bmp,
         }
     }
 }

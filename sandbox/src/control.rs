@@ -54,6 +54,8 @@ pub fn read_record() -> Option<SandboxRecord> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Whether process `pid` runs (a zombie does not).
+#[cfg(target_os = "linux")]
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -64,6 +66,16 @@ fn alive(pid: u32) -> bool {
                     .unwrap_or(false)
             })
             .unwrap_or(false)
+}
+
+/// Whether process `pid` exists, by signal 0, where there is no procfs to tell a zombie apart;
+/// the edge's health answer, asked next, tells a dead sandbox anyway.
+#[cfg(not(target_os = "linux"))]
+fn alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
 }
 
 /// The running sandbox, if its process is alive and its edge answers.

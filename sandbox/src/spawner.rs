@@ -80,6 +80,7 @@ impl Spawner {
 }
 
 /// Makes the kernel kill the process `command` starts when the thread that started it exits.
+#[cfg(target_os = "linux")]
 fn die_with_agent(command: &mut Command) {
     // SAFETY: the hook runs in the forked child before exec and only makes one prctl system
     // call, which is async-signal-safe; it allocates nothing and touches no shared state.
@@ -90,6 +91,14 @@ fn die_with_agent(command: &mut Command) {
                 .map_err(io::Error::from)
         });
     }
+}
+
+/// Where there is no parent-death signal (macOS, the BSDs), the child is killed when its
+/// handle is dropped: the agent stopping, normally or by a panic, ends it, and its group
+/// goes with it ([`ProcessGroup`]); only an agent killed with SIGKILL leaves it running.
+#[cfg(not(target_os = "linux"))]
+fn die_with_agent(command: &mut Command) {
+    command.kill_on_drop(true);
 }
 
 /// The process group a spawned child leads: the child and whatever it started.
@@ -162,6 +171,7 @@ mod tests {
     }
 
     /// Dropping the last handle ends the threads, and the kernel then kills their children.
+    #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn children_die_with_the_spawning_thread() {
         let spawner = Spawner::start().expect("a thread");
@@ -178,6 +188,7 @@ mod tests {
     }
 
     /// The process with this id, unless it has ended (a zombie has).
+    #[cfg(target_os = "linux")]
     fn running(pid: u32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()

@@ -566,6 +566,102 @@ async fn every_subcommand_has_help_and_completions_are_generated() {
     }
 }
 
+/// Ctrl-C in the middle of a long bench: no more invocations are sent, those in flight finish,
+/// the summary is printed and `--out` is saved as a partial run, which `report` reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_bench_keeps_its_partial_run_and_report_reads_it() {
+    // A function of its own, not the shared stack's: a million invocations of the proxy would
+    // fill the shared images bucket that other tests list.
+    let lab = lab_stack().await;
+    let clients = edge_clients().await;
+    let zip = tokio::task::spawn_blocking(|| bootstrap_zip("hybridlab-tests", "lab-test-function"))
+        .await
+        .expect("the build does not panic");
+    let function = deploy_function(&clients, "benchstop", zip, 10, &[]).await;
+    let dir = tempdir("interrupted");
+    let payload = dir.join("short.json");
+    std::fs::write(&payload, r#"{"sleep_ms": 20}"#).expect("writes");
+    let run_file = dir.join("partial.json");
+    let (config_var, config_dir) = hybridlab_tests::sandbox::without_user_config();
+    let mut command = std::process::Command::new(hybridlab_tests::sandbox::build_binary(
+        "hybridlab-console",
+        "hybridlab",
+    ));
+    for var in hybridlab_tests::sandbox::USER_TARGET_VARS {
+        command.env_remove(var);
+    }
+    command
+        .args(["bench", "--function", &function, "-n", "1000000", "-c", "2"])
+        .args(["--payload", payload.to_str().expect("UTF-8")])
+        .args(["--out", run_file.to_str().expect("UTF-8")])
+        .args(["--endpoint", &lab.endpoint])
+        .env(config_var, config_dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("hybridlab starts");
+    // Long enough for some invocations on the sandbox, far too short for a million.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupt.success());
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the bench ends within a minute of Ctrl-C")
+    .expect("joined")
+    .expect("its output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted: no more invocations are sent"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("interrupted: a partial run"),
+        "the summary says so: {stdout}"
+    );
+
+    let file = read_json(&run_file);
+    let run = &file["runs"][0];
+    assert_eq!(run["config"]["interrupted"], true);
+    let samples = run["samples"].as_array().expect("samples").len() as u64;
+    assert!(samples > 0 && samples < 1_000_000, "{samples} samples");
+    // Every invocation sent before the stop finished and was recorded, none cut off.
+    assert_eq!(run["summary"]["invocations"], samples);
+    assert_eq!(run["summary"]["ok"], samples, "{}", run["summary"]);
+
+    let out = dir.join("report");
+    let report = std::process::Command::new(hybridlab_tests::sandbox::build_binary(
+        "hybridlab-console",
+        "hybridlab",
+    ))
+    .args(["report", run_file.to_str().expect("UTF-8"), "--out"])
+    .arg(&out)
+    .env("NO_COLOR", "1")
+    .output()
+    .expect("report runs");
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let markdown = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(markdown.contains("c=2 (partial)"), "{markdown}");
+    assert!(
+        markdown.contains("interrupted by Ctrl-C: a partial run"),
+        "{markdown}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "hybridlab-cli-{name}-{}-{}",

@@ -1,7 +1,9 @@
 //! `hybridlab logs` on the shared stack: both log groups merged in time order with the
 //! function's REPORT parsed and the server's line for the same request; one group alone;
-//! `--filter`; `--follow` printing a new invocation's lines once and ending cleanly on Ctrl-C
-//! or when its reader goes away; and one-line errors with a non-zero exit for bad input.
+//! lines for people in columns (level, request id, message and fields), `--raw` as written
+//! and `--level`; `--filter`; `--follow` printing a new invocation's lines once and ending
+//! cleanly on Ctrl-C or when its reader goes away; and one-line errors with a non-zero exit
+//! for bad input.
 
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader};
@@ -213,7 +215,8 @@ async fn one_source_prints_only_its_own_group_and_people_get_columns_without_col
         "{lines:#?}"
     );
 
-    // For people: `HH:MM:SS.mmm lambda | message`, REPORT as its fields, no colour codes.
+    // For people: `HH:MM:SS.mmm lambda LEVEL request-id | message`, REPORT as its fields,
+    // no colour codes.
     let human = run_cli(
         &lab.endpoint,
         &["logs", "lambda", "--stack", &lab.stack],
@@ -250,10 +253,215 @@ async fn one_source_prints_only_its_own_group_and_people_get_columns_without_col
             ],
             "HH:MM:SS.mmm in {line:?}"
         );
-        assert!(rest.starts_with(" lambda | "), "{line:?}");
+        assert!(rest.starts_with(" lambda "), "{line:?}");
+        assert_eq!(line.get(PIPE_AT - 1..PIPE_AT + 2), Some(" | "), "{line:?}");
     }
-    let report = format!("lambda | REPORT {request_id} duration ");
+    let report = format!("lambda       {request_id} | REPORT duration ");
     assert!(text.contains(&report), "{report} in {text}");
+}
+
+/// Where a line for people has its `|`: after `HH:MM:SS.mmm source LEVEL <request id> `.
+const PIPE_AT: usize = 12 + 1 + 6 + 1 + 5 + 1 + 36 + 1;
+
+/// The level column of a line for people (blank for lines without a level), or `None` for
+/// the continuation of a message of several lines.
+fn level_column(line: &str) -> Option<&str> {
+    (!line.starts_with(' ')).then(|| line.get(20..25).unwrap_or_default())
+}
+
+/// Invokes the stack's function without an image URL, which the proxy refuses with a WARN
+/// line; its request id, once that line is in CloudWatch Logs.
+async fn invoke_without_an_image_url(clients: &EdgeClients, lab: &LabStack) -> String {
+    let answer = clients
+        .lambda
+        .invoke()
+        .function_name(&lab.names.function)
+        .payload(Blob::new(json!({ "image": "nowhere" }).to_string()))
+        .send()
+        .await
+        .expect("the sandbox invokes the function");
+    let proxy: Value =
+        serde_json::from_slice(answer.payload().expect("a payload").as_ref()).expect("JSON");
+    let body: Value =
+        serde_json::from_str(proxy["body"].as_str().expect("a body")).expect("JSON body");
+    let request_id = body["request_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the refusal names its request id: {body}"))
+        .to_owned();
+    let warned = eventually(SHIPPED_WITHIN, || async {
+        clients
+            .log_messages(&lab.names.function_log_group)
+            .await
+            .into_iter()
+            .find(|line| line.contains(&request_id) && line.contains("WARN"))
+    })
+    .await;
+    assert!(
+        warned.is_some(),
+        "the proxy's WARN of {request_id} was shipped"
+    );
+    request_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_print_as_level_request_id_and_message_raw_as_written_and_level_drops_info() {
+    let (lab, request_id) = invoked_and_shipped().await;
+    let clients = edge_clients().await;
+    let refused_id = invoke_without_an_image_url(&clients, lab).await;
+    let args = ["logs", "--since", "10m", "--stack", lab.stack.as_str()];
+
+    let human = run_cli(&lab.endpoint, &args, &[("NO_COLOR", "1")]).await;
+    assert_success(&human, "logs");
+    let text = String::from_utf8_lossy(&human.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let of = |source: &str, level: &str, id: &str, message: &str| {
+        format!("{source:<6} {level:<5} {id:<36} | {message}")
+    };
+    for wanted in [
+        // The server's JSON: its level, the span's request id, the message and its fields.
+        of("ec2", "INFO", &request_id, "processed image_id="),
+        of(
+            "ec2",
+            "INFO",
+            &request_id,
+            "finished processing request latency=",
+        ),
+        // The proxy's runtime line: the `invoke{requestId=...}` span folded into the column.
+        of(
+            "lambda",
+            "INFO",
+            &request_id,
+            "answered status=200 cold_start=",
+        ),
+        of("lambda", "", &request_id, "START Version: $LATEST"),
+        of("lambda", "", &request_id, "REPORT duration "),
+        of(
+            "lambda",
+            "WARN",
+            &refused_id,
+            "invocation failed error=\"invalid_request\"",
+        ),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.get(13..).is_some_and(|rest| rest.starts_with(&wanted))),
+            "`{wanted}` in\n{text}"
+        );
+    }
+    for written in [
+        "{\"timestamp\"",
+        "\"fields\":",
+        "Lambda runtime invoke",
+        "RequestId: ",
+    ] {
+        assert!(!text.contains(written), "no `{written}` in\n{text}");
+    }
+    for line in &lines {
+        if level_column(line).is_some() {
+            assert_eq!(line.get(PIPE_AT - 1..PIPE_AT + 2), Some(" | "), "{line:?}");
+        }
+    }
+
+    // --raw: each message exactly as the program wrote it (here, as --json carries it).
+    let json = run_cli(&lab.endpoint, &[&args[..], &["--json"]].concat(), &[]).await;
+    assert_success(&json, "logs --json");
+    let events = json_lines(&json);
+    let written = |source: &str, needle: &str| -> String {
+        events
+            .iter()
+            .filter(|event| event["source"] == source)
+            .filter_map(|event| event["message"].as_str())
+            .find(|message| message.contains(&request_id) && message.contains(needle))
+            .unwrap_or_else(|| panic!("the {source} line `{needle}` of {request_id}"))
+            .trim_end()
+            .to_owned()
+    };
+    let processed = written("ec2", "\"processed\"");
+    assert!(processed.starts_with("{\"timestamp\":"), "{processed}");
+    let answered = written("lambda", "answered");
+    assert!(
+        answered.contains("Lambda runtime invoke{requestId="),
+        "{answered}"
+    );
+    let server_event = events
+        .iter()
+        .find(|event| {
+            event["message"]
+                .as_str()
+                .is_some_and(|m| m.trim_end() == processed)
+        })
+        .expect("the event");
+    assert_eq!(server_event["level"], "INFO", "--json adds the level");
+    assert_eq!(
+        server_event["request_id"],
+        request_id.as_str(),
+        "and the request id"
+    );
+    let raw = run_cli(
+        &lab.endpoint,
+        &[&args[..], &["--raw"]].concat(),
+        &[("NO_COLOR", "1")],
+    )
+    .await;
+    assert_success(&raw, "logs --raw");
+    let raw = String::from_utf8_lossy(&raw.stdout).into_owned();
+    for message in [&processed, &answered] {
+        assert!(
+            raw.lines().any(|line| line
+                .get(13..)
+                .is_some_and(|rest| rest.ends_with(message.as_str()) && rest.contains(" | "))),
+            "`{message}` as written in\n{raw}"
+        );
+    }
+
+    // --level warn: the refusal's WARN stays, no INFO line (nor START/END/REPORT) does.
+    let warn = run_cli(
+        &lab.endpoint,
+        &[&args[..], &["--level", "warn"]].concat(),
+        &[("NO_COLOR", "1")],
+    )
+    .await;
+    assert_success(&warn, "logs --level warn");
+    let warn = String::from_utf8_lossy(&warn.stdout).into_owned();
+    assert!(
+        warn.contains(&of("lambda", "WARN", &refused_id, "invocation failed")),
+        "the WARN in\n{warn}"
+    );
+    for line in warn.lines() {
+        let level = level_column(line);
+        assert!(
+            level.is_none_or(|level| level != "INFO " && level != "DEBUG"),
+            "{line:?} in\n{warn}"
+        );
+        assert!(
+            !line.contains("| START ")
+                && !line.contains("| END")
+                && !line.contains("| REPORT duration"),
+            "{line:?} counts as INFO"
+        );
+    }
+    assert!(
+        !warn.contains(&request_id),
+        "the successful invocation had no warning:\n{warn}"
+    );
+    let json_warn = run_cli(
+        &lab.endpoint,
+        &[&args[..], &["--level", "WARN", "--json"]].concat(),
+        &[],
+    )
+    .await;
+    assert_success(&json_warn, "logs --level WARN --json");
+    let events = json_lines(&json_warn);
+    assert!(
+        events
+            .iter()
+            .any(|event| event["request_id"] == refused_id.as_str())
+    );
+    assert!(
+        events.iter().all(|event| event["level"] != "INFO"),
+        "{events:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,7 +746,7 @@ async fn bad_input_is_one_line_saying_what_to_do_and_a_nonzero_exit() {
     let undeployed = run_cli(
         &lab.endpoint,
         &["logs", "--stack", ghost.as_str()],
-        &[("HYBRIDLAB_CACHE_DIR", &cache_dir)],
+        &[("HYBRIDLAB_STATE_DIR", &cache_dir)],
     )
     .await;
     assert_one_line_error(&undeployed, &format!("stack `{ghost}` is not deployed"));

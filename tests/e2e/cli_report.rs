@@ -82,6 +82,7 @@ fn run_at(label: &str, concurrency: usize, count: u64, slowdown: f64) -> Run {
             duration_s: None,
             warmup: 0,
             payloads: 1,
+            interrupted: false,
             started_at: "2026-11-03T10:00:00Z".to_owned(),
         },
         summary: stats::summarize(&samples),

@@ -6,10 +6,11 @@ use std::io::{Read as _, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::primitives::ByteStream;
 use hybridlab_tests::fixtures;
 use hybridlab_tests::image_host::ImageHost;
 use hybridlab_tests::lab::lab_stack;
-use hybridlab_tests::sandbox::{build_binary, lab_programs_env};
+use hybridlab_tests::sandbox::{build_binary, edge_clients, lab_programs_env};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 const ROWS: u16 = 30;
@@ -88,6 +89,43 @@ impl Console {
         self.keys.flush().expect("keys sent");
     }
 
+    /// A left click on the cell (column, row), counted from 0 at the top left, as a terminal
+    /// reports it in SGR mode: a press, then a release.
+    pub(crate) fn click(&mut self, (column, row): (u16, u16)) {
+        let (x, y) = (column + 1, row + 1);
+        self.type_keys(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
+    }
+
+    /// The cell (column, row) where `text` starts on the screen, the first from the top.
+    pub(crate) fn position_of(&self, text: &str) -> Option<(u16, u16)> {
+        let parser = self.screen.lock().unwrap_or_else(|p| p.into_inner());
+        let screen = parser.screen();
+        (0..ROWS).find_map(|row| {
+            let cells: Vec<String> = (0..COLS)
+                .map(|column| {
+                    let symbol = screen.cell(row, column).map(|cell| cell.contents());
+                    symbol.filter(|s| !s.is_empty()).unwrap_or(" ").to_owned()
+                })
+                .collect();
+            (0..cells.len()).find_map(|column| {
+                let mut rest = text;
+                for symbol in &cells[column..] {
+                    rest = rest.strip_prefix(symbol.as_str())?;
+                    if rest.is_empty() {
+                        return u16::try_from(column).ok().map(|column| (column, row));
+                    }
+                }
+                None
+            })
+        })
+    }
+
+    /// Whether the terminal has been asked to report the mouse.
+    pub(crate) fn reports_the_mouse(&self) -> bool {
+        let parser = self.screen.lock().unwrap_or_else(|p| p.into_inner());
+        parser.screen().mouse_protocol_mode() != vt100::MouseProtocolMode::None
+    }
+
     /// Waits until the screen shows every one of `wanted`, and returns it.
     pub(crate) fn wait_for(&self, wanted: &[&str], within: Duration) -> String {
         self.wait_until(&format!("{wanted:?}"), within, |text| {
@@ -109,6 +147,18 @@ impl Console {
                 "the screen never showed {what}:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the program has exited, and returns its exit code.
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> u32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child's state") {
+                return status.exit_code();
+            }
+            assert!(Instant::now() < deadline, "the program did not exit");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -358,4 +408,184 @@ async fn the_console_brings_a_stack_up_invokes_it_reads_its_logs_and_tears_it_do
     // Checked apart from the console: nothing of the stack is left on the sandbox.
     let left = hybridlab_tests::stack::leftovers(&clients, &stack).await;
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The name shown in the S3 view's detail for the selected object.
+fn selected_object(screen: &str) -> Option<&str> {
+    let (_, rest) = screen.split_once("│name ")?;
+    rest.split_whitespace().next()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_moves_with_vi_keys_goes_back_with_shift_tab_filters_s3_and_takes_clicks() {
+    let lab = lab_stack().await;
+    let edge = edge_clients().await;
+    let bucket = lab.names.images_bucket.clone();
+    // A folder of this test's own among the images other tests leave, listed before theirs
+    // (their ids are UUIDv7s, `019...`), on the listing's first page however many there are.
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let run = format!("0000-keys-{id}");
+    let names = ["a-first.txt", "b-second.txt", "c-third.txt", "d-fourth.txt"];
+    let keys: Vec<String> = names
+        .iter()
+        .map(|name| format!("images/{run}/{name}"))
+        .collect();
+    for key in &keys {
+        edge.s3
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .content_type("text/plain")
+            .body(ByteStream::from_static(b"a line"))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("PutObject {key}: {err:?}"));
+    }
+    let (endpoint, stack) = (lab.endpoint.clone(), lab.stack.clone());
+    let folder = run.clone();
+    let driven = tokio::task::spawn_blocking(move || {
+        // Short, so the help shows the log's path on one row.
+        let dir = std::env::temp_dir().join(format!("hl-{id}"));
+        let state = dir.join("state");
+        std::fs::create_dir_all(&dir).expect("a working directory");
+        let path = |name: &str| dir.join(name).to_str().expect("a UTF-8 path").to_owned();
+        // A cache of its own too: hybridlab moves the cache's old records into the state
+        // directory, and this one is removed at the end.
+        let mut console = Console::start(
+            &dir,
+            &["--endpoint", &endpoint, "--stack", &stack],
+            &[
+                ("HYBRIDLAB_STATE_DIR", &path("state")),
+                ("HYBRIDLAB_CACHE_DIR", &path("cache")),
+                ("RUST_LOG", "hybridlab_console=debug"),
+            ],
+        );
+        console.wait_for(
+            &["LOCAL SANDBOX", &stack, "resources"],
+            Duration::from_secs(60),
+        );
+        assert!(console.reports_the_mouse(), "mouse capture is on");
+
+        // Shift-Tab from the first view lands on the last, then the one before it.
+        console.type_keys("\x1b[Z");
+        console.wait_for(&["s submit a file"], Duration::from_secs(10));
+        console.type_keys("\x1b[Z");
+        console.wait_for(
+            &[&format!("hybridlab-images-{stack}, page 1")],
+            Duration::from_secs(30),
+        );
+
+        // A click on the S3 tab shows that view.
+        let tab = console.position_of("4 S3").expect("the S3 tab");
+        console.click(tab);
+        console.wait_for(&["images bucket: /", "images/"], Duration::from_secs(30));
+        console.type_keys("\r");
+        console.wait_for(&["images bucket: /images/"], Duration::from_secs(30));
+
+        // `/` narrows the folders to this test's; letters are typed, not keys (j, k, g, G).
+        console.type_keys("/");
+        console.wait_for(&["filter: keys that contain"], Duration::from_secs(10));
+        let typed = format!("KEYS-{}", id.to_uppercase());
+        console.type_keys(&typed);
+        let text = console.wait_for(
+            &["1 of ", &format!("match `{typed}`")],
+            Duration::from_secs(10),
+        );
+        assert!(text.contains(&format!("{folder}/")), "{text}");
+        console.type_keys("\r");
+        console.wait_until("the filter kept", Duration::from_secs(10), |text| {
+            !text.contains("filter: keys that contain")
+        });
+        // The selection followed the filter: Enter opens this test's folder.
+        console.type_keys("\r");
+        console.wait_for(
+            &["4 entries", "a-first.txt", "d-fourth.txt"],
+            Duration::from_secs(30),
+        );
+        let at = |console: &Console, name: &str| {
+            console.wait_until(
+                &format!("{name} selected"),
+                Duration::from_secs(10),
+                |text| selected_object(text) == Some(name),
+            );
+        };
+        at(&console, "a-first.txt");
+        console.type_keys("G");
+        at(&console, "d-fourth.txt");
+        console.type_keys("g");
+        at(&console, "a-first.txt");
+        console.type_keys("j");
+        at(&console, "b-second.txt");
+        console.type_keys("j");
+        at(&console, "c-third.txt");
+        console.type_keys("k");
+        at(&console, "b-second.txt");
+
+        // A click on a row selects it.
+        let row = console.position_of("d-fourth.txt").expect("the row");
+        console.click(row);
+        at(&console, "d-fourth.txt");
+
+        // The filter, in the objects: any case, the counts follow; Esc clears it.
+        console.type_keys("/THIRD");
+        let text = console.wait_for(&["1 of 4 match `THIRD`"], Duration::from_secs(10));
+        assert!(
+            !text.contains("a-first.txt") && !text.contains("b-second.txt"),
+            "{text}"
+        );
+        console.type_keys("\r");
+        at(&console, "c-third.txt");
+        console.type_keys("\x1b");
+        console.wait_for(
+            &["4 entries", "a-first.txt", "filter cleared"],
+            Duration::from_secs(10),
+        );
+        at(&console, "c-third.txt");
+
+        // The help names the log file; no log line ever reached the screen.
+        let log = state.join("console.log");
+        console.type_keys("?");
+        let text = console.wait_for(
+            &[
+                "keys: everywhere and in S3",
+                &format!("log file: {}", log.display()),
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(!text.contains("the console starts"), "{text}");
+        console.type_keys("\x1b");
+        console.wait_until("the help closed", Duration::from_secs(10), |text| {
+            !text.contains("keys: everywhere")
+        });
+        console.quit();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!console.reports_the_mouse(), "mouse capture is off again");
+        let written = std::fs::read_to_string(&log).expect("the console's log");
+        assert!(written.contains("the console starts"), "{written}");
+        assert!(written.contains("the console quits"), "{written}");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+
+    for key in &keys {
+        let versions = edge
+            .s3
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix(key.as_str())
+            .send()
+            .await
+            .expect("ListObjectVersions");
+        for version in versions.versions() {
+            edge.s3
+                .delete_object()
+                .bucket(&bucket)
+                .key(key.as_str())
+                .set_version_id(version.version_id().map(str::to_owned))
+                .send()
+                .await
+                .expect("DeleteObject");
+        }
+    }
+    driven.expect("the console test does not panic");
 }

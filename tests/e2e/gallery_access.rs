@@ -2,8 +2,13 @@
 //! without a wrong one), a browser after signing in once (a session cookie that is not the
 //! token), a script with `Authorization: Bearer`; cookie-authenticated changes only from the
 //! server's own origin; nothing presigned until it is followed, and no source URL's query
-//! string handed out.
+//! string handed out. A one-time sign-in code (what `hybridlab gallery` opens the browser
+//! with) is minted only with the bearer token and signs a browser in once, before it expires,
+//! from the server's own page.
 
+use std::time::Duration;
+
+use hybridlab_tests::browser::Driver;
 use hybridlab_tests::fixtures;
 use hybridlab_tests::server::Lab;
 use hybridlab_wire::{ImageListItem, ImageListPage};
@@ -11,22 +16,29 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{
-    LAB_TOKEN, assert_recovered, fetch_object_link, http, http_no_redirect, post_json, rows,
+    LAB_TOKEN, assert_recovered, eventually, fetch_object_link, http, http_no_redirect, post_json,
+    rows,
 };
 
 const SESSION_COOKIE: &str = "hybridlab_session";
 
-/// Signs in through the form as a browser on `origin` would; returns the answer.
-async fn sign_in(lab: &Lab, token: &str, origin: Option<&str>) -> reqwest::Response {
+/// Posts the sign-in form (`form`, already encoded) as a browser on `origin` would; returns
+/// the answer.
+async fn post_sign_in(lab: &Lab, form: String, origin: Option<&str>) -> reqwest::Response {
     let mut request = http_no_redirect()
         .post(format!("{}/sign-in", lab.server.url))
         .header("content-type", "application/x-www-form-urlencoded")
-        // The tokens here are letters, digits and dashes: nothing to escape.
-        .body(format!("token={token}"));
+        .body(form);
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
     request.send().await.expect("the server answers")
+}
+
+/// Signs in through the form with `token`, as a browser on `origin` would.
+async fn sign_in(lab: &Lab, token: &str, origin: Option<&str>) -> reqwest::Response {
+    // The tokens here are letters, digits and dashes: nothing to escape.
+    post_sign_in(lab, format!("token={token}"), origin).await
 }
 
 /// The `name=value` part of the session cookie a sign-in answer sets.
@@ -260,4 +272,264 @@ async fn the_gallery_and_api_need_the_token_and_work_after_sign_in() {
     assert!(session_cookie(&out).1.contains("Max-Age=0"));
 
     assert_recovered(&lab, Some(LAB_TOKEN)).await;
+}
+
+/// `POST /api/sign-in-codes` with `credential` (a header name and value), as a script would.
+async fn mint_request(lab: &Lab, credential: Option<(&str, &str)>) -> reqwest::Response {
+    let mut request = http_no_redirect().post(format!("{}/api/sign-in-codes", lab.server.url));
+    if let Some((name, value)) = credential {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("the server answers")
+}
+
+/// A fresh one-time code, minted with the bearer token.
+async fn mint_code(lab: &Lab) -> String {
+    let answer = mint_request(lab, Some(("authorization", &format!("Bearer {LAB_TOKEN}")))).await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let body: Value = answer.json().await.expect("JSON");
+    body["code"].as_str().expect("a code").to_owned()
+}
+
+/// Posts `code` to `/sign-in` as the gallery's page does, from `origin`.
+async fn redeem(lab: &Lab, code: &str, origin: Option<&str>) -> reqwest::Response {
+    // Codes are URL-safe base64: nothing to escape.
+    post_sign_in(lab, format!("code={code}"), origin).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minting_a_sign_in_code_needs_the_bearer_token_not_the_cookie() {
+    let lab = Lab::start().await;
+    let signed_in = sign_in(&lab, LAB_TOKEN, Some(&lab.server.url)).await;
+    let (cookie, _) = session_cookie(&signed_in);
+    let short = format!("Bearer {}", &LAB_TOKEN[..LAB_TOKEN.len() - 1]);
+    for (case, credential) in [
+        ("nothing", None),
+        (
+            "the session cookie alone",
+            Some(("cookie", cookie.as_str())),
+        ),
+        ("a wrong bearer", Some(("authorization", "Bearer wrong"))),
+        ("a short bearer", Some(("authorization", short.as_str()))),
+    ] {
+        let answer = mint_request(&lab, credential).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{case}");
+        let body: Value = answer.json().await.expect("a JSON error");
+        assert_eq!(body["error"], "unauthorized", "{case}");
+        assert!(body.get("code").is_none(), "{case}: no code");
+    }
+
+    let bearer = format!("Bearer {LAB_TOKEN}");
+    let answer = mint_request(&lab, Some(("authorization", &bearer))).await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    assert_eq!(
+        answer
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["expires_in_seconds"], 60);
+    let code = body["code"].as_str().expect("a code");
+    assert_eq!(code.len(), 43, "32 bytes of URL-safe base64: {code}");
+    assert!(
+        code.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "{code}"
+    );
+    assert!(!code.contains(LAB_TOKEN) && !LAB_TOKEN.contains(code));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_code_signs_a_browser_in_once_from_the_servers_own_origin() {
+    let lab = Lab::start().await;
+    let origin = lab.server.url.clone();
+    let code = mint_code(&lab).await;
+
+    // Another site's page cannot sign the browser in with it, nor spend it.
+    for foreign in ["https://evil.example", "null"] {
+        let answer = redeem(&lab, &code, Some(foreign)).await;
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{foreign}");
+        assert!(answer.headers().get("set-cookie").is_none(), "{foreign}");
+    }
+
+    let signed_in = redeem(&lab, &code, Some(&origin)).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        signed_in
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/")
+    );
+    let (cookie, set_cookie) = session_cookie(&signed_in);
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(!set_cookie.contains(&code) && !set_cookie.contains(LAB_TOKEN));
+    let by_token = sign_in(&lab, LAB_TOKEN, Some(&origin)).await;
+    assert_eq!(
+        cookie,
+        session_cookie(&by_token).0,
+        "the same session a token sign-in gives"
+    );
+    let page = http()
+        .get(format!("{origin}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("HTML").contains("id=\"images\""));
+
+    // Once only.
+    let again = redeem(&lab, &code, Some(&origin)).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(again.headers().get("set-cookie").is_none());
+    let page = again.text().await.expect("HTML");
+    assert!(page.contains("id=\"sign-in-form\""), "{page}");
+    assert!(page.contains("expired or was already used"), "{page}");
+    assert!(!page.contains(&code));
+
+    // Made up, or a token posted as a code: refused the same way.
+    for wrong in ["A".repeat(43), LAB_TOKEN.to_owned(), String::new()] {
+        let answer = redeem(&lab, &wrong, Some(&origin)).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+        assert!(answer.headers().get("set-cookie").is_none());
+    }
+    // The form with the token typed by hand still works after all of that.
+    let typed = sign_in(&lab, LAB_TOKEN, Some(&origin)).await;
+    assert_eq!(typed.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_sign_in_code_is_refused() {
+    let lab = Lab::start_with(|config| config.sign_in_code_ttl_ms = 300).await;
+    let origin = lab.server.url.clone();
+    let stale = mint_code(&lab).await;
+    let fresh = mint_code(&lab).await;
+    // Within its lifetime a code works...
+    let answer = redeem(&lab, &fresh, Some(&origin)).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    // ...and past it, not.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let answer = redeem(&lab, &stale, Some(&origin)).await;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    assert!(answer.headers().get("set-cookie").is_none());
+    let page = answer.text().await.expect("HTML");
+    assert!(page.contains("expired or was already used"), "{page}");
+}
+
+/// What the page shows: the gallery's grid, the sign-in form, the error line, the URL and
+/// its fragment.
+const READ_PAGE: &str = "return [document.getElementById('images') !== null, \
+     document.getElementById('sign-in-form') !== null, \
+     (document.getElementById('sign-in-error') || {}).textContent || '', \
+     location.href, location.hash, document.cookie];";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_opened_at_a_sign_in_link_shows_the_gallery_with_a_clean_url() {
+    let lab = Lab::start().await;
+    let server = lab.server.url.clone();
+    let code = mint_code(&lab).await;
+    let driver = Driver::start().await.expect("chromium and chromedriver");
+
+    let session = driver.session().await.expect("a browser window");
+    session
+        .goto(&format!("{server}/#code={code}"))
+        .await
+        .expect("the page loads");
+    let shown = eventually(Duration::from_secs(20), || async {
+        let page = session.run(READ_PAGE).await.ok()?;
+        (page[0] == true).then_some(page)
+    })
+    .await
+    .expect("the gallery, signed in by the link");
+    assert_eq!(shown[1], false, "not the sign-in form: {shown}");
+    assert_eq!(shown[3], format!("{server}/"), "the clean URL: {shown}");
+    assert_eq!(shown[4], "", "no fragment left: {shown}");
+    assert_eq!(shown[5], "", "the cookie is HttpOnly");
+    // Going back never returns to the link: replaceState took the fragment out of its entry.
+    // (Whether the page's own sign-in post replaced that entry is Chromium's choice; the
+    // window's first entry is ChromeDriver's blank page.)
+    session
+        .run("window.hybridlabMarker = true; history.back(); return true;")
+        .await
+        .expect("back");
+    let back = eventually(Duration::from_secs(20), || async {
+        let page = session
+            .run("return [window.hybridlabMarker === true, location.href];")
+            .await
+            .ok()?;
+        (page[0] == false).then_some(page[1].clone())
+    })
+    .await
+    .expect("the entry before");
+    assert!(
+        !back.to_string().contains(&code),
+        "the code is in no history entry: {back}"
+    );
+
+    // Already signed in, a link still loses its fragment, and the page spends its code.
+    let unused = mint_code(&lab).await;
+    session
+        .goto(&format!("{server}/#code={unused}"))
+        .await
+        .expect("the page loads");
+    let shown = eventually(Duration::from_secs(20), || async {
+        let page = session
+            .run(
+                "return [document.getElementById('images') !== null, location.hash, \
+                 document.body.dataset.signInCode || ''];",
+            )
+            .await
+            .ok()?;
+        (page[0] == true && page[2] == "posted").then_some(page)
+    })
+    .await
+    .expect("the gallery, which posted the code");
+    assert_eq!(shown[1], "", "no fragment left: {shown}");
+    let spent = redeem(&lab, &unused, Some(&server)).await;
+    assert_eq!(
+        spent.status(),
+        StatusCode::UNAUTHORIZED,
+        "the page spent the code it was opened with"
+    );
+    session.close().await;
+
+    // A second browser with the same link gets the sign-in form and says why.
+    let other = driver.session().await.expect("another browser window");
+    other
+        .goto(&format!("{server}/#code={code}"))
+        .await
+        .expect("the page loads");
+    let refused = eventually(Duration::from_secs(20), || async {
+        let page = other.run(READ_PAGE).await.ok()?;
+        (page[1] == true && page[2] != "").then_some(page)
+    })
+    .await
+    .expect("the sign-in form with a message");
+    assert_eq!(refused[0], false, "no gallery: {refused}");
+    assert!(
+        refused[2]
+            .as_str()
+            .is_some_and(|m| m.contains("expired or was already used")),
+        "{refused}"
+    );
+    assert_eq!(refused[4], "", "no fragment left: {refused}");
+    // The form still takes the token typed by hand.
+    other
+        .run(&format!(
+            "document.getElementById('sign-in-token').value = '{LAB_TOKEN}'; \
+             document.getElementById('sign-in-form').submit(); return true;"
+        ))
+        .await
+        .expect("the sign-in form submits");
+    eventually(Duration::from_secs(20), || async {
+        let page = other.run(READ_PAGE).await.ok()?;
+        (page[0] == true).then_some(())
+    })
+    .await
+    .expect("the gallery after typing the token");
+    other.close().await;
 }

@@ -396,7 +396,13 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
     let cache = Scratch::new("cache");
     let cache_dir = cache.0.to_str().expect("UTF-8").to_owned();
     let id = StackId::generate().to_string();
-    let mut envs = vec![("HYBRIDLAB_CACHE_DIR", cache_dir.as_str())];
+    // The module and its Terraform state are state, not cache: they go to the state directory.
+    let state_root = cache.0.join("state");
+    let state_root_arg = state_root.to_str().expect("UTF-8").to_owned();
+    let mut envs = vec![
+        ("HYBRIDLAB_CACHE_DIR", cache_dir.as_str()),
+        ("HYBRIDLAB_STATE_DIR", state_root_arg.as_str()),
+    ];
     // The local mirror, where there is one, as a user would configure it.
     let config = mirror_config(&cache.0);
     let config_arg = config
@@ -420,7 +426,7 @@ async fn up_via_terraform_applies_or_fails_clearly_and_leaves_nothing_behind() {
         &envs,
     )
     .await;
-    let state_dir = cache.0.join("terraform").join(&id);
+    let state_dir = state_root.join("terraform").join(&id);
     if !up.status.success() {
         let message = stderr(&up);
         eprintln!("up --via terraform: {message}");

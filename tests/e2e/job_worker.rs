@@ -1199,8 +1199,8 @@ async fn the_jobs_view_shows_the_job_its_history_and_submits_another(
         );
         // Esc alone (followed at once by a key, a terminal reads Esc as Alt).
         console.type_keys("\x1b");
-        console.wait_for(&["j submit a file"], Duration::from_secs(10));
-        console.type_keys("j");
+        console.wait_for(&["s submit a file"], Duration::from_secs(10));
+        console.type_keys("s");
         console.type_keys(&format!("{}\r", input.display()));
         let text = console.wait_for(&["submitted j-"], Duration::from_secs(60));
         let submitted = text

@@ -3,9 +3,11 @@
 //! instances. One binary; a module per area.
 
 mod aws_timing;
+mod cli_aws_target;
 mod cli_bench;
 mod cli_config;
 mod cli_data;
+mod cli_gallery;
 mod cli_logs;
 mod cli_report;
 mod common;

@@ -141,10 +141,19 @@ async fn every_supported_format_and_colour_model_makes_correct_variants() {
             (256, 64),
         ),
         ("picture.webp", fixtures::webp(320, 240), "webp", (320, 240)),
+        // The first page only: the second is another size.
+        (
+            "scan.tiff",
+            fixtures::multipage_tiff(640, 400),
+            "tiff",
+            (640, 400),
+        ),
+        ("photo.bmp", fixtures::bmp(800, 600), "bmp", (800, 600)),
         ("animated.gif", fixtures::gif(120, 90), "gif", (120, 90)),
         // The extension lies: the format comes from the bytes.
         ("actually-png.jpg", fixtures::png(64, 48), "png", (64, 48)),
     ];
+    let count = cases.len();
     for (name, bytes, format, (width, height)) in cases {
         let url = lab.images.add(name, bytes, "application/octet-stream");
         let answer = process(&lab, &url).await;
@@ -155,6 +164,7 @@ async fn every_supported_format_and_colour_model_makes_correct_variants() {
         assert_eq!((response.width, response.height), (width, height), "{name}");
         let extension = match format {
             "jpeg" => "jpg",
+            "tiff" => "tif",
             other => other,
         };
         assert!(
@@ -185,6 +195,15 @@ async fn every_supported_format_and_colour_model_makes_correct_variants() {
                     "{name} {variant}: red {red}, green {green}"
                 );
             }
+            if name == "scan.tiff" {
+                // The first page's picture, not the flat blue second page.
+                let (x, y) = (image.width() / 2, image.height() / 2);
+                let [red, green, blue] = image.to_rgb8().get_pixel(x, y).0;
+                assert!(
+                    red > 60 && green > 60 && blue < 200,
+                    "{name} {variant}: {red},{green},{blue}"
+                );
+            }
             if name == "alpha.png" {
                 // The transparent left half is composited onto white, not black.
                 let pixel = image.to_rgb8().get_pixel(2, image.height() / 2).0;
@@ -195,5 +214,5 @@ async fn every_supported_format_and_colour_model_makes_correct_variants() {
             }
         }
     }
-    assert_eq!(rows(&lab).await.len(), 12);
+    assert_eq!(rows(&lab).await.len(), count, "one row per image");
 }

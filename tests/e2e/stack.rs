@@ -280,6 +280,25 @@ async fn a_dry_run_touches_nothing_and_an_injected_fault_leaves_a_stack_down_can
             .iter()
             .any(|r| r.starts_with("table"))
     );
+    let steps = String::from_utf8_lossy(&broken.stdout);
+    assert!(
+        steps.contains("Bringing up stack") && steps.contains(" ok table"),
+        "the steps as they happen:\n{steps}"
+    );
+    // --quiet: the error, and nothing of the steps or the preamble.
+    let quiet = run_cli(
+        &endpoint,
+        &["up", "--quiet", "--stack", &id],
+        &[("HYBRIDLAB_FAIL_AFTER_STEP", "table")],
+    )
+    .await;
+    assert!(!quiet.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stdout),
+        "",
+        "--quiet prints no steps"
+    );
+    assert!(String::from_utf8_lossy(&quiet.stderr).contains("HYBRIDLAB_FAIL_AFTER_STEP"));
 
     let unknown = run_cli(
         &endpoint,

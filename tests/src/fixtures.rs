@@ -102,6 +102,39 @@ pub fn webp(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A two-page TIFF as a scanner or Preview writes one: the photo-like first page of
+/// `width`×`height`, then a flat blue page of another size, which the server must ignore.
+pub fn multipage_tiff(width: u32, height: u32) -> Vec<u8> {
+    use tiff::encoder::{Compression, TiffEncoder, colortype};
+    let mut out = Cursor::new(Vec::new());
+    let mut encoder = TiffEncoder::new(&mut out)
+        .expect("an encoder")
+        .with_compression(Compression::Lzw);
+    encoder
+        .write_image::<colortype::RGB8>(width, height, rgb_picture(width, height).as_raw())
+        .expect("page 1");
+    let (second_width, second_height) = (height + 17, width + 5);
+    let blue = RgbImage::from_pixel(second_width, second_height, Rgb([0, 0, 255]));
+    encoder
+        .write_image::<colortype::RGB8>(second_width, second_height, blue.as_raw())
+        .expect("page 2");
+    out.into_inner()
+}
+
+/// A 24-bit BMP photo.
+pub fn bmp(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::bmp::BmpEncoder::new(&mut out)
+        .write_image(
+            rgb_picture(width, height).as_raw(),
+            width,
+            height,
+            ExtendedColorType::Rgb8,
+        )
+        .expect("encodes");
+    out
+}
+
 /// A two-frame animated GIF; the server takes its first frame.
 pub fn gif(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();

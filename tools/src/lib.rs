@@ -6,6 +6,8 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod state_move;
+
 /// The moto release line hybridlab is written against (server mode, no Docker).
 pub const MOTO_REQUIREMENT: &str = "moto[server]>=5.1,<5.3";
 
@@ -24,6 +26,26 @@ pub fn cache_dir() -> PathBuf {
         return PathBuf::from(home).join(".cache").join("hybridlab");
     }
     std::env::temp_dir().join("hybridlab-cache")
+}
+
+/// Where hybridlab keeps what must outlive a cache cleaner (the record of every stack, the
+/// Terraform modules with their state and variables, the console's log):
+/// `$HYBRIDLAB_STATE_DIR`, else `$XDG_STATE_HOME/hybridlab`, else `~/.local/state/hybridlab`,
+/// else a directory under the system's temporary directory.
+pub fn state_dir() -> PathBuf {
+    if let Some(dir) = non_empty_env("HYBRIDLAB_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = non_empty_env("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("hybridlab");
+    }
+    if let Some(home) = non_empty_env("HOME") {
+        return PathBuf::from(home)
+            .join(".local")
+            .join("state")
+            .join("hybridlab");
+    }
+    std::env::temp_dir().join("hybridlab-state")
 }
 
 fn non_empty_env(name: &str) -> Option<String> {
@@ -186,11 +208,16 @@ fn ensure_pip_tool(tool: &PipTool, progress: &mut dyn FnMut(&str)) -> Result<Pat
     let install = ensure_moto(progress)?;
     let executable = install.venv.join("bin").join(tool.executable);
     let marker = install.venv.join(format!(".hybridlab-{}", tool.executable));
-    if executable.exists() && marker.exists() {
+    // The marker holds the requirement installed: a changed pin installs again.
+    let installed = || {
+        executable.exists()
+            && fs::read_to_string(&marker).is_ok_and(|recorded| recorded == tool.requirement)
+    };
+    if installed() {
         return Ok(executable);
     }
     let _lock = lock_venv()?;
-    if executable.exists() && marker.exists() {
+    if installed() {
         return Ok(executable);
     }
     progress(&format!(
@@ -236,13 +263,67 @@ pub fn ensure_cfn_lint(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ToolEr
     ensure_pip_tool(&tool, progress)
 }
 
-/// cargo-lambda (from PyPI, with the Zig toolchain it brings) in hybridlab's virtualenv,
-/// installed on first use: it builds binaries that run on Amazon Linux. Returns the venv's
-/// `bin` directory, to put first on `PATH` so that `cargo lambda` finds it.
+/// The cargo-lambda version hybridlab installs when none that fits is on `PATH`.
+macro_rules! cargo_lambda_pin {
+    () => {
+        "1.9.2"
+    };
+}
+pub const CARGO_LAMBDA_PIN: &str = cargo_lambda_pin!();
+/// The cargo-lambda major version whose `build --release --target ... --bin` hybridlab uses.
+const CARGO_LAMBDA_MAJOR: u32 = 1;
+
+/// The version `cargo-lambda lambda --version` printed (`cargo-lambda 1.9.2 (67129fc
+/// 2026-08-21Z)`).
+pub fn cargo_lambda_version(output: &str) -> Option<(u32, u32, u32)> {
+    let version = output.split_whitespace().nth(1)?;
+    let mut numbers = version
+        .split(['.', '-', '+'])
+        .map(|part| part.parse::<u32>().ok());
+    Some((numbers.next()??, numbers.next()??, numbers.next()??))
+}
+
+/// Whether a cargo-lambda of `version` builds the lab's programs as hybridlab asks: a 1.x (a
+/// later 1.x than the pin is trusted to keep the flags, as semantic versioning says).
+fn cargo_lambda_fits(version: (u32, u32, u32)) -> bool {
+    version.0 == CARGO_LAMBDA_MAJOR
+}
+
+/// The directory of the `cargo-lambda` on `PATH` and its version, if there is one.
+fn cargo_lambda_on_path() -> Option<(PathBuf, (u32, u32, u32))> {
+    let path = std::env::var_os("PATH")?;
+    let executable = std::env::split_paths(&path)
+        .map(|dir| dir.join("cargo-lambda"))
+        .find(|candidate| candidate.is_file())?;
+    // cargo runs it as `cargo-lambda lambda ...`; a bare `--version` is refused.
+    let output = Command::new(&executable)
+        .args(["lambda", "--version"])
+        .output()
+        .ok()?;
+    let version = cargo_lambda_version(&String::from_utf8_lossy(&output.stdout))?;
+    Some((executable.parent()?.to_path_buf(), version))
+}
+
+/// cargo-lambda, which builds binaries that run on Amazon Linux: the one on `PATH` when its
+/// version fits, else version [`CARGO_LAMBDA_PIN`] from PyPI (with the Zig toolchain it
+/// brings) in hybridlab's virtualenv, installed on first use. Returns the directory to put
+/// first on `PATH` so that `cargo lambda` finds it.
 pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ToolError> {
+    if let Some((dir, (major, minor, patch))) = cargo_lambda_on_path() {
+        if cargo_lambda_fits((major, minor, patch)) {
+            progress(&format!(
+                "hybridlab: using cargo-lambda {major}.{minor}.{patch} from {}",
+                dir.display()
+            ));
+            return Ok(dir);
+        }
+        progress(&format!(
+            "hybridlab: the cargo-lambda on PATH is {major}.{minor}.{patch}; hybridlab needs {CARGO_LAMBDA_MAJOR}.x, so it installs {CARGO_LAMBDA_PIN} for itself"
+        ));
+    }
     let tool = PipTool {
-        name: "cargo-lambda",
-        requirement: "cargo-lambda",
+        name: concat!("cargo-lambda ", cargo_lambda_pin!()),
+        requirement: concat!("cargo-lambda==", cargo_lambda_pin!()),
         executable: "cargo-lambda",
     };
     let executable = ensure_pip_tool(&tool, progress)?;
@@ -250,4 +331,31 @@ pub fn ensure_cargo_lambda(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, To
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or(executable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_lambdas_version_is_read_and_only_a_1_x_fits() {
+        assert_eq!(
+            cargo_lambda_version("cargo-lambda 1.9.2 (67129fc 2026-08-21Z)\n"),
+            Some((1, 9, 2))
+        );
+        assert_eq!(
+            cargo_lambda_version("cargo-lambda 1.0.0-rc.1"),
+            Some((1, 0, 0))
+        );
+        assert_eq!(cargo_lambda_version("cargo-lambda"), None);
+        assert_eq!(cargo_lambda_version("cargo-lambda 1.x"), None);
+        assert!(cargo_lambda_fits((1, 9, 2)) && cargo_lambda_fits((1, 0, 0)));
+        assert!(!cargo_lambda_fits((0, 22, 0)) && !cargo_lambda_fits((2, 0, 0)));
+        assert_eq!(
+            cargo_lambda_version(&format!("cargo-lambda {CARGO_LAMBDA_PIN}"))
+                .map(cargo_lambda_fits),
+            Some(true),
+            "the pin fits"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Every contract two of the lab's programs share, written and read in one place: the wire
 //! types (what the server answers, what the proxy returns, the metadata row), the object
-//! [`keys`], the [`tags`], the [`launch`] description, Lambda's [`report`] line, the [`sandbox`].
+//! [`keys`], the [`tags`], the [`launch`] description, Lambda's [`report`] line, the [`sandbox`],
+//! the gallery's one-time [`sign_in`].
 //!
 //! Serde only by default, so the proxy stays light; feature `dynamodb` adds the row as a
 //! DynamoDB item (`item`), the row read, the SDK error line and the pipeline's status changes
@@ -25,6 +26,7 @@ pub mod report;
 pub mod sandbox;
 #[cfg(feature = "dynamodb")]
 pub mod sdk_error;
+pub mod sign_in;
 pub mod tags;
 pub mod tls;
 pub mod token;

@@ -42,6 +42,7 @@ pub fn run_of(label: &str, concurrency: usize, samples: Vec<Sample>) -> Run {
             duration_s: None,
             warmup: 0,
             payloads: 1,
+            interrupted: false,
             started_at: "2026-11-03T10:00:00Z".to_owned(),
         },
         summary: stats::summarize(&samples),

@@ -95,11 +95,14 @@ pub fn label_runs(files: Vec<(PathBuf, RunFile)>) -> Vec<LabeledRun> {
     for (file_index, (path, file)) in files.into_iter().enumerate() {
         let stem = stem_of(&path);
         for run in file.runs {
-            let label = if prefix_with_stem {
+            let mut label = if prefix_with_stem {
                 format!("{stem}: {}", run.config.label)
             } else {
                 run.config.label.clone()
             };
+            if run.config.interrupted {
+                label.push_str(" (partial)");
+            }
             labeled.push(LabeledRun {
                 label,
                 file: path.clone(),

@@ -302,6 +302,11 @@ fn run_section(
         (None, Some(seconds)) => format!("{seconds} s"),
         (None, None) => "–".to_owned(),
     };
+    let stop = if config.interrupted {
+        format!("{stop}; **interrupted by Ctrl-C: a partial run**")
+    } else {
+        stop
+    };
     let settings = [
         (
             "file",

@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::invoke::AimArgs;
-use super::output::{paint, stderr_is_terminal, stdout_colour};
+use super::output::{Goal, paint, stderr_is_terminal, stdout_colour};
 use crate::lab::invoke::aim;
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
@@ -254,12 +254,13 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
     let mut runs = Vec::new();
     for (label, plan) in plans {
         let progress = Arc::new(Progress::default());
-        let display = tokio::spawn(show_progress(
-            label.clone(),
-            plan.requests,
-            progress.clone(),
-        ));
-        let config = RunConfig {
+        let goal = match (plan.requests, plan.duration) {
+            (Some(requests), _) => Goal::Count(requests),
+            (None, Some(duration)) => Goal::Time(duration),
+            (None, None) => Goal::Open,
+        };
+        let display = tokio::spawn(show_progress(label.clone(), goal, progress.clone()));
+        let mut config = RunConfig {
             label,
             target: aim.clients.describe(),
             stack: aim.stack.clone(),
@@ -269,24 +270,44 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             duration_s: plan.duration.map(|d| d.as_secs_f64()),
             warmup: plan.warmup,
             payloads: plan.payloads.len(),
+            interrupted: false,
             started_at: hybridlab_wire::now_rfc3339(),
         };
-        let stop = progress.clone();
-        let samples = tokio::select! {
-            samples = engine::run(invoker.clone(), &plan, progress.clone()) => samples,
-            _ = tokio::signal::ctrl_c() => {
-                stop.stop.store(true, Ordering::Relaxed);
-                bail!("interrupted; nothing was saved")
+        // The first Ctrl-C stops sending and keeps what the run measured; a second one quits.
+        let engine = engine::run(invoker.clone(), &plan, progress.clone());
+        tokio::pin!(engine);
+        let samples = loop {
+            tokio::select! {
+                samples = &mut engine => break samples,
+                _ = tokio::signal::ctrl_c() => {
+                    if config.interrupted {
+                        display.abort();
+                        super::output::clear_progress();
+                        eprintln!("hybridlab: interrupted again; nothing was saved");
+                        return Ok(ExitCode::from(super::exit::INTERRUPTED));
+                    }
+                    config.interrupted = true;
+                    progress.stop.store(true, Ordering::Relaxed);
+                    super::output::clear_progress();
+                    eprintln!(
+                        "hybridlab: interrupted: no more invocations are sent; those in flight finish and the run is kept as a partial run (Ctrl-C again quits at once)"
+                    );
+                }
             }
         };
         display.abort();
         super::output::clear_progress();
         let summary = summarize(&samples);
+        let interrupted = config.interrupted;
         runs.push(Run {
             config,
             summary,
             samples,
         });
+        if interrupted {
+            // The sweep's other levels are not run.
+            break;
+        }
     }
     let file = RunFile::new(runs);
     if let Some(path) = &args.out {
@@ -319,15 +340,18 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
         .runs
         .iter()
         .all(|run| run.summary.ok == run.summary.invocations);
-    Ok(if all_ok {
+    let interrupted = file.runs.iter().any(|run| run.config.interrupted);
+    Ok(if interrupted {
+        ExitCode::from(super::exit::INTERRUPTED)
+    } else if all_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(super::exit::FAILED)
     })
 }
 
-/// A bar redrawn on a terminal; a plain line every few seconds otherwise.
-async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress>) {
+/// A bar redrawn on a terminal, with the time left; a plain line every few seconds otherwise.
+async fn show_progress(label: String, goal: Goal, progress: Arc<Progress>) {
     let terminal = stderr_is_terminal();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(super::output::progress_every(terminal));
@@ -344,7 +368,7 @@ async fn show_progress(label: String, total: Option<u64>, progress: Arc<Progress
                 "invocations",
                 done,
                 failed,
-                total,
+                goal,
                 started.elapsed(),
                 terminal,
             )
@@ -364,10 +388,15 @@ fn print_run(run: &Run) {
         } => format!("open loop, {rate}/s, at most {max_in_flight} in flight"),
     };
     println!(
-        "{} {} on {} ({shape})",
+        "{} {} on {} ({shape}){}",
         paint(&run.config.label, Tone::Accent, colour),
         run.config.function,
-        run.config.target
+        run.config.target,
+        if run.config.interrupted {
+            paint(" - interrupted: a partial run", Tone::Warn, colour)
+        } else {
+            String::new()
+        }
     );
     println!(
         "  {} invocations in {:.2}s: {:.1}/s, {} ok, {} cold starts",

@@ -43,6 +43,13 @@ fn print(settings: &Resolved, path: Option<&std::path::Path>) {
             Some(source.unwrap_or(&Source::Default)),
         );
     }
+    if let Some(redirect) = &settings.aws_endpoint_override {
+        line(
+            "endpoint",
+            Some(&format!("{} (instead of AWS's)", redirect.value)),
+            Some(&redirect.source),
+        );
+    }
     let (profile, source) = text(&settings.profile);
     line("profile", profile, source);
     let (region, source) = text(&settings.region);
@@ -52,6 +59,12 @@ fn print(settings: &Resolved, path: Option<&std::path::Path>) {
     }
     let (url, source) = text(&settings.image_url);
     line("image_url", url, source);
+    let (theme, source) = text(&settings.theme);
+    line(
+        "theme",
+        Some(theme.unwrap_or("dark")),
+        Some(source.unwrap_or(&Source::Default)),
+    );
 }
 
 pub fn run(args: &TargetArgs, json: bool) -> anyhow::Result<ExitCode> {

@@ -10,6 +10,7 @@ pub mod db;
 pub mod down;
 pub mod exit;
 pub mod export;
+pub mod gallery;
 pub mod iam_policy;
 pub mod invoke;
 pub mod job;
@@ -37,9 +38,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     output::choose_colour(cli.color);
+    output::choose_quiet(cli.quiet);
     // The sandbox in the foreground logs on its own terms, and the console owns the screen.
     if !matches!(cli.command, None | Some(Command::Sandbox(_))) {
         install_logging(cli.verbose);
+    }
+    if !matches!(cli.command, Some(Command::Completions { .. })) {
+        for moved in crate::lab::state_home::move_from_cache() {
+            eprintln!("hybridlab: {moved}");
+        }
     }
     // The commands that need no target run even with a config file that cannot be used.
     match cli.command {
@@ -61,22 +68,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let (target, settings) = cli.target.resolve()?;
     match cli.command {
-        None => runtime.block_on(crate::tui::run(
-            &target,
-            crate::tui::ConsoleOptions {
-                stack: cli.stack,
-                image_url: settings.image_url.map(|url| url.value),
-                // The console draws on a terminal: with `auto`, NO_COLOR alone decides.
-                colour: output::colour_allowed(
-                    cli.color,
-                    std::env::var("NO_COLOR").ok().as_deref(),
-                    true,
-                ),
-            },
-        )),
+        None => {
+            let theme = match &settings.theme {
+                Some(theme) => theme
+                    .value
+                    .parse()
+                    .map_err(|err: String| anyhow::anyhow!("{err} (from {})", theme.source))?,
+                None => crate::tui::palette::Theme::default(),
+            };
+            runtime.block_on(crate::tui::run(
+                &target,
+                crate::tui::ConsoleOptions {
+                    stack: cli.stack,
+                    image_url: settings.image_url.map(|url| url.value),
+                    // The console draws on a terminal: with `auto`, NO_COLOR alone decides.
+                    colour: output::colour_allowed(
+                        cli.color,
+                        std::env::var("NO_COLOR").ok().as_deref(),
+                        true,
+                    ),
+                    theme,
+                },
+            ))
+        }
         Some(Command::Up(args)) => runtime.block_on(up::up(&target, args)),
         Some(Command::Down(args)) => runtime.block_on(down::down(&target, args)),
         Some(Command::Status(args)) => runtime.block_on(status::status(&target, args)),
+        Some(Command::Gallery(args)) => runtime.block_on(gallery::run(&target, args)),
         Some(Command::Invoke(args)) => runtime.block_on(invoke::run(&target, args)),
         Some(Command::Bench(args)) => runtime.block_on(bench::run(&target, *args)),
         Some(Command::Logs(args)) => runtime.block_on(logs::run(&target, args)),
@@ -159,8 +177,13 @@ pub struct Cli {
 
     /// Log what the command does on standard error: -v its steps and retries, -vv with the
     /// details (RUST_LOG, when set, chooses instead).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// Print only the result and the errors: no steps as they happen, no progress lines, no
+    /// notice that the sandbox starts.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     /// Colour: on a terminal unless NO_COLOR is set (auto), always (into a pipe too:
     /// `hybridlab logs --color always | less -R`), or never.
@@ -232,13 +255,14 @@ impl TargetArgs {
             (crate::lab::config::TargetKind::Aws, _) => TargetChoice::Aws {
                 region: value(&settings.region),
                 profile: value(&settings.profile),
+                say: |line| eprintln!("hybridlab: {line}"),
             },
             (crate::lab::config::TargetKind::Sandbox, Some(endpoint)) => {
                 TargetChoice::Endpoint(endpoint.value.clone())
             }
-            (crate::lab::config::TargetKind::Sandbox, None) => TargetChoice::LocalSandbox {
-                say: |line| eprintln!("{line}"),
-            },
+            (crate::lab::config::TargetKind::Sandbox, None) => {
+                TargetChoice::LocalSandbox { say: output::say }
+            }
         };
         Ok((choice, settings))
     }
@@ -253,11 +277,14 @@ pub enum Command {
     /// server answers and the function is Active.
     Up(UpArgs),
     /// Delete every resource of a stack, found by name and tag, and sweep for leftovers.
-    /// Exits 2 if anything remains.
+    /// Exits 6 if anything remains.
     Down(DownArgs),
     /// Every resource of the stack with its live state, the server's health, uptime and cost.
     /// Exits 3 if there is no stack, 4 if the stack is incomplete or unhealthy.
     Status(StatusArgs),
+    /// Open the stack's gallery in the browser, signed in with a one-time link (the token is
+    /// never in a URL nor on a command line), and print its URL. Exits 3 if there is no stack.
+    Gallery(GalleryArgs),
     /// Invoke the stack's function once and show the answer with its timing breakdown: the
     /// client round trip, Lambda's duration and billed duration, cold or warm, and the image
     /// server's stages.
@@ -309,6 +336,11 @@ pub struct UpArgs {
     /// Print the plan (every resource, its name and settings) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// On AWS, create without showing the plan and its cost and asking first (required when
+    /// standard input is not a terminal).
+    #[arg(long, short = 'y', conflicts_with = "dry_run")]
+    pub yes: bool,
 
     #[command(flatten)]
     pub shape: StackShape,
@@ -415,6 +447,21 @@ pub struct DownArgs {
     /// Delete a stack `up --via terraform` made with `terraform destroy`.
     #[arg(long, value_enum, conflicts_with = "all")]
     pub via: Option<Via>,
+}
+
+#[derive(Debug, Args)]
+pub struct GalleryArgs {
+    /// The stack (default: the target's only stack with a record on this machine).
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Print the URL and where the token is; open no browser and make no sign-in link.
+    #[arg(long)]
+    pub no_open: bool,
+
+    /// One JSON object: `{"stack", "url", "opened", "state_file"}` (never the token).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

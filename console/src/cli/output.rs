@@ -33,6 +33,27 @@ pub fn colour_choice() -> ColorChoice {
     COLOR_CHOICE.get().copied().unwrap_or_default()
 }
 
+/// Whether `--quiet` was given, set once by [`choose_quiet`].
+static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Records the command line's `--quiet` for every output of the process.
+pub fn choose_quiet(quiet: bool) {
+    let _ = QUIET.set(quiet);
+}
+
+/// Whether the command prints only its result and its errors: no steps as they happen, no
+/// progress lines, no notices of what it is about to do.
+pub fn quiet() -> bool {
+    QUIET.get().copied().unwrap_or(false)
+}
+
+/// Says `line` on standard error, unless `--quiet`.
+pub fn say(line: &str) {
+    if !quiet() {
+        eprintln!("{line}");
+    }
+}
+
 /// Whether colour applies: as `choice` says, and for `auto` when `NO_COLOR` is unset or empty
 /// and the stream is a terminal.
 pub fn colour_allowed(
@@ -89,6 +110,9 @@ pub fn progress_every(terminal: bool) -> Duration {
 /// Draws `line` on standard error: over the last one on a terminal, as a new line otherwise.
 pub fn draw_progress(line: &str, terminal: bool) {
     use std::io::Write as _;
+    if quiet() {
+        return;
+    }
     if terminal {
         eprint!("\r\x1b[2K{line}");
     } else {
@@ -99,7 +123,7 @@ pub fn draw_progress(line: &str, terminal: bool) {
 
 /// Erases the progress line a finished run leaves on a terminal.
 pub fn clear_progress() {
-    if stderr_is_terminal() {
+    if stderr_is_terminal() && !quiet() {
         eprint!("\r\x1b[2K");
     }
 }
@@ -124,7 +148,7 @@ pub async fn show_progress(
             unit,
             done.load(std::sync::atomic::Ordering::Relaxed),
             0,
-            Some(total),
+            Goal::Count(total),
             started.elapsed(),
             terminal,
         );
@@ -132,32 +156,71 @@ pub async fn show_progress(
     }
 }
 
-/// `c=8 [#########.........] 450/1000  903/s  2 failed`; piped, the count names `unit`
-/// (`450/1000 invocations`).
+/// When a run ends: after a count of things, after a time, or when it is stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Goal {
+    Count(u64),
+    Time(Duration),
+    Open,
+}
+
+/// A bar of `WIDTH` cells, `part` of it filled (0 to 1).
+fn bar_of(part: f64) -> String {
+    const WIDTH: usize = 24;
+    let filled = ((part.clamp(0.0, 1.0) * WIDTH as f64) as usize).min(WIDTH);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(WIDTH - filled))
+}
+
+/// `c=8 [#########.........] 450/1000  903/s  2 failed  ETA 1s`, or for a timed run
+/// `c=8 [####......] 15s/60s  450 done  30/s  2 failed  ETA 45s`; piped, no bar and the count
+/// names `unit` (`450/1000 invocations`).
 pub fn progress_line(
     label: &str,
     unit: &str,
     done: u64,
     failed: u64,
-    total: Option<u64>,
+    goal: Goal,
     elapsed: Duration,
     bar: bool,
 ) -> String {
-    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
-    let count = match total {
-        Some(total) if bar => {
-            const WIDTH: u64 = 24;
-            let filled = (done.min(total) * WIDTH / total.max(1)) as usize;
-            format!(
-                "[{}{}] {done}/{total}",
-                "#".repeat(filled),
-                ".".repeat(WIDTH as usize - filled)
-            )
+    let seconds = elapsed.as_secs_f64();
+    let rate = done as f64 / seconds.max(1e-3);
+    let (count, left) = match goal {
+        Goal::Count(total) => {
+            let count = if bar {
+                format!(
+                    "{} {done}/{total}",
+                    bar_of(done as f64 / total.max(1) as f64)
+                )
+            } else {
+                format!("{done}/{total} {unit}")
+            };
+            // From the rate so far; none before the first is done.
+            let left = (done > 0).then(|| total.saturating_sub(done) as f64 / rate);
+            (count, left)
         }
-        Some(total) => format!("{done}/{total} {unit}"),
-        None => format!("{done} {unit}"),
+        Goal::Time(limit) => {
+            let limit_s = limit.as_secs_f64();
+            let clock = format!("{:.0}s/{:.0}s", seconds.min(limit_s), limit_s);
+            let count = if bar {
+                format!(
+                    "{} {clock}  {done} done",
+                    bar_of(seconds / limit_s.max(1e-3))
+                )
+            } else {
+                format!("{clock}  {done} {unit}")
+            };
+            (count, Some((limit_s - seconds).max(0.0)))
+        }
+        Goal::Open => (format!("{done} {unit}"), None),
     };
-    format!("{label} {count}  {rate:.0}/s  {failed} failed")
+    let eta = left.map_or_else(String::new, |left| format!("  ETA {}", eta_text(left)));
+    format!("{label} {count}  {rate:.0}/s  {failed} failed{eta}")
+}
+
+/// `45s`, `3m20s`, `1h05m`: the time left, rounded up to the second.
+fn eta_text(seconds: f64) -> String {
+    crate::lab::units::human_duration(seconds.ceil() as u64)
 }
 
 #[cfg(test)]
@@ -171,24 +234,58 @@ mod tests {
             "invocations",
             450,
             2,
-            Some(1000),
+            Goal::Count(1000),
             Duration::from_secs(1),
             true,
         );
         assert_eq!(
             line,
-            "c=8 [##########..............] 450/1000  450/s  2 failed"
+            "c=8 [##########..............] 450/1000  450/s  2 failed  ETA 2s"
         );
         let plain = progress_line(
             "c=8",
             "invocations",
             450,
             2,
-            Some(1000),
+            Goal::Count(1000),
             Duration::from_secs(1),
             false,
         );
-        assert_eq!(plain, "c=8 450/1000 invocations  450/s  2 failed");
+        assert_eq!(plain, "c=8 450/1000 invocations  450/s  2 failed  ETA 2s");
+    }
+
+    #[test]
+    fn a_timed_run_shows_its_clock_and_the_time_left() {
+        let line = progress_line(
+            "rate=30/s",
+            "invocations",
+            450,
+            0,
+            Goal::Time(Duration::from_secs(60)),
+            Duration::from_secs(15),
+            true,
+        );
+        assert_eq!(
+            line,
+            "rate=30/s [######..................] 15s/60s  450 done  30/s  0 failed  ETA 45s"
+        );
+        let piped = progress_line(
+            "c=4",
+            "invocations",
+            10,
+            1,
+            Goal::Time(Duration::from_secs(200)),
+            Duration::from_secs(250),
+            false,
+        );
+        assert_eq!(
+            piped,
+            "c=4 200s/200s  10 invocations  0/s  1 failed  ETA 0s"
+        );
+        assert_eq!(
+            progress_line("c=1", "uploads", 0, 0, Goal::Open, Duration::ZERO, true),
+            "c=1 0 uploads  0/s  0 failed"
+        );
     }
 
     #[test]

@@ -8,13 +8,18 @@ use std::time::Instant;
 use hybridlab_provision::stack::{Reporter, StepEvent, StepStatus};
 use serde_json::json;
 
-/// Prints events as lines (or JSON lines), with the time since the command started.
+/// Prints events as lines (or JSON lines), with the time since the command started; with
+/// `--quiet`, only the failures.
 pub fn printer(json: bool) -> Reporter {
+    let quiet = super::output::quiet();
     let started = Instant::now();
     Arc::new(move |event: StepEvent| {
         let mut out = std::io::stdout().lock();
         if json {
             let _ = writeln!(out, "{}", json!({"type": "step", "event": event}));
+            return;
+        }
+        if quiet && event.status != StepStatus::Failed {
             return;
         }
         let mark = match event.status {

@@ -1,5 +1,5 @@
 //! `hybridlab up --via terraform` and `down --via terraform`: the exported module in the
-//! stack's own directory under the cache, `terraform init` then `apply` (or `destroy`), with
+//! stack's own directory under the state directory, `terraform init` then `apply` (or `destroy`), with
 //! Terraform's progress shown as `up`'s steps are.
 
 use std::path::{Path, PathBuf};
@@ -11,23 +11,24 @@ use hybridlab_provision::iac::{stage_programs, terraform};
 use hybridlab_provision::stack::artifacts::{ArtifactSource, Variants, build};
 use hybridlab_provision::stack::up::{ServerCertificate, new_token};
 use hybridlab_provision::stack::{self, Scope, StackClients, StackId, StackSettings, Target};
-use hybridlab_tools::cache_dir;
+use hybridlab_tools::state_dir;
 use serde_json::json;
 
 use super::export::{write_module, write_private};
 use super::steps::printer;
 use super::{DownArgs, UpArgs};
 use crate::lab::stack::down_summary;
+use crate::lab::state_home::TERRAFORM_MODULES_DIR;
 use crate::lab::target::{TargetChoice, connect};
 
 /// Where the module and the Terraform state of stack `id` live.
 fn stack_dir(id: &StackId) -> PathBuf {
-    cache_dir().join("terraform").join(id.as_str())
+    state_dir().join(TERRAFORM_MODULES_DIR).join(id.as_str())
 }
 
 /// Stacks `up --via terraform` made and `down --via terraform` has not removed.
 fn known_stacks() -> Vec<StackId> {
-    let Ok(entries) = std::fs::read_dir(cache_dir().join("terraform")) else {
+    let Ok(entries) = std::fs::read_dir(state_dir().join(TERRAFORM_MODULES_DIR)) else {
         return Vec::new();
     };
     let mut stacks: Vec<StackId> = entries
@@ -80,9 +81,10 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
         None => StackId::generate(),
     };
     let settings = args.shape.settings(clients.region.clone());
+    super::up::confirm_spending(&clients, &id, &settings, args.yes)?;
     let dir = stack_dir(&id);
     let fresh = !dir.join("terraform.tfstate").exists();
-    if !args.json {
+    if !args.json && !super::output::quiet() {
         println!(
             "Bringing up stack {id} on {} with Terraform in {}...",
             clients.describe(),

@@ -1,18 +1,84 @@
 //! `hybridlab up`: pick the target (starting the sandbox if it is the local one and not
 //! running), pick the stack, print the plan (`--dry-run`) or run the provision crate and print
-//! its steps and what was made. `--via terraform` hands over to [`super::terraform`].
+//! its steps and what was made. On AWS it first shows the plan and what it costs per hour and
+//! asks, as `terraform apply` does (`--yes` skips the question). `--via terraform` hands over
+//! to [`super::terraform`], which asks the same.
 
+use std::io::{BufRead, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use hybridlab_provision::stack::{self, StackClients, StackId, StackState, Target};
+use anyhow::{Context as _, bail};
+use hybridlab_provision::stack::{self, StackClients, StackId, StackSettings, StackState, Target};
 use serde_json::json;
 
 use super::UpArgs;
 use super::steps::printer;
 use crate::lab::choose_stack;
 use crate::lab::sandbox::endpoint_without_starting;
-use crate::lab::stack::{NextStep, fail_after_from_env, up_incomplete, up_options, up_summary};
+use crate::lab::stack::{
+    NextStep, fail_after_from_env, spending_notice, up_incomplete, up_options, up_summary,
+};
 use crate::lab::target::{TargetChoice, connect};
+
+/// The plan, resource by resource, as `--dry-run` and the question before spending show it.
+fn plan_lines(stack: &StackId, settings: &StackSettings) -> Vec<String> {
+    let mut lines = Vec::new();
+    for resource in stack::plan(stack, settings) {
+        let kind = if resource.kind.is_empty() {
+            "-"
+        } else {
+            resource.kind
+        };
+        lines.push(format!(
+            "  {:<20} {:<26} {}",
+            resource.step.name(),
+            kind,
+            resource.name
+        ));
+        for (key, value) in resource.settings {
+            lines.push(format!("  {:<20} {:<26}   {key}: {value}", "", ""));
+        }
+    }
+    lines
+}
+
+/// On AWS, unless `yes`: shows the plan and its hourly cost on standard error and asks on the
+/// terminal; anything but `y`/`yes` cancels before anything is created. Without a terminal
+/// to ask on, `--yes` is required. The sandbox costs nothing and is never asked about.
+pub fn confirm_spending(
+    clients: &StackClients,
+    stack: &StackId,
+    settings: &StackSettings,
+    yes: bool,
+) -> anyhow::Result<()> {
+    if clients.is_sandbox() || yes {
+        return Ok(());
+    }
+    let target = clients.describe();
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to create stack {stack} on {target} without confirmation: pass --yes (`hybridlab up --dry-run` shows the plan)"
+        );
+    }
+    let mut stderr = std::io::stderr().lock();
+    writeln!(stderr, "Plan for stack {stack} on {target}:")?;
+    for line in plan_lines(stack, settings) {
+        writeln!(stderr, "{line}")?;
+    }
+    writeln!(stderr, "{}", spending_notice(settings))?;
+    write!(stderr, "Create these resources on {target}? [y/N] ")?;
+    stderr.flush()?;
+    drop(stderr);
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        bail!("cancelled: nothing was created");
+    }
+    Ok(())
+}
 
 pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.via == Some(super::Via::Terraform) {
@@ -55,27 +121,18 @@ pub async fn up(target: &TargetChoice, args: UpArgs) -> anyhow::Result<ExitCode>
                 "Plan for stack {stack} on {} (nothing is changed):",
                 clients.describe()
             );
-            for resource in plan {
-                let kind = if resource.kind.is_empty() {
-                    "-"
-                } else {
-                    resource.kind
-                };
-                println!(
-                    "  {:<20} {:<26} {}",
-                    resource.step.name(),
-                    kind,
-                    resource.name
-                );
-                for (key, value) in resource.settings {
-                    println!("  {:<20} {:<26}   {key}: {value}", "", "");
-                }
+            for line in plan_lines(&stack, &settings) {
+                println!("{line}");
+            }
+            if !clients.is_sandbox() {
+                println!("{}", spending_notice(&settings));
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
+    confirm_spending(&clients, &stack, &settings, args.yes)?;
 
-    if !args.json {
+    if !args.json && !super::output::quiet() {
         println!("Bringing up stack {stack} on {}...", clients.describe());
     }
     match stack::up(&clients, options, printer(args.json)).await {

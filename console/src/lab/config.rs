@@ -1,7 +1,7 @@
 //! Where the target and the defaults come from: the command line's flags, then the
-//! environment (`HYBRIDLAB_TARGET`, `HYBRIDLAB_ENDPOINT`, `AWS_PROFILE`, `AWS_REGION`, ...), then
-//! the config file (`$XDG_CONFIG_HOME/hybridlab/config.toml`), then the defaults: the same order
-//! as the AWS CLI's. [`resolve`] is plain logic over those three inputs, so the precedence is
+//! environment (`HYBRIDLAB_TARGET`, `HYBRIDLAB_ENDPOINT`, `AWS_ENDPOINT_URL`, `AWS_PROFILE`,
+//! `AWS_REGION`, ...), then the config file (`$XDG_CONFIG_HOME/hybridlab/config.toml`), then the
+//! defaults: the same order as the AWS CLI's. [`resolve`] is plain logic over those three inputs, so the precedence is
 //! tested without a file or a process environment; the binary reads them ([`load_file`]).
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,17 @@ use serde::{Deserialize, Serialize};
 pub const TARGET_ENV: &str = "HYBRIDLAB_TARGET";
 /// The environment variable that names an AWS-compatible endpoint as the local target.
 pub const ENDPOINT_ENV: &str = "HYBRIDLAB_ENDPOINT";
+/// `AWS_ENDPOINT_URL` sends every AWS call to another endpoint (LocalStack's and moto's users
+/// set it). With no target chosen it makes that endpoint the local target; with AWS chosen,
+/// AWS's calls go there, as the AWS CLI's do, and the header says so.
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` turns it off, for hybridlab as for the SDKs.
+pub use hybridlab_provision::stack::target::{
+    ENDPOINT_URL_ENV as AWS_ENDPOINT_ENV, IGNORE_ENDPOINTS_ENV,
+};
 /// The environment variable with the image URL the console invokes with.
 pub const IMAGE_URL_ENV: &str = "HYBRIDLAB_IMAGE_URL";
+/// The environment variable with the console's theme.
+pub const THEME_ENV: &str = "HYBRIDLAB_THEME";
 
 /// The config file as the user writes it. Every key is optional; an unknown one is an error,
 /// so a typo is not silently ignored.
@@ -28,6 +37,8 @@ pub struct ConfigFile {
     pub region: Option<String>,
     /// The image URL the console invokes with.
     pub image_url: Option<String>,
+    /// The console's colours: `dark` (the default) or `light`, for a white background.
+    pub theme: Option<String>,
 }
 
 /// The config file that could not be used, and why.
@@ -116,11 +127,17 @@ pub struct Resolved {
     pub target: Sourced<TargetKind>,
     /// The local target's endpoint, when one is given (otherwise the sandbox is started).
     pub endpoint: Option<Sourced<String>>,
+    /// For the AWS target, the endpoint `AWS_ENDPOINT_URL` sends its calls to instead of AWS's
+    /// (the SDK follows it; the profile's `endpoint_url` and the services' own variables are
+    /// seen when connecting).
+    pub aws_endpoint_override: Option<Sourced<String>>,
     /// The AWS profile; none: the SDK's default.
     pub profile: Option<Sourced<String>>,
     /// The AWS region; none: the profile's in `~/.aws/config`, looked up when connecting.
     pub region: Option<Sourced<String>>,
     pub image_url: Option<Sourced<String>>,
+    /// The console's theme, by name (the console checks it).
+    pub theme: Option<Sourced<String>>,
 }
 
 /// The first of `candidates` that has a value.
@@ -141,6 +158,9 @@ pub fn resolve(
 ) -> Result<Resolved, ConfigError> {
     let file_source = || file.map(|(path, _)| Source::File(path.to_owned()));
     let env_value = |name: &str| env(name).filter(|value| !value.is_empty());
+    let endpoints_ignored =
+        env_value(IGNORE_ENDPOINTS_ENV).is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    let aws_endpoint = env_value(AWS_ENDPOINT_ENV).filter(|_| !endpoints_ignored);
 
     let aws_flag = if flags.aws {
         Some("--aws")
@@ -185,6 +205,11 @@ pub fn resolve(
                         TargetKind::parse(value, &format!("`target` in {}", path.display()))?,
                         Source::File(path.to_owned()),
                     ),
+                    // AWS_ENDPOINT_URL redirects rather than chooses, so it chooses the local
+                    // target only where nothing, the file included, chose one.
+                    None if aws_endpoint.is_some() => {
+                        sourced(TargetKind::Sandbox, Source::Env(AWS_ENDPOINT_ENV.into()))
+                    }
                     None => sourced(TargetKind::Sandbox, Source::Default),
                 },
             }
@@ -195,7 +220,14 @@ pub fn resolve(
         TargetKind::Sandbox => first(vec![
             (flags.endpoint.clone(), Source::Flag("--endpoint".into())),
             (env_value(ENDPOINT_ENV), Source::Env(ENDPOINT_ENV.into())),
+            (aws_endpoint.clone(), Source::Env(AWS_ENDPOINT_ENV.into())),
         ]),
+    };
+    let aws_endpoint_override = match target.value {
+        TargetKind::Aws => {
+            aws_endpoint.map(|url| sourced(url, Source::Env(AWS_ENDPOINT_ENV.into())))
+        }
+        TargetKind::Sandbox => None,
     };
     let from_file = |pick: fn(&ConfigFile) -> Option<String>| {
         (
@@ -221,12 +253,18 @@ pub fn resolve(
         (env_value(IMAGE_URL_ENV), Source::Env(IMAGE_URL_ENV.into())),
         from_file(|c| c.image_url.clone()),
     ]);
+    let theme = first(vec![
+        (env_value(THEME_ENV), Source::Env(THEME_ENV.into())),
+        from_file(|c| c.theme.clone()),
+    ]);
     Ok(Resolved {
         target,
         endpoint,
+        aws_endpoint_override,
         profile,
         region,
         image_url,
+        theme,
     })
 }
 
@@ -400,6 +438,72 @@ mod tests {
             None,
         );
         assert_eq!(r.target.value, TargetKind::Aws);
+        assert_eq!(r.endpoint, None);
+    }
+
+    #[test]
+    fn aws_endpoint_url_is_the_local_target_unless_aws_is_chosen_which_it_then_redirects() {
+        const LOCALSTACK: &str = "http://localhost:4566";
+        let r = resolved(
+            TargetFlags::default(),
+            &[(AWS_ENDPOINT_ENV, LOCALSTACK)],
+            None,
+        );
+        assert_eq!(
+            r.target,
+            sourced(TargetKind::Sandbox, Source::Env(AWS_ENDPOINT_ENV.into()))
+        );
+        assert_eq!(r.endpoint.expect("an endpoint").value, LOCALSTACK);
+        assert_eq!(r.aws_endpoint_override, None);
+        // HYBRIDLAB_ENDPOINT is hybridlab's own, and says more.
+        let r = resolved(
+            TargetFlags::default(),
+            &[
+                (AWS_ENDPOINT_ENV, LOCALSTACK),
+                (ENDPOINT_ENV, "http://127.0.0.1:4777"),
+            ],
+            None,
+        );
+        assert_eq!(
+            r.endpoint.expect("an endpoint").value,
+            "http://127.0.0.1:4777"
+        );
+        // AWS chosen by a flag, the environment or the file: AWS, redirected, and said.
+        for (flags, env, config) in [
+            (
+                TargetFlags {
+                    aws: true,
+                    ..TargetFlags::default()
+                },
+                vec![],
+                None,
+            ),
+            (TargetFlags::default(), vec![(TARGET_ENV, "aws")], None),
+            (TargetFlags::default(), vec![], Some("target = \"aws\"")),
+        ] {
+            let mut env = env;
+            env.push((AWS_ENDPOINT_ENV, LOCALSTACK));
+            let r = resolved(flags, &env, config);
+            assert_eq!(r.target.value, TargetKind::Aws);
+            assert_eq!(r.endpoint, None);
+            assert_eq!(
+                r.aws_endpoint_override,
+                Some(sourced(
+                    LOCALSTACK.to_owned(),
+                    Source::Env(AWS_ENDPOINT_ENV.into())
+                ))
+            );
+        }
+        // AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true turns it off, as it does for the SDKs.
+        let r = resolved(
+            TargetFlags::default(),
+            &[
+                (AWS_ENDPOINT_ENV, LOCALSTACK),
+                (IGNORE_ENDPOINTS_ENV, "true"),
+            ],
+            None,
+        );
+        assert_eq!(r.target, sourced(TargetKind::Sandbox, Source::Default));
         assert_eq!(r.endpoint, None);
     }
 

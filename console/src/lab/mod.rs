@@ -9,12 +9,14 @@
 
 pub mod config;
 pub mod db;
+pub mod gallery;
 pub mod invoke;
 pub mod jobs;
 pub mod logs;
 pub mod s3;
 pub mod sandbox;
 pub mod stack;
+pub mod state_home;
 pub mod target;
 pub mod tone;
 pub mod units;

@@ -217,3 +217,52 @@ pub async fn account_id(clients: &StackClients) -> Result<String, String> {
         )),
     }
 }
+
+/// What a stack of `settings` costs while it stands, for the question `up` asks before it
+/// spends on AWS: the hourly figure and its basis, what the TTL bounds and what it does not.
+pub fn spending_notice(settings: &StackSettings) -> String {
+    use hybridlab_provision::stack::cost::estimate;
+    use hybridlab_provision::stack::plan::is_burstable;
+    let credits = is_burstable(&settings.instance_type).then_some(settings.cpu_credits);
+    let at_rest = estimate(&settings.instance_type, credits, 0.0);
+    let ttl_hours = settings.ttl_seconds as f64 / 3600.0;
+    let mut notice = format!(
+        "Cost while it stands: about ${:.4} per hour (${:.2} a day): {}.\nThe server's instance terminates itself after {}, at most ${:.3}; the functions, buckets, tables and log groups stay, at next to nothing, until `hybridlab down`.",
+        at_rest.per_hour_usd,
+        at_rest.per_hour_usd * 24.0,
+        at_rest.basis,
+        crate::lab::units::human_duration(settings.ttl_seconds),
+        at_rest.per_hour_usd * ttl_hours,
+    );
+    if settings.jobs {
+        notice.push_str(&format!(
+            "\nEach job adds a {} worker billed while it runs (at most {} at once), plus its requests.",
+            settings.instance_type, settings.worker_cap
+        ));
+    }
+    notice
+}
+
+#[cfg(test)]
+mod spending_tests {
+    use super::*;
+
+    #[test]
+    fn the_notice_gives_the_hourly_cost_the_ttl_bound_and_the_workers() {
+        let mut settings = StackSettings::new("eu-west-1");
+        settings.ttl_seconds = 7200;
+        let notice = spending_notice(&settings);
+        // t3.micro $0.0104, 8 GB gp3 $0.000877, IPv4 $0.005.
+        assert!(
+            notice.contains("about $0.0163 per hour ($0.39 a day)"),
+            "{notice}"
+        );
+        assert!(notice.contains("after 2h00m, at most $0.033"), "{notice}");
+        assert!(!notice.contains("worker"), "{notice}");
+        settings.jobs = true;
+        assert!(
+            spending_notice(&settings).contains("Each job adds a t3.micro worker"),
+            "{notice}"
+        );
+    }
+}

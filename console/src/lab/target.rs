@@ -10,10 +10,12 @@ use super::sandbox::Say;
 /// `--profile` and `--endpoint`).
 #[derive(Debug, Clone)]
 pub enum TargetChoice {
-    /// AWS with the standard credential chain.
+    /// AWS with the standard credential chain; `say` hears the one-time move of the
+    /// target's records to their name with the account.
     Aws {
         region: Option<String>,
         profile: Option<String>,
+        say: Say,
     },
     /// An AWS-compatible endpoint started elsewhere (another sandbox, another emulator).
     Endpoint(String),
@@ -34,7 +36,9 @@ impl TargetChoice {
 /// The target `choice` names; the local sandbox is started if needed.
 pub async fn resolve_target(choice: &TargetChoice) -> anyhow::Result<Target> {
     Ok(match choice {
-        TargetChoice::Aws { region, profile } => Target::Aws {
+        TargetChoice::Aws {
+            region, profile, ..
+        } => Target::Aws {
             region: region.clone(),
             profile: profile.clone(),
         },
@@ -69,5 +73,11 @@ pub async fn configured_region(profile: Option<&str>) -> Option<String> {
 /// The clients of the target `choice` names.
 pub async fn connect(choice: &TargetChoice) -> anyhow::Result<StackClients> {
     let target = resolve_target(choice).await?;
-    Ok(StackClients::connect(&target).await?)
+    let clients = StackClients::connect(&target).await?;
+    if let TargetChoice::Aws { say, .. } = choice
+        && let Some(moved) = super::state_home::adopt_legacy_records(&clients)
+    {
+        say(&moved);
+    }
+    Ok(clients)
 }

@@ -37,6 +37,8 @@ pub fn content_type_of(path: &Path) -> &'static str {
         Some("png") => "image/png",
         Some("gif") => "image/gif",
         Some("webp") => "image/webp",
+        Some("tif" | "tiff") => "image/tiff",
+        Some("bmp") => "image/bmp",
         _ => "application/octet-stream",
     }
 }

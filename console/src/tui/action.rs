@@ -1,4 +1,5 @@
-//! The vocabulary every part of the console shares: the keys it tells apart, what a key does to
+//! The vocabulary every part of the console shares: the keys and mouse events it tells apart
+//! (the mouse's become keys: [`App::on_mouse`](super::app::App::on_mouse)), what a key does to
 //! a line being typed, the work a key asks for ([`Action`]: the only way the app asks the
 //! runner for anything), what comes back from that work ([`Update`]), a read's [`Loading`]
 //! state, how the status line reads, and how a selection moves in a list.
@@ -29,7 +30,38 @@ pub enum Key {
     Home,
     End,
     Tab,
+    /// Shift-Tab: Tab's way back.
+    BackTab,
+    /// A click on a row of the list shown: the item drawn there (an index in the list, or
+    /// the number of a Logs line).
+    Pick(usize),
     CtrlC,
+}
+
+impl Key {
+    /// The move a letter stands for where letters are not being typed, as in k9s, less and
+    /// vi: `j`/`k` down/up, `g`/`G` the top/bottom of a list.
+    pub fn motion(self) -> Self {
+        match self {
+            Self::Char('j') => Self::Down,
+            Self::Char('k') => Self::Up,
+            Self::Char('g') => Self::Home,
+            Self::Char('G') => Self::End,
+            other => other,
+        }
+    }
+}
+
+/// What the mouse did, reduced to what the console tells apart (the event loop translates
+/// crossterm's). Cells count from 0 at the top left, as crossterm counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mouse {
+    /// The left button pressed on a cell.
+    Click { column: u16, row: u16 },
+    /// A notch of the wheel: a row up the list.
+    WheelUp,
+    /// A notch of the wheel: a row down the list.
+    WheelDown,
 }
 
 /// What a key did to a line being typed (a `:` command, the image URL, a filter, a stack id).
@@ -223,10 +255,12 @@ pub enum LogsUpdate {
 /// Rows a page key moves the selection by.
 const PAGE_STEP: usize = 10;
 
-/// The selection after `key` (Up, Down, PageUp, PageDown, Home, End) in a list of `len`.
+/// The selection after `key` (Up, Down, PageUp, PageDown, Home, End, or a click on a row) in
+/// a list of `len`.
 pub fn moved(selected: usize, len: usize, key: Key) -> usize {
     let last = len.saturating_sub(1);
     match key {
+        Key::Pick(at) => at.min(last),
         Key::Up => selected.saturating_sub(1),
         Key::Down => (selected + 1).min(last),
         Key::PageUp => selected.saturating_sub(PAGE_STEP),

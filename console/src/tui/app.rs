@@ -5,10 +5,12 @@
 use hdrhistogram::Histogram;
 use hybridlab_provision::stack::{StackStatus, StepEvent};
 
-use super::action::{Action, BurstSettings, Key, Severity, Typed, Update, type_into};
+use super::action::{Action, BurstSettings, Key, Mouse, Severity, Typed, Update, moved, type_into};
 use super::db_pane::DbPane;
 use super::jobs_pane::JobsPane;
+use super::log_file::LogFile;
 use super::logs_pane::LogsPane;
+use super::mouse::ScreenMap;
 use super::s3_pane::S3Pane;
 use super::spool::{SampleSpool, SharedSpool};
 use crate::lab::jobs::JobsUpdate;
@@ -46,6 +48,26 @@ impl Tab {
             Self::Db => "DynamoDB",
             Self::Jobs => "Jobs",
         }
+    }
+
+    /// The view Tab goes to from this one (the first after the last).
+    pub fn next(self) -> Self {
+        Self::ALL[(self.position() + 1) % Self::ALL.len()]
+    }
+
+    /// The view Shift-Tab goes to from this one (the last before the first).
+    pub fn previous(self) -> Self {
+        Self::ALL[(self.position() + Self::ALL.len() - 1) % Self::ALL.len()]
+    }
+
+    /// Where it is in [`Tab::ALL`], from 0.
+    pub fn position(self) -> usize {
+        Self::ALL.iter().position(|tab| *tab == self).unwrap_or(0)
+    }
+
+    /// Its number key, `1` to `6`.
+    pub fn key(self) -> Key {
+        Key::Char(char::from(b'1' + self.position() as u8))
     }
 
     /// The tab a `:` command names (`:stack`, `:invoke`, `:logs`, `:s3`, `:db`).
@@ -146,6 +168,7 @@ impl LiveRun {
             duration_s: None,
             warmup: 0,
             payloads: 1,
+            interrupted: false,
             started_at: self.started_at.clone().unwrap_or_default(),
         }
     }
@@ -298,6 +321,8 @@ pub struct App {
     /// Quit once the teardown under way has succeeded.
     pub quit_after_down: bool,
     pub quit: bool,
+    /// Where the console's tracing goes, as `?` says.
+    pub log_file: LogFile,
 }
 
 /// The limits the keyboard can set a burst to.
@@ -336,6 +361,7 @@ impl App {
             confirm: None,
             quit_after_down: false,
             quit: false,
+            log_file: LogFile::Off("not opened".to_owned()),
         }
     }
 
@@ -380,20 +406,10 @@ impl App {
             }
             return None;
         }
-        // The filters of the Logs and DynamoDB views are typed like the URL above: every
-        // key goes to them.
-        if self.tab == Tab::Logs && self.logs.typing() {
-            let stack = self.selected_stack();
-            return self.logs.on_key(key, stack.as_deref(), &mut self.status);
-        }
-        if self.tab == Tab::Db && self.db.typing() {
-            return self.db.on_key(key, &mut self.status);
-        }
-        if self.tab == Tab::S3 && self.s3.typing() {
-            return self.s3.on_key(key, &mut self.status);
-        }
-        if self.tab == Tab::Jobs && self.jobs.typing() {
-            return self.jobs.on_key(key, &mut self.status);
+        // The filters and paths of the views are typed like the URL above: every key goes to
+        // them, letters stay letters.
+        if self.view_typing() {
+            return self.on_tab_key(key);
         }
         if self.help {
             if matches!(key, Key::Esc | Key::Char('?') | Key::Char('q')) {
@@ -401,23 +417,57 @@ impl App {
             }
             return None;
         }
-        match key {
+        match key.motion() {
             Key::Char('q') => return self.request_quit(),
             Key::Char('?') => self.help = true,
             Key::Char(':') => self.command = Some(String::new()),
             Key::Char(digit @ '1'..='6') => {
                 return self.show(Tab::ALL[digit as usize - '1' as usize]);
             }
-            Key::Tab => {
-                let at = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
-                return self.show(Tab::ALL[(at + 1) % Tab::ALL.len()]);
-            }
-            _ => {
+            Key::Tab => return self.show(self.tab.next()),
+            Key::BackTab => return self.show(self.tab.previous()),
+            key => {
                 let action = self.on_tab_key(key);
                 return self.follow(action);
             }
         }
         None
+    }
+
+    /// Whether the view shown has a line being typed (a filter, a path): then every key is
+    /// its.
+    fn view_typing(&self) -> bool {
+        match self.tab {
+            Tab::Logs => self.logs.typing(),
+            Tab::Db => self.db.typing(),
+            Tab::S3 => self.s3.typing(),
+            Tab::Jobs => self.jobs.typing(),
+            Tab::Stack | Tab::Invoke => false,
+        }
+    }
+
+    /// What the mouse does, read against `map`, the frame the user clicked on: a click on a
+    /// tab is its number key, a click on a row of the list picks that row, the wheel is Up
+    /// and Down. While a question, the help or a line being typed waits for keys, the mouse
+    /// does nothing.
+    pub fn on_mouse(&mut self, mouse: Mouse, map: &ScreenMap) -> Option<Action> {
+        let waiting_for_keys = self.confirm.is_some()
+            || self.help
+            || self.command.is_some()
+            || self.invoke.editing_url.is_some()
+            || self.view_typing();
+        if waiting_for_keys {
+            return None;
+        }
+        let key = match mouse {
+            Mouse::Click { column, row } => match map.tab_at(column, row) {
+                Some(tab) => tab.key(),
+                None => Key::Pick(map.item_at(column, row)?),
+            },
+            Mouse::WheelUp => Key::Up,
+            Mouse::WheelDown => Key::Down,
+        };
+        self.on_key(key)
     }
 
     /// The stack selected in the Stack view, which the other views show; until the stacks
@@ -488,13 +538,17 @@ impl App {
                 self.stack.operation = None;
                 None
             }
-            (Tab::Stack, Key::Up) => {
-                self.stack.selected = self.stack.selected.saturating_sub(1);
-                None
-            }
-            (Tab::Stack, Key::Down) => {
-                let last = self.stack.stacks.len().saturating_sub(1);
-                self.stack.selected = (self.stack.selected + 1).min(last);
+            (
+                Tab::Stack,
+                Key::Up
+                | Key::Down
+                | Key::PageUp
+                | Key::PageDown
+                | Key::Home
+                | Key::End
+                | Key::Pick(_),
+            ) => {
+                self.stack.selected = moved(self.stack.selected, self.stack.stacks.len(), key);
                 None
             }
             (Tab::Invoke, Key::Char('+')) => {
@@ -1219,6 +1273,152 @@ mod tests {
             "a wait replaces its start"
         );
         assert_eq!(operation.outcome, None);
+    }
+
+    #[test]
+    fn shift_tab_goes_back_through_the_views_as_tab_goes_forward() {
+        let mut app = app();
+        assert_eq!(app.tab, Tab::Stack);
+        app.on_key(Key::BackTab);
+        assert_eq!(app.tab, Tab::Jobs, "from the first view to the last");
+        app.on_key(Key::BackTab);
+        assert_eq!(app.tab, Tab::Db);
+        app.on_key(Key::Tab);
+        assert_eq!(app.tab, Tab::Jobs);
+        app.on_key(Key::Tab);
+        assert_eq!(app.tab, Tab::Stack, "from the last view to the first");
+        for tab in Tab::ALL {
+            assert_eq!(tab.next().previous(), tab);
+            let mut other = app.clone();
+            other.on_key(tab.key());
+            assert_eq!(other.tab, tab, "{:?} is the key of {tab:?}", tab.key());
+        }
+    }
+
+    #[test]
+    fn j_k_g_and_shift_g_move_the_selection_as_down_up_home_and_end() {
+        let mut app = super::super::fixtures::app_with_stack();
+        let third = app.stack.stacks[0].clone();
+        app.stack.stacks.push(third);
+        assert_eq!(app.stack.selected, 0);
+        app.on_key(Key::Char('j'));
+        assert_eq!(app.stack.selected, 1);
+        app.on_key(Key::Char('k'));
+        assert_eq!(app.stack.selected, 0);
+        app.on_key(Key::Char('G'));
+        assert_eq!(app.stack.selected, 2, "the bottom of the list");
+        app.on_key(Key::Char('j'));
+        assert_eq!(app.stack.selected, 2, "nothing below the bottom");
+        app.on_key(Key::Char('g'));
+        assert_eq!(app.stack.selected, 0, "the top of the list");
+        app.on_key(Key::Char('k'));
+        assert_eq!(app.stack.selected, 0);
+    }
+
+    #[test]
+    fn letters_typed_into_a_line_stay_letters() {
+        let mut app = super::super::fixtures::app_with_stack();
+        app.on_key(Key::Char(':'));
+        for c in "jkgG".chars() {
+            app.on_key(Key::Char(c));
+        }
+        assert_eq!(app.command.as_deref(), Some("jkgG"));
+        assert_eq!(app.stack.selected, 0, "the list did not move");
+        app.on_key(Key::Esc);
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Char('e'));
+        app.on_key(Key::Char('j'));
+        assert!(
+            app.invoke
+                .editing_url
+                .as_deref()
+                .is_some_and(|url| url.ends_with("cat.jpgj")),
+            "{:?}",
+            app.invoke.editing_url
+        );
+        // The help swallows them too.
+        app.on_key(Key::Esc);
+        app.on_key(Key::Char('1'));
+        app.on_key(Key::Char('?'));
+        app.on_key(Key::Char('j'));
+        assert_eq!(app.stack.selected, 0);
+    }
+
+    #[test]
+    fn a_click_on_a_tab_shows_that_view_and_a_click_on_a_row_selects_it() {
+        use super::super::fixtures::{find, screen_and_map};
+        let mut app = super::super::fixtures::app_with_stack();
+        let (screen, map) = screen_and_map(&app, 80, 24);
+        // Where the second stack is drawn in the stacks' list.
+        let (column, row) = find(&screen, "zz81pp0c").expect("the second stack drawn");
+        assert_eq!(app.on_mouse(Mouse::Click { column, row }, &map), None);
+        assert_eq!(app.stack.selected, 1);
+        // A click on the row under the last stack, or on the detail beside, selects nothing.
+        app.on_mouse(
+            Mouse::Click {
+                column,
+                row: row + 1,
+            },
+            &map,
+        );
+        app.on_mouse(Mouse::Click { column: 40, row }, &map);
+        assert_eq!(app.stack.selected, 1);
+        // The wheel moves the selection as Up and Down.
+        app.on_mouse(Mouse::WheelUp, &map);
+        assert_eq!(app.stack.selected, 0);
+        app.on_mouse(Mouse::WheelDown, &map);
+        assert_eq!(app.stack.selected, 1);
+
+        let (column, row) = find(&screen, "5 DynamoDB").expect("the tab drawn");
+        let read = app.on_mouse(Mouse::Click { column, row }, &map);
+        assert_eq!(app.tab, Tab::Db);
+        assert!(
+            matches!(read, Some(Action::Db(_))),
+            "the view reads its table as with its key: {read:?}"
+        );
+        // The space before the title is the tab's too; the divider is not.
+        let (_, map) = screen_and_map(&app, 80, 24);
+        let (column, row) = find(&screen, "2 Invoke").expect("the tab drawn");
+        app.on_mouse(
+            Mouse::Click {
+                column: column - 2,
+                row,
+            },
+            &map,
+        );
+        assert_eq!(app.tab, Tab::Db, "the divider left of ` 2 Invoke `");
+        app.on_mouse(
+            Mouse::Click {
+                column: column - 1,
+                row,
+            },
+            &map,
+        );
+        assert_eq!(app.tab, Tab::Invoke);
+    }
+
+    #[test]
+    fn the_mouse_waits_while_a_question_the_help_or_a_line_does() {
+        use super::super::fixtures::{find, screen_and_map};
+        let mut app = super::super::fixtures::app_with_stack();
+        let (screen, map) = screen_and_map(&app, 80, 24);
+        let (column, row) = find(&screen, "2 Invoke").expect("the tab drawn");
+        let click = Mouse::Click { column, row };
+        app.help = true;
+        assert_eq!(app.on_mouse(click, &map), None);
+        app.help = false;
+        app.on_key(Key::Char(':'));
+        app.on_mouse(click, &map);
+        app.on_mouse(Mouse::WheelDown, &map);
+        assert_eq!((app.tab, app.stack.selected), (Tab::Stack, 0));
+        app.on_key(Key::Esc);
+        app.on_key(Key::Char('d'));
+        app.on_mouse(click, &map);
+        assert_eq!(app.tab, Tab::Stack, "the teardown question waits");
+        assert!(app.confirm.is_some());
+        app.on_key(Key::Esc);
+        app.on_mouse(click, &map);
+        assert_eq!(app.tab, Tab::Invoke);
     }
 
     #[test]

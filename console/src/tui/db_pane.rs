@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::action::{Action, Key, Loading, Severity, Typed, moved, type_into};
+use super::mouse::ListRows;
 use super::palette::Palette;
 use crate::lab::db::filter::{AttributeFilter, parse_filter};
 use crate::lab::db::typed_json::{Item, item_to_plain_json};
@@ -74,7 +75,13 @@ impl DbPane {
             return self.on_filter_key(key, status);
         }
         match key {
-            Key::Up | Key::Down | Key::PageUp | Key::PageDown | Key::Home | Key::End => {
+            Key::Up
+            | Key::Down
+            | Key::PageUp
+            | Key::PageDown
+            | Key::Home
+            | Key::End
+            | Key::Pick(_) => {
                 let rows = self.page.loaded().map_or(0, |page| page.rows.len());
                 self.selected = moved(self.selected, rows, key);
                 self.json_scroll = 0;
@@ -232,7 +239,8 @@ fn size_text(row: &Item) -> String {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
+/// Draws the view; returns the rows of the table, if there are any.
+pub fn draw(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) -> Option<ListRows> {
     let (filter_area, area) = match &pane.typing {
         Some(_) => {
             let [filter, rest] =
@@ -263,7 +271,7 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
             Layout::vertical([Constraint::Percentage(55), Constraint::Min(0)]).areas(area);
         (table, json)
     };
-    draw_rows(frame, table_area, pane, palette);
+    let rows = draw_rows(frame, table_area, pane, palette);
     let json = match pane.selected_row() {
         Some(row) => serde_json::to_string_pretty(&item_to_plain_json(row))
             .unwrap_or_else(|err| format!("the row does not convert to JSON: {err}")),
@@ -276,9 +284,10 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
             .block(Block::bordered().title(" row (o: its objects in S3; J/K scroll) ")),
         json_area,
     );
+    rows
 }
 
-fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
+fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) -> Option<ListRows> {
     // The table's name follows from the stack's (none selected: the target's only stack).
     let table = pane
         .stack
@@ -303,7 +312,7 @@ fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
                 Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
                 area,
             );
-            return;
+            return None;
         }
     };
     if page.rows.is_empty() {
@@ -316,8 +325,9 @@ fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
             Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
             area,
         );
-        return;
+        return None;
     }
+    let inner = block.inner(area);
     // A created-at column needs room the id (a 36-character UUID) leaves only when wide.
     let with_created = area.width >= 91;
     let rows = page.rows.iter().map(|row| {
@@ -377,6 +387,13 @@ fn draw_rows(frame: &mut Frame, area: Rect, pane: &DbPane, palette: Palette) {
         .block(block.title_bottom(footer));
     let mut state = TableState::default().with_selected(Some(pane.selected));
     frame.render_stateful_widget(table, area, &mut state);
+    // Under the header row.
+    let body = Rect {
+        y: inner.y.saturating_add(1),
+        height: inner.height.saturating_sub(1),
+        ..inner
+    };
+    Some(ListRows::drawn(body, state.offset(), page.rows.len()))
 }
 
 #[cfg(test)]
@@ -506,6 +523,33 @@ mod tests {
             "an empty page has nothing to select"
         );
         assert_eq!(moved(3, 50, Key::Char('x')), 3);
+    }
+
+    #[test]
+    fn j_k_g_and_shift_g_move_between_rows_and_a_click_picks_one() {
+        let mut app = app_with_rows();
+        assert_eq!(app.db.selected, 1);
+        app.on_key(Key::Char('J'));
+        assert_eq!(app.db.json_scroll, 1, "J still scrolls the JSON");
+        app.on_key(Key::Char('j'));
+        assert_eq!((app.db.selected, app.db.json_scroll), (2, 0));
+        app.on_key(Key::Char('k'));
+        assert_eq!(app.db.selected, 1);
+        app.on_key(Key::Char('G'));
+        assert_eq!(app.db.selected, 3);
+        app.on_key(Key::Char('g'));
+        assert_eq!(app.db.selected, 0);
+        let (screen, map) = fixtures::screen_and_map(&app, 80, 24);
+        let (column, row) =
+            fixtures::find(&screen, "0190a0b0-0000-7000-8000-000000000003").expect("drawn");
+        app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map);
+        assert_eq!(app.db.selected, 2, "the third row");
+        // The header row above the first is not a row.
+        let (column, row) = fixtures::find(&screen, "image id").expect("the header");
+        app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map);
+        assert_eq!(app.db.selected, 2);
+        app.on_mouse(crate::tui::action::Mouse::WheelDown, &map);
+        assert_eq!(app.db.selected, 3);
     }
 
     #[test]

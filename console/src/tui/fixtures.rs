@@ -10,26 +10,73 @@ use ratatui::backend::TestBackend;
 
 use super::action::{BurstSettings, Update};
 use super::app::{App, LiveRun, Tab};
+use super::log_file::LogFile;
+use super::mouse::ScreenMap;
 use super::palette::Palette;
-use super::view::draw;
+use super::view::draw_mapped;
 use hybridlab_bench::model::{Outcome, Sample};
 use hybridlab_wire::report::Report;
 
 /// The screen `app` draws at `width` x `height`, in colour or as under `NO_COLOR`.
 pub fn screen(app: &App, width: u16, height: u16, colour: bool) -> TestBackend {
+    drawn(app, width, height, colour).0
+}
+
+/// The screen `app` draws at `width` x `height` in colour, and where its tabs and rows went.
+pub fn screen_and_map(app: &App, width: u16, height: u16) -> (TestBackend, ScreenMap) {
+    drawn(app, width, height, true)
+}
+
+fn drawn(app: &App, width: u16, height: u16, colour: bool) -> (TestBackend, ScreenMap) {
+    drawn_with(app, width, height, Palette::new(colour))
+}
+
+/// The screen `app` draws at `width` x `height` with `palette`.
+pub fn screen_with(app: &App, width: u16, height: u16, palette: Palette) -> TestBackend {
+    drawn_with(app, width, height, palette).0
+}
+
+fn drawn_with(app: &App, width: u16, height: u16, palette: Palette) -> (TestBackend, ScreenMap) {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    let mut map = ScreenMap::default();
     terminal
-        .draw(|frame| draw(frame, app, Palette::new(colour)))
+        .draw(|frame| map = draw_mapped(frame, app, palette))
         .expect("draws");
-    terminal.backend().clone()
+    (terminal.backend().clone(), map)
+}
+
+/// The cell (column, row) where `text` starts on the screen, the first from the top left.
+pub fn find(screen: &TestBackend, text: &str) -> Option<(u16, u16)> {
+    let buffer = screen.buffer();
+    let area = buffer.area;
+    for row in area.top()..area.bottom() {
+        for column in area.left()..area.right() {
+            let mut rest = text;
+            for x in column..area.right() {
+                let Some(cell) = buffer.cell((x, row)) else {
+                    break;
+                };
+                match rest.strip_prefix(cell.symbol()) {
+                    Some(after) => rest = after,
+                    None => break,
+                }
+                if rest.is_empty() {
+                    return Some((column, row));
+                }
+            }
+        }
+    }
+    None
 }
 
 fn app() -> App {
-    App::new(
+    let mut app = App::new(
         "LOCAL SANDBOX (http://127.0.0.1:4566)".into(),
         false,
         "http://127.0.0.1:8000/cat.jpg".into(),
-    )
+    );
+    app.log_file = LogFile::Writing("/home/lab/.local/state/hybridlab/console.log".into());
+    app
 }
 
 fn stack_status() -> StackStatus {

@@ -1,5 +1,5 @@
 //! The Jobs view (the job-worker variant, `up --with jobs`): the selected stack's jobs with
-//! status, kind, worker and its state, each stage's time and the cost at list prices; `j`
+//! status, kind, worker and its state, each stage's time and the cost at list prices; `s`
 //! submits a file (an archive as an image batch), `Enter` opens a job's history, outputs and
 //! log lines, `c` cancels it, `r` reads the list again. Each read carries a sequence number
 //! and only the latest one's answer is kept.
@@ -11,6 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::action::{Action, Key, Loading, Severity, Typed, moved, type_into};
+use super::mouse::ListRows;
 use super::palette::Palette;
 use crate::lab::jobs::{JobLogLine, JobRow, JobsRequest, JobsUpdate};
 use hybridlab_bench::jobs::row_stages;
@@ -130,6 +131,7 @@ impl JobsPane {
                 Key::Up | Key::Char('K') => detail.scroll = detail.scroll.saturating_sub(1),
                 Key::PageDown => detail.scroll = detail.scroll.saturating_add(10),
                 Key::PageUp => detail.scroll = detail.scroll.saturating_sub(10),
+                Key::Home => detail.scroll = 0,
                 Key::Char('c') => return self.cancel(status),
                 _ => {}
             }
@@ -137,7 +139,8 @@ impl JobsPane {
         }
         match key {
             Key::Char('r') => Some(self.list()),
-            Key::Char('j') => {
+            // `s` rather than `j`, which moves down in every list, as in k9s.
+            Key::Char('s') => {
                 self.typing = Some(String::new());
                 None
             }
@@ -243,23 +246,28 @@ fn status_colour(status: JobStatus) -> Color {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) {
+/// Draws the view; returns the rows of the jobs' list, if it is shown.
+pub fn draw(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) -> Option<ListRows> {
     let [list, footer] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    match &pane.detail {
-        Some(detail) => draw_detail(frame, list, detail, pane, palette),
+    let rows = match &pane.detail {
+        Some(detail) => {
+            draw_detail(frame, list, detail, pane, palette);
+            None
+        }
         None => draw_list(frame, list, pane, palette),
-    }
+    };
     let hint = match (&pane.typing, &pane.detail) {
         (Some(path), _) => {
             format!("file to submit (.zip/.tar: image batch): {path}_   Enter submits, Esc cancels")
         }
         (None, Some(_)) => "Esc back  c cancel the job  Up/Down scroll".into(),
-        (None, None) => "j submit a file  Enter history and logs  c cancel  r refresh".into(),
+        (None, None) => "s submit a file  Enter history and logs  c cancel  r refresh".into(),
     };
     frame.render_widget(
         Paragraph::new(hint).style(palette.fg(Color::DarkGray)),
         footer,
     );
+    rows
 }
 
 /// What `loading` holds once it is loaded; until then, draws in `block` that `what` is being
@@ -283,22 +291,22 @@ fn loaded_or_placeholder<'a, T>(
     None
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) {
+fn draw_list(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) -> Option<ListRows> {
     let title = format!(
         " Jobs of {} ",
         pane.stack.as_deref().unwrap_or("the only stack")
     );
     let block = Block::bordered().title(title);
-    let Some(rows) = loaded_or_placeholder(frame, area, &pane.jobs, "jobs", &block, palette) else {
-        return;
-    };
+    let rows = loaded_or_placeholder(frame, area, &pane.jobs, "jobs", &block, palette)?;
     if rows.is_empty() {
         frame.render_widget(
-            Paragraph::new("No jobs yet: j submits a file.").block(block),
+            Paragraph::new("No jobs yet: s submits a file.").block(block),
             area,
         );
-        return;
+        return None;
     }
+    let count = rows.len();
+    let inner = block.inner(area);
     let wide = area.width >= 120;
     let mut header = vec!["job", "status", "kind", "worker", "state"];
     if wide {
@@ -348,6 +356,13 @@ fn draw_list(frame: &mut Frame, area: Rect, pane: &JobsPane, palette: Palette) {
         .block(block);
     let mut state = TableState::default().with_selected(Some(pane.selected));
     frame.render_stateful_widget(table, area, &mut state);
+    // Under the header row.
+    let body = Rect {
+        y: inner.y.saturating_add(1),
+        height: inner.height.saturating_sub(1),
+        ..inner
+    };
+    Some(ListRows::drawn(body, state.offset(), count))
 }
 
 fn draw_detail(
@@ -547,10 +562,12 @@ mod tests {
     }
 
     #[test]
-    fn j_takes_a_path_and_submits_it_and_an_old_answer_is_dropped() {
+    fn s_takes_a_path_and_submits_it_and_an_old_answer_is_dropped() {
         let mut app = app_with_jobs();
-        assert_eq!(app.on_key(Key::Char('j')), None);
-        for c in "in.zip".chars() {
+        assert_eq!(app.on_key(Key::Char('s')), None);
+        assert!(app.jobs.typing());
+        // Letters are typed into the path, j and k included: they move only in the list.
+        for c in "jk/in.zip".chars() {
             assert_eq!(
                 app.on_key(Key::Char(c)),
                 None,
@@ -559,7 +576,7 @@ mod tests {
         }
         let action = app.on_key(Key::Enter);
         assert!(
-            matches!(action, Some(Action::Jobs(JobsRequest::Submit { ref path, .. })) if path == "in.zip"),
+            matches!(action, Some(Action::Jobs(JobsRequest::Submit { ref path, .. })) if path == "jk/in.zip"),
             "{action:?}"
         );
         assert_eq!(
@@ -580,6 +597,32 @@ mod tests {
             jobs: Ok(rows()),
         });
         assert_eq!(app.jobs.jobs.loaded().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn j_and_k_move_in_the_list_and_scroll_a_jobs_history() {
+        let mut app = app_with_jobs();
+        assert_eq!(app.on_key(Key::Char('j')), None, "a move, not a submit");
+        assert!(!app.jobs.typing());
+        assert_eq!(app.jobs.selected, 1);
+        app.on_key(Key::Char('k'));
+        assert_eq!(app.jobs.selected, 0);
+        app.on_key(Key::Char('G'));
+        assert_eq!(app.jobs.selected, 1);
+        app.on_key(Key::Char('g'));
+        assert_eq!(app.jobs.selected, 0);
+        let (screen, map) = crate::tui::fixtures::screen_and_map(&app, 80, 24);
+        let (column, row) =
+            crate::tui::fixtures::find(&screen, "j-00000000000000a2").expect("drawn");
+        app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map);
+        assert_eq!(app.jobs.selected, 1);
+        app.on_key(Key::Enter);
+        app.on_key(Key::Char('j'));
+        app.on_key(Key::Char('j'));
+        app.on_key(Key::Char('k'));
+        assert_eq!(app.jobs.detail.as_ref().map(|d| d.scroll), Some(1));
+        app.on_key(Key::Char('g'));
+        assert_eq!(app.jobs.detail.as_ref().map(|d| d.scroll), Some(0));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The S3 view: the selected stack's buckets browsed by prefix, an object's size, type,
-//! metadata and versions, a presigned URL to copy, a preview of an image, and a local file
-//! uploaded into the event-driven pipeline.
+//! metadata and versions, a presigned URL to copy, a preview of an image, a local file
+//! uploaded into the event-driven pipeline, and `/` to narrow the listing to the keys that
+//! contain a text.
 //!
 //! Keys change the state and name the read they need ([`S3Request`]); `lab::s3::serve` does
 //! the read in a task and its answer ([`S3Update`]) comes back through [`S3Pane::apply`]. Every request
@@ -14,6 +15,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::action::{Action, Key, Loading, Severity, Typed, moved, type_into};
+use super::logs_pane::contains_ignore_ascii_case;
+use super::mouse::ListRows;
 use super::palette::Palette;
 use crate::lab::s3::{
     BucketChoice, Entry, KeyVersion, ListedObject, ListingPage, ObjectDetail, PREVIEW_MAX_BYTES,
@@ -46,6 +49,13 @@ pub struct S3Pane {
     pub listing: Loading<ListingPage>,
     /// A further page of the listing is being read.
     pub loading_more: bool,
+    /// The entries shown are those whose key contains this, ignoring ASCII case (empty:
+    /// every entry). Kept until Esc, or until another prefix or bucket is opened.
+    pub filter: String,
+    /// The filter being typed after `/` (every key goes to it while it is `Some`); the
+    /// listing follows it as it is typed.
+    pub typing_filter: Option<String>,
+    /// Among the entries shown.
     pub selected: usize,
     /// HeadObject of the selected object.
     pub detail: Loading<ObjectDetail>,
@@ -67,6 +77,8 @@ impl Default for S3Pane {
             prefix: String::new(),
             listing: Loading::Idle,
             loading_more: false,
+            filter: String::new(),
+            typing_filter: None,
             selected: 0,
             detail: Loading::Idle,
             lower: Lower::Nothing,
@@ -107,9 +119,26 @@ impl S3Pane {
         Some(self.open(prefix.to_owned()))
     }
 
+    /// The filter the listing is shown through: the one being typed, else the one kept.
+    pub fn key_filter(&self) -> &str {
+        self.typing_filter.as_deref().unwrap_or(&self.filter)
+    }
+
+    /// The entries of the listing the filter lets through, in the listing's order.
+    pub fn shown(&self) -> impl Iterator<Item = &Entry> {
+        let filter = self.key_filter();
+        self.listing
+            .loaded()
+            .into_iter()
+            .flat_map(|listing| &listing.entries)
+            .filter(move |entry| {
+                filter.is_empty() || contains_ignore_ascii_case(entry.key(), filter)
+            })
+    }
+
     /// The entry under the cursor.
     pub fn selected_entry(&self) -> Option<&Entry> {
-        self.listing.loaded()?.entries.get(self.selected)
+        self.shown().nth(self.selected)
     }
 
     fn selected_object(&self) -> Option<&ListedObject> {
@@ -119,9 +148,42 @@ impl S3Pane {
         }
     }
 
-    /// Whether a path is being typed (every key goes to it).
+    /// Whether a path or the filter is being typed (every key goes to it).
     pub fn typing(&self) -> bool {
-        self.upload_path.is_some()
+        self.upload_path.is_some() || self.typing_filter.is_some()
+    }
+
+    fn on_filter_key(&mut self, key: Key, status: &mut Status) -> Option<Action> {
+        let before = self.selected_entry().map(|entry| entry.key().to_owned());
+        let line = self.typing_filter.as_mut()?;
+        match type_into(line, key) {
+            Typed::Edited => {}
+            Typed::Submitted => self.filter = self.typing_filter.take().unwrap_or_default(),
+            Typed::Cancelled => {
+                self.typing_filter = None;
+                self.filter.clear();
+                *status = Some((Severity::Info, "filter cleared".into()));
+            }
+        }
+        self.follow_filter(before)
+    }
+
+    /// The filter changed: the entry that was selected stays selected if it is still shown,
+    /// else the first one shown is (and its detail is read).
+    fn follow_filter(&mut self, before: Option<String>) -> Option<Action> {
+        let still_shown = before
+            .as_deref()
+            .and_then(|key| self.shown().position(|entry| entry.key() == key));
+        match still_shown {
+            Some(at) => {
+                self.selected = at;
+                None
+            }
+            None => {
+                self.selected = 0;
+                self.selection_changed()
+            }
+        }
     }
 
     fn on_path_key(&mut self, key: Key, status: &mut Status) -> Option<Action> {
@@ -153,12 +215,19 @@ impl S3Pane {
     }
 
     pub fn on_key(&mut self, key: Key, status: &mut Status) -> Option<Action> {
-        if self.typing() {
+        if self.upload_path.is_some() {
             return self.on_path_key(key, status);
+        }
+        if self.typing_filter.is_some() {
+            return self.on_filter_key(key, status);
         }
         match key {
             Key::Char('u') => {
                 self.upload_path = Some(String::new());
+                None
+            }
+            Key::Char('/') => {
+                self.typing_filter = Some(self.filter.clone());
                 None
             }
             Key::Up => {
@@ -169,15 +238,14 @@ impl S3Pane {
                 self.selection_changed()
             }
             Key::Down => {
-                let listing = self.listing.loaded()?;
-                if self.selected + 1 < listing.entries.len() {
+                if self.selected + 1 < self.shown().count() {
                     self.selected += 1;
                     return self.selection_changed();
                 }
                 self.load_more(status)
             }
-            Key::PageUp | Key::PageDown | Key::Home | Key::End => {
-                let entries = self.listing.loaded()?.entries.len();
+            Key::PageUp | Key::PageDown | Key::Home | Key::End | Key::Pick(_) => {
+                let entries = self.shown().count();
                 let selected = moved(self.selected, entries, key);
                 if selected == self.selected {
                     return None;
@@ -204,7 +272,8 @@ impl S3Pane {
                 self.bucket = self.bucket.next();
                 Some(self.open(String::new()))
             }
-            Key::Char('r') => Some(self.open(self.prefix.clone())),
+            // Read again: the filter stays.
+            Key::Char('r') => Some(self.list(self.prefix.clone())),
             Key::Char('v') => {
                 let key = self.object_key_or_say(status)?;
                 self.lower = Lower::Versions(Loading::Loading);
@@ -227,6 +296,13 @@ impl S3Pane {
                 }
                 self.lower = Lower::Preview(Loading::Loading);
                 Some(self.object_request(S3Read::Preview { key: object.key }))
+            }
+            // Esc puts the panel away; with none open, it clears the filter.
+            Key::Esc if self.lower == Lower::Nothing && !self.filter.is_empty() => {
+                let before = self.selected_entry().map(|entry| entry.key().to_owned());
+                self.filter.clear();
+                *status = Some((Severity::Info, "filter cleared".into()));
+                self.follow_filter(before)
             }
             Key::Esc => {
                 self.lower = Lower::Nothing;
@@ -330,8 +406,15 @@ impl S3Pane {
         self.request(self.object_seq, read)
     }
 
-    /// Lists `prefix` of the current bucket afresh; whatever was asked before is stale.
+    /// Opens `prefix` of the current bucket: its listing is read, unfiltered.
     fn open(&mut self, prefix: String) -> Action {
+        self.filter.clear();
+        self.typing_filter = None;
+        self.list(prefix)
+    }
+
+    /// Lists `prefix` of the current bucket afresh; whatever was asked before is stale.
+    fn list(&mut self, prefix: String) -> Action {
         self.listing_seq = self.fresh_seq();
         self.object_seq = self.fresh_seq();
         self.prefix = prefix.clone();
@@ -462,9 +545,21 @@ pub fn half_blocks(preview: &Preview, columns: u16, rows: u16) -> Vec<Vec<HalfBl
         .collect()
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
-    let area = match &pane.upload_path {
-        Some(line) => {
+/// Draws the view; returns the rows of the listing, if it shows entries.
+pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) -> Option<ListRows> {
+    let prompt = match (&pane.upload_path, &pane.typing_filter) {
+        (Some(line), _) => Some((
+            line,
+            " upload a local file into the pipeline: its path; Enter sends, Esc cancels ",
+        )),
+        (None, Some(line)) => Some((
+            line,
+            " filter: keys that contain (any case); Enter keeps it, Esc clears it ",
+        )),
+        (None, None) => None,
+    };
+    let area = match prompt {
+        Some((line, title)) => {
             let [prompt, rest] =
                 Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
             frame.render_widget(
@@ -472,9 +567,7 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
                     Span::raw(line.clone()),
                     Span::styled("_", palette.selected()),
                 ]))
-                .block(Block::bordered().title(
-                    " upload a local file into the pipeline: its path; Enter sends, Esc cancels ",
-                )),
+                .block(Block::bordered().title(title)),
                 prompt,
             );
             rest
@@ -483,7 +576,7 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
     };
     let [list, side] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Min(0)]).areas(area);
-    draw_listing(frame, list, pane, palette);
+    let rows = draw_listing(frame, list, pane, palette);
     let detail = detail_lines(pane, palette, usize::from(side.width.saturating_sub(2)));
     // The detail takes the rows it needs; the panel below keeps some.
     let needed = u16::try_from(detail.len()).unwrap_or(u16::MAX);
@@ -502,9 +595,15 @@ pub fn draw(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
         detail_area,
     );
     draw_lower(frame, lower, pane, palette);
+    rows
 }
 
-fn draw_listing(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
+fn draw_listing(
+    frame: &mut Frame,
+    area: Rect,
+    pane: &S3Pane,
+    palette: Palette,
+) -> Option<ListRows> {
     let bucket = pane.bucket.label();
     let title = format!(
         " {bucket} bucket: /{} ",
@@ -523,19 +622,26 @@ fn draw_listing(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) 
                 Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
                 area,
             );
-            return;
+            return None;
         }
     };
-    if listing.entries.is_empty() {
-        let text = if pane.prefix.is_empty() {
+    let filter = pane.key_filter();
+    let shown: Vec<&Entry> = pane.shown().collect();
+    if shown.is_empty() {
+        let text = if !listing.entries.is_empty() {
+            format!("no key here contains `{filter}`; Esc clears the filter.")
+        } else if pane.prefix.is_empty() {
             "the bucket is empty.".to_owned()
         } else {
             "nothing under this prefix; Backspace goes up.".to_owned()
         };
-        frame.render_widget(Paragraph::new(text).block(block), area);
-        return;
+        frame.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+            area,
+        );
+        return None;
     }
-    let rows = listing.entries.iter().map(|entry| {
+    let rows = shown.iter().map(|entry| {
         let name = entry
             .key()
             .strip_prefix(&pane.prefix)
@@ -551,17 +657,27 @@ fn draw_listing(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) 
             ]),
         }
     });
-    let mut footer = format!(" {} entries ", listing.entries.len());
+    let mut footer = if filter.is_empty() {
+        format!(" {} entries ", listing.entries.len())
+    } else {
+        format!(
+            " {} of {} match `{filter}` ",
+            shown.len(),
+            listing.entries.len()
+        )
+    };
     if pane.loading_more {
         footer.push_str("+ reading more... ");
     } else if listing.next.is_some() {
         footer.push_str("+ more: Down at the end ");
     }
+    let inner = block.inner(area);
     let table = Table::new(rows, [Constraint::Min(10), Constraint::Length(9)])
         .row_highlight_style(palette.selected())
         .block(block.title_bottom(footer));
     let mut state = TableState::default().with_selected(Some(pane.selected));
     frame.render_stateful_widget(table, area, &mut state);
+    Some(ListRows::drawn(inner, state.offset(), shown.len()))
 }
 
 /// The last `width` characters of `text`, with `…` in front when some are cut: the end of a
@@ -663,9 +779,15 @@ fn draw_lower(frame: &mut Frame, area: Rect, pane: &S3Pane, palette: Palette) {
                     "v  versions",
                     "c  copy a presigned URL",
                     "p  preview the image",
+                    "/  filter the keys",
                 ]
             } else {
-                vec!["b  the next bucket", "r  read again", "?  every key"]
+                vec![
+                    "b  the next bucket",
+                    "r  read again",
+                    "/  filter the keys",
+                    "?  every key",
+                ]
             };
             let hint: Vec<Line> = hint.into_iter().map(Line::from).collect();
             frame.render_widget(Paragraph::new(hint).block(Block::bordered()), area);
@@ -958,6 +1080,183 @@ mod tests {
         app
     }
 
+    /// The S3 view on an image's objects and two more, read through `App` as the event
+    /// loop does; the first object selected.
+    fn app_on_a_listing() -> App {
+        let mut app = fixtures::app_with_stack();
+        request(app.on_key(Key::Char('4')));
+        let prefix = format!("images/{IMAGE_ID}/");
+        let list = request(
+            app.s3
+                .show_prefix(Some("k3x9q2ma"), BucketChoice::Images, &prefix),
+        );
+        let mut entries = image_objects();
+        entries.push(object(&format!("{prefix}thumbnail.webp"), 6_020));
+        entries.push(object(&format!("{prefix}README.txt"), 310));
+        app.apply(Update::S3(listed(list.seq, entries, Some("token-2"))));
+        app
+    }
+
+    fn selected_name(app: &App) -> Option<String> {
+        let key = app.s3.selected_entry()?.key().to_owned();
+        Some(key.rsplit('/').next().unwrap_or_default().to_owned())
+    }
+
+    fn head_of(action: Option<Action>) -> String {
+        match request(action).read {
+            S3Read::Head { key } => key.rsplit('/').next().unwrap_or_default().to_owned(),
+            other => panic!("expected the object's detail, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_filter_being_typed_at_80x24() {
+        let mut app = app_on_a_listing();
+        app.on_key(Key::Char('/'));
+        for c in "JPG".chars() {
+            app.on_key(Key::Char(c));
+        }
+        let screen = fixtures::screen(&app, 80, 24, true);
+        let text = screen.to_string();
+        assert!(text.contains("JPG_"), "the filter as typed: {text}");
+        assert!(text.contains("3 of 6 match `JPG`"), "{text}");
+        assert!(
+            !text.contains("original.png") && !text.contains("README"),
+            "{text}"
+        );
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn the_filter_narrows_the_listing_as_typed_keeps_the_selection_and_esc_clears_it() {
+        let mut app = app_on_a_listing();
+        for _ in 0..3 {
+            app.on_key(Key::Down);
+        }
+        assert_eq!(selected_name(&app).as_deref(), Some("thumbnail.jpg"));
+        assert_eq!(app.on_key(Key::Char('/')), None);
+        assert!(app.s3.typing());
+        // Keys the app or the view take for themselves are typed, any case.
+        for c in "THUMB".chars() {
+            assert_eq!(
+                app.on_key(Key::Char(c)),
+                None,
+                "thumbnail.jpg stays selected"
+            );
+        }
+        assert_eq!(app.s3.shown().count(), 2);
+        assert_eq!(app.s3.selected, 0, "the first of the two shown");
+        assert_eq!(selected_name(&app).as_deref(), Some("thumbnail.jpg"));
+        // The selected object goes out of the list: the first shown is read.
+        for c in "nail.".chars() {
+            app.on_key(Key::Char(c));
+        }
+        assert_eq!(head_of(app.on_key(Key::Char('w'))), "thumbnail.webp");
+        assert_eq!(app.s3.shown().count(), 1);
+        // Enter keeps the filter; the keys move and act again.
+        assert_eq!(app.on_key(Key::Enter), None);
+        assert!(!app.s3.typing());
+        assert_eq!(app.s3.filter, "THUMBnail.w");
+        let text = fixtures::screen(&app, 80, 24, true).to_string();
+        assert!(text.contains("1 of 6 match `THUMBnail.w`"), "{text}");
+        // Down past the last entry shown reads the listing's next page, as unfiltered.
+        assert_eq!(
+            request(app.on_key(Key::Char('j'))).read,
+            S3Read::List {
+                prefix: format!("images/{IMAGE_ID}/"),
+                continuation: Some("token-2".into())
+            }
+        );
+        // r reads the listing again and keeps the filter; Esc clears it, the selection stays.
+        request(app.on_key(Key::Char('r')));
+        assert_eq!(app.s3.filter, "THUMBnail.w");
+        let list = request(app.s3.show_prefix(
+            Some("k3x9q2ma"),
+            BucketChoice::Images,
+            &format!("images/{IMAGE_ID}/"),
+        ));
+        assert_eq!(app.s3.filter, "", "another listing starts unfiltered");
+        let mut entries = image_objects();
+        entries.push(object(&format!("images/{IMAGE_ID}/thumbnail.webp"), 6_020));
+        app.apply(Update::S3(listed(list.seq, entries, None)));
+        app.on_key(Key::Char('/'));
+        for c in "webp".chars() {
+            app.on_key(Key::Char(c));
+        }
+        app.on_key(Key::Enter);
+        assert_eq!(selected_name(&app).as_deref(), Some("thumbnail.webp"));
+        assert_eq!(
+            app.on_key(Key::Esc),
+            None,
+            "the selection stays: nothing to read"
+        );
+        assert_eq!(app.s3.filter, "");
+        assert_eq!(app.s3.shown().count(), 5);
+        assert_eq!(selected_name(&app).as_deref(), Some("thumbnail.webp"));
+        assert_eq!(app.s3.selected, 4);
+        // Esc while typing clears the filter too, and says so.
+        app.on_key(Key::Char('/'));
+        app.on_key(Key::Char('x'));
+        assert_eq!(app.s3.shown().count(), 0);
+        app.on_key(Key::Esc);
+        assert!(!app.s3.typing());
+        assert_eq!(app.s3.shown().count(), 5);
+        assert!(matches!(&app.status, Some((Severity::Info, text)) if text == "filter cleared"));
+        assert_eq!(app.tab, Tab::S3);
+        assert!(!app.quit);
+    }
+
+    #[test]
+    fn a_filter_that_matches_nothing_says_so() {
+        let mut app = app_on_a_listing();
+        app.on_key(Key::Char('/'));
+        for c in "zzz".chars() {
+            app.on_key(Key::Char(c));
+        }
+        assert_eq!(app.s3.selected_entry(), None);
+        let text = fixtures::screen(&app, 80, 24, true).to_string();
+        assert!(text.contains("no key here contains `zzz`"), "{text}");
+        assert_eq!(app.on_key(Key::Down), None, "typed, not a move");
+    }
+
+    #[test]
+    fn j_k_g_and_shift_g_move_through_the_listing_and_a_click_picks_a_row() {
+        let mut app = app_on_a_listing();
+        assert_eq!(head_of(app.on_key(Key::Char('j'))), "medium.jpg");
+        assert_eq!(head_of(app.on_key(Key::Char('k'))), "large.jpg");
+        assert_eq!(head_of(app.on_key(Key::Char('G'))), "README.txt");
+        assert_eq!(
+            app.on_key(Key::Char('G')),
+            None,
+            "already at the bottom: nothing read again"
+        );
+        assert_eq!(head_of(app.on_key(Key::Char('g'))), "large.jpg");
+
+        let (screen, map) = fixtures::screen_and_map(&app, 80, 24);
+        let (column, row) = fixtures::find(&screen, "original.png").expect("drawn");
+        assert_eq!(
+            head_of(app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map)),
+            "original.png"
+        );
+        assert_eq!(app.s3.selected, 2);
+        // Filtered, a row is still the entry drawn on it.
+        app.on_key(Key::Char('/'));
+        app.on_key(Key::Char('p'));
+        app.on_key(Key::Enter);
+        let (screen, map) = fixtures::screen_and_map(&app, 80, 24);
+        let (column, row) = fixtures::find(&screen, "thumbnail.webp").expect("drawn");
+        assert_eq!(
+            head_of(app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map)),
+            "thumbnail.webp"
+        );
+        assert_eq!(selected_name(&app).as_deref(), Some("thumbnail.webp"));
+        // The wheel moves as Up and Down.
+        assert_eq!(
+            head_of(app.on_mouse(crate::tui::action::Mouse::WheelUp, &map)),
+            "thumbnail.jpg"
+        );
+    }
+
     #[test]
     fn an_objects_detail_versions_and_url_at_80x24() {
         insta::assert_snapshot!(fixtures::screen(&app_on_an_image(), 80, 24, true));
@@ -979,8 +1278,8 @@ mod tests {
             let mut app = app_on_an_image();
             app.tab = tab;
             app.help = true;
-            // 24 rows less the header, tabs and status line.
-            assert!(crate::tui::view::keys_for(tab).count() + 2 <= 21, "{tab:?}");
+            // 24 rows less the header, tabs and status line; the borders and the log's row.
+            assert!(crate::tui::view::keys_for(tab).count() + 3 <= 21, "{tab:?}");
             let text = format!("{:?}", fixtures::screen(&app, 80, 24, true).buffer());
             assert!(text.contains(key), "{tab:?}: {text}");
             assert!(!text.contains("Invoke: i"), "{tab:?}: only its keys");

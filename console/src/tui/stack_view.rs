@@ -8,10 +8,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
 use super::app::{App, Operation, OperationKind};
+use super::mouse::ListRows;
 use super::palette::Palette;
 use crate::lab::units::human_duration;
 
-pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
+/// Draws the view; returns the rows of the stacks' list, if there are stacks.
+pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) -> Option<ListRows> {
     let area = match &app.stack.operation {
         Some(operation) => {
             let wanted = operation.steps.len() as u16 + 3;
@@ -36,7 +38,7 @@ pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
                 .block(Block::bordered().title(" stacks ")),
             area,
         );
-        return;
+        return None;
     }
     let [list, detail] =
         Layout::horizontal([Constraint::Length(24), Constraint::Min(0)]).areas(area);
@@ -55,13 +57,14 @@ pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
             row
         }
     });
+    let block = Block::bordered().title(" stacks ");
+    let drawn = ListRows::drawn(block.inner(list), 0, pane.stacks.len());
     frame.render_widget(
-        Table::new(rows, [Constraint::Length(10), Constraint::Min(4)])
-            .block(Block::bordered().title(" stacks ")),
+        Table::new(rows, [Constraint::Length(10), Constraint::Min(4)]).block(block),
         list,
     );
     let Some(stack) = pane.stacks.get(pane.selected) else {
-        return;
+        return Some(drawn);
     };
     let mut lines = vec![Line::from(vec![
         Span::styled(format!("{}  ", stack.stack), palette.bold()),
@@ -147,6 +150,7 @@ pub fn draw_stack(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
         .block(Block::bordered().title(" resources ")),
         resources,
     );
+    Some(drawn)
 }
 
 /// The steps of an `up` or `down`, the latest at the bottom, with how each went.

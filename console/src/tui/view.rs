@@ -1,7 +1,8 @@
 //! Draws the console from its state: header with the target, tabs, the current view (the
 //! Stack and Invoke views in their own files, the panes in theirs), the status line, the
 //! confirmations and the help. Nothing here reads a clock or the network, so a recorded state
-//! always draws the same screen (the snapshot tests rely on it).
+//! always draws the same screen (the snapshot tests rely on it); what a click can land on
+//! comes back as a [`ScreenMap`] rather than being written into the state.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,14 +13,16 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
 use super::action::Severity;
 use super::app::{App, Confirm, Tab};
 use super::invoke_view::draw_invoke;
+use super::log_file::LogFile;
+use super::mouse::{ScreenMap, tab_cells};
 use super::palette::Palette;
 use super::stack_view::draw_stack;
 
 /// The key map, as `?` shows it and the README lists it.
 pub const KEYS: &[(&str, &str)] = &[
     (
-        "1-6, Tab",
-        "switch view (Stack, Invoke, Logs, S3, DynamoDB, Jobs)",
+        "1-6, Tab, Shift-Tab",
+        "switch view: by number, the next, the previous",
     ),
     (
         ":stack :invoke :logs :s3 :db :jobs",
@@ -27,6 +30,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("?", "this help; Esc closes it"),
     ("q, Ctrl-C", "quit"),
+    ("j/k, g/G", "down / up; the top / bottom of a list"),
+    ("mouse", "click a tab or a row; the wheel scrolls"),
     ("Stack: r", "read the stacks again"),
     ("Stack: Up/Down", "select a stack"),
     ("Stack: n", "bring up a new stack, with live progress"),
@@ -81,6 +86,11 @@ pub const KEYS: &[(&str, &str)] = &[
         "ten lines up / down; the oldest / follow",
     ),
     (
+        "Logs: L, R",
+        "least level shown (ERROR, WARN, INFO, DEBUG, all); as written",
+    ),
+    ("Logs: J / K", "scroll the selected line's JSON down / up"),
+    (
         "S3: Up/Down",
         "select a folder or an object (its detail reads)",
     ),
@@ -100,6 +110,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "S3: u",
         "upload a local file into the pipeline (type its path)",
     ),
+    (
+        "S3: / (Enter, Esc)",
+        "filter the keys; Enter keeps it, Esc clears it",
+    ),
     ("DynamoDB: Up/Down", "select a row (its JSON shows)"),
     (
         "DynamoDB: PgUp/PgDn, Home/End",
@@ -115,7 +129,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("DynamoDB: o or Enter", "the row's objects in the S3 view"),
     (
-        "Jobs: j",
+        "Jobs: s",
         "submit a file (.zip/.tar: an image batch; else append-text)",
     ),
     (
@@ -139,7 +153,21 @@ pub fn keys_for(tab: Tab) -> impl Iterator<Item = &'static (&'static str, &'stat
         })
 }
 
+/// The views' titles as the tab bar shows them: `1 Stack`, `2 Invoke`...
+fn tab_titles() -> Vec<String> {
+    Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(at, tab)| format!("{} {}", at + 1, tab.title()))
+        .collect()
+}
+
 pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
+    draw_mapped(frame, app, palette);
+}
+
+/// Draws the frame and says where its tabs and its list's rows went.
+pub fn draw_mapped(frame: &mut Frame, app: &App, palette: Palette) -> ScreenMap {
     let [header, tabs, body, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -148,31 +176,35 @@ pub fn draw(frame: &mut Frame, app: &App, palette: Palette) {
     ])
     .areas(frame.area());
     draw_header(frame, header, app, palette);
-    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
-    let titles = Tab::ALL
-        .iter()
-        .enumerate()
-        .map(|(at, tab)| format!("{} {}", at + 1, tab.title()));
+    let titles = tab_titles();
+    let map_tabs = Tab::ALL.into_iter().zip(tab_cells(tabs, &titles)).collect();
     frame.render_widget(
         Tabs::new(titles)
-            .select(selected)
+            .select(app.tab.position())
             .highlight_style(palette.selected()),
         tabs,
     );
-    match app.tab {
+    let list = match app.tab {
         Tab::Stack => draw_stack(frame, body, app, palette),
-        Tab::Invoke => draw_invoke(frame, body, app, palette),
+        Tab::Invoke => {
+            draw_invoke(frame, body, app, palette);
+            None
+        }
         Tab::Logs => super::logs_pane::draw(frame, body, &app.logs, palette),
         Tab::S3 => super::s3_pane::draw(frame, body, &app.s3, palette),
         Tab::Db => super::db_pane::draw(frame, body, &app.db, palette),
         Tab::Jobs => super::jobs_pane::draw(frame, body, &app.jobs, palette),
-    }
+    };
     draw_status(frame, status, app, palette);
     if app.help {
-        draw_help(frame, body, app.tab, palette);
+        draw_help(frame, body, app.tab, &app.log_file, palette);
     }
     if let Some(confirm) = &app.confirm {
         draw_confirm(frame, body, confirm, app.on_aws, palette);
+    }
+    ScreenMap {
+        tabs: map_tabs,
+        list,
     }
 }
 
@@ -271,18 +303,69 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App, palette: Palette) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, tab: Tab, palette: Palette) {
+/// The help's width, borders included.
+const HELP_WIDTH: u16 = 78;
+
+/// `text` in rows of `width` characters at most, broken at spaces; a word longer than a row
+/// (a path) is cut across rows.
+fn wrap_rows(text: &str, width: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width.max(1));
+    let mut rows: Vec<String> = Vec::new();
+    let mut row = String::new();
+    for word in text.split(' ') {
+        let used = row.chars().count();
+        if used > 0 && used + 1 + word.chars().count() <= width {
+            row.push(' ');
+            row.push_str(word);
+            continue;
+        }
+        if used > 0 {
+            rows.push(std::mem::take(&mut row));
+        }
+        let mut rest: Vec<char> = word.chars().collect();
+        while rest.len() > width {
+            rows.push(rest.drain(..width).collect());
+        }
+        row = rest.into_iter().collect();
+    }
+    if !row.is_empty() || rows.is_empty() {
+        rows.push(row);
+    }
+    rows.into_iter().map(Line::from).collect()
+}
+
+/// The keys of the view and the global ones, and under them where the log goes: its rows
+/// stay when a small terminal cuts the keys short.
+fn draw_help(frame: &mut Frame, area: Rect, tab: Tab, log_file: &LogFile, palette: Palette) {
     let keys: Vec<_> = keys_for(tab).collect();
-    let popup = centred(area, 78, keys.len() as u16 + 2);
+    let inner_width = HELP_WIDTH.min(area.width).saturating_sub(2);
+    let log = wrap_rows(&log_file.describe(), inner_width);
+    let log_rows = u16::try_from(log.len()).unwrap_or(u16::MAX);
+    let popup = centred(
+        area,
+        HELP_WIDTH,
+        (keys.len() as u16)
+            .saturating_add(2)
+            .saturating_add(log_rows),
+    );
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered().title(format!(" keys: everywhere and in {} ", tab.title()));
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let [keys_area, log_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(log_rows)]).areas(inner);
     let rows = keys
         .iter()
         .map(|(key, what)| Row::new([Cell::from(*key).style(palette.bold()), Cell::from(*what)]));
-    frame.render_widget(Clear, popup);
     frame.render_widget(
-        Table::new(rows, [Constraint::Length(28), Constraint::Min(10)])
-            .block(Block::bordered().title(format!(" keys: everywhere and in {} ", tab.title()))),
-        popup,
+        Table::new(rows, [Constraint::Length(28), Constraint::Min(10)]),
+        keys_area,
     );
+    let log_style = match log_file {
+        LogFile::Writing(_) => palette.fg(Color::DarkGray),
+        LogFile::Off(_) => palette.fg(Color::Red),
+    };
+    frame.render_widget(Paragraph::new(log).style(log_style), log_area);
 }
 
 #[cfg(test)]
@@ -412,6 +495,129 @@ mod tests {
             app.on_key(key);
         }
         insta::assert_snapshot!(fixtures::screen(&app, 120, 30, true));
+    }
+
+    #[test]
+    fn a_click_on_a_log_line_selects_it_and_g_and_shift_g_go_to_the_oldest_and_follow() {
+        let mut app = fixtures::app_with_stack();
+        app.tab = Tab::Logs;
+        app.logs = crate::tui::logs_pane::tests::pane_with_lines();
+        let (screen, map) = fixtures::screen_and_map(&app, 80, 24);
+        let (column, row) = fixtures::find(&screen, "3f1c-aa  END").expect("drawn");
+        app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map);
+        assert_eq!(app.logs.selected, Some(2), "the third line");
+        app.on_key(Key::Enter);
+        assert_eq!(app.logs.filter, "3f1c-aa", "that line's invocation");
+        app.on_key(Key::Char('c'));
+        app.on_key(Key::Char('g'));
+        assert_eq!(app.logs.selected, Some(0), "the oldest line");
+        app.on_key(Key::Char('j'));
+        assert_eq!(app.logs.selected, Some(1));
+        app.on_key(Key::Char('G'));
+        assert_eq!(app.logs.selected, None, "following the newest again");
+    }
+
+    #[test]
+    fn the_help_names_the_log_file() {
+        let mut app = fixtures::app_with_stack();
+        app.tab = Tab::S3;
+        app.help = true;
+        let screen = fixtures::screen(&app, 80, 24, true);
+        let text = screen.to_string();
+        assert!(
+            text.contains("log file: /home/lab/.local/state/hybridlab/console.log"),
+            "{text}"
+        );
+        assert!(text.contains("j/k, g/G"), "{text}");
+        assert!(text.contains("S3: / (Enter, Esc)"), "{text}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn the_help_says_why_logging_is_off_and_a_long_path_is_not_cut() {
+        let mut app = fixtures::app_with_stack();
+        app.help = true;
+        app.log_file = LogFile::Off(
+            "cannot make /home/lab/.local/state/hybridlab: Permission denied (os error 13)".into(),
+        );
+        let text = fixtures::screen(&app, 80, 24, true).to_string();
+        assert!(
+            text.contains("logging is off: cannot make /home/lab/.local/state"),
+            "{text}"
+        );
+        assert!(
+            text.contains("denied (os error 13)"),
+            "the whole reason: {text}"
+        );
+        // A path longer than the box goes on over the next row, whole.
+        let long = format!("/tmp/{}/console.log", "d".repeat(90));
+        app.log_file = LogFile::Writing(long.clone().into());
+        let screen = fixtures::screen(&app, 80, 24, true);
+        // Each row without the borders around it, joined.
+        let rows: String = screen
+            .to_string()
+            .lines()
+            .map(|line| line.trim_matches(|c: char| c == '"' || c == ' ' || "│┐┌└┘─".contains(c)))
+            .collect();
+        assert!(rows.contains(&long), "{rows}");
+    }
+
+    #[test]
+    fn a_log_line_wraps_at_spaces_and_a_path_is_cut_across_rows() {
+        let rows = |text: &str, width| -> Vec<String> {
+            wrap_rows(text, width)
+                .into_iter()
+                .map(|line| line.to_string())
+                .collect()
+        };
+        assert_eq!(rows("log file: /a/b", 20), ["log file: /a/b"]);
+        assert_eq!(
+            rows("logging is off: Permission denied", 20),
+            ["logging is off:", "Permission denied"]
+        );
+        assert_eq!(
+            rows("log file: /abcdefghijklmnop", 8),
+            ["log", "file:", "/abcdefg", "hijklmno", "p"]
+        );
+        assert_eq!(rows("", 8), [""]);
+    }
+
+    #[test]
+    fn the_light_theme_draws_every_view_without_light_text_on_the_background() {
+        use crate::tui::palette::Theme;
+        use ratatui::style::Color;
+        let light = Palette::new(true).with_theme(Theme::Light);
+        let faint = crate::tui::palette::FAINT_ON_WHITE;
+        let mut logs = fixtures::app_with_stack();
+        logs.tab = Tab::Logs;
+        logs.logs = crate::tui::logs_pane::tests::pane_with_lines();
+        logs.logs.paused_at = Some(0);
+        let mut help = fixtures::app_with_bursts();
+        help.help = true;
+        help.status = Some((Severity::Info, "burst finished".into()));
+        for app in [
+            fixtures::app_with_stack(),
+            fixtures::app_with_bursts(),
+            fixtures::app_bringing_up_a_stack(),
+            logs,
+            help,
+        ] {
+            let screen = fixtures::screen_with(&app, 120, 40, light);
+            let mut coloured = 0;
+            for cell in screen.buffer().content() {
+                if cell.bg == Color::Reset && cell.fg != Color::Reset {
+                    coloured += 1;
+                    assert!(
+                        !faint.contains(&cell.fg),
+                        "`{}` drawn {:?} on the background in {:?}",
+                        cell.symbol(),
+                        cell.fg,
+                        app.tab
+                    );
+                }
+            }
+            assert!(coloured > 0, "{:?} draws some colour", app.tab);
+        }
     }
 
     #[test]

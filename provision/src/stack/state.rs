@@ -11,7 +11,7 @@ use super::error::StackError;
 use super::names::StackId;
 use super::plan::StackSettings;
 use super::progress::StepStatus;
-use hybridlab_tools::cache_dir;
+use hybridlab_tools::state_dir;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -49,9 +49,13 @@ pub struct StackState {
     pub outputs: StackOutputs,
 }
 
+/// The directory of every target's stack records, under the state directory (a cache
+/// cleaner must not delete the only record of live, billed resources).
+pub const STACKS_DIR: &str = "stacks";
+
 /// Where the state files of one target live.
 pub fn stacks_dir(state_key: &str) -> PathBuf {
-    cache_dir().join("stacks").join(state_key)
+    state_dir().join(STACKS_DIR).join(state_key)
 }
 
 /// Forgets the stacks of sandboxes that are gone. A sandbox holds everything in memory
@@ -60,7 +64,7 @@ pub fn stacks_dir(state_key: &str) -> PathBuf {
 /// stacks that no longer exist. A sandbox starting on `own_port` calls this: the files of its
 /// own port are an earlier sandbox's, and those of a port nobody listens on are a stopped one's.
 pub fn forget_gone_sandbox_stacks(own_port: u16) {
-    forget_gone_sandbox_stacks_in(&cache_dir().join("stacks"), own_port, |port| {
+    forget_gone_sandbox_stacks_in(&state_dir().join(STACKS_DIR), own_port, |port| {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
             .is_ok()

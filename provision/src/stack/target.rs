@@ -42,6 +42,9 @@ pub struct StackClients {
     /// What the clients were built from: endpoint, region and credentials provider, for
     /// callers that sign their own requests (the benchmark engine).
     pub config: aws_config::SdkConfig,
+    /// The AWS account the credentials belong to (STS GetCallerIdentity); `None` on the
+    /// sandbox, whose state is kept by port.
+    pub account: Option<String>,
 }
 
 impl StackClients {
@@ -81,6 +84,10 @@ impl StackClients {
                 config
             }
         };
+        let account = match target {
+            Target::Sandbox { .. } => None,
+            Target::Aws { .. } => Some(caller_account(&config).await?),
+        };
         let region = config
             .region()
             .map(|region| region.to_string())
@@ -108,6 +115,7 @@ impl StackClients {
             apigateway: aws_sdk_apigatewayv2::Client::new(&config),
             http,
             config,
+            account,
         })
     }
 
@@ -134,6 +142,7 @@ impl StackClients {
             apigateway: aws_sdk_apigatewayv2::Client::new(&config),
             http: self.http.clone(),
             config,
+            account: self.account.clone(),
         }
     }
 
@@ -141,19 +150,61 @@ impl StackClients {
         matches!(self.target, Target::Sandbox { .. })
     }
 
-    /// What the target is, for headers and state files: `sandbox` or `aws/<region>`.
+    /// What the target is, for headers and state files: `local sandbox (<endpoint>)` or
+    /// `AWS <region>`, with the profile and any endpoint the environment or the AWS config
+    /// redirects AWS's calls to (`AWS_ENDPOINT_URL`), so a redirected run never looks like AWS.
     pub fn describe(&self) -> String {
         match &self.target {
             Target::Sandbox { endpoint } => format!("local sandbox ({endpoint})"),
-            Target::Aws { profile, .. } => match profile {
-                Some(profile) => format!("AWS {} (profile {profile})", self.region),
-                None => format!("AWS {}", self.region),
-            },
+            Target::Aws { profile, .. } => {
+                let mut described = format!("AWS {}", self.region);
+                if let Some(profile) = profile {
+                    described.push_str(&format!(" (profile {profile})"));
+                }
+                let overrides = self.endpoint_overrides(|name| std::env::var(name).ok());
+                if !overrides.is_empty() {
+                    described.push_str(&format!(" via {}", overrides.join(", ")));
+                }
+                described
+            }
         }
     }
 
+    /// The endpoints that replace AWS's own for an AWS target, as `NAME=url`: the global one
+    /// (`AWS_ENDPOINT_URL` or the profile's `endpoint_url`, as the SDK resolved it) and the
+    /// services' own variables (`AWS_ENDPOINT_URL_S3`, ...), unless
+    /// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` turns them off. Empty on the sandbox, whose
+    /// endpoint is the target itself.
+    pub fn endpoint_overrides(&self, env: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        if self.is_sandbox() {
+            return Vec::new();
+        }
+        let ignored =
+            env(IGNORE_ENDPOINTS_ENV).is_some_and(|value| value.eq_ignore_ascii_case("true"));
+        if ignored {
+            return Vec::new();
+        }
+        let global = self.config.endpoint_url().map(|url| {
+            let from_env = env(ENDPOINT_URL_ENV).is_some_and(|value| value == url);
+            let name = if from_env {
+                ENDPOINT_URL_ENV
+            } else {
+                "endpoint_url"
+            };
+            format!("{name}={url}")
+        });
+        let services = SERVICE_ENDPOINT_SUFFIXES.iter().filter_map(|service| {
+            let name = format!("{ENDPOINT_URL_ENV}_{service}");
+            env(&name)
+                .filter(|url| !url.is_empty())
+                .map(|url| format!("{name}={url}"))
+        });
+        global.into_iter().chain(services).collect()
+    }
+
     /// The directory name of this target's state files: `sandbox` for the default sandbox,
-    /// `sandbox-<port>` for another endpoint (a test's, say), `aws-<profile>-<region>`.
+    /// `sandbox-<port>` for another endpoint (a test's, say), `aws-<account>-<region>` on AWS,
+    /// so two accounts never share state, and two profiles of one account do.
     pub fn state_key(&self) -> String {
         match &self.target {
             Target::Sandbox { endpoint } => {
@@ -162,13 +213,25 @@ impl StackClients {
                     .and_then(|url| url.port_or_known_default());
                 sandbox_state_key(port.unwrap_or(DEFAULT_EDGE_PORT))
             }
-            Target::Aws { profile, .. } => {
-                format!(
-                    "aws-{}-{}",
-                    profile.as_deref().unwrap_or("default"),
-                    self.region
-                )
-            }
+            Target::Aws { .. } => format!(
+                "aws-{}-{}",
+                self.account.as_deref().unwrap_or("unknown"),
+                self.region
+            ),
+        }
+    }
+
+    /// The name earlier releases gave this AWS target's state (`aws-<profile>-<region>`,
+    /// without the account), for the one-time move to [`Self::state_key`]; `None` on the
+    /// sandbox.
+    pub fn legacy_state_key(&self) -> Option<String> {
+        match &self.target {
+            Target::Sandbox { .. } => None,
+            Target::Aws { profile, .. } => Some(format!(
+                "aws-{}-{}",
+                profile.as_deref().unwrap_or("default"),
+                self.region
+            )),
         }
     }
 
@@ -190,6 +253,38 @@ impl StackClients {
             on_aws
         }
     }
+}
+
+/// The AWS CLI's and SDKs' variable that redirects every AWS call, and the prefix of the
+/// services' own ones (`AWS_ENDPOINT_URL_S3`, ...).
+pub const ENDPOINT_URL_ENV: &str = "AWS_ENDPOINT_URL";
+/// Set to `true`, the SDKs ignore every configured endpoint URL.
+pub const IGNORE_ENDPOINTS_ENV: &str = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS";
+
+/// The `AWS_ENDPOINT_URL_<SERVICE>` suffixes of the services the lab calls (the SDK's service
+/// ids, upper-cased, spaces as underscores).
+const SERVICE_ENDPOINT_SUFFIXES: [&str; 8] = [
+    "S3",
+    "DYNAMODB",
+    "IAM",
+    "CLOUDWATCH_LOGS",
+    "EC2",
+    "LAMBDA",
+    "APIGATEWAYV2",
+    "STS",
+];
+
+/// The account the credentials in `config` belong to. GetCallerIdentity needs no permission,
+/// so it fails only when the credentials do.
+async fn caller_account(config: &aws_config::SdkConfig) -> Result<String, StackError> {
+    let identity = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|err| super::error::sdk_error("sts:GetCallerIdentity", err))?;
+    identity
+        .account
+        .ok_or_else(|| StackError::Invalid("STS GetCallerIdentity named no account".into()))
 }
 
 /// The state directory name of the sandbox on `port`: `sandbox` for the default port,

@@ -16,14 +16,23 @@ use render::{HumanStyle, OutputFormat};
 
 use crate::lab::Lab;
 use crate::lab::logs::entry::{LogEntry, LogSource};
+use crate::lab::logs::line::{Level, LogLine};
 use crate::lab::logs::tail::{LogTail, POLL_EVERY, TailOptions};
 use crate::lab::target::TargetChoice;
 
 const AFTER_HELP: &str = "\
-Lines print as `HH:MM:SS.mmm source | message`, in UTC, oldest first. REPORT lines show their
-parsed fields (duration, billed duration, memory used of size, cold start with its init
-duration, status) unless --raw. On a terminal the source is coloured and REPORT lines are
-highlighted; NO_COLOR (any value) turns colour off.
+Lines print as `HH:MM:SS.mmm source LEVEL request-id | message key=value ...`, in UTC, oldest
+first: the server's JSON lines as their message and fields, the function's lines with the
+runtime's `invoke{requestId=...}` span as the request id, START/END/REPORT with theirs, REPORT
+as its parsed fields (duration, billed duration, memory used of size, cold start with its
+init duration, status). --raw prints every message as written instead. Control characters
+are escaped either way (--json keeps them, JSON-escaped). On a terminal the source and the
+level are coloured, warnings, errors and REPORT lines highlighted; NO_COLOR (any value) turns
+colour off.
+
+--level keeps the lines of that level and the more severe ones; lines that name no level
+(START, END, REPORT, plain text) count as INFO, Lambda's failures (a REPORT with a status, a
+timeout, a runtime error) and panics as ERROR.
 
 --follow reads new lines with a StartLiveTail session where the endpoint offers one (AWS),
 else by polling FilterLogEvents every second (the local sandbox); --poll always polls. Each
@@ -34,6 +43,7 @@ Examples:
   hybridlab logs                         the last 10 minutes of both groups
   hybridlab logs lambda -f               follow the function's log
   hybridlab logs --since 1h --filter REPORT --json
+  hybridlab logs ec2 --level warn --since 1h   the server's warnings and errors
   hybridlab logs ec2 --filter '\"a phrase\"'
 
 Exit status: 0 when the lines were printed (also when following is stopped with Ctrl-C, or
@@ -81,13 +91,18 @@ pub struct LogsArgs {
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
 
+    /// Only lines of this level or a more severe one (lines without a level count as INFO).
+    #[arg(long, value_enum, ignore_case = true, value_name = "LEVEL")]
+    pub level: Option<LevelChoice>,
+
     /// One JSON object per line and event: source, group, stream, timestamp (RFC 3339) and
-    /// timestamp_ms, ingestion_ms, event_id, message, and report (the parsed fields of a
-    /// REPORT line, else null).
+    /// timestamp_ms, ingestion_ms, event_id, message, report (the parsed fields of a REPORT
+    /// line, else null), level (as the line names it, else null) and request_id (else null).
     #[arg(long)]
     pub json: bool,
 
-    /// Print REPORT lines as Lambda wrote them instead of their parsed fields.
+    /// Print each message as written (JSON lines as JSON, REPORT as Lambda wrote it) instead
+    /// of its level, request id, message and fields.
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
 
@@ -99,6 +114,28 @@ pub struct LogsArgs {
     /// The stack (default: the target's only stack).
     #[arg(long)]
     pub stack: Option<String>,
+}
+
+/// The least severe level `--level` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LevelChoice {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LevelChoice> for Level {
+    fn from(choice: LevelChoice) -> Self {
+        match choice {
+            LevelChoice::Error => Self::Error,
+            LevelChoice::Warn => Self::Warn,
+            LevelChoice::Info => Self::Info,
+            LevelChoice::Debug => Self::Debug,
+            LevelChoice::Trace => Self::Trace,
+        }
+    }
 }
 
 impl LogsArgs {
@@ -119,7 +156,7 @@ impl LogsArgs {
         } else {
             OutputFormat::Human(HumanStyle {
                 colour: crate::cli::output::stdout_colour(),
-                raw_reports: self.raw,
+                raw: self.raw,
             })
         }
     }
@@ -133,6 +170,7 @@ pub async fn run(target: &TargetChoice, args: LogsArgs) -> anyhow::Result<ExitCo
     options.live_tail &= !lab.clients.is_sandbox();
     let mut tail = LogTail::open(&lab, options).await?;
     let format = args.format();
+    let min_level = args.level.map(Level::from);
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let reader_gone = reader_gone(args.follow);
@@ -151,7 +189,7 @@ pub async fn run(target: &TargetChoice, args: LogsArgs) -> anyhow::Result<ExitCo
         let Some(batch) = batch else {
             return Ok(ExitCode::SUCCESS);
         };
-        match print_batch(&batch, format) {
+        match print_batch(&batch, format, min_level) {
             Ok(()) => {}
             // The reader has gone (`hybridlab logs -f | head`): done, quietly.
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -162,14 +200,22 @@ pub async fn run(target: &TargetChoice, args: LogsArgs) -> anyhow::Result<ExitCo
     }
 }
 
-fn print_batch(batch: &[LogEntry], format: OutputFormat) -> std::io::Result<()> {
+/// Prints the entries of `batch` at `min_level` or above.
+fn print_batch(
+    batch: &[LogEntry],
+    format: OutputFormat,
+    min_level: Option<Level>,
+) -> std::io::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for entry in batch {
-        writeln!(out, "{}", render::format_entry(entry, format))?;
+        let line = LogLine::of(entry);
+        if line.at_least(min_level) {
+            writeln!(out, "{}", render::format_entry(entry, &line, format))?;
+        }
     }
     out.flush()
 }
@@ -247,6 +293,24 @@ mod tests {
         assert_eq!(options.sources, [LogSource::Lambda, LogSource::Ec2]);
         assert_eq!(options.since, Duration::from_secs(600));
         assert!(!options.follow && options.live_tail && options.filter.is_none());
+        assert_eq!(args.level, None, "every level");
+        assert!(matches!(
+            args.format(),
+            OutputFormat::Human(HumanStyle { raw: false, .. })
+        ));
+    }
+
+    #[test]
+    fn level_and_raw_reach_the_printing() {
+        let args = logs_args(&["hybridlab", "logs", "--level", "warn", "--raw"]).expect("parses");
+        assert_eq!(args.level.map(Level::from), Some(Level::Warn));
+        assert!(matches!(
+            args.format(),
+            OutputFormat::Human(HumanStyle { raw: true, .. })
+        ));
+        let json = logs_args(&["hybridlab", "logs", "--level", "ERROR", "--json"]).expect("parses");
+        assert_eq!(json.level.map(Level::from), Some(Level::Error));
+        assert_eq!(json.format(), OutputFormat::Json);
     }
 
     #[test]
@@ -286,6 +350,8 @@ mod tests {
             &["hybridlab", "logs", "--since", "10x"],
             &["hybridlab", "logs", "--json", "--raw"],
             &["hybridlab", "logs", "--poll"],
+            &["hybridlab", "logs", "--level", "loud"],
+            &["hybridlab", "logs", "--level"],
         ] {
             assert!(logs_args(line).is_err(), "{line:?}");
         }

@@ -131,11 +131,10 @@ impl LogEntry {
 /// Width of `HH:MM:SS.mmm`.
 pub const CLOCK_WIDTH: usize = 12;
 
-/// The fields of a `REPORT` line in a sentence.
+/// The fields of a `REPORT` line in a sentence, without the request id (it has a column).
 pub fn report_summary(report: &Report) -> String {
     let mut text = format!(
-        "REPORT {} duration {:.2} ms, billed {} ms, memory {}/{} MB, ",
-        report.request_id,
+        "REPORT duration {:.2} ms, billed {} ms, memory {}/{} MB, ",
         report.duration_ms,
         report.billed_duration_ms,
         report.max_memory_used_mb,
