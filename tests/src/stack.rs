@@ -65,65 +65,82 @@ pub async fn leftovers(clients: &EdgeClients, id: &str) -> Vec<String> {
             left.push(format!("bucket {}", bucket.name().unwrap_or_default()));
         }
     }
-    let tables = clients
+    // Every listing to its last page: the shared sandbox holds more of each than one page
+    // (50 log groups, 50 functions) once the suite has run a while.
+    let tables: Vec<String> = clients
         .dynamodb
         .list_tables()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<_, _>>()
         .await
         .expect("ListTables");
     left.extend(
         tables
-            .table_names()
             .iter()
             .filter(|n| n.contains(id))
             .map(|n| format!("table {n}")),
     );
-    let functions = clients
+    let functions: Vec<_> = clients
         .lambda
         .list_functions()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<_, _>>()
         .await
         .expect("ListFunctions");
     left.extend(
         functions
-            .functions()
             .iter()
             .filter_map(|f| f.function_name())
             .filter(|n| n.contains(id))
             .map(|n| format!("function {n}")),
     );
-    let groups = clients
+    let groups: Vec<_> = clients
         .logs
         .describe_log_groups()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<_, _>>()
         .await
         .expect("DescribeLogGroups");
     left.extend(
         groups
-            .log_groups()
             .iter()
             .filter_map(|g| g.log_group_name())
             .filter(|n| n.contains(id))
             .map(|n| format!("log group {n}")),
     );
-    let roles = clients.iam.list_roles().send().await.expect("ListRoles");
+    let roles: Vec<_> = clients
+        .iam
+        .list_roles()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("ListRoles");
     left.extend(
         roles
-            .roles()
             .iter()
             .map(|r| r.role_name())
             .filter(|n| n.contains(id))
             .map(|n| format!("role {n}")),
     );
-    let profiles = clients
+    let profiles: Vec<_> = clients
         .iam
         .list_instance_profiles()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<_, _>>()
         .await
         .expect("ListInstanceProfiles");
     left.extend(
         profiles
-            .instance_profiles()
             .iter()
             .map(|p| p.instance_profile_name())
             .filter(|n| n.contains(id))
@@ -170,15 +187,17 @@ pub async fn leftovers(clients: &EdgeClients, id: &str) -> Vec<String> {
             ));
         }
     }
-    let mappings = clients
+    let mappings: Vec<_> = clients
         .lambda
         .list_event_source_mappings()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<_, _>>()
         .await
         .expect("ListEventSourceMappings");
     left.extend(
         mappings
-            .event_source_mappings()
             .iter()
             .filter(|m| m.function_arn().is_some_and(|arn| arn.contains(id)))
             .map(|m| format!("event source mapping {}", m.uuid().unwrap_or_default())),
