@@ -924,6 +924,32 @@ async fn sign_out(headers: HeaderMap) -> Response {
     response
 }
 
+/// For unit tests: a state of `config` whose S3 and DynamoDB clients point at a closed
+/// loopback port, for handlers that answer before they would reach either.
+#[cfg(test)]
+pub(crate) fn state_without_aws(config: ServerConfig) -> AppState {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let nowhere = "http://127.0.0.1:1";
+    let credentials = Credentials::new("test", "test", None, None, "test");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials.clone())
+            .endpoint_url(nowhere)
+            .build(),
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(nowhere)
+            .build(),
+    );
+    AppState::new(config, s3, dynamodb).expect("a valid configuration")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -987,28 +1013,10 @@ mod sign_in_code_tests {
 
     /// A state whose S3 and DynamoDB clients point at a closed port: nothing here reaches them.
     fn state(ttl_ms: u64) -> AppState {
-        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
         let mut config = ServerConfig::new("images", "images-table");
         config.token = Some(TOKEN.to_owned());
         config.sign_in_code_ttl_ms = ttl_ms;
-        let credentials = Credentials::new("test", "test", None, None, "test");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(credentials.clone())
-                .endpoint_url("http://127.0.0.1:1")
-                .build(),
-        );
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(credentials)
-                .endpoint_url("http://127.0.0.1:1")
-                .build(),
-        );
-        AppState::new(config, s3, dynamodb).expect("a valid configuration")
+        state_without_aws(config)
     }
 
     async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, HeaderMap, String) {

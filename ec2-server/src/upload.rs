@@ -575,7 +575,6 @@ mod tests {
         AppState,
         tokio::sync::oneshot::Sender<()>,
     ) {
-        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
         let mut config = crate::ServerConfig::new("images", "images-table");
         config.token = Some(TOKEN.to_owned());
         config.uploads_bucket = Some("uploads".into());
@@ -584,25 +583,7 @@ mod tests {
         config.max_upload_bytes = 2 * MIB;
         config.download_memory_mib = Some(3);
         config.decode_wait_ms = 300;
-        let nowhere = "http://127.0.0.1:1";
-        let credentials = Credentials::new("test", "test", None, None, "test");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(credentials.clone())
-                .endpoint_url(nowhere)
-                .build(),
-        );
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(credentials)
-                .endpoint_url(nowhere)
-                .build(),
-        );
-        let state = AppState::new(config, s3, dynamodb).expect("a valid configuration");
+        let state = crate::state_without_aws(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");

@@ -568,24 +568,7 @@ async fn the_console_moves_with_vi_keys_goes_back_with_shift_tab_filters_s3_and_
     .await;
 
     for key in &keys {
-        let versions = edge
-            .s3
-            .list_object_versions()
-            .bucket(&bucket)
-            .prefix(key.as_str())
-            .send()
-            .await
-            .expect("ListObjectVersions");
-        for version in versions.versions() {
-            edge.s3
-                .delete_object()
-                .bucket(&bucket)
-                .key(key.as_str())
-                .set_version_id(version.version_id().map(str::to_owned))
-                .send()
-                .await
-                .expect("DeleteObject");
-        }
+        hybridlab_tests::aws::delete_every_version(&edge.s3, &bucket, key).await;
     }
     driven.expect("the console test does not panic");
 }

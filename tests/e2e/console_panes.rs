@@ -232,24 +232,7 @@ async fn the_s3_view_lists_folders_reads_detail_versions_a_url_and_a_preview() {
     assert!(err.contains("hybridlab up --stack nosuch00"), "{err}");
 
     for key in [&thumbnail, &notes, &bomb] {
-        let versions = edge
-            .s3
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(key.as_str())
-            .send()
-            .await
-            .expect("ListObjectVersions");
-        for version in versions.versions() {
-            edge.s3
-                .delete_object()
-                .bucket(bucket)
-                .key(key.as_str())
-                .set_version_id(version.version_id().map(str::to_owned))
-                .send()
-                .await
-                .expect("DeleteObject");
-        }
+        hybridlab_tests::aws::delete_every_version(&edge.s3, bucket, key).await;
     }
 }
 

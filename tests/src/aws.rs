@@ -165,6 +165,27 @@ pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> b
         .into_bytes()
 }
 
+/// Deletes every version of every object whose key starts with `prefix` in a versioned
+/// `bucket`, so a test leaves the shared stack's buckets as it found them.
+pub async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
+    let versions = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("ListObjectVersions");
+    for version in versions.versions() {
+        s3.delete_object()
+            .bucket(bucket)
+            .set_key(version.key().map(str::to_owned))
+            .set_version_id(version.version_id().map(str::to_owned))
+            .send()
+            .await
+            .expect("DeleteObject");
+    }
+}
+
 /// A table shaped as the stack's on `dynamodb`: on-demand, partition key `image_id`.
 pub async fn create_image_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
     dynamodb
