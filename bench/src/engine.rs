@@ -83,6 +83,7 @@ fn sample(
         outcome: invocation.outcome,
         lambda: invocation.report,
         ec2_ms: invocation.ec2_ms,
+        ec2_round_trip_ms: invocation.ec2_round_trip_ms,
         error: invocation.error,
     }
 }
@@ -293,6 +294,7 @@ mod tests {
                     body: None,
                     report: None,
                     ec2_ms: None,
+                    ec2_round_trip_ms: None,
                     log_tail: None,
                     error: None,
                 }

@@ -68,6 +68,9 @@ pub struct Invocation {
     pub report: Option<Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ec2_ms: Option<StageTimings>,
+    /// The proxy's call to the image server, as the proxy timed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ec2_round_trip_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +135,9 @@ pub fn answered(
         report,
     };
     let (outcome, body, ec2_ms) = classify(&answer);
+    let ec2_round_trip_ms = body
+        .as_ref()
+        .and_then(|body| body["lambda"]["ec2_round_trip_ms"].as_f64());
     let error = match outcome {
         Outcome::Ok => None,
         _ => Some(error_text(&answer.payload, body.as_ref())),
@@ -145,6 +151,7 @@ pub fn answered(
         body,
         report: answer.report,
         ec2_ms,
+        ec2_round_trip_ms,
         log_tail,
         error,
     }
@@ -166,6 +173,7 @@ pub fn unanswered(
         body: None,
         report: None,
         ec2_ms: None,
+        ec2_round_trip_ms: None,
         log_tail: None,
         error: Some(error),
     }

@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod invocation;
 pub mod jobs;
+pub mod memory;
 pub mod model;
 pub mod report;
 pub mod run_file;

@@ -85,6 +85,11 @@ pub struct Sample {
     /// The image server's stage timings, from the proxy's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ec2_ms: Option<StageTimings>,
+    /// The proxy's own measure of its call to the image server, from the call to the last byte
+    /// of the answer (`lambda.ec2_round_trip_ms` in its answer): the Lambda-to-EC2 network is
+    /// this minus the server's `total`, and the proxy's own time is Lambda's duration minus it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_round_trip_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -152,8 +157,43 @@ pub struct RunConfig {
     /// before the stop finished and recorded. Absent in the files of complete runs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// `bench --cold`: the function's configuration was changed before each invocation, so
+    /// every one started a new execution environment.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
+    /// The function's configured memory during the run, when the bench set or read it (each
+    /// level of a `--memory` sweep has its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// What the run ran on and with, for the report's environment section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<RunEnvironment>,
     /// RFC 3339.
     pub started_at: String,
+}
+
+/// Where and with what a run was made: what a reader needs to compare two reports, and to
+/// know sandbox numbers from AWS numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunEnvironment {
+    /// `sandbox` or `aws`.
+    pub target_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The image server's EC2 instance type, from the stack record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// The image URL, URL list or file the run sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// The input image's size, when the bench knew it (a local file, or a fetched URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bytes: Option<u64>,
+    /// `CARGO_PKG_VERSION` of the hybridlab that ran the bench.
+    pub hybridlab_version: String,
+    /// The git commit it was built from, when known at build time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// Percentiles and the histogram of one measure, in milliseconds.

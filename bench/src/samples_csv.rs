@@ -87,6 +87,7 @@ mod tests {
             outcome: Outcome::Ec2Error,
             lambda: None,
             ec2_ms: None,
+            ec2_round_trip_ms: None,
             error: Some("download_failed: 404, \"gone\"".into()),
         };
         let row = csv_row("c=1", &sample);

@@ -217,6 +217,7 @@ mod tests {
                 error_type: None,
             }),
             ec2_ms: None,
+            ec2_round_trip_ms: None,
             error: None,
         }
     }

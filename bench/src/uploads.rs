@@ -51,9 +51,47 @@ impl UploadSample {
     }
 }
 
+/// The `format` field of the file `bench --upload --out` writes: an [`UploadRunFile`]. Files
+/// written before it existed hold one bare [`UploadRun`], without a `format`.
+pub const UPLOAD_RUN_FILE_FORMAT: &str = "hybridlab-upload-bench/1";
+
+/// What `bench --upload --out` writes: one run, or one per memory size of a `--memory` sweep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRunFile {
+    pub format: String,
+    pub runs: Vec<UploadRun>,
+}
+
+impl UploadRunFile {
+    pub fn new(runs: Vec<UploadRun>) -> Self {
+        Self {
+            format: UPLOAD_RUN_FILE_FORMAT.to_owned(),
+            runs,
+        }
+    }
+}
+
 /// The run as `--out` writes it and `--json` prints it (without the samples).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UploadRun {
+    /// A name for plots and tables (`m=512` in a memory sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// RFC 3339; absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Stopped by Ctrl-C: the uploads started before the stop were followed to their end.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// The resizer's configured memory during the run, when the bench set or read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// The REPORT lines of the resizer's invocations during the run, read from its log group:
+    /// what its duration and cost are computed from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resizer_reports: Vec<hybridlab_wire::report::Report>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<crate::model::RunEnvironment>,
     pub target: String,
     pub stack: String,
     pub file: String,

@@ -58,6 +58,7 @@ fn sample(seq: u64) -> Sample {
             dynamodb: 1.1,
             total: 17.0,
         }),
+        ec2_round_trip_ms: ok.then_some(18.4),
         error: None,
     }
 }

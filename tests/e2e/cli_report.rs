@@ -67,6 +67,7 @@ fn run_at(label: &str, concurrency: usize, count: u64, slowdown: f64) -> Run {
                     error_type: None,
                 }),
                 ec2_ms: None,
+                ec2_round_trip_ms: None,
                 error: None,
             }
         })
@@ -83,6 +84,9 @@ fn run_at(label: &str, concurrency: usize, count: u64, slowdown: f64) -> Run {
             warmup: 0,
             payloads: 1,
             interrupted: false,
+            cold: false,
+            memory_mb: None,
+            environment: None,
             started_at: "2026-11-03T10:00:00Z".to_owned(),
         },
         summary: stats::summarize(&samples),

@@ -25,6 +25,7 @@ pub fn sample(seq: u64, latency_us: u64, duration_ms: f64, cold: bool) -> Sample
             error_type: None,
         }),
         ec2_ms: None,
+        ec2_round_trip_ms: None,
         error: None,
     }
 }
@@ -43,6 +44,9 @@ pub fn run_of(label: &str, concurrency: usize, samples: Vec<Sample>) -> Run {
             warmup: 0,
             payloads: 1,
             interrupted: false,
+            cold: false,
+            memory_mb: None,
+            environment: None,
             started_at: "2026-11-03T10:00:00Z".to_owned(),
         },
         summary: stats::summarize(&samples),

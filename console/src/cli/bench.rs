@@ -271,6 +271,9 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             warmup: plan.warmup,
             payloads: plan.payloads.len(),
             interrupted: false,
+            cold: false,
+            memory_mb: None,
+            environment: None,
             started_at: hybridlab_wire::now_rfc3339(),
         };
         // The first Ctrl-C stops sending and keeps what the run measured; a second one quits.

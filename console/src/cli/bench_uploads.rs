@@ -94,6 +94,12 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
     let count = |outcome: &str| samples.iter().filter(|s| s.outcome == outcome).count() as u64;
     let finished = count("COMPLETED") + count("FAILED");
     let mut run = UploadRun {
+        label: None,
+        started_at: None,
+        interrupted: false,
+        memory_mb: None,
+        resizer_reports: Vec::new(),
+        environment: None,
         target: lab.clients.describe(),
         stack: lab.stack.to_string(),
         file: bench.file.display().to_string(),

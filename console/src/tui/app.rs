@@ -169,6 +169,9 @@ impl LiveRun {
             warmup: 0,
             payloads: 1,
             interrupted: false,
+            cold: false,
+            memory_mb: None,
+            environment: None,
             started_at: self.started_at.clone().unwrap_or_default(),
         }
     }
@@ -938,6 +941,7 @@ mod tests {
             outcome,
             lambda: None,
             ec2_ms: None,
+            ec2_round_trip_ms: None,
             error: None,
         }
     }

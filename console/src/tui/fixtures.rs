@@ -170,6 +170,7 @@ fn sample(seq: u64, scale: u64) -> Sample {
             error_type: None,
         }),
         ec2_ms: None,
+        ec2_round_trip_ms: None,
         error: None,
     }
 }

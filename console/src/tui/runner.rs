@@ -342,6 +342,7 @@ mod tests {
                 outcome: Outcome::Ok,
                 lambda: None,
                 ec2_ms: None,
+                ec2_round_trip_ms: None,
                 error: None,
             })
             .expect("the forwarder listens");

@@ -110,6 +110,7 @@ mod tests {
             outcome: Outcome::Ec2Error,
             lambda: None,
             ec2_ms: None,
+            ec2_round_trip_ms: None,
             error: Some(format!("error {seq}\nwith a line break")),
         };
         for seq in 0..1000 {
