@@ -183,6 +183,10 @@ pub struct RunEnvironment {
     /// The image server's EC2 instance type, from the stack record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
+    /// The instance's on-demand list price (`provision`'s table), for the report's full cost:
+    /// the instance's share of a run is this times the run's elapsed hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_hourly_usd: Option<f64>,
     /// The image URL, URL list or file the run sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
