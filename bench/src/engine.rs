@@ -56,11 +56,24 @@ pub struct Progress {
     pub stop: AtomicBool,
     /// Receives a copy of each measured sample as it completes (the console plots them live).
     pub live: Option<tokio::sync::mpsc::UnboundedSender<Sample>>,
+    /// Why the run stopped before its end when preparing an invocation failed
+    /// ([`Invoke::prepare`]); the first failure, once.
+    pub halted: std::sync::OnceLock<String>,
 }
 
 /// Anything that can perform one invocation: the SDK in real use, a closure in tests.
 pub trait Invoke: Clone + Send + Sync + 'static {
     fn invoke(&self, payload: Bytes) -> impl Future<Output = Invocation> + Send;
+
+    /// Runs before invocation `seq` of a closed loop, before its send time is taken, so what
+    /// it does is no part of the invocation's measured time (`bench --cold` changes the
+    /// function's configuration here and waits for the update, to make the invocation a cold
+    /// start). An error stops the run, as Ctrl-C does, and is kept in [`Progress::halted`].
+    /// Open loops never call it: their schedule, not the last answer, sets each send time.
+    fn prepare(&self, seq: u64) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = seq;
+        async { Ok(()) }
+    }
 }
 
 fn micros(from: Instant, to: Instant) -> u64 {
@@ -101,8 +114,13 @@ pub async fn run<I: Invoke>(invoker: I, plan: &BenchPlan, progress: Arc<Progress
             warmup: 0,
             payloads: plan.payloads.clone(),
         };
-        closed_loop(invoker.clone(), &warmup, Arc::new(Progress::default())).await;
+        let warming = Arc::new(Progress::default());
+        closed_loop(invoker.clone(), &warmup, warming.clone()).await;
         progress.warming.store(false, Ordering::Relaxed);
+        if let Some(reason) = warming.halted.get() {
+            let _ = progress.halted.set(format!("warming up: {reason}"));
+            return Vec::new();
+        }
     }
     let mut samples = match plan.shape {
         LoadShape::Closed { .. } => closed_loop(invoker, plan, progress).await,
@@ -140,11 +158,22 @@ async fn closed_loop<I: Invoke>(
                 if progress.stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let sent = Instant::now();
                 let seq = next.fetch_add(1, Ordering::Relaxed);
-                if !plan.admits(seq, sent - start) {
+                if !plan.admits(seq, Instant::now() - start) {
                     break;
                 }
+                if let Err(reason) = invoker.prepare(seq).await {
+                    let _ = progress
+                        .halted
+                        .set(format!("preparing invocation {seq} failed: {reason}"));
+                    progress.stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                // A Ctrl-C while preparing: the invocation is not sent.
+                if progress.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let sent = Instant::now();
                 let invocation = invoker.invoke(plan.payload(seq)).await;
                 let sample = sample(seq, start, sent, sent, invocation);
                 record(&progress, &sample);
@@ -248,6 +277,11 @@ mod tests {
         active: Arc<AtomicU64>,
         peak: Arc<AtomicU64>,
         payloads: Arc<Mutex<Vec<Bytes>>>,
+        /// How long each `prepare` takes, and the one (by sequence number) that fails.
+        prepare_takes: Duration,
+        prepare_fails_at: Option<u64>,
+        /// `prepare <seq>` and `invoke` in the order they happened.
+        events: Arc<Mutex<Vec<String>>>,
     }
 
     impl Fake {
@@ -260,6 +294,15 @@ mod tests {
                 active: Arc::default(),
                 peak: Arc::default(),
                 payloads: Arc::default(),
+                prepare_takes: Duration::ZERO,
+                prepare_fails_at: None,
+                events: Arc::default(),
+            }
+        }
+
+        fn note(&self, event: String) {
+            if let Ok(mut events) = self.events.lock() {
+                events.push(event);
             }
         }
     }
@@ -268,6 +311,7 @@ mod tests {
         fn invoke(&self, payload: Bytes) -> impl Future<Output = Invocation> + Send {
             let this = self.clone();
             async move {
+                this.note("invoke".into());
                 let call = this.calls.fetch_add(1, Ordering::SeqCst);
                 let now = this.active.fetch_add(1, Ordering::SeqCst) + 1;
                 this.peak.fetch_max(now, Ordering::SeqCst);
@@ -297,6 +341,18 @@ mod tests {
                     ec2_round_trip_ms: None,
                     log_tail: None,
                     error: None,
+                }
+            }
+        }
+
+        fn prepare(&self, seq: u64) -> impl Future<Output = Result<(), String>> + Send {
+            let this = self.clone();
+            async move {
+                this.note(format!("prepare {seq}"));
+                tokio::time::sleep(this.prepare_takes).await;
+                match this.prepare_fails_at {
+                    Some(at) if at == seq => Err("the update failed".into()),
+                    _ => Ok(()),
                 }
             }
         }
@@ -384,5 +440,55 @@ mod tests {
         // 2 workers, one call each per 10 ms, none started at or after 95 ms.
         assert_eq!(samples.len(), 20);
         assert!(samples.iter().all(|s| s.sent_us < 95_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prepare_runs_before_each_invocation_outside_its_measured_time() {
+        let mut fake = Fake::new(Duration::from_millis(10));
+        fake.prepare_takes = Duration::from_millis(50);
+        let progress = Arc::new(Progress::default());
+        let samples = run(
+            fake.clone(),
+            &plan(LoadShape::Closed { concurrency: 1 }, 4),
+            progress.clone(),
+        )
+        .await;
+        assert_eq!(samples.len(), 4);
+        let events = fake.events.lock().expect("events").clone();
+        assert_eq!(
+            events,
+            [
+                "prepare 0",
+                "invoke",
+                "prepare 1",
+                "invoke",
+                "prepare 2",
+                "invoke",
+                "prepare 3",
+                "invoke"
+            ]
+        );
+        // Each invocation is measured from after its preparation: 10 ms, not 60.
+        assert!(samples.iter().all(|s| s.latency_us() == 10_000));
+        let sent: Vec<u64> = samples.iter().map(|s| s.sent_us).collect();
+        assert_eq!(sent, [50_000, 110_000, 170_000, 230_000]);
+        assert!(progress.halted.get().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_preparation_stops_the_run_and_says_why() {
+        let mut fake = Fake::new(Duration::from_millis(10));
+        fake.prepare_fails_at = Some(2);
+        let progress = Arc::new(Progress::default());
+        let samples = run(
+            fake.clone(),
+            &plan(LoadShape::Closed { concurrency: 1 }, 10),
+            progress.clone(),
+        )
+        .await;
+        assert_eq!(samples.len(), 2, "invocations 0 and 1 only");
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+        let halted = progress.halted.get().expect("the reason is kept");
+        assert!(halted.contains("invocation 2") && halted.contains("the update failed"));
     }
 }

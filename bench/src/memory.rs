@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{PRICE_PER_GB_SECOND_USD, PRICE_PER_MILLION_REQUESTS_USD};
 
-/// The memory Lambda gives one full vCPU; CPU is allocated in proportion to memory.
-pub const ONE_VCPU_MB: u32 = 1769;
+pub use hybridlab_wire::lambda_cpu::ONE_VCPU_MB;
 
 /// The memory sizes Lambda accepts, in MB.
 pub const MIN_MEMORY_MB: u32 = 128;
@@ -192,7 +191,10 @@ mod tests {
         // Balanced weighs both: at 2,048 MB the cost is the sweep's highest, and at 128 MB the
         // duration is.
         let slow_and_cheap = [point_at(128, 700.0), point_at(2048, 50.0)];
-        assert_eq!(super::picks(&slow_and_cheap).expect("picks").cheapest_mb, 128);
+        assert_eq!(
+            super::picks(&slow_and_cheap).expect("picks").cheapest_mb,
+            128
+        );
     }
 
     #[test]
@@ -214,8 +216,16 @@ mod tests {
     fn levels_are_checked_against_lambdas_limits() {
         assert!(check_levels(&[128, 256, 1769]).is_ok());
         assert!(check_levels(&[]).is_err());
-        assert!(check_levels(&[64]).unwrap_err().contains("128 to 10240"));
-        assert!(check_levels(&[256, 256]).unwrap_err().contains("twice"));
+        assert!(
+            check_levels(&[64])
+                .expect_err("below the minimum")
+                .contains("128 to 10240")
+        );
+        assert!(
+            check_levels(&[256, 256])
+                .expect_err("a repeat")
+                .contains("twice")
+        );
         assert!((vcpus_of(1769) - 1.0).abs() < 1e-12);
         assert!((vcpus_of(10_240) - 5.788).abs() < 1e-3);
     }

@@ -6,7 +6,7 @@
 //! work (`processing`: PROCESSING to the final status).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -168,7 +168,28 @@ pub async fn drive(
     concurrency: usize,
     done: &AtomicU64,
 ) -> Vec<UploadSample> {
-    futures::stream::iter(0..uploads)
+    drive_until(
+        pipeline,
+        uploads,
+        concurrency,
+        done,
+        &AtomicBool::new(false),
+    )
+    .await
+}
+
+/// Like [`drive`], but no upload starts once `stop` is set (Ctrl-C): those started are still
+/// followed to their end and recorded, so the samples are a partial run's.
+pub async fn drive_until(
+    pipeline: &impl UploadPipeline,
+    uploads: u64,
+    concurrency: usize,
+    done: &AtomicU64,
+    stop: &AtomicBool,
+) -> Vec<UploadSample> {
+    // The stream asks for the next upload only when one of the `concurrency` slots frees.
+    let admitted = (0..uploads).take_while(|_| !stop.load(Ordering::Relaxed));
+    futures::stream::iter(admitted)
         .map(|_| async move {
             let started = Instant::now();
             let sample = match pipeline.upload().await {
@@ -302,5 +323,48 @@ mod tests {
         assert!((measures[0].max_ms - 300.0).abs() < 0.5);
         assert_eq!(measures[1].count, 3);
         assert_eq!(measures[2].count, 2);
+    }
+
+    /// A pipeline whose n-th upload takes n times 10 ms (no two end together) and whose rows
+    /// are COMPLETED at once; its `stop_after`-th upload sets `stop` as it starts.
+    struct StoppingPipeline {
+        started: AtomicU64,
+        stop_after: u64,
+        stop: std::sync::Arc<AtomicBool>,
+    }
+
+    impl UploadPipeline for StoppingPipeline {
+        async fn upload(&self) -> anyhow::Result<String> {
+            let n = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.stop_after {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(10 * n)).await;
+            Ok(format!("image-{n}"))
+        }
+
+        async fn wait_final(&self, image_id: &str) -> anyhow::Result<(ImageRecord, Instant)> {
+            let mut done = row(&[(ImageStatus::Completed, "2026-11-29T10:00:00Z")]);
+            done.image_id = image_id.to_owned();
+            Ok((done, Instant::now()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_starts_no_more_uploads_and_keeps_those_started() {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let pipeline = StoppingPipeline {
+            started: AtomicU64::new(0),
+            stop_after: 3,
+            stop: stop.clone(),
+        };
+        let done = AtomicU64::new(0);
+        let samples = drive_until(&pipeline, 100, 2, &done, &stop).await;
+        // Two slots: the third upload starts when the first ends, while the second is in
+        // flight, and sets the stop; no fourth starts, and all three are followed to their end.
+        assert_eq!(pipeline.started.load(Ordering::SeqCst), 3);
+        assert_eq!(samples.len(), 3);
+        assert!(samples.iter().all(|s| s.outcome == "COMPLETED"));
+        assert_eq!(done.load(Ordering::SeqCst), 3);
     }
 }

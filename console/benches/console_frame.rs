@@ -173,9 +173,17 @@ fn main() {
             times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         );
     };
+    // At 200x60 the view draws everything: the histogram, where the time goes, every
+    // measure's percentiles, the slowest invocations and errors, and the p99 of each second.
     for (width, height) in [(80, 24), (200, 60)] {
         row("Invoke, 1,000,000 samples", &app, width, height);
     }
+    // Down selects the slowest invocation: on a small terminal, the breakdown's panel.
+    app.on_key(Key::Down);
+    row("Invoke, breakdown and slowest selected", &app, 80, 24);
+    app.on_key(Key::Char('p'));
+    app.on_key(Key::Char('c'));
+    row("Invoke, p99 of warm invocations", &app, 200, 60);
     app.tab = Tab::Logs;
     for (width, height) in [(80, 24), (200, 60)] {
         row("Logs, 10,000 lines, following", &app, width, height);

@@ -90,11 +90,61 @@ pub async fn running() -> Option<SandboxRecord> {
         .build()
         .ok()?;
     let health = client
-        .get(format!("{}/_hybridlab/health", record.endpoint))
+        .get(format!("{}{STATUS_PATH}", record.endpoint))
         .send()
         .await
         .ok()?;
     health.status().is_success().then_some(record)
+}
+
+/// The agent's path for its status (which also tells it is healthy).
+pub const STATUS_PATH: &str = "/_hybridlab/health";
+
+/// Why the sandbox's status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("the sandbox at {endpoint} did not answer its status: {source}")]
+    Unreachable {
+        endpoint: String,
+        source: reqwest::Error,
+    },
+    #[error("the sandbox at {endpoint} answered its status with HTTP {status}")]
+    Refused { endpoint: String, status: u16 },
+    #[error("the sandbox at {endpoint} answered a status that is not JSON: {source}")]
+    NotJson {
+        endpoint: String,
+        source: serde_json::Error,
+    },
+}
+
+/// The status the agent at `endpoint` serves: its functions, instances, timing, and how it
+/// shares CPU among function environments.
+pub async fn status(endpoint: &str) -> Result<serde_json::Value, StatusError> {
+    let unreachable = |source| StatusError::Unreachable {
+        endpoint: endpoint.to_owned(),
+        source,
+    };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(unreachable)?;
+    let answer = client
+        .get(format!("{endpoint}{STATUS_PATH}"))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if !answer.status().is_success() {
+        return Err(StatusError::Refused {
+            endpoint: endpoint.to_owned(),
+            status: answer.status().as_u16(),
+        });
+    }
+    let body = answer.bytes().await.map_err(unreachable)?;
+    serde_json::from_slice(&body).map_err(|source| StatusError::NotJson {
+        endpoint: endpoint.to_owned(),
+        source,
+    })
 }
 
 /// Why `stop` did not finish.

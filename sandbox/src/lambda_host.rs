@@ -5,7 +5,8 @@
 //! `bootstrap` and every process it started), and the `START`/`END`/`REPORT` lines written to
 //! `/aws/lambda/<name>` as AWS writes them. Each environment holds credentials of its own for
 //! the function's execution role, in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-//! `AWS_SESSION_TOKEN` as on AWS (see [`super::principals`]).
+//! `AWS_SESSION_TOKEN` as on AWS (see [`super::principals`]), and a cgroup capping its CPU to
+//! its memory's share, as Lambda allocates it (see [`super::cpu_share`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use hybridlab_wire::report::{Report, encode_tail};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::code::{CodeError, CodeStore};
+use super::cpu_share::CpuShare;
 use super::logs::{LogShipper, LogStream, now_ms};
 use super::output::{Output, forward_output};
 use super::principals::{PrincipalTable, Role, RoleDirectory};
@@ -106,6 +108,8 @@ pub struct HostSettings {
     pub edge_endpoint: String,
     /// The most environments that run at once, over all functions (the account limit).
     pub concurrency_limit: usize,
+    /// Caps each environment's CPU to its memory's share, as Lambda allocates it.
+    pub cpu_share: Arc<CpuShare>,
 }
 
 /// A function's configuration, as the control plane has it.
@@ -562,14 +566,30 @@ impl LambdaHost {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // The environment's CPU share, named like its log stream; entered before `exec`.
+        let mut cpu_group = self
+            .settings
+            .cpu_share
+            .environment_group(&id, memory_mb(spec.memory_mb))
+            .map_err(|err| InvokeError::Spawn(err.to_string()))?;
+        if let Some(group) = &mut cpu_group {
+            group.enter_before_exec(&mut command);
+        }
         // On its own thread: see `Spawner` for why.
         let spawned = self.spawner.spawn(command).await;
-        let mut child = spawned.map_err(|err| {
-            InvokeError::Spawn(format!(
-                "{}: {err}",
-                spec.code_dir.join("bootstrap").display()
-            ))
-        })?;
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                // A child that entered the group and failed to exec leaves it as it exits.
+                if let Some(group) = cpu_group {
+                    group.remove().await;
+                }
+                return Err(InvokeError::Spawn(format!(
+                    "{}: {err}",
+                    spec.code_dir.join("bootstrap").display()
+                )));
+            }
+        };
         let pid = child.id();
         let group = ProcessGroup::of(&child);
         let (line_sender, lines) = mpsc::unbounded_channel();
@@ -594,6 +614,10 @@ impl LambdaHost {
                 group.reap();
             }
             let _ = exit_sender.send(Some(status));
+            // Its processes were killed: once they have exited, the group can go.
+            if let Some(group) = cpu_group {
+                group.remove().await;
+            }
         });
         Ok(Environment {
             channel,

@@ -12,11 +12,13 @@
 //! (see [`principals`]; instances fetch theirs from [`imds`]), and the edge knows every
 //! request's caller. IAM is enforced for those keys: each request is decided against its
 //! role's policies before moto sees it (see [`authorizer`]). AWS's waits (IAM propagation,
-//! instance boot, functions Pending) and control-plane rates are kept too (see [`timing`]).
+//! instance boot, functions Pending) and control-plane rates are kept too (see [`timing`]),
+//! and each function environment gets the CPU share of its memory (see [`cpu_share`]).
 
 pub mod authorizer;
 pub mod code;
 pub mod control;
+pub mod cpu_share;
 pub mod ec2_host;
 pub mod edge;
 pub mod http_api;
@@ -46,6 +48,7 @@ use tokio::sync::oneshot;
 use crate::moto::{MotoError, MotoServer};
 use authorizer::{Authorizer, IamMode};
 use code::CodeStore;
+use cpu_share::CpuShare;
 use ec2_host::{Ec2Host, Ec2Settings};
 use hybridlab_tools::{ensure_aws_cli, ensure_moto};
 use hybridlab_wire::sandbox::{
@@ -131,6 +134,7 @@ pub struct Sandbox {
     port: u16,
     moto: MotoServer,
     lambda: Arc<LambdaHost>,
+    cpu_share: Arc<CpuShare>,
     ec2: Arc<Ec2Host>,
     stop_edge: Option<oneshot::Sender<()>>,
     stop_ec2: Option<oneshot::Sender<()>>,
@@ -271,6 +275,8 @@ impl Sandbox {
             aws_sdk_cloudwatchlogs::Client::new(&config),
             Some(authorizer.clone()),
         );
+        let cpu_share = Arc::new(CpuShare::start());
+        tracing::info!("{}", cpu_share.status().line());
         let lambda = Arc::new(LambdaHost::new(
             aws_sdk_lambda::Client::new(&config),
             code.clone(),
@@ -282,6 +288,7 @@ impl Sandbox {
                 region: options.region.clone(),
                 edge_endpoint: endpoint.clone(),
                 concurrency_limit: options.concurrency_limit.max(1),
+                cpu_share: cpu_share.clone(),
             },
         ));
         let settling = Arc::new(Settling::new(options.timing));
@@ -315,6 +322,7 @@ impl Sandbox {
             let timing = options.timing;
             let lambda_concurrency = options.concurrency_limit.max(1);
             let vcpu_limit = options.vcpu_limit;
+            let lambda_cpu = serde_json::to_value(cpu_share.status()).unwrap_or_default();
             Arc::new(move || {
                 let environments: Vec<_> = lambda
                     .environments()
@@ -338,6 +346,7 @@ impl Sandbox {
                     },
                     "lambda_concurrency": lambda_concurrency,
                     "vcpu_limit": vcpu_limit,
+                    (hybridlab_wire::lambda_cpu::STATUS_FIELD): lambda_cpu.clone(),
                 })
             })
         };
@@ -398,6 +407,7 @@ impl Sandbox {
             port,
             moto,
             lambda,
+            cpu_share,
             ec2,
             stop_edge: Some(stop_edge),
             stop_ec2: Some(stop_ec2),
@@ -425,6 +435,11 @@ impl Sandbox {
         self.ec2.servers()
     }
 
+    /// How each function environment's CPU follows its memory here, or why it does not.
+    pub fn lambda_cpu(&self) -> &hybridlab_wire::lambda_cpu::LambdaCpuShare {
+        self.cpu_share.status()
+    }
+
     /// Stops the edge, every function environment and server process, and moto.
     pub async fn stop(mut self) {
         self.shutdown().await;
@@ -443,6 +458,7 @@ impl Sandbox {
         for (name, _) in self.lambda.environments() {
             self.lambda.invalidate(&name);
         }
+        self.cpu_share.release().await;
         self.moto.stop();
     }
 }

@@ -572,3 +572,102 @@ async fn the_console_moves_with_vi_keys_goes_back_with_shift_tab_filters_s3_and_
     }
     driven.expect("the console test does not panic");
 }
+
+/// The first eight digits of the request id on the Invoke view's selected row (`> #seq ...`),
+/// as its list shows ids below 72 columns.
+fn selected_request_id(screen: &str) -> Option<String> {
+    let line = screen.lines().find(|line| line.contains("> #"))?;
+    let row = &line[line.find("> #")?..];
+    row.split(|c: char| c.is_whitespace() || c == '│')
+        .find(|word| word.len() == 8 && word.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
+/// The Logs view's rows of log lines (`hh:mm:ss.mmm source ...`), the borders left out.
+fn log_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .map(|line| line.trim_start_matches('│'))
+        .filter(|line| {
+            let bytes = line.as_bytes();
+            bytes.len() > 13 && bytes[2] == b':' && bytes[5] == b':' && bytes[8] == b'.'
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_on_the_slowest_invocation_of_a_burst_shows_its_log_lines() {
+    let lab = lab_stack().await;
+    let host = ImageHost::start().await;
+    let url = host.add("slowest.jpg", fixtures::jpeg(800, 600), "image/jpeg");
+    let (endpoint, stack) = (lab.endpoint.clone(), lab.stack.clone());
+    tokio::task::spawn_blocking(move || {
+        let dir = std::env::temp_dir().join(format!("hybridlab-console-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a working directory");
+        let mut console = Console::start(
+            &dir,
+            &["--endpoint", &endpoint, "--stack", &stack],
+            &[("HYBRIDLAB_IMAGE_URL", &url)],
+        );
+        console.wait_for(
+            &["LOCAL SANDBOX", &stack, "resources"],
+            Duration::from_secs(60),
+        );
+
+        // A burst of 10 at concurrency 4.
+        console.type_keys("2-");
+        console.wait_for(&["next: N 10  C 4"], Duration::from_secs(10));
+        console.type_keys("\r");
+        console.wait_for(&["ok 10", "burst finished"], Duration::from_secs(120));
+
+        // Down selects the slowest; at 30 rows the breakdown's panel shows to hold the list.
+        console.type_keys("\x1b[B");
+        let text = console.wait_until(
+            "the slowest invocation selected",
+            Duration::from_secs(10),
+            |text| selected_request_id(text).is_some(),
+        );
+        for wanted in [
+            "where the time goes",
+            "overhead",
+            "network",
+            "download",
+            "slowest 10 of 10",
+            "Enter: its logs",
+        ] {
+            assert!(text.contains(wanted), "`{wanted}` on the screen:\n{text}");
+        }
+        let id = selected_request_id(&text).expect("a request id on the selected row");
+        // The slowest is the first row of the list.
+        let first_row = text
+            .lines()
+            .find(|line| line.contains("│  #") || line.contains("> #"))
+            .unwrap_or_default();
+        assert!(first_row.contains("> #"), "the first row selected:\n{text}");
+
+        // Enter: the Logs view, narrowed to that invocation's lines, the function's (START,
+        // REPORT) and the server's.
+        console.type_keys("\r");
+        let text = console.wait_until(
+            &format!("the log lines of invocation {id}"),
+            Duration::from_secs(60),
+            |text| {
+                let rows = log_rows(text);
+                text.contains(&format!("filter: {id}"))
+                    && rows.iter().any(|row| row.contains("START"))
+                    && rows.iter().any(|row| row.contains("REPORT"))
+                    && rows.iter().any(|row| row.contains(" ec2 "))
+            },
+        );
+        assert!(text.contains("3 Logs"), "{text}");
+        let rows = log_rows(&text);
+        assert!(
+            rows.iter().all(|row| row.contains(&id)),
+            "only lines of {id}:\n{text}"
+        );
+        console.quit();
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .expect("the console test does not panic");
+}

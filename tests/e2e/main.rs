@@ -5,6 +5,7 @@
 mod aws_timing;
 mod cli_aws_target;
 mod cli_bench;
+mod cli_bench_memory;
 mod cli_config;
 mod cli_data;
 mod cli_gallery;

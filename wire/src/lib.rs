@@ -19,6 +19,7 @@ pub mod job;
 #[cfg(feature = "dynamodb")]
 pub mod job_item;
 pub mod keys;
+pub mod lambda_cpu;
 pub mod launch;
 #[cfg(feature = "package")]
 pub mod package;

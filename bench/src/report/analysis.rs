@@ -33,12 +33,17 @@ pub fn client_histogram(run: &Run) -> Histogram<u64> {
     if !run.samples.is_empty() {
         return stats::histogram_of(&run.samples, "client");
     }
+    run.summary
+        .measure("client")
+        .map_or_else(stats::new_histogram, histogram_of_measure)
+}
+
+/// The histogram a stored measure keeps as `[value_us, count]` buckets.
+pub fn histogram_of_measure(measure: &crate::model::MeasureSummary) -> Histogram<u64> {
     let mut histogram = stats::new_histogram();
-    if let Some(client) = run.summary.measure("client") {
-        for &[value_us, count] in &client.histogram.buckets {
-            // The histogram resizes itself, so no value is out of range.
-            let _ = histogram.record_n(value_us, count);
-        }
+    for &[value_us, count] in &measure.histogram.buckets {
+        // The histogram resizes itself, so no value is out of range.
+        let _ = histogram.record_n(value_us, count);
     }
     histogram
 }
@@ -132,6 +137,9 @@ pub struct SweepPoint {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub throughput_per_s: f64,
+    pub invocations: u64,
+    /// Count per outcome other than `ok`.
+    pub errors: BTreeMap<crate::model::Outcome, u64>,
 }
 
 /// Runs of one benchmark at several concurrency levels, in order of concurrency.
@@ -186,6 +194,8 @@ pub fn sweeps(runs: &[LabeledRun]) -> Vec<Sweep> {
                         p90_ms: client.p90_ms,
                         p99_ms: client.p99_ms,
                         throughput_per_s: summary.throughput_per_s,
+                        invocations: summary.invocations,
+                        errors: summary.errors.clone(),
                     })
                 })
                 .collect();

@@ -1,22 +1,35 @@
-//! The report's text: a summary of every run, the side-by-side comparison, the figures with a
-//! word on how to read them, and per run its configuration, outcomes, percentiles, cold
-//! starts and cost, as GitHub-flavoured Markdown tables.
+//! The report's text: where the runs were made, a summary of every run, the side-by-side
+//! comparison and the repeats, the figures with a word on how to read them, the sweeps, the
+//! full cost, and per run its configuration, outcomes, percentiles, cold starts and cost, as
+//! GitHub-flavoured Markdown tables.
 
 use std::fmt::Write as _;
 
 use super::analysis::{self, ColdWarm, ComparisonRow, Spread, Sweep};
-use super::input::LabeledRun;
+use super::breakdown::Breakdown;
+use super::input::{LabeledRun, LabeledUpload};
+use super::memory_sweep::MemorySweep;
+use super::overview::{self, MeanStdev, MemorySource, RunFacts};
 use super::plots::{Figure, Figures};
+use super::summary_csv::{SUMMARY_CSV_FILE, SUMMARY_CSV_HEADER};
 use crate::model::{LoadShape, MeasureSummary, Outcome, Run};
+use crate::stats::{PRICE_PER_GB_SECOND_USD, PRICE_PER_MILLION_REQUESTS_USD};
 
 /// What the report is written from.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportContent<'a> {
     pub title: &'a str,
+    /// The proxy's runs.
     pub runs: &'a [LabeledRun],
+    /// The upload pipeline's runs.
+    pub uploads: &'a [LabeledUpload],
+    /// Of every run, proxy runs first.
+    pub facts: &'a [RunFacts<'a>],
     pub sweeps: &'a [Sweep],
-    /// One per run.
+    /// One per proxy run.
     pub cold_warm: &'a [ColdWarm],
+    pub breakdowns: &'a [Breakdown],
+    pub memory_sweeps: &'a [MemorySweep],
     pub figures: &'a Figures,
 }
 
@@ -24,10 +37,11 @@ pub struct ReportContent<'a> {
 pub fn render(content: &ReportContent<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", one_line(content.title));
-    let files: Vec<String> = unique_files(content.runs)
+    let files: Vec<String> = unique_files(content.facts)
         .into_iter()
         .map(|file| format!("`{file}`"))
         .collect();
+    let total = content.facts.len();
     let _ = writeln!(
         out,
         "Made by `hybridlab report` from {} ({} run{}). Times are in milliseconds. *Client \
@@ -36,17 +50,39 @@ pub fn render(content: &ReportContent<'_>) -> String {
          omission); *Lambda duration* and *Init Duration* are from the function's REPORT log \
          lines.\n",
         files.join(", "),
-        content.runs.len(),
-        if content.runs.len() == 1 { "" } else { "s" },
+        total,
+        if total == 1 { "" } else { "s" },
     );
-    summary_section(&mut out, content.runs);
+    environment_section(&mut out, content.facts);
+    if !content.runs.is_empty() {
+        summary_section(&mut out, content.runs);
+    }
+    if !content.uploads.is_empty() {
+        upload_summary_section(&mut out, content.uploads);
+    }
     if content.runs.len() >= 2 {
         comparison_section(&mut out, content.runs, &analysis::comparison(content.runs));
     }
-    distribution_section(&mut out, content.figures.latency_distribution.as_ref());
+    repeats_section(&mut out, &overview::repeats(content.facts));
+    if !content.runs.is_empty() {
+        distribution_section(&mut out, content.figures.latency_distribution.as_ref());
+        breakdown_section(
+            &mut out,
+            content.breakdowns,
+            content.figures.breakdown.as_ref(),
+        );
+    }
+    if let Some(figure) = &content.figures.upload_distribution {
+        upload_distribution_section(&mut out, figure);
+    }
     if !content.sweeps.is_empty() {
         sweep_section(&mut out, content.sweeps, content.figures);
     }
+    for (index, sweep) in content.memory_sweeps.iter().enumerate() {
+        memory_sweep_section(&mut out, sweep, content.figures.memory_sweeps.get(index));
+    }
+    cost_section(&mut out, content.facts);
+    files_section(&mut out);
     out.push_str("## Runs\n\n");
     for (index, labeled) in content.runs.iter().enumerate() {
         let split = content.cold_warm.get(index);
@@ -55,7 +91,18 @@ pub fn render(content: &ReportContent<'_>) -> String {
             .cold_warm
             .get(index)
             .and_then(Option::as_ref);
+        let timeline = content
+            .figures
+            .timelines
+            .get(index)
+            .and_then(Option::as_ref);
         run_section(&mut out, labeled, split, figure);
+        if let Some(timeline) = timeline {
+            timeline_part(&mut out, timeline);
+        }
+    }
+    for labeled in content.uploads {
+        upload_run_section(&mut out, labeled);
     }
     out
 }
@@ -77,7 +124,7 @@ fn usd(value: f64) -> String {
     format!("{value:.6}")
 }
 
-fn unique_files(runs: &[LabeledRun]) -> Vec<String> {
+fn unique_files(runs: &[RunFacts<'_>]) -> Vec<String> {
     let mut files: Vec<String> = Vec::new();
     for run in runs {
         let file = run.file.display().to_string();
@@ -233,12 +280,36 @@ fn sweep_section(out: &mut String, sweeps: &[Sweep], figures: &Figures) {
          the client) is saturated.\n\n",
     );
     let named = sweeps.iter().any(|sweep| sweep.name.is_some());
-    let mut headers = Vec::new();
+    // A column per kind of error that happened, so a level where throttles began shows.
+    let outcomes: Vec<Outcome> = Outcome::ALL
+        .into_iter()
+        .filter(|outcome| {
+            sweeps
+                .iter()
+                .flat_map(|sweep| &sweep.points)
+                .any(|point| point.errors.get(outcome).is_some_and(|&n| n > 0))
+        })
+        .collect();
+    let mut headers: Vec<String> = Vec::new();
     if named {
-        headers.push("sweep");
+        headers.push("sweep".to_owned());
     }
-    headers.extend(["run", "concurrency", "p50", "p90", "p99", "throughput (/s)"]);
-    table_header(out, &headers, headers.len() - 5);
+    headers.extend(
+        [
+            "run",
+            "concurrency",
+            "p50",
+            "p90",
+            "p99",
+            "throughput (/s)",
+            "errors",
+        ]
+        .map(String::from),
+    );
+    headers.extend(outcomes.iter().map(|outcome| format!("`{outcome}`")));
+    let numbers = 6 + outcomes.len();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    table_header(out, &headers, headers.len() - numbers);
     for sweep in sweeps {
         for point in &sweep.points {
             let mut cells = Vec::new();
@@ -252,11 +323,562 @@ fn sweep_section(out: &mut String, sweeps: &[Sweep], figures: &Figures) {
                 ms(point.p90_ms),
                 ms(point.p99_ms),
                 format!("{:.1}", point.throughput_per_s),
+                format!(
+                    "{} ({})",
+                    point.errors.values().sum::<u64>(),
+                    percent(point.errors.values().sum::<u64>(), point.invocations)
+                ),
             ]);
+            cells.extend(
+                outcomes
+                    .iter()
+                    .map(|outcome| point.errors.get(outcome).copied().unwrap_or(0).to_string()),
+            );
             table_row(out, &cells);
         }
     }
     out.push('\n');
+}
+
+const NOT_RECORDED: &str = "not recorded";
+
+/// A size in bytes as a reader takes it in: `123456 bytes (120.6 KiB)`.
+fn bytes_text(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let value = bytes as f64;
+    if value >= KIB * KIB {
+        format!("{bytes} bytes ({:.1} MiB)", value / KIB / KIB)
+    } else if value >= KIB {
+        format!("{bytes} bytes ({:.1} KiB)", value / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn memory_text(memory: Option<(u32, MemorySource)>) -> String {
+    match memory {
+        Some((mb, MemorySource::Configured)) => format!("{mb} MB"),
+        Some((mb, MemorySource::ReportLines)) => format!("{mb} MB (from REPORT lines)"),
+        None => NOT_RECORDED.to_owned(),
+    }
+}
+
+/// The warning's first words, when a run was made on the sandbox.
+pub const SANDBOX_WARNING: &str = "Sandbox numbers are not AWS numbers.";
+
+fn environment_section(out: &mut String, facts: &[RunFacts<'_>]) {
+    out.push_str("## Environment\n\n");
+    let on_sandbox: Vec<&RunFacts<'_>> = facts.iter().filter(|run| run.on_sandbox()).collect();
+    if !on_sandbox.is_empty() {
+        let which = if on_sandbox.len() == facts.len() {
+            "Every run of this report".to_owned()
+        } else {
+            let labels: Vec<String> = on_sandbox
+                .iter()
+                .map(|run| format!("`{}`", cell(run.label)))
+                .collect();
+            labels.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "> **{SANDBOX_WARNING}** {which} ran on the local sandbox: the functions, the image \
+             server, S3 and DynamoDB are processes on one machine, with no real network between \
+             them and CPU shares that only emulate Lambda's. Its latencies and throughput show \
+             how the lab behaves, not what AWS would measure; its costs are what the same \
+             invocations would cost on AWS.\n"
+        );
+    }
+    table_header(
+        out,
+        &[
+            "run",
+            "target",
+            "region",
+            "memory",
+            "instance type",
+            "input",
+            "input size",
+            "hybridlab",
+            "commit",
+        ],
+        9,
+    );
+    for run in facts {
+        let environment = run.environment;
+        let recorded = |value: Option<&str>| cell(value.unwrap_or(NOT_RECORDED));
+        table_row(
+            out,
+            &[
+                cell(run.label),
+                cell(run.target),
+                recorded(environment.and_then(|e| e.region.as_deref())),
+                memory_text(run.memory),
+                recorded(environment.and_then(|e| e.instance_type.as_deref())),
+                recorded(run.input),
+                run.input_bytes
+                    .map_or_else(|| NOT_RECORDED.to_owned(), bytes_text),
+                recorded(environment.map(|e| e.hybridlab_version.as_str())),
+                recorded(environment.and_then(|e| e.commit.as_deref())),
+            ],
+        );
+    }
+    if facts.iter().any(|run| run.environment.is_none()) {
+        out.push_str(
+            "\n*not recorded*: the run file does not hold it (files written before `bench` \
+             saved its environment).\n",
+        );
+    }
+    out.push('\n');
+}
+
+fn upload_measure_title(name: &str) -> &str {
+    match name {
+        "to_final" => "to_final (upload start to final status seen)",
+        "trigger" => "trigger (PENDING to PROCESSING)",
+        "processing" => "processing (PROCESSING to final)",
+        other => other,
+    }
+}
+
+fn upload_summary_section(out: &mut String, uploads: &[LabeledUpload]) {
+    out.push_str("## Upload runs\n\n");
+    out.push_str(
+        "Each image is uploaded, then followed until its row is COMPLETED or FAILED: \
+         *to_final* is the whole span as the client saw it, *upload* the upload itself; from \
+         the row's history, *trigger* is the S3 event starting the resizer (PENDING to \
+         PROCESSING) and *processing* the resizer's work (PROCESSING to the final status).\n\n",
+    );
+    table_header(
+        out,
+        &[
+            "run",
+            "via",
+            "uploads",
+            "concurrency",
+            "completed",
+            "failed",
+            "errors",
+            "images/s",
+            "to_final p50",
+            "to_final p99",
+        ],
+        2,
+    );
+    for labeled in uploads {
+        let run = &labeled.run;
+        let to_final = run.measures.iter().find(|m| m.name == "to_final");
+        table_row(
+            out,
+            &[
+                cell(&labeled.label),
+                cell(&run.via),
+                run.uploads.to_string(),
+                run.concurrency.to_string(),
+                run.completed.to_string(),
+                run.failed.to_string(),
+                run.errors.to_string(),
+                format!("{:.2}", run.images_per_s),
+                to_final.map_or_else(|| "–".to_owned(), |m| ms(m.p50_ms)),
+                to_final.map_or_else(|| "–".to_owned(), |m| ms(m.p99_ms)),
+            ],
+        );
+    }
+    out.push('\n');
+}
+
+fn spread_text(spread: Option<MeanStdev>, decimals: usize) -> String {
+    match spread {
+        Some(MeanStdev {
+            mean,
+            stdev: Some(stdev),
+        }) => format!("{mean:.decimals$} ± {stdev:.decimals$}"),
+        Some(MeanStdev { mean, stdev: None }) => format!("{mean:.decimals$}"),
+        None => "–".to_owned(),
+    }
+}
+
+fn repeats_section(out: &mut String, repeats: &[overview::Repeat]) {
+    if repeats.is_empty() {
+        return;
+    }
+    out.push_str("## Repeats\n\n");
+    out.push_str(
+        "Runs with the same label in several files are taken as repeats of one \
+         configuration: each cell is the mean ± the sample standard deviation over them (of \
+         client latency for proxy runs, of *to_final* for upload runs). A deviation that is \
+         large against the difference between two configurations means that difference is \
+         noise. If the files are before and after a change rather than repeats, read the \
+         comparison instead. Partial runs are left out.\n\n",
+    );
+    table_header(
+        out,
+        &[
+            "kind",
+            "label",
+            "runs",
+            "n",
+            "p50",
+            "p99",
+            "throughput (/s)",
+        ],
+        3,
+    );
+    for repeat in repeats {
+        table_row(
+            out,
+            &[
+                repeat.kind.as_str().to_owned(),
+                cell(&repeat.label),
+                cell(&repeat.runs.join(", ")),
+                repeat.runs.len().to_string(),
+                spread_text(repeat.p50_ms, 2),
+                spread_text(repeat.p99_ms, 2),
+                spread_text(repeat.throughput_per_s, 1),
+            ],
+        );
+    }
+    out.push('\n');
+}
+
+fn breakdown_section(out: &mut String, breakdowns: &[Breakdown], figure: Option<&Figure>) {
+    out.push_str("## Where the time goes\n\n");
+    let Some(figure) = figure else {
+        out.push_str("No run file keeps samples, so the time cannot be split.\n\n");
+        return;
+    };
+    image(out, figure);
+    out.push_str(
+        "Each bar is the successful invocations of a run, warm ones and cold starts apart; \
+         each segment is the median of that part over them, so a bar's length is near, not \
+         equal to, the client p50. From the left: the client's wait beyond the function \
+         (signing, the Invoke API, the network to Lambda) = client latency − Lambda duration − \
+         Init Duration; Init Duration on a cold start; the proxy's own time = Lambda duration \
+         − `ec2_round_trip_ms` (the proxy's measure of its call to the image server); the \
+         Lambda-to-EC2 network = `ec2_round_trip_ms` − the server's total; then the server's \
+         stages.\n\n",
+    );
+    if breakdowns.iter().any(Breakdown::has_lumped) {
+        out.push_str(
+            "**Some runs did not record every timing**: their hatched grey segments (marked * \
+             below) lump what their files cannot split; `ec2_round_trip_ms` is recorded by \
+             newer versions of `bench` and the proxy.\n\n",
+        );
+    }
+    let mut segments: Vec<super::breakdown::Segment> = breakdowns
+        .iter()
+        .flat_map(|bar| bar.segments.iter().map(|s| s.segment))
+        .collect();
+    segments.sort();
+    segments.dedup();
+    let mut headers = vec!["invocations".to_owned(), "n".to_owned()];
+    headers.extend(segments.iter().map(|segment| {
+        let mark = if segment.lumped() { "*" } else { "" };
+        format!("{}{mark}", segment.name())
+    }));
+    headers.push("sum".to_owned());
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    table_header(out, &headers, 1);
+    for bar in breakdowns {
+        let mut cells = vec![cell(&bar.label), bar.invocations.to_string()];
+        cells.extend(segments.iter().map(|segment| {
+            bar.segments
+                .iter()
+                .find(|s| s.segment == *segment)
+                .map_or_else(|| "–".to_owned(), |s| ms(s.p50_ms))
+        }));
+        cells.push(ms(bar.total_ms()));
+        table_row(out, &cells);
+    }
+    out.push('\n');
+}
+
+fn upload_distribution_section(out: &mut String, figure: &Figure) {
+    out.push_str("## Upload pipeline distribution\n\n");
+    image(out, figure);
+    out.push_str(
+        "Each line is one measure of an upload run by percentile, read as the client latency \
+         plot is: a colour per measure, a dash pattern per run. *to_final* includes the \
+         polling of the row, late by up to its pause; *trigger* and *processing* come from \
+         the row's own history and are not.\n\n",
+    );
+}
+
+fn memory_sweep_section(out: &mut String, sweep: &MemorySweep, figure: Option<&Figure>) {
+    let _ = writeln!(
+        out,
+        "## Memory sweep of the {}: {}\n",
+        sweep.function.name(),
+        one_line(&sweep.name)
+    );
+    if let Some(figure) = figure {
+        image(out, figure);
+    }
+    let _ = writeln!(
+        out,
+        "Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB), so more memory \
+         runs faster but each millisecond costs more. The cost per invocation is the mean \
+         billed duration times the memory at ${PRICE_PER_GB_SECOND_USD} per GB-second, plus \
+         ${PRICE_PER_MILLION_REQUESTS_USD} per million requests. The picks are AWS Lambda \
+         Power Tuning's: *cheapest* (lowest cost per invocation), *fastest* (lowest mean \
+         duration) and *balanced* (lowest of cost and duration each divided by the sweep's \
+         highest, weighted equally); a level with errors is never picked.\n"
+    );
+    table_header(
+        out,
+        &[
+            "run",
+            "pick",
+            "memory (MB)",
+            "invocations",
+            "errors",
+            "duration p50",
+            "duration mean",
+            "duration p99",
+            "billed mean",
+            "cost per invocation (USD)",
+            "cost per million (USD)",
+        ],
+        2,
+    );
+    for level in &sweep.levels {
+        let point = &level.point;
+        table_row(
+            out,
+            &[
+                cell(&level.label),
+                sweep.picks_of(point.memory_mb).join(", "),
+                point.memory_mb.to_string(),
+                point.invocations.to_string(),
+                point.errors.to_string(),
+                ms(point.duration_p50_ms),
+                ms(point.duration_mean_ms),
+                ms(point.duration_p99_ms),
+                ms(point.billed_mean_ms),
+                format!("{:.9}", point.cost_per_invocation_usd),
+                format!("{:.2}", point.cost_per_invocation_usd * 1e6),
+            ],
+        );
+    }
+    match sweep.picks {
+        Some(picks) => {
+            let _ = writeln!(
+                out,
+                "\n**Cheapest:** {} MB. **Fastest:** {} MB. **Balanced:** {} MB.\n",
+                picks.cheapest_mb, picks.fastest_mb, picks.balanced_mb
+            );
+        }
+        None => out.push_str("\nNo pick: every memory size had errors.\n\n"),
+    }
+}
+
+fn cost_section(out: &mut String, facts: &[RunFacts<'_>]) {
+    out.push_str("## Cost\n\n");
+    table_header(
+        out,
+        &[
+            "run",
+            "Lambda (USD)",
+            "instance",
+            "elapsed (s)",
+            "instance share (USD)",
+            "total (USD)",
+        ],
+        1,
+    );
+    let (mut lambda_sum, mut instance_sum, mut complete) = (0.0, 0.0, true);
+    for run in facts {
+        let cost = overview::full_cost(run);
+        lambda_sum += cost.lambda_usd.unwrap_or(0.0);
+        instance_sum += cost.instance_usd.unwrap_or(0.0);
+        complete &= cost.is_complete();
+        let instance = run
+            .environment
+            .and_then(|e| Some((e.instance_type.as_deref()?, e.instance_hourly_usd?)))
+            .map_or_else(
+                || NOT_RECORDED.to_owned(),
+                |(kind, hourly)| format!("{} at ${hourly}/h", cell(kind)),
+            );
+        let known = |value: Option<f64>| value.map_or_else(|| NOT_RECORDED.to_owned(), usd);
+        let total = if cost.is_complete() {
+            usd(cost.total_usd())
+        } else {
+            format!("≥ {}", usd(cost.total_usd()))
+        };
+        table_row(
+            out,
+            &[
+                cell(run.label),
+                known(cost.lambda_usd),
+                instance,
+                format!("{:.2}", run.elapsed_s),
+                known(cost.instance_usd),
+                total,
+            ],
+        );
+    }
+    let at_least = if complete { "" } else { "≥ " };
+    table_row(
+        out,
+        &[
+            "**all runs**".to_owned(),
+            usd(lambda_sum),
+            String::new(),
+            String::new(),
+            usd(instance_sum),
+            format!("**{at_least}{}**", usd(lambda_sum + instance_sum)),
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "\nBasis: Lambda at AWS list prices (x86_64): ${PRICE_PER_GB_SECOND_USD} per \
+         GB-second of billed duration and ${PRICE_PER_MILLION_REQUESTS_USD} per million \
+         requests, free tier not deducted; for upload runs, the resizer's invocations from \
+         their REPORT lines. The instance share is the image server's on-demand hourly list \
+         price (as `bench` recorded it) times the run's elapsed hours: the instance bills by \
+         the second whether or not a benchmark runs, so this is the part of its bill the run \
+         used. Not counted: S3 and DynamoDB requests and storage, data transfer, CloudWatch \
+         Logs. *not recorded*: the run file does not hold it, and a total marked ≥ counts only \
+         the parts it does.\n"
+    );
+}
+
+fn files_section(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "## Files\n\n\
+         - `report.md`: this report, with its figures beside it as SVG (and, with `hybridlab \
+         report --png`, as PNG of the same name, for documents that do not take SVG).\n\
+         - `{SUMMARY_CSV_FILE}`: one row per run and measure, with the columns \
+         `{SUMMARY_CSV_HEADER}`. `kind` is `invoke` for `bench` and `upload` for `bench \
+         --upload`; `memory_mb` is empty when unknown; `measure` is a measure of the \
+         percentile tables (`client`, `lambda_duration`, ..., `to_final`, ...), with its count \
+         and its percentiles, maximum, mean and standard deviation in milliseconds; \
+         `invocations` (images for an upload run), `errors` and `cost_usd` (its Lambda cost, \
+         empty when not recorded) are the run's, repeated on each of its rows. A run with no \
+         measure has one row with the measure's columns empty.\n"
+    );
+}
+
+fn timeline_part(out: &mut String, figure: &Figure) {
+    out.push_str("#### Latency over time\n\n");
+    image(out, figure);
+    out.push_str(
+        "Each mark is an invocation at its send time: dots warm, diamonds cold starts, \
+         crosses errors. A level that steps up and stays is a change of regime (a queue \
+         building, throttling).\n\n",
+    );
+}
+
+fn upload_run_section(out: &mut String, labeled: &LabeledUpload) {
+    let run = &labeled.run;
+    let _ = writeln!(out, "### {}\n", one_line(&labeled.label));
+    out.push_str("#### Configuration\n\n");
+    let mut settings = vec![
+        (
+            "file",
+            format!("`{}`", cell(&labeled.file.display().to_string())),
+        ),
+        ("kind", "upload pipeline (`bench --upload`)".to_owned()),
+        ("target", cell(&run.target)),
+        ("stack", cell(&run.stack)),
+        (
+            "image uploaded",
+            format!("{} ({})", cell(&run.file), bytes_text(run.file_bytes)),
+        ),
+        ("uploaded via", cell(&run.via)),
+        ("uploads", run.uploads.to_string()),
+        ("concurrency", run.concurrency.to_string()),
+        (
+            "resizer memory",
+            run.memory_mb
+                .map_or_else(|| NOT_RECORDED.to_owned(), |mb| format!("{mb} MB")),
+        ),
+        (
+            "started",
+            cell(run.started_at.as_deref().unwrap_or(NOT_RECORDED)),
+        ),
+    ];
+    if run.interrupted {
+        settings.push((
+            "stop",
+            "**interrupted by Ctrl-C: a partial run**".to_owned(),
+        ));
+    }
+    let _ = writeln!(out, "| setting | value |\n|---|---|");
+    for (setting, value) in settings {
+        table_row(out, &[setting.to_owned(), value]);
+    }
+    out.push('\n');
+
+    out.push_str("#### Results\n\n");
+    let _ = writeln!(out, "| result | value |\n|---|---:|");
+    for (result, value) in [
+        ("completed", run.completed.to_string()),
+        ("failed", run.failed.to_string()),
+        ("errors (upload or wait failed)", run.errors.to_string()),
+        ("elapsed", format!("{:.2} s", run.elapsed_s)),
+        ("throughput", format!("{:.2} images/s", run.images_per_s)),
+    ] {
+        table_row(out, &[result.to_owned(), value]);
+    }
+    out.push('\n');
+
+    out.push_str("#### Percentiles (ms)\n\n");
+    if run.measures.is_empty() {
+        out.push_str("No image was measured.\n\n");
+    } else {
+        table_header(
+            out,
+            &[
+                "measure", "count", "p50", "p90", "p99", "p99.9", "max", "mean",
+            ],
+            1,
+        );
+        for measure in &run.measures {
+            table_row(
+                out,
+                &[
+                    upload_measure_title(&measure.name).to_owned(),
+                    measure.count.to_string(),
+                    ms(measure.p50_ms),
+                    ms(measure.p90_ms),
+                    ms(measure.p99_ms),
+                    ms(measure.p999_ms),
+                    ms(measure.max_ms),
+                    ms(measure.mean_ms),
+                ],
+            );
+        }
+        out.push('\n');
+    }
+
+    out.push_str("#### The resizer\n\n");
+    let errors = run.failed + run.errors;
+    let memory_mb = run
+        .memory_mb
+        .or_else(|| run.resizer_reports.first().map(|r| r.memory_size_mb));
+    match memory_mb.and_then(|mb| crate::memory::point(mb, &run.resizer_reports, errors)) {
+        Some(point) => {
+            let _ = writeln!(
+                out,
+                "From the {} REPORT lines of its invocations during the run, at {} MB: \
+                 duration p50 {} ms, mean {} ms, p99 {} ms; billed mean {} ms; \
+                 ${:.9} per invocation (${:.2} per million).\n",
+                point.invocations,
+                point.memory_mb,
+                ms(point.duration_p50_ms),
+                ms(point.duration_mean_ms),
+                ms(point.duration_p99_ms),
+                ms(point.billed_mean_ms),
+                point.cost_per_invocation_usd,
+                point.cost_per_invocation_usd * 1e6,
+            );
+        }
+        None => out.push_str(
+            "This run file holds no REPORT line of the resizer, so its duration and cost are \
+             not known.\n\n",
+        ),
+    }
 }
 
 /// A measure's name as a reader knows it.
@@ -323,6 +945,20 @@ fn run_section(
             format!("{} invocations", config.warmup),
         ),
         ("payloads", config.payloads.to_string()),
+        (
+            "memory",
+            config
+                .memory_mb
+                .map_or_else(|| "–".to_owned(), |mb| format!("{mb} MB")),
+        ),
+        (
+            "cold starts",
+            if config.cold {
+                "forced on every invocation (`bench --cold`)".to_owned()
+            } else {
+                "as they came".to_owned()
+            },
+        ),
         ("started", cell(&config.started_at)),
     ];
     let _ = writeln!(out, "| setting | value |\n|---|---|");
@@ -492,26 +1128,19 @@ mod tests {
     use super::*;
     use crate::model::RunFile;
     use crate::report::fixtures::{run_at, run_of, sample};
-    use crate::report::input::label_runs;
-    use crate::report::plots;
+    use crate::report::input::{ReportFile, label_all};
 
     fn report_of(files: Vec<(&str, Vec<Run>)>) -> String {
-        let runs = label_runs(
+        report_of_files(
             files
                 .into_iter()
-                .map(|(name, runs)| (PathBuf::from(name), RunFile::new(runs)))
+                .map(|(name, runs)| (PathBuf::from(name), ReportFile::Bench(RunFile::new(runs))))
                 .collect(),
-        );
-        let sweeps = analysis::sweeps(&runs);
-        let cold_warm: Vec<ColdWarm> = runs.iter().map(|r| analysis::cold_warm(&r.run)).collect();
-        let figures = plots::figures(&runs, &sweeps, &cold_warm);
-        render(&ReportContent {
-            title: "Lab 3",
-            runs: &runs,
-            sweeps: &sweeps,
-            cold_warm: &cold_warm,
-            figures: &figures,
-        })
+        )
+    }
+
+    fn report_of_files(files: Vec<(PathBuf, ReportFile)>) -> String {
+        crate::report::build("Lab 3", &label_all(files)).markdown
     }
 
     /// The cells of the first table row whose first cell is `first`.
@@ -580,7 +1209,7 @@ mod tests {
         );
         assert_eq!(row(&markdown, "`timeout`"), ["`timeout`", "0", "0.0 %"]);
         // The summary's errors column.
-        assert_eq!(row(&markdown, "flaky")[3], "3");
+        assert!(markdown.contains("| flaky | closed loop, 1 worker | 10 | 3 |"));
         assert!(markdown.contains("No cold start in this run"));
         assert!(!markdown.contains("cold-warm-"));
     }
@@ -640,5 +1269,104 @@ mod tests {
     fn labels_with_pipes_do_not_break_tables() {
         let markdown = report_of(vec![("a.json", vec![run_at("a|b", 1, 10)])]);
         assert!(markdown.contains("| a\\|b | closed loop, 1 worker |"));
+    }
+
+    #[test]
+    fn the_environment_says_what_was_not_recorded_and_warns_of_the_sandbox() {
+        use crate::report::fixtures::environment;
+        let mut aws = run_at("aws", 1, 10);
+        aws.config.environment = Some(environment(true));
+        aws.config.target = "AWS eu-west-1".into();
+        let markdown = report_of(vec![
+            ("a.json", vec![aws]),
+            ("b.json", vec![run_at("old", 1, 10)]),
+        ]);
+        assert_eq!(
+            row(&markdown, "aws")[..9],
+            [
+                "aws",
+                "AWS eu-west-1",
+                "eu-west-1",
+                "512 MB (from REPORT lines)",
+                "t3.micro",
+                "https://example.com/cat.jpg",
+                "123456 bytes (120.6 KiB)",
+                "0.1.0",
+                "abc1234"
+            ]
+        );
+        assert_eq!(row(&markdown, "old")[2], "not recorded");
+        assert!(markdown.contains("> **Sandbox numbers are not AWS numbers.** `old` ran"));
+        assert!(markdown.contains("no real network"));
+
+        let only_aws = {
+            let mut run = run_at("aws", 1, 10);
+            run.config.environment = Some(environment(true));
+            report_of(vec![("a.json", vec![run])])
+        };
+        assert!(!only_aws.contains(SANDBOX_WARNING));
+    }
+
+    #[test]
+    fn the_cost_adds_the_instance_share_and_states_its_basis() {
+        use crate::report::fixtures::environment;
+        let mut run = run_at("c=1", 1, 10);
+        run.config.environment = Some(environment(true));
+        run.summary.elapsed_s = 3600.0;
+        let lambda = run.summary.cost.total_usd;
+        let markdown = report_of(vec![("a.json", vec![run])]);
+        let cost_row = markdown
+            .lines()
+            .find(|line| line.starts_with("| c=1 |") && line.contains("t3.micro at $0.0104/h"))
+            .expect("a cost row");
+        assert_eq!(
+            cost_row,
+            format!(
+                "| c=1 | {lambda:.6} | t3.micro at $0.0104/h | 3600.00 | 0.010400 | {:.6} |",
+                lambda + 0.0104
+            )
+        );
+        assert!(markdown.contains("times the run's elapsed hours"));
+        assert!(markdown.contains("`summary.csv`: one row per run and measure"));
+    }
+
+    #[test]
+    fn repeats_show_mean_and_deviation() {
+        let run = |us: u64| {
+            run_of(
+                "c=1",
+                1,
+                (0..10).map(|i| sample(i, us, 0.5, false)).collect(),
+            )
+        };
+        let markdown = report_of(vec![
+            ("r1.json", vec![run(1_000)]),
+            ("r2.json", vec![run(3_000)]),
+        ]);
+        assert!(markdown.contains("## Repeats"));
+        let repeat = row(&markdown, "invoke");
+        assert_eq!(repeat[..4], ["invoke", "c=1", "r1: c=1, r2: c=1", "2"]);
+        assert!(repeat[4].starts_with("2.00 ± 1.4"), "{repeat:?}");
+        assert!(!report_of(vec![("one.json", vec![run(1_000)])]).contains("## Repeats"));
+    }
+
+    #[test]
+    fn the_sweep_table_counts_errors_by_outcome() {
+        let mut flaky = run_at("c=4", 4, 40);
+        flaky.summary.errors.insert(Outcome::Throttled, 3);
+        flaky.summary.errors.insert(Outcome::Timeout, 1);
+        let markdown = report_of(vec![("s.json", vec![run_at("c=1", 1, 40), flaky])]);
+        assert!(
+            markdown.contains("| errors | `throttled` | `timeout` |"),
+            "{markdown}"
+        );
+        let sweep_row = markdown
+            .lines()
+            .find(|line| line.starts_with("| c=4 | 4 |"))
+            .expect("the sweep's row");
+        assert!(
+            sweep_row.ends_with(" | 4 (10.0 %) | 3 | 1 |"),
+            "{sweep_row}"
+        );
     }
 }

@@ -1,10 +1,19 @@
 //! The report's figures as SVG: the client latency percentile distribution of every run on
-//! one plot, percentiles and throughput against concurrency for sweeps, and cold against warm
-//! invocations of each run. Each figure is a file name, a caption and the SVG text.
+//! one plot (and the upload runs' measures on another), where the time goes (the stage
+//! breakdown), percentiles and throughput against concurrency for sweeps, duration and cost
+//! against memory for memory sweeps, and per run cold against warm invocations and latency
+//! over time. Each figure is a file name, a caption and the SVG text.
 
 use super::analysis::{self, ColdWarm, NINES_SHOWN, Spread, Sweep};
-use super::input::LabeledRun;
-use super::svg::{Axis, BoxChart, BoxGroup, BoxStats, LineChart, LineStyle, Series, Tick};
+use super::breakdown::{self, Breakdown};
+use super::input::{LabeledRun, LabeledUpload};
+use super::memory_sweep::MemorySweep;
+use super::svg::{
+    Axis, BarSegment, BoxChart, BoxGroup, BoxStats, DualAxisChart, LineChart, LineStyle, Marker,
+    ScatterChart, ScatterSeries, Series, StackedBar, StackedBarChart, Tick, XMark, colour,
+};
+use crate::model::{Outcome, Run};
+use crate::uploads::UPLOAD_MEASURES;
 
 /// One plot of the report.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,19 +32,39 @@ pub struct Figures {
     pub sweep_throughput: Option<Figure>,
     /// One per run, in the report's order; `None` for a run without cold starts.
     pub cold_warm: Vec<Option<Figure>>,
+    /// Where the time of every run's invocations goes.
+    pub breakdown: Option<Figure>,
+    /// One per run, in the report's order; `None` for a run file without samples.
+    pub timelines: Vec<Option<Figure>>,
+    /// The upload runs' measures by percentile.
+    pub upload_distribution: Option<Figure>,
+    /// One per memory sweep.
+    pub memory_sweeps: Vec<Figure>,
 }
 
 impl Figures {
     pub fn all(&self) -> impl Iterator<Item = &Figure> {
         [
             &self.latency_distribution,
+            &self.upload_distribution,
+            &self.breakdown,
             &self.sweep_latency,
             &self.sweep_throughput,
         ]
         .into_iter()
-        .chain(&self.cold_warm)
         .flatten()
+        .chain(&self.memory_sweeps)
+        .chain(self.cold_warm.iter().flatten())
+        .chain(self.timelines.iter().flatten())
     }
+}
+
+/// The breakdowns of every run, in the report's order: its warm invocations, then its cold
+/// starts.
+pub fn breakdowns(runs: &[LabeledRun]) -> Vec<Breakdown> {
+    runs.iter()
+        .flat_map(|labeled| breakdown::run_breakdowns(&labeled.label, &labeled.run.samples))
+        .collect()
 }
 
 /// The figures of `runs`, whose sweeps are `sweeps` and whose cold/warm splits are
@@ -51,6 +80,275 @@ pub fn figures(runs: &[LabeledRun], sweeps: &[Sweep], cold_warm: &[ColdWarm]) ->
             .enumerate()
             .map(|(index, (run, split))| cold_warm_figure(index, &run.label, split))
             .collect(),
+        breakdown: breakdown_figure(&breakdowns(runs)),
+        timelines: runs
+            .iter()
+            .enumerate()
+            .map(|(index, labeled)| timeline_figure(index, &labeled.label, &labeled.run))
+            .collect(),
+        upload_distribution: None,
+        memory_sweeps: Vec::new(),
+    }
+}
+
+/// The stacked bars of `breakdowns`, one per group of invocations.
+pub fn breakdown_figure(breakdowns: &[Breakdown]) -> Option<Figure> {
+    if breakdowns.is_empty() {
+        return None;
+    }
+    let bars = breakdowns
+        .iter()
+        .map(|bar| StackedBar {
+            label: bar.label.clone(),
+            segments: bar
+                .segments
+                .iter()
+                .map(|median| BarSegment {
+                    name: median.segment.name().to_owned(),
+                    value: median.p50_ms,
+                    colour: median.segment.colour().to_owned(),
+                    lumped: median.segment.lumped(),
+                })
+                .collect(),
+        })
+        .collect();
+    let chart = StackedBarChart {
+        title: "Where the time goes (median of each segment)".to_owned(),
+        x_title: "milliseconds".to_owned(),
+        bars,
+    };
+    Some(Figure {
+        file_name: "stage-breakdown.svg".to_owned(),
+        caption: "Where the time goes: the median of each segment of an invocation".to_owned(),
+        svg: chart.to_svg(),
+    })
+}
+
+/// At most this many warm, successful invocations are drawn on a timeline: beyond it every
+/// n-th is, so the SVG stays small. Cold starts and errors are always all drawn.
+const TIMELINE_MAX_POINTS: usize = 4_000;
+
+fn timeline_figure(index: usize, label: &str, run: &Run) -> Option<Figure> {
+    if run.samples.is_empty() {
+        return None;
+    }
+    let point = |sample: &crate::model::Sample| {
+        (
+            sample.sent_us as f64 / 1e6,
+            sample.latency_us() as f64 / 1000.0,
+        )
+    };
+    let warm: Vec<&crate::model::Sample> = run
+        .samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ok && !s.cold_start())
+        .collect();
+    let every = warm.len().div_ceil(TIMELINE_MAX_POINTS).max(1);
+    let warm_points: Vec<(f64, f64)> = warm.iter().step_by(every).map(|s| point(s)).collect();
+    let cold_points: Vec<(f64, f64)> = run
+        .samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ok && s.cold_start())
+        .map(point)
+        .collect();
+    let error_points: Vec<(f64, f64)> = run
+        .samples
+        .iter()
+        .filter(|s| s.outcome != Outcome::Ok)
+        .map(point)
+        .collect();
+    let warm_name = if every > 1 {
+        format!("warm (every {every}th)")
+    } else {
+        "warm".to_owned()
+    };
+    let series: Vec<ScatterSeries> = [
+        (warm_name, warm_points, Marker::Dot, colour(0)),
+        (
+            "cold start".to_owned(),
+            cold_points,
+            Marker::Diamond,
+            colour(1),
+        ),
+        ("error".to_owned(), error_points, Marker::Cross, colour(2)),
+    ]
+    .into_iter()
+    .filter(|(_, points, _, _)| !points.is_empty())
+    .map(|(name, points, marker, colour)| ScatterSeries {
+        name,
+        points,
+        marker,
+        colour: colour.to_owned(),
+    })
+    .collect();
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let end = highest(all().map(|&(x, _)| x));
+    let low = all()
+        .map(|&(_, ms)| ms)
+        .filter(|ms| *ms > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let high = highest(all().map(|&(_, ms)| ms));
+    let chart = ScatterChart {
+        title: format!("Client latency over time: {label}"),
+        x: Axis::linear("seconds since the run started (send time)", 0.0, end),
+        y: latency_axis(low, high),
+        series,
+    };
+    let stem = slug(label);
+    let file_name = if stem.is_empty() {
+        format!("timeline-{}.svg", index + 1)
+    } else {
+        format!("timeline-{}-{stem}.svg", index + 1)
+    };
+    Some(Figure {
+        file_name,
+        caption: format!("Client latency over time of {label}"),
+        svg: chart.to_svg(),
+    })
+}
+
+/// The upload runs' measures by percentile: a colour per measure, a dash pattern per run.
+pub fn upload_distribution(uploads: &[LabeledUpload]) -> Option<Figure> {
+    let several = uploads.len() > 1;
+    let series: Vec<Series> = uploads
+        .iter()
+        .enumerate()
+        .flat_map(|(run_index, labeled)| {
+            UPLOAD_MEASURES
+                .iter()
+                .enumerate()
+                .filter_map(move |(measure_index, name)| {
+                    let measure = labeled.run.measures.iter().find(|m| m.name == *name)?;
+                    let histogram = analysis::histogram_of_measure(measure);
+                    let points = analysis::percentile_distribution(&histogram);
+                    (!points.is_empty()).then(|| Series {
+                        name: if several {
+                            format!("{}: {name}", labeled.label)
+                        } else {
+                            (*name).to_owned()
+                        },
+                        points,
+                        markers: false,
+                        style: LineStyle {
+                            colour: measure_index,
+                            dash: run_index,
+                        },
+                    })
+                })
+        })
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    let top = highest(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|&(_, ms)| ms)),
+    );
+    let chart = LineChart {
+        title: "Upload pipeline: each measure by percentile".to_owned(),
+        x: percentile_axis(),
+        y: Axis::linear("milliseconds", 0.0, top),
+        series,
+    };
+    Some(Figure {
+        file_name: "upload-distribution.svg".to_owned(),
+        caption: "Upload pipeline measures by percentile".to_owned(),
+        svg: chart.to_svg(),
+    })
+}
+
+/// Duration (left axis) and cost per million invocations (right axis) against memory, the
+/// picks marked.
+pub fn memory_sweep_figure(index: usize, sweep: &MemorySweep) -> Figure {
+    let points = |value: fn(&crate::memory::MemoryPoint) -> f64| {
+        sweep
+            .levels
+            .iter()
+            .map(|level| (f64::from(level.point.memory_mb), value(&level.point)))
+            .collect::<Vec<_>>()
+    };
+    let left = vec![
+        Series {
+            name: "mean (ms)".to_owned(),
+            points: points(|p| p.duration_mean_ms),
+            markers: true,
+            style: LineStyle { colour: 0, dash: 0 },
+        },
+        Series {
+            name: "p99 (ms)".to_owned(),
+            points: points(|p| p.duration_p99_ms),
+            markers: true,
+            style: LineStyle { colour: 0, dash: 1 },
+        },
+    ];
+    let right = vec![Series {
+        name: "USD per 1M".to_owned(),
+        points: points(|p| p.cost_per_invocation_usd * 1e6),
+        markers: true,
+        style: LineStyle { colour: 1, dash: 0 },
+    }];
+    let sizes: Vec<usize> = sweep
+        .levels
+        .iter()
+        .map(|level| level.point.memory_mb as usize)
+        .collect();
+    let low = sizes.first().copied().unwrap_or(128) as f64;
+    let high = sizes.last().copied().unwrap_or(256) as f64;
+    let ticks = sizes
+        .iter()
+        .map(|&mb| Tick::new(mb as f64, mb.to_string()))
+        .collect();
+    // A margin either side, so the first and last points are not drawn on the frame.
+    const PADDING: f64 = 1.2;
+    let x = Axis::log(
+        "memory (MB, log scale)",
+        low / PADDING,
+        high * PADDING,
+        ticks,
+    );
+    let mut marks: Vec<XMark> = Vec::new();
+    for level in &sweep.levels {
+        let picked = sweep.picks_of(level.point.memory_mb);
+        if !picked.is_empty()
+            && !marks
+                .iter()
+                .any(|m| m.x == f64::from(level.point.memory_mb))
+        {
+            marks.push(XMark {
+                x: f64::from(level.point.memory_mb),
+                label: picked.join(", "),
+            });
+        }
+    }
+    let top_duration = highest(left.iter().flat_map(|s| s.points.iter().map(|&(_, v)| v)));
+    let top_cost = highest(right.iter().flat_map(|s| s.points.iter().map(|&(_, v)| v)));
+    let chart = DualAxisChart {
+        title: format!(
+            "Memory sweep of the {}: {}",
+            sweep.function.name(),
+            sweep.name
+        ),
+        x,
+        y_left: Axis::linear("Lambda duration: mean, p99 (ms)", 0.0, top_duration),
+        y_right: Axis::linear("cost per million invocations (USD)", 0.0, top_cost),
+        left,
+        right,
+        marks,
+    };
+    let stem = slug(&sweep.name);
+    Figure {
+        file_name: if stem.is_empty() {
+            format!("memory-sweep-{}.svg", index + 1)
+        } else {
+            format!("memory-sweep-{}-{stem}.svg", index + 1)
+        },
+        caption: format!(
+            "Duration and cost against memory of the {} ({})",
+            sweep.function.name(),
+            sweep.name
+        ),
+        svg: chart.to_svg(),
     }
 }
 
@@ -466,8 +764,9 @@ mod tests {
                 .iter()
                 .any(|t| t == "milliseconds (log scale)")
         );
-        // Distribution, the two sweep plots (concurrency 2 and 1) and one cold/warm plot.
-        assert_eq!(figures.all().count(), 4);
+        // Distribution, breakdown, the two sweep plots (concurrency 2 and 1), one cold/warm
+        // plot and a timeline per run.
+        assert_eq!(figures.all().count(), 7);
     }
 
     #[test]
@@ -475,5 +774,118 @@ mod tests {
         assert_eq!(slug("before: c=8"), "before-c-8");
         assert_eq!(slug("///"), "");
         assert_eq!(slug("Ünïcode run"), "n-code-run");
+    }
+
+    #[test]
+    fn the_breakdown_draws_each_segment_and_marks_the_lumped_ones() {
+        use crate::report::fixtures::staged_sample;
+        let staged = run_of("new", 1, (0..10).map(|i| staged_sample(i, 50.0)).collect());
+        let old = run_of(
+            "old",
+            1,
+            (0..10).map(|i| sample(i, 12_000, 9.0, false)).collect(),
+        );
+        let figures = figures_of(vec![("a.json", vec![staged, old])]);
+        let figure = figures.breakdown.expect("a breakdown");
+        let document = roxmltree::Document::parse(&figure.svg).expect("well-formed SVG");
+        let bars: Vec<&str> = document
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("bar"))
+            .filter_map(|n| n.attribute("data-label"))
+            .collect();
+        assert_eq!(bars, ["new, warm", "old, warm"]);
+        let segment = |name: &str| {
+            document
+                .descendants()
+                .find(|n| n.attribute("data-name") == Some(name))
+                .and_then(|n| Some((n.attribute("class")?, n.attribute("data-value")?)))
+        };
+        assert_eq!(segment("Lambda → EC2 network"), Some(("segment", "6.000")));
+        assert_eq!(segment("server: resize"), Some(("segment", "8.000")));
+        assert_eq!(
+            segment("Lambda duration (not split: no server timings)"),
+            Some(("segment lumped", "9.000"))
+        );
+    }
+
+    #[test]
+    fn the_timeline_marks_cold_starts_and_errors_apart() {
+        let mut run = run_at("c=2", 2, 30);
+        run.samples[10].outcome = crate::model::Outcome::Throttled;
+        run.samples[10].lambda = None;
+        let figures = figures_of(vec![("a.json", vec![run])]);
+        let figure = figures.timelines[0].as_ref().expect("a timeline");
+        assert_eq!(figure.file_name, "timeline-1-c-2.svg");
+        let document = roxmltree::Document::parse(&figure.svg).expect("well-formed SVG");
+        let series: Vec<(&str, &str)> = document
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("series"))
+            .filter_map(|n| Some((n.attribute("data-name")?, n.attribute("data-points")?)))
+            .collect();
+        // Two cold starts (the first two invocations), one throttle, 27 warm.
+        assert_eq!(
+            series,
+            [("warm", "27"), ("cold start", "2"), ("error", "1")]
+        );
+        let trimmed = {
+            let mut run = run_at("t", 1, 5);
+            run.samples.clear();
+            run
+        };
+        assert!(figures_of(vec![("b.json", vec![trimmed])]).timelines[0].is_none());
+    }
+
+    #[test]
+    fn the_memory_sweep_figure_names_its_picks_on_two_axes() {
+        use crate::report::fixtures::memory_run;
+        use crate::report::memory_sweep::memory_sweeps;
+        let runs = label_runs(vec![(
+            PathBuf::from("mem.json"),
+            RunFile::new(vec![
+                memory_run(128, 5, 100.0),
+                memory_run(1024, 5, 80.0),
+                memory_run(2048, 5, 100.0),
+            ]),
+        )]);
+        let sweeps = memory_sweeps(&runs, &[]);
+        let figure = memory_sweep_figure(0, &sweeps[0]);
+        assert_eq!(figure.file_name, "memory-sweep-1-mem.svg");
+        let document = roxmltree::Document::parse(&figure.svg).expect("well-formed SVG");
+        let marks: Vec<&str> = document
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("mark"))
+            .filter_map(|n| n.attribute("data-label"))
+            .collect();
+        assert_eq!(marks, ["cheapest, balanced", "fastest"]);
+        assert_eq!(
+            series_names(&figure.svg),
+            ["mean (ms)", "p99 (ms)", "USD per 1M"]
+        );
+        let labels = texts(&figure.svg);
+        assert!(
+            labels
+                .iter()
+                .any(|t| t == "cost per million invocations (USD)")
+        );
+        for size in ["128", "1024", "2048"] {
+            assert!(labels.iter().any(|t| t == size), "{size} in {labels:?}");
+        }
+    }
+
+    #[test]
+    fn upload_runs_get_one_line_per_measure() {
+        use crate::report::fixtures::upload_run;
+        use crate::report::input::{ReportFile, label_all};
+        use crate::uploads::UploadRunFile;
+        let runs = label_all(vec![(
+            PathBuf::from("u.json"),
+            ReportFile::Upload(UploadRunFile::new(vec![upload_run(None, None, 10)])),
+        )]);
+        let figure = upload_distribution(&runs.uploads).expect("a figure");
+        assert_eq!(
+            series_names(&figure.svg),
+            ["to_final", "upload", "trigger", "processing"]
+        );
+        assert!(upload_distribution(&[]).is_none());
     }
 }

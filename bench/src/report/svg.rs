@@ -417,6 +417,11 @@ fn draw_box(svg: &mut String, y: &Axis, slot: &Slot<'_>, stats: &BoxStats) {
 }
 
 fn open_svg(title: &str) -> String {
+    open_svg_sized(title, WIDTH, HEIGHT, MARGIN_LEFT + PLOT_WIDTH / 2.0)
+}
+
+/// The SVG's opening, white background and title; `title_x` centres the title.
+fn open_svg_sized(title: &str, width: f64, height: f64, title_x: f64) -> String {
     let title = escape(title);
     format!(
         concat!(
@@ -427,9 +432,9 @@ fn open_svg(title: &str) -> String {
             r#"<text class="chart-title" x="{x}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{title}</text>"#,
             "\n"
         ),
-        w = WIDTH,
-        h = HEIGHT,
-        x = MARGIN_LEFT + PLOT_WIDTH / 2.0,
+        w = width,
+        h = height,
+        x = title_x,
         title = title,
     )
 }
@@ -524,6 +529,353 @@ fn draw_legend(svg: &mut String, entries: &[(&str, LegendMark)]) {
         );
     }
     svg.push_str("</g>\n");
+}
+
+/// One part of a stacked bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarSegment {
+    pub name: String,
+    pub value: f64,
+    /// A CSS colour; ignored for a lumped segment, which is grey.
+    pub colour: String,
+    /// A part that lumps what could not be split: drawn grey and hatched, so it reads as
+    /// "unknown" rather than as one more stage.
+    pub lumped: bool,
+}
+
+/// One horizontal bar made of segments laid end to end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackedBar {
+    pub label: String,
+    pub segments: Vec<BarSegment>,
+}
+
+/// Horizontal stacked bars, one per row, with the legend of their segments underneath (the
+/// segment names are too long for the right margin).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackedBarChart {
+    pub title: String,
+    pub x_title: String,
+    pub bars: Vec<StackedBar>,
+}
+
+/// Room for the bars' labels, left of the plot.
+const BAR_LABEL_WIDTH: f64 = 190.0;
+const BAR_HEIGHT: f64 = 22.0;
+const BAR_GAP: f64 = 10.0;
+const LUMPED_GREY: &str = "#bab0ac";
+
+impl StackedBarChart {
+    pub fn to_svg(&self) -> String {
+        let left = BAR_LABEL_WIDTH;
+        let plot_width = WIDTH - left - 30.0;
+        let plot_height = self.bars.len().max(1) as f64 * (BAR_HEIGHT + BAR_GAP) + BAR_GAP;
+        let mut legend: Vec<(&str, &str, bool)> = Vec::new();
+        for segment in self.bars.iter().flat_map(|bar| &bar.segments) {
+            if !legend.iter().any(|(name, _, _)| *name == segment.name) {
+                legend.push((&segment.name, &segment.colour, segment.lumped));
+            }
+        }
+        let legend_rows = legend.len().div_ceil(2);
+        let axis_bottom = MARGIN_TOP + plot_height;
+        let height = axis_bottom + 56.0 + legend_rows as f64 * 18.0 + 8.0;
+        let total = |bar: &StackedBar| bar.segments.iter().map(|s| s.value.max(0.0)).sum::<f64>();
+        let top = self.bars.iter().map(total).fold(0.0, f64::max);
+        let x = Axis::linear(self.x_title.clone(), 0.0, top);
+        let x_pixel = |value: f64| left + x.fraction(value).clamp(0.0, 1.0) * plot_width;
+
+        let mut svg = open_svg_sized(&self.title, WIDTH, height, left + plot_width / 2.0);
+        let _ = writeln!(
+            svg,
+            r##"<defs><pattern id="lumped" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="{LUMPED_GREY}"/><line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2"/></pattern></defs>"##
+        );
+        let _ = write!(
+            svg,
+            r##"<g class="axis x-axis"><line x1="{left}" y1="{axis_bottom:.1}" x2="{:.1}" y2="{axis_bottom:.1}" stroke="#333"/>"##,
+            left + plot_width
+        );
+        for tick in &x.ticks {
+            let at = x_pixel(tick.value);
+            let _ = write!(
+                svg,
+                r##"<line class="grid" x1="{at:.1}" y1="{MARGIN_TOP}" x2="{at:.1}" y2="{axis_bottom:.1}" stroke="#ddd"/><text class="tick-label" x="{at:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                axis_bottom + 16.0,
+                escape(&tick.label)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text class="axis-title" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text></g>"#,
+            left + plot_width / 2.0,
+            axis_bottom + 36.0,
+            escape(&self.x_title)
+        );
+        for (index, bar) in self.bars.iter().enumerate() {
+            let y = MARGIN_TOP + BAR_GAP + index as f64 * (BAR_HEIGHT + BAR_GAP);
+            let _ = write!(
+                svg,
+                r#"<g class="bar" data-label="{label}"><text class="bar-label" x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"#,
+                left - 8.0,
+                y + BAR_HEIGHT / 2.0 + 4.0,
+                label = escape(&bar.label)
+            );
+            let mut start = 0.0;
+            for segment in &bar.segments {
+                let value = segment.value.max(0.0);
+                let (x0, x1) = (x_pixel(start), x_pixel(start + value));
+                start += value;
+                let fill = if segment.lumped {
+                    "url(#lumped)"
+                } else {
+                    segment.colour.as_str()
+                };
+                let _ = write!(
+                    svg,
+                    r##"<rect class="segment{lumped}" data-name="{name}" data-value="{value:.3}" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{BAR_HEIGHT}" fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{name}: {value:.2}</title></rect>"##,
+                    (x1 - x0).max(0.0),
+                    lumped = if segment.lumped { " lumped" } else { "" },
+                    name = escape(&segment.name),
+                );
+            }
+            svg.push_str("</g>\n");
+        }
+        svg.push_str(r#"<g class="legend">"#);
+        for (index, (name, palette, lumped)) in legend.iter().enumerate() {
+            let column = (index % 2) as f64;
+            let row = (index / 2) as f64;
+            let lx = 20.0 + column * (WIDTH / 2.0);
+            let ly = axis_bottom + 62.0 + row * 18.0;
+            let fill = if *lumped { "url(#lumped)" } else { palette };
+            let _ = write!(
+                svg,
+                r#"<g class="legend-entry"><rect x="{lx:.1}" y="{:.1}" width="14" height="10" fill="{fill}"/><text x="{:.1}" y="{ly:.1}">{}</text></g>"#,
+                ly - 9.0,
+                lx + 20.0,
+                escape(name)
+            );
+        }
+        svg.push_str("</g>\n</svg>\n");
+        svg
+    }
+}
+
+/// How the points of a scatter series are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Dot,
+    /// A hollow diamond: stands out among dots.
+    Diamond,
+    /// An ×: an event, not a measure.
+    Cross,
+}
+
+/// Points with one marker and colour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterSeries {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub marker: Marker,
+    /// A CSS colour.
+    pub colour: String,
+}
+
+/// Points on two axes, with a legend of their markers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterChart {
+    pub title: String,
+    pub x: Axis,
+    pub y: Axis,
+    pub series: Vec<ScatterSeries>,
+}
+
+fn marker_svg(marker: Marker, x: f64, y: f64, colour: &str) -> String {
+    match marker {
+        Marker::Dot => format!(r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{colour}"/>"#),
+        Marker::Diamond => format!(
+            r#"<path d="M{x:.1},{:.1}L{:.1},{y:.1}L{x:.1},{:.1}L{:.1},{y:.1}Z" fill="none" stroke="{colour}" stroke-width="1.5"/>"#,
+            y - 5.0,
+            x + 5.0,
+            y + 5.0,
+            x - 5.0
+        ),
+        Marker::Cross => format!(
+            r#"<path d="M{:.1},{:.1}L{:.1},{:.1}M{:.1},{:.1}L{:.1},{:.1}" stroke="{colour}" stroke-width="2"/>"#,
+            x - 4.0,
+            y - 4.0,
+            x + 4.0,
+            y + 4.0,
+            x - 4.0,
+            y + 4.0,
+            x + 4.0,
+            y - 4.0
+        ),
+    }
+}
+
+impl ScatterChart {
+    pub fn to_svg(&self) -> String {
+        let mut svg = open_svg(&self.title);
+        draw_x_axis(&mut svg, &self.x);
+        draw_y_axis(&mut svg, &self.y);
+        for series in &self.series {
+            let _ = write!(
+                svg,
+                r#"<g class="series" data-name="{name}" data-points="{}"><title>{name}</title>"#,
+                series.points.len(),
+                name = escape(&series.name),
+            );
+            for &(x, y) in series
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+            {
+                svg.push_str(&marker_svg(
+                    series.marker,
+                    self.x.x_pixel(x),
+                    self.y.y_pixel(y),
+                    &series.colour,
+                ));
+            }
+            svg.push_str("</g>\n");
+        }
+        let left = MARGIN_LEFT + PLOT_WIDTH + 16.0;
+        svg.push_str(r#"<g class="legend">"#);
+        for (index, series) in self.series.iter().enumerate() {
+            let y = MARGIN_TOP + 8.0 + index as f64 * 18.0;
+            let _ = write!(
+                svg,
+                r#"<g class="legend-entry">{}<text x="{:.1}" y="{y:.1}">{}</text></g>"#,
+                marker_svg(series.marker, left + 8.0, y - 4.0, &series.colour),
+                left + 28.0,
+                escape(&series.name)
+            );
+        }
+        svg.push_str("</g>\n</svg>\n");
+        svg
+    }
+}
+
+/// A labelled place on the x axis of a [`DualAxisChart`]: a dashed line across the plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XMark {
+    pub x: f64,
+    pub label: String,
+}
+
+/// Lines against one x axis and two y axes: the `left` series read on `y_left`, the `right`
+/// ones on `y_right` (ticks and title on the right side of the plot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DualAxisChart {
+    pub title: String,
+    pub x: Axis,
+    pub y_left: Axis,
+    pub y_right: Axis,
+    pub left: Vec<Series>,
+    pub right: Vec<Series>,
+    pub marks: Vec<XMark>,
+}
+
+impl DualAxisChart {
+    pub fn to_svg(&self) -> String {
+        let mut svg = open_svg(&self.title);
+        draw_x_axis(&mut svg, &self.x);
+        draw_y_axis(&mut svg, &self.y_left);
+        let right = MARGIN_LEFT + PLOT_WIDTH;
+        let _ = write!(
+            svg,
+            r##"<g class="axis y-axis-right"><line x1="{right}" y1="{MARGIN_TOP}" x2="{right}" y2="{:.1}" stroke="#333"/>"##,
+            MARGIN_TOP + PLOT_HEIGHT
+        );
+        for tick in &self.y_right.ticks {
+            let y = self.y_right.y_pixel(tick.value);
+            let _ = write!(
+                svg,
+                r##"<line x1="{right}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333"/><text class="tick-label" x="{:.1}" y="{:.1}" text-anchor="start">{}</text>"##,
+                right + 4.0,
+                right + 6.0,
+                y + 4.0,
+                escape(&tick.label)
+            );
+        }
+        let centre = MARGIN_TOP + PLOT_HEIGHT / 2.0;
+        let title_x = right + 58.0;
+        let _ = writeln!(
+            svg,
+            r#"<text class="axis-title" x="{title_x:.1}" y="{centre:.1}" text-anchor="middle" transform="rotate(90 {title_x:.1} {centre:.1})">{}</text></g>"#,
+            escape(&self.y_right.title)
+        );
+        for (index, mark) in self.marks.iter().enumerate() {
+            let x = self.x.x_pixel(mark.x);
+            // Alternate heights, so the labels of neighbouring marks do not overlap.
+            let label_y = MARGIN_TOP + 14.0 + (index % 2) as f64 * 14.0;
+            // Right of the line in the plot's left half, left of it in the right half, so the
+            // label stays inside the plot.
+            let (label_x, anchor) = if x < MARGIN_LEFT + PLOT_WIDTH / 2.0 {
+                (x + 4.0, "start")
+            } else {
+                (x - 4.0, "end")
+            };
+            let _ = writeln!(
+                svg,
+                r##"<g class="mark" data-label="{label}"><line x1="{x:.1}" y1="{MARGIN_TOP}" x2="{x:.1}" y2="{:.1}" stroke="#555" stroke-dasharray="3 3"/><text x="{label_x:.1}" y="{label_y:.1}" text-anchor="{anchor}" font-weight="bold">{label}</text></g>"##,
+                MARGIN_TOP + PLOT_HEIGHT,
+                label = escape(&mark.label)
+            );
+        }
+        let mut draw = |series: &Series, axis: &Axis| {
+            let points: Vec<String> = series
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|&(x, y)| format!("{:.1},{:.1}", self.x.x_pixel(x), axis.y_pixel(y)))
+                .collect();
+            let _ = write!(
+                svg,
+                r#"<g class="series" data-name="{name}"><title>{name}</title><polyline fill="none" {stroke} stroke-width="2" stroke-linejoin="round" points="{points}"/>"#,
+                name = escape(&series.name),
+                stroke = series.style.stroke(),
+                points = points.join(" "),
+            );
+            if series.markers {
+                let fill = colour(series.style.colour);
+                for point in &points {
+                    if let Some((x, y)) = point.split_once(',') {
+                        let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{fill}"/>"#);
+                    }
+                }
+            }
+            svg.push_str("</g>\n");
+        };
+        for series in &self.left {
+            draw(series, &self.y_left);
+        }
+        for series in &self.right {
+            draw(series, &self.y_right);
+        }
+        // The legend moves right of the right axis's labels and title.
+        let left = right + 76.0;
+        svg.push_str(r#"<g class="legend">"#);
+        let entries = self
+            .left
+            .iter()
+            .map(|s| (s, "left"))
+            .chain(self.right.iter().map(|s| (s, "right")));
+        for (index, (series, side)) in entries.enumerate() {
+            let y = MARGIN_TOP + 8.0 + index as f64 * 18.0;
+            let _ = write!(
+                svg,
+                r#"<g class="legend-entry"><line x1="{left:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {} stroke-width="2"/><text x="{:.1}" y="{y:.1}">{} ({side})</text></g>"#,
+                y - 4.0,
+                left + 18.0,
+                y - 4.0,
+                series.style.stroke(),
+                left + 22.0,
+                escape(&series.name)
+            );
+        }
+        svg.push_str("</g>\n</svg>\n");
+        svg
+    }
 }
 
 /// `text` safe inside XML character data and attribute values.

@@ -7,23 +7,29 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
 use clap::Args;
 use serde_json::json;
 
+use super::bench_memory::Tuning;
+use super::interrupts::Interrupts;
 use super::invoke::AimArgs;
 use super::output::{Goal, paint, stderr_is_terminal, stdout_colour};
+use crate::lab::function_config::ConfiguredFunction;
 use crate::lab::invoke::aim;
+use crate::lab::run_environment::{RunInput, run_environment};
 use crate::lab::target::TargetChoice;
 use crate::lab::tone::Tone;
-use hybridlab_bench::engine::{self, BenchPlan, Progress};
+use hybridlab_bench::engine::{self, BenchPlan, Invoke, Progress};
 use hybridlab_bench::invocation::{file_payload, url_payload};
+use hybridlab_bench::memory::{MemoryPoint, check_levels, point};
 use hybridlab_bench::model::{LoadShape, Outcome, Run, RunConfig, RunFile, RunSummary};
 use hybridlab_bench::run_file;
 use hybridlab_bench::samples_csv::write_csv;
 use hybridlab_bench::signed::SignedInvoker;
 use hybridlab_bench::stats::summarize;
+use hybridlab_wire::report::Report;
 
 /// Default cap on outstanding invocations of an open loop.
 const DEFAULT_MAX_IN_FLIGHT: usize = 256;
@@ -54,9 +60,23 @@ pub struct BenchArgs {
     #[arg(long, value_parser = crate::lab::units::parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Invocations sent first and not measured (they take the cold starts).
-    #[arg(long, default_value_t = 0)]
-    pub warmup: u64,
+    /// Invocations sent first and not measured (they take the cold starts). Default 0; with
+    /// --memory, 1 per memory size (an upload with --upload), so a new environment's cold
+    /// start is not measured.
+    #[arg(long)]
+    pub warmup: Option<u64>,
+
+    /// A memory sweep (aws-lambda-power-tuning's): one run per memory size in MB, e.g.
+    /// 128,256,512,1024,1769, each after setting the function's memory and waiting for the
+    /// update; the function's memory is put back at the end. With --upload, the resizer's.
+    #[arg(long, value_name = "MB", value_delimiter = ',', conflicts_with_all = ["sweep", "jobs"])]
+    pub memory: Option<Vec<u32>>,
+
+    /// Make every measured invocation a cold start: change the function's environment
+    /// (HYBRIDLAB_COLD_START) and wait for the update before each one, outside its measured
+    /// time; the environment is put back at the end. One at a time (-c 1).
+    #[arg(long, conflicts_with_all = ["rate", "sweep", "upload", "jobs"])]
+    pub cold: bool,
 
     /// One closed-loop run per concurrency level, e.g. 1,2,4,8,16,32,64.
     #[arg(long, value_delimiter = ',')]
@@ -166,7 +186,7 @@ fn plans(args: &BenchArgs, payloads: Vec<Bytes>) -> anyhow::Result<Vec<(String, 
         shape,
         requests,
         duration: args.duration,
-        warmup: args.warmup,
+        warmup: args.warmup.unwrap_or(0),
         payloads: payloads.clone(),
     };
     if let Some(levels) = &args.sweep {
@@ -203,6 +223,17 @@ fn plans(args: &BenchArgs, payloads: Vec<Bytes>) -> anyhow::Result<Vec<(String, 
     Ok(vec![(label, plan(shape))])
 }
 
+/// What the run sends, for its recorded environment.
+fn input_of(args: &BenchArgs) -> Option<RunInput> {
+    if let Some(url) = &args.url {
+        return Some(RunInput::Url(url.clone()));
+    }
+    if let Some(path) = &args.urls {
+        return Some(RunInput::UrlList(path.clone()));
+    }
+    args.payload.clone().map(RunInput::Payload)
+}
+
 pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(jobs) = args.jobs {
         if args.aim.function.is_some() {
@@ -226,6 +257,9 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
         };
         return super::bench_jobs::run(target, bench).await;
     }
+    if let Some(levels) = &args.memory {
+        check_levels(levels).map_err(|problem| anyhow!("--memory: {problem}"))?;
+    }
     if let Some(file) = &args.upload {
         if args.aim.function.is_some() {
             bail!("--upload drives the stack's pipeline; it takes --stack, not --function");
@@ -239,80 +273,135 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             timeout: args.upload_timeout,
             out: args.out.as_ref(),
             json: args.json,
+            label: args.label.clone(),
+            memory: args.memory.clone(),
+            warmup: args.warmup,
         };
         return super::bench_uploads::run(target, bench).await;
     }
+    if args.cold && args.concurrency > 1 {
+        bail!(
+            "--cold runs one invocation at a time (-c 1): each one changes the function's configuration first, and Lambda applies one update at a time"
+        );
+    }
     let payloads = payloads(&args)?;
     let plans = plans(&args, payloads)?;
+    // A memory sweep runs the one plan the flags make at each memory size, after at least one
+    // unmeasured invocation: the first after an update is a new environment's cold start.
+    let levels: Vec<(String, BenchPlan, Option<u32>)> = match &args.memory {
+        Some(levels) => {
+            let Some((_, plan)) = plans.into_iter().next() else {
+                bail!("nothing to run");
+            };
+            levels
+                .iter()
+                .map(|&memory_mb| {
+                    let plan = BenchPlan {
+                        warmup: args.warmup.unwrap_or(1),
+                        ..plan.clone()
+                    };
+                    (format!("m={memory_mb}"), plan, Some(memory_mb))
+                })
+                .collect()
+        }
+        None => plans
+            .into_iter()
+            .map(|(label, plan)| (label, plan, None))
+            .collect(),
+    };
     let aim = aim(
         target,
         args.aim.stack.as_deref(),
         args.aim.function.as_deref(),
     )
     .await?;
-    let invoker = SignedInvoker::new(&aim.clients.config, &aim.function)?;
-    let mut runs = Vec::new();
-    for (label, plan) in plans {
-        let progress = Arc::new(Progress::default());
-        let goal = match (plan.requests, plan.duration) {
-            (Some(requests), _) => Goal::Count(requests),
-            (None, Some(duration)) => Goal::Time(duration),
-            (None, None) => Goal::Open,
-        };
-        let display = tokio::spawn(show_progress(label.clone(), goal, progress.clone()));
-        let mut config = RunConfig {
-            label,
-            target: aim.clients.describe(),
-            stack: aim.stack.clone(),
-            function: aim.function.clone(),
-            shape: plan.shape,
-            requests: plan.requests,
-            duration_s: plan.duration.map(|d| d.as_secs_f64()),
-            warmup: plan.warmup,
-            payloads: plan.payloads.len(),
-            interrupted: false,
-            cold: false,
-            memory_mb: None,
-            environment: None,
-            started_at: hybridlab_wire::now_rfc3339(),
-        };
-        // The first Ctrl-C stops sending and keeps what the run measured; a second one quits.
-        let engine = engine::run(invoker.clone(), &plan, progress.clone());
-        tokio::pin!(engine);
-        let samples = loop {
-            tokio::select! {
-                samples = &mut engine => break samples,
-                _ = tokio::signal::ctrl_c() => {
-                    if config.interrupted {
-                        display.abort();
-                        super::output::clear_progress();
-                        eprintln!("hybridlab: interrupted again; nothing was saved");
-                        return Ok(ExitCode::from(super::exit::INTERRUPTED));
-                    }
-                    config.interrupted = true;
-                    progress.stop.store(true, Ordering::Relaxed);
-                    super::output::clear_progress();
-                    eprintln!(
-                        "hybridlab: interrupted: no more invocations are sent; those in flight finish and the run is kept as a partial run (Ctrl-C again quits at once)"
-                    );
-                }
-            }
-        };
-        display.abort();
-        super::output::clear_progress();
-        let summary = summarize(&samples);
-        let interrupted = config.interrupted;
-        runs.push(Run {
-            config,
-            summary,
-            samples,
-        });
-        if interrupted {
-            // The sweep's other levels are not run.
-            break;
-        }
+    let signed = SignedInvoker::new(&aim.clients.config, &aim.function)?;
+    // One GetFunctionConfiguration: the memory each run records, and what --memory and --cold
+    // put back.
+    let tuning = Tuning::read(
+        ConfiguredFunction::new(&aim.clients, &aim.function),
+        args.memory.is_some(),
+        args.cold,
+    )
+    .await?;
+    let environment = run_environment(&aim.clients, aim.stack.as_deref(), input_of(&args).as_ref());
+    if args.memory.is_some() {
+        super::bench_memory::say_cpu_share(&aim.clients).await;
     }
+    let interrupts = Interrupts::listen();
+    let work = async {
+        let mut runs = Vec::new();
+        let mut failure: Option<anyhow::Error> = None;
+        for (label, plan, memory_mb) in levels {
+            if interrupts.count() > 0 {
+                break;
+            }
+            if let Some(memory_mb) = memory_mb
+                && let Err(err) = tuning.set_memory(memory_mb).await
+            {
+                failure = Some(err);
+                break;
+            }
+            // A Ctrl-C while the update was applied: no run of this level.
+            if interrupts.count() > 0 {
+                break;
+            }
+            let config = RunConfig {
+                label,
+                target: aim.clients.describe(),
+                stack: aim.stack.clone(),
+                function: aim.function.clone(),
+                shape: plan.shape,
+                requests: plan.requests,
+                duration_s: plan.duration.map(|d| d.as_secs_f64()),
+                warmup: plan.warmup,
+                payloads: plan.payloads.len(),
+                interrupted: false,
+                cold: args.cold,
+                memory_mb: Some(memory_mb.unwrap_or(tuning.original.memory_mb)),
+                environment: Some(environment.clone()),
+                started_at: hybridlab_wire::now_rfc3339(),
+            };
+            let (run, halted) = if args.cold {
+                measure(
+                    tuning.cold_invoker(signed.clone()),
+                    &plan,
+                    config,
+                    &interrupts,
+                )
+                .await
+            } else {
+                measure(signed.clone(), &plan, config, &interrupts).await
+            };
+            let interrupted = run.config.interrupted;
+            runs.push(run);
+            if let Some(reason) = halted {
+                failure = Some(anyhow!(reason));
+                break;
+            }
+            if interrupted {
+                // The sweep's other levels are not run.
+                break;
+            }
+        }
+        let restored = tuning.restore().await;
+        (runs, failure, restored)
+    };
+    let (runs, failure, restored) = tokio::select! {
+        done = work => done,
+        () = interrupts.reached(2) => {
+            super::output::clear_progress();
+            tuning.restore_quickly().await;
+            eprintln!("hybridlab: interrupted again; nothing was saved");
+            return Ok(ExitCode::from(super::exit::INTERRUPTED));
+        }
+    };
     let file = RunFile::new(runs);
+    let points: Vec<MemoryPoint> = file
+        .runs
+        .iter()
+        .filter_map(|run| memory_point(run, args.memory.is_some()))
+        .collect();
     if let Some(path) = &args.out {
         run_file::save(path, &file)?;
     }
@@ -325,12 +414,24 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             .iter()
             .map(|run| json!({"config": run.config, "summary": run.summary}))
             .collect();
-        println!("{}", json!({"format": file.format, "runs": runs}));
+        let mut printed = json!({"format": file.format, "runs": runs});
+        if args.memory.is_some() {
+            printed["memory"] = super::bench_memory::memory_json(&points);
+        }
+        println!("{printed}");
     } else {
         for run in &file.runs {
             print_run(run);
         }
-        if file.runs.len() > 1 {
+        if args.memory.is_some() {
+            let missing: Vec<u32> = file
+                .runs
+                .iter()
+                .filter_map(|run| run.config.memory_mb)
+                .filter(|level| !points.iter().any(|point| point.memory_mb == *level))
+                .collect();
+            super::bench_memory::print_memory(&aim.function, &points, &missing);
+        } else if file.runs.len() > 1 {
             print_sweep(&file.runs);
         }
         for (what, path) in [("run", &args.out), ("samples", &args.csv)] {
@@ -339,11 +440,20 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             }
         }
     }
+    match (failure, restored) {
+        (Some(failure), Err(restore)) => {
+            eprintln!("hybridlab: {failure:#}");
+            return Err(restore);
+        }
+        (Some(failure), Ok(())) => return Err(failure),
+        (None, Err(restore)) => return Err(restore),
+        (None, Ok(())) => {}
+    }
     let all_ok = file
         .runs
         .iter()
         .all(|run| run.summary.ok == run.summary.invocations);
-    let interrupted = file.runs.iter().any(|run| run.config.interrupted);
+    let interrupted = interrupts.count() > 0 || file.runs.iter().any(|run| run.config.interrupted);
     Ok(if interrupted {
         ExitCode::from(super::exit::INTERRUPTED)
     } else if all_ok {
@@ -351,6 +461,81 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::from(super::exit::FAILED)
     })
+}
+
+/// A level of a memory sweep from the REPORT lines of its measured invocations (those of its
+/// memory size: any other would be an environment of before the update).
+fn memory_point(run: &Run, sweep: bool) -> Option<MemoryPoint> {
+    let memory_mb = run.config.memory_mb.filter(|_| sweep)?;
+    let reports: Vec<Report> = run
+        .samples
+        .iter()
+        .filter_map(|sample| sample.lambda.clone())
+        .filter(|report| report.memory_size_mb == memory_mb)
+        .collect();
+    point(
+        memory_mb,
+        &reports,
+        run.summary.invocations - run.summary.ok,
+    )
+}
+
+/// The progress display of one run, stopped and cleared when dropped: also when the run is
+/// dropped unfinished by a second Ctrl-C.
+struct ProgressDisplay(tokio::task::JoinHandle<()>);
+
+impl Drop for ProgressDisplay {
+    fn drop(&mut self) {
+        self.0.abort();
+        super::output::clear_progress();
+    }
+}
+
+/// One run of `plan` with a progress display; the first Ctrl-C stops sending and the run is
+/// kept as a partial one. Also why the engine stopped early, if it did.
+async fn measure<I: Invoke>(
+    invoker: I,
+    plan: &BenchPlan,
+    mut config: RunConfig,
+    interrupts: &Interrupts,
+) -> (Run, Option<String>) {
+    let progress = Arc::new(Progress::default());
+    let goal = match (plan.requests, plan.duration) {
+        (Some(requests), _) => Goal::Count(requests),
+        (None, Some(duration)) => Goal::Time(duration),
+        (None, None) => Goal::Open,
+    };
+    let display = ProgressDisplay(tokio::spawn(show_progress(
+        config.label.clone(),
+        goal,
+        progress.clone(),
+    )));
+    let engine = engine::run(invoker, plan, progress.clone());
+    tokio::pin!(engine);
+    let samples = loop {
+        tokio::select! {
+            samples = &mut engine => break samples,
+            () = interrupts.reached(1), if !config.interrupted => {
+                config.interrupted = true;
+                progress.stop.store(true, Ordering::Relaxed);
+                super::output::clear_progress();
+                eprintln!(
+                    "hybridlab: interrupted: no more invocations are sent; those in flight finish and the run is kept as a partial run (Ctrl-C again quits at once)"
+                );
+            }
+        }
+    };
+    drop(display);
+    let summary = summarize(&samples);
+    let halted = progress.halted.get().cloned();
+    (
+        Run {
+            config,
+            summary,
+            samples,
+        },
+        halted,
+    )
 }
 
 /// A bar redrawn on a terminal, with the time left; a plain line every few seconds otherwise.
@@ -409,6 +594,12 @@ fn print_run(run: &Run) {
         summary.ok,
         summary.cold_starts
     );
+    if run.config.cold {
+        println!(
+            "  --cold: the configuration changed before each invocation; {} of {} report an Init Duration (init_duration below)",
+            summary.cold_starts, summary.invocations
+        );
+    }
     if !summary.errors.is_empty() {
         let errors: Vec<String> = Outcome::ALL
             .iter()
@@ -526,5 +717,25 @@ mod tests {
         assert!(plans(&args(&["--rate", "0", "--url", "http://x/a"]), vec![]).is_err());
         assert!(plans(&args(&["--sweep", "1,0", "--url", "http://x/a"]), vec![]).is_err());
         assert!(plans(&args(&["-n", "0", "--url", "http://x/a"]), vec![]).is_err());
+    }
+
+    #[test]
+    fn memory_and_cold_refuse_the_loads_they_cannot_run_with() {
+        let parses = |line: &[&str]| {
+            let mut full = vec!["hybridlab", "bench", "--url", "http://x/a"];
+            full.extend_from_slice(line);
+            crate::cli::Cli::try_parse_from(full).is_ok()
+        };
+        assert!(parses(&["--memory", "128,1769", "-c", "2"]));
+        assert!(parses(&["--cold", "-n", "3"]));
+        assert!(!parses(&["--memory", "128", "--sweep", "1,2"]));
+        assert!(!parses(&["--cold", "--rate", "5"]));
+        assert!(!parses(&["--cold", "--sweep", "1,2"]));
+        let memory = args(&["--memory", "128,512", "--url", "http://x/a"]);
+        assert_eq!(memory.memory, Some(vec![128, 512]));
+        assert_eq!(
+            memory.warmup, None,
+            "a sweep's warm-up default is decided later"
+        );
     }
 }

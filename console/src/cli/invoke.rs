@@ -41,8 +41,9 @@ pub struct AimArgs {
     #[arg(long)]
     pub stack: Option<String>,
 
-    /// Invoke this function instead of the stack's proxy (any function on the target).
-    #[arg(long, conflicts_with = "stack")]
+    /// Invoke this function instead of the stack's proxy: `proxy` or `resizer` (the stack's
+    /// own, with --stack), or any function on the target by name (without --stack).
+    #[arg(long)]
     pub function: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_jobs;
+pub mod bench_memory;
 pub mod bench_uploads;
 pub mod config;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod exit;
 pub mod export;
 pub mod gallery;
 pub mod iam_policy;
+pub mod interrupts;
 pub mod invoke;
 pub mod job;
 pub mod logs;

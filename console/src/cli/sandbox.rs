@@ -9,7 +9,7 @@ use hybridlab_sandbox::control::{
 };
 use hybridlab_sandbox::{Sandbox, SandboxOptions};
 
-use crate::lab::sandbox::{SandboxLaunch, spawn_detached};
+use crate::lab::sandbox::{SandboxLaunch, lambda_cpu_share, spawn_detached};
 use hybridlab_sandbox::authorizer::IamMode;
 use hybridlab_sandbox::iam::Policy;
 use hybridlab_sandbox::timing::Timing;
@@ -99,6 +99,7 @@ pub async fn start(launch: &SandboxLaunch, detach: bool) -> anyhow::Result<ExitC
             ""
         }
     );
+    println!("  Lambda CPU: {}", sandbox.lambda_cpu());
     println!(
         "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
         record.endpoint
@@ -168,20 +169,41 @@ async fn wait_for_signal() {
 
 pub async fn status(json: bool) -> anyhow::Result<ExitCode> {
     let record = running().await;
+    // A sandbox that answers but cannot say is still running: the reason stands in.
+    let lambda_cpu = match &record {
+        Some(record) => Some(
+            lambda_cpu_share(&record.endpoint)
+                .await
+                .map_err(|err| format!("{err:#}")),
+        ),
+        None => None,
+    };
     if json {
         let value = match &record {
             Some(record) => {
-                serde_json::json!({"running": true, "pid": record.pid, "endpoint": record.endpoint, "moto_endpoint": record.moto_endpoint, "started_at": record.started_at})
+                let lambda_cpu = match &lambda_cpu {
+                    Some(Ok(share)) => serde_json::to_value(share).unwrap_or_default(),
+                    Some(Err(why)) => serde_json::json!({"error": why}),
+                    None => serde_json::Value::Null,
+                };
+                serde_json::json!({"running": true, "pid": record.pid, "endpoint": record.endpoint, "moto_endpoint": record.moto_endpoint, "started_at": record.started_at, "lambda_cpu": lambda_cpu})
             }
             None => serde_json::json!({"running": false}),
         };
         println!("{value}");
     } else {
         match &record {
-            Some(record) => println!(
-                "The sandbox is running at {} (pid {}, since {}).",
-                record.endpoint, record.pid, record.started_at
-            ),
+            Some(record) => {
+                println!(
+                    "The sandbox is running at {} (pid {}, since {}).",
+                    record.endpoint, record.pid, record.started_at
+                );
+                match &lambda_cpu {
+                    Some(Ok(share)) => println!("{}", share.line()),
+                    Some(Err(why)) => println!("CPU share per memory: unknown ({why})"),
+                    None => {}
+                }
+            }
             None => println!("No sandbox is running. Start one with `hybridlab sandbox --detach`."),
         }
     }

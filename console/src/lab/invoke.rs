@@ -94,19 +94,36 @@ fn without_retries(client: &aws_sdk_lambda::Client) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::from_conf(config)
 }
 
-/// The function `--function` names, or the proxy of the stack `--stack` names. The function is
-/// looked up first, so a function that does not exist, a stack that is not deployed or refused
-/// credentials are said in one line before anything is invoked or measured.
+/// `--function proxy`: the stack's proxy (what no `--function` means too).
+pub const STACK_PROXY: &str = "proxy";
+/// `--function resizer`: the stack's resizer, the pipeline's function.
+pub const STACK_RESIZER: &str = "resizer";
+
+/// The function `--function` names (`proxy` and `resizer` mean the stack's own), or the proxy
+/// of the stack `--stack` names. The function is looked up first, so a function that does not
+/// exist, a stack that is not deployed or refused credentials are said in one line before
+/// anything is invoked or measured.
 pub async fn aim(
     target: &TargetChoice,
     stack: Option<&str>,
     function: Option<&str>,
 ) -> anyhow::Result<Aim> {
     let (clients, function, stack) = match function {
-        Some(function) => (connect(target).await?, function.to_owned(), None),
-        None => {
+        Some(function) if function != STACK_PROXY && function != STACK_RESIZER => {
+            if let Some(stack) = stack {
+                anyhow::bail!(
+                    "--stack {stack} names a stack, and --function {function} any function on the target: give --function {STACK_PROXY} or {STACK_RESIZER} with --stack, or the function's name alone"
+                );
+            }
+            (connect(target).await?, function.to_owned(), None)
+        }
+        of_stack => {
             let lab = Lab::open(target, stack).await?;
-            (lab.clients, lab.names.function, Some(lab.stack))
+            let function = match of_stack {
+                Some(STACK_RESIZER) => lab.names.resizer,
+                _ => lab.names.function,
+            };
+            (lab.clients, function, Some(lab.stack))
         }
     };
     clients

@@ -9,10 +9,13 @@
 
 pub mod config;
 pub mod db;
+pub mod function_config;
 pub mod gallery;
 pub mod invoke;
 pub mod jobs;
 pub mod logs;
+pub mod reports;
+pub mod run_environment;
 pub mod s3;
 pub mod sandbox;
 pub mod stack;

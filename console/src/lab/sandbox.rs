@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use hybridlab_sandbox::control::{SandboxRecord, log_path, running, state_dir};
 use hybridlab_sandbox::timing::Timing;
+use hybridlab_wire::lambda_cpu::{LambdaCpuShare, STATUS_FIELD};
 
 /// Where the lab's few words about starting the sandbox go (the command line prints them on
 /// standard error): a start takes seconds, minutes the first time, and must not be silent.
@@ -154,4 +155,19 @@ pub async fn ensure_running(say: Say) -> anyhow::Result<String> {
         record.endpoint, record.pid
     ));
     Ok(record.endpoint)
+}
+
+/// How the sandbox at `endpoint` gives each Lambda environment the CPU share of its memory
+/// (a cgroup mechanism), or why it cannot, from the sandbox's status. A memory sweep prints
+/// [`LambdaCpuShare::line`] before it runs: without a cap, durations do not fall with memory.
+pub async fn lambda_cpu_share(endpoint: &str) -> anyhow::Result<LambdaCpuShare> {
+    let status = hybridlab_sandbox::control::status(endpoint).await?;
+    let Some(share) = status.get(STATUS_FIELD) else {
+        bail!(
+            "the sandbox at {endpoint} does not say how it shares CPU among function environments (a sandbox from an older hybridlab?); restart it: `hybridlab sandbox stop`"
+        );
+    };
+    serde_json::from_value(share.clone()).with_context(|| {
+        format!("reading `{STATUS_FIELD}` in the status of the sandbox at {endpoint}")
+    })
 }

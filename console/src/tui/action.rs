@@ -135,6 +135,11 @@ pub enum Action {
         bucket: BucketChoice,
         prefix: String,
     },
+    /// Switch to the Logs view on the lines of the invocation `request_id` (the Invoke view
+    /// asks; the app does it, as the Logs view's own Enter on a line does).
+    ShowInvocationLogs {
+        request_id: String,
+    },
     /// Put `text` on the terminal's clipboard (OSC 52; terminals that do not allow it
     /// ignore it, so the view also shows the text).
     Copy(String),

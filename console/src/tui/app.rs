@@ -11,6 +11,7 @@ use super::jobs_pane::JobsPane;
 use super::log_file::LogFile;
 use super::logs_pane::LogsPane;
 use super::mouse::ScreenMap;
+use super::run_stats::{Breakdown, Class, Notable, PerSecondP99};
 use super::s3_pane::S3Pane;
 use super::spool::{SampleSpool, SharedSpool};
 use crate::lab::jobs::JobsUpdate;
@@ -98,6 +99,12 @@ pub struct LiveRun {
     pub cold_starts: u64,
     /// Completed invocations in each second since the start.
     pub per_second: Vec<u64>,
+    /// The p99 client latency of the invocations completed in each second.
+    pub p99_per_second: PerSecondP99,
+    /// Each measure of the invocations (REPORT, the proxy's and the server's timings).
+    pub breakdown: Breakdown,
+    /// The slowest invocations and the latest errors.
+    pub notable: Notable,
     /// When the latest invocation completed, from the start: the throughput is read every
     /// frame, and scanning a million samples for it each time would cost the frame.
     pub last_done_us: u64,
@@ -118,6 +125,9 @@ impl LiveRun {
             counts: [0; Outcome::ALL.len()],
             cold_starts: 0,
             per_second: Vec::new(),
+            p99_per_second: PerSecondP99::default(),
+            breakdown: Breakdown::default(),
+            notable: Notable::default(),
             last_done_us: 0,
             samples: SharedSpool::default(),
             finished: false,
@@ -139,6 +149,10 @@ impl LiveRun {
             self.per_second.resize(second + 1, 0);
         }
         self.per_second[second] += 1;
+        self.p99_per_second
+            .record(sample.done_us, sample.latency_us());
+        self.breakdown.record(&sample);
+        self.notable.record(&sample);
         self.samples.with(|spool| spool.push(&sample));
     }
 
@@ -198,6 +212,48 @@ pub fn saved_run(config: RunConfig, samples: &SharedSpool) -> Result<RunFile, St
     }]))
 }
 
+/// The quantile the "where the time goes" bar is drawn at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BarQuantile {
+    #[default]
+    P50,
+    P99,
+}
+
+impl BarQuantile {
+    pub fn value(self) -> f64 {
+        match self {
+            Self::P50 => 0.50,
+            Self::P99 => 0.99,
+        }
+    }
+
+    /// The other one: what `p` switches to.
+    pub fn toggled(self) -> Self {
+        match self {
+            Self::P50 => Self::P99,
+            Self::P99 => Self::P50,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::P50 => "p50",
+            Self::P99 => "p99",
+        }
+    }
+}
+
+/// What the Invoke view shows under the burst where not everything fits (below
+/// [`invoke_view::FULL_HEIGHT`](super::invoke_view::FULL_HEIGHT) rows): the latency
+/// histogram and throughput, or where the time goes with the slowest invocations and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvokePanel {
+    #[default]
+    Latency,
+    Breakdown,
+}
+
 /// The Invoke view's state.
 #[derive(Debug, Clone)]
 pub struct InvokePane {
@@ -207,11 +263,66 @@ pub struct InvokePane {
     pub current: Option<LiveRun>,
     /// The run before, kept for comparison.
     pub previous: Option<LiveRun>,
+    /// The bar of where the time goes at p50 or p99 (`p`).
+    pub bar_quantile: BarQuantile,
+    /// Whose measures the bar and the table show (`c`).
+    pub class: Class,
+    /// The panel shown on a small terminal (`v`).
+    pub panel: InvokePanel,
+    /// The list of the slowest invocations and the errors has the keys: Up and Down move in
+    /// it and Enter opens the selected one's logs (rather than firing a burst) until Esc.
+    pub list_focus: bool,
+    /// The selected invocation of that list, slowest first, then the errors newest first.
+    pub selected: usize,
 }
 
 impl InvokePane {
     pub fn running(&self) -> bool {
         self.current.as_ref().is_some_and(|run| !run.finished)
+    }
+
+    /// The list's length: the current run's noted invocations.
+    fn list_len(&self) -> usize {
+        self.current.as_ref().map_or(0, |run| run.notable.len())
+    }
+
+    /// A move in the list; the first one gives it the keys (and, on a small terminal, shows
+    /// it) without moving, so Down once selects the slowest invocation.
+    fn move_in_list(&mut self, key: Key, status: &mut Option<(Severity, String)>) {
+        let len = self.list_len();
+        if len == 0 {
+            *status = Some((Severity::Info, "no invocation to select yet".to_owned()));
+            return;
+        }
+        self.panel = InvokePanel::Breakdown;
+        if self.list_focus || matches!(key, Key::Pick(_)) {
+            self.selected = moved(self.selected, len, key);
+        } else {
+            self.selected = self.selected.min(len - 1);
+        }
+        self.list_focus = true;
+    }
+
+    /// Enter on the list: the selected invocation's lines in the Logs view, or why it has
+    /// none.
+    fn open_selected(&mut self, status: &mut Option<(Severity, String)>) -> Option<Action> {
+        let noted = self
+            .current
+            .as_ref()
+            .and_then(|run| run.notable.get(self.selected));
+        let Some(noted) = noted else {
+            *status = Some((Severity::Error, "no invocation selected".to_owned()));
+            return None;
+        };
+        match &noted.request_id {
+            Some(request_id) => Some(Action::ShowInvocationLogs {
+                request_id: request_id.clone(),
+            }),
+            None => {
+                *status = noted.why_no_logs().map(|why| (Severity::Error, why));
+                None
+            }
+        }
     }
 }
 
@@ -353,6 +464,11 @@ impl App {
                 editing_url: None,
                 current: None,
                 previous: None,
+                bar_quantile: BarQuantile::default(),
+                class: Class::default(),
+                panel: InvokePanel::default(),
+                list_focus: false,
+                selected: 0,
             },
             logs: LogsPane::default(),
             s3: S3Pane::default(),
@@ -513,6 +629,18 @@ impl App {
                 let stack = self.selected_stack();
                 self.s3.show_prefix(stack.as_deref(), bucket, &prefix)
             }
+            Some(Action::ShowInvocationLogs { request_id }) => {
+                self.tab = Tab::Logs;
+                // The logs of the stack the burst ran against, whatever is selected now.
+                let stack = self
+                    .invoke
+                    .current
+                    .as_ref()
+                    .and_then(|run| run.stack.clone())
+                    .or_else(|| self.selected_stack());
+                self.logs
+                    .show_invocation(request_id, stack.as_deref(), &mut self.status)
+            }
             other => other,
         }
     }
@@ -597,6 +725,41 @@ impl App {
                 None
             }
             (Tab::Invoke, Key::Char('i')) => self.start_burst(1, 1, None),
+            (
+                Tab::Invoke,
+                Key::Up
+                | Key::Down
+                | Key::PageUp
+                | Key::PageDown
+                | Key::Home
+                | Key::End
+                | Key::Pick(_),
+            ) => {
+                self.invoke.move_in_list(key, &mut self.status);
+                None
+            }
+            (Tab::Invoke, Key::Enter) if self.invoke.list_focus => {
+                self.invoke.open_selected(&mut self.status)
+            }
+            (Tab::Invoke, Key::Esc) if self.invoke.list_focus => {
+                self.invoke.list_focus = false;
+                None
+            }
+            (Tab::Invoke, Key::Char('p')) => {
+                self.invoke.bar_quantile = self.invoke.bar_quantile.toggled();
+                None
+            }
+            (Tab::Invoke, Key::Char('c')) => {
+                self.invoke.class = self.invoke.class.next();
+                None
+            }
+            (Tab::Invoke, Key::Char('v')) => {
+                self.invoke.panel = match self.invoke.panel {
+                    InvokePanel::Latency => InvokePanel::Breakdown,
+                    InvokePanel::Breakdown => InvokePanel::Latency,
+                };
+                None
+            }
             (Tab::Invoke, Key::Enter | Key::Char('b')) => {
                 let settings = &self.invoke.settings;
                 self.start_burst(settings.invocations, settings.concurrency, settings.rate)
@@ -681,6 +844,7 @@ impl App {
             self.invoke.previous = Some(finished);
         }
         self.invoke.current = Some(LiveRun::new(settings.clone()));
+        self.invoke.selected = 0;
         self.status = None;
         let stack = self.selected_stack();
         Some(Action::StartBurst { settings, stack })
@@ -1423,6 +1587,168 @@ mod tests {
         app.on_key(Key::Esc);
         app.on_mouse(click, &map);
         assert_eq!(app.tab, Tab::Invoke);
+    }
+
+    /// A sample with a REPORT, of request id `req-<seq>`.
+    fn answered(seq: u64, latency_us: u64) -> Sample {
+        Sample {
+            lambda: Some(Report {
+                request_id: format!("req-{seq}"),
+                duration_ms: latency_us as f64 / 1000.0 - 1.0,
+                billed_duration_ms: (latency_us / 1000 + 1) as f64,
+                memory_size_mb: 128,
+                max_memory_used_mb: 20,
+                init_duration_ms: None,
+                status: None,
+                error_type: None,
+            }),
+            ..sample(seq, latency_us, Outcome::Ok)
+        }
+    }
+
+    /// The app on the Invoke view after a finished burst against `k3x9q2ma` of the samples
+    /// given.
+    fn app_after(samples: Vec<Sample>) -> App {
+        let mut app = app();
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Enter);
+        app.apply(Update::BurstStarted {
+            function: "hybridlab-proxy-k3x9q2ma".into(),
+            stack: "k3x9q2ma".into(),
+            started_at: "2026-11-23T14:16:05Z".into(),
+        });
+        for sample in samples {
+            app.apply(Update::Sample(Box::new(sample)));
+        }
+        app.apply(Update::BurstDone { error: None });
+        app
+    }
+
+    #[test]
+    fn p_toggles_the_bar_between_p50_and_p99_c_cycles_the_classes_and_v_the_panels() {
+        let mut app = app_after(vec![answered(0, 2_000)]);
+        assert_eq!(app.invoke.bar_quantile, BarQuantile::P50);
+        app.on_key(Key::Char('p'));
+        assert_eq!(app.invoke.bar_quantile, BarQuantile::P99);
+        app.on_key(Key::Char('p'));
+        assert_eq!(app.invoke.bar_quantile, BarQuantile::P50);
+        let mut classes = Vec::new();
+        for _ in 0..3 {
+            app.on_key(Key::Char('c'));
+            classes.push(app.invoke.class);
+        }
+        assert_eq!(classes, [Class::Warm, Class::Cold, Class::All]);
+        assert_eq!(app.invoke.panel, InvokePanel::Latency);
+        app.on_key(Key::Char('v'));
+        assert_eq!(app.invoke.panel, InvokePanel::Breakdown);
+        app.on_key(Key::Char('v'));
+        assert_eq!(app.invoke.panel, InvokePanel::Latency);
+        // The other views keep their own meaning of the letters.
+        app.on_key(Key::Char('1'));
+        app.on_key(Key::Char('p'));
+        assert_eq!(app.invoke.bar_quantile, BarQuantile::P50);
+    }
+
+    #[test]
+    fn down_gives_the_list_the_keys_and_enter_opens_the_logs_of_the_selected_invocation() {
+        let mut app = app_after(vec![
+            answered(0, 2_000),
+            answered(1, 9_000),
+            answered(2, 5_000),
+        ]);
+        // Down once selects the slowest, and shows the list on a small terminal.
+        assert_eq!(app.on_key(Key::Down), None);
+        assert!(app.invoke.list_focus);
+        assert_eq!(app.invoke.panel, InvokePanel::Breakdown);
+        assert_eq!(app.invoke.selected, 0);
+        assert_eq!(
+            app.invoke.open_selected(&mut None),
+            Some(Action::ShowInvocationLogs {
+                request_id: "req-1".into()
+            }),
+            "the slowest, 9 ms"
+        );
+        app.on_key(Key::Char('j'));
+        assert_eq!(app.invoke.selected, 1);
+        app.on_key(Key::Char('G'));
+        assert_eq!(app.invoke.selected, 2, "the last of three");
+        app.on_key(Key::Char('k'));
+        assert_eq!(app.invoke.selected, 1);
+        // Enter goes to the Logs view on that invocation's lines, following its stack.
+        let action = app.on_key(Key::Enter);
+        assert_eq!(app.tab, Tab::Logs);
+        assert_eq!(app.logs.filter, "req-2", "5 ms, the second slowest");
+        assert_eq!(
+            action,
+            Some(Action::FollowLogs {
+                stack: Some("k3x9q2ma".into()),
+                generation: 1
+            })
+        );
+        assert!(
+            matches!(&app.status, Some((Severity::Info, text)) if text.contains("req-2")),
+            "{:?}",
+            app.status
+        );
+        // Back on the Invoke view the list still has the keys; Esc gives Enter back to
+        // the bursts.
+        app.on_key(Key::Char('2'));
+        assert_eq!(app.on_key(Key::Enter), None, "already following k3x9q2ma");
+        assert_eq!(app.tab, Tab::Logs);
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Esc);
+        assert!(!app.invoke.list_focus);
+        assert!(matches!(
+            app.on_key(Key::Enter),
+            Some(Action::StartBurst { .. })
+        ));
+    }
+
+    #[test]
+    fn enter_on_an_invocation_without_a_request_id_says_why_and_stays() {
+        let mut throttled = sample(0, 1_000, Outcome::Throttled);
+        throttled.error = Some("TooManyRequestsException: Rate Exceeded.".into());
+        let mut throttled_run = app_after(vec![throttled]);
+        throttled_run.on_key(Key::Down);
+        // The throttle is the slowest (the only one) and the only error: both rows say so.
+        for _ in 0..2 {
+            assert_eq!(throttled_run.on_key(Key::Enter), None);
+            assert_eq!(throttled_run.tab, Tab::Invoke);
+            assert!(
+                matches!(&throttled_run.status, Some((Severity::Error, text))
+                    if text.contains("no request id") && text.contains("throttled")),
+                "{:?}",
+                throttled_run.status
+            );
+            throttled_run.on_key(Key::Down);
+        }
+        // Nothing to select before a burst.
+        let mut empty = app();
+        empty.on_key(Key::Char('2'));
+        empty.on_key(Key::Down);
+        assert!(!empty.invoke.list_focus);
+        assert!(matches!(
+            empty.on_key(Key::Enter),
+            Some(Action::StartBurst { .. })
+        ));
+    }
+
+    #[test]
+    fn a_click_on_a_row_of_the_list_selects_it() {
+        let mut app = app_after(
+            (0..5)
+                .map(|seq| answered(seq, 1_000 + seq * 1_000))
+                .collect(),
+        );
+        app.on_key(Key::Pick(3));
+        assert!(app.invoke.list_focus);
+        assert_eq!(app.invoke.selected, 3);
+        assert_eq!(
+            app.invoke.open_selected(&mut None),
+            Some(Action::ShowInvocationLogs {
+                request_id: "req-1".into()
+            })
+        );
     }
 
     #[test]

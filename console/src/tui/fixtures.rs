@@ -15,6 +15,7 @@ use super::mouse::ScreenMap;
 use super::palette::Palette;
 use super::view::draw_mapped;
 use hybridlab_bench::model::{Outcome, Sample};
+use hybridlab_wire::StageTimings;
 use hybridlab_wire::report::Report;
 
 /// The screen `app` draws at `width` x `height`, in colour or as under `NO_COLOR`.
@@ -144,34 +145,73 @@ pub fn app_with_stack() -> App {
     app
 }
 
-/// A sample `seq` of a run: latencies spread from 2 to about 40 ms, every 50th a throttle,
-/// the first four cold.
+/// A sample `seq` of a run, with the parts a lab invocation has: client latencies spread
+/// from about 3 to 35 ms (`scale` 10), every 50th a throttle (no REPORT), every 250th from
+/// the 120th a server error (a REPORT, no stage timings), the first four cold (an init of
+/// about 40 ms). The work is split as the lab splits it: the invoke overhead, the proxy's own
+/// time, the network to the server, and the server's stages, decode and encode the largest.
 fn sample(seq: u64, scale: u64) -> Sample {
-    let latency_us = 2_000 + (seq * 7_919 % 97) * 300 * scale / 10;
+    let work_us = 2_000 + (seq * 7_919 % 97) * 300 * scale / 10;
     let outcome = if seq % 50 == 49 {
         Outcome::Throttled
+    } else if seq % 250 == 120 {
+        Outcome::Ec2Error
     } else {
         Outcome::Ok
     };
+    let overhead_us = 900 + seq * 31 % 7 * 100;
+    let init_us = (seq < 4).then_some(38_000 + seq * 1_500);
+    let latency_us = match outcome {
+        Outcome::Throttled => overhead_us,
+        _ => overhead_us + init_us.unwrap_or(0) + work_us,
+    };
+    let ms = |us: u64| us as f64 / 1000.0;
+    let proxy_us = 300 + seq * 13 % 5 * 100;
+    let network_us = 250 + seq * 17 % 4 * 100;
+    let round_trip_us = work_us - proxy_us;
+    let total_us = round_trip_us - network_us;
+    // The server's stages in shares of its total, varied a little per invocation.
+    let wobble = (seq * 7 % 5) as f64 / 100.0;
+    let share = |part: f64| ms(total_us) * part;
+    let answered = outcome != Outcome::Throttled;
     Sample {
         seq,
         intended_us: seq * 400,
         sent_us: seq * 400,
         done_us: seq * 400 + latency_us,
         outcome,
-        lambda: (outcome == Outcome::Ok).then(|| Report {
-            request_id: format!("req-{seq}"),
-            duration_ms: latency_us as f64 / 1000.0 - 0.5,
-            billed_duration_ms: (latency_us / 1000 + 1) as f64,
+        lambda: answered.then(|| Report {
+            // Request ids are random UUIDs: their first eight digits tell them apart.
+            request_id: format!(
+                "{:08x}-0b1a-4c3d-9e8f-{seq:012}",
+                seq.wrapping_mul(2_654_435_761) % (1 << 32)
+            ),
+            duration_ms: ms(work_us),
+            billed_duration_ms: (work_us / 1000 + 1) as f64,
             memory_size_mb: 128,
             max_memory_used_mb: 21,
-            init_duration_ms: (seq < 4).then_some(1.5),
+            init_duration_ms: init_us.map(ms),
             status: None,
             error_type: None,
         }),
-        ec2_ms: None,
-        ec2_round_trip_ms: None,
-        error: None,
+        ec2_ms: (outcome == Outcome::Ok).then(|| StageTimings {
+            download: share(0.12),
+            decode: share(0.30 - wobble),
+            resize: share(0.14 + wobble),
+            encode: share(0.26),
+            s3: share(0.11),
+            dynamodb: share(0.05),
+            total: ms(total_us),
+        }),
+        ec2_round_trip_ms: answered.then(|| ms(round_trip_us)),
+        error: match outcome {
+            Outcome::Throttled => Some("TooManyRequestsException: Rate Exceeded.".into()),
+            Outcome::Ec2Error => Some(
+                "the proxy answered 502: the image server said download_failed (the image URL answered 404 Not Found)"
+                    .into(),
+            ),
+            _ => None,
+        },
     }
 }
 

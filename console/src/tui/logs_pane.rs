@@ -226,17 +226,7 @@ impl LogsPane {
                 .selected_line()
                 .and_then(|held| held.line.request_id.clone())
             {
-                Some(id) => {
-                    *status = Some((
-                        Severity::Info,
-                        format!(
-                            "lines of invocation {}; c shows every line again",
-                            printable(&id)
-                        ),
-                    ));
-                    self.filter = id;
-                    self.select(None);
-                }
+                Some(id) => self.narrow_to_invocation(id, status),
                 None => {
                     *status = Some((
                         Severity::Error,
@@ -247,6 +237,40 @@ impl LogsPane {
             _ => {}
         }
         None
+    }
+
+    /// Shows only the lines of the invocation `request_id`: the function's and the server's,
+    /// as the proxy passes the id on.
+    fn narrow_to_invocation(
+        &mut self,
+        request_id: String,
+        status: &mut Option<(Severity, String)>,
+    ) {
+        *status = Some((
+            Severity::Info,
+            format!(
+                "lines of invocation {}; c shows every line again",
+                printable(&request_id)
+            ),
+        ));
+        self.filter = request_id;
+        self.select(None);
+    }
+
+    /// The view opened from elsewhere (the Invoke view's slowest invocations and errors) on
+    /// the invocation `request_id` of `stack`: as Enter on one of its lines would, and
+    /// following `stack` if it is not already. A pause would hide lines still to come, so it
+    /// ends.
+    pub fn show_invocation(
+        &mut self,
+        request_id: String,
+        stack: Option<&str>,
+        status: &mut Option<(Severity, String)>,
+    ) -> Option<Action> {
+        let follow = self.on_enter(stack);
+        self.paused_at = None;
+        self.narrow_to_invocation(request_id, status);
+        follow
     }
 
     /// Selects the line numbered `number` (`None`: follows the newest), its detail from the

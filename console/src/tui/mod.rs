@@ -17,6 +17,7 @@ pub mod log_file;
 pub mod logs_pane;
 pub mod mouse;
 pub mod palette;
+pub mod run_stats;
 mod runner;
 pub mod s3_pane;
 pub mod spool;

@@ -125,7 +125,7 @@ impl Runner {
             }
             Action::Copy(text) => copy_to_clipboard(&text),
             // The app carries these out itself; the loop ends on `app.quit`.
-            Action::ShowObjects { .. } | Action::Quit => {}
+            Action::ShowObjects { .. } | Action::ShowInvocationLogs { .. } | Action::Quit => {}
         }
     }
 

@@ -66,6 +66,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "save the finished burst for `hybridlab report`",
     ),
     (
+        "Invoke: p, c",
+        "time bar at p50 / p99; of all / warm / cold",
+    ),
+    (
+        "Invoke: Up/Down, Enter, Esc",
+        "select a slow or failed invocation; logs; back",
+    ),
+    (
+        "Invoke: v",
+        "small terminal: latency / time bar and slowest",
+    ),
+    (
         "Logs: / (Enter, Esc)",
         "filter the lines as you type; c clears",
     ),
@@ -186,10 +198,7 @@ pub fn draw_mapped(frame: &mut Frame, app: &App, palette: Palette) -> ScreenMap 
     );
     let list = match app.tab {
         Tab::Stack => draw_stack(frame, body, app, palette),
-        Tab::Invoke => {
-            draw_invoke(frame, body, app, palette);
-            None
-        }
+        Tab::Invoke => draw_invoke(frame, body, app, palette),
         Tab::Logs => super::logs_pane::draw(frame, body, &app.logs, palette),
         Tab::S3 => super::s3_pane::draw(frame, body, &app.s3, palette),
         Tab::Db => super::db_pane::draw(frame, body, &app.db, palette),
@@ -452,6 +461,78 @@ mod tests {
             48,
             true
         ));
+    }
+
+    #[test]
+    fn invoke_view_breakdown_and_slowest_invocations_at_80x24() {
+        let mut app = fixtures::app_with_bursts();
+        // Down selects the slowest invocation, and shows the breakdown's panel to do it.
+        app.on_key(Key::Down);
+        app.on_key(Key::Down);
+        let screen = fixtures::screen(&app, 80, 24, true);
+        let text = screen.to_string();
+        for shown in [
+            "where the time goes: p50 of each stage",
+            "overhead",
+            "dynamodb",
+            "network",
+            "#1 ",
+            "throttled",
+            "Enter: its logs",
+        ] {
+            assert!(text.contains(shown), "`{shown}` in {text}");
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn invoke_view_draws_everything_at_200x60() {
+        let mut app = fixtures::app_with_bursts();
+        app.on_key(Key::Down);
+        let screen = fixtures::screen(&app, 200, 60, true);
+        let text = screen.to_string();
+        for shown in [
+            "latency ms: this run | previous",
+            "where the time goes",
+            "measures",
+            "p99 ms of each second",
+            "9e3779b1-0b1a-4c3d-9e8f-000000000001",
+            "download_failed",
+            "TooManyRequestsException",
+        ] {
+            assert!(text.contains(shown), "`{shown}` in {text}");
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn p_draws_the_bar_at_p99_and_c_shows_the_cold_starts_alone() {
+        let mut app = fixtures::app_with_bursts();
+        app.on_key(Key::Char('v'));
+        let p50 = fixtures::screen(&app, 80, 24, false).to_string();
+        assert!(p50.contains("init 0.00"), "most are warm: {p50}");
+        app.on_key(Key::Char('p'));
+        app.on_key(Key::Char('c'));
+        app.on_key(Key::Char('c'));
+        let cold = fixtures::screen(&app, 80, 24, false).to_string();
+        assert!(cold.contains("p99 of each stage"), "{cold}");
+        assert!(cold.contains("cold ms"), "the table's header: {cold}");
+        assert!(cold.contains("cold invocations"), "{cold}");
+        assert!(
+            cold.contains("init 42."),
+            "the slowest of four inits: {cold}"
+        );
+    }
+
+    #[test]
+    fn a_click_on_a_slow_invocation_selects_it() {
+        let mut app = fixtures::app_with_bursts();
+        let (screen, map) = fixtures::screen_and_map(&app, 200, 60);
+        // The errors come after the ten slowest; the newest is a throttle, #2999.
+        let (column, row) = fixtures::find(&screen, "#2999").expect("the newest error drawn");
+        app.on_mouse(crate::tui::action::Mouse::Click { column, row }, &map);
+        assert!(app.invoke.list_focus);
+        assert_eq!(app.invoke.selected, 10);
     }
 
     #[test]

@@ -822,18 +822,24 @@ pub const OPERATOR_CALLS: &[OperatorCall] = &[
         LogGroups(ALL_LOG_GROUPS),
     ),
     // console/src/lab/invoke.rs (`invoke`, the console's Invoke view) and the benchmark
-    // engine's SigV4-signed Invoke requests (bench/src/signed.rs, `bench`).
-    sdk(
-        "invoke",
-        "lambda:InvokeFunction",
-        Functions(&[FunctionOf::Proxy]),
-    ),
+    // engine's SigV4-signed Invoke requests (bench/src/signed.rs, `bench`), of the proxy or,
+    // with `--function resizer`, the resizer.
+    sdk("invoke", "lambda:InvokeFunction", Functions(ALL_FUNCTIONS)),
     OperatorCall {
         how: How::Other("the benchmark's signed Invoke"),
         action: "lambda:InvokeFunction",
-        on: Functions(&[FunctionOf::Proxy]),
+        on: Functions(ALL_FUNCTIONS),
         carries: Carries::Nothing,
     },
+    // console/src/lab/function_config.rs (`bench --memory`, `bench --cold`): the function's
+    // memory or environment changed and put back, waited for, with the calls `up` makes
+    // (get_function_configuration, update_function_configuration above).
+    // console/src/lab/reports.rs (`bench --upload --memory`): the resizer's REPORT lines.
+    sdk(
+        "filter_log_events",
+        "logs:FilterLogEvents",
+        LogGroups(&[LogGroupOf::Resizer]),
+    ),
     // console/src/lab/logs/tail.rs (`logs`): the server's and the proxy's groups, polled or
     // followed with a live tail session.
     sdk(
@@ -1243,9 +1249,9 @@ pub const GRANTS: &[Grant] = &[
         &[Functions(ALL_FUNCTIONS)],
     ),
     grant(
-        "InvokeProxy",
+        "Invoke",
         &["lambda:InvokeFunction"],
-        &[Functions(&[FunctionOf::Proxy])],
+        &[Functions(ALL_FUNCTIONS)],
     ),
     grant(
         "ResizerPermission",
@@ -1258,6 +1264,8 @@ pub const GRANTS: &[Grant] = &[
         &[Roles(FUNCTION_ROLES)],
     )
     .when(Condition::PassedTo("lambda.amazonaws.com")),
+    // Reading: `logs` reads the server's and the proxy's groups, `bench --upload --memory`
+    // the resizer's REPORT lines; one statement, as IAM's size limit wants.
     grant(
         "LogGroups",
         &[
@@ -1265,12 +1273,13 @@ pub const GRANTS: &[Grant] = &[
             "logs:TagResource",
             "logs:PutRetentionPolicy",
             "logs:DeleteLogGroup",
+            "logs:FilterLogEvents",
         ],
         &[LogGroups(ALL_LOG_GROUPS)],
     ),
     grant(
-        "ReadLogs",
-        &["logs:FilterLogEvents", "logs:StartLiveTail"],
+        "LiveTail",
+        &["logs:StartLiveTail"],
         &[LogGroups(READ_LOG_GROUPS)],
     ),
     grant(

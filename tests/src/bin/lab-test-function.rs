@@ -7,7 +7,9 @@
 //! that, one with `fail` fails;
 //! it answers with the event, its process id (warm reuse keeps it), how many invocations this
 //! environment has served, the variables the tests set, and under `env` those of the
-//! variables an `{"env": ["NAME", ...]}` event names that are set.
+//! variables an `{"env": ["NAME", ...]}` event names that are set. `{"spin_ms": 1000}` keeps
+//! one CPU busy for that wall-clock time and answers, under `spin`, how many rounds of work it
+//! did: a measure of the CPU the environment was given.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,6 +90,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             .spawn()?;
         println!("spawned {}", child.id());
     }
+    let spin = payload
+        .get("spin_ms")
+        .and_then(Value::as_u64)
+        .map(|ms| spin_for(std::time::Duration::from_millis(ms)));
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
@@ -113,7 +119,26 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         "request_id": event.context.request_id,
         "function_name": std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         "test_var": std::env::var("HYBRIDLAB_TEST_VAR").ok(),
+        "spin": spin,
     }))
+}
+
+/// Busy work for `wall` of wall-clock time: the rounds done measure the CPU time the process
+/// got meanwhile, whatever the machine's speed, so two environments compare by their ratio.
+fn spin_for(wall: std::time::Duration) -> Value {
+    let started = std::time::Instant::now();
+    let mut rounds: u64 = 0;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    while started.elapsed() < wall {
+        for _ in 0..1000 {
+            state = std::hint::black_box(state.rotate_left(7) ^ rounds.wrapping_mul(31));
+            rounds += 1;
+        }
+    }
+    json!({
+        "rounds": rounds,
+        "wall_ms": started.elapsed().as_secs_f64() * 1000.0,
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
