@@ -582,20 +582,12 @@ async fn an_interrupted_bench_keeps_its_partial_run_and_report_reads_it() {
     let payload = dir.join("short.json");
     std::fs::write(&payload, r#"{"sleep_ms": 20}"#).expect("writes");
     let run_file = dir.join("partial.json");
-    let (config_var, config_dir) = hybridlab_tests::sandbox::without_user_config();
-    let mut command = std::process::Command::new(hybridlab_tests::sandbox::build_binary(
-        "hybridlab-console",
-        "hybridlab",
-    ));
-    for var in hybridlab_tests::sandbox::USER_TARGET_VARS {
-        command.env_remove(var);
-    }
+    let mut command = hybridlab_tests::stack::hybridlab_command();
     command
         .args(["bench", "--function", &function, "-n", "1000000", "-c", "2"])
         .args(["--payload", payload.to_str().expect("UTF-8")])
         .args(["--out", run_file.to_str().expect("UTF-8")])
         .args(["--endpoint", &lab.endpoint])
-        .env(config_var, config_dir)
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

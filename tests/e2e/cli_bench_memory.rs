@@ -161,21 +161,13 @@ async fn a_memory_sweep_interrupted_by_ctrl_c_keeps_its_levels_and_restores_the_
         let payload = dir.join("short.json");
         std::fs::write(&payload, r#"{"sleep_ms": 50}"#).expect("writes");
         let run_file = dir.join("sweep.json");
-        let (config_var, config_dir) = hybridlab_tests::sandbox::without_user_config();
-        let mut command = std::process::Command::new(hybridlab_tests::sandbox::build_binary(
-            "hybridlab-console",
-            "hybridlab",
-        ));
-        for var in hybridlab_tests::sandbox::USER_TARGET_VARS {
-            command.env_remove(var);
-        }
+        let mut command = hybridlab_tests::stack::hybridlab_command();
         // Each level is long enough (120 invocations of at least 50 ms) to be interrupted.
         command
             .args(["bench", "--function", &function, "--memory", "256,512"])
             .args(["-n", "120", "--payload", payload.to_str().expect("UTF-8")])
             .args(["--out", run_file.to_str().expect("UTF-8")])
             .args(["--endpoint", &lab.endpoint])
-            .env(config_var, config_dir)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

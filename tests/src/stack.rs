@@ -11,21 +11,26 @@ use crate::sandbox::{EdgeClients, build_binary, lab_programs_env};
 /// Runs `hybridlab <args> --endpoint <edge>` with its state files in the test's own place,
 /// deploying the programs the test binary built (an `up` builds nothing of its own).
 pub fn hybridlab(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let binary = build_binary("hybridlab-console", "hybridlab");
-    let (config_var, config_dir) = crate::sandbox::without_user_config();
-    let mut command = Command::new(binary);
-    for var in crate::sandbox::USER_TARGET_VARS {
-        command.env_remove(var);
-    }
-    command
+    hybridlab_command()
         .args(args)
         .args(["--endpoint", endpoint])
-        .env(config_var, config_dir)
         .env_remove("HYBRIDLAB_FAIL_AFTER_STEP")
         .envs(lab_programs_env())
         .envs(envs.iter().copied())
         .output()
         .expect("hybridlab runs")
+}
+
+/// The `hybridlab` binary as a test runs it: none of the user's own settings can choose its
+/// target (no target variables, no config file).
+pub fn hybridlab_command() -> Command {
+    let (config_var, config_dir) = crate::sandbox::without_user_config();
+    let mut command = Command::new(build_binary("hybridlab-console", "hybridlab"));
+    for var in crate::sandbox::USER_TARGET_VARS {
+        command.env_remove(var);
+    }
+    command.env(config_var, config_dir);
+    command
 }
 
 /// [`hybridlab`] from async code: the binary runs on a blocking thread, so the test's runtime

@@ -823,34 +823,12 @@ fn upload_run_section(out: &mut String, labeled: &LabeledUpload) {
     }
     out.push('\n');
 
-    out.push_str("#### Percentiles (ms)\n\n");
-    if run.measures.is_empty() {
-        out.push_str("No image was measured.\n\n");
-    } else {
-        table_header(
-            out,
-            &[
-                "measure", "count", "p50", "p90", "p99", "p99.9", "max", "mean",
-            ],
-            1,
-        );
-        for measure in &run.measures {
-            table_row(
-                out,
-                &[
-                    upload_measure_title(&measure.name).to_owned(),
-                    measure.count.to_string(),
-                    ms(measure.p50_ms),
-                    ms(measure.p90_ms),
-                    ms(measure.p99_ms),
-                    ms(measure.p999_ms),
-                    ms(measure.max_ms),
-                    ms(measure.mean_ms),
-                ],
-            );
-        }
-        out.push('\n');
-    }
+    percentiles_part(
+        out,
+        &run.measures,
+        |name| upload_measure_title(name).to_owned(),
+        "image",
+    );
 
     out.push_str("#### The resizer\n\n");
     let errors = run.failed + run.errors;
@@ -1008,34 +986,7 @@ fn run_section(
     }
     out.push('\n');
 
-    out.push_str("#### Percentiles (ms)\n\n");
-    if summary.measures.is_empty() {
-        out.push_str("No invocation was measured.\n\n");
-    } else {
-        table_header(
-            out,
-            &[
-                "measure", "count", "p50", "p90", "p99", "p99.9", "max", "mean",
-            ],
-            1,
-        );
-        for measure in &summary.measures {
-            table_row(
-                out,
-                &[
-                    measure_title(&measure.name),
-                    measure.count.to_string(),
-                    ms(measure.p50_ms),
-                    ms(measure.p90_ms),
-                    ms(measure.p99_ms),
-                    ms(measure.p999_ms),
-                    ms(measure.max_ms),
-                    ms(measure.mean_ms),
-                ],
-            );
-        }
-        out.push('\n');
-    }
+    percentiles_part(out, &summary.measures, measure_title, "invocation");
 
     out.push_str("#### Cold starts against warm invocations\n\n");
     cold_warm_part(out, run, split, figure);
@@ -1115,6 +1066,44 @@ fn cold_warm_part(out: &mut String, run: &Run, split: Option<&ColdWarm>, figure:
                 ms(spread.p90_ms),
                 ms(spread.p99_ms),
                 ms(spread.max_ms),
+            ],
+        );
+    }
+    out.push('\n');
+}
+
+/// The `Percentiles (ms)` part of a run: a row per measure, each named by `title`; `what` is
+/// what a sample is (`No invocation was measured.`).
+fn percentiles_part(
+    out: &mut String,
+    measures: &[MeasureSummary],
+    title: impl Fn(&str) -> String,
+    what: &str,
+) {
+    out.push_str("#### Percentiles (ms)\n\n");
+    if measures.is_empty() {
+        let _ = writeln!(out, "No {what} was measured.\n");
+        return;
+    }
+    table_header(
+        out,
+        &[
+            "measure", "count", "p50", "p90", "p99", "p99.9", "max", "mean",
+        ],
+        1,
+    );
+    for measure in measures {
+        table_row(
+            out,
+            &[
+                title(&measure.name),
+                measure.count.to_string(),
+                ms(measure.p50_ms),
+                ms(measure.p90_ms),
+                ms(measure.p99_ms),
+                ms(measure.p999_ms),
+                ms(measure.max_ms),
+                ms(measure.mean_ms),
             ],
         );
     }

@@ -237,6 +237,23 @@ pub fn upload_distribution(uploads: &[LabeledUpload]) -> Option<Figure> {
                 })
         })
         .collect();
+    percentile_figure(
+        series,
+        "Upload pipeline: each measure by percentile",
+        "milliseconds",
+        "upload-distribution.svg",
+        "Upload pipeline measures by percentile",
+    )
+}
+
+/// A figure of `series` of milliseconds against the percentile axis; `None` without any.
+fn percentile_figure(
+    series: Vec<Series>,
+    title: &str,
+    y_label: &str,
+    file_name: &str,
+    caption: &str,
+) -> Option<Figure> {
     if series.is_empty() {
         return None;
     }
@@ -246,14 +263,14 @@ pub fn upload_distribution(uploads: &[LabeledUpload]) -> Option<Figure> {
             .flat_map(|s| s.points.iter().map(|&(_, ms)| ms)),
     );
     let chart = LineChart {
-        title: "Upload pipeline: each measure by percentile".to_owned(),
+        title: title.to_owned(),
         x: percentile_axis(),
-        y: Axis::linear("milliseconds", 0.0, top),
+        y: Axis::linear(y_label, 0.0, top),
         series,
     };
     Some(Figure {
-        file_name: "upload-distribution.svg".to_owned(),
-        caption: "Upload pipeline measures by percentile".to_owned(),
+        file_name: file_name.to_owned(),
+        caption: caption.to_owned(),
         svg: chart.to_svg(),
     })
 }
@@ -395,25 +412,13 @@ fn latency_distribution(runs: &[LabeledRun]) -> Option<Figure> {
             style: LineStyle::nth(index),
         })
         .collect();
-    if series.is_empty() {
-        return None;
-    }
-    let top = highest(
-        series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|&(_, ms)| ms)),
-    );
-    let chart = LineChart {
-        title: "Client latency by percentile".to_owned(),
-        x: percentile_axis(),
-        y: Axis::linear("client latency (ms)", 0.0, top),
+    percentile_figure(
         series,
-    };
-    Some(Figure {
-        file_name: "latency-distribution.svg".to_owned(),
-        caption: "Client latency by percentile".to_owned(),
-        svg: chart.to_svg(),
-    })
+        "Client latency by percentile",
+        "client latency (ms)",
+        "latency-distribution.svg",
+        "Client latency by percentile",
+    )
 }
 
 /// The concurrency axis of sweeps: logarithmic (levels usually double), a tick per level.

@@ -252,28 +252,7 @@ impl LineChart {
         draw_x_axis(&mut svg, &self.x);
         draw_y_axis(&mut svg, &self.y);
         for series in &self.series {
-            let points: Vec<String> = series
-                .points
-                .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .map(|&(x, y)| format!("{:.1},{:.1}", self.x.x_pixel(x), self.y.y_pixel(y)))
-                .collect();
-            let _ = write!(
-                svg,
-                r#"<g class="series" data-name="{name}"><title>{name}</title><polyline fill="none" {stroke} stroke-width="2" stroke-linejoin="round" points="{points}"/>"#,
-                name = escape(&series.name),
-                stroke = series.style.stroke(),
-                points = points.join(" "),
-            );
-            if series.markers {
-                let fill = colour(series.style.colour);
-                for point in &points {
-                    if let Some((x, y)) = point.split_once(',') {
-                        let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{fill}"/>"#);
-                    }
-                }
-            }
-            svg.push_str("</g>\n");
+            series_svg(&mut svg, series, &self.x, &self.y);
         }
         let entries: Vec<(&str, LegendMark)> = self
             .series
@@ -822,30 +801,7 @@ impl DualAxisChart {
                 label = escape(&mark.label)
             );
         }
-        let mut draw = |series: &Series, axis: &Axis| {
-            let points: Vec<String> = series
-                .points
-                .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .map(|&(x, y)| format!("{:.1},{:.1}", self.x.x_pixel(x), axis.y_pixel(y)))
-                .collect();
-            let _ = write!(
-                svg,
-                r#"<g class="series" data-name="{name}"><title>{name}</title><polyline fill="none" {stroke} stroke-width="2" stroke-linejoin="round" points="{points}"/>"#,
-                name = escape(&series.name),
-                stroke = series.style.stroke(),
-                points = points.join(" "),
-            );
-            if series.markers {
-                let fill = colour(series.style.colour);
-                for point in &points {
-                    if let Some((x, y)) = point.split_once(',') {
-                        let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{fill}"/>"#);
-                    }
-                }
-            }
-            svg.push_str("</g>\n");
-        };
+        let mut draw = |series: &Series, axis: &Axis| series_svg(&mut svg, series, &self.x, axis);
         for series in &self.left {
             draw(series, &self.y_left);
         }
@@ -894,6 +850,32 @@ pub fn escape(text: &str) -> String {
         }
     }
     escaped
+}
+
+/// One series as a polyline of `x` against `y`, with its markers, its name as a tooltip.
+fn series_svg(svg: &mut String, series: &Series, x_axis: &Axis, y_axis: &Axis) {
+    let points: Vec<String> = series
+        .points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .map(|&(x, y)| format!("{:.1},{:.1}", x_axis.x_pixel(x), y_axis.y_pixel(y)))
+        .collect();
+    let _ = write!(
+        svg,
+        r#"<g class="series" data-name="{name}"><title>{name}</title><polyline fill="none" {stroke} stroke-width="2" stroke-linejoin="round" points="{points}"/>"#,
+        name = escape(&series.name),
+        stroke = series.style.stroke(),
+        points = points.join(" "),
+    );
+    if series.markers {
+        let fill = colour(series.style.colour);
+        for point in &points {
+            if let Some((x, y)) = point.split_once(',') {
+                let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{fill}"/>"#);
+            }
+        }
+    }
+    svg.push_str("</g>\n");
 }
 
 #[cfg(test)]

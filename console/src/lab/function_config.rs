@@ -72,10 +72,13 @@ impl ConfiguredFunction {
         format!("the function {}", self.name)
     }
 
-    /// The function's memory and environment now.
-    pub async fn settings(&self) -> anyhow::Result<FunctionSettings> {
-        let config = self
-            .clients
+    /// `GetFunctionConfiguration`, a refusal explained.
+    async fn configuration(
+        &self,
+    ) -> anyhow::Result<
+        aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
+    > {
+        self.clients
             .lambda
             .get_function_configuration()
             .function_name(&self.name)
@@ -89,7 +92,12 @@ impl ConfiguredFunction {
                     &self.resource(),
                     err,
                 )
-            })?;
+            })
+    }
+
+    /// The function's memory and environment now.
+    pub async fn settings(&self) -> anyhow::Result<FunctionSettings> {
+        let config = self.configuration().await?;
         Ok(FunctionSettings {
             // Lambda's default when a function was created without one.
             memory_mb: config
@@ -189,22 +197,7 @@ impl ConfiguredFunction {
     /// error with Lambda's reason.
     async fn wait_updated(&self, deadline: Instant) -> anyhow::Result<()> {
         loop {
-            let config = self
-                .clients
-                .lambda
-                .get_function_configuration()
-                .function_name(&self.name)
-                .send()
-                .await
-                .map_err(|err| {
-                    explain(
-                        &self.clients,
-                        None,
-                        "lambda:GetFunctionConfiguration",
-                        &self.resource(),
-                        err,
-                    )
-                })?;
+            let config = self.configuration().await?;
             let busy = matches!(config.state(), Some(State::Pending))
                 || matches!(
                     config.last_update_status(),
