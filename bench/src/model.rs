@@ -111,6 +111,29 @@ impl Sample {
             .as_ref()
             .is_some_and(|report| report.cold_start())
     }
+
+    // Where the time went, as the console's bar and the report's figure both split it. The
+    // parts come from three clocks (the client's, Lambda's, the server's): a difference that
+    // comes out negative is rounding or skew, and counts as no time.
+
+    /// The client's latency beyond Lambda's Duration and Init (Init is outside Duration but
+    /// inside what the client waited): signing, the Invoke API, the network to Lambda.
+    /// `None` without a REPORT line.
+    pub fn invoke_overhead_ms(&self) -> Option<f64> {
+        let report = self.lambda.as_ref()?;
+        let client_ms = self.latency_us() as f64 / 1000.0;
+        Some((client_ms - report.duration_ms - report.init_duration_ms.unwrap_or(0.0)).max(0.0))
+    }
+
+    /// The proxy's own time: Lambda's Duration minus its call to the image server.
+    pub fn proxy_own_ms(&self) -> Option<f64> {
+        Some((self.lambda.as_ref()?.duration_ms - self.ec2_round_trip_ms?).max(0.0))
+    }
+
+    /// The Lambda-to-EC2 network: the proxy's call minus the server's own total.
+    pub fn lambda_to_ec2_ms(&self) -> Option<f64> {
+        Some((self.ec2_round_trip_ms? - self.ec2_ms.as_ref()?.total).max(0.0))
+    }
 }
 
 /// How invocations are issued.

@@ -56,7 +56,7 @@ pub fn read_record() -> Option<SandboxRecord> {
 
 /// Whether process `pid` runs (a zombie does not).
 #[cfg(target_os = "linux")]
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|stat| {
@@ -71,7 +71,7 @@ fn alive(pid: u32) -> bool {
 /// Whether process `pid` exists, by signal 0, where there is no procfs to tell a zombie apart;
 /// the edge's health answer, asked next, tells a dead sandbox anyway.
 #[cfg(not(target_os = "linux"))]
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)

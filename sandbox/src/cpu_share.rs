@@ -106,7 +106,7 @@ impl CpuShare {
         Self::prepared(
             cgroup::detect(std::path::Path::new("/"), std::process::id()),
             machine_cpus,
-            cgroup::alive,
+            crate::control::alive,
         )
     }
 

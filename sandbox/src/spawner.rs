@@ -187,18 +187,6 @@ mod tests {
         assert_eq!(status.signal(), Some(9), "{status}");
     }
 
-    /// The process with this id, unless it has ended (a zombie has).
-    #[cfg(target_os = "linux")]
-    fn running(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-                Some(state != 'Z')
-            })
-            .unwrap_or(false)
-    }
-
     /// Killing a child's group kills what the child started, which killing the child alone
     /// leaves running.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,16 +207,16 @@ mod tests {
             .await
             .expect("the grandchild's id");
         let grandchild: u32 = line.trim().parse().expect("a pid");
-        assert!(running(grandchild), "sleep runs");
+        assert!(crate::control::alive(grandchild), "sleep runs");
         group.kill();
         child.wait().await.expect("sh ends");
         group.reap();
         // The grandchild was re-parented when sh died; its new parent reaps it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while running(grandchild) && std::time::Instant::now() < deadline {
+        while crate::control::alive(grandchild) && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let survived = running(grandchild);
+        let survived = crate::control::alive(grandchild);
         if survived {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &grandchild.to_string()])

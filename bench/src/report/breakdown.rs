@@ -93,30 +93,26 @@ impl Segment {
 /// 0.01 ms on the wire).
 const NEGLIGIBLE_MS: f64 = 0.005;
 
-/// The segments of one invocation, in milliseconds. Differences that come out negative
-/// (clocks of different hosts, rounding) count as zero.
+/// The segments of one invocation, in milliseconds: [`Sample`]'s own split between clocks
+/// (as the console draws it), and lumps where the run file lacks a part. Differences that come
+/// out negative (clocks of different hosts, rounding) count as zero.
 pub fn segments_of(sample: &Sample) -> Vec<(Segment, f64)> {
-    let client_ms = sample.latency_us() as f64 / 1000.0;
-    let Some(report) = &sample.lambda else {
-        return vec![(Segment::ClientUnsplit, client_ms)];
+    let (Some(report), Some(overhead)) = (&sample.lambda, sample.invoke_overhead_ms()) else {
+        return vec![(Segment::ClientUnsplit, sample.latency_us() as f64 / 1000.0)];
     };
-    let init = report.init_duration_ms.unwrap_or(0.0);
     let duration = report.duration_ms;
-    let mut out = vec![(
-        Segment::ClientOverhead,
-        (client_ms - duration - init).max(0.0),
-    )];
+    let mut out = vec![(Segment::ClientOverhead, overhead)];
     if let Some(init) = report.init_duration_ms {
         out.push((Segment::Init, init));
     }
     match (&sample.ec2_ms, sample.ec2_round_trip_ms) {
-        (Some(server), round_trip) => {
-            match round_trip {
-                Some(round_trip) => {
-                    out.push((Segment::Proxy, (duration - round_trip).max(0.0)));
-                    out.push((Segment::Network, (round_trip - server.total).max(0.0)));
+        (Some(server), _) => {
+            match (sample.proxy_own_ms(), sample.lambda_to_ec2_ms()) {
+                (Some(proxy), Some(network)) => {
+                    out.push((Segment::Proxy, proxy));
+                    out.push((Segment::Network, network));
                 }
-                None => out.push((Segment::ProxyAndNetwork, (duration - server.total).max(0.0))),
+                _ => out.push((Segment::ProxyAndNetwork, (duration - server.total).max(0.0))),
             }
             let stages = [
                 (Segment::Download, server.download),
@@ -134,7 +130,8 @@ pub fn segments_of(sample: &Sample) -> Vec<(Segment, f64)> {
             }
         }
         (None, Some(round_trip)) => {
-            out.push((Segment::Proxy, (duration - round_trip).max(0.0)));
+            // The REPORT and the proxy's call are both here: its own time is known.
+            out.extend(sample.proxy_own_ms().map(|proxy| (Segment::Proxy, proxy)));
             out.push((Segment::RoundTripUnsplit, round_trip));
         }
         (None, None) => out.push((Segment::FunctionUnsplit, duration)),

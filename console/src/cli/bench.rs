@@ -424,13 +424,12 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             print_run(run);
         }
         if args.memory.is_some() {
-            let missing: Vec<u32> = file
+            let levels: Vec<u32> = file
                 .runs
                 .iter()
                 .filter_map(|run| run.config.memory_mb)
-                .filter(|level| !points.iter().any(|point| point.memory_mb == *level))
                 .collect();
-            super::bench_memory::print_memory(&aim.function, &points, &missing);
+            super::bench_memory::print_memory(&aim.function, &points, &levels);
         } else if file.runs.len() > 1 {
             print_sweep(&file.runs);
         }
@@ -440,15 +439,7 @@ pub async fn run(target: &TargetChoice, args: BenchArgs) -> anyhow::Result<ExitC
             }
         }
     }
-    match (failure, restored) {
-        (Some(failure), Err(restore)) => {
-            eprintln!("hybridlab: {failure:#}");
-            return Err(restore);
-        }
-        (Some(failure), Ok(())) => return Err(failure),
-        (None, Err(restore)) => return Err(restore),
-        (None, Ok(())) => {}
-    }
+    super::bench_memory::failure_or_restore(failure, restored)?;
     let all_ok = file
         .runs
         .iter()

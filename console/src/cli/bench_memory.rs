@@ -213,8 +213,29 @@ pub fn memory_json(points: &[MemoryPoint]) -> Value {
     json!({"points": points, "picks": picks(points)})
 }
 
-/// The table of a memory sweep, then its picks; `missing` are the levels without a REPORT line.
-pub fn print_memory(function: &str, points: &[MemoryPoint], missing: &[u32]) {
+/// What a bench that changed the function ends with: the run's failure, else the restore's.
+/// When both failed, the run's is printed and the restore's returned: what the function is
+/// left with is what the user must act on.
+pub fn failure_or_restore(
+    failure: Option<anyhow::Error>,
+    restored: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match (failure, restored) {
+        (Some(failure), Err(restore)) => {
+            eprintln!("hybridlab: {failure:#}");
+            Err(restore)
+        }
+        (Some(failure), Ok(())) => Err(failure),
+        (None, restored) => restored,
+    }
+}
+
+/// The table of a memory sweep, then its picks; `levels` are the sizes run, and those without
+/// a point (no REPORT line) are named.
+pub fn print_memory(function: &str, points: &[MemoryPoint], levels: &[u32]) {
+    let missing = levels
+        .iter()
+        .filter(|level| !points.iter().any(|point| point.memory_mb == **level));
     let colour = stdout_colour();
     println!(
         "\n{} of {function} (Lambda's REPORT Duration and Billed Duration; cost at Lambda's x86 list prices):",

@@ -202,26 +202,14 @@ pub async fn run(target: &TargetChoice, bench: UploadBench<'_>) -> anyhow::Resul
             print_run(run, first_error.as_deref());
         }
         if bench.memory.is_some() {
-            let missing: Vec<u32> = runs
-                .iter()
-                .filter_map(|run| run.memory_mb)
-                .filter(|level| !points.iter().any(|point| point.memory_mb == *level))
-                .collect();
-            super::bench_memory::print_memory(&lab.names.resizer, &points, &missing);
+            let levels: Vec<u32> = runs.iter().filter_map(|run| run.memory_mb).collect();
+            super::bench_memory::print_memory(&lab.names.resizer, &points, &levels);
         }
         if let Some(path) = bench.out {
             println!("Wrote the run to {}.", path.display());
         }
     }
-    match (failure, restored) {
-        (Some(failure), Err(restore)) => {
-            eprintln!("hybridlab: {failure:#}");
-            return Err(restore);
-        }
-        (Some(failure), Ok(())) => return Err(failure),
-        (None, Err(restore)) => return Err(restore),
-        (None, Ok(())) => {}
-    }
+    super::bench_memory::failure_or_restore(failure, restored)?;
     Ok(
         if interrupts.count() > 0 || runs.iter().any(|run| run.interrupted) {
             ExitCode::from(super::exit::INTERRUPTED)

@@ -53,19 +53,9 @@ impl Measure {
         Self::DynamoDb,
     ];
 
-    /// The bar's segments: together they make up the client latency of one invocation.
-    pub const SEGMENTS: [Self; 10] = [
-        Self::Overhead,
-        Self::Init,
-        Self::Proxy,
-        Self::Network,
-        Self::Download,
-        Self::Decode,
-        Self::Resize,
-        Self::Encode,
-        Self::S3,
-        Self::DynamoDb,
-    ];
+    /// The bar's segments: together they make up the client latency of one invocation. Every
+    /// measure after the client's and Lambda's, which the segments split.
+    pub const SEGMENTS: &'static [Self] = Self::ALL.split_at(2).1;
 
     pub fn label(self) -> &'static str {
         match self {
@@ -91,27 +81,21 @@ impl Measure {
 
 /// The measures of one sample, in milliseconds; `None` where the sample lacks what the
 /// measure is made of (no REPORT for a throttle, no stage timings for a server error...).
-/// Differences are clamped at zero: the parts come from three clocks, and a segment a
-/// rounding makes negative took no time worth drawing.
+/// The segments between clocks are [`Sample`]'s own, as the report computes them.
 pub fn measures_of(sample: &Sample) -> [Option<f64>; Measure::ALL.len()] {
     let client = sample.latency_us() as f64 / 1000.0;
     let report = sample.lambda.as_ref();
-    let duration = report.map(|report| report.duration_ms);
-    let init = report.and_then(|report| report.init_duration_ms);
-    let round_trip = sample.ec2_round_trip_ms;
     let stages = sample.ec2_ms.as_ref();
-    let gap = |a: Option<f64>, b: Option<f64>| Some((a? - b?).max(0.0));
     let stage = |pick: fn(&hybridlab_wire::StageTimings) -> f64| stages.map(pick);
     let mut values = [None; Measure::ALL.len()];
     for measure in Measure::ALL {
         values[measure.index()] = match measure {
             Measure::Client => Some(client),
-            Measure::Lambda => duration,
-            // Init is outside Duration but inside what the client waited.
-            Measure::Overhead => duration.map(|d| (client - d - init.unwrap_or(0.0)).max(0.0)),
-            Measure::Init => init,
-            Measure::Proxy => gap(duration, round_trip),
-            Measure::Network => gap(round_trip, stages.map(|s| s.total)),
+            Measure::Lambda => report.map(|report| report.duration_ms),
+            Measure::Overhead => sample.invoke_overhead_ms(),
+            Measure::Init => report.and_then(|report| report.init_duration_ms),
+            Measure::Proxy => sample.proxy_own_ms(),
+            Measure::Network => sample.lambda_to_ec2_ms(),
             Measure::Download => stage(|s| s.download),
             Measure::Decode => stage(|s| s.decode),
             Measure::Resize => stage(|s| s.resize),

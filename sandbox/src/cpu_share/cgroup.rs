@@ -219,17 +219,6 @@ fn detect_v1(
     Ok(Hierarchy::new(Version::V1, base, pid))
 }
 
-/// Whether process `pid` runs (a zombie has ended).
-pub(super) fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
-}
-
 impl Hierarchy {
     fn new(version: Version, base: PathBuf, pid: u32) -> Self {
         Self {
